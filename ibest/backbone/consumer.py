@@ -1,0 +1,145 @@
+"""How a service consumes events: validate, apply once, acknowledge only after storing.
+
+The policy, for every delivered message:
+- it breaks the contract (bad JSON, failed validation, subject/trust mismatch) or a
+  domain rule (`ContractError` raised by a handler): dead-lettered at once, acknowledged;
+- its id was already used for different content: dead-lettered at once;
+- anything else raised is taken as transient (database down, timeouts): the message is
+  put back with exponential backoff, and dead-lettered once `max_deliveries` is reached;
+- success: acknowledged after the handler has stored its effect.
+Handlers must be idempotent; this policy may call them more than once for one event.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from pymongo.asynchronous.database import AsyncDatabase
+
+from ibest.backbone import metrics
+from ibest.backbone.deadletters import dead_letter
+from shared.envelope import AnyEvent, ContractError, parse_event
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[AnyEvent], Awaitable[None]]
+
+
+def content_digest(event: AnyEvent) -> str:
+    """A digest of what the event says, independent of JSON spacing and key order."""
+    canonical = json.dumps(event.model_dump(mode="json", exclude_none=True), sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class EventLedger:
+    """Remembers each event id with its content digest, to catch an id reused for other content."""
+
+    def __init__(self, db: AsyncDatabase[dict[str, object]]) -> None:
+        self._seen = db["seen_events"]
+
+    async def remember(self, event: AnyEvent) -> str | None:
+        """Record the event; return the digest stored earlier under its id, if any."""
+        digest = content_digest(event)
+        prior = await self._seen.find_one_and_update(
+            {"_id": str(event.id)},
+            {"$setOnInsert": {"digest": digest, "type": event.type}},
+            upsert=True,
+        )
+        if prior is None or prior.get("digest") == digest:
+            return None
+        return str(prior.get("digest"))
+
+
+@dataclass
+class ConsumerPolicy:
+    """Bounds of the retry policy (see module docstring)."""
+
+    max_deliveries: int = 20
+    backoff_max: float = 60.0
+
+    def backoff(self, delivered: int) -> float:
+        return float(min(self.backoff_max, 0.5 * 2 ** max(0, delivered - 1)))
+
+
+class EventConsumer:
+    """Applies delivered messages to a service's handlers under the policy above."""
+
+    def __init__(
+        self,
+        service: str,
+        handlers: Mapping[str, Handler],
+        js: JetStreamContext,
+        ledger: EventLedger,
+        policy: ConsumerPolicy,
+    ) -> None:
+        self.service = service
+        self._handlers = handlers
+        self._js = js
+        self._ledger = ledger
+        self._policy = policy
+
+    async def process_batch(self, msgs: list[Msg]) -> None:
+        for msg in msgs:
+            await self.process(msg)
+
+    async def process(self, msg: Msg) -> None:
+        started = time.perf_counter()
+        try:
+            event = parse_event(msg.subject, msg.data)
+        except ContractError as exc:
+            await self._reject(msg, "unknown", "invalid", str(exc))
+            return
+        kind = event.event_type.name
+        handler = self._handlers.get(kind)
+        try:
+            if handler is None:
+                raise ContractError.one("type", f"{kind} is not consumed by {self.service}")
+            if await self._ledger.remember(event) is not None:
+                raise ContractError.one(
+                    "id", f"{event.id} was already used for an event with different content; "
+                    "an id identifies one event and must not be reused",
+                )
+            await handler(event)
+        except ContractError as exc:
+            await self._reject(msg, kind, "invalid", str(exc))
+            return
+        except Exception as exc:
+            await self._retry_or_give_up(msg, kind, exc)
+            return
+        await msg.ack()
+        metrics.EVENTS_CONSUMED.labels(self.service, kind, "applied").inc()
+        metrics.HANDLER_SECONDS.labels(self.service).observe(time.perf_counter() - started)
+        stored = msg.metadata.timestamp
+        if stored is not None:
+            age = max(0.0, time.time() - stored.timestamp())
+            metrics.EVENT_AGE_SECONDS.labels(self.service).observe(age)
+        metrics.LAST_EVENT_TIMESTAMP.labels(self.service).set(time.time())
+
+    async def _reject(self, msg: Msg, kind: str, reason: str, error: str) -> None:
+        log.warning("%s: dead-lettering %s (seq %s): %s", self.service, kind,
+                    msg.metadata.sequence.stream, error)
+        await dead_letter(self._js, msg, consumer=self.service, reason=reason, error=error)
+        await msg.ack()
+        metrics.DEAD_LETTERS.labels(self.service, reason).inc()
+        metrics.EVENTS_CONSUMED.labels(self.service, kind, "dead_lettered").inc()
+
+    async def _retry_or_give_up(self, msg: Msg, kind: str, exc: Exception) -> None:
+        metrics.HANDLER_ERRORS.labels(self.service, type(exc).__name__).inc()
+        delivered = msg.metadata.num_delivered
+        error = f"{type(exc).__name__}: {exc}"
+        if delivered >= self._policy.max_deliveries:
+            await self._reject(msg, kind, "exhausted",
+                               f"gave up after {delivered} deliveries: {error}")
+            return
+        delay = self._policy.backoff(delivered)
+        log.warning("%s: %s failed (delivery %d), retrying in %.1fs: %s",
+                    self.service, kind, delivered, delay, error)
+        metrics.EVENTS_RETRIED.labels(self.service).inc()
+        await msg.nak(delay=delay)

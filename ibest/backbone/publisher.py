@@ -1,0 +1,52 @@
+"""Publishing contract events to JetStream with the CloudEvent id as Nats-Msg-Id."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from nats.errors import ConnectionClosedError, NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js import JetStreamContext
+from nats.js.errors import ServiceUnavailableError
+
+from ibest.backbone.metrics import EVENTS_PUBLISHED
+from ibest.backbone.streams import EVENTS_STREAM
+from shared.envelope import AnyEvent
+
+log = logging.getLogger(__name__)
+_TRANSIENT = (NatsTimeout, TimeoutError, NoRespondersError, ServiceUnavailableError,
+              ConnectionClosedError)
+
+
+class EventPublisher:
+    """Publishes events and waits for the stream's acknowledgement, retrying briefly.
+
+    Re-publishing the same event is always safe: the stream drops a repeated id within its
+    duplicate window, and consumers are idempotent by id beyond it.
+    """
+
+    def __init__(self, js: JetStreamContext, service: str, attempts: int = 5) -> None:
+        self._js = js
+        self._service = service
+        self._attempts = attempts
+
+    async def publish(self, event: AnyEvent) -> bool:
+        """Publish `event`; True when the stream stored it, False when it was a duplicate."""
+        delay = 0.2
+        for attempt in range(1, self._attempts + 1):
+            try:
+                ack = await self._js.publish(
+                    event.subject, event.to_json(),
+                    headers={"Nats-Msg-Id": str(event.id)}, stream=EVENTS_STREAM, timeout=5,
+                )
+            except _TRANSIENT:
+                if attempt == self._attempts:
+                    raise
+                log.warning("publish of %s failed (attempt %d); retrying", event.type, attempt)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5)
+            else:
+                EVENTS_PUBLISHED.labels(self._service, event.event_type.name).inc()
+                return not ack.duplicate
+        raise AssertionError("unreachable")

