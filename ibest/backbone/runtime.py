@@ -157,6 +157,7 @@ def create_app(
                 await stop()
             await nc.drain()
             await mongo.close()
+            log.info("%s service stopped cleanly", spec.name)
 
     app = FastAPI(title=spec.title or f"iBeST {spec.name} service",
                   description=spec.description, lifespan=lifespan)
