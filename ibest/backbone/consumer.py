@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
+from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from ibest.backbone import metrics
@@ -44,17 +45,21 @@ class EventLedger:
     def __init__(self, db: AsyncDatabase[dict[str, object]]) -> None:
         self._seen = db["seen_events"]
 
-    async def remember(self, event: AnyEvent) -> str | None:
-        """Record the event; return the digest stored earlier under its id, if any."""
-        digest = content_digest(event)
-        prior = await self._seen.find_one_and_update(
-            {"_id": str(event.id)},
-            {"$setOnInsert": {"digest": digest, "type": event.type}},
-            upsert=True,
-        )
-        if prior is None or prior.get("digest") == digest:
-            return None
-        return str(prior.get("digest"))
+    async def conflicts(self, events: list[AnyEvent]) -> set[int]:
+        """Record a batch of events (two round trips); return the positions of those whose
+        id was first recorded with different content."""
+        if not events:
+            return set()
+        digests = [content_digest(e) for e in events]
+        await self._seen.bulk_write([
+            UpdateOne({"_id": str(e.id)},
+                      {"$setOnInsert": {"digest": d, "type": e.type}}, upsert=True)
+            for e, d in zip(events, digests, strict=True)
+        ], ordered=False)
+        stored = {doc["_id"]: doc.get("digest") async for doc in self._seen.find(
+            {"_id": {"$in": list({str(e.id) for e in events})}}, {"digest": 1})}
+        return {i for i, (e, d) in enumerate(zip(events, digests, strict=True))
+                if stored.get(str(e.id)) != d}
 
 
 @dataclass
@@ -86,22 +91,30 @@ class EventConsumer:
         self._policy = policy
 
     async def process_batch(self, msgs: list[Msg]) -> None:
+        """Validate the batch, check ids in one go, then apply each event in order."""
+        valid: list[tuple[Msg, AnyEvent]] = []
         for msg in msgs:
-            await self.process(msg)
-
-    async def process(self, msg: Msg) -> None:
-        started = time.perf_counter()
+            try:
+                valid.append((msg, parse_event(msg.subject, msg.data)))
+            except ContractError as exc:
+                await self._reject(msg, "unknown", "invalid", str(exc))
         try:
-            event = parse_event(msg.subject, msg.data)
-        except ContractError as exc:
-            await self._reject(msg, "unknown", "invalid", str(exc))
+            reused = await self._ledger.conflicts([event for _, event in valid])
+        except Exception as exc:
+            for msg, event in valid:
+                await self._retry_or_give_up(msg, event.event_type.name, exc)
             return
+        for i, (msg, event) in enumerate(valid):
+            await self.process(msg, event, id_reused=i in reused)
+
+    async def process(self, msg: Msg, event: AnyEvent, id_reused: bool) -> None:
+        started = time.perf_counter()
         kind = event.event_type.name
         handler = self._handlers.get(kind)
         try:
             if handler is None:
                 raise ContractError.one("type", f"{kind} is not consumed by {self.service}")
-            if await self._ledger.remember(event) is not None:
+            if id_reused:
                 raise ContractError.one(
                     "id", f"{event.id} was already used for an event with different content; "
                     "an id identifies one event and must not be reused",

@@ -30,6 +30,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from ibest.backbone import compat
 from ibest.backbone.consumer import ConsumerPolicy, EventConsumer, EventLedger, Handler
 from ibest.backbone.publisher import EventPublisher
 from ibest.backbone.settings import Settings
@@ -105,7 +106,10 @@ def create_app(
 ) -> FastAPI:
     """Build the service's ASGI app; nothing connects until the app starts."""
     settings = settings or Settings()
-    broker = NatsBroker(settings.nats_url, name=f"ibest-{spec.name}", graceful_timeout=30)
+    compat.apply()
+    # Per-batch access lines go to DEBUG: our consumer logs what matters (dead letters, retries).
+    broker = NatsBroker(settings.nats_url, name=f"ibest-{spec.name}", graceful_timeout=30,
+                        log_level=logging.DEBUG)
     state: dict[str, Any] = {}
 
     @broker.subscriber(

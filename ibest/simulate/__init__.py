@@ -1,0 +1,1 @@
+"""A realistic, seeded rollout published through the public contract (`ibest simulate`)."""

@@ -1,0 +1,139 @@
+"""Publishing the planned rollout to JetStream, paced by the time-compression factor."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+import httpx
+import nats
+from nats.js import JetStreamContext
+
+from ibest.backbone.settings import Settings
+from ibest.backbone.streams import EVENTS_STREAM
+
+from .model import FALLBACK_MODULES, Plan, Planned, SimulationOptions, plan_rollout
+from .trusts import DEFAULT_TRUSTS_FILE, load_trusts
+
+CATALOGUE = Path(__file__).resolve().parents[2] / "services" / "enrolment" / "catalogue.json"
+WINDOW = 64
+"""Publishes in flight at once (acknowledged before the next window starts)."""
+
+
+@dataclass
+class SimulationSummary:
+    clinicians: int = 0
+    begun: int = 0
+    completed: int = 0
+    classes: int = 0
+    patients: int = 0
+    published: int = 0
+    stored: int = 0
+    duplicates_sent: int = 0
+    duplicates_dropped: int = 0
+    invalid_sent: int = 0
+    by_type: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    modules_from: str = ""
+
+    def lines(self) -> list[str]:
+        out = [
+            f"published {self.published} events in {self.seconds:.1f}s; the stream stored "
+            f"{self.stored} ({self.duplicates_dropped} duplicates dropped)",
+            f"clinicians: {self.clinicians} enrolled, {self.begun} began, "
+            f"{self.completed} completed",
+            f"classes: {self.classes}; patients with a baseline: {self.patients}",
+            f"deliberate anomalies: {self.duplicates_sent} re-sent duplicates, "
+            f"{self.invalid_sent} invalid events (expect them as dead letters)",
+            f"course modules from {self.modules_from}",
+        ]
+        out += [f"  {name}: {n}" for name, n in sorted(self.by_type.items())]
+        return out
+
+
+def course_modules(settings: Settings, version: str) -> tuple[list[str], str]:
+    """Required modules of `version`: the catalogue file, else enrolment's API, else ours."""
+    try:
+        courses = json.loads(CATALOGUE.read_text())["courses"]
+        source = str(CATALOGUE)
+    except (OSError, KeyError, ValueError):
+        url = f"http://127.0.0.1:{settings.enrolment_port}/v1/courses"
+        try:
+            courses = httpx.get(url, timeout=3).raise_for_status().json()["courses"]
+            source = url
+        except (httpx.HTTPError, KeyError, ValueError):
+            return list(FALLBACK_MODULES), "the simulator's built-in list"
+    for course in courses:
+        if str(course["course_version"]) == version:
+            return [m["module_id"] for m in course["modules"] if m.get("required", True)], source
+    raise ValueError(f"course version {version!r} not found in {source}")
+
+
+def build_plan(settings: Settings, options: SimulationOptions,
+               trusts_file: Path = DEFAULT_TRUSTS_FILE) -> tuple[Plan, str]:
+    modules, source = course_modules(settings, options.course_version)
+    return plan_rollout(options, load_trusts(trusts_file), modules), source
+
+
+class Progress:
+    """A one-line progress bar on stderr, redrawn at most every 1%."""
+
+    def __init__(self, total: int, stream: TextIO = sys.stderr, enabled: bool = True) -> None:
+        self.total, self.stream, self.enabled = max(total, 1), stream, enabled
+        self._shown = -1
+
+    def update(self, done: int) -> None:
+        pct = done * 100 // self.total
+        if not self.enabled or pct == self._shown:
+            return
+        self._shown = pct
+        bar = "#" * (pct // 4) + "." * (25 - pct // 4)
+        self.stream.write(f"\rsimulating [{bar}] {pct:3d}% {done}/{self.total} events")
+        if done >= self.total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+async def _publish(js: JetStreamContext, planned: Planned) -> bool:
+    ack = await js.publish(planned.subject, planned.body,
+                           headers={"Nats-Msg-Id": planned.msg_id}, stream=EVENTS_STREAM,
+                           timeout=10)
+    return not ack.duplicate
+
+
+async def run_simulation(settings: Settings, options: SimulationOptions) -> SimulationSummary:
+    """Plan the rollout, publish it through NATS as trust systems would, and summarise."""
+    plan, source = build_plan(settings, options)
+    summary = SimulationSummary(
+        clinicians=plan.clinicians, begun=plan.begun, completed=plan.completed,
+        classes=plan.classes, patients=plan.patients, modules_from=source,
+        duplicates_sent=sum(p.duplicate for p in plan.events),
+        invalid_sent=sum(not p.valid for p in plan.events),
+        by_type=dict(Counter(p.name for p in plan.events if p.valid and not p.duplicate)))
+    progress = Progress(len(plan.events), enabled=options.progress)
+    began = time.monotonic()
+    nc = await nats.connect(settings.nats_url, name="ibest-simulator", connect_timeout=5)
+    try:
+        js = nc.jetstream()
+        for start in range(0, len(plan.events), WINDOW):
+            window = plan.events[start:start + WINDOW]
+            if options.time_compression > 0:
+                due = (window[0].publish_at - options.start).total_seconds()
+                wait = due / options.time_compression - (time.monotonic() - began)
+                if wait > 0:
+                    await asyncio.sleep(wait)
+            results = await asyncio.gather(*(_publish(js, p) for p in window))
+            summary.stored += sum(results)
+            summary.published += len(window)
+            progress.update(summary.published)
+    finally:
+        await nc.drain()
+    summary.duplicates_dropped = summary.published - summary.stored
+    summary.seconds = time.monotonic() - began
+    return summary
