@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import time
 import uuid
@@ -66,10 +67,8 @@ async def ceiling(nats_url: str, n: int, batch: int) -> tuple[float, float]:
     nc = await nats.connect(nats_url)
     js = nc.jetstream()
     for name in (EVENTS_STREAM,):
-        try:
+        with contextlib.suppress(nats.js.errors.NotFoundError):
             await js.delete_stream(name)
-        except nats.js.errors.NotFoundError:
-            pass
     await ensure_streams(js, Settings(NATS_URL=nats_url))
     events = sample_events(n)
     pub = await publish_all(js, events, batch)
