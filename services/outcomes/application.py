@@ -1,0 +1,153 @@
+"""The outcomes service's use cases: apply an assessment, keep a class, publish outcomes.
+
+Publishing uses an outbox: the outcome.recorded events a change causes are stored in the
+same write as the patient's new state, then published, then cleared. A crash in between
+leaves them in the outbox; the redelivered event or the background sweep publishes them
+again under the same deterministic id, which JetStream deduplicates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Protocol
+
+from services.outcomes.adapters.repository import OutcomesRepository
+from services.outcomes.domain.assessments import Assessment, utc_text
+from services.outcomes.domain.followups import schedule
+from services.outcomes.domain.outcomes import Outcome
+from services.outcomes.settings import OutcomesSettings
+from shared.envelope import AnyEvent, new_event, parse_event
+from shared.events import ClassStarted
+from shared.followup import Timepoint
+
+log = logging.getLogger(__name__)
+SOURCE = "/services/outcomes"
+OUTCOME_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:ibest:outcomes:outcome.recorded")
+
+
+class Publisher(Protocol):
+    async def publish(self, event: AnyEvent) -> bool: ...
+
+
+class WriteConflict(RuntimeError):
+    """Too many concurrent writers on one patient; the event is retried by redelivery."""
+
+
+def outcome_event_id(
+    trustcode: str, patient_ref: str, timepoint: Timepoint, revision: int
+) -> uuid.UUID:
+    """The same revision of the same outcome always has the same id (JetStream dedupes it)."""
+    return uuid.uuid5(OUTCOME_NAMESPACE, f"{trustcode}/{patient_ref}/{timepoint.value}/{revision}")
+
+
+def outcome_event(outcome: Outcome) -> AnyEvent:
+    """outcome.recorded, under the baseline's trust and site, timed at the later assessment."""
+    base = outcome.baseline
+    return new_event(
+        outcome.payload(), trustcode=base.trustcode, sitecode=base.sitecode, source=SOURCE,
+        time=outcome.time,
+        event_id=outcome_event_id(base.trustcode, base.patient_ref, outcome.timepoint,
+                                  outcome.revision),
+    )
+
+
+class OutcomesService:
+    def __init__(
+        self, repo: OutcomesRepository, publisher: Publisher, clock: Callable[[], datetime],
+        settings: OutcomesSettings,
+    ) -> None:
+        self.repo = repo
+        self._publisher = publisher
+        self._clock = clock
+        self._settings = settings
+
+    async def assessed(self, assessment: Assessment) -> list[Outcome]:
+        """Store the assessment, update the patient, publish what changed; return that."""
+        await self.repo.record_assessment(assessment, self._clock())
+        trust, ref = assessment.trustcode, assessment.patient_ref
+        changed: list[Outcome] = []
+        for _ in range(self._settings.max_write_attempts):
+            state, version = await self.repo.load(trust, ref)
+            new_state, changed = state.apply(assessment)
+            if new_state is state:
+                break  # a redelivery or an older correction: nothing changes
+            outbox = [{"id": str(e.id), "body": e.to_json().decode()}
+                      for e in map(outcome_event, changed)]
+            if await self.repo.commit(trust, ref, version, new_state, outbox, self._clock()):
+                break
+        else:
+            raise WriteConflict(f"patient {trust}/{ref} kept changing under us")
+        await self.flush(trust, ref)
+        return changed
+
+    async def flush(self, trustcode: str, patient_ref: str) -> int:
+        """Publish the patient's pending outcome events, clearing each once stored."""
+        sent = 0
+        for entry in await self.repo.outbox(trustcode, patient_ref):
+            await self._publisher.publish(parse_event(None, entry["body"].encode()))
+            await self.repo.clear(trustcode, patient_ref, entry["id"])
+            sent += 1
+        return sent
+
+    async def sweep_once(self) -> int:
+        sent = 0
+        for trust, ref in await self.repo.patients_with_outbox(self._settings.outbox_batch):
+            sent += await self.flush(trust, ref)
+        return sent
+
+    async def sweep_forever(self) -> None:
+        """Background loop: publish whatever a crash left in an outbox."""
+        while True:
+            sent = await self.sweep_once()
+            if sent:
+                log.info("outbox sweep published %d pending outcome event(s)", sent)
+            await asyncio.sleep(self._settings.outbox_interval)
+
+    async def class_started(self, event: AnyEvent) -> None:
+        data: ClassStarted = event.data
+        await self.repo.record_class({
+            "trustcode": event.trustcode, "sitecode": event.sitecode,
+            "class_id": data.class_id, "facilitator_refs": list(data.facilitator_refs),
+            "planned_sessions": data.planned_sessions, "time": utc_text(event.time),
+            "event_id": str(event.id),
+        })
+
+    # Read side (HTTP API and CLI)
+
+    async def patient(self, trustcode: str, patient_ref: str) -> dict[str, Any] | None:
+        """Winners, outcomes, linked classes and the audit history of one patient."""
+        state, version = await self.repo.load(trustcode, patient_ref)
+        if version is None:
+            return None
+        history = await self.repo.history(trustcode, patient_ref)
+        winners = {a.event_id for a in state.winners.values()}
+        class_ids = {a.class_id for a in history if a.class_id}
+        baseline = state.winners.get(Timepoint.BASELINE)
+        return {
+            "trustcode": trustcode,
+            "patient_ref": patient_ref,
+            "sitecode": baseline.sitecode if baseline else None,
+            "assessments": {tp.value: _public(a) for tp, a in state.winners.items()},
+            "outcomes": {tp.value: o.to_doc() for tp, o in state.outcomes().items()},
+            "classes": {c: None for c in sorted(class_ids)}
+            | await self.repo.classes(trustcode, class_ids),
+            "history": [{**_public(a), "timepoint": a.timepoint.value,
+                         "winner": a.event_id in winners} for a in history],
+        }
+
+    async def followups(self, trustcode: str, patient_ref: str) -> dict[str, Any] | None:
+        state, version = await self.repo.load(trustcode, patient_ref)
+        if version is None:
+            return None
+        return {"trustcode": trustcode, "patient_ref": patient_ref,
+                **schedule(state, self._clock())}
+
+
+def _public(a: Assessment) -> dict[str, Any]:
+    doc = a.to_doc()
+    return {k: doc[k] for k in ("event_id", "time", "sitecode", "class_id", "measures")}
+

@@ -1,0 +1,70 @@
+"""`ibest outcomes ...`: look at a patient as the service sees it; flush pending outcomes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import nats
+from pymongo import AsyncMongoClient
+
+from ibest.backbone.publisher import EventPublisher
+from ibest.backbone.runtime import utc_now
+from ibest.backbone.settings import Settings
+from services.outcomes.adapters.repository import OutcomesRepository
+from services.outcomes.application import OutcomesService
+from services.outcomes.settings import OutcomesSettings
+from shared.envelope import AnyEvent
+
+
+class _NoPublishing:
+    async def publish(self, event: AnyEvent) -> bool:
+        raise RuntimeError("read-only command")
+
+
+@asynccontextmanager
+async def _service(settings: Settings, publish: bool) -> AsyncIterator[OutcomesService]:
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        settings.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=5000)
+    nc = await nats.connect(settings.nats_url, connect_timeout=5) if publish else None
+    try:
+        repo = OutcomesRepository(mongo[settings.database_of("outcomes")])
+        publisher = EventPublisher(nc.jetstream(), "outcomes") if nc else _NoPublishing()
+        yield OutcomesService(repo, publisher, utc_now, OutcomesSettings())
+    finally:
+        if nc:
+            await nc.drain()
+        await mongo.close()
+
+
+async def show_command(args: argparse.Namespace, settings: Settings) -> int:
+    async with _service(settings, publish=False) as service:
+        view = (service.followups if args.followups else service.patient)
+        found = await view(args.trustcode, args.patient_ref)
+    if found is None:
+        print(f"no assessment of {args.trustcode}/{args.patient_ref} has been received")
+        return 1
+    print(json.dumps(found, indent=2, default=str))
+    return 0
+
+
+async def flush_command(args: argparse.Namespace, settings: Settings) -> int:
+    async with _service(settings, publish=True) as service:
+        sent = await service.sweep_once()
+    print(f"published {sent} pending outcome.recorded event(s)")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("outcomes", help="patients' assessments and outcomes")
+    cmds = p.add_subparsers(dest="command", required=True)
+    show = cmds.add_parser("show", help="a patient's winning assessments, outcomes and history")
+    show.add_argument("trustcode")
+    show.add_argument("patient_ref")
+    show.add_argument("--followups", action="store_true", help="the follow-up schedule instead")
+    show.set_defaults(func=show_command)
+    flush = cmds.add_parser("flush-outbox", help="publish outcome events left pending")
+    flush.set_defaults(func=flush_command)

@@ -1,0 +1,1 @@
+"""Pure rules of the outcomes service: which assessment wins, what a follow-up's outcome is."""

@@ -1,0 +1,104 @@
+"""Published figures as Prometheus gauges, from an in-memory snapshot.
+
+A background loop rebuilds the snapshot; a scrape only copies it (no database I/O inside a
+scrape). Only disclosure-controlled values are exported below national level; suppressed
+("*") and undefined values are omitted. Series: site ones carry `trust` and `site`, trust
+ones `trust`, national ones neither (docs/architecture.md, "Prometheus names").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from prometheus_client.core import REGISTRY, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
+
+from ..domain.figures import FOLLOW_UP_NAMES, STAGES, Figures
+
+PREFIX = "ibest_"
+Labels = dict[str, str]
+_HELP = {
+    "sites_running_classes": "Sites where any BeST class has started.",
+    "clinicians_by_profession": "Clinicians at a funnel stage, by profession.",
+    "outcome_n": "Patients with the measure at baseline and the follow-up timepoint.",
+    "outcome_mean_change": "Mean change (follow-up minus baseline) of the measure.",
+    "outcome_improved_share": "Share of patients with a meaningful improvement.",
+    "reporting_last_event_timestamp_seconds": "Event time of the newest applied event.",
+}
+SCALARS = (
+    *(f"clinicians_{s}" for s in STAGES), "classes_started", "sites_running_classes",
+    "patients_baseline", *(f"patients_{tp}" for tp in FOLLOW_UP_NAMES),
+    *(f"followup_due_{tp}" for tp in FOLLOW_UP_NAMES),
+    *(f"followup_rate_{tp}" for tp in FOLLOW_UP_NAMES),
+)
+
+
+def _number(value: Any) -> float | None:
+    """A publishable value: numbers only (suppressed "*" and undefined None are omitted)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def metric_families(levels: Iterable[tuple[Labels, Figures]],
+                    last_event: float | None) -> list[Metric]:
+    """Gauge families for figures at each level (labels {} national, {trust}, {trust,site})."""
+    families: dict[str, GaugeMetricFamily] = {}
+
+    def add(name: str, labels: Labels, value: Any) -> None:
+        number = _number(value)
+        if number is None:
+            return
+        full = PREFIX + name
+        if name not in families:
+            families[name] = GaugeMetricFamily(
+                full, _HELP.get(name, f"The {name} figure (domain.md); controlled below "
+                                      "national level."))
+        families[name].samples.append(Sample(full, labels, number))
+
+    for labels, figures in levels:
+        for name in SCALARS:
+            if name in figures:
+                add(name, labels, figures[name])
+        for stage in STAGES:
+            for profession, n in figures[f"clinicians_{stage}_by_profession"].items():
+                add("clinicians_by_profession",
+                    {**labels, "stage": stage, "profession": profession}, n)
+        for measure, by_tp in figures["outcomes"].items():
+            for tp, o in by_tp.items():
+                extra = {**labels, "measure": measure, "timepoint": tp}
+                add("outcome_n", extra, o["n"])
+                add("outcome_mean_change", extra, o["mean_change"])
+                add("outcome_improved_share", extra, o["improved_share"])
+    if last_event is not None:
+        add("reporting_last_event_timestamp_seconds", {}, last_event)
+    return list(families.values())
+
+
+class FiguresCollector(Collector):
+    """Exports whatever snapshot was last stored; registered once per process."""
+
+    def __init__(self) -> None:
+        self.snapshot: list[Metric] = []
+        self.owner: object | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self.snapshot
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
+
+
+FIGURES = FiguresCollector()
+_registered = False
+
+
+def register_collector() -> FiguresCollector:
+    """Register the figures collector with the default registry (which /metrics serves)."""
+    global _registered
+    if not _registered:
+        REGISTRY.register(FIGURES)
+        _registered = True
+    return FIGURES

@@ -1,0 +1,172 @@
+"""MongoDB storage of the reporting aggregates, in generations that a rebuild swaps.
+
+Collections of generation N: `gN_clinicians`, `gN_patients`, `gN_classes` (one document
+per entity: its facts by event id, a version `v`, and its current contribution), `gN_sites`
+(per site: a change counter and the summary computed for it, with the counter value `seq`
+it reflects) and `gN_meta` (`as_of`). The pointer document `generations/active` names the
+generation readers use and, while a rebuild runs, the one being built (writers feed both).
+
+Exactness with several instances: an entity's contribution is written only if the entity
+is unchanged since it was read (`v`), and a site summary only if it reflects a newer change
+counter than the stored one, so a slow writer can never overwrite a newer state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from pymongo import ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+
+from ..domain.facts import CLASSES, CLINICIANS, CONTRIBUTION, ENTITY_KINDS, PATIENTS, EntityFact
+from ..domain.figures import Summary, fold_site
+
+Document = dict[str, Any]
+POINTER = "generations"
+
+
+class Generation:
+    """The aggregates of one generation."""
+
+    def __init__(self, db: AsyncDatabase[Document], number: int) -> None:
+        self.number = number
+        self._db = db
+        self.entities = {kind: db[f"g{number}_{kind}"] for kind in ENTITY_KINDS}
+        self.sites = db[f"g{number}_sites"]
+        self.meta = db[f"g{number}_meta"]
+
+    async def create_indexes(self) -> None:
+        for coll in self.entities.values():
+            await coll.create_index("site")
+
+    async def apply(self, fact: EntityFact, *, summarise: bool = True) -> set[str]:
+        """Store one fact, refresh its entity's contribution; return the sites it touched."""
+        coll = self.entities[fact.entity]
+        doc = await coll.find_one_and_update(
+            {"_id": fact.key},
+            {"$set": {f"facts.{fact.fact_id}": fact.fact}, "$inc": {"v": 1}},
+            upsert=True, return_document=ReturnDocument.AFTER,
+        )
+        assert doc is not None
+        contribution = CONTRIBUTION[fact.entity](doc["facts"])
+        site = contribution["site"] if contribution else None
+        update: Document = {"$set": {"contribution": contribution, "site": site}}
+        if site is not None:
+            update["$addToSet"] = {"sites": site}
+        written = await coll.update_one({"_id": fact.key, "v": doc["v"]}, update)
+        await self.meta.update_one({"_id": "as_of"}, {"$max": {"as_of": fact.fact["t"]}},
+                                   upsert=True)
+        if not written.matched_count:
+            return set()  # a newer write of this entity refreshes its contribution and sites
+        # Every site the entity was ever counted at, so a move (or a crash part-way through a
+        # move, redelivered) leaves the old site's summary too.
+        touched = {*doc.get("sites", []), *([site] if site else [])}
+        if summarise:
+            for s in sorted(touched):
+                await self.summarise(s)
+        return touched
+
+    async def summarise(self, site: str) -> None:
+        """Recompute one site's summary from its entities; store it unless a newer one is."""
+        counter = await self.sites.find_one_and_update(
+            {"_id": site}, {"$inc": {"change": 1}, "$setOnInsert": {"seq": 0}},
+            upsert=True, return_document=ReturnDocument.AFTER,
+        )
+        assert counter is not None
+        found: dict[str, list[Document]] = {}
+        for kind, coll in self.entities.items():
+            found[kind] = [d["contribution"] async for d in
+                           coll.find({"site": site}, {"contribution": 1})]
+        trust = site[:3]
+        summary = fold_site(site, trust, found[CLINICIANS], found[PATIENTS], found[CLASSES])
+        await self.sites.update_one(
+            {"_id": site, "seq": {"$lt": counter["change"]}},
+            {"$set": {"seq": counter["change"], "summary": summary}},
+        )
+
+    async def summarise_all(self) -> int:
+        """Recompute every site any entity is counted at (after a bulk replay)."""
+        sites: set[str] = set()
+        for coll in self.entities.values():
+            sites.update(s for s in await coll.distinct("site") if s)
+        sites.update(await self.sites.distinct("_id"))
+        for site in sorted(sites):
+            await self.summarise(site)
+        return len(sites)
+
+    async def summaries(self) -> list[Summary]:
+        return [d["summary"] async for d in self.sites.find({"seq": {"$gt": 0}})]
+
+    async def as_of(self) -> datetime | None:
+        doc = await self.meta.find_one({"_id": "as_of"})
+        return None if doc is None else doc.get("as_of")
+
+    async def drop(self) -> None:
+        for coll in (*self.entities.values(), self.sites, self.meta):
+            await coll.drop()
+
+
+class Store:
+    """Chooses the generations to read and write from the pointer document."""
+
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.db = db
+        self._pointer = db[POINTER]
+
+    async def pointer(self) -> Document:
+        """The pointer document, created (generation 1) on first use; a read when it exists."""
+        found = await self._pointer.find_one({"_id": "active"})
+        if found is not None:
+            return found
+        doc = await self._pointer.find_one_and_update(
+            {"_id": "active"},
+            {"$setOnInsert": {"generation": 1, "building": None, "next": 2}},
+            upsert=True, return_document=ReturnDocument.AFTER,
+        )
+        assert doc is not None
+        return doc
+
+    async def active(self) -> Generation:
+        return Generation(self.db, int((await self.pointer())["generation"]))
+
+    async def writable(self) -> list[Generation]:
+        """The active generation and, during a rebuild, the one being built."""
+        doc = await self.pointer()
+        numbers = [doc["generation"], *([doc["building"]] if doc.get("building") else [])]
+        return [Generation(self.db, int(n)) for n in numbers]
+
+    async def start_building(self) -> Generation:
+        """Open a fresh generation that writers feed alongside the active one from now on."""
+        await self.pointer()
+        doc = await self._pointer.find_one_and_update(
+            {"_id": "active"}, {"$inc": {"next": 1}}, return_document=ReturnDocument.BEFORE)
+        assert doc is not None
+        number = int(doc["next"])
+        await self._pointer.update_one({"_id": "active"}, {"$set": {"building": number}})
+        generation = Generation(self.db, number)
+        await generation.create_indexes()
+        return generation
+
+    async def switch_to(self, generation: Generation) -> int:
+        """Make `generation` the one readers use (one write: readers move over at once)."""
+        before = await self._pointer.find_one_and_update(
+            {"_id": "active", "building": generation.number},
+            {"$set": {"generation": generation.number, "building": None}},
+        )
+        if before is None:
+            raise RuntimeError(f"generation {generation.number} is no longer being built "
+                               "(another rebuild started); not switching")
+        return int(before["generation"])
+
+    async def drop_except(self, keep: Iterable[int]) -> list[str]:
+        """Drop every collection of other generations (left-overs of earlier rebuilds)."""
+        keep_prefixes = tuple(f"g{n}_" for n in keep)
+        dropped = []
+        for name in await self.db.list_collection_names():
+            if name.startswith("g") and "_" in name and name[1:name.index("_")].isdigit() \
+                    and not name.startswith(keep_prefixes):
+                await self.db.drop_collection(name)
+                dropped.append(name)
+        return dropped

@@ -1,0 +1,148 @@
+"""HTTP routes of the reporting service (OpenAPI at /docs and /openapi.json).
+
+Every route needs a bearer token from IBEST_REPORTING_TOKENS; `raw=true` needs the raw
+scope. JSON by default, CSV with `Accept: text/csv`.
+"""
+
+from __future__ import annotations
+
+import hmac
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+
+from .domain.tables import report_rows, to_csv
+from .reports import Malformed, NotFound, Reporting
+
+Raw = Annotated[bool, Query(description="Exact figures below national level; needs the "
+                                        "raw scope.")]
+FIGURES_DOC = ("Figures keyed by name (domain.md, Figure definitions): counts, "
+               "`*_by_profession`, rates, and `outcomes.<measure>.<timepoint>` with n, "
+               "mean_change, improved_share. Below national level, unless raw: 0 stays 0, "
+               "1-7 is \"*\", other counts are rounded to the nearest 5.")
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No bearer token, or an unknown one"},
+    403: {"description": "raw=true without the raw scope"},
+    404: {"description": "Unknown trust or site (the message says which)"},
+    422: {"description": "A malformed trust or site code, or funnel parameters"},
+}
+CSV: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/csv": {}},
+          "description": "The report (JSON, or CSV with Accept: text/csv)"}}
+
+
+class PlaceFigures(BaseModel):
+    trustcode: str | None = None
+    sitecode: str | None = None
+    figures: dict[str, Any] = Field(description=FIGURES_DOC)
+
+
+class Report(BaseModel):
+    as_of: datetime | None = Field(description="Event time of the newest applied event.")
+    level: str
+    figures: dict[str, Any] = Field(description=FIGURES_DOC)
+
+
+class TrustsReport(BaseModel):
+    as_of: datetime | None
+    level: str
+    raw: bool
+    trusts: list[PlaceFigures]
+
+
+class TrustReport(Report):
+    raw: bool
+    trustcode: str
+    sites: list[PlaceFigures]
+
+
+class SiteReport(Report):
+    raw: bool
+    trustcode: str
+    sitecode: str
+
+
+def _service(request: Request) -> Reporting:
+    service: Reporting = request.app.state.service
+    return service
+
+
+def authorise(request: Request, raw: bool) -> None:
+    """401 without a known bearer token; 403 when raw figures are asked without raw scope."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    scope = None
+    if scheme.lower() == "bearer" and token:
+        for known, known_scope in _service(request).tokens.items():
+            if hmac.compare_digest(known.encode(), token.strip().encode()):
+                scope = known_scope
+    if scope is None:
+        raise HTTPException(401, "a bearer token is required (Authorization: Bearer <token>)",
+                            headers={"WWW-Authenticate": 'Bearer realm="ibest-reporting"'})
+    if raw and scope != "raw":
+        raise HTTPException(403, "raw figures need a token with the raw scope")
+
+
+def _answer(request: Request, report: dict[str, Any], table: bool) -> Response:
+    if table and "text/csv" in request.headers.get("accept", ""):
+        return Response(to_csv(report_rows(report)), media_type="text/csv")
+    return JSONResponse(jsonable_encoder(report))
+
+
+async def _report(request: Request, raw: bool, build: Any, table: bool = True) -> Response:
+    """Authorise, build the answer, map unknown places to 404 and malformed input to 422."""
+    authorise(request, raw)
+    try:
+        return _answer(request, await build(_service(request)), table)
+    except NotFound as exc:
+        raise HTTPException(404, str(exc)) from None
+    except Malformed as exc:
+        raise HTTPException(422, str(exc)) from None
+
+
+def routes() -> APIRouter:
+    router = APIRouter(prefix="/v1", tags=["reports"], responses=ERRORS)
+
+    @router.get("/national", response_model=Report, responses=CSV,
+                summary="National figures (exact; never disclosure-controlled)")
+    async def national(request: Request, raw: Raw = False) -> Response:
+        return await _report(request, raw, lambda s: s.national(raw))
+
+    @router.get("/trusts", response_model=TrustsReport, responses=CSV,
+                summary="Every trust with its figures (controlled unless raw)")
+    async def trusts(request: Request, raw: Raw = False) -> Response:
+        return await _report(request, raw, lambda s: s.trusts(raw))
+
+    @router.get("/trusts/{trustcode}", response_model=TrustReport, responses=CSV,
+                summary="One trust's figures and its sites' (controlled unless raw)")
+    async def trust(request: Request, trustcode: str, raw: Raw = False) -> Response:
+        return await _report(request, raw, lambda s: s.trust(trustcode, raw))
+
+    @router.get("/trusts/{trustcode}/sites/{sitecode}", response_model=SiteReport,
+                responses=CSV, summary="One site's figures (controlled unless raw)")
+    async def site(request: Request, trustcode: str, sitecode: str,
+                   raw: Raw = False) -> Response:
+        return await _report(request, raw, lambda s: s.site(trustcode, sitecode, raw))
+
+    @router.get(
+        "/funnel/{figure}",
+        summary="Funnel comparison of trusts against the national proportion",
+        description="figure: followup_rate_month_3, followup_rate_month_12, "
+                    "clinicians_completed (over enrolled) or improved_share (with measure and "
+                    "timepoint). Per trust: value, denominator, 95% and 99.8% binomial control "
+                    "limits for that denominator, and outside_99_8. Values and denominators "
+                    "are disclosure-controlled unless raw.",
+    )
+    async def funnel(
+        request: Request, figure: str, raw: Raw = False,
+        measure: Annotated[str | None, Query(description="For improved_share, e.g. rmdq")] = None,
+        timepoint: Annotated[str | None, Query(description="For improved_share: group_end, "
+                                                           "month_3 or month_12")] = None,
+    ) -> Response:
+        return await _report(request, raw,
+                             lambda s: s.funnel(figure, measure, timepoint, raw), table=False)
+
+    return router

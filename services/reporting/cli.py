@@ -1,0 +1,38 @@
+"""`ibest reporting ...`: operator commands of the reporting service."""
+
+from __future__ import annotations
+
+import argparse
+
+import nats
+from pymongo import AsyncMongoClient
+
+from ibest.backbone.runtime import utc_now
+from ibest.backbone.settings import Settings
+
+from .adapters.store import Store
+from .reports import Reporting
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("reporting", help="Reporting aggregates")
+    cmds = p.add_subparsers(dest="command", required=True)
+    rebuild = cmds.add_parser(
+        "rebuild", help="Replay the stored event stream into fresh aggregates and swap them "
+                        "in atomically (safe while the service runs)")
+    rebuild.set_defaults(func=rebuild_command)
+
+
+async def rebuild_command(args: argparse.Namespace, settings: Settings) -> int:
+    mongo: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(
+        settings.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=5000)
+    nc = await nats.connect(settings.nats_url, name="ibest-reporting-rebuild")
+    try:
+        reporting = Reporting(Store(mongo[settings.database_of("reporting")]), utc_now, {})
+        done = await reporting.rebuild(nc.jetstream())
+    finally:
+        await nc.drain()
+        await mongo.close()
+    print(f"rebuilt reporting: generation {done['generation']} replaced {done['previous']} "
+          f"({done['events']} events replayed, {done['sites']} sites)")
+    return 0

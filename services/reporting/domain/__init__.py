@@ -1,0 +1,1 @@
+"""Pure reporting logic: facts per entity, per-site totals, figures and disclosure control."""

@@ -1,0 +1,82 @@
+"""Statistical disclosure control for every figure below national level (domain.md).
+
+0 stays 0; a count of 1 to 7 becomes "*"; any other count is rounded to the nearest 5.
+A rate or mean over 1 to 7 people is "*". Rates are computed from the rounded counts, so a
+rate over a suppressed numerator is "*" as well (it would reveal the count it hides).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+
+from .figures import (
+    FOLLOW_UP_NAMES,
+    MEASURE_NAMES,
+    OUTCOME_TIMEPOINTS,
+    STAGES,
+    Figures,
+    Totals,
+)
+
+SUPPRESSED: Literal["*"] = "*"
+Controlled = int | Literal["*"]
+ControlledRate = float | Literal["*"] | None
+
+
+def control_count(n: int) -> Controlled:
+    """0 -> 0, 1..7 -> "*", otherwise the nearest multiple of 5 (never a tie for integers)."""
+    if n < 0:
+        raise ValueError("a count cannot be negative")
+    if n == 0:
+        return 0
+    if n <= 7:
+        return SUPPRESSED
+    return 5 * ((n + 2) // 5)
+
+
+def control_rate(numerator: int, denominator: int) -> ControlledRate:
+    """numerator/denominator from the rounded counts; None when nobody is in the denominator."""
+    if denominator == 0:
+        return None
+    num, den = control_count(numerator), control_count(denominator)
+    if num == SUPPRESSED or den == SUPPRESSED:
+        return SUPPRESSED
+    return round(num / den, 3)
+
+
+def control_mean(total: float, n: int) -> ControlledRate:
+    """A mean over n people: "*" over 1 to 7, None over nobody, else to 2 places."""
+    if n == 0:
+        return None
+    if n <= 7:
+        return SUPPRESSED
+    return round(total / n, 2)
+
+
+def published_figures(t: Totals, today: date, *, with_sites_running: bool) -> Figures:
+    """The figures of a trust or site as they may leave the platform."""
+    f: Figures = {}
+    for stage in STAGES:
+        f[f"clinicians_{stage}"] = control_count(sum(t.clinicians[stage].values()))
+    for stage in STAGES:
+        f[f"clinicians_{stage}_by_profession"] = {
+            p: control_count(n) for p, n in t.clinicians[stage].items()}
+    f["classes_started"] = control_count(t.classes_started)
+    if with_sites_running:
+        f["sites_running_classes"] = control_count(t.sites_running_classes)
+    f["patients_baseline"] = control_count(t.patients_baseline)
+    for tp in FOLLOW_UP_NAMES:
+        f[f"patients_{tp}"] = control_count(t.recorded[tp])
+    for tp in FOLLOW_UP_NAMES:
+        f[f"followup_due_{tp}"] = control_count(t.due(tp, today))
+    for tp in FOLLOW_UP_NAMES:
+        f[f"followup_rate_{tp}"] = control_rate(t.recorded[tp], t.due(tp, today))
+    f["outcomes"] = {
+        m: {tp: {"n": control_count((o := t.outcome(m, tp)).n),
+                 "mean_change": control_mean(o.sum_change, o.n),
+                 "improved_share": control_rate(o.improved, o.n)}
+            for tp in OUTCOME_TIMEPOINTS}
+        for m in MEASURE_NAMES
+    }
+    return f

@@ -1,0 +1,152 @@
+"""Each consumed event becomes one fact stored on its entity (clinician, patient, class).
+
+An entity keeps every competing fact under its event id, so applying an event twice or in
+any order leaves the same document; its current contribution to the figures is then a
+pure function of those facts (`clinician_contribution`, ...). Exactness follows from that.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from shared.envelope import AnyEvent
+from shared.followup import FOLLOW_UPS, Timepoint, assessment_date, follow_up_window
+
+Fact = dict[str, Any]
+Contribution = dict[str, Any]
+
+CLINICIANS = "clinicians"
+PATIENTS = "patients"
+CLASSES = "classes"
+ENTITY_KINDS = (CLINICIANS, PATIENTS, CLASSES)
+
+CONSUMES = (
+    "clinician.enrolled",
+    "clinician.training_started",
+    "clinician.training_completed",
+    "clinician.intention_reported",
+    "clinician.delivery_reported",
+    "class.started",
+    "patient.assessed",
+    "outcome.recorded",
+)
+
+
+@dataclass(frozen=True)
+class EntityFact:
+    """Where one event's fact is stored: entity collection, entity key, fact id and body."""
+
+    entity: str
+    key: str
+    fact_id: str
+    fact: Fact
+
+
+def fact_of(event: AnyEvent) -> EntityFact:
+    """The fact an event contributes; the event id keys it, so redelivery overwrites itself."""
+    name = event.event_type.name
+    data = event.data
+    base: Fact = {"t": event.time, "trust": event.trustcode, "site": event.sitecode}
+    eid = str(event.id)
+    if name == "clinician.enrolled":
+        fact = {**base, "k": "enrolled", "profession": str(data.profession),
+                "cv": data.course_version}
+        return EntityFact(CLINICIANS, data.clinician_ref, eid, fact)
+    if name in ("clinician.training_started", "clinician.training_completed"):
+        kind = "started" if name.endswith("started") else "completed"
+        return EntityFact(CLINICIANS, data.clinician_ref, eid,
+                          {**base, "k": kind, "cv": data.course_version})
+    if name == "clinician.intention_reported":
+        return EntityFact(CLINICIANS, data.clinician_ref, eid,
+                          {**base, "k": "intention", "value": data.intends_to_deliver})
+    if name == "clinician.delivery_reported":
+        return EntityFact(CLINICIANS, data.clinician_ref, eid,
+                          {**base, "k": "delivery", "value": data.delivering})
+    if name == "class.started":
+        return EntityFact(CLASSES, f"{event.trustcode}:{data.class_id}", eid,
+                          {**base, "k": "class"})
+    if name == "patient.assessed":
+        return EntityFact(PATIENTS, f"{event.trustcode}:{data.patient_ref}", eid,
+                          {**base, "k": "assessed", "tp": str(data.timepoint)})
+    if name == "outcome.recorded":
+        measures = {str(m): {"change": float(o.change), "improved": bool(o.improved)}
+                    for m, o in data.measures.items()}
+        return EntityFact(PATIENTS, f"{event.trustcode}:{data.patient_ref}", eid,
+                          {**base, "k": "outcome", "tp": str(data.timepoint),
+                           "rev": data.revision, "measures": measures})
+    raise ValueError(f"reporting does not consume {name}")
+
+
+def _latest(facts: dict[str, Fact], kind: str) -> Fact | None:
+    """The fact of `kind` with the latest event time (the event id breaks ties)."""
+    found = [(f["t"], fid, f) for fid, f in facts.items() if f["k"] == kind]
+    return max(found, key=lambda x: (x[0], x[1]))[2] if found else None
+
+
+def clinician_contribution(facts: dict[str, Fact]) -> Contribution | None:
+    """A clinician counts at the trust and site of their latest enrolment; stages are
+    cumulative and judged against that enrolment's course version; facts before any
+    enrolment wait (the clinician does not count until enrolled)."""
+    enrolment = _latest(facts, "enrolled")
+    if enrolment is None:
+        return None
+    cv = enrolment["cv"]
+    completed = any(f["k"] == "completed" and f["cv"] == cv for f in facts.values())
+    started = completed or any(f["k"] == "started" and f["cv"] == cv for f in facts.values())
+    intention = _latest(facts, "intention")
+    delivery = _latest(facts, "delivery")
+    return {
+        "trust": enrolment["trust"], "site": enrolment["site"],
+        "profession": enrolment["profession"],
+        "enrolled": True, "started": started, "completed": completed,
+        "intending": bool(intention and intention["value"]),
+        "delivering": bool(delivery and delivery["value"]),
+    }
+
+
+def patient_contribution(facts: dict[str, Fact]) -> Contribution | None:
+    """A patient counts once they have a baseline, at the site of the latest baseline.
+
+    Follow-ups recorded before the baseline arrives wait for it. Per follow-up timepoint the
+    outcome with the highest revision wins (event time, then id, break ties). Due dates are
+    stored, not judged: whether one has arrived depends on the reading time.
+    """
+    baselines = {fid: f for fid, f in facts.items()
+                 if f["k"] == "assessed" and f["tp"] == Timepoint.BASELINE.value}
+    baseline = _latest(baselines, "assessed")
+    if baseline is None:
+        return None
+    assessed = {f["tp"] for f in facts.values() if f["k"] == "assessed"}
+    outcomes: dict[str, Any] = {}
+    best: dict[str, tuple[int, datetime, str]] = {}
+    for fid, f in facts.items():
+        if f["k"] != "outcome":
+            continue
+        rank = (f["rev"], f["t"], fid)
+        if f["tp"] not in best or rank > best[f["tp"]]:
+            best[f["tp"]] = rank
+            outcomes[f["tp"]] = f["measures"]
+    baseline_date = assessment_date(baseline["t"])
+    return {
+        "trust": baseline["trust"], "site": baseline["site"],
+        "recorded": {tp.value: tp.value in assessed or tp.value in outcomes
+                     for tp in FOLLOW_UPS},
+        "due": {tp.value: follow_up_window(baseline_date, tp).due.isoformat()
+                for tp in FOLLOW_UPS},
+        "outcomes": outcomes,
+    }
+
+
+def class_contribution(facts: dict[str, Fact]) -> Contribution | None:
+    """A class counts at the site of its (latest) start event."""
+    start = _latest(facts, "class")
+    return None if start is None else {"trust": start["trust"], "site": start["site"]}
+
+
+CONTRIBUTION = {
+    CLINICIANS: clinician_contribution,
+    PATIENTS: patient_contribution,
+    CLASSES: class_contribution,
+}

@@ -1,0 +1,159 @@
+"""From entity contributions to per-site totals, and from totals to the named figures.
+
+A site's totals are a fold over the contributions of that site's entities (never over
+events). Trust and national totals are sums of site totals. Figures that depend on the
+reading time (follow-ups due) are derived from the due dates still pending in the totals.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from shared.events import Profession
+from shared.followup import FOLLOW_UPS, Timepoint
+from shared.measures import MEASURES
+
+from .facts import Contribution
+
+STAGES = ("enrolled", "started", "completed", "intending", "delivering")
+PROFESSIONS = tuple(p.value for p in Profession)
+FOLLOW_UP_NAMES = tuple(tp.value for tp in FOLLOW_UPS)
+OUTCOME_TIMEPOINTS = (Timepoint.GROUP_END.value, *FOLLOW_UP_NAMES)
+MEASURE_NAMES = tuple(m.value for m in MEASURES)
+
+Figures = dict[str, Any]
+Summary = dict[str, Any]
+
+
+def _bump(counts: dict[str, int], key: str, by: int = 1) -> None:
+    counts[key] = counts.get(key, 0) + by
+
+
+def fold_site(
+    site: str, trust: str, clinicians: Iterable[Contribution], patients: Iterable[Contribution],
+    classes: Iterable[Contribution],
+) -> Summary:
+    """The totals of one site from the current contributions of the entities counted there."""
+    stages: dict[str, dict[str, int]] = {s: {} for s in STAGES}
+    for c in clinicians:
+        for stage in STAGES:
+            if c[stage]:
+                _bump(stages[stage], c["profession"])
+    recorded = dict.fromkeys(FOLLOW_UP_NAMES, 0)
+    pending: dict[str, dict[str, int]] = {tp: {} for tp in FOLLOW_UP_NAMES}
+    changes: dict[tuple[str, str], list[float]] = {}
+    improved: dict[tuple[str, str], int] = {}
+    baseline = 0
+    for p in patients:
+        baseline += 1
+        for tp in FOLLOW_UP_NAMES:
+            if p["recorded"][tp]:
+                recorded[tp] += 1
+            else:
+                _bump(pending[tp], p["due"][tp])
+        for tp, measures in p["outcomes"].items():
+            for m, o in measures.items():
+                changes.setdefault((m, tp), []).append(o["change"])
+                improved[(m, tp)] = improved.get((m, tp), 0) + int(o["improved"])
+    outcomes: dict[str, dict[str, dict[str, float]]] = {}
+    for (m, tp), values in sorted(changes.items()):
+        outcomes.setdefault(m, {})[tp] = {
+            "n": len(values), "sum_change": math.fsum(values), "improved": improved[(m, tp)]}
+    return {
+        "trust": trust, "site": site, "clinicians": stages,
+        "classes_started": sum(1 for _ in classes), "patients_baseline": baseline,
+        "recorded": recorded, "pending_due": pending, "outcomes": outcomes,
+    }
+
+
+@dataclass
+class OutcomeTotals:
+    n: int = 0
+    changes: list[float] = field(default_factory=list)  # per-site sums, fsum'd at the end
+    improved: int = 0
+
+    @property
+    def sum_change(self) -> float:
+        return math.fsum(sorted(self.changes))
+
+
+@dataclass
+class Totals:
+    """Counts of one level (site, trust or national), summed from site summaries."""
+
+    clinicians: dict[str, dict[str, int]] = field(
+        default_factory=lambda: {s: dict.fromkeys(PROFESSIONS, 0) for s in STAGES})
+    classes_started: int = 0
+    sites_running_classes: int = 0
+    patients_baseline: int = 0
+    recorded: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FOLLOW_UP_NAMES, 0))
+    pending_due: dict[str, dict[str, int]] = field(
+        default_factory=lambda: {tp: {} for tp in FOLLOW_UP_NAMES})
+    outcomes: dict[tuple[str, str], OutcomeTotals] = field(default_factory=dict)
+
+    def due(self, timepoint: str, today: date) -> int:
+        """Recorded follow-ups plus those pending whose due date has arrived by `today`."""
+        arrived = sum(n for day, n in self.pending_due[timepoint].items()
+                      if date.fromisoformat(day) <= today)
+        return self.recorded[timepoint] + arrived
+
+    def outcome(self, measure: str, timepoint: str) -> OutcomeTotals:
+        return self.outcomes.get((measure, timepoint), OutcomeTotals())
+
+
+def total(summaries: Iterable[Summary]) -> Totals:
+    """Sum site summaries (in site order, so float sums never depend on arrival order)."""
+    t = Totals()
+    for s in sorted(summaries, key=lambda s: str(s["site"])):
+        for stage, by_prof in s["clinicians"].items():
+            for prof, n in by_prof.items():
+                t.clinicians[stage][prof] = t.clinicians[stage].get(prof, 0) + n
+        t.classes_started += s["classes_started"]
+        t.sites_running_classes += int(s["classes_started"] > 0)
+        t.patients_baseline += s["patients_baseline"]
+        for tp in FOLLOW_UP_NAMES:
+            t.recorded[tp] += s["recorded"][tp]
+            for day, n in s["pending_due"][tp].items():
+                _bump(t.pending_due[tp], day, n)
+        for m, by_tp in s["outcomes"].items():
+            for tp, o in by_tp.items():
+                acc = t.outcomes.setdefault((m, tp), OutcomeTotals())
+                acc.n += o["n"]
+                acc.changes.append(o["sum_change"])
+                acc.improved += o["improved"]
+    return t
+
+
+def ratio(numerator: float, denominator: float, places: int = 3) -> float | None:
+    return None if denominator == 0 else round(numerator / denominator, places)
+
+
+def raw_figures(t: Totals, today: date, *, with_sites_running: bool) -> Figures:
+    """Exact figures of one level, keyed by the API's names (domain.md definitions)."""
+    f: Figures = {}
+    for stage in STAGES:
+        f[f"clinicians_{stage}"] = sum(t.clinicians[stage].values())
+    for stage in STAGES:
+        f[f"clinicians_{stage}_by_profession"] = dict(t.clinicians[stage])
+    f["classes_started"] = t.classes_started
+    if with_sites_running:
+        f["sites_running_classes"] = t.sites_running_classes
+    f["patients_baseline"] = t.patients_baseline
+    for tp in FOLLOW_UP_NAMES:
+        f[f"patients_{tp}"] = t.recorded[tp]
+    for tp in FOLLOW_UP_NAMES:
+        f[f"followup_due_{tp}"] = t.due(tp, today)
+    for tp in FOLLOW_UP_NAMES:
+        f[f"followup_rate_{tp}"] = ratio(t.recorded[tp], t.due(tp, today))
+    f["outcomes"] = {
+        m: {tp: {"n": (o := t.outcome(m, tp)).n,
+                 "mean_change": ratio(o.sum_change, o.n, 2),
+                 "improved_share": ratio(o.improved, o.n)}
+            for tp in OUTCOME_TIMEPOINTS}
+        for m in MEASURE_NAMES
+    }
+    return f

@@ -1,0 +1,75 @@
+"""Funnel-plot comparison of trusts against the national proportion (domain.md).
+
+Binomial control limits p ± z·sqrt(p(1-p)/n) for each trust's denominator n, at about 95%
+(z = 1.96) and 99.8% (z = 3.09), clipped to [0, 1]. A trust outside 99.8% is flagged.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from .disclosure import control_count, control_rate
+from .figures import FOLLOW_UP_NAMES, MEASURE_NAMES, OUTCOME_TIMEPOINTS, Totals
+
+Z = {"95": 1.96, "99.8": 3.09}
+FUNNEL_FIGURES = (
+    "followup_rate_month_3", "followup_rate_month_12", "clinicians_completed", "improved_share")
+
+
+@dataclass(frozen=True)
+class Proportion:
+    """What a funnel compares: a numerator over a denominator."""
+
+    numerator: int
+    denominator: int
+
+
+def proportion_of(t: Totals, figure: str, today: Any, measure: str | None,
+                  timepoint: str | None) -> Proportion:
+    """The numerator and denominator behind a funnel figure for one level."""
+    for tp in FOLLOW_UP_NAMES:
+        if figure == f"followup_rate_{tp}":
+            return Proportion(t.recorded[tp], t.due(tp, today))
+    if figure == "clinicians_completed":
+        return Proportion(sum(t.clinicians["completed"].values()),
+                          sum(t.clinicians["enrolled"].values()))
+    if figure == "improved_share" and measure in MEASURE_NAMES and timepoint in OUTCOME_TIMEPOINTS:
+        o = t.outcome(measure, timepoint)
+        return Proportion(o.improved, o.n)
+    raise ValueError(f"no funnel for {figure} (measure={measure}, timepoint={timepoint})")
+
+
+def limits(p: float, n: int) -> dict[str, tuple[float, float]]:
+    """The (exact) control limits for a denominator n around the national proportion p."""
+    out = {}
+    for level, z in Z.items():
+        half = z * math.sqrt(p * (1 - p) / n)
+        out[level] = (max(0.0, p - half), min(1.0, p + half))
+    return out
+
+
+def funnel_point(trust: str, prop: Proportion, national_p: float | None,
+                 *, raw: bool) -> dict[str, Any]:
+    """One trust on the funnel: published (rounded counts) unless `raw`."""
+    if raw:
+        value: Any = None if prop.denominator == 0 else prop.numerator / prop.denominator
+        denominator: Any = prop.denominator
+    else:
+        value = control_rate(prop.numerator, prop.denominator)
+        denominator = control_count(prop.denominator)
+    point: dict[str, Any] = {
+        "trustcode": trust,
+        "value": round(value, 3) if isinstance(value, float) else value,
+        "denominator": denominator, "control_limits": None, "outside_99_8": False,
+    }
+    if national_p is None or not isinstance(denominator, int) or denominator == 0:
+        return point
+    lim = limits(national_p, denominator)
+    point["control_limits"] = {level: {"lower": round(lo, 3), "upper": round(hi, 3)}
+                               for level, (lo, hi) in lim.items()}
+    if isinstance(value, float):
+        lo, hi = lim["99.8"]
+        point["outside_99_8"] = value < lo or value > hi
+    return point

@@ -1,0 +1,188 @@
+"""The reporting application: applies events to the aggregates, answers reports, rebuilds.
+
+Reports read the active generation's site summaries only (one document per site), so their
+cost grows with the number of sites, never with the history of events.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from nats.js import JetStreamContext
+
+from ibest.backbone.runtime import Clock
+from shared.envelope import AnyEvent
+from shared.followup import assessment_date
+
+from .adapters.replay import stored_events
+from .adapters.store import Store
+from .domain.disclosure import published_figures
+from .domain.facts import CONSUMES, fact_of
+from .domain.figures import Figures, Summary, raw_figures, total
+from .domain.funnel import FUNNEL_FIGURES, funnel_point, proportion_of
+from .settings import Scope
+
+log = logging.getLogger(__name__)
+TRUST_RE = re.compile(r"^[A-Z0-9]{3}$")
+SITE_RE = re.compile(r"^[A-Z0-9]{5}$")
+
+
+class NotFound(LookupError):
+    """An unknown trust or site (HTTP 404)."""
+
+
+class Malformed(ValueError):
+    """A code or parameter that cannot be valid (HTTP 422)."""
+
+
+@dataclass(frozen=True)
+class View:
+    """One consistent read of the active generation."""
+
+    summaries: list[Summary]
+    as_of: datetime | None
+    today: date
+
+    def by_trust(self) -> dict[str, list[Summary]]:
+        out: dict[str, list[Summary]] = defaultdict(list)
+        for s in self.summaries:
+            out[s["trust"]].append(s)
+        return dict(sorted(out.items()))
+
+    def figures(self, summaries: list[Summary], *, raw: bool, national: bool = False,
+                site: bool = False) -> Figures:
+        """Exact figures for national or `raw`; disclosure-controlled otherwise."""
+        render = raw_figures if raw or national else published_figures
+        return render(total(summaries), self.today, with_sites_running=not site)
+
+
+def check_trust(trustcode: str) -> str:
+    code = trustcode.upper()
+    if not TRUST_RE.match(code):
+        raise Malformed(f"{trustcode!r} is not an ODS trust code: 3 letters or digits, "
+                        "for example RTH")
+    return code
+
+
+def check_site(trustcode: str, sitecode: str) -> str:
+    code = sitecode.upper()
+    if not SITE_RE.match(code):
+        raise Malformed(f"{sitecode!r} is not an ODS site code: 5 letters or digits "
+                        "beginning with the trust's code, for example RTH08")
+    if not code.startswith(trustcode):
+        raise NotFound(f"site {code} is not a site of trust {trustcode} "
+                       "(a site's code begins with its trust's code)")
+    return code
+
+
+class Reporting:
+    """What the handlers, the HTTP routes, the metrics snapshot and the CLI use."""
+
+    def __init__(self, store: Store, clock: Clock, tokens: dict[str, Scope]) -> None:
+        self.store = store
+        self.clock = clock
+        self.tokens = tokens
+
+    async def apply(self, event: AnyEvent) -> None:
+        """Store one event's fact in every generation being written (idempotent)."""
+        fact = fact_of(event)
+        for generation in await self.store.writable():
+            await generation.apply(fact)
+
+    async def view(self) -> View:
+        generation = await self.store.active()
+        return View(await generation.summaries(), await generation.as_of(),
+                    assessment_date(self.clock()))
+
+    async def national(self, raw: bool) -> dict[str, Any]:
+        v = await self.view()
+        return {"as_of": v.as_of, "level": "national",
+                "figures": v.figures(v.summaries, raw=raw, national=True)}
+
+    async def trusts(self, raw: bool) -> dict[str, Any]:
+        v = await self.view()
+        return {"as_of": v.as_of, "level": "trust", "raw": raw,
+                "trusts": [{"trustcode": t, "figures": v.figures(s, raw=raw)}
+                           for t, s in v.by_trust().items()]}
+
+    async def trust(self, trustcode: str, raw: bool) -> dict[str, Any]:
+        code = check_trust(trustcode)
+        v = await self.view()
+        summaries = v.by_trust().get(code)
+        if not summaries:
+            raise NotFound(f"no figures for trust {code}: no event from it has been applied")
+        sites = sorted(summaries, key=lambda s: str(s["site"]))
+        return {"as_of": v.as_of, "level": "trust", "raw": raw, "trustcode": code,
+                "figures": v.figures(summaries, raw=raw),
+                "sites": [{"sitecode": s["site"], "figures": v.figures([s], raw=raw, site=True)}
+                          for s in sites]}
+
+    async def site(self, trustcode: str, sitecode: str, raw: bool) -> dict[str, Any]:
+        trust = check_trust(trustcode)
+        code = check_site(trust, sitecode)
+        v = await self.view()
+        found = [s for s in v.summaries if s["site"] == code]
+        if not found:
+            raise NotFound(f"no figures for site {code}: no event from it has been applied")
+        return {"as_of": v.as_of, "level": "site", "raw": raw, "trustcode": trust,
+                "sitecode": code, "figures": v.figures(found, raw=raw, site=True)}
+
+    async def funnel(self, figure: str, measure: str | None, timepoint: str | None,
+                     raw: bool) -> dict[str, Any]:
+        if figure not in FUNNEL_FIGURES:
+            raise NotFound(f"no funnel for {figure!r}; choose one of {', '.join(FUNNEL_FIGURES)}")
+        v = await self.view()
+        try:
+            national = proportion_of(total(v.summaries), figure, v.today, measure, timepoint)
+        except ValueError as exc:
+            raise Malformed(f"{exc}; improved_share needs measure (e.g. rmdq) and timepoint "
+                            "(group_end, month_3 or month_12)") from None
+        p = None if national.denominator == 0 else national.numerator / national.denominator
+        points = [funnel_point(t, proportion_of(total(s), figure, v.today, measure, timepoint),
+                               p, raw=raw) for t, s in v.by_trust().items()]
+        return {"as_of": v.as_of, "figure": figure, "measure": measure, "timepoint": timepoint,
+                "raw": raw,
+                "national": {"value": None if p is None else round(p, 3),
+                             "numerator": national.numerator,
+                             "denominator": national.denominator},
+                "trusts": points}
+
+    async def rebuild(self, js: JetStreamContext) -> dict[str, int]:
+        """Replay the stored stream into a fresh generation and switch readers to it.
+
+        The new generation is opened before the stream's end is read, so every event stored
+        later is applied by the live consumer to both generations; every earlier one is
+        replayed here. Nothing is lost between the replay and the switch.
+        """
+        generation = await self.store.start_building()
+        replayed = 0
+        async for event in stored_events(js, CONSUMES):
+            await generation.apply(fact_of(event), summarise=False)
+            replayed += 1
+        sites = await generation.summarise_all()
+        previous = await self.store.switch_to(generation)
+        dropped = await self.store.drop_except([generation.number])
+        log.info("reporting rebuilt: generation %d replaced %d (%d events, %d sites, "
+                 "%d collections dropped)", generation.number, previous, replayed, sites,
+                 len(dropped))
+        return {"generation": generation.number, "previous": previous, "events": replayed,
+                "sites": sites}
+
+
+async def metric_levels(reporting: Reporting) -> tuple[list[tuple[dict[str, str], Figures]],
+                                                        float | None]:
+    """Figures at every level as /metrics exports them: national exact, the rest controlled."""
+    v = await reporting.view()
+    levels: list[tuple[dict[str, str], Figures]] = [
+        ({}, v.figures(v.summaries, raw=False, national=True))]
+    for trust, summaries in v.by_trust().items():
+        levels.append(({"trust": trust}, v.figures(summaries, raw=False)))
+        for s in sorted(summaries, key=lambda s: str(s["site"])):
+            levels.append(({"trust": trust, "site": s["site"]},
+                           v.figures([s], raw=False, site=True)))
+    return levels, None if v.as_of is None else v.as_of.timestamp()

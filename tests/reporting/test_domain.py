@@ -1,0 +1,246 @@
+"""Aggregation and disclosure control without servers (property-based where it matters)."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from services.reporting.domain.disclosure import (
+    control_count,
+    control_mean,
+    control_rate,
+    published_figures,
+)
+from services.reporting.domain.facts import (
+    class_contribution,
+    clinician_contribution,
+    fact_of,
+    patient_contribution,
+)
+from services.reporting.domain.figures import (
+    FOLLOW_UP_NAMES,
+    PROFESSIONS,
+    STAGES,
+    OutcomeTotals,
+    Totals,
+    fold_site,
+    raw_figures,
+    total,
+)
+from services.reporting.domain.funnel import Proportion, funnel_point, limits
+from services.reporting.domain.tables import report_rows, to_csv
+from shared.envelope import new_event
+from shared.events import ClassStarted
+
+T0 = datetime(2025, 1, 10, 9, tzinfo=UTC)
+
+
+def at(days: int) -> datetime:
+    return T0 + timedelta(days=days)
+
+
+def enrolled(site: str, days: int, cv: str = "1", profession: str = "nurse") -> dict[str, Any]:
+    return {"k": "enrolled", "t": at(days), "trust": site[:3], "site": site, "cv": cv,
+            "profession": profession}
+
+
+def derived(kind: str, cv: str = "1") -> dict[str, Any]:
+    return {"k": kind, "t": at(1), "trust": "RTH", "site": "RTH08", "cv": cv}
+
+
+def test_clinician_waits_for_enrolment_and_stages_are_cumulative() -> None:
+    assert clinician_contribution({"s": derived("started")}) is None
+    c = clinician_contribution({"c": derived("completed"), "e": enrolled("RTH08", 0)})
+    assert c is not None and c["started"] and c["completed"] and c["enrolled"]
+
+
+def test_clinician_counts_at_latest_enrolment_against_its_version() -> None:
+    facts = {"e1": enrolled("RTH01", 0, "1", "physiotherapist"),
+             "c1": derived("completed", "1"),
+             "e2": enrolled("RXF01", 30, "2", "doctor")}
+    c = clinician_contribution(facts)
+    assert c == {"trust": "RXF", "site": "RXF01", "profession": "doctor", "enrolled": True,
+                 "started": False, "completed": False, "intending": False,
+                 "delivering": False}
+
+
+def test_latest_report_by_event_time_wins() -> None:
+    facts = {"e": enrolled("RTH08", 0),
+             "i2": {"k": "intention", "t": at(20), "value": False},
+             "i1": {"k": "intention", "t": at(10), "value": True},
+             "d1": {"k": "delivery", "t": at(5), "value": True}}
+    c = clinician_contribution(facts)
+    assert c is not None and not c["intending"] and c["delivering"]
+
+
+def assessed(tp: str, days: int, site: str = "RTH08") -> dict[str, Any]:
+    return {"k": "assessed", "tp": tp, "t": at(days), "trust": site[:3], "site": site}
+
+
+def outcome(rev: int, change: float, improved: bool, days: int = 100) -> dict[str, Any]:
+    return {"k": "outcome", "tp": "month_3", "rev": rev, "t": at(days), "trust": "RTH",
+            "site": "RTH08", "measures": {"rmdq": {"change": change, "improved": improved}}}
+
+
+def test_patient_needs_a_baseline_and_highest_revision_wins() -> None:
+    assert patient_contribution({"m3": assessed("month_3", 95)}) is None
+    facts = {"b": assessed("baseline", 0), "m3": assessed("month_3", 95),
+             "o2": outcome(2, -6, True, days=90), "o1": outcome(1, -1, False, days=120)}
+    p = patient_contribution(facts)
+    assert p is not None
+    assert p["recorded"] == {"month_3": True, "month_12": False}
+    assert p["outcomes"]["month_3"]["rmdq"] == {"change": -6, "improved": True}
+    assert p["due"] == {"month_3": "2025-04-11", "month_12": "2026-01-09"}
+
+
+def test_patient_counts_at_latest_baseline_site() -> None:
+    p = patient_contribution({"b1": assessed("baseline", 0, "RTH01"),
+                              "b2": assessed("baseline", 3, "RTH08")})
+    assert p is not None and p["site"] == "RTH08"
+
+
+def test_class_counts_at_its_site() -> None:
+    assert class_contribution({"x": {"k": "class", "t": at(0), "trust": "RXF",
+                                     "site": "RXF01"}}) == {"trust": "RXF", "site": "RXF01"}
+
+
+def test_followup_due_depends_on_the_reading_day() -> None:
+    patients = [patient_contribution({"b": assessed("baseline", 0)}),
+                patient_contribution({"b": assessed("baseline", 0), "m": assessed("month_3", 5)})]
+    summary = fold_site("RTH08", "RTH", [], [p for p in patients if p], [])
+    t = total([summary])
+    before = raw_figures(t, date(2025, 4, 10), with_sites_running=True)
+    on_due = raw_figures(t, date(2025, 4, 11), with_sites_running=True)
+    assert before["followup_due_month_3"] == 1  # recorded early: due already
+    assert on_due["followup_due_month_3"] == 2
+    assert on_due["followup_rate_month_3"] == 0.5
+    assert on_due["patients_month_3"] == 1 and on_due["patients_baseline"] == 2
+
+
+def test_fold_is_independent_of_entity_order() -> None:
+    patients = []
+    for i in range(30):
+        facts = {"b": assessed("baseline", i % 7), "o": outcome(1, -0.1 * i, i % 3 == 0)}
+        p = patient_contribution(facts)
+        assert p is not None
+        patients.append(p)
+    first = fold_site("RTH08", "RTH", [], patients, [])
+    random.Random(1).shuffle(patients)
+    assert fold_site("RTH08", "RTH", [], patients, []) == first
+
+
+def test_control_count_examples() -> None:
+    assert [control_count(n) for n in (0, 1, 7, 8, 10, 12, 13, 17, 18)] == \
+        [0, "*", "*", 10, 10, 10, 15, 15, 20]
+    assert control_rate(3, 20) == "*" and control_rate(20, 5) == "*"
+    assert control_rate(0, 0) is None and control_rate(12, 13) == round(10 / 15, 3)
+    assert control_mean(10.0, 7) == "*" and control_mean(-57.0, 12) == -4.75
+
+
+@given(st.integers(min_value=0, max_value=10_000))
+def test_rounding_is_exact(n: int) -> None:
+    published = control_count(n)
+    if n == 0:
+        assert published == 0
+    elif n <= 7:
+        assert published == "*"
+    else:
+        assert isinstance(published, int) and published % 5 == 0 and abs(published - n) <= 2
+
+
+counts = st.integers(min_value=0, max_value=60)
+
+
+@st.composite
+def totals(draw: st.DrawFn) -> Totals:
+    t = Totals()
+    for stage in STAGES:
+        for prof in PROFESSIONS:
+            t.clinicians[stage][prof] = draw(counts)
+    t.classes_started = draw(counts)
+    t.sites_running_classes = draw(counts)
+    t.patients_baseline = draw(counts)
+    for tp in FOLLOW_UP_NAMES:
+        t.recorded[tp] = draw(counts)
+        t.pending_due[tp] = {"2025-01-01": draw(counts), "2030-01-01": draw(counts)}
+    for m in ("rmdq", "psfs"):
+        for tp in ("month_3", "month_12"):
+            n = draw(counts)
+            t.outcomes[(m, tp)] = OutcomeTotals(n, [draw(st.floats(-24 * n, 24 * n))],
+                                                draw(st.integers(0, n)))
+    return t
+
+
+def counts_and_rates(published: dict[str, Any], raw: dict[str, Any],
+                     path: str = "") -> list[tuple[str, Any, Any]]:
+    out = []
+    for key, value in published.items():
+        if isinstance(value, dict):
+            out += counts_and_rates(value, raw[key], f"{path}{key}.")
+        else:
+            out.append((f"{path}{key}", value, raw[key]))
+    return out
+
+
+@settings(max_examples=200, deadline=None)
+@given(totals())
+def test_no_published_figure_reveals_one_to_seven(t: Totals) -> None:
+    today = date(2026, 1, 1)
+    published = published_figures(t, today, with_sites_running=True)
+    raw = raw_figures(t, today, with_sites_running=True)
+    for name, value, exact in counts_and_rates(published, raw):
+        leaf = name.rsplit(".", 1)[-1]
+        if leaf.startswith(("followup_rate", "improved_share", "mean_change")):
+            continue
+        assert value == control_count(exact), name
+        assert value == "*" or value == 0 or (value >= 10 and value % 5 == 0), name
+    for tp in FOLLOW_UP_NAMES:
+        num, den = published[f"patients_{tp}"], published[f"followup_due_{tp}"]
+        rate = published[f"followup_rate_{tp}"]
+        if den == 0:
+            assert rate is None
+        elif "*" in (num, den):
+            assert rate == "*"
+        else:
+            assert rate == round(num / den, 3)  # from the rounded counts
+    for m, by_tp in published["outcomes"].items():
+        for tp, o in by_tp.items():
+            n = t.outcome(m, tp).n
+            if 1 <= n <= 7:
+                assert o["mean_change"] == "*" and o["improved_share"] == "*"
+
+
+def test_funnel_limits_and_flag() -> None:
+    lim = limits(0.5, 100)
+    assert lim["95"] == (0.5 - 1.96 * 0.05, 0.5 + 1.96 * 0.05)
+    assert limits(0.9, 4)["99.8"][1] == 1.0  # clipped
+    low = funnel_point("RTH", Proportion(20, 100), 0.5, raw=True)
+    assert low["outside_99_8"] is True and low["control_limits"]["99.8"]["lower"] == 0.346
+    inside = funnel_point("RTH", Proportion(45, 100), 0.5, raw=True)
+    assert inside["outside_99_8"] is False
+    hidden = funnel_point("RXF", Proportion(3, 100), 0.5, raw=False)
+    assert hidden["value"] == "*" and hidden["denominator"] == 100
+
+
+def test_csv_rows_flatten_outcomes_and_keep_suppression() -> None:
+    report = {"as_of": None, "level": "site", "trustcode": "RTH", "sitecode": "RTH08",
+              "figures": {"clinicians_enrolled": "*", "followup_rate_month_3": None,
+                          "outcomes": {"rmdq": {"month_3": {"n": 10}}}}}
+    text = to_csv(report_rows(report))
+    header, row = text.splitlines()
+    assert header == ("level,trustcode,sitecode,as_of,clinicians_enrolled,"
+                      "followup_rate_month_3,outcomes.rmdq.month_3.n")
+    assert row == "site,RTH,RTH08,,*,,10"
+
+
+def test_event_ids_key_facts() -> None:
+    event = new_event(ClassStarted(class_id="k1", facilitator_refs=["c1"], planned_sessions=6),
+                      trustcode="RTH", sitecode="RTH08", source="/t", time=T0,
+                      event_id=uuid.UUID(int=1))
+    fact = fact_of(event)
+    assert (fact.entity, fact.key, fact.fact_id) == ("classes", "RTH:k1", str(uuid.UUID(int=1)))
