@@ -51,6 +51,7 @@ class TrustsReport(BaseModel):
     as_of: datetime | None
     level: str
     raw: bool
+    figures: dict[str, dict[str, Any]] = Field(description="Each trust's figures by trust code.")
     trusts: list[PlaceFigures]
 
 

@@ -106,9 +106,10 @@ class Reporting:
 
     async def trusts(self, raw: bool) -> dict[str, Any]:
         v = await self.view()
-        return {"as_of": v.as_of, "level": "trust", "raw": raw,
-                "trusts": [{"trustcode": t, "figures": v.figures(s, raw=raw)}
-                           for t, s in v.by_trust().items()]}
+        by_trust = {t: v.figures(s, raw=raw) for t, s in v.by_trust().items()}
+        # `figures` keyed by trust code, like every answer's `figures`; `trusts` as a list.
+        return {"as_of": v.as_of, "level": "trust", "raw": raw, "figures": by_trust,
+                "trusts": [{"trustcode": t, "figures": f} for t, f in by_trust.items()]}
 
     async def trust(self, trustcode: str, raw: bool) -> dict[str, Any]:
         code = check_trust(trustcode)

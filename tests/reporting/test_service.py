@@ -94,9 +94,10 @@ async def test_dataset_figures_through_api_csv_metrics_two_instances_and_rebuild
         assert sites["RTH08"]["outcomes"]["rmdq"]["month_3"] == ds.RTH08_RMDQ_MONTH_3
         assert subset(sites["RTH01"], ds.RTH01) == ds.RTH01
         assert "sites_running_classes" not in sites["RTH08"]
-        trusts = {t["trustcode"]: t["figures"] for t in (await get(a, "/v1/trusts")).json()
-                  ["trusts"]}
+        every_trust = (await get(a, "/v1/trusts")).json()
+        trusts = {t["trustcode"]: t["figures"] for t in every_trust["trusts"]}
         assert sorted(trusts) == ["R0A", "RTH", "RXF"]
+        assert every_trust["figures"] == trusts
         assert subset(trusts["RXF"], ds.RXF) == ds.RXF
         assert subset(trusts["R0A"], ds.R0A) == ds.R0A
         site = (await get(a, "/v1/trusts/RTH/sites/RTH08?raw=true", RAW)).json()
