@@ -18,9 +18,9 @@ _PAYLOADS: dict[str, ev.Payload] = {
         clinician_ref="clin-7f3a9c", profession=ev.Profession.PHYSIOTHERAPIST,
         course_version="1", contact_email="a.physio@example.nhs.uk",
     ),
-    "module.started": ev.ModuleStarted(clinician_ref="clin-7f3a9c", module_id="m01"),
+    "module.started": ev.ModuleStarted(clinician_ref="clin-7f3a9c", module_id="m01-understanding-back-pain"),
     "module.completed": ev.ModuleCompleted(
-        clinician_ref="clin-7f3a9c", module_id="m01", quiz_score=85
+        clinician_ref="clin-7f3a9c", module_id="m01-understanding-back-pain", quiz_score=85
     ),
     "clinician.training_started": ev.TrainingStarted(
         clinician_ref="clin-7f3a9c", course_version="1"

@@ -32,6 +32,7 @@ from ibest.local.processes import (
 )
 
 SERVICES = tuple(DEFAULT_PORTS)
+LOCAL_TOKENS = "local-read:read,local-raw:raw"
 
 
 def service_built(name: str) -> bool:
@@ -86,6 +87,11 @@ def start_servers(data_dir: Path) -> tuple[Settings, list[Managed]]:
              f"data {data_dir / 'mongodb'}")
     else:
         _say("  MongoDB                   (from MONGODB_URL)")
+    if "IBEST_REPORTING_TOKENS" not in os.environ:
+        # Local development only: well-known tokens so the API answers out of the box.
+        env_updates["IBEST_REPORTING_TOKENS"] = LOCAL_TOKENS
+        _say(f"  reporting tokens (local only; set IBEST_REPORTING_TOKENS to change): "
+             f"{LOCAL_TOKENS}")
     os.environ.update(env_updates)
     return Settings(), procs
 

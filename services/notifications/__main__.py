@@ -1,0 +1,4 @@
+from ibest.backbone.serve import serve
+from services.notifications.service import SPEC
+
+serve(SPEC)

@@ -1,0 +1,214 @@
+"""MongoDB storage of the notifications service: clinician and patient state, the durable
+schedule of reminders, and delivery statuses (kept indefinitely, unlike Notify's 7 days).
+
+Every write is keyed by a deterministic id and is safe to repeat; a reminder is claimed
+with one atomic find-and-update (pending -> sending, with an owner and a lease), so two
+instances never send the same one and a crashed claimer's reminder is reclaimed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from typing import Any
+
+from pymongo import ASCENDING, ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+Document = dict[str, Any]
+
+PENDING, SENDING, SENT, FAILED, CANCELLED = "pending", "sending", "sent", "failed", "cancelled"
+FINISHED = (SENT, FAILED)
+UNRESOLVED = (PENDING, SENDING)
+QUEUED, NOTIFIED = "queued", "notified"
+
+
+class Repository:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.clinicians = db["clinicians"]
+        self.patients = db["patients"]
+        self.follow_ups = db["follow_up_items"]
+        self.reminders = db["reminders"]
+        self.deliveries = db["delivery_statuses"]
+
+    async def ensure_indexes(self) -> None:
+        await self.reminders.create_index([("status", ASCENDING), ("send_after", ASCENDING)])
+        await self.reminders.create_index([("recipient_ref", ASCENDING), ("family", ASCENDING)])
+        await self.reminders.create_index([("published", ASCENDING)])
+        await self.follow_ups.create_index(
+            [("sitecode", ASCENDING), ("status", ASCENDING), ("remind_on", ASCENDING)])
+        await self.follow_ups.create_index(
+            [("trustcode", ASCENDING), ("patient_ref", ASCENDING), ("timepoint", ASCENDING)])
+        await self.follow_ups.create_index([("digest", ASCENDING)])
+        await self.clinicians.create_index([("completed_at", ASCENDING)])
+        await self.deliveries.create_index([("reference", ASCENDING)])
+
+    # Clinicians ---------------------------------------------------------------------------
+
+    async def record_enrolment(self, ref: str, trust: str, site: str, at: datetime) -> None:
+        """Earliest enrolment starts the clock; the latest one decides trust and site."""
+        await self.clinicians.update_one(
+            {"_id": ref}, {"$min": {"enrolled_at": at}, "$setOnInsert": {"opted_out": False}},
+            upsert=True)
+        await self.clinicians.update_one(
+            {"_id": ref, "$or": [{"latest_enrolment_at": {"$exists": False}},
+                                 {"latest_enrolment_at": {"$lte": at}}]},
+            {"$set": {"trustcode": trust, "sitecode": site, "latest_enrolment_at": at}})
+
+    async def record_progress(self, ref: str, at: datetime) -> None:
+        await self.clinicians.update_one(
+            {"_id": ref},
+            {"$min": {"started_at": at}, "$max": {"last_progress_at": at},
+             "$setOnInsert": {"opted_out": False}},
+            upsert=True)
+
+    async def record_completion(self, ref: str, at: datetime, trust: str, site: str) -> None:
+        await self.clinicians.update_one(
+            {"_id": ref},
+            {"$min": {"completed_at": at, "started_at": at}, "$max": {"last_progress_at": at},
+             "$setOnInsert": {"opted_out": False, "trustcode": trust, "sitecode": site}},
+            upsert=True)
+
+    async def set_opt_out(self, ref: str, opted_out: bool, at: datetime) -> None:
+        await self.clinicians.update_one(
+            {"_id": ref}, {"$set": {"opted_out": opted_out, "opt_out_changed_at": at}},
+            upsert=True)
+
+    async def clinician(self, ref: str) -> Document | None:
+        return await self.clinicians.find_one({"_id": ref})
+
+    def active_clinicians(self) -> AsyncIterator[Document]:
+        """Enrolled, not completed, not opted out: those who may still need a nudge."""
+        return self.clinicians.find({"enrolled_at": {"$ne": None}, "completed_at": None,
+                                     "opted_out": {"$ne": True}})
+
+    async def training_reminders(self) -> dict[str, list[Document]]:
+        by_ref: dict[str, list[Document]] = {}
+        async for doc in self.reminders.find({"family": "training"}):
+            by_ref.setdefault(doc["recipient_ref"], []).append(doc)
+        return by_ref
+
+    async def cancel_clinician_reminders(self, ref: str, families: list[str],
+                                         reason: str) -> None:
+        await self.reminders.update_many(
+            {"recipient_ref": ref, "family": {"$in": families}, "status": PENDING},
+            {"$set": {"status": CANCELLED, "reason": reason}})
+
+    # Patients and follow-up items ---------------------------------------------------------
+
+    async def record_baseline(self, trust: str, patient: str, site: str,
+                              at: datetime) -> Document:
+        """Keep the latest baseline (a later one corrects it); returns the patient."""
+        key = f"{trust}:{patient}"
+        await self.patients.update_one(
+            {"_id": key}, {"$setOnInsert": {"trustcode": trust, "patient_ref": patient}},
+            upsert=True)
+        await self.patients.update_one(
+            {"_id": key, "$or": [{"baseline_time": {"$exists": False}},
+                                 {"baseline_time": {"$lte": at}}]},
+            {"$set": {"baseline_time": at, "sitecode": site}})
+        doc = await self.patients.find_one({"_id": key})
+        assert doc is not None
+        return doc
+
+    async def record_collected(self, trust: str, patient: str, timepoint: str) -> None:
+        await self.patients.update_one(
+            {"_id": f"{trust}:{patient}"},
+            {"$set": {f"collected.{timepoint}": True},
+             "$setOnInsert": {"trustcode": trust, "patient_ref": patient}},
+            upsert=True)
+
+    async def collected(self, trust: str, patient: str) -> set[str]:
+        doc = await self.patients.find_one({"_id": f"{trust}:{patient}"})
+        return {tp for tp, done in ((doc or {}).get("collected") or {}).items() if done}
+
+    async def upsert_item(self, item_id: str, fields: Document) -> None:
+        """Create a follow-up item once; move its dates only while it is still pending."""
+        with contextlib.suppress(DuplicateKeyError):  # created concurrently elsewhere
+            await self.follow_ups.update_one(
+                {"_id": item_id}, {"$setOnInsert": {**fields, "status": PENDING}}, upsert=True)
+        await self.follow_ups.update_one({"_id": item_id, "status": PENDING}, {"$set": fields})
+
+    async def cancel_items(self, trust: str, patient: str, timepoint: str) -> None:
+        await self.follow_ups.update_many(
+            {"trustcode": trust, "patient_ref": patient, "timepoint": timepoint,
+             "status": {"$in": [PENDING, QUEUED]}},
+            {"$set": {"status": CANCELLED}})
+
+    async def sites_with_due_items(self, today: str) -> dict[str, str]:
+        """Site -> trust for every site with a pending item due on or before `today`."""
+        sites: dict[str, str] = {}
+        async for doc in self.follow_ups.find({"status": PENDING, "remind_on": {"$lte": today}},
+                                              {"sitecode": 1, "trustcode": 1}):
+            sites[doc["sitecode"]] = doc["trustcode"]
+        return sites
+
+    async def take_items_into(self, digest: str, site: str, today: str) -> list[Document]:
+        """Items of a digest: those already in it plus any now due; caller holds its claim."""
+        await self.follow_ups.update_many(
+            {"sitecode": site, "status": PENDING, "remind_on": {"$lte": today}},
+            {"$set": {"status": QUEUED, "digest": digest}})
+        return [d async for d in self.follow_ups.find({"digest": digest, "status": QUEUED})]
+
+    async def finish_items(self, digest: str, status: str) -> None:
+        await self.follow_ups.update_many({"digest": digest, "status": QUEUED},
+                                          {"$set": {"status": status}})
+
+    # Reminders ----------------------------------------------------------------------------
+
+    async def create_reminder(self, reminder_id: str, fields: Document) -> bool:
+        """Schedule a reminder once; False when it already existed (any status)."""
+        try:
+            result = await self.reminders.update_one(
+                {"_id": reminder_id},
+                {"$setOnInsert": {**fields, "status": PENDING, "attempts": 0,
+                                  "published": False}},
+                upsert=True)
+        except DuplicateKeyError:
+            return False
+        return result.upserted_id is not None
+
+    async def claim(self, now: datetime, owner: str, lease: timedelta) -> Document | None:
+        """Atomically take one due reminder (or one whose claimer's lease ran out)."""
+        return await self.reminders.find_one_and_update(
+            {"$or": [{"status": PENDING, "send_after": {"$lte": now}},
+                     {"status": SENDING, "lease_until": {"$lt": now}}]},
+            {"$set": {"status": SENDING, "owner": owner, "lease_until": now + lease},
+             "$inc": {"claims": 1}},
+            sort=[("send_after", ASCENDING)],
+            return_document=ReturnDocument.AFTER)
+
+    async def finish(self, reminder_id: str, owner: str, fields: Document) -> None:
+        """Record the outcome of a claimed reminder (sent, failed, cancelled, or pending)."""
+        await self.reminders.update_one({"_id": reminder_id, "owner": owner,
+                                         "status": SENDING}, {"$set": fields})
+
+    async def unpublished(self) -> list[Document]:
+        return [d async for d in self.reminders.find(
+            {"published": False, "status": {"$in": list(FINISHED)}})]
+
+    async def mark_published(self, reminder_id: str) -> None:
+        await self.reminders.update_one({"_id": reminder_id}, {"$set": {"published": True}})
+
+    async def reminder(self, reminder_id: str) -> Document | None:
+        return await self.reminders.find_one({"_id": reminder_id})
+
+    # Delivery statuses --------------------------------------------------------------------
+
+    async def record_delivery(self, status: Document, received_at: datetime) -> bool:
+        """Store a Notify callback and update its reminder; False for an unknown reference."""
+        await self.deliveries.update_one(
+            {"_id": status["id"]},
+            {"$set": {**status, "received_at": received_at},
+             "$push": {"history": {"status": status["status"], "received_at": received_at}}},
+            upsert=True)
+        reference = status.get("reference")
+        if not reference:
+            return False
+        result = await self.reminders.update_one(
+            {"_id": reference},
+            {"$set": {"delivery_status": status["status"], "delivery_updated_at": received_at},
+             "$addToSet": {"provider_ids": status["id"]}})
+        return result.matched_count > 0

@@ -1,0 +1,294 @@
+"""The scheduler: plans due reminders, claims and sends them, publishes the outcomes.
+
+One pass (`run_once`) is: plan training reminders that have fallen due; inside working
+hours, open today's digest for every site with follow-ups due; claim due reminders one at
+a time and send them; publish any recorded outcome not yet published (an outbox, so a
+crash between recording and publishing only delays the event, whose id is deterministic).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from ibest.backbone.publisher import EventPublisher
+from ibest.backbone.runtime import Clock
+from services.notifications.adapters.channels import (
+    Channel,
+    OutgoingMessage,
+    PermanentSendError,
+    TransientSendError,
+)
+from services.notifications.adapters.contacts import ContactDirectory, ContactUnavailable
+from services.notifications.adapters.repository import (
+    CANCELLED,
+    FAILED,
+    FINISHED,
+    NOTIFIED,
+    PENDING,
+    SENT,
+    UNRESOLVED,
+    Document,
+    Repository,
+)
+from services.notifications.domain import messages
+from services.notifications.domain.followups import DigestLine, digest_kind, digest_lines
+from services.notifications.domain.ids import digest_id, outcome_event_id, training_reminder_id
+from services.notifications.domain.training import (
+    TrainingState,
+    next_training_reminder,
+)
+from services.notifications.settings import NotificationSettings
+from shared.envelope import new_event
+from shared.events import NotificationFailed, NotificationSent, RecipientKind, ReminderKind
+from shared.followup import Timepoint
+
+log = logging.getLogger(__name__)
+SOURCE = "/services/notifications"
+
+
+@dataclass
+class Outcome:
+    """What became of one claimed reminder."""
+
+    status: str  # sent, failed, cancelled, pending (retry later)
+    reason: str = ""
+    provider_id: str | None = None
+
+
+class Scheduler:
+    def __init__(
+        self,
+        repo: Repository,
+        settings: NotificationSettings,
+        channel: Channel,
+        contacts: ContactDirectory,
+        publisher: EventPublisher,
+        clock: Clock,
+    ) -> None:
+        self.repo = repo
+        self.settings = settings
+        self.channel = channel
+        self.contacts = contacts
+        self.publisher = publisher
+        self.clock = clock
+        self.rules = settings.training_rules()
+        self.hours = settings.working_hours()
+        self.site_teams = settings.site_team_addresses()
+        self.owner = uuid.uuid4().hex
+        self.last_pass: datetime | None = None
+
+    async def loop(self) -> None:
+        """The background task: one pass every IBEST_NOTIFY_POLL_SECONDS."""
+        while True:
+            try:
+                await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("notifications: scheduler pass failed; next pass will retry")
+            await asyncio.sleep(self.settings.poll_seconds)
+
+    async def run_once(self) -> int:
+        """One pass; returns how many reminders it finished (sent or failed)."""
+        now = self.clock()
+        await self.plan_training(now)
+        finished = 0
+        if self.hours.is_open(now):
+            await self.plan_digests(now)
+            while (doc := await self.repo.claim(now, self.owner, self._lease())) is not None:
+                outcome = await self.deliver(doc, now)
+                await self._record(doc, outcome, now)
+                finished += outcome.status in FINISHED
+        await self.publish_outbox()
+        self.last_pass = now
+        return finished
+
+    def _lease(self) -> timedelta:
+        return timedelta(seconds=self.settings.lease_seconds)
+
+    # Planning -----------------------------------------------------------------------------
+
+    async def plan_training(self, now: datetime) -> None:
+        made = await self.repo.training_reminders()
+        async for clinician in self.repo.active_clinicians():
+            ref = clinician["_id"]
+            planned = next_training_reminder(_training_state(clinician, made.get(ref, [])),
+                                             self.rules)
+            if planned is None or planned.due_at > now:
+                continue
+            await self.repo.create_reminder(training_reminder_id(ref, planned.number), {
+                "family": "training", "kind": planned.kind.value, "number": planned.number,
+                "recipient_kind": RecipientKind.CLINICIAN.value, "recipient_ref": ref,
+                "due_at": planned.due_at, "send_after": self.hours.next_open(planned.due_at),
+                "created_at": now,
+            })
+
+    async def plan_digests(self, now: datetime) -> None:
+        today = self.hours.local_date(now)
+        for site, trust in (await self.repo.sites_with_due_items(today)).items():
+            await self.repo.create_reminder(digest_id(site, today), {
+                "family": "follow_up", "kind": ReminderKind.FOLLOW_UP_DUE.value,
+                "recipient_kind": RecipientKind.SITE_TEAM.value, "recipient_ref": site,
+                "trustcode": trust, "sitecode": site, "day": today,
+                "due_at": now, "send_after": now, "created_at": now,
+            })
+
+    # Sending ------------------------------------------------------------------------------
+
+    async def deliver(self, doc: Document, now: datetime) -> Outcome:
+        kind = ReminderKind(doc["kind"])
+        try:
+            if doc["recipient_kind"] == RecipientKind.SITE_TEAM.value:
+                prepared = await self._prepare_digest(doc, now)
+            else:
+                prepared = await self._prepare_clinician(doc, kind)
+        except ContactUnavailable as exc:
+            return self._retry_or_fail(doc, str(exc))
+        if isinstance(prepared, Outcome):
+            return prepared
+        try:
+            provider_id = await self.channel.send(prepared)
+        except TransientSendError as exc:
+            return self._retry_or_fail(doc, str(exc))
+        except PermanentSendError as exc:
+            return Outcome(FAILED, str(exc))
+        return Outcome(SENT, provider_id=provider_id)
+
+    async def _prepare_clinician(self, doc: Document,
+                                 kind: ReminderKind) -> OutgoingMessage | Outcome:
+        clinician = await self.repo.clinician(doc["recipient_ref"]) or {}
+        if clinician.get("opted_out"):
+            return Outcome(CANCELLED, "opted out")
+        if doc.get("family") == "training" and clinician.get("completed_at") is not None:
+            return Outcome(CANCELLED, "training completed")
+        if kind == ReminderKind.TRAINING_THANKS:
+            content = messages.thanks_content(doc.get("course_version", ""),
+                                              self.settings.intention_url)
+        else:
+            content = messages.training_content(kind, self.settings.course_url,
+                                                int(doc.get("number", 1)))
+        email = await self.contacts.email_of(doc["recipient_ref"])
+        if email is None:
+            return Outcome(FAILED, "no contact email")
+        return self._message(doc, kind, [email], content)
+
+    async def _prepare_digest(self, doc: Document, now: datetime) -> OutgoingMessage | Outcome:
+        site = doc["recipient_ref"]
+        items = await self.repo.take_items_into(doc["_id"], site, doc["day"])
+        raw = []
+        for item in items:
+            if item["timepoint"] in await self.repo.collected(item["trustcode"],
+                                                               item["patient_ref"]):
+                continue
+            raw.append(DigestLine(item["patient_ref"], Timepoint(item["timepoint"]),
+                                  ReminderKind(item["kind"]), date.fromisoformat(item["due"]),
+                                  date.fromisoformat(item["closes"])))
+        lines = digest_lines(raw, date.fromisoformat(self.hours.local_date(now)))
+        if not lines:
+            return Outcome(CANCELLED, "nothing left to remind")
+        kind = digest_kind(lines)
+        doc["kind"] = kind.value
+        addresses = self.site_teams.get(site, [])
+        if not addresses:
+            return Outcome(FAILED, f"no site team address configured for {site}")
+        return self._message(doc, kind, addresses,
+                             messages.digest_content(site, doc["day"], lines))
+
+    def _message(self, doc: Document, kind: ReminderKind, to: list[str],
+                 content: messages.Content) -> OutgoingMessage:
+        return OutgoingMessage(doc["_id"], kind, to, self.settings.template_id(kind),
+                               content.subject, content.body, content.personalisation)
+
+    def _retry_or_fail(self, doc: Document, reason: str) -> Outcome:
+        if int(doc.get("attempts", 0)) + 1 >= self.settings.max_attempts:
+            return Outcome(FAILED, f"gave up after {self.settings.max_attempts} attempts: "
+                                   f"{reason}")
+        return Outcome(PENDING, reason)
+
+    async def _record(self, doc: Document, outcome: Outcome, now: datetime) -> None:
+        kind = ReminderKind(doc["kind"])
+        fields: dict[str, Any] = {"status": outcome.status, "kind": kind.value,
+                                  "lease_until": None}
+        if outcome.status == PENDING:
+            attempts = int(doc.get("attempts", 0)) + 1
+            # At least a second, so a pass never picks its own retry up again.
+            delay = max(1.0, min(self.settings.retry_max_seconds,
+                                 self.settings.retry_base_seconds * 2 ** (attempts - 1)))
+            fields |= {"attempts": attempts, "last_error": outcome.reason,
+                       "send_after": self.hours.next_open(now + timedelta(seconds=delay))}
+            log.warning("reminder %s (%s) will be retried: %s", doc["_id"], kind.value,
+                        outcome.reason)
+        else:
+            fields |= {"finished_at": now, "reason": outcome.reason,
+                       "channel": self.channel.name,
+                       "template_id": self.settings.template_id(kind)}
+            if outcome.provider_id:
+                fields["provider_id"] = outcome.provider_id
+            if outcome.status == SENT:
+                fields["sent_at"] = now
+            if outcome.status in FINISHED:
+                fields |= await self._publish_target(doc)
+            log.info("reminder %s (%s) %s %s", doc["_id"], kind.value, outcome.status,
+                     outcome.reason)
+        await self.repo.finish(doc["_id"], self.owner, fields)
+        if doc.get("family") == "follow_up" and outcome.status != PENDING:
+            await self.repo.finish_items(doc["_id"], NOTIFIED if outcome.status == SENT
+                                         else outcome.status)
+
+    async def _publish_target(self, doc: Document) -> dict[str, str]:
+        """The trust and site the outcome is published under: the site team's site, or the
+        clinician's latest enrolment."""
+        if doc.get("trustcode") and doc.get("recipient_kind") == RecipientKind.SITE_TEAM.value:
+            return {"trustcode": doc["trustcode"], "sitecode": doc["sitecode"]}
+        clinician = await self.repo.clinician(doc["recipient_ref"]) or {}
+        trust = clinician.get("trustcode") or doc.get("trustcode")
+        site = clinician.get("sitecode") or doc.get("sitecode")
+        return {"trustcode": str(trust), "sitecode": str(site)}
+
+    # Outbox -------------------------------------------------------------------------------
+
+    async def publish_outbox(self) -> None:
+        for doc in await self.repo.unpublished():
+            await self.publisher.publish(outcome_event(doc, self.clock()))
+            await self.repo.mark_published(doc["_id"])
+
+
+def outcome_event(doc: Document, now: datetime) -> Any:
+    """notification.sent or notification.failed for a finished reminder (no address)."""
+    common = {
+        "notification_id": doc["_id"],
+        "kind": ReminderKind(doc["kind"]),
+        "recipient_kind": RecipientKind(doc["recipient_kind"]),
+        "recipient_ref": doc["recipient_ref"],
+        "template_id": str(doc["template_id"])[:64],
+        "channel": doc["channel"],
+    }
+    payload: NotificationSent | NotificationFailed
+    if doc["status"] == SENT:
+        payload = NotificationSent(**common, sent_at=doc["sent_at"])
+    else:
+        payload = NotificationFailed(**common, reason=str(doc.get("reason") or "failed")[:500])
+    return new_event(payload, trustcode=doc["trustcode"], sitecode=doc["sitecode"],
+                     source=SOURCE, time=doc.get("finished_at") or now,
+                     event_id=outcome_event_id(doc["_id"], doc["status"]))
+
+
+def _training_state(clinician: Document, reminders: list[Document]) -> TrainingState:
+    finished = [r for r in reminders if r["status"] in FINISHED]
+    return TrainingState(
+        enrolled_at=clinician.get("enrolled_at"),
+        started_at=clinician.get("started_at"),
+        last_progress_at=clinician.get("last_progress_at"),
+        completed=clinician.get("completed_at") is not None,
+        opted_out=bool(clinician.get("opted_out")),
+        made=len(reminders),
+        finished=len(finished),
+        last_finished_at=max((r["finished_at"] for r in finished if r.get("finished_at")),
+                             default=None),
+        unresolved=any(r["status"] in UNRESOLVED for r in reminders),
+    )
