@@ -1,0 +1,39 @@
+"""HTTP routes: the course catalogue for integrators, one clinician's state for operators."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+
+from services.enrolment.adapters.repository import ClinicianRepository
+from services.enrolment.domain.catalogue import Catalogue
+
+
+@dataclass(frozen=True)
+class EnrolmentApi:
+    """What the routes reach as `request.app.state.service`."""
+
+    catalogue: Catalogue
+    repository: ClinicianRepository
+
+
+def routes() -> APIRouter:
+    router = APIRouter(prefix="/v1", tags=["enrolment"])
+
+    @router.get("/courses", summary="Every course version with its required modules, in order")
+    async def courses(request: Request) -> dict[str, Any]:
+        api: EnrolmentApi = request.app.state.service
+        return api.catalogue.as_json()
+
+    @router.get("/clinicians/{clinician_ref}",
+                summary="One clinician's training state (never their contact email)")
+    async def clinician(clinician_ref: str, request: Request) -> dict[str, Any]:
+        api: EnrolmentApi = request.app.state.service
+        state = await api.repository.state(clinician_ref)
+        if state is None:
+            raise HTTPException(404, f"no clinician {clinician_ref!r} here")
+        return state.model_dump(mode="json")
+
+    return router

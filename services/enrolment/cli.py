@@ -1,0 +1,68 @@
+"""`ibest enrolment erase CLINICIAN_REF [--record]`: the documented erasure command."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from pymongo import AsyncMongoClient
+
+from ibest.backbone.settings import Settings
+from services.enrolment.adapters.catalogue_file import load_catalogue
+from services.enrolment.adapters.repository import ClinicianRepository, Erasure
+from services.enrolment.settings import EnrolmentSettings
+
+REMAINS = (
+    "What remains: the reporting service's aggregate counts (enrolled/started/completed, "
+    "intending, delivering by trust, site and profession) still include this clinician, keyed "
+    "by the pseudonymous clinician_ref only, with no email. The original clinician.enrolled "
+    "event(s) in the IBEST_EVENTS stream still carry the email as sent; stream-level erasure "
+    "is a separate, programme-level decision (see services/enrolment/README.md)."
+)
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("enrolment", help="enrolment service commands")
+    cmds = p.add_subparsers(dest="command", required=True)
+    erase = cmds.add_parser(
+        "erase", help="remove a clinician's contact email (and, with --record, their record)"
+    )
+    erase.add_argument("clinician_ref")
+    erase.add_argument("--record", action="store_true",
+                       help="also delete the clinician's record and its remembered event ids")
+    erase.set_defaults(func=erase_command)
+
+
+async def erase_command(args: argparse.Namespace, settings: Settings) -> int:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        settings.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=5000)
+    try:
+        repository = ClinicianRepository(client[settings.database_of("enrolment")],
+                                         load_catalogue(EnrolmentSettings().catalogue_path))
+        result = await repository.erase(args.clinician_ref, record=args.record)
+    finally:
+        await client.close()
+    print(describe(result))
+    return 0 if result.found else 1
+
+
+def describe(result: Erasure) -> str:
+    ref = result.clinician_ref
+    if not result.found:
+        return f"No clinician {ref!r} in the enrolment database; nothing erased."
+    lines = [
+        f"Clinician {ref}: contact email "
+        + ("removed." if result.email_removed else "was not held (none given or already erased)."),
+    ]
+    if result.record_removed:
+        lines.append(f"Record removed, with {result.seen_events_removed} remembered event id(s). "
+                     "A replay of the events stream would rebuild it.")
+    else:
+        lines.append("Record kept (training state, no email); use --record to remove it.")
+    if result.state is not None and result.state.enrolment is not None:
+        e = result.state.enrolment
+        lines.append(f"Counted at trust {e.trustcode}, site {e.sitecode} as "
+                     f"{result.state.status.value} ({e.profession}, course version "
+                     f"{e.course_version}).")
+    lines.append(REMAINS)
+    return "\n".join(lines)

@@ -1,0 +1,86 @@
+"""The course catalogue: which course versions exist and which modules each requires.
+
+It is data (services/enrolment/catalogue.json, reviewed like code), not code, so that a new
+course version is a reviewed data change. Completion is always judged against the version a
+clinician enrolled on; a module id in no version is a contract violation, never a silent count.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from shared.events import CourseVersion
+from shared.identifiers import Ref
+
+
+class Module(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    module_id: Ref
+    title: str = Field(min_length=1, max_length=200)
+    required: bool = True
+
+
+class Course(BaseModel):
+    """One course version, its modules in course order."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    course_version: CourseVersion
+    title: str = Field(min_length=1, max_length=200)
+    modules: tuple[Module, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_and_required(self) -> Course:
+        ids = [m.module_id for m in self.modules]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"course version {self.course_version} repeats a module id")
+        if not self.required_modules:
+            raise ValueError(f"course version {self.course_version} requires no module")
+        return self
+
+    @property
+    def required_modules(self) -> tuple[str, ...]:
+        return tuple(m.module_id for m in self.modules if m.required)
+
+    @property
+    def module_ids(self) -> frozenset[str]:
+        return frozenset(m.module_id for m in self.modules)
+
+
+class Catalogue(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    comment: str = Field(default="", alias="_comment")
+    courses: tuple[Course, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_versions(self) -> Catalogue:
+        versions = [c.course_version for c in self.courses]
+        if len(set(versions)) != len(versions):
+            raise ValueError("a course version appears twice in the catalogue")
+        return self
+
+    def course(self, version: str) -> Course | None:
+        return next((c for c in self.courses if c.course_version == version), None)
+
+    @property
+    def versions(self) -> tuple[str, ...]:
+        return tuple(c.course_version for c in self.courses)
+
+    def knows_module(self, module_id: str) -> bool:
+        return any(module_id in c.module_ids for c in self.courses)
+
+    def as_json(self) -> dict[str, object]:
+        """What `GET /v1/courses` serves to integrators."""
+        return {
+            "courses": [
+                {
+                    "course_version": c.course_version,
+                    "title": c.title,
+                    "required_modules": list(c.required_modules),
+                    "modules": [{"module_id": m.module_id, "title": m.title} for m in c.modules],
+                }
+                for c in self.courses
+            ]
+        }

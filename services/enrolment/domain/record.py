@@ -1,0 +1,172 @@
+"""The stored record of one clinician and what applying one event does to it.
+
+The record holds the clinician's facts (the state is folded from them), the contact email,
+which derived events were already emitted, and an outbox of derived events not yet
+confirmed published. The whole record is written in one document update, so the state and
+the events it implies are stored together: a crash after storing cannot lose an event (the
+outbox is re-published) and cannot produce a different one (its id and content are fixed
+when it enters the outbox).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from pydantic import BaseModel, ConfigDict
+
+from services.enrolment.domain.catalogue import Catalogue
+from services.enrolment.domain.clinician import (
+    ENROLLED,
+    MODULE_COMPLETED,
+    MODULE_STARTED,
+    ClinicianState,
+    Fact,
+    fact_of,
+    fold,
+)
+from shared.envelope import AnyEvent, ContractError, new_event
+from shared.events import TrainingCompleted, TrainingStarted
+
+SOURCE = "/services/enrolment"
+TRAINING_STARTED = "clinician.training_started"
+TRAINING_COMPLETED = "clinician.training_completed"
+DERIVED_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:uk:nhs:ibest:enrolment:derived")
+
+
+def derived_event_id(clinician_ref: str, course_version: str, name: str) -> uuid.UUID:
+    """The one id a derived event can have, so any re-publish is a duplicate."""
+    return uuid.uuid5(DERIVED_NAMESPACE, f"{clinician_ref}\n{course_version}\n{name}")
+
+
+class Contact(BaseModel):
+    """The contact email of the latest enrolment (by time, then id) that gave one.
+
+    After erasure `email` is None and `erased` is True; only an enrolment later than the one
+    that was erased can set an email again.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    email: str | None
+    time: datetime
+    event_id: str
+    erased: bool = False
+
+    @property
+    def order(self) -> tuple[datetime, str]:
+        return (self.time, self.event_id)
+
+
+class OutboxEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    name: str
+    body: str
+
+
+class ClinicianRecord(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    clinician_ref: str
+    facts: tuple[Fact, ...] = ()
+    contact: Contact | None = None
+    emitted: frozenset[str] = frozenset()
+    outbox: tuple[OutboxEntry, ...] = ()
+
+    def has_fact(self, event_id: str) -> bool:
+        return any(f.id == event_id for f in self.facts)
+
+
+@dataclass(frozen=True)
+class Applied:
+    record: ClinicianRecord
+    state: ClinicianState
+    changed: bool
+
+
+def validate(event: AnyEvent, current: ClinicianState, catalogue: Catalogue) -> None:
+    """Domain rules on a new event; a breach is a ContractError (dead-lettered)."""
+    name = event.event_type.name
+    known = ", ".join(catalogue.versions)
+    if name == ENROLLED and catalogue.course(event.data.course_version) is None:
+        raise ContractError.one("data.course_version",
+                                f"{event.data.course_version!r} is not a course version in the "
+                                f"catalogue (known: {known})")
+    if name in (MODULE_STARTED, MODULE_COMPLETED):
+        module_id = event.data.module_id
+        if not catalogue.knows_module(module_id):
+            raise ContractError.one("data.module_id",
+                                    f"{module_id!r} is not a module of any course version "
+                                    f"(known versions: {known}; see GET /v1/courses)")
+        if current.enrolment is not None:
+            course = catalogue.course(current.enrolment.course_version)
+            if course is not None and module_id not in course.module_ids:
+                raise ContractError.one(
+                    "data.module_id",
+                    f"{module_id!r} is not a module of course version "
+                    f"{course.course_version}, which the clinician is enrolled on")
+
+
+def apply_event(record: ClinicianRecord | None, event: AnyEvent,
+                catalogue: Catalogue) -> Applied:
+    """Add `event` to the clinician's record; derive and queue any events it implies.
+
+    Applying an event already in the record changes nothing (redelivery is harmless).
+    """
+    ref = event.data.clinician_ref
+    record = record or ClinicianRecord(clinician_ref=ref)
+    current = fold(ref, record.facts, catalogue)
+    if record.has_fact(str(event.id)):
+        return Applied(record, current, changed=False)
+    validate(event, current, catalogue)
+    facts = (*record.facts, fact_of(event))
+    contact = _contact(record.contact, event)
+    state = fold(ref, facts, catalogue)
+    emitted, outbox = set(record.emitted), list(record.outbox)
+    for name, derived in derived_events(state):
+        key = f"{derived.data.course_version}/{name}"
+        if key not in emitted:
+            emitted.add(key)
+            outbox.append(OutboxEntry(id=str(derived.id), name=name,
+                                      body=derived.to_json().decode()))
+    new = record.model_copy(update={"facts": facts, "contact": contact,
+                                    "emitted": frozenset(emitted), "outbox": tuple(outbox)})
+    return Applied(new, state, changed=True)
+
+
+def _contact(contact: Contact | None, event: AnyEvent) -> Contact | None:
+    if event.event_type.name != ENROLLED or event.data.contact_email is None:
+        return contact
+    offered = Contact(email=event.data.contact_email, time=event.time.astimezone(UTC),
+                      event_id=str(event.id))
+    return offered if contact is None or offered.order > contact.order else contact
+
+
+def derived_events(state: ClinicianState) -> list[tuple[str, AnyEvent]]:
+    """The derived events the state implies, with deterministic ids, times and content.
+
+    `time` is the time of the module event that started (or completed) the training, so the
+    same facts always give byte-identical events.
+    """
+    enrolment = state.enrolment
+    if enrolment is None:
+        return []
+    out: list[tuple[str, AnyEvent]] = []
+    version = enrolment.course_version
+    for name, at, payload in (
+        (TRAINING_STARTED, state.started_at,
+         TrainingStarted(clinician_ref=state.clinician_ref, course_version=version)),
+        (TRAINING_COMPLETED, state.completed_at,
+         TrainingCompleted(clinician_ref=state.clinician_ref, course_version=version)),
+    ):
+        if at is None:
+            continue
+        out.append((name, new_event(
+            payload, trustcode=enrolment.trustcode, sitecode=enrolment.sitecode,
+            source=SOURCE, time=at,
+            event_id=derived_event_id(state.clinician_ref, version, name),
+        )))
+    return out

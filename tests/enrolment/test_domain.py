@@ -1,0 +1,229 @@
+"""The enrolment domain without servers: catalogue, fold, derived events, contact rules."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from services.enrolment.adapters.catalogue_file import load_catalogue
+from services.enrolment.domain.catalogue import Catalogue
+from services.enrolment.domain.clinician import Status
+from services.enrolment.domain.record import (
+    TRAINING_COMPLETED,
+    TRAINING_STARTED,
+    ClinicianRecord,
+    apply_event,
+    derived_event_id,
+)
+from shared.envelope import AnyEvent, ContractError, parse_event
+from tests.harness import cloud_event
+
+CATALOGUE = load_catalogue()
+MODULES = list(CATALOGUE.courses[0].required_modules)
+T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
+REF = "c-100"
+
+
+def event(name: str, data: dict[str, Any], minutes: int, *, site: str = "RTH08",
+          event_id: str | None = None) -> AnyEvent:
+    raw = cloud_event(name, {"clinician_ref": REF, **data}, trust=site[:3], site=site,
+                      time=T0 + timedelta(minutes=minutes), event_id=event_id)
+    return parse_event(None, json.dumps(raw).encode())
+
+
+def enrolled(minutes: int, site: str = "RTH08", email: str | None = None,
+             version: str = "1", profession: str = "nurse") -> AnyEvent:
+    data: dict[str, Any] = {"profession": profession, "course_version": version}
+    if email:
+        data["contact_email"] = email
+    return event("clinician.enrolled", data, minutes, site=site)
+
+
+def module(verb: str, module_id: str, minutes: int) -> AnyEvent:
+    return event(f"module.{verb}", {"module_id": module_id}, minutes)
+
+
+def apply_all(events: list[AnyEvent], catalogue: Catalogue = CATALOGUE) -> ClinicianRecord:
+    record: ClinicianRecord | None = None
+    for e in events:
+        record = apply_event(record, e, catalogue).record
+    assert record is not None
+    return record
+
+
+def state_of(events: list[AnyEvent], catalogue: Catalogue = CATALOGUE) -> Any:
+    from services.enrolment.domain.clinician import fold
+
+    return fold(REF, apply_all(events, catalogue).facts, catalogue)
+
+
+def test_shipped_catalogue_is_ibest_version_1_in_course_order() -> None:
+    served = CATALOGUE.as_json()["courses"]
+    assert isinstance(served, list) and len(served) == 1
+    [course] = served
+    assert course["course_version"] == "1"
+    assert course["required_modules"][0] == "m01-understanding-back-pain"
+    assert len(course["required_modules"]) == 8
+    assert [m["module_id"] for m in course["modules"]] == course["required_modules"]
+
+
+def test_completion_needs_every_required_module_and_is_timed_by_the_last() -> None:
+    events = [enrolled(0)] + [module("completed", m, 10 + i) for i, m in enumerate(MODULES[:-1])]
+    assert state_of(events).status is Status.STARTED
+    done = state_of([*events, module("completed", MODULES[-1], 99)])
+    assert done.status is Status.COMPLETED
+    assert done.completed_at == T0 + timedelta(minutes=99)
+    assert done.started_at == T0 + timedelta(minutes=10)
+
+
+def test_module_before_enrolment_waits_then_counts() -> None:
+    early = module("completed", MODULES[0], 5)
+    waiting = state_of([early])
+    assert waiting.status is Status.AWAITING_ENROLMENT and waiting.enrolment is None
+    assert waiting.not_counted_modules == (MODULES[0],)
+    after = state_of([early, enrolled(60)])
+    assert after.status is Status.STARTED
+    assert [m.module_id for m in after.modules] == [MODULES[0]]
+    assert after.not_counted_modules == ()
+
+
+def test_module_in_no_course_version_is_a_contract_error() -> None:
+    with pytest.raises(ContractError) as exc:
+        apply_all([enrolled(0), module("started", "m99-not-a-module", 1)])
+    assert exc.value.errors[0].field == "data.module_id"
+    assert "not a module of any course version" in str(exc.value)
+    with pytest.raises(ContractError, match=r"data\.module_id"):
+        apply_all([module("started", "m99-not-a-module", 1)])  # before enrolment too
+
+
+def test_unknown_course_version_is_a_contract_error() -> None:
+    with pytest.raises(ContractError, match=r"data\.course_version"):
+        apply_all([enrolled(0, version="7")])
+
+
+TWO_VERSIONS = Catalogue.model_validate({"courses": [
+    {"course_version": "1", "title": "v1", "modules": [
+        {"module_id": "a", "title": "A"}, {"module_id": "old", "title": "Old"}]},
+    {"course_version": "2", "title": "v2", "modules": [
+        {"module_id": "a", "title": "A"}, {"module_id": "b", "title": "B"},
+        {"module_id": "extra", "title": "Optional", "required": False}]},
+]})
+
+
+def test_module_outside_the_enrolled_version_rejected_after_kept_before() -> None:
+    with pytest.raises(ContractError, match="course version 2, which the clinician"):
+        apply_all([enrolled(0, version="2"), module("completed", "old", 5)], TWO_VERSIONS)
+    # Arriving before the enrolment it is kept for audit and not counted.
+    state = state_of([module("completed", "old", 5), module("completed", "a", 6),
+                      enrolled(0, version="2")], TWO_VERSIONS)
+    assert state.not_counted_modules == ("old",)
+    assert [m.module_id for m in state.modules] == ["a"]
+    assert state.status is Status.STARTED
+
+
+def test_re_enrolment_latest_decides_and_modules_count_once() -> None:
+    events = [enrolled(0, site="RTH08", version="1"), module("completed", "a", 5),
+              module("completed", "a", 6), enrolled(30, site="RNU02", version="2",
+                                                    profession="psychologist"),
+              module("completed", "b", 40), module("started", "extra", 41)]
+    state = state_of(events, TWO_VERSIONS)
+    assert state.enrolment is not None
+    assert (state.enrolment.trustcode, state.enrolment.sitecode) == ("RNU", "RNU02")
+    assert state.enrolment.course_version == "2" and state.enrolment.profession == "psychologist"
+    assert state.enrolments == 2
+    assert state.status is Status.COMPLETED  # a (from v1 time) and b; extra is optional
+    assert [m.module_id for m in state.modules] == ["a", "b", "extra"]
+    assert state.modules[0].completed_at == T0 + timedelta(minutes=5)
+
+
+def test_derived_events_are_deterministic_and_emitted_once() -> None:
+    events = [enrolled(0, site="RTH08")] + [module("completed", m, 10 + i)
+                                            for i, m in enumerate(MODULES)]
+    record = apply_all(events)
+    assert [o.name for o in record.outbox] == [TRAINING_STARTED, TRAINING_COMPLETED]
+    completed = parse_event(None, record.outbox[1].body.encode())
+    assert completed.id == derived_event_id(REF, "1", TRAINING_COMPLETED)
+    assert completed.id == uuid.uuid5(
+        uuid.uuid5(uuid.NAMESPACE_URL, "urn:uk:nhs:ibest:enrolment:derived"),
+        f"{REF}\n1\n{TRAINING_COMPLETED}")
+    assert completed.time == T0 + timedelta(minutes=10 + len(MODULES) - 1)
+    assert (completed.trustcode, completed.sitecode) == ("RTH", "RTH08")
+    assert completed.source == "/services/enrolment"
+    assert completed.data.course_version == "1"
+    # Later events (a repeat, a re-enrolment at another site) emit nothing new.
+    cleared = record.model_copy(update={"outbox": ()})
+    for later in (module("completed", MODULES[0], 500), enrolled(600, site="RNU02")):
+        cleared = apply_event(cleared, later, CATALOGUE).record
+    assert cleared.outbox == ()
+    # The same event again changes nothing at all.
+    again = apply_event(record, events[3], CATALOGUE)
+    assert not again.changed and again.record == record
+
+
+def test_contact_is_the_latest_enrolment_that_gave_one_in_any_order() -> None:
+    first = enrolled(0, email="old@nhs.net")
+    second = enrolled(10, email="new@nhs.net")
+    third = enrolled(20)  # no email: keeps the one given
+    for order in ([first, second, third], [third, second, first], [second, first, third]):
+        record = apply_all(order)
+        assert record.contact is not None and record.contact.email == "new@nhs.net"
+        assert all("contact_email" not in f.data for f in record.facts)
+
+
+# Property: every arrival order of one clinician's events gives the same state.
+
+@st.composite
+def clinician_history(draw: st.DrawFn) -> list[AnyEvent]:
+    sites = ["RTH08", "RTH02", "RNU01"]
+    out = []
+    for _ in range(draw(st.integers(1, 3))):
+        out.append(enrolled(draw(st.integers(0, 300)), site=draw(st.sampled_from(sites)),
+                            email=draw(st.sampled_from([None, "a@nhs.net", "b@nhs.net"])),
+                            profession=draw(st.sampled_from(["nurse", "physiotherapist"]))))
+    for module_id in draw(st.lists(st.sampled_from(MODULES), max_size=12)):
+        verb = draw(st.sampled_from(["started", "completed"]))
+        out.append(module(verb, module_id, draw(st.integers(0, 300))))
+    if draw(st.booleans()):
+        out.append(event("clinician.intention_reported",
+                         {"intends_to_deliver": draw(st.booleans()),
+                          "confidence": draw(st.integers(0, 10))}, draw(st.integers(0, 300))))
+    if draw(st.booleans()):
+        out.append(event("clinician.delivery_reported",
+                         {"delivering": True, "groups_delivered": 2}, draw(st.integers(0, 300))))
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_every_arrival_order_gives_the_same_state(data: st.DataObject) -> None:
+    history = data.draw(clinician_history())
+    orders = [history, list(reversed(history))]
+    orders += [data.draw(st.permutations(history)) for _ in range(3)]
+    results = []
+    for order in orders:
+        record = apply_all(order + order[:2])  # with redeliveries
+        results.append((state_of(order), record.contact, len(record.facts)))
+    assert all(r == results[0] for r in results)
+    state = results[0][0]
+    # The funnel is cumulative: completed implies started implies enrolled.
+    assert state.status is not Status.AWAITING_ENROLMENT
+    if state.status is Status.COMPLETED:
+        assert state.started_at is not None and state.completed_at is not None
+
+
+def test_stored_document_round_trips_exactly() -> None:
+    from services.enrolment.adapters.repository import from_doc, to_doc
+    from services.enrolment.domain.clinician import fold
+
+    odd = event("module.completed", {"module_id": MODULES[1], "quiz_score": 87.5}, 3)
+    record = apply_all([enrolled(0, email="x@nhs.net"), module("started", MODULES[0], 1), odd])
+    doc = json.loads(json.dumps(to_doc(record, fold(REF, record.facts, CATALOGUE), 4)))
+    assert from_doc(doc) == record
+    assert doc["state"]["modules"][1]["best_quiz_score"] == 87.5
+    assert "x@nhs.net" not in json.dumps(doc["facts"]) + json.dumps(doc["state"])
