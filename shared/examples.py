@@ -18,7 +18,9 @@ _PAYLOADS: dict[str, ev.Payload] = {
         clinician_ref="clin-7f3a9c", profession=ev.Profession.PHYSIOTHERAPIST,
         course_version="1", contact_email="a.physio@example.nhs.uk",
     ),
-    "module.started": ev.ModuleStarted(clinician_ref="clin-7f3a9c", module_id="m01-understanding-back-pain"),
+    "module.started": ev.ModuleStarted(
+        clinician_ref="clin-7f3a9c", module_id="m01-understanding-back-pain"
+    ),
     "module.completed": ev.ModuleCompleted(
         clinician_ref="clin-7f3a9c", module_id="m01-understanding-back-pain", quiz_score=85
     ),

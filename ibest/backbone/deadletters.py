@@ -42,7 +42,10 @@ async def dead_letter(
 ) -> None:
     """Keep `msg` in the dead-letter stream; deduplicated if this is a retry of the same."""
     meta = msg.metadata
-    headers = dict(msg.headers or {})
+    # JetStream's publish expectations (e.g. Nats-Expected-Stream) were for the original
+    # stream; carried over they would make the dead-letter publish itself fail.
+    headers = {k: v for k, v in (msg.headers or {}).items()
+               if not k.startswith("Nats-Expected-")}
     if "Nats-Msg-Id" in headers:
         headers[H_MSG_ID] = headers["Nats-Msg-Id"]
     headers.update({

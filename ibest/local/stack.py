@@ -167,11 +167,14 @@ def up(data_dir: Path, demo: bool = False) -> int:
 
 
 def _run_demo(settings: Settings) -> None:
-    try:
-        from ibest.simulate import demo
-    except ImportError:
-        _say("  --demo: the simulator is not built yet (ibest/simulate)")
-        return
-    _say("  --demo: publishing a simulated rollout...")
-    summary = asyncio.run(demo(settings))
-    _say(f"  --demo: {summary}")
+    """Publish a small seeded rollout, so a newcomer sees figures within a minute."""
+    from ibest.simulate.model import SimulationOptions
+    from ibest.simulate.runner import run_simulation
+
+    _say("  --demo: publishing a simulated rollout (ibest simulate --help for more)...")
+    options = SimulationOptions(clinicians=300, patients=200, progress=False)
+    summary = asyncio.run(run_simulation(settings, options))
+    for line in summary.lines():
+        _say(f"  --demo: {line}")
+    _say("  --demo: figures: curl -H 'Authorization: Bearer local-read' "
+         f"http://{settings.http_host}:{settings.port_of('reporting')}/v1/national")

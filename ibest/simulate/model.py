@@ -241,7 +241,7 @@ class _Planner:
     def _score(self, measure: Measure, value: float) -> int | float:
         spec = MEASURES[measure]
         bounded = min(max(value, spec.minimum), spec.maximum)
-        return int(round(bounded)) if spec.integer else round(bounded, 1)
+        return round(bounded) if spec.integer else round(bounded, 1)
 
     def anomalies(self) -> None:
         """A few re-sent duplicates and a few events a careless integrator gets wrong."""

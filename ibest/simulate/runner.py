@@ -16,7 +16,6 @@ import nats
 from nats.js import JetStreamContext
 
 from ibest.backbone.settings import Settings
-from ibest.backbone.streams import EVENTS_STREAM
 
 from .model import FALLBACK_MODULES, Plan, Planned, SimulationOptions, plan_rollout
 from .trusts import DEFAULT_TRUSTS_FILE, load_trusts
@@ -101,9 +100,10 @@ class Progress:
 
 
 async def _publish(js: JetStreamContext, planned: Planned) -> bool:
+    # As a trust system would: no Nats-Expected-Stream header (the backbone copies headers
+    # into dead letters, where an expected stream of IBEST_EVENTS would be refused).
     ack = await js.publish(planned.subject, planned.body,
-                           headers={"Nats-Msg-Id": planned.msg_id}, stream=EVENTS_STREAM,
-                           timeout=10)
+                           headers={"Nats-Msg-Id": planned.msg_id}, timeout=10)
     return not ack.duplicate
 
 

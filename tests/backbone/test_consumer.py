@@ -139,3 +139,14 @@ async def test_domain_rule_and_reused_id_are_dead_lettered(
     assert any("already used for an event with different content" in e for e in errors)
     assert any("data.clinician_ref: is not allowed" in e for e in errors)
     assert len(applied) == 1
+
+
+async def test_event_published_with_an_expected_stream_is_still_dead_lettered(
+    settings: Settings, js: JetStreamContext
+) -> None:
+    """nats-py's `stream=` adds Nats-Expected-Stream; the dead letter must not inherit it."""
+    applied: list[AnyEvent] = []
+    await js.publish("ibest.v1.RTH.clinician.enrolled", b"not json", stream="IBEST_EVENTS")
+    async with running_service(probe_spec(applied), settings):
+        [letter] = await wait_for(lambda: _letters(js, 1), what="the dead letter")
+    assert letter.reason == "invalid" and letter.data == b"not json"

@@ -40,7 +40,7 @@ def scripted_rollout() -> list[dict[str, Any]]:
         at = T0 + timedelta(hours=i)
 
         def ev(name: str, data: dict[str, Any], minutes: int,
-               trust: str = trust, site: str = site) -> dict[str, Any]:
+               trust: str = trust, site: str = site, at: datetime = at) -> dict[str, Any]:
             return cloud_event(name, data, trust=trust, site=site,
                                time=at + timedelta(minutes=minutes))
 

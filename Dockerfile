@@ -1,0 +1,32 @@
+# One image for the four services, the init job and the simulator.
+# Stage 1 builds a virtualenv with the project and its dependencies; stage 2 copies it into
+# a slim image that runs as an unprivileged user.
+FROM python:3.11.13-slim-bookworm AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python -m venv /opt/venv
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY shared ./shared
+COPY ibest ./ibest
+COPY services ./services
+RUN /opt/venv/bin/pip install .
+
+FROM python:3.11.13-slim-bookworm AS runtime
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONPATH=/app \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    IBEST_HTTP_HOST=0.0.0.0
+RUN groupadd --system --gid 10001 ibest \
+ && useradd --system --uid 10001 --gid ibest --no-create-home --shell /usr/sbin/nologin ibest
+COPY --from=build /opt/venv /opt/venv
+WORKDIR /app
+COPY shared ./shared
+COPY ibest ./ibest
+COPY services ./services
+COPY deploy/__init__.py deploy/trusts.yaml ./deploy/
+COPY deploy/docker/entrypoint.sh /usr/local/bin/ibest-entrypoint
+USER ibest:ibest
+ENTRYPOINT ["/usr/local/bin/ibest-entrypoint"]
+# Overridden per service in docker-compose.yml (`python -m services.<name>`).
+CMD ["ibest", "--help"]

@@ -1,0 +1,219 @@
+"""Grafana dashboards as code (grafana-foundation-sdk, pinned to the Grafana 11.6 line).
+
+Run `python -m deploy.grafana.generate` to rewrite deploy/grafana/dashboards/*.json; CI checks
+the committed files equal a fresh generation. Uids are fixed so links and bookmarks survive.
+Metric names: docs/architecture.md, "Prometheus names". National series have no `trust`
+label, trust series no `site` label, so `{trust=""}` selects national figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from grafana_foundation_sdk.builders import dashboard as db
+from grafana_foundation_sdk.builders import prometheus, stat, table, timeseries
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models.dashboard import DataSourceRef, VariableRefresh
+from grafana_foundation_sdk.models.prometheus import PromQueryFormat
+
+OUT = Path(__file__).resolve().parent / "dashboards"
+DATASOURCE = DataSourceRef(type_val="prometheus", uid="prometheus")
+STAGES = ("enrolled", "started", "completed", "intending", "delivering")
+FOLLOW_UPS = ("month_3", "month_12")
+MEASURES = ("rmdq", "pain_nrs", "von_korff_pain", "von_korff_disability", "psfs", "pseq")
+NATIONAL = 'trust=""'
+PLACE = 'trust="$trust", site=~"$site"'
+"""The drill-down selector; the site variable's "All" is `^$`, the trust's own series."""
+
+
+def query(expr: str, legend: str = "", ref: str = "A") -> prometheus.Dataquery:
+    q = prometheus.Dataquery().expr(expr).ref_id(ref).datasource(DATASOURCE)
+    return q.legend_format(legend) if legend else q
+
+
+def trend(title: str, queries: list[Any], unit: str = "short",
+          width: int = 12, description: str = "") -> timeseries.Panel:
+    panel = (timeseries.Panel().title(title).datasource(DATASOURCE).unit(unit)
+             .height(8).span(width).targets(queries))
+    return panel.description(description) if description else panel
+
+
+def number(title: str, expr: str, unit: str = "short", width: int = 4,
+           decimals: int = 0) -> stat.Panel:
+    return (stat.Panel().title(title).datasource(DATASOURCE).unit(unit).decimals(decimals)
+            .height(4).span(width).with_target(query(expr)))
+
+
+def stages(selector: str) -> list[prometheus.Dataquery]:
+    return [query(f"ibest_clinicians_{s}{{{selector}}}", s, chr(65 + i))
+            for i, s in enumerate(STAGES)]
+
+
+Panel = timeseries.Panel | stat.Panel | table.Panel
+
+
+class Section:
+    """A titled row and the panels beneath it (expanded, unlike a collapsed row's)."""
+
+    def __init__(self, title: str) -> None:
+        self.title = title
+        self.panels: list[Panel] = []
+
+    def with_panel(self, panel: Panel) -> Section:
+        self.panels.append(panel)
+        return self
+
+
+def add_sections(dash: db.Dashboard, sections: list[Section]) -> db.Dashboard:
+    for section in sections:
+        dash.with_row(db.Row(section.title))
+        for panel in section.panels:
+            dash.with_panel(panel)
+    return dash
+
+
+def figures_rows(selector: str, place: str) -> list[Section]:
+    """The programme rows shared by the national and drill-down dashboards."""
+    funnel = Section("Clinician funnel").with_panel(
+        trend(f"Clinicians by stage, {place}", stages(selector), width=16,
+              description="Cumulative: every completed clinician started and enrolled."))
+    funnel.with_panel(
+        table.Panel().title("By profession (latest)").datasource(DATASOURCE).height(8).span(8)
+        .with_target(query(f"ibest_clinicians_by_profession{{{selector}}}", "", "A")
+                     .instant().format(PromQueryFormat.TABLE)))
+    for stage in ("enrolled", "started", "completed"):
+        funnel.with_panel(number(f"Clinicians {stage}", f"ibest_clinicians_{stage}{{{selector}}}"))
+    funnel.with_panel(number(
+        "Completed of enrolled",
+        f"ibest_clinicians_completed{{{selector}}} / ibest_clinicians_enrolled{{{selector}}}",
+        "percentunit", decimals=1))
+    classes = Section("Classes and patients").with_panel(
+        trend("Classes and sites running them", [
+            query(f"ibest_classes_started{{{selector}}}", "classes started", "A"),
+            query(f"ibest_sites_running_classes{{{selector}}}", "sites running classes", "B"),
+        ]))
+    classes.with_panel(trend("Patients at each timepoint", [
+        query(f"ibest_patients_baseline{{{selector}}}", "baseline", "A"),
+        *[query(f"ibest_patients_{tp}{{{selector}}}", tp, chr(66 + i))
+          for i, tp in enumerate(FOLLOW_UPS)],
+    ]))
+    classes.with_panel(trend("Follow-up rate (recorded over due)", [
+        query(f"ibest_followup_rate_{tp}{{{selector}}}", tp, chr(65 + i))
+        for i, tp in enumerate(FOLLOW_UPS)], unit="percentunit",
+        description="Missing follow-ups were the known weak point of earlier phases."))
+    classes.with_panel(trend("Follow-ups due", [
+        query(f"ibest_followup_due_{tp}{{{selector}}}", tp, chr(65 + i))
+        for i, tp in enumerate(FOLLOW_UPS)]))
+    outcomes = Section("Outcomes").with_panel(trend(
+        "Share meaningfully improved, by measure", [
+            query(f'ibest_outcome_improved_share{{{selector}, timepoint="{tp}"}}',
+                  f"{{{{measure}}}} {tp}", chr(65 + i)) for i, tp in enumerate(FOLLOW_UPS)],
+        unit="percentunit",
+        description="Thresholds per measure as domain.md defines a meaningful improvement."))
+    outcomes.with_panel(trend("Mean change from baseline, by measure", [
+        query(f'ibest_outcome_mean_change{{{selector}, timepoint="{tp}"}}',
+              f"{{{{measure}}}} {tp}", chr(65 + i)) for i, tp in enumerate(FOLLOW_UPS)],
+        description="Follow-up minus baseline: negative is better for RMDQ, pain and Von "
+                    "Korff; positive is better for PSFS and PSEQ."))
+    outcomes.with_panel(
+        table.Panel().title("Patients with baseline and follow-up, by measure")
+        .datasource(DATASOURCE).height(8).span(24)
+        .with_target(query(f"ibest_outcome_n{{{selector}}}").instant()
+                     .format(PromQueryFormat.TABLE)))
+    return [funnel, classes, outcomes]
+
+
+def national() -> db.Dashboard:
+    dash = (db.Dashboard("iBeST national overview").uid("ibest-national")
+            .tags(["ibest", "programme"]).refresh("1m").time("now-30d", "now")
+            .timezone("Europe/London").editable()
+            .description("National figures (exact; never suppressed)."))
+    trusts = Section("Trusts").with_panel(trend(
+        "Clinicians completed by trust (disclosure-controlled)",
+        [query('ibest_clinicians_completed{trust!="", site=""}', "{{trust}}")], width=24))
+    return add_sections(dash, [*figures_rows(NATIONAL, "England"), trusts])
+
+
+def drilldown() -> db.Dashboard:
+    dash = (db.Dashboard("iBeST trust and site").uid("ibest-trust-site")
+            .tags(["ibest", "programme"]).refresh("1m").time("now-30d", "now")
+            .timezone("Europe/London").editable()
+            .description("One trust, or one of its sites. Counts of 1 to 7 are suppressed "
+                         "and others rounded to 5 (NHS disclosure control)."))
+    dash.with_variable(
+        db.QueryVariable("trust").label("Trust").datasource(DATASOURCE)
+        .query('label_values(ibest_clinicians_enrolled{trust!=""}, trust)')
+        .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED))
+    dash.with_variable(
+        db.QueryVariable("site").label("Site (All: the whole trust)").datasource(DATASOURCE)
+        .query('label_values(ibest_clinicians_enrolled{trust="$trust"}, site)')
+        .include_all(True).all_value("^$").refresh(VariableRefresh.ON_TIME_RANGE_CHANGED))
+    return add_sections(dash, figures_rows(PLACE, "$trust $site"))
+
+
+def operations() -> db.Dashboard:
+    dash = (db.Dashboard("iBeST operations").uid("ibest-operations")
+            .tags(["ibest", "operations"]).refresh("30s").time("now-6h", "now")
+            .timezone("Europe/London").editable()
+            .description("Events in and out per service, errors, dead letters, lag, latency "
+                         "and freshness. Alerts: deploy/prometheus/rules/ibest.yml."))
+    flow = Section("Event flow").with_panel(trend("Events consumed per second", [
+        query("ibest:events_consumed:rate5m", "{{service}}")], unit="ops"))
+    flow.with_panel(trend("Events published per second", [
+        query("ibest:events_published:rate5m", "{{service}}")], unit="ops"))
+    flow.with_panel(trend("Services up", [
+        query('up{job="ibest-services"}', "{{component}}")], width=24))
+    errors = Section("Errors").with_panel(trend("Handler error ratio", [
+        query("ibest:handler_error_ratio:rate5m", "{{service}}")], unit="percentunit"))
+    errors.with_panel(trend("Dead letters in the last hour", [
+        query("ibest:dead_letters:increase1h", "{{service}}")]))
+    errors.with_panel(trend("Retries per second", [
+        query("sum by (service) (rate(ibest_events_retried_total[5m]))", "{{service}}")],
+        unit="ops", width=24))
+    lag = Section("Lag and latency").with_panel(trend(
+        "Consumer lag (events pending)",
+        [query("ibest:consumer_lag:messages", "{{service}}")],
+        description="From prometheus-nats-exporter (JetStream consumer num_pending)."))
+    lag.with_panel(trend("Processing latency p95 (stream arrival to stored)", [
+        query("ibest:processing_latency_seconds:p95", "{{service}}")], unit="s"))
+    lag.with_panel(trend("Seconds since each service applied an event", [
+        query("ibest:seconds_since_last_applied", "{{service}}")], unit="s"))
+    lag.with_panel(trend("Freshness of the reports (age of the newest applied event)", [
+        query("time() - ibest_reporting_last_event_timestamp_seconds", "reports")], unit="s"))
+    return add_sections(dash, [flow, errors, lag])
+
+
+DASHBOARDS = {"ibest-national": national, "ibest-trust-site": drilldown,
+              "ibest-operations": operations}
+
+
+def render(name: str) -> str:
+    built = DASHBOARDS[name]().build()
+    return json.dumps(built, cls=JSONEncoder, indent=2, sort_keys=True) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Generate the Grafana dashboards")
+    parser.add_argument("--check", action="store_true", help="fail if a file is out of date")
+    args = parser.parse_args(argv)
+    stale = [name for name in DASHBOARDS
+             if not (OUT / f"{name}.json").exists()
+             or (OUT / f"{name}.json").read_text() != render(name)]
+    if args.check:
+        for name in stale:
+            print(f"{OUT / name}.json is out of date: run python -m deploy.grafana.generate",
+                  file=sys.stderr)
+        return 1 if stale else 0
+    OUT.mkdir(parents=True, exist_ok=True)
+    for name in stale:
+        (OUT / f"{name}.json").write_text(render(name))
+        print(f"wrote {OUT / name}.json")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

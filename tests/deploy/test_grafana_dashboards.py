@@ -1,0 +1,47 @@
+"""The committed dashboards are exactly what deploy/grafana/generate.py produces."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from deploy.grafana.generate import DASHBOARDS, OUT, render
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_committed_dashboards_equal_a_fresh_generation() -> None:
+    assert sorted(p.stem for p in OUT.glob("*.json")) == sorted(DASHBOARDS)
+    for name in DASHBOARDS:
+        assert (OUT / f"{name}.json").read_text() == render(name), (
+            f"{name}.json is out of date: run python -m deploy.grafana.generate")
+
+
+def test_uids_are_fixed_and_queries_use_the_provisioned_datasource() -> None:
+    datasource = (ROOT / "deploy/grafana/provisioning/datasources/prometheus.yml").read_text()
+    assert "uid: prometheus" in datasource
+    for name in DASHBOARDS:
+        board = json.loads((OUT / f"{name}.json").read_text())
+        assert board["uid"] == name
+        targets = [t for p in board["panels"] for t in p.get("targets", [])]
+        assert targets
+        assert all(t["datasource"] == {"type": "prometheus", "uid": "prometheus"}
+                   for t in targets)
+
+
+def test_drilldown_has_trust_and_site_variables() -> None:
+    board = json.loads((OUT / "ibest-trust-site.json").read_text())
+    assert [v["name"] for v in board["templating"]["list"]] == ["trust", "site"]
+    exprs = [t["expr"] for p in board["panels"] for t in p.get("targets", [])]
+    assert all("$trust" in e and "$site" in e for e in exprs)
+
+
+def test_national_overview_covers_the_issue() -> None:
+    board = json.loads((OUT / "ibest-national.json").read_text())
+    exprs = " ".join(t["expr"] for p in board["panels"] for t in p.get("targets", []))
+    for metric in ("ibest_clinicians_enrolled", "ibest_clinicians_started",
+                   "ibest_clinicians_completed", "ibest_clinicians_intending",
+                   "ibest_clinicians_delivering", "ibest_sites_running_classes",
+                   "ibest_patients_month_3", "ibest_followup_rate_month_12",
+                   "ibest_outcome_improved_share"):
+        assert f'{metric}{{trust=""' in exprs, metric
