@@ -5,19 +5,23 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+import nats
 from pymongo import AsyncMongoClient
 
 from ibest.backbone.settings import Settings
 from services.enrolment.adapters.catalogue_file import load_catalogue
 from services.enrolment.adapters.repository import ClinicianRepository, Erasure
+from services.enrolment.adapters.stream_erasure import erase_from_stream
 from services.enrolment.settings import EnrolmentSettings
 
 REMAINS = (
     "What remains: the reporting service's aggregate counts (enrolled/started/completed, "
     "intending, delivering by trust, site and profession) still include this clinician, keyed "
-    "by the pseudonymous clinician_ref only, with no email. The original clinician.enrolled "
-    "event(s) in the IBEST_EVENTS stream still carry the email as sent; stream-level erasure "
-    "is a separate, programme-level decision (see services/enrolment/README.md)."
+    "by the pseudonymous clinician_ref only, with no email."
+)
+STREAM_KEPT = (
+    "The original clinician.enrolled event(s) in the IBEST_EVENTS stream still carry the "
+    "email; add --from-stream to replace them with redacted copies."
 )
 
 
@@ -30,6 +34,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     erase.add_argument("clinician_ref")
     erase.add_argument("--record", action="store_true",
                        help="also delete the clinician's record and its remembered event ids")
+    erase.add_argument("--from-stream", action="store_true",
+                       help="also replace the stored clinician.enrolled events that carry the "
+                            "email with redacted copies (needs NATS)")
     erase.set_defaults(func=erase_command)
 
 
@@ -40,9 +47,21 @@ async def erase_command(args: argparse.Namespace, settings: Settings) -> int:
         repository = ClinicianRepository(client[settings.database_of("enrolment")],
                                          load_catalogue(EnrolmentSettings().catalogue_path))
         result = await repository.erase(args.clinician_ref, record=args.record)
+        print(describe(result))
+        if args.from_stream:
+            nc = await nats.connect(settings.nats_url, connect_timeout=5)
+            try:
+                done = await erase_from_stream(
+                    nc.jetstream(), args.clinician_ref,
+                    lambda old, new: repository.rename_fact(args.clinician_ref, old, new))
+            finally:
+                await nc.drain()
+            print(f"Events stream: {done.redacted} enrolment event(s) carrying the email "
+                  f"replaced by redacted copies ({done.scanned} enrolment events scanned).")
+        else:
+            print(STREAM_KEPT)
     finally:
         await client.close()
-    print(describe(result))
     return 0 if result.found else 1
 
 

@@ -120,12 +120,22 @@ async def test_out_of_order_and_duplicated_events_complete_exactly_once(
         bad = json.loads((await nc.request(CONTACT_SUBJECT, b'{"ref": 1}', timeout=10)).data)
         assert bad["found"] is False and "clinician_ref" in bad["error"]
 
-        # Erasure of the email keeps the record; the RPC then has nothing to give.
-        code = await erase_command(argparse.Namespace(clinician_ref=ref, record=False),
-                                   settings)
-        assert code == 0 and "contact email removed" in capsys.readouterr().out
+        # Erasure of the email keeps the record; the RPC then has nothing to give; with
+        # --from-stream the stored enrolment event is replaced by a redacted copy, which the
+        # running service takes as the same enrolment (no state change, no dead letter).
+        code = await erase_command(argparse.Namespace(clinician_ref=ref, record=False,
+                                                      from_stream=True), settings)
+        out = capsys.readouterr().out
+        assert code == 0 and "contact email removed" in out
+        assert "1 enrolment event(s) carrying the email replaced" in out
         assert await contact(nc, ref) == {"clinician_ref": ref, "contact_email": None,
                                           "found": True}
+        stored_enrolments = await stream_events(js, "clinician.enrolled")
+        assert len(stored_enrolments) == 1 and EMAIL not in json.dumps(stored_enrolments)
+        assert stored_enrolments[0]["data"]["clinician_ref"] == ref
+        await wait_for(lambda: consumer_idle(js), 60, "the redacted copy acknowledged")
+        async with httpx.AsyncClient(base_url=base) as http:
+            assert (await http.get(f"/v1/clinicians/{ref}")).json() == state
 
     assert len(completed) == 1
     [event] = completed
@@ -148,7 +158,8 @@ async def test_out_of_order_and_duplicated_events_complete_exactly_once(
     assert EMAIL not in json.dumps(doc, default=str)  # erased
     assert await dead_letters(js) == []
 
-    code = await erase_command(argparse.Namespace(clinician_ref=ref, record=True), settings)
+    code = await erase_command(argparse.Namespace(clinician_ref=ref, record=True,
+                                                  from_stream=False), settings)
     out = capsys.readouterr().out
     assert code == 0 and "Record removed" in out and "IBEST_EVENTS" in out
     assert await clinician_doc(settings, ref) is None

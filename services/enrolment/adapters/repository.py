@@ -135,6 +135,13 @@ class ClinicianRepository:
         email = (doc.get("contact") or {}).get("email")
         return True, str(email) if email else None
 
+    async def rename_fact(self, clinician_ref: str, old_id: str, new_id: str) -> None:
+        """Give a stored fact a new event id (its redacted copy's), bumping `rev`."""
+        await self._clinicians.update_one(
+            {"_id": clinician_ref, "facts.id": old_id},
+            {"$set": {"facts.$.id": new_id}, "$inc": {"rev": 1}},
+        )
+
     async def erase(self, clinician_ref: str, *, record: bool) -> Erasure:
         """Remove the contact email and, with `record`, the whole record and its event ids."""
         doc = await self._clinicians.find_one({"_id": clinician_ref})
