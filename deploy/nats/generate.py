@@ -24,6 +24,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from ibest.backbone.runtime import inbox_prefix
 from ibest.backbone.streams import DEADLETTER_PREFIX, DEADLETTER_STREAM, EVENTS_STREAM
 from ibest.simulate.trusts import DEFAULT_TRUSTS_FILE, Trust, load_trusts
 from shared.envelope import EVENT_TYPES, SUBJECT_PREFIX
@@ -80,7 +81,9 @@ def service_users() -> list[User]:
     for service, derived in DERIVED.items():
         publish = [*_consumer_api(service), f"{DEADLETTER_PREFIX}.{service}"]
         publish += [f"{SUBJECT_PREFIX}*.{name}" for name in derived]
-        subscribe = ["_INBOX.>"]
+        # Each service's replies arrive on its own inbox prefix (ibest.backbone.runtime), so
+        # no other user can read them: the contact RPC's replies carry emails.
+        subscribe = [f"{inbox_prefix(service)}.>"]
         if service == "notifications":
             publish.append(CONTACT_RPC)
         if service == "enrolment":

@@ -31,6 +31,10 @@ from shared.envelope import AnyEvent, ContractError, parse_event
 log = logging.getLogger(__name__)
 
 Handler = Callable[[AnyEvent], Awaitable[None]]
+BatchHandler = Callable[[list[AnyEvent]], Awaitable[None]]
+"""Optional: applies a whole batch at once (bulk writes). If it raises anything, each event
+of the batch is applied again one at a time by its `Handler`, under the usual policy; so it
+must be idempotent and equivalent to applying the events one by one."""
 
 
 def content_digest(event: AnyEvent) -> str:
@@ -83,15 +87,22 @@ class EventConsumer:
         js: JetStreamContext,
         ledger: EventLedger,
         policy: ConsumerPolicy,
+        batch_handler: BatchHandler | None = None,
     ) -> None:
         self.service = service
         self._handlers = handlers
+        self._batch_handler = batch_handler
         self._js = js
         self._ledger = ledger
         self._policy = policy
+        # Series exist from the start at 0, so rate() and alerts see "none yet", not "no data".
+        metrics.EVENTS_RETRIED.labels(service)
+        for reason in ("invalid", "exhausted"):
+            metrics.DEAD_LETTERS.labels(service, reason)
 
     async def process_batch(self, msgs: list[Msg]) -> None:
-        """Validate the batch, check ids in one go, then apply each event in order."""
+        """Validate the batch, check ids in one go, then apply the events: together through
+        the batch handler when the service has one, else (or if it fails) each in order."""
         valid: list[tuple[Msg, AnyEvent]] = []
         for msg in msgs:
             try:
@@ -104,8 +115,32 @@ class EventConsumer:
             for msg, event in valid:
                 await self._retry_or_give_up(msg, event.event_type.name, exc)
             return
+        applied: set[int] = set()
+        if self._batch_handler is not None:
+            applied = await self._apply_together(
+                self._batch_handler, [(i, *valid[i]) for i in range(len(valid)) if i not in reused])
         for i, (msg, event) in enumerate(valid):
-            await self.process(msg, event, id_reused=i in reused)
+            if i not in applied:
+                await self.process(msg, event, id_reused=i in reused)
+
+    async def _apply_together(self, batch: BatchHandler,
+                              fresh: list[tuple[int, Msg, AnyEvent]]) -> set[int]:
+        """Apply the events this service handles in one call and acknowledge them; return
+        their positions (none if the batch failed: each is then applied one by one)."""
+        mine = [(i, m, e) for i, m, e in fresh if e.event_type.name in self._handlers]
+        if len(mine) < 2:
+            return set()
+        started = time.perf_counter()
+        try:
+            await batch([e for _, _, e in mine])
+        except Exception as exc:
+            log.info("%s: batch of %d failed (%s: %s); applying one by one", self.service,
+                     len(mine), type(exc).__name__, exc)
+            return set()
+        each = (time.perf_counter() - started) / len(mine)
+        for _, msg, event in mine:
+            await self._applied(msg, event.event_type.name, each)
+        return {i for i, _, _ in mine}
 
     async def process(self, msg: Msg, event: AnyEvent, id_reused: bool) -> None:
         started = time.perf_counter()
@@ -126,9 +161,12 @@ class EventConsumer:
         except Exception as exc:
             await self._retry_or_give_up(msg, kind, exc)
             return
+        await self._applied(msg, kind, time.perf_counter() - started)
+
+    async def _applied(self, msg: Msg, kind: str, seconds: float) -> None:
         await msg.ack()
         metrics.EVENTS_CONSUMED.labels(self.service, kind, "applied").inc()
-        metrics.HANDLER_SECONDS.labels(self.service).observe(time.perf_counter() - started)
+        metrics.HANDLER_SECONDS.labels(self.service).observe(seconds)
         stored = msg.metadata.timestamp
         if stored is not None:
             age = max(0.0, time.time() - stored.timestamp())

@@ -31,7 +31,13 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from ibest.backbone import compat
-from ibest.backbone.consumer import ConsumerPolicy, EventConsumer, EventLedger, Handler
+from ibest.backbone.consumer import (
+    BatchHandler,
+    ConsumerPolicy,
+    EventConsumer,
+    EventLedger,
+    Handler,
+)
 from ibest.backbone.publisher import EventPublisher
 from ibest.backbone.settings import Settings
 from ibest.backbone.streams import EVENTS_STREAM
@@ -68,6 +74,8 @@ class Wiring:
     api: Any = None
     background: Sequence[Callable[[], Awaitable[None]]] = ()
     on_stop: Sequence[Callable[[], Awaitable[None]]] = ()
+    batch_handler: BatchHandler | None = None
+    """Optional: applies a whole delivered batch with bulk writes (see consumer.BatchHandler)."""
 
 
 @dataclass
@@ -79,6 +87,12 @@ class ServiceSpec:
     title: str = ""
     description: str = ""
     routes: Callable[[], APIRouter] | None = None
+
+
+def inbox_prefix(service: str) -> str:
+    """Replies to a service go to its own inboxes, so NATS permissions can keep every other
+    user from reading them (contact emails travel as replies to notifications)."""
+    return f"_INBOX_{service}"
 
 
 def filter_subjects(consumes: Sequence[str]) -> list[str]:
@@ -109,7 +123,7 @@ def create_app(
     compat.apply()
     # Per-batch access lines go to DEBUG: our consumer logs what matters (dead letters, retries).
     broker = NatsBroker(settings.nats_url, name=f"ibest-{spec.name}", graceful_timeout=30,
-                        log_level=logging.DEBUG)
+                        log_level=logging.DEBUG, inbox_prefix=inbox_prefix(spec.name))
     state: dict[str, Any] = {}
 
     @broker.subscriber(
@@ -120,6 +134,7 @@ def create_app(
                          timeout=settings.fetch_timeout),
         ack_policy=AckPolicy.MANUAL,
         config=consumer_config(spec.name, spec.consumes, settings),
+        inbox_prefix=f"{inbox_prefix(spec.name)}.".encode(),
         title=f"{spec.name}:events",
         description=f"Consumes {', '.join(spec.consumes)} from every trust.",
     )
@@ -132,7 +147,8 @@ def create_app(
             settings.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=5000
         )
         nc = await nats.connect(settings.nats_url, name=f"ibest-{spec.name}-admin",
-                                max_reconnect_attempts=-1)
+                                max_reconnect_attempts=-1,
+                                inbox_prefix=inbox_prefix(spec.name).encode())
         js = nc.jetstream()
         db = mongo[settings.database_of(spec.name)]
         ctx = ServiceContext(spec.name, settings, db, nc, js,
@@ -141,6 +157,7 @@ def create_app(
         state["consumer"] = EventConsumer(
             spec.name, wiring.handlers, js, EventLedger(db),
             ConsumerPolicy(settings.max_deliveries, settings.retry_backoff_max),
+            wiring.batch_handler,
         )
         app.state.ctx = ctx
         app.state.mongo = mongo

@@ -17,6 +17,9 @@ def serve(spec: ServiceSpec) -> None:
         level=os.environ.get("IBEST_LOG_LEVEL", "INFO"),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # PyMongo's DEBUG logs carry whole commands and replies (contact emails, message data):
+    # never below INFO, whatever IBEST_LOG_LEVEL says.
+    logging.getLogger("pymongo").setLevel(max(logging.INFO, logging.getLogger().level))
     settings = Settings()
     app = create_app(spec, settings)
     uvicorn.run(

@@ -7,12 +7,13 @@ scope. JSON by default, CSV with `Accept: text/csv`.
 from __future__ import annotations
 
 import hmac
+import json
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.encoders import jsonable_encoder
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from .domain.tables import report_rows, to_csv
@@ -87,10 +88,31 @@ def authorise(request: Request, raw: bool) -> None:
         raise HTTPException(403, "raw figures need a token with the raw scope")
 
 
+def _json_default(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else jsonable_encoder(value)
+
+
+_ENCODED: dict[int, tuple[dict[str, Any], bytes]] = {}
+
+
+def _encoded(report: dict[str, Any]) -> bytes:
+    """The report as JSON. Reporting hands out the same answer object until the figures
+    change, so its encoding (costly for every trust at national scale) is kept with it."""
+    found = _ENCODED.get(id(report))
+    if found is not None and found[0] is report:
+        return found[1]
+    body = json.dumps(report, default=_json_default, ensure_ascii=False, allow_nan=False,
+                      separators=(",", ":")).encode()
+    if len(_ENCODED) >= 64:
+        _ENCODED.clear()
+    _ENCODED[id(report)] = (report, body)
+    return body
+
+
 def _answer(request: Request, report: dict[str, Any], table: bool) -> Response:
     if table and "text/csv" in request.headers.get("accept", ""):
         return Response(to_csv(report_rows(report)), media_type="text/csv")
-    return JSONResponse(jsonable_encoder(report))
+    return Response(_encoded(report), media_type="application/json")
 
 
 async def _report(request: Request, raw: bool, build: Any, table: bool = True) -> Response:

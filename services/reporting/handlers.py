@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ibest.backbone.consumer import Handler
+from ibest.backbone.consumer import BatchHandler, Handler
 from shared.envelope import AnyEvent
 
 from .domain.facts import CONSUMES
@@ -14,3 +14,12 @@ def handlers(reporting: Reporting) -> dict[str, Handler]:
         await reporting.apply(event)
 
     return dict.fromkeys(CONSUMES, apply)
+
+
+def batch_handler(reporting: Reporting) -> BatchHandler:
+    """A delivered batch in one go: bulk writes, each touched site summarised once."""
+
+    async def apply_many(events: list[AnyEvent]) -> None:
+        await reporting.apply_many(events)
+
+    return apply_many

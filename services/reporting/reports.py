@@ -6,9 +6,11 @@ cost grows with the number of sites, never with the history of events.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -22,7 +24,7 @@ from shared.followup import assessment_date
 from .adapters.replay import stored_events
 from .adapters.store import Store
 from .domain.disclosure import published_figures
-from .domain.facts import CONSUMES, fact_of
+from .domain.facts import CONSUMES, EntityFact, fact_of
 from .domain.figures import Figures, Summary, raw_figures, total
 from .domain.funnel import FUNNEL_FIGURES, funnel_point, proportion_of
 from .settings import Scope
@@ -30,6 +32,8 @@ from .settings import Scope
 log = logging.getLogger(__name__)
 TRUST_RE = re.compile(r"^[A-Z0-9]{3}$")
 SITE_RE = re.compile(r"^[A-Z0-9]{5}$")
+REBUILD_CHUNK = 1000
+"""Facts a rebuild stores per bulk write (bounded memory, few round trips)."""
 
 
 class NotFound(LookupError):
@@ -47,6 +51,7 @@ class View:
     summaries: list[Summary]
     as_of: datetime | None
     today: date
+    key: tuple[Any, ...] = ()
 
     def by_trust(self) -> dict[str, list[Summary]]:
         out: dict[str, list[Summary]] = defaultdict(list)
@@ -87,71 +92,131 @@ class Reporting:
         self.store = store
         self.clock = clock
         self.tokens = tokens
+        self._cached: tuple[tuple[Any, ...], list[Summary]] | None = None
+        self._answers: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self._checking: asyncio.Future[View] | None = None
 
     async def apply(self, event: AnyEvent) -> None:
         """Store one event's fact in every generation being written (idempotent)."""
-        fact = fact_of(event)
+        await self.apply_many([event])
+
+    async def apply_many(self, events: list[AnyEvent]) -> None:
+        """Store a batch's facts with bulk writes, summarising each touched site once."""
+        facts = [fact_of(event) for event in events]
         for generation in await self.store.writable():
-            await generation.apply(fact)
+            await generation.apply_many(facts)
 
     async def view(self) -> View:
+        """The active generation's summaries, read again only when they changed.
+
+        Two small reads (the pointer, then `as_of` with the count of summary changes) tell
+        whether the cached summaries are still current; at national scale that saves reading
+        and summing thousands of site documents per request. (A writer that dies between
+        storing a summary and counting it has not acknowledged its events: their redelivery
+        summarises and counts again.) Requests arriving while a check is in flight share it,
+        so concurrent readers cost the database two reads, not two each.
+        """
+        if self._checking is None:
+            self._checking = asyncio.ensure_future(self._current_view())
+            self._checking.add_done_callback(self._checked)
+        return await asyncio.shield(self._checking)
+
+    def _checked(self, task: asyncio.Future[View]) -> None:
+        self._checking = None
+        if not task.cancelled():
+            task.exception()  # retrieved here too, so an unawaited failure is not logged
+
+    async def _current_view(self) -> View:
         generation = await self.store.active()
-        return View(await generation.summaries(), await generation.as_of(),
-                    assessment_date(self.clock()))
+        as_of, changes = await generation.stamp()
+        today = assessment_date(self.clock())
+        key = (generation.number, as_of, changes, today)
+        if self._cached is None or self._cached[0] != key:
+            self._cached = (key, await generation.summaries())
+            self._answers = {}
+        return View(self._cached[1], as_of, today, key)
+
+    async def _answer(self, v: View, args: tuple[Any, ...],
+                      build: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """An answer computed once per view (reports are pure functions of the view)."""
+        key = (v.key, *args)
+        found = self._answers.get(key)
+        if found is None:
+            found = self._answers[key] = build()
+        return found
 
     async def national(self, raw: bool) -> dict[str, Any]:
         v = await self.view()
-        return {"as_of": v.as_of, "level": "national",
-                "figures": v.figures(v.summaries, raw=raw, national=True)}
+        return await self._answer(v, ("national", raw), lambda: {
+            "as_of": v.as_of, "level": "national",
+            "figures": v.figures(v.summaries, raw=raw, national=True)})
 
     async def trusts(self, raw: bool) -> dict[str, Any]:
         v = await self.view()
-        by_trust = {t: v.figures(s, raw=raw) for t, s in v.by_trust().items()}
-        # `figures` keyed by trust code, like every answer's `figures`; `trusts` as a list.
-        return {"as_of": v.as_of, "level": "trust", "raw": raw, "figures": by_trust,
-                "trusts": [{"trustcode": t, "figures": f} for t, f in by_trust.items()]}
+
+        def build() -> dict[str, Any]:
+            by_trust = {t: v.figures(s, raw=raw) for t, s in v.by_trust().items()}
+            # `figures` keyed by trust code, like every answer's `figures`; `trusts` a list.
+            return {"as_of": v.as_of, "level": "trust", "raw": raw, "figures": by_trust,
+                    "trusts": [{"trustcode": t, "figures": f} for t, f in by_trust.items()]}
+
+        return await self._answer(v, ("trusts", raw), build)
 
     async def trust(self, trustcode: str, raw: bool) -> dict[str, Any]:
         code = check_trust(trustcode)
         v = await self.view()
-        summaries = v.by_trust().get(code)
-        if not summaries:
-            raise NotFound(f"no figures for trust {code}: no event from it has been applied")
-        sites = sorted(summaries, key=lambda s: str(s["site"]))
-        return {"as_of": v.as_of, "level": "trust", "raw": raw, "trustcode": code,
-                "figures": v.figures(summaries, raw=raw),
-                "sites": [{"sitecode": s["site"], "figures": v.figures([s], raw=raw, site=True)}
-                          for s in sites]}
+
+        def build() -> dict[str, Any]:
+            summaries = [s for s in v.summaries if s["trust"] == code]
+            if not summaries:
+                raise NotFound(f"no figures for trust {code}: no event from it has been applied")
+            sites = sorted(summaries, key=lambda s: str(s["site"]))
+            return {"as_of": v.as_of, "level": "trust", "raw": raw, "trustcode": code,
+                    "figures": v.figures(summaries, raw=raw),
+                    "sites": [{"sitecode": s["site"],
+                               "figures": v.figures([s], raw=raw, site=True)} for s in sites]}
+
+        return await self._answer(v, ("trust", code, raw), build)
 
     async def site(self, trustcode: str, sitecode: str, raw: bool) -> dict[str, Any]:
         trust = check_trust(trustcode)
         code = check_site(trust, sitecode)
         v = await self.view()
-        found = [s for s in v.summaries if s["site"] == code]
-        if not found:
-            raise NotFound(f"no figures for site {code}: no event from it has been applied")
-        return {"as_of": v.as_of, "level": "site", "raw": raw, "trustcode": trust,
-                "sitecode": code, "figures": v.figures(found, raw=raw, site=True)}
+
+        def build() -> dict[str, Any]:
+            found = [s for s in v.summaries if s["site"] == code]
+            if not found:
+                raise NotFound(f"no figures for site {code}: no event from it has been applied")
+            return {"as_of": v.as_of, "level": "site", "raw": raw, "trustcode": trust,
+                    "sitecode": code, "figures": v.figures(found, raw=raw, site=True)}
+
+        return await self._answer(v, ("site", code, raw), build)
 
     async def funnel(self, figure: str, measure: str | None, timepoint: str | None,
                      raw: bool) -> dict[str, Any]:
         if figure not in FUNNEL_FIGURES:
             raise NotFound(f"no funnel for {figure!r}; choose one of {', '.join(FUNNEL_FIGURES)}")
         v = await self.view()
-        try:
-            national = proportion_of(total(v.summaries), figure, v.today, measure, timepoint)
-        except ValueError as exc:
-            raise Malformed(f"{exc}; improved_share needs measure (e.g. rmdq) and timepoint "
-                            "(group_end, month_3 or month_12)") from None
-        p = None if national.denominator == 0 else national.numerator / national.denominator
-        points = [funnel_point(t, proportion_of(total(s), figure, v.today, measure, timepoint),
-                               p, raw=raw) for t, s in v.by_trust().items()]
-        return {"as_of": v.as_of, "figure": figure, "measure": measure, "timepoint": timepoint,
-                "raw": raw,
-                "national": {"value": None if p is None else round(p, 3),
-                             "numerator": national.numerator,
-                             "denominator": national.denominator},
-                "trusts": points}
+
+        def build() -> dict[str, Any]:
+            try:
+                national = proportion_of(total(v.summaries), figure, v.today, measure,
+                                         timepoint)
+            except ValueError as exc:
+                raise Malformed(f"{exc}; improved_share needs measure (e.g. rmdq) and "
+                                "timepoint (group_end, month_3 or month_12)") from None
+            p = None if national.denominator == 0 else national.numerator / national.denominator
+            points = [funnel_point(t, proportion_of(total(s), figure, v.today, measure,
+                                                    timepoint), p, raw=raw)
+                      for t, s in v.by_trust().items()]
+            return {"as_of": v.as_of, "figure": figure, "measure": measure,
+                    "timepoint": timepoint, "raw": raw,
+                    "national": {"value": None if p is None else round(p, 3),
+                                 "numerator": national.numerator,
+                                 "denominator": national.denominator},
+                    "trusts": points}
+
+        return await self._answer(v, ("funnel", figure, measure, timepoint, raw), build)
 
     async def rebuild(self, js: JetStreamContext) -> dict[str, int]:
         """Replay the stored stream into a fresh generation and switch readers to it.
@@ -162,9 +227,15 @@ class Reporting:
         """
         generation = await self.store.start_building()
         replayed = 0
+        chunk: list[EntityFact] = []
         async for event in stored_events(js, CONSUMES):
-            await generation.apply(fact_of(event), summarise=False)
+            chunk.append(fact_of(event))
             replayed += 1
+            if len(chunk) >= REBUILD_CHUNK:
+                await generation.apply_many(chunk, summarise=False)
+                chunk = []
+        if chunk:
+            await generation.apply_many(chunk, summarise=False)
         sites = await generation.summarise_all()
         previous = await self.store.switch_to(generation)
         dropped = await self.store.drop_except([generation.number])

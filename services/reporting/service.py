@@ -11,7 +11,7 @@ from .adapters.metrics import metric_families, register_collector
 from .adapters.store import Store
 from .api import routes
 from .domain.facts import CONSUMES
-from .handlers import handlers
+from .handlers import batch_handler, handlers
 from .reports import Reporting, metric_levels
 from .settings import ReportingSettings
 
@@ -30,10 +30,14 @@ async def wire(ctx: ServiceContext) -> Wiring:
     owner = object()
 
     async def refresh_snapshot() -> None:
+        shown: object = None
         while True:
-            levels, last_event = await metric_levels(reporting)
-            collector.snapshot = metric_families(levels, last_event)
-            collector.owner = owner
+            view = await reporting.view()
+            if view.key != shown:  # recomputing every level is costly at national scale
+                levels, last_event = await metric_levels(reporting)
+                collector.snapshot = metric_families(levels, last_event)
+                collector.owner = owner
+                shown = view.key
             await asyncio.sleep(settings.snapshot_seconds)
 
     async def forget_snapshot() -> None:
@@ -41,7 +45,8 @@ async def wire(ctx: ServiceContext) -> Wiring:
             collector.snapshot = []
 
     return Wiring(handlers=handlers(reporting), api=reporting,
-                  background=[refresh_snapshot], on_stop=[forget_snapshot])
+                  background=[refresh_snapshot], on_stop=[forget_snapshot],
+                  batch_handler=batch_handler(reporting))
 
 
 SPEC = ServiceSpec(

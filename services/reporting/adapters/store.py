@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from pymongo import ReturnDocument
+from pymongo import ReturnDocument, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from ..domain.facts import CLASSES, CLINICIANS, CONTRIBUTION, ENTITY_KINDS, PATIENTS, EntityFact
@@ -43,26 +43,44 @@ class Generation:
 
     async def apply(self, fact: EntityFact, *, summarise: bool = True) -> set[str]:
         """Store one fact, refresh its entity's contribution; return the sites it touched."""
-        coll = self.entities[fact.entity]
-        doc = await coll.find_one_and_update(
-            {"_id": fact.key},
-            {"$set": {f"facts.{fact.fact_id}": fact.fact}, "$inc": {"v": 1}},
-            upsert=True, return_document=ReturnDocument.AFTER,
-        )
-        assert doc is not None
-        contribution = CONTRIBUTION[fact.entity](doc["facts"])
-        site = contribution["site"] if contribution else None
-        update: Document = {"$set": {"contribution": contribution, "site": site}}
-        if site is not None:
-            update["$addToSet"] = {"sites": site}
-        written = await coll.update_one({"_id": fact.key, "v": doc["v"]}, update)
-        await self.meta.update_one({"_id": "as_of"}, {"$max": {"as_of": fact.fact["t"]}},
+        return await self.apply_many([fact], summarise=summarise)
+
+    async def apply_many(self, facts: list[EntityFact], *, summarise: bool = True) -> set[str]:
+        """Store facts, refresh their entities' contributions and (unless told not to) the
+        summaries of every site they touched; return those sites.
+
+        Per entity kind: one bulk write of the facts, one read of the entities, one bulk
+        write of their contributions; then each touched site is summarised once. Applying
+        the facts one at a time gives the same documents (facts are keyed by event id).
+        """
+        by_kind: dict[str, dict[str, Document]] = {}
+        for fact in facts:
+            by_kind.setdefault(fact.entity, {}).setdefault(fact.key, {})[
+                f"facts.{fact.fact_id}"] = fact.fact
+        touched: set[str] = set()
+        for kind, entities in by_kind.items():
+            coll = self.entities[kind]
+            await coll.bulk_write([UpdateOne({"_id": key}, {"$set": fields, "$inc": {"v": 1}},
+                                             upsert=True)
+                                   for key, fields in entities.items()], ordered=False)
+            updates = []
+            async for doc in coll.find({"_id": {"$in": list(entities)}}):
+                contribution = CONTRIBUTION[kind](doc["facts"])
+                site = contribution["site"] if contribution else None
+                update: Document = {"$set": {"contribution": contribution, "site": site}}
+                if site is not None:
+                    update["$addToSet"] = {"sites": site}
+                # Written only if no newer write of the entity came since this read: that
+                # writer's read includes these facts and refreshes the contribution itself.
+                updates.append(UpdateOne({"_id": doc["_id"], "v": doc["v"]}, update))
+                # Every site the entity was ever counted at, so a move (or a crash part-way
+                # through a move, redelivered) leaves the old site's summary too.
+                touched.update({*doc.get("sites", []), *([site] if site else [])})
+            if updates:
+                await coll.bulk_write(updates, ordered=False)
+        await self.meta.update_one({"_id": "as_of"},
+                                   {"$max": {"as_of": max(f.fact["t"] for f in facts)}},
                                    upsert=True)
-        if not written.matched_count:
-            return set()  # a newer write of this entity refreshes its contribution and sites
-        # Every site the entity was ever counted at, so a move (or a crash part-way through a
-        # move, redelivered) leaves the old site's summary too.
-        touched = {*doc.get("sites", []), *([site] if site else [])}
         if summarise:
             for s in sorted(touched):
                 await self.summarise(s)
@@ -81,10 +99,14 @@ class Generation:
                            coll.find({"site": site}, {"contribution": 1})]
         trust = site[:3]
         summary = fold_site(site, trust, found[CLINICIANS], found[PATIENTS], found[CLASSES])
-        await self.sites.update_one(
+        stored = await self.sites.update_one(
             {"_id": site, "seq": {"$lt": counter["change"]}},
             {"$set": {"seq": counter["change"], "summary": summary}},
         )
+        if stored.modified_count:
+            # After the summary, never before: a reader that sees the new count reads
+            # summaries at least this new (Reporting caches its view by this count).
+            await self.meta.update_one({"_id": "changes"}, {"$inc": {"n": 1}}, upsert=True)
 
     async def summarise_all(self) -> int:
         """Recompute every site any entity is counted at (after a bulk replay)."""
@@ -102,6 +124,11 @@ class Generation:
     async def as_of(self) -> datetime | None:
         doc = await self.meta.find_one({"_id": "as_of"})
         return None if doc is None else doc.get("as_of")
+
+    async def stamp(self) -> tuple[datetime | None, int]:
+        """(`as_of`, count of stored summary changes) in one read: whether summaries moved."""
+        docs = {d["_id"]: d async for d in self.meta.find({"_id": {"$in": ["as_of", "changes"]}})}
+        return docs.get("as_of", {}).get("as_of"), int(docs.get("changes", {}).get("n", 0))
 
     async def drop(self) -> None:
         for coll in (*self.entities.values(), self.sites, self.meta):

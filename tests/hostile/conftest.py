@@ -1,0 +1,5 @@
+"""Fixtures of the hostile-input tests (shared with the fault tests)."""
+
+from tests.faults.conftest import procs, smtp
+
+__all__ = ["procs", "smtp"]
