@@ -122,7 +122,7 @@ def create_app(
     settings = settings or Settings()
     compat.apply()
     # Per-batch access lines go to DEBUG: our consumer logs what matters (dead letters, retries).
-    broker = NatsBroker(settings.nats_url, name=f"ibest-{spec.name}", graceful_timeout=30,
+    broker = NatsBroker(settings.nats_servers, name=f"ibest-{spec.name}", graceful_timeout=30,
                         log_level=logging.DEBUG, inbox_prefix=inbox_prefix(spec.name))
     state: dict[str, Any] = {}
 
@@ -146,7 +146,7 @@ def create_app(
         mongo: AsyncMongoClient[Document] = AsyncMongoClient(
             settings.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=5000
         )
-        nc = await nats.connect(settings.nats_url, name=f"ibest-{spec.name}-admin",
+        nc = await nats.connect(settings.nats_servers, name=f"ibest-{spec.name}-admin",
                                 max_reconnect_attempts=-1,
                                 inbox_prefix=inbox_prefix(spec.name).encode())
         js = nc.jetstream()

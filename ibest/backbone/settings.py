@@ -38,6 +38,11 @@ class Settings(BaseSettings):
         description="Seconds JetStream remembers an event id to drop a re-published copy.",
     )
 
+    @property
+    def nats_servers(self) -> list[str]:
+        """NATS_URL may list several servers, comma-separated (a cluster's seed list)."""
+        return [url.strip() for url in self.nats_url.split(",") if url.strip()]
+
     def port_of(self, service: str) -> int:
         return int(getattr(self, f"{service}_port"))
 

@@ -118,7 +118,7 @@ async def run_simulation(settings: Settings, options: SimulationOptions) -> Simu
         by_type=dict(Counter(p.name for p in plan.events if p.valid and not p.duplicate)))
     progress = Progress(len(plan.events), enabled=options.progress)
     began = time.monotonic()
-    nc = await nats.connect(settings.nats_url, name="ibest-simulator", connect_timeout=5)
+    nc = await nats.connect(settings.nats_servers, name="ibest-simulator", connect_timeout=5)
     try:
         js = nc.jetstream()
         for start in range(0, len(plan.events), WINDOW):

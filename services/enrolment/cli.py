@@ -49,7 +49,7 @@ async def erase_command(args: argparse.Namespace, settings: Settings) -> int:
         result = await repository.erase(args.clinician_ref, record=args.record)
         print(describe(result))
         if args.from_stream:
-            nc = await nats.connect(settings.nats_url, connect_timeout=5)
+            nc = await nats.connect(settings.nats_servers, connect_timeout=5)
             try:
                 done = await erase_from_stream(
                     nc.jetstream(), args.clinician_ref,

@@ -29,7 +29,7 @@ class _NoPublishing:
 async def _service(settings: Settings, publish: bool) -> AsyncIterator[OutcomesService]:
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
         settings.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=5000)
-    nc = await nats.connect(settings.nats_url, connect_timeout=5) if publish else None
+    nc = await nats.connect(settings.nats_servers, connect_timeout=5) if publish else None
     try:
         repo = OutcomesRepository(mongo[settings.database_of("outcomes")])
         publisher = EventPublisher(nc.jetstream(), "outcomes") if nc else _NoPublishing()

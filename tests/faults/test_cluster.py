@@ -49,7 +49,9 @@ async def test_stopping_one_node_of_three_loses_nothing(
     for node, port in zip(nodes.values(), ports, strict=True):
         wait_until(partial(port_open, "127.0.0.1", port), 30, node.name, node.proc)
     urls = [f"nats://127.0.0.1:{p}" for p in ports]
-    settings = fresh_settings(urls[0], mongodb_url).model_copy(update={"stream_replicas": 3})
+    # The services get the whole seed list, as an operator would configure a cluster.
+    settings = fresh_settings(",".join(urls), mongodb_url).model_copy(
+        update={"stream_replicas": 3})
     nc = await connect(urls)
     try:
         js = nc.jetstream()
