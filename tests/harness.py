@@ -18,10 +18,12 @@ from typing import Any, TypeVar
 import httpx
 import uvicorn
 from nats.js import JetStreamContext
+from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from ibest.backbone.deadletters import DeadLetter, list_dead_letters
 from ibest.backbone.runtime import Clock, ServiceSpec, create_app, utc_now
 from ibest.backbone.settings import Settings
+from ibest.backbone.streams import EVENTS_STREAM
 from ibest.local.processes import free_port
 
 T = TypeVar("T")
@@ -109,6 +111,32 @@ async def publish_raw(
     headers = {"Nats-Msg-Id": msg_id} if msg_id else None
     ack = await js.publish(subject, body, headers=headers)
     return not ack.duplicate
+
+
+async def stream_events(js: JetStreamContext, name: str) -> list[dict[str, Any]]:
+    """Every stored event `name` (e.g. "outcome.recorded"), read with a plain ephemeral
+    consumer, each with its `_msg_id` header and `_subject` added."""
+    if (await js.stream_info(EVENTS_STREAM)).state.messages == 0:
+        return []
+    sub = await js.pull_subscribe(
+        f"ibest.v1.*.{name}", stream=EVENTS_STREAM,
+        config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, inactive_threshold=30))
+    out: list[dict[str, Any]] = []
+    try:
+        while True:
+            try:
+                msgs = await sub.fetch(100, timeout=0.5)
+            except TimeoutError:
+                break
+            for m in msgs:
+                out.append({**json.loads(m.data), "_subject": m.subject,
+                            "_msg_id": (m.headers or {}).get("Nats-Msg-Id")})
+                await m.ack()
+            if msgs[-1].metadata.num_pending == 0:
+                break
+    finally:
+        await sub.unsubscribe()
+    return out
 
 
 async def dead_letters(js: JetStreamContext, consumer: str | None = None) -> list[DeadLetter]:

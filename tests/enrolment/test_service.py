@@ -11,7 +11,6 @@ import httpx
 import pytest
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
-from nats.js.api import ConsumerConfig, DeliverPolicy
 from pymongo import AsyncMongoClient
 
 from ibest.backbone.settings import Settings
@@ -25,7 +24,14 @@ from services.enrolment.handlers import Publisher
 from services.enrolment.service import build_spec
 from services.enrolment.settings import EnrolmentSettings
 from shared.envelope import AnyEvent
-from tests.harness import cloud_event, dead_letters, publish_raw, running_service, wait_for
+from tests.harness import (
+    cloud_event,
+    dead_letters,
+    publish_raw,
+    running_service,
+    stream_events,
+    wait_for,
+)
 
 MODULES = list(load_catalogue().courses[0].required_modules)
 T0 = datetime(2025, 5, 6, 9, 30, tzinfo=UTC)
@@ -45,29 +51,6 @@ def module(ref: str, verb: str, module_id: str, minutes: int, site: str = "RTH08
            ) -> dict[str, Any]:
     return cloud_event(f"module.{verb}", {"clinician_ref": ref, "module_id": module_id},
                        trust=site[:3], site=site, time=at(minutes))
-
-
-async def stream_events(js: JetStreamContext, name: str) -> list[dict[str, Any]]:
-    """Every event `name` in the events stream, read with a plain ephemeral consumer."""
-    sub = await js.pull_subscribe(
-        f"ibest.v1.*.{name}", stream=EVENTS_STREAM,
-        config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, inactive_threshold=30))
-    out: list[dict[str, Any]] = []
-    try:
-        while True:
-            try:
-                msgs = await sub.fetch(100, timeout=0.5)
-            except TimeoutError:
-                break
-            for m in msgs:
-                assert m.headers is not None
-                out.append({**json.loads(m.data), "_msg_id": m.headers["Nats-Msg-Id"]})
-                await m.ack()
-            if msgs[-1].metadata.num_pending == 0:
-                break
-    finally:
-        await sub.unsubscribe()
-    return out
 
 
 async def clinician_doc(settings: Settings, ref: str) -> dict[str, Any] | None:
@@ -240,7 +223,7 @@ async def test_crash_between_store_and_publish_publishes_once_after_restart(
     assert [e["id"] for e in started] == [doc["outbox"][0]["id"]]
     # The stored event is byte-identical to what was queued, and a re-publish is a duplicate.
     entry = doc["outbox"][1]
-    assert json.loads(entry["body"]) == {k: v for k, v in completed[0].items() if k != "_msg_id"}
+    assert json.loads(entry["body"]) == {k: v for k, v in completed[0].items() if not k.startswith("_")}
     assert await publish_raw(js, entry["body"].encode(),
                              subject="ibest.v1.RTH.clinician.training_completed",
                              msg_id=entry["id"]) is False

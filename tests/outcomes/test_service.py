@@ -8,12 +8,17 @@ from typing import Any
 
 import httpx
 from nats.js import JetStreamContext
-from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from ibest.backbone.settings import Settings
-from ibest.backbone.streams import EVENTS_STREAM
 from services.outcomes.service import SPEC
-from tests.harness import cloud_event, dead_letters, publish_raw, running_service, wait_for
+from tests.harness import (
+    cloud_event,
+    dead_letters,
+    publish_raw,
+    running_service,
+    stream_events,
+    wait_for,
+)
 
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -28,30 +33,11 @@ def assessed(ref: str, timepoint: str, measures: dict[str, Any], *, days: float 
 
 async def outcomes_in_stream(js: JetStreamContext) -> list[dict[str, Any]]:
     """Every outcome.recorded in IBEST_EVENTS, read like any consumer would (raw nats-py)."""
-    info = await js.stream_info(EVENTS_STREAM)
-    if info.state.messages == 0:
-        return []
-    sub = await js.pull_subscribe(
-        "ibest.v1.*.outcome.recorded", stream=EVENTS_STREAM,
-        config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, inactive_threshold=10))
-    out: list[dict[str, Any]] = []
-    try:
-        while True:
-            try:
-                msgs = await sub.fetch(100, timeout=0.3)
-            except TimeoutError:
-                break
-            for m in msgs:
-                event = json.loads(m.data)
-                assert m.headers and m.headers["Nats-Msg-Id"] == event["id"]
-                assert m.subject == f"ibest.v1.{event['trustcode']}.outcome.recorded"
-                out.append(event)
-                await m.ack()
-            if msgs[-1].metadata.num_pending == 0:
-                break
-    finally:
-        await sub.unsubscribe()
-    return out
+    events = await stream_events(js, "outcome.recorded")
+    for event in events:
+        assert event.pop("_msg_id") == event["id"]
+        assert event.pop("_subject") == f"ibest.v1.{event['trustcode']}.outcome.recorded"
+    return events
 
 
 def of(events: list[dict[str, Any]], ref: str, timepoint: str | None = None
