@@ -82,7 +82,10 @@ def start_servers(data_dir: Path) -> tuple[Settings, list[Managed]]:
         procs.append(start_and_wait(
             secantus_server(port, data_dir / "mongodb", data_dir / "logs" / "mongodb.log"),
             "127.0.0.1", port))
-        env_updates["MONGODB_URL"] = f"mongodb://127.0.0.1:{port}"
+        # SecantusDB scans its retryable-write records on every write (real MongoDB does not);
+        # nothing here relies on retryable writes (handlers are idempotent), so the local
+        # stand-in runs without them. A MONGODB_URL of your own is used exactly as given.
+        env_updates["MONGODB_URL"] = f"mongodb://127.0.0.1:{port}/?retryWrites=false"
         _say(f"  SecantusDB (MongoDB wire) mongodb://127.0.0.1:{port}   "
              f"data {data_dir / 'mongodb'}")
     else:
