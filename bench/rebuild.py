@@ -1,0 +1,61 @@
+"""Rebuild of the reporting aggregates from the stored stream: time and peak memory.
+
+    .venv/bin/python -m bench.rebuild [--clinicians 60000] [--patients 130000]
+
+Publishes the simulator's rollout (about 16.7 raw events per clinician-and-patient pair of
+the defaults: 60,000 clinicians and 130,000 patients give about 1,000,000 events) into a
+fresh events stream, then runs the operator's command `ibest reporting rebuild` as its own
+process and reports its wall time and peak resident memory (ru_maxrss of that process).
+Reporting consumes the clinician, class and patient events of the stream; module events
+are read and skipped, as a rebuild in production does (there, the stream also holds the
+derived training and outcome events, which this stream without the other services lacks).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+
+from bench.backfill import plan, publish
+from bench.common import fresh_streams, load, machine, servers
+from services.reporting.domain.facts import CONSUMES
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--clinicians", type=int, default=60_000)
+    parser.add_argument("--patients", type=int, default=130_000)
+    args = parser.parse_args()
+    print(f"machine: {machine()}; {load()} at start")
+    events = plan(args.clinicians, args.patients)
+    kinds = Counter(p.name for p in events)
+    consumed = sum(n for name, n in kinds.items() if name in CONSUMES)
+    print(f"planned {len(events):,} events ({consumed:,} of types reporting consumes)")
+    with servers() as (nats_url, mongo_url):
+        asyncio.run(fresh_streams(nats_url))
+        took = asyncio.run(publish(nats_url, events, 500))
+        print(f"published in {took:.0f}s")
+        del events
+        env = {**os.environ, "NATS_URL": nats_url, "MONGODB_URL": mongo_url,
+               "IBEST_DB_PREFIX": f"bench{uuid.uuid4().hex[:8]}"}
+        started = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "ibest.cli", "reporting", "rebuild"],
+                              env=env, capture_output=True, text=True, check=False)
+        seconds = time.perf_counter() - started
+        peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    print(done.stdout.strip() or done.stderr[-2000:])
+    print(f"machine: {machine()}; {load()} at end")
+    print(f"rebuild: {len(kinds) and sum(kinds.values()):,} events in the stream, "
+          f"{consumed:,} applied, in {seconds:.1f}s = {consumed / seconds:,.0f} applied "
+          f"events/s; peak memory (ru_maxrss of the rebuild process) {peak_kib / 1024:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
