@@ -25,7 +25,9 @@ class Settings(BaseSettings):
     notifications_port: int = Field(default=8003, alias="IBEST_NOTIFICATIONS_PORT")
     reporting_port: int = Field(default=8004, alias="IBEST_REPORTING_PORT")
     batch_size: int = Field(default=100, ge=1, le=1000, alias="IBEST_BATCH_SIZE")
-    fetch_timeout: float = Field(default=1.0, gt=0, alias="IBEST_FETCH_TIMEOUT")
+    # A pull waits this long for its batch to fill: at modest rates it is the latency each
+    # consumer adds (docs/performance.md); under load batches fill long before it.
+    fetch_timeout: float = Field(default=0.1, gt=0, alias="IBEST_FETCH_TIMEOUT")
     ack_wait: float = Field(default=30.0, gt=0, alias="IBEST_ACK_WAIT")
     max_deliveries: int = Field(
         default=20, ge=1, alias="IBEST_MAX_DELIVERIES",
