@@ -171,6 +171,9 @@ def operations() -> db.Dashboard:
         query("ibest:handler_error_ratio:rate5m", "{{service}}")], unit="percentunit"))
     errors.with_panel(trend("Dead letters in the last hour", [
         query("ibest:dead_letters:increase1h", "{{service}}")]))
+    errors.with_panel(trend("Reminders sent and failed (national)", [
+        query('ibest_reminders_sent{trust=""}', "sent"),
+        query('ibest_reminders_failed{trust=""}', "failed")]))
     errors.with_panel(trend("Retries per second", [
         query("sum by (service) (rate(ibest_events_retried_total[5m]))", "{{service}}")],
         unit="ops", width=24))

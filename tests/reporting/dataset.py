@@ -3,7 +3,9 @@
 Trusts RTH (sites RTH08, RTH01), RXF (RXF01) and R0A (R0A02). It includes a clinician
 moving trust (counted at the latest enrolment, against its course version), a module fact
 arriving before its enrolment, one for a clinician never enrolled, reports superseded by
-later ones, an outcome correction (revision 2) and a follow-up without a baseline.
+later ones, an outcome correction (revision 2) and a follow-up without a baseline, and reminders
+(notification.sent / notification.failed): one published twice under two event ids, one
+failed then sent (counts as sent), one sent then failed (counts as failed).
 """
 
 from __future__ import annotations
@@ -134,6 +136,31 @@ def events() -> list[Event]:
     # RXF01: two baselines, month 3 due, none recorded.
     for i in range(2):
         out.append(_assessed(f"p-x{i}", "baseline", "RXF01", _t(2, 1)))
+    out += _reminders()
+    return out
+
+
+def notification(outcome: str, notification_id: str, site: str, when: datetime) -> Event:
+    data: dict[str, Any] = {
+        "notification_id": notification_id, "kind": "training_start",
+        "recipient_kind": "clinician", "recipient_ref": "c-a00",
+        "template_id": "training-start-v1", "channel": "log"}
+    data.update({"sent_at": when.isoformat()} if outcome == "sent" else
+                {"reason": "mailbox unavailable"})
+    return cloud_event(f"notification.{outcome}", data, time=when, **_site(site))
+
+
+def _reminders() -> list[Event]:
+    """RTH08: 13 sent, 3 failed; RTH01: 1 sent; RXF01: 8 failed; R0A02: none."""
+    out = [notification("sent", f"n-s{i:02d}", "RTH08", _t(2, 1 + i)) for i in range(12)]
+    out.append(notification("sent", "n-s00", "RTH08", _t(2, 15)))  # same reminder, new id
+    out.append(notification("failed", "n-fs", "RTH08", _t(3, 1)))  # failed, then sent
+    out.append(notification("sent", "n-fs", "RTH08", _t(3, 2)))
+    out.append(notification("sent", "n-sf", "RTH08", _t(3, 1)))  # sent, then bounced
+    out.append(notification("failed", "n-sf", "RTH08", _t(3, 2)))
+    out += [notification("failed", f"n-f{i}", "RTH08", _t(3, 3)) for i in range(2)]
+    out.append(notification("sent", "n-b0", "RTH01", _t(3, 4)))
+    out += [notification("failed", f"n-x{i}", "RXF01", _t(3, 5)) for i in range(8)]
     return out
 
 
@@ -174,6 +201,7 @@ NATIONAL = {
     "patients_baseline": 34, "patients_month_3": 21, "patients_month_12": 6,
     "followup_due_month_3": 31, "followup_due_month_12": 9,
     "followup_rate_month_3": 0.677, "followup_rate_month_12": 0.667,
+    "reminders_sent": 14, "reminders_failed": 11,
 }
 NATIONAL_OUTCOMES = {
     ("rmdq", "month_3"): {"n": 12, "mean_change": -4.75, "improved_share": 0.75},
@@ -189,16 +217,21 @@ RTH = {
     "patients_baseline": 30, "patients_month_3": 20, "patients_month_12": "*",
     "followup_due_month_3": 30, "followup_due_month_12": 10,
     "followup_rate_month_3": 0.667, "followup_rate_month_12": "*",
+    "reminders_sent": 15, "reminders_failed": "*",
 }
 RTH08 = {
     "clinicians_enrolled": 15, "clinicians_started": 10, "clinicians_completed": 10,
     "clinicians_enrolled_by_profession": _prof(physiotherapist=10, nurse="*"),
     "classes_started": 10, "patients_baseline": 30, "followup_due_month_3": 30,
+    "reminders_sent": 15, "reminders_failed": "*",
 }
 RTH08_RMDQ_MONTH_3 = {"n": 10, "mean_change": -4.75, "improved_share": 1.0}
 RTH01 = {"clinicians_enrolled": "*", "clinicians_started": 0, "classes_started": "*",
-         "patients_baseline": 0, "followup_rate_month_3": None}
+         "patients_baseline": 0, "followup_rate_month_3": None,
+         "reminders_sent": "*", "reminders_failed": 0}
 RXF = {"clinicians_enrolled": "*", "patients_baseline": "*", "patients_month_3": 0,
-       "followup_due_month_3": "*", "followup_rate_month_3": "*", "sites_running_classes": "*"}
+       "followup_due_month_3": "*", "followup_rate_month_3": "*", "sites_running_classes": "*",
+       "reminders_sent": 0, "reminders_failed": 10}
 R0A = {"clinicians_enrolled": 10, "clinicians_started": 10, "clinicians_completed": 0,
-       "clinicians_started_by_profession": _prof(psychologist=10)}
+       "clinicians_started_by_profession": _prof(psychologist=10),
+       "reminders_sent": 0, "reminders_failed": 0}

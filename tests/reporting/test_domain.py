@@ -20,6 +20,7 @@ from services.reporting.domain.facts import (
     class_contribution,
     clinician_contribution,
     fact_of,
+    notification_contribution,
     patient_contribution,
 )
 from services.reporting.domain.figures import (
@@ -35,7 +36,13 @@ from services.reporting.domain.figures import (
 from services.reporting.domain.funnel import Proportion, funnel_point, limits
 from services.reporting.domain.tables import report_rows, to_csv
 from shared.envelope import new_event
-from shared.events import ClassStarted
+from shared.events import (
+    ClassStarted,
+    NotificationFailed,
+    NotificationSent,
+    RecipientKind,
+    ReminderKind,
+)
 
 T0 = datetime(2025, 1, 10, 9, tzinfo=UTC)
 
@@ -163,6 +170,7 @@ def totals(draw: st.DrawFn) -> Totals:
         for prof in PROFESSIONS:
             t.clinicians[stage][prof] = draw(counts)
     t.classes_started = draw(counts)
+    t.reminders = {"sent": draw(counts), "failed": draw(counts)}
     t.sites_running_classes = draw(counts)
     t.patients_baseline = draw(counts)
     for tp in FOLLOW_UP_NAMES:
@@ -244,3 +252,56 @@ def test_event_ids_key_facts() -> None:
                       event_id=uuid.UUID(int=1))
     fact = fact_of(event)
     assert (fact.entity, fact.key, fact.fact_id) == ("classes", "RTH:k1", str(uuid.UUID(int=1)))
+
+
+def reminder(kind: str, days: int, site: str = "RTH08") -> dict[str, Any]:
+    return {"k": kind, "t": at(days), "trust": site[:3], "site": site}
+
+
+def test_reminder_counts_by_latest_outcome_in_any_order() -> None:
+    assert notification_contribution({}) is None
+    failed_then_sent = {"f": reminder("failed", 0), "s": reminder("sent", 1, "RTH01")}
+    sent_then_failed = {"s": reminder("sent", 0), "f": reminder("failed", 1)}
+    resent = {"s1": reminder("sent", 0), "s2": reminder("sent", 4)}
+    for facts, expected in ((failed_then_sent, {"trust": "RTH", "site": "RTH01",
+                                                "outcome": "sent"}),
+                            (sent_then_failed, {"trust": "RTH", "site": "RTH08",
+                                                "outcome": "failed"}),
+                            (resent, {"trust": "RTH", "site": "RTH08", "outcome": "sent"})):
+        assert notification_contribution(facts) == expected
+        assert notification_contribution(dict(reversed(facts.items()))) == expected
+    # Same event time: sent wins whatever the event ids.
+    tie = {"a": reminder("failed", 2), "b": reminder("sent", 2), "c": reminder("failed", 2)}
+    assert notification_contribution(tie) == {"trust": "RTH", "site": "RTH08",
+                                              "outcome": "sent"}
+
+
+def test_reminders_fold_into_controlled_counts() -> None:
+    contributions = [notification_contribution({"x": reminder("sent", 0)})] * 13 + \
+        [notification_contribution({"x": reminder("failed", 0)})] * 3
+    summary = fold_site("RTH08", "RTH", [], [], [], [c for c in contributions if c])
+    assert summary["reminders"] == {"sent": 13, "failed": 3}
+    t = total([summary, fold_site("RTH01", "RTH", [], [], [])])
+    raw = raw_figures(t, date(2025, 4, 1), with_sites_running=True)
+    assert (raw["reminders_sent"], raw["reminders_failed"]) == (13, 3)
+    published = published_figures(t, date(2025, 4, 1), with_sites_running=True)
+    assert (published["reminders_sent"], published["reminders_failed"]) == (15, "*")
+    # A summary stored before reminders were counted still totals (as none).
+    old = {k: v for k, v in summary.items() if k != "reminders"}
+    assert total([old]).reminders == {"sent": 0, "failed": 0}
+
+
+def test_notification_events_are_keyed_by_notification_id() -> None:
+    common: dict[str, Any] = {
+        "notification_id": "n-7", "kind": ReminderKind.TRAINING_START,
+        "recipient_kind": RecipientKind.CLINICIAN, "recipient_ref": "c-1", "template_id": "t1",
+        "channel": "log"}
+    sent = new_event(NotificationSent(**common, sent_at=T0), trustcode="RTH",
+                     sitecode="RTH08", source="/t", time=T0, event_id=uuid.UUID(int=2))
+    failed = new_event(NotificationFailed(**common, reason="bounced"), trustcode="RTH",
+                       sitecode="RTH08", source="/t", time=at(1), event_id=uuid.UUID(int=3))
+    facts = {f.fact_id: f.fact for f in map(fact_of, (sent, failed))}
+    assert {(f.entity, f.key) for f in map(fact_of, (sent, failed))} == {("notifications",
+                                                                            "n-7")}
+    assert notification_contribution(facts) == {"trust": "RTH", "site": "RTH08",
+                                                "outcome": "failed"}

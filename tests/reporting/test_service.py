@@ -28,7 +28,8 @@ COUNT_METRICS = {"ibest_clinicians_enrolled", "ibest_clinicians_started",
                  "ibest_sites_running_classes", "ibest_patients_baseline",
                  "ibest_patients_month_3", "ibest_patients_month_12",
                  "ibest_followup_due_month_3", "ibest_followup_due_month_12",
-                 "ibest_clinicians_by_profession", "ibest_outcome_n"}
+                 "ibest_clinicians_by_profession", "ibest_outcome_n",
+                 "ibest_reminders_sent", "ibest_reminders_failed"}
 
 
 @pytest.fixture(autouse=True)
@@ -108,6 +109,10 @@ async def test_dataset_figures_through_api_csv_metrics_two_instances_and_rebuild
         raw_sites = {s["sitecode"]: s["figures"] for s in raw_rth["sites"]}
         assert raw_sites["RTH01"]["clinicians_enrolled"] == 3  # the mover left for RXF01
         assert raw_rth["figures"]["clinicians_enrolled"] == 16
+        assert (raw_rth["figures"]["reminders_sent"], raw_rth["figures"]["reminders_failed"]) \
+            == (14, 3)
+        assert (raw_sites["RTH08"]["reminders_sent"], raw_sites["RTH08"]["reminders_failed"],
+                raw_sites["RTH01"]["reminders_sent"]) == (13, 3, 1)
 
         # CSV: the same table, one row per place.
         response = await get(a, "/v1/trusts/RTH", {**READ, "Accept": "text/csv"})
@@ -119,9 +124,13 @@ async def test_dataset_figures_through_api_csv_metrics_two_instances_and_rebuild
         assert rows[("site", "RTH08")]["outcomes.rmdq.month_3.n"] == "10"
         assert rows[("site", "RTH08")]["outcomes.rmdq.month_3.mean_change"] == "-4.75"
         assert rows[("site", "RTH01")]["followup_rate_month_3"] == ""
+        assert rows[("trust", "")]["reminders_sent"] == "15"
+        assert rows[("trust", "")]["reminders_failed"] == "*"
+        assert rows[("site", "RTH01")]["reminders_failed"] == "0"
         national_csv = await get(a, "/v1/national", {**READ, "Accept": "text/csv"})
         [row] = list(csv.DictReader(io.StringIO(national_csv.text)))
         assert row["clinicians_enrolled"] == "26" and row["followup_rate_month_3"] == "0.677"
+        assert (row["reminders_sent"], row["reminders_failed"]) == ("14", "11")
 
         # Metrics: controlled gauges, national exact, suppressed values omitted.
         async def scraped() -> dict[Any, float] | None:
@@ -140,6 +149,14 @@ async def test_dataset_figures_through_api_csv_metrics_two_instances_and_rebuild
         assert ("ibest_clinicians_enrolled", rth01) not in metrics  # 3 is suppressed
         assert ("ibest_clinicians_delivering", rth_labels) not in metrics
         assert metrics[("ibest_sites_running_classes", frozenset())] == 3
+        assert metrics[("ibest_reminders_sent", frozenset())] == 14
+        assert metrics[("ibest_reminders_failed", frozenset())] == 11
+        assert metrics[("ibest_reminders_sent", rth_labels)] == 15
+        assert metrics[("ibest_reminders_sent", rth08)] == 15
+        assert ("ibest_reminders_failed", rth_labels) not in metrics  # 3 is suppressed
+        assert ("ibest_reminders_sent", rth01) not in metrics  # 1 is suppressed
+        assert metrics[("ibest_reminders_failed", frozenset({("trust", "RXF")}))] == 10
+        assert metrics[("ibest_reminders_failed", frozenset({("trust", "R0A")}))] == 0
         assert metrics[("ibest_followup_rate_month_3", rth_labels)] == 0.667
         assert metrics[("ibest_clinicians_by_profession",
                         frozenset({("stage", "enrolled"), ("profession", "nurse")}))] == 7
@@ -225,3 +242,34 @@ async def test_tokens_scopes_and_unknown_places(settings: Settings, js: JetStrea
         schema = (await get(base, "/openapi.json", {})).json()
         assert "/v1/trusts/{trustcode}/sites/{sitecode}" in schema["paths"]
         assert "/v1/funnel/{figure}" in schema["paths"]
+
+
+async def test_malformed_notification_events_are_dead_lettered_by_reporting(
+    settings: Settings, js: JetStreamContext
+) -> None:
+    """reporting consumes notification.* so a broken one is no longer left unread."""
+    await publish_raw(js, b'{"specversion": "1.0", "id": ',
+                      subject="ibest.v1.RTH.notification.sent", msg_id="bad-sent")
+    no_reason = ds.notification("failed", "n-1", "RTH08", ds.LATEST)
+    del no_reason["data"]["reason"]
+    await publish_raw(js, no_reason)
+    good = ds.notification("sent", "n-2", "RTH08", ds.LATEST)
+    await publish_raw(js, good)
+    async with running_service(SPEC, settings, clock) as base:
+        async def applied() -> bool:
+            body = (await get(base, "/v1/national")).json()
+            return bool(body["figures"]["reminders_sent"] == 1)
+
+        await wait_for(applied, 30, "the good reminder counted")
+
+        async def two_letters() -> list[Any] | None:
+            letters = await dead_letters(js, "reporting")
+            return letters if len(letters) >= 2 else None
+
+        letters = await wait_for(two_letters, 30, "two dead letters from reporting")
+        national = (await get(base, "/v1/national")).json()["figures"]
+        assert (national["reminders_sent"], national["reminders_failed"]) == (1, 0)
+    by_subject = {dl.subject: dl for dl in letters}
+    assert by_subject["ibest.v1.RTH.notification.sent"].reason == "invalid"
+    failed = by_subject["ibest.v1.RTH.notification.failed"]
+    assert failed.reason == "invalid" and "reason" in failed.error

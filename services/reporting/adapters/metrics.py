@@ -15,7 +15,7 @@ from prometheus_client.core import REGISTRY, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
-from ..domain.figures import FOLLOW_UP_NAMES, STAGES, Figures
+from ..domain.figures import FOLLOW_UP_NAMES, REMINDER_OUTCOMES, STAGES, Figures
 
 PREFIX = "ibest_"
 Labels = dict[str, str]
@@ -26,12 +26,15 @@ _HELP = {
     "outcome_mean_change": "Mean change (follow-up minus baseline) of the measure.",
     "outcome_improved_share": "Share of patients with a meaningful improvement.",
     "reporting_last_event_timestamp_seconds": "Event time of the newest applied event.",
+    "reminders_sent": "Reminders whose latest outcome is sent (operations figure).",
+    "reminders_failed": "Reminders whose latest outcome is failed (operations figure).",
 }
 SCALARS = (
     *(f"clinicians_{s}" for s in STAGES), "classes_started", "sites_running_classes",
     "patients_baseline", *(f"patients_{tp}" for tp in FOLLOW_UP_NAMES),
     *(f"followup_due_{tp}" for tp in FOLLOW_UP_NAMES),
     *(f"followup_rate_{tp}" for tp in FOLLOW_UP_NAMES),
+    *(f"reminders_{outcome}" for outcome in REMINDER_OUTCOMES),
 )
 
 

@@ -1,6 +1,7 @@
 """MongoDB storage of the reporting aggregates, in generations that a rebuild swaps.
 
-Collections of generation N: `gN_clinicians`, `gN_patients`, `gN_classes` (one document
+Collections of generation N: `gN_clinicians`, `gN_patients`, `gN_classes`,
+`gN_notifications` (one document
 per entity: its facts by event id, a version `v`, and its current contribution), `gN_sites`
 (per site: a change counter and the summary computed for it, with the counter value `seq`
 it reflects) and `gN_meta` (`as_of`). The pointer document `generations/active` names the
@@ -20,7 +21,15 @@ from typing import Any
 from pymongo import ReturnDocument, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
-from ..domain.facts import CLASSES, CLINICIANS, CONTRIBUTION, ENTITY_KINDS, PATIENTS, EntityFact
+from ..domain.facts import (
+    CLASSES,
+    CLINICIANS,
+    CONTRIBUTION,
+    ENTITY_KINDS,
+    NOTIFICATIONS,
+    PATIENTS,
+    EntityFact,
+)
 from ..domain.figures import Summary, fold_site
 
 Document = dict[str, Any]
@@ -98,7 +107,8 @@ class Generation:
             found[kind] = [d["contribution"] async for d in
                            coll.find({"site": site}, {"contribution": 1})]
         trust = site[:3]
-        summary = fold_site(site, trust, found[CLINICIANS], found[PATIENTS], found[CLASSES])
+        summary = fold_site(site, trust, found[CLINICIANS], found[PATIENTS], found[CLASSES],
+                            found[NOTIFICATIONS])
         stored = await self.sites.update_one(
             {"_id": site, "seq": {"$lt": counter["change"]}},
             {"$set": {"seq": counter["change"], "summary": summary}},

@@ -14,6 +14,7 @@ from .figures import (
     FOLLOW_UP_NAMES,
     MEASURE_NAMES,
     OUTCOME_TIMEPOINTS,
+    REMINDER_OUTCOMES,
     STAGES,
     Figures,
     Totals,
@@ -79,4 +80,6 @@ def published_figures(t: Totals, today: date, *, with_sites_running: bool) -> Fi
             for tp in OUTCOME_TIMEPOINTS}
         for m in MEASURE_NAMES
     }
+    for outcome in REMINDER_OUTCOMES:
+        f[f"reminders_{outcome}"] = control_count(t.reminders[outcome])
     return f

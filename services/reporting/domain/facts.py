@@ -1,4 +1,5 @@
-"""Each consumed event becomes one fact stored on its entity (clinician, patient, class).
+"""Each consumed event becomes one fact stored on its entity (clinician, patient, class,
+notification).
 
 An entity keeps every competing fact under its event id, so applying an event twice or in
 any order leaves the same document; its current contribution to the figures is then a
@@ -20,7 +21,8 @@ Contribution = dict[str, Any]
 CLINICIANS = "clinicians"
 PATIENTS = "patients"
 CLASSES = "classes"
-ENTITY_KINDS = (CLINICIANS, PATIENTS, CLASSES)
+NOTIFICATIONS = "notifications"
+ENTITY_KINDS = (CLINICIANS, PATIENTS, CLASSES, NOTIFICATIONS)
 
 CONSUMES = (
     "clinician.enrolled",
@@ -31,6 +33,8 @@ CONSUMES = (
     "class.started",
     "patient.assessed",
     "outcome.recorded",
+    "notification.sent",
+    "notification.failed",
 )
 
 
@@ -76,6 +80,9 @@ def fact_of(event: AnyEvent) -> EntityFact:
         return EntityFact(PATIENTS, f"{event.trustcode}:{data.patient_ref}", eid,
                           {**base, "k": "outcome", "tp": str(data.timepoint),
                            "rev": data.revision, "measures": measures})
+    if name in ("notification.sent", "notification.failed"):
+        kind = "sent" if name.endswith("sent") else "failed"
+        return EntityFact(NOTIFICATIONS, data.notification_id, eid, {**base, "k": kind})
     raise ValueError(f"reporting does not consume {name}")
 
 
@@ -145,8 +152,21 @@ def class_contribution(facts: dict[str, Fact]) -> Contribution | None:
     return None if start is None else {"trust": start["trust"], "site": start["site"]}
 
 
+def notification_contribution(facts: dict[str, Fact]) -> Contribution | None:
+    """A reminder counts once, by its latest outcome (event time) at that event's site: one
+    that failed and was later sent counts as sent. On equal event times sent wins (a
+    delivery did happen), then the event id decides, so the order of arrival never matters."""
+    found = [(f["t"], f["k"] == "sent", fid, f) for fid, f in facts.items()
+             if f["k"] in ("sent", "failed")]
+    if not found:
+        return None
+    latest = max(found, key=lambda x: (x[0], x[1], x[2]))[3]
+    return {"trust": latest["trust"], "site": latest["site"], "outcome": latest["k"]}
+
+
 CONTRIBUTION = {
     CLINICIANS: clinician_contribution,
     PATIENTS: patient_contribution,
     CLASSES: class_contribution,
+    NOTIFICATIONS: notification_contribution,
 }

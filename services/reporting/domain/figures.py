@@ -19,6 +19,8 @@ from shared.measures import MEASURES
 
 from .facts import Contribution
 
+REMINDER_OUTCOMES = ("sent", "failed")
+"""Operations figures `reminders_sent` / `reminders_failed` (not domain.md definitions)."""
 STAGES = ("enrolled", "started", "completed", "intending", "delivering")
 PROFESSIONS = tuple(p.value for p in Profession)
 FOLLOW_UP_NAMES = tuple(tp.value for tp in FOLLOW_UPS)
@@ -35,7 +37,7 @@ def _bump(counts: dict[str, int], key: str, by: int = 1) -> None:
 
 def fold_site(
     site: str, trust: str, clinicians: Iterable[Contribution], patients: Iterable[Contribution],
-    classes: Iterable[Contribution],
+    classes: Iterable[Contribution], notifications: Iterable[Contribution] = (),
 ) -> Summary:
     """The totals of one site from the current contributions of the entities counted there."""
     stages: dict[str, dict[str, int]] = {s: {} for s in STAGES}
@@ -63,10 +65,14 @@ def fold_site(
     for (m, tp), values in sorted(changes.items()):
         outcomes.setdefault(m, {})[tp] = {
             "n": len(values), "sum_change": math.fsum(values), "improved": improved[(m, tp)]}
+    reminders = dict.fromkeys(REMINDER_OUTCOMES, 0)
+    for n in notifications:
+        reminders[n["outcome"]] += 1
     return {
         "trust": trust, "site": site, "clinicians": stages,
         "classes_started": sum(1 for _ in classes), "patients_baseline": baseline,
         "recorded": recorded, "pending_due": pending, "outcomes": outcomes,
+        "reminders": reminders,
     }
 
 
@@ -94,6 +100,8 @@ class Totals:
     pending_due: dict[str, dict[str, int]] = field(
         default_factory=lambda: {tp: {} for tp in FOLLOW_UP_NAMES})
     outcomes: dict[tuple[str, str], OutcomeTotals] = field(default_factory=dict)
+    reminders: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(REMINDER_OUTCOMES, 0))
 
     def due(self, timepoint: str, today: date) -> int:
         """Recorded follow-ups plus those pending whose due date has arrived by `today`."""
@@ -125,6 +133,9 @@ def total(summaries: Iterable[Summary]) -> Totals:
                 acc.n += o["n"]
                 acc.changes.append(o["sum_change"])
                 acc.improved += o["improved"]
+        # .get: a summary stored before reminders were counted lacks them until recomputed.
+        for outcome, n in s.get("reminders", {}).items():
+            t.reminders[outcome] += n
     return t
 
 
@@ -156,4 +167,6 @@ def raw_figures(t: Totals, today: date, *, with_sites_running: bool) -> Figures:
             for tp in OUTCOME_TIMEPOINTS}
         for m in MEASURE_NAMES
     }
+    for outcome in REMINDER_OUTCOMES:
+        f[f"reminders_{outcome}"] = t.reminders[outcome]
     return f
