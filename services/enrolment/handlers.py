@@ -33,12 +33,30 @@ class EnrolmentHandlers:
         _, outbox = await self._repository.apply(event)
         await self._publish(event.data.clinician_ref, outbox)
 
+    async def on_batch(self, events: list[AnyEvent]) -> None:
+        """`on_event` for a delivered batch: one read and one bulk write for all of it, then
+        every touched outbox published and cleared in one more write.
+
+        If anything raises (a domain-rule breach, a concurrent writer, a publish failure),
+        the backbone applies each event again with `on_event`, which skips those already
+        stored and publishes whatever the outboxes still hold.
+        """
+        published: list[tuple[str, str]] = []
+        for clinician_ref, entries in await self._repository.apply_many(events):
+            for entry in entries:
+                await self._publish_one(clinician_ref, entry)
+                published.append((clinician_ref, entry.id))
+        await self._repository.clear_outboxes(published)
+
     async def _publish(self, clinician_ref: str, entries: Iterable[OutboxEntry]) -> None:
         for entry in entries:
-            stored = await self._publisher.publish(parse_event(None, entry.body.encode()))
-            log.info("published %s %s for clinician %s%s", entry.name, entry.id, clinician_ref,
-                     "" if stored else " (duplicate, already in the stream)")
+            await self._publish_one(clinician_ref, entry)
             await self._repository.clear_outbox(clinician_ref, entry.id)
+
+    async def _publish_one(self, clinician_ref: str, entry: OutboxEntry) -> None:
+        stored = await self._publisher.publish(parse_event(None, entry.body.encode()))
+        log.info("published %s %s for clinician %s%s", entry.name, entry.id, clinician_ref,
+                 "" if stored else " (duplicate, already in the stream)")
 
     async def republish_pending(self) -> int:
         """Publish every outbox a crash left behind; return how many events were pending."""

@@ -33,6 +33,7 @@ def build_spec(
         handlers = EnrolmentHandlers(repository, publisher)
         return Wiring(
             handlers={name: handlers.on_event for name in CONSUMED},
+            batch_handler=handlers.on_batch,
             api=EnrolmentApi(catalogue, repository),
             background=[handlers.republish_loop(own.outbox_interval),
                         contact_responder(ctx.nats, repository.contact)],

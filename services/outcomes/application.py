@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
 
-from services.outcomes.adapters.repository import OutcomesRepository
+from services.outcomes.adapters.repository import Commit, Document, OutcomesRepository
 from services.outcomes.domain.assessments import Assessment, utc_text
 from services.outcomes.domain.followups import schedule
 from services.outcomes.domain.outcomes import Outcome
@@ -55,6 +55,22 @@ def outcome_event(outcome: Outcome) -> AnyEvent:
     )
 
 
+def outbox_entries(changed: list[Outcome]) -> list[Document]:
+    """The outcome.recorded events a change causes, as stored in the patient's outbox."""
+    return [{"id": str(e.id), "body": e.to_json().decode()}
+            for e in map(outcome_event, changed)]
+
+
+def class_doc(event: AnyEvent) -> Document:
+    data: ClassStarted = event.data
+    return {
+        "trustcode": event.trustcode, "sitecode": event.sitecode,
+        "class_id": data.class_id, "facilitator_refs": list(data.facilitator_refs),
+        "planned_sessions": data.planned_sessions, "time": utc_text(event.time),
+        "event_id": str(event.id),
+    }
+
+
 class OutcomesService:
     def __init__(
         self, repo: OutcomesRepository, publisher: Publisher, clock: Callable[[], datetime],
@@ -75,14 +91,51 @@ class OutcomesService:
             new_state, changed = state.apply(assessment)
             if new_state is state:
                 break  # a redelivery or an older correction: nothing changes
-            outbox = [{"id": str(e.id), "body": e.to_json().decode()}
-                      for e in map(outcome_event, changed)]
+            outbox = outbox_entries(changed)
             if await self.repo.commit(trust, ref, version, new_state, outbox, self._clock()):
                 break
         else:
             raise WriteConflict(f"patient {trust}/{ref} kept changing under us")
         await self.flush(trust, ref)
         return changed
+
+    async def apply_many(self, events: list[AnyEvent]) -> None:
+        """A delivered batch with a few bulk round trips, ending where applying the events
+        one by one in this order would (same documents, same events published).
+
+        Per patient the batch is folded in memory with `PatientState.apply`, then written
+        with one compare-and-set each in a single bulk write. If another writer changed a
+        patient meanwhile this raises `WriteConflict`, and the consumer applies the batch
+        again one event at a time (every step here is idempotent).
+        """
+        now = self._clock()
+        await self.repo.record_classes(
+            [class_doc(e) for e in events if e.event_type.name == "class.started"])
+        assessments = [Assessment.from_event(str(e.id), e.trustcode, e.sitecode, e.time, e.data)
+                       for e in events if e.event_type.name == "patient.assessed"]
+        if not assessments:
+            return
+        await self.repo.record_assessments(assessments, now)
+        loaded = await self.repo.load_many({(a.trustcode, a.patient_ref) for a in assessments})
+        pending = {key: p.outbox for key, p in loaded.items()}
+        commits: dict[tuple[str, str], Commit] = {}
+        for a in assessments:
+            key = (a.trustcode, a.patient_ref)
+            before = commits.get(key) or Commit(*key, loaded[key].version, 0,
+                                                loaded[key].state, [])
+            state, changed = before.state.apply(a)
+            if state is not before.state:
+                commits[key] = Commit(*key, before.version, before.changes + 1, state,
+                                      [*before.outbox, *outbox_entries(changed)])
+        if not await self.repo.commit_many(list(commits.values()), now):
+            raise WriteConflict("a patient of the batch changed under us")
+        for key, commit in commits.items():
+            pending[key] = [*pending[key], *commit.outbox]
+        for entries in pending.values():
+            for entry in entries:
+                await self._publisher.publish(parse_event(None, entry["body"].encode()))
+        await self.repo.clear_many(
+            {key: [entry["id"] for entry in entries] for key, entries in pending.items()})
 
     async def flush(self, trustcode: str, patient_ref: str) -> int:
         """Publish the patient's pending outcome events, clearing each once stored."""
@@ -108,13 +161,7 @@ class OutcomesService:
             await asyncio.sleep(self._settings.outbox_interval)
 
     async def class_started(self, event: AnyEvent) -> None:
-        data: ClassStarted = event.data
-        await self.repo.record_class({
-            "trustcode": event.trustcode, "sitecode": event.sitecode,
-            "class_id": data.class_id, "facilitator_refs": list(data.facilitator_refs),
-            "planned_sessions": data.planned_sessions, "time": utc_text(event.time),
-            "event_id": str(event.id),
-        })
+        await self.repo.record_class(class_doc(event))
 
     # Read side (HTTP API and CLI)
 

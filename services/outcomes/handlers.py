@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ibest.backbone.consumer import Handler
+from ibest.backbone.consumer import BatchHandler, Handler
 from services.outcomes.application import OutcomesService
 from services.outcomes.domain.assessments import Assessment
 from shared.envelope import AnyEvent
@@ -19,3 +19,12 @@ def handlers(service: OutcomesService) -> Mapping[str, Handler]:
         await service.class_started(event)
 
     return {"patient.assessed": on_assessed, "class.started": on_class_started}
+
+
+def batch_handler(service: OutcomesService) -> BatchHandler:
+    """A delivered batch in one go: bulk writes, one compare-and-set per patient."""
+
+    async def apply_many(events: list[AnyEvent]) -> None:
+        await service.apply_many(events)
+
+    return apply_many

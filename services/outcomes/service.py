@@ -6,7 +6,7 @@ from ibest.backbone.runtime import ServiceContext, ServiceSpec, Wiring
 from services.outcomes.adapters.repository import OutcomesRepository
 from services.outcomes.api import routes
 from services.outcomes.application import OutcomesService
-from services.outcomes.handlers import handlers
+from services.outcomes.handlers import batch_handler, handlers
 from services.outcomes.settings import OutcomesSettings
 
 
@@ -14,7 +14,8 @@ async def wire(ctx: ServiceContext) -> Wiring:
     repo = OutcomesRepository(ctx.db)
     await repo.create_indexes()
     service = OutcomesService(repo, ctx.publisher, ctx.clock, OutcomesSettings())
-    return Wiring(handlers=handlers(service), api=service, background=[service.sweep_forever])
+    return Wiring(handlers=handlers(service), api=service, background=[service.sweep_forever],
+                  batch_handler=batch_handler(service))
 
 
 SPEC = ServiceSpec(

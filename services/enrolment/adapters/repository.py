@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, InsertOne, ReplaceOne, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from services.enrolment.domain.catalogue import Catalogue
 from services.enrolment.domain.clinician import ClinicianState, Fact
@@ -31,6 +31,7 @@ Document = dict[str, Any]
 CLINICIANS = "clinicians"
 SEEN_EVENTS = "seen_events"  # the backbone's EventLedger collection
 CAS_ATTEMPTS = 20
+DUPLICATE_KEY = 11000
 
 
 class ConcurrentUpdateError(RuntimeError):
@@ -109,6 +110,63 @@ class ClinicianRepository:
                     continue
             return applied, applied.record.outbox
         raise ConcurrentUpdateError(f"clinician {ref}: record kept changing; will retry")
+
+    async def apply_many(self, events: list[AnyEvent]) -> list[tuple[str, tuple[OutboxEntry, ...]]]:
+        """Store a batch's effects in two round trips; return each touched record's outbox.
+
+        One `$in` read, the events applied in memory in batch order per clinician (exactly
+        what applying them one by one does), then one unordered bulk write of inserts and
+        `rev`-guarded replaces. A domain-rule breach raises ContractError before any write;
+        a lost race (a replace that matched nothing, an insert of an existing `_id`) raises
+        ConcurrentUpdateError after the others are written: the caller then applies each
+        event one by one, which skips the stored ones and retries the rest.
+        """
+        by_ref: dict[str, list[AnyEvent]] = {}
+        for event in events:
+            by_ref.setdefault(event.data.clinician_ref, []).append(event)
+        docs = {doc["_id"]: doc async for doc in
+                self._clinicians.find({"_id": {"$in": list(by_ref)}})}
+        writes: list[InsertOne[Document] | ReplaceOne[Document]] = []
+        outboxes: list[tuple[str, tuple[OutboxEntry, ...]]] = []
+        for ref, mine in by_ref.items():
+            doc = docs.get(ref)
+            record = from_doc(doc) if doc else None
+            last: Applied | None = None
+            for event in mine:
+                applied = apply_event(record, event, self._catalogue)
+                record = applied.record
+                if applied.changed:
+                    last = applied
+            assert record is not None
+            if last is not None:
+                # `last` is the final record: later events of the batch changed nothing.
+                if doc is None:
+                    writes.append(InsertOne(to_doc(last.record, last.state, 1)))
+                else:
+                    writes.append(ReplaceOne({"_id": ref, "rev": doc["rev"]},
+                                             to_doc(last.record, last.state, doc["rev"] + 1)))
+            outboxes.append((ref, record.outbox))
+        if writes:
+            try:
+                result = await self._clinicians.bulk_write(writes, ordered=False)
+            except BulkWriteError as exc:
+                errors = exc.details.get("writeErrors", [])
+                if errors and all(e.get("code") == DUPLICATE_KEY for e in errors) \
+                        and not exc.details.get("writeConcernErrors"):
+                    raise ConcurrentUpdateError(
+                        f"{len(errors)} clinician record(s) created concurrently") from exc
+                raise
+            if result.inserted_count + result.matched_count != len(writes):
+                raise ConcurrentUpdateError("clinician record(s) changed concurrently")
+        return outboxes
+
+    async def clear_outboxes(self, entries: list[tuple[str, str]]) -> None:
+        """`clear_outbox` for many (clinician_ref, entry id) pairs in one round trip."""
+        if entries:
+            await self._clinicians.bulk_write(
+                [UpdateOne({"_id": ref, "outbox.id": entry_id},
+                           {"$pull": {"outbox": {"id": entry_id}}, "$inc": {"rev": 1}})
+                 for ref, entry_id in entries], ordered=False)
 
     async def clear_outbox(self, clinician_ref: str, entry_id: str) -> None:
         """Forget a derived event once the stream has it (stored or a known duplicate)."""

@@ -11,17 +11,50 @@ Collections (database `<prefix>_outcomes`):
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, IndexModel
+from pymongo import ASCENDING, IndexModel, InsertOne, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from services.outcomes.domain.assessments import Assessment
 from services.outcomes.domain.outcomes import PatientState
 
 Document = dict[str, Any]
+DUPLICATE_KEY = 11000
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A patient as read for a batch: state, version (None if new) and pending outbox."""
+
+    state: PatientState
+    version: int | None
+    outbox: list[Document]
+
+
+@dataclass(frozen=True)
+class Commit:
+    """A patient's new state to store if it is still at `version` (None: insert it).
+
+    `changes` is how many single-event commits this stands for, so `version` ends where
+    applying the events one by one would have left it.
+    """
+
+    trustcode: str
+    patient_ref: str
+    version: int | None
+    changes: int
+    state: PatientState
+    outbox: list[Document]
+
+
+def _only_duplicate_keys(exc: BulkWriteError) -> bool:
+    errors = exc.details.get("writeErrors", [])
+    return bool(errors) and all(e.get("code") == DUPLICATE_KEY for e in errors) \
+        and not exc.details.get("writeConcernErrors")
 
 
 def patient_key(trustcode: str, patient_ref: str) -> str:
@@ -58,6 +91,16 @@ class OutcomesRepository:
             upsert=True,
         )
 
+    async def record_assessments(self, assessments: list[Assessment], received: datetime) -> None:
+        """`record_assessment` for several, in one bulk write."""
+        unique = {a.event_id: a for a in assessments}
+        if unique:
+            await self._assessments.bulk_write([
+                UpdateOne({"_id": a.event_id},
+                          {"$setOnInsert": {**a.to_doc(), "received_at": received}}, upsert=True)
+                for a in unique.values()
+            ], ordered=False)
+
     async def history(self, trustcode: str, patient_ref: str) -> list[Assessment]:
         cursor = self._assessments.find({"trustcode": trustcode, "patient_ref": patient_ref})
         found = [Assessment.from_doc(doc) async for doc in cursor]
@@ -77,23 +120,42 @@ class OutcomesRepository:
         outbox: list[Document], now: datetime,
     ) -> bool:
         """Store `state` and queue `outbox` if the patient is still at `version`."""
-        key = patient_key(trustcode, patient_ref)
-        fields = {**state.to_doc(), "updated_at": now}
+        commit = Commit(trustcode, patient_ref, version, 1, state, outbox)
         if version is None:
             try:
-                await self._patients.insert_one({
-                    "_id": key, "trustcode": trustcode, "patient_ref": patient_ref,
-                    "version": 1, "outbox": outbox, **fields,
-                })
+                await self._patients.insert_one(_new_patient(commit, now))
             except DuplicateKeyError:
                 return False
             return True
-        result = await self._patients.update_one(
-            {"_id": key, "version": version},
-            {"$set": {**fields, "version": version + 1},
-             "$push": {"outbox": {"$each": outbox}}},
-        )
+        result = await self._patients.update_one(*_compare_and_set(commit, now))
         return result.matched_count == 1
+
+    async def load_many(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], Loaded]:
+        """Several patients in one query; those not stored yet come back new (version None)."""
+        found: dict[tuple[str, str], Loaded] = dict.fromkeys(keys, Loaded(PatientState(), None, []))
+        ids = sorted(patient_key(t, r) for t, r in keys)
+        async for doc in self._patients.find({"_id": {"$in": ids}}):
+            found[(doc["trustcode"], doc["patient_ref"])] = Loaded(
+                PatientState.from_doc(doc), int(doc["version"]), list(doc.get("outbox", [])))
+        return found
+
+    async def commit_many(self, commits: list[Commit], now: datetime) -> bool:
+        """Store every commit in one bulk write; False if any patient had moved on (another
+        writer got there first: its version changed, or it was inserted meanwhile)."""
+        if not commits:
+            return True
+        ops: list[InsertOne[Document] | UpdateOne] = [
+            InsertOne(_new_patient(c, now)) if c.version is None
+            else UpdateOne(*_compare_and_set(c, now)) for c in commits
+        ]
+        try:
+            result = await self._patients.bulk_write(ops, ordered=False)
+        except BulkWriteError as exc:
+            if _only_duplicate_keys(exc):
+                return False
+            raise
+        updates = sum(1 for c in commits if c.version is not None)
+        return result.matched_count == updates
 
     async def outbox(self, trustcode: str, patient_ref: str) -> list[Document]:
         doc = await self._patients.find_one(
@@ -106,6 +168,13 @@ class OutcomesRepository:
             {"$pull": {"outbox": {"id": event_id}}},
         )
 
+    async def clear_many(self, published: dict[tuple[str, str], list[str]]) -> None:
+        """Remove published events from several patients' outboxes in one bulk write."""
+        ops = [UpdateOne({"_id": patient_key(t, r)}, {"$pull": {"outbox": {"id": {"$in": ids}}}})
+               for (t, r), ids in published.items() if ids]
+        if ops:
+            await self._patients.bulk_write(ops, ordered=False)
+
     async def patients_with_outbox(self, limit: int) -> list[tuple[str, str]]:
         cursor = self._patients.find({"outbox.id": {"$exists": True}},
                                      {"trustcode": 1, "patient_ref": 1}).limit(limit)
@@ -115,14 +184,53 @@ class OutcomesRepository:
 
     async def record_class(self, doc: Document) -> None:
         """Keep the latest class.started of a class (by time, then event id)."""
-        key = f"{doc['trustcode']}/{doc['class_id']}"
-        newer = {"$or": [{"time": {"$lt": doc["time"]}},
-                         {"time": doc["time"], "event_id": {"$lt": doc["event_id"]}}]}
         with contextlib.suppress(DuplicateKeyError):  # a newer (or the same) start is stored
-            await self._classes.update_one({"_id": key, **newer}, {"$set": doc}, upsert=True)
+            await self._classes.update_one(*_if_newer(doc), upsert=True)
+
+    async def record_classes(self, docs: list[Document]) -> None:
+        """`record_class` for several, in one bulk write (only the latest start per class)."""
+        latest: dict[tuple[str, str], Document] = {}
+        for doc in docs:
+            key = (doc["trustcode"], doc["class_id"])
+            if key not in latest or _rank(doc) > _rank(latest[key]):
+                latest[key] = doc
+        if not latest:
+            return
+        try:
+            await self._classes.bulk_write(
+                [UpdateOne(*_if_newer(doc), upsert=True) for doc in latest.values()],
+                ordered=False)
+        except BulkWriteError as exc:
+            if not _only_duplicate_keys(exc):  # a newer (or the same) start is stored
+                raise
 
     async def classes(self, trustcode: str, class_ids: set[str]) -> dict[str, Document]:
         query = {"trustcode": trustcode, "class_id": {"$in": sorted(class_ids)}}
         cursor = self._classes.find(query, {"_id": 0})
         return {doc["class_id"]: doc async for doc in cursor}
 
+
+
+def _new_patient(c: Commit, now: datetime) -> Document:
+    return {"_id": patient_key(c.trustcode, c.patient_ref), "trustcode": c.trustcode,
+            "patient_ref": c.patient_ref, "version": c.changes, "outbox": c.outbox,
+            **c.state.to_doc(), "updated_at": now}
+
+
+def _compare_and_set(c: Commit, now: datetime) -> tuple[Document, Document]:
+    """Filter and update writing `c` only if the patient is still at `c.version`."""
+    assert c.version is not None
+    return ({"_id": patient_key(c.trustcode, c.patient_ref), "version": c.version},
+            {"$set": {**c.state.to_doc(), "updated_at": now, "version": c.version + c.changes},
+             "$push": {"outbox": {"$each": c.outbox}}})
+
+
+def _rank(doc: Document) -> tuple[str, str]:
+    return (doc["time"], doc["event_id"])
+
+
+def _if_newer(doc: Document) -> tuple[Document, Document]:
+    """Filter and update storing a class start unless a later (or the same) one is stored."""
+    newer = {"$or": [{"time": {"$lt": doc["time"]}},
+                     {"time": doc["time"], "event_id": {"$lt": doc["event_id"]}}]}
+    return {"_id": f"{doc['trustcode']}/{doc['class_id']}", **newer}, {"$set": doc}

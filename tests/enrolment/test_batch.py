@@ -1,0 +1,202 @@
+"""The batch path (`on_batch`) against the real database: the same documents and derived
+events as applying the events one by one, and a lost race raises so the backbone falls back."""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+
+from services.enrolment.adapters.catalogue_file import load_catalogue
+from services.enrolment.adapters.repository import ClinicianRepository, ConcurrentUpdateError
+from services.enrolment.handlers import EnrolmentHandlers
+from shared.envelope import AnyEvent, ContractError, parse_event
+from tests.harness import cloud_event
+
+Document = dict[str, Any]
+CATALOGUE = load_catalogue()
+MODULES = list(CATALOGUE.courses[0].required_modules)
+T0 = datetime(2025, 6, 2, 9, 0, tzinfo=UTC)
+
+
+def event(name: str, ref: str, minutes: int, site: str = "RTH08", **data: Any) -> AnyEvent:
+    raw = cloud_event(name, {"clinician_ref": ref, **data}, trust=site[:3], site=site,
+                      time=T0 + timedelta(minutes=minutes))
+    return parse_event(None, json.dumps(raw).encode())
+
+
+def enrolled(ref: str, minutes: int, site: str = "RTH08", **extra: Any) -> AnyEvent:
+    return event("clinician.enrolled", ref, minutes, site, profession="physiotherapist",
+                 course_version="1", **extra)
+
+
+def module(ref: str, verb: str, module_id: str, minutes: int) -> AnyEvent:
+    return event(f"module.{verb}", ref, minutes, module_id=module_id)
+
+
+class Recorder:
+    """A publisher that keeps what it was given (the stream's duplicate window is not needed:
+    the test checks each derived event is published exactly once)."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str]] = []
+
+    async def publish(self, event: AnyEvent) -> bool:
+        self.events.append((str(event.id), event.to_json().decode()))
+        return True
+
+
+@pytest.fixture
+async def client(mongodb_url: str) -> AsyncIterator[AsyncMongoClient[Document]]:
+    c: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_url)
+    yield c
+    await c.close()
+
+
+async def service(client: AsyncMongoClient[Document]
+                  ) -> tuple[AsyncDatabase[Document], EnrolmentHandlers, Recorder]:
+    db = client[f"t{uuid.uuid4().hex[:10]}_enrolment"]
+    repository = ClinicianRepository(db, CATALOGUE)
+    await repository.create_indexes()
+    recorder = Recorder()
+    return db, EnrolmentHandlers(repository, recorder), recorder
+
+
+async def documents(db: AsyncDatabase[Document]) -> dict[str, Document]:
+    """Every clinician document without `rev` (its count of writes differs by design)."""
+    return {d["_id"]: {k: v for k, v in d.items() if k != "rev"}
+            async for d in db["clinicians"].find({})}
+
+
+def scenario(rng: random.Random) -> tuple[list[AnyEvent], list[AnyEvent]]:
+    """Events already stored, and a shuffled batch with duplicates and out-of-order events."""
+    before = [enrolled("c-old", 0, contact_email="old@nhs.net"),
+              *(module("c-old", "completed", m, 10 + i) for i, m in enumerate(MODULES[:5])),
+              module("c-early", "started", MODULES[0], 3)]
+    batch: list[AnyEvent] = [
+        *(module("c-old", "completed", m, 20 + i) for i, m in enumerate(MODULES[5:])),
+        enrolled("c-old", 40, site="RNU02"),  # re-enrolment elsewhere, no email
+        enrolled("c-early", 1, contact_email="early@nhs.net"),
+        module("c-early", "completed", MODULES[0], 4),
+        enrolled("c-new", 0),
+        *(module("c-new", "completed", m, 5 + i) for i, m in enumerate(MODULES)),
+        module("c-new", "started", MODULES[1], 2),
+        event("clinician.intention_reported", "c-new", 60, intends_to_deliver=True,
+              confidence=4),
+        event("clinician.delivery_reported", "c-solo", 70, delivering=False,
+              groups_delivered=0),
+    ]
+    batch += rng.sample(batch, 5) + rng.sample(before, 3)  # redeliveries, also of stored ones
+    rng.shuffle(batch)
+    return before, batch
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_batch_stores_and_publishes_what_one_by_one_does(
+    client: AsyncMongoClient[Document], seed: int,
+) -> None:
+    before, batch = scenario(random.Random(seed))
+    one_db, one, one_published = await service(client)
+    many_db, many, many_published = await service(client)
+    for e in before:
+        await one.on_event(e)
+        await many.on_event(e)
+    assert one_published.events == many_published.events
+    one_published.events.clear()
+    many_published.events.clear()
+
+    for e in batch:
+        await one.on_event(e)
+    await many.on_batch(batch)
+
+    stored = await documents(many_db)
+    assert stored == await documents(one_db)
+    assert set(stored) == {"c-old", "c-early", "c-new", "c-solo"}
+    assert all(doc["outbox"] == [] for doc in stored.values())
+    assert stored["c-old"]["state"]["status"] == "completed"
+    assert stored["c-old"]["state"]["enrolment"]["sitecode"] == "RNU02"
+    assert stored["c-old"]["contact"]["email"] == "old@nhs.net"
+    assert stored["c-early"]["contact"]["email"] == "early@nhs.net"
+    assert sorted(many_published.events) == sorted(one_published.events)
+    ids = [i for i, _ in many_published.events]
+    assert len(ids) == len(set(ids)) == 4  # started: early, new; completed: old, new
+
+    # A redelivered batch changes nothing and publishes nothing.
+    await many.on_batch(batch)
+    assert await documents(many_db) == stored
+    assert len(many_published.events) == 4
+
+
+async def test_a_domain_rule_breach_raises_before_writing(
+    client: AsyncMongoClient[Document],
+) -> None:
+    db, handlers, published = await service(client)
+    with pytest.raises(ContractError, match=r"data\.module_id"):
+        await handlers.on_batch([enrolled("c-1", 0), module("c-1", "started", "m99-nope", 1)])
+    assert await documents(db) == {}
+    assert published.events == []
+
+
+Race = Callable[[AsyncCollection[Document]], Awaitable[object]]
+
+
+class Racing:
+    """The clinicians collection with another writer that gets in between read and write."""
+
+    def __init__(self, real: AsyncCollection[Document], race: Race) -> None:
+        self._real = real
+        self._race = race
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    async def bulk_write(self, requests: Any, **options: Any) -> Any:
+        await self._race(self._real)
+        return await self._real.bulk_write(requests, **options)
+
+
+@pytest.mark.parametrize("race", ["update", "insert"])
+async def test_a_concurrent_writer_makes_the_batch_raise_and_one_by_one_repairs_it(
+    client: AsyncMongoClient[Document], race: str,
+) -> None:
+    db, handlers, published = await service(client)
+    await handlers.on_event(enrolled("c-1", 0))
+    other = module("c-2", "started", MODULES[0], 1)
+    batch = [module("c-1", "started", MODULES[0], 1), enrolled("c-2", 0),
+             enrolled("c-3", 0)]
+
+    async def update(coll: AsyncCollection[Document]) -> object:
+        return await coll.update_one({"_id": "c-1"}, {"$inc": {"rev": 1}})
+
+    async def insert(coll: AsyncCollection[Document]) -> object:
+        # Another replica stores c-2's first event meanwhile.
+        replica = EnrolmentHandlers(ClinicianRepository(db, CATALOGUE), published)
+        await replica.on_event(other)
+        return None
+
+    repository = handlers._repository
+    repository._clinicians = Racing(db["clinicians"], update if race == "update" else insert)  # type: ignore[assignment]
+    with pytest.raises(ConcurrentUpdateError):
+        await handlers.on_batch(batch)
+
+    # What the backbone does next: each event again, one by one.
+    repository._clinicians = db["clinicians"]
+    for e in batch:
+        await handlers.on_event(e)
+    stored = await documents(db)
+    facts = {ref: {f["id"] for f in doc["facts"]} for ref, doc in stored.items()}
+    assert {str(e.id) for e in batch} <= {i for ids in facts.values() for i in ids}
+    assert stored["c-1"]["state"]["status"] == "started"
+    if race == "insert":
+        assert facts["c-2"] == {str(batch[1].id), str(other.id)}
+        assert stored["c-2"]["state"]["status"] == "started"
+    ids = [i for i, _ in published.events]
+    assert len(ids) == len(set(ids))

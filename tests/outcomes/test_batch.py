@@ -1,0 +1,179 @@
+"""The batch handler against the real database: a shuffled batch with duplicates ends in the
+same documents and publishes the same events as applying it one event at a time, and a
+concurrent writer makes it raise (so the consumer falls back to one by one)."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from services.outcomes.adapters.repository import OutcomesRepository
+from services.outcomes.application import OutcomesService, WriteConflict
+from services.outcomes.domain.assessments import Assessment
+from services.outcomes.settings import OutcomesSettings
+from shared.envelope import AnyEvent, new_event
+from shared.events import ClassStarted, Measures, PatientAssessed
+from shared.followup import Timepoint
+
+T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
+NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
+Document = dict[str, Any]
+
+
+class RecordingPublisher:
+    def __init__(self) -> None:
+        self.stored: dict[str, Document] = {}
+
+    async def publish(self, event: AnyEvent) -> bool:
+        fresh = str(event.id) not in self.stored
+        self.stored.setdefault(str(event.id), event.model_dump(mode="json"))
+        return fresh
+
+
+Made = tuple[OutcomesService, RecordingPublisher, AsyncDatabase[Document]]
+
+
+@pytest.fixture
+async def make(mongodb_url: str) -> AsyncIterator[Callable[[], Awaitable[Made]]]:
+    """Makes services, each over its own fresh database (dropped afterwards)."""
+    client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_url, tz_aware=True)
+    names: list[str] = []
+
+    async def fresh_service() -> Made:
+        names.append(f"t{uuid.uuid4().hex[:10]}_outcomes")
+        repo = OutcomesRepository(client[names[-1]])
+        await repo.create_indexes()
+        publisher = RecordingPublisher()
+        return (OutcomesService(repo, publisher, lambda: NOW, OutcomesSettings()), publisher,
+                client[names[-1]])
+
+    yield fresh_service
+    for name in names:
+        await client.drop_database(name)
+    await client.close()
+
+
+def one(event: AnyEvent) -> Assessment:
+    return Assessment.from_event(str(event.id), event.trustcode, event.sitecode, event.time,
+                                 event.data)
+
+
+def assessed(ref: str, timepoint: Timepoint, rmdq: int, days: float, *,
+             event_id: uuid.UUID | None = None, class_id: str | None = None) -> AnyEvent:
+    return new_event(
+        PatientAssessed(patient_ref=ref, timepoint=timepoint, measures=Measures(rmdq=rmdq),
+                        class_id=class_id),
+        trustcode="RTH", sitecode="RTH08", source="/test", time=T0 + timedelta(days=days),
+        event_id=event_id)
+
+
+def started(class_id: str, days: float, sessions: int) -> AnyEvent:
+    return new_event(
+        ClassStarted(class_id=class_id, facilitator_refs=["c-1"], planned_sessions=sessions),
+        trustcode="RTH", sitecode="RTH08", source="/test", time=T0 + timedelta(days=days))
+
+
+def rollout() -> tuple[list[AnyEvent], list[AnyEvent]]:
+    """(events applied before the batch, the batch): corrections, early follow-ups, ties."""
+    earlier = [assessed("p-old", Timepoint.BASELINE, 14, 0),
+               assessed("p-old", Timepoint.MONTH_3, 9, 91)]
+    batch = [
+        assessed("p-old", Timepoint.BASELINE, 16, 0.5),  # a correction of a stored patient
+        assessed("p-old", Timepoint.MONTH_12, 4, 364),
+        assessed("p-old", Timepoint.BASELINE, 13, 0.25),  # older than the kept one
+        started("k-1", 2, 6), started("k-1", 1, 4), started("k-2", 3, 5),
+    ]
+    for i in range(4):
+        ref = f"p-{i}"
+        batch += [
+            assessed(ref, Timepoint.MONTH_3, 5 + i, 90, class_id="k-1"),  # early follow-up
+            assessed(ref, Timepoint.BASELINE, 12 + i, 0),
+            assessed(ref, Timepoint.BASELINE, 20 - i, 0.1),
+            assessed(ref, Timepoint.GROUP_END, 8, 42),
+            assessed(ref, Timepoint.GROUP_END, 7, 43),
+        ]
+    # Two corrections at the same instant: the greater id wins whatever the order.
+    batch += [assessed("p-tie", Timepoint.BASELINE, b, 0, event_id=uuid.UUID(int=n))
+              for b, n in ((10, 1), (11, 2))]
+    batch += [assessed("p-tie", Timepoint.MONTH_3, 3, 91)]
+    return earlier, batch
+
+
+async def documents(db: AsyncDatabase[Document]) -> dict[str, list[Document]]:
+    return {name: [doc async for doc in db[name].find().sort("_id")]
+            for name in ("assessments", "patients", "classes")}
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_batch_matches_one_by_one(make: Callable[[], Awaitable[Made]], seed: int) -> None:
+    earlier, batch = rollout()
+    rng = random.Random(seed)
+    batch = batch + rng.sample(batch, 6)  # redeliveries inside the same batch
+    rng.shuffle(batch)
+
+    single, single_published, single_db = await make()
+    bulk, bulk_published, bulk_db = await make()
+    for event in earlier:
+        await single.assessed(one(event))
+    await bulk.apply_many(earlier)
+    for event in batch:
+        if event.event_type.name == "class.started":
+            await single.class_started(event)
+        else:
+            await single.assessed(one(event))
+    await bulk.apply_many(batch)
+
+    expected = await documents(single_db)
+    assert await documents(bulk_db) == expected
+    assert bulk_published.stored == single_published.stored
+    assert len(expected["patients"]) == 6 and len(expected["classes"]) == 2
+    assert all(doc["outbox"] == [] for doc in expected["patients"])
+    tie = next(d for d in expected["patients"] if d["_id"] == "RTH/p-tie")
+    assert tie["winners"]["baseline"]["event_id"] == str(uuid.UUID(int=2))
+
+    await bulk.apply_many(batch)  # a redelivery of the whole batch changes nothing
+    assert await documents(bulk_db) == expected
+    assert bulk_published.stored == single_published.stored
+
+
+class InterferingRepository(OutcomesRepository):
+    """Lets another instance write a patient between the batch's read and its write."""
+
+    other: OutcomesService
+
+    async def load_many(self, keys: set[tuple[str, str]]) -> Any:
+        loaded = await super().load_many(keys)
+        await self.other.assessed(one(assessed("p-1", Timepoint.BASELINE, 20, 5)))
+        return loaded
+
+
+@pytest.mark.parametrize("stored_before", [False, True])
+async def test_a_concurrent_writer_makes_the_batch_raise(
+    make: Callable[[], Awaitable[Made]], stored_before: bool,
+) -> None:
+    plain, published, db = await make()
+    repo = InterferingRepository(db)
+    repo.other = plain
+    bulk = OutcomesService(repo, published, lambda: NOW, OutcomesSettings())
+    if stored_before:
+        await plain.assessed(one(assessed("p-1", Timepoint.BASELINE, 12, 0)))
+    batch = [assessed("p-1", Timepoint.MONTH_3, 6, 91), assessed("p-2", Timepoint.BASELINE, 9, 0)]
+
+    with pytest.raises(WriteConflict):
+        await bulk.apply_many(batch)
+
+    for event in batch:  # what the consumer then does: one event at a time
+        await plain.assessed(one(event))
+    patient = await db["patients"].find_one({"_id": "RTH/p-1"})
+    assert patient is not None and patient["outbox"] == []
+    assert patient["winners"]["baseline"]["measures"] == {"rmdq": 20}
+    assert patient["outcomes"]["month_3"]["measures"]["rmdq"]["change"] == -14
+    revisions = sorted(e["data"]["revision"] for e in published.stored.values())
+    assert revisions == [1]
