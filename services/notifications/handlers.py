@@ -1,12 +1,22 @@
-"""Event handlers: thin, idempotent and order-independent (event -> rules -> repository)."""
+"""Event handlers: thin, idempotent and order-independent (event -> rules -> repository).
+
+`apply_many` applies a delivered batch with a few bulk writes (see domain/batch.py); it
+leaves the same documents as the handlers applied one by one, and if it raises the backbone
+applies each event again with them.
+"""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 
-from ibest.backbone.consumer import Handler
+from ibest.backbone.consumer import BatchHandler, Handler
 from ibest.backbone.runtime import Clock
-from services.notifications.adapters.repository import Repository
+from services.notifications.adapters.repository import (
+    Document,
+    Repository,
+    collected_timepoints,
+)
+from services.notifications.domain.batch import Completion, fold
 from services.notifications.domain.followups import follow_up_items
 from services.notifications.domain.hours import WorkingHours
 from services.notifications.domain.ids import follow_up_item_id, thanks_reminder_id
@@ -47,17 +57,10 @@ class Handlers:
         ref = event.data.clinician_ref
         await self.repo.record_completion(ref, event.time, event.trustcode, event.sitecode)
         await self.repo.cancel_clinician_reminders(ref, TRAINING_FAMILIES, "training completed")
-        max_age = timedelta(days=self.settings.thanks_max_age_days)
-        if self.clock() - event.time > max_age:
-            return  # a replayed old completion: too late to thank
-        version = event.data.course_version
-        await self.repo.create_reminder(thanks_reminder_id(ref, version), {
-            "family": "thanks", "kind": ReminderKind.TRAINING_THANKS.value,
-            "recipient_kind": RecipientKind.CLINICIAN.value, "recipient_ref": ref,
-            "course_version": version, "trustcode": event.trustcode,
-            "sitecode": event.sitecode, "due_at": event.time,
-            "send_after": self.hours.next_open(event.time), "created_at": self.clock(),
-        })
+        thanks = self._thanks(ref, Completion(event.time, event.data.course_version,
+                                              event.trustcode, event.sitecode), self.clock())
+        if thanks is not None:
+            await self.repo.create_reminder(*thanks)
 
     async def assessed(self, event: AnyEvent) -> None:
         trust, patient = event.trustcode, event.data.patient_ref
@@ -71,17 +74,70 @@ class Handlers:
         if timepoint != Timepoint.BASELINE:
             return
         doc = await self.repo.record_baseline(trust, patient, event.sitecode, event.time)
-        today = assessment_date(self.clock())
-        closing_before = timedelta(days=self.settings.closing_before_days)
-        for item in follow_up_items(doc["baseline_time"], closing_before):
-            if item.closes < today:
-                continue  # window already closed: nothing a reminder could still save
-            await self.repo.upsert_item(
-                follow_up_item_id(item.kind.value, trust, patient, item.timepoint.value), {
-                    "trustcode": trust, "patient_ref": patient, "sitecode": doc["sitecode"],
-                    "timepoint": item.timepoint.value, "kind": item.kind.value,
-                    "remind_on": item.remind_on.isoformat(), "due": item.due.isoformat(),
-                    "closes": item.closes.isoformat(),
-                })
+        for item_id, fields in self._items(doc, assessment_date(self.clock())):
+            await self.repo.upsert_item(item_id, fields)
         for tp in await self.repo.collected(trust, patient):
             await self.repo.cancel_items(trust, patient, tp)
+
+    def batch(self) -> BatchHandler:
+        return self.apply_many
+
+    async def apply_many(self, events: list[AnyEvent]) -> None:
+        """A batch in at most six round trips: clinicians, their reminders, patients (write,
+        read), follow-up items, and a last read of what was collected meanwhile."""
+        changes = fold(events)
+        now = self.clock()
+        clinicians = list(changes.clinicians.values())
+        await self.repo.apply_clinicians(clinicians)
+        completed = [c for c in clinicians if c.completions]
+        if completed:
+            thanks = [t for c in completed for done in c.completions
+                      if (t := self._thanks(c.ref, done, now)) is not None]
+            await self.repo.complete_training([c.ref for c in completed], TRAINING_FAMILIES,
+                                              "training completed", thanks)
+        if not changes.patients:
+            return
+        docs = await self.repo.apply_patients(list(changes.patients.values()))
+        today = assessment_date(now)
+        items = [item for doc in docs.values() for item in self._items(doc, today)]
+        cancels = [(c.trustcode, c.patient_ref, tp) for c in changes.patients.values()
+                   for tp in sorted(set(c.collected) | collected_timepoints(docs.get(c.key)))]
+        await self.repo.write_items(items, cancels)
+        if docs:
+            # As one by one: collected is read again after the items exist, so a follow-up
+            # handled concurrently either is seen here or cancels these items itself.
+            again = await self.repo.collected_of(list(docs))
+            later = [(docs[key]["trustcode"], docs[key]["patient_ref"], tp)
+                     for key, tps in again.items() for tp in tps]
+            if missed := sorted(set(later) - set(cancels)):
+                await self.repo.write_items([], missed)
+
+    def _thanks(self, ref: str, done: Completion,
+                now: datetime) -> tuple[str, Document] | None:
+        """The thank-you for a completion, or None for a replayed old one (too late)."""
+        if now - done.at > timedelta(days=self.settings.thanks_max_age_days):
+            return None
+        return thanks_reminder_id(ref, done.course_version), {
+            "family": "thanks", "kind": ReminderKind.TRAINING_THANKS.value,
+            "recipient_kind": RecipientKind.CLINICIAN.value, "recipient_ref": ref,
+            "course_version": done.course_version, "trustcode": done.trustcode,
+            "sitecode": done.sitecode, "due_at": done.at,
+            "send_after": self.hours.next_open(done.at), "created_at": now,
+        }
+
+    def _items(self, patient: Document, today: date) -> list[tuple[str, Document]]:
+        """The follow-up items of a stored patient's latest baseline, windows still open."""
+        trust, ref = patient["trustcode"], patient["patient_ref"]
+        closing_before = timedelta(days=self.settings.closing_before_days)
+        return [
+            (follow_up_item_id(item.kind.value, trust, ref, item.timepoint.value), {
+                "trustcode": trust, "patient_ref": ref, "sitecode": patient["sitecode"],
+                "timepoint": item.timepoint.value, "kind": item.kind.value,
+                "remind_on": item.remind_on.isoformat(), "due": item.due.isoformat(),
+                "closes": item.closes.isoformat(),
+            })
+            for item in follow_up_items(patient["baseline_time"], closing_before)
+            # a window already closed: nothing a reminder could still save
+            if item.closes >= today
+        ]
+

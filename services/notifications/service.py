@@ -33,6 +33,7 @@ async def wire(ctx: ServiceContext) -> Wiring:
     handlers = Handlers(repo, settings, ctx.clock)
     return Wiring(
         handlers=handlers.by_event(),
+        batch_handler=handlers.batch(),
         api=NotificationsApi(repo, scheduler, settings, ctx.clock),
         background=[scheduler.loop],
     )

@@ -13,9 +13,11 @@ from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING, ReturnDocument, UpdateMany, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
+
+from services.notifications.domain.batch import ClinicianChange, PatientChange
 
 Document = dict[str, Any]
 
@@ -53,9 +55,30 @@ class Repository:
             {"_id": ref}, {"$min": {"enrolled_at": at}, "$setOnInsert": {"opted_out": False}},
             upsert=True)
         await self.clinicians.update_one(
-            {"_id": ref, "$or": [{"latest_enrolment_at": {"$exists": False}},
-                                 {"latest_enrolment_at": {"$lte": at}}]},
+            _latest_enrolment_before(ref, at),
             {"$set": {"trustcode": trust, "sitecode": site, "latest_enrolment_at": at}})
+
+    async def apply_clinicians(self, changes: list[ClinicianChange]) -> None:
+        """A batch's clinician changes in one ordered bulk write: the same atomic $min/$max
+        and conditional updates as the single-event methods, so concurrent writers commute."""
+        ops: list[UpdateOne] = []
+        for change in changes:
+            insert: Document = {"opted_out": False}
+            if change.insert_trust_site is not None:
+                insert |= dict(zip(("trustcode", "sitecode"), change.insert_trust_site,
+                                   strict=True))
+            update: Document = {"$setOnInsert": insert}
+            if change.mins:
+                update["$min"] = change.mins
+            if change.maxs:
+                update["$max"] = change.maxs
+            ops.append(UpdateOne({"_id": change.ref}, update, upsert=True))
+            if change.latest_enrolment is not None:
+                at, trust, site = change.latest_enrolment
+                ops.append(UpdateOne(_latest_enrolment_before(change.ref, at), {
+                    "$set": {"trustcode": trust, "sitecode": site, "latest_enrolment_at": at}}))
+        if ops:
+            await self.clinicians.bulk_write(ops, ordered=True)
 
     async def record_progress(self, ref: str, at: datetime) -> None:
         await self.clinicians.update_one(
@@ -96,6 +119,17 @@ class Repository:
             {"recipient_ref": ref, "family": {"$in": families}, "status": PENDING},
             {"$set": {"status": CANCELLED, "reason": reason}})
 
+    async def complete_training(self, refs: list[str], families: list[str], reason: str,
+                                thanks: list[tuple[str, Document]]) -> None:
+        """A batch's completions: cancel the pending reminders of `families`, then create
+        each thank-you once (in order; an existing one is left as it is)."""
+        ops: list[UpdateOne | UpdateMany] = [UpdateMany(
+            {"recipient_ref": {"$in": refs}, "family": {"$in": families}, "status": PENDING},
+            {"$set": {"status": CANCELLED, "reason": reason}})]
+        ops += [UpdateOne({"_id": rid}, {"$setOnInsert": _new_reminder(fields)}, upsert=True)
+                for rid, fields in thanks]
+        await self.reminders.bulk_write(ops, ordered=True)
+
     # Patients and follow-up items ---------------------------------------------------------
 
     async def record_baseline(self, trust: str, patient: str, site: str,
@@ -105,13 +139,38 @@ class Repository:
         await self.patients.update_one(
             {"_id": key}, {"$setOnInsert": {"trustcode": trust, "patient_ref": patient}},
             upsert=True)
-        await self.patients.update_one(
-            {"_id": key, "$or": [{"baseline_time": {"$exists": False}},
-                                 {"baseline_time": {"$lte": at}}]},
-            {"$set": {"baseline_time": at, "sitecode": site}})
+        await self.patients.update_one(_later_baseline_than(key, at),
+                                       {"$set": {"baseline_time": at, "sitecode": site}})
         doc = await self.patients.find_one({"_id": key})
         assert doc is not None
         return doc
+
+    async def apply_patients(self, changes: list[PatientChange]) -> dict[str, Document]:
+        """A batch's patient changes in one ordered bulk write; returns, in one read, the
+        stored patients that had a baseline in the batch."""
+        ops: list[UpdateOne] = []
+        for change in changes:
+            update: Document = {"$setOnInsert": {"trustcode": change.trustcode,
+                                                 "patient_ref": change.patient_ref}}
+            if change.collected:
+                update["$set"] = {f"collected.{tp}": True for tp in change.collected}
+            ops.append(UpdateOne({"_id": change.key}, update, upsert=True))
+            if change.baseline is not None:
+                at, site = change.baseline
+                ops.append(UpdateOne(_later_baseline_than(change.key, at),
+                                     {"$set": {"baseline_time": at, "sitecode": site}}))
+        if not ops:
+            return {}
+        await self.patients.bulk_write(ops, ordered=True)
+        keys = [c.key for c in changes if c.baseline is not None]
+        if not keys:
+            return {}
+        return {doc["_id"]: doc async for doc in self.patients.find({"_id": {"$in": keys}})}
+
+    async def collected_of(self, keys: list[str]) -> dict[str, set[str]]:
+        """The collected follow-ups of many patients, in one read."""
+        return {doc["_id"]: collected_timepoints(doc) async for doc in self.patients.find(
+            {"_id": {"$in": keys}}, {"collected": 1})}
 
     async def record_collected(self, trust: str, patient: str, timepoint: str) -> None:
         await self.patients.update_one(
@@ -121,8 +180,7 @@ class Repository:
             upsert=True)
 
     async def collected(self, trust: str, patient: str) -> set[str]:
-        doc = await self.patients.find_one({"_id": f"{trust}:{patient}"})
-        return {tp for tp, done in ((doc or {}).get("collected") or {}).items() if done}
+        return collected_timepoints(await self.patients.find_one({"_id": f"{trust}:{patient}"}))
 
     async def upsert_item(self, item_id: str, fields: Document) -> None:
         """Create a follow-up item once; move its dates only while it is still pending."""
@@ -131,11 +189,22 @@ class Repository:
                 {"_id": item_id}, {"$setOnInsert": {**fields, "status": PENDING}}, upsert=True)
         await self.follow_ups.update_one({"_id": item_id, "status": PENDING}, {"$set": fields})
 
+    async def write_items(self, items: list[tuple[str, Document]],
+                          cancels: list[tuple[str, str, str]]) -> None:
+        """Many `upsert_item`s then many `cancel_items` (trust, patient, timepoint), in one
+        ordered bulk write."""
+        ops: list[UpdateOne | UpdateMany] = []
+        for item_id, fields in items:
+            ops += [UpdateOne({"_id": item_id}, {"$setOnInsert": {**fields, "status": PENDING}},
+                              upsert=True),
+                    UpdateOne({"_id": item_id, "status": PENDING}, {"$set": fields})]
+        ops += [UpdateMany(_open_items(*key), {"$set": {"status": CANCELLED}}) for key in cancels]
+        if ops:
+            await self.follow_ups.bulk_write(ops, ordered=True)
+
     async def cancel_items(self, trust: str, patient: str, timepoint: str) -> None:
-        await self.follow_ups.update_many(
-            {"trustcode": trust, "patient_ref": patient, "timepoint": timepoint,
-             "status": {"$in": [PENDING, QUEUED]}},
-            {"$set": {"status": CANCELLED}})
+        await self.follow_ups.update_many(_open_items(trust, patient, timepoint),
+                                          {"$set": {"status": CANCELLED}})
 
     async def sites_with_due_items(self, today: str) -> dict[str, str]:
         """Site -> trust for every site with a pending item due on or before `today`."""
@@ -162,10 +231,7 @@ class Repository:
         """Schedule a reminder once; False when it already existed (any status)."""
         try:
             result = await self.reminders.update_one(
-                {"_id": reminder_id},
-                {"$setOnInsert": {**fields, "status": PENDING, "attempts": 0,
-                                  "published": False}},
-                upsert=True)
+                {"_id": reminder_id}, {"$setOnInsert": _new_reminder(fields)}, upsert=True)
         except DuplicateKeyError:
             return False
         return result.upserted_id is not None
@@ -212,3 +278,29 @@ class Repository:
             {"$set": {"delivery_status": status["status"], "delivery_updated_at": received_at},
              "$addToSet": {"provider_ids": status["id"]}})
         return result.matched_count > 0
+
+
+def _latest_enrolment_before(ref: str, at: datetime) -> Document:
+    """The clinician, if `at` is its latest enrolment so far (ties: the later write wins)."""
+    return {"_id": ref, "$or": [{"latest_enrolment_at": {"$exists": False}},
+                                {"latest_enrolment_at": {"$lte": at}}]}
+
+
+def _later_baseline_than(key: str, at: datetime) -> Document:
+    """The patient, if `at` is its latest baseline so far (a later one corrects it)."""
+    return {"_id": key, "$or": [{"baseline_time": {"$exists": False}},
+                                {"baseline_time": {"$lte": at}}]}
+
+
+def _open_items(trust: str, patient: str, timepoint: str) -> Document:
+    return {"trustcode": trust, "patient_ref": patient, "timepoint": timepoint,
+            "status": {"$in": [PENDING, QUEUED]}}
+
+
+def _new_reminder(fields: Document) -> Document:
+    return {**fields, "status": PENDING, "attempts": 0, "published": False}
+
+
+def collected_timepoints(doc: Document | None) -> set[str]:
+    """The follow-ups a stored patient has had collected."""
+    return {tp for tp, done in ((doc or {}).get("collected") or {}).items() if done}

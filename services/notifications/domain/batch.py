@@ -1,0 +1,113 @@
+"""Folding a delivered batch of events into one change per clinician and per patient.
+
+Pure: events in, changes out. Every stored field is either a minimum, a maximum, a
+"latest by event time" value or a set of flags, so a batch folds into one write per
+document that leaves the same document as applying its events one by one, in batch order
+(for equal times, the later event in the batch wins, as it does one by one).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from shared.envelope import AnyEvent
+from shared.followup import FOLLOW_UPS, Timepoint
+
+PROGRESS = {"clinician.training_started", "module.started", "module.completed"}
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A `clinician.training_completed`: its thank-you is created in batch order."""
+
+    at: datetime
+    course_version: str
+    trustcode: str
+    sitecode: str
+
+
+@dataclass
+class ClinicianChange:
+    """What a batch says of one clinician."""
+
+    ref: str
+    # Only a completion that creates the document brings trust and site with it (one by one,
+    # the first event of a new clinician is the one that inserts it).
+    insert_trust_site: tuple[str, str] | None = None
+    mins: dict[str, datetime] = field(default_factory=dict)
+    maxs: dict[str, datetime] = field(default_factory=dict)
+    latest_enrolment: tuple[datetime, str, str] | None = None  # time, trust, site
+    completions: list[Completion] = field(default_factory=list)
+
+    def at_least(self, name: str, at: datetime) -> None:
+        self.maxs[name] = max(self.maxs.get(name, at), at)
+
+    def at_most(self, name: str, at: datetime) -> None:
+        self.mins[name] = min(self.mins.get(name, at), at)
+
+
+@dataclass
+class PatientChange:
+    """What a batch says of one patient: follow-ups collected and the latest baseline."""
+
+    trustcode: str
+    patient_ref: str
+    collected: list[str] = field(default_factory=list)
+    baseline: tuple[datetime, str] | None = None  # time, site
+
+    @property
+    def key(self) -> str:
+        return f"{self.trustcode}:{self.patient_ref}"
+
+
+@dataclass
+class BatchChanges:
+    clinicians: dict[str, ClinicianChange] = field(default_factory=dict)
+    patients: dict[str, PatientChange] = field(default_factory=dict)
+
+
+def fold(events: list[AnyEvent]) -> BatchChanges:
+    """One change per clinician and patient; raises ValueError for an event it does not
+    handle (the batch then falls back to the one-by-one handlers)."""
+    changes = BatchChanges()
+    for event in events:
+        name = event.event_type.name
+        if name == "patient.assessed":
+            _fold_assessment(changes, event)
+            continue
+        ref = event.data.clinician_ref
+        new = ref not in changes.clinicians
+        change = changes.clinicians.setdefault(ref, ClinicianChange(ref))
+        if name == "clinician.enrolled":
+            change.at_most("enrolled_at", event.time)
+            held = change.latest_enrolment
+            if held is None or held[0] <= event.time:
+                change.latest_enrolment = (event.time, event.trustcode, event.sitecode)
+        elif name in PROGRESS:
+            change.at_most("started_at", event.time)
+            change.at_least("last_progress_at", event.time)
+        elif name == "clinician.training_completed":
+            if new:
+                change.insert_trust_site = (event.trustcode, event.sitecode)
+            change.at_most("completed_at", event.time)
+            change.at_most("started_at", event.time)
+            change.at_least("last_progress_at", event.time)
+            change.completions.append(Completion(event.time, event.data.course_version,
+                                                 event.trustcode, event.sitecode))
+        else:
+            raise ValueError(f"{name} is not handled by notifications")
+    return changes
+
+
+def _fold_assessment(changes: BatchChanges, event: AnyEvent) -> None:
+    timepoint = Timepoint(event.data.timepoint)
+    if timepoint not in FOLLOW_UPS and timepoint != Timepoint.BASELINE:
+        return  # group_end: nothing to remind about, nothing stored
+    trust, patient = event.trustcode, event.data.patient_ref
+    change = changes.patients.setdefault(f"{trust}:{patient}", PatientChange(trust, patient))
+    if timepoint in FOLLOW_UPS:
+        if timepoint.value not in change.collected:
+            change.collected.append(timepoint.value)
+    elif change.baseline is None or change.baseline[0] <= event.time:
+        change.baseline = (event.time, event.sitecode)
