@@ -107,11 +107,9 @@ async def load_national(mongo_url: str, database: str, trusts: int, per_trust: i
         ops.append(InsertOne({"_id": site, "change": 1, "seq": 1, "summary": summary}))
     for i in range(0, len(ops), 200):
         await generation.sites.bulk_write(ops[i:i + 200], ordered=False)
-    # As Generation.summarise does after storing summaries: count the change (readers cache
+    # As Generation.apply_many does after storing summaries: count them (readers cache
     # their view by this count) and set as_of.
-    await generation.meta.update_one({"_id": "changes"}, {"$inc": {"n": 1}}, upsert=True)
-    await generation.meta.update_one({"_id": "as_of"}, {"$max": {"as_of": datetime.now(UTC)}},
-                                     upsert=True)
+    await generation.stamp_changes(datetime.now(UTC), len(ops))
     await client.close()
     return where, time.perf_counter() - started
 

@@ -55,7 +55,7 @@ class Handlers:
 
     async def completed(self, event: AnyEvent) -> None:
         ref = event.data.clinician_ref
-        await self.repo.record_completion(ref, event.time, event.trustcode, event.sitecode)
+        await self.repo.record_completion(ref, event.time)
         await self.repo.cancel_clinician_reminders(ref, TRAINING_FAMILIES, "training completed")
         thanks = self._thanks(ref, Completion(event.time, event.data.course_version,
                                               event.trustcode, event.sitecode), self.clock())

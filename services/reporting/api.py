@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 import json
+from collections import OrderedDict
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -92,7 +93,10 @@ def _json_default(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime) else jsonable_encoder(value)
 
 
-_ENCODED: dict[int, tuple[dict[str, Any], bytes]] = {}
+ENCODED_KEPT = 512
+"""Encoded answers kept (least recently used dropped first): more than a dashboard's
+distinct requests between two changes of the figures."""
+_ENCODED: OrderedDict[int, tuple[dict[str, Any], bytes]] = OrderedDict()
 
 
 def _encoded(report: dict[str, Any]) -> bytes:
@@ -100,12 +104,13 @@ def _encoded(report: dict[str, Any]) -> bytes:
     change, so its encoding (costly for every trust at national scale) is kept with it."""
     found = _ENCODED.get(id(report))
     if found is not None and found[0] is report:
+        _ENCODED.move_to_end(id(report))
         return found[1]
     body = json.dumps(report, default=_json_default, ensure_ascii=False, allow_nan=False,
                       separators=(",", ":")).encode()
-    if len(_ENCODED) >= 64:
-        _ENCODED.clear()
     _ENCODED[id(report)] = (report, body)
+    while len(_ENCODED) > ENCODED_KEPT:
+        _ENCODED.popitem(last=False)
     return body
 
 

@@ -109,12 +109,11 @@ class Reporting:
     async def view(self) -> View:
         """The active generation's summaries, read again only when they changed.
 
-        Two small reads (the pointer, then `as_of` with the count of summary changes) tell
-        whether the cached summaries are still current; at national scale that saves reading
-        and summing thousands of site documents per request. (A writer that dies between
-        storing a summary and counting it has not acknowledged its events: their redelivery
-        summarises and counts again.) Requests arriving while a check is in flight share it,
-        so concurrent readers cost the database two reads, not two each.
+        One small read (the pointer, with the active generation's `as_of` and count of
+        summary changes) tells whether the cached summaries are still current; at national
+        scale that saves reading and summing thousands of site documents per request.
+        Requests arriving while a check is in flight share it, so concurrent readers cost the
+        database one read, not one each.
         """
         if self._checking is None:
             self._checking = asyncio.ensure_future(self._current_view())
@@ -127,8 +126,7 @@ class Reporting:
             task.exception()  # retrieved here too, so an unawaited failure is not logged
 
     async def _current_view(self) -> View:
-        generation = await self.store.active()
-        as_of, changes = await generation.stamp()
+        generation, as_of, changes = await self.store.active_stamp()
         today = assessment_date(self.clock())
         key = (generation.number, as_of, changes, today)
         if self._cached is None or self._cached[0] != key:

@@ -17,7 +17,7 @@ from pymongo import ASCENDING, ReturnDocument, UpdateMany, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from services.notifications.domain.batch import ClinicianChange, PatientChange
+from services.notifications.domain.batch import ClinicianChange, PatientChange, latest_key
 
 Document = dict[str, Any]
 
@@ -54,29 +54,21 @@ class Repository:
         await self.clinicians.update_one(
             {"_id": ref}, {"$min": {"enrolled_at": at}, "$setOnInsert": {"opted_out": False}},
             upsert=True)
-        await self.clinicians.update_one(
-            _latest_enrolment_before(ref, at),
-            {"$set": {"trustcode": trust, "sitecode": site, "latest_enrolment_at": at}})
+        await self.clinicians.update_one(*_latest_enrolment(ref, at, trust, site))
 
     async def apply_clinicians(self, changes: list[ClinicianChange]) -> None:
         """A batch's clinician changes in one ordered bulk write: the same atomic $min/$max
         and conditional updates as the single-event methods, so concurrent writers commute."""
         ops: list[UpdateOne] = []
         for change in changes:
-            insert: Document = {"opted_out": False}
-            if change.insert_trust_site is not None:
-                insert |= dict(zip(("trustcode", "sitecode"), change.insert_trust_site,
-                                   strict=True))
-            update: Document = {"$setOnInsert": insert}
+            update: Document = {"$setOnInsert": {"opted_out": False}}
             if change.mins:
                 update["$min"] = change.mins
             if change.maxs:
                 update["$max"] = change.maxs
             ops.append(UpdateOne({"_id": change.ref}, update, upsert=True))
             if change.latest_enrolment is not None:
-                at, trust, site = change.latest_enrolment
-                ops.append(UpdateOne(_latest_enrolment_before(change.ref, at), {
-                    "$set": {"trustcode": trust, "sitecode": site, "latest_enrolment_at": at}}))
+                ops.append(UpdateOne(*_latest_enrolment(change.ref, *change.latest_enrolment)))
         if ops:
             await self.clinicians.bulk_write(ops, ordered=True)
 
@@ -87,11 +79,13 @@ class Repository:
              "$setOnInsert": {"opted_out": False}},
             upsert=True)
 
-    async def record_completion(self, ref: str, at: datetime, trust: str, site: str) -> None:
+    async def record_completion(self, ref: str, at: datetime) -> None:
+        """A completion never sets trust and site: only enrolments do (the thank-you carries
+        the completion's own), so no arrival order decides them."""
         await self.clinicians.update_one(
             {"_id": ref},
             {"$min": {"completed_at": at, "started_at": at}, "$max": {"last_progress_at": at},
-             "$setOnInsert": {"opted_out": False, "trustcode": trust, "sitecode": site}},
+             "$setOnInsert": {"opted_out": False}},
             upsert=True)
 
     async def set_opt_out(self, ref: str, opted_out: bool, at: datetime) -> None:
@@ -139,8 +133,7 @@ class Repository:
         await self.patients.update_one(
             {"_id": key}, {"$setOnInsert": {"trustcode": trust, "patient_ref": patient}},
             upsert=True)
-        await self.patients.update_one(_later_baseline_than(key, at),
-                                       {"$set": {"baseline_time": at, "sitecode": site}})
+        await self.patients.update_one(*_latest_baseline(key, at, site))
         doc = await self.patients.find_one({"_id": key})
         assert doc is not None
         return doc
@@ -156,9 +149,7 @@ class Repository:
                 update["$set"] = {f"collected.{tp}": True for tp in change.collected}
             ops.append(UpdateOne({"_id": change.key}, update, upsert=True))
             if change.baseline is not None:
-                at, site = change.baseline
-                ops.append(UpdateOne(_later_baseline_than(change.key, at),
-                                     {"$set": {"baseline_time": at, "sitecode": site}}))
+                ops.append(UpdateOne(*_latest_baseline(change.key, *change.baseline)))
         if not ops:
             return {}
         await self.patients.bulk_write(ops, ordered=True)
@@ -280,16 +271,23 @@ class Repository:
         return result.matched_count > 0
 
 
-def _latest_enrolment_before(ref: str, at: datetime) -> Document:
-    """The clinician, if `at` is its latest enrolment so far (ties: the later write wins)."""
-    return {"_id": ref, "$or": [{"latest_enrolment_at": {"$exists": False}},
-                                {"latest_enrolment_at": {"$lte": at}}]}
+def _if_latest(key: str, field: str, latest: str, values: Document) -> tuple[Document, Document]:
+    """Filter and update setting `values` only if `latest` orders after the stored one."""
+    return ({"_id": key, "$or": [{field: {"$exists": False}}, {field: {"$lt": latest}}]},
+            {"$set": {**values, field: latest}})
 
 
-def _later_baseline_than(key: str, at: datetime) -> Document:
-    """The patient, if `at` is its latest baseline so far (a later one corrects it)."""
-    return {"_id": key, "$or": [{"baseline_time": {"$exists": False}},
-                                {"baseline_time": {"$lte": at}}]}
+def _latest_enrolment(ref: str, at: datetime, trust: str, site: str) -> tuple[Document, Document]:
+    """The latest enrolment (by `latest_key`) decides the clinician's trust and site."""
+    return _if_latest(ref, "latest_enrolment", latest_key(at, trust, site),
+                      {"trustcode": trust, "sitecode": site, "latest_enrolment_at": at})
+
+
+def _latest_baseline(key: str, at: datetime, site: str) -> tuple[Document, Document]:
+    """The latest baseline (by `latest_key`) decides the follow-up windows (a later one
+    corrects an earlier one)."""
+    return _if_latest(key, "latest_baseline", latest_key(at, site),
+                      {"baseline_time": at, "sitecode": site})
 
 
 def _open_items(trust: str, patient: str, timepoint: str) -> Document:

@@ -1,20 +1,28 @@
 """Folding a delivered batch of events into one change per clinician and per patient.
 
 Pure: events in, changes out. Every stored field is either a minimum, a maximum, a
-"latest by event time" value or a set of flags, so a batch folds into one write per
-document that leaves the same document as applying its events one by one, in batch order
-(for equal times, the later event in the batch wins, as it does one by one).
+"latest" value or a set of flags, so a batch folds into one write per document that leaves
+the same document as applying its events one by one, in any order. "Latest" is ordered by
+`latest_key`: event time, then the place, so equal times resolve the same way whatever
+arrives first.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from shared.envelope import AnyEvent
 from shared.followup import FOLLOW_UPS, Timepoint
 
 PROGRESS = {"clinician.training_started", "module.started", "module.completed"}
+
+
+def latest_key(at: datetime, *place: str) -> str:
+    """A sortable key ordering values by event time, then by place (a total order, so which
+    of two equal-time events wins never depends on arrival order)."""
+    utc = at.astimezone(UTC)
+    return "|".join((utc.strftime("%Y-%m-%dT%H:%M:%S.%f"), *place))
 
 
 @dataclass(frozen=True)
@@ -32,9 +40,6 @@ class ClinicianChange:
     """What a batch says of one clinician."""
 
     ref: str
-    # Only a completion that creates the document brings trust and site with it (one by one,
-    # the first event of a new clinician is the one that inserts it).
-    insert_trust_site: tuple[str, str] | None = None
     mins: dict[str, datetime] = field(default_factory=dict)
     maxs: dict[str, datetime] = field(default_factory=dict)
     latest_enrolment: tuple[datetime, str, str] | None = None  # time, trust, site
@@ -77,19 +82,17 @@ def fold(events: list[AnyEvent]) -> BatchChanges:
             _fold_assessment(changes, event)
             continue
         ref = event.data.clinician_ref
-        new = ref not in changes.clinicians
         change = changes.clinicians.setdefault(ref, ClinicianChange(ref))
         if name == "clinician.enrolled":
             change.at_most("enrolled_at", event.time)
             held = change.latest_enrolment
-            if held is None or held[0] <= event.time:
+            if held is None or latest_key(*held) < latest_key(event.time, event.trustcode,
+                                                               event.sitecode):
                 change.latest_enrolment = (event.time, event.trustcode, event.sitecode)
         elif name in PROGRESS:
             change.at_most("started_at", event.time)
             change.at_least("last_progress_at", event.time)
         elif name == "clinician.training_completed":
-            if new:
-                change.insert_trust_site = (event.trustcode, event.sitecode)
             change.at_most("completed_at", event.time)
             change.at_most("started_at", event.time)
             change.at_least("last_progress_at", event.time)
@@ -109,5 +112,6 @@ def _fold_assessment(changes: BatchChanges, event: AnyEvent) -> None:
     if timepoint in FOLLOW_UPS:
         if timepoint.value not in change.collected:
             change.collected.append(timepoint.value)
-    elif change.baseline is None or change.baseline[0] <= event.time:
+    elif change.baseline is None or latest_key(*change.baseline) < latest_key(event.time,
+                                                                               event.sitecode):
         change.baseline = (event.time, event.sitecode)

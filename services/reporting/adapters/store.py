@@ -4,8 +4,11 @@ Collections of generation N: `gN_clinicians`, `gN_patients`, `gN_classes`,
 `gN_notifications` (one document
 per entity: its facts by event id, a version `v`, and its current contribution), `gN_sites`
 (per site: a change counter and the summary computed for it, with the counter value `seq`
-it reflects) and `gN_meta` (`as_of`). The pointer document `generations/active` names the
-generation readers use and, while a rebuild runs, the one being built (writers feed both).
+it reflects). In the small `generations` collection, the pointer document `active` names the
+generation readers use and, while a rebuild runs, the one being built (writers feed both);
+beside it, one stamp document per generation, `gN`, holds `as_of` and `changes` (how many
+summaries were stored), so a reader learns in one read which generation to use and whether
+its figures moved.
 
 Exactness with several instances: an entity's contribution is written only if the entity
 is unchanged since it was read (`v`), and a site summary only if it reflects a newer change
@@ -44,7 +47,8 @@ class Generation:
         self._db = db
         self.entities = {kind: db[f"g{number}_{kind}"] for kind in ENTITY_KINDS}
         self.sites = db[f"g{number}_sites"]
-        self.meta = db[f"g{number}_meta"]
+        self.stamps = db[POINTER]
+        self.stamp_id = f"g{number}"
 
     async def create_indexes(self) -> None:
         for coll in self.entities.values():
@@ -87,16 +91,16 @@ class Generation:
                 touched.update({*doc.get("sites", []), *([site] if site else [])})
             if updates:
                 await coll.bulk_write(updates, ordered=False)
-        await self.meta.update_one({"_id": "as_of"},
-                                   {"$max": {"as_of": max(f.fact["t"] for f in facts)}},
-                                   upsert=True)
+        stored = 0
         if summarise:
             for s in sorted(touched):
-                await self.summarise(s)
+                stored += await self.summarise(s)
+        await self.stamp_changes(max(f.fact["t"] for f in facts), stored)
         return touched
 
-    async def summarise(self, site: str) -> None:
-        """Recompute one site's summary from its entities; store it unless a newer one is."""
+    async def summarise(self, site: str) -> bool:
+        """Recompute one site's summary from its entities; store it unless a newer one is.
+        True if stored: the caller then counts it with `stamp_changes`."""
         counter = await self.sites.find_one_and_update(
             {"_id": site}, {"$inc": {"change": 1}, "$setOnInsert": {"seq": 0}},
             upsert=True, return_document=ReturnDocument.AFTER,
@@ -113,10 +117,19 @@ class Generation:
             {"_id": site, "seq": {"$lt": counter["change"]}},
             {"$set": {"seq": counter["change"], "summary": summary}},
         )
-        if stored.modified_count:
-            # After the summary, never before: a reader that sees the new count reads
-            # summaries at least this new (Reporting caches its view by this count).
-            await self.meta.update_one({"_id": "changes"}, {"$inc": {"n": 1}}, upsert=True)
+        return stored.modified_count > 0
+
+    async def stamp_changes(self, as_of: datetime | None, stored: int) -> None:
+        """Count `stored` new summaries and move `as_of` forward, in one write.
+
+        After the summaries, never before: a reader that sees the new count reads summaries
+        at least this new (Reporting caches its view by this count). A writer that dies in
+        between has not acknowledged its events; their redelivery summarises and counts again.
+        """
+        update: Document = {"$inc": {"changes": stored}}
+        if as_of is not None:
+            update["$max"] = {"as_of": as_of}
+        await self.stamps.update_one({"_id": self.stamp_id}, update, upsert=True)
 
     async def summarise_all(self) -> int:
         """Recompute every site any entity is counted at (after a bulk replay)."""
@@ -124,25 +137,19 @@ class Generation:
         for coll in self.entities.values():
             sites.update(s for s in await coll.distinct("site") if s)
         sites.update(await self.sites.distinct("_id"))
+        stored = 0
         for site in sorted(sites):
-            await self.summarise(site)
+            stored += await self.summarise(site)
+        await self.stamp_changes(None, stored)
         return len(sites)
 
     async def summaries(self) -> list[Summary]:
         return [d["summary"] async for d in self.sites.find({"seq": {"$gt": 0}})]
 
-    async def as_of(self) -> datetime | None:
-        doc = await self.meta.find_one({"_id": "as_of"})
-        return None if doc is None else doc.get("as_of")
-
-    async def stamp(self) -> tuple[datetime | None, int]:
-        """(`as_of`, count of stored summary changes) in one read: whether summaries moved."""
-        docs = {d["_id"]: d async for d in self.meta.find({"_id": {"$in": ["as_of", "changes"]}})}
-        return docs.get("as_of", {}).get("as_of"), int(docs.get("changes", {}).get("n", 0))
-
     async def drop(self) -> None:
-        for coll in (*self.entities.values(), self.sites, self.meta):
+        for coll in (*self.entities.values(), self.sites):
             await coll.drop()
+        await self.stamps.delete_one({"_id": self.stamp_id})
 
 
 class Store:
@@ -167,6 +174,15 @@ class Store:
 
     async def active(self) -> Generation:
         return Generation(self.db, int((await self.pointer())["generation"]))
+
+    async def active_stamp(self) -> tuple[Generation, datetime | None, int]:
+        """The active generation with its `as_of` and `changes`, in one read of the small
+        `generations` collection (the pointer and every generation's stamp)."""
+        docs = {d["_id"]: d async for d in self._pointer.find()}
+        pointer = docs.get("active") or await self.pointer()
+        generation = Generation(self.db, int(pointer["generation"]))
+        stamp = docs.get(generation.stamp_id, {})
+        return generation, stamp.get("as_of"), int(stamp.get("changes", 0))
 
     async def writable(self) -> list[Generation]:
         """The active generation and, during a rebuild, the one being built."""
@@ -198,7 +214,10 @@ class Store:
         return int(before["generation"])
 
     async def drop_except(self, keep: Iterable[int]) -> list[str]:
-        """Drop every collection of other generations (left-overs of earlier rebuilds)."""
+        """Drop every collection and stamp of other generations (left-overs of rebuilds)."""
+        keep = list(keep)
+        await self._pointer.delete_many(
+            {"_id": {"$regex": r"^g\d+$", "$nin": [f"g{n}" for n in keep]}})
         keep_prefixes = tuple(f"g{n}_" for n in keep)
         dropped = []
         for name in await self.db.list_collection_names():
