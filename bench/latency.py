@@ -23,6 +23,9 @@ import nats
 
 from bench.common import (
     RAW_TOKEN,
+    SERVER_PROCS,
+    SERVICE_PROCS,
+    cpu_seconds,
     fresh_streams,
     load,
     machine,
@@ -98,8 +101,11 @@ def main() -> None:
     with servers() as (nats_url, mongo_url):
         asyncio.run(fresh_streams(nats_url))
         with platform_services(nats_url, mongo_url) as urls:
+            procs = {**SERVER_PROCS, **SERVICE_PROCS}
+            cpu0 = {name: cpu_seconds(p) for name, p in procs.items()}
             latencies, achieved = asyncio.run(
                 steady(nats_url, urls["reporting"], args.rate, args.seconds, args.poll))
+            cpu = {name: cpu_seconds(p) - cpu0[name] for name, p in procs.items()}
     ms = [x * 1000 for x in latencies]
     print(f"machine: {machine()}; {load()} at end")
     print(f"steady load: {len(ms):,} clinician.enrolled events at {achieved:.1f} events/s "
@@ -107,6 +113,8 @@ def main() -> None:
           f"{args.poll * 1000:.0f} ms; default service settings")
     print(f"publish -> figure changed: p50 {percentile(ms, 50):.0f} ms, "
           f"p99 {percentile(ms, 99):.0f} ms, max {max(ms):.0f} ms")
+    print("CPU seconds used during the run: " + ", ".join(
+        f"{name} {seconds:.1f}" for name, seconds in sorted(cpu.items(), key=lambda kv: -kv[1])))
 
 
 if __name__ == "__main__":

@@ -104,7 +104,7 @@ async def load_national(mongo_url: str, database: str, trusts: int, per_trust: i
                             [patient(rng, trust, site, first) for _ in range(per_site_p)], [
                                 {"trust": trust, "site": site}
                                 for _ in range(rng.randrange(0, 12))])
-        ops.append(InsertOne({"_id": site, "change": 1, "seq": 1, "summary": summary}))
+        ops.append(InsertOne({"_id": site, "rev": "bench", "summary": summary}))
     for i in range(0, len(ops), 200):
         await generation.sites.bulk_write(ops[i:i + 200], ordered=False)
     # As Generation.apply_many does after storing summaries: count them (readers cache

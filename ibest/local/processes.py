@@ -114,9 +114,10 @@ def nats_server(port: int, store_dir: Path, log_path: Path,
 
 
 def secantus_server(port: int, storage: Path, log_path: Path) -> Managed:
-    """SecantusDB, the MongoDB-wire server used where no real MongoDB is configured."""
-    argv = [find_binary("secantusd-py"), "--host", "127.0.0.1", "--port", str(port),
-            "--storage-path", str(storage), "--log-level", "WARNING"]
+    """SecantusDB, the MongoDB-wire server used where no real MongoDB is configured (through
+    `ibest.local.secantusd`, which closes a gap in its write-path index use)."""
+    argv = [sys.executable, "-m", "ibest.local.secantusd", "--host", "127.0.0.1",
+            "--port", str(port), "--storage-path", str(storage), "--log-level", "WARNING"]
     return Managed("mongodb", argv, log_path)
 
 

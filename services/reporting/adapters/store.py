@@ -1,22 +1,23 @@
 """MongoDB storage of the reporting aggregates, in generations that a rebuild swaps.
 
 Collections of generation N: `gN_clinicians`, `gN_patients`, `gN_classes`,
-`gN_notifications` (one document
-per entity: its facts by event id, a version `v`, and its current contribution), `gN_sites`
-(per site: a change counter and the summary computed for it, with the counter value `seq`
-it reflects). In the small `generations` collection, the pointer document `active` names the
-generation readers use and, while a rebuild runs, the one being built (writers feed both);
-beside it, one stamp document per generation, `gN`, holds `as_of` and `changes` (how many
-summaries were stored), so a reader learns in one read which generation to use and whether
-its figures moved.
+`gN_notifications` (one document per entity: its facts by event id, a version `v`, and its
+current contribution) and `gN_sites` (per site: the summary computed for it and its
+revision `rev`). In the small `generations` collection, the pointer document `active` names
+the generation readers use and, while a rebuild runs, the one being built (writers feed
+both); beside it, one stamp document per generation, `gN`, holds `as_of` and `changes` (how
+many summaries were stored), so a reader learns in one read which generation to use and
+whether its figures moved.
 
 Exactness with several instances: an entity's contribution is written only if the entity
-is unchanged since it was read (`v`), and a site summary only if it reflects a newer change
-counter than the stored one, so a slow writer can never overwrite a newer state.
+is unchanged since it was read (`v`), and a site summary only if no other summary of the
+site was stored since its revision was read (`rev`; a writer that loses reads again), so a
+slow writer can never overwrite a newer state.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -37,6 +38,10 @@ from ..domain.figures import Summary, fold_site
 
 Document = dict[str, Any]
 POINTER = "generations"
+SUMMARY_KINDS = (CLINICIANS, PATIENTS, CLASSES, NOTIFICATIONS)
+"""Entity kinds in the order `fold_site` takes their contributions."""
+SUMMARISE_CHUNK = 50
+"""Sites a rebuild summarises per pass (bounded memory: their entities are read at once)."""
 
 
 class Generation:
@@ -91,33 +96,46 @@ class Generation:
                 touched.update({*doc.get("sites", []), *([site] if site else [])})
             if updates:
                 await coll.bulk_write(updates, ordered=False)
-        stored = 0
-        if summarise:
-            for s in sorted(touched):
-                stored += await self.summarise(s)
+        stored = await self.summarise(touched) if summarise else 0
         await self.stamp_changes(max(f.fact["t"] for f in facts), stored)
         return touched
 
-    async def summarise(self, site: str) -> bool:
-        """Recompute one site's summary from its entities; store it unless a newer one is.
-        True if stored: the caller then counts it with `stamp_changes`."""
-        counter = await self.sites.find_one_and_update(
-            {"_id": site}, {"$inc": {"change": 1}, "$setOnInsert": {"seq": 0}},
-            upsert=True, return_document=ReturnDocument.AFTER,
-        )
-        assert counter is not None
-        found: dict[str, list[Document]] = {}
-        for kind, coll in self.entities.items():
-            found[kind] = [d["contribution"] async for d in
-                           coll.find({"site": site}, {"contribution": 1})]
-        trust = site[:3]
-        summary = fold_site(site, trust, found[CLINICIANS], found[PATIENTS], found[CLASSES],
-                            found[NOTIFICATIONS])
-        stored = await self.sites.update_one(
-            {"_id": site, "seq": {"$lt": counter["change"]}},
-            {"$set": {"seq": counter["change"], "summary": summary}},
-        )
-        return stored.modified_count > 0
+    async def summarise(self, sites: Iterable[str]) -> int:
+        """Recompute the summaries of `sites` from their entities; return how many were stored.
+
+        Optimistic and batched: read each site's revision `rev`, then the entities of every
+        site in one query per kind, then store each summary under a new unique `rev` only if
+        the read one is still there (a bulk of conditional writes). A site another writer
+        stored meanwhile is summarised again from a fresh read, so the last stored summary
+        of a site was read after every entity write that preceded it, and an older read
+        never overwrites a newer one.
+        """
+        pending = sorted(set(sites))
+        stored = 0
+        while pending:
+            await self.sites.bulk_write([UpdateOne({"_id": site}, {"$setOnInsert": {"rev": None}},
+                                                   upsert=True) for site in pending],
+                                        ordered=False)
+            read = {d["_id"]: d.get("rev") async for d in
+                    self.sites.find({"_id": {"$in": pending}}, {"rev": 1})}
+            found: dict[str, dict[str, list[Document]]] = {
+                site: {kind: [] for kind in self.entities} for site in pending}
+            for kind, coll in self.entities.items():
+                async for d in coll.find({"site": {"$in": pending}},
+                                         {"contribution": 1, "site": 1}):
+                    found[d["site"]][kind].append(d["contribution"])
+            mine = {site: uuid.uuid4().hex for site in pending}
+            result = await self.sites.bulk_write([UpdateOne(
+                {"_id": site, "rev": read.get(site)},
+                {"$set": {"rev": mine[site], "summary": fold_site(
+                    site, site[:3], *(found[site][kind] for kind in SUMMARY_KINDS))}})
+                for site in pending], ordered=False)
+            stored += result.modified_count
+            if result.modified_count == len(pending):
+                break
+            pending = sorted([d["_id"] async for d in self.sites.find(
+                {"_id": {"$in": pending}}, {"rev": 1}) if d.get("rev") != mine[d["_id"]]])
+        return stored
 
     async def stamp_changes(self, as_of: datetime | None, stored: int) -> None:
         """Count `stored` new summaries and move `as_of` forward, in one write.
@@ -138,13 +156,13 @@ class Generation:
             sites.update(s for s in await coll.distinct("site") if s)
         sites.update(await self.sites.distinct("_id"))
         stored = 0
-        for site in sorted(sites):
-            stored += await self.summarise(site)
+        for chunk in range(0, len(sites), SUMMARISE_CHUNK):
+            stored += await self.summarise(sorted(sites)[chunk:chunk + SUMMARISE_CHUNK])
         await self.stamp_changes(None, stored)
         return len(sites)
 
     async def summaries(self) -> list[Summary]:
-        return [d["summary"] async for d in self.sites.find({"seq": {"$gt": 0}})]
+        return [d["summary"] async for d in self.sites.find({"summary": {"$exists": True}})]
 
     async def drop(self) -> None:
         for coll in (*self.entities.values(), self.sites):

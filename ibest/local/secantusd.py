@@ -1,0 +1,44 @@
+"""SecantusDB, the local stand-in for MongoDB, with one planner gap closed.
+
+SecantusDB's write path (update, delete, find-and-modify) uses the `_id` index only when the
+filter is `_id` alone. A filter such as `{_id: x, v: 3}` (a conditional write: MongoDB finds
+the document by `_id`, then checks `v`) makes it scan the whole collection, so every such
+write costs time in proportion to the collection. The services use such filters for
+optimistic concurrency, and MongoDB serves them from the `_id` index. This launcher gives
+the write path the `_id` candidates whenever the filter has an `_id` equality; SecantusDB
+still checks every candidate against the whole filter, so results are unchanged (only
+fewer documents are examined). Used by `ibest up`, the tests and the benches; services are
+unchanged, and a real MongoDB (`MONGODB_URL`) needs none of this.
+
+Run as `python -m ibest.local.secantusd <secantusd-py arguments>`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from secantus import cli
+from secantus.storage import Storage
+
+_scan_or_index = Storage._try_index_id_keys
+
+
+def _with_id_candidates(self: Storage, db: str, coll: str, filter: dict[str, Any], *,
+                        collation: Any = None) -> list[bytes] | None:
+    found: list[bytes] | None = None
+    if collation is None and len(filter) > 1 and "_id" in filter:
+        # The `_id` clause alone narrows the candidates (None would mean "scan everything");
+        # the caller matches each candidate against the full filter.
+        found = _scan_or_index(self, db, coll, {"_id": filter["_id"]})
+    if found is None:
+        found = _scan_or_index(self, db, coll, filter, collation=collation)
+    return found
+
+
+def main() -> None:
+    Storage._try_index_id_keys = _with_id_candidates
+    cli.main()
+
+
+if __name__ == "__main__":
+    main()

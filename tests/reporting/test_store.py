@@ -1,0 +1,68 @@
+"""Site summaries under a race, against the real database: a writer whose read of a site's
+entities went stale while another writer stored a newer summary must not overwrite it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
+
+from ibest.backbone.settings import Settings
+from services.reporting.adapters.store import Generation
+from services.reporting.domain.facts import CLINICIANS, EntityFact, fact_of
+from shared.envelope import parse_event
+from tests.harness import cloud_event
+
+
+def enrolled(ref: str) -> EntityFact:
+    raw = cloud_event("clinician.enrolled", {
+        "clinician_ref": ref, "profession": "nurse", "course_version": "1",
+        "contact_email": f"{ref}@example.nhs.uk"}, site="RTH08")
+    return fact_of(parse_event(None, json.dumps(raw).encode()))
+
+
+class ThenMeanwhile:
+    """A collection whose next `find` yields its documents, then runs `meanwhile` (another
+    writer acting after this reader has read)."""
+
+    def __init__(self, real: AsyncCollection[dict[str, Any]],
+                 meanwhile: Callable[[], Awaitable[object]]) -> None:
+        self.real, self.meanwhile = real, meanwhile
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    async def find(self, *args: Any, **kwargs: Any) -> AsyncIterator[dict[str, Any]]:
+        async for doc in self.real.find(*args, **kwargs):
+            yield doc
+        meanwhile, self.meanwhile = self.meanwhile, _nothing
+        await meanwhile()
+
+
+async def _nothing() -> None:
+    return None
+
+
+async def test_a_stale_summary_never_overwrites_a_newer_one(settings: Settings) -> None:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_url,
+                                                                tz_aware=True)
+    db = client[settings.database_of("reporting_store")]
+    try:
+        slow, other = Generation(db, 1), Generation(db, 1)
+        await other.apply_many([enrolled("c-1")])
+        # `slow` stores a second clinician without summarising, then summarises: after it
+        # has read the site's entities, `other` stores a third clinician and its summary.
+        await slow.apply_many([enrolled("c-2")], summarise=False)
+        slow.entities[CLINICIANS] = ThenMeanwhile(  # type: ignore[assignment]
+            slow.entities[CLINICIANS], lambda: other.apply_many([enrolled("c-3")]))
+        stored = await slow.summarise(["RTH08"])
+
+        summaries = await other.summaries()
+        assert [s["clinicians"]["enrolled"] for s in summaries] == [{"nurse": 3}]
+        assert stored == 1  # its first, stale write lost; the second, fresh one was stored
+    finally:
+        await client.drop_database(db)
+        await client.close()
