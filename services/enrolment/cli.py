@@ -57,7 +57,10 @@ async def erase_command(args: argparse.Namespace, settings: Settings) -> int:
             finally:
                 await nc.drain()
             print(f"Events stream: {done.redacted} enrolment event(s) carrying the email "
-                  f"replaced by redacted copies ({done.scanned} enrolment events scanned).")
+                  f"replaced by redacted copies ({done.scanned} enrolment events scanned); "
+                  f"{done.unreadable_deleted} unreadable enrolment event(s) naming it "
+                  f"deleted. Dead letters: {done.dead_letters_deleted} of its enrolments "
+                  "carrying the email deleted.")
         else:
             print(STREAM_KEPT)
     finally:

@@ -148,6 +148,38 @@ async def test_out_of_order_and_duplicated_events_complete_exactly_once(
     assert await clinician_doc(settings, ref) is None
 
 
+async def test_erasure_from_stream_deletes_dead_lettered_enrolments_with_the_email(
+    settings: Settings, js: JetStreamContext, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """An invalid enrolment (dead-lettered, bytes as sent) and an unreadable one both carry
+    the email; erasure from the stream leaves no copy of it in either stream."""
+    ref, other = "clin-dl1", "clin-dl2"
+    invalid = enrolled(ref, profession="astronaut", contact_email=EMAIL)
+    unreadable = (b'{"data": {"clinician_ref": "' + ref.encode() + b'", "contact_email": "'
+                  + EMAIL.encode() + b'"')
+    kept = enrolled(other, profession="astronaut", contact_email="someone.else@nhs.net")
+    await publish_raw(js, invalid)
+    await publish_raw(js, unreadable, subject="ibest.v1.RTH.clinician.enrolled", msg_id="u-1")
+    await publish_raw(js, kept)
+    async with running_service(build_spec(), settings):
+        letters = await wait_for(lambda: _at_least(dead_letters(js), 3), 60, "three dead letters")
+        assert sum(EMAIL.encode() in letter.data for letter in letters) == 2
+
+        code = await erase_command(argparse.Namespace(clinician_ref=ref, record=False,
+                                                      from_stream=True), settings)
+        out = capsys.readouterr().out
+        assert code == 1 and "No clinician 'clin-dl1'" in out  # never applied: no record
+        assert "1 enrolment event(s) carrying the email replaced" in out
+        assert "1 unreadable enrolment event(s) naming it deleted" in out
+        assert "Dead letters: 2 of its enrolments carrying the email deleted" in out
+        # The redacted copy of the invalid enrolment is still invalid: dead-lettered again,
+        # now without the email. The other clinician's dead letter is untouched.
+        after = await wait_for(lambda: _at_least(dead_letters(js), 2), 60, "the copy dead-lettered")
+    assert len(after) == 2 and not any(EMAIL.encode() in letter.data for letter in after)
+    assert any(b"someone.else@nhs.net" in letter.data for letter in after)
+    assert EMAIL not in json.dumps(await stream_events(js, "clinician.enrolled"))
+
+
 async def test_invalid_module_and_course_version_are_dead_lettered_with_reasons(
     settings: Settings, js: JetStreamContext
 ) -> None:

@@ -6,10 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from aiosmtpd.controller import Controller
 
-from ibest.local.processes import free_port
-from tests.faults.stack import Mailbox, Processes
+from tests.faults.stack import Processes
+from tests.mailbox import Mailbox, smtp_server
 
 
 @pytest.fixture
@@ -22,9 +21,5 @@ def procs() -> Iterator[Processes]:
 @pytest.fixture
 def smtp() -> Iterator[tuple[Mailbox, int]]:
     """A real (aiosmtpd) SMTP server on a free port, and what it received."""
-    box = Mailbox()
-    port = free_port()
-    controller = Controller(box, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield box, port
-    controller.stop()
+    with smtp_server() as server:
+        yield server

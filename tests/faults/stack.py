@@ -368,20 +368,6 @@ def now_utc() -> datetime:
 
 # --- a real SMTP server and a rollout that must send known reminders -----------------------
 
-@dataclass
-class Mailbox:
-    """What a real (aiosmtpd) SMTP server received: recipients and raw message bytes."""
-
-    messages: list[tuple[list[str], bytes]] = field(default_factory=list)
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append((list(envelope.rcpt_tos), bytes(envelope.content)))
-        return "250 Message accepted"
-
-    def count_to(self, address: str) -> int:
-        return sum(address in rcpt for rcpt, _ in self.messages)
-
-
 def notify_env(smtp_port: int, site_teams: dict[str, list[str]]) -> dict[str, str]:
     """Notifications over SMTP, open every hour of every day (the test runs on wall time)."""
     return {

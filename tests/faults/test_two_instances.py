@@ -14,7 +14,6 @@ from nats.js import JetStreamContext
 
 from ibest.backbone.settings import Settings
 from tests.faults.stack import (
-    Mailbox,
     Processes,
     await_figures,
     consumer_idle,
@@ -26,6 +25,7 @@ from tests.faults.stack import (
     stream_count,
 )
 from tests.harness import dead_letters, wait_for
+from tests.mailbox import Mailbox
 
 
 async def test_two_instances_of_every_service_count_exactly_and_remind_once(
@@ -73,7 +73,7 @@ async def test_two_instances_of_every_service_count_exactly_and_remind_once(
     await wait_for(lambda: consumer_idle(js, "notifications"), 30, "notifications idle")
     twice = {a: box.count_to(a) for a in addresses if box.count_to(a) != 1}
     assert twice == {}, f"reminders sent more than once: {twice}"
-    assert len(box.messages) == len(addresses), "a message went to someone unexpected"
+    assert len(box.received) == len(addresses), "a message went to someone unexpected"
     sent = await stream_count(js, "ibest.v1.*.notification.sent")
     assert sent == len(addresses)
     assert await stream_count(js, "ibest.v1.*.clinician.training_completed") == (

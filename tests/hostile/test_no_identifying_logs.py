@@ -13,7 +13,6 @@ from nats.js import JetStreamContext
 
 from ibest.backbone.settings import Settings
 from tests.faults.stack import (
-    Mailbox,
     Processes,
     consumer_idle,
     live_rollout,
@@ -22,6 +21,7 @@ from tests.faults.stack import (
     publish_all,
 )
 from tests.harness import cloud_event, dead_letters, publish_raw, wait_for
+from tests.mailbox import Mailbox
 
 LEAKY_EMAILS = ["leak.one@example.nhs.uk", "leak.two@example.nhs.uk"]
 
@@ -83,7 +83,7 @@ async def test_no_contact_email_or_message_body_is_logged(
     assert "notifications service stopped cleanly" in logs
     assert "dead-lettering" in logs  # the refused events were logged, without their content
     secrets = addresses + LEAKY_EMAILS
-    for _, raw in box.messages:
+    for _, raw in box.received:
         secrets += body_lines(raw)
     assert len(secrets) > len(addresses) + len(LEAKY_EMAILS), "message bodies were captured"
     leaked = [s for s in secrets if s in logs]

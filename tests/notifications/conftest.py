@@ -7,13 +7,10 @@ import json
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from email import message_from_bytes
-from email.message import Message
 from typing import Any
 
 import httpx
 import pytest
-from aiosmtpd.controller import Controller
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -21,7 +18,7 @@ from nats.js.api import DeliverPolicy
 from pymongo import AsyncMongoClient
 
 from ibest.backbone.settings import Settings
-from ibest.local.processes import free_port
+from tests.mailbox import Mailbox, smtp_server
 
 START = datetime(2025, 3, 3, 10, 0, tzinfo=UTC)  # Monday 10:00 in London (GMT)
 
@@ -40,42 +37,10 @@ class FakeClock:
         self.now += timedelta(**kw)
 
 
-@dataclass
-class Mailbox:
-    """What the SMTP server received; scripted answers per recipient for failure tests."""
-
-    messages: list[tuple[list[str], Message]] = field(default_factory=list)
-    script: dict[str, list[str]] = field(default_factory=dict)
-
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
-                          options: Any) -> str:
-        answers = self.script.get(address)
-        if answers:
-            answer = answers.pop(0)
-            if answer != "250":
-                return answer
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append((list(envelope.rcpt_tos), message_from_bytes(envelope.content)))
-        return "250 Message accepted"
-
-    def to(self, address: str) -> list[Message]:
-        return [m for rcpt, m in self.messages if address in rcpt]
-
-    def references(self) -> list[str]:
-        return [str(m["X-IBeST-Reference"]) for _, m in self.messages]
-
-
 @pytest.fixture
 def mailbox() -> Iterator[tuple[Mailbox, int]]:
-    box = Mailbox()
-    port = free_port()
-    controller = Controller(box, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield box, port
-    controller.stop()
+    with smtp_server() as server:
+        yield server
 
 
 @dataclass

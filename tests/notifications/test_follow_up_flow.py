@@ -11,10 +11,10 @@ from nats.js import JetStreamContext
 from ibest.backbone.settings import Settings
 from services.notifications.service import SPEC
 from tests.harness import cloud_event, publish_raw, running_service, wait_for
+from tests.mailbox import Mailbox
 from tests.notifications.conftest import (
     Contacts,
     FakeClock,
-    Mailbox,
     Published,
     now_true,
     passed,

@@ -6,19 +6,27 @@ replaced by a redacted copy (same attributes and data, no `contact_email`, a det
 new id so re-running is harmless) and the original is deleted from the stream. Consumers
 see the copy as one more enrolment of the same clinician at the same time, which changes no
 state; a later rebuild replays the copy instead of the original.
+
+Dead letters of that clinician's enrolments that carry an email (an invalid enrolment is
+dead-lettered by every service that consumes it, bytes as sent) are deleted from the
+dead-letter stream: once the clinician is erased they are no one's to replay. A redacted
+copy of an invalid enrolment is dead-lettered again, without the email, and kept.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
+from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 
-from ibest.backbone.streams import EVENTS_STREAM
+from ibest.backbone.deadletters import H_SUBJECT
+from ibest.backbone.streams import DEADLETTER_PREFIX, DEADLETTER_STREAM, EVENTS_STREAM
 
 REDACTED_NAMESPACE = uuid.UUID("0b8f6a52-8d5e-4f1e-9d0a-2f5c3b7e9a41")
 
@@ -27,6 +35,8 @@ REDACTED_NAMESPACE = uuid.UUID("0b8f6a52-8d5e-4f1e-9d0a-2f5c3b7e9a41")
 class StreamErasure:
     scanned: int
     redacted: int
+    unreadable_deleted: int = 0
+    dead_letters_deleted: int = 0
 
 
 def redacted_copy(body: bytes) -> tuple[bytes, str] | None:
@@ -40,45 +50,82 @@ def redacted_copy(body: bytes) -> tuple[bytes, str] | None:
     return json.dumps(event).encode(), new_id
 
 
-async def erase_from_stream(
-    js: JetStreamContext, clinician_ref: str,
-    before_replace: Callable[[str, str], Awaitable[None]] | None = None,
-    idle_timeout: float = 10.0,
-) -> StreamErasure:
-    """Replace every stored enrolment of `clinician_ref` that carries an email.
+def _enrolment_data(body: bytes) -> dict[str, Any] | None:
+    """The `data` of a stored enrolment, or None if the bytes are not such JSON."""
+    try:
+        data = json.loads(body).get("data")
+    except (ValueError, AttributeError):
+        return None
+    return data if isinstance(data, dict) else None
 
-    `before_replace(original_id, new_id)` runs before each copy is published, so the
-    enrolment record can adopt the new id and see the copy as a redelivery.
-    """
-    info = await js.stream_info(EVENTS_STREAM)
+
+def may_hold_email_of(body: bytes, clinician_ref: str) -> bool:
+    """Whether stored bytes are an enrolment of `clinician_ref` with an email. Bytes that are
+    not JSON are judged by whether they contain the reference as a JSON string, so no
+    unreadable copy of an erased clinician's enrolment survives."""
+    data = _enrolment_data(body)
+    if data is None:
+        return json.dumps(clinician_ref).encode() in body
+    return data.get("clinician_ref") == clinician_ref and bool(data.get("contact_email"))
+
+
+async def stored_until_now(js: JetStreamContext, stream: str, subject: str,
+                           idle_timeout: float) -> AsyncIterator[Msg]:
+    """Every message of `stream` on `subject` stored before this call (ordered consumer)."""
+    info = await js.stream_info(stream)
     end = info.state.last_seq
-    scanned = redacted = 0
     if not end:
-        return StreamErasure(0, 0)
-    sub = await js.subscribe("ibest.v1.*.clinician.enrolled", stream=EVENTS_STREAM,
-                             ordered_consumer=True)
+        return
+    sub = await js.subscribe(subject, stream=stream, ordered_consumer=True)
     try:
         while True:
             try:
                 msg = await sub.next_msg(timeout=idle_timeout)
             except NatsTimeout:
-                break  # nothing more on this filter up to now
-            seq = msg.metadata.sequence.stream
-            scanned += 1
-            try:
-                mine = json.loads(msg.data).get("data", {}).get("clinician_ref") == clinician_ref
-                copy = redacted_copy(msg.data) if mine else None
-            except (ValueError, AttributeError, TypeError):
-                copy = None  # invalid events are the dead-letter stream's business
-            if copy is not None:
-                body, new_id = copy
-                if before_replace is not None:
-                    await before_replace(json.loads(msg.data)["id"], new_id)
-                await js.publish(msg.subject, body, headers={"Nats-Msg-Id": new_id})
-                await js.delete_msg(EVENTS_STREAM, seq)
-                redacted += 1
-            if seq >= end or msg.metadata.num_pending == 0:
-                break
+                return  # nothing more on this filter up to now
+            yield msg
+            if msg.metadata.sequence.stream >= end or msg.metadata.num_pending == 0:
+                return
     finally:
         await sub.unsubscribe()
-    return StreamErasure(scanned, redacted)
+
+
+async def erase_from_stream(
+    js: JetStreamContext, clinician_ref: str,
+    before_replace: Callable[[str, str], Awaitable[None]] | None = None,
+    idle_timeout: float = 10.0,
+) -> StreamErasure:
+    """Replace every stored enrolment of `clinician_ref` that carries an email, and delete
+    the dead letters of its enrolments.
+
+    `before_replace(original_id, new_id)` runs before each copy is published, so the
+    enrolment record can adopt the new id and see the copy as a redelivery.
+    """
+    scanned = redacted = unreadable = dead_letters = 0
+    async for msg in stored_until_now(js, EVENTS_STREAM, "ibest.v1.*.clinician.enrolled",
+                                      idle_timeout):
+        scanned += 1
+        try:
+            mine = json.loads(msg.data).get("data", {}).get("clinician_ref") == clinician_ref
+            copy = redacted_copy(msg.data) if mine else None
+        except (ValueError, AttributeError, TypeError):
+            copy = None
+            if may_hold_email_of(msg.data, clinician_ref):
+                # unreadable, so never applied: deleted, as its dead letters are below
+                await js.delete_msg(EVENTS_STREAM, msg.metadata.sequence.stream)
+                unreadable += 1
+        if copy is not None:
+            body, new_id = copy
+            if before_replace is not None:
+                await before_replace(json.loads(msg.data)["id"], new_id)
+            await js.publish(msg.subject, body, headers={"Nats-Msg-Id": new_id})
+            await js.delete_msg(EVENTS_STREAM, msg.metadata.sequence.stream)
+            redacted += 1
+    async for msg in stored_until_now(js, DEADLETTER_STREAM, f"{DEADLETTER_PREFIX}.>",
+                                      idle_timeout):
+        original = (msg.headers or {}).get(H_SUBJECT, "")
+        if original.endswith(".clinician.enrolled") and may_hold_email_of(msg.data,
+                                                                          clinician_ref):
+            await js.delete_msg(DEADLETTER_STREAM, msg.metadata.sequence.stream)
+            dead_letters += 1
+    return StreamErasure(scanned, redacted, unreadable, dead_letters)
