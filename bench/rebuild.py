@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -52,8 +53,13 @@ def main() -> None:
         peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     print(done.stdout.strip() or done.stderr[-2000:])
     print(f"machine: {machine()}; {load()} at end")
-    print(f"rebuild: {len(kinds) and sum(kinds.values()):,} events in the stream, "
-          f"{consumed:,} applied, in {seconds:.1f}s = {consumed / seconds:,.0f} applied "
+    replayed = re.search(r"\((\d+) events replayed", done.stdout)
+    if done.returncode != 0 or replayed is None:
+        sys.exit(f"rebuild FAILED after {seconds:.1f}s (exit code {done.returncode}); "
+                 f"peak memory {peak_kib / 1024:.0f} MiB")
+    applied = int(replayed.group(1))
+    print(f"rebuild: {sum(kinds.values()):,} events in the stream, {applied:,} applied "
+          f"(planned {consumed:,}), in {seconds:.1f}s = {applied / seconds:,.0f} applied "
           f"events/s; peak memory (ru_maxrss of the rebuild process) {peak_kib / 1024:.0f} MiB")
 
 

@@ -271,23 +271,27 @@ class Repository:
         return result.matched_count > 0
 
 
-def _if_latest(key: str, field: str, latest: str, values: Document) -> tuple[Document, Document]:
-    """Filter and update setting `values` only if `latest` orders after the stored one."""
-    return ({"_id": key, "$or": [{field: {"$exists": False}}, {field: {"$lt": latest}}]},
-            {"$set": {**values, field: latest}})
+def _if_latest(key: str, field: str, latest: str, time_field: str, at: datetime,
+               values: Document) -> tuple[Document, Document]:
+    """Filter and update setting `values` (and `time_field` = `at`) only if `latest` orders
+    after the stored one. A document from before `field` existed is compared by its
+    `time_field` alone, as it was then."""
+    return ({"_id": key, "$or": [{field: {"$exists": False}, time_field: {"$not": {"$gt": at}}},
+                                 {field: {"$lt": latest}}]},
+            {"$set": {**values, time_field: at, field: latest}})
 
 
 def _latest_enrolment(ref: str, at: datetime, trust: str, site: str) -> tuple[Document, Document]:
     """The latest enrolment (by `latest_key`) decides the clinician's trust and site."""
     return _if_latest(ref, "latest_enrolment", latest_key(at, trust, site),
-                      {"trustcode": trust, "sitecode": site, "latest_enrolment_at": at})
+                      "latest_enrolment_at", at, {"trustcode": trust, "sitecode": site})
 
 
 def _latest_baseline(key: str, at: datetime, site: str) -> tuple[Document, Document]:
     """The latest baseline (by `latest_key`) decides the follow-up windows (a later one
     corrects an earlier one)."""
-    return _if_latest(key, "latest_baseline", latest_key(at, site),
-                      {"baseline_time": at, "sitecode": site})
+    return _if_latest(key, "latest_baseline", latest_key(at, site), "baseline_time", at,
+                      {"sitecode": site})
 
 
 def _open_items(trust: str, patient: str, timepoint: str) -> Document:
