@@ -5,7 +5,8 @@
 Publishes the simulator's rollout (about 16.7 raw events per clinician-and-patient pair of
 the defaults: 60,000 clinicians and 130,000 patients give about 1,000,000 events) into a
 fresh events stream, then runs the operator's command `ibest reporting rebuild` as its own
-process and reports its wall time and peak resident memory (ru_maxrss of that process).
+process and reports its wall time and peak resident memory (VmHWM of that process,
+sampled from /proc).
 Reporting consumes the clinician, class and patient events of the stream; module events
 are read and skipped, as a rebuild in production does (there, the stream also holds the
 derived training and outcome events, which this stream without the other services lacks).
@@ -15,18 +16,39 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import re
-import resource
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections import Counter
+from pathlib import Path
 
 from bench.backfill import plan, publish
 from bench.common import fresh_streams, load, machine, servers
 from services.reporting.domain.facts import CONSUMES
+
+
+def run_watching_memory(argv: list[str], env: dict[str, str],
+                        ) -> tuple[subprocess.CompletedProcess[str], int]:
+    """Run `argv`; return its result and its peak resident memory in KiB (VmHWM, read from
+    /proc while it runs: ru_maxrss of children would also count this process's own size,
+    which a child carries until it execs)."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=err, text=True)
+        peak = 0
+        while proc.poll() is None:
+            with contextlib.suppress(OSError):
+                status = Path(f"/proc/{proc.pid}/status").read_text()
+                peak = max(peak, *(int(line.split()[1]) for line in status.splitlines()
+                                   if line.startswith("VmHWM:")))
+            time.sleep(0.5)  # sampling interval of the watch, not synchronisation
+        out.seek(0)
+        err.seek(0)
+        return subprocess.CompletedProcess(argv, proc.returncode, out.read(), err.read()), peak
 
 
 def main() -> None:
@@ -47,10 +69,9 @@ def main() -> None:
         env = {**os.environ, "NATS_URL": nats_url, "MONGODB_URL": mongo_url,
                "IBEST_DB_PREFIX": f"bench{uuid.uuid4().hex[:8]}"}
         started = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "ibest.cli", "reporting", "rebuild"],
-                              env=env, capture_output=True, text=True, check=False)
+        done, peak_kib = run_watching_memory(
+            [sys.executable, "-m", "ibest.cli", "reporting", "rebuild"], env)
         seconds = time.perf_counter() - started
-        peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     print(done.stdout.strip() or done.stderr[-2000:])
     print(f"machine: {machine()}; {load()} at end")
     replayed = re.search(r"\((\d+) events replayed", done.stdout)
@@ -60,7 +81,7 @@ def main() -> None:
     applied = int(replayed.group(1))
     print(f"rebuild: {sum(kinds.values()):,} events in the stream, {applied:,} applied "
           f"(planned {consumed:,}), in {seconds:.1f}s = {applied / seconds:,.0f} applied "
-          f"events/s; peak memory (ru_maxrss of the rebuild process) {peak_kib / 1024:.0f} MiB")
+          f"events/s; peak memory (VmHWM of the rebuild process) {peak_kib / 1024:.0f} MiB")
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ Document = dict[str, Any]
 POINTER = "generations"
 SUMMARY_KINDS = (CLINICIANS, PATIENTS, CLASSES, NOTIFICATIONS)
 """Entity kinds in the order `fold_site` takes their contributions."""
-SUMMARISE_CHUNK = 50
+SUMMARISE_CHUNK = 5
 """Sites a rebuild summarises per pass (bounded memory: their entities are read at once)."""
 
 
