@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
-from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    DiscardPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
 from nats.js.errors import NotFoundError
 
 from ibest.backbone.settings import Settings
@@ -64,3 +76,44 @@ async def ensure_streams(js: JetStreamContext, settings: Settings) -> list[str]:
             await js.update_stream(config)
             done.append(f"updated {config.name}")
     return done
+
+
+HISTORY_BATCH = 500
+"""Messages `stored_until_now` fetches at a time: at most this many are held unread."""
+
+
+async def stored_until_now(js: JetStreamContext, stream: str, subject: str,
+                           idle_timeout: float = 30.0) -> AsyncIterator[Msg]:
+    """Every message of `stream` on `subject` stored before this call, in stream order.
+
+    A pull consumer fetched a batch at a time, so memory stays bounded however long the
+    stream (a push consumer buffers whatever the server sends ahead of the reader, and at a
+    million events overran the client as a slow consumer). Raises RuntimeError if the
+    stream stops delivering before its stored end.
+    """
+    end = (await js.stream_info(stream)).state.last_seq
+    if not end:
+        return
+    sub = await js.pull_subscribe(
+        subject, stream=stream,
+        config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.NONE,
+                              inactive_threshold=idle_timeout))
+    try:
+        if (await sub.consumer_info()).num_pending == 0:
+            return
+        while True:
+            try:
+                msgs = await sub.fetch(HISTORY_BATCH, timeout=idle_timeout)
+            except (NatsTimeout, TimeoutError):
+                raise RuntimeError(f"{stream} stopped delivering before sequence {end}") \
+                    from None
+            for msg in msgs:
+                seq = msg.metadata.sequence.stream
+                if seq > end:
+                    return  # stored after this call began
+                yield msg
+                # (nothing pending: the stored end itself was deleted, e.g. by an erasure)
+                if seq == end or msg.metadata.num_pending == 0:
+                    return
+    finally:
+        await sub.unsubscribe()

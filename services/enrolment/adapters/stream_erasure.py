@@ -17,16 +17,19 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 
 from ibest.backbone.deadletters import H_SUBJECT
-from ibest.backbone.streams import DEADLETTER_PREFIX, DEADLETTER_STREAM, EVENTS_STREAM
+from ibest.backbone.streams import (
+    DEADLETTER_PREFIX,
+    DEADLETTER_STREAM,
+    EVENTS_STREAM,
+    stored_until_now,
+)
 
 REDACTED_NAMESPACE = uuid.UUID("0b8f6a52-8d5e-4f1e-9d0a-2f5c3b7e9a41")
 
@@ -67,27 +70,6 @@ def may_hold_email_of(body: bytes, clinician_ref: str) -> bool:
     if data is None:
         return json.dumps(clinician_ref).encode() in body
     return data.get("clinician_ref") == clinician_ref and bool(data.get("contact_email"))
-
-
-async def stored_until_now(js: JetStreamContext, stream: str, subject: str,
-                           idle_timeout: float) -> AsyncIterator[Msg]:
-    """Every message of `stream` on `subject` stored before this call (ordered consumer)."""
-    info = await js.stream_info(stream)
-    end = info.state.last_seq
-    if not end:
-        return
-    sub = await js.subscribe(subject, stream=stream, ordered_consumer=True)
-    try:
-        while True:
-            try:
-                msg = await sub.next_msg(timeout=idle_timeout)
-            except NatsTimeout:
-                return  # nothing more on this filter up to now
-            yield msg
-            if msg.metadata.sequence.stream >= end or msg.metadata.num_pending == 0:
-                return
-    finally:
-        await sub.unsubscribe()
 
 
 async def erase_from_stream(
