@@ -27,9 +27,8 @@ import nats
 from bench.ceiling import ceiling
 from bench.common import (
     RAW_TOKEN,
-    SERVER_PROCS,
-    SERVICE_PROCS,
-    cpu_seconds,
+    cpu_now,
+    cpu_since,
     fresh_streams,
     load,
     machine,
@@ -117,7 +116,7 @@ async def publish(nats_url: str, events: list[Planned], batch: int) -> float:
 
 async def backfill(nats_url: str, reporting: str, events: list[Planned], batch: int,
                    want: dict[str, int], timeout: float) -> dict[str, float]:
-    cpu0 = {name: cpu_seconds(p) for name, p in {**SERVER_PROCS, **SERVICE_PROCS}.items()}
+    cpu0 = cpu_now()
     start = time.perf_counter()
     publishing = asyncio.create_task(publish(nats_url, events, batch))
     last: dict[str, int] = {}
@@ -136,8 +135,7 @@ async def backfill(nats_url: str, reporting: str, events: list[Planned], batch: 
                 print(f"  {elapsed:5.0f}s  {last}", flush=True)
     took = time.perf_counter() - start
     published = await publishing
-    cpu = {name: cpu_seconds(p) - cpu0[name]
-           for name, p in {**SERVER_PROCS, **SERVICE_PROCS}.items()}
+    cpu = cpu_since(cpu0)
     return {"seconds": took, "publish_seconds": published, **{f"cpu_{k}": v for k, v in
                                                                cpu.items()}}
 

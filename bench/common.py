@@ -137,6 +137,17 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[rank]
 
 
+def cpu_now() -> dict[str, float]:
+    """CPU seconds used so far by each server and service process this bench started."""
+    return {name: cpu_seconds(p) for name, p in {**SERVER_PROCS, **SERVICE_PROCS}.items()}
+
+
+def cpu_since(before: dict[str, float]) -> dict[str, float]:
+    """CPU seconds each process used since `before` (a `cpu_now()`)."""
+    now = cpu_now()
+    return {name: now[name] - used for name, used in before.items()}
+
+
 def cpu_seconds(proc: Managed) -> float:
     """User plus system CPU seconds a child process has used so far (Linux /proc)."""
     if proc.proc is None:

@@ -23,9 +23,8 @@ import nats
 
 from bench.common import (
     RAW_TOKEN,
-    SERVER_PROCS,
-    SERVICE_PROCS,
-    cpu_seconds,
+    cpu_now,
+    cpu_since,
     fresh_streams,
     load,
     machine,
@@ -101,11 +100,10 @@ def main() -> None:
     with servers() as (nats_url, mongo_url):
         asyncio.run(fresh_streams(nats_url))
         with platform_services(nats_url, mongo_url) as urls:
-            procs = {**SERVER_PROCS, **SERVICE_PROCS}
-            cpu0 = {name: cpu_seconds(p) for name, p in procs.items()}
+            cpu0 = cpu_now()
             latencies, achieved = asyncio.run(
                 steady(nats_url, urls["reporting"], args.rate, args.seconds, args.poll))
-            cpu = {name: cpu_seconds(p) - cpu0[name] for name, p in procs.items()}
+            cpu = cpu_since(cpu0)
     ms = [x * 1000 for x in latencies]
     print(f"machine: {machine()}; {load()} at end")
     print(f"steady load: {len(ms):,} clinician.enrolled events at {achieved:.1f} events/s "
