@@ -10,14 +10,22 @@ still checks every candidate against the whole filter, so results are unchanged 
 fewer documents are examined). Used by `ibest up`, the tests and the benches; services are
 unchanged, and a real MongoDB (`MONGODB_URL`) needs none of this.
 
-Run as `python -m ibest.local.secantusd <secantusd-py arguments>`.
+Run as `python -m ibest.local.secantusd <secantusd-py arguments>`. For benchmarks,
+`IBEST_SECANTUS_ACCOUNT=<file>` also writes, at exit, the server's CPU time per database,
+collection and command: which service's which writes the database spends its time on.
 """
 
 from __future__ import annotations
 
+import atexit
+import json
+import os
+import threading
+import time
+from collections import defaultdict
 from typing import Any
 
-from secantus import cli
+from secantus import cli, server
 from secantus.storage import Storage
 
 _scan_or_index = Storage._try_index_id_keys
@@ -35,8 +43,39 @@ def _with_id_candidates(self: Storage, db: str, coll: str, filter: dict[str, Any
     return found
 
 
+def _account_to(path: str) -> None:
+    """Wrap command dispatch to sum CPU seconds and counts per (database, collection,
+    command); written to `path` as JSON at exit."""
+    dispatch = server.dispatch
+    spent: dict[tuple[str, str, str], list[float]] = defaultdict(lambda: [0.0, 0])
+    lock = threading.Lock()
+
+    def accounted(doc: dict[str, Any], ctx: Any) -> dict[str, Any]:
+        began = time.thread_time()
+        try:
+            return dispatch(doc, ctx)
+        finally:
+            name = next(iter(doc), "")
+            target = doc.get(name)
+            key = (str(ctx.db_name), target if isinstance(target, str) else "", name)
+            with lock:
+                spent[key][0] += time.thread_time() - began
+                spent[key][1] += 1
+
+    def write() -> None:
+        rows = sorted(([*k, round(v[0], 3), int(v[1])] for k, v in spent.items()),
+                      key=lambda r: -float(r[3]))
+        with open(path, "w") as out:
+            json.dump(rows, out, indent=0)
+
+    server.dispatch = accounted
+    atexit.register(write)
+
+
 def main() -> None:
     Storage._try_index_id_keys = _with_id_candidates
+    if os.environ.get("IBEST_SECANTUS_ACCOUNT"):
+        _account_to(os.environ["IBEST_SECANTUS_ACCOUNT"])
     cli.main()
 
 

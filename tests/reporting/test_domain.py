@@ -10,6 +10,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from services.reporting.domain.counted import Counted, EntityId, fold_counted, merge
 from services.reporting.domain.disclosure import (
     control_count,
     control_mean,
@@ -17,6 +18,7 @@ from services.reporting.domain.disclosure import (
     published_figures,
 )
 from services.reporting.domain.facts import (
+    CLINICIANS,
     class_contribution,
     clinician_contribution,
     fact_of,
@@ -139,6 +141,37 @@ def test_fold_is_independent_of_entity_order() -> None:
     first = fold_site("RTH08", "RTH", [], patients, [])
     random.Random(1).shuffle(patients)
     assert fold_site("RTH08", "RTH", [], patients, []) == first
+
+
+VERSIONED = st.lists(st.tuples(st.sampled_from(["c-1", "c-2", "c-3"]), st.integers(1, 6),
+                               st.sampled_from(["RTH08", None])), min_size=1, max_size=12)
+
+
+@given(VERSIONED, st.randoms(use_true_random=False), st.integers(1, 4))
+def test_a_site_record_keeps_each_entitys_newest_version_whatever_the_order(
+        writes: list[tuple[str, int, str | None]], rng: random.Random, writers: int) -> None:
+    """Writers merge computed contributions in any order and grouping: the record ends with
+    each entity's newest version (the same version is always the same contribution)."""
+    def counted(ref: str, v: int, site: str | None) -> Counted:
+        return Counted(v, None if site is None else {
+            "trust": "RTH", "site": site, "profession": "nurse", "enrolled": True,
+            "started": v > 2, "completed": v > 4, "intending": False, "delivering": False})
+
+    versions = {(ref, v): site for ref, v, site in writes}  # one contribution per version
+    shuffled = [((CLINICIANS, ref), counted(ref, v, site)) for (ref, v), site in versions.items()]
+    rng.shuffle(shuffled)
+    entries: list[dict[str, Any]] = []
+    for i in range(writers):
+        batch: dict[EntityId, Counted] = {}
+        for entity, c in shuffled[i::writers]:
+            if entity not in batch or batch[entity].v < c.v:
+                batch[entity] = c
+        entries = merge(entries, batch)
+    newest = {ref: max(v for r, v in versions if r == ref) for ref, _ in versions}
+    assert {e["id"]: e["v"] for e in entries} == newest
+    live = [e for e in entries if e["c"] is not None]
+    assert fold_counted("RTH08", entries) == fold_site(
+        "RTH08", "RTH", [e["c"] for e in live], [], [])
 
 
 def test_control_count_examples() -> None:

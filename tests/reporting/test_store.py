@@ -1,5 +1,6 @@
-"""Site summaries under a race, against the real database: a writer whose read of a site's
-entities went stale while another writer stored a newer summary must not overwrite it."""
+"""Site records under a race, against the real database: a writer whose read of a site's
+record went stale while another writer stored a newer one must not overwrite it, and two
+writers creating a site's record at once must both be counted."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 
 from ibest.backbone.settings import Settings
 from services.reporting.adapters.store import Generation
-from services.reporting.domain.facts import CLINICIANS, EntityFact, fact_of
+from services.reporting.domain.facts import EntityFact, fact_of
 from shared.envelope import parse_event
 from tests.harness import cloud_event
 
@@ -46,23 +47,47 @@ async def _nothing() -> None:
     return None
 
 
-async def test_a_stale_summary_never_overwrites_a_newer_one(settings: Settings) -> None:
+def generations(settings: Settings) -> tuple[AsyncMongoClient[dict[str, Any]], Any]:
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_url,
                                                                 tz_aware=True)
-    db = client[settings.database_of("reporting_store")]
+    return client, client[settings.database_of("reporting_store")]
+
+
+async def nurses(generation: Generation) -> list[dict[str, int]]:
+    return [s["clinicians"]["enrolled"] for s in await generation.summaries()]
+
+
+async def test_a_stale_record_never_overwrites_a_newer_one(settings: Settings) -> None:
+    client, db = generations(settings)
     try:
         slow, other = Generation(db, 1), Generation(db, 1)
         await other.apply_many([enrolled("c-1")])
         # `slow` stores a second clinician without summarising, then summarises: after it
-        # has read the site's entities, `other` stores a third clinician and its summary.
+        # has read the site's record, `other` stores a third clinician and its record.
         await slow.apply_many([enrolled("c-2")], summarise=False)
-        slow.entities[CLINICIANS] = ThenMeanwhile(  # type: ignore[assignment]
-            slow.entities[CLINICIANS], lambda: other.apply_many([enrolled("c-3")]))
+        slow.counted = ThenMeanwhile(  # type: ignore[assignment]
+            slow.counted, lambda: other.apply_many([enrolled("c-3")]))
         stored = await slow.summarise(["RTH08"])
 
-        summaries = await other.summaries()
-        assert [s["clinicians"]["enrolled"] for s in summaries] == [{"nurse": 3}]
+        assert await nurses(other) == [{"nurse": 3}]
         assert stored == 1  # its first, stale write lost; the second, fresh one was stored
+    finally:
+        await client.drop_database(db)
+        await client.close()
+
+
+async def test_two_writers_creating_a_site_record_are_both_counted(settings: Settings) -> None:
+    client, db = generations(settings)
+    try:
+        slow, other = Generation(db, 1), Generation(db, 1)
+        # `slow` finds no record for the site; before it creates one, `other` does.
+        slow.counted = ThenMeanwhile(  # type: ignore[assignment]
+            slow.counted, lambda: other.apply_many([enrolled("c-2")]))
+        await slow.apply_many([enrolled("c-1")])
+
+        assert await nurses(other) == [{"nurse": 2}]
+        records = [d async for d in other.counted.find()]
+        assert [(r["_id"], r["n"], len(r["entities"])) for r in records] == [("RTH08", 2, 2)]
     finally:
         await client.drop_database(db)
         await client.close()

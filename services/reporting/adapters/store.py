@@ -1,47 +1,52 @@
 """MongoDB storage of the reporting aggregates, in generations that a rebuild swaps.
 
-Collections of generation N: `gN_clinicians`, `gN_patients`, `gN_classes`,
-`gN_notifications` (one document per entity: its facts by event id, a version `v`, and its
-current contribution) and `gN_sites` (per site: the summary computed for it and its
-revision `rev`). In the small `generations` collection, the pointer document `active` names
-the generation readers use and, while a rebuild runs, the one being built (writers feed
-both); beside it, one stamp document per generation, `gN`, holds `as_of` and `changes` (how
-many summaries were stored), so a reader learns in one read which generation to use and
-whether its figures moved.
+Collections of generation N:
+- `gN_clinicians`, `gN_patients`, `gN_classes`, `gN_notifications`: one document per
+  entity: its facts by event id, a version `v` (incremented by every write of facts) and
+  `sites`, the sites of its placing facts (every site it may be counted at; see
+  `EntityFact.places`);
+- `gN_counted`: per site, the entities counted there, each with its contribution and the
+  version it was computed from (`domain.counted`), and a revision (`n`, `rev`);
+- `gN_sites`: per site, the summary folded from its `gN_counted` record (what reports read)
+  and the `n` of that record.
+In the small `generations` collection, the pointer document `active` names the generation
+readers use and, while a rebuild runs, the one being built (writers feed both); beside it,
+one stamp document per generation, `gN`, holds `as_of` and `changes` (how many summaries
+were stored), so a reader learns in one read which generation to use and whether its
+figures moved.
 
-Exactness with several instances: an entity's contribution is written only if the entity
-is unchanged since it was read (`v`), and a site summary only if no other summary of the
-site was stored since its revision was read (`rev`; a writer that loses reads again), so a
-slow writer can never overwrite a newer state.
+A batch reads back only its own entities, computes their contributions and merges them into
+the records of the sites they touch: reading a site's record costs one document, however
+many entities the site counts. Exactness with several instances and after crashes: merging
+keeps each entity's newest version, a record is written only if unchanged since it was read
+(a writer that loses reads again and merges again), and a summary only if it comes from a
+newer record than the stored one. A writer that dies between the two has not acknowledged
+its events; their redelivery merges (changing nothing) and stores the summary.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
 from pymongo import ReturnDocument, UpdateOne
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
 
-from ..domain.facts import (
-    CLASSES,
-    CLINICIANS,
-    CONTRIBUTION,
-    ENTITY_KINDS,
-    NOTIFICATIONS,
-    PATIENTS,
-    EntityFact,
-)
-from ..domain.figures import Summary, fold_site
+from ..domain.counted import Counted, EntityId, fold_counted, merge
+from ..domain.facts import CONTRIBUTION, ENTITY_KINDS, EntityFact
+from ..domain.figures import Summary
 
 Document = dict[str, Any]
+Counts = dict[str, dict[EntityId, Counted]]
+"""Per site, the entities whose contribution there is to be merged into its record."""
 POINTER = "generations"
-SUMMARY_KINDS = (CLINICIANS, PATIENTS, CLASSES, NOTIFICATIONS)
-"""Entity kinds in the order `fold_site` takes their contributions."""
 SUMMARISE_CHUNK = 5
 """Sites a rebuild summarises per pass (bounded memory: their entities are read at once)."""
+DUPLICATE_KEY = 11000
 
 
 class Generation:
@@ -51,90 +56,102 @@ class Generation:
         self.number = number
         self._db = db
         self.entities = {kind: db[f"g{number}_{kind}"] for kind in ENTITY_KINDS}
+        self.counted = db[f"g{number}_counted"]
         self.sites = db[f"g{number}_sites"]
         self.stamps = db[POINTER]
         self.stamp_id = f"g{number}"
 
     async def create_indexes(self) -> None:
         for coll in self.entities.values():
-            await coll.create_index("site")
+            await coll.create_index("sites")
 
     async def apply(self, fact: EntityFact, *, summarise: bool = True) -> set[str]:
-        """Store one fact, refresh its entity's contribution; return the sites it touched."""
+        """Store one fact and refresh the summaries of the sites it touched; return them."""
         return await self.apply_many([fact], summarise=summarise)
 
     async def apply_many(self, facts: list[EntityFact], *, summarise: bool = True) -> set[str]:
-        """Store facts, refresh their entities' contributions and (unless told not to) the
-        summaries of every site they touched; return those sites.
+        """Store facts and (unless told not to: a rebuild's replay, which summarises every
+        site at its end) refresh the summaries of every site they touched; return those.
 
-        Per entity kind: one bulk write of the facts, one read of the entities, one bulk
-        write of their contributions; then each touched site is summarised once. Applying
-        the facts one at a time gives the same documents (facts are keyed by event id).
+        Per entity kind: one bulk write of the facts and one read of those entities; then one
+        pass over the touched sites (`store_counted`). Applying the facts one at a time gives
+        the same documents (facts are keyed by event id).
         """
         by_kind: dict[str, dict[str, Document]] = {}
         for fact in facts:
-            by_kind.setdefault(fact.entity, {}).setdefault(fact.key, {})[
-                f"facts.{fact.fact_id}"] = fact.fact
-        touched: set[str] = set()
+            update = by_kind.setdefault(fact.entity, {}).setdefault(
+                fact.key, {"$set": {}, "$inc": {"v": 1}})
+            update["$set"][f"facts.{fact.fact_id}"] = fact.fact
+            if fact.places:
+                update.setdefault("$addToSet", {"sites": {"$each": []}})[
+                    "sites"]["$each"].append(fact.fact["site"])
+        counts: Counts = {}
         for kind, entities in by_kind.items():
             coll = self.entities[kind]
-            await coll.bulk_write([UpdateOne({"_id": key}, {"$set": fields, "$inc": {"v": 1}},
-                                             upsert=True)
-                                   for key, fields in entities.items()], ordered=False)
-            updates = []
+            await coll.bulk_write([UpdateOne({"_id": key}, update, upsert=True)
+                                   for key, update in entities.items()], ordered=False)
+            if not summarise:
+                continue
             async for doc in coll.find({"_id": {"$in": list(entities)}}):
-                contribution = CONTRIBUTION[kind](doc["facts"])
-                site = contribution["site"] if contribution else None
-                update: Document = {"$set": {"contribution": contribution, "site": site}}
-                if site is not None:
-                    update["$addToSet"] = {"sites": site}
-                # Written only if no newer write of the entity came since this read: that
-                # writer's read includes these facts and refreshes the contribution itself.
-                updates.append(UpdateOne({"_id": doc["_id"], "v": doc["v"]}, update))
-                # Every site the entity was ever counted at, so a move (or a crash part-way
-                # through a move, redelivered) leaves the old site's summary too.
-                touched.update({*doc.get("sites", []), *([site] if site else [])})
-            if updates:
-                await coll.bulk_write(updates, ordered=False)
-        stored = await self.summarise(touched) if summarise else 0
+                for site, entity, counted in _counted_of(kind, doc):
+                    counts.setdefault(site, {})[entity] = counted
+        stored = await self.store_counted(counts)
         await self.stamp_changes(max(f.fact["t"] for f in facts), stored)
-        return touched
+        return set(counts)
 
     async def summarise(self, sites: Iterable[str]) -> int:
-        """Recompute the summaries of `sites` from their entities; return how many were stored.
+        """Recompute the records and summaries of `sites` from every entity that may be
+        counted there (a rebuild's last step); return how many summaries were stored."""
+        return await self.store_counted(await self._counted_at(sorted(set(sites))))
 
-        Optimistic and batched: read each site's revision `rev`, then the entities of every
-        site in one query per kind, then store each summary under a new unique `rev` only if
-        the read one is still there (a bulk of conditional writes). A site another writer
-        stored meanwhile is summarised again from a fresh read, so the last stored summary
-        of a site was read after every entity write that preceded it, and an older read
-        never overwrites a newer one.
+    async def _counted_at(self, sites: list[str]) -> Counts:
+        found: Counts = {site: {} for site in sites}
+        if not sites:
+            return found
+        for kind, coll in self.entities.items():
+            async for doc in coll.find({"sites": {"$in": sites}}):
+                for site, entity, counted in _counted_of(kind, doc):
+                    if site in found:
+                        found[site][entity] = counted
+        return found
+
+    async def store_counted(self, counts: Counts) -> int:
+        """Merge `counts` into each site's record and store the site's summary; return how
+        many summaries were stored.
+
+        Optimistic, in bulk: read the records; merge; write each record under a new `rev`
+        only if its `n` is still the one read (a missing record is created, seeded from the
+        entities at its site: a site new to this generation, or one summarised before
+        records existed); then write the summaries of the records this writer stored, each
+        only over an older one. A site another writer stored meanwhile goes round again.
         """
-        pending = sorted(set(sites))
+        pending = sorted(counts)
         stored = 0
         while pending:
-            await self.sites.bulk_write([UpdateOne({"_id": site}, {"$setOnInsert": {"rev": None}},
-                                                   upsert=True) for site in pending],
-                                        ordered=False)
-            read = {d["_id"]: d.get("rev") async for d in
-                    self.sites.find({"_id": {"$in": pending}}, {"rev": 1})}
-            found: dict[str, dict[str, list[Document]]] = {
-                site: {kind: [] for kind in self.entities} for site in pending}
-            for kind, coll in self.entities.items():
-                async for d in coll.find({"site": {"$in": pending}},
-                                         {"contribution": 1, "site": 1}):
-                    found[d["site"]][kind].append(d["contribution"])
+            records = {d["_id"]: d async for d in self.counted.find({"_id": {"$in": pending}})}
+            seeds = await self._counted_at([s for s in pending if s not in records])
             mine = {site: uuid.uuid4().hex for site in pending}
-            result = await self.sites.bulk_write([UpdateOne(
-                {"_id": site, "rev": read.get(site)},
-                {"$set": {"rev": mine[site], "summary": fold_site(
-                    site, site[:3], *(found[site][kind] for kind in SUMMARY_KINDS))}})
-                for site in pending], ordered=False)
-            stored += result.modified_count
-            if result.modified_count == len(pending):
-                break
-            pending = sorted([d["_id"] async for d in self.sites.find(
-                {"_id": {"$in": pending}}, {"rev": 1}) if d.get("rev") != mine[d["_id"]]])
+            writes, summaries = [], {}
+            for site in pending:
+                record = records.get(site)
+                entries = merge(merge(record["entities"] if record else [],
+                                      seeds.get(site, {})), counts[site])
+                n = record["n"] + 1 if record else 1
+                writes.append(UpdateOne(
+                    {"_id": site, "n": record["n"] if record else {"$exists": False}},
+                    {"$set": {"n": n, "rev": mine[site], "entities": entries}},
+                    upsert=record is None))
+                summaries[site] = (n, fold_counted(site, entries))
+            if await _write(self.counted, writes) < len(writes):
+                current = {d["_id"]: d.get("rev") async for d in
+                           self.counted.find({"_id": {"$in": pending}}, {"rev": 1})}
+                pending = [site for site in pending if current.get(site) != mine[site]]
+            else:
+                pending = []
+            stored += await _write(self.sites, [UpdateOne(
+                {"_id": site, "$or": [{"n": {"$lt": n}}, {"n": {"$exists": False}}]},
+                {"$set": {"n": n, "summary": summary}}, upsert=True)
+                for site, (n, summary) in summaries.items() if site not in pending])
         return stored
 
     async def stamp_changes(self, as_of: datetime | None, stored: int) -> None:
@@ -150,11 +167,11 @@ class Generation:
         await self.stamps.update_one({"_id": self.stamp_id}, update, upsert=True)
 
     async def summarise_all(self) -> int:
-        """Recompute every site any entity is counted at (after a bulk replay)."""
+        """Recompute every site any entity may be counted at (after a bulk replay)."""
         sites: set[str] = set()
         for coll in self.entities.values():
-            sites.update(s for s in await coll.distinct("site") if s)
-        sites.update(await self.sites.distinct("_id"))
+            sites.update(s for s in await coll.distinct("sites") if s)
+        sites.update(await self.counted.distinct("_id"))
         stored = 0
         for chunk in range(0, len(sites), SUMMARISE_CHUNK):
             stored += await self.summarise(sorted(sites)[chunk:chunk + SUMMARISE_CHUNK])
@@ -162,12 +179,38 @@ class Generation:
         return len(sites)
 
     async def summaries(self) -> list[Summary]:
-        return [d["summary"] async for d in self.sites.find({"summary": {"$exists": True}})]
+        return [d["summary"] async for d in self.sites.find({"summary": {"$exists": True}},
+                                                            {"summary": 1})]
 
     async def drop(self) -> None:
-        for coll in (*self.entities.values(), self.sites):
+        for coll in (*self.entities.values(), self.counted, self.sites):
             await coll.drop()
         await self.stamps.delete_one({"_id": self.stamp_id})
+
+
+def _counted_of(kind: str, doc: Document) -> Iterator[tuple[str, EntityId, Counted]]:
+    """An entity as its sites count it: its contribution at its current site, none at every
+    other site it may have been counted at (so a move leaves the old site)."""
+    contribution = CONTRIBUTION[kind](doc["facts"])
+    current = contribution["site"] if contribution else None
+    for site in {*doc.get("sites", []), *([current] if current else [])}:
+        yield site, (kind, doc["_id"]), Counted(doc["v"], contribution if site == current
+                                                else None)
+
+
+async def _write(coll: AsyncCollection[Document], ops: list[UpdateOne]) -> int:
+    """Apply conditional writes unordered; return how many documents they matched or
+    created. An upsert that lost the race to create its document (duplicate key) counts
+    as not matched, like a condition that no longer holds."""
+    if not ops:
+        return 0
+    try:
+        result = await coll.bulk_write(ops, ordered=False)
+        return result.matched_count + result.upserted_count
+    except BulkWriteError as exc:
+        if any(e.get("code") != DUPLICATE_KEY for e in exc.details["writeErrors"]):
+            raise
+        return int(exc.details["nMatched"]) + int(exc.details["nUpserted"])
 
 
 class Store:

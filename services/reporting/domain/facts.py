@@ -40,12 +40,19 @@ CONSUMES = (
 
 @dataclass(frozen=True)
 class EntityFact:
-    """Where one event's fact is stored: entity collection, entity key, fact id and body."""
+    """Where one event's fact is stored: entity collection, entity key, fact id and body.
+
+    `places`: the fact's site may become the site its entity is counted at (an enrolment, a
+    baseline, a class start, a reminder outcome). Contributions take their site only from
+    such facts, so the sites of an entity's placing facts are every site it may be counted
+    at, known when the fact is stored, before any read.
+    """
 
     entity: str
     key: str
     fact_id: str
     fact: Fact
+    places: bool = False
 
 
 def fact_of(event: AnyEvent) -> EntityFact:
@@ -57,7 +64,7 @@ def fact_of(event: AnyEvent) -> EntityFact:
     if name == "clinician.enrolled":
         fact = {**base, "k": "enrolled", "profession": str(data.profession),
                 "cv": data.course_version}
-        return EntityFact(CLINICIANS, data.clinician_ref, eid, fact)
+        return EntityFact(CLINICIANS, data.clinician_ref, eid, fact, places=True)
     if name in ("clinician.training_started", "clinician.training_completed"):
         kind = "started" if name.endswith("started") else "completed"
         return EntityFact(CLINICIANS, data.clinician_ref, eid,
@@ -70,10 +77,12 @@ def fact_of(event: AnyEvent) -> EntityFact:
                           {**base, "k": "delivery", "value": data.delivering})
     if name == "class.started":
         return EntityFact(CLASSES, f"{event.trustcode}:{data.class_id}", eid,
-                          {**base, "k": "class"})
+                          {**base, "k": "class"}, places=True)
     if name == "patient.assessed":
+        timepoint = str(data.timepoint)
         return EntityFact(PATIENTS, f"{event.trustcode}:{data.patient_ref}", eid,
-                          {**base, "k": "assessed", "tp": str(data.timepoint)})
+                          {**base, "k": "assessed", "tp": timepoint},
+                          places=timepoint == Timepoint.BASELINE.value)
     if name == "outcome.recorded":
         measures = {str(m): {"change": float(o.change), "improved": bool(o.improved)}
                     for m, o in data.measures.items()}
@@ -82,7 +91,8 @@ def fact_of(event: AnyEvent) -> EntityFact:
                            "rev": data.revision, "measures": measures})
     if name in ("notification.sent", "notification.failed"):
         kind = "sent" if name.endswith("sent") else "failed"
-        return EntityFact(NOTIFICATIONS, data.notification_id, eid, {**base, "k": kind})
+        return EntityFact(NOTIFICATIONS, data.notification_id, eid, {**base, "k": kind},
+                          places=True)
     raise ValueError(f"reporting does not consume {name}")
 
 

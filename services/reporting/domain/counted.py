@@ -1,0 +1,54 @@
+"""What a site counts: each entity's contribution there, with the entity version it was
+computed from.
+
+A batch refreshes a site's summary from this record (one document per site) instead of
+re-reading every entity at the site. Merging keeps, per entity, the entry of the newest
+version, so writers may merge in any order, again after a crash, or concurrently (under the
+store's revision check), and the record still ends at each entity's newest contribution.
+An entity that moved leaves an entry without a contribution at its old site, so an older
+writer cannot put it back there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .facts import CLASSES, CLINICIANS, ENTITY_KINDS, NOTIFICATIONS, PATIENTS, Contribution
+from .figures import Summary, fold_site
+
+EntityId = tuple[str, str]
+"""(entity kind, entity key)"""
+Entry = dict[str, Any]
+"""As stored: {"k": kind, "id": key, "v": version, "c": contribution or None}."""
+
+
+@dataclass(frozen=True)
+class Counted:
+    """An entity's contribution at one site as of its version `v`; None: not counted there."""
+
+    v: int
+    contribution: Contribution | None
+
+
+def merge(stored: Iterable[Entry], incoming: Mapping[EntityId, Counted]) -> list[Entry]:
+    """The stored entries with `incoming` merged in: a newer version replaces an entry, an
+    equal or older one is ignored (an equal version was computed from the same facts)."""
+    by_id = {(e["k"], e["id"]): e for e in stored}
+    for (kind, key), counted in incoming.items():
+        old = by_id.get((kind, key))
+        if old is None or old["v"] < counted.v:
+            by_id[(kind, key)] = {"k": kind, "id": key, "v": counted.v,
+                                  "c": counted.contribution}
+    return list(by_id.values())
+
+
+def fold_counted(site: str, entries: Iterable[Entry]) -> Summary:
+    """The site's summary from the contributions it counts."""
+    by_kind: dict[str, list[Contribution]] = {kind: [] for kind in ENTITY_KINDS}
+    for entry in entries:
+        if entry["c"] is not None:
+            by_kind[entry["k"]].append(entry["c"])
+    return fold_site(site, site[:3], by_kind[CLINICIANS], by_kind[PATIENTS],
+                     by_kind[CLASSES], by_kind[NOTIFICATIONS])
