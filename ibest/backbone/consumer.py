@@ -18,19 +18,23 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
 
 from ibest.backbone import metrics
 from ibest.backbone.deadletters import dead_letter
+from ibest.backbone.mongo import only_duplicate_keys
 from shared.envelope import AnyEvent, ContractError, parse_event
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[AnyEvent], Awaitable[None]]
+Document = dict[str, Any]
+
 BatchHandler = Callable[[list[AnyEvent]], Awaitable[None]]
 """Optional: applies a whole batch at once (bulk writes). If it raises anything, each event
 of the batch is applied again one at a time by its `Handler`, under the usual policy; so it
@@ -46,24 +50,35 @@ def content_digest(event: AnyEvent) -> str:
 class EventLedger:
     """Remembers each event id with its content digest, to catch an id reused for other content."""
 
-    def __init__(self, db: AsyncDatabase[dict[str, object]]) -> None:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._seen = db["seen_events"]
 
     async def conflicts(self, events: list[AnyEvent]) -> set[int]:
-        """Record a batch of events (two round trips); return the positions of those whose
-        id was first recorded with different content."""
+        """Record a batch of events; return the positions of those whose id was first
+        recorded with different content.
+
+        One insert of every id; only ids recorded before (redeliveries, replays, reuse) fail
+        it with a duplicate key, and only those are read back to compare: a fresh batch
+        costs one round trip. Within a batch, an id's first event is the one recorded.
+        """
         if not events:
             return set()
         digests = [content_digest(e) for e in events]
-        await self._seen.bulk_write([
-            UpdateOne({"_id": str(e.id)},
-                      {"$setOnInsert": {"digest": d, "type": e.type}}, upsert=True)
-            for e, d in zip(events, digests, strict=True)
-        ], ordered=False)
-        stored = {doc["_id"]: doc.get("digest") async for doc in self._seen.find(
-            {"_id": {"$in": list({str(e.id) for e in events})}}, {"digest": 1})}
+        first: dict[str, Document] = {}
+        for e, d in zip(events, digests, strict=True):
+            first.setdefault(str(e.id), {"_id": str(e.id), "digest": d, "type": e.type})
+        recorded = {eid: doc["digest"] for eid, doc in first.items()}
+        docs = list(first.values())
+        try:
+            await self._seen.insert_many(docs, ordered=False)
+        except BulkWriteError as exc:
+            if not only_duplicate_keys(exc):
+                raise
+            known = [docs[e["index"]]["_id"] for e in exc.details["writeErrors"]]
+            recorded.update({doc["_id"]: doc.get("digest") async for doc in
+                             self._seen.find({"_id": {"$in": known}}, {"digest": 1})})
         return {i for i, (e, d) in enumerate(zip(events, digests, strict=True))
-                if stored.get(str(e.id)) != d}
+                if recorded.get(str(e.id)) != d}
 
 
 @dataclass

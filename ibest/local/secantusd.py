@@ -47,13 +47,14 @@ def _account_to(path: str) -> None:
     """Wrap command dispatch to sum CPU seconds and counts per (database, collection,
     command); written to `path` as JSON at exit."""
     dispatch = server.dispatch
-    spent: dict[tuple[str, str, str], list[float]] = defaultdict(lambda: [0.0, 0])
+    spent: dict[tuple[str, str, str], list[float]] = defaultdict(lambda: [0.0, 0.0])
     lock = threading.Lock()
 
     def accounted(doc: dict[str, Any], ctx: Any) -> dict[str, Any]:
         began = time.thread_time()
         try:
-            return dispatch(doc, ctx)
+            reply: dict[str, Any] = dispatch(doc, ctx)
+            return reply
         finally:
             name = next(iter(doc), "")
             target = doc.get(name)
@@ -63,8 +64,8 @@ def _account_to(path: str) -> None:
                 spent[key][1] += 1
 
     def write() -> None:
-        rows = sorted(([*k, round(v[0], 3), int(v[1])] for k, v in spent.items()),
-                      key=lambda r: -float(r[3]))
+        rows = [[*key, round(cpu, 3), int(count)] for key, (cpu, count) in
+                sorted(spent.items(), key=lambda item: -item[1][0])]
         with open(path, "w") as out:
             json.dump(rows, out, indent=0)
 

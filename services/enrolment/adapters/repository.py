@@ -16,6 +16,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from ibest.backbone.mongo import only_duplicate_keys
 from services.enrolment.domain.catalogue import Catalogue
 from services.enrolment.domain.clinician import ClinicianState, Fact
 from services.enrolment.domain.record import (
@@ -31,7 +32,6 @@ Document = dict[str, Any]
 CLINICIANS = "clinicians"
 SEEN_EVENTS = "seen_events"  # the backbone's EventLedger collection
 CAS_ATTEMPTS = 20
-DUPLICATE_KEY = 11000
 
 
 class ConcurrentUpdateError(RuntimeError):
@@ -150,11 +150,10 @@ class ClinicianRepository:
             try:
                 result = await self._clinicians.bulk_write(writes, ordered=False)
             except BulkWriteError as exc:
-                errors = exc.details.get("writeErrors", [])
-                if errors and all(e.get("code") == DUPLICATE_KEY for e in errors) \
-                        and not exc.details.get("writeConcernErrors"):
+                if only_duplicate_keys(exc):
                     raise ConcurrentUpdateError(
-                        f"{len(errors)} clinician record(s) created concurrently") from exc
+                        f"{len(exc.details['writeErrors'])} clinician record(s) created "
+                        "concurrently") from exc
                 raise
             if result.inserted_count + result.matched_count != len(writes):
                 raise ConcurrentUpdateError("clinician record(s) changed concurrently")

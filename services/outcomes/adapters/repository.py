@@ -19,11 +19,11 @@ from pymongo import ASCENDING, IndexModel, InsertOne, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from ibest.backbone.mongo import only_duplicate_keys
 from services.outcomes.domain.assessments import Assessment
 from services.outcomes.domain.outcomes import PatientState
 
 Document = dict[str, Any]
-DUPLICATE_KEY = 11000
 
 
 @dataclass(frozen=True)
@@ -49,12 +49,6 @@ class Commit:
     changes: int
     state: PatientState
     outbox: list[Document]
-
-
-def _only_duplicate_keys(exc: BulkWriteError) -> bool:
-    errors = exc.details.get("writeErrors", [])
-    return bool(errors) and all(e.get("code") == DUPLICATE_KEY for e in errors) \
-        and not exc.details.get("writeConcernErrors")
 
 
 def patient_key(trustcode: str, patient_ref: str) -> str:
@@ -151,7 +145,7 @@ class OutcomesRepository:
         try:
             result = await self._patients.bulk_write(ops, ordered=False)
         except BulkWriteError as exc:
-            if _only_duplicate_keys(exc):
+            if only_duplicate_keys(exc):
                 return False
             raise
         updates = sum(1 for c in commits if c.version is not None)
@@ -201,7 +195,7 @@ class OutcomesRepository:
                 [UpdateOne(*_if_newer(doc), upsert=True) for doc in latest.values()],
                 ordered=False)
         except BulkWriteError as exc:
-            if not _only_duplicate_keys(exc):  # a newer (or the same) start is stored
+            if not only_duplicate_keys(exc):  # a newer (or the same) start is stored
                 raise
 
     async def classes(self, trustcode: str, class_ids: set[str]) -> dict[str, Document]:

@@ -36,6 +36,8 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
+from ibest.backbone.mongo import only_duplicate_keys
+
 from ..domain.counted import Counted, EntityId, fold_counted, merge
 from ..domain.facts import CONTRIBUTION, ENTITY_KINDS, EntityFact
 from ..domain.figures import Summary
@@ -46,7 +48,6 @@ Counts = dict[str, dict[EntityId, Counted]]
 POINTER = "generations"
 SUMMARISE_CHUNK = 5
 """Sites a rebuild summarises per pass (bounded memory: their entities are read at once)."""
-DUPLICATE_KEY = 11000
 
 
 class Generation:
@@ -208,7 +209,7 @@ async def _write(coll: AsyncCollection[Document], ops: list[UpdateOne]) -> int:
         result = await coll.bulk_write(ops, ordered=False)
         return result.matched_count + result.upserted_count
     except BulkWriteError as exc:
-        if any(e.get("code") != DUPLICATE_KEY for e in exc.details["writeErrors"]):
+        if not only_duplicate_keys(exc):
             raise
         return int(exc.details["nMatched"]) + int(exc.details["nUpserted"])
 

@@ -1,0 +1,15 @@
+"""What the services' MongoDB adapters share."""
+
+from __future__ import annotations
+
+from pymongo.errors import BulkWriteError
+
+DUPLICATE_KEY = 11000
+
+
+def only_duplicate_keys(exc: BulkWriteError) -> bool:
+    """The bulk write failed only because some documents already existed (an insert or
+    upsert that lost a race, or an id recorded before); everything else was written."""
+    errors = exc.details.get("writeErrors", [])
+    return bool(errors) and all(e.get("code") == DUPLICATE_KEY for e in errors) \
+        and not exc.details.get("writeConcernErrors")
