@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from pymongo import AsyncMongoClient
@@ -18,10 +19,10 @@ from shared.envelope import parse_event
 from tests.harness import cloud_event
 
 
-def enrolled(ref: str) -> EntityFact:
+def enrolled(ref: str, site: str = "RTH08", time: datetime | None = None) -> EntityFact:
     raw = cloud_event("clinician.enrolled", {
         "clinician_ref": ref, "profession": "nurse", "course_version": "1",
-        "contact_email": f"{ref}@example.nhs.uk"}, site="RTH08")
+        "contact_email": f"{ref}@example.nhs.uk"}, site=site, time=time)
     return fact_of(parse_event(None, json.dumps(raw).encode()))
 
 
@@ -88,6 +89,25 @@ async def test_two_writers_creating_a_site_record_are_both_counted(settings: Set
         assert await nurses(other) == [{"nurse": 2}]
         records = [d async for d in other.counted.find()]
         assert [(r["_id"], r["n"], len(r["entities"])) for r in records] == [("RTH08", 2, 2)]
+    finally:
+        await client.drop_database(db)
+        await client.close()
+
+
+async def test_a_site_is_reported_once_something_was_counted_there(settings: Settings) -> None:
+    client, db = generations(settings)
+    try:
+        generation = Generation(db, 1)
+        # An older enrolment at RTH01 arrives after the latest one, at RTH08: the clinician
+        # was never counted at RTH01, so RTH01 is not reported; a move away from a site
+        # leaves it reported, with zeros.
+        await generation.apply_many([enrolled("c-1", "RTH08", datetime(2025, 3, 1, tzinfo=UTC))])
+        await generation.apply_many([enrolled("c-1", "RTH01", datetime(2025, 2, 1, tzinfo=UTC))])
+        assert [s["site"] for s in await generation.summaries()] == ["RTH08"]
+
+        await generation.apply_many([enrolled("c-1", "RTH02", datetime(2025, 4, 1, tzinfo=UTC))])
+        by_site = {s["site"]: s["clinicians"]["enrolled"] for s in await generation.summaries()}
+        assert by_site == {"RTH08": {}, "RTH02": {"nurse": 1}}
     finally:
         await client.drop_database(db)
         await client.close()

@@ -130,7 +130,12 @@ class Generation:
         stored = 0
         while pending:
             records = {d["_id"]: d async for d in self.counted.find({"_id": {"$in": pending}})}
-            seeds = await self._counted_at([s for s in pending if s not in records])
+            missing = [s for s in pending if s not in records]
+            seeds = await self._counted_at(missing)
+            # A site summarised before records existed (an upgrade) stays reported.
+            summarised = {d["_id"] async for d in self.sites.find(
+                {"_id": {"$in": missing}, "summary": {"$exists": True}}, {"_id": 1})} \
+                if missing else set()
             mine = {site: uuid.uuid4().hex for site in pending}
             writes, summaries = [], {}
             for site in pending:
@@ -138,11 +143,17 @@ class Generation:
                 entries = merge(merge(record["entities"] if record else [],
                                       seeds.get(site, {})), counts[site])
                 n = record["n"] + 1 if record else 1
+                # A site is reported once something was counted there: a record holding only
+                # entities counted elsewhere (an older enrolment arriving late) is kept, so
+                # no older writer can count them there, but it has no summary.
+                shown = (record.get("shown", True) if record else site in summarised) or any(
+                    e["c"] is not None for e in entries)
                 writes.append(UpdateOne(
                     {"_id": site, "n": record["n"] if record else {"$exists": False}},
-                    {"$set": {"n": n, "rev": mine[site], "entities": entries}},
+                    {"$set": {"n": n, "rev": mine[site], "shown": shown, "entities": entries}},
                     upsert=record is None))
-                summaries[site] = (n, fold_counted(site, entries))
+                if shown:
+                    summaries[site] = (n, fold_counted(site, entries))
             if await _write(self.counted, writes) < len(writes):
                 current = {d["_id"]: d.get("rev") async for d in
                            self.counted.find({"_id": {"$in": pending}}, {"rev": 1})}
