@@ -239,6 +239,13 @@ async def test_tokens_scopes_and_unknown_places(settings: Settings, js: JetStrea
         assert malformed.status_code == 422 and "ODS trust code" in malformed.json()["detail"]
         assert (await get(base, "/v1/funnel/patients_baseline")).status_code == 404
         assert (await get(base, "/v1/funnel/improved_share?measure=rmdq")).status_code == 422
+        plain = await get(base, "/v1/national", {**READ, "Accept-Encoding": "identity"})
+        zipped = await get(base, "/v1/national", {**READ, "Accept-Encoding": "br, gzip"})
+        refused = await get(base, "/v1/national", {**READ, "Accept-Encoding": "gzip;q=0"})
+        assert "content-encoding" not in plain.headers and "content-encoding" not in refused.headers
+        assert zipped.headers["content-encoding"] == "gzip" and zipped.json() == plain.json()
+        assert int(zipped.headers["content-length"]) < len(plain.content)
+        assert zipped.headers["vary"] == plain.headers["vary"] == "Accept-Encoding"
         schema = (await get(base, "/openapi.json", {})).json()
         assert "/v1/trusts/{trustcode}/sites/{sitecode}" in schema["paths"]
         assert "/v1/funnel/{figure}" in schema["paths"]

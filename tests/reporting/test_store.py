@@ -1,6 +1,7 @@
 """Site records under a race, against the real database: a writer whose read of a site's
-record went stale while another writer stored a newer one must not overwrite it, and two
-writers creating a site's record at once must both be counted."""
+record went stale while another writer stored a newer one must not overwrite it, two
+writers creating a site's record at once must both be counted, and a site is reported only
+once something was counted there."""
 
 from __future__ import annotations
 
