@@ -10,8 +10,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
 
 from ibest.backbone.settings import Settings
 from services.reporting.adapters.store import Generation
@@ -49,66 +51,63 @@ async def _nothing() -> None:
     return None
 
 
-def generations(settings: Settings) -> tuple[AsyncMongoClient[dict[str, Any]], Any]:
+Database = AsyncDatabase[dict[str, Any]]
+
+
+@pytest.fixture
+async def db(settings: Settings) -> AsyncIterator[Database]:
+    """A fresh reporting database, dropped afterwards."""
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_url,
                                                                 tz_aware=True)
-    return client, client[settings.database_of("reporting_store")]
+    database = client[settings.database_of("reporting_store")]
+    try:
+        yield database
+    finally:
+        await client.drop_database(database)
+        await client.close()
 
 
 async def nurses(generation: Generation) -> list[dict[str, int]]:
     return [s["clinicians"]["enrolled"] for s in await generation.summaries()]
 
 
-async def test_a_stale_record_never_overwrites_a_newer_one(settings: Settings) -> None:
-    client, db = generations(settings)
-    try:
-        slow, other = Generation(db, 1), Generation(db, 1)
-        await other.apply_many([enrolled("c-1")])
-        # `slow` stores a second clinician without summarising, then summarises: after it
-        # has read the site's record, `other` stores a third clinician and its record.
-        await slow.apply_many([enrolled("c-2")], summarise=False)
-        slow.counted = ThenMeanwhile(  # type: ignore[assignment]
-            slow.counted, lambda: other.apply_many([enrolled("c-3")]))
-        stored = await slow.summarise(["RTH08"])
+async def test_a_stale_record_never_overwrites_a_newer_one(db: Database) -> None:
+    slow, other = Generation(db, 1), Generation(db, 1)
+    await other.apply_many([enrolled("c-1")])
+    # `slow` stores a second clinician without summarising, then summarises: after it
+    # has read the site's record, `other` stores a third clinician and its record.
+    await slow.apply_many([enrolled("c-2")], summarise=False)
+    slow.counted = ThenMeanwhile(  # type: ignore[assignment]
+        slow.counted, lambda: other.apply_many([enrolled("c-3")]))
+    stored = await slow.summarise(["RTH08"])
 
-        assert await nurses(other) == [{"nurse": 3}]
-        assert stored == 1  # its first, stale write lost; the second, fresh one was stored
-    finally:
-        await client.drop_database(db)
-        await client.close()
+    assert await nurses(other) == [{"nurse": 3}]
+    assert stored == 1  # its first, stale write lost; the second, fresh one was stored
 
 
-async def test_two_writers_creating_a_site_record_are_both_counted(settings: Settings) -> None:
-    client, db = generations(settings)
-    try:
-        slow, other = Generation(db, 1), Generation(db, 1)
-        # `slow` finds no record for the site; before it creates one, `other` does.
-        slow.counted = ThenMeanwhile(  # type: ignore[assignment]
-            slow.counted, lambda: other.apply_many([enrolled("c-2")]))
-        await slow.apply_many([enrolled("c-1")])
 
-        assert await nurses(other) == [{"nurse": 2}]
-        records = [d async for d in other.counted.find()]
-        assert [(r["_id"], r["n"], len(r["entities"])) for r in records] == [("RTH08", 2, 2)]
-    finally:
-        await client.drop_database(db)
-        await client.close()
+async def test_two_writers_creating_a_site_record_are_both_counted(db: Database) -> None:
+    slow, other = Generation(db, 1), Generation(db, 1)
+    # `slow` finds no record for the site; before it creates one, `other` does.
+    slow.counted = ThenMeanwhile(  # type: ignore[assignment]
+        slow.counted, lambda: other.apply_many([enrolled("c-2")]))
+    await slow.apply_many([enrolled("c-1")])
+
+    assert await nurses(other) == [{"nurse": 2}]
+    records = [d async for d in other.counted.find()]
+    assert [(r["_id"], r["n"], len(r["entities"])) for r in records] == [("RTH08", 2, 2)]
 
 
-async def test_a_site_is_reported_once_something_was_counted_there(settings: Settings) -> None:
-    client, db = generations(settings)
-    try:
-        generation = Generation(db, 1)
-        # An older enrolment at RTH01 arrives after the latest one, at RTH08: the clinician
-        # was never counted at RTH01, so RTH01 is not reported; a move away from a site
-        # leaves it reported, with zeros.
-        await generation.apply_many([enrolled("c-1", "RTH08", datetime(2025, 3, 1, tzinfo=UTC))])
-        await generation.apply_many([enrolled("c-1", "RTH01", datetime(2025, 2, 1, tzinfo=UTC))])
-        assert [s["site"] for s in await generation.summaries()] == ["RTH08"]
 
-        await generation.apply_many([enrolled("c-1", "RTH02", datetime(2025, 4, 1, tzinfo=UTC))])
-        by_site = {s["site"]: s["clinicians"]["enrolled"] for s in await generation.summaries()}
-        assert by_site == {"RTH08": {}, "RTH02": {"nurse": 1}}
-    finally:
-        await client.drop_database(db)
-        await client.close()
+async def test_a_site_is_reported_once_something_was_counted_there(db: Database) -> None:
+    generation = Generation(db, 1)
+    # An older enrolment at RTH01 arrives after the latest one, at RTH08: the clinician
+    # was never counted at RTH01, so RTH01 is not reported; a move away from a site
+    # leaves it reported, with zeros.
+    await generation.apply_many([enrolled("c-1", "RTH08", datetime(2025, 3, 1, tzinfo=UTC))])
+    await generation.apply_many([enrolled("c-1", "RTH01", datetime(2025, 2, 1, tzinfo=UTC))])
+    assert [s["site"] for s in await generation.summaries()] == ["RTH08"]
+
+    await generation.apply_many([enrolled("c-1", "RTH02", datetime(2025, 4, 1, tzinfo=UTC))])
+    by_site = {s["site"]: s["clinicians"]["enrolled"] for s in await generation.summaries()}
+    assert by_site == {"RTH08": {}, "RTH02": {"nurse": 1}}
