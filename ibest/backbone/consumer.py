@@ -34,7 +34,6 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[AnyEvent], Awaitable[None]]
 Document = dict[str, Any]
-
 BatchHandler = Callable[[list[AnyEvent]], Awaitable[None]]
 """Optional: applies a whole batch at once (bulk writes). If it raises anything, each event
 of the batch is applied again one at a time by its `Handler`, under the usual policy; so it

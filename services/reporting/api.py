@@ -100,7 +100,7 @@ ENCODED_KEPT = 512
 distinct requests between two changes of the figures."""
 GZIP_FROM = 1400
 """Answers at least this long (about one network packet) are sent gzipped to clients that
-accept it: every trust's figures are about a megabyte of JSON, a tenth of that gzipped."""
+accept it: every trust's figures at national scale are 950 KB of JSON, 70 KB gzipped."""
 
 
 @dataclass
