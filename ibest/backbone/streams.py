@@ -86,7 +86,7 @@ async def stored_until_now(js: JetStreamContext, stream: str, subject: str,
                            idle_timeout: float = 30.0) -> AsyncIterator[Msg]:
     """Every message of `stream` on `subject` stored before this call, in stream order.
 
-    A pull consumer fetched a batch at a time, so memory stays bounded however long the
+    A pull consumer fetches a batch at a time, so memory stays bounded however long the
     stream (a push consumer buffers whatever the server sends ahead of the reader, and at a
     million events overran the client as a slow consumer). Raises RuntimeError if the
     stream stops delivering before its stored end.

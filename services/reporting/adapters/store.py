@@ -66,13 +66,9 @@ class Generation:
         for coll in self.entities.values():
             await coll.create_index("sites")
 
-    async def apply(self, fact: EntityFact, *, summarise: bool = True) -> set[str]:
-        """Store one fact and refresh the summaries of the sites it touched; return them."""
-        return await self.apply_many([fact], summarise=summarise)
-
-    async def apply_many(self, facts: list[EntityFact], *, summarise: bool = True) -> set[str]:
+    async def apply_many(self, facts: list[EntityFact], *, summarise: bool = True) -> None:
         """Store facts and (unless told not to: a rebuild's replay, which summarises every
-        site at its end) refresh the summaries of every site they touched; return those.
+        site at its end) refresh the summaries of every site they touched.
 
         Per entity kind: one bulk write of the facts and one read of those entities; then one
         pass over the touched sites (`store_counted`). Applying the facts one at a time gives
@@ -98,7 +94,6 @@ class Generation:
                     counts.setdefault(site, {})[entity] = counted
         stored = await self.store_counted(counts)
         await self.stamp_changes(max(f.fact["t"] for f in facts), stored)
-        return set(counts)
 
     async def summarise(self, sites: Iterable[str]) -> int:
         """Recompute the records and summaries of `sites` from every entity that may be
