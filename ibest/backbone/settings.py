@@ -43,6 +43,11 @@ class Settings(BaseSettings):
         description="Seconds JetStream remembers an event id to drop a re-published copy.",
     )
 
+    deadletter_max_age_days: float = Field(
+        default=90.0, gt=0, alias="IBEST_DEADLETTER_MAX_AGE_DAYS",
+        description="Days a dead letter is kept before JetStream removes it (retention).",
+    )
+
     @property
     def nats_servers(self) -> list[str]:
         """NATS_URL may list several servers, comma-separated (a cluster's seed list)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ibest.backbone.retention import purge_loop
 from ibest.backbone.runtime import ServiceContext, ServiceSpec, Wiring
 from services.enrolment.adapters.catalogue_file import load_catalogue
 from services.enrolment.adapters.contact_rpc import contact_responder
@@ -36,7 +37,11 @@ def build_spec(
             batch_handler=handlers.on_batch,
             api=EnrolmentApi(catalogue, repository),
             background=[handlers.republish_loop(own.outbox_interval),
-                        contact_responder(ctx.nats, repository.contact)],
+                        contact_responder(ctx.nats, repository.contact),
+                        purge_loop("contact emails",
+                                   lambda now: repository.erase_expired_contacts(
+                                       now, own.contact_retention),
+                                   ctx.clock, own.retention_interval)],
         )
 
     return ServiceSpec(

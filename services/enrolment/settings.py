@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.enrolment.domain.retention import DEFAULT_CONTACT_RETENTION_DAYS
 
 DEFAULT_CATALOGUE = Path(__file__).with_name("catalogue.json")
 
@@ -21,3 +24,16 @@ class EnrolmentSettings(BaseSettings):
         default=10.0, gt=0, alias="IBEST_ENROLMENT_OUTBOX_INTERVAL",
         description="Seconds between passes that re-publish derived events left by a crash.",
     )
+    contact_retention_days: float = Field(
+        default=DEFAULT_CONTACT_RETENTION_DAYS, gt=0,
+        alias="IBEST_ENROLMENT_CONTACT_RETENTION_DAYS",
+        description="Days a contact email is kept after the clinician's latest event.",
+    )
+    retention_interval: float = Field(
+        default=3600.0, gt=0, alias="IBEST_ENROLMENT_RETENTION_INTERVAL",
+        description="Seconds between passes erasing contact emails past their retention.",
+    )
+
+    @property
+    def contact_retention(self) -> timedelta:
+        return timedelta(days=self.contact_retention_days)

@@ -3,6 +3,7 @@ follow-ups, once each, in working hours (see README.md)."""
 
 from __future__ import annotations
 
+from ibest.backbone.retention import purge_loop
 from ibest.backbone.runtime import ServiceContext, ServiceSpec, Wiring
 from services.notifications.adapters.channels import make_channel
 from services.notifications.adapters.contacts import ContactDirectory
@@ -35,7 +36,10 @@ async def wire(ctx: ServiceContext) -> Wiring:
         handlers=handlers.by_event(),
         batch_handler=handlers.batch(),
         api=NotificationsApi(repo, scheduler, settings, ctx.clock),
-        background=[scheduler.loop],
+        background=[scheduler.loop,
+                    purge_loop("notification records",
+                               lambda now: repo.purge_expired(now, settings.record_retention),
+                               ctx.clock, settings.retention_interval)],
     )
 
 

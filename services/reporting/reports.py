@@ -23,7 +23,13 @@ from shared.followup import assessment_date
 
 from .adapters.replay import stored_events
 from .adapters.store import Store
-from .domain.disclosure import published_figures
+from .domain.disclosure import (
+    controlled_names,
+    funnel_bases,
+    funnel_national,
+    protect_national,
+    published_figures,
+)
 from .domain.facts import CONSUMES, EntityFact, fact_of
 from .domain.figures import Figures, Summary, raw_figures, total
 from .domain.funnel import FUNNEL_FIGURES, funnel_point, proportion_of
@@ -61,9 +67,29 @@ class View:
 
     def figures(self, summaries: list[Summary], *, raw: bool, national: bool = False,
                 site: bool = False) -> Figures:
-        """Exact figures for national or `raw`; disclosure-controlled otherwise."""
-        render = raw_figures if raw or national else published_figures
-        return render(total(summaries), self.today, with_sites_running=not site)
+        """Exact figures for `raw`; disclosure-controlled below national; national exact
+        except where, beside the trusts' published figures, a value would give back a
+        suppressed trust figure by difference (disclosure.protect_national)."""
+        totals = total(summaries)
+        if raw:
+            return raw_figures(totals, self.today, with_sites_running=not site)
+        controlled = published_figures(totals, self.today, with_sites_running=not site)
+        if not national:
+            return controlled
+        exact = raw_figures(totals, self.today, with_sites_running=not site)
+        return protect_national(exact, controlled, self.published_trusts())
+
+    def published_trusts(self) -> list[Figures]:
+        """Every trust's published figures: what an outsider holds beside the national."""
+        return [self.figures(s, raw=False) for s in self.by_trust().values()]
+
+    def national_controlled(self) -> set[str]:
+        """The national counts published under control (disclosure.controlled_names)."""
+        totals = total(self.summaries)
+        return controlled_names(
+            raw_figures(totals, self.today, with_sites_running=True),
+            published_figures(totals, self.today, with_sites_running=True),
+            self.published_trusts())
 
 
 def check_trust(trustcode: str) -> str:
@@ -204,14 +230,17 @@ class Reporting:
                 raise Malformed(f"{exc}; improved_share needs measure (e.g. rmdq) and "
                                 "timepoint (group_end, month_3 or month_12)") from None
             p = None if national.denominator == 0 else national.numerator / national.denominator
+            hidden = not raw and bool(v.national_controlled().intersection(
+                funnel_bases(figure, measure, timepoint)))
+            published = funnel_national(national.numerator, national.denominator, hidden)
+            if hidden:  # limits centred on the exact proportion would give it back
+                p = published["value"] if isinstance(published["value"], float) else None
             points = [funnel_point(t, proportion_of(total(s), figure, v.today, measure,
                                                     timepoint), p, raw=raw)
                       for t, s in v.by_trust().items()]
             return {"as_of": v.as_of, "figure": figure, "measure": measure,
                     "timepoint": timepoint, "raw": raw,
-                    "national": {"value": None if p is None else round(p, 3),
-                                 "numerator": national.numerator,
-                                 "denominator": national.denominator},
+                    "national": published,
                     "trusts": points}
 
         return await self._answer(v, ("funnel", figure, measure, timepoint, raw), build)

@@ -157,7 +157,8 @@ async def test_hostile_paths_and_query_strings_never_fail_or_leak(
 
 
 async def _enrolled(api: httpx.AsyncClient, n: int) -> bool:
-    r = await api.get("/v1/national")
+    r = await api.get("/v1/national", params={"raw": "true"},
+                      headers={"Authorization": f"Bearer {RAW_TOKEN}"})
     return r.status_code == 200 and r.json()["figures"]["clinicians_enrolled"] == n
 
 
@@ -264,7 +265,8 @@ async def test_published_figures_never_reveal_small_counts_below_national(
             base_url=base, headers={"Authorization": f"Bearer {READ_TOKEN}"}) as api:
 
         async def all_applied() -> bool:
-            figures = (await api.get("/v1/national")).json()["figures"]
+            figures = (await api.get("/v1/national", params={"raw": "true"}, headers={
+                "Authorization": f"Bearer {RAW_TOKEN}"})).json()["figures"]
             return {n: figures[n] for n in total} == total
 
         await wait_for(all_applied, 60, "every dataset applied (national totals exact)")

@@ -77,7 +77,7 @@ async def test_dataset_figures_through_api_csv_metrics_two_instances_and_rebuild
             assert await publish_raw(js, event, msg_id=msg_id)
 
         async def national_settled() -> dict[str, Any] | None:
-            body = (await get(a, "/v1/national")).json()
+            body = (await get(a, "/v1/national?raw=true", RAW)).json()
             done = subset(body["figures"], ds.NATIONAL) == ds.NATIONAL and await all_applied(js)
             return body if done else None
 
@@ -86,7 +86,11 @@ async def test_dataset_figures_through_api_csv_metrics_two_instances_and_rebuild
         for (measure, tp), expected in ds.NATIONAL_OUTCOMES.items():
             assert national["figures"]["outcomes"][measure][tp] == expected
         # Both instances answer the same; trusts and sites are controlled.
-        assert (await get(b, "/v1/national")).json() == national
+        assert (await get(b, "/v1/national?raw=true", RAW)).json() == national
+        # Published national figures: exact except where they would give back a
+        # suppressed trust figure by difference (tests/reporting/test_secondary_suppression*).
+        published_national = (await get(b, "/v1/national")).json()["figures"]
+        assert subset(published_national, ds.NATIONAL_PUBLISHED) == ds.NATIONAL_PUBLISHED
         rth = (await get(b, "/v1/trusts/RTH")).json()
         assert subset(rth["figures"], ds.RTH) == ds.RTH
         sites = {s["sitecode"]: s["figures"] for s in rth["sites"]}
@@ -129,13 +133,13 @@ async def test_dataset_figures_through_api_csv_metrics_two_instances_and_rebuild
         assert rows[("site", "RTH01")]["reminders_failed"] == "0"
         national_csv = await get(a, "/v1/national", {**READ, "Accept": "text/csv"})
         [row] = list(csv.DictReader(io.StringIO(national_csv.text)))
-        assert row["clinicians_enrolled"] == "26" and row["followup_rate_month_3"] == "0.677"
+        assert row["clinicians_enrolled"] == "25" and row["followup_rate_month_3"] == "0.677"
         assert (row["reminders_sent"], row["reminders_failed"]) == ("14", "11")
 
         # Metrics: controlled gauges, national exact, suppressed values omitted.
         async def scraped() -> dict[Any, float] | None:
             found = scrape((await get(a, "/metrics", {})).text)
-            ok = found.get(("ibest_clinicians_enrolled", frozenset())) == 26 and \
+            ok = found.get(("ibest_clinicians_enrolled", frozenset())) == 25 and \
                 found.get(("ibest_reporting_last_event_timestamp_seconds", frozenset())) == \
                 ds.LATEST.timestamp()
             return found if ok else None
@@ -159,7 +163,9 @@ async def test_dataset_figures_through_api_csv_metrics_two_instances_and_rebuild
         assert metrics[("ibest_reminders_failed", frozenset({("trust", "R0A")}))] == 0
         assert metrics[("ibest_followup_rate_month_3", rth_labels)] == 0.667
         assert metrics[("ibest_clinicians_by_profession",
-                        frozenset({("stage", "enrolled"), ("profession", "nurse")}))] == 7
+                        frozenset({("stage", "enrolled"), ("profession", "psychologist")}))] == 10
+        assert ("ibest_clinicians_by_profession",  # 7 nationally, "*" beside the trusts'
+                frozenset({("stage", "enrolled"), ("profession", "nurse")})) not in metrics
         assert metrics[("ibest_outcome_n", frozenset({("measure", "rmdq"),
                                                       ("timepoint", "month_3")}))] == 12
         assert metrics[("ibest_outcome_improved_share",
@@ -216,7 +222,7 @@ async def test_tokens_scopes_and_unknown_places(settings: Settings, js: JetStrea
     await publish_raw(js, enrolled)
     async with running_service(SPEC, settings, clock) as base:
         async def applied() -> bool:
-            body = (await get(base, "/v1/national")).json()
+            body = (await get(base, "/v1/national?raw=true", RAW)).json()
             return bool(body["figures"]["clinicians_enrolled"] == 1)
 
         await wait_for(applied, 30, "the enrolment applied")
@@ -264,7 +270,7 @@ async def test_malformed_notification_events_are_dead_lettered_by_reporting(
     await publish_raw(js, good)
     async with running_service(SPEC, settings, clock) as base:
         async def applied() -> bool:
-            body = (await get(base, "/v1/national")).json()
+            body = (await get(base, "/v1/national?raw=true", RAW)).json()
             return bool(body["figures"]["reminders_sent"] == 1)
 
         await wait_for(applied, 30, "the good reminder counted")
@@ -274,8 +280,12 @@ async def test_malformed_notification_events_are_dead_lettered_by_reporting(
             return letters if len(letters) >= 2 else None
 
         letters = await wait_for(two_letters, 30, "two dead letters from reporting")
-        national = (await get(base, "/v1/national")).json()["figures"]
+        national = (await get(base, "/v1/national?raw=true", RAW)).json()["figures"]
         assert (national["reminders_sent"], national["reminders_failed"]) == (1, 0)
+        # One trust: its exact national 1 beside its "*" would be that "*" (secondary
+        # suppression), so the published national figure is "*" as well.
+        published = (await get(base, "/v1/national")).json()["figures"]
+        assert published["reminders_sent"] == "*"
     by_subject = {dl.subject: dl for dl in letters}
     assert by_subject["ibest.v1.RTH.notification.sent"].reason == "invalid"
     failed = by_subject["ibest.v1.RTH.notification.failed"]

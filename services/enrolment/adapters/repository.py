@@ -9,6 +9,7 @@ multi-document transaction. `state` is a copy of the fold for operators and quer
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, InsertOne, ReplaceOne, UpdateOne
@@ -26,6 +27,7 @@ from services.enrolment.domain.record import (
     OutboxEntry,
     apply_event,
 )
+from services.enrolment.domain.retention import contact_expired
 from shared.envelope import AnyEvent
 
 Document = dict[str, Any]
@@ -218,3 +220,23 @@ class ClinicianRepository:
                 {"$set": {"contact.email": None, "contact.erased": True}, "$inc": {"rev": 1}},
             )
         return Erasure(clinician_ref, True, had_email, False, 0, state)
+
+    async def erase_expired_contacts(self, now: datetime, retention: timedelta) -> int:
+        """Erase every contact email past its retention at `now` (domain/retention.py), as
+        `erase` does; returns how many. Each erasure is guarded by `rev`, so an enrolment
+        stored meanwhile (new activity, perhaps a new email) is never overwritten; the
+        next pass judges that record again."""
+        ops: list[UpdateOne] = []
+        async for doc in self._clinicians.find({"contact.email": {"$type": "string"}},
+                                               {"rev": 1, "facts.time": 1}):
+            times = [datetime.fromisoformat(f["time"]) if isinstance(f["time"], str)
+                     else f["time"] for f in doc.get("facts", [])]
+            if contact_expired(times, now, retention):
+                ops.append(UpdateOne(
+                    {"_id": doc["_id"], "rev": doc["rev"]},
+                    {"$set": {"contact.email": None, "contact.erased": True},
+                     "$inc": {"rev": 1}}))
+        if not ops:
+            return 0
+        result = await self._clinicians.bulk_write(ops, ordered=False)
+        return result.modified_count
