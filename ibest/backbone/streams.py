@@ -59,7 +59,9 @@ def stream_configs(settings: Settings) -> list[StreamConfig]:
             max_age=settings.deadletter_max_age_days * 86400,
             storage=StorageType.FILE,
             num_replicas=settings.stream_replicas,
-            duplicate_window=settings.duplicate_window,
+            # JetStream refuses a duplicate window longer than the stream's max_age.
+            duplicate_window=min(settings.duplicate_window,
+                                 settings.deadletter_max_age_days * 86400),
         ),
     ]
 
