@@ -17,6 +17,7 @@ from services.reporting.domain.disclosure import (
     flat,
     protect_national,
     published_figures,
+    rate_bases,
     recoverable,
 )
 from services.reporting.domain.figures import PROFESSIONS, STAGES, Totals, raw_figures
@@ -130,3 +131,15 @@ def test_a_star_beside_zeros_never_shows_a_group_make_up() -> None:
     assert larger["clinicians_completed_by_profession"]["other"] == 0
     # A zero total keeps its zeros.
     assert site["clinicians_intending_by_profession"] == dict.fromkeys(PROFESSIONS, 0)
+
+
+def test_every_national_rate_names_the_counts_it_is_built_from() -> None:
+    """A national rate or mean beside a count published under control would give the count
+    back, so each one declares its counts (`rate_bases`); a figure added later fails here
+    until it does."""
+    exact = flat(raw_figures(Totals(), TODAY, with_sites_running=True))
+    counts = {n for n, v in exact.items() if isinstance(v, int) and not isinstance(v, bool)}
+    for name in exact.keys() - counts:
+        bases = rate_bases(name)
+        assert bases is not None, f"{name}: add the counts it is built from to rate_bases"
+        assert set(bases) <= counts, name

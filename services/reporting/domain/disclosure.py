@@ -195,7 +195,8 @@ def controlled_names(exact: Figures, controlled: Figures,
     while changed:
         changed = False
         for name, cells in parts.items():
-            known = bounds(rounded[name]) if name in chosen else (national[name],) * 2
+            known = bounds(rounded.get(name, SUPPRESSED)) if name in chosen \
+                else (national[name],) * 2
             if name not in chosen and recoverable(known, cells):
                 chosen.add(name)
                 changed = True
@@ -219,7 +220,7 @@ def protect_national(exact: Figures, controlled: Figures,
     for name in flat(exact):
         bases = rate_bases(name)
         if name in chosen or (bases is not None and chosen.intersection(bases)):
-            _set(out, name, rounded[name])
+            _set(out, name, rounded.get(name, SUPPRESSED))  # no controlled form: withheld
     return out
 
 
