@@ -4,6 +4,7 @@ by argument rather than waited for."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
 from collections.abc import AsyncIterator
@@ -15,20 +16,24 @@ from nats.js import JetStreamContext
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from ibest.backbone.runtime import utc_now
 from ibest.backbone.settings import Settings
 from ibest.backbone.streams import (
     DEADLETTER_PREFIX,
     DEADLETTER_STREAM,
+    EVENTS_STREAM,
     ensure_streams,
+    stored_until_now,
     stream_configs,
 )
 from services.enrolment.adapters.catalogue_file import load_catalogue
 from services.enrolment.adapters.repository import ClinicianRepository
+from services.enrolment.cli import retention_command
 from services.enrolment.settings import EnrolmentSettings
 from services.notifications.adapters.repository import Repository
 from services.notifications.settings import NotificationSettings
 from shared.envelope import parse_event
-from tests.harness import cloud_event, wait_for
+from tests.harness import cloud_event, publish_raw, wait_for
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
 Db = AsyncDatabase[dict[str, Any]]
@@ -72,6 +77,33 @@ async def test_contact_emails_are_erased_after_retention_and_no_sooner(
     # An hour later the young one is past its period too.
     assert await repo.erase_expired_contacts(NOW + timedelta(hours=1), retention) == 1
     assert await repo.contact("c-young") == (True, None)
+
+
+async def test_the_retention_command_also_redacts_the_streams_of_expired_emails(
+    settings: Settings, js: JetStreamContext, client: AsyncMongoClient[dict[str, Any]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    repo = ClinicianRepository(client[settings.database_of("enrolment")], load_catalogue())
+    now = utc_now()
+    raw = {ref: cloud_event("clinician.enrolled", {
+        "clinician_ref": ref, "profession": "nurse", "course_version": "1",
+        "contact_email": f"{ref}@nhs.net"}, time=when)
+        for ref, when in (("c-expired", now - timedelta(days=500)),
+                          ("c-current", now - timedelta(days=10)))}
+    for event in raw.values():
+        assert await publish_raw(js, event)
+        await repo.apply(parse_event(None, json.dumps(event).encode()))
+
+    assert await retention_command(argparse.Namespace(from_stream=True), settings) == 0
+    assert "1 erased from the enrolment database" in capsys.readouterr().out
+    assert await repo.contact("c-expired") == (True, None)
+    assert await repo.contact("c-current") == (True, "c-current@nhs.net")
+    stored = [json.loads(m.data) async for m in stored_until_now(
+        js, EVENTS_STREAM, "ibest.v1.*.clinician.enrolled", 5)]
+    emails = {e["data"]["clinician_ref"]: e["data"].get("contact_email") for e in stored}
+    assert emails == {"c-expired": None, "c-current": "c-current@nhs.net"}
+    assert len(stored) == 2  # the original carrying the expired email is gone
+    assert {e["id"] for e in stored} != {e["id"] for e in raw.values()}
 
 
 async def test_notification_records_past_retention_are_purged_and_no_younger(

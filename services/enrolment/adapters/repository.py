@@ -240,3 +240,8 @@ class ClinicianRepository:
             return 0
         result = await self._clinicians.bulk_write(ops, ordered=False)
         return result.modified_count
+
+    async def erased_contacts(self) -> set[str]:
+        """Clinicians whose contact email was erased (by request or by retention)."""
+        return {doc["_id"] async for doc in
+                self._clinicians.find({"contact.erased": True}, {"_id": 1})}
