@@ -155,7 +155,7 @@ def flat(figures: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """Nested figures as {dotted name: value} (outcomes.rmdq.month_3.n, ...)."""
     out: dict[str, Any] = {}
     for key, value in figures.items():
-        if isinstance(value, Mapping):
+        if isinstance(value, dict):  # figures are plain dicts (faster than Mapping's check)
             out.update(flat(value, f"{prefix}{key}."))
         else:
             out[f"{prefix}{key}"] = value
