@@ -20,13 +20,14 @@ Purge = Callable[[datetime], Awaitable[int]]
 def purge_loop(what: str, purge: Purge, clock: Callable[[], datetime],
                interval: float) -> Callable[[], Awaitable[None]]:
     """A background loop (ServiceContext `background`) running `purge` every `interval`
-    seconds, from start-up. Logs counts only, never what was removed."""
+    seconds, the first time one interval after start-up (a service restarting in a loop
+    does not purge at every start). Logs counts only, never what was removed."""
 
     async def loop() -> None:
         while True:
+            await asyncio.sleep(interval)
             removed = await purge(clock())
             if removed:
                 log.info("retention: removed %d %s past their retention period", removed, what)
-            await asyncio.sleep(interval)
 
     return loop

@@ -29,11 +29,13 @@ from ibest.backbone.streams import (
 from services.enrolment.adapters.catalogue_file import load_catalogue
 from services.enrolment.adapters.repository import ClinicianRepository
 from services.enrolment.cli import retention_command
+from services.enrolment.service import build_spec
 from services.enrolment.settings import EnrolmentSettings
 from services.notifications.adapters.repository import Repository
+from services.notifications.service import SPEC as NOTIFICATIONS
 from services.notifications.settings import NotificationSettings
 from shared.envelope import parse_event
-from tests.harness import cloud_event, publish_raw, wait_for
+from tests.harness import cloud_event, publish_raw, running_service, wait_for
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
 Db = AsyncDatabase[dict[str, Any]]
@@ -193,3 +195,37 @@ async def test_dead_letters_expire_after_max_age_and_younger_ones_stay(
 
     await wait_for(old_gone, 10, "the old dead letter removed by max_age")
     assert (await js.get_msg(DEADLETTER_STREAM, 2)).data == b"young"
+
+
+async def test_running_services_enforce_retention_on_their_own_clock(
+    settings: Settings, js: JetStreamContext, client: AsyncMongoClient[dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The background loops are wired: the enrolment service erases an expired email it
+    consumed, the notifications service purges an old receipt, each judged by its clock."""
+    monkeypatch.setenv("IBEST_NOTIFY_RETENTION_INTERVAL", "0.2")
+    old = cloud_event("clinician.enrolled", {
+        "clinician_ref": "c-old", "profession": "nurse", "course_version": "1",
+        "contact_email": "old@nhs.net"}, time=NOW - timedelta(days=451))
+    young = cloud_event("clinician.enrolled", {
+        "clinician_ref": "c-young", "profession": "nurse", "course_version": "1",
+        "contact_email": "young@nhs.net"}, time=NOW - timedelta(days=449))
+    for event in (old, young):
+        assert await publish_raw(js, event)
+    receipts = client[settings.database_of("notifications")]["delivery_statuses"]
+    await receipts.insert_many([
+        {"_id": "n-old", "status": "delivered", "received_at": NOW - timedelta(days=91)},
+        {"_id": "n-young", "status": "delivered", "received_at": NOW - timedelta(days=89)}])
+    repo = ClinicianRepository(client[settings.database_of("enrolment")], load_catalogue())
+    enrolment = build_spec(EnrolmentSettings(retention_interval=0.2))
+    async with running_service(enrolment, settings, lambda: NOW), \
+            running_service(NOTIFICATIONS, settings, lambda: NOW):
+
+        async def purged() -> bool:
+            return (await repo.contact("c-old") == (True, None)
+                    and await receipts.distinct("_id") == ["n-young"])
+
+        await wait_for(purged, 20, "the old email erased and the old receipt purged")
+        assert await repo.contact("c-young") == (True, "young@nhs.net")
+    doc = await client[settings.database_of("enrolment")]["clinicians"].find_one({"_id": "c-old"})
+    assert doc is not None and doc["contact"]["erased"] is True  # stored, then erased
