@@ -29,6 +29,7 @@ from services.reporting.domain.figures import (
     FOLLOW_UP_NAMES,
     PROFESSIONS,
     STAGES,
+    SURVEY_NAMES,
     OutcomeTotals,
     Totals,
     fold_site,
@@ -75,7 +76,7 @@ def test_clinician_counts_at_latest_enrolment_against_its_version() -> None:
     c = clinician_contribution(facts)
     assert c == {"trust": "RXF", "site": "RXF01", "profession": "doctor", "enrolled": True,
                  "started": False, "completed": False, "intending": False,
-                 "delivering": False}
+                 "delivering": False, "surveys": {}}
 
 
 def test_latest_report_by_event_time_wins() -> None:
@@ -214,6 +215,11 @@ def totals(draw: st.DrawFn) -> Totals:
             n = draw(counts)
             t.outcomes[(m, tp)] = OutcomeTotals(n, [draw(st.floats(-24 * n, 24 * n))],
                                                 draw(st.integers(0, n)))
+    for survey in SURVEY_NAMES:
+        answered = draw(counts)
+        t.surveys[survey] = {"answered": answered, "delivering": draw(st.integers(0, answered)),
+                             "pending_due": {"2025-06-01": draw(counts),
+                                             "2030-01-01": draw(counts)}}
     return t
 
 
@@ -236,7 +242,8 @@ def test_no_published_figure_reveals_one_to_seven(t: Totals) -> None:
     raw = raw_figures(t, today, with_sites_running=True)
     for name, value, exact in counts_and_rates(published, raw):
         leaf = name.rsplit(".", 1)[-1]
-        if leaf.startswith(("followup_rate", "improved_share", "mean_change")):
+        if leaf.startswith(("followup_rate", "improved_share", "mean_change",
+                            "delivery_response_rate")):
             continue
         assert value == control_count(exact), name
         assert value == "*" or value == 0 or (value >= 10 and value % 5 == 0), name
@@ -249,6 +256,12 @@ def test_no_published_figure_reveals_one_to_seven(t: Totals) -> None:
             assert rate == "*"
         else:
             assert rate == round(num / den, 3)  # from the rounded counts
+    for survey in SURVEY_NAMES:
+        num, den = (published[f"delivery_reported_{survey}"],
+                    published[f"delivery_survey_due_{survey}"])
+        rate = published[f"delivery_response_rate_{survey}"]
+        assert rate is None if den == 0 else rate == "*" if "*" in (num, den) else (
+            rate == round(num / den, 3))
     for m, by_tp in published["outcomes"].items():
         for tp, o in by_tp.items():
             n = t.outcome(m, tp).n

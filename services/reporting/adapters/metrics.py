@@ -15,7 +15,7 @@ from prometheus_client.core import REGISTRY, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
-from ..domain.figures import FOLLOW_UP_NAMES, REMINDER_OUTCOMES, STAGES, Figures
+from ..domain.figures import FOLLOW_UP_NAMES, REMINDER_OUTCOMES, STAGES, SURVEY_FIGURES, Figures
 
 PREFIX = "ibest_"
 Labels = dict[str, str]
@@ -35,6 +35,7 @@ SCALARS = (
     *(f"followup_due_{tp}" for tp in FOLLOW_UP_NAMES),
     *(f"followup_rate_{tp}" for tp in FOLLOW_UP_NAMES),
     *(f"reminders_{outcome}" for outcome in REMINDER_OUTCOMES),
+    *SURVEY_FIGURES,
 )
 
 
