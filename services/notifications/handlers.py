@@ -69,6 +69,7 @@ class Handlers:
             await self.repo.create_reminder(*thanks)
         for survey in self._surveys(ref, done, self.clock()):
             await self.repo.create_reminder(*survey)
+        await self.repo.cancel_surveys_answered_before([ref])
 
     async def delivery_reported(self, event: AnyEvent) -> None:
         """An answer: remember its date, cancel the pending nudges of the survey it answers."""
@@ -97,9 +98,9 @@ class Handlers:
         return self.apply_many
 
     async def apply_many(self, events: list[AnyEvent]) -> None:
-        """A batch in at most seven round trips: clinicians, answered surveys, their
-        reminders, patients (write, read), follow-up items, and a last read of what was
-        collected meanwhile."""
+        """A batch in at most nine round trips: clinicians, answered surveys, their
+        reminders, surveys answered before (read, write), patients (write, read), follow-up
+        items, and a last read of what was collected meanwhile."""
         changes = fold(events)
         now = self.clock()
         clinicians = list(changes.clinicians.values())
@@ -114,6 +115,7 @@ class Handlers:
                        for s in self._surveys(c.ref, done, now)]
             await self.repo.complete_training([c.ref for c in completed], TRAINING_FAMILIES,
                                               "training completed", thanks)
+            await self.repo.cancel_surveys_answered_before([c.ref for c in completed])
         if not changes.patients:
             return
         docs = await self.repo.apply_patients(list(changes.patients.values()))

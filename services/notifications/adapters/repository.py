@@ -109,6 +109,15 @@ class Repository:
         if ops:
             await self.reminders.bulk_write(ops, ordered=False)
 
+    async def cancel_surveys_answered_before(self, refs: list[str]) -> None:
+        """After creating survey nudges: cancel those a report already stored answers (a
+        report handled concurrently stores its date before cancelling, so one of the two
+        always sees the other; every arrival order leaves the same reminders)."""
+        answers = [(doc["_id"], date.fromisoformat(day)) async for doc in self.clinicians.find(
+            {"_id": {"$in": refs}, "delivery_reports.0": {"$exists": True}},
+            {"delivery_reports": 1}) for day in doc["delivery_reports"]]
+        await self.cancel_answered_surveys(answers)
+
     async def set_opt_out(self, ref: str, opted_out: bool, at: datetime) -> None:
         await self.clinicians.update_one(
             {"_id": ref}, {"$set": {"opted_out": opted_out, "opt_out_changed_at": at}},
