@@ -31,6 +31,7 @@ from tests.notifications.conftest import (
 COMPLETED = datetime(2025, 1, 1, 10, tzinfo=UTC)
 A, B, C, D, E = "c-always-silent", "c-answers-m4", "c-answers-both-early", "c-opted-out", \
     "c-answers-between"
+F = "c-erased"  # enrolment erased the email: nothing can be sent, the nudges fail
 
 
 def utc(*args: int) -> datetime:
@@ -46,8 +47,9 @@ async def test_one_invitation_and_at_most_one_reminder_per_survey_none_after_an_
     nsettings: Settings, js: JetStreamContext, smtp_env: Mailbox, contacts: Contacts,
     published: Published,
 ) -> None:
-    for ref in (A, B, C, D, E):
-        contacts.emails[ref] = f"{ref}@example.nhs.uk"
+    contacts.emails[F] = None
+    for ref in (A, B, C, D, E, F):
+        contacts.emails.setdefault(ref, f"{ref}@example.nhs.uk")
         await publish_raw(js, cloud_event("clinician.enrolled", {
             "clinician_ref": ref, "profession": "nurse", "course_version": "1"},
             time=utc(2024, 11, 1, 9)))
@@ -67,7 +69,7 @@ async def test_one_invitation_and_at_most_one_reminder_per_survey_none_after_an_
             await wait_for(lambda: _both_passed(one, two, clock), 30, f"passes: {why}")
             assert len(published.of("sent")) == sent, why
 
-        await wait_for(lambda: _reminders(nsettings, 5 * 4), 30, "four nudges per clinician")
+        await wait_for(lambda: _reminders(nsettings, 6 * 4), 30, "four nudges per clinician")
         async with httpx.AsyncClient(base_url=one) as client:
             assert (await client.post(f"/v1/opt-outs/{D}")).status_code == 200
         # C answers month 4 before its due date (inside the window): nothing month 4 for C.
@@ -94,6 +96,10 @@ async def test_one_invitation_and_at_most_one_reminder_per_survey_none_after_an_
         await at(utc(2026, 2, 12, 9), 11, "month 12 closing reminders to A, B and E")
         await at(utc(2026, 2, 27, 9), 11, "month 12's window has closed")
         await at(utc(2026, 6, 1, 9), 11, "months later: nothing more")
+        await wait_for(lambda: now_true(len(published.of("failed")) == 4), 30, "F's failures")
+        assert sorted(e["data"]["reason"] for e in published.of("failed")) == [
+            "no contact email"] * 4
+        assert {e["data"]["recipient_ref"] for e in published.of("failed")} == {F}
         d_invite = await reminder(two, f"delivery_survey_due:{D}:month_12")
         assert d_invite is not None and d_invite["status"] == "cancelled"
         assert d_invite["reason"] == "opted out"
