@@ -11,6 +11,7 @@ import httpx
 from nats.js import JetStreamContext
 
 from ibest.backbone.settings import Settings
+from services.notifications.cli import plan_surveys
 from services.notifications.domain.hours import WorkingHours
 from services.notifications.service import SPEC
 from tests.harness import cloud_event, dead_letters, publish_raw, running_service, wait_for
@@ -157,6 +158,41 @@ async def test_a_completion_replayed_late_schedules_only_what_can_still_be_answe
     assert sorted(smtp_env.references()) == [
         "delivery_survey_closing:c-late:month_4", "delivery_survey_due:c-later:month_12"]
     assert len(published.of("sent")) == 2 and published.of("failed") == []
+
+
+async def test_plan_surveys_schedules_what_an_older_version_never_planned(
+    nsettings: Settings, js: JetStreamContext,
+) -> None:
+    """After an upgrade: completions and answers already in the stream, read by an older
+    notifications service, get their survey nudges; repeating it changes nothing."""
+    answer = report("c-x", utc(2025, 5, 10, 12))  # month 4 answer, stored before the completion
+    await publish_raw(js, answer)
+    for ref in ("c-x", "c-y"):
+        await publish_raw(js, cloud_event("clinician.training_completed", {
+            "clinician_ref": ref, "course_version": "1",
+            "completed_at": COMPLETED.isoformat()}, time=COMPLETED))
+    clock = FakeClock(utc(2025, 4, 22, 10))
+    counts = await plan_surveys(nsettings, clock)
+    assert counts == {"clinician.training_completed": 2, "clinician.delivery_reported": 1}
+    first = await _survey_docs(nsettings)
+    assert {rid: doc["status"] for rid, doc in first.items()} == {
+        f"delivery_survey_{kind}:{ref}:{survey}":
+            "cancelled" if (ref, survey) == ("c-x", "month_4") else "pending"
+        for ref in ("c-x", "c-y") for kind in ("due", "closing")
+        for survey in ("month_4", "month_12")}
+    assert await plan_surveys(nsettings, clock) == counts
+    assert await _survey_docs(nsettings) == first
+
+
+async def _survey_docs(settings: Settings) -> dict[str, dict[str, Any]]:
+    from pymongo import AsyncMongoClient
+
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_url)
+    try:
+        db = client[settings.database_of("notifications")]
+        return {d["_id"]: d async for d in db["reminders"].find({"family": "survey"})}
+    finally:
+        await client.close()
 
 
 async def _both_passed(one: str, two: str, clock: FakeClock) -> bool:
