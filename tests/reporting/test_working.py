@@ -97,6 +97,7 @@ def _clinician(ref: str, site: str, when: datetime, completed: bool = True) -> l
     return out
 
 
+FIRST_P_A7 = _outcome("p-a7", "RTH08", "month_12", 1)
 LATE_CORRECTION = _outcome("p-a7", "RTH08", "month_12", 7, revision=2)
 
 
@@ -104,8 +105,9 @@ def events() -> list[Event]:
     out: list[Event] = []
     for i in range(9):
         out.append(_baseline(f"p-a{i}", "RTH08"))
-    for i, improvement in enumerate([0, 1, 2, 3, 4, 5, 6, 1]):  # p-a7 corrected later
+    for i, improvement in enumerate([0, 1, 2, 3, 4, 5, 6]):
         out.append(_outcome(f"p-a{i}", "RTH08", "month_12", improvement))
+    out.append(FIRST_P_A7)  # corrected later
     out += [_outcome(f"p-a{i}", "RTH08", "month_3", 4) for i in range(5)]
     for i in range(2):
         out.append(_baseline(f"p-b{i}", "RTH01"))
@@ -235,6 +237,9 @@ async def test_is_it_working_figures_at_every_level(settings: Settings,
         await wait_for(lambda: settled(3.67), 40, "the figures before the correction")
         assert await publish_raw(js, LATE_CORRECTION)
         await wait_for(lambda: settled(4.0), 20, "the late correction applied")
+        # The superseded revision delivered again after its correction changes nothing.
+        assert await publish_raw(js, FIRST_P_A7, msg_id=str(uuid.uuid4()))
+        await wait_for(lambda: settled(4.0), 20, "the stale revision redelivered")
         await check_every_level(a)
         await check_every_level(b)
 
