@@ -226,3 +226,15 @@ def test_comparison_points_and_csv() -> None:
         "level,trustcode,sitecode,as_of,improvement,ci_low,ci_high,n,vs_trial,vs_national",
         "trial,,,,2.4,1.89,2.84,,,", "national,,,,2.5,2.25,2.75,16,consistent,",
         "trust,R0A,,,*,*,*,*,*,*"]
+
+
+def test_a_summary_stored_before_these_figures_still_reads() -> None:
+    """Until `ibest reporting rebuild` recomputes it, an older summary (no facilitators, class
+    dates or squared changes) reads as none of them rather than failing the report."""
+    old = summary_of("RTH08", [-5.0] * 8, class_dates=("2025-01-10",))
+    for key in ("clinicians_facilitating", "class_dates"):
+        del old[key]
+    del old["outcomes"]["rmdq"]["month_12"]["sum_sq_change"]
+    raw = raw_figures(total([old]), TODAY, with_sites_running=True)
+    assert (raw["clinicians_facilitating"], raw["sites_eligible_6_months"]) == (0, 0)
+    assert raw["rmdq_improvement_month_12"] == 5.0
