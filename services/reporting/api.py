@@ -197,6 +197,7 @@ def routes() -> APIRouter:
         "/funnel/{figure}",
         summary="Funnel comparison of trusts against the national proportion",
         description="figure: followup_rate_month_3, followup_rate_month_12, "
+                    "delivery_response_rate_month_4, delivery_response_rate_month_12, "
                     "clinicians_completed (over enrolled) or improved_share (with measure and "
                     "timepoint). Per trust: value, denominator, 95% and 99.8% binomial control "
                     "limits for that denominator, and outside_99_8. Values and denominators "

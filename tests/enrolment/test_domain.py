@@ -156,6 +156,7 @@ def test_derived_events_are_deterministic_and_emitted_once() -> None:
     assert (completed.trustcode, completed.sitecode) == ("RTH", "RTH08")
     assert completed.source == "/services/enrolment"
     assert completed.data.course_version == "1"
+    assert completed.data.completed_at == completed.time  # times the delivery surveys
     # Later events (a repeat, a re-enrolment at another site) emit nothing new.
     cleared = record.model_copy(update={"outbox": ()})
     for later in (module("completed", MODULES[0], 500), enrolled(600, site="RNU02")):

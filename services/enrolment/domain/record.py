@@ -160,7 +160,8 @@ def derived_events(state: ClinicianState) -> list[tuple[str, AnyEvent]]:
         (TRAINING_STARTED, state.started_at,
          TrainingStarted(clinician_ref=state.clinician_ref, course_version=version)),
         (TRAINING_COMPLETED, state.completed_at,
-         TrainingCompleted(clinician_ref=state.clinician_ref, course_version=version)),
+         TrainingCompleted(clinician_ref=state.clinician_ref, course_version=version,
+                           completed_at=state.completed_at)),
     ):
         if at is None:
             continue
