@@ -20,7 +20,7 @@ from ibest.backbone.settings import Settings
 from .model import FALLBACK_MODULES, Plan, Planned, SimulationOptions, plan_rollout
 from .trusts import DEFAULT_TRUSTS_FILE, load_trusts
 
-CATALOGUE = Path(__file__).resolve().parents[2] / "services" / "enrolment" / "catalogue.json"
+CATALOGUE = Path(__file__).resolve().parents[2] / "shared" / "catalogue.json"
 WINDOW = 64
 """Publishes in flight at once (acknowledged before the next window starts)."""
 
