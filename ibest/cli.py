@@ -26,7 +26,7 @@ Command = Callable[[argparse.Namespace, Settings], Awaitable[int]]
 SERVICES = ("services.enrolment.service", "services.outcomes.service",
             "services.notifications.service", "services.reporting.service")
 PLUGINS = ("services.enrolment.cli", "services.outcomes.cli", "services.notifications.cli",
-           "services.reporting.cli", "ibest.simulate.cli")
+           "services.reporting.cli", "ibest.simulate.cli", "ibest.purge")
 
 
 async def _connect(settings: Settings) -> NatsClient:
