@@ -49,7 +49,7 @@ class SimulationSummary:
             f"{self.completed} completed",
             f"classes: {self.classes}; patients with a baseline: {self.patients}",
             f"deliberate anomalies: {self.duplicates_sent} re-sent duplicates, "
-            f"{self.invalid_sent} invalid events (expect them as dead letters)",
+            f"{self.invalid_sent} invalid events (expect one row each in `ibest deadletters list`)",
             f"course modules from {self.modules_from}",
         ]
         out += [f"  {name}: {n}" for name, n in sorted(self.by_type.items())]
