@@ -96,6 +96,20 @@ def fact_of(event: AnyEvent) -> EntityFact:
     raise ValueError(f"reporting does not consume {name}")
 
 
+def facts_of(event: AnyEvent) -> list[EntityFact]:
+    """Every fact an event contributes: `fact_of`'s, and for a `class.started` one
+    `facilitated` fact on each facilitator's clinician (keyed by the event id, so redelivery
+    overwrites itself), which `clinicians_facilitating` counts at the clinician's place."""
+    facts = [fact_of(event)]
+    if event.event_type.name == "class.started":
+        class_key = facts[0].key
+        facts += [EntityFact(CLINICIANS, ref, str(event.id),
+                             {"t": event.time, "trust": event.trustcode,
+                              "site": event.sitecode, "k": "facilitated", "class": class_key})
+                  for ref in dict.fromkeys(event.data.facilitator_refs)]
+    return facts
+
+
 def _latest(facts: dict[str, Fact], kind: str) -> Fact | None:
     """The fact of `kind` with the latest event time (the event id breaks ties)."""
     found = [(f["t"], fid, f) for fid, f in facts.items() if f["k"] == kind]
@@ -120,6 +134,8 @@ def clinician_contribution(facts: dict[str, Fact]) -> Contribution | None:
         "enrolled": True, "started": started, "completed": completed,
         "intending": bool(intention and intention["value"]),
         "delivering": bool(delivery and delivery["value"]),
+        # Observed delivery: completed and named as a facilitator of at least one class.
+        "facilitating": completed and any(f["k"] == "facilitated" for f in facts.values()),
     }
 
 
@@ -157,9 +173,15 @@ def patient_contribution(facts: dict[str, Fact]) -> Contribution | None:
 
 
 def class_contribution(facts: dict[str, Fact]) -> Contribution | None:
-    """A class counts at the site of its (latest) start event."""
+    """A class counts at the site of its (latest) start event. Its start `date` (Europe/London)
+    is the earliest start event at that site: announcing a class again does not make it
+    start later (sites that keep going, domain.md)."""
     start = _latest(facts, "class")
-    return None if start is None else {"trust": start["trust"], "site": start["site"]}
+    if start is None:
+        return None
+    first = min(f["t"] for f in facts.values() if f["k"] == "class" and f["site"] == start["site"])
+    return {"trust": start["trust"], "site": start["site"],
+            "date": assessment_date(first).isoformat()}
 
 
 def notification_contribution(facts: dict[str, Fact]) -> Contribution | None:

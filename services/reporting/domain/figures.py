@@ -18,6 +18,7 @@ from shared.followup import FOLLOW_UPS, Timepoint
 from shared.measures import MEASURES
 
 from .facts import Contribution
+from .working import ClassSpan, against_trial, rmdq_names, sites_sustained
 
 REMINDER_OUTCOMES = ("sent", "failed")
 """Operations figures `reminders_sent` / `reminders_failed` (not domain.md definitions)."""
@@ -40,14 +41,18 @@ def fold_site(
     classes: Iterable[Contribution], notifications: Iterable[Contribution] = (),
 ) -> Summary:
     """The totals of one site from the current contributions of the entities counted there."""
+    class_list = list(classes)
     stages: dict[str, dict[str, int]] = {s: {} for s in STAGES}
+    facilitating = 0
     for c in clinicians:
         for stage in STAGES:
             if c[stage]:
                 _bump(stages[stage], c["profession"])
+        facilitating += int(c.get("facilitating", False))
     recorded = dict.fromkeys(FOLLOW_UP_NAMES, 0)
     pending: dict[str, dict[str, int]] = {tp: {} for tp in FOLLOW_UP_NAMES}
     changes: dict[tuple[str, str], list[float]] = {}
+    squares: dict[tuple[str, str], list[float]] = {}
     improved: dict[tuple[str, str], int] = {}
     baseline = 0
     for p in patients:
@@ -60,19 +65,24 @@ def fold_site(
         for tp, measures in p["outcomes"].items():
             for m, o in measures.items():
                 changes.setdefault((m, tp), []).append(o["change"])
+                squares.setdefault((m, tp), []).append(o["change"] * o["change"])
                 improved[(m, tp)] = improved.get((m, tp), 0) + int(o["improved"])
     outcomes: dict[str, dict[str, dict[str, float]]] = {}
     for (m, tp), values in sorted(changes.items()):
         outcomes.setdefault(m, {})[tp] = {
-            "n": len(values), "sum_change": math.fsum(values), "improved": improved[(m, tp)]}
+            "n": len(values), "sum_change": math.fsum(values), "improved": improved[(m, tp)],
+            "sum_sq_change": math.fsum(squares[(m, tp)])}
     reminders = dict.fromkeys(REMINDER_OUTCOMES, 0)
     for n in notifications:
         reminders[n["outcome"]] += 1
+    class_dates = [c["date"] for c in class_list if c.get("date")]
     return {
         "trust": trust, "site": site, "clinicians": stages,
-        "classes_started": sum(1 for _ in classes), "patients_baseline": baseline,
+        "classes_started": len(class_list), "patients_baseline": baseline,
         "recorded": recorded, "pending_due": pending, "outcomes": outcomes,
-        "reminders": reminders,
+        "reminders": reminders, "clinicians_facilitating": facilitating,
+        "class_dates": {"first": min(class_dates), "last": max(class_dates)}
+        if class_dates else None,
     }
 
 
@@ -81,6 +91,11 @@ class OutcomeTotals:
     n: int = 0
     changes: list[float] = field(default_factory=list)  # per-site sums, fsum'd at the end
     improved: int = 0
+    squares: list[float] = field(default_factory=list)  # per-site sums of squared changes
+
+    @property
+    def sum_sq_change(self) -> float:
+        return math.fsum(sorted(self.squares))
 
     @property
     def sum_change(self) -> float:
@@ -102,6 +117,9 @@ class Totals:
     outcomes: dict[tuple[str, str], OutcomeTotals] = field(default_factory=dict)
     reminders: dict[str, int] = field(
         default_factory=lambda: dict.fromkeys(REMINDER_OUTCOMES, 0))
+    clinicians_facilitating: int = 0
+    class_spans: list[ClassSpan] = field(default_factory=list)
+    """Per site running classes: its first and latest class start dates."""
 
     def due(self, timepoint: str, today: date) -> int:
         """Recorded follow-ups plus those pending whose due date has arrived by `today`."""
@@ -133,9 +151,15 @@ def total(summaries: Iterable[Summary]) -> Totals:
                 acc.n += o["n"]
                 acc.changes.append(o["sum_change"])
                 acc.improved += o["improved"]
+                acc.squares.append(o.get("sum_sq_change", 0.0))
         # .get: a summary stored before reminders were counted lacks them until recomputed.
         for outcome, n in s.get("reminders", {}).items():
             t.reminders[outcome] += n
+        # .get: summaries stored before "is it working?" lack these until recomputed.
+        t.clinicians_facilitating += s.get("clinicians_facilitating", 0)
+        if s.get("class_dates"):
+            t.class_spans.append(ClassSpan(date.fromisoformat(s["class_dates"]["first"]),
+                                           date.fromisoformat(s["class_dates"]["last"])))
     return t
 
 
@@ -169,4 +193,24 @@ def raw_figures(t: Totals, today: date, *, with_sites_running: bool) -> Figures:
     }
     for outcome in REMINDER_OUTCOMES:
         f[f"reminders_{outcome}"] = t.reminders[outcome]
+    f.update(working_raw(t, today, with_sites_running=with_sites_running))
+    return f
+
+
+def working_raw(t: Totals, today: date, *, with_sites_running: bool) -> Figures:
+    """Exact "is it working?" figures of one level (domain.md): RMDQ against the trial,
+    sites that keep going (trust and national only) and clinicians facilitating."""
+    f: Figures = {}
+    for tp in FOLLOW_UP_NAMES:
+        o = t.outcome("rmdq", tp)
+        f.update(against_trial(tp, o.n, o.sum_change, o.sum_sq_change))
+        f[rmdq_names(tp)[3]] = ratio(o.n, t.due(tp, today))
+    if with_sites_running:
+        for period, (sustained, eligible) in sites_sustained(t.class_spans, today).items():
+            f[f"sites_sustained_{period}"] = sustained
+            f[f"sites_eligible_{period}"] = eligible
+            f[f"sites_sustained_rate_{period}"] = ratio(sustained, eligible)
+    f["clinicians_facilitating"] = t.clinicians_facilitating
+    f["clinicians_facilitating_rate"] = ratio(
+        t.clinicians_facilitating, sum(t.clinicians["completed"].values()))
     return f
