@@ -71,11 +71,14 @@ def rejected_json(r: RejectedEvent, verdict: str) -> dict[str, Any]:
 async def deadletters_list(args: argparse.Namespace, settings: Settings) -> int:
     nc = await _connect(settings)
     try:
-        letters = await list_dead_letters(nc.jetstream(), args.consumer, args.limit,
+        # Every consumer's letters, so a row names all who rejected the event even when
+        # only those one consumer rejected are listed.
+        letters = await list_dead_letters(nc.jetstream(), None, args.limit,
                                           trust=args.trust, event_id=args.event_id)
     finally:
         await nc.drain()
-    rejected = group_dead_letters(letters)
+    rejected = [r for r in group_dead_letters(letters)
+                if args.consumer is None or args.consumer in r.consumers]
     consumers = consumers_by_type()
     if args.json:
         print(json.dumps([rejected_json(r, r.verdict(consumers)) for r in rejected], indent=2))
@@ -158,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="action", required=True)
     ls = dl.add_parser("list", help="list rejected events (one row each, naming every "
                                     "consumer that rejected it) with their reasons")
-    ls.add_argument("--consumer", help="only this service's")
+    ls.add_argument("--consumer", help="only events this service rejected")
     ls.add_argument("--trust", help="only events of this trust code (e.g. RTH)")
     ls.add_argument("--event-id", help="only the event with this CloudEvent id")
     ls.add_argument("--limit", type=int, default=1000)

@@ -111,7 +111,13 @@ async def test_one_row_per_rejected_event_naming_every_consumer(
         "rejected by enrolment only; not by notifications, reporting")
     assert by_id[""]["verdict"].startswith("rejected by the platform")
 
-    # Filters by trust and by event id.
+    # Filters by consumer (rows still name every consumer), trust and event id.
+    await deadletters_list(cli_args(consumer="enrolment"), settings)
+    assert len(json.loads(capsys.readouterr().out)) == 4
+    await deadletters_list(cli_args(consumer="reporting"), settings)
+    only_reporting = json.loads(capsys.readouterr().out)
+    assert len(only_reporting) == 3
+    assert all(r["consumers"] == sorted(CONSUMERS) for r in only_reporting)
     await deadletters_list(cli_args(trust="RNU"), settings)
     [rnu] = json.loads(capsys.readouterr().out)
     assert rnu["event_id"] == other_trust["id"] and rnu["trust"] == "RNU"
