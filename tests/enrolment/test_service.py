@@ -15,7 +15,6 @@ from pymongo import AsyncMongoClient
 
 from ibest.backbone.settings import Settings
 from ibest.backbone.streams import EVENTS_STREAM
-from services.enrolment.adapters.catalogue_file import load_catalogue
 from services.enrolment.adapters.contact_rpc import CONTACT_SUBJECT
 from services.enrolment.adapters.repository import ClinicianRepository
 from services.enrolment.cli import erase_command
@@ -23,6 +22,7 @@ from services.enrolment.domain.record import derived_event_id
 from services.enrolment.handlers import Publisher
 from services.enrolment.service import build_spec
 from services.enrolment.settings import EnrolmentSettings
+from shared.catalogue import catalogue as load_catalogue
 from shared.envelope import AnyEvent
 from tests.harness import (
     cloud_event,

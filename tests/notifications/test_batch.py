@@ -46,7 +46,7 @@ def clinician(name: str, ref: str, when: datetime, site: str = "RTH08") -> AnyEv
         data |= {"profession": "physiotherapist", "course_version": "1",
                  "contact_email": f"{ref}@example.nhs.uk"}
     elif name.startswith("module."):
-        data["module_id"] = "m-1"
+        data["module_id"] = "m01-understanding-back-pain"
     else:
         data["course_version"] = "1"
     return _event(name, data, when, site)
