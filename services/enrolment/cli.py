@@ -10,10 +10,10 @@ from pymongo import AsyncMongoClient
 
 from ibest.backbone.runtime import utc_now
 from ibest.backbone.settings import Settings
-from services.enrolment.adapters.catalogue_file import load_catalogue
 from services.enrolment.adapters.repository import ClinicianRepository, Erasure
 from services.enrolment.adapters.stream_erasure import erase_from_stream, erase_many_from_stream
 from services.enrolment.settings import EnrolmentSettings
+from shared.catalogue import catalogue
 
 REMAINS = (
     "What remains: the reporting service's aggregate counts (enrolled/started/completed, "
@@ -53,7 +53,7 @@ async def erase_command(args: argparse.Namespace, settings: Settings) -> int:
         settings.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=5000)
     try:
         repository = ClinicianRepository(client[settings.database_of("enrolment")],
-                                         load_catalogue(EnrolmentSettings().catalogue_path))
+                                         catalogue())
         result = await repository.erase(args.clinician_ref, record=args.record)
         print(describe(result))
         if args.from_stream:
@@ -106,7 +106,7 @@ async def retention_command(args: argparse.Namespace, settings: Settings) -> int
         settings.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=5000)
     try:
         repository = ClinicianRepository(client[settings.database_of("enrolment")],
-                                         load_catalogue(own.catalogue_path))
+                                         catalogue())
         erased = await repository.erase_expired_contacts(utc_now(), own.contact_retention)
         print(f"Contact emails past {own.contact_retention_days:g} days since the "
               f"clinician's latest event: {erased} erased from the enrolment database.")

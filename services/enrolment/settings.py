@@ -3,23 +3,16 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.enrolment.domain.retention import DEFAULT_CONTACT_RETENTION_DAYS
 
-DEFAULT_CATALOGUE = Path(__file__).with_name("catalogue.json")
-
 
 class EnrolmentSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", populate_by_name=True)
 
-    catalogue_path: Path = Field(
-        default=DEFAULT_CATALOGUE, alias="IBEST_ENROLMENT_CATALOGUE",
-        description="The reviewed course catalogue (JSON); the shipped one by default.",
-    )
     outbox_interval: float = Field(
         default=10.0, gt=0, alias="IBEST_ENROLMENT_OUTBOX_INTERVAL",
         description="Seconds between passes that re-publish derived events left by a crash.",

@@ -26,7 +26,6 @@ from ibest.backbone.streams import (
     stored_until_now,
     stream_configs,
 )
-from services.enrolment.adapters.catalogue_file import load_catalogue
 from services.enrolment.adapters.repository import ClinicianRepository
 from services.enrolment.cli import retention_command
 from services.enrolment.service import build_spec
@@ -34,6 +33,7 @@ from services.enrolment.settings import EnrolmentSettings
 from services.notifications.adapters.repository import Repository
 from services.notifications.service import SPEC as NOTIFICATIONS
 from services.notifications.settings import NotificationSettings
+from shared.catalogue import catalogue
 from shared.envelope import parse_event
 from tests.harness import cloud_event, publish_raw, running_service, wait_for
 
@@ -61,7 +61,7 @@ async def test_contact_emails_are_erased_after_retention_and_no_sooner(
 ) -> None:
     own = EnrolmentSettings()
     assert own.contact_retention == timedelta(days=450)  # the documented default
-    repo = ClinicianRepository(client[settings.database_of("enrolment")], load_catalogue())
+    repo = ClinicianRepository(client[settings.database_of("enrolment")], catalogue())
     retention = own.contact_retention
     await repo.apply(enrolment("c-old", NOW - retention - timedelta(days=1), "old@nhs.net"))
     # Enrolled long ago but active since (a later enrolment without an email): kept.
@@ -85,7 +85,7 @@ async def test_the_retention_command_also_redacts_the_streams_of_expired_emails(
     settings: Settings, js: JetStreamContext, client: AsyncMongoClient[dict[str, Any]],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    repo = ClinicianRepository(client[settings.database_of("enrolment")], load_catalogue())
+    repo = ClinicianRepository(client[settings.database_of("enrolment")], catalogue())
     now = utc_now()
     raw = {ref: cloud_event("clinician.enrolled", {
         "clinician_ref": ref, "profession": "nurse", "course_version": "1",
@@ -216,7 +216,7 @@ async def test_running_services_enforce_retention_on_their_own_clock(
     await receipts.insert_many([
         {"_id": "n-old", "status": "delivered", "received_at": NOW - timedelta(days=91)},
         {"_id": "n-young", "status": "delivered", "received_at": NOW - timedelta(days=89)}])
-    repo = ClinicianRepository(client[settings.database_of("enrolment")], load_catalogue())
+    repo = ClinicianRepository(client[settings.database_of("enrolment")], catalogue())
     enrolment = build_spec(EnrolmentSettings(retention_interval=0.2))
     async with running_service(enrolment, settings, lambda: NOW), \
             running_service(NOTIFICATIONS, settings, lambda: NOW):
