@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from ibest.backbone.audit import AuditLog
+from ibest.backbone.audit import DATABASE as AUDIT_DATABASE
 from ibest.backbone.runtime import ServiceContext, ServiceSpec, Wiring
 
 from .adapters.metrics import metric_families, register_collector
@@ -23,7 +25,8 @@ async def wire(ctx: ServiceContext) -> Wiring:
     store = Store(ctx.db)
     for generation in await store.writable():
         await generation.create_indexes()
-    reporting = Reporting(store, ctx.clock, settings.token_scopes())
+    audit = AuditLog(ctx.db.client[ctx.settings.database_of(AUDIT_DATABASE)], ctx.clock)
+    reporting = Reporting(store, ctx.clock, settings.token_list(), audit)
     if not reporting.tokens:
         log.warning("IBEST_REPORTING_TOKENS is empty: every report request will get 401")
     collector = register_collector()
