@@ -20,6 +20,7 @@ from ibest.backbone.settings import Settings
 Command = Callable[[argparse.Namespace, Settings], Awaitable[int]]
 PLUGINS = ("services.enrolment.cli", "services.outcomes.cli", "services.notifications.cli",
            "services.reporting.cli", "ibest.simulate.cli")
+OPERATIONS = ("ibest.backbone.audit",)  # `ibest audit list`
 
 
 async def _connect(settings: Settings) -> NatsClient:
@@ -124,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     docs.add_argument("action", choices=["generate", "check"])
     docs.set_defaults(func=docs_command)
 
-    for module in PLUGINS:
+    for module in PLUGINS + OPERATIONS:
         try:
             plugin: Any = importlib.import_module(module)
         except ModuleNotFoundError as exc:

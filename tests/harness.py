@@ -28,6 +28,10 @@ from ibest.backbone.streams import EVENTS_STREAM
 from ibest.local.processes import free_port
 
 T = TypeVar("T")
+SERVICE_TOKEN = "tests-service-token"
+SERVICE_TOKEN_ID = "tests"
+SERVICE_AUTH = {"Authorization": f"Bearer {SERVICE_TOKEN}"}
+"""The service token every test's services accept (tests/conftest.py sets it)."""
 
 
 async def wait_for(
