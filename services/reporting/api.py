@@ -182,8 +182,10 @@ def accepting(*names: str) -> Callable[..., Any]:
         for name, _ in request.query_params.multi_items():
             if name not in allowed:
                 shown = name[:40]
+                hint = " (only /v1/funnel/improved_share takes measure and timepoint)" \
+                    if name in ("measure", "timepoint") else ""
                 raise unprocessable("query", shown, f"unknown parameter {shown!r}: this route "
-                                    f"takes {', '.join(sorted(allowed)) or 'none'}",
+                                    f"takes {', '.join(sorted(allowed)) or 'none'}{hint}",
                                     "extra_forbidden")
             if name in seen:
                 raise unprocessable("query", name, f"{name} is given more than once")

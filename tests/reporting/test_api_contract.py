@@ -119,13 +119,69 @@ async def test_unique_parameter_values_leave_memory_within_a_fixed_bound(
                 else:
                     r = await api.get(f"/v1/funnel/{big[:2000]}{i}")
                 statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
-                assert r.status_code in (404, 422), (i, r.status_code, r.text[:200])
             gc.collect()
             after, _ = tracemalloc.get_traced_memory()
         finally:
             tracemalloc.stop()
         assert after - before < MEMORY_BOUND, (after - before, statuses)
+        assert set(statuses) <= {404, 422}, statuses
         assert len(reporting.answers) <= len(warm) + 1
         assert reporting.answers.bytes <= reporting.answers.max_bytes
         assert len(reporting_api.ENCODED) <= reporting_api.ENCODED.max_entries
         assert statuses[422] >= 600 and statuses[404] >= 200, statuses
+
+
+async def test_codes_parameters_and_accept_follow_the_rules(
+    settings: Settings, js: JetStreamContext
+) -> None:
+    await seed(js)
+    read = {"Authorization": f"Bearer {READ}"}
+    async with running_service(REPORTING, settings) as base, \
+            httpx.AsyncClient(base_url=base, headers=read) as api:
+        await wait_for(lambda: national_enrolled(base, 9), 30, "seed applied")
+
+        async def refused(path: str, field: str, **kw: object) -> str:
+            r = await api.get(path, **kw)  # type: ignore[arg-type]
+            assert r.status_code == 422, (path, kw, r.status_code, r.text[:200])
+            issue = r.json()["detail"][0]
+            assert issue["loc"][-1] == field, (path, issue)
+            return str(issue["msg"])
+
+        # Codes: a full match on the text as given; lower-case ASCII is upper-cased.
+        assert (await api.get("/v1/trusts/rth")).json()["trustcode"] == "RTH"
+        assert (await api.get("/v1/trusts/rth/sites/rth08")).json()["sitecode"] == "RTH08"
+        for bad in ("QAT%0A", "%EF%AC%80x", "RT%C4%B0", "R%20H", "RTHX"):
+            assert "ODS trust code" in await refused(f"/v1/trusts/{bad}", "code")
+        for bad in ("RTH08%0A", "RTH0%EF%AC%80"):
+            assert "ODS site code" in await refused(f"/v1/trusts/RTH/sites/{bad}", "code")
+        # Parameters: unknown, ignored, repeated or out of range are refused.
+        assert "only /v1/funnel/improved_share" in await refused(
+            "/v1/funnel/followup_rate_month_3", "measure", params={"measure": "rmdq"})
+        assert "unknown parameter" in await refused("/v1/national", "trust",
+                                                    params={"trust": "RTH"})
+        assert "more than once" in await refused(
+            "/v1/trusts/RTH", "raw", params=[("raw", "false"), ("raw", "true")])
+        await refused("/v1/funnel/improved_share", "measure",
+                      params={"measure": "nope", "timepoint": "month_3"})
+        await refused("/v1/funnel/improved_share", "timepoint",
+                      params={"measure": "rmdq", "timepoint": "month_7"})
+        await refused("/v1/national", "raw", params={"raw": "TRUE"})
+        # Accept: RFC 9110 quality values, case-insensitive, wildcards, 406.
+        cases = {
+            "text/csv": "text/csv", "TEXT/CSV": "text/csv", "text/csv;q=0": None,
+            "text/csv;q=0, application/json;q=0.1": "application/json",
+            "application/json;q=0.5, text/csv;q=0.9": "text/csv",
+            "text/*": "text/csv", "*/*": "application/json", "": "application/json",
+            "text/html, */*;q=0.8": "application/json", "application/xml": None,
+            "*/*;q=0": None, "text/csv;q=0, */*": "application/json",
+        }
+        for accept, media in cases.items():
+            r = await api.get("/v1/trusts/RTH", headers={"Accept": accept})
+            if media is None:
+                assert r.status_code == 406, (accept, r.status_code)
+                assert "Accept" in r.json()["detail"]
+            else:
+                assert r.status_code == 200, (accept, r.status_code)
+                assert r.headers["content-type"].startswith(media), (accept, r.headers)
+        funnel = await api.get("/v1/funnel/clinicians_completed", headers={"Accept": "text/csv"})
+        assert funnel.status_code == 406
