@@ -22,6 +22,7 @@ from ibest.backbone.audit import audit_log_of, list_command
 from ibest.backbone.settings import Settings
 from ibest.backbone.tokens import derived_id
 from services.enrolment.cli import erase_command
+from services.enrolment.service import SPEC as ENROLMENT
 from services.notifications.service import SPEC as NOTIFICATIONS
 from services.reporting.service import SPEC as REPORTING
 from tests.harness import (
@@ -126,8 +127,14 @@ async def test_erasures_and_opt_out_changes_are_audited_and_listed(
     await publish_raw(js, cloud_event("clinician.enrolled", {
         "clinician_ref": "c-erase", "profession": "nurse", "course_version": "1",
         "contact_email": "c-erase@example.nhs.uk"}))
+    async with running_service(ENROLMENT, settings) as base, \
+            httpx.AsyncClient(base_url=base, headers=SERVICE_AUTH) as api:
+        async def enrolled() -> bool:
+            return (await api.get("/v1/clinicians/c-erase")).status_code == 200
+
+        await wait_for(enrolled, 30, "the enrolment applied")
     assert await erase_command(argparse.Namespace(
-        clinician_ref="c-erase", record=True, from_stream=False), settings) in (0, 1)
+        clinician_ref="c-erase", record=True, from_stream=False), settings) == 0
     async with running_service(NOTIFICATIONS, settings) as base, \
             httpx.AsyncClient(base_url=base) as api:
         refused = await api.post("/v1/opt-outs/c-opt")
