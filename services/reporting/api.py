@@ -322,21 +322,26 @@ async def _report(request: Request, token: Token, raw: RawValue,
     authorise(token, exact)
     media = negotiate(request.headers.get("accept"), offers)
     if media is None:
-        raise HTTPException(406, f"this route answers {' or '.join(offers)}; the Accept "
-                                 "header allows neither")
+        raise HTTPException(406, f"this route answers {' or '.join(offers)} only, and the "
+                                 "Accept header allows none of them")
     try:
         response = _answer(request, await build(_service(request), exact), media)
     except NotFound as exc:
-        await _audit(request, token, exact, 404, len(str(exc)))
-        raise HTTPException(404, str(exc)) from None
+        refusal = HTTPException(404, str(exc))
     except Malformed as exc:
-        await _audit(request, token, exact, 422, len(str(exc)))
-        name, _, _ = str(exc).partition(":")
-        raise unprocessable("query" if name in ("measure", "timepoint") else "path",
-                            name if name in ("measure", "timepoint") else "code",
-                            str(exc)) from None
-    await _audit(request, token, exact, response.status_code, len(response.body))
-    return response
+        where = "path" if exc.field in ("trustcode", "sitecode") else "query"
+        refusal = unprocessable(where, exc.field, str(exc))
+    else:
+        await _audit(request, token, exact, response.status_code, len(response.body))
+        return response
+    await _audit(request, token, exact, refusal.status_code, _error_size(refusal))
+    raise refusal
+
+
+def _error_size(refusal: HTTPException) -> int:
+    """The bytes of the JSON body FastAPI sends for `refusal`."""
+    return len(json.dumps({"detail": refusal.detail}, ensure_ascii=False,
+                          separators=(",", ":")).encode())
 
 
 async def _audit(request: Request, token: Token, exact: bool, status: int, size: int) -> None:

@@ -58,7 +58,11 @@ class NotFound(LookupError):
 
 
 class Malformed(ValueError):
-    """A code or parameter that cannot be valid (HTTP 422)."""
+    """A code or parameter that cannot be valid (HTTP 422); `field` names it."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -86,14 +90,15 @@ class View:
 def check_trust(trustcode: str) -> str:
     if not TRUST_RE.fullmatch(trustcode):
         raise Malformed(f"{trustcode[:40]!r} is not an ODS trust code: 3 ASCII letters or "
-                        "digits, for example RTH")
+                        "digits, for example RTH", "trustcode")
     return trustcode.upper()
 
 
 def check_site(trustcode: str, sitecode: str) -> str:
     if not SITE_RE.fullmatch(sitecode):
         raise Malformed(f"{sitecode[:40]!r} is not an ODS site code: 5 ASCII letters or "
-                        "digits beginning with the trust's code, for example RTH08")
+                        "digits beginning with the trust's code, for example RTH08",
+                        "sitecode")
     code = sitecode.upper()
     if not code.startswith(trustcode):
         raise NotFound(f"site {code} is not a site of trust {trustcode} "
@@ -107,14 +112,15 @@ def check_funnel_parameters(figure: str, measure: str | None, timepoint: str | N
     if figure != "improved_share":
         for name, value in (("measure", measure), ("timepoint", timepoint)):
             if value is not None:
-                raise Malformed(f"{name}: the funnel of {figure} takes no {name} "
-                                "(only improved_share does)")
+                raise Malformed(f"the funnel of {figure} takes no {name} "
+                                "(only improved_share does)", name)
         return
     if measure not in MEASURE_NAMES:
-        raise Malformed(f"measure: improved_share needs one of {', '.join(MEASURE_NAMES)}")
+        raise Malformed(f"improved_share needs a measure, one of {', '.join(MEASURE_NAMES)}",
+                        "measure")
     if timepoint not in OUTCOME_TIMEPOINTS:
-        raise Malformed(f"timepoint: improved_share needs one of "
-                        f"{', '.join(OUTCOME_TIMEPOINTS)}")
+        raise Malformed(f"improved_share needs a timepoint, one of "
+                        f"{', '.join(OUTCOME_TIMEPOINTS)}", "timepoint")
 
 
 class Reporting:
@@ -244,7 +250,8 @@ class Reporting:
                                          timepoint)
             except ValueError as exc:
                 raise Malformed(f"{exc}; improved_share needs measure (e.g. rmdq) and "
-                                "timepoint (group_end, month_3 or month_12)") from None
+                                "timepoint (group_end, month_3 or month_12)",
+                                "measure") from None
             p = None if national.denominator == 0 else national.numerator / national.denominator
             points = [funnel_point(t, proportion_of(total(s), figure, v.today, measure,
                                                     timepoint), p, raw=raw)

@@ -113,6 +113,7 @@ async def test_raw_scope_requests_are_audited_with_token_ids_and_read_ones_are_n
     assert legacy["token_id"] == derived_id(LEGACY_RAW)
     assert legacy["size_bytes"] == len(table.content)
     assert by_path["/v1/trusts/RZZ"]["status"] == 404
+    assert by_path["/v1/trusts/RZZ"]["size_bytes"] == len(unknown.content)
     text = json.dumps(found, default=str)
     for secret in (RAW_SECRET, LEGACY_RAW, READ_SECRET):
         assert secret not in text

@@ -151,9 +151,9 @@ async def test_codes_parameters_and_accept_follow_the_rules(
         assert (await api.get("/v1/trusts/rth")).json()["trustcode"] == "RTH"
         assert (await api.get("/v1/trusts/rth/sites/rth08")).json()["sitecode"] == "RTH08"
         for bad in ("QAT%0A", "%EF%AC%80x", "RT%C4%B0", "R%20H", "RTHX"):
-            assert "ODS trust code" in await refused(f"/v1/trusts/{bad}", "code")
+            assert "ODS trust code" in await refused(f"/v1/trusts/{bad}", "trustcode")
         for bad in ("RTH08%0A", "RTH0%EF%AC%80"):
-            assert "ODS site code" in await refused(f"/v1/trusts/RTH/sites/{bad}", "code")
+            assert "ODS site code" in await refused(f"/v1/trusts/RTH/sites/{bad}", "sitecode")
         # Parameters: unknown, ignored, repeated or out of range are refused.
         assert "only /v1/funnel/improved_share" in await refused(
             "/v1/funnel/followup_rate_month_3", "measure", params={"measure": "rmdq"})
