@@ -254,7 +254,8 @@ ENCODED_KEPT = 512
 """Encoded answers kept (least recently used dropped first): more than a dashboard's
 distinct requests between two changes of the figures."""
 ENCODED_BYTES_KEPT = 64 * 1024 * 1024
-"""Bytes of encoded answers kept (JSON plus gzipped copies)."""
+"""Bytes of encoded answers kept: each counts its JSON twice (the answer object it keeps
+alive is taken to be as big as its JSON) plus its gzipped copy."""
 GZIP_FROM = 1400
 """Answers at least this long (about one network packet) are sent gzipped to clients that
 accept it: every trust's figures at national scale are 950 KB of JSON, 70 KB gzipped."""
@@ -281,7 +282,7 @@ def _encoded(report: dict[str, Any]) -> Encoded:
     found = Encoded(report, json.dumps(
         report, default=_json_default, ensure_ascii=False, allow_nan=False,
         separators=(",", ":")).encode())
-    return ENCODED.put(id(report), found, len(found.body))
+    return ENCODED.put(id(report), found, 2 * len(found.body))
 
 
 def accepts_gzip(accept_encoding: str) -> bool:
@@ -308,7 +309,7 @@ def _answer(request: Request, report: dict[str, Any], media: str) -> Response:
         return Response(encoded.body, media_type=JSON, headers=headers)
     if encoded.gzipped is None:
         encoded.gzipped = gzip.compress(encoded.body, compresslevel=6, mtime=0)
-        ENCODED.resize(id(report), len(encoded.body) + len(encoded.gzipped))
+        ENCODED.resize(id(report), 2 * len(encoded.body) + len(encoded.gzipped))
     return Response(encoded.gzipped, media_type=JSON,
                     headers={**headers, "Content-Encoding": "gzip"})
 
