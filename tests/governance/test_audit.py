@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from nats.js import JetStreamContext
 from prometheus_client.parser import text_string_to_metric_families
 from pymongo import AsyncMongoClient
@@ -21,9 +22,11 @@ from pymongo import AsyncMongoClient
 from ibest.backbone.audit import audit_log_of, list_command
 from ibest.backbone.settings import Settings
 from ibest.backbone.tokens import derived_id
+from ibest.local.processes import free_port
 from services.enrolment.cli import erase_command
 from services.enrolment.service import SPEC as ENROLMENT
 from services.notifications.service import SPEC as NOTIFICATIONS
+from services.reporting.reports import Reporting
 from services.reporting.service import SPEC as REPORTING
 from tests.harness import (
     SERVICE_AUTH,
@@ -174,3 +177,31 @@ async def test_erasures_and_opt_out_changes_are_audited_and_listed(
 def nsettings_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Notifications without a real channel: reminders are logged, never sent."""
     monkeypatch.setenv("IBEST_NOTIFY_CHANNEL", "log")
+
+
+async def test_raw_figures_are_withheld_when_the_audit_log_cannot_be_written(
+    settings: Settings, js: JetStreamContext
+) -> None:
+    await publish_raw(js, cloud_event("clinician.enrolled", {
+        "clinician_ref": "w-1", "profession": "nurse", "course_version": "1"}))
+    apps: list[FastAPI] = []
+    unreachable: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        f"mongodb://127.0.0.1:{free_port()}", serverSelectionTimeoutMS=300)
+    async with running_service(REPORTING, settings, apps=apps) as base, \
+            httpx.AsyncClient(base_url=base) as api:
+        raw = {"Authorization": f"Bearer {RAW_SECRET}"}
+
+        async def applied() -> bool:
+            r = await api.get("/v1/trusts/RTH?raw=true", headers=raw)
+            return r.status_code == 200 and r.json()["figures"]["clinicians_enrolled"] == 1
+
+        await wait_for(applied, 30, "the enrolment applied")
+        reporting: Reporting = apps[0].state.service
+        assert reporting.audit is not None
+        reporting.audit.records = unreachable["audit"]["records"]  # a database that is down
+        withheld = await api.get("/v1/trusts/RTH?raw=true", headers=raw)
+        assert withheld.status_code == 503 and "audit" in withheld.json()["detail"]
+        assert "clinicians_enrolled" not in withheld.text
+        published = await api.get("/v1/trusts/RTH", headers=raw)  # not audited: still served
+        assert published.status_code == 200
+    await unreachable.close()
