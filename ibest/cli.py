@@ -27,6 +27,7 @@ SERVICES = ("services.enrolment.service", "services.outcomes.service",
             "services.notifications.service", "services.reporting.service")
 PLUGINS = ("services.enrolment.cli", "services.outcomes.cli", "services.notifications.cli",
            "services.reporting.cli", "ibest.simulate.cli", "ibest.purge")
+OPERATIONS = ("ibest.backbone.audit",)  # `ibest audit list`
 
 
 async def _connect(settings: Settings) -> NatsClient:
@@ -179,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     docs.add_argument("action", choices=["generate", "check"])
     docs.set_defaults(func=docs_command)
 
-    for module in PLUGINS:
+    for module in PLUGINS + OPERATIONS:
         try:
             plugin: Any = importlib.import_module(module)
         except ModuleNotFoundError as exc:

@@ -98,7 +98,7 @@ async def rebuild_reporting(settings: Settings, mongo: AsyncMongoClient[Document
 
     nc = await nats.connect(settings.nats_servers, name="ibest-purge-nhs-numbers")
     try:
-        reporting = Reporting(Store(mongo[settings.database_of("reporting")]), utc_now, {})
+        reporting = Reporting(Store(mongo[settings.database_of("reporting")]), utc_now, [])
         await reporting.rebuild(nc.jetstream())
     finally:
         await nc.drain()

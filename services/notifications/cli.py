@@ -8,6 +8,7 @@ import re
 import nats
 from pymongo import AsyncMongoClient
 
+from ibest.backbone.audit import Actor, audit_log_of
 from ibest.backbone.runtime import Clock, utc_now
 from ibest.backbone.settings import Settings
 from ibest.backbone.streams import EVENTS_STREAM, stored_until_now
@@ -83,7 +84,8 @@ async def opt_out_command(args: argparse.Namespace, settings: Settings) -> int:
     client: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
     try:
         repo = Repository(client[settings.database_of("notifications")])
-        await set_opt_out(repo, ref, not args.undo, utc_now)
+        await set_opt_out(repo, ref, not args.undo, utc_now, audit_log_of(client, settings),
+                          Actor.command())
     finally:
         await client.close()
     print(f"{ref}: {'opted back in' if args.undo else 'opted out'} of reminders")
