@@ -29,7 +29,8 @@ async def opt_out_command(args: argparse.Namespace, settings: Settings) -> int:
     if not re.fullmatch(REF_PATTERN, ref):
         print(f"not a clinician reference: {ref!r}")
         return 2
-    client: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
+    client: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_url, tz_aware=True,
+                                                          **settings.mongodb_options())
     try:
         repo = Repository(client[settings.database_of("notifications")])
         await set_opt_out(repo, ref, not args.undo, utc_now)
