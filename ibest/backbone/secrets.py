@@ -10,7 +10,8 @@ import re
 from pathlib import Path
 
 MIN_SECRET_CHARS = 16
-PLACEHOLDER = re.compile(r"change[-_ ]?me|example|placeholder|secret|password", re.IGNORECASE)
+PLACEHOLDER = re.compile(r"change[-_ ]?me|replace[-_ ]?me|example|placeholder|secret|password",
+                         re.IGNORECASE)
 
 
 class SecretError(ValueError):
