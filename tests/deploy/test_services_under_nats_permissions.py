@@ -84,6 +84,14 @@ async def test_every_service_works_under_its_own_nats_user(
 
                 await wait_for(derived_events_counted, 60,
                                "training_completed and outcome.recorded published and counted")
+
+                async def share_exported() -> bool:
+                    # RTH's two patient.assessed (and one malformed) of the 10,000 allowed.
+                    text = (await api.get("/metrics")).text
+                    return ('ibest_trust_share_used_ratio{event="patient.assessed",trust="RTH"} '
+                            "0.0003") in text
+
+                await wait_for(share_exported, 60, "each trust's share of the stream exported")
             # patient.assessed: outcomes, notifications, reporting; clinician.enrolled:
             # enrolment, notifications, reporting.
             letters = await wait_for(lambda: _letters(admin, 6), 60,
