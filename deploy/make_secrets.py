@@ -10,7 +10,9 @@ it is safe to run again (after adding a trust it creates only the new trust's pa
   Prometheus and Mailpit), `reporting_tokens` (format of IBEST_REPORTING_TOKENS);
 - `tls.crt`/`tls.key` signed by `ca.crt` for NATS and the proxy, with --self-signed only
   (for a trial: in production put your own certificate and key there).
-Secret files are created with mode 600.
+The directory is made mode 700 (no other host user can reach a secret in it) and each file
+mode 644: compose bind-mounts a secret file with its host owner and mode, and the
+containers run as their own non-root users, which must be able to read it.
 """
 
 from __future__ import annotations
@@ -32,9 +34,10 @@ SERVICES = ("enrolment", "outcomes", "notifications", "reporting")
 
 
 def _write(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     with os.fdopen(fd, "w") as out:
         out.write(text)
+    path.chmod(0o644)
 
 
 def _hex() -> str:
@@ -73,6 +76,7 @@ def self_signed_tls(directory: Path, names: Sequence[str]) -> None:
 def make(directory: Path, self_signed: bool, names: Sequence[str]) -> list[str]:
     """Create the missing secrets in `directory`; the names of the files written."""
     directory.mkdir(parents=True, exist_ok=True)
+    directory.chmod(0o700)
     users = [user.name for user in all_users(load_trusts())]
     wanted = {f"nats_password_{user}": _hex for user in users}
     wanted |= {f"mongo_password_{service}": _hex for service in SERVICES}

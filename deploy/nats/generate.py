@@ -295,7 +295,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="fail if the file is out of date")
     args = parser.parse_args(argv)
     trusts = load_trusts(args.trusts)
-    outputs = {args.out: render(trusts), ENV_EXAMPLE_PATH: render_env_example(trusts)}
+    # The store is sized to the per-subject limit in force (IBEST_EVENTS_PER_SUBJECT).
+    outputs = {args.out: render(trusts, Settings().events_per_subject),
+               ENV_EXAMPLE_PATH: render_env_example(trusts)}
     stale = [path for path, text in outputs.items()
              if not path.exists() or path.read_text() != text]
     if args.check:

@@ -134,6 +134,7 @@ def test_every_secret_file_is_made_by_the_operators_tool(compose: dict[str, Any]
         assert f"nats_password_{user}" in written
     conf = (tmp_path / "nats_passwords.conf").read_text()
     assert all(f"{password_var(u)}: " in conf for u in users)
+    assert tmp_path.stat().st_mode & 0o777 == 0o700, "no other host user reaches a secret"
     # Again: nothing is overwritten, an existing secret stays as it is.
     before = (tmp_path / "mongo_root_password").read_text()
     assert make(tmp_path, self_signed=True, names=["localhost"]) == []
