@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import re
 import subprocess
 from collections.abc import AsyncIterator
@@ -288,6 +289,40 @@ async def test_attack_5_no_user_reads_another_users_inbox(
     await trust_watch.wait(2, "subscription")
     await simulator.close()
     await rth.close()
+
+
+async def test_the_cli_works_on_its_own_inbox_while_the_simulator_listens(
+        secured_nats: SecuredNats, admin: NatsClient) -> None:  # noqa: F811
+    """Attack 5 end to end: `ibest deadletters list` as compose's admin (TLS, password file)
+    reads a dead letter carrying an email; the simulator, listening wherever it may, hears
+    nothing of it."""
+    letter = json.dumps(_event(contact_email="someone@example.nhs.uk")).encode()
+    await admin.jetstream().publish("ibest.deadletter.enrolment", letter, headers={
+        "Ibest-Dlq-Consumer": "enrolment", "Ibest-Dlq-Reason": "invalid",
+        "Ibest-Dlq-Error": "test"})
+    watched = Watched()
+    simulator = await secured_nats.connect("simulator", error_cb=watched.on_error)
+    heard: list[Msg] = []
+
+    async def on_msg(msg: Msg) -> None:
+        heard.append(msg)
+
+    await simulator.subscribe("_INBOX_simulator.>", cb=on_msg)
+    await simulator.subscribe("_INBOX_admin.>", cb=on_msg)
+    await simulator.flush()
+    await watched.wait(1, "_INBOX_admin")
+    env = {**os.environ, "NATS_URL": secured_nats.url, "NATS_USER": "admin",
+           "NATS_PASSWORD_FILE": str(secured_nats.password_file("admin")),
+           "NATS_TLS_CA_FILE": str(secured_nats.ca_file)}
+    run = await asyncio.create_subprocess_exec(
+        find_binary("ibest"), "deadletters", "list", "--json", env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(run.communicate(), 60)
+    assert run.returncode == 0, err.decode()
+    assert [d["consumer"] for d in json.loads(out)] == ["enrolment"]
+    await simulator.flush()
+    assert heard == []
+    await simulator.close()
 
 
 async def test_gateway_publishes_raw_events_and_reads_its_dead_letter_consumer(
