@@ -5,22 +5,22 @@ file equals a fresh generation. Passwords are never written here: nats.conf incl
 `passwords.conf` (a secret made by `python -m deploy.make_secrets`), which defines one
 `NATS_PASSWORD_<USER>` variable per user.
 
-NATS as a multi-tenant system (deploy/README.md, "NATS accounts"):
-- account `IBEST` (the platform) holds JetStream, the services, `gateway` and `admin`;
-- each trust has an account of its own (`TRUST_<CODE>`) with one user, `trust-<CODE>`, that
-  imports exactly the raw event subjects of its code (`ibest.v1.<CODE>.<raw event>`) from
-  `IBEST`, which exports each of them to that account only. A JetStream acknowledgement
-  goes back through the import to the publisher's reply subject *in the trust's account*,
-  where nothing but the trust listens: a trust cannot make the server write into the
-  platform's subjects by naming a reply;
-- `simulator` (demos) is likewise alone in account `SIMULATOR`, importing the raw events of
-  every trust;
-- each service reads the events stream through the durable consumer the operator declared
-  (`ibest streams apply`): it may fetch, acknowledge and read the info of its own consumer,
-  never create, re-create or delete one; it publishes only the events it derives and its
-  own dead letters;
-- notifications may ask enrolment for a contact email (`ibest.rpc.enrolment.contact`), and
-  only enrolment may answer; no other user can subscribe to or publish that subject;
+NATS as a multi-tenant system (deploy/README.md, "NATS accounts"): account `IBEST` (the
+platform) holds JetStream and `admin` (the CLI); every other user is alone in an account of
+its own that imports, as services, exactly what it may do in `IBEST`, which exports each of
+those subjects to that account only. JetStream answers a request (a publish's ack, a fetch,
+a consumer's info) on the requester's reply subject; through an import that reply is
+mapped back into the requester's own account, so no user can make the server write onto a
+platform subject by naming a reply.
+- each trust (`TRUST_<CODE>`, user `trust-<CODE>`) imports exactly the raw event subjects of
+  its code, `ibest.v1.<CODE>.<raw event>`: no derived event, no wildcard, no JetStream API;
+- each service (`ENROLMENT`, ...) imports the fetch, acknowledgement and info of its own
+  durable consumer (declared by `ibest streams apply`; never create or delete), the two
+  streams' info, the events it derives and its own dead letters;
+- notifications imports the contact RPC (`ibest.rpc.enrolment.contact`) that enrolment's
+  account exports to it alone; only enrolment subscribes to it and answers;
+- `gateway` imports the raw events of any trust and its dead-letter consumer; `simulator`
+  (demos) the raw events of any trust;
 - every user receives replies on an inbox prefix of its own (`_INBOX_<user>`, trusts
   `_INBOX_<CODE>`) and may subscribe to nothing else (enrolment: also the contact RPC).
 """
@@ -46,7 +46,6 @@ from shared.envelope import EVENT_TYPES, MAX_EVENT_BYTES, SUBJECT_PREFIX
 CONF_PATH = Path(__file__).resolve().parent / "nats.conf"
 PASSWORDS_INCLUDE = "passwords.conf"
 ACCOUNT = "IBEST"
-SIMULATOR_ACCOUNT = "SIMULATOR"
 CONTACT_RPC = "ibest.rpc.enrolment.contact"
 DERIVED = {
     "enrolment": ["clinician.training_started", "clinician.training_completed"],
@@ -79,10 +78,15 @@ class Account:
     name: str
     users: list[User]
     jetstream: bool = False
-    exports: list[tuple[str, str]] = field(default_factory=list)
-    """(subject, importing account) service exports."""
+    exports: dict[str, list[str]] = field(default_factory=dict)
+    """Service exports: subject -> the accounts that may import it."""
     imports: list[tuple[str, str]] = field(default_factory=list)
     """(exporting account, subject) service imports."""
+
+    def export(self, subject: str, to: Account) -> None:
+        """Export `subject` to `to`, which imports it (so requests' replies stay in `to`)."""
+        self.exports.setdefault(subject, []).append(to.name)
+        to.imports.append((self.name, subject))
 
 
 def password_var(user: str) -> str:
@@ -154,20 +158,32 @@ def admin_user() -> User:
                 comment="the ibest CLI: streams and consumers apply, dead letters")
 
 
+STREAMED_RESPONSES = "$JS.API.CONSUMER.MSG.NEXT."
+"""Exports answered by many messages (a fetch delivers a batch): `response_type: stream`."""
+
+
 def accounts(trusts: list[Trust]) -> list[Account]:
-    """The platform account, the simulator's and one per trust (deterministic order)."""
-    platform = Account(ACCOUNT, [*service_users(), gateway_user(), admin_user()],
-                       jetstream=True)
-    for name in RAW_EVENTS:
-        platform.exports.append((f"{SUBJECT_PREFIX}*.{name}", SIMULATOR_ACCOUNT))
-    simulator = Account(SIMULATOR_ACCOUNT, [simulator_user()],
-                        imports=[(ACCOUNT, f"{SUBJECT_PREFIX}*.{n}") for n in RAW_EVENTS])
-    result = [platform, simulator]
+    """The platform account and one per service, the gateway, the simulator and each trust
+    (deterministic order). Everything a user of another account may do in the platform
+    account is a service it imports, so the replies JetStream sends go back into the
+    requester's own account, whatever reply subject it names."""
+    platform = Account(ACCOUNT, [admin_user()], jetstream=True)
+    result = [platform]
+    by_service: dict[str, Account] = {}
+    for user in [*service_users(), gateway_user(), simulator_user()]:
+        account = Account(user.name.upper(), [user])
+        by_service[user.name] = account
+        result.append(account)
+        for subject in user.publish:
+            if subject == CONTACT_RPC:
+                continue  # answered by enrolment's account, below
+            platform.export(subject, account)
+    by_service["enrolment"].export(CONTACT_RPC, by_service["notifications"])
     for trust in trusts:
-        subjects = trust_subjects(trust.code)
-        platform.exports += [(subject, trust_account(trust)) for subject in subjects]
-        result.append(Account(trust_account(trust), [trust_user(trust)],
-                              imports=[(ACCOUNT, subject) for subject in subjects]))
+        account = Account(trust_account(trust), [trust_user(trust)])
+        for subject in trust_subjects(trust.code):
+            platform.export(subject, account)
+        result.append(account)
     return result
 
 
@@ -246,8 +262,11 @@ def render(trusts: list[Trust], events_per_subject: int | None = None) -> str:
             lines.append("    jetstream: enabled")
         if account.exports:
             lines.append("    exports: [")
-            lines += [f"      {{service: {json.dumps(subject)}, accounts: [{importer}]}}"
-                      for subject, importer in account.exports]
+            for subject, importers in account.exports.items():
+                streamed = (", response_type: stream"
+                            if subject.startswith(STREAMED_RESPONSES) else "")
+                lines.append(f"      {{service: {json.dumps(subject)}, "
+                             f"accounts: [{', '.join(importers)}]{streamed}}}")
             lines.append("    ]")
         if account.imports:
             lines.append("    imports: [")

@@ -258,15 +258,38 @@ async def test_attack_4_a_service_cannot_create_or_redirect_its_consumer(
     assert after.deliver_subject is None and after.filter_subjects == before.filter_subjects
     names = [c.name for c in await admin.jetstream().consumers_info(EVENTS_STREAM)]
     assert "stolen" not in names
-    # What it may do still works: fetch and acknowledge from its own consumer.
     trust = (await secured_nats.connect("trust-RTH")).jetstream()
     await publish_raw(trust, _event("patient.assessed", patient_ref="p1", timepoint="baseline",
                                     measures={"rmdq": 10}))
+    # Nor by naming the reply of a fetch or an info request: the answer (events, consumer
+    # info) goes back into the service's own account, not onto a platform subject.
+    # (A reply on a subject it may publish itself, such as its own dead letters, lands
+    # there: nothing it could not do anyway.)
+    enrolment = await secured_nats.connect("enrolment")
+    heard: list[Msg] = []
+
+    async def on_rpc(msg: Msg) -> None:
+        heard.append(msg)
+
+    await enrolment.subscribe("ibest.rpc.enrolment.contact", cb=on_rpc)
+    await enrolment.flush()
+    for reply in ("ibest.deadletter.reporting", "ibest.rpc.enrolment.contact",
+                  "_INBOX_notifications.stolen"):
+        await outcomes.publish("$JS.API.CONSUMER.MSG.NEXT.IBEST_EVENTS.outcomes",
+                               json.dumps({"batch": 5, "no_wait": True}).encode(), reply=reply)
+        await outcomes.publish("$JS.API.CONSUMER.INFO.IBEST_EVENTS.outcomes", b"", reply=reply)
+    await outcomes.flush()
+
+    # A fetch of its own, after them: JetStream serves pull requests in order, so the
+    # redirected ones have been dealt with when it gets the event.
     sub = await js.pull_subscribe_bind("outcomes", stream=EVENTS_STREAM,
                                        inbox_prefix=inbox_prefix("outcomes").encode() + b".")
     msgs = await sub.fetch(1, timeout=10)
     await msgs[0].ack_sync()
+    await enrolment.flush()
     assert await _stored(admin, DEADLETTER_STREAM) == 0
+    assert heard == []
+    await enrolment.close()
     await outcomes.close()
 
 
