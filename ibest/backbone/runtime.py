@@ -140,6 +140,12 @@ def create_app(
                                 inbox_prefix=inbox_prefix(spec.name).encode(),
                                 **settings.nats_options())
         js = nc.jetstream()
+        try:
+            await check_consumer(js, spec, settings)
+        except ConsumerNotDeclared:
+            await nc.close()
+            await mongo.close()
+            raise
         db = mongo[settings.database_of(spec.name)]
         ctx = ServiceContext(spec.name, settings, db, nc, js,
                              EventPublisher(js, spec.name), clock)
@@ -152,7 +158,6 @@ def create_app(
         app.state.ctx = ctx
         app.state.mongo = mongo
         app.state.service = wiring.api
-        await check_consumer(js, spec, settings)
         await broker.start()
         jobs = [*wiring.background, lambda: watch_trust_shares(js)]
         tasks = [asyncio.create_task(_forever(spec.name, job)) for job in jobs]
