@@ -62,13 +62,51 @@ def self_signed_tls(directory: Path, names: Sequence[str]) -> None:
         def run(*argv: str) -> None:
             subprocess.run(["openssl", *argv], check=True, capture_output=True, cwd=work)
 
-        run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out",
-            "ca.crt", "-days", "825", "-subj", "/CN=iBeST trial CA")
-        run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "tls.key", "-out", "tls.csr",
-            "-subj", f"/CN={names[0]}")
+        run(
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "825",
+            "-subj",
+            "/CN=iBeST trial CA",
+        )
+        run(
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "tls.key",
+            "-out",
+            "tls.csr",
+            "-subj",
+            f"/CN={names[0]}",
+        )
         (work / "ext").write_text(f"subjectAltName={sans}\nextendedKeyUsage=serverAuth\n")
-        run("x509", "-req", "-in", "tls.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-            "-CAcreateserial", "-out", "tls.crt", "-days", "825", "-extfile", "ext")
+        run(
+            "x509",
+            "-req",
+            "-in",
+            "tls.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "tls.crt",
+            "-days",
+            "825",
+            "-extfile",
+            "ext",
+        )
         for name in ("ca.crt", "tls.crt", "tls.key"):
             _write(directory / name, (work / name).read_text())
 
@@ -106,10 +144,17 @@ def make(directory: Path, self_signed: bool, names: Sequence[str]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dir", type=Path, default=SECRETS_DIR)
-    parser.add_argument("--self-signed", action="store_true",
-                        help="make a throw-away CA and certificate (trials only)")
-    parser.add_argument("--name", action="append", default=None,
-                        help="host name or IP address the certificate is for (repeatable)")
+    parser.add_argument(
+        "--self-signed",
+        action="store_true",
+        help="make a throw-away CA and certificate (trials only)",
+    )
+    parser.add_argument(
+        "--name",
+        action="append",
+        default=None,
+        help="host name or IP address the certificate is for (repeatable)",
+    )
     args = parser.parse_args(argv)
     names = args.name or ["localhost", "nats", "127.0.0.1"]
     for name in make(args.dir, args.self_signed, names):

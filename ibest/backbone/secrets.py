@@ -10,8 +10,9 @@ import re
 from pathlib import Path
 
 MIN_SECRET_CHARS = 16
-PLACEHOLDER = re.compile(r"change[-_ ]?me|replace[-_ ]?me|example|placeholder|secret|password",
-                         re.IGNORECASE)
+PLACEHOLDER = re.compile(
+    r"change[-_ ]?me|replace[-_ ]?me|example|placeholder|secret|password", re.IGNORECASE
+)
 
 
 class SecretError(ValueError):
@@ -21,8 +22,10 @@ class SecretError(ValueError):
 def check_secret(value: str, what: str) -> str:
     """`value` if it looks like a generated secret; otherwise a SecretError naming `what`."""
     if PLACEHOLDER.search(value):
-        raise SecretError(f"{what} is a placeholder ({value[:12]!r}...): generate it "
-                          "with `python -m deploy.secrets`")
+        raise SecretError(
+            f"{what} is a placeholder ({value[:12]!r}...): generate it "
+            "with `python -m deploy.secrets`"
+        )
     if len(value) < MIN_SECRET_CHARS:
         raise SecretError(f"{what} is shorter than {MIN_SECRET_CHARS} characters")
     return value

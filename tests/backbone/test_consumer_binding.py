@@ -43,8 +43,9 @@ async def test_a_service_without_a_declared_consumer_does_not_start_or_create_on
 async def test_a_consumer_declared_with_other_filters_stops_the_service(
     settings: Settings, js: JetStreamContext
 ) -> None:
-    await ensure_consumer(js, EVENTS_STREAM,
-                          consumer_config("narrow", ["patient.assessed"], settings))
+    await ensure_consumer(
+        js, EVENTS_STREAM, consumer_config("narrow", ["patient.assessed"], settings)
+    )
     app = create_app(spec("narrow", []), settings)
     with pytest.raises(ConsumerNotDeclared, match=r"patient\.assessed"):
         async with app.router.lifespan_context(app):
@@ -56,12 +57,18 @@ async def test_a_consumer_declared_with_other_filters_stops_the_service(
 async def test_a_service_consumes_through_the_declared_consumer_unchanged(
     settings: Settings, js: JetStreamContext
 ) -> None:
-    await ensure_consumer(js, EVENTS_STREAM,
-                          consumer_config("bound", ["clinician.enrolled"], settings))
+    await ensure_consumer(
+        js, EVENTS_STREAM, consumer_config("bound", ["clinician.enrolled"], settings)
+    )
     before = (await js.consumer_info(EVENTS_STREAM, "bound")).config
     applied: list[AnyEvent] = []
-    await publish_raw(js, cloud_event("clinician.enrolled", {
-        "clinician_ref": "c-bound", "profession": "nurse", "course_version": "1"}))
+    await publish_raw(
+        js,
+        cloud_event(
+            "clinician.enrolled",
+            {"clinician_ref": "c-bound", "profession": "nurse", "course_version": "1"},
+        ),
+    )
     async with running_service(spec("bound", applied), settings):
 
         async def consumed() -> bool:

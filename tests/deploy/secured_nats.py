@@ -39,9 +39,12 @@ class SecuredNats:
 
     def settings_for(self, user: str, base: Settings | None = None) -> Settings:
         """Settings of a process running as `user`: name, password file and CA, as compose."""
-        update = {"nats_url": self.url, "nats_user": user,
-                  "nats_password_file": self.password_file(user),
-                  "nats_tls_ca_file": self.ca_file}
+        update = {
+            "nats_url": self.url,
+            "nats_user": user,
+            "nats_password_file": self.password_file(user),
+            "nats_tls_ca_file": self.ca_file,
+        }
         return (base or Settings()).model_copy(update=update)
 
     async def connect(self, user: str, **kwargs: Any) -> NatsClient:
@@ -49,9 +52,13 @@ class SecuredNats:
         prefix = f"_INBOX_{user[6:]}" if user.startswith("trust-") else inbox_prefix(user)
         options: dict[str, Any] = {"inbox_prefix": prefix, "allow_reconnect": False}
         options.update(kwargs)
-        return await nats.connect(self.url, user=user,
-                                  password=self.password_file(user).read_text().strip(),
-                                  tls=self.tls(), **options)
+        return await nats.connect(
+            self.url,
+            user=user,
+            password=self.password_file(user).read_text().strip(),
+            tls=self.tls(),
+            **options,
+        )
 
 
 def write_server_config(home: Path, secrets: Path) -> Path:
@@ -61,7 +68,8 @@ def write_server_config(home: Path, secrets: Path) -> Path:
         CONF_PATH.read_text()
         .replace('"/data/jetstream"', f'"{home / "store"}"')
         .replace('"/etc/nats/tls/tls.crt"', f'"{secrets / "tls.crt"}"')
-        .replace('"/etc/nats/tls/tls.key"', f'"{secrets / "tls.key"}"'))
+        .replace('"/etc/nats/tls/tls.key"', f'"{secrets / "tls.key"}"')
+    )
     (home / PASSWORDS_INCLUDE).write_text((secrets / "nats_passwords.conf").read_text())
     return config
 
@@ -74,13 +82,23 @@ def nats_secrets(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def secured_nats(tmp_path_factory: pytest.TempPathFactory,
-                 nats_secrets: Path) -> Iterator[SecuredNats]:
+def secured_nats(
+    tmp_path_factory: pytest.TempPathFactory, nats_secrets: Path
+) -> Iterator[SecuredNats]:
     home = tmp_path_factory.mktemp("nats-secured")
     port, monitor = free_port(), free_port()
     config = write_server_config(home, nats_secrets)
-    argv = [find_binary("nats-server"), "-c", str(config), "-a", "127.0.0.1",
-            "-p", str(port), "-m", str(monitor)]
+    argv = [
+        find_binary("nats-server"),
+        "-c",
+        str(config),
+        "-a",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "-m",
+        str(monitor),
+    ]
     proc = start_and_wait(Managed("nats-secured", argv, home / "nats.log"), "127.0.0.1", port)
     yield SecuredNats(f"tls://127.0.0.1:{port}", nats_secrets)
     proc.stop()
