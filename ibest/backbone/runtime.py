@@ -111,8 +111,10 @@ def create_app(
     settings = settings or Settings()
     compat.apply()
     # Per-batch access lines go to DEBUG: our consumer logs what matters (dead letters, retries).
+    # Our own logger, so FastStream adds no handler of its own (colour codes, its format).
     broker = NatsBroker(settings.nats_servers, name=f"ibest-{spec.name}", graceful_timeout=30,
-                        log_level=logging.DEBUG, inbox_prefix=inbox_prefix(spec.name),
+                        logger=logging.getLogger("ibest.broker"), log_level=logging.DEBUG,
+                        inbox_prefix=inbox_prefix(spec.name),
                         security=broker_security(settings.nats_options()))
     state: dict[str, Any] = {}
 

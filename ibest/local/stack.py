@@ -15,6 +15,7 @@ import signal
 import sys
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -182,3 +183,19 @@ def _run_demo(settings: Settings) -> None:
         _say(f"  --demo: {line}")
     _say("  --demo: figures: curl -H 'Authorization: Bearer local-read' "
          f"http://{settings.http_host}:{settings.port_of('reporting')}/v1/national")
+    for line in reminder_hours_note(datetime.now(UTC)):
+        _say(f"  --demo: {line}")
+
+
+def reminder_hours_note(now: datetime) -> list[str]:
+    """When the demo's reminders will go out: only in working hours, which a first look on
+    a weekend or evening is outside of (reminders_sent: 0 with no word why, otherwise)."""
+    from services.notifications.settings import NotificationSettings
+
+    notify = NotificationSettings()
+    hours = notify.working_hours()
+    lines = [f"reminders: {hours.explain(now, notify.working_days)}"]
+    if not hours.is_open(now):
+        lines.append("reminders: to see them now, restart with IBEST_NOTIFY_WORKING_DAYS=mon-sun "
+                     "IBEST_NOTIFY_WORKING_START=00:00 IBEST_NOTIFY_WORKING_END=23:59")
+    return lines

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 
 from services.enrolment.adapters.repository import ClinicianRepository
-from services.enrolment.domain.catalogue import Catalogue
+from shared.catalogue import Catalogue
 
 
 @dataclass(frozen=True)

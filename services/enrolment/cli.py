@@ -9,10 +9,9 @@ import nats
 from pymongo import AsyncMongoClient
 
 from ibest.backbone.settings import Settings
-from services.enrolment.adapters.catalogue_file import load_catalogue
 from services.enrolment.adapters.repository import ClinicianRepository, Erasure
 from services.enrolment.adapters.stream_erasure import erase_from_stream
-from services.enrolment.settings import EnrolmentSettings
+from shared.catalogue import catalogue
 
 REMAINS = (
     "What remains: the reporting service's aggregate counts (enrolled/started/completed, "
@@ -46,7 +45,7 @@ async def erase_command(args: argparse.Namespace, settings: Settings) -> int:
         **settings.mongodb_options())
     try:
         repository = ClinicianRepository(client[settings.database_of("enrolment")],
-                                         load_catalogue(EnrolmentSettings().catalogue_path))
+                                         catalogue())
         result = await repository.erase(args.clinician_ref, record=args.record)
         print(describe(result))
         if args.from_stream:

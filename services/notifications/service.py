@@ -18,6 +18,7 @@ CONSUMES = [
     "module.started",
     "module.completed",
     "clinician.training_completed",
+    "clinician.delivery_reported",
     "patient.assessed",
 ]
 

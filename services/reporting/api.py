@@ -19,6 +19,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+from .domain.funnel import COMPARISON_FIGURES
 from .domain.tables import report_rows, to_csv
 from .reports import Malformed, NotFound, Reporting
 
@@ -196,10 +197,14 @@ def routes() -> APIRouter:
         "/funnel/{figure}",
         summary="Funnel comparison of trusts against the national proportion",
         description="figure: followup_rate_month_3, followup_rate_month_12, "
+                    "delivery_response_rate_month_4, delivery_response_rate_month_12, "
                     "clinicians_completed (over enrolled) or improved_share (with measure and "
                     "timepoint). Per trust: value, denominator, 95% and 99.8% binomial control "
                     "limits for that denominator, and outside_99_8. Values and denominators "
-                    "are disclosure-controlled unless raw.",
+                    "are disclosure-controlled unless raw. rmdq_improvement_month_12 and "
+                    "rmdq_improvement_month_3: each trust's mean RMDQ improvement and 95% "
+                    "interval against the trial's and the national one (JSON, or CSV with "
+                    "Accept: text/csv).",
     )
     async def funnel(
         request: Request, figure: str, raw: Raw = False,
@@ -208,6 +213,7 @@ def routes() -> APIRouter:
                                                            "month_3 or month_12")] = None,
     ) -> Response:
         return await _report(request, raw,
-                             lambda s: s.funnel(figure, measure, timepoint, raw), table=False)
+                             lambda s: s.funnel(figure, measure, timepoint, raw),
+                             table=figure in COMPARISON_FIGURES)
 
     return router

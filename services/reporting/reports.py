@@ -24,9 +24,17 @@ from shared.followup import assessment_date
 from .adapters.replay import stored_events
 from .adapters.store import Store
 from .domain.disclosure import published_figures
-from .domain.facts import CONSUMES, EntityFact, fact_of
+from .domain.facts import CONSUMES, EntityFact, facts_of
 from .domain.figures import Figures, Summary, raw_figures, total
-from .domain.funnel import FUNNEL_FIGURES, funnel_point, proportion_of
+from .domain.funnel import (
+    COMPARISON_FIGURES,
+    FUNNEL_FIGURES,
+    comparison_point,
+    funnel_point,
+    improvement_of,
+    proportion_of,
+    trial_band,
+)
 from .settings import Scope
 
 log = logging.getLogger(__name__)
@@ -102,7 +110,7 @@ class Reporting:
 
     async def apply_many(self, events: list[AnyEvent]) -> None:
         """Store a batch's facts with bulk writes, summarising each touched site once."""
-        facts = [fact_of(event) for event in events]
+        facts = [fact for event in events for fact in facts_of(event)]
         for generation in await self.store.writable():
             await generation.apply_many(facts)
 
@@ -192,8 +200,11 @@ class Reporting:
 
     async def funnel(self, figure: str, measure: str | None, timepoint: str | None,
                      raw: bool) -> dict[str, Any]:
+        if figure in COMPARISON_FIGURES:
+            return await self.comparison(figure, raw)
         if figure not in FUNNEL_FIGURES:
-            raise NotFound(f"no funnel for {figure!r}; choose one of {', '.join(FUNNEL_FIGURES)}")
+            raise NotFound(f"no funnel for {figure!r}; choose one of "
+                           f"{', '.join((*FUNNEL_FIGURES, *COMPARISON_FIGURES))}")
         v = await self.view()
 
         def build() -> dict[str, Any]:
@@ -216,6 +227,21 @@ class Reporting:
 
         return await self._answer(v, ("funnel", figure, measure, timepoint, raw), build)
 
+    async def comparison(self, figure: str, raw: bool) -> dict[str, Any]:
+        """Each trust's mean RMDQ improvement and 95% interval against the trial's and the
+        national one (domain.md, "Is it working?"); national exact, trusts controlled."""
+        timepoint = figure.removeprefix("rmdq_improvement_")
+        v = await self.view()
+
+        def build() -> dict[str, Any]:
+            national = improvement_of(total(v.summaries), timepoint)
+            return {"as_of": v.as_of, "figure": figure, "timepoint": timepoint, "raw": raw,
+                    "trial": trial_band(), "national": national,
+                    "trusts": [comparison_point(t, total(s), timepoint, national, raw=raw)
+                               for t, s in v.by_trust().items()]}
+
+        return await self._answer(v, ("comparison", figure, raw), build)
+
     async def rebuild(self, js: JetStreamContext) -> dict[str, int]:
         """Replay the stored stream into a fresh generation and switch readers to it.
 
@@ -227,7 +253,7 @@ class Reporting:
         replayed = 0
         chunk: list[EntityFact] = []
         async for event in stored_events(js, CONSUMES):
-            chunk.append(fact_of(event))
+            chunk.extend(facts_of(event))
             replayed += 1
             if len(chunk) >= REBUILD_CHUNK:
                 await generation.apply_many(chunk, summarise=False)

@@ -15,7 +15,6 @@ from pymongo import AsyncMongoClient
 
 from ibest.backbone.settings import Settings
 from ibest.backbone.streams import EVENTS_STREAM
-from services.enrolment.adapters.catalogue_file import load_catalogue
 from services.enrolment.adapters.contact_rpc import CONTACT_SUBJECT
 from services.enrolment.adapters.repository import ClinicianRepository
 from services.enrolment.cli import erase_command
@@ -23,6 +22,7 @@ from services.enrolment.domain.record import derived_event_id
 from services.enrolment.handlers import Publisher
 from services.enrolment.service import build_spec
 from services.enrolment.settings import EnrolmentSettings
+from shared.catalogue import catalogue as load_catalogue
 from shared.envelope import AnyEvent
 from tests.harness import (
     cloud_event,
@@ -127,6 +127,9 @@ async def test_out_of_order_and_duplicated_events_complete_exactly_once(
     assert (event["trustcode"], event["sitecode"]) == ("RTH", "RTH02")
     assert event["source"] == "/services/enrolment"
     assert datetime.fromisoformat(event["time"]) == at(60 + len(MODULES) - 1)
+    # The completion date the delivery surveys are timed from travels in the contract.
+    done_at = event["data"].pop("completed_at")
+    assert datetime.fromisoformat(done_at.replace("Z", "+00:00")) == at(60 + len(MODULES) - 1)
     assert event["data"] == {"clinician_ref": ref, "course_version": "1"}
     started = await stream_events(js, "clinician.training_started")
     assert len(started) == 1 and datetime.fromisoformat(started[0]["time"]) == at(55)

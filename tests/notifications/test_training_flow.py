@@ -67,8 +67,8 @@ async def test_start_continue_and_thanks_each_once_in_working_hours(
 
         # progress, then 14 days without any: a continue reminder
         await publish_raw(js, cloud_event("module.started", {
-            "clinician_ref": "c-1", "module_id": "m1"}, time=datetime(2025, 3, 11, 9,
-                                                                      tzinfo=UTC)))
+            "clinician_ref": "c-1", "module_id": "m02-cbt-approach"},
+            time=datetime(2025, 3, 11, 9, tzinfo=UTC)))
         await wait_for(lambda: _clinician_at(nsettings, "RTH09", "started_at"), 30,
                        "progress stored")
         clock.set(datetime(2025, 3, 24, 10, tzinfo=UTC))  # 13 days later: not yet

@@ -38,6 +38,12 @@ def reporting_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("IBEST_REPORTING_SNAPSHOT_SECONDS", "0.2")
 
 
+@pytest.fixture(autouse=True)
+def with_version_2(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The contract judges events against the dataset's catalogue (it has a version 2)."""
+    monkeypatch.setattr("shared.envelope.catalogue", lambda: ds.CATALOGUE)
+
+
 def clock() -> Any:
     return ds.NOW
 
