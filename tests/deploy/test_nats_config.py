@@ -342,7 +342,7 @@ async def test_the_cli_works_on_its_own_inbox_while_the_simulator_listens(
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(run.communicate(), 60)
     assert run.returncode == 0, err.decode()
-    assert [d["consumer"] for d in json.loads(out)] == ["enrolment"]
+    assert [row["consumers"] for row in json.loads(out)] == [["enrolment"]]
     await simulator.flush()
     assert heard == []
     await simulator.close()
