@@ -27,10 +27,12 @@ SERVICES = ("services.enrolment.service", "services.outcomes.service",
             "services.notifications.service", "services.reporting.service")
 PLUGINS = ("services.enrolment.cli", "services.outcomes.cli", "services.notifications.cli",
            "services.reporting.cli", "ibest.simulate.cli", "ibest.purge")
+OPERATIONS = ("ibest.backbone.audit",)  # `ibest audit list`
 
 
 async def _connect(settings: Settings) -> NatsClient:
-    return await nats.connect(settings.nats_servers, connect_timeout=5, max_reconnect_attempts=2)
+    return await nats.connect(settings.nats_servers, connect_timeout=5, max_reconnect_attempts=2,
+                              **settings.admin_nats_options())
 
 
 async def streams_apply(args: argparse.Namespace, settings: Settings) -> int:
@@ -179,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     docs.add_argument("action", choices=["generate", "check"])
     docs.set_defaults(func=docs_command)
 
-    for module in PLUGINS:
+    for module in PLUGINS + OPERATIONS:
         try:
             plugin: Any = importlib.import_module(module)
         except ModuleNotFoundError as exc:

@@ -8,6 +8,7 @@ from typing import Any
 import nats
 from pymongo import AsyncMongoClient
 
+from ibest.backbone.audit import Actor, audit_log_of
 from ibest.backbone.runtime import utc_now
 from ibest.backbone.settings import Settings
 from services.enrolment.adapters.repository import ClinicianRepository, Erasure
@@ -50,14 +51,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 async def erase_command(args: argparse.Namespace, settings: Settings) -> int:
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-        settings.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=5000)
+        settings.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=5000,
+        **settings.mongodb_options())
     try:
         repository = ClinicianRepository(client[settings.database_of("enrolment")],
                                          catalogue())
+        # Audited first: an erasure that cannot be recorded does not happen.
+        await audit_log_of(client, settings).record(
+            "erasure", Actor.command(), clinician_ref=args.clinician_ref,
+            command="ibest enrolment erase", record=bool(args.record),
+            from_stream=bool(args.from_stream))
         result = await repository.erase(args.clinician_ref, record=args.record)
         print(describe(result))
         if args.from_stream:
-            nc = await nats.connect(settings.nats_servers, connect_timeout=5)
+            nc = await nats.connect(settings.nats_servers, connect_timeout=5,
+                              **settings.admin_nats_options())
             try:
                 done = await erase_from_stream(
                     nc.jetstream(), args.clinician_ref,
@@ -103,16 +111,22 @@ async def retention_command(args: argparse.Namespace, settings: Settings) -> int
     of every erased clinician from the streams in one pass (docs/information-governance.md)."""
     own = EnrolmentSettings()
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-        settings.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=5000)
+        settings.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=5000,
+        **settings.mongodb_options())
     try:
         repository = ClinicianRepository(client[settings.database_of("enrolment")],
                                          catalogue())
+        # Audited first, like every erasure: one record per run, naming the rule applied.
+        await audit_log_of(client, settings).record(
+            "erasure", Actor.command(), command="ibest enrolment retention",
+            retention_days=own.contact_retention_days, from_stream=bool(args.from_stream))
         erased = await repository.erase_expired_contacts(utc_now(), own.contact_retention)
         print(f"Contact emails past {own.contact_retention_days:g} days since the "
               f"clinician's latest event: {erased} erased from the enrolment database.")
         if args.from_stream:
             refs = await repository.erased_contacts()
-            nc = await nats.connect(settings.nats_servers, connect_timeout=5)
+            nc = await nats.connect(settings.nats_servers, connect_timeout=5,
+                                    **settings.admin_nats_options())
             try:
                 done = await erase_many_from_stream(nc.jetstream(), refs,
                                                     repository.rename_fact)

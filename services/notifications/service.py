@@ -3,6 +3,7 @@ follow-ups, once each, in working hours (see README.md)."""
 
 from __future__ import annotations
 
+from ibest.backbone.audit import audit_log_of
 from ibest.backbone.retention import purge_loop
 from ibest.backbone.runtime import ServiceContext, ServiceSpec, Wiring
 from services.notifications.adapters.channels import make_channel
@@ -36,7 +37,8 @@ async def wire(ctx: ServiceContext) -> Wiring:
     return Wiring(
         handlers=handlers.by_event(),
         batch_handler=handlers.batch(),
-        api=NotificationsApi(repo, scheduler, settings, ctx.clock),
+        api=NotificationsApi(repo, scheduler, settings, ctx.clock,
+                             audit_log_of(ctx.db.client, ctx.settings, ctx.clock)),
         background=[scheduler.loop,
                     purge_loop("notification records",
                                lambda now: repo.purge_expired(now, settings.record_retention),

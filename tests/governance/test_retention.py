@@ -106,6 +106,9 @@ async def test_the_retention_command_also_redacts_the_streams_of_expired_emails(
     assert emails == {"c-expired": None, "c-current": "c-current@nhs.net"}
     assert len(stored) == 2  # the original carrying the expired email is gone
     assert {e["id"] for e in stored} != {e["id"] for e in raw.values()}
+    [audited] = await client[settings.database_of("audit")]["records"].find(
+        {"action": "erasure", "command": "ibest enrolment retention"}).to_list()
+    assert audited["retention_days"] == 450 and audited["from_stream"] is True
 
 
 async def test_notification_records_past_retention_are_purged_and_no_younger(
