@@ -7,7 +7,9 @@ it is safe to run again (after adding a trust it creates only the new trust's pa
 - `mongo_root_password`, `mongo_keyfile` and `mongo_password_<service>` (each service's own
   MongoDB user, readWrite on its own database only; deploy/mongo/create-users.sh);
 - `grafana_admin_password`, `proxy_password` (user `ibest` at the TLS proxy, in front of
-  Prometheus and Mailpit), `reporting_tokens` (format of IBEST_REPORTING_TOKENS);
+  Prometheus and Mailpit), `reporting_tokens` (format of IBEST_REPORTING_TOKENS,
+  `id:token:scope`), `service_tokens` (format of IBEST_SERVICE_TOKENS, `id:token`: the
+  enrolment, outcomes and notifications routes that change state or reveal a clinician);
 - `tls.crt`/`tls.key` signed by `ca.crt` for NATS and the proxy, with --self-signed only
   (for a trial: in production put your own certificate and key there).
 The directory is made mode 700 (no other host user can reach a secret in it) and each file
@@ -123,7 +125,8 @@ def make(directory: Path, self_signed: bool, names: Sequence[str]) -> list[str]:
         "mongo_keyfile": lambda: base64.b64encode(secrets.token_bytes(756)).decode(),
         "grafana_admin_password": _hex,
         "proxy_password": _hex,
-        "reporting_tokens": lambda: f"{secrets.token_hex(32)}:read",
+        "reporting_tokens": lambda: f"ops:{secrets.token_hex(32)}:read",
+        "service_tokens": lambda: f"ops:{secrets.token_hex(32)}",
     }
     written = []
     for name, value in wanted.items():

@@ -173,7 +173,9 @@ def test_each_service_has_its_own_least_privilege_users(compose: dict[str, Any])
     services = compose["services"]
     script = (ROOT / "deploy/mongo/create-users.js").read_text()
     assert 'role: "readWrite", db: `${prefix}_${service}`' in script
-    assert script.count("role:") == 1, "readWrite on its own database is the only role"
+    # readWrite on its own database, plus (for those that record) the append-only audit role
+    assert script.count('role: "readWrite"') == 1, "readWrite on its own database only"
+    assert script.count("roles.push(") == 1 and "{ role: auditRole" in script
     for name in SERVICES:
         env = services[name]["environment"]
         assert env["MONGODB_USERNAME"] == f"ibest-{name}" and env["NATS_USER"] == name
@@ -191,6 +193,12 @@ def test_each_service_has_its_own_least_privilege_users(compose: dict[str, Any])
     assert reporting["environment"]["IBEST_REPORTING_TOKENS_FILE"] == (
         "/run/secrets/reporting_tokens")
     assert "reporting_tokens" in reporting["secrets"]
+    for name in ("enrolment", "outcomes", "notifications"):
+        assert services[name]["environment"]["IBEST_SERVICE_TOKENS_FILE"] == (
+            "/run/secrets/service_tokens"), name
+        assert "service_tokens" in services[name]["secrets"], name
+    assert "ibestAuditAppend" in script and '"update"' not in script
+    assert '"remove"' not in script
 
 
 def test_every_container_is_unprivileged(compose: dict[str, Any]) -> None:
