@@ -38,3 +38,8 @@ LAST_EVENT_TIMESTAMP = Gauge(
     "Unix time at which this service last applied an event.",
     ["service"],
 )
+OUTBOX_BACKLOG = Gauge(
+    "ibest_outbox_backlog",
+    "Derived events a service's outbox relay found still unpublished on its last pass.",
+    ["service"],
+)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from pymongo import AsyncMongoClient
 from pymongo.errors import BulkWriteError
 
 DUPLICATE_KEY = 11000
@@ -13,3 +16,9 @@ def only_duplicate_keys(exc: BulkWriteError) -> bool:
     errors = exc.details.get("writeErrors", [])
     return bool(errors) and all(e.get("code") == DUPLICATE_KEY for e in errors) \
         and not exc.details.get("writeConcernErrors")
+
+
+def mongo_client(mongodb_url: str) -> AsyncMongoClient[dict[str, Any]]:
+    """The MongoDB client every command-line tool builds (the same options as the services:
+    timezone-aware datetimes, a short server selection timeout)."""
+    return AsyncMongoClient(mongodb_url, tz_aware=True, serverSelectionTimeoutMS=5000)

@@ -7,8 +7,8 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 
-from services.enrolment.adapters.repository import ClinicianRepository
 from services.enrolment.domain.catalogue import Catalogue
+from services.enrolment.ports import ClinicianRepository
 
 
 @dataclass(frozen=True)

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 import nats
-from pymongo import AsyncMongoClient
 
+from ibest.backbone.mongo import mongo_client
+from ibest.backbone.publisher import ReadOnlyPublisher
 from ibest.backbone.settings import Settings
-from services.enrolment.adapters.catalogue_file import load_catalogue
-from services.enrolment.adapters.repository import ClinicianRepository, Erasure
+from services.enrolment import bootstrap
 from services.enrolment.adapters.stream_erasure import erase_from_stream
+from services.enrolment.ports import Erasure
 from services.enrolment.settings import EnrolmentSettings
 
 REMAINS = (
@@ -41,19 +41,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 async def erase_command(args: argparse.Namespace, settings: Settings) -> int:
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-        settings.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=5000)
+    client = mongo_client(settings.mongodb_url)
     try:
-        repository = ClinicianRepository(client[settings.database_of("enrolment")],
-                                         load_catalogue(EnrolmentSettings().catalogue_path))
-        result = await repository.erase(args.clinician_ref, record=args.record)
+        service = bootstrap.build(EnrolmentSettings(), client[settings.database_of("enrolment")],
+                                  ReadOnlyPublisher()).service
+        result = await service.erase(args.clinician_ref, record=args.record)
         print(describe(result))
         if args.from_stream:
             nc = await nats.connect(settings.nats_servers, connect_timeout=5)
             try:
                 done = await erase_from_stream(
                     nc.jetstream(), args.clinician_ref,
-                    lambda old, new: repository.rename_fact(args.clinician_ref, old, new))
+                    lambda old, new: service.rename_fact(args.clinician_ref, old, new))
             finally:
                 await nc.drain()
             print(f"Events stream: {done.redacted} enrolment event(s) carrying the email "
