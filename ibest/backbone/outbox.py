@@ -85,7 +85,7 @@ class OutboxStore(Protocol):
 
     async def pending(self, limit: int) -> list[Pending]: ...
 
-    async def entries(self, key: str) -> tuple[OutboxEntry, ...]: ...
+    async def entries(self, key: str) -> list[OutboxEntry]: ...
 
     async def clear(self, key: str, ids: list[str]) -> None: ...
 
@@ -109,9 +109,9 @@ class MongoOutbox:
                                        {"outbox": 1}).limit(limit)
         return [(str(doc["_id"]), _entries(doc)) async for doc in cursor]
 
-    async def entries(self, key: str) -> tuple[OutboxEntry, ...]:
+    async def entries(self, key: str) -> list[OutboxEntry]:
         doc = await self._collection.find_one({"_id": key}, {"outbox": 1})
-        return _entries(doc) if doc else ()
+        return list(_entries(doc)) if doc else []
 
     async def clear(self, key: str, ids: list[str]) -> None:
         if ids:
