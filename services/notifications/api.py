@@ -10,7 +10,8 @@ from fastapi import APIRouter, Header, HTTPException, Path, Request
 from pydantic import BaseModel, ConfigDict
 
 from ibest.backbone.runtime import Clock
-from services.notifications.adapters.repository import Repository
+from services.notifications.application import NotificationsService
+from services.notifications.ports import NotificationsRepository
 from services.notifications.scheduler import Scheduler
 from services.notifications.settings import NotificationSettings
 from shared.identifiers import REF_PATTERN
@@ -18,22 +19,14 @@ from shared.identifiers import REF_PATTERN
 
 @dataclass
 class NotificationsApi:
-    repo: Repository
+    repo: NotificationsRepository
+    service: NotificationsService
     scheduler: Scheduler
     settings: NotificationSettings
     clock: Clock
 
     async def set_opt_out(self, clinician_ref: str, opted_out: bool) -> None:
-        await set_opt_out(self.repo, clinician_ref, opted_out, self.clock)
-
-
-async def set_opt_out(repo: Repository, clinician_ref: str, opted_out: bool,
-                      clock: Clock) -> None:
-    """Opt a clinician out of (or back into) their reminders; pending ones are cancelled at
-    once and the sender checks again just before sending."""
-    await repo.set_opt_out(clinician_ref, opted_out, clock())
-    if opted_out:
-        await repo.cancel_clinician_reminders(clinician_ref, ["training", "thanks"], "opted out")
+        await self.service.set_opt_out(clinician_ref, opted_out)
 
 
 class DeliveryStatus(BaseModel):
@@ -96,6 +89,6 @@ def routes() -> APIRouter:
         doc = await _service(request).repo.reminder(reminder_id)
         if doc is None:
             raise HTTPException(404, "no such reminder")
-        return {k: v for k, v in doc.items() if k not in ("owner", "lease_until")}
+        return {k: v for k, v in doc.items() if k not in ("owner", "lease_until", "outbox")}
 
     return router
