@@ -7,7 +7,6 @@ import asyncio
 import importlib
 import json
 import sys
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,6 @@ from nats.aio.client import Client as NatsClient
 from ibest.backbone.deadletters import list_dead_letters, replay_dead_letter
 from ibest.backbone.settings import Settings
 
-Command = Callable[[argparse.Namespace, Settings], Awaitable[int]]
 PLUGINS = ("services.enrolment.cli", "services.outcomes.cli", "services.notifications.cli",
            "services.reporting.cli", "ibest.simulate.cli")
 
