@@ -119,6 +119,16 @@ class Scheduler:
         self.last_pass = now
         return finished
 
+    async def queue_events_finished_before_outbox(self) -> int:
+        """At start-up: reminders an older version finished but had not yet published (it
+        kept a `published` flag and built the event at publish time) get that same event in
+        their outbox, so the relay publishes it; how many."""
+        found = await self.repo.finished_before_outbox()
+        for doc in found:
+            event = notification_event(doc, self.clock())
+            await self.repo.queue_event(doc["_id"], [OutboxEntry.of(event).model_dump()])
+        return len(found)
+
     def _lease(self) -> timedelta:
         return timedelta(seconds=self.settings.lease_seconds)
 

@@ -31,6 +31,7 @@ def build_spec(settings: NotificationSettings | None = None) -> ServiceSpec:
         await built.repository.ensure_indexes()
         scheduler = built.scheduler(NatsContactDirectory(ctx.nats, own.contact_timeout),
                                     ctx.publisher)
+        await scheduler.queue_events_finished_before_outbox()
         return Wiring(
             handlers=by_event(built.service),
             batch_handler=batch(built.service),

@@ -15,7 +15,13 @@ from services.notifications.domain.batch import (
     collected_timepoints,
     latest_key,
 )
-from services.notifications.domain.status import CANCELLED, PENDING, QUEUED, SENDING
+from services.notifications.domain.status import (
+    CANCELLED,
+    FINISHED,
+    PENDING,
+    QUEUED,
+    SENDING,
+)
 from services.notifications.ports import ChannelName, ContactUnavailable, OutgoingMessage
 from tests.fakes.outbox import FakeOutbox
 
@@ -243,6 +249,16 @@ class FakeNotificationsRepository:
         doc = self.reminders.get(reminder_id)
         if doc is not None and doc.get("owner") == owner and doc["status"] == SENDING:
             doc.update(copy.deepcopy(fields))
+
+    async def finished_before_outbox(self) -> list[Document]:
+        return [copy.deepcopy(r) for r in self.reminders.values()
+                if r.get("published") is False and r["status"] in FINISHED
+                and "outbox" not in r]
+
+    async def queue_event(self, reminder_id: str, entries: list[Document]) -> None:
+        doc = self.reminders[reminder_id]
+        doc["outbox"] = copy.deepcopy(entries)
+        doc.pop("published", None)
 
     async def reminder(self, reminder_id: str) -> Document | None:
         doc = self.reminders.get(reminder_id)

@@ -26,7 +26,7 @@ from services.notifications.domain.batch import (
     collected_timepoints,
     latest_key,
 )
-from services.notifications.domain.status import CANCELLED, PENDING, QUEUED, SENDING
+from services.notifications.domain.status import CANCELLED, FINISHED, PENDING, QUEUED, SENDING
 
 Document = dict[str, Any]
 
@@ -278,6 +278,18 @@ class MongoNotificationsRepository:
         """Record the outcome of a claimed reminder (sent, failed, cancelled, or pending)."""
         await self.reminders.update_one({"_id": reminder_id, "owner": owner,
                                          "status": SENDING}, {"$set": fields})
+
+    async def finished_before_outbox(self) -> list[Document]:
+        """Reminders finished by a version before the outbox (flag `published`) whose event
+        was not published yet."""
+        return [d async for d in self.reminders.find(
+            {"published": False, "status": {"$in": list(FINISHED)},
+             "outbox": {"$exists": False}})]
+
+    async def queue_event(self, reminder_id: str, entries: list[Document]) -> None:
+        """Put such a reminder's event in its outbox (and drop the old flag)."""
+        await self.reminders.update_one({"_id": reminder_id},
+                                        {"$set": {"outbox": entries}, "$unset": {"published": ""}})
 
     async def reminder(self, reminder_id: str) -> Document | None:
         return await self.reminders.find_one({"_id": reminder_id})
