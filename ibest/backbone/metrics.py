@@ -43,3 +43,9 @@ OUTBOX_BACKLOG = Gauge(
     "Derived events a service's outbox relay found still unpublished on its last pass.",
     ["service"],
 )
+TRUST_SHARE_USED = Gauge(
+    "ibest_trust_share_used_ratio",
+    "Events stored on one trust's subject (trust, event type) over the stream's per-subject "
+    "limit; at 1 the stream refuses that trust's next event of the type.",
+    ["trust", "event"],
+)

@@ -7,6 +7,8 @@ from typing import Any
 from pymongo import AsyncMongoClient
 from pymongo.errors import BulkWriteError
 
+from ibest.backbone.settings import Settings
+
 DUPLICATE_KEY = 11000
 
 
@@ -18,7 +20,9 @@ def only_duplicate_keys(exc: BulkWriteError) -> bool:
         and not exc.details.get("writeConcernErrors")
 
 
-def mongo_client(mongodb_url: str) -> AsyncMongoClient[dict[str, Any]]:
-    """The MongoDB client every command-line tool builds (the same options as the services:
-    timezone-aware datetimes, a short server selection timeout)."""
-    return AsyncMongoClient(mongodb_url, tz_aware=True, serverSelectionTimeoutMS=5000)
+def mongo_client(settings: Settings) -> AsyncMongoClient[dict[str, Any]]:
+    """The MongoDB client the services and every command-line tool build, with the same
+    options: timezone-aware datetimes, a short server selection timeout, and the
+    credentials from their file (`Settings.mongodb_options`)."""
+    return AsyncMongoClient(settings.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=5000,
+                            **settings.mongodb_options())

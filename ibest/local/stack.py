@@ -34,6 +34,7 @@ from ibest.local.processes import (
 
 SERVICES = tuple(DEFAULT_PORTS)
 LOCAL_TOKENS = "local-read:read,local-raw:raw"
+LOCAL_SERVICE_TOKENS = "local:local-service"
 
 
 def service_built(name: str) -> bool:
@@ -99,12 +100,19 @@ def start_servers(data_dir: Path) -> tuple[Settings, list[Managed]]:
         env_updates["IBEST_REPORTING_TOKENS"] = LOCAL_TOKENS
         _say(f"  reporting tokens (local only; set IBEST_REPORTING_TOKENS to change): "
              f"{LOCAL_TOKENS}")
+    if "IBEST_SERVICE_TOKENS" not in os.environ:
+        # Local development only: the enrolment, outcomes and notifications routes that
+        # change state or reveal a clinician need it (Authorization: Bearer local-service).
+        env_updates["IBEST_SERVICE_TOKENS"] = LOCAL_SERVICE_TOKENS
+        _say(f"  service tokens (local only; set IBEST_SERVICE_TOKENS to change): "
+             f"{LOCAL_SERVICE_TOKENS}")
     os.environ.update(env_updates)
     return Settings(), procs
 
 
 async def apply_streams(settings: Settings) -> list[str]:
-    nc = await nats.connect(settings.nats_servers, connect_timeout=5)
+    nc = await nats.connect(settings.nats_servers, connect_timeout=5,
+                            **settings.admin_nats_options())
     try:
         return await ensure_streams(nc.jetstream(), settings)
     finally:

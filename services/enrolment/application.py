@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from ibest.backbone.concurrency import retry_on_conflict
 from ibest.backbone.outbox import OutboxEntry, OutboxRelay
-from services.enrolment.domain.catalogue import Catalogue
 from services.enrolment.domain.clinician import ClinicianState
 from services.enrolment.domain.record import Applied, ClinicianRecord, apply_event
 from services.enrolment.ports import Change, ClinicianRepository, Erasure
+from shared.catalogue import Catalogue
 from shared.envelope import AnyEvent
 
 WRITE_ATTEMPTS = 20
@@ -51,9 +51,10 @@ class EnrolmentService:
         every touched outbox published and cleared in one more write.
 
         The events are applied in memory in batch order per clinician (exactly what applying
-        them one by one does). If anything raises (a domain-rule breach before any write, a
-        concurrent writer, a publish failure), the backbone applies each event again with
-        `record`, which skips those already stored and publishes what the outboxes hold.
+        them one by one does; no rule here rejects an event, the contract already judged it).
+        If anything raises (a concurrent writer, a publish failure), the backbone applies
+        each event again with `record`, which skips those already stored and publishes what
+        the outboxes hold.
         """
         by_ref: dict[str, list[AnyEvent]] = {}
         for event in events:

@@ -10,11 +10,11 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from ibest.backbone.outbox import OutboxRelay
 from ibest.backbone.publisher import Publisher
-from services.enrolment.adapters.catalogue_file import load_catalogue
 from services.enrolment.adapters.repository import MongoClinicianRepository
 from services.enrolment.application import EnrolmentService
 from services.enrolment.handlers import EnrolmentHandlers
 from services.enrolment.settings import EnrolmentSettings
+from shared.catalogue import catalogue
 
 NAME = "enrolment"
 
@@ -33,5 +33,5 @@ def build(settings: EnrolmentSettings, db: AsyncDatabase[dict[str, Any]],
     `repository.create_indexes()`)."""
     repository = MongoClinicianRepository(db)
     relay = OutboxRelay(repository.outbox, publisher, NAME, settings.outbox())
-    service = EnrolmentService(repository, relay, load_catalogue(settings.catalogue_path))
+    service = EnrolmentService(repository, relay, catalogue())
     return Enrolment(settings, repository, service, EnrolmentHandlers(service))

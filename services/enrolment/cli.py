@@ -6,6 +6,7 @@ import argparse
 
 import nats
 
+from ibest.backbone.audit import Actor, audit_log_of
 from ibest.backbone.mongo import mongo_client
 from ibest.backbone.publisher import ReadOnlyPublisher
 from ibest.backbone.settings import Settings
@@ -41,14 +42,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 async def erase_command(args: argparse.Namespace, settings: Settings) -> int:
-    client = mongo_client(settings.mongodb_url)
+    client = mongo_client(settings)
     try:
         service = bootstrap.build(EnrolmentSettings(), client[settings.database_of("enrolment")],
                                   ReadOnlyPublisher()).service
+        # Audited first: an erasure that cannot be recorded does not happen.
+        await audit_log_of(client, settings).record(
+            "erasure", Actor.command(), clinician_ref=args.clinician_ref,
+            command="ibest enrolment erase", record=bool(args.record),
+            from_stream=bool(args.from_stream))
         result = await service.erase(args.clinician_ref, record=args.record)
         print(describe(result))
         if args.from_stream:
-            nc = await nats.connect(settings.nats_servers, connect_timeout=5)
+            nc = await nats.connect(settings.nats_servers, connect_timeout=5,
+                              **settings.admin_nats_options())
             try:
                 done = await erase_from_stream(
                     nc.jetstream(), args.clinician_ref,

@@ -1,4 +1,10 @@
-"""HTTP: opt-outs, the GOV.UK Notify delivery-status callback, a reminder's stored status."""
+"""HTTP: opt-outs, the GOV.UK Notify delivery-status callback, a reminder's stored status.
+
+Opt-outs and reminders need a service token (ibest.backbone.service_auth), and every opt-out
+change is written to the audit log with the token's id (by the use case,
+application.NotificationsService.set_opt_out); the callback has GOV.UK Notify's
+own token; the scheduler's last pass is open.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +12,13 @@ import hmac
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, HTTPException, Path, Request
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Request
 from pydantic import BaseModel, ConfigDict
 
+from ibest.backbone.audit import Actor
 from ibest.backbone.runtime import Clock
+from ibest.backbone.service_auth import UNAUTHORISED, service_token
+from ibest.backbone.tokens import Token
 from services.notifications.application import NotificationsService
 from services.notifications.ports import NotificationsRepository
 from services.notifications.scheduler import Scheduler
@@ -25,8 +34,8 @@ class NotificationsApi:
     settings: NotificationSettings
     clock: Clock
 
-    async def set_opt_out(self, clinician_ref: str, opted_out: bool) -> None:
-        await self.service.set_opt_out(clinician_ref, opted_out)
+    async def set_opt_out(self, clinician_ref: str, opted_out: bool, actor: Actor) -> None:
+        await self.service.set_opt_out(clinician_ref, opted_out, actor)
 
 
 class DeliveryStatus(BaseModel):
@@ -54,15 +63,20 @@ def _service(request: Request) -> NotificationsApi:
 
 def routes() -> APIRouter:
     router = APIRouter(tags=["notifications"])
+    guard = service_token("notifications")
 
-    @router.post("/v1/opt-outs/{clinician_ref}", summary="Opt a clinician out of reminders")
-    async def opt_out(clinician_ref: ClinicianRef, request: Request) -> dict[str, Any]:
-        await _service(request).set_opt_out(clinician_ref, True)
+    @router.post("/v1/opt-outs/{clinician_ref}", summary="Opt a clinician out of reminders",
+                 responses=UNAUTHORISED)
+    async def opt_out(clinician_ref: ClinicianRef, request: Request,
+                      token: Token = Depends(guard)) -> dict[str, Any]:  # noqa: B008
+        await _service(request).set_opt_out(clinician_ref, True, Actor("http", token.id))
         return {"clinician_ref": clinician_ref, "opted_out": True}
 
-    @router.delete("/v1/opt-outs/{clinician_ref}", summary="Undo a clinician's opt-out")
-    async def opt_in(clinician_ref: ClinicianRef, request: Request) -> dict[str, Any]:
-        await _service(request).set_opt_out(clinician_ref, False)
+    @router.delete("/v1/opt-outs/{clinician_ref}", summary="Undo a clinician's opt-out",
+                   responses=UNAUTHORISED)
+    async def opt_in(clinician_ref: ClinicianRef, request: Request,
+                     token: Token = Depends(guard)) -> dict[str, Any]:  # noqa: B008
+        await _service(request).set_opt_out(clinician_ref, False, Actor("http", token.id))
         return {"clinician_ref": clinician_ref, "opted_out": False}
 
     @router.post("/v1/notify/callback", summary="GOV.UK Notify delivery-status callback")
@@ -84,7 +98,8 @@ def routes() -> APIRouter:
         last = _service(request).scheduler.last_pass
         return {"last_pass": last.isoformat() if last else None}
 
-    @router.get("/v1/reminders/{reminder_id}", summary="One reminder's stored status")
+    @router.get("/v1/reminders/{reminder_id}", summary="One reminder's stored status",
+                dependencies=[Depends(guard)], responses=UNAUTHORISED)
     async def reminder(reminder_id: str, request: Request) -> dict[str, Any]:
         doc = await _service(request).repo.reminder(reminder_id)
         if doc is None:

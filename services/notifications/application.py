@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
+from ibest.backbone.audit import Actor
 from ibest.backbone.runtime import Clock
 from services.notifications.domain.batch import (
     Completion,
@@ -26,7 +27,7 @@ from services.notifications.domain.ids import (
     thanks_reminder_id,
 )
 from services.notifications.domain.surveys import survey_nudges
-from services.notifications.ports import Document, NotificationsRepository
+from services.notifications.ports import AuditTrail, Document, NotificationsRepository
 from services.notifications.settings import NotificationSettings
 from shared.envelope import AnyEvent
 from shared.events import RecipientKind, ReminderKind
@@ -38,15 +39,19 @@ OPT_OUT_FAMILIES = ["training", "thanks"]
 
 class NotificationsService:
     def __init__(self, repo: NotificationsRepository, settings: NotificationSettings,
-                 clock: Clock) -> None:
+                 clock: Clock, audit: AuditTrail) -> None:
         self.repo = repo
+        self.audit = audit
         self.settings = settings
         self.hours: WorkingHours = settings.working_hours()
         self.clock = clock
 
-    async def set_opt_out(self, clinician_ref: str, opted_out: bool) -> None:
+    async def set_opt_out(self, clinician_ref: str, opted_out: bool, actor: Actor) -> None:
         """Opt a clinician out of (or back into) their reminders; pending ones are cancelled
-        at once and the sender checks again just before sending."""
+        at once and the sender checks again just before sending. The change is audited
+        first, so none happens unrecorded (a failure to record raises before any change)."""
+        await self.audit.record("opt_out" if opted_out else "opt_in", actor,
+                                clinician_ref=clinician_ref)
         await self.repo.set_opt_out(clinician_ref, opted_out, self.clock())
         if opted_out:
             await self.repo.cancel_clinician_reminders(clinician_ref, OPT_OUT_FAMILIES,

@@ -13,7 +13,7 @@ from ibest.backbone.runtime import Clock, utc_now
 from services.notifications.adapters.channels import make_channel
 from services.notifications.adapters.repository import MongoNotificationsRepository
 from services.notifications.application import NotificationsService
-from services.notifications.ports import Channel, ContactDirectory
+from services.notifications.ports import AuditTrail, Channel, ContactDirectory
 from services.notifications.scheduler import NAME, Scheduler
 from services.notifications.settings import NotificationSettings
 
@@ -34,7 +34,9 @@ class Notifications:
 
 
 def build(settings: NotificationSettings, db: AsyncDatabase[dict[str, Any]],
-          clock: Clock = utc_now) -> Notifications:
-    """The service over `db` (no I/O: the runtime also calls `repository.ensure_indexes()`)."""
+          clock: Clock = utc_now, *, audit: AuditTrail) -> Notifications:
+    """The service over `db`, recording opt-out changes in `audit` (ibest.backbone.audit's
+    log; no I/O: the runtime also calls `repository.ensure_indexes()`)."""
     repository = MongoNotificationsRepository(db)
-    return Notifications(settings, repository, NotificationsService(repository, settings, clock))
+    return Notifications(settings, repository,
+                         NotificationsService(repository, settings, clock, audit))

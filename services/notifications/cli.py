@@ -7,6 +7,7 @@ import re
 
 import nats
 
+from ibest.backbone.audit import Actor, audit_log_of
 from ibest.backbone.mongo import mongo_client
 from ibest.backbone.runtime import Clock, utc_now
 from ibest.backbone.settings import Settings
@@ -50,11 +51,13 @@ async def plan_surveys(settings: Settings, clock: Clock) -> dict[str, int]:
     come in, an old completion is not thanked again), so replaying only adds what is missing.
     """
     counts = dict.fromkeys(SURVEY_EVENTS, 0)
-    mongo = mongo_client(settings.mongodb_url)
-    nc = await nats.connect(settings.nats_servers, name="ibest-notifications-plan-surveys")
+    mongo = mongo_client(settings)
+    nc = await nats.connect(settings.nats_servers, name="ibest-notifications-plan-surveys",
+                            **settings.admin_nats_options())
     try:
         service = bootstrap.build(NotificationSettings(),
-                                  mongo[settings.database_of(bootstrap.NAME)], clock).service
+                                  mongo[settings.database_of(bootstrap.NAME)], clock,
+                                  audit=audit_log_of(mongo, settings, clock)).service
         apply = {"clinician.training_completed": service.completed,
                  "clinician.delivery_reported": service.delivery_reported}
         async for msg in stored_until_now(nc.jetstream(), EVENTS_STREAM,
@@ -78,11 +81,12 @@ async def opt_out_command(args: argparse.Namespace, settings: Settings) -> int:
     if not re.fullmatch(REF_PATTERN, ref):
         print(f"not a clinician reference: {ref!r}")
         return 2
-    client = mongo_client(settings.mongodb_url)
+    client = mongo_client(settings)
     try:
         service = bootstrap.build(NotificationSettings(),
-                                  client[settings.database_of(bootstrap.NAME)], utc_now).service
-        await service.set_opt_out(ref, not args.undo)
+                                  client[settings.database_of(bootstrap.NAME)], utc_now,
+                                  audit=audit_log_of(client, settings)).service
+        await service.set_opt_out(ref, not args.undo, Actor.command())
     finally:
         await client.close()
     print(f"{ref}: {'opted back in' if args.undo else 'opted out'} of reminders")

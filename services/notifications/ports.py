@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Literal, Protocol
 
+from ibest.backbone.audit import Action, Actor
 from ibest.backbone.outbox import OutboxStore
 from services.notifications.domain.batch import ClinicianChange, PatientChange
 from services.notifications.domain.messages import Personalisation
@@ -128,3 +129,11 @@ class NotificationsRepository(Protocol):
     async def reminder(self, reminder_id: str) -> Document | None: ...
 
     async def record_delivery(self, status: Document, received_at: datetime) -> bool: ...
+
+
+class AuditTrail(Protocol):
+    """The append-only audit log (ibest.backbone.audit.AuditLog) of changes people ask for."""
+
+    async def record(self, action: Action, actor: Actor, **what: Any) -> Document:
+        """Write one record; raise if it cannot be written (the change must not happen)."""
+        ...

@@ -3,6 +3,7 @@ follow-ups, once each, in working hours (see README.md)."""
 
 from __future__ import annotations
 
+from ibest.backbone.audit import audit_log_of
 from ibest.backbone.runtime import ServiceContext, ServiceSpec, Wiring
 from services.notifications import bootstrap
 from services.notifications.adapters.contacts import NatsContactDirectory
@@ -27,7 +28,8 @@ def build_spec(settings: NotificationSettings | None = None) -> ServiceSpec:
 
     async def wire(ctx: ServiceContext) -> Wiring:
         own = settings or NotificationSettings()
-        built = bootstrap.build(own, ctx.db, ctx.clock)
+        built = bootstrap.build(own, ctx.db, ctx.clock,
+                                audit=audit_log_of(ctx.db.client, ctx.settings, ctx.clock))
         await built.repository.ensure_indexes()
         scheduler = built.scheduler(NatsContactDirectory(ctx.nats, own.contact_timeout),
                                     ctx.publisher)

@@ -19,8 +19,9 @@ from services.outcomes.settings import OutcomesSettings
 
 @asynccontextmanager
 async def _service(settings: Settings, publish: bool) -> AsyncIterator[OutcomesService]:
-    mongo = mongo_client(settings.mongodb_url)
-    nc = await nats.connect(settings.nats_servers, connect_timeout=5) if publish else None
+    mongo = mongo_client(settings)
+    nc = await nats.connect(settings.nats_servers, connect_timeout=5,
+                            **settings.admin_nats_options()) if publish else None
     try:
         publisher: Publisher = (EventPublisher(nc.jetstream(), bootstrap.NAME) if nc
                                 else ReadOnlyPublisher())

@@ -16,15 +16,16 @@ from pymongo import AsyncMongoClient
 from ibest.backbone.publisher import Publisher
 from ibest.backbone.settings import Settings
 from ibest.backbone.streams import EVENTS_STREAM
-from services.enrolment.adapters.catalogue_file import load_catalogue
 from services.enrolment.adapters.contact_rpc import CONTACT_SUBJECT
 from services.enrolment.adapters.repository import MongoClinicianRepository
 from services.enrolment.cli import erase_command
 from services.enrolment.domain.record import derived_event_id
 from services.enrolment.service import build_spec
 from services.enrolment.settings import EnrolmentSettings
+from shared.catalogue import catalogue as load_catalogue
 from tests.fakes.publisher import FakePublisher
 from tests.harness import (
+    SERVICE_AUTH,
     cloud_event,
     dead_letters,
     publish_raw,
@@ -93,7 +94,7 @@ async def test_out_of_order_and_duplicated_events_complete_exactly_once(
         completed = await wait_for(lambda: stream_events(js, "clinician.training_completed"),
                                    60, "training_completed in the stream")
         await wait_for(lambda: consumer_idle(js), 60, "every event acknowledged")
-        async with httpx.AsyncClient(base_url=base) as http:
+        async with httpx.AsyncClient(base_url=base, headers=SERVICE_AUTH) as http:
             state = (await http.get(f"/v1/clinicians/{ref}")).json()
             assert (await http.get("/v1/clinicians/nobody")).status_code == 404
         assert await contact(nc, ref) == {"clinician_ref": ref, "contact_email": EMAIL,
@@ -117,7 +118,7 @@ async def test_out_of_order_and_duplicated_events_complete_exactly_once(
         assert len(stored_enrolments) == 1 and EMAIL not in json.dumps(stored_enrolments)
         assert stored_enrolments[0]["data"]["clinician_ref"] == ref
         await wait_for(lambda: consumer_idle(js), 60, "the redacted copy acknowledged")
-        async with httpx.AsyncClient(base_url=base) as http:
+        async with httpx.AsyncClient(base_url=base, headers=SERVICE_AUTH) as http:
             assert (await http.get(f"/v1/clinicians/{ref}")).json() == state
 
     assert len(completed) == 1
@@ -271,7 +272,7 @@ async def _with_outbox(settings: Settings, ref: str, n: int) -> dict[str, Any] |
 
 async def test_courses_are_served_for_integrators(settings: Settings) -> None:
     async with running_service(build_spec(), settings) as base, \
-            httpx.AsyncClient(base_url=base) as http:
+            httpx.AsyncClient(base_url=base, headers=SERVICE_AUTH) as http:
         response = await http.get("/v1/courses")
     assert response.status_code == 200
     [course] = response.json()["courses"]

@@ -4,18 +4,21 @@ adapter, NATS and SMTP keep the same behaviour."""
 
 from __future__ import annotations
 
+import copy
 import json
 import random
 from datetime import timedelta
 
 import pytest
 
+from ibest.backbone.audit import Actor
 from services.notifications.application import NotificationsService
 from services.notifications.domain.status import CANCELLED, FAILED, PENDING, SENT
 from services.notifications.handlers import by_event
 from services.notifications.ports import TransientSendError
 from services.notifications.scheduler import Scheduler
 from services.notifications.settings import NotificationSettings
+from tests.fakes.audit import AuditUnavailable, FakeAuditTrail
 from tests.fakes.notifications import (
     Document,
     FakeChannel,
@@ -41,9 +44,10 @@ SETTINGS = NotificationSettings(IBEST_SITE_TEAMS=json.dumps({"RTH08": ["a@exampl
 Made = tuple[NotificationsService, FakeNotificationsRepository]
 
 
-def make(clock: FakeClock | None = None) -> Made:
+def make(clock: FakeClock | None = None, audit: FakeAuditTrail | None = None) -> Made:
     repo = FakeNotificationsRepository()
-    return NotificationsService(repo, SETTINGS, clock or FakeClock(NOW)), repo
+    return NotificationsService(repo, SETTINGS, clock or FakeClock(NOW),
+                                audit or FakeAuditTrail()), repo
 
 
 def sender(repo: FakeNotificationsRepository, clock: FakeClock
@@ -108,14 +112,27 @@ async def test_a_baseline_plans_follow_ups_and_a_collected_one_cancels_its_items
 
 
 async def test_opting_out_cancels_pending_reminders_and_can_be_undone() -> None:
-    service, repo = make()
+    audit = FakeAuditTrail()
+    service, repo = make(audit=audit)
     await service.completed(clinician("clinician.training_completed", "c-2", day(1)))
-    await service.set_opt_out("c-2", True)
+    await service.set_opt_out("c-2", True, Actor("http", "tok-1"))
     assert {r["status"] for r in repo.reminders.values() if r["family"] == "thanks"} == {
         CANCELLED}
     assert repo.clinicians["c-2"]["opted_out"] is True
-    await service.set_opt_out("c-2", False)
+    await service.set_opt_out("c-2", False, Actor("cli", None, "ops"))
     assert repo.clinicians["c-2"]["opted_out"] is False
+    assert [(r["action"], r["clinician_ref"], r["token_id"], r["operator"])
+            for r in audit.records] == [("opt_out", "c-2", "tok-1", None),
+                                        ("opt_in", "c-2", None, "ops")]
+
+
+async def test_an_opt_out_the_audit_log_cannot_record_changes_nothing() -> None:
+    service, repo = make(audit=FakeAuditTrail(failing=True))
+    await service.completed(clinician("clinician.training_completed", "c-3", day(1)))
+    before = copy.deepcopy(stored(repo))
+    with pytest.raises(AuditUnavailable):
+        await service.set_opt_out("c-3", True, Actor("http", "tok-1"))
+    assert stored(repo) == before
 
 
 async def test_a_due_reminder_is_sent_once_and_its_event_published_from_the_outbox() -> None:

@@ -17,6 +17,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
+from ibest.backbone.audit import AuditLog
 from ibest.backbone.settings import Settings
 from services.notifications import bootstrap
 from services.notifications.adapters.channels import LogChannel
@@ -47,7 +48,7 @@ def clinician(name: str, ref: str, when: datetime, site: str = "RTH08") -> AnyEv
         data |= {"profession": "physiotherapist", "course_version": "1",
                  "contact_email": f"{ref}@example.nhs.uk"}
     elif name.startswith("module."):
-        data["module_id"] = "m-1"
+        data["module_id"] = "m01-understanding-back-pain"
     else:
         data["course_version"] = "1"
     return _event(name, data, when, site)
@@ -124,8 +125,13 @@ async def databases(settings: Settings) -> AsyncIterator[list[AsyncDatabase[dict
     await client.close()
 
 
+def audit_next_to(db: AsyncDatabase[dict[str, Any]]) -> AuditLog:
+    """A real audit log in a database of its own beside the test's."""
+    return AuditLog(db.client[f"{db.name}_audit"])
+
+
 def make_handlers(db: AsyncDatabase[dict[str, Any]], clock: FakeClock) -> NotificationsService:
-    return bootstrap.build(NotificationSettings(), db, clock).service
+    return bootstrap.build(NotificationSettings(), db, clock, audit=audit_next_to(db)).service
 
 
 async def contents(db: AsyncDatabase[dict[str, Any]]) -> Docs:
@@ -153,8 +159,8 @@ async def sent_later(db: AsyncDatabase[dict[str, Any]], nc: NatsClient) -> list[
     settings = NotificationSettings(IBEST_SITE_TEAMS=json.dumps(
         {"RTH08": ["a@example.nhs.uk"], "RTH09": ["b@example.nhs.uk"]}))
     captured = FakePublisher()
-    scheduler = bootstrap.build(settings, db, clock).scheduler(Addresses(nc, 1.0), captured,
-                                                               LogChannel())
+    built = bootstrap.build(settings, db, clock, audit=audit_next_to(db))
+    scheduler = built.scheduler(Addresses(nc, 1.0), captured, LogChannel())
     await scheduler.run_once()
     return sorted(e.model_dump_json() for e in captured.published)
 

@@ -11,6 +11,7 @@ import pytest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from ibest.backbone.audit import AuditLog
 from services.notifications import bootstrap
 from services.notifications.domain.ids import notification_event_id
 from tests.fakes.notifications import FakeChannel, FakeContacts
@@ -46,7 +47,7 @@ async def test_an_unpublished_finished_reminder_is_published_once_after_the_upgr
     await db["reminders"].insert_many([left_by_an_older_version("training:c-1:1", False),
                                        left_by_an_older_version("training:c-2:1", True)])
     clock = FakeClock(NOW)
-    built = bootstrap.build(SETTINGS, db, clock)
+    built = bootstrap.build(SETTINGS, db, clock, audit=AuditLog(db.client[f"{db.name}_audit"]))
     await built.repository.ensure_indexes()
     publisher = FakePublisher()
     scheduler = built.scheduler(FakeContacts(), publisher, FakeChannel())
