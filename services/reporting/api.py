@@ -215,4 +215,6 @@ def routes() -> APIRouter:
                              lambda s: s.funnel(figure, measure, timepoint, raw),
                              table=figure in COMPARISON_FIGURES)
 
+    from .api_months import add_month_routes  # it builds on this module
+    add_month_routes(router)
     return router

@@ -103,6 +103,8 @@ class Reporting:
         self._cached: tuple[tuple[Any, ...], list[Summary]] | None = None
         self._answers: dict[tuple[Any, ...], dict[str, Any]] = {}
         self._checking: asyncio.Future[View] | None = None
+        from .months import MonthSeries  # it builds on this module
+        self.months = MonthSeries(self)
 
     async def apply(self, event: AnyEvent) -> None:
         """Store one event's fact in every generation being written (idempotent)."""

@@ -8,6 +8,8 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
+from .months import month_rows
+
 ID_COLUMNS = ("level", "trustcode", "sitecode", "as_of")
 
 
@@ -30,6 +32,8 @@ def report_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
         return {"level": level, "trustcode": trust, "sitecode": site, "as_of": stamp,
                 **dict(flatten(figures))}
 
+    if "months" in report:
+        return month_rows(report)
     if "trial" in report:
         return comparison_rows(report, stamp)
     if "trusts" in report:
