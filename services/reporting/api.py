@@ -19,7 +19,6 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from .domain.funnel import COMPARISON_FIGURES
 from .domain.tables import report_rows, to_csv
 from .reports import Malformed, NotFound, Reporting
 
@@ -198,12 +197,14 @@ def routes() -> APIRouter:
         summary="Funnel comparison of trusts against the national proportion",
         description="figure: followup_rate_month_3, followup_rate_month_12, "
                     "clinicians_completed (over enrolled) or improved_share (with measure and "
-                    "timepoint). Per trust: value, denominator, 95% and 99.8% binomial control "
-                    "limits for that denominator, and outside_99_8. Values and denominators "
-                    "are disclosure-controlled unless raw. rmdq_improvement_month_12 and "
-                    "rmdq_improvement_month_3: each trust's mean RMDQ improvement and 95% "
-                    "interval against the trial's and the national one (JSON, or CSV with "
-                    "Accept: text/csv).",
+                    "timepoint). Per trust: value and denominator (disclosure-controlled unless "
+                    "raw), outside_95 and outside_99_8 judged on the exact value against the "
+                    "binomial limits for the exact denominator (raw also gives those "
+                    "control_limits); `limits`: the plot's national line and 95% / 99.8% "
+                    "limits by denominator. CSV with Accept: text/csv. "
+                    "rmdq_improvement_month_12 and rmdq_improvement_month_3: each trust's "
+                    "mean RMDQ improvement and 95% interval against the trial's and the "
+                    "national one.",
     )
     async def funnel(
         request: Request, figure: str, raw: Raw = False,
@@ -212,8 +213,7 @@ def routes() -> APIRouter:
                                                            "month_3 or month_12")] = None,
     ) -> Response:
         return await _report(request, raw,
-                             lambda s: s.funnel(figure, measure, timepoint, raw),
-                             table=figure in COMPARISON_FIGURES)
+                             lambda s: s.funnel(figure, measure, timepoint, raw))
 
     from .api_months import add_month_routes  # it builds on this module
     add_month_routes(router)

@@ -32,6 +32,7 @@ from .domain.funnel import (
     comparison_point,
     funnel_point,
     improvement_of,
+    limit_curve,
     proportion_of,
     trial_band,
 )
@@ -225,7 +226,10 @@ class Reporting:
                     "national": {"value": None if p is None else round(p, 3),
                                  "numerator": national.numerator,
                                  "denominator": national.denominator},
-                    "trusts": points}
+                    "trusts": points,
+                    "limits": limit_curve(p, max((pt["denominator"] for pt in points
+                                                  if isinstance(pt["denominator"], int)),
+                                                 default=0))}
 
         return await self._answer(v, ("funnel", figure, measure, timepoint, raw), build)
 
