@@ -15,8 +15,8 @@ from services.reporting.domain.disclosure import (
     control_count,
     control_mean,
     control_rate,
-    rate_places,
     published_figures,
+    rate_places,
 )
 from services.reporting.domain.facts import (
     CLINICIANS,

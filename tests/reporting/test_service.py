@@ -157,7 +157,7 @@ async def test_dataset_figures_through_api_csv_metrics_two_instances_and_rebuild
         assert ("ibest_reminders_sent", rth01) not in metrics  # 1 is suppressed
         assert metrics[("ibest_reminders_failed", frozenset({("trust", "RXF")}))] == 10
         assert metrics[("ibest_reminders_failed", frozenset({("trust", "R0A")}))] == 0
-        assert metrics[("ibest_followup_rate_month_3", rth_labels)] == 0.7  # 20/30, to one place (metrics too)
+        assert metrics[("ibest_followup_rate_month_3", rth_labels)] == 0.7  # 20/30 to 1 place
         assert metrics[("ibest_clinicians_by_profession",
                         frozenset({("stage", "enrolled"), ("profession", "nurse")}))] == 7
         assert metrics[("ibest_outcome_n", frozenset({("measure", "rmdq"),
