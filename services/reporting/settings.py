@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
@@ -20,6 +21,11 @@ class ReportingSettings(BaseSettings):
                     "(published figures) or raw (also exact figures). None set: every request "
                     "is refused.",
     )
+    read_token_file: str = Field(
+        default="", alias="IBEST_REPORTING_READ_TOKEN_FILE",
+        description="A file holding one more read-scope bearer token (the Docker secret "
+                    "Grafana's data source also reads, so the two cannot drift apart).",
+    )
     snapshot_seconds: float = Field(
         default=5.0, gt=0, alias="IBEST_REPORTING_SNAPSHOT_SECONDS",
         description="Seconds between refreshes of the figures /metrics exports.",
@@ -34,4 +40,10 @@ class ReportingSettings(BaseSettings):
                 raise ValueError("IBEST_REPORTING_TOKENS entries must be token:read or "
                                  "token:raw (the entry's scope is not one of these)")
             out[token] = "raw" if scope == "raw" else "read"
+        if self.read_token_file:
+            token = Path(self.read_token_file).read_text().strip()
+            if not token:
+                raise ValueError(f"IBEST_REPORTING_READ_TOKEN_FILE: {self.read_token_file} "
+                                 "holds no token")
+            out.setdefault(token, "read")
         return out
