@@ -129,6 +129,8 @@ def endpoints(where: list[tuple[str, list[str]]], months: list[str],
     picks = rng.sample(trusts, 20)
     site_picks = rng.sample(sites, 20)
     return {
+        # The current figures' route, timed beside them under the same load for reference.
+        "GET /v1/national (reference)": ["/v1/national"],
         "GET /v1/national/months": ["/v1/national/months"],
         "GET /v1/trusts/{t}/months": [f"/v1/trusts/{t}/months" for t in picks],
         "GET /v1/trusts/{t}/sites/{s}/months":

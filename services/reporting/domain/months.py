@@ -19,7 +19,6 @@ values are the current figures by construction.
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -115,37 +114,65 @@ def timeline(kind: str, facts: Mapping[str, Fact]) -> Timeline | None:
     return points
 
 
-def _add(totals: dict[str, int], state: State | None, month: Month) -> None:
+def _counts(state: State | None, month: Month) -> dict[str, int]:
+    """What one entity in `state` adds to its site's counts at the end of `month`."""
+    out = dict.fromkeys(COUNTS, 0)
     if state is None:
-        return
+        return out
+    end = last_day(month)
     for name, value in state.items():
         if name.startswith("due_"):
             tp = name.removeprefix("due_")
-            recorded = state[f"patients_{tp}"]
-            due = recorded or date.fromisoformat(value) <= last_day(month)
-            totals[f"followup_due_{tp}"] += int(due)
+            out[f"followup_due_{tp}"] = int(
+                bool(state[f"patients_{tp}"]) or date.fromisoformat(value) <= end)
         else:
-            totals[name] += value
+            out[name] += value
+    return out
+
+
+def _steps(line: Timeline, last: Month) -> list[tuple[Month, State | None]]:
+    """The months (up to `last`) from which the entity's counts change: its timeline's, and
+    the month in which a pending follow-up falls due (its state unchanged)."""
+    steps: list[tuple[Month, State | None]] = []
+    for i, (month, state) in enumerate(line):
+        until = line[i + 1][0] if i + 1 < len(line) else next_month(last)
+        steps.append((month, state))
+        dues = sorted({value[:7] for name, value in (state or {}).items()
+                       if name.startswith("due_") and month < value[:7] < until})
+        steps += [(due, state) for due in dues]
+    return [(m, st) for m, st in steps if m <= last]
 
 
 def fold_months(timelines: Iterable[Timeline]) -> dict[str, Any] | None:
     """A site's series: its counts at the end of every month from the first month in which
     one of its entities counts to the last month in which one of them changes (later months
-    are the current summary's; see `site_counts`). None when nothing has a timeline."""
-    lines = [(tl, [p[0] for p in tl]) for tl in timelines if tl]
+    are the current summary's; see `site_counts`). None when nothing has a timeline.
+
+    Each entity adds the change of its counts at the months they change (a difference per
+    step), and the series is their running sum: the cost grows with the entities' steps plus
+    the months, not with their product."""
+    lines = [tl for tl in timelines if tl]
     if not lines:
         return None
-    changes = sorted({m for _, months in lines for m in months})
+    changes = sorted({p[0] for tl in lines for p in tl})
+    last = changes[-1]
+    deltas: dict[Month, dict[str, int]] = {}
+    for line in lines:
+        previous = dict.fromkeys(COUNTS, 0)
+        for month, state in _steps(line, last):
+            now = _counts(state, month)
+            delta = deltas.setdefault(month, dict.fromkeys(COUNTS, 0))
+            for name in COUNTS:
+                delta[name] += now[name] - previous[name]
+            previous = now
     series: dict[Month, dict[str, int]] = {}
-    for month in months_between(changes[0], changes[-1]):
-        totals = dict.fromkeys(COUNTS, 0)
-        for tl, months in lines:
-            i = bisect_right(months, month)
-            if i:
-                _add(totals, tl[i - 1][1], month)
-        series[month] = totals
-    first = next((m for m, t in series.items() if any(t.values())), changes[-1])
-    return {"first": first, "last": changes[-1],
+    running = dict.fromkeys(COUNTS, 0)
+    for month in months_between(changes[0], last):
+        for name, change in deltas.get(month, {}).items():
+            running[name] += change
+        series[month] = dict(running)
+    first = next((m for m, t in series.items() if any(t.values())), last)
+    return {"first": first, "last": last,
             "series": {m: t for m, t in series.items() if m >= first}}
 
 
