@@ -41,7 +41,7 @@ from bench.common import (
 from bench.reporting_api import hammer, places
 from services.reporting.adapters.store import Store
 from services.reporting.domain.figures import FOLLOW_UP_NAMES, PROFESSIONS, fold_site
-from services.reporting.domain.months import fold_months, months_between, next_month
+from services.reporting.domain.months import fold_months, months_between, next_month, steps
 from shared.followup import Timepoint, follow_up_window
 
 Timeline = list[list[Any]]
@@ -112,8 +112,7 @@ async def load_national(mongo_url: str, database: str, trusts: int, per_trust: i
               for _ in range(rng.randrange(0, 12))]
         summary = fold_site(site, trust, [c for c, _ in cs], [p for p, _ in ps],
                             [{"trust": trust, "site": site} for _ in ks])
-        series = fold_months([line for _, line in cs] + [line for _, line in ps]
-                             + [line for _, line in ks])
+        series = fold_months(steps(line) or [] for _, line in [*cs, *ps, *ks])
         ops.append(InsertOne({"_id": site, "n": 1, "summary": summary, "months": series}))
     for i in range(0, len(ops), 100):
         await generation.sites.bulk_write(ops[i:i + 100], ordered=False)

@@ -11,6 +11,7 @@ from services.reporting.domain.months import (
     month_end,
     month_of,
     months_between,
+    steps,
     timeline,
 )
 
@@ -45,7 +46,7 @@ def test_a_clinicians_timeline_waits_for_the_enrolment_and_follows_the_latest_re
     assert line[0][1]["clinicians_started"] == 1 and line[0][1]["clinicians_completed"] == 0
     assert line[1][1]["clinicians_intending"] == 1
     assert line[2][1]["clinicians_intending"] == 0
-    folded = fold_months([line])
+    folded = fold_months([steps(line) or []])
     assert folded is not None and folded["first"] == "2025-02" and folded["last"] == "2025-06"
     assert [folded["series"][m]["clinicians_completed"] for m in folded["series"]] == \
         [0, 0, 1, 1, 1]
@@ -56,7 +57,7 @@ def test_a_follow_up_falls_due_in_the_month_of_its_due_date() -> None:
     facts = {"b": {**base, "t": t(1, 10), "k": "assessed", "tp": "baseline"},
              "f": {**base, "t": t(6, 1), "k": "assessed", "tp": "month_3"}}
     line = timeline(PATIENTS, facts)
-    folded = fold_months([line or []])
+    folded = fold_months([steps(line) or []])
     assert folded is not None
     due = {m: (c["followup_due_month_3"], c["patients_month_3"])
            for m, c in folded["series"].items()}

@@ -41,7 +41,7 @@ from ibest.backbone.mongo import only_duplicate_keys
 from ..domain.counted import Counted, EntityId, fold_counted, merge
 from ..domain.facts import CONTRIBUTION, ENTITY_KINDS, EntityFact
 from ..domain.figures import Summary
-from ..domain.months import fold_months, timeline
+from ..domain.months import fold_months, steps, timeline
 
 Document = dict[str, Any]
 Counts = dict[str, dict[EntityId, Counted]]
@@ -208,7 +208,7 @@ def _counted_of(kind: str, doc: Document) -> Iterator[tuple[str, EntityId, Count
     other site it may have been counted at (so a move leaves the old site)."""
     contribution = CONTRIBUTION[kind](doc["facts"])
     current = contribution["site"] if contribution else None
-    months = timeline(kind, doc["facts"]) if current else None
+    months = steps(timeline(kind, doc["facts"])) if current else None
     for site in {*doc.get("sites", []), *([current] if current else [])}:
         here = site == current
         yield site, (kind, doc["_id"]), Counted(doc["v"], contribution if here else None,

@@ -22,7 +22,7 @@ EntityId = tuple[str, str]
 """(entity kind, entity key)"""
 Entry = dict[str, Any]
 """As stored: {"k": kind, "id": key, "v": version, "c": contribution or None,
-"m": its monthly timeline where counted (`domain.months`) or None}."""
+"m": its monthly steps where counted (`domain.months.steps`) or None}."""
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,8 @@ class Counted:
     v: int
     contribution: Contribution | None
     months: list[list[Any]] | None = None
-    """Its timeline where counted (`domain.months`), from the same version of its facts."""
+    """Its monthly steps where counted (`domain.months.steps`), from the same version of
+    its facts."""
 
 
 def merge(stored: Iterable[Entry], incoming: Mapping[EntityId, Counted]) -> list[Entry]:

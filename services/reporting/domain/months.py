@@ -130,41 +130,51 @@ def _counts(state: State | None, month: Month) -> dict[str, int]:
     return out
 
 
-def _steps(line: Timeline, last: Month) -> list[tuple[Month, State | None]]:
-    """The months (up to `last`) from which the entity's counts change: its timeline's, and
-    the month in which a pending follow-up falls due (its state unchanged)."""
-    steps: list[tuple[Month, State | None]] = []
+Steps = list[list[Any]]
+"""[[month, {count: change}, 1 if the entity's state changes then, 0 if a follow-up falls
+due then], ...]: what an entity adds to its site's monthly counts, as changes by month."""
+
+
+def steps(line: Timeline | None) -> Steps | None:
+    """An entity's timeline as changes of its site's counts: at each of its timeline's months,
+    and in the month in which a pending follow-up falls due (its state unchanged). Computed
+    once per version of the entity and stored with it, so folding a site only adds them up."""
+    if line is None:
+        return None
+    out: Steps = []
+    previous = dict.fromkeys(COUNTS, 0)
     for i, (month, state) in enumerate(line):
-        until = line[i + 1][0] if i + 1 < len(line) else next_month(last)
-        steps.append((month, state))
+        until = line[i + 1][0] if i + 1 < len(line) else None
         dues = sorted({value[:7] for name, value in (state or {}).items()
-                       if name.startswith("due_") and month < value[:7] < until})
-        steps += [(due, state) for due in dues]
-    return [(m, st) for m, st in steps if m <= last]
+                       if name.startswith("due_") and month < value[:7]
+                       and (until is None or value[:7] < until)})
+        for at, changed in ((month, 1), *((due, 0) for due in dues)):
+            now = _counts(state, at)
+            out.append([at, {k: now[k] - previous[k] for k in COUNTS
+                             if now[k] != previous[k]}, changed])
+            previous = now
+    return out
 
 
-def fold_months(timelines: Iterable[Timeline]) -> dict[str, Any] | None:
+def fold_months(entities: Iterable[Steps]) -> dict[str, Any] | None:
     """A site's series: its counts at the end of every month from the first month in which
     one of its entities counts to the last month in which one of them changes (later months
-    are the current summary's; see `site_counts`). None when nothing has a timeline.
+    are the current summary's; see `site_counts`). None when nothing has steps.
 
-    Each entity adds the change of its counts at the months they change (a difference per
-    step), and the series is their running sum: the cost grows with the entities' steps plus
-    the months, not with their product."""
-    lines = [tl for tl in timelines if tl]
-    if not lines:
+    The series is the running sum of the entities' changes by month: the cost grows with
+    their steps plus the months, not with their product."""
+    lines = [e for e in entities if e]
+    changes = sorted({month for e in lines for month, _, changed in e if changed})
+    if not changes:
         return None
-    changes = sorted({p[0] for tl in lines for p in tl})
     last = changes[-1]
     deltas: dict[Month, dict[str, int]] = {}
-    for line in lines:
-        previous = dict.fromkeys(COUNTS, 0)
-        for month, state in _steps(line, last):
-            now = _counts(state, month)
-            delta = deltas.setdefault(month, dict.fromkeys(COUNTS, 0))
-            for name in COUNTS:
-                delta[name] += now[name] - previous[name]
-            previous = now
+    for entity in lines:
+        for month, delta, _ in entity:
+            if month <= last:
+                into = deltas.setdefault(month, {})
+                for name, change in delta.items():
+                    into[name] = into.get(name, 0) + change
     series: dict[Month, dict[str, int]] = {}
     running = dict.fromkeys(COUNTS, 0)
     for month in months_between(changes[0], last):
