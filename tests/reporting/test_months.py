@@ -142,6 +142,11 @@ async def test_monthly_series_exact_at_every_level_json_csv_and_after_rebuild(
         assert (await cb.get("/v1/national/months")).status_code == 401
         assert (await get(cb, "/v1/trusts/RYJ/months")).status_code == 404
         assert (await get(cb, "/v1/trusts/RTH/sites/RTH99/months")).status_code == 404
+        openapi = (await cb.get("/openapi.json")).json()
+        assert {"/v1/national/months", "/v1/trusts/{trustcode}/months",
+                "/v1/trusts/{trustcode}/sites/{sitecode}/months"} <= set(openapi["paths"])
+        params = {p["name"] for p in openapi["paths"]["/v1/national/months"]["get"]["parameters"]}
+        assert {"from", "to", "raw"} <= params
 
         assert await rebuild_command(argparse.Namespace(), settings) == 0
         assert await check_every_place(cb) == before
