@@ -35,6 +35,7 @@ OUT = Path(__file__).resolve().parent / "dashboards"
 DATASOURCE = DataSourceRef(type_val="prometheus", uid="prometheus")
 STAGES = ("enrolled", "started", "completed", "intending", "delivering")
 FOLLOW_UPS = ("month_3", "month_12")
+SURVEYS = ("month_4", "month_12")
 MEASURES = ("rmdq", "pain_nrs", "von_korff_pain", "von_korff_disability", "psfs", "pseq")
 NATIONAL = 'trust=""'
 PLACE = 'trust="$trust", site=~"$site"'
@@ -135,7 +136,26 @@ def figures_rows(selector: str, place: str) -> list[Section]:
         .datasource(DATASOURCE).height(8).span(24)
         .with_target(query(f"ibest_outcome_n{{{selector}}}").instant()
                      .format(PromQueryFormat.TABLE)))
-    return [funnel, classes, outcomes]
+    return [funnel, classes, outcomes, surveys_section(selector)]
+
+
+def surveys_section(selector: str) -> Section:
+    """Clinicians' delivery surveys at 4 and 12 months (domain.md): asked, answered,
+    delivering, so "not delivering" is told apart from "not asked" and "did not reply"."""
+    section = Section("Delivery surveys (4 and 12 months after completion)").with_panel(trend(
+        "Survey response rate (answered over due)", [
+            query(f"ibest_delivery_response_rate_{s}{{{selector}}}", s, chr(65 + i))
+            for i, s in enumerate(SURVEYS)], unit="percentunit",
+        description="Completed clinicians whose survey is due (or already answered) who "
+                    "answered it inside its window."))
+    section.with_panel(trend("Surveys due, answered, delivering", [
+        query(f"ibest_{figure}_{s}{{{selector}}}", f"{figure} {s}", chr(65 + 3 * i + j))
+        for i, s in enumerate(SURVEYS)
+        for j, figure in enumerate(("delivery_survey_due", "delivery_reported",
+                                    "clinicians_delivering"))],
+        description="clinicians_delivering_<survey>: clinicians whose answer to that survey "
+                    "says they deliver BeST (clinicians_delivering counts the latest report)."))
+    return section
 
 
 def national() -> db.Dashboard:

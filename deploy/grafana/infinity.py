@@ -149,11 +149,14 @@ def months_trust() -> db.Dashboard:
 
 
 COMPARED = ("followup_rate_month_3", "followup_rate_month_12", "clinicians_completed",
-            "improved_share")
+            "delivery_response_rate_month_4", "delivery_response_rate_month_12")
+"""Funnels of GET /v1/funnel/{figure} (which takes no measure or timepoint)."""
 MEASURE_CHOICES = ("rmdq", "pain_nrs", "von_korff_pain", "von_korff_disability", "psfs",
                    "pseq")
 TIMEPOINT_CHOICES = ("month_3", "month_12", "group_end")
 LIMIT_COLUMNS = ("national", "lower_95", "upper_95", "lower_99_8", "upper_99_8")
+IMPROVED = ("/v1/funnel/improved_share", {"measure": "$measure", "timepoint": "$timepoint"})
+FIGURE: tuple[str, dict[str, str]] = ("/v1/funnel/$figure", {})
 
 
 def custom(name: str, label: str, values: tuple[str, ...]) -> db.CustomVariable:
@@ -161,13 +164,13 @@ def custom(name: str, label: str, values: tuple[str, ...]) -> db.CustomVariable:
             .current(VariableOption(selected=True, text=values[0], value=values[0])))
 
 
-def funnel_queries() -> list[cogbuilder.Builder[cogvariants.Dataquery]]:
-    params = {"measure": "$measure", "timepoint": "$timepoint"}
+def funnel_queries(url: str, params: dict[str, str]
+                   ) -> list[cogbuilder.Builder[cogvariants.Dataquery]]:
     return [
-        InfinityQuery("A", "/v1/funnel/$figure", "json",
+        InfinityQuery("A", url, "json",
                       [("trustcode", "string"), ("denominator", "number"), ("value", "number")],
                       params, "trusts"),
-        InfinityQuery("B", "/v1/funnel/$figure", "json",
+        InfinityQuery("B", url, "json",
                       [("denominator", "number"), *((c, "number") for c in LIMIT_COLUMNS)],
                       params, "limits"),
     ]
@@ -183,20 +186,10 @@ def xy(frame: int, y: str) -> xychart.XYSeriesConfig:
             .y(xychart.XychartXYSeriesConfigY().matcher(matcher("byName", y))))
 
 
-def comparison() -> db.Dashboard:
-    dash = (db.Dashboard("iBeST trusts compared (funnel plot)").uid("ibest-comparison")
-            .tags(["ibest", "programme", "comparison"]).time("now-30d", "now")
-            .timezone("Europe/London").editable()
-            .description("Each trust's published value against its published denominator, "
-                         "with the national line and the 95% and 99.8% limits "
-                         "(GET /v1/funnel/{figure}). Flags are judged on exact values; a "
-                         "suppressed trust is listed, not plotted."))
-    dash.with_variable(custom("figure", "Figure", COMPARED))
-    dash.with_variable(custom("measure", "Measure (improved share)", MEASURE_CHOICES))
-    dash.with_variable(custom("timepoint", "Timepoint (improved share)", TIMEPOINT_CHOICES))
-    plot = (xychart.Panel().title("Funnel plot: $figure by trust").datasource(REPORTING)
+def funnel_plot(title: str, url: str, params: dict[str, str]) -> xychart.Panel:
+    plot = (xychart.Panel().title(title).datasource(REPORTING)
             .height(12).span(24).mapping(SeriesMapping.MANUAL).show(XYShowMode.POINTS)
-            .targets(funnel_queries())
+            .targets(funnel_queries(url, params))
             .series([xy(0, "value"), *(xy(1, c) for c in LIMIT_COLUMNS)])
             .description("Points: trusts (value from rounded counts, to the precision its "
                          "rounded denominator supports). Lines: national value and its 95% "
@@ -204,24 +197,47 @@ def comparison() -> db.Dashboard:
     for column in LIMIT_COLUMNS:
         plot.with_override(MatcherConfig("byName", column),
                            [DynamicConfigValue("custom.show", "lines")])
-    dash.with_panel(plot)
-    outside = InfinityQuery("A", "/v1/funnel/$figure", "json",
-                            [("trustcode", "string"), ("value", "string"),
-                             ("denominator", "string"), ("outside_95", "string"),
-                             ("outside_99_8", "string")],
-                            {"measure": "$measure", "timepoint": "$timepoint"}, "trusts")
-    dash.with_panel(
-        table.Panel().title("Trusts outside the 99.8% limits").datasource(REPORTING)
-        .height(8).span(12).mappings(suppressed_mapping()).with_target(outside)
+    return plot
+
+
+def trust_tables(what: str, url: str, params: dict[str, str]) -> list[table.Panel]:
+    """The trusts outside 99.8% (flags judged on exact values) and every trust."""
+    rows = InfinityQuery("A", url, "json",
+                         [("trustcode", "string"), ("value", "string"),
+                          ("denominator", "string"), ("outside_95", "string"),
+                          ("outside_99_8", "string")], params, "trusts")
+    return [
+        table.Panel().title(f"Trusts outside the 99.8% limits: {what}").datasource(REPORTING)
+        .height(8).span(12).mappings(suppressed_mapping()).with_target(rows)
         .with_transformation(DataTransformerConfig(id_val="filterByValue", options={
             "type": "include", "match": "any",
             "filters": [{"fieldName": "outside_99_8",
                          "config": {"id": "equal", "options": {"value": "true"}}}]}))
         .description("Judged on the exact value against the limits for the exact "
-                     "denominator; the value shown is the published one."))
-    dash.with_panel(
-        table.Panel().title("Every trust").datasource(REPORTING).height(8).span(12)
-        .mappings(suppressed_mapping()).with_target(outside))
+                     "denominator; the value shown is the published one."),
+        table.Panel().title(f"Every trust: {what}").datasource(REPORTING).height(8).span(12)
+        .mappings(suppressed_mapping()).with_target(rows),
+    ]
+
+
+def comparison() -> db.Dashboard:
+    dash = (db.Dashboard("iBeST trusts compared (funnel plot)").uid("ibest-comparison")
+            .tags(["ibest", "programme", "comparison"]).time("now-30d", "now")
+            .timezone("Europe/London").editable()
+            .description("Each trust's published value against its published denominator, "
+                         "with the national line and the 95% and 99.8% limits "
+                         "(GET /v1/funnel/...). Flags are judged on exact values; a "
+                         "suppressed trust is listed, not plotted."))
+    dash.with_variable(custom("figure", "Figure", COMPARED))
+    dash.with_variable(custom("measure", "Measure (improved share)", MEASURE_CHOICES))
+    dash.with_variable(custom("timepoint", "Timepoint (improved share)", TIMEPOINT_CHOICES))
+    dash.with_panel(funnel_plot("Funnel plot: $figure by trust", *FIGURE))
+    for panel in trust_tables("$figure", *FIGURE):
+        dash.with_panel(panel)
+    dash.with_panel(funnel_plot("Funnel plot: share meaningfully improved ($measure, "
+                                "$timepoint) by trust", *IMPROVED))
+    for panel in trust_tables("improved $measure $timepoint", *IMPROVED):
+        dash.with_panel(panel)
     return dash
 
 

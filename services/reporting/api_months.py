@@ -6,14 +6,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from .api import CSV, Raw, _report
+from ibest.backbone.tokens import Token
 
-From = Annotated[str | None, Query(alias="from", description="First month, YYYY-MM")]
-To = Annotated[str | None, Query(alias="to", description="Last month, YYYY-MM")]
+from .api import CSV, Raw, SiteCode, TrustCode, _pattern, _report, accepting
+from .months import MONTH
+
+From = Annotated[str | None, Query(alias="from", description="First month, YYYY-MM",
+                                   json_schema_extra=_pattern(MONTH, "2025-04"))]
+To = Annotated[str | None, Query(alias="to", description="Last month, YYYY-MM",
+                                 json_schema_extra=_pattern(MONTH, "2025-09"))]
+MonthsAccess = Annotated[Token, Depends(accepting("raw", "from", "to"))]
 MONTHS_DOC = ("Per figure, its value at the end of each month in `months` (Europe/London, by "
               "event time; the last month is the current one and equals the current "
               "figures). Below national level, unless raw, each value is controlled on its "
@@ -36,22 +42,23 @@ def add_month_routes(router: APIRouter) -> None:
 
     @router.get("/national/months", response_model=MonthsReport, responses=CSV,
                 summary="National figures month by month (exact)")
-    async def national_months(request: Request, raw: Raw = False, start: From = None,
-                              end: To = None) -> Response:
-        return await _report(request, raw,
-                             lambda s: s.months.report(None, None, raw, start, end))
+    async def national_months(request: Request, token: MonthsAccess, raw: Raw = "false",
+                              start: From = None, end: To = None) -> Response:
+        return await _report(request, token, raw,
+                             lambda s, r: s.months.report(None, None, r, start, end))
 
     @router.get("/trusts/{trustcode}/months", response_model=MonthsReport, responses=CSV,
                 summary="One trust's figures month by month (controlled unless raw)")
-    async def trust_months(request: Request, trustcode: str, raw: Raw = False,
-                           start: From = None, end: To = None) -> Response:
-        return await _report(request, raw,
-                             lambda s: s.months.report(trustcode, None, raw, start, end))
+    async def trust_months(request: Request, token: MonthsAccess, trustcode: TrustCode,
+                           raw: Raw = "false", start: From = None, end: To = None) -> Response:
+        return await _report(request, token, raw,
+                             lambda s, r: s.months.report(trustcode, None, r, start, end))
 
     @router.get("/trusts/{trustcode}/sites/{sitecode}/months", response_model=MonthsReport,
                 responses=CSV, summary="One site's figures month by month (controlled "
                                        "unless raw)")
-    async def site_months(request: Request, trustcode: str, sitecode: str, raw: Raw = False,
-                          start: From = None, end: To = None) -> Response:
-        return await _report(request, raw,
-                             lambda s: s.months.report(trustcode, sitecode, raw, start, end))
+    async def site_months(request: Request, token: MonthsAccess, trustcode: TrustCode,
+                          sitecode: SiteCode, raw: Raw = "false", start: From = None,
+                          end: To = None) -> Response:
+        return await _report(request, token, raw,
+                             lambda s, r: s.months.report(trustcode, sitecode, r, start, end))

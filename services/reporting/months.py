@@ -13,12 +13,14 @@ from .reports import Malformed, NotFound, View, check_site, check_trust
 if TYPE_CHECKING:
     from .reports import Reporting
 
-MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+MONTH = r"[0-9]{4}-(0[1-9]|1[0-2])"
+MONTH_RE = re.compile(f"^{MONTH}$")
 
 
 def check_month(name: str, value: str | None) -> str | None:
     if value is not None and not MONTH_RE.match(value):
-        raise Malformed(f"{name}={value!r} is not a month: YYYY-MM, for example 2025-04")
+        raise Malformed(f"{name}={value[:40]!r} is not a month: YYYY-MM, for example 2025-04",
+                        name)
     return value
 
 
@@ -41,7 +43,7 @@ class MonthSeries:
         check_month("from", start)
         check_month("to", end)
         if start and end and start > end:
-            raise Malformed(f"from={start} is after to={end}; from must not be after to")
+            raise Malformed(f"from={start} is after to={end}; from must not be after to", "from")
         trust = check_trust(trustcode) if trustcode is not None else None
         site = check_site(trust, sitecode) if trust and sitecode is not None else None
         level = "site" if site else "trust" if trust else "national"

@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ibest.backbone.tokens import Token, derived_id, read_tokens
+
 Scope = Literal["read", "raw"]
 SCOPES: tuple[Scope, ...] = ("read", "raw")
 
@@ -17,33 +19,33 @@ class ReportingSettings(BaseSettings):
 
     tokens: str = Field(
         default="", alias="IBEST_REPORTING_TOKENS",
-        description="Bearer tokens as token:scope pairs separated by commas; scope is read "
-                    "(published figures) or raw (also exact figures). None set: every request "
-                    "is refused.",
+        description="Bearer tokens as id:token:scope entries separated by commas (token:scope "
+                    "still works; its id is then h- and the first 10 hex digits of the "
+                    "token's SHA-256); scope is read (published figures) or raw (also exact "
+                    "figures). None set: every request is refused.",
     )
-    read_token_file: str = Field(
-        default="", alias="IBEST_REPORTING_READ_TOKEN_FILE",
-        description="A file holding one more read-scope bearer token (the Docker secret "
-                    "Grafana's data source also reads, so the two cannot drift apart).",
+    tokens_file: Path | None = Field(
+        default=None, alias="IBEST_REPORTING_TOKENS_FILE",
+        description="A secrets file with more entries (one per line or comma-separated).",
+    )
+    read_token_file: Path | None = Field(
+        default=None, alias="IBEST_REPORTING_READ_TOKEN_FILE",
+        description="A file holding one bare read-scope bearer token (the Docker secret "
+                    "Grafana's reporting data source also reads through $__file, so the two "
+                    "cannot drift apart); its id is `grafana`.",
     )
     snapshot_seconds: float = Field(
         default=5.0, gt=0, alias="IBEST_REPORTING_SNAPSHOT_SECONDS",
         description="Seconds between refreshes of the figures /metrics exports.",
     )
 
-    def token_scopes(self) -> dict[str, Scope]:
-        """Parse IBEST_REPORTING_TOKENS; a malformed entry stops the service at start-up."""
-        out: dict[str, Scope] = {}
-        for entry in filter(None, (e.strip() for e in self.tokens.split(","))):
-            token, sep, scope = entry.rpartition(":")
-            if not sep or not token or scope not in SCOPES:
-                raise ValueError("IBEST_REPORTING_TOKENS entries must be token:read or "
-                                 "token:raw (the entry's scope is not one of these)")
-            out[token] = "raw" if scope == "raw" else "read"
-        if self.read_token_file:
-            token = Path(self.read_token_file).read_text().strip()
-            if not token:
+    def token_list(self) -> list[Token]:
+        """Parse the tokens; a malformed entry stops the service at start-up."""
+        tokens = read_tokens(self.tokens, self.tokens_file, "IBEST_REPORTING_TOKENS", SCOPES)
+        if self.read_token_file is not None:
+            secret = self.read_token_file.read_text().strip()
+            if not secret:
                 raise ValueError(f"IBEST_REPORTING_READ_TOKEN_FILE: {self.read_token_file} "
                                  "holds no token")
-            out.setdefault(token, "read")
-        return out
+            tokens.append(Token(derived_id(secret), secret, "read"))
+        return tokens

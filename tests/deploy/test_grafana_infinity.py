@@ -25,6 +25,7 @@ from ibest.backbone.settings import Settings
 from ibest.backbone.streams import EVENTS_STREAM
 from ibest.simulate.model import SimulationOptions
 from ibest.simulate.runner import run_simulation
+from services.outcomes.service import SPEC as OUTCOMES
 from services.reporting.service import SPEC
 from tests.harness import running_service, wait_for
 
@@ -63,11 +64,14 @@ def boards() -> dict[str, dict[str, Any]]:
             for name in infinity.DASHBOARDS}
 
 
-def variable_values(board: dict[str, Any], trusts: list[str]) -> list[dict[str, str]]:
-    """Every combination of the board's variables (trust: the given trusts)."""
+def variable_values(board: dict[str, Any], target: dict[str, Any],
+                    trusts: list[str]) -> list[dict[str, str]]:
+    """Every combination of the board's variables that `target` uses (trust: the given)."""
+    used = json.dumps([target["url"], target["url_options"]])
     choices: dict[str, list[str]] = {}
     for v in board.get("templating", {}).get("list", []):
-        choices[v["name"]] = trusts if v["name"] == "trust" else v["query"].split(",")
+        if f"${v['name']}" in used:
+            choices[v["name"]] = trusts if v["name"] == "trust" else v["query"].split(",")
     names = list(choices)
     return [dict(zip(names, combo, strict=True))
             for combo in itertools.product(*(choices[n] for n in names))]
@@ -119,14 +123,24 @@ async def test_every_infinity_query_answers_with_every_field_its_panel_reads(
     options = SimulationOptions(seed=18, trusts=6, clinicians=90, patients=70, months=24,
                                 invalid_rate=0.0, progress=False)
     await run_simulation(settings, options)
-    async with running_service(SPEC, settings, lambda: options.end) as base, \
+    # Outcomes runs too: it derives the outcome.recorded events the improved-share funnel
+    # counts.
+    async with running_service(OUTCOMES, settings, lambda: options.end), \
+            running_service(SPEC, settings, lambda: options.end) as base, \
             httpx.AsyncClient(base_url=base, timeout=20) as client:
 
+        async def drained(consumer: str) -> bool:
+            info = await js.consumer_info(EVENTS_STREAM, consumer)
+            return info.num_pending == 0 and info.num_ack_pending == 0
+
         async def applied() -> bool:
-            info = await js.consumer_info(EVENTS_STREAM, "reporting")
-            return info.num_pending == 0 and info.num_ack_pending == 0 and (await client.get(
-                "/v1/national", headers={"Authorization": f"Bearer {TOKEN}"})).status_code \
-                == 200
+            if not (await drained("outcomes") and await drained("reporting")):
+                return False
+            national = await client.get("/v1/national",
+                                        headers={"Authorization": f"Bearer {TOKEN}"})
+            # The derived outcomes counted too (published by outcomes after its input).
+            return national.status_code == 200 and \
+                national.json()["figures"]["outcomes"]["rmdq"]["month_3"]["n"] > 0
 
         await wait_for(applied, 60, "the simulated rollout applied")
         raw = {"Authorization": "Bearer raw-token"}
@@ -153,8 +167,8 @@ async def test_every_infinity_query_answers_with_every_field_its_panel_reads(
             assert all(t["datasource"] == {"type": infinity.REPORTING.type_val,
                                            "uid": infinity.REPORTING.uid}
                        or "datasource" not in t for t in targets)
-            for values in variable_values(board, chosen):
-                for target in targets:
+            for target in targets:
+                for values in variable_values(board, target, chosen):
                     rows = await run(client, target, values)
                     executed += 1
                     if target["type"] == "csv" and values.get("trust") == suppressed[0]:

@@ -30,6 +30,7 @@ from services.reporting.domain.figures import (
     FOLLOW_UP_NAMES,
     PROFESSIONS,
     STAGES,
+    SURVEY_NAMES,
     OutcomeTotals,
     Totals,
     fold_site,
@@ -77,7 +78,7 @@ def test_clinician_counts_at_latest_enrolment_against_its_version() -> None:
     c = clinician_contribution(facts)
     assert c == {"trust": "RXF", "site": "RXF01", "profession": "doctor", "enrolled": True,
                  "started": False, "completed": False, "intending": False,
-                 "delivering": False, "facilitating": False}
+                 "delivering": False, "facilitating": False, "surveys": {}}
 
 
 def test_latest_report_by_event_time_wins() -> None:
@@ -231,6 +232,11 @@ def totals(draw: st.DrawFn) -> Totals:
     t.class_spans = [ClassSpan(first + timedelta(days=a), first + timedelta(days=a + b))
                      for a, b in draw(st.lists(st.tuples(st.integers(0, 700),
                                                          st.integers(0, 700)), max_size=20))]
+    for survey in SURVEY_NAMES:
+        answered = draw(counts)
+        t.surveys[survey] = {"answered": answered, "delivering": draw(st.integers(0, answered)),
+                             "pending_due": {"2025-06-01": draw(counts),
+                                             "2030-01-01": draw(counts)}}
     return t
 
 
@@ -254,7 +260,8 @@ def test_no_published_figure_reveals_one_to_seven(t: Totals) -> None:
     for name, value, exact in counts_and_rates(published, raw):
         leaf = name.rsplit(".", 1)[-1]
         if leaf.startswith(("followup_rate", "improved_share", "mean_change", "rmdq_",
-                            "sites_sustained_rate", "clinicians_facilitating_rate")):
+                            "sites_sustained_rate", "clinicians_facilitating_rate",
+                            "delivery_response_rate")):
             continue
         assert value == control_count(exact), name
         assert value == "*" or value == 0 or (value >= 10 and value % 5 == 0), name
@@ -267,6 +274,12 @@ def test_no_published_figure_reveals_one_to_seven(t: Totals) -> None:
             assert rate == "*"
         else:
             assert rate == round(num / den, rate_places(den))  # rounded counts
+    for survey in SURVEY_NAMES:
+        num, den = (published[f"delivery_reported_{survey}"],
+                    published[f"delivery_survey_due_{survey}"])
+        rate = published[f"delivery_response_rate_{survey}"]
+        assert rate is None if den == 0 else rate == "*" if "*" in (num, den) else (
+            rate == round(num / den, rate_places(den)))
     for m, by_tp in published["outcomes"].items():
         for tp, o in by_tp.items():
             n = t.outcome(m, tp).n

@@ -15,7 +15,7 @@ from prometheus_client.core import REGISTRY, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
-from ..domain.figures import FOLLOW_UP_NAMES, REMINDER_OUTCOMES, STAGES, Figures
+from ..domain.figures import FOLLOW_UP_NAMES, REMINDER_OUTCOMES, STAGES, SURVEY_FIGURES, Figures
 from ..domain.working import SUSTAINED_PERIODS, VERDICT_FIGURE, VERDICTS, rmdq_names
 
 PREFIX = "ibest_"
@@ -38,6 +38,7 @@ SCALARS = (
     *(f"followup_due_{tp}" for tp in FOLLOW_UP_NAMES),
     *(f"followup_rate_{tp}" for tp in FOLLOW_UP_NAMES),
     *(f"reminders_{outcome}" for outcome in REMINDER_OUTCOMES),
+    *SURVEY_FIGURES,
 )
 IS_IT_WORKING = (
     *(name for tp in FOLLOW_UP_NAMES for name in rmdq_names(tp)),

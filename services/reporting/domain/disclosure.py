@@ -16,6 +16,7 @@ from .figures import (
     OUTCOME_TIMEPOINTS,
     REMINDER_OUTCOMES,
     STAGES,
+    SURVEY_NAMES,
     Figures,
     Totals,
 )
@@ -95,6 +96,12 @@ def published_figures(t: Totals, today: date, *, with_sites_running: bool) -> Fi
     }
     for outcome in REMINDER_OUTCOMES:
         f[f"reminders_{outcome}"] = control_count(t.reminders[outcome])
+    for s in SURVEY_NAMES:
+        due, answered = t.survey_due(s, today), t.survey_answered(s)
+        f[f"delivery_survey_due_{s}"] = control_count(due)
+        f[f"delivery_reported_{s}"] = control_count(answered)
+        f[f"delivery_response_rate_{s}"] = control_rate(answered, due)
+        f[f"clinicians_delivering_{s}"] = control_count(t.survey_delivering(s))
     f.update(working_published(t, today, with_sites_running=with_sites_running))
     return f
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from shared.envelope import AnyEvent
 from shared.followup import FOLLOW_UPS, Timepoint, assessment_date, follow_up_window
+from shared.surveys import SURVEYS, completed_at, completion_date, survey_answers, survey_window
 
 Fact = dict[str, Any]
 Contribution = dict[str, Any]
@@ -65,10 +66,14 @@ def fact_of(event: AnyEvent) -> EntityFact:
         fact = {**base, "k": "enrolled", "profession": str(data.profession),
                 "cv": data.course_version}
         return EntityFact(CLINICIANS, data.clinician_ref, eid, fact, places=True)
-    if name in ("clinician.training_started", "clinician.training_completed"):
-        kind = "started" if name.endswith("started") else "completed"
+    if name == "clinician.training_started":
         return EntityFact(CLINICIANS, data.clinician_ref, eid,
-                          {**base, "k": kind, "cv": data.course_version})
+                          {**base, "k": "started", "cv": data.course_version})
+    if name == "clinician.training_completed":
+        # `done`: the completion time the delivery surveys are timed from (shared.surveys).
+        return EntityFact(CLINICIANS, data.clinician_ref, eid,
+                          {**base, "k": "completed", "cv": data.course_version,
+                           "done": completed_at(data.completed_at, event.time)})
     if name == "clinician.intention_reported":
         return EntityFact(CLINICIANS, data.clinician_ref, eid,
                           {**base, "k": "intention", "value": data.intends_to_deliver})
@@ -124,7 +129,8 @@ def clinician_contribution(facts: dict[str, Fact]) -> Contribution | None:
     if enrolment is None:
         return None
     cv = enrolment["cv"]
-    completed = any(f["k"] == "completed" and f["cv"] == cv for f in facts.values())
+    completions = [f for f in facts.values() if f["k"] == "completed" and f["cv"] == cv]
+    completed = bool(completions)
     started = completed or any(f["k"] == "started" and f["cv"] == cv for f in facts.values())
     intention = _latest(facts, "intention")
     delivery = _latest(facts, "delivery")
@@ -134,9 +140,27 @@ def clinician_contribution(facts: dict[str, Fact]) -> Contribution | None:
         "enrolled": True, "started": started, "completed": completed,
         "intending": bool(intention and intention["value"]),
         "delivering": bool(delivery and delivery["value"]),
+        "surveys": _surveys(completions, facts),
         # Observed delivery: completed and named as a facilitator of at least one class.
         "facilitating": completed and any(f["k"] == "facilitated" for f in facts.values()),
     }
+
+
+def _surveys(completions: list[Fact], facts: dict[str, Fact]) -> dict[str, Any]:
+    """A completed clinician's delivery surveys (shared.surveys): each one's due date
+    (stored, not judged: whether it has arrived depends on the reading time), whether it was
+    answered and whether its answer (the latest report inside its window) says delivering.
+    Empty for a clinician who has not completed the counted course version."""
+    if not completions:
+        return {}
+    done: datetime = min(f.get("done") or f["t"] for f in completions)
+    completed = completion_date(done)
+    answers = survey_answers(completed, [(f["t"], fid, f) for fid, f in facts.items()
+                                         if f["k"] == "delivery"])
+    return {s.value: {"due": survey_window(completed, s).due.isoformat(),
+                      "answered": s in answers,
+                      "delivering": bool(s in answers and answers[s]["value"])}
+            for s in SURVEYS}
 
 
 def patient_contribution(facts: dict[str, Fact]) -> Contribution | None:

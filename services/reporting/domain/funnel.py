@@ -11,13 +11,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from .disclosure import SUPPRESSED, control_count, control_rate
-from .figures import FOLLOW_UP_NAMES, MEASURE_NAMES, OUTCOME_TIMEPOINTS, Totals
+from .figures import FOLLOW_UP_NAMES, MEASURE_NAMES, OUTCOME_TIMEPOINTS, SURVEY_NAMES, Totals
 from .trial import BEST_TRIAL, Interval
 from .working import VERDICT_TIMEPOINT, against_trial, verdict
 
 Z = {"95": 1.96, "99.8": 3.09}
 FUNNEL_FIGURES = (
-    "followup_rate_month_3", "followup_rate_month_12", "clinicians_completed", "improved_share")
+    "followup_rate_month_3", "followup_rate_month_12", "clinicians_completed", "improved_share",
+    *(f"delivery_response_rate_{s}" for s in SURVEY_NAMES))
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,9 @@ def proportion_of(t: Totals, figure: str, today: Any, measure: str | None,
     for tp in FOLLOW_UP_NAMES:
         if figure == f"followup_rate_{tp}":
             return Proportion(t.recorded[tp], t.due(tp, today))
+    for s in SURVEY_NAMES:
+        if figure == f"delivery_response_rate_{s}":
+            return Proportion(t.survey_answered(s), t.survey_due(s, today))
     if figure == "clinicians_completed":
         return Proportion(sum(t.clinicians["completed"].values()),
                           sum(t.clinicians["enrolled"].values()))
