@@ -31,7 +31,8 @@ OPERATIONS = ("ibest.backbone.audit",)  # `ibest audit list`
 
 
 async def _connect(settings: Settings) -> NatsClient:
-    return await nats.connect(settings.nats_servers, connect_timeout=5, max_reconnect_attempts=2)
+    return await nats.connect(settings.nats_servers, connect_timeout=5, max_reconnect_attempts=2,
+                              **settings.admin_nats_options())
 
 
 async def streams_apply(args: argparse.Namespace, settings: Settings) -> int:

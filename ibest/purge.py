@@ -71,7 +71,8 @@ async def purge(settings: Settings, apply: bool) -> Found:
     """Count (and with `apply`, delete) every stored reference that is an NHS number."""
     found = Found()
     mongo: AsyncMongoClient[Document] = AsyncMongoClient(
-        settings.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=5000)
+        settings.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=5000,
+        **settings.mongodb_options())
     try:
         for service, collections in PATIENT_COLLECTIONS.items():
             db = mongo[settings.database_of(service)]
@@ -96,7 +97,8 @@ async def rebuild_reporting(settings: Settings, mongo: AsyncMongoClient[Document
     from services.reporting.adapters.store import Store
     from services.reporting.reports import Reporting
 
-    nc = await nats.connect(settings.nats_servers, name="ibest-purge-nhs-numbers")
+    nc = await nats.connect(settings.nats_servers, name="ibest-purge-nhs-numbers",
+                            **settings.admin_nats_options())
     try:
         reporting = Reporting(Store(mongo[settings.database_of("reporting")]), utc_now, [])
         await reporting.rebuild(nc.jetstream())

@@ -1,10 +1,16 @@
 #!/bin/sh
-# Build MONGODB_URL from the password in a secrets file, so no password sits in the
-# environment of docker-compose.yml. NATS_URL is passed in whole (see .env.example).
+# Refuse to start on a placeholder secret; every credential stays in its file
+# (NATS_PASSWORD_FILE, MONGODB_PASSWORD_FILE, IBEST_REPORTING_TOKENS_FILE), never in the
+# environment: the settings read the files (ibest.backbone.secrets checks them again).
 set -eu
-if [ -n "${MONGODB_PASSWORD_FILE:-}" ] && [ -z "${MONGODB_URL:-}" ]; then
-  MONGODB_PASSWORD="$(cat "$MONGODB_PASSWORD_FILE")"
-  MONGODB_URL="mongodb://${MONGODB_USERNAME:-root}:${MONGODB_PASSWORD}@${MONGODB_HOSTS:-mongo:27017}/?authSource=admin&replicaSet=${MONGODB_REPLICA_SET:-rs0}"
-  export MONGODB_URL
+secrets="${IBEST_SECRETS_DIR:-/run/secrets}"
+if [ -d "$secrets" ]; then
+  for secret in "$secrets"/*; do
+    [ -f "$secret" ] || continue
+    if grep -qiE 'change-?me|replace-?me|example|placeholder' "$secret"; then
+      echo "refusing to start: $secret is a placeholder (python -m deploy.make_secrets)" >&2
+      exit 1
+    fi
+  done
 fi
 exec "$@"

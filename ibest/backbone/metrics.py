@@ -38,3 +38,9 @@ LAST_EVENT_TIMESTAMP = Gauge(
     "Unix time at which this service last applied an event.",
     ["service"],
 )
+TRUST_SHARE_USED = Gauge(
+    "ibest_trust_share_used_ratio",
+    "Events stored on one trust's subject (trust, event type) over the stream's per-subject "
+    "limit; at 1 the stream refuses that trust's next event of the type.",
+    ["trust", "event"],
+)

@@ -22,11 +22,11 @@ import nats
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import PlainTextResponse
 from faststream import AckPolicy, Context
-from faststream.nats import JStream, NatsBroker, PullSub
+from faststream.nats import JStream, NatsBroker, NatsSecurity, NatsUserPassword, PullSub
 from faststream.nats.message import NatsBatchMessage
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
-from nats.js.api import ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
@@ -39,10 +39,15 @@ from ibest.backbone.consumer import (
     EventLedger,
     Handler,
 )
+from ibest.backbone.metrics import TRUST_SHARE_USED
 from ibest.backbone.publisher import EventPublisher
-from ibest.backbone.settings import Settings
-from ibest.backbone.streams import EVENTS_STREAM
-from shared.envelope import BY_NAME
+from ibest.backbone.settings import Settings, inbox_prefix
+from ibest.backbone.streams import (
+    EVENTS_STREAM,
+    consumer_config,
+    filter_subjects,
+    trust_share_used,
+)
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
@@ -90,30 +95,14 @@ class ServiceSpec:
     routes: Callable[[], APIRouter] | None = None
 
 
-def inbox_prefix(service: str) -> str:
-    """Replies to a service go to its own inboxes, so NATS permissions can keep every other
-    user from reading them (contact emails travel as replies to notifications)."""
-    return f"_INBOX_{service}"
-
-
-def filter_subjects(consumes: Sequence[str]) -> list[str]:
-    """Server-side filters of a consumer: one per event name, any trust."""
-    unknown = [n for n in consumes if n not in BY_NAME]
-    if unknown:
-        raise ValueError(f"unknown event names: {unknown}")
-    return [f"ibest.v1.*.{name}" for name in consumes]
-
-
-def consumer_config(name: str, consumes: Sequence[str], settings: Settings) -> ConsumerConfig:
-    return ConsumerConfig(
-        durable_name=name,
-        description=f"{name} service",
-        deliver_policy=DeliverPolicy.ALL,
-        ack_wait=settings.ack_wait,
-        max_deliver=-1,  # the consumer policy bounds retries and dead-letters itself
-        max_ack_pending=max(1000, settings.batch_size * 4),
-        filter_subjects=filter_subjects(consumes),
-    )
+def broker_security(options: dict[str, Any]) -> NatsSecurity | None:
+    """`Settings.nats_options()` in the form FastStream's broker takes them."""
+    if "user" in options:
+        return NatsUserPassword(username=options["user"], password=options.get("password", ""),
+                                ssl_context=options.get("tls"))
+    if "tls" in options:
+        return NatsSecurity(ssl_context=options["tls"])
+    return None
 
 
 def create_app(
@@ -126,7 +115,8 @@ def create_app(
     # Our own logger, so FastStream adds no handler of its own (colour codes, its format).
     broker = NatsBroker(settings.nats_servers, name=f"ibest-{spec.name}", graceful_timeout=30,
                         logger=logging.getLogger("ibest.broker"), log_level=logging.DEBUG,
-                        inbox_prefix=inbox_prefix(spec.name))
+                        inbox_prefix=inbox_prefix(spec.name),
+                        security=broker_security(settings.nats_options()))
     state: dict[str, Any] = {}
 
     @broker.subscriber(
@@ -136,7 +126,6 @@ def create_app(
         pull_sub=PullSub(batch_size=settings.batch_size, batch=True,
                          timeout=settings.fetch_timeout),
         ack_policy=AckPolicy.MANUAL,
-        config=consumer_config(spec.name, spec.consumes, settings),
         inbox_prefix=f"{inbox_prefix(spec.name)}.".encode(),
         title=f"{spec.name}:events",
         description=f"Consumes {', '.join(spec.consumes)} from every trust.",
@@ -147,12 +136,19 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         mongo: AsyncMongoClient[Document] = AsyncMongoClient(
-            settings.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=5000
-        )
+            settings.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=5000,
+            **settings.mongodb_options())
         nc = await nats.connect(settings.nats_servers, name=f"ibest-{spec.name}-admin",
                                 max_reconnect_attempts=-1,
-                                inbox_prefix=inbox_prefix(spec.name).encode())
+                                inbox_prefix=inbox_prefix(spec.name).encode(),
+                                **settings.nats_options())
         js = nc.jetstream()
+        try:
+            await check_consumer(js, spec, settings)
+        except ConsumerNotDeclared:
+            await nc.close()
+            await mongo.close()
+            raise
         db = mongo[settings.database_of(spec.name)]
         ctx = ServiceContext(spec.name, settings, db, nc, js,
                              EventPublisher(js, spec.name), clock)
@@ -166,7 +162,8 @@ def create_app(
         app.state.mongo = mongo
         app.state.service = wiring.api
         await broker.start()
-        tasks = [asyncio.create_task(_forever(spec.name, job)) for job in wiring.background]
+        jobs = [*wiring.background, lambda: watch_trust_shares(js)]
+        tasks = [asyncio.create_task(_forever(spec.name, job)) for job in jobs]
         log.info("%s service started", spec.name)
         try:
             yield
@@ -190,6 +187,39 @@ def create_app(
         app.include_router(spec.routes())
     app.include_router(health_router(spec.name))
     return app
+
+
+class ConsumerNotDeclared(RuntimeError):
+    """The operator has not declared this service's consumer as it needs it."""
+
+
+async def check_consumer(js: JetStreamContext, spec: ServiceSpec, settings: Settings) -> None:
+    """Bind only to the consumer `ibest streams apply` declared, with the filters this
+    service consumes; a service never creates one (its NATS user may not)."""
+    try:
+        info = await js.consumer_info(EVENTS_STREAM, spec.name)
+    except NotFoundError:
+        raise ConsumerNotDeclared(
+            f"durable consumer {EVENTS_STREAM}/{spec.name} does not exist: the operator "
+            "declares it with `ibest streams apply`") from None
+    wanted = consumer_config(spec.name, spec.consumes, settings)
+    have = sorted(info.config.filter_subjects or [info.config.filter_subject or ""])
+    if have != sorted(wanted.filter_subjects or []) or info.config.deliver_subject:
+        raise ConsumerNotDeclared(
+            f"durable consumer {EVENTS_STREAM}/{spec.name} filters {have} (deliver subject "
+            f"{info.config.deliver_subject!r}), not the pull consumer of "
+            f"{wanted.filter_subjects}: run `ibest streams apply`")
+
+
+SHARE_WATCH_SECONDS = 30.0
+
+
+async def watch_trust_shares(js: JetStreamContext) -> None:
+    """Export how full each trust's share of the events stream is, for the alert."""
+    while True:
+        for (trust, event), ratio in (await trust_share_used(js)).items():
+            TRUST_SHARE_USED.labels(trust, event).set(ratio)
+        await asyncio.sleep(SHARE_WATCH_SECONDS)
 
 
 async def _forever(name: str, job: Callable[[], Awaitable[None]]) -> None:

@@ -2,8 +2,21 @@
 
 from __future__ import annotations
 
+import ssl
+from pathlib import Path
+from typing import Any
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ibest.backbone.secrets import read_secret
+
+
+def inbox_prefix(user: str) -> str:
+    """Replies to a NATS user go to inboxes of its own, so permissions keep every other
+    user from reading them (contact emails and dead letters travel as replies)."""
+    return f"_INBOX_{user}"
+
 
 DEFAULT_PORTS = {"enrolment": 8001, "outcomes": 8002, "notifications": 8003, "reporting": 8004}
 
@@ -14,7 +27,21 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", populate_by_name=True)
 
     nats_url: str = Field(default="nats://127.0.0.1:4222", alias="NATS_URL")
+    nats_user: str | None = Field(default=None, alias="NATS_USER")
+    nats_password_file: Path | None = Field(
+        default=None, alias="NATS_PASSWORD_FILE",
+        description="File holding NATS_USER's password (a Docker secret); never in the URL.",
+    )
+    nats_tls_ca_file: Path | None = Field(
+        default=None, alias="NATS_TLS_CA_FILE",
+        description="CA certificate that signed the NATS server's; makes the connection TLS.",
+    )
     mongodb_url: str = Field(default="mongodb://127.0.0.1:27017", alias="MONGODB_URL")
+    mongodb_username: str | None = Field(default=None, alias="MONGODB_USERNAME")
+    mongodb_password_file: Path | None = Field(
+        default=None, alias="MONGODB_PASSWORD_FILE",
+        description="File holding MONGODB_USERNAME's password (a Docker secret).",
+    )
     db_prefix: str = Field(
         default="ibest", alias="IBEST_DB_PREFIX",
         description="Each service uses the database <prefix>_<service>.",
@@ -43,10 +70,38 @@ class Settings(BaseSettings):
         description="Seconds JetStream remembers an event id to drop a re-published copy.",
     )
 
+    events_per_subject: int = Field(
+        default=10_000, ge=1, alias="IBEST_EVENTS_PER_SUBJECT",
+        description="Most events the stream keeps per subject (one trust, one event type); "
+        "a publish beyond it is refused. Bounds each trust's share of the store.",
+    )
+
     @property
     def nats_servers(self) -> list[str]:
         """NATS_URL may list several servers, comma-separated (a cluster's seed list)."""
         return [url.strip() for url in self.nats_url.split(",") if url.strip()]
+
+    def nats_options(self) -> dict[str, Any]:
+        """Credentials and TLS for nats.connect / NatsBroker, read from their files."""
+        options: dict[str, Any] = {}
+        if self.nats_user:
+            options["user"] = self.nats_user
+        if self.nats_password_file:
+            options["password"] = read_secret(self.nats_password_file, "NATS_PASSWORD_FILE")
+        if self.nats_tls_ca_file:
+            options["tls"] = ssl.create_default_context(cafile=str(self.nats_tls_ca_file))
+        return options
+
+    def admin_nats_options(self) -> dict[str, Any]:
+        """`nats_options` for the operator's commands, on the CLI's own inbox prefix."""
+        return {**self.nats_options(), "inbox_prefix": inbox_prefix("admin").encode()}
+
+    def mongodb_options(self) -> dict[str, Any]:
+        """Credentials for AsyncMongoClient, read from their file (not put in the URL)."""
+        if not self.mongodb_password_file:
+            return {}
+        return {"username": self.mongodb_username,
+                "password": read_secret(self.mongodb_password_file, "MONGODB_PASSWORD_FILE")}
 
     def port_of(self, service: str) -> int:
         return int(getattr(self, f"{service}_port"))

@@ -1,8 +1,14 @@
-"""The two streams, declared here and only here (`ibest streams apply` owns them)."""
+"""The two streams and every durable consumer, declared here and only here.
+
+`ibest streams apply` (the operator, as NATS `admin`) owns them; services bind to the
+consumer declared for them and their NATS users cannot create, re-create or redirect one.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import importlib
+import importlib.util
+from collections.abc import AsyncIterator, Sequence
 
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
@@ -18,8 +24,8 @@ from nats.js.api import (
 )
 from nats.js.errors import NotFoundError
 
-from ibest.backbone.settings import Settings
-from shared.envelope import MAX_EVENT_BYTES
+from ibest.backbone.settings import DEFAULT_PORTS, Settings
+from shared.envelope import BY_NAME, MAX_EVENT_BYTES
 
 EVENTS_STREAM = "IBEST_EVENTS"
 EVENTS_SUBJECTS = ["ibest.v1.>"]
@@ -27,10 +33,17 @@ DEADLETTER_STREAM = "IBEST_DEADLETTER"
 DEADLETTER_PREFIX = "ibest.deadletter"
 # Dead letters carry the original event plus our headers, so allow some room above it.
 DEADLETTER_MAX_BYTES = MAX_EVENT_BYTES + 16 * 1024
+GATEWAY_CONSUMER = "gateway"
+"""The gateway's durable pull consumer on the dead-letter stream (docs: deploy/README.md)."""
 
 
 def stream_configs(settings: Settings) -> list[StreamConfig]:
-    """Events: every event kept (rebuilds replay it), deduplicated on Nats-Msg-Id."""
+    """Events: every event kept (rebuilds replay it), deduplicated on Nats-Msg-Id.
+
+    Each subject (one trust, one event type) holds at most `events_per_subject` messages and
+    a publish beyond that is refused, not an old event dropped (`discard_new_per_subject`):
+    a trust's share of the store is bounded, so one trust filling it cannot stop another's.
+    """
     return [
         StreamConfig(
             name=EVENTS_STREAM,
@@ -38,6 +51,8 @@ def stream_configs(settings: Settings) -> list[StreamConfig]:
             subjects=EVENTS_SUBJECTS,
             retention=RetentionPolicy.LIMITS,
             discard=DiscardPolicy.NEW,
+            discard_new_per_subject=True,
+            max_msgs_per_subject=settings.events_per_subject,
             max_msgs=-1,
             max_bytes=-1,
             max_age=0,
@@ -62,8 +77,67 @@ def stream_configs(settings: Settings) -> list[StreamConfig]:
     ]
 
 
+def filter_subjects(consumes: Sequence[str]) -> list[str]:
+    """Server-side filters of a consumer: one per event name, any trust."""
+    unknown = [n for n in consumes if n not in BY_NAME]
+    if unknown:
+        raise ValueError(f"unknown event names: {unknown}")
+    return [f"ibest.v1.*.{name}" for name in consumes]
+
+
+def consumer_config(name: str, consumes: Sequence[str], settings: Settings) -> ConsumerConfig:
+    """A service's durable pull consumer on the events stream."""
+    return ConsumerConfig(
+        durable_name=name,
+        description=f"{name} service",
+        deliver_policy=DeliverPolicy.ALL,
+        ack_policy=AckPolicy.EXPLICIT,
+        ack_wait=settings.ack_wait,
+        max_deliver=-1,  # the consumer policy bounds retries and dead-letters itself
+        max_ack_pending=max(1000, settings.batch_size * 4),
+        filter_subjects=filter_subjects(consumes),
+    )
+
+
+def gateway_consumer_config(settings: Settings) -> ConsumerConfig:
+    """The gateway learns of later rejections by reading every dead letter once."""
+    return ConsumerConfig(
+        durable_name=GATEWAY_CONSUMER,
+        description="gateway: dead letters of events it accepted",
+        deliver_policy=DeliverPolicy.ALL,
+        ack_policy=AckPolicy.EXPLICIT,
+        ack_wait=settings.ack_wait,
+        filter_subject=f"{DEADLETTER_PREFIX}.>",
+    )
+
+
+def service_consumers() -> dict[str, list[str]]:
+    """The events each built service consumes, from its `ServiceSpec` (`services.<name>`)."""
+    found: dict[str, list[str]] = {}
+    for name in DEFAULT_PORTS:
+        if importlib.util.find_spec(f"services.{name}") is None:
+            continue
+        module = importlib.import_module(f"services.{name}.service")
+        consumes = list(getattr(getattr(module, "SPEC", None), "consumes", None) or [])
+        if consumes:
+            found[name] = consumes
+    return found
+
+
+async def ensure_consumer(js: JetStreamContext, stream: str, config: ConsumerConfig) -> str:
+    """Create or update one durable consumer (a pull consumer: no deliver subject)."""
+    assert config.durable_name
+    try:
+        await js.consumer_info(stream, config.durable_name)
+    except NotFoundError:
+        await js.add_consumer(stream, config)
+        return f"created consumer {stream}/{config.durable_name}"
+    await js.add_consumer(stream, config)  # the server updates what may change
+    return f"updated consumer {stream}/{config.durable_name}"
+
+
 async def ensure_streams(js: JetStreamContext, settings: Settings) -> list[str]:
-    """Create or update both streams to the declared configuration; say what was done."""
+    """Create or update both streams and every durable consumer; say what was done."""
     done = []
     for config in stream_configs(settings):
         assert config.name
@@ -75,7 +149,24 @@ async def ensure_streams(js: JetStreamContext, settings: Settings) -> list[str]:
         else:
             await js.update_stream(config)
             done.append(f"updated {config.name}")
+    for service, consumes in service_consumers().items():
+        done.append(await ensure_consumer(js, EVENTS_STREAM,
+                                          consumer_config(service, consumes, settings)))
+    done.append(await ensure_consumer(js, DEADLETTER_STREAM, gateway_consumer_config(settings)))
     return done
+
+
+async def trust_share_used(js: JetStreamContext) -> dict[tuple[str, str], float]:
+    """Each (trust, event type) subject's stored count over the per-subject limit."""
+    info = await js.stream_info(EVENTS_STREAM, subjects_filter="ibest.v1.>")
+    limit = info.config.max_msgs_per_subject or -1
+    if limit <= 0:
+        return {}
+    used = {}
+    for subject, count in (info.state.subjects or {}).items():
+        trust, _, event = subject.removeprefix("ibest.v1.").partition(".")
+        used[(trust, event)] = count / limit
+    return used
 
 
 HISTORY_BATCH = 500

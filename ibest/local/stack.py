@@ -108,7 +108,8 @@ def start_servers(data_dir: Path) -> tuple[Settings, list[Managed]]:
 
 
 async def apply_streams(settings: Settings) -> list[str]:
-    nc = await nats.connect(settings.nats_servers, connect_timeout=5)
+    nc = await nats.connect(settings.nats_servers, connect_timeout=5,
+                            **settings.admin_nats_options())
     try:
         return await ensure_streams(nc.jetstream(), settings)
     finally:

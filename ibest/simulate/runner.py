@@ -15,7 +15,7 @@ import httpx
 import nats
 from nats.js import JetStreamContext
 
-from ibest.backbone.settings import Settings
+from ibest.backbone.settings import Settings, inbox_prefix
 
 from .model import FALLBACK_MODULES, Plan, Planned, SimulationOptions, plan_rollout
 from .trusts import DEFAULT_TRUSTS_FILE, load_trusts
@@ -118,7 +118,9 @@ async def run_simulation(settings: Settings, options: SimulationOptions) -> Simu
         by_type=dict(Counter(p.name for p in plan.events if p.valid and not p.duplicate)))
     progress = Progress(len(plan.events), enabled=options.progress)
     began = time.monotonic()
-    nc = await nats.connect(settings.nats_servers, name="ibest-simulator", connect_timeout=5)
+    nc = await nats.connect(settings.nats_servers, name="ibest-simulator", connect_timeout=5,
+                            inbox_prefix=inbox_prefix("simulator").encode(),
+                            **settings.nats_options())
     try:
         js = nc.jetstream()
         for start in range(0, len(plan.events), WINDOW):

@@ -42,7 +42,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 async def erase_command(args: argparse.Namespace, settings: Settings) -> int:
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-        settings.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=5000)
+        settings.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=5000,
+        **settings.mongodb_options())
     try:
         repository = ClinicianRepository(client[settings.database_of("enrolment")],
                                          catalogue())
@@ -54,7 +55,8 @@ async def erase_command(args: argparse.Namespace, settings: Settings) -> int:
         result = await repository.erase(args.clinician_ref, record=args.record)
         print(describe(result))
         if args.from_stream:
-            nc = await nats.connect(settings.nats_servers, connect_timeout=5)
+            nc = await nats.connect(settings.nats_servers, connect_timeout=5,
+                              **settings.admin_nats_options())
             try:
                 done = await erase_from_stream(
                     nc.jetstream(), args.clinician_ref,

@@ -53,8 +53,10 @@ async def plan_surveys(settings: Settings, clock: Clock) -> dict[str, int]:
     come in, an old completion is not thanked again), so replaying only adds what is missing.
     """
     counts = dict.fromkeys(SURVEY_EVENTS, 0)
-    mongo: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
-    nc = await nats.connect(settings.nats_servers, name="ibest-notifications-plan-surveys")
+    mongo: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_url, tz_aware=True,
+                                                         **settings.mongodb_options())
+    nc = await nats.connect(settings.nats_servers, name="ibest-notifications-plan-surveys",
+                            **settings.admin_nats_options())
     try:
         handlers = Handlers(Repository(mongo[settings.database_of("notifications")]),
                             NotificationSettings(), clock)
@@ -81,7 +83,8 @@ async def opt_out_command(args: argparse.Namespace, settings: Settings) -> int:
     if not re.fullmatch(REF_PATTERN, ref):
         print(f"not a clinician reference: {ref!r}")
         return 2
-    client: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
+    client: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_url, tz_aware=True,
+                                                          **settings.mongodb_options())
     try:
         repo = Repository(client[settings.database_of("notifications")])
         await set_opt_out(repo, ref, not args.undo, utc_now, audit_log_of(client, settings),

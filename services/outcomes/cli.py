@@ -28,8 +28,10 @@ class _NoPublishing:
 @asynccontextmanager
 async def _service(settings: Settings, publish: bool) -> AsyncIterator[OutcomesService]:
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-        settings.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=5000)
-    nc = await nats.connect(settings.nats_servers, connect_timeout=5) if publish else None
+        settings.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=5000,
+        **settings.mongodb_options())
+    nc = await nats.connect(settings.nats_servers, connect_timeout=5,
+                              **settings.admin_nats_options()) if publish else None
     try:
         repo = OutcomesRepository(mongo[settings.database_of("outcomes")])
         publisher = EventPublisher(nc.jetstream(), "outcomes") if nc else _NoPublishing()

@@ -25,8 +25,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 async def rebuild_command(args: argparse.Namespace, settings: Settings) -> int:
     mongo: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(
-        settings.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=5000)
-    nc = await nats.connect(settings.nats_servers, name="ibest-reporting-rebuild")
+        settings.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=5000,
+        **settings.mongodb_options())
+    nc = await nats.connect(settings.nats_servers, name="ibest-reporting-rebuild",
+                             **settings.admin_nats_options())
     try:
         reporting = Reporting(Store(mongo[settings.database_of("reporting")]), utc_now, [])
         done = await reporting.rebuild(nc.jetstream())

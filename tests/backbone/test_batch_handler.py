@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from nats.js import JetStreamContext
 from pymongo import AsyncMongoClient
 
 from ibest.backbone.deadletters import list_dead_letters
 from ibest.backbone.runtime import ServiceContext, ServiceSpec, Wiring
 from ibest.backbone.settings import Settings
+from ibest.backbone.streams import EVENTS_STREAM, consumer_config, ensure_consumer
 from shared.envelope import AnyEvent, ContractError
 from tests.harness import cloud_event, publish_raw, running_service, wait_for
 
@@ -50,6 +52,13 @@ async def count(settings: Settings, n: int) -> bool:
     finally:
         await client.close()
     return found == n
+
+
+@pytest.fixture(autouse=True)
+async def batchprobe_consumer(js: JetStreamContext, settings: Settings) -> None:
+    """The operator's step for this test-only service: declare its durable consumer."""
+    await ensure_consumer(js, EVENTS_STREAM,
+                          consumer_config("batchprobe", ["clinician.enrolled"], settings))
 
 
 async def test_a_batch_is_applied_in_one_call(settings: Settings, js: JetStreamContext) -> None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from nats.js import JetStreamContext
 from pymongo import AsyncMongoClient
 
 from ibest.backbone.deadletters import list_dead_letters, replay_dead_letter
 from ibest.backbone.runtime import ServiceContext, ServiceSpec, Wiring
 from ibest.backbone.settings import Settings
+from ibest.backbone.streams import EVENTS_STREAM, consumer_config, ensure_consumer
 from shared.envelope import AnyEvent, ContractError
 from tests.harness import cloud_event, publish_raw, running_service, wait_for
 
@@ -45,6 +47,13 @@ async def stored(settings: Settings, ref: str) -> dict[str, Any] | None:
         return await client[settings.database_of("probe")]["clinicians"].find_one({"_id": ref})
     finally:
         await client.close()
+
+
+@pytest.fixture(autouse=True)
+async def probe_consumer(js: JetStreamContext, settings: Settings) -> None:
+    """The operator's step for this test-only service: declare its durable consumer."""
+    await ensure_consumer(js, EVENTS_STREAM,
+                          consumer_config("probe", ["clinician.enrolled"], settings))
 
 
 async def test_same_id_published_twice_is_applied_once(

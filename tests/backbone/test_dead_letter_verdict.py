@@ -23,7 +23,7 @@ from ibest.backbone.deadletters import (
 )
 from ibest.backbone.runtime import ServiceContext, ServiceSpec, Wiring
 from ibest.backbone.settings import Settings
-from ibest.backbone.streams import EVENTS_STREAM
+from ibest.backbone.streams import EVENTS_STREAM, consumer_config, ensure_consumer
 from ibest.cli import deadletters_list, deadletters_replay
 from shared.envelope import AnyEvent, ContractError
 from tests.harness import cloud_event, publish_raw, running_service, wait_for
@@ -79,6 +79,9 @@ async def test_one_row_per_rejected_event_naming_every_consumer(
     before = consumed("reporting", "clinician.enrolled")
     applied: dict[str, list[str]] = {c: [] for c in CONSUMERS}
     caplog.set_level(logging.WARNING, logger="ibest.backbone.consumer")
+    for c in CONSUMERS:  # the operator's declaration for these probes
+        await ensure_consumer(js, EVENTS_STREAM,
+                              consumer_config(c, ["clinician.enrolled"], settings))
     async with contextlib.AsyncExitStack() as stack:
         for c in CONSUMERS:
             await stack.enter_async_context(running_service(probe(c, applied[c]), settings))

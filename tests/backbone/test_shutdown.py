@@ -12,6 +12,7 @@ from nats.js import JetStreamContext
 from pymongo import AsyncMongoClient
 
 from ibest.backbone.settings import Settings
+from ibest.backbone.streams import EVENTS_STREAM, consumer_config, ensure_consumer
 from ibest.local.processes import Managed, free_port, wait_until
 from tests.harness import cloud_event, publish_raw, wait_for
 
@@ -40,6 +41,9 @@ def probe_process(settings: Settings, port: int, log: Path) -> Managed:
 async def test_sigterm_mid_stream_loses_nothing_and_applies_nothing_twice(
     settings: Settings, js: JetStreamContext, tmp_path: Path
 ) -> None:
+    # The probe runs as "enrolment" consuming enrolments only: the operator's declaration.
+    await ensure_consumer(js, EVENTS_STREAM,
+                          consumer_config("enrolment", ["clinician.enrolled"], settings))
     for i in range(N):
         await publish_raw(js, cloud_event("clinician.enrolled", {
             "clinician_ref": f"c-{i}", "profession": "nurse", "course_version": "1"}))

@@ -39,7 +39,8 @@ def test_alert_rules_pass_their_unit_tests() -> None:
 def test_every_alert_the_issue_asks_for_exists() -> None:
     text = "\n".join(p.read_text() for p in RULES.glob("*.yml"))
     for alert in ("IbestServiceDown", "IbestConsumerLagGrowing", "IbestConsumerStalled",
-                  "IbestDeadLettersGrowing", "IbestHandlerErrorRatioHigh", "IbestReportsStale"):
+                  "IbestDeadLettersGrowing", "IbestHandlerErrorRatioHigh", "IbestReportsStale",
+                  "IbestTrustShareFilling", "IbestTrustShareExhausted"):
         assert f"alert: {alert}" in text
         assert f"alertname: {alert}" in "\n".join(p.read_text() for p in TESTS.glob("*.yml")), (
             f"{alert} has no promtool unit test")

@@ -25,30 +25,29 @@ from services.enrolment.service import SPEC as ENROLMENT
 from services.notifications.service import SPEC as NOTIFICATIONS
 from services.outcomes.service import SPEC as OUTCOMES
 from services.reporting.service import SPEC as REPORTING
-from tests.deploy.test_nats_config import _env, secured_nats  # noqa: F401  (fixture)
+from tests.deploy.secured_nats import (  # noqa: F401  (fixtures)
+    SecuredNats,
+    nats_secrets,
+    secured_nats,
+)
 from tests.harness import cloud_event, publish_raw, running_service, wait_for
 from tests.platform.test_end_to_end import MODULES
 
 T0 = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
 
 
-def as_user(url: str, user: str) -> str:
-    password = _env()[f"NATS_PASSWORD_{user.upper().replace('-', '_')}"]
-    return url.replace("nats://", f"nats://{user}:{password}@")
-
-
 async def test_every_service_works_under_its_own_nats_user(
-    secured_nats: str, mongodb_url: str, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+    secured_nats: SecuredNats, mongodb_url: str, monkeypatch: pytest.MonkeyPatch  # noqa: F811
 ) -> None:
     monkeypatch.setenv("IBEST_REPORTING_TOKENS", "perm-test:raw")
     monkeypatch.setenv("IBEST_REPORTING_SNAPSHOT_SECONDS", "0.2")
-    admin: NatsClient = await nats.connect(as_user(secured_nats, "admin"))
-    settings = Settings(NATS_URL=as_user(secured_nats, "admin"), MONGODB_URL=mongodb_url,
+    admin = await secured_nats.connect("admin")
+    settings = Settings(MONGODB_URL=mongodb_url,
                         IBEST_DB_PREFIX=f"perm{datetime.now(UTC).strftime('%H%M%S%f')}",
                         IBEST_FETCH_TIMEOUT=0.2)
+    # The operator declares the streams and every service's consumer, as `admin`.
     await ensure_streams(admin.jetstream(), settings)
-    trust: NatsClient = await nats.connect(as_user(secured_nats, "trust-RTH"),
-                                           inbox_prefix=b"_INBOX_RTH")
+    trust = await secured_nats.connect("trust-RTH")
     js = trust.jetstream()
     ref = "clin-perm-1"
     events: list[dict[str, Any]] = [cloud_event("clinician.enrolled", {
@@ -69,7 +68,8 @@ async def test_every_service_works_under_its_own_nats_user(
         async with AsyncExitStack() as stack:
             reporting = ""
             for spec in (ENROLMENT, OUTCOMES, NOTIFICATIONS, REPORTING):
-                own = settings.model_copy(update={"nats_url": as_user(secured_nats, spec.name)})
+                # As compose runs it: user name, password file and CA certificate.
+                own = secured_nats.settings_for(spec.name, settings)
                 url = await stack.enter_async_context(
                     running_service(spec, own, lambda: T0 + timedelta(days=100)))
                 reporting = url
@@ -84,6 +84,14 @@ async def test_every_service_works_under_its_own_nats_user(
 
                 await wait_for(derived_events_counted, 60,
                                "training_completed and outcome.recorded published and counted")
+
+                async def share_exported() -> bool:
+                    # RTH's two patient.assessed (and one malformed) of the 10,000 allowed.
+                    text = (await api.get("/metrics")).text
+                    return ('ibest_trust_share_used_ratio{event="patient.assessed",trust="RTH"} '
+                            "0.0003") in text
+
+                await wait_for(share_exported, 60, "each trust's share of the stream exported")
             # patient.assessed: outcomes, notifications, reporting; clinician.enrolled:
             # enrolment, notifications, reporting.
             letters = await wait_for(lambda: _letters(admin, 6), 60,
@@ -91,8 +99,7 @@ async def test_every_service_works_under_its_own_nats_user(
             assert {d.consumer for d in letters} == {"enrolment", "outcomes", "notifications",
                                                      "reporting"}
             # The contact lookup: only notifications may ask, and enrolment answers it.
-            notifications: NatsClient = await nats.connect(
-                as_user(secured_nats, "notifications"), inbox_prefix=b"_INBOX_notifications")
+            notifications = await secured_nats.connect("notifications")
             reply = await notifications.request("ibest.rpc.enrolment.contact",
                                                 json.dumps({"clinician_ref": ref}).encode(),
                                                 timeout=10)
