@@ -19,7 +19,7 @@ from ibest.backbone.settings import Settings
 
 Command = Callable[[argparse.Namespace, Settings], Awaitable[int]]
 PLUGINS = ("services.enrolment.cli", "services.outcomes.cli", "services.notifications.cli",
-           "services.reporting.cli", "ibest.simulate.cli")
+           "services.reporting.cli", "services.gateway.cli", "ibest.simulate.cli")
 
 
 async def _connect(settings: Settings) -> NatsClient:

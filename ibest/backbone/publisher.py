@@ -26,10 +26,12 @@ class EventPublisher:
     duplicate window, and consumers are idempotent by id beyond it.
     """
 
-    def __init__(self, js: JetStreamContext, service: str, attempts: int = 5) -> None:
+    def __init__(self, js: JetStreamContext, service: str, attempts: int = 5,
+                 timeout: float = 5) -> None:
         self._js = js
         self._service = service
         self._attempts = attempts
+        self._timeout = timeout
 
     async def publish(self, event: AnyEvent) -> bool:
         """Publish `event`; True when the stream stored it, False when it was a duplicate."""
@@ -38,7 +40,8 @@ class EventPublisher:
             try:
                 ack = await self._js.publish(
                     event.subject, event.to_json(),
-                    headers={"Nats-Msg-Id": str(event.id)}, stream=EVENTS_STREAM, timeout=5,
+                    headers={"Nats-Msg-Id": str(event.id)}, stream=EVENTS_STREAM,
+                    timeout=self._timeout,
                 )
             except _TRANSIENT:
                 if attempt == self._attempts:

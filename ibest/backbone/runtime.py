@@ -127,7 +127,8 @@ def create_app(
     state: dict[str, Any] = {}
 
     @broker.subscriber(
-        filter_subjects(spec.consumes)[0],
+        # A service that consumes no events (the gateway) never starts the broker.
+        filter_subjects(spec.consumes)[0] if spec.consumes else "ibest.none",
         stream=JStream(EVENTS_STREAM, declare=False),
         durable=spec.name,
         pull_sub=PullSub(batch_size=settings.batch_size, batch=True,
@@ -162,13 +163,15 @@ def create_app(
         app.state.ctx = ctx
         app.state.mongo = mongo
         app.state.service = wiring.api
-        await broker.start()
+        if spec.consumes:
+            await broker.start()
         tasks = [asyncio.create_task(_forever(spec.name, job)) for job in wiring.background]
         log.info("%s service started", spec.name)
         try:
             yield
         finally:
-            await broker.stop()
+            if spec.consumes:
+                await broker.stop()
             for task in tasks:
                 task.cancel()
             for task in tasks:

@@ -75,6 +75,12 @@ async def ensure_streams(js: JetStreamContext, settings: Settings) -> list[str]:
         else:
             await js.update_stream(config)
             done.append(f"updated {config.name}")
+    # The gateway reads every dead letter through this consumer (GET /v1/rejections).
+    await js.add_consumer(DEADLETTER_STREAM, ConsumerConfig(
+        durable_name="gateway", description="gateway: rejections for trusts",
+        deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.EXPLICIT,
+        filter_subject=f"{DEADLETTER_PREFIX}.>"))
+    done.append(f"declared consumer gateway on {DEADLETTER_STREAM}")
     return done
 
 

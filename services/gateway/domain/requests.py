@@ -1,0 +1,116 @@
+"""From an HTTP request to the events it carries (CloudEvents HTTP protocol binding 1.0).
+
+Three modes: structured (`application/cloudevents+json`, one event as the body), batched
+(`application/cloudevents-batch+json`, a JSON array of structured events) and binary (the
+attributes as `ce-` headers, the `data` as the body; recognised by `ce-specversion`). Each
+event becomes the JSON bytes `shared.envelope.parse_event` judges, the one contract verdict.
+A request that cannot be read at all is refused whole, with the status that says why.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote
+
+STRUCTURED = "application/cloudevents+json"
+BATCH = "application/cloudevents-batch+json"
+MAX_BODY_BYTES = 1024 * 1024
+MAX_BATCH_EVENTS = 500
+
+
+@dataclass(frozen=True)
+class RawEvent:
+    """One event as sent: its parsed JSON (to name it and check its trust) and its bytes."""
+
+    raw: Any
+    body: bytes
+
+    @property
+    def event_id(self) -> str:
+        value = self.raw.get("id") if isinstance(self.raw, dict) else None
+        return value if isinstance(value, str) else ""
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """The whole request refused: HTTP status, a message naming the rule, extra headers."""
+
+    status: int
+    detail: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def media_type(content_type: str | None) -> str:
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def decode_request(
+    content_type: str | None, headers: dict[str, str], body: bytes,
+    max_events: int = MAX_BATCH_EVENTS,
+) -> list[RawEvent] | Refusal:
+    """The events of a request, in request order, or why none can be read.
+
+    `headers` are the request's headers with lower-case names.
+    """
+    kind = media_type(content_type)
+    if "ce-specversion" in headers:
+        return _binary(kind, headers, body)
+    if kind not in (STRUCTURED, BATCH):
+        return Refusal(415, f"Content-Type {kind or '(none)'!r} is not accepted: send "
+                            f"{STRUCTURED} (one event), {BATCH} (a JSON array of events) or "
+                            "binary mode (ce- headers with a JSON body)",
+                       {"Accept-Post": f"{STRUCTURED}, {BATCH}"})
+    parsed = _json(body)
+    if isinstance(parsed, Refusal):
+        return parsed
+    if kind == STRUCTURED:
+        return [RawEvent(parsed, body)]
+    if not isinstance(parsed, list):
+        return Refusal(400, f"a {BATCH} body must be a JSON array of events, "
+                            f"got a JSON {_json_kind(parsed)}")
+    if not parsed:
+        return Refusal(400, "the batch is empty: send at least one event")
+    if len(parsed) > max_events:
+        return Refusal(413, f"the batch has {len(parsed)} events; the limit is {max_events} "
+                            "per request: split it")
+    events = []
+    for item in parsed:
+        try:
+            events.append(RawEvent(item, json.dumps(item, ensure_ascii=False).encode()))
+        except (RecursionError, ValueError):
+            events.append(RawEvent(item, b"[]"))  # unreadable: parse_event refuses it
+    return events
+
+
+def _binary(kind: str, headers: dict[str, str], body: bytes) -> list[RawEvent] | Refusal:
+    """Binary mode: attributes from `ce-` headers (percent-decoded), `data` from the body."""
+    if kind in (STRUCTURED, BATCH):
+        return Refusal(400, f"a {kind} body must not come with ce- headers: send the "
+                            "attributes either in the headers (binary mode) or in the body")
+    data = _json(body)
+    if isinstance(data, Refusal):
+        return data
+    event: dict[str, Any] = {
+        name[3:]: unquote(value) for name, value in headers.items() if name.startswith("ce-")
+    }
+    event["datacontenttype"] = kind
+    event["data"] = data
+    return [RawEvent(event, json.dumps(event, ensure_ascii=False).encode())]
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return json.loads(body.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        return Refusal(400, f"the body is not UTF-8 text: {exc}")
+    except json.JSONDecodeError as exc:
+        return Refusal(400, f"the body is not JSON: {exc}")
+    except RecursionError:
+        return Refusal(400, "the body is not JSON this service can read: nested too deeply")
+
+
+def _json_kind(value: Any) -> str:
+    return {dict: "object", str: "string", bool: "boolean", type(None): "null"}.get(
+        type(value), "number")
