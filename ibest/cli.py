@@ -99,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     up = sub.add_parser("up", help="run the whole platform locally (no Docker)")
     up.add_argument("--demo", action="store_true", help="also publish a simulated rollout")
+    up.add_argument("--via", choices=["nats", "http"], default="nats",
+                    help="--demo publishes on NATS (default) or sends through the gateway")
     up.add_argument("--data-dir", type=Path, default=Path(".ibest"),
                     help="where local servers keep data and logs (default .ibest)")
 
@@ -140,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.area == "up":
         from ibest.local.stack import up
 
-        return up(args.data_dir, args.demo)
+        return up(args.data_dir, args.demo, args.via)
     try:
         code: int = asyncio.run(args.func(args, Settings()))
         return code

@@ -4,7 +4,7 @@ runtime (service.py), the CLI (cli.py), the simulator and the tests."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,6 +38,7 @@ class GatewayParts:
     gateway: Gateway
     recorder: DeadLetterRecorder
     keys: KeyAdmin
+    close: Callable[[], Awaitable[None]]
 
 
 async def build(settings: GatewaySettings, db: AsyncDatabase[Document], nc: NatsClient,
@@ -52,8 +53,9 @@ async def build(settings: GatewaySettings, db: AsyncDatabase[Document], nc: Nats
         keys, rejections, NatsEventStream(nc, js, settings.publish_timeout),
         RateLimiter(settings.rate_per_second, settings.rate_burst, timer),
         PrometheusGatewayMetrics(), clock, timer, settings.retry_after_unavailable)
-    return GatewayParts(gateway, DeadLetterRecorder(JetStreamDeadLetters(js), rejections),
-                        KeyAdmin(keys, clock))
+    dead_letters = JetStreamDeadLetters(js)
+    return GatewayParts(gateway, DeadLetterRecorder(dead_letters, rejections),
+                        KeyAdmin(keys, clock), dead_letters.close)
 
 
 @asynccontextmanager

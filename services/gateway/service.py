@@ -14,7 +14,8 @@ def build_spec(settings: GatewaySettings | None = None) -> ServiceSpec:
     async def wire(ctx: ServiceContext) -> Wiring:
         parts = await bootstrap.build(settings or GatewaySettings(), ctx.db, ctx.nats, ctx.js,
                                       ctx.clock)
-        return Wiring(handlers={}, api=parts.gateway, background=[parts.recorder.run])
+        return Wiring(handlers={}, api=parts.gateway, background=[parts.recorder.run],
+                      on_stop=[parts.close])
 
     return ServiceSpec(
         name=bootstrap.NAME,

@@ -125,15 +125,15 @@ async def test_an_event_dead_lettered_later_is_among_the_trusts_rejections(
     since = datetime.now(UTC) - timedelta(minutes=1)
     sent = await post(gateway, auth, [unknown_version])
     assert sent.status_code == 200  # the contract allows it; enrolment's catalogue does not
-    async with running_service(ENROLMENT, settings):
-        async with httpx.AsyncClient(base_url=gateway, headers={"Authorization": auth}) as c:
+    async with (running_service(ENROLMENT, settings),
+                httpx.AsyncClient(base_url=gateway, headers={"Authorization": auth}) as c):
 
-            async def rejected() -> list[dict[str, Any]]:
-                rows: list[dict[str, Any]] = (await c.get(
-                    "/v1/rejections", params={"since": since.isoformat()})).json()["rejections"]
-                return rows
+        async def rejected() -> list[dict[str, Any]]:
+            rows: list[dict[str, Any]] = (await c.get(
+                "/v1/rejections", params={"since": since.isoformat()})).json()["rejections"]
+            return rows
 
-            rows = await wait_for(rejected, 30, "the dead letter to reach the gateway")
+        rows = await wait_for(rejected, 30, "the dead letter to reach the gateway")
     assert rows[0]["id"] == unknown_version["id"]
     assert rows[0]["type"] == "clinician.enrolled"
     assert rows[0]["rejected_by"] == ["enrolment"]

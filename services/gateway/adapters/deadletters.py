@@ -37,6 +37,13 @@ class JetStreamDeadLetters:
             received_at=m.metadata.timestamp.astimezone(UTC),
             seq=m.metadata.sequence.stream, handle=m) for m in msgs]
 
+    async def close(self) -> None:
+        """Unsubscribe before the connection drains (a pull subscription's queue left with
+        an unread status reply would keep the drain waiting until its timeout)."""
+        if self._sub is not None:
+            sub, self._sub = self._sub, None
+            await sub.unsubscribe()
+
     async def ack(self, messages: Sequence[DeadLetterMessage]) -> None:
         for m in messages:
             await m.handle.ack()
