@@ -33,13 +33,14 @@ class EventPublisher:
         self._attempts = attempts
         self._timeout = timeout
 
-    async def publish(self, event: AnyEvent) -> bool:
-        """Publish `event`; True when the stream stored it, False when it was a duplicate."""
+    async def publish(self, event: AnyEvent, body: bytes | None = None) -> bool:
+        """Publish `event` (as `body`, its validated bytes, when given); True when the stream
+        stored it, False when it was a duplicate."""
         delay = 0.2
         for attempt in range(1, self._attempts + 1):
             try:
                 ack = await self._js.publish(
-                    event.subject, event.to_json(),
+                    event.subject, event.to_json() if body is None else body,
                     headers={"Nats-Msg-Id": str(event.id)}, stream=EVENTS_STREAM,
                     timeout=self._timeout,
                 )

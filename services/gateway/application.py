@@ -63,9 +63,10 @@ class RejectionStore(Protocol):
 
 
 class EventStream(Protocol):
-    async def publish(self, event: AnyEvent) -> bool:
-        """True when the stream stored it, False when it already had that id; raises
-        StreamUnavailable when the stream did not acknowledge."""
+    async def publish(self, event: AnyEvent, body: bytes) -> bool:
+        """Store `event` as `body` (the bytes parse_event judged, so every consumer reaches
+        the same verdict); True when stored, False when the stream already had that id;
+        raises StreamUnavailable when the stream did not acknowledge."""
         ...
 
 
@@ -109,11 +110,13 @@ class Gateway:
     def __init__(self, keys: KeyStore, rejections: RejectionStore, stream: EventStream,
                  limiter: RateLimiter, metrics: GatewayMetrics, clock: Clock,
                  timer: Callable[[], float], retry_after_unavailable: int = 5,
-                 max_events: int = MAX_BATCH_EVENTS) -> None:
+                 max_events: int = MAX_BATCH_EVENTS, key_cache_seconds: float = 0.0) -> None:
         self.keys, self.rejection_store, self.stream = keys, rejections, stream
         self.limiter, self.metrics, self.clock, self.timer = limiter, metrics, clock, timer
         self.retry_after_unavailable = retry_after_unavailable
         self.max_events = max_events
+        self.key_cache_seconds = key_cache_seconds
+        self._known: dict[str, tuple[ApiKey, float]] = {}
 
     async def authenticate(self, authorization: str | None) -> ApiKey | Reply:
         token = bearer_token(authorization)
@@ -121,11 +124,25 @@ class Gateway:
             return Reply(401, {"detail": "send your API key as `Authorization: Bearer <key>`"},
                          {"WWW-Authenticate": 'Bearer realm="ibest"'})
         key_id = key_id_of(token)
-        key = await self.keys.get(key_id) if key_id else None
+        key = await self._key(key_id) if key_id else None
         if not verify(token, key):
             return Reply(401, {"detail": "the API key is unknown or revoked"},
                          {"WWW-Authenticate": UNAUTHENTICATED})
         assert key is not None
+        return key
+
+    async def _key(self, key_id: str) -> ApiKey | None:
+        """The stored key, remembered for `key_cache_seconds` (so a revocation takes effect
+        within that time) to spare the database a read per request."""
+        now = self.timer()
+        cached = self._known.get(key_id)
+        if cached is not None and now - cached[1] < self.key_cache_seconds:
+            return cached[0]
+        key = await self.keys.get(key_id)
+        if key is not None and self.key_cache_seconds > 0:
+            if len(self._known) > 10_000:
+                self._known.clear()
+            self._known[key_id] = (key, now)
         return key
 
     async def ingest(self, authorization: str | None, content_type: str | None,
@@ -166,7 +183,7 @@ class Gateway:
                 verdicts.append(exc.errors)
             except RecursionError:
                 verdicts.append([FieldError("event", "is nested too deeply to read")])
-        stored, unavailable = await self._publish(verdicts)
+        stored, unavailable = await self._publish(verdicts, [e.body for e in decoded])
         results: list[EventResult] = []
         door: list[Rejection] = []
         for i, (e, verdict) in enumerate(zip(decoded, verdicts, strict=True)):
@@ -187,8 +204,8 @@ class Gateway:
         headers = {"Retry-After": str(self.retry_after_unavailable)} if unavailable else {}
         return Reply(status, {"results": _dump(results)}, headers), results
 
-    async def _publish(self, verdicts: Sequence[AnyEvent | list[FieldError]]
-                       ) -> tuple[dict[int, Status], bool]:
+    async def _publish(self, verdicts: Sequence[AnyEvent | list[FieldError]],
+                       bodies: Sequence[bytes]) -> tuple[dict[int, Status], bool]:
         """Publish the valid events concurrently; which were stored, and whether the stream
         failed. A repeated id within the request is published once, then `duplicate`."""
         first: dict[str, int] = {}
@@ -202,9 +219,10 @@ class Gateway:
             event = verdicts[i]
             assert not isinstance(event, list)
             try:
-                return Status.ACCEPTED if await self.stream.publish(event) else Status.DUPLICATE
+                stored = await self.stream.publish(event, bodies[i])
             except StreamUnavailable:
                 return None
+            return Status.ACCEPTED if stored else Status.DUPLICATE
 
         outcomes = await asyncio.gather(*(one(i) for i in unique))
         stored = {i: s for i, s in zip(unique, outcomes, strict=True) if s is not None}

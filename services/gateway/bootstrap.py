@@ -52,7 +52,8 @@ async def build(settings: GatewaySettings, db: AsyncDatabase[Document], nc: Nats
     gateway = Gateway(
         keys, rejections, NatsEventStream(nc, js, settings.publish_timeout),
         RateLimiter(settings.rate_per_second, settings.rate_burst, timer),
-        PrometheusGatewayMetrics(), clock, timer, settings.retry_after_unavailable)
+        PrometheusGatewayMetrics(), clock, timer, settings.retry_after_unavailable,
+        key_cache_seconds=settings.key_cache_seconds)
     dead_letters = JetStreamDeadLetters(js)
     return GatewayParts(gateway, DeadLetterRecorder(dead_letters, rejections),
                         KeyAdmin(keys, clock), dead_letters.close)

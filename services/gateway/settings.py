@@ -26,6 +26,11 @@ class GatewaySettings(BaseSettings):
         default=3.0, gt=0, alias="IBEST_GATEWAY_PUBLISH_TIMEOUT",
         description="Seconds to wait for the stream's acknowledgement before answering 503.",
     )
+    key_cache_seconds: float = Field(
+        default=5.0, ge=0, alias="IBEST_GATEWAY_KEY_CACHE_SECONDS",
+        description="Seconds a looked-up key is remembered: a revocation takes effect "
+                    "within this time (0: every request reads the database).",
+    )
     retry_after_unavailable: int = Field(
         default=5, ge=1, alias="IBEST_GATEWAY_RETRY_AFTER",
         description="Retry-After (seconds) sent with 503 when NATS is unreachable.",

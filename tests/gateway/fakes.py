@@ -16,7 +16,7 @@ from services.gateway.domain.keys import ApiKey
 from services.gateway.domain.ratelimit import RateLimiter
 from services.gateway.domain.rejections import Reason, Rejection, RejectionRow
 from services.gateway.domain.results import EventResult
-from shared.envelope import AnyEvent
+from shared.envelope import AnyEvent, parse_event
 
 
 class FakeKeyStore:
@@ -86,12 +86,13 @@ class FakeEventStream:
         self.fail_after: int | None = None
         self.attempts = 0
 
-    async def publish(self, event: AnyEvent) -> bool:
+    async def publish(self, event: AnyEvent, body: bytes) -> bool:
         self.attempts += 1
         if self.fail_after is not None and self.attempts > self.fail_after:
             raise StreamUnavailable("stopped")
         if str(event.id) in self.stored:
             return False
+        assert parse_event(event.subject, body) == event  # the bytes are the event's
         self.stored[str(event.id)] = event
         return True
 
@@ -143,9 +144,11 @@ class World:
     clock: ManualClock
 
 
-def world(rate: float = 1000.0, burst: int = 1000, max_events: int = 500) -> World:
+def world(rate: float = 1000.0, burst: int = 1000, max_events: int = 500,
+          key_cache_seconds: float = 0.0) -> World:
     keys, rejections, stream = FakeKeyStore(), FakeRejectionStore(), FakeEventStream()
     metrics, clock = FakeMetrics(), ManualClock()
     gateway = Gateway(keys, rejections, stream, RateLimiter(rate, burst, clock.timer), metrics,
-                      clock, clock.timer, retry_after_unavailable=7, max_events=max_events)
+                      clock, clock.timer, retry_after_unavailable=7, max_events=max_events,
+                      key_cache_seconds=key_cache_seconds)
     return World(gateway, KeyAdmin(keys, clock), keys, rejections, stream, metrics, clock)

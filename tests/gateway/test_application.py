@@ -86,6 +86,18 @@ async def test_a_revoked_key_is_refused() -> None:
     assert (await w.gateway.rejections(f"Bearer {token}", None, 10)).status == 401
 
 
+async def test_a_remembered_key_is_refused_once_its_cache_time_passes_after_revocation(
+) -> None:
+    w = world(key_cache_seconds=5)
+    key, token = await w.admin.create("RTH")
+    assert (await send(w, f"Bearer {token}", [assessed()])).status == 200
+    await w.admin.revoke(key.key_id)
+    w.clock.seconds += 4.9
+    assert (await send(w, f"Bearer {token}", [assessed()])).status == 200  # remembered
+    w.clock.seconds += 0.2
+    assert (await send(w, f"Bearer {token}", [assessed()])).status == 401
+
+
 # Sending
 
 

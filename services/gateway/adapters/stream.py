@@ -20,10 +20,10 @@ class NatsEventStream:
         self._nc = nc
         self._publisher = EventPublisher(js, "gateway", attempts=1, timeout=timeout)
 
-    async def publish(self, event: AnyEvent) -> bool:
+    async def publish(self, event: AnyEvent, body: bytes) -> bool:
         if not self._nc.is_connected:
             raise StreamUnavailable("not connected to NATS")
         try:
-            return await self._publisher.publish(event)
+            return await self._publisher.publish(event, body)
         except (NatsError, TimeoutError, OSError) as exc:
             raise StreamUnavailable(f"{type(exc).__name__}: {exc}") from exc

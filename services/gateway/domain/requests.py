@@ -62,26 +62,68 @@ def decode_request(
                             f"{STRUCTURED} (one event), {BATCH} (a JSON array of events) or "
                             "binary mode (ce- headers with a JSON body)",
                        {"Accept-Post": f"{STRUCTURED}, {BATCH}"})
-    parsed = _json(body)
-    if isinstance(parsed, Refusal):
-        return parsed
     if kind == STRUCTURED:
-        return [RawEvent(parsed, body)]
-    if not isinstance(parsed, list):
-        return Refusal(400, f"a {BATCH} body must be a JSON array of events, "
-                            f"got a JSON {_json_kind(parsed)}")
-    if not parsed:
+        parsed = _json(body)
+        return parsed if isinstance(parsed, Refusal) else [RawEvent(parsed, body)]
+    items = _array_items(body)
+    if isinstance(items, Refusal):
+        return items
+    if not items:
         return Refusal(400, "the batch is empty: send at least one event")
-    if len(parsed) > max_events:
-        return Refusal(413, f"the batch has {len(parsed)} events; the limit is {max_events} "
+    if len(items) > max_events:
+        return Refusal(413, f"the batch has {len(items)} events; the limit is {max_events} "
                             "per request: split it")
-    events = []
-    for item in parsed:
-        try:
-            events.append(RawEvent(item, json.dumps(item, ensure_ascii=False).encode()))
-        except (RecursionError, ValueError):
-            events.append(RawEvent(item, b"[]"))  # unreadable: parse_event refuses it
-    return events
+    return items
+
+
+_WHITESPACE = " \t\n\r"
+_DECODER = json.JSONDecoder()
+
+
+def _array_items(body: bytes) -> list[RawEvent] | Refusal:
+    """The elements of a JSON array, each with its own bytes exactly as sent (one parse, no
+    re-serialising); any malformed body gets the standard parser's message."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return Refusal(400, f"the body is not UTF-8 text: {exc}")
+    items: list[RawEvent] = []
+    try:
+        i = _skip(text, 0)
+        if text[i:i + 1] != "[":
+            raise ValueError("not an array")
+        i = _skip(text, i + 1)
+        if text[i:i + 1] == "]":
+            i += 1
+        else:
+            while True:
+                value, end = _DECODER.raw_decode(text, i)
+                items.append(RawEvent(value, text[i:end].encode()))
+                i = _skip(text, end)
+                if text[i:i + 1] == ",":
+                    i = _skip(text, i + 1)
+                elif text[i:i + 1] == "]":
+                    i += 1
+                    break
+                else:
+                    raise ValueError("malformed array")
+        if _skip(text, i) != len(text):
+            raise ValueError("extra data")
+    except (ValueError, RecursionError):
+        whole = _json(body)  # the standard parser's verdict and message
+        if isinstance(whole, Refusal):
+            return whole
+        if not isinstance(whole, list):
+            return Refusal(400, f"a {BATCH} body must be a JSON array of events, "
+                                f"got a JSON {_json_kind(whole)}")
+        return [RawEvent(v, json.dumps(v).encode()) for v in whole]  # (not reached in practice)
+    return items
+
+
+def _skip(text: str, i: int) -> int:
+    while i < len(text) and text[i] in _WHITESPACE:
+        i += 1
+    return i
 
 
 def _binary(kind: str, headers: dict[str, str], body: bytes) -> list[RawEvent] | Refusal:
