@@ -53,7 +53,9 @@ class SimulationSummary:
             f"{self.completed} completed",
             f"classes: {self.classes}; patients with a baseline: {self.patients}",
             f"deliberate anomalies: {self.duplicates_sent} re-sent duplicates, "
-            f"{self.invalid_sent} invalid events (expect them as dead letters)",
+            f"{self.invalid_sent} invalid events "
+            + ("(refused at the gateway with their reasons)" if self.via == "http"
+               else "(expect them as dead letters)"),
             f"course modules from {self.modules_from}",
         ]
         out += [f"  {name}: {n}" for name, n in sorted(self.by_type.items())]

@@ -87,8 +87,9 @@ class DeadLetterSource(Protocol):
 
 
 class GatewayMetrics(Protocol):
-    def observe(self, trust: str, status: int, results: Sequence[EventResult],
-                seconds: float) -> None: ...
+    def observe(
+        self, trust: str, status: int, results: Sequence[EventResult], seconds: float
+    ) -> None: ...
 
 
 @dataclass
@@ -107,10 +108,19 @@ def refusal_reply(refusal: Refusal) -> Reply:
 class Gateway:
     """Sending events (`ingest`) and reading rejections (`rejections`) with a trust's key."""
 
-    def __init__(self, keys: KeyStore, rejections: RejectionStore, stream: EventStream,
-                 limiter: RateLimiter, metrics: GatewayMetrics, clock: Clock,
-                 timer: Callable[[], float], retry_after_unavailable: int = 5,
-                 max_events: int = MAX_BATCH_EVENTS, key_cache_seconds: float = 0.0) -> None:
+    def __init__(
+        self,
+        keys: KeyStore,
+        rejections: RejectionStore,
+        stream: EventStream,
+        limiter: RateLimiter,
+        metrics: GatewayMetrics,
+        clock: Clock,
+        timer: Callable[[], float],
+        retry_after_unavailable: int = 5,
+        max_events: int = MAX_BATCH_EVENTS,
+        key_cache_seconds: float = 0.0,
+    ) -> None:
         self.keys, self.rejection_store, self.stream = keys, rejections, stream
         self.limiter, self.metrics, self.clock, self.timer = limiter, metrics, clock, timer
         self.retry_after_unavailable = retry_after_unavailable
@@ -121,13 +131,19 @@ class Gateway:
     async def authenticate(self, authorization: str | None) -> ApiKey | Reply:
         token = bearer_token(authorization)
         if token is None:
-            return Reply(401, {"detail": "send your API key as `Authorization: Bearer <key>`"},
-                         {"WWW-Authenticate": 'Bearer realm="ibest"'})
+            return Reply(
+                401,
+                {"detail": "send your API key as `Authorization: Bearer <key>`"},
+                {"WWW-Authenticate": 'Bearer realm="ibest"'},
+            )
         key_id = key_id_of(token)
         key = await self._key(key_id) if key_id else None
         if not verify(token, key):
-            return Reply(401, {"detail": "the API key is unknown or revoked"},
-                         {"WWW-Authenticate": UNAUTHENTICATED})
+            return Reply(
+                401,
+                {"detail": "the API key is unknown or revoked"},
+                {"WWW-Authenticate": UNAUTHENTICATED},
+            )
         assert key is not None
         return key
 
@@ -145,8 +161,13 @@ class Gateway:
             self._known[key_id] = (key, now)
         return key
 
-    async def ingest(self, authorization: str | None, content_type: str | None,
-                     headers: dict[str, str], body: bytes | Refusal) -> Reply:
+    async def ingest(
+        self,
+        authorization: str | None,
+        content_type: str | None,
+        headers: dict[str, str],
+        body: bytes | Refusal,
+    ) -> Reply:
         """Validate, check the trust, store each event, and say what became of each."""
         started = self.timer()
         key = await self.authenticate(authorization)
@@ -157,23 +178,37 @@ class Gateway:
         self.metrics.observe(key.trust, reply.status, results, self.timer() - started)
         return reply
 
-    async def _ingest(self, trust: str, content_type: str | None, headers: dict[str, str],
-                      body: bytes | Refusal) -> tuple[Reply, list[EventResult]]:
+    async def _ingest(
+        self, trust: str, content_type: str | None, headers: dict[str, str], body: bytes | Refusal
+    ) -> tuple[Reply, list[EventResult]]:
         wait = self.limiter.take(trust)
         if wait:
-            return Reply(429, {"detail": f"trust {trust} is over its request rate; retry after "
-                                         f"{wait}s"}, {"Retry-After": str(wait)}), []
-        decoded = body if isinstance(body, Refusal) else decode_request(
-            content_type, headers, body, self.max_events)
+            return Reply(
+                429,
+                {"detail": f"trust {trust} is over its request rate; retry after {wait}s"},
+                {"Retry-After": str(wait)},
+            ), []
+        decoded = (
+            body
+            if isinstance(body, Refusal)
+            else decode_request(content_type, headers, body, self.max_events)
+        )
         if isinstance(decoded, Refusal):
             return refusal_reply(decoded), []
         forbidden = [trust_errors(e.raw, trust) for e in decoded]
         if any(forbidden):
-            refused = [rejected(e.event_id, errs or [NOT_STORED_FORBIDDEN])
-                       for e, errs in zip(decoded, forbidden, strict=True)]
-            return Reply(403, {"detail": "this key may send only its own trust's events, and "
-                                         "never events the platform derives; nothing stored",
-                               "results": _dump(refused)}), refused
+            refused = [
+                rejected(e.event_id, errs or [NOT_STORED_FORBIDDEN])
+                for e, errs in zip(decoded, forbidden, strict=True)
+            ]
+            return Reply(
+                403,
+                {
+                    "detail": "this key may send only its own trust's events, and "
+                    "never events the platform derives; nothing stored",
+                    "results": _dump(refused),
+                },
+            ), refused
         now = self.clock()
         verdicts: list[AnyEvent | list[FieldError]] = []
         for e in decoded:
@@ -198,14 +233,14 @@ class Gateway:
             try:
                 await self.rejection_store.record(door)
             except Exception:  # the client has its answer; the log is secondary
-                log.exception("could not record %d door rejection(s) of trust %s",
-                              len(door), trust)
+                log.exception("could not record %d door rejection(s) of trust %s", len(door), trust)
         status = summary_status(results, unavailable)
         headers = {"Retry-After": str(self.retry_after_unavailable)} if unavailable else {}
         return Reply(status, {"results": _dump(results)}, headers), results
 
-    async def _publish(self, verdicts: Sequence[AnyEvent | list[FieldError]],
-                       bodies: Sequence[bytes]) -> tuple[dict[int, Status], bool]:
+    async def _publish(
+        self, verdicts: Sequence[AnyEvent | list[FieldError]], bodies: Sequence[bytes]
+    ) -> tuple[dict[int, Status], bool]:
         """Publish the valid events concurrently; which were stored, and whether the stream
         failed. A repeated id within the request is published once, then `duplicate`."""
         first: dict[str, int] = {}
@@ -231,8 +266,7 @@ class Gateway:
                 stored[i] = Status.DUPLICATE
         return stored, len(stored) < len(repeats)
 
-    async def rejections(self, authorization: str | None, since: str | None,
-                         limit: int) -> Reply:
+    async def rejections(self, authorization: str | None, since: str | None, limit: int) -> Reply:
         """The key's trust's rejected events since `since` (RFC 3339), newest first."""
         key = await self.authenticate(authorization)
         if isinstance(key, Reply):
@@ -241,12 +275,19 @@ class Gateway:
         if isinstance(start, Refusal):
             return refusal_reply(start)
         rows = await self.rejection_store.since(key.trust, start, limit)
-        return Reply(200, {"trust": key.trust, "since": start.isoformat(),
-                           "rejections": [r.model_dump(mode="json") for r in rows]})
+        return Reply(
+            200,
+            {
+                "trust": key.trust,
+                "since": start.isoformat(),
+                "rejections": [r.model_dump(mode="json") for r in rows],
+            },
+        )
 
 
-def parse_since(since: str | None, now: datetime,
-                default_back: timedelta = timedelta(days=3650)) -> datetime | Refusal:
+def parse_since(
+    since: str | None, now: datetime, default_back: timedelta = timedelta(days=3650)
+) -> datetime | Refusal:
     if not since:
         return now - default_back
     try:
@@ -254,8 +295,10 @@ def parse_since(since: str | None, now: datetime,
     except ValueError:
         value = None
     if value is None or value.tzinfo is None:
-        return Refusal(400, f"since={since!r} is not an RFC 3339 time with an offset, "
-                            "e.g. 2026-03-01T00:00:00Z")
+        return Refusal(
+            400,
+            f"since={since!r} is not an RFC 3339 time with an offset, e.g. 2026-03-01T00:00:00Z",
+        )
     return value
 
 
@@ -298,8 +341,9 @@ class DeadLetterRecorder:
         messages = await self.source.fetch()
         if not messages:
             return 0
-        found = [from_dead_letter(m.headers, m.data, m.subject, m.received_at, m.seq)
-                 for m in messages]
+        found = [
+            from_dead_letter(m.headers, m.data, m.subject, m.received_at, m.seq) for m in messages
+        ]
         await self.rejection_store.record([r for r in found if r is not None])
         await self.source.ack(messages)
         return len(messages)

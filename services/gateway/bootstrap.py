@@ -41,29 +41,45 @@ class GatewayParts:
     close: Callable[[], Awaitable[None]]
 
 
-async def build(settings: GatewaySettings, db: AsyncDatabase[Document], nc: NatsClient,
-                js: JetStreamContext, clock: Callable[[], datetime] = utc_now,
-                timer: Callable[[], float] = time.monotonic) -> GatewayParts:
+async def build(
+    settings: GatewaySettings,
+    db: AsyncDatabase[Document],
+    nc: NatsClient,
+    js: JetStreamContext,
+    clock: Callable[[], datetime] = utc_now,
+    timer: Callable[[], float] = time.monotonic,
+) -> GatewayParts:
     """The running gateway over real MongoDB and NATS (indexes created here)."""
     keys = MongoKeyStore(db)
     rejections = MongoRejectionStore(db, settings.rejections_retention_days)
     await keys.create_indexes()
     await rejections.create_indexes()
     gateway = Gateway(
-        keys, rejections, NatsEventStream(nc, js, settings.publish_timeout),
+        keys,
+        rejections,
+        NatsEventStream(nc, js, settings.publish_timeout),
         RateLimiter(settings.rate_per_second, settings.rate_burst, timer),
-        PrometheusGatewayMetrics(), clock, timer, settings.retry_after_unavailable,
-        key_cache_seconds=settings.key_cache_seconds)
+        PrometheusGatewayMetrics(),
+        clock,
+        timer,
+        settings.retry_after_unavailable,
+        key_cache_seconds=settings.key_cache_seconds,
+    )
     dead_letters = JetStreamDeadLetters(js)
-    return GatewayParts(gateway, DeadLetterRecorder(dead_letters, rejections),
-                        KeyAdmin(keys, clock), dead_letters.close)
+    return GatewayParts(
+        gateway,
+        DeadLetterRecorder(dead_letters, rejections),
+        KeyAdmin(keys, clock),
+        dead_letters.close,
+    )
 
 
 @asynccontextmanager
 async def key_admin(settings: Settings) -> AsyncIterator[KeyAdmin]:
     """Key management over the gateway's database alone (the CLI, the simulator, tests)."""
     client: AsyncMongoClient[Document] = AsyncMongoClient(
-        settings.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=5000)
+        settings.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=5000
+    )
     try:
         keys = MongoKeyStore(client[settings.database_of(NAME)])
         await keys.create_indexes()

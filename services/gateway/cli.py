@@ -13,13 +13,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("gateway", help="the HTTPS gateway: trusts' API keys")
     area = p.add_subparsers(dest="command", required=True)
     keys = area.add_parser("keys", help="create, list and revoke API keys").add_subparsers(
-        dest="action", required=True)
-    create = keys.add_parser("create", help="a new key for a trust (shown once, on the last "
-                                            "line); a trust holds at most two active keys")
+        dest="action", required=True
+    )
+    create = keys.add_parser(
+        "create",
+        help="a new key for a trust (shown once, on the last "
+        "line); a trust holds at most two active keys",
+    )
     create.add_argument("--trust", required=True, help="the trust's ODS code, e.g. RTH")
     create.set_defaults(func=create_command)
     keys.add_parser("list", help="every key: id, trust, created, revoked").set_defaults(
-        func=list_command)
+        func=list_command
+    )
     revoke = keys.add_parser("revoke", help="refuse a key from now on")
     revoke.add_argument("key_id")
     revoke.set_defaults(func=revoke_command)
@@ -32,8 +37,10 @@ async def create_command(args: argparse.Namespace, settings: Settings) -> int:
         except KeyRuleError as exc:
             print(f"ibest gateway: {exc}")
             return 1
-    print(f"created key {key.key_id} for trust {key.trust}. It is shown only now: give it to "
-          "the trust's IT team over a secure channel. The key:")
+    print(
+        f"created key {key.key_id} for trust {key.trust}. It is shown only now: give it to "
+        "the trust's IT team over a secure channel. The key:"
+    )
     print(token)
     return 0
 

@@ -12,10 +12,12 @@ def build_spec(settings: GatewaySettings | None = None) -> ServiceSpec:
     """The service; tests pass their own settings."""
 
     async def wire(ctx: ServiceContext) -> Wiring:
-        parts = await bootstrap.build(settings or GatewaySettings(), ctx.db, ctx.nats, ctx.js,
-                                      ctx.clock)
-        return Wiring(handlers={}, api=parts.gateway, background=[parts.recorder.run],
-                      on_stop=[parts.close])
+        parts = await bootstrap.build(
+            settings or GatewaySettings(), ctx.db, ctx.nats, ctx.js, ctx.clock
+        )
+        return Wiring(
+            handlers={}, api=parts.gateway, background=[parts.recorder.run], on_stop=[parts.close]
+        )
 
     return ServiceSpec(
         name=bootstrap.NAME,
@@ -24,8 +26,8 @@ def build_spec(settings: GatewaySettings | None = None) -> ServiceSpec:
         routes=routes,
         title="iBeST gateway",
         description="Trusts send CloudEvents over HTTPS (CloudEvents HTTP binding: structured, "
-                    "batched or binary mode) with their API key, and read their rejected "
-                    "events. See docs/integrating.md.",
+        "batched or binary mode) with their API key, and read their rejected "
+        "events. See docs/integrating.md.",
     )
 
 

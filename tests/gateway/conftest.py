@@ -18,8 +18,12 @@ KeyMaker = Callable[[str], Awaitable[str]]
 @pytest.fixture
 async def gateway(settings: Settings) -> AsyncIterator[str]:
     """Base URL of a running gateway (rate limit high enough not to interfere)."""
-    own = GatewaySettings(IBEST_GATEWAY_RATE=10_000, IBEST_GATEWAY_BURST=10_000,
-                          IBEST_GATEWAY_PUBLISH_TIMEOUT=2, IBEST_GATEWAY_KEY_CACHE_SECONDS=0.5)
+    own = GatewaySettings(
+        IBEST_GATEWAY_RATE=10_000,
+        IBEST_GATEWAY_BURST=10_000,
+        IBEST_GATEWAY_PUBLISH_TIMEOUT=2,
+        IBEST_GATEWAY_KEY_CACHE_SECONDS=0.5,
+    )
     async with running_service(build_spec(own), settings) as base:
         yield base
 

@@ -60,8 +60,9 @@ class FakeRejectionStore:
 
     async def record(self, rejections: Sequence[Rejection]) -> None:
         for r in rejections:
-            row = self.rows.setdefault(r.group_key,
-                                       _Row(r.trust, r.event_id, r.event_type, r.received_at))
+            row = self.rows.setdefault(
+                r.group_key, _Row(r.trust, r.event_id, r.event_type, r.received_at)
+            )
             row.received_at = min(row.received_at, r.received_at)
             for reason in r.reasons:
                 if reason.by not in row.rejected_by:
@@ -70,12 +71,21 @@ class FakeRejectionStore:
                     row.reasons.append(reason)
 
     async def since(self, trust: str, since: datetime, limit: int) -> list[RejectionRow]:
-        rows = sorted((r for r in self.rows.values()
-                       if r.trust == trust and r.received_at >= since),
-                      key=lambda r: r.received_at, reverse=True)
-        return [RejectionRow(id=r.event_id, type=r.type, received_at=r.received_at,
-                             rejected_by=sorted(r.rejected_by), reasons=r.reasons)
-                for r in rows[:limit]]
+        rows = sorted(
+            (r for r in self.rows.values() if r.trust == trust and r.received_at >= since),
+            key=lambda r: r.received_at,
+            reverse=True,
+        )
+        return [
+            RejectionRow(
+                id=r.event_id,
+                type=r.type,
+                received_at=r.received_at,
+                rejected_by=sorted(r.rejected_by),
+                reasons=r.reasons,
+            )
+            for r in rows[:limit]
+        ]
 
 
 class FakeEventStream:
@@ -114,8 +124,9 @@ class FakeDeadLetterSource:
 class FakeMetrics:
     seen: list[tuple[str, int, list[str]]] = field(default_factory=list)
 
-    def observe(self, trust: str, status: int, results: Sequence[EventResult],
-                seconds: float) -> None:
+    def observe(
+        self, trust: str, status: int, results: Sequence[EventResult], seconds: float
+    ) -> None:
         self.seen.append((trust, status, [r.status.value for r in results]))
 
 
@@ -144,11 +155,21 @@ class World:
     clock: ManualClock
 
 
-def world(rate: float = 1000.0, burst: int = 1000, max_events: int = 500,
-          key_cache_seconds: float = 0.0) -> World:
+def world(
+    rate: float = 1000.0, burst: int = 1000, max_events: int = 500, key_cache_seconds: float = 0.0
+) -> World:
     keys, rejections, stream = FakeKeyStore(), FakeRejectionStore(), FakeEventStream()
     metrics, clock = FakeMetrics(), ManualClock()
-    gateway = Gateway(keys, rejections, stream, RateLimiter(rate, burst, clock.timer), metrics,
-                      clock, clock.timer, retry_after_unavailable=7, max_events=max_events,
-                      key_cache_seconds=key_cache_seconds)
+    gateway = Gateway(
+        keys,
+        rejections,
+        stream,
+        RateLimiter(rate, burst, clock.timer),
+        metrics,
+        clock,
+        clock.timer,
+        retry_after_unavailable=7,
+        max_events=max_events,
+        key_cache_seconds=key_cache_seconds,
+    )
     return World(gateway, KeyAdmin(keys, clock), keys, rejections, stream, metrics, clock)

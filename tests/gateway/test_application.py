@@ -16,11 +16,20 @@ from tests.gateway.fakes import FakeDeadLetterSource, World, world
 from tests.harness import cloud_event
 
 
-def assessed(trust: str = "RTH", site: str = "RTH08", rmdq: int = 14,
-             event_id: str | None = None) -> dict[str, Any]:
-    return cloud_event("patient.assessed", {
-        "patient_ref": f"pt-{uuid.uuid4().hex[:8]}", "timepoint": "baseline",
-        "measures": {"rmdq": rmdq}}, trust=trust, site=site, event_id=event_id)
+def assessed(
+    trust: str = "RTH", site: str = "RTH08", rmdq: int = 14, event_id: str | None = None
+) -> dict[str, Any]:
+    return cloud_event(
+        "patient.assessed",
+        {
+            "patient_ref": f"pt-{uuid.uuid4().hex[:8]}",
+            "timepoint": "baseline",
+            "measures": {"rmdq": rmdq},
+        },
+        trust=trust,
+        site=site,
+        event_id=event_id,
+    )
 
 
 async def key_of(w: World, trust: str = "RTH") -> str:
@@ -28,8 +37,13 @@ async def key_of(w: World, trust: str = "RTH") -> str:
     return f"Bearer {token}"
 
 
-async def send(w: World, auth: str | None, body: Any, content_type: str = BATCH,
-               headers: dict[str, str] | None = None) -> Reply:
+async def send(
+    w: World,
+    auth: str | None,
+    body: Any,
+    content_type: str = BATCH,
+    headers: dict[str, str] | None = None,
+) -> Reply:
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     return await w.gateway.ingest(auth, content_type, headers or {}, raw)
 
@@ -57,7 +71,11 @@ async def test_a_trust_holds_at_most_two_active_keys_and_rotates_by_revoking() -
     await w.admin.create("RTH")
     listed = await w.admin.list()
     assert [(k.trust, k.active) for k in listed] == [
-        ("RTH", False), ("RTH", True), ("RTH", True), ("RXF", True)]
+        ("RTH", False),
+        ("RTH", True),
+        ("RTH", True),
+        ("RXF", True),
+    ]
 
 
 async def test_keys_need_a_trust_code_and_an_existing_id() -> None:
@@ -68,8 +86,9 @@ async def test_keys_need_a_trust_code_and_an_existing_id() -> None:
         await w.admin.revoke("000000000000")
 
 
-@pytest.mark.parametrize("auth", [None, "Basic abc", "Bearer ", "Bearer nonsense",
-                                  "Bearer ibk_0123456789ab_" + "A" * 43])
+@pytest.mark.parametrize(
+    "auth", [None, "Basic abc", "Bearer ", "Bearer nonsense", "Bearer ibk_0123456789ab_" + "A" * 43]
+)
 async def test_no_or_unknown_key_is_401_with_www_authenticate(auth: str | None) -> None:
     w = world()
     reply = await send(w, auth, [assessed()])
@@ -86,8 +105,7 @@ async def test_a_revoked_key_is_refused() -> None:
     assert (await w.gateway.rejections(f"Bearer {token}", None, 10)).status == 401
 
 
-async def test_a_remembered_key_is_refused_once_its_cache_time_passes_after_revocation(
-) -> None:
+async def test_a_remembered_key_is_refused_once_its_cache_time_passes_after_revocation() -> None:
     w = world(key_cache_seconds=5)
     key, token = await w.admin.create("RTH")
     assert (await send(w, f"Bearer {token}", [assessed()])).status == 200
@@ -138,8 +156,11 @@ async def test_a_batch_stores_exactly_the_valid_events_and_says_why_for_the_othe
 async def test_an_event_of_another_trust_or_a_derived_one_is_403_and_nothing_is_stored() -> None:
     w = world()
     auth = await key_of(w)
-    for sneaky in (assessed(trust="RXF", site="RXF01"), assessed(site="RXF01"),
-                   cloud_event("outcome.recorded", {})):
+    for sneaky in (
+        assessed(trust="RXF", site="RXF01"),
+        assessed(site="RXF01"),
+        cloud_event("outcome.recorded", {}),
+    ):
         reply = await send(w, auth, [assessed(), sneaky])
         assert reply.status == 403, sneaky
         assert reply.body["results"][0]["errors"][0]["field"] == "request"
@@ -157,16 +178,19 @@ async def test_binary_mode_event_is_accepted() -> None:
     assert str(w.stream.stored[event["id"]].id) == event["id"]
 
 
-@pytest.mark.parametrize(("content_type", "body", "status", "words"), [
-    ("text/plain", b"hello", 415, "is not accepted"),
-    (None, b"{}", 415, "is not accepted"),
-    (BATCH, b"{not json", 400, "not JSON: Expecting property name"),
-    (STRUCTURED, b"\xff\xfe", 400, "not UTF-8"),
-    (BATCH, b"{}", 400, "must be a JSON array"),
-    (BATCH, b"[]", 400, "empty"),
-    (BATCH, json.dumps([{}] * 501).encode(), 413, "limit is 500"),
-    (STRUCTURED, b"[" * 100_000, 400, "nested too deeply"),
-])
+@pytest.mark.parametrize(
+    ("content_type", "body", "status", "words"),
+    [
+        ("text/plain", b"hello", 415, "is not accepted"),
+        (None, b"{}", 415, "is not accepted"),
+        (BATCH, b"{not json", 400, "not JSON: Expecting property name"),
+        (STRUCTURED, b"\xff\xfe", 400, "not UTF-8"),
+        (BATCH, b"{}", 400, "must be a JSON array"),
+        (BATCH, b"[]", 400, "empty"),
+        (BATCH, json.dumps([{}] * 501).encode(), 413, "limit is 500"),
+        (STRUCTURED, b"[" * 100_000, 400, "nested too deeply"),
+    ],
+)
 async def test_unreadable_requests_are_refused_whole(
     content_type: str | None, body: bytes, status: int, words: str
 ) -> None:
@@ -201,8 +225,9 @@ async def test_stream_down_mid_batch_is_503_and_only_stored_events_say_accepted(
     w.stream.fail_after = None
     resent = await send(w, auth, batch)
     assert resent.status == 200
-    assert sorted(r["status"] for r in resent.body["results"]) == ["accepted"] * 3 + \
-        ["duplicate"] * 2
+    assert (
+        sorted(r["status"] for r in resent.body["results"]) == ["accepted"] * 3 + ["duplicate"] * 2
+    )
 
 
 async def test_an_id_repeated_in_one_request_is_stored_once() -> None:
@@ -229,8 +254,9 @@ async def test_rejections_are_per_trust_newest_first_and_since_filters() -> None
     rows = (await w.gateway.rejections(rth, None, 100)).body["rejections"]
     assert [r["id"] for r in rows] == [second["id"], first["id"]]
     since = (w.clock.now - timedelta(minutes=1)).isoformat()
-    assert [r["id"] for r in (await w.gateway.rejections(rth, since, 100)).body[
-        "rejections"]] == [second["id"]]
+    assert [r["id"] for r in (await w.gateway.rejections(rth, since, 100)).body["rejections"]] == [
+        second["id"]
+    ]
     assert len((await w.gateway.rejections(rxf, None, 100)).body["rejections"]) == 1
     bad = await w.gateway.rejections(rth, "yesterday", 100)
     assert bad.status == 400 and "RFC 3339" in bad.body["detail"]
@@ -238,14 +264,22 @@ async def test_rejections_are_per_trust_newest_first_and_since_filters() -> None
     assert naive.status == 400
 
 
-def dead_letter(consumer: str, body: dict[str, Any], seq: int, error: str,
-                headers: dict[str, str] | None = None) -> DeadLetterMessage:
+def dead_letter(
+    consumer: str, body: dict[str, Any], seq: int, error: str, headers: dict[str, str] | None = None
+) -> DeadLetterMessage:
     trust = body.get("trustcode", "RTH")
     return DeadLetterMessage(
-        headers={"Ibest-Dlq-Consumer": consumer, "Ibest-Dlq-Error": error,
-                 "Ibest-Dlq-Subject": f"ibest.v1.{trust}.patient.assessed", **(headers or {})},
-        data=json.dumps(body).encode(), subject=f"ibest.deadletter.{consumer}",
-        received_at=world().clock.now + timedelta(seconds=seq), seq=seq)
+        headers={
+            "Ibest-Dlq-Consumer": consumer,
+            "Ibest-Dlq-Error": error,
+            "Ibest-Dlq-Subject": f"ibest.v1.{trust}.patient.assessed",
+            **(headers or {}),
+        },
+        data=json.dumps(body).encode(),
+        subject=f"ibest.deadletter.{consumer}",
+        received_at=world().clock.now + timedelta(seconds=seq),
+        seq=seq,
+    )
 
 
 async def test_dead_letters_of_several_services_make_one_row_for_the_event() -> None:
@@ -253,12 +287,14 @@ async def test_dead_letters_of_several_services_make_one_row_for_the_event() -> 
     auth = await key_of(w)
     event = assessed()
     other_trust = assessed("RXF", "RXF01")
-    source = FakeDeadLetterSource([
-        dead_letter("outcomes", event, 1, "data.class_id: is not a known class"),
-        dead_letter("reporting", event, 2, "data.class_id: is not a known class"),
-        dead_letter("outcomes", event, 1, "data.class_id: is not a known class"),  # again
-        dead_letter("enrolment", other_trust, 3, "boom"),
-    ])
+    source = FakeDeadLetterSource(
+        [
+            dead_letter("outcomes", event, 1, "data.class_id: is not a known class"),
+            dead_letter("reporting", event, 2, "data.class_id: is not a known class"),
+            dead_letter("outcomes", event, 1, "data.class_id: is not a known class"),  # again
+            dead_letter("enrolment", other_trust, 3, "boom"),
+        ]
+    )
     recorder = DeadLetterRecorder(source, w.rejections)
     assert await recorder.run_once() == 4
     assert await recorder.run_once() == 0
@@ -267,21 +303,38 @@ async def test_dead_letters_of_several_services_make_one_row_for_the_event() -> 
     assert len(rows) == 1
     assert rows[0]["id"] == event["id"] and rows[0]["type"] == "patient.assessed"
     assert rows[0]["rejected_by"] == ["outcomes", "reporting"]
-    assert rows[0]["reasons"][0] == {"by": "outcomes", "field": "data.class_id",
-                                     "message": "is not a known class"}
+    assert rows[0]["reasons"][0] == {
+        "by": "outcomes",
+        "field": "data.class_id",
+        "message": "is not a known class",
+    }
 
 
 async def test_dead_letter_headers_name_the_event_when_the_bytes_cannot() -> None:
     w = world()
     auth = await key_of(w)
     letter = DeadLetterMessage(
-        headers={"Ibest-Dlq-Consumer": "enrolment", "Ibest-Dlq-Error": "event: is not JSON",
-                 "Ibest-Dlq-Event-Id": "", "Ibest-Dlq-Type": "unknown",
-                 "Ibest-Dlq-Trust": "RTH", "Ibest-Dlq-Subject": "ibest.v1.RTH.module.started"},
-        data=b"\xff garbage", subject="ibest.deadletter.enrolment",
-        received_at=w.clock.now, seq=9)
+        headers={
+            "Ibest-Dlq-Consumer": "enrolment",
+            "Ibest-Dlq-Error": "event: is not JSON",
+            "Ibest-Dlq-Event-Id": "",
+            "Ibest-Dlq-Type": "unknown",
+            "Ibest-Dlq-Trust": "RTH",
+            "Ibest-Dlq-Subject": "ibest.v1.RTH.module.started",
+        },
+        data=b"\xff garbage",
+        subject="ibest.deadletter.enrolment",
+        received_at=w.clock.now,
+        seq=9,
+    )
     await DeadLetterRecorder(FakeDeadLetterSource([letter]), w.rejections).run_once()
     rows = (await w.gateway.rejections(auth, None, 100)).body["rejections"]
-    assert rows == [{"id": "", "type": "unknown", "received_at": w.clock.now.isoformat()
-                     .replace("+00:00", "Z"), "rejected_by": ["enrolment"],
-                     "reasons": [{"by": "enrolment", "field": "event", "message": "is not JSON"}]}]
+    assert rows == [
+        {
+            "id": "",
+            "type": "unknown",
+            "received_at": w.clock.now.isoformat().replace("+00:00", "Z"),
+            "rejected_by": ["enrolment"],
+            "reasons": [{"by": "enrolment", "field": "event", "message": "is not JSON"}],
+        }
+    ]

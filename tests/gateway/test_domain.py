@@ -40,11 +40,20 @@ def test_token_bucket_refills_at_its_rate_up_to_its_burst() -> None:
 
 
 def test_a_dead_letter_belongs_to_the_trust_of_its_original_subject() -> None:
-    body = json.dumps({"id": "e1", "trustcode": "RXF",
-                       "type": "uk.nhs.ibest.module.started.v1"}).encode()
-    letter = from_dead_letter({"Ibest-Dlq-Subject": "ibest.v1.RTH.module.started",
-                               "Ibest-Dlq-Trust": "RXF", "Ibest-Dlq-Error": "x"},
-                              body, "ibest.deadletter.enrolment", T, 4)
+    body = json.dumps(
+        {"id": "e1", "trustcode": "RXF", "type": "uk.nhs.ibest.module.started.v1"}
+    ).encode()
+    letter = from_dead_letter(
+        {
+            "Ibest-Dlq-Subject": "ibest.v1.RTH.module.started",
+            "Ibest-Dlq-Trust": "RXF",
+            "Ibest-Dlq-Error": "x",
+        },
+        body,
+        "ibest.deadletter.enrolment",
+        T,
+        4,
+    )
     assert letter is not None and letter.trust == "RTH" and letter.event_type == "module.started"
     assert letter.reasons[0].by == "enrolment"
     # without the subject header: the envelope's trust

@@ -23,20 +23,42 @@ from shared.examples import example
 from tests.gateway.conftest import KeyMaker
 from tests.harness import stream_events
 
-SENT_BY_TRUSTS = [json.loads(example(t).to_json()) for t in EVENT_TYPES
-                  if t.name not in DERIVED_EVENTS]
-CONTENT_TYPES = ["application/cloudevents+json", "application/cloudevents-batch+json",
-                 "application/json", "application/cloudevents+json; charset=utf-8",
-                 "text/plain", "application/xml", "", "multipart/form-data"]
-ATTRIBUTES = ["specversion", "id", "source", "type", "time", "datacontenttype", "trustcode",
-              "sitecode", "data", "subject", "extra"]
+SENT_BY_TRUSTS = [
+    json.loads(example(t).to_json()) for t in EVENT_TYPES if t.name not in DERIVED_EVENTS
+]
+CONTENT_TYPES = [
+    "application/cloudevents+json",
+    "application/cloudevents-batch+json",
+    "application/json",
+    "application/cloudevents+json; charset=utf-8",
+    "text/plain",
+    "application/xml",
+    "",
+    "multipart/form-data",
+]
+ATTRIBUTES = [
+    "specversion",
+    "id",
+    "source",
+    "type",
+    "time",
+    "datacontenttype",
+    "trustcode",
+    "sitecode",
+    "data",
+    "subject",
+    "extra",
+]
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
-                                                                max_size=4),
-    max_leaves=12)
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
 header_text = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=40).map(
-    str.strip)
+    str.strip
+)
 
 
 @st.composite
@@ -78,9 +100,15 @@ def requests(draw: st.DrawFn) -> tuple[dict[str, str], bytes]:
             body = json.dumps(event).encode()
     else:
         body = draw(st.binary(max_size=200))
-    headers.update(draw(st.dictionaries(st.sampled_from(["ce-specversion", "ce-id", "ce-x",
-                                                         "X-Other", "Content-Encoding"]),
-                                        header_text, max_size=2)))
+    headers.update(
+        draw(
+            st.dictionaries(
+                st.sampled_from(["ce-specversion", "ce-id", "ce-x", "X-Other", "Content-Encoding"]),
+                header_text,
+                max_size=2,
+            )
+        )
+    )
     return headers, body
 
 
@@ -90,15 +118,25 @@ def landmarks() -> list[tuple[dict[str, str], bytes]]:
     other = {**valid, "id": str(uuid.uuid4()), "trustcode": "RXF", "sitecode": "RXF01"}
     broken = {**valid, "id": str(uuid.uuid4()), "time": "yesterday"}
     one = {"Content-Type": "application/cloudevents+json"}
-    return [(one, json.dumps(valid).encode()), (one, json.dumps(other).encode()),
-            (one, json.dumps(broken).encode()), (one, b"{"), ({"Content-Type": "text/csv"}, b"")]
+    return [
+        (one, json.dumps(valid).encode()),
+        (one, json.dumps(other).encode()),
+        (one, json.dumps(broken).encode()),
+        (one, b"{"),
+        ({"Content-Type": "text/csv"}, b""),
+    ]
 
 
 def generate(n: int) -> list[tuple[dict[str, str], bytes]]:
     out: list[tuple[dict[str, str], bytes]] = landmarks()
 
-    @settings(max_examples=n, database=None, derandomize=True, deadline=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=n,
+        database=None,
+        derandomize=True,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(requests())
     def collect(request: tuple[dict[str, str], bytes]) -> None:
         out.append(request)
@@ -115,11 +153,16 @@ async def test_arbitrary_requests_never_500_and_never_store_an_invalid_event(
     statuses: dict[int, int] = {}
     async with httpx.AsyncClient(base_url=gateway, timeout=30) as client:
         for headers, body in generate(300):
-            reply = await client.post("/v1/events", content=body,
-                                      headers={**headers, "Authorization": auth})
+            reply = await client.post(
+                "/v1/events", content=body, headers={**headers, "Authorization": auth}
+            )
             statuses[reply.status_code] = statuses.get(reply.status_code, 0) + 1
             assert reply.status_code in {200, 400, 403, 413, 415, 422}, (
-                headers, body, reply.status_code, reply.text)
+                headers,
+                body,
+                reply.status_code,
+                reply.text,
+            )
             if reply.status_code in (200, 422, 403):
                 for result in reply.json()["results"]:
                     assert set(result) == {"id", "status", "errors"}

@@ -22,9 +22,16 @@ BATCH = {"Content-Type": "application/cloudevents-batch+json"}
 
 
 def started(n: int) -> list[dict[str, Any]]:
-    return [cloud_event("module.started", {"clinician_ref": f"c-{uuid.uuid4().hex[:6]}",
-                                           "module_id": "m01-understanding-back-pain"})
-            for _ in range(n)]
+    return [
+        cloud_event(
+            "module.started",
+            {
+                "clinician_ref": f"c-{uuid.uuid4().hex[:6]}",
+                "module_id": "m01-understanding-back-pain",
+            },
+        )
+        for _ in range(n)
+    ]
 
 
 async def test_nats_stopped_gives_503_and_nothing_reported_accepted_is_missing(
@@ -40,8 +47,10 @@ async def test_nats_stopped_gives_503_and_nothing_reported_accepted_is_missing(
         auth = {"Authorization": await new_key("RTH"), **BATCH}
         before, during = started(5), started(40)
         spec = build_spec(GatewaySettings(IBEST_GATEWAY_PUBLISH_TIMEOUT=1))
-        async with running_service(spec, own) as base, \
-                httpx.AsyncClient(base_url=base, headers=auth, timeout=30) as client:
+        async with (
+            running_service(spec, own) as base,
+            httpx.AsyncClient(base_url=base, headers=auth, timeout=30) as client,
+        ):
             assert (await client.post("/v1/events", json=before)).status_code == 200
             server.stop()
             wait_port_closed(port)
@@ -52,8 +61,10 @@ async def test_nats_stopped_gives_503_and_nothing_reported_accepted_is_missing(
             assert [r["id"] for r in results] == [e["id"] for e in during]
             said_accepted = {r["id"] for r in results if r["status"] == "accepted"}
             not_stored = [r for r in results if r["status"] != "accepted"]
-            assert not_stored and all(r["status"] == "rejected" and "unreachable" in
-                                      r["errors"][0]["message"] for r in not_stored)
+            assert not_stored and all(
+                r["status"] == "rejected" and "unreachable" in r["errors"][0]["message"]
+                for r in not_stored
+            )
             assert (await client.get("/readyz")).status_code == 503
 
             server = start_nats(port, tmp_path / "store", tmp_path / "nats.log")
@@ -67,8 +78,9 @@ async def test_nats_stopped_gives_503_and_nothing_reported_accepted_is_missing(
             resent = await client.post("/v1/events", json=during)
             assert resent.status_code == 200
             statuses = {r["id"]: r["status"] for r in resent.json()["results"]}
-            assert {i for i, s in statuses.items() if s == "duplicate"} == \
-                said_accepted | (stored_while_down - {e["id"] for e in before})
+            assert {i for i, s in statuses.items() if s == "duplicate"} == said_accepted | (
+                stored_while_down - {e["id"] for e in before}
+            )
         stored = [e["id"] for e in await stream_events(admin_nc.jetstream(), ">")]
         assert sorted(stored) == sorted(e["id"] for e in before + during)  # each once
         await admin_nc.drain()

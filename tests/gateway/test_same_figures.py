@@ -36,21 +36,26 @@ async def figures_from(settings: Settings, send: Callable[[], Awaitable[None]]) 
         for spec in (ENROLMENT, OUTCOMES, NOTIFICATIONS):
             await stack.enter_async_context(running_service(spec, settings, lambda: NOW))
         reporting = await stack.enter_async_context(
-            running_service(REPORTING, settings, lambda: NOW))
-        async with httpx.AsyncClient(base_url=reporting,
-                                     headers={"Authorization": f"Bearer {TOKEN}"}) as api:
+            running_service(REPORTING, settings, lambda: NOW)
+        )
+        async with httpx.AsyncClient(
+            base_url=reporting, headers={"Authorization": f"Bearer {TOKEN}"}
+        ) as api:
 
             async def national() -> Figures | None:
                 figures: Figures = (await api.get("/v1/national")).json()["figures"]
-                done = (figures["clinicians_completed"] == 5
-                        and figures["outcomes"]["rmdq"]["month_3"]["n"] == 6)
+                done = (
+                    figures["clinicians_completed"] == 5
+                    and figures["outcomes"]["rmdq"]["month_3"]["n"] == 6
+                )
                 return figures if done else None
 
             figures = await wait_for(national, 90, "completion and outcomes derived")
-            return {"national": figures,
-                    **{t: (await api.get(f"/v1/trusts/{t}")).json()["figures"]
-                       for t in ("RTH", "RXF")},
-                    "RTH08": (await api.get("/v1/trusts/RTH/sites/RTH08")).json()["figures"]}
+            return {
+                "national": figures,
+                **{t: (await api.get(f"/v1/trusts/{t}")).json()["figures"] for t in ("RTH", "RXF")},
+                "RTH08": (await api.get("/v1/trusts/RTH/sites/RTH08")).json()["figures"],
+            }
 
 
 async def fresh(js: JetStreamContext, settings: Settings) -> Settings:
@@ -62,7 +67,9 @@ async def fresh(js: JetStreamContext, settings: Settings) -> Settings:
 
 
 async def test_figures_through_the_gateway_equal_figures_through_nats(
-    settings: Settings, js: JetStreamContext, monkeypatch: pytest.MonkeyPatch,
+    settings: Settings,
+    js: JetStreamContext,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("IBEST_REPORTING_TOKENS", f"{TOKEN}:raw")
     monkeypatch.setenv("IBEST_REPORTING_SNAPSHOT_SECONDS", "0.2")
@@ -86,9 +93,13 @@ async def test_figures_through_the_gateway_equal_figures_through_nats(
                     mine = [e for e in events if e["trustcode"] == trust]
                     for i in range(0, len(mine), 7):
                         reply = await client.post(
-                            "/v1/events", json=mine[i:i + 7],
-                            headers={"Authorization": keys[trust],
-                                     "Content-Type": "application/cloudevents-batch+json"})
+                            "/v1/events",
+                            json=mine[i : i + 7],
+                            headers={
+                                "Authorization": keys[trust],
+                                "Content-Type": "application/cloudevents-batch+json",
+                            },
+                        )
                         assert reply.status_code == 200, reply.text
                         assert {r["status"] for r in reply.json()["results"]} == {"accepted"}
 

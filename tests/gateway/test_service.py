@@ -21,15 +21,23 @@ BATCH = "application/cloudevents-batch+json"
 
 
 def assessed(trust: str = "RTH", site: str = "RTH08", rmdq: int = 14) -> dict[str, Any]:
-    return cloud_event("patient.assessed", {
-        "patient_ref": f"pt-{uuid.uuid4().hex[:8]}", "timepoint": "baseline",
-        "measures": {"rmdq": rmdq}}, trust=trust, site=site)
+    return cloud_event(
+        "patient.assessed",
+        {
+            "patient_ref": f"pt-{uuid.uuid4().hex[:8]}",
+            "timepoint": "baseline",
+            "measures": {"rmdq": rmdq},
+        },
+        trust=trust,
+        site=site,
+    )
 
 
 async def post(base: str, auth: str, events: Any, content_type: str = BATCH) -> httpx.Response:
     async with httpx.AsyncClient(base_url=base) as client:
-        return await client.post("/v1/events", json=events,
-                                 headers={"Authorization": auth, "Content-Type": content_type})
+        return await client.post(
+            "/v1/events", json=events, headers={"Authorization": auth, "Content-Type": content_type}
+        )
 
 
 async def cli(argv: list[str]) -> int:
@@ -43,8 +51,9 @@ async def accepted_so_far(base: str) -> float:
     async with httpx.AsyncClient(base_url=base) as client:
         text = (await client.get("/metrics")).text
     prefix = 'ibest_gateway_events_total{result="accepted",trust="RTH"} '
-    return next((float(line[len(prefix):]) for line in text.splitlines()
-                 if line.startswith(prefix)), 0.0)
+    return next(
+        (float(line[len(prefix) :]) for line in text.splitlines() if line.startswith(prefix)), 0.0
+    )
 
 
 async def stored_ids(js: JetStreamContext) -> list[str]:
@@ -63,7 +72,12 @@ async def test_a_batch_stores_exactly_its_valid_events_once_however_often_sent(
     assert first.status_code == 422
     results = first.json()["results"]
     assert [r["status"] for r in results] == [
-        "accepted", "rejected", "accepted", "rejected", "accepted"]
+        "accepted",
+        "rejected",
+        "accepted",
+        "rejected",
+        "accepted",
+    ]
     assert [r["id"] for r in results] == [e["id"] for e in batch]
     assert results[1]["errors"][0]["field"] == "data.measures.rmdq"
     assert results[3]["errors"][0]["field"] == "sitecode"
@@ -73,7 +87,12 @@ async def test_a_batch_stores_exactly_its_valid_events_once_however_often_sent(
     again = await post(gateway, auth, batch)
     assert again.status_code == 422
     assert [r["status"] for r in again.json()["results"]] == [
-        "duplicate", "rejected", "duplicate", "rejected", "duplicate"]
+        "duplicate",
+        "rejected",
+        "duplicate",
+        "rejected",
+        "duplicate",
+    ]
     only_valid = await post(gateway, auth, valid)
     assert only_valid.status_code == 200
     assert sorted(await stored_ids(js)) == sorted(e["id"] for e in valid)
@@ -103,7 +122,9 @@ async def test_a_key_sends_and_reads_only_for_its_own_trust(
 
 
 async def test_keys_from_the_cli_work_until_revoked(
-    gateway: str, settings: Settings, monkeypatch: pytest.MonkeyPatch,
+    gateway: str,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("MONGODB_URL", settings.mongodb_url)
@@ -126,8 +147,9 @@ async def test_keys_from_the_cli_work_until_revoked(
     refusal = await wait_for(refused, 10, "the revoked key to be refused")
     assert "Bearer" in refusal.headers["WWW-Authenticate"]
     async with httpx.AsyncClient(base_url=gateway) as client:
-        assert (await client.get("/v1/rejections",
-                                 headers={"Authorization": auth})).status_code == 401
+        assert (
+            await client.get("/v1/rejections", headers={"Authorization": auth})
+        ).status_code == 401
         assert (await client.post("/v1/events", content=b"[]")).status_code == 401
 
 
@@ -135,17 +157,22 @@ async def test_an_event_dead_lettered_later_is_among_the_trusts_rejections(
     gateway: str, new_key: KeyMaker, settings: Settings, js: JetStreamContext
 ) -> None:
     auth = await new_key("RTH")
-    unknown_version = cloud_event("clinician.enrolled", {
-        "clinician_ref": "clin-x", "profession": "nurse", "course_version": "99"})
+    unknown_version = cloud_event(
+        "clinician.enrolled",
+        {"clinician_ref": "clin-x", "profession": "nurse", "course_version": "99"},
+    )
     since = datetime.now(UTC) - timedelta(minutes=1)
     sent = await post(gateway, auth, [unknown_version])
     assert sent.status_code == 200  # the contract allows it; enrolment's catalogue does not
-    async with (running_service(ENROLMENT, settings),
-                httpx.AsyncClient(base_url=gateway, headers={"Authorization": auth}) as c):
+    async with (
+        running_service(ENROLMENT, settings),
+        httpx.AsyncClient(base_url=gateway, headers={"Authorization": auth}) as c,
+    ):
 
         async def rejected() -> list[dict[str, Any]]:
-            rows: list[dict[str, Any]] = (await c.get(
-                "/v1/rejections", params={"since": since.isoformat()})).json()["rejections"]
+            rows: list[dict[str, Any]] = (
+                await c.get("/v1/rejections", params={"since": since.isoformat()})
+            ).json()["rejections"]
             return rows
 
         rows = await wait_for(rejected, 30, "the dead letter to reach the gateway")
@@ -161,6 +188,9 @@ async def test_openapi_and_operations_routes(gateway: str) -> None:
         assert "/v1/events" in spec["paths"] and "/v1/rejections" in spec["paths"]
         assert (await client.get("/docs")).status_code == 200
         assert (await client.get("/readyz")).json()["checks"] == {"nats": True, "mongodb": True}
-        big = await client.post("/v1/events", content=b"x" * (1024 * 1024 + 1), headers={
-            "Authorization": "Bearer x", "Content-Type": BATCH})
+        big = await client.post(
+            "/v1/events",
+            content=b"x" * (1024 * 1024 + 1),
+            headers={"Authorization": "Bearer x", "Content-Type": BATCH},
+        )
         assert big.status_code == 401  # the key is checked first

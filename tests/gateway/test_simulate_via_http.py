@@ -14,8 +14,15 @@ from services.gateway.bootstrap import key_admin
 async def test_a_simulated_rollout_through_the_gateway_stores_its_valid_events_once(
     gateway: str, settings: Settings, js: JetStreamContext
 ) -> None:
-    options = SimulationOptions(seed=11, clinicians=60, patients=40, progress=False,
-                                trusts=4, via="http", gateway_url=gateway)
+    options = SimulationOptions(
+        seed=11,
+        clinicians=60,
+        patients=40,
+        progress=False,
+        trusts=4,
+        via="http",
+        gateway_url=gateway,
+    )
     plan, _ = build_plan(settings, options)
     valid = {p.msg_id for p in plan.events if p.valid}
     summary = await run_simulation(settings, options)

@@ -27,15 +27,23 @@ class JetStreamDeadLetters:
     async def fetch(self) -> Sequence[DeadLetterMessage]:
         if self._sub is None:
             self._sub = await self._js.pull_subscribe_bind(
-                durable=CONSUMER, stream=DEADLETTER_STREAM)
+                durable=CONSUMER, stream=DEADLETTER_STREAM
+            )
         try:
             msgs = await self._sub.fetch(self._batch, timeout=self._wait)
         except (NatsTimeout, TimeoutError):
             return []
-        return [DeadLetterMessage(
-            headers=dict(m.headers or {}), data=m.data, subject=m.subject,
-            received_at=m.metadata.timestamp.astimezone(UTC),
-            seq=m.metadata.sequence.stream, handle=m) for m in msgs]
+        return [
+            DeadLetterMessage(
+                headers=dict(m.headers or {}),
+                data=m.data,
+                subject=m.subject,
+                received_at=m.metadata.timestamp.astimezone(UTC),
+                seq=m.metadata.sequence.stream,
+                handle=m,
+            )
+            for m in msgs
+        ]
 
     async def close(self) -> None:
         """Unsubscribe before the connection drains (a pull subscription's queue left with

@@ -24,23 +24,30 @@ class MongoKeyStore:
         return _key(doc) if doc else None
 
     async def add(self, key: ApiKey) -> None:
-        await self._keys.insert_one({"_id": key.key_id, "trust": key.trust,
-                                     "key_hash": key.key_hash, "created_at": key.created_at,
-                                     "revoked_at": key.revoked_at})
+        await self._keys.insert_one(
+            {
+                "_id": key.key_id,
+                "trust": key.trust,
+                "key_hash": key.key_hash,
+                "created_at": key.created_at,
+                "revoked_at": key.revoked_at,
+            }
+        )
 
     async def active_count(self, trust: str) -> int:
         return await self._keys.count_documents({"trust": trust, "revoked_at": None})
 
     async def all(self) -> list[ApiKey]:
-        return [_key(d) async for d in self._keys.find({}).sort([("trust", 1),
-                                                                  ("created_at", 1)])]
+        return [_key(d) async for d in self._keys.find({}).sort([("trust", 1), ("created_at", 1)])]
 
     async def revoke(self, key_id: str, at: datetime) -> ApiKey | None:
-        await self._keys.update_one({"_id": key_id, "revoked_at": None},
-                                    {"$set": {"revoked_at": at}})
+        await self._keys.update_one(
+            {"_id": key_id, "revoked_at": None}, {"$set": {"revoked_at": at}}
+        )
         return await self.get(key_id)
 
 
 def _key(doc: Document) -> ApiKey:
-    return ApiKey(doc["_id"], doc["trust"], doc["key_hash"], doc["created_at"],
-                  doc.get("revoked_at"))
+    return ApiKey(
+        doc["_id"], doc["trust"], doc["key_hash"], doc["created_at"], doc.get("revoked_at")
+    )

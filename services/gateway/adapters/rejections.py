@@ -30,28 +30,54 @@ class MongoRejectionStore:
     async def create_indexes(self) -> None:
         await self._rows.create_index([("trust", 1), ("received_at", DESCENDING)])
         try:
-            await self._rows.create_index("received_at", name=TTL_INDEX,
-                                          expireAfterSeconds=self._retention_seconds)
+            await self._rows.create_index(
+                "received_at", name=TTL_INDEX, expireAfterSeconds=self._retention_seconds
+            )
         except OperationFailure:  # the retention setting changed: apply the new period
-            await self._db.command({"collMod": "rejections", "index": {
-                "name": TTL_INDEX, "expireAfterSeconds": self._retention_seconds}})
+            await self._db.command(
+                {
+                    "collMod": "rejections",
+                    "index": {"name": TTL_INDEX, "expireAfterSeconds": self._retention_seconds},
+                }
+            )
 
     async def record(self, rejections: Sequence[Rejection]) -> None:
         if not rejections:
             return
-        ops = [UpdateOne(
-            {"_id": r.group_key},
-            {"$setOnInsert": {"trust": r.trust, "event_id": r.event_id, "type": r.event_type},
-             "$min": {"received_at": r.received_at},
-             "$addToSet": {"rejected_by": {"$each": sorted({x.by for x in r.reasons})},
-                           "reasons": {"$each": [x.model_dump() for x in r.reasons]}}},
-            upsert=True) for r in rejections]
+        ops = [
+            UpdateOne(
+                {"_id": r.group_key},
+                {
+                    "$setOnInsert": {
+                        "trust": r.trust,
+                        "event_id": r.event_id,
+                        "type": r.event_type,
+                    },
+                    "$min": {"received_at": r.received_at},
+                    "$addToSet": {
+                        "rejected_by": {"$each": sorted({x.by for x in r.reasons})},
+                        "reasons": {"$each": [x.model_dump() for x in r.reasons]},
+                    },
+                },
+                upsert=True,
+            )
+            for r in rejections
+        ]
         await self._rows.bulk_write(ops, ordered=False)
 
     async def since(self, trust: str, since: datetime, limit: int) -> list[RejectionRow]:
-        cursor = self._rows.find({"trust": trust, "received_at": {"$gte": since}}).sort(
-            [("received_at", DESCENDING), ("_id", 1)]).limit(limit)
-        return [RejectionRow(id=d["event_id"], type=d["type"], received_at=d["received_at"],
-                             rejected_by=d["rejected_by"],
-                             reasons=[Reason(**x) for x in d["reasons"]])
-                async for d in cursor]
+        cursor = (
+            self._rows.find({"trust": trust, "received_at": {"$gte": since}})
+            .sort([("received_at", DESCENDING), ("_id", 1)])
+            .limit(limit)
+        )
+        return [
+            RejectionRow(
+                id=d["event_id"],
+                type=d["type"],
+                received_at=d["received_at"],
+                rejected_by=d["rejected_by"],
+                reasons=[Reason(**x) for x in d["reasons"]],
+            )
+            async for d in cursor
+        ]

@@ -89,4 +89,5 @@ def check_room_for_another(trust: str, active: int) -> None:
     if active >= MAX_ACTIVE_KEYS:
         raise KeyRuleError(
             f"trust {trust} already has {active} active keys (the most is {MAX_ACTIVE_KEYS}, "
-            "for rotation): revoke one with `ibest gateway keys revoke <id>` first")
+            "for rotation): revoke one with `ibest gateway keys revoke <id>` first"
+        )

@@ -73,14 +73,19 @@ def short_type(ce_type: object) -> str:
     return etype.name if etype else "unknown"
 
 
-def at_the_door(trust: str, raw: object, errors: list[FieldError],
-                received_at: datetime, fallback_key: str) -> Rejection:
+def at_the_door(
+    trust: str, raw: object, errors: list[FieldError], received_at: datetime, fallback_key: str
+) -> Rejection:
     event = raw if isinstance(raw, dict) else {}
     event_id = event.get("id")
-    return Rejection(trust, event_id if isinstance(event_id, str) else "",
-                     short_type(event.get("type")), received_at,
-                     tuple(Reason(by=GATEWAY, field=e.field, message=e.rule) for e in errors),
-                     fallback_key)
+    return Rejection(
+        trust,
+        event_id if isinstance(event_id, str) else "",
+        short_type(event.get("type")),
+        received_at,
+        tuple(Reason(by=GATEWAY, field=e.field, message=e.rule) for e in errors),
+        fallback_key,
+    )
 
 
 def reasons_from_text(by: str, text: str) -> tuple[Reason, ...]:
@@ -94,8 +99,9 @@ def reasons_from_text(by: str, text: str) -> tuple[Reason, ...]:
     return tuple(reasons)
 
 
-def from_dead_letter(headers: Mapping[str, str], data: bytes, subject: str,
-                     received_at: datetime, seq: int) -> Rejection | None:
+def from_dead_letter(
+    headers: Mapping[str, str], data: bytes, subject: str, received_at: datetime, seq: int
+) -> Rejection | None:
     """The rejection a dead letter records, or None if no trust can be told from it."""
     raw: dict[str, Any] = {}
     try:
@@ -106,15 +112,24 @@ def from_dead_letter(headers: Mapping[str, str], data: bytes, subject: str,
         pass
     # The original subject first: NATS permissions bind it to the publisher's trust, so an
     # envelope naming another trust cannot show that trust someone else's event.
-    trust = (_trust_of_subject(headers.get(H_SUBJECT, "")) or _trust_of(headers.get(H_TRUST))
-             or _trust_of(raw.get("trustcode")))
+    trust = (
+        _trust_of_subject(headers.get(H_SUBJECT, ""))
+        or _trust_of(headers.get(H_TRUST))
+        or _trust_of(raw.get("trustcode"))
+    )
     if not trust:
         return None
     event_id = headers.get(H_EVENT_ID) or (raw["id"] if isinstance(raw.get("id"), str) else "")
     event_type = headers.get(H_TYPE) or short_type(raw.get("type"))
     consumer = headers.get(H_CONSUMER) or subject.rsplit(".", 1)[-1]
-    return Rejection(trust, event_id, event_type, received_at,
-                     reasons_from_text(consumer, headers.get(H_ERROR, "")), f"dlq:{seq}")
+    return Rejection(
+        trust,
+        event_id,
+        event_type,
+        received_at,
+        reasons_from_text(consumer, headers.get(H_ERROR, "")),
+        f"dlq:{seq}",
+    )
 
 
 def _trust_of(value: object) -> str:
@@ -124,4 +139,4 @@ def _trust_of(value: object) -> str:
 def _trust_of_subject(subject: str) -> str:
     if not subject.startswith(SUBJECT_PREFIX):
         return ""
-    return _trust_of(subject[len(SUBJECT_PREFIX):].split(".", 1)[0])
+    return _trust_of(subject[len(SUBJECT_PREFIX) :].split(".", 1)[0])

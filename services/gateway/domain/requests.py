@@ -47,7 +47,9 @@ def media_type(content_type: str | None) -> str:
 
 
 def decode_request(
-    content_type: str | None, headers: dict[str, str], body: bytes,
+    content_type: str | None,
+    headers: dict[str, str],
+    body: bytes,
     max_events: int = MAX_BATCH_EVENTS,
 ) -> list[RawEvent] | Refusal:
     """The events of a request, in request order, or why none can be read.
@@ -58,10 +60,13 @@ def decode_request(
     if "ce-specversion" in headers:
         return _binary(kind, headers, body)
     if kind not in (STRUCTURED, BATCH):
-        return Refusal(415, f"Content-Type {kind or '(none)'!r} is not accepted: send "
-                            f"{STRUCTURED} (one event), {BATCH} (a JSON array of events) or "
-                            "binary mode (ce- headers with a JSON body)",
-                       {"Accept-Post": f"{STRUCTURED}, {BATCH}"})
+        return Refusal(
+            415,
+            f"Content-Type {kind or '(none)'!r} is not accepted: send "
+            f"{STRUCTURED} (one event), {BATCH} (a JSON array of events) or "
+            "binary mode (ce- headers with a JSON body)",
+            {"Accept-Post": f"{STRUCTURED}, {BATCH}"},
+        )
     if kind == STRUCTURED:
         parsed = _json(body)
         return parsed if isinstance(parsed, Refusal) else [RawEvent(parsed, body)]
@@ -71,8 +76,10 @@ def decode_request(
     if not items:
         return Refusal(400, "the batch is empty: send at least one event")
     if len(items) > max_events:
-        return Refusal(413, f"the batch has {len(items)} events; the limit is {max_events} "
-                            "per request: split it")
+        return Refusal(
+            413,
+            f"the batch has {len(items)} events; the limit is {max_events} per request: split it",
+        )
     return items
 
 
@@ -90,19 +97,19 @@ def _array_items(body: bytes) -> list[RawEvent] | Refusal:
     items: list[RawEvent] = []
     try:
         i = _skip(text, 0)
-        if text[i:i + 1] != "[":
+        if text[i : i + 1] != "[":
             raise ValueError("not an array")
         i = _skip(text, i + 1)
-        if text[i:i + 1] == "]":
+        if text[i : i + 1] == "]":
             i += 1
         else:
             while True:
                 value, end = _DECODER.raw_decode(text, i)
                 items.append(RawEvent(value, text[i:end].encode()))
                 i = _skip(text, end)
-                if text[i:i + 1] == ",":
+                if text[i : i + 1] == ",":
                     i = _skip(text, i + 1)
-                elif text[i:i + 1] == "]":
+                elif text[i : i + 1] == "]":
                     i += 1
                     break
                 else:
@@ -114,8 +121,10 @@ def _array_items(body: bytes) -> list[RawEvent] | Refusal:
         if isinstance(whole, Refusal):
             return whole
         if not isinstance(whole, list):
-            return Refusal(400, f"a {BATCH} body must be a JSON array of events, "
-                                f"got a JSON {_json_kind(whole)}")
+            return Refusal(
+                400,
+                f"a {BATCH} body must be a JSON array of events, got a JSON {_json_kind(whole)}",
+            )
         return [RawEvent(v, json.dumps(v).encode()) for v in whole]  # (not reached in practice)
     return items
 
@@ -129,8 +138,11 @@ def _skip(text: str, i: int) -> int:
 def _binary(kind: str, headers: dict[str, str], body: bytes) -> list[RawEvent] | Refusal:
     """Binary mode: attributes from `ce-` headers (percent-decoded), `data` from the body."""
     if kind in (STRUCTURED, BATCH):
-        return Refusal(400, f"a {kind} body must not come with ce- headers: send the "
-                            "attributes either in the headers (binary mode) or in the body")
+        return Refusal(
+            400,
+            f"a {kind} body must not come with ce- headers: send the "
+            "attributes either in the headers (binary mode) or in the body",
+        )
     data = _json(body)
     if isinstance(data, Refusal):
         return data
@@ -155,4 +167,5 @@ def _json(body: bytes) -> Any:
 
 def _json_kind(value: Any) -> str:
     return {dict: "object", str: "string", bool: "boolean", type(None): "null"}.get(
-        type(value), "number")
+        type(value), "number"
+    )

@@ -23,10 +23,15 @@ from pydantic import BaseModel, Field
 
 from shared.envelope import BY_CE_TYPE, FieldError
 
-DERIVED_EVENTS = frozenset({
-    "clinician.training_started", "clinician.training_completed", "outcome.recorded",
-    "notification.sent", "notification.failed",
-})
+DERIVED_EVENTS = frozenset(
+    {
+        "clinician.training_started",
+        "clinician.training_completed",
+        "outcome.recorded",
+        "notification.sent",
+        "notification.failed",
+    }
+)
 """Events only the platform's services publish; a trust never sends them."""
 
 
@@ -56,15 +61,21 @@ class Results(BaseModel):
 
 
 def rejected(event_id: str, errors: Sequence[FieldError]) -> EventResult:
-    return EventResult(id=event_id, status=Status.REJECTED,
-                       errors=[ErrorItem(field=e.field, message=e.rule) for e in errors])
+    return EventResult(
+        id=event_id,
+        status=Status.REJECTED,
+        errors=[ErrorItem(field=e.field, message=e.rule) for e in errors],
+    )
 
 
 NOT_STORED_UNAVAILABLE = FieldError(
-    "event", "not stored: the event stream was unreachable; send it again (safe: the id "
-             "makes it idempotent)")
+    "event",
+    "not stored: the event stream was unreachable; send it again (safe: the id "
+    "makes it idempotent)",
+)
 NOT_STORED_FORBIDDEN = FieldError(
-    "request", "not stored: another event of this request may not be sent with this key")
+    "request", "not stored: another event of this request may not be sent with this key"
+)
 
 
 def trust_errors(raw: object, trust: str) -> list[FieldError]:
@@ -74,15 +85,18 @@ def trust_errors(raw: object, trust: str) -> list[FieldError]:
     errors = []
     trustcode, sitecode, ce_type = raw.get("trustcode"), raw.get("sitecode"), raw.get("type")
     if isinstance(trustcode, str) and trustcode != trust:
-        errors.append(FieldError(
-            "trustcode", f"is {trustcode!r}, but this key sends for trust {trust} only"))
+        errors.append(
+            FieldError("trustcode", f"is {trustcode!r}, but this key sends for trust {trust} only")
+        )
     if isinstance(sitecode, str) and not sitecode.startswith(trust):
-        errors.append(FieldError(
-            "sitecode", f"is {sitecode!r}, not a site of trust {trust} (this key's)"))
+        errors.append(
+            FieldError("sitecode", f"is {sitecode!r}, not a site of trust {trust} (this key's)")
+        )
     etype = BY_CE_TYPE.get(ce_type) if isinstance(ce_type, str) else None
     if etype is not None and etype.name in DERIVED_EVENTS:
-        errors.append(FieldError(
-            "type", f"{etype.name} is derived by the platform; trusts do not send it"))
+        errors.append(
+            FieldError("type", f"{etype.name} is derived by the platform; trusts do not send it")
+        )
     return errors
 
 
