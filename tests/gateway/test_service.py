@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -14,6 +15,8 @@ from nats.js import JetStreamContext
 from ibest.backbone.settings import Settings
 from ibest.cli import main as ibest
 from services.enrolment.service import SPEC as ENROLMENT
+from services.gateway.service import build_spec
+from services.gateway.settings import GatewaySettings
 from tests.gateway.conftest import KeyMaker
 from tests.harness import cloud_event, running_service, stream_events, wait_for
 
@@ -194,3 +197,33 @@ async def test_openapi_and_operations_routes(gateway: str) -> None:
             headers={"Authorization": "Bearer x", "Content-Type": BATCH},
         )
         assert big.status_code == 401  # the key is checked first
+
+
+async def test_binary_mode_oversized_bodies_and_rate_limits_over_http(
+    gateway: str, new_key: KeyMaker, settings: Settings, js: JetStreamContext
+) -> None:
+    auth = await new_key("RTH")
+    event = assessed()
+    event["source"] = "/trusts/RTH/système"  # non-ASCII: percent-encoded in a header
+    headers = {
+        f"ce-{k}": quote(v, safe="/:+-.")
+        for k, v in event.items()
+        if k not in ("data", "datacontenttype")
+    }
+    async with httpx.AsyncClient(base_url=gateway, headers={"Authorization": auth}) as client:
+        binary = await client.post("/v1/events", json=event["data"], headers=headers)
+        assert binary.status_code == 200, binary.text
+        big = await client.post(
+            "/v1/events",
+            content=b"[" + b" " * (1024 * 1024) + b"]",
+            headers={"Content-Type": BATCH},
+        )
+        assert big.status_code == 413 and "1 MiB" in big.json()["detail"]
+    stored = await stream_events(js, ">")
+    assert [(e["id"], e["source"]) for e in stored] == [(event["id"], event["source"])]
+
+    limited = build_spec(GatewaySettings(IBEST_GATEWAY_RATE=0.2, IBEST_GATEWAY_BURST=1))
+    async with running_service(limited, settings) as base:
+        assert (await post(base, auth, [assessed()])).status_code == 200
+        refused = await post(base, auth, [assessed()])
+        assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
