@@ -148,7 +148,7 @@ async def test_keys_from_the_cli_work_until_revoked(
         return reply if reply.status_code == 401 else None
 
     refusal = await wait_for(refused, 10, "the revoked key to be refused")
-    assert "Bearer" in refusal.headers["WWW-Authenticate"]
+    assert refusal is not None and "Bearer" in refusal.headers["WWW-Authenticate"]
     async with httpx.AsyncClient(base_url=gateway) as client:
         assert (
             await client.get("/v1/rejections", headers={"Authorization": auth})
