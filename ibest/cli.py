@@ -14,12 +14,21 @@ from typing import Any
 import nats
 from nats.aio.client import Client as NatsClient
 
-from ibest.backbone.deadletters import list_dead_letters, replay_dead_letter
+from ibest.backbone.deadletters import (
+    RejectedEvent,
+    group_dead_letters,
+    list_dead_letters,
+    replay_dead_letter,
+)
 from ibest.backbone.settings import Settings
 
 Command = Callable[[argparse.Namespace, Settings], Awaitable[int]]
+SERVICES = ("services.enrolment.service", "services.outcomes.service",
+            "services.notifications.service", "services.reporting.service")
 PLUGINS = ("services.enrolment.cli", "services.outcomes.cli", "services.notifications.cli",
-           "services.reporting.cli", "services.gateway.cli", "ibest.simulate.cli")
+           "services.reporting.cli", "services.gateway.cli", "ibest.simulate.cli",
+           "ibest.purge")
+OPERATIONS = ("ibest.backbone.audit",)  # `ibest audit list`
 
 
 async def _connect(settings: Settings) -> NatsClient:
@@ -34,23 +43,61 @@ async def streams_apply(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def consumers_by_type() -> dict[str, list[str]]:
+    """Which services consume each event type (from their specs), to tell a rejection by the
+    whole platform from one by a single service."""
+    out: dict[str, list[str]] = {}
+    for module in SERVICES:
+        try:
+            spec = importlib.import_module(module).SPEC
+        except ModuleNotFoundError as exc:
+            if exc.name and module.startswith(exc.name):
+                continue
+            raise
+        for name in spec.consumes:
+            out.setdefault(name, []).append(spec.name)
+    return out
+
+
+def rejected_json(r: RejectedEvent, verdict: str) -> dict[str, Any]:
+    first = r.first
+    return {
+        "event_id": first.event_id, "type": first.event_type, "trust": first.trust,
+        "subject": first.subject, "stream_seq": r.stream_seq, "verdict": verdict,
+        "consumers": list(r.consumers), "seqs": list(r.seqs),
+        "letters": [{"seq": d.seq, "consumer": d.consumer, "reason": d.reason,
+                     "error": d.error, "deliveries": d.deliveries} for d in r.letters],
+    }
+
+
 async def deadletters_list(args: argparse.Namespace, settings: Settings) -> int:
     nc = await _connect(settings)
     try:
-        letters = await list_dead_letters(nc.jetstream(), args.consumer, args.limit)
+        # Every consumer's letters, so a row names all who rejected the event even when
+        # only those one consumer rejected are listed.
+        letters = await list_dead_letters(nc.jetstream(), None, args.limit,
+                                          trust=args.trust, event_id=args.event_id)
     finally:
         await nc.drain()
+    rejected = [r for r in group_dead_letters(letters)
+                if args.consumer is None or args.consumer in r.consumers]
+    consumers = consumers_by_type()
     if args.json:
-        print(json.dumps([{
-            "seq": d.seq, "consumer": d.consumer, "reason": d.reason, "error": d.error,
-            "deliveries": d.deliveries, "subject": d.subject, "stream_seq": d.stream_seq,
-        } for d in letters], indent=2))
+        print(json.dumps([rejected_json(r, r.verdict(consumers)) for r in rejected], indent=2))
         return 0
-    if not letters:
+    if not rejected:
         print("no dead letters")
-    for d in letters:
-        print(f"#{d.seq} {d.consumer} {d.reason} deliveries={d.deliveries} {d.subject} "
-              f"(event seq {d.stream_seq}): {d.error}")
+    for r in rejected:
+        first = r.first
+        print(f"event seq {r.stream_seq} {first.event_type} trust={first.trust or '-'} "
+              f"id={first.event_id or '-'} {first.subject} "
+              f"(letters {', '.join(f'#{n}' for n in r.seqs)}): {r.verdict(consumers)}")
+        errors = r.errors
+        if len(set(errors.values())) == 1:
+            print(f"    {next(iter(errors.values()))}")
+        else:
+            for consumer, error in errors.items():
+                print(f"    {consumer}: {error}")
     return 0
 
 
@@ -61,12 +108,17 @@ async def deadletters_replay(args: argparse.Namespace, settings: Settings) -> in
     nc = await _connect(settings)
     try:
         js = nc.jetstream()
-        letters = await list_dead_letters(js, args.consumer, 100_000)
-        chosen = [d for d in letters if args.all or d.seq in set(args.seq)]
-        missing = set(args.seq or ()) - {d.seq for d in chosen}
-        for d in chosen:
-            await replay_dead_letter(js, d)
-            print(f"replayed #{d.seq} ({d.subject}) for every consumer")
+        letters = await list_dead_letters(js, None, 100_000)
+        wanted = set(args.seq or ())
+        # One rejected event is published again once, and every consumer's letter of it goes.
+        chosen = [r for r in group_dead_letters(letters)
+                  if (args.all and (args.consumer is None or args.consumer in r.consumers))
+                  or wanted & set(r.seqs)]
+        missing = wanted - {n for r in chosen for n in r.seqs}
+        for r in chosen:
+            await replay_dead_letter(js, r)
+            print(f"replayed event seq {r.stream_seq} ({r.first.subject}; letters "
+                  f"{', '.join(f'#{n}' for n in r.seqs)}) for every consumer")
     finally:
         await nc.drain()
     if missing:
@@ -111,14 +163,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     dl = sub.add_parser("deadletters", help="events consumers could not apply").add_subparsers(
         dest="action", required=True)
-    ls = dl.add_parser("list", help="list dead letters with their reasons")
-    ls.add_argument("--consumer", help="only this service's")
+    ls = dl.add_parser("list", help="list rejected events (one row each, naming every "
+                                    "consumer that rejected it) with their reasons")
+    ls.add_argument("--consumer", help="only events this service rejected")
+    ls.add_argument("--trust", help="only events of this trust code (e.g. RTH)")
+    ls.add_argument("--event-id", help="only the event with this CloudEvent id")
     ls.add_argument("--limit", type=int, default=1000)
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(func=deadletters_list)
     rp = dl.add_parser("replay", help="publish dead letters again after a fix")
-    rp.add_argument("--seq", type=int, nargs="+", help="dead-letter sequence numbers")
-    rp.add_argument("--all", action="store_true", help="every dead letter (of --consumer)")
+    rp.add_argument("--seq", type=int, nargs="+",
+                    help="dead-letter sequence numbers (any letter of an event replays it once)")
+    rp.add_argument("--all", action="store_true",
+                    help="every rejected event (that --consumer rejected)")
     rp.add_argument("--consumer")
     rp.set_defaults(func=deadletters_replay)
 
@@ -126,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     docs.add_argument("action", choices=["generate", "check"])
     docs.set_defaults(func=docs_command)
 
-    for module in PLUGINS:
+    for module in PLUGINS + OPERATIONS:
         try:
             plugin: Any = importlib.import_module(module)
         except ModuleNotFoundError as exc:

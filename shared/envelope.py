@@ -1,13 +1,17 @@
 """The CloudEvents 1.0 envelope (structured JSON mode) and the one parser of the contract.
 
 `parse_event(subject, body)` is what every consumer runs on bytes from the wire: it
-enforces the size bound, the envelope, the event type's payload model and the subject
-rules, and raises `ContractError` naming each field and the rule it broke.
+enforces the size bound, the envelope, the event type's payload model, the subject rules and
+the reviewed reference data (the course catalogue), and raises `ContractError` naming each
+field and the rule it broke. It is the platform's one verdict on an event: every consumer,
+the reporting rebuild and the gateway apply it alike, so no service counts what another
+rejects (domain.md, "One verdict per event").
 """
 
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,7 +27,8 @@ from pydantic import (
 )
 
 from shared import events as ev
-from shared.identifiers import SiteCode, TrustCode
+from shared.catalogue import catalogue
+from shared.identifiers import TRUST_CODE_PATTERN, SiteCode, TrustCode
 
 SPEC_VERSION = "1.0"
 CONTRACT_VERSION = "v1"
@@ -170,6 +175,22 @@ def _field_errors(exc: ValidationError, prefix: str = "") -> list[FieldError]:
     return out
 
 
+def _reference_errors(data: ev.Payload) -> list[FieldError]:
+    """Rules against the reviewed reference data shipped with the contract (the catalogue).
+
+    Only rules that need no state live here; they hold for the event alone, so every
+    consumer, whatever it has seen before, reaches the same verdict.
+    """
+    problem: str | None = None
+    field = ""
+    if isinstance(data, ev.ClinicianEnrolled | ev.TrainingStarted | ev.TrainingCompleted):
+        field, problem = "data.course_version", catalogue().course_version_error(
+            data.course_version)
+    elif isinstance(data, ev.ModuleStarted | ev.ModuleCompleted):
+        field, problem = "data.module_id", catalogue().module_error(data.module_id)
+    return [FieldError(field, problem)] if problem else []
+
+
 def parse_event(subject: str | None, body: bytes) -> AnyEvent:
     """Validate one event from the wire; `subject` is checked against it when given."""
     if len(body) > MAX_EVENT_BYTES:
@@ -208,9 +229,53 @@ def parse_event(subject: str | None, body: bytes) -> AnyEvent:
                 f"{subject!r} does not match the event: expected {expected!r} (the subject's "
                 "trust and event must equal the envelope's trustcode and type)",
             ))
+    if data is not None:
+        errors.extend(_reference_errors(data))
     if errors or env is None or data is None:
         raise ContractError(errors or [FieldError("event", "is not a valid event")])
     return CloudEvent[Any].model_construct(**{**env.model_dump(), "data": data})
+
+
+@dataclass(frozen=True)
+class EventLabel:
+    """What can be told of a message even when it breaks the contract: its short type name
+    (`unknown` when neither the envelope nor the subject names a contract event), CloudEvent
+    id and trust code (empty when unreadable). Never any reference from the payload."""
+
+    name: str
+    event_id: str
+    trustcode: str
+
+
+UNKNOWN_TYPE = "unknown"
+_TRUST = re.compile(TRUST_CODE_PATTERN)
+
+
+def label_event(subject: str | None, body: bytes) -> EventLabel:
+    """Best-effort label of a message for logs, metrics and dead-letter headers: from the
+    envelope where it is readable, else from the subject. Never raises."""
+    raw: Any = None
+    if len(body) <= MAX_EVENT_BYTES:
+        try:
+            raw = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+            raw = None
+    raw = raw if isinstance(raw, dict) else {}
+    parts = (subject or "").split(".")
+    from_subject = ".".join(parts[3:]) if subject and subject.startswith(SUBJECT_PREFIX) else ""
+    ce_type = raw.get("type")
+    etype = BY_CE_TYPE.get(ce_type) if isinstance(ce_type, str) else None
+    name = etype.name if etype else from_subject if from_subject in BY_NAME else UNKNOWN_TYPE
+    event_id = ""
+    if isinstance(raw.get("id"), str):
+        try:
+            event_id = str(uuid.UUID(raw["id"]))
+        except ValueError:
+            event_id = ""
+    trust = raw.get("trustcode")
+    if not (isinstance(trust, str) and _TRUST.fullmatch(trust)):
+        trust = parts[2] if len(parts) > 2 and _TRUST.fullmatch(parts[2]) else ""
+    return EventLabel(name, event_id, trust)
 
 
 def new_event(

@@ -76,6 +76,12 @@ class TrainingCompleted(Payload):
 
     clinician_ref: Ref
     course_version: CourseVersion
+    completed_at: AwareDatetime | None = Field(
+        default=None,
+        description="Event time of the module event that completed the last required module; "
+        "its Europe/London date times the delivery surveys (shared.surveys). Set by enrolment; "
+        "absent from older events, whose event time is the same moment.",
+    )
 
 
 class IntentionReported(Payload):
@@ -175,6 +181,8 @@ class ReminderKind(StrEnum):
     TRAINING_THANKS = "training_thanks"
     FOLLOW_UP_DUE = "follow_up_due"
     FOLLOW_UP_CLOSING = "follow_up_closing"
+    DELIVERY_SURVEY_DUE = "delivery_survey_due"
+    DELIVERY_SURVEY_CLOSING = "delivery_survey_closing"
 
 
 class RecipientKind(StrEnum):

@@ -28,7 +28,8 @@ _PAYLOADS: dict[str, ev.Payload] = {
         clinician_ref="clin-7f3a9c", course_version="1"
     ),
     "clinician.training_completed": ev.TrainingCompleted(
-        clinician_ref="clin-7f3a9c", course_version="1"
+        clinician_ref="clin-7f3a9c", course_version="1",
+        completed_at=_T0,
     ),
     "clinician.intention_reported": ev.IntentionReported(
         clinician_ref="clin-7f3a9c", intends_to_deliver=True, confidence=8

@@ -22,7 +22,7 @@ from nats.js.errors import NotFoundError
 from ibest.backbone.settings import Settings
 from ibest.backbone.streams import DEADLETTER_STREAM, EVENTS_STREAM, ensure_streams
 from ibest.local.processes import free_port, nats_server, secantus_server, start_and_wait
-from tests.harness import fresh_settings
+from tests.harness import SERVICE_TOKEN, SERVICE_TOKEN_ID, fresh_settings
 
 
 @pytest.fixture(scope="session")
@@ -74,3 +74,9 @@ async def settings(nats_url: str, mongodb_url: str, nc: NatsClient) -> Settings:
 @pytest.fixture
 def js(nc: NatsClient, settings: Settings) -> JetStreamContext:
     return nc.jetstream()
+
+
+@pytest.fixture(autouse=True)
+def service_tokens(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The services' guarded routes accept tests.harness.SERVICE_AUTH."""
+    monkeypatch.setenv("IBEST_SERVICE_TOKENS", f"{SERVICE_TOKEN_ID}:{SERVICE_TOKEN}")

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import httpx
 import uvicorn
+from fastapi import FastAPI
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
@@ -27,6 +28,10 @@ from ibest.backbone.streams import EVENTS_STREAM
 from ibest.local.processes import free_port
 
 T = TypeVar("T")
+SERVICE_TOKEN = "tests-service-token"
+SERVICE_TOKEN_ID = "tests"
+SERVICE_AUTH = {"Authorization": f"Bearer {SERVICE_TOKEN}"}
+"""The service token every test's services accept (tests/conftest.py sets it)."""
 
 
 async def wait_for(
@@ -45,12 +50,16 @@ async def wait_for(
 
 @asynccontextmanager
 async def running_service(
-    spec: ServiceSpec, settings: Settings, clock: Clock = utc_now
+    spec: ServiceSpec, settings: Settings, clock: Clock = utc_now,
+    apps: list[FastAPI] | None = None,
 ) -> AsyncIterator[str]:
-    """Serve `spec` in-process over real HTTP on a free port; yields its base URL."""
+    """Serve `spec` in-process over real HTTP on a free port; yields its base URL (and
+    appends the app to `apps`, for tests that inspect its state)."""
     port = free_port()
     settings = settings.model_copy(update={f"{spec.name}_port": port})
     app = create_app(spec, settings, clock)
+    if apps is not None:
+        apps.append(app)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                                            lifespan="on"))
     task = asyncio.create_task(server.serve())

@@ -14,16 +14,27 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from grafana_foundation_sdk.builders import common as gcommon
 from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.builders import prometheus, stat, table, timeseries
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
-from grafana_foundation_sdk.models.dashboard import DataSourceRef, VariableRefresh
+from grafana_foundation_sdk.models.common import GraphThresholdsStyleMode
+from grafana_foundation_sdk.models.dashboard import (
+    DataSourceRef,
+    DataTransformerConfig,
+    Threshold,
+    ThresholdsMode,
+    VariableRefresh,
+)
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
+
+from services.reporting.domain.trial import BEST_TRIAL
 
 OUT = Path(__file__).resolve().parent / "dashboards"
 DATASOURCE = DataSourceRef(type_val="prometheus", uid="prometheus")
 STAGES = ("enrolled", "started", "completed", "intending", "delivering")
 FOLLOW_UPS = ("month_3", "month_12")
+SURVEYS = ("month_4", "month_12")
 MEASURES = ("rmdq", "pain_nrs", "von_korff_pain", "von_korff_disability", "psfs", "pseq")
 NATIONAL = 'trust=""'
 PLACE = 'trust="$trust", site=~"$site"'
@@ -124,7 +135,26 @@ def figures_rows(selector: str, place: str) -> list[Section]:
         .datasource(DATASOURCE).height(8).span(24)
         .with_target(query(f"ibest_outcome_n{{{selector}}}").instant()
                      .format(PromQueryFormat.TABLE)))
-    return [funnel, classes, outcomes]
+    return [funnel, classes, outcomes, surveys_section(selector)]
+
+
+def surveys_section(selector: str) -> Section:
+    """Clinicians' delivery surveys at 4 and 12 months (domain.md): asked, answered,
+    delivering, so "not delivering" is told apart from "not asked" and "did not reply"."""
+    section = Section("Delivery surveys (4 and 12 months after completion)").with_panel(trend(
+        "Survey response rate (answered over due)", [
+            query(f"ibest_delivery_response_rate_{s}{{{selector}}}", s, chr(65 + i))
+            for i, s in enumerate(SURVEYS)], unit="percentunit",
+        description="Completed clinicians whose survey is due (or already answered) who "
+                    "answered it inside its window."))
+    section.with_panel(trend("Surveys due, answered, delivering", [
+        query(f"ibest_{figure}_{s}{{{selector}}}", f"{figure} {s}", chr(65 + 3 * i + j))
+        for i, s in enumerate(SURVEYS)
+        for j, figure in enumerate(("delivery_survey_due", "delivery_reported",
+                                    "clinicians_delivering"))],
+        description="clinicians_delivering_<survey>: clinicians whose answer to that survey "
+                    "says they deliver BeST (clinicians_delivering counts the latest report)."))
+    return section
 
 
 def national() -> db.Dashboard:
@@ -190,8 +220,104 @@ def operations() -> db.Dashboard:
     return add_sections(dash, [flow, errors, lag])
 
 
+def band(low: float, high: float, colour: str = "green") -> db.ThresholdsConfig:
+    """Thresholds shading [low, high] (the trial's interval, or its completeness line)."""
+    return db.ThresholdsConfig().mode(ThresholdsMode.ABSOLUTE).steps([
+        Threshold(None, "transparent"), Threshold(low, colour), Threshold(high, "transparent")])
+
+
+def shaded(panel: timeseries.Panel, thresholds: db.ThresholdsConfig) -> timeseries.Panel:
+    return panel.thresholds(thresholds).thresholds_style(
+        gcommon.GraphThresholdsStyleConfig().mode(GraphThresholdsStyleMode.LINE_AND_AREA))
+
+
+TRUSTS = 'trust!="", site=""'
+"""Trust series: a trust label and no site (published values; 1 to 7 patients omitted)."""
+
+
+def working() -> db.Dashboard:
+    """domain.md "Is it working?": outcomes against the BeST trial (values from
+    services/reporting/domain/trial.py), sites that keep going, observed delivery."""
+    trial = BEST_TRIAL.rmdq_improvement
+    dash = (db.Dashboard("iBeST: is it working?").uid("ibest-working")
+            .tags(["ibest", "programme", "outcomes"]).refresh("1m").time("now-90d", "now")
+            .timezone("Europe/London").editable()
+            .description(f"Patients' RMDQ improvement against the BeST trial ({trial.mean} "
+                         f"points, 95% CI {trial.low} to {trial.high}; "
+                         f"{BEST_TRIAL.reference}), sites still running classes, clinicians "
+                         "observed facilitating. National exact; trusts disclosure-controlled "
+                         "(1 to 7 patients: not shown)."))
+    m12 = "rmdq_improvement_{}month_12"
+    outcomes = Section("Outcomes against the trial").with_panel(shaded(trend(
+        "RMDQ improvement at 12 months, England, with 95% CI", [
+            query(f'ibest_{m12.format("")}{{{NATIONAL}}}', "England", "A"),
+            query(f'ibest_{m12.format("ci_low_")}{{{NATIONAL}}}', "95% CI low", "B"),
+            query(f'ibest_{m12.format("ci_high_")}{{{NATIONAL}}}', "95% CI high", "C"),
+            query(f'ibest_rmdq_improvement_month_3{{{NATIONAL}}}', "month 3 (early)", "D")],
+        description=f"Improvement = baseline - follow-up. Shaded: the trial's 95% CI "
+                    f"({trial.low} to {trial.high})."), band(trial.low, trial.high)))
+    outcomes.with_panel(shaded(trend(
+        "RMDQ improvement at 12 months by trust, with 95% CI", [
+            query(f'ibest_{m12.format("")}{{{TRUSTS}}}', "{{trust}}", "A"),
+            query(f'ibest_{m12.format("ci_low_")}{{{TRUSTS}}}', "{{trust}} CI low", "B"),
+            query(f'ibest_{m12.format("ci_high_")}{{{TRUSTS}}}', "{{trust}} CI high", "C")],
+        description="Shaded: the trial's 95% CI. A trust whose interval lies wholly under "
+                    "it is `below`, wholly over it `above`, otherwise `consistent`."),
+        band(trial.low, trial.high)))
+    outcomes.with_panel(
+        table.Panel().title("Trusts against the trial at 12 months (latest)")
+        .datasource(DATASOURCE).height(8).span(24)
+        .targets([
+            query(f'ibest_{m12.format("")}{{{TRUSTS}}}', "", "A").instant()
+            .format(PromQueryFormat.TABLE),
+            query(f'ibest_{m12.format("ci_low_")}{{{TRUSTS}}}', "", "B").instant()
+            .format(PromQueryFormat.TABLE),
+            query(f'ibest_{m12.format("ci_high_")}{{{TRUSTS}}}', "", "C").instant()
+            .format(PromQueryFormat.TABLE),
+            query(f'ibest_rmdq_vs_trial_month_12{{{TRUSTS}}} == 1', "", "D").instant()
+            .format(PromQueryFormat.TABLE)])
+        .with_transformation(DataTransformerConfig(id_val="merge", options={})))
+    completeness = Section("Follow-up completeness").with_panel(shaded(trend(
+        "RMDQ at baseline and follow-up, of patients due (England)", [
+            query(f"ibest_rmdq_followup_completeness_{tp}{{{NATIONAL}}}", tp, chr(65 + i))
+            for i, tp in enumerate(FOLLOW_UPS)], unit="percentunit",
+        description=f"The trial reached {BEST_TRIAL.followup_completeness:.0%} at 12 months "
+                    "(line)."), band(BEST_TRIAL.followup_completeness, 1.01)))
+    completeness.with_panel(shaded(trend(
+        "12-month completeness by trust", [
+            query(f"ibest_rmdq_followup_completeness_month_12{{{TRUSTS}}}", "{{trust}}")],
+        unit="percentunit", description="Against the trial's 85% (line)."),
+        band(BEST_TRIAL.followup_completeness, 1.01)))
+    sites = Section("Sites that keep going").with_panel(trend(
+        "Sites still running classes (England)", [
+            query(f"ibest_sites_{figure}_{period}{{{NATIONAL}}}", f"{figure} {period}",
+                  chr(65 + i))
+            for i, (figure, period) in enumerate(
+                (f, p) for p in ("6_months", "12_months") for f in ("sustained", "eligible"))],
+        description="Eligible: 182 (364) days since a site's first class; sustained: "
+                    "another class started 182 (364) or more days after its first."))
+    sites.with_panel(trend("Share of eligible sites sustained (England)", [
+        query(f"ibest_sites_sustained_rate_{period}{{{NATIONAL}}}", period, chr(65 + i))
+        for i, period in enumerate(("6_months", "12_months"))], unit="percentunit"))
+    delivery = Section("Observed and reported delivery").with_panel(trend(
+        "Clinicians facilitating classes beside those reporting delivering (England)", [
+            query(f"ibest_clinicians_facilitating{{{NATIONAL}}}", "facilitating (observed)",
+                  "A"),
+            query(f"ibest_clinicians_delivering{{{NATIONAL}}}", "delivering (self-reported)",
+                  "B"),
+            query(f"ibest_clinicians_completed{{{NATIONAL}}}", "completed", "C")],
+        description="Facilitating: completed clinicians named as a facilitator of at least "
+                    "one class; delivering: their latest report says so."))
+    delivery.with_panel(trend("Share of completed clinicians (England)", [
+        query(f"ibest_clinicians_facilitating_rate{{{NATIONAL}}}", "facilitating", "A"),
+        query(f"ibest_clinicians_delivering{{{NATIONAL}}} / "
+              f"ibest_clinicians_completed{{{NATIONAL}}}", "delivering (self-reported)", "B")],
+        unit="percentunit"))
+    return add_sections(dash, [outcomes, completeness, sites, delivery])
+
+
 DASHBOARDS = {"ibest-national": national, "ibest-trust-site": drilldown,
-              "ibest-operations": operations}
+              "ibest-operations": operations, "ibest-working": working}
 
 
 def render(name: str) -> str:

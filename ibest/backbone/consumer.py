@@ -28,7 +28,7 @@ from pymongo.errors import BulkWriteError
 from ibest.backbone import metrics
 from ibest.backbone.deadletters import dead_letter
 from ibest.backbone.mongo import only_duplicate_keys
-from shared.envelope import AnyEvent, ContractError, parse_event
+from shared.envelope import AnyEvent, ContractError, label_event, parse_event
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,8 @@ class EventConsumer:
             try:
                 valid.append((msg, parse_event(msg.subject, msg.data)))
             except ContractError as exc:
-                await self._reject(msg, "unknown", "invalid", str(exc))
+                await self._reject(msg, label_event(msg.subject, msg.data).name, "invalid",
+                                   str(exc))
         try:
             reused = await self._ledger.conflicts([event for _, event in valid])
         except Exception as exc:
@@ -148,8 +149,8 @@ class EventConsumer:
         try:
             await batch([e for _, _, e in mine])
         except Exception as exc:
-            log.info("%s: batch of %d failed (%s: %s); applying one by one", self.service,
-                     len(mine), type(exc).__name__, exc)
+            log.info("%s: batch of %d failed (%s); applying one by one", self.service,
+                     len(mine), type(exc).__name__)
             return set()
         each = (time.perf_counter() - started) / len(mine)
         for _, msg, event in mine:
@@ -187,9 +188,17 @@ class EventConsumer:
             metrics.EVENT_AGE_SECONDS.labels(self.service).observe(age)
         metrics.LAST_EVENT_TIMESTAMP.labels(self.service).set(time.time())
 
-    async def _reject(self, msg: Msg, kind: str, reason: str, error: str) -> None:
-        log.warning("%s: dead-lettering %s (seq %s): %s", self.service, kind,
-                    msg.metadata.sequence.stream, error)
+    async def _reject(self, msg: Msg, kind: str, reason: str, error: str,
+                      logged: str | None = None) -> None:
+        """Dead-letter with `error`; the log gets `logged` instead when given (an error
+        from a database or driver may quote stored values; the dead letter may keep it)."""
+        # Type, id, trust and subject say which event; a contract error names fields and
+        # rules, never a value, so no patient or clinician reference reaches the log.
+        label = label_event(msg.subject, msg.data)
+        log.warning("%s: dead-lettering %s id=%s trust=%s subject=%s seq=%s reason=%s: %s",
+                    self.service, kind, label.event_id or "-", label.trustcode or "-",
+                    msg.subject, msg.metadata.sequence.stream, reason,
+                    error if logged is None else logged)
         await dead_letter(self._js, msg, consumer=self.service, reason=reason, error=error)
         await msg.ack()
         metrics.DEAD_LETTERS.labels(self.service, reason).inc()
@@ -201,10 +210,14 @@ class EventConsumer:
         error = f"{type(exc).__name__}: {exc}"
         if delivered >= self._policy.max_deliveries:
             await self._reject(msg, kind, "exhausted",
-                               f"gave up after {delivered} deliveries: {error}")
+                               f"gave up after {delivered} deliveries: {error}",
+                               logged=f"gave up after {delivered} deliveries: "
+                                      f"{type(exc).__name__}")
             return
         delay = self._policy.backoff(delivered)
-        log.warning("%s: %s failed (delivery %d), retrying in %.1fs: %s",
-                    self.service, kind, delivered, delay, error)
+        label = label_event(msg.subject, msg.data)
+        log.warning("%s: %s id=%s subject=%s failed (delivery %d), retrying in %.1fs: %s",
+                    self.service, kind, label.event_id or "-", msg.subject, delivered, delay,
+                    type(exc).__name__)
         metrics.EVENTS_RETRIED.labels(self.service).inc()
         await msg.nak(delay=delay)

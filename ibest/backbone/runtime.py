@@ -20,6 +20,7 @@ from typing import Any
 
 import nats
 from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import PlainTextResponse
 from faststream import AckPolicy, Context
 from faststream.nats import JStream, NatsBroker, PullSub
 from faststream.nats.message import NatsBatchMessage
@@ -122,8 +123,10 @@ def create_app(
     settings = settings or Settings()
     compat.apply()
     # Per-batch access lines go to DEBUG: our consumer logs what matters (dead letters, retries).
+    # Our own logger, so FastStream adds no handler of its own (colour codes, its format).
     broker = NatsBroker(settings.nats_servers, name=f"ibest-{spec.name}", graceful_timeout=30,
-                        log_level=logging.DEBUG, inbox_prefix=inbox_prefix(spec.name))
+                        logger=logging.getLogger("ibest.broker"), log_level=logging.DEBUG,
+                        inbox_prefix=inbox_prefix(spec.name))
     state: dict[str, Any] = {}
 
     @broker.subscriber(
@@ -213,14 +216,17 @@ def health_router(name: str) -> APIRouter:
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "service": name}
 
-    @router.get("/readyz", summary="Readiness: NATS and MongoDB are reachable")
+    @router.get("/readyz", summary="Readiness: NATS and MongoDB are reachable",
+                responses={503: {"description": "Not ready: a dependency does not answer"}})
     async def readyz(request: Request, response: Response) -> dict[str, Any]:
         checks = await readiness(request.app.state)
         ok = all(checks.values())
         response.status_code = 200 if ok else 503
         return {"status": "ready" if ok else "not ready", "service": name, "checks": checks}
 
-    @router.get("/metrics", summary="Prometheus metrics")
+    @router.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse,
+                responses={200: {"description": "Prometheus text exposition format",
+                                 "content": {"text/plain": {"schema": {"type": "string"}}}}})
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 

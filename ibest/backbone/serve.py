@@ -10,16 +10,32 @@ import uvicorn
 from ibest.backbone.runtime import ServiceSpec, create_app
 from ibest.backbone.settings import Settings
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+FRAMEWORKS = ("faststream", "faststream.access", "faststream.access.nats", "uvicorn",
+              "uvicorn.error", "uvicorn.access", "nats", "httpx", "httpcore")
+"""Libraries whose INFO and DEBUG lines are framework noise, not what the service did."""
+
+
+def plain_logging(level: str | int = "INFO") -> None:
+    """One plain line per record on stderr (time, level, logger, message), no colour codes.
+
+    Frameworks log through the root handler too (their own coloured handlers removed) and
+    only from WARNING up, whatever `level` says; PyMongo never below INFO, as its DEBUG
+    lines carry whole commands and replies (contact emails, message data).
+    """
+    logging.basicConfig(level=level, format=LOG_FORMAT, force=True)
+    root_level = logging.getLogger().level
+    for name in FRAMEWORKS:
+        framework = logging.getLogger(name)
+        framework.handlers.clear()
+        framework.propagate = True
+        framework.setLevel(max(logging.WARNING, root_level))
+    logging.getLogger("pymongo").setLevel(max(logging.INFO, root_level))
+
 
 def serve(spec: ServiceSpec) -> None:
     """Serve `spec` on its configured port until SIGTERM or SIGINT, then stop gracefully."""
-    logging.basicConfig(
-        level=os.environ.get("IBEST_LOG_LEVEL", "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # PyMongo's DEBUG logs carry whole commands and replies (contact emails, message data):
-    # never below INFO, whatever IBEST_LOG_LEVEL says.
-    logging.getLogger("pymongo").setLevel(max(logging.INFO, logging.getLogger().level))
+    plain_logging(os.environ.get("IBEST_LOG_LEVEL", "INFO"))
     settings = Settings()
     app = create_app(spec, settings)
     uvicorn.run(
@@ -27,5 +43,6 @@ def serve(spec: ServiceSpec) -> None:
         host=settings.http_host,
         port=settings.port_of(spec.name),
         log_level="warning",
+        log_config=None,  # uvicorn's own config would add coloured handlers; ours propagate
         timeout_graceful_shutdown=30,
     )

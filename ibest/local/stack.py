@@ -15,6 +15,7 @@ import signal
 import sys
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -33,6 +34,7 @@ from ibest.local.processes import (
 
 SERVICES = tuple(DEFAULT_PORTS)
 LOCAL_TOKENS = "local-read:read,local-raw:raw"
+LOCAL_SERVICE_TOKENS = "local:local-service"
 
 
 def service_built(name: str) -> bool:
@@ -95,6 +97,12 @@ def start_servers(data_dir: Path) -> tuple[Settings, list[Managed]]:
         env_updates["IBEST_REPORTING_TOKENS"] = LOCAL_TOKENS
         _say(f"  reporting tokens (local only; set IBEST_REPORTING_TOKENS to change): "
              f"{LOCAL_TOKENS}")
+    if "IBEST_SERVICE_TOKENS" not in os.environ:
+        # Local development only: the enrolment, outcomes and notifications routes that
+        # change state or reveal a clinician need it (Authorization: Bearer local-service).
+        env_updates["IBEST_SERVICE_TOKENS"] = LOCAL_SERVICE_TOKENS
+        _say(f"  service tokens (local only; set IBEST_SERVICE_TOKENS to change): "
+             f"{LOCAL_SERVICE_TOKENS}")
     os.environ.update(env_updates)
     return Settings(), procs
 
@@ -181,3 +189,19 @@ def _run_demo(settings: Settings, via: str = "nats") -> None:
         _say(f"  --demo: {line}")
     _say("  --demo: figures: curl -H 'Authorization: Bearer local-read' "
          f"http://{settings.http_host}:{settings.port_of('reporting')}/v1/national")
+    for line in reminder_hours_note(datetime.now(UTC)):
+        _say(f"  --demo: {line}")
+
+
+def reminder_hours_note(now: datetime) -> list[str]:
+    """When the demo's reminders will go out: only in working hours, which a first look on
+    a weekend or evening is outside of (reminders_sent: 0 with no word why, otherwise)."""
+    from services.notifications.settings import NotificationSettings
+
+    notify = NotificationSettings()
+    hours = notify.working_hours()
+    lines = [f"reminders: {hours.explain(now, notify.working_days)}"]
+    if not hours.is_open(now):
+        lines.append("reminders: to see them now, restart with IBEST_NOTIFY_WORKING_DAYS=mon-sun "
+                     "IBEST_NOTIFY_WORKING_START=00:00 IBEST_NOTIFY_WORKING_END=23:59")
+    return lines

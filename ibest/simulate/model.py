@@ -54,7 +54,7 @@ MEASURE_SETS = (
     (Measure.PAIN_NRS, Measure.PSFS),
     (Measure.RMDQ, Measure.PAIN_NRS, Measure.PSFS, Measure.PSEQ),
 )
-FALLBACK_MODULES = (  # course version "1" as services/enrolment/catalogue.json lists it
+FALLBACK_MODULES = (  # course version "1" as shared/catalogue.json lists it
     "m01-understanding-back-pain", "m02-cbt-approach", "m03-individual-assessment",
     "m04-running-groups", "m05-pacing-and-goals", "m06-exercise",
     "m07-thoughts-and-setbacks", "m08-delivery-and-evaluation",

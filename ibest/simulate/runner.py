@@ -20,7 +20,7 @@ from ibest.backbone.settings import Settings
 from .model import FALLBACK_MODULES, Plan, Planned, SimulationOptions, plan_rollout
 from .trusts import DEFAULT_TRUSTS_FILE, load_trusts
 
-CATALOGUE = Path(__file__).resolve().parents[2] / "services" / "enrolment" / "catalogue.json"
+CATALOGUE = Path(__file__).resolve().parents[2] / "shared" / "catalogue.json"
 WINDOW = 64
 """Publishes in flight at once (acknowledged before the next window starts)."""
 
@@ -55,7 +55,7 @@ class SimulationSummary:
             f"deliberate anomalies: {self.duplicates_sent} re-sent duplicates, "
             f"{self.invalid_sent} invalid events "
             + ("(refused at the gateway with their reasons)" if self.via == "http"
-               else "(expect them as dead letters)"),
+               else "(expect one row each in `ibest deadletters list`)"),
             f"course modules from {self.modules_from}",
         ]
         out += [f"  {name}: {n}" for name, n in sorted(self.by_type.items())]

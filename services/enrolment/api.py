@@ -1,14 +1,16 @@
-"""HTTP routes: the course catalogue for integrators, one clinician's state for operators."""
+"""HTTP routes: the course catalogue for integrators (open), one clinician's state for
+operators (needs a service token, ibest.backbone.service_auth)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 
+from ibest.backbone.service_auth import UNAUTHORISED, service_token
 from services.enrolment.adapters.repository import ClinicianRepository
-from services.enrolment.domain.catalogue import Catalogue
+from shared.catalogue import Catalogue
 
 
 @dataclass(frozen=True)
@@ -27,7 +29,9 @@ def routes() -> APIRouter:
         api: EnrolmentApi = request.app.state.service
         return api.catalogue.as_json()
 
-    @router.get("/clinicians/{clinician_ref}",
+    guarded = [Depends(service_token("enrolment"))]
+
+    @router.get("/clinicians/{clinician_ref}", dependencies=guarded, responses=UNAUTHORISED,
                 summary="One clinician's training state (never their contact email)")
     async def clinician(clinician_ref: str, request: Request) -> dict[str, Any]:
         api: EnrolmentApi = request.app.state.service

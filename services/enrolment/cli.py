@@ -8,11 +8,11 @@ from typing import Any
 import nats
 from pymongo import AsyncMongoClient
 
+from ibest.backbone.audit import Actor, audit_log_of
 from ibest.backbone.settings import Settings
-from services.enrolment.adapters.catalogue_file import load_catalogue
 from services.enrolment.adapters.repository import ClinicianRepository, Erasure
 from services.enrolment.adapters.stream_erasure import erase_from_stream
-from services.enrolment.settings import EnrolmentSettings
+from shared.catalogue import catalogue
 
 REMAINS = (
     "What remains: the reporting service's aggregate counts (enrolled/started/completed, "
@@ -45,7 +45,12 @@ async def erase_command(args: argparse.Namespace, settings: Settings) -> int:
         settings.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=5000)
     try:
         repository = ClinicianRepository(client[settings.database_of("enrolment")],
-                                         load_catalogue(EnrolmentSettings().catalogue_path))
+                                         catalogue())
+        # Audited first: an erasure that cannot be recorded does not happen.
+        await audit_log_of(client, settings).record(
+            "erasure", Actor.command(), clinician_ref=args.clinician_ref,
+            command="ibest enrolment erase", record=bool(args.record),
+            from_stream=bool(args.from_stream))
         result = await repository.erase(args.clinician_ref, record=args.record)
         print(describe(result))
         if args.from_stream:

@@ -37,7 +37,7 @@ class EnrolmentHandlers:
         """`on_event` for a delivered batch: one read and one bulk write for all of it, then
         every touched outbox published and cleared in one more write.
 
-        If anything raises (a domain-rule breach, a concurrent writer, a publish failure),
+        If anything raises (a concurrent writer, a publish failure),
         the backbone applies each event again with `on_event`, which skips those already
         stored and publishes whatever the outboxes still hold.
         """

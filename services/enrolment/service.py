@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ibest.backbone.runtime import ServiceContext, ServiceSpec, Wiring
-from services.enrolment.adapters.catalogue_file import load_catalogue
 from services.enrolment.adapters.contact_rpc import contact_responder
 from services.enrolment.adapters.repository import ClinicianRepository
 from services.enrolment.api import EnrolmentApi, routes
@@ -13,6 +12,7 @@ from services.enrolment.domain.clinician import CONSUMED
 from services.enrolment.domain.record import TRAINING_COMPLETED, TRAINING_STARTED
 from services.enrolment.handlers import EnrolmentHandlers, Publisher
 from services.enrolment.settings import EnrolmentSettings
+from shared.catalogue import catalogue as shipped_catalogue
 
 PublisherWrapper = Callable[[Publisher], Publisher]
 
@@ -24,7 +24,7 @@ def build_spec(
 
     async def wire(ctx: ServiceContext) -> Wiring:
         own = settings or EnrolmentSettings()
-        catalogue = load_catalogue(own.catalogue_path)
+        catalogue = shipped_catalogue()
         repository = ClinicianRepository(ctx.db, catalogue)
         await repository.create_indexes()
         publisher: Publisher = ctx.publisher

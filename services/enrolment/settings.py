@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-DEFAULT_CATALOGUE = Path(__file__).with_name("catalogue.json")
 
 
 class EnrolmentSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", populate_by_name=True)
 
-    catalogue_path: Path = Field(
-        default=DEFAULT_CATALOGUE, alias="IBEST_ENROLMENT_CATALOGUE",
-        description="The reviewed course catalogue (JSON); the shipped one by default.",
-    )
     outbox_interval: float = Field(
         default=10.0, gt=0, alias="IBEST_ENROLMENT_OUTBOX_INTERVAL",
         description="Seconds between passes that re-publish derived events left by a crash.",

@@ -1,17 +1,25 @@
-"""`ibest notifications opt-out CLINICIAN_REF [--undo]`."""
+"""`ibest notifications opt-out CLINICIAN_REF [--undo]`; `ibest notifications plan-surveys`."""
 
 from __future__ import annotations
 
 import argparse
 import re
 
+import nats
 from pymongo import AsyncMongoClient
 
-from ibest.backbone.runtime import utc_now
+from ibest.backbone.audit import Actor, audit_log_of
+from ibest.backbone.runtime import Clock, utc_now
 from ibest.backbone.settings import Settings
+from ibest.backbone.streams import EVENTS_STREAM, stored_until_now
 from services.notifications.adapters.repository import Document, Repository
 from services.notifications.api import set_opt_out
+from services.notifications.handlers import Handlers
+from services.notifications.settings import NotificationSettings
+from shared.envelope import ContractError, parse_event
 from shared.identifiers import REF_PATTERN
+
+SURVEY_EVENTS = ("clinician.training_completed", "clinician.delivery_reported")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -22,6 +30,50 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     opt.add_argument("clinician_ref")
     opt.add_argument("--undo", action="store_true", help="opt the clinician back in")
     opt.set_defaults(func=opt_out_command)
+    plan = cmds.add_parser(
+        "plan-surveys", help="Schedule the delivery survey nudges of every completion in the "
+                             "stored stream (once, after upgrading to a version with surveys; "
+                             "safe to repeat and while the service runs)")
+    plan.set_defaults(func=plan_surveys_command)
+
+
+async def plan_surveys_command(args: argparse.Namespace, settings: Settings) -> int:
+    counts = await plan_surveys(settings, utc_now)
+    print(f"delivery surveys planned from {counts['clinician.training_completed']} "
+          f"completion(s) and {counts['clinician.delivery_reported']} delivery report(s)")
+    return 0
+
+
+async def plan_surveys(settings: Settings, clock: Clock) -> dict[str, int]:
+    """Apply every stored completion and delivery report again with the live handlers.
+
+    Why: a durable consumer that read past completions before this service consumed
+    `clinician.delivery_reported` and planned surveys never goes back for them. The handlers
+    are idempotent (reminders are created once by id, answers cancel whatever order they
+    come in, an old completion is not thanked again), so replaying only adds what is missing.
+    """
+    counts = dict.fromkeys(SURVEY_EVENTS, 0)
+    mongo: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
+    nc = await nats.connect(settings.nats_servers, name="ibest-notifications-plan-surveys")
+    try:
+        handlers = Handlers(Repository(mongo[settings.database_of("notifications")]),
+                            NotificationSettings(), clock)
+        apply = {"clinician.training_completed": handlers.completed,
+                 "clinician.delivery_reported": handlers.delivery_reported}
+        async for msg in stored_until_now(nc.jetstream(), EVENTS_STREAM,
+                                          "ibest.v1.*.clinician.>"):
+            try:
+                event = parse_event(msg.subject, msg.data)
+            except ContractError:
+                continue  # the live consumer dead-lettered it
+            name = event.event_type.name
+            if name in apply:
+                await apply[name](event)
+                counts[name] += 1
+    finally:
+        await nc.drain()
+        await mongo.close()
+    return counts
 
 
 async def opt_out_command(args: argparse.Namespace, settings: Settings) -> int:
@@ -32,7 +84,8 @@ async def opt_out_command(args: argparse.Namespace, settings: Settings) -> int:
     client: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
     try:
         repo = Repository(client[settings.database_of("notifications")])
-        await set_opt_out(repo, ref, not args.undo, utc_now)
+        await set_opt_out(repo, ref, not args.undo, utc_now, audit_log_of(client, settings),
+                          Actor.command())
     finally:
         await client.close()
     print(f"{ref}: {'opted back in' if args.undo else 'opted out'} of reminders")

@@ -16,10 +16,15 @@ from services.notifications.adapters.repository import (
     Repository,
     collected_timepoints,
 )
-from services.notifications.domain.batch import Completion, fold
+from services.notifications.domain.batch import Completion, completion_of, fold, report_date
 from services.notifications.domain.followups import follow_up_items
 from services.notifications.domain.hours import WorkingHours
-from services.notifications.domain.ids import follow_up_item_id, thanks_reminder_id
+from services.notifications.domain.ids import (
+    follow_up_item_id,
+    survey_reminder_id,
+    thanks_reminder_id,
+)
+from services.notifications.domain.surveys import survey_nudges
 from services.notifications.settings import NotificationSettings
 from shared.envelope import AnyEvent
 from shared.events import RecipientKind, ReminderKind
@@ -42,6 +47,7 @@ class Handlers:
             "module.started": self.progressed,
             "module.completed": self.progressed,
             "clinician.training_completed": self.completed,
+            "clinician.delivery_reported": self.delivery_reported,
             "patient.assessed": self.assessed,
         }
 
@@ -57,10 +63,19 @@ class Handlers:
         ref = event.data.clinician_ref
         await self.repo.record_completion(ref, event.time)
         await self.repo.cancel_clinician_reminders(ref, TRAINING_FAMILIES, "training completed")
-        thanks = self._thanks(ref, Completion(event.time, event.data.course_version,
-                                              event.trustcode, event.sitecode), self.clock())
+        done = completion_of(event)
+        thanks = self._thanks(ref, done, self.clock())
         if thanks is not None:
             await self.repo.create_reminder(*thanks)
+        for survey in self._surveys(ref, done, self.clock()):
+            await self.repo.create_reminder(*survey)
+        await self.repo.cancel_surveys_answered_before([ref])
+
+    async def delivery_reported(self, event: AnyEvent) -> None:
+        """An answer: remember its date, cancel the pending nudges of the survey it answers."""
+        ref, day = event.data.clinician_ref, report_date(event)
+        await self.repo.record_delivery_report(ref, day)
+        await self.repo.cancel_answered_surveys([(ref, day)])
 
     async def assessed(self, event: AnyEvent) -> None:
         trust, patient = event.trustcode, event.data.patient_ref
@@ -83,18 +98,24 @@ class Handlers:
         return self.apply_many
 
     async def apply_many(self, events: list[AnyEvent]) -> None:
-        """A batch in at most six round trips: clinicians, their reminders, patients (write,
-        read), follow-up items, and a last read of what was collected meanwhile."""
+        """A batch in at most nine round trips: clinicians, answered surveys, their
+        reminders, surveys answered before (read, write), patients (write, read), follow-up
+        items, and a last read of what was collected meanwhile."""
         changes = fold(events)
         now = self.clock()
         clinicians = list(changes.clinicians.values())
         await self.repo.apply_clinicians(clinicians)
+        await self.repo.cancel_answered_surveys(
+            [(c.ref, day) for c in clinicians for day in sorted(c.report_dates)])
         completed = [c for c in clinicians if c.completions]
         if completed:
             thanks = [t for c in completed for done in c.completions
                       if (t := self._thanks(c.ref, done, now)) is not None]
+            thanks += [s for c in completed for done in c.completions
+                       for s in self._surveys(c.ref, done, now)]
             await self.repo.complete_training([c.ref for c in completed], TRAINING_FAMILIES,
                                               "training completed", thanks)
+            await self.repo.cancel_surveys_answered_before([c.ref for c in completed])
         if not changes.patients:
             return
         docs = await self.repo.apply_patients(list(changes.patients.values()))
@@ -124,6 +145,29 @@ class Handlers:
             "sitecode": done.sitecode, "due_at": done.at,
             "send_after": self.hours.next_open(done.at), "created_at": now,
         }
+
+    def _surveys(self, ref: str, done: Completion,
+                 now: datetime) -> list[tuple[str, Document]]:
+        """The delivery survey nudges of a completion whose window has not closed yet (a
+        replayed old completion schedules only what could still be answered)."""
+        if done.completed_on is None:
+            return []
+        today = assessment_date(now)
+        closing_before = timedelta(days=self.settings.closing_before_days)
+        return [
+            (survey_reminder_id(n.kind.value, ref, n.survey.value), {
+                "family": "survey", "kind": n.kind.value, "survey": n.survey.value,
+                "recipient_kind": RecipientKind.CLINICIAN.value, "recipient_ref": ref,
+                "trustcode": done.trustcode, "sitecode": done.sitecode,
+                "remind_on": n.remind_on.isoformat(), "due": n.due.isoformat(),
+                "opens": n.opens.isoformat(), "closes": n.closes.isoformat(),
+                "closing_on": n.closing_on.isoformat(),
+                "due_at": n.due_at, "send_after": self.hours.next_open(n.due_at),
+                "created_at": now,
+            })
+            for n in survey_nudges(done.completed_on, closing_before)
+            if n.closes >= today
+        ]
 
     def _items(self, patient: Document, today: date) -> list[tuple[str, Document]]:
         """The follow-up items of a stored patient's latest baseline, windows still open."""

@@ -38,6 +38,7 @@ from services.notifications.adapters.repository import (
 from services.notifications.domain import messages
 from services.notifications.domain.followups import DigestLine, digest_kind, digest_lines
 from services.notifications.domain.ids import digest_id, outcome_event_id, training_reminder_id
+from services.notifications.domain.surveys import reason_not_to_send
 from services.notifications.domain.training import (
     TrainingState,
     next_training_reminder,
@@ -45,7 +46,8 @@ from services.notifications.domain.training import (
 from services.notifications.settings import NotificationSettings
 from shared.envelope import new_event
 from shared.events import NotificationFailed, NotificationSent, RecipientKind, ReminderKind
-from shared.followup import Timepoint
+from shared.followup import Timepoint, assessment_date
+from shared.surveys import Survey
 
 log = logging.getLogger(__name__)
 SOURCE = "/services/notifications"
@@ -146,7 +148,7 @@ class Scheduler:
             if doc["recipient_kind"] == RecipientKind.SITE_TEAM.value:
                 prepared = await self._prepare_digest(doc, now)
             else:
-                prepared = await self._prepare_clinician(doc, kind)
+                prepared = await self._prepare_clinician(doc, kind, now)
         except ContactUnavailable as exc:
             return self._retry_or_fail(doc, str(exc))
         if isinstance(prepared, Outcome):
@@ -159,14 +161,25 @@ class Scheduler:
             return Outcome(FAILED, str(exc))
         return Outcome(SENT, provider_id=provider_id)
 
-    async def _prepare_clinician(self, doc: Document,
-                                 kind: ReminderKind) -> OutgoingMessage | Outcome:
+    async def _prepare_clinician(self, doc: Document, kind: ReminderKind,
+                                 now: datetime) -> OutgoingMessage | Outcome:
         clinician = await self.repo.clinician(doc["recipient_ref"]) or {}
         if clinician.get("opted_out"):
             return Outcome(CANCELLED, "opted out")
         if doc.get("family") == "training" and clinician.get("completed_at") is not None:
             return Outcome(CANCELLED, "training completed")
-        if kind == ReminderKind.TRAINING_THANKS:
+        if doc.get("family") == "survey":
+            reason = reason_not_to_send(
+                kind, date.fromisoformat(doc["opens"]), date.fromisoformat(doc["closes"]),
+                date.fromisoformat(doc["closing_on"]), assessment_date(now),
+                [date.fromisoformat(d) for d in clinician.get("delivery_reports", [])])
+            if reason is not None:
+                return Outcome(CANCELLED, reason)
+            survey = Survey(doc["survey"])
+            content = messages.survey_content(
+                kind, survey, doc["closes"],
+                messages.survey_link(self.settings.survey_url, survey, doc["recipient_ref"]))
+        elif kind == ReminderKind.TRAINING_THANKS:
             content = messages.thanks_content(doc.get("course_version", ""),
                                               self.settings.intention_url)
         else:

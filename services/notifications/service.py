@@ -3,6 +3,7 @@ follow-ups, once each, in working hours (see README.md)."""
 
 from __future__ import annotations
 
+from ibest.backbone.audit import audit_log_of
 from ibest.backbone.runtime import ServiceContext, ServiceSpec, Wiring
 from services.notifications.adapters.channels import make_channel
 from services.notifications.adapters.contacts import ContactDirectory
@@ -18,6 +19,7 @@ CONSUMES = [
     "module.started",
     "module.completed",
     "clinician.training_completed",
+    "clinician.delivery_reported",
     "patient.assessed",
 ]
 
@@ -34,7 +36,8 @@ async def wire(ctx: ServiceContext) -> Wiring:
     return Wiring(
         handlers=handlers.by_event(),
         batch_handler=handlers.batch(),
-        api=NotificationsApi(repo, scheduler, settings, ctx.clock),
+        api=NotificationsApi(repo, scheduler, settings, ctx.clock,
+                             audit_log_of(ctx.db.client, ctx.settings, ctx.clock)),
         background=[scheduler.loop],
     )
 

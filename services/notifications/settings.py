@@ -46,6 +46,10 @@ class NotificationSettings(BaseSettings):
                             alias="IBEST_NOTIFY_COURSE_URL")
     intention_url: str = Field(default="https://ibest.example.nhs.uk/intention",
                                alias="IBEST_NOTIFY_INTENTION_URL")
+    survey_url: str = Field(
+        default="https://ibest.example.nhs.uk/delivery-survey?survey={survey}"
+                "&clinician={clinician_ref}",
+        alias="IBEST_NOTIFY_SURVEY_URL")
     # GOV.UK Notify
     notify_api_key: str = Field(default="", alias="IBEST_NOTIFY_API_KEY")
     notify_base_url: str = Field(default="https://api.notifications.service.gov.uk",
@@ -60,6 +64,10 @@ class NotificationSettings(BaseSettings):
     template_follow_up_due: str = Field(default="", alias="IBEST_NOTIFY_TEMPLATE_FOLLOW_UP_DUE")
     template_follow_up_closing: str = Field(default="",
                                             alias="IBEST_NOTIFY_TEMPLATE_FOLLOW_UP_CLOSING")
+    template_delivery_survey_due: str = Field(
+        default="", alias="IBEST_NOTIFY_TEMPLATE_DELIVERY_SURVEY_DUE")
+    template_delivery_survey_closing: str = Field(
+        default="", alias="IBEST_NOTIFY_TEMPLATE_DELIVERY_SURVEY_CLOSING")
     callback_token: str = Field(default="", alias="IBEST_NOTIFY_CALLBACK_TOKEN")
     # SMTP
     smtp_host: str = Field(default="127.0.0.1", alias="IBEST_SMTP_HOST")

@@ -1,15 +1,17 @@
 """HTTP read side: a patient's winners and outcomes, and their follow-up schedule.
 
 Patients appear only under the trust's pseudonymous reference; a path that carries an
-NHS number is refused rather than looked up.
+NHS number is refused rather than looked up. Every route needs a service token
+(ibest.backbone.service_auth).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Path, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Request
 
+from ibest.backbone.service_auth import UNAUTHORISED, service_token
 from services.outcomes.application import OutcomesService
 from shared.identifiers import REF_PATTERN, TRUST_CODE_PATTERN, is_nhs_number
 
@@ -32,7 +34,8 @@ def _found(view: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def routes() -> APIRouter:
-    router = APIRouter(prefix="/v1/patients", tags=["patients"])
+    router = APIRouter(prefix="/v1/patients", tags=["patients"], responses=UNAUTHORISED,
+                       dependencies=[Depends(service_token("outcomes"))])
 
     @router.get("/{trustcode}/{patient_ref}", summary="Winning assessments and outcomes")
     async def patient(request: Request, trustcode: str = Trust,

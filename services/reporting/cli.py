@@ -28,7 +28,7 @@ async def rebuild_command(args: argparse.Namespace, settings: Settings) -> int:
         settings.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=5000)
     nc = await nats.connect(settings.nats_servers, name="ibest-reporting-rebuild")
     try:
-        reporting = Reporting(Store(mongo[settings.database_of("reporting")]), utc_now, {})
+        reporting = Reporting(Store(mongo[settings.database_of("reporting")]), utc_now, [])
         done = await reporting.rebuild(nc.jetstream())
     finally:
         await nc.drain()

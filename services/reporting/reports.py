@@ -7,6 +7,7 @@ cost grows with the number of sites, never with the history of events.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 from collections import defaultdict
@@ -17,21 +18,45 @@ from typing import Any
 
 from nats.js import JetStreamContext
 
+from ibest.backbone.audit import AuditLog
 from ibest.backbone.runtime import Clock
+from ibest.backbone.tokens import Token
 from shared.envelope import AnyEvent
 from shared.followup import assessment_date
 
 from .adapters.replay import stored_events
 from .adapters.store import Store
+from .cache import BoundedCache
 from .domain.disclosure import published_figures
-from .domain.facts import CONSUMES, EntityFact, fact_of
-from .domain.figures import Figures, Summary, raw_figures, total
-from .domain.funnel import FUNNEL_FIGURES, funnel_point, proportion_of
-from .settings import Scope
+from .domain.facts import CONSUMES, EntityFact, facts_of
+from .domain.figures import (
+    MEASURE_NAMES,
+    OUTCOME_TIMEPOINTS,
+    Figures,
+    Summary,
+    raw_figures,
+    total,
+)
+from .domain.funnel import (
+    COMPARISON_FIGURES,
+    FUNNEL_FIGURES,
+    comparison_point,
+    funnel_point,
+    improvement_of,
+    proportion_of,
+    trial_band,
+)
 
 log = logging.getLogger(__name__)
-TRUST_RE = re.compile(r"^[A-Z0-9]{3}$")
-SITE_RE = re.compile(r"^[A-Z0-9]{5}$")
+TRUST_RE = re.compile(r"[A-Za-z0-9]{3}")
+SITE_RE = re.compile(r"[A-Za-z0-9]{5}")
+"""Codes are checked with a full match on the text as given, ASCII letters and digits only;
+lower-case ASCII is accepted and upper-cased after the check (`rth` is RTH), so `QAT\n` or
+`ﬀx` (which `.upper()` would turn into `FFX`) are refused."""
+ANSWERS_KEPT = 4096
+"""Answers kept per view: every report of a few thousand sites, raw and published."""
+ANSWER_BYTES_KEPT = 64 * 1024 * 1024
+"""Bytes of answers kept (as JSON): every trust's figures at national scale are 950 KB."""
 REBUILD_CHUNK = 1000
 """Facts a rebuild stores per bulk write (bounded memory, few round trips)."""
 
@@ -41,7 +66,11 @@ class NotFound(LookupError):
 
 
 class Malformed(ValueError):
-    """A code or parameter that cannot be valid (HTTP 422)."""
+    """A code or parameter that cannot be valid (HTTP 422); `field` names it."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -67,33 +96,54 @@ class View:
 
 
 def check_trust(trustcode: str) -> str:
-    code = trustcode.upper()
-    if not TRUST_RE.match(code):
-        raise Malformed(f"{trustcode!r} is not an ODS trust code: 3 letters or digits, "
-                        "for example RTH")
-    return code
+    if not TRUST_RE.fullmatch(trustcode):
+        raise Malformed(f"{trustcode[:40]!r} is not an ODS trust code: 3 ASCII letters or "
+                        "digits, for example RTH", "trustcode")
+    return trustcode.upper()
 
 
 def check_site(trustcode: str, sitecode: str) -> str:
+    if not SITE_RE.fullmatch(sitecode):
+        raise Malformed(f"{sitecode[:40]!r} is not an ODS site code: 5 ASCII letters or "
+                        "digits beginning with the trust's code, for example RTH08",
+                        "sitecode")
     code = sitecode.upper()
-    if not SITE_RE.match(code):
-        raise Malformed(f"{sitecode!r} is not an ODS site code: 5 letters or digits "
-                        "beginning with the trust's code, for example RTH08")
     if not code.startswith(trustcode):
         raise NotFound(f"site {code} is not a site of trust {trustcode} "
                        "(a site's code begins with its trust's code)")
     return code
 
 
+def check_funnel_parameters(figure: str, measure: str | None, timepoint: str | None) -> None:
+    """improved_share needs a known measure and timepoint; the other figures take neither
+    (an ignored parameter would only make distinct requests for the same answer)."""
+    if figure != "improved_share":
+        for name, value in (("measure", measure), ("timepoint", timepoint)):
+            if value is not None:
+                raise Malformed(f"the funnel of {figure} takes no {name} "
+                                "(only improved_share does)", name)
+        return
+    if measure not in MEASURE_NAMES:
+        raise Malformed(f"improved_share needs a measure, one of {', '.join(MEASURE_NAMES)}",
+                        "measure")
+    if timepoint not in OUTCOME_TIMEPOINTS:
+        raise Malformed(f"improved_share needs a timepoint, one of "
+                        f"{', '.join(OUTCOME_TIMEPOINTS)}", "timepoint")
+
+
 class Reporting:
     """What the handlers, the HTTP routes, the metrics snapshot and the CLI use."""
 
-    def __init__(self, store: Store, clock: Clock, tokens: dict[str, Scope]) -> None:
+    def __init__(self, store: Store, clock: Clock, tokens: list[Token],
+                 audit: AuditLog | None = None) -> None:
         self.store = store
         self.clock = clock
         self.tokens = tokens
+        self.audit = audit
+        # One view (the active generation's summaries) is kept; answers are bounded too.
         self._cached: tuple[tuple[Any, ...], list[Summary]] | None = None
-        self._answers: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self.answers: BoundedCache[tuple[Any, ...], dict[str, Any]] = BoundedCache(
+            ANSWERS_KEPT, ANSWER_BYTES_KEPT)
         self._checking: asyncio.Future[View] | None = None
 
     async def apply(self, event: AnyEvent) -> None:
@@ -102,7 +152,7 @@ class Reporting:
 
     async def apply_many(self, events: list[AnyEvent]) -> None:
         """Store a batch's facts with bulk writes, summarising each touched site once."""
-        facts = [fact_of(event) for event in events]
+        facts = [fact for event in events for fact in facts_of(event)]
         for generation in await self.store.writable():
             await generation.apply_many(facts)
 
@@ -131,16 +181,20 @@ class Reporting:
         key = (generation.number, as_of, changes, today)
         if self._cached is None or self._cached[0] != key:
             self._cached = (key, await generation.summaries())
-            self._answers = {}
+            self.answers.clear()
         return View(self._cached[1], as_of, today, key)
 
     async def _answer(self, v: View, args: tuple[Any, ...],
                       build: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-        """An answer computed once per view (reports are pure functions of the view)."""
+        """An answer computed once per view (reports are pure functions of the view). Only
+        validated arguments reach here, so keys are few; the cache is bounded regardless."""
         key = (v.key, *args)
-        found = self._answers.get(key)
+        found = self.answers.get(key)
         if found is None:
-            found = self._answers[key] = build()
+            found = build()
+            size = len(json.dumps(found, default=str, ensure_ascii=False,
+                                  separators=(",", ":")))
+            self.answers.put(key, found, size)
         return found
 
     async def national(self, raw: bool) -> dict[str, Any]:
@@ -192,8 +246,12 @@ class Reporting:
 
     async def funnel(self, figure: str, measure: str | None, timepoint: str | None,
                      raw: bool) -> dict[str, Any]:
+        if figure in COMPARISON_FIGURES:
+            return await self.comparison(figure, raw)
         if figure not in FUNNEL_FIGURES:
-            raise NotFound(f"no funnel for {figure!r}; choose one of {', '.join(FUNNEL_FIGURES)}")
+            raise NotFound(f"no funnel for {figure[:40]!r}; choose one of "
+                           f"{', '.join((*FUNNEL_FIGURES, *COMPARISON_FIGURES))}")
+        check_funnel_parameters(figure, measure, timepoint)
         v = await self.view()
 
         def build() -> dict[str, Any]:
@@ -202,7 +260,8 @@ class Reporting:
                                          timepoint)
             except ValueError as exc:
                 raise Malformed(f"{exc}; improved_share needs measure (e.g. rmdq) and "
-                                "timepoint (group_end, month_3 or month_12)") from None
+                                "timepoint (group_end, month_3 or month_12)",
+                                "measure") from None
             p = None if national.denominator == 0 else national.numerator / national.denominator
             points = [funnel_point(t, proportion_of(total(s), figure, v.today, measure,
                                                     timepoint), p, raw=raw)
@@ -216,6 +275,21 @@ class Reporting:
 
         return await self._answer(v, ("funnel", figure, measure, timepoint, raw), build)
 
+    async def comparison(self, figure: str, raw: bool) -> dict[str, Any]:
+        """Each trust's mean RMDQ improvement and 95% interval against the trial's and the
+        national one (domain.md, "Is it working?"); national exact, trusts controlled."""
+        timepoint = figure.removeprefix("rmdq_improvement_")
+        v = await self.view()
+
+        def build() -> dict[str, Any]:
+            national = improvement_of(total(v.summaries), timepoint)
+            return {"as_of": v.as_of, "figure": figure, "timepoint": timepoint, "raw": raw,
+                    "trial": trial_band(), "national": national,
+                    "trusts": [comparison_point(t, total(s), timepoint, national, raw=raw)
+                               for t, s in v.by_trust().items()]}
+
+        return await self._answer(v, ("comparison", figure, raw), build)
+
     async def rebuild(self, js: JetStreamContext) -> dict[str, int]:
         """Replay the stored stream into a fresh generation and switch readers to it.
 
@@ -227,7 +301,7 @@ class Reporting:
         replayed = 0
         chunk: list[EntityFact] = []
         async for event in stored_events(js, CONSUMES):
-            chunk.append(fact_of(event))
+            chunk.extend(facts_of(event))
             replayed += 1
             if len(chunk) >= REBUILD_CHUNK:
                 await generation.apply_many(chunk, summarise=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from ibest.backbone.audit import audit_log_of
 from ibest.backbone.runtime import ServiceContext, ServiceSpec, Wiring
 
 from .adapters.metrics import metric_families, register_collector
@@ -23,7 +24,8 @@ async def wire(ctx: ServiceContext) -> Wiring:
     store = Store(ctx.db)
     for generation in await store.writable():
         await generation.create_indexes()
-    reporting = Reporting(store, ctx.clock, settings.token_scopes())
+    audit = audit_log_of(ctx.db.client, ctx.settings, ctx.clock)
+    reporting = Reporting(store, ctx.clock, settings.token_list(), audit)
     if not reporting.tokens:
         log.warning("IBEST_REPORTING_TOKENS is empty: every report request will get 401")
     collector = register_collector()

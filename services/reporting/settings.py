@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ibest.backbone.tokens import Token, read_tokens
 
 Scope = Literal["read", "raw"]
 SCOPES: tuple[Scope, ...] = ("read", "raw")
@@ -16,22 +19,20 @@ class ReportingSettings(BaseSettings):
 
     tokens: str = Field(
         default="", alias="IBEST_REPORTING_TOKENS",
-        description="Bearer tokens as token:scope pairs separated by commas; scope is read "
-                    "(published figures) or raw (also exact figures). None set: every request "
-                    "is refused.",
+        description="Bearer tokens as id:token:scope entries separated by commas (token:scope "
+                    "still works; its id is then h- and the first 10 hex digits of the "
+                    "token's SHA-256); scope is read (published figures) or raw (also exact "
+                    "figures). None set: every request is refused.",
+    )
+    tokens_file: Path | None = Field(
+        default=None, alias="IBEST_REPORTING_TOKENS_FILE",
+        description="A secrets file with more entries (one per line or comma-separated).",
     )
     snapshot_seconds: float = Field(
         default=5.0, gt=0, alias="IBEST_REPORTING_SNAPSHOT_SECONDS",
         description="Seconds between refreshes of the figures /metrics exports.",
     )
 
-    def token_scopes(self) -> dict[str, Scope]:
-        """Parse IBEST_REPORTING_TOKENS; a malformed entry stops the service at start-up."""
-        out: dict[str, Scope] = {}
-        for entry in filter(None, (e.strip() for e in self.tokens.split(","))):
-            token, sep, scope = entry.rpartition(":")
-            if not sep or not token or scope not in SCOPES:
-                raise ValueError("IBEST_REPORTING_TOKENS entries must be token:read or "
-                                 "token:raw (the entry's scope is not one of these)")
-            out[token] = "raw" if scope == "raw" else "read"
-        return out
+    def token_list(self) -> list[Token]:
+        """Parse the tokens; a malformed entry stops the service at start-up."""
+        return read_tokens(self.tokens, self.tokens_file, "IBEST_REPORTING_TOKENS", SCOPES)

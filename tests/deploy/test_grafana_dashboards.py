@@ -45,3 +45,27 @@ def test_national_overview_covers_the_issue() -> None:
                    "ibest_patients_month_3", "ibest_followup_rate_month_12",
                    "ibest_outcome_improved_share"):
         assert f'{metric}{{trust=""' in exprs, metric
+
+
+def test_is_it_working_shows_the_trials_band_and_every_figure() -> None:
+    from services.reporting.domain.trial import BEST_TRIAL
+
+    board = json.loads((OUT / "ibest-working.json").read_text())
+    panels = {p["title"]: p for p in board["panels"] if p["type"] != "row"}
+    exprs = " ".join(t["expr"] for p in panels.values() for t in p.get("targets", []))
+    for metric in ("ibest_rmdq_improvement_month_12", "ibest_rmdq_improvement_ci_low_month_12",
+                   "ibest_rmdq_improvement_ci_high_month_12",
+                   "ibest_rmdq_followup_completeness_month_12",
+                   "ibest_rmdq_followup_completeness_month_3",
+                   "ibest_sites_sustained_6_months", "ibest_sites_eligible_12_months",
+                   "ibest_sites_sustained_rate_12_months", "ibest_clinicians_facilitating",
+                   "ibest_clinicians_delivering"):
+        assert f'{metric}{{trust=""' in exprs, metric
+    assert 'ibest_rmdq_improvement_month_12{trust!="", site=""}' in exprs
+    assert 'ibest_rmdq_vs_trial_month_12{trust!="", site=""} == 1' in exprs
+    trial = BEST_TRIAL.rmdq_improvement
+    by_trust = panels["RMDQ improvement at 12 months by trust, with 95% CI"]
+    steps = by_trust["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert [s["value"] for s in steps] == [None, trial.low, trial.high]
+    completeness = panels["12-month completeness by trust"]
+    assert completeness["fieldConfig"]["defaults"]["thresholds"]["steps"][1]["value"] == 0.85

@@ -15,7 +15,6 @@ from pymongo import AsyncMongoClient
 
 from ibest.backbone.settings import Settings
 from ibest.backbone.streams import EVENTS_STREAM
-from services.enrolment.adapters.catalogue_file import load_catalogue
 from services.enrolment.adapters.contact_rpc import CONTACT_SUBJECT
 from services.enrolment.adapters.repository import ClinicianRepository
 from services.enrolment.cli import erase_command
@@ -23,8 +22,10 @@ from services.enrolment.domain.record import derived_event_id
 from services.enrolment.handlers import Publisher
 from services.enrolment.service import build_spec
 from services.enrolment.settings import EnrolmentSettings
+from shared.catalogue import catalogue as load_catalogue
 from shared.envelope import AnyEvent
 from tests.harness import (
+    SERVICE_AUTH,
     cloud_event,
     dead_letters,
     publish_raw,
@@ -93,7 +94,7 @@ async def test_out_of_order_and_duplicated_events_complete_exactly_once(
         completed = await wait_for(lambda: stream_events(js, "clinician.training_completed"),
                                    60, "training_completed in the stream")
         await wait_for(lambda: consumer_idle(js), 60, "every event acknowledged")
-        async with httpx.AsyncClient(base_url=base) as http:
+        async with httpx.AsyncClient(base_url=base, headers=SERVICE_AUTH) as http:
             state = (await http.get(f"/v1/clinicians/{ref}")).json()
             assert (await http.get("/v1/clinicians/nobody")).status_code == 404
         assert await contact(nc, ref) == {"clinician_ref": ref, "contact_email": EMAIL,
@@ -117,7 +118,7 @@ async def test_out_of_order_and_duplicated_events_complete_exactly_once(
         assert len(stored_enrolments) == 1 and EMAIL not in json.dumps(stored_enrolments)
         assert stored_enrolments[0]["data"]["clinician_ref"] == ref
         await wait_for(lambda: consumer_idle(js), 60, "the redacted copy acknowledged")
-        async with httpx.AsyncClient(base_url=base) as http:
+        async with httpx.AsyncClient(base_url=base, headers=SERVICE_AUTH) as http:
             assert (await http.get(f"/v1/clinicians/{ref}")).json() == state
 
     assert len(completed) == 1
@@ -127,6 +128,9 @@ async def test_out_of_order_and_duplicated_events_complete_exactly_once(
     assert (event["trustcode"], event["sitecode"]) == ("RTH", "RTH02")
     assert event["source"] == "/services/enrolment"
     assert datetime.fromisoformat(event["time"]) == at(60 + len(MODULES) - 1)
+    # The completion date the delivery surveys are timed from travels in the contract.
+    done_at = event["data"].pop("completed_at")
+    assert datetime.fromisoformat(done_at.replace("Z", "+00:00")) == at(60 + len(MODULES) - 1)
     assert event["data"] == {"clinician_ref": ref, "course_version": "1"}
     started = await stream_events(js, "clinician.training_started")
     assert len(started) == 1 and datetime.fromisoformat(started[0]["time"]) == at(55)
@@ -282,7 +286,7 @@ async def _with_outbox(settings: Settings, ref: str, n: int) -> dict[str, Any] |
 
 async def test_courses_are_served_for_integrators(settings: Settings) -> None:
     async with running_service(build_spec(), settings) as base, \
-            httpx.AsyncClient(base_url=base) as http:
+            httpx.AsyncClient(base_url=base, headers=SERVICE_AUTH) as http:
         response = await http.get("/v1/courses")
     assert response.status_code == 200
     [course] = response.json()["courses"]

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from deploy.nats.generate import RAW_EVENTS
 from services.gateway.domain.keys import bearer_token, key_id_of, mint_key, verify
 from services.gateway.domain.ratelimit import RateLimiter, TokenBucket
-from services.gateway.domain.rejections import from_dead_letter
+from services.gateway.domain.rejections import from_dead_letter, reasons_from_text
 from services.gateway.domain.results import DERIVED_EVENTS
 from shared.envelope import EVENT_TYPES
 
@@ -64,3 +64,24 @@ def test_a_dead_letter_belongs_to_the_trust_of_its_original_subject() -> None:
 
 def test_derived_events_are_those_no_trust_may_publish_on_nats() -> None:
     assert {t.name for t in EVENT_TYPES} - set(RAW_EVENTS) == DERIVED_EVENTS
+
+
+def test_a_dead_letter_error_splits_into_one_reason_per_field() -> None:
+    reasons = reasons_from_text(
+        "enrolment",
+        "data.course_version: '9' is unknown (known: 1; see GET /v1/courses); "
+        "time: naive; not a field rule",
+    )
+    assert [(r.field, r.message) for r in reasons] == [
+        ("data.course_version", "'9' is unknown (known: 1; see GET /v1/courses)"),
+        ("time", "naive; not a field rule"),
+    ]
+    assert [(r.field, r.message) for r in reasons_from_text("x", "boom")] == [("event", "boom")]
+
+
+def test_the_dead_letter_headers_read_are_those_the_backbone_writes() -> None:
+    from ibest.backbone import deadletters as backbone
+    from services.gateway.domain import rejections as ours
+
+    for name in ("H_EVENT_ID", "H_TYPE", "H_TRUST", "H_CONSUMER", "H_ERROR", "H_SUBJECT"):
+        assert getattr(ours, name) == getattr(backbone, name), name

@@ -17,8 +17,9 @@ from ibest.cli import main as ibest
 from services.enrolment.service import SPEC as ENROLMENT
 from services.gateway.service import build_spec
 from services.gateway.settings import GatewaySettings
+from services.reporting.service import SPEC as REPORTING
 from tests.gateway.conftest import KeyMaker
-from tests.harness import cloud_event, running_service, stream_events, wait_for
+from tests.harness import cloud_event, publish_raw, running_service, stream_events, wait_for
 
 BATCH = "application/cloudevents-batch+json"
 
@@ -156,33 +157,48 @@ async def test_keys_from_the_cli_work_until_revoked(
         assert (await client.post("/v1/events", content=b"[]")).status_code == 401
 
 
-async def test_an_event_dead_lettered_later_is_among_the_trusts_rejections(
+async def test_events_dead_lettered_by_services_are_the_trusts_rejections_one_row_each(
     gateway: str, new_key: KeyMaker, settings: Settings, js: JetStreamContext
 ) -> None:
-    auth = await new_key("RTH")
+    """A trust that also publishes on NATS sees those events' dead letters here: one row per
+    event, every service that rejected it named; another trust sees none of it."""
+    rth, rxf = await new_key("RTH"), await new_key("RXF")
     unknown_version = cloud_event(
         "clinician.enrolled",
         {"clinician_ref": "clin-x", "profession": "nurse", "course_version": "99"},
     )
+    # at the door the same event gets the same verdict, at once
+    door = await post(gateway, rth, [{**unknown_version, "id": str(uuid.uuid4())}])
+    assert door.status_code == 422
+    assert door.json()["results"][0]["errors"][0]["field"] == "data.course_version"
     since = datetime.now(UTC) - timedelta(minutes=1)
-    sent = await post(gateway, auth, [unknown_version])
-    assert sent.status_code == 200  # the contract allows it; enrolment's catalogue does not
+    await publish_raw(js, unknown_version)  # on NATS: every consumer dead-letters it
     async with (
         running_service(ENROLMENT, settings),
-        httpx.AsyncClient(base_url=gateway, headers={"Authorization": auth}) as c,
+        running_service(REPORTING, settings),
+        httpx.AsyncClient(base_url=gateway) as c,
     ):
 
-        async def rejected() -> list[dict[str, Any]]:
+        async def rows_of(auth: str) -> list[dict[str, Any]]:
             rows: list[dict[str, Any]] = (
-                await c.get("/v1/rejections", params={"since": since.isoformat()})
+                await c.get(
+                    "/v1/rejections",
+                    params={"since": since.isoformat()},
+                    headers={"Authorization": auth},
+                )
             ).json()["rejections"]
             return rows
 
-        rows = await wait_for(rejected, 30, "the dead letter to reach the gateway")
-    assert rows[0]["id"] == unknown_version["id"]
+        async def both_services() -> list[dict[str, Any]] | None:
+            rows = [r for r in await rows_of(rth) if r["id"] == unknown_version["id"]]
+            return rows if rows and len(rows[0]["rejected_by"]) == 2 else None
+
+        rows = await wait_for(both_services, 60, "both dead letters to reach the gateway")
+        assert await rows_of(rxf) == []
+    assert len(rows) == 1
     assert rows[0]["type"] == "clinician.enrolled"
-    assert rows[0]["rejected_by"] == ["enrolment"]
-    assert rows[0]["reasons"][0]["field"] == "data.course_version"
+    assert rows[0]["rejected_by"] == ["enrolment", "reporting"]
+    assert {r["field"] for r in rows[0]["reasons"]} == {"data.course_version"}, rows
 
 
 async def test_openapi_and_operations_routes(gateway: str) -> None:

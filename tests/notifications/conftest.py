@@ -18,6 +18,7 @@ from nats.js.api import DeliverPolicy
 from pymongo import AsyncMongoClient
 
 from ibest.backbone.settings import Settings
+from tests.harness import SERVICE_AUTH
 from tests.mailbox import Mailbox, smtp_server
 
 START = datetime(2025, 3, 3, 10, 0, tzinfo=UTC)  # Monday 10:00 in London (GMT)
@@ -119,14 +120,14 @@ async def stored(settings: Settings, collection: str, doc_id: str) -> dict[str, 
 
 
 async def reminder(base: str, rid: str) -> dict[str, Any] | None:
-    async with httpx.AsyncClient(base_url=base) as client:
+    async with httpx.AsyncClient(base_url=base, headers=SERVICE_AUTH) as client:
         r = await client.get(f"/v1/reminders/{rid}")
         return r.json() if r.status_code == 200 else None
 
 
 async def passed(base: str, clock: FakeClock) -> bool:
     """True once this instance finished a scheduler pass that began at the clock's time."""
-    async with httpx.AsyncClient(base_url=base) as client:
+    async with httpx.AsyncClient(base_url=base, headers=SERVICE_AUTH) as client:
         last = (await client.get("/v1/scheduler")).json()["last_pass"]
     return last is not None and datetime.fromisoformat(last) >= clock.now
 

@@ -46,7 +46,7 @@ def clinician(name: str, ref: str, when: datetime, site: str = "RTH08") -> AnyEv
         data |= {"profession": "physiotherapist", "course_version": "1",
                  "contact_email": f"{ref}@example.nhs.uk"}
     elif name.startswith("module."):
-        data["module_id"] = "m-1"
+        data["module_id"] = "m01-understanding-back-pain"
     else:
         data["course_version"] = "1"
     return _event(name, data, when, site)
@@ -85,6 +85,11 @@ def events() -> list[AnyEvent]:
         clinician("clinician.training_completed", "c-6", day(45), "RTH09"),
         clinician("module.started", "c-7", day(70)),
         clinician("clinician.training_completed", "c-7", day(45), "RTH09"),
+        # c-8: completed long ago; answered the month 4 survey (window 9 Feb - 6 Apr 2025),
+        # which cancels that survey's invitation and closing reminder in any order
+        clinician("clinician.training_completed", "c-8", day(130), "RTH09"),
+        _event("clinician.delivery_reported", {"clinician_ref": "c-8", "delivering": True,
+                                               "groups_delivered": 1}, day(5)),
         # patients: a baseline corrected to another site, a follow-up, group_end ignored
         assessed("p-a", "baseline", BASELINE),
         assessed("p-a", "baseline", BASELINE + timedelta(days=2), "RTH09"),
@@ -179,8 +184,17 @@ async def test_batch_equals_one_by_one_in_any_order_with_duplicates(
         for event in rng.sample(batch, len(batch)):  # one by one, in another order
             await handle[event.event_type.name](event)
         expected = await contents(one_db)
-        assert [(d["_id"], d["status"]) for d in expected["reminders"]] == [
+        assert [(d["_id"], d["status"]) for d in expected["reminders"]
+                if d["family"] != "survey"] == [
             ("training:c-2:1", "cancelled"), ("training_thanks:c-2:1", "pending")]
+        # Every completion whose windows are open has its four survey nudges; c-8's month 4
+        # ones were answered.
+        assert {(d["_id"], d["status"]) for d in expected["reminders"]
+                if d["family"] == "survey"} == {
+            (f"delivery_survey_{kind}:{ref}:{survey}",
+             "cancelled" if (ref, survey) == ("c-8", "month_4") else "pending")
+            for kind in ("due", "closing") for survey in ("month_4", "month_12")
+            for ref in ("c-2", "c-3", "c-6", "c-7", "c-8")}
         c1, c2 = (next(d for d in expected["clinicians"] if d["_id"] == ref)
                   for ref in ("c-1", "c-2"))
         assert c1["sitecode"] == "RTH09" and c1["enrolled_at"] == day(40)

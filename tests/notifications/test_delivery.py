@@ -22,7 +22,7 @@ from nats.js import JetStreamContext
 from ibest.backbone.settings import Settings
 from services.notifications.cli import opt_out_command
 from services.notifications.service import SPEC
-from tests.harness import cloud_event, publish_raw, running_service, wait_for
+from tests.harness import SERVICE_AUTH, cloud_event, publish_raw, running_service, wait_for
 from tests.mailbox import Mailbox
 from tests.notifications.conftest import (
     Contacts,
@@ -190,7 +190,7 @@ async def test_notify_channel_rate_limit_server_error_refusal_and_callback(
                                         and len(published.of("failed")) == 1), 30, "first pass")
         clock.advance(seconds=5)
         await wait_for(lambda: now_true(len(published.of("sent")) == 3), 30, "retries sent")
-        async with httpx.AsyncClient(base_url=base) as client:
+        async with httpx.AsyncClient(base_url=base, headers=SERVICE_AUTH) as client:
             status = {"id": str(uuid.uuid4()), "reference": "training:n-ok:1",
                       "to": "n-ok@example.nhs.uk", "status": "delivered",
                       "created_at": "2025-03-10T10:00:00.000000Z",

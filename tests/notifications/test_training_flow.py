@@ -10,7 +10,7 @@ from nats.js import JetStreamContext
 
 from ibest.backbone.settings import Settings
 from services.notifications.service import SPEC
-from tests.harness import cloud_event, publish_raw, running_service, wait_for
+from tests.harness import SERVICE_AUTH, cloud_event, publish_raw, running_service, wait_for
 from tests.mailbox import Mailbox
 from tests.notifications.conftest import (
     Contacts,
@@ -67,8 +67,8 @@ async def test_start_continue_and_thanks_each_once_in_working_hours(
 
         # progress, then 14 days without any: a continue reminder
         await publish_raw(js, cloud_event("module.started", {
-            "clinician_ref": "c-1", "module_id": "m1"}, time=datetime(2025, 3, 11, 9,
-                                                                      tzinfo=UTC)))
+            "clinician_ref": "c-1", "module_id": "m02-cbt-approach"},
+            time=datetime(2025, 3, 11, 9, tzinfo=UTC)))
         await wait_for(lambda: _clinician_at(nsettings, "RTH09", "started_at"), 30,
                        "progress stored")
         clock.set(datetime(2025, 3, 24, 10, tzinfo=UTC))  # 13 days later: not yet
@@ -109,7 +109,7 @@ async def test_cap_spacing_and_opt_out(
         await publish_raw(js, enrolled(ref, monday))
     clock = FakeClock(monday)
     async with running_service(SPEC, nsettings, clock) as base:
-        async with httpx.AsyncClient(base_url=base) as client:
+        async with httpx.AsyncClient(base_url=base, headers=SERVICE_AUTH) as client:
             assert (await client.post("/v1/opt-outs/c-out")).status_code == 200
         for week in range(1, 6):  # five weeks: at most three reminders, a week apart
             clock.set(monday + timedelta(days=7 * week, hours=1))
@@ -122,7 +122,7 @@ async def test_cap_spacing_and_opt_out(
         assert await reminder(base, "training:c-cap:4") is None
         assert await reminder(base, "training:c-out:1") is None
         # opting back in: reminders resume
-        async with httpx.AsyncClient(base_url=base) as client:
+        async with httpx.AsyncClient(base_url=base, headers=SERVICE_AUTH) as client:
             assert (await client.delete("/v1/opt-outs/c-out")).status_code == 200
         await wait_for(lambda: now_true(published.of("sent", "training:c-out:1")), 30, "resumed")
     sent_times = [e["data"]["sent_at"] for e in published.of("sent")

@@ -12,6 +12,7 @@ from nats.js import JetStreamContext
 from ibest.backbone.settings import Settings
 from services.outcomes.service import SPEC
 from tests.harness import (
+    SERVICE_AUTH,
     cloud_event,
     dead_letters,
     publish_raw,
@@ -103,7 +104,7 @@ async def test_outcome_recorded_from_raw_events_then_superseded_by_corrections(
         await wait_outcomes(js, "p-marker", 1, "the marker outcome")
         assert len(of(await outcomes_in_stream(js), "p-100")) == 2
 
-        async with httpx.AsyncClient(base_url=base_url) as http:
+        async with httpx.AsyncClient(base_url=base_url, headers=SERVICE_AUTH) as http:
             view = (await http.get("/v1/patients/RTH/p-100")).json()
         assert view["sitecode"] == "RTH08"
         assert view["assessments"]["baseline"]["event_id"] == fixed["id"]
@@ -123,7 +124,7 @@ async def test_early_follow_up_waits_for_baseline_and_classes_link_in_any_order(
         await publish_raw(js, assessed("p-200", "month_12", {"von_korff_pain": 30}, days=364))
         await publish_raw(js, assessed("p-200", "group_end", {"von_korff_pain": 45.5},
                                        days=42, class_id="class-7"))
-        async with httpx.AsyncClient(base_url=base_url) as http:
+        async with httpx.AsyncClient(base_url=base_url, headers=SERVICE_AUTH) as http:
             async def stored() -> bool:
                 r = await http.get("/v1/patients/RTH/p-200")
                 return r.status_code == 200 and len(r.json()["assessments"]) == 2

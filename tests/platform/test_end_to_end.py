@@ -24,7 +24,7 @@ from services.reporting.service import SPEC as REPORTING
 from tests.harness import cloud_event, dead_letters, publish_raw, running_service, wait_for
 
 CATALOGUE = json.loads(
-    (Path(__file__).parents[2] / "services" / "enrolment" / "catalogue.json").read_text())
+    (Path(__file__).parents[2] / "shared" / "catalogue.json").read_text())
 MODULES = [m["module_id"] for m in CATALOGUE["courses"][0]["modules"] if m["required"]]
 T0 = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
 NOW = T0 + timedelta(days=120)

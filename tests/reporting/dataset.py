@@ -15,7 +15,16 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from shared.catalogue import Catalogue, catalogue
 from tests.harness import cloud_event
+
+CATALOGUE = Catalogue.model_validate({"courses": [
+    *[c.model_dump(by_alias=True) for c in catalogue().courses],
+    {"course_version": "2", "title": "A second version (this dataset only)",
+     "modules": [{"module_id": "v2-m01", "title": "The one module of version 2"}]},
+]})
+"""The shipped catalogue and a version 2, which the contract must know for the mover's
+re-enrolment to be valid (see `with_version_2`)."""
 
 NOW = datetime(2025, 6, 2, 12, 0, tzinfo=UTC)
 LATEST = datetime(2025, 5, 20, 10, 0, tzinfo=UTC)  # newest event time: the reports' as_of

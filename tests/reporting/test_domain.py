@@ -29,6 +29,7 @@ from services.reporting.domain.figures import (
     FOLLOW_UP_NAMES,
     PROFESSIONS,
     STAGES,
+    SURVEY_NAMES,
     OutcomeTotals,
     Totals,
     fold_site,
@@ -37,6 +38,7 @@ from services.reporting.domain.figures import (
 )
 from services.reporting.domain.funnel import Proportion, funnel_point, limits
 from services.reporting.domain.tables import report_rows, to_csv
+from services.reporting.domain.working import ClassSpan
 from shared.envelope import new_event
 from shared.events import (
     ClassStarted,
@@ -75,7 +77,7 @@ def test_clinician_counts_at_latest_enrolment_against_its_version() -> None:
     c = clinician_contribution(facts)
     assert c == {"trust": "RXF", "site": "RXF01", "profession": "doctor", "enrolled": True,
                  "started": False, "completed": False, "intending": False,
-                 "delivering": False}
+                 "delivering": False, "facilitating": False, "surveys": {}}
 
 
 def test_latest_report_by_event_time_wins() -> None:
@@ -115,7 +117,8 @@ def test_patient_counts_at_latest_baseline_site() -> None:
 
 def test_class_counts_at_its_site() -> None:
     assert class_contribution({"x": {"k": "class", "t": at(0), "trust": "RXF",
-                                     "site": "RXF01"}}) == {"trust": "RXF", "site": "RXF01"}
+                                     "site": "RXF01"}}) == {"trust": "RXF", "site": "RXF01",
+                                                            "date": "2025-01-10"}
 
 
 def test_followup_due_depends_on_the_reading_day() -> None:
@@ -213,7 +216,18 @@ def totals(draw: st.DrawFn) -> Totals:
         for tp in ("month_3", "month_12"):
             n = draw(counts)
             t.outcomes[(m, tp)] = OutcomeTotals(n, [draw(st.floats(-24 * n, 24 * n))],
-                                                draw(st.integers(0, n)))
+                                                draw(st.integers(0, n)),
+                                                [draw(st.floats(0, 576 * n))])
+    t.clinicians_facilitating = draw(counts)
+    first = date(2024, 1, 1)
+    t.class_spans = [ClassSpan(first + timedelta(days=a), first + timedelta(days=a + b))
+                     for a, b in draw(st.lists(st.tuples(st.integers(0, 700),
+                                                         st.integers(0, 700)), max_size=20))]
+    for survey in SURVEY_NAMES:
+        answered = draw(counts)
+        t.surveys[survey] = {"answered": answered, "delivering": draw(st.integers(0, answered)),
+                             "pending_due": {"2025-06-01": draw(counts),
+                                             "2030-01-01": draw(counts)}}
     return t
 
 
@@ -236,7 +250,9 @@ def test_no_published_figure_reveals_one_to_seven(t: Totals) -> None:
     raw = raw_figures(t, today, with_sites_running=True)
     for name, value, exact in counts_and_rates(published, raw):
         leaf = name.rsplit(".", 1)[-1]
-        if leaf.startswith(("followup_rate", "improved_share", "mean_change")):
+        if leaf.startswith(("followup_rate", "improved_share", "mean_change", "rmdq_",
+                            "sites_sustained_rate", "clinicians_facilitating_rate",
+                            "delivery_response_rate")):
             continue
         assert value == control_count(exact), name
         assert value == "*" or value == 0 or (value >= 10 and value % 5 == 0), name
@@ -249,11 +265,31 @@ def test_no_published_figure_reveals_one_to_seven(t: Totals) -> None:
             assert rate == "*"
         else:
             assert rate == round(num / den, 3)  # from the rounded counts
+    for survey in SURVEY_NAMES:
+        num, den = (published[f"delivery_reported_{survey}"],
+                    published[f"delivery_survey_due_{survey}"])
+        rate = published[f"delivery_response_rate_{survey}"]
+        assert rate is None if den == 0 else rate == "*" if "*" in (num, den) else (
+            rate == round(num / den, 3))
     for m, by_tp in published["outcomes"].items():
         for tp, o in by_tp.items():
             n = t.outcome(m, tp).n
             if 1 <= n <= 7:
                 assert o["mean_change"] == "*" and o["improved_share"] == "*"
+    for tp in FOLLOW_UP_NAMES:
+        n = t.outcome("rmdq", tp).n
+        names = [n_ for n_ in published if n_.startswith("rmdq_improvement_") and
+                 n_.endswith(tp)] + (["rmdq_vs_trial_month_12"] if tp == "month_12" else [])
+        assert len(names) == 3 + (tp == "month_12")
+        for name in names:
+            assert published[name] == ("*" if 1 <= n <= 7 else raw[name]), name
+        completeness = published[f"rmdq_followup_completeness_{tp}"]
+        assert completeness == control_rate(n, t.due(tp, today))
+    for period in ("6_months", "12_months"):
+        assert published[f"sites_sustained_rate_{period}"] == control_rate(
+            raw[f"sites_sustained_{period}"], raw[f"sites_eligible_{period}"])
+    assert published["clinicians_facilitating_rate"] == control_rate(
+        t.clinicians_facilitating, raw["clinicians_completed"])
 
 
 def test_funnel_limits_and_flag() -> None:

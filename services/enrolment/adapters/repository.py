@@ -17,7 +17,6 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from ibest.backbone.mongo import only_duplicate_keys
-from services.enrolment.domain.catalogue import Catalogue
 from services.enrolment.domain.clinician import ClinicianState, Fact
 from services.enrolment.domain.record import (
     Applied,
@@ -26,6 +25,7 @@ from services.enrolment.domain.record import (
     OutboxEntry,
     apply_event,
 )
+from shared.catalogue import Catalogue
 from shared.envelope import AnyEvent
 
 Document = dict[str, Any]
@@ -116,10 +116,10 @@ class ClinicianRepository:
 
         One `$in` read, the events applied in memory in batch order per clinician (exactly
         what applying them one by one does), then one unordered bulk write of inserts and
-        `rev`-guarded replaces. A domain-rule breach raises ContractError before any write;
-        a lost race (a replace that matched nothing, an insert of an existing `_id`) raises
-        ConcurrentUpdateError after the others are written: the caller then applies each
-        event one by one, which skips the stored ones and retries the rest.
+        `rev`-guarded replaces. A lost race (a replace that matched nothing, an insert of an
+        existing `_id`) raises ConcurrentUpdateError after the others are written: the
+        caller then applies each event one by one, which skips the stored ones and retries
+        the rest.
         """
         by_ref: dict[str, list[AnyEvent]] = {}
         for event in events:

@@ -25,7 +25,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from services.enrolment.domain.catalogue import Catalogue
+from shared.catalogue import Catalogue
 from shared.envelope import AnyEvent
 
 ENROLLED = "clinician.enrolled"

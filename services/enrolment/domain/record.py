@@ -16,17 +16,15 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict
 
-from services.enrolment.domain.catalogue import Catalogue
 from services.enrolment.domain.clinician import (
     ENROLLED,
-    MODULE_COMPLETED,
-    MODULE_STARTED,
     ClinicianState,
     Fact,
     fact_of,
     fold,
 )
-from shared.envelope import AnyEvent, ContractError, new_event
+from shared.catalogue import Catalogue
+from shared.envelope import AnyEvent, new_event
 from shared.events import TrainingCompleted, TrainingStarted
 
 SOURCE = "/services/enrolment"
@@ -87,41 +85,21 @@ class Applied:
     changed: bool
 
 
-def validate(event: AnyEvent, current: ClinicianState, catalogue: Catalogue) -> None:
-    """Domain rules on a new event; a breach is a ContractError (dead-lettered)."""
-    name = event.event_type.name
-    known = ", ".join(catalogue.versions)
-    if name == ENROLLED and catalogue.course(event.data.course_version) is None:
-        raise ContractError.one("data.course_version",
-                                f"{event.data.course_version!r} is not a course version in the "
-                                f"catalogue (known: {known})")
-    if name in (MODULE_STARTED, MODULE_COMPLETED):
-        module_id = event.data.module_id
-        if not catalogue.knows_module(module_id):
-            raise ContractError.one("data.module_id",
-                                    f"{module_id!r} is not a module of any course version "
-                                    f"(known versions: {known}; see GET /v1/courses)")
-        if current.enrolment is not None:
-            course = catalogue.course(current.enrolment.course_version)
-            if course is not None and module_id not in course.module_ids:
-                raise ContractError.one(
-                    "data.module_id",
-                    f"{module_id!r} is not a module of course version "
-                    f"{course.course_version}, which the clinician is enrolled on")
-
-
 def apply_event(record: ClinicianRecord | None, event: AnyEvent,
                 catalogue: Catalogue) -> Applied:
     """Add `event` to the clinician's record; derive and queue any events it implies.
 
-    Applying an event already in the record changes nothing (redelivery is harmless).
+    Applying an event already in the record changes nothing (redelivery is harmless). No
+    rule here rejects an event: whether an event is valid is decided once, by the contract
+    (`shared.envelope.parse_event`, catalogue included), for every consumer alike. A module
+    of another course version than the enrolled one is valid and kept; it is simply not
+    counted towards the enrolled version (`not_counted_modules`).
     """
     ref = event.data.clinician_ref
     record = record or ClinicianRecord(clinician_ref=ref)
     current = fold(ref, record.facts, catalogue)
     if record.has_fact(str(event.id)):
         return Applied(record, current, changed=False)
-    validate(event, current, catalogue)
     facts = (*record.facts, fact_of(event))
     contact = _contact(record.contact, event)
     state = fold(ref, facts, catalogue)
@@ -160,7 +138,8 @@ def derived_events(state: ClinicianState) -> list[tuple[str, AnyEvent]]:
         (TRAINING_STARTED, state.started_at,
          TrainingStarted(clinician_ref=state.clinician_ref, course_version=version)),
         (TRAINING_COMPLETED, state.completed_at,
-         TrainingCompleted(clinician_ref=state.clinician_ref, course_version=version)),
+         TrainingCompleted(clinician_ref=state.clinician_ref, course_version=version,
+                           completed_at=state.completed_at)),
     ):
         if at is None:
             continue

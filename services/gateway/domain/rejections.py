@@ -28,6 +28,7 @@ H_CONSUMER = "Ibest-Dlq-Consumer"
 H_ERROR = "Ibest-Dlq-Error"
 H_SUBJECT = "Ibest-Dlq-Subject"
 _TRUST = re.compile(TRUST_CODE_PATTERN)
+_NEXT_FIELD = re.compile(r"; (?=[A-Za-z_][\w.]*: )")
 _FIELD_RULE = re.compile(r"^([A-Za-z_][\w.]*): (.+)$", re.DOTALL)
 
 
@@ -90,7 +91,8 @@ def at_the_door(
 
 def reasons_from_text(by: str, text: str) -> tuple[Reason, ...]:
     """A dead letter's error text (`field: rule; field: rule` for contract errors)."""
-    parts = [p.strip() for p in text.split("; ") if p.strip()] or ["(no reason given)"]
+    # Split only where the next part names a field: a rule's own text may hold "; ".
+    parts = [p.strip() for p in _NEXT_FIELD.split(text) if p.strip()] or ["(no reason given)"]
     reasons = []
     for part in parts:
         match = _FIELD_RULE.match(part)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, ReturnDocument, UpdateMany, UpdateOne
@@ -66,6 +66,9 @@ class Repository:
                 update["$min"] = change.mins
             if change.maxs:
                 update["$max"] = change.maxs
+            if change.report_dates:
+                update["$addToSet"] = {"delivery_reports": {
+                    "$each": sorted(d.isoformat() for d in change.report_dates)}}
             ops.append(UpdateOne({"_id": change.ref}, update, upsert=True))
             if change.latest_enrolment is not None:
                 ops.append(UpdateOne(*_latest_enrolment(change.ref, *change.latest_enrolment)))
@@ -87,6 +90,33 @@ class Repository:
             {"$min": {"completed_at": at, "started_at": at}, "$max": {"last_progress_at": at},
              "$setOnInsert": {"opted_out": False}},
             upsert=True)
+
+    async def record_delivery_report(self, ref: str, day: date) -> None:
+        """Keep the (Europe/London) date of every delivery report: whichever survey window
+        contains one is answered, even if the completion that times it arrives later."""
+        await self.clinicians.update_one(
+            {"_id": ref}, {"$addToSet": {"delivery_reports": day.isoformat()},
+                           "$setOnInsert": {"opted_out": False}}, upsert=True)
+
+    async def cancel_answered_surveys(self, answers: list[tuple[str, date]]) -> None:
+        """Cancel the pending survey nudges whose window contains a report (clinician, date):
+        an answer cancels what is pending. The send-time check covers any created later."""
+        ops = [UpdateMany({"recipient_ref": ref, "family": "survey", "status": PENDING,
+                           "opens": {"$lte": day.isoformat()},
+                           "closes": {"$gte": day.isoformat()}},
+                          {"$set": {"status": CANCELLED, "reason": "survey answered"}})
+               for ref, day in answers]
+        if ops:
+            await self.reminders.bulk_write(ops, ordered=False)
+
+    async def cancel_surveys_answered_before(self, refs: list[str]) -> None:
+        """After creating survey nudges: cancel those a report already stored answers (a
+        report handled concurrently stores its date before cancelling, so one of the two
+        always sees the other; every arrival order leaves the same reminders)."""
+        answers = [(doc["_id"], date.fromisoformat(day)) async for doc in self.clinicians.find(
+            {"_id": {"$in": refs}, "delivery_reports.0": {"$exists": True}},
+            {"delivery_reports": 1}) for day in doc["delivery_reports"]]
+        await self.cancel_answered_surveys(answers)
 
     async def set_opt_out(self, ref: str, opted_out: bool, at: datetime) -> None:
         await self.clinicians.update_one(

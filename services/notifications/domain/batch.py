@@ -10,10 +10,11 @@ arrives first.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from shared.envelope import AnyEvent
-from shared.followup import FOLLOW_UPS, Timepoint
+from shared.followup import FOLLOW_UPS, Timepoint, assessment_date
+from shared.surveys import completed_at, completion_date
 
 PROGRESS = {"clinician.training_started", "module.started", "module.completed"}
 
@@ -33,6 +34,20 @@ class Completion:
     course_version: str
     trustcode: str
     sitecode: str
+    completed_on: date | None = None
+    """The date of completion the delivery surveys are timed from (shared.surveys)."""
+
+
+def completion_of(event: AnyEvent) -> Completion:
+    """A `clinician.training_completed` as the handlers use it."""
+    return Completion(event.time, event.data.course_version, event.trustcode, event.sitecode,
+                      completion_date(completed_at(event.data.completed_at, event.time)))
+
+
+def report_date(event: AnyEvent) -> date:
+    """The Europe/London date of a `clinician.delivery_reported`: which survey window
+    contains it decides which survey it answers (shared.surveys)."""
+    return assessment_date(event.time)
 
 
 @dataclass
@@ -44,6 +59,7 @@ class ClinicianChange:
     maxs: dict[str, datetime] = field(default_factory=dict)
     latest_enrolment: tuple[datetime, str, str] | None = None  # time, trust, site
     completions: list[Completion] = field(default_factory=list)
+    report_dates: set[date] = field(default_factory=set)
 
     def at_least(self, name: str, at: datetime) -> None:
         self.maxs[name] = max(self.maxs.get(name, at), at)
@@ -96,8 +112,9 @@ def fold(events: list[AnyEvent]) -> BatchChanges:
             change.at_most("completed_at", event.time)
             change.at_most("started_at", event.time)
             change.at_least("last_progress_at", event.time)
-            change.completions.append(Completion(event.time, event.data.course_version,
-                                                 event.trustcode, event.sitecode))
+            change.completions.append(completion_of(event))
+        elif name == "clinician.delivery_reported":
+            change.report_dates.add(report_date(event))
         else:
             raise ValueError(f"{name} is not handled by notifications")
     return changes

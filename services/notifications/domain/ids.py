@@ -28,6 +28,12 @@ def thanks_reminder_id(clinician_ref: str, course_version: str) -> str:
     return _bounded("training_thanks", clinician_ref, course_version)
 
 
+def survey_reminder_id(kind: str, clinician_ref: str, survey: str) -> str:
+    """`delivery_survey_due|delivery_survey_closing:<clinician>:<survey>`: one of each per
+    clinician and survey, whatever course version they completed or how often."""
+    return _bounded(kind, clinician_ref, survey)
+
+
 def follow_up_item_id(kind: str, trustcode: str, patient_ref: str, timepoint: str) -> str:
     return f"{kind}:{trustcode}:{patient_ref}:{timepoint}"
 

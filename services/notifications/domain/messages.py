@@ -10,10 +10,12 @@ from dataclasses import dataclass
 from services.notifications.domain.followups import DigestLine
 from shared.events import ReminderKind
 from shared.followup import Timepoint
+from shared.surveys import Survey
 
 Personalisation = dict[str, str | list[str]]
 
 TIMEPOINT_LABEL = {Timepoint.MONTH_3: "3-month", Timepoint.MONTH_12: "12-month"}
+SURVEY_LABEL = {Survey.MONTH_4: "4-month", Survey.MONTH_12: "12-month"}
 
 
 @dataclass(frozen=True)
@@ -76,3 +78,24 @@ def digest_content(sitecode: str, day: str, lines: list[DigestLine]) -> Content:
             "due_list": due or ["none"],
         },
     )
+
+
+def survey_link(template: str, survey: Survey, clinician_ref: str) -> str:
+    """The configured survey link with `{survey}` and `{clinician_ref}` filled in, so the
+    system hosting the survey can tell who answered which survey."""
+    return template.replace("{survey}", survey.value).replace("{clinician_ref}", clinician_ref)
+
+
+def survey_content(kind: ReminderKind, survey: Survey, closes: str, survey_url: str) -> Content:
+    label = SURVEY_LABEL[survey]
+    if kind == ReminderKind.DELIVERY_SURVEY_CLOSING:
+        subject = f"Two weeks left: your {label} iBeST delivery survey"
+        lead = (f"We have not yet heard from you for the {label} iBeST delivery survey. "
+                f"It closes on {closes}.")
+    else:
+        subject = f"Your {label} iBeST delivery survey"
+        lead = (f"It is {label.split('-')[0]} months since you completed the iBeST course. "
+                "Are you delivering BeST classes? Your answer helps the programme, whether or "
+                f"not you are. The survey is open until {closes}.")
+    body = f"{lead}\n\nAnswer here (two questions): {survey_url}\n"
+    return Content(subject, body, {"survey": label, "closes": closes, "survey_url": survey_url})

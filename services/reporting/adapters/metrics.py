@@ -15,7 +15,8 @@ from prometheus_client.core import REGISTRY, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
-from ..domain.figures import FOLLOW_UP_NAMES, REMINDER_OUTCOMES, STAGES, Figures
+from ..domain.figures import FOLLOW_UP_NAMES, REMINDER_OUTCOMES, STAGES, SURVEY_FIGURES, Figures
+from ..domain.working import SUSTAINED_PERIODS, VERDICT_FIGURE, VERDICTS, rmdq_names
 
 PREFIX = "ibest_"
 Labels = dict[str, str]
@@ -28,6 +29,8 @@ _HELP = {
     "reporting_last_event_timestamp_seconds": "Event time of the newest applied event.",
     "reminders_sent": "Reminders whose latest outcome is sent (operations figure).",
     "reminders_failed": "Reminders whose latest outcome is failed (operations figure).",
+    VERDICT_FIGURE: "RMDQ improvement at 12 months against the BeST trial: 1 for the "
+                    "place's verdict (consistent, below, above), 0 for the others.",
 }
 SCALARS = (
     *(f"clinicians_{s}" for s in STAGES), "classes_started", "sites_running_classes",
@@ -35,7 +38,16 @@ SCALARS = (
     *(f"followup_due_{tp}" for tp in FOLLOW_UP_NAMES),
     *(f"followup_rate_{tp}" for tp in FOLLOW_UP_NAMES),
     *(f"reminders_{outcome}" for outcome in REMINDER_OUTCOMES),
+    *SURVEY_FIGURES,
 )
+IS_IT_WORKING = (
+    *(name for tp in FOLLOW_UP_NAMES for name in rmdq_names(tp)),
+    *(f"sites_{figure}_{period}" for period in SUSTAINED_PERIODS
+      for figure in ("sustained", "eligible", "sustained_rate")),
+    "clinicians_facilitating", "clinicians_facilitating_rate",
+)
+"""domain.md "Is it working?" gauges; the verdict is `ibest_rmdq_vs_trial_month_12` with a
+`verdict` label, 1 for the place's verdict and 0 for the other two."""
 
 
 def _number(value: Any) -> float | None:
@@ -62,7 +74,7 @@ def metric_families(levels: Iterable[tuple[Labels, Figures]],
         families[name].samples.append(Sample(full, labels, number))
 
     for labels, figures in levels:
-        for name in SCALARS:
+        for name in (*SCALARS, *IS_IT_WORKING):
             if name in figures:
                 add(name, labels, figures[name])
         for stage in STAGES:
@@ -75,6 +87,10 @@ def metric_families(levels: Iterable[tuple[Labels, Figures]],
                 add("outcome_n", extra, o["n"])
                 add("outcome_mean_change", extra, o["mean_change"])
                 add("outcome_improved_share", extra, o["improved_share"])
+        if figures.get(VERDICT_FIGURE) in VERDICTS:
+            for v in VERDICTS:
+                add(VERDICT_FIGURE, {**labels, "verdict": v},
+                    int(figures[VERDICT_FIGURE] == v))
     if last_event is not None:
         add("reporting_last_event_timestamp_seconds", {}, last_event)
     return list(families.values())

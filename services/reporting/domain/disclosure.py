@@ -8,7 +8,7 @@ rate over a suppressed numerator is "*" as well (it would reveal the count it hi
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
+from typing import Any, Literal
 
 from .figures import (
     FOLLOW_UP_NAMES,
@@ -16,9 +16,11 @@ from .figures import (
     OUTCOME_TIMEPOINTS,
     REMINDER_OUTCOMES,
     STAGES,
+    SURVEY_NAMES,
     Figures,
     Totals,
 )
+from .working import against_trial, rmdq_names, sites_sustained
 
 SUPPRESSED: Literal["*"] = "*"
 Controlled = int | Literal["*"]
@@ -82,4 +84,37 @@ def published_figures(t: Totals, today: date, *, with_sites_running: bool) -> Fi
     }
     for outcome in REMINDER_OUTCOMES:
         f[f"reminders_{outcome}"] = control_count(t.reminders[outcome])
+    for s in SURVEY_NAMES:
+        due, answered = t.survey_due(s, today), t.survey_answered(s)
+        f[f"delivery_survey_due_{s}"] = control_count(due)
+        f[f"delivery_reported_{s}"] = control_count(answered)
+        f[f"delivery_response_rate_{s}"] = control_rate(answered, due)
+        f[f"clinicians_delivering_{s}"] = control_count(t.survey_delivering(s))
+    f.update(working_published(t, today, with_sites_running=with_sites_running))
+    return f
+
+
+def working_published(t: Totals, today: date, *, with_sites_running: bool) -> Figures:
+    """The "is it working?" figures of a trust or site as they may leave the platform.
+
+    The RMDQ mean, interval and verdict over 1 to 7 patients are "*" (like every mean); over
+    more they are shown exactly as computed (an interval is not a count: no rounding beyond
+    2 places). Completeness and rates come from the rounded counts, like every rate.
+    """
+    f: Figures = {}
+    for tp in FOLLOW_UP_NAMES:
+        o = t.outcome("rmdq", tp)
+        found: dict[str, Any] = against_trial(tp, o.n, o.sum_change, o.sum_sq_change)
+        if 1 <= o.n <= 7:
+            found = dict.fromkeys(found, SUPPRESSED)
+        f.update(found)
+        f[rmdq_names(tp)[3]] = control_rate(o.n, t.due(tp, today))
+    if with_sites_running:
+        for period, (sustained, eligible) in sites_sustained(t.class_spans, today).items():
+            f[f"sites_sustained_{period}"] = control_count(sustained)
+            f[f"sites_eligible_{period}"] = control_count(eligible)
+            f[f"sites_sustained_rate_{period}"] = control_rate(sustained, eligible)
+    f["clinicians_facilitating"] = control_count(t.clinicians_facilitating)
+    f["clinicians_facilitating_rate"] = control_rate(
+        t.clinicians_facilitating, sum(t.clinicians["completed"].values()))
     return f

@@ -14,6 +14,7 @@ from typing import Any
 
 from shared.envelope import AnyEvent
 from shared.followup import FOLLOW_UPS, Timepoint, assessment_date, follow_up_window
+from shared.surveys import SURVEYS, completed_at, completion_date, survey_answers, survey_window
 
 Fact = dict[str, Any]
 Contribution = dict[str, Any]
@@ -65,10 +66,14 @@ def fact_of(event: AnyEvent) -> EntityFact:
         fact = {**base, "k": "enrolled", "profession": str(data.profession),
                 "cv": data.course_version}
         return EntityFact(CLINICIANS, data.clinician_ref, eid, fact, places=True)
-    if name in ("clinician.training_started", "clinician.training_completed"):
-        kind = "started" if name.endswith("started") else "completed"
+    if name == "clinician.training_started":
         return EntityFact(CLINICIANS, data.clinician_ref, eid,
-                          {**base, "k": kind, "cv": data.course_version})
+                          {**base, "k": "started", "cv": data.course_version})
+    if name == "clinician.training_completed":
+        # `done`: the completion time the delivery surveys are timed from (shared.surveys).
+        return EntityFact(CLINICIANS, data.clinician_ref, eid,
+                          {**base, "k": "completed", "cv": data.course_version,
+                           "done": completed_at(data.completed_at, event.time)})
     if name == "clinician.intention_reported":
         return EntityFact(CLINICIANS, data.clinician_ref, eid,
                           {**base, "k": "intention", "value": data.intends_to_deliver})
@@ -96,6 +101,20 @@ def fact_of(event: AnyEvent) -> EntityFact:
     raise ValueError(f"reporting does not consume {name}")
 
 
+def facts_of(event: AnyEvent) -> list[EntityFact]:
+    """Every fact an event contributes: `fact_of`'s, and for a `class.started` one
+    `facilitated` fact on each facilitator's clinician (keyed by the event id, so redelivery
+    overwrites itself), which `clinicians_facilitating` counts at the clinician's place."""
+    facts = [fact_of(event)]
+    if event.event_type.name == "class.started":
+        class_key = facts[0].key
+        facts += [EntityFact(CLINICIANS, ref, str(event.id),
+                             {"t": event.time, "trust": event.trustcode,
+                              "site": event.sitecode, "k": "facilitated", "class": class_key})
+                  for ref in dict.fromkeys(event.data.facilitator_refs)]
+    return facts
+
+
 def _latest(facts: dict[str, Fact], kind: str) -> Fact | None:
     """The fact of `kind` with the latest event time (the event id breaks ties)."""
     found = [(f["t"], fid, f) for fid, f in facts.items() if f["k"] == kind]
@@ -110,7 +129,8 @@ def clinician_contribution(facts: dict[str, Fact]) -> Contribution | None:
     if enrolment is None:
         return None
     cv = enrolment["cv"]
-    completed = any(f["k"] == "completed" and f["cv"] == cv for f in facts.values())
+    completions = [f for f in facts.values() if f["k"] == "completed" and f["cv"] == cv]
+    completed = bool(completions)
     started = completed or any(f["k"] == "started" and f["cv"] == cv for f in facts.values())
     intention = _latest(facts, "intention")
     delivery = _latest(facts, "delivery")
@@ -120,7 +140,27 @@ def clinician_contribution(facts: dict[str, Fact]) -> Contribution | None:
         "enrolled": True, "started": started, "completed": completed,
         "intending": bool(intention and intention["value"]),
         "delivering": bool(delivery and delivery["value"]),
+        "surveys": _surveys(completions, facts),
+        # Observed delivery: completed and named as a facilitator of at least one class.
+        "facilitating": completed and any(f["k"] == "facilitated" for f in facts.values()),
     }
+
+
+def _surveys(completions: list[Fact], facts: dict[str, Fact]) -> dict[str, Any]:
+    """A completed clinician's delivery surveys (shared.surveys): each one's due date
+    (stored, not judged: whether it has arrived depends on the reading time), whether it was
+    answered and whether its answer (the latest report inside its window) says delivering.
+    Empty for a clinician who has not completed the counted course version."""
+    if not completions:
+        return {}
+    done: datetime = min(f.get("done") or f["t"] for f in completions)
+    completed = completion_date(done)
+    answers = survey_answers(completed, [(f["t"], fid, f) for fid, f in facts.items()
+                                         if f["k"] == "delivery"])
+    return {s.value: {"due": survey_window(completed, s).due.isoformat(),
+                      "answered": s in answers,
+                      "delivering": bool(s in answers and answers[s]["value"])}
+            for s in SURVEYS}
 
 
 def patient_contribution(facts: dict[str, Fact]) -> Contribution | None:
@@ -157,9 +197,15 @@ def patient_contribution(facts: dict[str, Fact]) -> Contribution | None:
 
 
 def class_contribution(facts: dict[str, Fact]) -> Contribution | None:
-    """A class counts at the site of its (latest) start event."""
+    """A class counts at the site of its (latest) start event. Its start `date` (Europe/London)
+    is the earliest start event at that site: announcing a class again does not make it
+    start later (sites that keep going, domain.md)."""
     start = _latest(facts, "class")
-    return None if start is None else {"trust": start["trust"], "site": start["site"]}
+    if start is None:
+        return None
+    first = min(f["t"] for f in facts.values() if f["k"] == "class" and f["site"] == start["site"])
+    return {"trust": start["trust"], "site": start["site"],
+            "date": assessment_date(first).isoformat()}
 
 
 def notification_contribution(facts: dict[str, Fact]) -> Contribution | None:

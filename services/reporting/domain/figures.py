@@ -16,8 +16,10 @@ from typing import Any
 from shared.events import Profession
 from shared.followup import FOLLOW_UPS, Timepoint
 from shared.measures import MEASURES
+from shared.surveys import SURVEYS
 
 from .facts import Contribution
+from .working import ClassSpan, against_trial, rmdq_names, sites_sustained
 
 REMINDER_OUTCOMES = ("sent", "failed")
 """Operations figures `reminders_sent` / `reminders_failed` (not domain.md definitions)."""
@@ -26,6 +28,12 @@ PROFESSIONS = tuple(p.value for p in Profession)
 FOLLOW_UP_NAMES = tuple(tp.value for tp in FOLLOW_UPS)
 OUTCOME_TIMEPOINTS = (Timepoint.GROUP_END.value, *FOLLOW_UP_NAMES)
 MEASURE_NAMES = tuple(m.value for m in MEASURES)
+SURVEY_NAMES = tuple(s.value for s in SURVEYS)
+SURVEY_FIGURES = tuple(
+    f"{figure}_{s}" for s in SURVEY_NAMES for figure in (
+        "delivery_survey_due", "delivery_reported", "delivery_response_rate",
+        "clinicians_delivering"))
+"""The delivery survey figures (domain.md, "Clinicians' delivery surveys"), per survey."""
 
 Figures = dict[str, Any]
 Summary = dict[str, Any]
@@ -40,14 +48,27 @@ def fold_site(
     classes: Iterable[Contribution], notifications: Iterable[Contribution] = (),
 ) -> Summary:
     """The totals of one site from the current contributions of the entities counted there."""
+    class_list = list(classes)
     stages: dict[str, dict[str, int]] = {s: {} for s in STAGES}
+    surveys = _no_surveys()
+    facilitating = 0
     for c in clinicians:
         for stage in STAGES:
             if c[stage]:
                 _bump(stages[stage], c["profession"])
+        # .get: a contribution stored before the surveys were counted lacks them.
+        for name, survey in c.get("surveys", {}).items():
+            acc = surveys[name]
+            if survey["answered"]:
+                acc["answered"] += 1
+                acc["delivering"] += int(survey["delivering"])
+            else:
+                _bump(acc["pending_due"], survey["due"])
+        facilitating += int(c.get("facilitating", False))
     recorded = dict.fromkeys(FOLLOW_UP_NAMES, 0)
     pending: dict[str, dict[str, int]] = {tp: {} for tp in FOLLOW_UP_NAMES}
     changes: dict[tuple[str, str], list[float]] = {}
+    squares: dict[tuple[str, str], list[float]] = {}
     improved: dict[tuple[str, str], int] = {}
     baseline = 0
     for p in patients:
@@ -60,20 +81,31 @@ def fold_site(
         for tp, measures in p["outcomes"].items():
             for m, o in measures.items():
                 changes.setdefault((m, tp), []).append(o["change"])
+                squares.setdefault((m, tp), []).append(o["change"] * o["change"])
                 improved[(m, tp)] = improved.get((m, tp), 0) + int(o["improved"])
     outcomes: dict[str, dict[str, dict[str, float]]] = {}
     for (m, tp), values in sorted(changes.items()):
         outcomes.setdefault(m, {})[tp] = {
-            "n": len(values), "sum_change": math.fsum(values), "improved": improved[(m, tp)]}
+            "n": len(values), "sum_change": math.fsum(values), "improved": improved[(m, tp)],
+            "sum_sq_change": math.fsum(squares[(m, tp)])}
     reminders = dict.fromkeys(REMINDER_OUTCOMES, 0)
     for n in notifications:
         reminders[n["outcome"]] += 1
+    class_dates = [c["date"] for c in class_list if c.get("date")]
     return {
         "trust": trust, "site": site, "clinicians": stages,
-        "classes_started": sum(1 for _ in classes), "patients_baseline": baseline,
+        "classes_started": len(class_list), "patients_baseline": baseline,
         "recorded": recorded, "pending_due": pending, "outcomes": outcomes,
-        "reminders": reminders,
+        "reminders": reminders, "surveys": surveys, "clinicians_facilitating": facilitating,
+        "class_dates": {"first": min(class_dates), "last": max(class_dates)}
+        if class_dates else None,
     }
+
+
+def _no_surveys() -> dict[str, dict[str, Any]]:
+    """Per survey: clinicians who answered it, whose answer says delivering, and the due
+    dates (ISO) of those who have not answered, with how many fall due on each."""
+    return {s: {"answered": 0, "delivering": 0, "pending_due": {}} for s in SURVEY_NAMES}
 
 
 @dataclass
@@ -81,6 +113,11 @@ class OutcomeTotals:
     n: int = 0
     changes: list[float] = field(default_factory=list)  # per-site sums, fsum'd at the end
     improved: int = 0
+    squares: list[float] = field(default_factory=list)  # per-site sums of squared changes
+
+    @property
+    def sum_sq_change(self) -> float:
+        return math.fsum(sorted(self.squares))
 
     @property
     def sum_change(self) -> float:
@@ -102,12 +139,29 @@ class Totals:
     outcomes: dict[tuple[str, str], OutcomeTotals] = field(default_factory=dict)
     reminders: dict[str, int] = field(
         default_factory=lambda: dict.fromkeys(REMINDER_OUTCOMES, 0))
+    surveys: dict[str, dict[str, Any]] = field(default_factory=_no_surveys)
+    clinicians_facilitating: int = 0
+    class_spans: list[ClassSpan] = field(default_factory=list)
+    """Per site running classes: its first and latest class start dates."""
 
     def due(self, timepoint: str, today: date) -> int:
         """Recorded follow-ups plus those pending whose due date has arrived by `today`."""
         arrived = sum(n for day, n in self.pending_due[timepoint].items()
                       if date.fromisoformat(day) <= today)
         return self.recorded[timepoint] + arrived
+
+    def survey_due(self, survey: str, today: date) -> int:
+        """Clinicians who answered the survey plus those whose due date has arrived."""
+        held = self.surveys[survey]
+        arrived: int = sum(n for day, n in held["pending_due"].items()
+                           if date.fromisoformat(day) <= today)
+        return int(held["answered"]) + arrived
+
+    def survey_answered(self, survey: str) -> int:
+        return int(self.surveys[survey]["answered"])
+
+    def survey_delivering(self, survey: str) -> int:
+        return int(self.surveys[survey]["delivering"])
 
     def outcome(self, measure: str, timepoint: str) -> OutcomeTotals:
         return self.outcomes.get((measure, timepoint), OutcomeTotals())
@@ -133,9 +187,21 @@ def total(summaries: Iterable[Summary]) -> Totals:
                 acc.n += o["n"]
                 acc.changes.append(o["sum_change"])
                 acc.improved += o["improved"]
+                acc.squares.append(o.get("sum_sq_change", 0.0))
         # .get: a summary stored before reminders were counted lacks them until recomputed.
         for outcome, n in s.get("reminders", {}).items():
             t.reminders[outcome] += n
+        for name, survey in s.get("surveys", {}).items():  # likewise
+            held = t.surveys[name]
+            held["answered"] += survey["answered"]
+            held["delivering"] += survey["delivering"]
+            for day, n in survey["pending_due"].items():
+                _bump(held["pending_due"], day, n)
+        # .get: summaries stored before "is it working?" lack these until recomputed.
+        t.clinicians_facilitating += s.get("clinicians_facilitating", 0)
+        if s.get("class_dates"):
+            t.class_spans.append(ClassSpan(date.fromisoformat(s["class_dates"]["first"]),
+                                           date.fromisoformat(s["class_dates"]["last"])))
     return t
 
 
@@ -169,4 +235,30 @@ def raw_figures(t: Totals, today: date, *, with_sites_running: bool) -> Figures:
     }
     for outcome in REMINDER_OUTCOMES:
         f[f"reminders_{outcome}"] = t.reminders[outcome]
+    for s in SURVEY_NAMES:
+        due, answered = t.survey_due(s, today), t.survey_answered(s)
+        f[f"delivery_survey_due_{s}"] = due
+        f[f"delivery_reported_{s}"] = answered
+        f[f"delivery_response_rate_{s}"] = ratio(answered, due)
+        f[f"clinicians_delivering_{s}"] = t.survey_delivering(s)
+    f.update(working_raw(t, today, with_sites_running=with_sites_running))
+    return f
+
+
+def working_raw(t: Totals, today: date, *, with_sites_running: bool) -> Figures:
+    """Exact "is it working?" figures of one level (domain.md): RMDQ against the trial,
+    sites that keep going (trust and national only) and clinicians facilitating."""
+    f: Figures = {}
+    for tp in FOLLOW_UP_NAMES:
+        o = t.outcome("rmdq", tp)
+        f.update(against_trial(tp, o.n, o.sum_change, o.sum_sq_change))
+        f[rmdq_names(tp)[3]] = ratio(o.n, t.due(tp, today))
+    if with_sites_running:
+        for period, (sustained, eligible) in sites_sustained(t.class_spans, today).items():
+            f[f"sites_sustained_{period}"] = sustained
+            f[f"sites_eligible_{period}"] = eligible
+            f[f"sites_sustained_rate_{period}"] = ratio(sustained, eligible)
+    f["clinicians_facilitating"] = t.clinicians_facilitating
+    f["clinicians_facilitating_rate"] = ratio(
+        t.clinicians_facilitating, sum(t.clinicians["completed"].values()))
     return f

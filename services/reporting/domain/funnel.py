@@ -10,12 +10,15 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from .disclosure import control_count, control_rate
-from .figures import FOLLOW_UP_NAMES, MEASURE_NAMES, OUTCOME_TIMEPOINTS, Totals
+from .disclosure import SUPPRESSED, control_count, control_rate
+from .figures import FOLLOW_UP_NAMES, MEASURE_NAMES, OUTCOME_TIMEPOINTS, SURVEY_NAMES, Totals
+from .trial import BEST_TRIAL, Interval
+from .working import VERDICT_TIMEPOINT, against_trial, verdict
 
 Z = {"95": 1.96, "99.8": 3.09}
 FUNNEL_FIGURES = (
-    "followup_rate_month_3", "followup_rate_month_12", "clinicians_completed", "improved_share")
+    "followup_rate_month_3", "followup_rate_month_12", "clinicians_completed", "improved_share",
+    *(f"delivery_response_rate_{s}" for s in SURVEY_NAMES))
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,9 @@ def proportion_of(t: Totals, figure: str, today: Any, measure: str | None,
     for tp in FOLLOW_UP_NAMES:
         if figure == f"followup_rate_{tp}":
             return Proportion(t.recorded[tp], t.due(tp, today))
+    for s in SURVEY_NAMES:
+        if figure == f"delivery_response_rate_{s}":
+            return Proportion(t.survey_answered(s), t.survey_due(s, today))
     if figure == "clinicians_completed":
         return Proportion(sum(t.clinicians["completed"].values()),
                           sum(t.clinicians["enrolled"].values()))
@@ -73,3 +79,45 @@ def funnel_point(trust: str, prop: Proportion, national_p: float | None,
         lo, hi = lim["99.8"]
         point["outside_99_8"] = value < lo or value > hi
     return point
+
+
+COMPARISON_FIGURES = ("rmdq_improvement_month_12", "rmdq_improvement_month_3")
+"""Trusts' mean RMDQ improvement and 95% interval against the trial's and the nation's."""
+
+
+def improvement_of(t: Totals, timepoint: str) -> dict[str, Any]:
+    """Exact n, improvement, interval (2 places) and, at month 12, the verdict of a level."""
+    o = t.outcome("rmdq", timepoint)
+    mean, low, high, *rest = against_trial(timepoint, o.n, o.sum_change,
+                                           o.sum_sq_change).values()
+    found: dict[str, Any] = {"n": o.n, "improvement": mean, "ci_low": low, "ci_high": high}
+    if timepoint == VERDICT_TIMEPOINT:
+        found["vs_trial"] = rest[0]
+    return found
+
+
+def comparison_point(trust: str, t: Totals, timepoint: str, national: dict[str, Any],
+                     *, raw: bool) -> dict[str, Any]:
+    """One trust against the trial and the nation: published (n rounded; the mean, interval
+    and verdicts "*" over 1 to 7 patients) unless `raw`. `vs_national` compares the trust's
+    interval with the national one as `vs_trial` compares it with the trial's."""
+    point = {"trustcode": trust, **improvement_of(t, timepoint), "vs_national": None}
+    low, high = point["ci_low"], point["ci_high"]
+    if low is not None and high is not None and national["ci_low"] is not None:
+        point["vs_national"] = verdict(
+            low, high, Interval(national["improvement"], national["ci_low"], national["ci_high"]))
+    if not raw:
+        n = point["n"]
+        point["n"] = control_count(n)
+        if 1 <= n <= 7:
+            point.update({k: SUPPRESSED for k in point if k not in ("trustcode", "n")})
+    return point
+
+
+def trial_band() -> dict[str, Any]:
+    """The trial's 12-month result as the comparison shows it (domain.trial)."""
+    trial = BEST_TRIAL
+    return {"reference": trial.reference, "timepoint": trial.timepoint,
+            "improvement": trial.rmdq_improvement.mean, "ci_low": trial.rmdq_improvement.low,
+            "ci_high": trial.rmdq_improvement.high,
+            "followup_completeness": trial.followup_completeness}

@@ -30,6 +30,8 @@ def report_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
         return {"level": level, "trustcode": trust, "sitecode": site, "as_of": stamp,
                 **dict(flatten(figures))}
 
+    if "trial" in report:
+        return comparison_rows(report, stamp)
     if "trusts" in report:
         return [row("trust", t["trustcode"], "", t["figures"]) for t in report["trusts"]]
     if report["level"] == "national":
@@ -53,3 +55,14 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         writer.writerow({c: "" if r.get(c) is None else r.get(c) for c in columns})
     return out.getvalue()
+
+
+def comparison_rows(report: Mapping[str, Any], stamp: Any) -> list[dict[str, Any]]:
+    """An improvement comparison (GET /v1/funnel/rmdq_improvement_*): the trial's row, the
+    national one, then one per trust."""
+    def row(level: str, trust: str, values: Mapping[str, Any]) -> dict[str, Any]:
+        return {"level": level, "trustcode": trust, "sitecode": "", "as_of": stamp,
+                **{k: v for k, v in values.items() if k != "trustcode"}}
+
+    return [row("trial", "", report["trial"]), row("national", "", report["national"]),
+            *(row("trust", t["trustcode"], t) for t in report["trusts"])]

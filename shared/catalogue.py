@@ -1,11 +1,16 @@
 """The course catalogue: which course versions exist and which modules each requires.
 
-It is data (services/enrolment/catalogue.json, reviewed like code), not code, so that a new
-course version is a reviewed data change. Completion is always judged against the version a
-clinician enrolled on; a module id in no version is a contract violation, never a silent count.
+It is reviewed reference data of the contract (shared/catalogue.json, reviewed like code),
+not a service's configuration: `shared.envelope.parse_event` refuses an enrolment on a
+version not listed and a module event whose module is in no version, so every consumer (and
+the gateway) reaches the same verdict from the same data. A new course version is a reviewed
+data change. Completion is always judged against the version a clinician enrolled on.
 """
 
 from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -71,6 +76,20 @@ class Catalogue(BaseModel):
     def knows_module(self, module_id: str) -> bool:
         return any(module_id in c.module_ids for c in self.courses)
 
+    def course_version_error(self, version: str) -> str | None:
+        """Why `version` is refused as an enrolment's course version, or None."""
+        if self.course(version) is not None:
+            return None
+        return (f"{version!r} is not a course version in the catalogue "
+                f"(known: {', '.join(self.versions)}; see GET /v1/courses)")
+
+    def module_error(self, module_id: str) -> str | None:
+        """Why `module_id` is refused in a module event, or None."""
+        if self.knows_module(module_id):
+            return None
+        return (f"{module_id!r} is not a module of any course version "
+                f"(known versions: {', '.join(self.versions)}; see GET /v1/courses)")
+
     def as_json(self) -> dict[str, object]:
         """What `GET /v1/courses` serves to integrators."""
         return {
@@ -84,3 +103,12 @@ class Catalogue(BaseModel):
                 for c in self.courses
             ]
         }
+
+
+CATALOGUE_FILE = Path(__file__).with_name("catalogue.json")
+
+
+@cache
+def catalogue() -> Catalogue:
+    """The shipped catalogue, read once; a broken file fails loudly rather than miscount."""
+    return Catalogue.model_validate_json(CATALOGUE_FILE.read_bytes())

@@ -1,0 +1,155 @@
+"""The one append-only audit log: who read raw figures, and every erasure or opt-out change.
+
+Records live in their own database, `<prefix>_audit`, collection `records`, so a deployment
+can grant services and operators insert and find there and nothing else. This module only
+ever inserts and reads: no record is updated or deleted. A record names a token by its id
+(ibest.backbone.tokens), never the token; for commands run by an operator it names the
+command and the operating-system user. Recording happens before the answer is sent: if the
+log cannot be written, the request fails (503) rather than going unrecorded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from bson import ObjectId
+from prometheus_client import Counter
+from pymongo import DESCENDING, AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from ibest.backbone.runtime import Clock, utc_now
+from ibest.backbone.settings import Settings
+
+Document = dict[str, Any]
+Action = Literal["raw_report", "erasure", "opt_out", "opt_in"]
+ACTIONS: tuple[Action, ...] = ("raw_report", "erasure", "opt_out", "opt_in")
+DATABASE = "audit"
+"""The log's database is `Settings.database_of("audit")`, i.e. `<prefix>_audit`."""
+COLLECTION = "records"
+QUERY_KEPT = 2048
+"""Characters of a query string recorded; a longer one is cut (and marked so) so nobody can
+make the log grow by asking with huge parameters."""
+
+AUDIT_RECORDS = Counter(
+    "ibest_audit_records_total",
+    "Audit records this process wrote, by action (raw_report, erasure, opt_out, opt_in).",
+    ["action"],
+)
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who did it: a token over HTTP, or an operator's command."""
+
+    via: Literal["http", "cli"]
+    token_id: str | None = None
+    operator: str | None = None
+
+    @classmethod
+    def command(cls) -> Actor:
+        try:
+            user = getpass.getuser()
+        except (KeyError, OSError):  # no passwd entry for this uid (containers)
+            user = "unknown"
+        return cls("cli", None, user)
+
+
+class AuditLog:
+    """Insert and read audit records; nothing else (append-only by construction)."""
+
+    def __init__(self, db: AsyncDatabase[Document], clock: Clock = utc_now) -> None:
+        self.records = db[COLLECTION]
+        self.clock = clock
+
+    async def record(self, action: Action, actor: Actor, **what: Any) -> Document:
+        """Write one record (`what` says what was asked and answered) and count it."""
+        # ObjectIds grow within a process, so records of one millisecond keep their order.
+        doc: Document = {"_id": ObjectId(), "at": self.clock(), "action": action,
+                         "via": actor.via, "token_id": actor.token_id,
+                         "operator": actor.operator, **what}
+        await self.records.insert_one(doc)
+        AUDIT_RECORDS.labels(action).inc()
+        return doc
+
+    async def raw_report(self, token_id: str, path: str, query: str, status: int,
+                         size: int) -> Document:
+        """A request that used the raw scope: what was asked and how big the answer was."""
+        cut = len(query) > QUERY_KEPT
+        return await self.record("raw_report", Actor("http", token_id), path=path,
+                                 query=query[:QUERY_KEPT], query_truncated=cut,
+                                 status=status, size_bytes=size)
+
+    async def find(self, *, since: datetime | None = None, action: str | None = None,
+                   token_id: str | None = None, limit: int = 1000) -> list[Document]:
+        """Newest first."""
+        query: Document = {}
+        if since is not None:
+            query["at"] = {"$gte": since}
+        if action is not None:
+            query["action"] = action
+        if token_id is not None:
+            query["token_id"] = token_id
+        cursor = self.records.find(query).sort([("at", DESCENDING), ("_id", DESCENDING)])
+        return [doc async for doc in cursor.limit(limit)]
+
+
+def audit_log_of(client: AsyncMongoClient[Document], settings: Settings,
+                 clock: Clock = utc_now) -> AuditLog:
+    return AuditLog(client[settings.database_of(DATABASE)], clock)
+
+
+# --- `ibest audit list` ----------------------------------------------------------------------
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("audit", help="the audit log of raw-figure requests and erasures")
+    cmds = p.add_subparsers(dest="command", required=True)
+    ls = cmds.add_parser("list", help="audit records, newest first")
+    ls.add_argument("--since", type=_timestamp,
+                    help="only records at or after this ISO 8601 time, e.g. 2026-01-31T00:00Z "
+                         "(UTC when no offset is given)")
+    ls.add_argument("--action", choices=ACTIONS)
+    ls.add_argument("--token-id", help="only records of this token id")
+    ls.add_argument("--limit", type=int, default=1000)
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(func=list_command)
+
+
+def _timestamp(text: str) -> datetime:
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO 8601 time such as 2026-01-31T09:00Z") from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _plain(value: Any) -> str:
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
+async def list_command(args: argparse.Namespace, settings: Settings) -> int:
+    client: AsyncMongoClient[Document] = AsyncMongoClient(
+        settings.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=5000)
+    try:
+        records = await audit_log_of(client, settings).find(
+            since=args.since, action=args.action, token_id=args.token_id, limit=args.limit)
+    finally:
+        await client.close()
+    if args.json:
+        print(json.dumps(records, default=_plain, indent=2))
+        return 0
+    if not records:
+        print("no audit records")
+    for r in records:
+        who = f"token {r['token_id']}" if r.get("token_id") else \
+            f"{r.get('via')} {r.get('operator') or ''}".strip()
+        detail = {k: v for k, v in r.items()
+                  if k not in ("_id", "at", "action", "via", "token_id", "operator")}
+        print(f"{r['at'].isoformat()} {r['action']} by {who}: "
+              + " ".join(f"{k}={v}" for k, v in detail.items()))
+    return 0
