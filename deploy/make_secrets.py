@@ -34,7 +34,7 @@ from deploy.nats.generate import all_users, password_var
 from ibest.simulate.trusts import load_trusts
 
 SECRETS_DIR = Path(__file__).resolve().parent / "secrets"
-SERVICES = ("enrolment", "outcomes", "notifications", "reporting")
+SERVICES = ("enrolment", "outcomes", "notifications", "reporting", "gateway")
 
 
 def _write(path: Path, text: str) -> None:
