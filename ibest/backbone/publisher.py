@@ -36,19 +36,23 @@ class EventPublisher:
     duplicate window, and consumers are idempotent by id beyond it.
     """
 
-    def __init__(self, js: JetStreamContext, service: str, attempts: int = 5) -> None:
+    def __init__(self, js: JetStreamContext, service: str, attempts: int = 5,
+                 timeout: float = 5) -> None:
         self._js = js
         self._service = service
         self._attempts = attempts
+        self._timeout = timeout
 
-    async def publish(self, event: AnyEvent) -> bool:
-        """Publish `event`; True when the stream stored it, False when it was a duplicate."""
+    async def publish(self, event: AnyEvent, body: bytes | None = None) -> bool:
+        """Publish `event` (as `body`, its validated bytes, when given); True when the stream
+        stored it, False when it was a duplicate."""
         delay = 0.2
         for attempt in range(1, self._attempts + 1):
             try:
                 ack = await self._js.publish(
-                    event.subject, event.to_json(),
-                    headers={"Nats-Msg-Id": str(event.id)}, stream=EVENTS_STREAM, timeout=5,
+                    event.subject, event.to_json() if body is None else body,
+                    headers={"Nats-Msg-Id": str(event.id)}, stream=EVENTS_STREAM,
+                    timeout=self._timeout,
                 )
             except _TRANSIENT:
                 if attempt == self._attempts:

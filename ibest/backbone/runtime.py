@@ -120,7 +120,8 @@ def create_app(
     state: dict[str, Any] = {}
 
     @broker.subscriber(
-        filter_subjects(spec.consumes)[0],
+        # A service that consumes no events (the gateway) never starts the broker.
+        filter_subjects(spec.consumes)[0] if spec.consumes else "ibest.none",
         stream=JStream(EVENTS_STREAM, declare=False),
         durable=spec.name,
         pull_sub=PullSub(batch_size=settings.batch_size, batch=True,
@@ -142,7 +143,8 @@ def create_app(
                                 **settings.nats_options())
         js = nc.jetstream()
         try:
-            await check_consumer(js, spec, settings)
+            if spec.consumes:
+                await check_consumer(js, spec, settings)
         except ConsumerNotDeclared:
             await nc.close()
             await mongo.close()
@@ -159,14 +161,18 @@ def create_app(
         app.state.ctx = ctx
         app.state.mongo = mongo
         app.state.service = wiring.api
-        await broker.start()
-        jobs = [*wiring.background, lambda: watch_trust_shares(js)]
+        if spec.consumes:  # a service that consumes no events (the gateway) has no broker
+            await broker.start()
+        jobs = [*wiring.background]
+        if spec.consumes:
+            jobs.append(lambda: watch_trust_shares(js))
         tasks = [asyncio.create_task(_forever(spec.name, job)) for job in jobs]
         log.info("%s service started", spec.name)
         try:
             yield
         finally:
-            await broker.stop()
+            if spec.consumes:
+                await broker.stop()
             for task in tasks:
                 task.cancel()
             for task in tasks:

@@ -43,6 +43,7 @@ from .domain.funnel import (
     comparison_point,
     funnel_point,
     improvement_of,
+    limit_curve,
     proportion_of,
     trial_band,
 )
@@ -145,6 +146,8 @@ class Reporting:
         self.answers: BoundedCache[tuple[Any, ...], dict[str, Any]] = BoundedCache(
             ANSWERS_KEPT, ANSWER_BYTES_KEPT)
         self._checking: asyncio.Future[View] | None = None
+        from .months import MonthSeries  # it builds on this module
+        self.months = MonthSeries(self)
 
     async def apply(self, event: AnyEvent) -> None:
         """Store one event's fact in every generation being written (idempotent)."""
@@ -271,7 +274,10 @@ class Reporting:
                     "national": {"value": None if p is None else round(p, 3),
                                  "numerator": national.numerator,
                                  "denominator": national.denominator},
-                    "trusts": points}
+                    "trusts": points,
+                    "limits": limit_curve(p, max((pt["denominator"] for pt in points
+                                                  if isinstance(pt["denominator"], int)),
+                                                 default=0))}
 
         return await self._answer(v, ("funnel", figure, measure, timepoint, raw), build)
 

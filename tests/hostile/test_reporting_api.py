@@ -30,7 +30,8 @@ from tests.harness import cloud_event, publish_raw, running_service, wait_for
 
 ROUTES = ["/v1/national", "/v1/trusts", "/v1/trusts/RTH", "/v1/trusts/RTH/sites/RTH08",
           "/v1/funnel/clinicians_completed", "/v1/funnel/followup_rate_month_3",
-          "/v1/funnel/improved_share?measure=rmdq&timepoint=month_3"]
+          "/v1/funnel/improved_share?measure=rmdq&timepoint=month_3",
+          "/v1/national/months", "/v1/trusts/RTH/months", "/v1/trusts/RTH/sites/RTH08/months"]
 HOSTILE_VALUES = [
     "' OR '1'='1", "1; DROP TABLE patients; --", '{"$ne": null}', '{"$where": "sleep(1000)"}',
     "$gt", "../../../../etc/passwd", "..%2F..%2Fetc%2Fpasswd", "%00", "\u202e\u0000x",

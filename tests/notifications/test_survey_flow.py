@@ -14,7 +14,14 @@ from ibest.backbone.runtime import ServiceSpec
 from ibest.backbone.settings import Settings
 from services.notifications.cli import plan_surveys
 from services.notifications.domain.hours import WorkingHours
-from tests.harness import cloud_event, dead_letters, publish_raw, running_service, wait_for
+from tests.harness import (
+    SERVICE_AUTH,
+    cloud_event,
+    dead_letters,
+    publish_raw,
+    running_service,
+    wait_for,
+)
 from tests.mailbox import Mailbox
 from tests.notifications.conftest import (
     Contacts,
@@ -72,7 +79,7 @@ async def test_one_invitation_and_at_most_one_reminder_per_survey_none_after_an_
             assert len(published.of("sent")) == sent, why
 
         await wait_for(lambda: _reminders(nsettings, 6 * 4), 30, "four nudges per clinician")
-        async with httpx.AsyncClient(base_url=one) as client:
+        async with httpx.AsyncClient(base_url=one, headers=SERVICE_AUTH) as client:
             assert (await client.post(f"/v1/opt-outs/{D}")).status_code == 200
         # C answers month 4 before its due date (inside the window): nothing month 4 for C.
         await publish_raw(js, report(C, utc(2025, 4, 25, 12)))

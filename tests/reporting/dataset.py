@@ -225,7 +225,7 @@ RTH = {
     "classes_started": 10, "sites_running_classes": "*",
     "patients_baseline": 30, "patients_month_3": 20, "patients_month_12": "*",
     "followup_due_month_3": 30, "followup_due_month_12": 10,
-    "followup_rate_month_3": 0.667, "followup_rate_month_12": "*",
+    "followup_rate_month_3": 0.7, "followup_rate_month_12": "*",  # 20/30, 1 place
     "reminders_sent": 15, "reminders_failed": "*",
 }
 RTH08 = {

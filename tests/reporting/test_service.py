@@ -163,7 +163,7 @@ async def test_dataset_figures_through_api_csv_metrics_two_instances_and_rebuild
         assert ("ibest_reminders_sent", rth01) not in metrics  # 1 is suppressed
         assert metrics[("ibest_reminders_failed", frozenset({("trust", "RXF")}))] == 10
         assert metrics[("ibest_reminders_failed", frozenset({("trust", "R0A")}))] == 0
-        assert metrics[("ibest_followup_rate_month_3", rth_labels)] == 0.667
+        assert metrics[("ibest_followup_rate_month_3", rth_labels)] == 0.7  # 20/30 to 1 place
         assert metrics[("ibest_clinicians_by_profession",
                         frozenset({("stage", "enrolled"), ("profession", "nurse")}))] == 7
         assert metrics[("ibest_outcome_n", frozenset({("measure", "rmdq"),
@@ -188,8 +188,26 @@ async def test_dataset_figures_through_api_csv_metrics_two_instances_and_rebuild
         assert points["R0A"]["value"] is None and points["R0A"]["control_limits"] is None
         published = (await get(a, "/v1/funnel/followup_rate_month_3")).json()
         points = {p["trustcode"]: p for p in published["trusts"]}
-        assert points["RTH"]["value"] == 0.667 and points["RTH"]["denominator"] == 30
-        assert points["RXF"]["value"] == "*" and points["RXF"]["control_limits"] is None
+        # Published: the controlled value (20/30 to one place), the flags judged raw, and
+        # no per-trust limits; the plotted limits are the curve by denominator.
+        assert points["RTH"] == {"trustcode": "RTH", "value": 0.7, "denominator": 30,
+                                 "outside_95": False, "outside_99_8": False}
+        assert points["RXF"]["value"] == "*" and points["RXF"]["outside_99_8"] == "*"
+        assert "control_limits" not in points["RXF"]
+        assert published["limits"][0]["denominator"] == 1
+        assert published["limits"][-1]["denominator"] >= 30
+        assert {r["national"] for r in published["limits"]} == {0.677}
+        response = await get(a, "/v1/funnel/followup_rate_month_3",
+                             {**READ, "Accept": "text/csv"})
+        assert response.headers["content-type"].startswith("text/csv")
+        rows = list(csv.DictReader(io.StringIO(response.text)))
+        assert [r["level"] for r in rows[:4]] == ["national", "trust", "trust", "trust"]
+        rth_row = next(r for r in rows if r["trustcode"] == "RTH")
+        assert (rth_row["value"], rth_row["denominator"], rth_row["outside_99_8"]) == \
+            ("0.7", "30", "False")
+        assert {r["level"] for r in rows[4:]} == {"limit"}
+        assert [r["denominator"] for r in rows[4:]] == \
+            [str(r["denominator"]) for r in published["limits"]]
         share = (await get(a, "/v1/funnel/improved_share?measure=rmdq&timepoint=month_3&raw=true",
                            RAW)).json()
         assert share["national"]["value"] == 0.75

@@ -109,7 +109,8 @@ RAW_TABLE = {  # place -> survey -> (due, reported, rate, delivering)
     "RXF01": {"month_4": (2, 2, 1.0, 1), "month_12": (0, 0, None, 0)},
 }
 PUBLISHED_TABLE = {  # 1-7 is "*", others to the nearest 5, rates from the rounded counts
-    "RTH": {"month_4": (15, 10, 0.667, "*"), "month_12": ("*", "*", "*", "*")},
+    # (to 1 place over a rounded denominator under 100: 10/15 -> 0.7)
+    "RTH": {"month_4": (15, 10, 0.7, "*"), "month_12": ("*", "*", "*", "*")},
     "RTH08": {"month_4": (10, 10, 1.0, "*"), "month_12": (0, 0, None, 0)},
     "RTH01": {"month_4": ("*", "*", "*", "*"), "month_12": ("*", "*", "*", "*")},
     "RXF": {"month_4": ("*", "*", "*", "*"), "month_12": (0, 0, None, 0)},
@@ -220,7 +221,7 @@ async def test_survey_figures_match_the_hand_computed_table_everywhere(
         # CSV: the same table, one row per place.
         response = await get(a, "/v1/trusts/RTH", {**READ, "Accept": "text/csv"})
         rows = {(r["level"], r["sitecode"]): r for r in csv.DictReader(io.StringIO(response.text))}
-        assert [rows[("trust", "")][f"{f}_month_4"] for f in FIGURES] == ["15", "10", "0.667",
+        assert [rows[("trust", "")][f"{f}_month_4"] for f in FIGURES] == ["15", "10", "0.7",
                                                                           "*"]
         assert [rows[("site", "RTH08")][f"{f}_month_12"] for f in FIGURES] == ["0", "0", "",
                                                                                "0"]
@@ -250,7 +251,7 @@ async def test_survey_figures_match_the_hand_computed_table_everywhere(
         assert points["RTH"]["control_limits"] is not None
         m4_published = (await get(a, "/v1/funnel/delivery_response_rate_month_4")).json()
         points = {p["trustcode"]: p for p in m4_published["trusts"]}
-        assert (points["RTH"]["value"], points["RTH"]["denominator"]) == (0.667, 15)
+        assert (points["RTH"]["value"], points["RTH"]["denominator"]) == (0.7, 15)
         assert (points["RXF"]["value"], points["RXF"]["denominator"]) == ("*", "*")
         m12 = (await get(a, "/v1/funnel/delivery_response_rate_month_12?raw=true", RAW)).json()
         assert m12["national"] == {"value": 0.667, "numerator": 2, "denominator": 3}

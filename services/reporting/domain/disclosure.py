@@ -38,14 +38,26 @@ def control_count(n: int) -> Controlled:
     return 5 * ((n + 2) // 5)
 
 
+RATE_PLACES = ((100, 1), (1000, 2))
+"""Presentation of a published rate (the HES approach: no more precision than the rounded
+denominator supports): rounded denominator under 100 -> 1 decimal place, 100 to 999 -> 2,
+1,000 or more -> 3 (domain.md's 3 places). National and raw rates keep 3 places."""
+
+
+def rate_places(denominator: int) -> int:
+    """Decimal places of a published rate over this (rounded) denominator (RATE_PLACES)."""
+    return next((places for below, places in RATE_PLACES if denominator < below), 3)
+
+
 def control_rate(numerator: int, denominator: int) -> ControlledRate:
-    """numerator/denominator from the rounded counts; None when nobody is in the denominator."""
+    """numerator/denominator from the rounded counts, to the places the rounded denominator
+    supports (RATE_PLACES); None when nobody is in the denominator."""
     if denominator == 0:
         return None
     num, den = control_count(numerator), control_count(denominator)
     if num == SUPPRESSED or den == SUPPRESSED:
         return SUPPRESSED
-    return round(num / den, 3)
+    return round(num / den, rate_places(den))
 
 
 def control_mean(total: float, n: int) -> ControlledRate:
