@@ -7,7 +7,6 @@ import asyncio
 import importlib
 import json
 import sys
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,6 @@ from ibest.backbone.deadletters import (
 )
 from ibest.backbone.settings import Settings
 
-Command = Callable[[argparse.Namespace, Settings], Awaitable[int]]
 SERVICES = ("services.enrolment.service", "services.outcomes.service",
             "services.notifications.service", "services.reporting.service")
 PLUGINS = ("services.enrolment.cli", "services.outcomes.cli", "services.notifications.cli",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Protocol
 
 from nats.errors import ConnectionClosedError, NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
@@ -17,6 +18,15 @@ from shared.envelope import AnyEvent
 log = logging.getLogger(__name__)
 _TRANSIENT = (NatsTimeout, TimeoutError, NoRespondersError, ServiceUnavailableError,
               ConnectionClosedError)
+
+
+class Publisher(Protocol):
+    """What use cases publish through: the one publisher protocol (EventPublisher in
+    production, tests.fakes.FakePublisher in unit tests)."""
+
+    async def publish(self, event: AnyEvent) -> bool:
+        """Publish `event`; True when the stream stored it, False when it was a duplicate."""
+        ...
 
 
 class EventPublisher:
@@ -54,3 +64,10 @@ class EventPublisher:
                 EVENTS_PUBLISHED.labels(self._service, event.event_type.name).inc()
                 return not ack.duplicate
         raise AssertionError("unreachable")
+
+
+class ReadOnlyPublisher:
+    """The publisher of a command that must not publish: any attempt is a bug."""
+
+    async def publish(self, event: AnyEvent) -> bool:
+        raise RuntimeError(f"read-only command tried to publish {event.type}")

@@ -28,7 +28,6 @@ from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from ibest.backbone import compat
@@ -40,6 +39,7 @@ from ibest.backbone.consumer import (
     Handler,
 )
 from ibest.backbone.metrics import TRUST_SHARE_USED
+from ibest.backbone.mongo import mongo_client
 from ibest.backbone.publisher import EventPublisher
 from ibest.backbone.settings import Settings, inbox_prefix
 from ibest.backbone.streams import (
@@ -136,9 +136,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        mongo: AsyncMongoClient[Document] = AsyncMongoClient(
-            settings.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=5000,
-            **settings.mongodb_options())
+        mongo = mongo_client(settings)
         nc = await nats.connect(settings.nats_servers, name=f"ibest-{spec.name}-admin",
                                 max_reconnect_attempts=-1,
                                 inbox_prefix=inbox_prefix(spec.name).encode(),

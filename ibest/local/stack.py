@@ -51,7 +51,10 @@ class LocalStack:
         for proc in reversed(self.processes):
             if proc.running:
                 code = proc.stop()
-                print(f"  stopped {proc.name} (exit {code})", flush=True)
+                # Stopped by our SIGTERM (exit -15, or 143 through a shell): a clean stop.
+                clean = code in (0, -signal.SIGTERM, 128 + signal.SIGTERM)
+                print(f"  stopped {proc.name}" + ("" if clean else f" (exit {code})"),
+                      flush=True)
 
 
 def _say(msg: str) -> None:

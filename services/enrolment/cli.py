@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 import nats
-from pymongo import AsyncMongoClient
 
 from ibest.backbone.audit import Actor, audit_log_of
+from ibest.backbone.mongo import mongo_client
+from ibest.backbone.publisher import ReadOnlyPublisher
 from ibest.backbone.settings import Settings
-from services.enrolment.adapters.repository import ClinicianRepository, Erasure
+from services.enrolment import bootstrap
 from services.enrolment.adapters.stream_erasure import erase_from_stream
-from shared.catalogue import catalogue
+from services.enrolment.ports import Erasure
+from services.enrolment.settings import EnrolmentSettings
 
 REMAINS = (
     "What remains: the reporting service's aggregate counts (enrolled/started/completed, "
@@ -41,18 +42,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 async def erase_command(args: argparse.Namespace, settings: Settings) -> int:
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-        settings.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=5000,
-        **settings.mongodb_options())
+    client = mongo_client(settings)
     try:
-        repository = ClinicianRepository(client[settings.database_of("enrolment")],
-                                         catalogue())
+        service = bootstrap.build(EnrolmentSettings(), client[settings.database_of("enrolment")],
+                                  ReadOnlyPublisher()).service
         # Audited first: an erasure that cannot be recorded does not happen.
         await audit_log_of(client, settings).record(
             "erasure", Actor.command(), clinician_ref=args.clinician_ref,
             command="ibest enrolment erase", record=bool(args.record),
             from_stream=bool(args.from_stream))
-        result = await repository.erase(args.clinician_ref, record=args.record)
+        result = await service.erase(args.clinician_ref, record=args.record)
         print(describe(result))
         if args.from_stream:
             nc = await nats.connect(settings.nats_servers, connect_timeout=5,
@@ -60,7 +59,7 @@ async def erase_command(args: argparse.Namespace, settings: Settings) -> int:
             try:
                 done = await erase_from_stream(
                     nc.jetstream(), args.clinician_ref,
-                    lambda old, new: repository.rename_fact(args.clinician_ref, old, new))
+                    lambda old, new: service.rename_fact(args.clinician_ref, old, new))
             finally:
                 await nc.drain()
             print(f"Events stream: {done.redacted} enrolment event(s) carrying the email "

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ibest.backbone.outbox import OutboxSettings
+
 
 class EnrolmentSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", populate_by_name=True)
@@ -13,3 +15,10 @@ class EnrolmentSettings(BaseSettings):
         default=10.0, gt=0, alias="IBEST_ENROLMENT_OUTBOX_INTERVAL",
         description="Seconds between passes that re-publish derived events left by a crash.",
     )
+    outbox_limit: int = Field(
+        default=500, ge=1, alias="IBEST_ENROLMENT_OUTBOX_LIMIT",
+        description="Clinicians whose pending derived events one such pass publishes.",
+    )
+
+    def outbox(self) -> OutboxSettings:
+        return OutboxSettings(interval=self.outbox_interval, limit=self.outbox_limit)

@@ -10,10 +10,10 @@ from typing import Any
 import httpx
 from nats.js import JetStreamContext
 
+from ibest.backbone.runtime import ServiceSpec
 from ibest.backbone.settings import Settings
 from services.notifications.cli import plan_surveys
 from services.notifications.domain.hours import WorkingHours
-from services.notifications.service import SPEC
 from tests.harness import (
     SERVICE_AUTH,
     cloud_event,
@@ -52,7 +52,8 @@ def report(ref: str, when: datetime, delivering: bool = True) -> dict[str, Any]:
 
 
 async def test_one_invitation_and_at_most_one_reminder_per_survey_none_after_an_answer(
-    nsettings: Settings, js: JetStreamContext, smtp_env: Mailbox, contacts: Contacts,
+    nsettings: Settings, js: JetStreamContext, smtp_env: Mailbox,
+    service: ServiceSpec, contacts: Contacts,
     published: Published,
 ) -> None:
     contacts.emails[F] = None
@@ -68,8 +69,8 @@ async def test_one_invitation_and_at_most_one_reminder_per_survey_none_after_an_
         await publish_raw(js, done, msg_id=f"again-{ref}")  # redelivered
     clock = FakeClock(utc(2025, 4, 22, 10))  # inside month 4's window, before it is due
     hours = WorkingHours()
-    async with running_service(SPEC, nsettings, clock) as one, \
-            running_service(SPEC, nsettings, clock) as two:
+    async with running_service(service, nsettings, clock) as one, \
+            running_service(service, nsettings, clock) as two:
         async def at(moment: datetime, sent: int, why: str) -> None:
             """Move the clock; wait for `sent` sent in all and a pass of both instances."""
             clock.set(moment)
@@ -132,7 +133,8 @@ async def test_one_invitation_and_at_most_one_reminder_per_survey_none_after_an_
 
 
 async def test_a_completion_replayed_late_schedules_only_what_can_still_be_answered(
-    nsettings: Settings, js: JetStreamContext, smtp_env: Mailbox, contacts: Contacts,
+    nsettings: Settings, js: JetStreamContext, smtp_env: Mailbox,
+    service: ServiceSpec, contacts: Contacts,
     published: Published,
 ) -> None:
     """Consumed after month 4's reminder day: month 4's invitation is superseded by its
@@ -148,7 +150,7 @@ async def test_a_completion_replayed_late_schedules_only_what_can_still_be_answe
         "clinician_ref": "c-later", "course_version": "1",
         "completed_at": "2024-06-01T09:00:00+00:00"}, time=utc(2024, 6, 1, 9)))
     clock = FakeClock(utc(2025, 6, 4, 10))  # Wednesday, after 31 May (c-late's reminder day)
-    async with running_service(SPEC, nsettings, clock) as base:
+    async with running_service(service, nsettings, clock) as base:
         await wait_for(lambda: now_true(len(published.of("sent")) == 2), 30, "two sent")
         await wait_for(lambda: passed(base, clock), 30, "a pass after sending")
         invite = await reminder(base, "delivery_survey_due:c-late:month_4")

@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 from nats.js import JetStreamContext
 
+from ibest.backbone.runtime import ServiceSpec
 from ibest.backbone.settings import Settings
-from services.notifications.service import SPEC
 from tests.harness import SERVICE_AUTH, cloud_event, publish_raw, running_service, wait_for
 from tests.mailbox import Mailbox
 from tests.notifications.conftest import (
@@ -33,7 +33,8 @@ def enrolled(ref: str, when: datetime, site: str = "RTH08") -> dict[str, Any]:
 
 
 async def test_start_continue_and_thanks_each_once_in_working_hours(
-    nsettings: Settings, js: JetStreamContext, smtp_env: Mailbox, contacts: Contacts,
+    nsettings: Settings, js: JetStreamContext, smtp_env: Mailbox,
+    service: ServiceSpec, contacts: Contacts,
     published: Published,
 ) -> None:
     contacts.emails["c-1"] = EMAIL
@@ -42,7 +43,7 @@ async def test_start_continue_and_thanks_each_once_in_working_hours(
     await publish_raw(js, first)
     # a later re-enrolment at another site: the latest decides where outcomes count
     await publish_raw(js, enrolled("c-1", FRIDAY_NIGHT + timedelta(hours=1), site="RTH09"))
-    async with running_service(SPEC, nsettings, clock) as base:
+    async with running_service(service, nsettings, clock) as base:
         await wait_for(lambda: _clinician_at(nsettings, "RTH09"), 30, "enrolment stored")
         clock.set(datetime(2025, 3, 8, 12, tzinfo=UTC))  # Saturday after it fell due
         doc = await wait_for(lambda: reminder(base, "training:c-1:1"), 30, "reminder planned")
@@ -100,7 +101,8 @@ async def test_start_continue_and_thanks_each_once_in_working_hours(
 
 
 async def test_cap_spacing_and_opt_out(
-    nsettings: Settings, js: JetStreamContext, smtp_env: Mailbox, contacts: Contacts,
+    nsettings: Settings, js: JetStreamContext, smtp_env: Mailbox,
+    service: ServiceSpec, contacts: Contacts,
     published: Published,
 ) -> None:
     monday = datetime(2025, 3, 3, 9, tzinfo=UTC)
@@ -108,7 +110,7 @@ async def test_cap_spacing_and_opt_out(
         contacts.emails[ref] = f"{ref}@example.nhs.uk"
         await publish_raw(js, enrolled(ref, monday))
     clock = FakeClock(monday)
-    async with running_service(SPEC, nsettings, clock) as base:
+    async with running_service(service, nsettings, clock) as base:
         async with httpx.AsyncClient(base_url=base, headers=SERVICE_AUTH) as client:
             assert (await client.post("/v1/opt-outs/c-out")).status_code == 200
         for week in range(1, 6):  # five weeks: at most three reminders, a week apart
