@@ -12,9 +12,9 @@ from typing import Any
 
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
-from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from ibest.backbone.mongo import mongo_client
 from ibest.backbone.settings import Settings
 from services.gateway.adapters.deadletters import JetStreamDeadLetters
 from services.gateway.adapters.keys import MongoKeyStore
@@ -77,9 +77,7 @@ async def build(
 @asynccontextmanager
 async def key_admin(settings: Settings) -> AsyncIterator[KeyAdmin]:
     """Key management over the gateway's database alone (the CLI, the simulator, tests)."""
-    client: AsyncMongoClient[Document] = AsyncMongoClient(
-        settings.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=5000
-    )
+    client = mongo_client(settings)
     try:
         keys = MongoKeyStore(client[settings.database_of(NAME)])
         await keys.create_indexes()
