@@ -18,6 +18,7 @@ import httpx
 import pytest
 import yaml
 from nats.js import JetStreamContext
+from nats.js.api import ConsumerInfo
 
 from deploy.grafana import infinity
 from deploy.grafana.generate import OUT
@@ -95,6 +96,7 @@ async def run(client: httpx.AsyncClient, target: dict[str, Any],
                                 params={p["key"]: fill(p["value"], values)
                                         for p in options["params"]})
     assert response.status_code == 200, (target["url"], values, response.text[:300])
+    rows: list[dict[str, Any]]
     if target["type"] == "csv":
         assert response.headers["content-type"].startswith("text/csv")
         rows = list(csv.DictReader(io.StringIO(response.text)))
@@ -130,7 +132,7 @@ async def test_every_infinity_query_answers_with_every_field_its_panel_reads(
             httpx.AsyncClient(base_url=base, timeout=20) as client:
 
         async def drained(consumer: str) -> bool:
-            info = await js.consumer_info(EVENTS_STREAM, consumer)
+            info: ConsumerInfo = await js.consumer_info(EVENTS_STREAM, consumer)
             return info.num_pending == 0 and info.num_ack_pending == 0
 
         async def applied() -> bool:

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from nats.js import JetStreamContext
+from nats.js.api import ConsumerInfo
 
 from ibest.backbone.settings import Settings
 from ibest.backbone.streams import EVENTS_STREAM
@@ -52,7 +53,7 @@ def path(trust: str | None, site: str | None, tail: str = "/months") -> str:
     return f"/v1/trusts/{trust}" + (f"/sites/{site}" if site else "") + tail
 
 
-async def get(client: httpx.AsyncClient, url: str, headers: dict[str, str] = READ,
+async def get(client: httpx.AsyncClient, url: str, headers: dict[str, str] = READ, /,
               **params: str) -> httpx.Response:
     return await client.get(url, headers=headers, params=params)
 
@@ -108,7 +109,7 @@ async def test_monthly_series_exact_at_every_level_json_csv_and_after_rebuild(
             assert await publish_raw(js, event, msg_id=msg_id)
 
         async def settled() -> bool:
-            info = await js.consumer_info(EVENTS_STREAM, "reporting")
+            info: ConsumerInfo = await js.consumer_info(EVENTS_STREAM, "reporting")
             body = (await get(ca, "/v1/national")).json()
             return info.num_pending == 0 and info.num_ack_pending == 0 and \
                 body["figures"]["patients_baseline"] == ds.NATIONAL["patients_baseline"] and \
@@ -157,8 +158,8 @@ async def test_monthly_series_exact_at_every_level_json_csv_and_after_rebuild(
         openapi = (await cb.get("/openapi.json")).json()
         assert {"/v1/national/months", "/v1/trusts/{trustcode}/months",
                 "/v1/trusts/{trustcode}/sites/{sitecode}/months"} <= set(openapi["paths"])
-        params = {p["name"] for p in openapi["paths"]["/v1/national/months"]["get"]["parameters"]}
-        assert {"from", "to", "raw"} <= params
+        names = {p["name"] for p in openapi["paths"]["/v1/national/months"]["get"]["parameters"]}
+        assert {"from", "to", "raw"} <= names
 
         assert await rebuild_command(argparse.Namespace(), settings) == 0
         assert await check_every_place(cb) == before

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from nats.js import JetStreamContext
+from nats.js.api import ConsumerInfo
 from prometheus_client.parser import text_string_to_metric_families
 from pymongo import AsyncMongoClient
 
@@ -59,7 +60,7 @@ async def get(base: str, path: str, headers: dict[str, str] = READ) -> httpx.Res
 
 
 async def all_applied(js: JetStreamContext) -> bool:
-    info = await js.consumer_info(EVENTS_STREAM, "reporting")
+    info: ConsumerInfo = await js.consumer_info(EVENTS_STREAM, "reporting")
     return info.num_pending == 0 and info.num_ack_pending == 0
 
 
@@ -200,13 +201,13 @@ async def test_dataset_figures_through_api_csv_metrics_two_instances_and_rebuild
         response = await get(a, "/v1/funnel/followup_rate_month_3",
                              {**READ, "Accept": "text/csv"})
         assert response.headers["content-type"].startswith("text/csv")
-        rows = list(csv.DictReader(io.StringIO(response.text)))
-        assert [r["level"] for r in rows[:4]] == ["national", "trust", "trust", "trust"]
-        rth_row = next(r for r in rows if r["trustcode"] == "RTH")
+        funnel_rows = list(csv.DictReader(io.StringIO(response.text)))
+        assert [r["level"] for r in funnel_rows[:4]] == ["national", "trust", "trust", "trust"]
+        rth_row = next(r for r in funnel_rows if r["trustcode"] == "RTH")
         assert (rth_row["value"], rth_row["denominator"], rth_row["outside_99_8"]) == \
             ("0.7", "30", "False")
-        assert {r["level"] for r in rows[4:]} == {"limit"}
-        assert [r["denominator"] for r in rows[4:]] == \
+        assert {r["level"] for r in funnel_rows[4:]} == {"limit"}
+        assert [r["denominator"] for r in funnel_rows[4:]] == \
             [str(r["denominator"]) for r in published["limits"]]
         share = (await get(a, "/v1/funnel/improved_share?measure=rmdq&timepoint=month_3&raw=true",
                            RAW)).json()

@@ -25,8 +25,8 @@ from tests.reporting.test_service import RAW, READ, all_applied, get, scrape
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)  # reading time: today is 1 March 2026
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 def enrolled_fact(days_site: str = "RTH08", cv: str = "1") -> dict[str, Any]:
@@ -184,7 +184,8 @@ async def read_table(base: str, raw: bool) -> tuple[dict[str, Any], dict[str, An
     """The survey table at every level as the API serves it, and every figure by place."""
     q, headers = ("?raw=true", RAW) if raw else ("", READ)
     national = (await get(base, "/v1/national", headers)).json()["figures"]
-    trusts, sites = {}, {}
+    trusts: dict[str, Any] = {}
+    sites: dict[str, Any] = {}
     for trust in ("RTH", "RXF"):
         response = await get(base, f"/v1/trusts/{trust}{q}", headers)
         if response.status_code == 404:  # no event of this trust applied yet
