@@ -218,10 +218,10 @@ async def test_notify_channel_rate_limit_server_error_refusal_and_callback(
     assert {a: len(b) for a, b in by_address.items()} == {
         "n-ok@example.nhs.uk": 1, "n-429@example.nhs.uk": 2, "n-500@example.nhs.uk": 2,
         "n-400@example.nhs.uk": 1}
-    first = by_address["n-ok@example.nhs.uk"][0]
-    assert first["template_id"] == TEMPLATES["training_start"]
-    assert first["reference"] == "training:n-ok:1"
-    assert first["personalisation"]["course_url"].startswith("https://")
+    sent_first = by_address["n-ok@example.nhs.uk"][0]
+    assert sent_first["template_id"] == TEMPLATES["training_start"]
+    assert sent_first["reference"] == "training:n-ok:1"
+    assert sent_first["personalisation"]["course_url"].startswith("https://")
     [refused] = published.of("failed")
     assert refused["data"]["recipient_ref"] == "n-400" and "400" in refused["data"]["reason"]
     assert {e["data"]["channel"] for e in published.events} == {"notify"}

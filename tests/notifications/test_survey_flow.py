@@ -5,6 +5,7 @@ through both survey windows (across a change of the clocks)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from email.message import Message
 from typing import Any
 
 import httpx
@@ -42,8 +43,8 @@ A, B, C, D, E = "c-always-silent", "c-answers-m4", "c-answers-both-early", "c-op
 F = "c-erased"  # enrolment erased the email: nothing can be sent, the nudges fail
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 def report(ref: str, when: datetime, delivering: bool = True) -> dict[str, Any]:
@@ -123,12 +124,12 @@ async def test_one_invitation_and_at_most_one_reminder_per_survey_none_after_an_
         assert event["data"]["recipient_kind"] == "clinician"
     [invite] = [m for m in smtp_env.to(f"{A}@example.nhs.uk")
                 if m["X-IBeST-Reference"] == f"delivery_survey_due:{A}:month_4"]
-    body = invite.get_payload(decode=True).decode()
+    body = _text(invite)
     assert f"delivery-survey?survey=month_4&clinician={A}" in body
     assert "open until 2025-06-14" in body and invite["Subject"].startswith("Your 4-month")
     [closing] = [m for m in smtp_env.to(f"{A}@example.nhs.uk")
                  if m["X-IBeST-Reference"] == f"delivery_survey_closing:{A}:month_12"]
-    assert "closes on 2026-02-26" in closing.get_payload(decode=True).decode()
+    assert "closes on 2026-02-26" in _text(closing)
     assert await dead_letters(js) == []
 
 
@@ -228,3 +229,9 @@ async def _reported(settings: Settings, *refs: str) -> bool:
     docs = [await stored(settings, "clinicians", ref) for ref in refs]
     return all(doc and len(doc.get("delivery_reports", [])) >= 1 for doc in docs)
 
+
+def _text(message: Message) -> str:
+    """The decoded body of a single-part email."""
+    payload = message.get_payload(decode=True)
+    assert isinstance(payload, bytes), "a single-part message"
+    return payload.decode()

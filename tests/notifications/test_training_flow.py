@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,6 +25,14 @@ from tests.notifications.conftest import (
 
 FRIDAY_NIGHT = datetime(2025, 2, 28, 20, 0, tzinfo=UTC)
 EMAIL = "c-1@example.nhs.uk"
+
+
+def _sent(published: Published, notification_id: str) -> Callable[[], Awaitable[Any]]:
+    """A wait_for check: the `notification.sent` events of one reminder."""
+    async def check() -> list[dict[str, Any]]:
+        return published.of("sent", notification_id)
+
+    return check
 
 
 def enrolled(ref: str, when: datetime, site: str = "RTH08") -> dict[str, Any]:
@@ -116,8 +125,7 @@ async def test_cap_spacing_and_opt_out(
         for week in range(1, 6):  # five weeks: at most three reminders, a week apart
             clock.set(monday + timedelta(days=7 * week, hours=1))
             if week <= 3:
-                await wait_for(lambda w=week: now_true(published.of("sent", f"training:c-cap:{w}")),
-                               30, f"reminder {week}")
+                await wait_for(_sent(published, f"training:c-cap:{week}"), 30, f"reminder {week}")
                 # two days later nothing is due yet: spacing
                 clock.set(monday + timedelta(days=7 * week + 2, hours=1))
             await wait_for(lambda: passed(base, clock), 30, "a pass at the new time")

@@ -60,7 +60,7 @@ async def stored(settings: Settings, client: AsyncMongoClient[Document]) -> dict
 
 
 async def national_baselines(settings: Settings, client: AsyncMongoClient[Document]) -> int:
-    reporting = Reporting(Store(client[settings.database_of("reporting")]), utc_now, {})
+    reporting = Reporting(Store(client[settings.database_of("reporting")]), utc_now, [])
     view = await reporting.view()
     figures = view.figures(view.summaries, raw=True, national=True)
     return int(figures["patients_baseline"])
@@ -77,7 +77,7 @@ async def test_dry_run_finds_then_apply_purges_and_rebuilds_reporting(
         # What outcomes, notifications and reporting stored when these were accepted.
         outcomes = MongoOutcomesRepository(client[settings.database_of("outcomes")])
         notifications = MongoNotificationsRepository(client[settings.database_of("notifications")])
-        reporting = Reporting(Store(client[settings.database_of("reporting")]), utc_now, {})
+        reporting = Reporting(Store(client[settings.database_of("reporting")]), utc_now, [])
         once = [as_once_accepted(e) for e in events[:-1]]
         valid = parse_event(None, json.dumps(events[-1]).encode())
         for e in [*once, valid]:
