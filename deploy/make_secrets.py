@@ -6,7 +6,9 @@ it is safe to run again (after adding a trust it creates only the new trust's pa
   `nats_passwords.conf`, the file nats.conf includes (it defines `NATS_PASSWORD_<USER>`);
 - `mongo_root_password`, `mongo_keyfile` and `mongo_password_<service>` (each service's own
   MongoDB user, readWrite on its own database only; deploy/mongo/create-users.sh);
-- `grafana_admin_password`, `proxy_password` (user `ibest` at the TLS proxy, in front of
+- `grafana_admin_password`, `grafana_reporting_token` (a bare read-scope token that Grafana's
+  reporting data source and the reporting service both read), `proxy_password` (user
+  `ibest` at the TLS proxy, in front of
   Prometheus and Mailpit), `reporting_tokens` (format of IBEST_REPORTING_TOKENS,
   `id:token:scope`), `service_tokens` (format of IBEST_SERVICE_TOKENS, `id:token`: the
   enrolment, outcomes and notifications routes that change state or reveal a clinician);
@@ -32,7 +34,7 @@ from deploy.nats.generate import all_users, password_var
 from ibest.simulate.trusts import load_trusts
 
 SECRETS_DIR = Path(__file__).resolve().parent / "secrets"
-SERVICES = ("enrolment", "outcomes", "notifications", "reporting")
+SERVICES = ("enrolment", "outcomes", "notifications", "reporting", "gateway")
 
 
 def _write(path: Path, text: str) -> None:
@@ -124,6 +126,7 @@ def make(directory: Path, self_signed: bool, names: Sequence[str]) -> list[str]:
         "mongo_root_password": _hex,
         "mongo_keyfile": lambda: base64.b64encode(secrets.token_bytes(756)).decode(),
         "grafana_admin_password": _hex,
+        "grafana_reporting_token": _hex,
         "proxy_password": _hex,
         "reporting_tokens": lambda: f"ops:{secrets.token_hex(32)}:read",
         "service_tokens": lambda: f"ops:{secrets.token_hex(32)}",

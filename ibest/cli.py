@@ -7,7 +7,6 @@ import asyncio
 import importlib
 import json
 import sys
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +21,11 @@ from ibest.backbone.deadletters import (
 )
 from ibest.backbone.settings import Settings
 
-Command = Callable[[argparse.Namespace, Settings], Awaitable[int]]
 SERVICES = ("services.enrolment.service", "services.outcomes.service",
             "services.notifications.service", "services.reporting.service")
 PLUGINS = ("services.enrolment.cli", "services.outcomes.cli", "services.notifications.cli",
-           "services.reporting.cli", "ibest.simulate.cli", "ibest.purge")
+           "services.reporting.cli", "services.gateway.cli", "ibest.simulate.cli",
+           "ibest.purge")
 OPERATIONS = ("ibest.backbone.audit",)  # `ibest audit list`
 
 
@@ -151,6 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     up = sub.add_parser("up", help="run the whole platform locally (no Docker)")
     up.add_argument("--demo", action="store_true", help="also publish a simulated rollout")
+    up.add_argument("--via", choices=["nats", "http"], default="nats",
+                    help="--demo publishes on NATS (default) or sends through the gateway")
     up.add_argument("--data-dir", type=Path, default=Path(".ibest"),
                     help="where local servers keep data and logs (default .ibest)")
 
@@ -197,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.area == "up":
         from ibest.local.stack import up
 
-        return up(args.data_dir, args.demo)
+        return up(args.data_dir, args.demo, args.via)
     try:
         code: int = asyncio.run(args.func(args, Settings()))
         return code

@@ -20,6 +20,7 @@ import nats
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from ibest.backbone.mongo import mongo_client
 from ibest.backbone.runtime import utc_now
 from ibest.backbone.settings import Settings
 from shared.identifiers import is_nhs_number
@@ -70,9 +71,7 @@ async def find_in_reporting(db: AsyncDatabase[Document]) -> dict[str, list[Any]]
 async def purge(settings: Settings, apply: bool) -> Found:
     """Count (and with `apply`, delete) every stored reference that is an NHS number."""
     found = Found()
-    mongo: AsyncMongoClient[Document] = AsyncMongoClient(
-        settings.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=5000,
-        **settings.mongodb_options())
+    mongo = mongo_client(settings)
     try:
         for service, collections in PATIENT_COLLECTIONS.items():
             db = mongo[settings.database_of(service)]

@@ -301,8 +301,3 @@ def new_event(
         "data": payload.model_dump(mode="json", exclude_none=True),
     }
     return parse_event(None, json.dumps(raw).encode())
-
-
-def subject_for(trustcode: str, name: str) -> str:
-    """Subject of event `name` (`aggregate.verb`) for a trust."""
-    return BY_NAME[name].subject(trustcode)

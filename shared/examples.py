@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 from shared import events as ev
-from shared.envelope import EVENT_TYPES, AnyEvent, EventType, new_event
+from shared.envelope import AnyEvent, EventType, new_event
 from shared.followup import Timepoint
 from shared.measures import Measure
 
@@ -74,7 +74,3 @@ def example(etype: EventType) -> AnyEvent:
         source="/trusts/RTH/ibest-lms", time=_T0,
         event_id=uuid.uuid5(_NS, etype.name),
     )
-
-
-def all_examples() -> dict[str, AnyEvent]:
-    return {t.name: example(t) for t in EVENT_TYPES}

@@ -35,9 +35,12 @@ SERVICE_AUTH = {"Authorization": f"Bearer {SERVICE_TOKEN}"}
 
 
 async def wait_for(
-    check: Callable[[], Awaitable[T]], timeout: float = 20, what: str = "condition"
+    check: Callable[[], Awaitable[T | None]], timeout: float = 20, what: str = "condition"
 ) -> T:
-    """Await `check()` until it returns something truthy; fail after `timeout` seconds."""
+    """Await `check()` until it returns something truthy; fail after `timeout` seconds.
+
+    A falsy answer (None included) is never returned, so a check typed `X | None` yields `X`.
+    """
     deadline = time.monotonic() + timeout
     last: T | None = None
     while time.monotonic() < deadline:

@@ -28,6 +28,7 @@ from grafana_foundation_sdk.models.dashboard import (
 )
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
+from deploy.grafana import infinity
 from services.reporting.domain.trial import BEST_TRIAL
 
 OUT = Path(__file__).resolve().parent / "dashboards"
@@ -317,7 +318,8 @@ def working() -> db.Dashboard:
 
 
 DASHBOARDS = {"ibest-national": national, "ibest-trust-site": drilldown,
-              "ibest-operations": operations, "ibest-working": working}
+              "ibest-operations": operations, "ibest-working": working,
+              **infinity.DASHBOARDS}
 
 
 def render(name: str) -> str:

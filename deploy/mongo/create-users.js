@@ -22,7 +22,7 @@ if (admin.getRole(auditRole)) {
   admin.createRole({ role: auditRole, privileges: auditPrivileges, roles: [] });
 }
 const recordsAudit = new Set(["enrolment", "notifications", "reporting"]);
-for (const service of ["enrolment", "outcomes", "notifications", "reporting"]) {
+for (const service of ["enrolment", "outcomes", "notifications", "reporting", "gateway"]) {
   const user = `ibest-${service}`;
   const roles = [{ role: "readWrite", db: `${prefix}_${service}` }];
   if (recordsAudit.has(service)) roles.push({ role: auditRole, db: "admin" });

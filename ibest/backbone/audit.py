@@ -22,6 +22,7 @@ from prometheus_client import Counter
 from pymongo import DESCENDING, AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from ibest.backbone.mongo import mongo_client
 from ibest.backbone.runtime import Clock, utc_now
 from ibest.backbone.settings import Settings
 
@@ -133,8 +134,7 @@ def _plain(value: Any) -> str:
 
 
 async def list_command(args: argparse.Namespace, settings: Settings) -> int:
-    client: AsyncMongoClient[Document] = AsyncMongoClient(
-        settings.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=5000)
+    client = mongo_client(settings)
     try:
         records = await audit_log_of(client, settings).find(
             since=args.since, action=args.action, token_id=args.token_id, limit=args.limit)

@@ -38,6 +38,11 @@ LAST_EVENT_TIMESTAMP = Gauge(
     "Unix time at which this service last applied an event.",
     ["service"],
 )
+OUTBOX_BACKLOG = Gauge(
+    "ibest_outbox_backlog",
+    "Derived events a service's outbox relay found still unpublished on its last pass.",
+    ["service"],
+)
 TRUST_SHARE_USED = Gauge(
     "ibest_trust_share_used_ratio",
     "Events stored on one trust's subject (trust, event type) over the stream's per-subject "

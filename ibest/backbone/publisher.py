@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Protocol
 
 from nats.errors import ConnectionClosedError, NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
@@ -19,6 +20,15 @@ _TRANSIENT = (NatsTimeout, TimeoutError, NoRespondersError, ServiceUnavailableEr
               ConnectionClosedError)
 
 
+class Publisher(Protocol):
+    """What use cases publish through: the one publisher protocol (EventPublisher in
+    production, tests.fakes.FakePublisher in unit tests)."""
+
+    async def publish(self, event: AnyEvent) -> bool:
+        """Publish `event`; True when the stream stored it, False when it was a duplicate."""
+        ...
+
+
 class EventPublisher:
     """Publishes events and waits for the stream's acknowledgement, retrying briefly.
 
@@ -26,19 +36,23 @@ class EventPublisher:
     duplicate window, and consumers are idempotent by id beyond it.
     """
 
-    def __init__(self, js: JetStreamContext, service: str, attempts: int = 5) -> None:
+    def __init__(self, js: JetStreamContext, service: str, attempts: int = 5,
+                 timeout: float = 5) -> None:
         self._js = js
         self._service = service
         self._attempts = attempts
+        self._timeout = timeout
 
-    async def publish(self, event: AnyEvent) -> bool:
-        """Publish `event`; True when the stream stored it, False when it was a duplicate."""
+    async def publish(self, event: AnyEvent, body: bytes | None = None) -> bool:
+        """Publish `event` (as `body`, its validated bytes, when given); True when the stream
+        stored it, False when it was a duplicate."""
         delay = 0.2
         for attempt in range(1, self._attempts + 1):
             try:
                 ack = await self._js.publish(
-                    event.subject, event.to_json(),
-                    headers={"Nats-Msg-Id": str(event.id)}, stream=EVENTS_STREAM, timeout=5,
+                    event.subject, event.to_json() if body is None else body,
+                    headers={"Nats-Msg-Id": str(event.id)}, stream=EVENTS_STREAM,
+                    timeout=self._timeout,
                 )
             except _TRANSIENT:
                 if attempt == self._attempts:
@@ -50,3 +64,10 @@ class EventPublisher:
                 EVENTS_PUBLISHED.labels(self._service, event.event_type.name).inc()
                 return not ack.duplicate
         raise AssertionError("unreachable")
+
+
+class ReadOnlyPublisher:
+    """The publisher of a command that must not publish: any attempt is a bug."""
+
+    async def publish(self, event: AnyEvent) -> bool:
+        raise RuntimeError(f"read-only command tried to publish {event.type}")

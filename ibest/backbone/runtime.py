@@ -28,7 +28,6 @@ from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from ibest.backbone import compat
@@ -40,6 +39,7 @@ from ibest.backbone.consumer import (
     Handler,
 )
 from ibest.backbone.metrics import TRUST_SHARE_USED
+from ibest.backbone.mongo import mongo_client
 from ibest.backbone.publisher import EventPublisher
 from ibest.backbone.settings import Settings, inbox_prefix
 from ibest.backbone.streams import (
@@ -120,7 +120,8 @@ def create_app(
     state: dict[str, Any] = {}
 
     @broker.subscriber(
-        filter_subjects(spec.consumes)[0],
+        # A service that consumes no events (the gateway) never starts the broker.
+        filter_subjects(spec.consumes)[0] if spec.consumes else "ibest.none",
         stream=JStream(EVENTS_STREAM, declare=False),
         durable=spec.name,
         pull_sub=PullSub(batch_size=settings.batch_size, batch=True,
@@ -135,16 +136,15 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        mongo: AsyncMongoClient[Document] = AsyncMongoClient(
-            settings.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=5000,
-            **settings.mongodb_options())
+        mongo = mongo_client(settings)
         nc = await nats.connect(settings.nats_servers, name=f"ibest-{spec.name}-admin",
                                 max_reconnect_attempts=-1,
                                 inbox_prefix=inbox_prefix(spec.name).encode(),
                                 **settings.nats_options())
         js = nc.jetstream()
         try:
-            await check_consumer(js, spec, settings)
+            if spec.consumes:
+                await check_consumer(js, spec, settings)
         except ConsumerNotDeclared:
             await nc.close()
             await mongo.close()
@@ -161,14 +161,18 @@ def create_app(
         app.state.ctx = ctx
         app.state.mongo = mongo
         app.state.service = wiring.api
-        await broker.start()
-        jobs = [*wiring.background, lambda: watch_trust_shares(js)]
+        if spec.consumes:  # a service that consumes no events (the gateway) has no broker
+            await broker.start()
+        jobs = [*wiring.background]
+        if spec.consumes:
+            jobs.append(lambda: watch_trust_shares(js))
         tasks = [asyncio.create_task(_forever(spec.name, job)) for job in jobs]
         log.info("%s service started", spec.name)
         try:
             yield
         finally:
-            await broker.stop()
+            if spec.consumes:
+                await broker.stop()
             for task in tasks:
                 task.cancel()
             for task in tasks:

@@ -18,7 +18,8 @@ def inbox_prefix(user: str) -> str:
     return f"_INBOX_{user}"
 
 
-DEFAULT_PORTS = {"enrolment": 8001, "outcomes": 8002, "notifications": 8003, "reporting": 8004}
+DEFAULT_PORTS = {"enrolment": 8001, "outcomes": 8002, "notifications": 8003, "reporting": 8004,
+                 "gateway": 8005}
 
 
 class Settings(BaseSettings):
@@ -51,6 +52,7 @@ class Settings(BaseSettings):
     outcomes_port: int = Field(default=8002, alias="IBEST_OUTCOMES_PORT")
     notifications_port: int = Field(default=8003, alias="IBEST_NOTIFICATIONS_PORT")
     reporting_port: int = Field(default=8004, alias="IBEST_REPORTING_PORT")
+    gateway_port: int = Field(default=8005, alias="IBEST_GATEWAY_PORT")
     # Messages per pull, applied together: a batch costs the database about the same few
     # bulk writes at 100 events as at 500, so larger batches catch up faster after a
     # backlog (docs/performance.md); at modest rates a pull returns what has arrived.

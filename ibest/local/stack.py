@@ -51,7 +51,10 @@ class LocalStack:
         for proc in reversed(self.processes):
             if proc.running:
                 code = proc.stop()
-                print(f"  stopped {proc.name} (exit {code})", flush=True)
+                # Stopped by our SIGTERM (exit -15, or 143 through a shell): a clean stop.
+                clean = code in (0, -signal.SIGTERM, 128 + signal.SIGTERM)
+                print(f"  stopped {proc.name}" + ("" if clean else f" (exit {code})"),
+                      flush=True)
 
 
 def _say(msg: str) -> None:
@@ -134,7 +137,7 @@ def start_service(name: str, settings: Settings, data_dir: Path) -> Managed:
     return proc
 
 
-def up(data_dir: Path, demo: bool = False) -> int:
+def up(data_dir: Path, demo: bool = False, via: str = "nats") -> int:
     """Run the local stack in the foreground until interrupted."""
     data_dir.mkdir(parents=True, exist_ok=True)
     _say("Starting the iBeST platform locally")
@@ -160,7 +163,7 @@ def up(data_dir: Path, demo: bool = False) -> int:
             _say(f"  {name:<14} {base}  (/healthz /readyz /metrics)")
         _say(f"Logs in {data_dir / 'logs'}. Press Ctrl-C to stop.")
         if demo:
-            _run_demo(settings)
+            _run_demo(settings, via)
         while not stopping:
             for proc in stack.processes:
                 if not proc.running and not stopping:
@@ -178,13 +181,13 @@ def up(data_dir: Path, demo: bool = False) -> int:
     return 0
 
 
-def _run_demo(settings: Settings) -> None:
+def _run_demo(settings: Settings, via: str = "nats") -> None:
     """Publish a small seeded rollout, so a newcomer sees figures within a minute."""
     from ibest.simulate.model import SimulationOptions
     from ibest.simulate.runner import run_simulation
 
     _say("  --demo: publishing a simulated rollout (ibest simulate --help for more)...")
-    options = SimulationOptions(clinicians=300, patients=200, progress=False)
+    options = SimulationOptions(clinicians=300, patients=200, progress=False, via=via)
     summary = asyncio.run(run_simulation(settings, options))
     for line in summary.lines():
         _say(f"  --demo: {line}")

@@ -35,6 +35,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="simulated seconds per real second, e.g. 604800 for a week a second; "
                         "0 publishes everything at once (default)")
     p.add_argument("--nats-url", default=None, help="default: NATS_URL from the settings")
+    p.add_argument("--via", choices=["nats", "http"], default="nats",
+                   help="publish on NATS (default) or send through the HTTPS gateway, with a "
+                        "key per trust minted for the run and revoked after")
+    p.add_argument("--gateway-url", default=None,
+                   help="with --via http (default: http://IBEST_HTTP_HOST:IBEST_GATEWAY_PORT)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.set_defaults(func=simulate_command)
 
@@ -45,7 +50,7 @@ async def simulate_command(args: argparse.Namespace, settings: Settings) -> int:
     options = SimulationOptions(
         seed=args.seed, trusts=args.trusts, clinicians=args.clinicians,
         patients=args.patients, start=args.start, months=args.months,
-        time_compression=args.time_compression,
+        time_compression=args.time_compression, via=args.via, gateway_url=args.gateway_url,
         progress=not args.no_progress and sys.stderr.isatty())
     summary = await run_simulation(settings, options)
     print("\n".join(summary.lines()))

@@ -77,6 +77,10 @@ class SimulationOptions:
     invalid_rate: float = 0.005
     course_version: str = "1"
     progress: bool = True
+    via: str = "nats"
+    """`nats` (publish as a trust's NATS client) or `http` (send through the gateway)."""
+    gateway_url: str | None = None
+    """With `via="http"`: the gateway's base URL (default: this machine's gateway port)."""
 
     @property
     def end(self) -> datetime:

@@ -40,16 +40,22 @@ class SimulationSummary:
     by_type: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     modules_from: str = ""
+    refused: int = 0
+    """Sent through the gateway and rejected at the door (none over NATS)."""
+    via: str = "nats"
 
     def lines(self) -> list[str]:
         out = [
-            f"published {self.published} events in {self.seconds:.1f}s; the stream stored "
-            f"{self.stored} ({self.duplicates_dropped} duplicates dropped)",
+            f"published {self.published} events in {self.seconds:.1f}s via {self.via}; the "
+            f"stream stored {self.stored} ({self.duplicates_dropped} duplicates dropped"
+            + (f", {self.refused} rejected at the gateway)" if self.via == "http" else ")"),
             f"clinicians: {self.clinicians} enrolled, {self.begun} began, "
             f"{self.completed} completed",
             f"classes: {self.classes}; patients with a baseline: {self.patients}",
             f"deliberate anomalies: {self.duplicates_sent} re-sent duplicates, "
-            f"{self.invalid_sent} invalid events (expect one row each in `ibest deadletters list`)",
+            f"{self.invalid_sent} invalid events "
+            + ("(refused at the gateway with their reasons)" if self.via == "http"
+               else "(expect one row each in `ibest deadletters list`)"),
             f"course modules from {self.modules_from}",
         ]
         out += [f"  {name}: {n}" for name, n in sorted(self.by_type.items())]
@@ -117,6 +123,12 @@ async def run_simulation(settings: Settings, options: SimulationOptions) -> Simu
         invalid_sent=sum(not p.valid for p in plan.events),
         by_type=dict(Counter(p.name for p in plan.events if p.valid and not p.duplicate)))
     progress = Progress(len(plan.events), enabled=options.progress)
+    if options.via == "http":
+        summary.via = "http"
+        began = time.monotonic()
+        await _send_over_https(settings, options, plan.events, summary, progress)
+        summary.seconds = time.monotonic() - began
+        return summary
     began = time.monotonic()
     nc = await nats.connect(settings.nats_servers, name="ibest-simulator", connect_timeout=5,
                             inbox_prefix=inbox_prefix("simulator").encode(),
@@ -139,3 +151,65 @@ async def run_simulation(settings: Settings, options: SimulationOptions) -> Simu
     summary.duplicates_dropped = summary.published - summary.stored
     summary.seconds = time.monotonic() - began
     return summary
+
+
+async def _send_over_https(settings: Settings, options: SimulationOptions,
+                           events: list[Planned], summary: SimulationSummary,
+                           progress: Progress) -> None:
+    """Send the plan through the gateway as each trust's system would: batches per trust
+    with the trust's own key (minted for the run, revoked after); the deliberately invalid
+    events one at a time, so one careless event does not hold up a batch."""
+    from services.gateway.bootstrap import key_admin
+
+    began = time.monotonic()
+    url = options.gateway_url or f"http://{settings.http_host}:{settings.gateway_port}"
+    trusts = sorted({p.subject.split(".")[2] for p in events})
+    async with key_admin(settings) as admin:
+        minted = {t: await admin.create(t) for t in trusts}
+        try:
+            async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+                for start in range(0, len(events), WINDOW * 4):
+                    window = events[start:start + WINDOW * 4]
+                    if options.time_compression > 0:
+                        due = (window[0].publish_at - options.start).total_seconds()
+                        wait = due / options.time_compression - (time.monotonic() - began)
+                        if wait > 0:
+                            await asyncio.sleep(wait)
+                    groups: dict[str, list[Planned]] = {}
+                    singles: list[Planned] = []
+                    for p in window:
+                        if p.valid:
+                            groups.setdefault(p.subject.split(".")[2], []).append(p)
+                        else:
+                            singles.append(p)
+                    sends = list(groups.items())
+                    sends += [(p.subject.split(".")[2], [p]) for p in singles]
+                    for trust, group in sends:
+                        token = minted[trust][1]
+                        statuses = await _post(client, token, group)
+                        summary.stored += statuses.count("accepted")
+                        summary.refused += statuses.count("rejected")
+                    summary.published += len(window)
+                    progress.update(summary.published)
+        finally:
+            for key, _ in minted.values():
+                await admin.revoke(key.key_id)
+    summary.duplicates_dropped = summary.published - summary.stored - summary.refused
+
+
+async def _post(client: httpx.AsyncClient, token: str, group: list[Planned]) -> list[str]:
+    """One batch; resent while the gateway says 429 or 503 (safe: ids are idempotent)."""
+    body = b"[" + b",".join(p.body for p in group) + b"]"
+    for _ in range(60):
+        reply = await client.post("/v1/events", content=body, headers={
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/cloudevents-batch+json"})
+        if reply.status_code in (429, 503):
+            await asyncio.sleep(float(reply.headers.get("Retry-After", "1")))
+            continue
+        if reply.status_code == 403:
+            return ["rejected"] * len(group)
+        if reply.status_code not in (200, 422):
+            raise RuntimeError(f"the gateway answered {reply.status_code}: {reply.text}")
+        return [r["status"] for r in reply.json()["results"]]
+    raise RuntimeError(f"the gateway at {client.base_url} kept refusing: {reply.text}")

@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Request
 
 from ibest.backbone.service_auth import UNAUTHORISED, service_token
-from services.enrolment.adapters.repository import ClinicianRepository
+from services.enrolment.ports import ClinicianRepository
 from shared.catalogue import Catalogue
 
 

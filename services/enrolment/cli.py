@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 import nats
-from pymongo import AsyncMongoClient
 
 from ibest.backbone.audit import Actor, audit_log_of
+from ibest.backbone.mongo import mongo_client
+from ibest.backbone.publisher import ReadOnlyPublisher
 from ibest.backbone.runtime import utc_now
 from ibest.backbone.settings import Settings
-from services.enrolment.adapters.repository import ClinicianRepository, Erasure
+from services.enrolment import bootstrap
 from services.enrolment.adapters.stream_erasure import erase_from_stream, erase_many_from_stream
+from services.enrolment.ports import Erasure
 from services.enrolment.settings import EnrolmentSettings
-from shared.catalogue import catalogue
 
 REMAINS = (
     "What remains: the reporting service's aggregate counts (enrolled/started/completed, "
@@ -50,18 +50,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 async def erase_command(args: argparse.Namespace, settings: Settings) -> int:
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-        settings.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=5000,
-        **settings.mongodb_options())
+    client = mongo_client(settings)
     try:
-        repository = ClinicianRepository(client[settings.database_of("enrolment")],
-                                         catalogue())
+        service = bootstrap.build(EnrolmentSettings(), client[settings.database_of("enrolment")],
+                                  ReadOnlyPublisher()).service
         # Audited first: an erasure that cannot be recorded does not happen.
         await audit_log_of(client, settings).record(
             "erasure", Actor.command(), clinician_ref=args.clinician_ref,
             command="ibest enrolment erase", record=bool(args.record),
             from_stream=bool(args.from_stream))
-        result = await repository.erase(args.clinician_ref, record=args.record)
+        result = await service.erase(args.clinician_ref, record=args.record)
         print(describe(result))
         if args.from_stream:
             nc = await nats.connect(settings.nats_servers, connect_timeout=5,
@@ -69,7 +67,7 @@ async def erase_command(args: argparse.Namespace, settings: Settings) -> int:
             try:
                 done = await erase_from_stream(
                     nc.jetstream(), args.clinician_ref,
-                    lambda old, new: repository.rename_fact(args.clinician_ref, old, new))
+                    lambda old, new: service.rename_fact(args.clinician_ref, old, new))
             finally:
                 await nc.drain()
             print(f"Events stream: {done.redacted} enrolment event(s) carrying the email "
@@ -110,26 +108,24 @@ async def retention_command(args: argparse.Namespace, settings: Settings) -> int
     """Run the contact-email retention pass now and, with --from-stream, redact the emails
     of every erased clinician from the streams in one pass (docs/information-governance.md)."""
     own = EnrolmentSettings()
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-        settings.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=5000,
-        **settings.mongodb_options())
+    client = mongo_client(settings)
     try:
-        repository = ClinicianRepository(client[settings.database_of("enrolment")],
-                                         catalogue())
+        service = bootstrap.build(own, client[settings.database_of("enrolment")],
+                                  ReadOnlyPublisher()).service
         # Audited first, like every erasure: one record per run, naming the rule applied.
         await audit_log_of(client, settings).record(
             "erasure", Actor.command(), command="ibest enrolment retention",
             retention_days=own.contact_retention_days, from_stream=bool(args.from_stream))
-        erased = await repository.erase_expired_contacts(utc_now(), own.contact_retention)
+        erased = await service.erase_expired_contacts(utc_now(), own.contact_retention)
         print(f"Contact emails past {own.contact_retention_days:g} days since the "
               f"clinician's latest event: {erased} erased from the enrolment database.")
         if args.from_stream:
-            refs = await repository.erased_contacts()
+            refs = await service.erased_contacts()
             nc = await nats.connect(settings.nats_servers, connect_timeout=5,
                                     **settings.admin_nats_options())
             try:
                 done = await erase_many_from_stream(nc.jetstream(), refs,
-                                                    repository.rename_fact)
+                                                    service.rename_fact)
             finally:
                 await nc.drain()
             print(f"Events stream: {done.redacted} enrolment event(s) of {len(refs)} erased "

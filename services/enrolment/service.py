@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ibest.backbone.publisher import Publisher
 from ibest.backbone.retention import purge_loop
 from ibest.backbone.runtime import ServiceContext, ServiceSpec, Wiring
+from services.enrolment import bootstrap
 from services.enrolment.adapters.contact_rpc import contact_responder
-from services.enrolment.adapters.repository import ClinicianRepository
 from services.enrolment.api import EnrolmentApi, routes
 from services.enrolment.domain.clinician import CONSUMED
 from services.enrolment.domain.record import TRAINING_COMPLETED, TRAINING_STARTED
-from services.enrolment.handlers import EnrolmentHandlers, Publisher
 from services.enrolment.settings import EnrolmentSettings
-from shared.catalogue import catalogue as shipped_catalogue
 
 PublisherWrapper = Callable[[Publisher], Publisher]
 
@@ -21,31 +20,29 @@ PublisherWrapper = Callable[[Publisher], Publisher]
 def build_spec(
     settings: EnrolmentSettings | None = None, wrap_publisher: PublisherWrapper | None = None
 ) -> ServiceSpec:
-    """The service; tests pass settings and a publisher wrapper (e.g. one that fails)."""
+    """The service; tests pass settings and a publisher wrapper (e.g. one that fails).
+    Without settings, the environment is read once, when the process starts the service."""
 
     async def wire(ctx: ServiceContext) -> Wiring:
-        own = settings or EnrolmentSettings()
-        catalogue = shipped_catalogue()
-        repository = ClinicianRepository(ctx.db, catalogue)
-        await repository.create_indexes()
         publisher: Publisher = ctx.publisher
         if wrap_publisher is not None:
             publisher = wrap_publisher(publisher)
-        handlers = EnrolmentHandlers(repository, publisher)
+        built = bootstrap.build(settings or EnrolmentSettings(), ctx.db, publisher)
+        await built.repository.create_indexes()
         return Wiring(
-            handlers={name: handlers.on_event for name in CONSUMED},
-            batch_handler=handlers.on_batch,
-            api=EnrolmentApi(catalogue, repository),
-            background=[handlers.republish_loop(own.outbox_interval),
-                        contact_responder(ctx.nats, repository.contact),
+            handlers=built.handlers.by_event(),
+            batch_handler=built.handlers.batch(),
+            api=EnrolmentApi(built.service.catalogue, built.repository),
+            background=[built.service.relay.run,
+                        contact_responder(ctx.nats, built.service.contact),
                         purge_loop("contact emails",
-                                   lambda now: repository.erase_expired_contacts(
-                                       now, own.contact_retention),
-                                   ctx.clock, own.retention_interval)],
+                                   lambda now: built.service.erase_expired_contacts(
+                                       now, built.settings.contact_retention),
+                                   ctx.clock, built.settings.retention_interval)],
         )
 
     return ServiceSpec(
-        name="enrolment",
+        name=bootstrap.NAME,
         consumes=list(CONSUMED),
         publishes=[TRAINING_STARTED, TRAINING_COMPLETED],
         wire=wire,

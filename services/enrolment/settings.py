@@ -7,6 +7,7 @@ from datetime import timedelta
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ibest.backbone.outbox import OutboxSettings
 from services.enrolment.domain.retention import DEFAULT_CONTACT_RETENTION_DAYS
 
 
@@ -16,6 +17,10 @@ class EnrolmentSettings(BaseSettings):
     outbox_interval: float = Field(
         default=10.0, gt=0, alias="IBEST_ENROLMENT_OUTBOX_INTERVAL",
         description="Seconds between passes that re-publish derived events left by a crash.",
+    )
+    outbox_limit: int = Field(
+        default=500, ge=1, alias="IBEST_ENROLMENT_OUTBOX_LIMIT",
+        description="Clinicians whose pending derived events one such pass publishes.",
     )
     contact_retention_days: float = Field(
         default=DEFAULT_CONTACT_RETENTION_DAYS, gt=0,
@@ -30,3 +35,6 @@ class EnrolmentSettings(BaseSettings):
     @property
     def contact_retention(self) -> timedelta:
         return timedelta(days=self.contact_retention_days)
+
+    def outbox(self) -> OutboxSettings:
+        return OutboxSettings(interval=self.outbox_interval, limit=self.outbox_limit)

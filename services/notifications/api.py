@@ -1,7 +1,8 @@
 """HTTP: opt-outs, the GOV.UK Notify delivery-status callback, a reminder's stored status.
 
 Opt-outs and reminders need a service token (ibest.backbone.service_auth), and every opt-out
-change is written to the audit log with the token's id; the callback has GOV.UK Notify's
+change is written to the audit log with the token's id (by the use case,
+application.NotificationsService.set_opt_out); the callback has GOV.UK Notify's
 own token; the scheduler's last pass is open.
 """
 
@@ -14,11 +15,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Request
 from pydantic import BaseModel, ConfigDict
 
-from ibest.backbone.audit import Actor, AuditLog
+from ibest.backbone.audit import Actor
 from ibest.backbone.runtime import Clock
 from ibest.backbone.service_auth import UNAUTHORISED, service_token
 from ibest.backbone.tokens import Token
-from services.notifications.adapters.repository import Repository
+from services.notifications.application import NotificationsService
+from services.notifications.ports import NotificationsRepository
 from services.notifications.scheduler import Scheduler
 from services.notifications.settings import NotificationSettings
 from shared.identifiers import REF_PATTERN
@@ -26,26 +28,14 @@ from shared.identifiers import REF_PATTERN
 
 @dataclass
 class NotificationsApi:
-    repo: Repository
+    repo: NotificationsRepository
+    service: NotificationsService
     scheduler: Scheduler
     settings: NotificationSettings
     clock: Clock
-    audit: AuditLog
 
     async def set_opt_out(self, clinician_ref: str, opted_out: bool, actor: Actor) -> None:
-        await set_opt_out(self.repo, clinician_ref, opted_out, self.clock, self.audit, actor)
-
-
-async def set_opt_out(repo: Repository, clinician_ref: str, opted_out: bool,
-                      clock: Clock, audit: AuditLog, actor: Actor) -> None:
-    """Opt a clinician out of (or back into) their reminders; pending ones are cancelled at
-    once and the sender checks again just before sending. The change is audited first, so
-    none happens unrecorded."""
-    await audit.record("opt_out" if opted_out else "opt_in", actor,
-                       clinician_ref=clinician_ref)
-    await repo.set_opt_out(clinician_ref, opted_out, clock())
-    if opted_out:
-        await repo.cancel_clinician_reminders(clinician_ref, ["training", "thanks"], "opted out")
+        await self.service.set_opt_out(clinician_ref, opted_out, actor)
 
 
 class DeliveryStatus(BaseModel):
@@ -114,6 +104,6 @@ def routes() -> APIRouter:
         doc = await _service(request).repo.reminder(reminder_id)
         if doc is None:
             raise HTTPException(404, "no such reminder")
-        return {k: v for k, v in doc.items() if k not in ("owner", "lease_until")}
+        return {k: v for k, v in doc.items() if k not in ("owner", "lease_until", "outbox")}
 
     return router

@@ -6,15 +6,13 @@ import argparse
 import re
 
 import nats
-from pymongo import AsyncMongoClient
 
 from ibest.backbone.audit import Actor, audit_log_of
+from ibest.backbone.mongo import mongo_client
 from ibest.backbone.runtime import Clock, utc_now
 from ibest.backbone.settings import Settings
 from ibest.backbone.streams import EVENTS_STREAM, stored_until_now
-from services.notifications.adapters.repository import Document, Repository
-from services.notifications.api import set_opt_out
-from services.notifications.handlers import Handlers
+from services.notifications import bootstrap
 from services.notifications.settings import NotificationSettings
 from shared.envelope import ContractError, parse_event
 from shared.identifiers import REF_PATTERN
@@ -53,15 +51,15 @@ async def plan_surveys(settings: Settings, clock: Clock) -> dict[str, int]:
     come in, an old completion is not thanked again), so replaying only adds what is missing.
     """
     counts = dict.fromkeys(SURVEY_EVENTS, 0)
-    mongo: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_url, tz_aware=True,
-                                                         **settings.mongodb_options())
+    mongo = mongo_client(settings)
     nc = await nats.connect(settings.nats_servers, name="ibest-notifications-plan-surveys",
                             **settings.admin_nats_options())
     try:
-        handlers = Handlers(Repository(mongo[settings.database_of("notifications")]),
-                            NotificationSettings(), clock)
-        apply = {"clinician.training_completed": handlers.completed,
-                 "clinician.delivery_reported": handlers.delivery_reported}
+        service = bootstrap.build(NotificationSettings(),
+                                  mongo[settings.database_of(bootstrap.NAME)], clock,
+                                  audit=audit_log_of(mongo, settings, clock)).service
+        apply = {"clinician.training_completed": service.completed,
+                 "clinician.delivery_reported": service.delivery_reported}
         async for msg in stored_until_now(nc.jetstream(), EVENTS_STREAM,
                                           "ibest.v1.*.clinician.>"):
             try:
@@ -83,12 +81,12 @@ async def opt_out_command(args: argparse.Namespace, settings: Settings) -> int:
     if not re.fullmatch(REF_PATTERN, ref):
         print(f"not a clinician reference: {ref!r}")
         return 2
-    client: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_url, tz_aware=True,
-                                                          **settings.mongodb_options())
+    client = mongo_client(settings)
     try:
-        repo = Repository(client[settings.database_of("notifications")])
-        await set_opt_out(repo, ref, not args.undo, utc_now, audit_log_of(client, settings),
-                          Actor.command())
+        service = bootstrap.build(NotificationSettings(),
+                                  client[settings.database_of(bootstrap.NAME)], utc_now,
+                                  audit=audit_log_of(client, settings)).service
+        await service.set_opt_out(ref, not args.undo, Actor.command())
     finally:
         await client.close()
     print(f"{ref}: {'opted back in' if args.undo else 'opted out'} of reminders")

@@ -1,187 +1,22 @@
-"""Event handlers: thin, idempotent and order-independent (event -> rules -> repository).
-
-`apply_many` applies a delivered batch with a few bulk writes (see domain/batch.py); it
-leaves the same documents as the handlers applied one by one, and if it raises the backbone
-applies each event again with them.
-"""
+"""Thin handlers: each consumed event (one, or a delivered batch) to its use case."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
-
 from ibest.backbone.consumer import BatchHandler, Handler
-from ibest.backbone.runtime import Clock
-from services.notifications.adapters.repository import (
-    Document,
-    Repository,
-    collected_timepoints,
-)
-from services.notifications.domain.batch import Completion, completion_of, fold, report_date
-from services.notifications.domain.followups import follow_up_items
-from services.notifications.domain.hours import WorkingHours
-from services.notifications.domain.ids import (
-    follow_up_item_id,
-    survey_reminder_id,
-    thanks_reminder_id,
-)
-from services.notifications.domain.surveys import survey_nudges
-from services.notifications.settings import NotificationSettings
-from shared.envelope import AnyEvent
-from shared.events import RecipientKind, ReminderKind
-from shared.followup import FOLLOW_UPS, Timepoint, assessment_date
-
-TRAINING_FAMILIES = ["training"]
+from services.notifications.application import NotificationsService
 
 
-class Handlers:
-    def __init__(self, repo: Repository, settings: NotificationSettings, clock: Clock) -> None:
-        self.repo = repo
-        self.settings = settings
-        self.hours: WorkingHours = settings.working_hours()
-        self.clock = clock
+def by_event(service: NotificationsService) -> dict[str, Handler]:
+    return {
+        "clinician.enrolled": service.enrolled,
+        "clinician.training_started": service.progressed,
+        "module.started": service.progressed,
+        "module.completed": service.progressed,
+        "clinician.training_completed": service.completed,
+        "clinician.delivery_reported": service.delivery_reported,
+        "patient.assessed": service.assessed,
+    }
 
-    def by_event(self) -> dict[str, Handler]:
-        return {
-            "clinician.enrolled": self.enrolled,
-            "clinician.training_started": self.progressed,
-            "module.started": self.progressed,
-            "module.completed": self.progressed,
-            "clinician.training_completed": self.completed,
-            "clinician.delivery_reported": self.delivery_reported,
-            "patient.assessed": self.assessed,
-        }
 
-    async def enrolled(self, event: AnyEvent) -> None:
-        # The contact email is deliberately not read: enrolment alone keeps it.
-        await self.repo.record_enrolment(event.data.clinician_ref, event.trustcode,
-                                         event.sitecode, event.time)
-
-    async def progressed(self, event: AnyEvent) -> None:
-        await self.repo.record_progress(event.data.clinician_ref, event.time)
-
-    async def completed(self, event: AnyEvent) -> None:
-        ref = event.data.clinician_ref
-        await self.repo.record_completion(ref, event.time)
-        await self.repo.cancel_clinician_reminders(ref, TRAINING_FAMILIES, "training completed")
-        done = completion_of(event)
-        thanks = self._thanks(ref, done, self.clock())
-        if thanks is not None:
-            await self.repo.create_reminder(*thanks)
-        for survey in self._surveys(ref, done, self.clock()):
-            await self.repo.create_reminder(*survey)
-        await self.repo.cancel_surveys_answered_before([ref])
-
-    async def delivery_reported(self, event: AnyEvent) -> None:
-        """An answer: remember its date, cancel the pending nudges of the survey it answers."""
-        ref, day = event.data.clinician_ref, report_date(event)
-        await self.repo.record_delivery_report(ref, day)
-        await self.repo.cancel_answered_surveys([(ref, day)])
-
-    async def assessed(self, event: AnyEvent) -> None:
-        trust, patient = event.trustcode, event.data.patient_ref
-        timepoint = Timepoint(event.data.timepoint)
-        if timepoint in FOLLOW_UPS:
-            # Mark collected first, then cancel: a baseline handled concurrently either
-            # sees the mark or has its items cancelled here.
-            await self.repo.record_collected(trust, patient, timepoint.value)
-            await self.repo.cancel_items(trust, patient, timepoint.value)
-            return
-        if timepoint != Timepoint.BASELINE:
-            return
-        doc = await self.repo.record_baseline(trust, patient, event.sitecode, event.time)
-        for item_id, fields in self._items(doc, assessment_date(self.clock())):
-            await self.repo.upsert_item(item_id, fields)
-        for tp in await self.repo.collected(trust, patient):
-            await self.repo.cancel_items(trust, patient, tp)
-
-    def batch(self) -> BatchHandler:
-        return self.apply_many
-
-    async def apply_many(self, events: list[AnyEvent]) -> None:
-        """A batch in at most nine round trips: clinicians, answered surveys, their
-        reminders, surveys answered before (read, write), patients (write, read), follow-up
-        items, and a last read of what was collected meanwhile."""
-        changes = fold(events)
-        now = self.clock()
-        clinicians = list(changes.clinicians.values())
-        await self.repo.apply_clinicians(clinicians)
-        await self.repo.cancel_answered_surveys(
-            [(c.ref, day) for c in clinicians for day in sorted(c.report_dates)])
-        completed = [c for c in clinicians if c.completions]
-        if completed:
-            thanks = [t for c in completed for done in c.completions
-                      if (t := self._thanks(c.ref, done, now)) is not None]
-            thanks += [s for c in completed for done in c.completions
-                       for s in self._surveys(c.ref, done, now)]
-            await self.repo.complete_training([c.ref for c in completed], TRAINING_FAMILIES,
-                                              "training completed", thanks)
-            await self.repo.cancel_surveys_answered_before([c.ref for c in completed])
-        if not changes.patients:
-            return
-        docs = await self.repo.apply_patients(list(changes.patients.values()))
-        today = assessment_date(now)
-        items = [item for doc in docs.values() for item in self._items(doc, today)]
-        cancels = [(c.trustcode, c.patient_ref, tp) for c in changes.patients.values()
-                   for tp in sorted(set(c.collected) | collected_timepoints(docs.get(c.key)))]
-        await self.repo.write_items(items, cancels)
-        if docs:
-            # As one by one: collected is read again after the items exist, so a follow-up
-            # handled concurrently either is seen here or cancels these items itself.
-            again = await self.repo.collected_of(list(docs))
-            later = [(docs[key]["trustcode"], docs[key]["patient_ref"], tp)
-                     for key, tps in again.items() for tp in tps]
-            if missed := sorted(set(later) - set(cancels)):
-                await self.repo.write_items([], missed)
-
-    def _thanks(self, ref: str, done: Completion,
-                now: datetime) -> tuple[str, Document] | None:
-        """The thank-you for a completion, or None for a replayed old one (too late)."""
-        if now - done.at > timedelta(days=self.settings.thanks_max_age_days):
-            return None
-        return thanks_reminder_id(ref, done.course_version), {
-            "family": "thanks", "kind": ReminderKind.TRAINING_THANKS.value,
-            "recipient_kind": RecipientKind.CLINICIAN.value, "recipient_ref": ref,
-            "course_version": done.course_version, "trustcode": done.trustcode,
-            "sitecode": done.sitecode, "due_at": done.at,
-            "send_after": self.hours.next_open(done.at), "created_at": now,
-        }
-
-    def _surveys(self, ref: str, done: Completion,
-                 now: datetime) -> list[tuple[str, Document]]:
-        """The delivery survey nudges of a completion whose window has not closed yet (a
-        replayed old completion schedules only what could still be answered)."""
-        if done.completed_on is None:
-            return []
-        today = assessment_date(now)
-        closing_before = timedelta(days=self.settings.closing_before_days)
-        return [
-            (survey_reminder_id(n.kind.value, ref, n.survey.value), {
-                "family": "survey", "kind": n.kind.value, "survey": n.survey.value,
-                "recipient_kind": RecipientKind.CLINICIAN.value, "recipient_ref": ref,
-                "trustcode": done.trustcode, "sitecode": done.sitecode,
-                "remind_on": n.remind_on.isoformat(), "due": n.due.isoformat(),
-                "opens": n.opens.isoformat(), "closes": n.closes.isoformat(),
-                "closing_on": n.closing_on.isoformat(),
-                "due_at": n.due_at, "send_after": self.hours.next_open(n.due_at),
-                "created_at": now,
-            })
-            for n in survey_nudges(done.completed_on, closing_before)
-            if n.closes >= today
-        ]
-
-    def _items(self, patient: Document, today: date) -> list[tuple[str, Document]]:
-        """The follow-up items of a stored patient's latest baseline, windows still open."""
-        trust, ref = patient["trustcode"], patient["patient_ref"]
-        closing_before = timedelta(days=self.settings.closing_before_days)
-        return [
-            (follow_up_item_id(item.kind.value, trust, ref, item.timepoint.value), {
-                "trustcode": trust, "patient_ref": ref, "sitecode": patient["sitecode"],
-                "timepoint": item.timepoint.value, "kind": item.kind.value,
-                "remind_on": item.remind_on.isoformat(), "due": item.due.isoformat(),
-                "closes": item.closes.isoformat(),
-            })
-            for item in follow_up_items(patient["baseline_time"], closing_before)
-            # a window already closed: nothing a reminder could still save
-            if item.closes >= today
-        ]
-
+def batch(service: NotificationsService) -> BatchHandler:
+    return service.apply_many

@@ -1,9 +1,11 @@
-"""The scheduler: plans due reminders, claims and sends them, publishes the outcomes.
+"""The scheduler (the sending use case): plans due reminders, claims and sends them,
+publishes how each ended.
 
 One pass (`run_once`) is: plan training reminders that have fallen due; inside working
 hours, open today's digest for every site with follow-ups due; claim due reminders one at
-a time and send them; publish any recorded outcome not yet published (an outbox, so a
-crash between recording and publishing only delays the event, whose id is deterministic).
+a time and send them, storing each finished one's notification.sent/failed event in the
+same update (the backbone outbox); relay what is unpublished (so a crash between recording
+and publishing only delays the event, whose id is deterministic).
 """
 
 from __future__ import annotations
@@ -15,16 +17,17 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from ibest.backbone.publisher import EventPublisher
+from ibest.backbone.outbox import OutboxEntry, OutboxRelay
+from ibest.backbone.publisher import Publisher
 from ibest.backbone.runtime import Clock
-from services.notifications.adapters.channels import (
-    Channel,
-    OutgoingMessage,
-    PermanentSendError,
-    TransientSendError,
+from services.notifications.domain import messages
+from services.notifications.domain.followups import DigestLine, digest_kind, digest_lines
+from services.notifications.domain.ids import (
+    digest_id,
+    notification_event_id,
+    training_reminder_id,
 )
-from services.notifications.adapters.contacts import ContactDirectory, ContactUnavailable
-from services.notifications.adapters.repository import (
+from services.notifications.domain.status import (
     CANCELLED,
     FAILED,
     FINISHED,
@@ -32,29 +35,35 @@ from services.notifications.adapters.repository import (
     PENDING,
     SENT,
     UNRESOLVED,
-    Document,
-    Repository,
 )
-from services.notifications.domain import messages
-from services.notifications.domain.followups import DigestLine, digest_kind, digest_lines
-from services.notifications.domain.ids import digest_id, outcome_event_id, training_reminder_id
 from services.notifications.domain.surveys import reason_not_to_send
 from services.notifications.domain.training import (
     TrainingState,
     next_training_reminder,
 )
+from services.notifications.ports import (
+    Channel,
+    ContactDirectory,
+    ContactUnavailable,
+    Document,
+    NotificationsRepository,
+    OutgoingMessage,
+    PermanentSendError,
+    TransientSendError,
+)
 from services.notifications.settings import NotificationSettings
-from shared.envelope import new_event
+from shared.envelope import AnyEvent, new_event
 from shared.events import NotificationFailed, NotificationSent, RecipientKind, ReminderKind
 from shared.followup import Timepoint, assessment_date
 from shared.surveys import Survey
 
 log = logging.getLogger(__name__)
 SOURCE = "/services/notifications"
+NAME = "notifications"
 
 
 @dataclass
-class Outcome:
+class SendResult:
     """What became of one claimed reminder."""
 
     status: str  # sent, failed, cancelled, pending (retry later)
@@ -65,18 +74,18 @@ class Outcome:
 class Scheduler:
     def __init__(
         self,
-        repo: Repository,
+        repo: NotificationsRepository,
         settings: NotificationSettings,
         channel: Channel,
         contacts: ContactDirectory,
-        publisher: EventPublisher,
+        publisher: Publisher,
         clock: Clock,
     ) -> None:
         self.repo = repo
         self.settings = settings
         self.channel = channel
         self.contacts = contacts
-        self.publisher = publisher
+        self.relay = OutboxRelay(repo.outbox, publisher, NAME, settings.outbox())
         self.clock = clock
         self.rules = settings.training_rules()
         self.hours = settings.working_hours()
@@ -103,12 +112,22 @@ class Scheduler:
         if self.hours.is_open(now):
             await self.plan_digests(now)
             while (doc := await self.repo.claim(now, self.owner, self._lease())) is not None:
-                outcome = await self.deliver(doc, now)
-                await self._record(doc, outcome, now)
-                finished += outcome.status in FINISHED
-        await self.publish_outbox()
+                result = await self.deliver(doc, now)
+                await self._record(doc, result, now)
+                finished += result.status in FINISHED
+        await self.relay.relay_once()
         self.last_pass = now
         return finished
+
+    async def queue_events_finished_before_outbox(self) -> int:
+        """At start-up: reminders an older version finished but had not yet published (it
+        kept a `published` flag and built the event at publish time) get that same event in
+        their outbox, so the relay publishes it; how many."""
+        found = await self.repo.finished_before_outbox()
+        for doc in found:
+            event = notification_event(doc, self.clock())
+            await self.repo.queue_event(doc["_id"], [OutboxEntry.of(event).model_dump()])
+        return len(found)
 
     def _lease(self) -> timedelta:
         return timedelta(seconds=self.settings.lease_seconds)
@@ -142,7 +161,7 @@ class Scheduler:
 
     # Sending ------------------------------------------------------------------------------
 
-    async def deliver(self, doc: Document, now: datetime) -> Outcome:
+    async def deliver(self, doc: Document, now: datetime) -> SendResult:
         kind = ReminderKind(doc["kind"])
         try:
             if doc["recipient_kind"] == RecipientKind.SITE_TEAM.value:
@@ -151,30 +170,30 @@ class Scheduler:
                 prepared = await self._prepare_clinician(doc, kind, now)
         except ContactUnavailable as exc:
             return self._retry_or_fail(doc, str(exc))
-        if isinstance(prepared, Outcome):
+        if isinstance(prepared, SendResult):
             return prepared
         try:
             provider_id = await self.channel.send(prepared)
         except TransientSendError as exc:
             return self._retry_or_fail(doc, str(exc))
         except PermanentSendError as exc:
-            return Outcome(FAILED, str(exc))
-        return Outcome(SENT, provider_id=provider_id)
+            return SendResult(FAILED, str(exc))
+        return SendResult(SENT, provider_id=provider_id)
 
     async def _prepare_clinician(self, doc: Document, kind: ReminderKind,
-                                 now: datetime) -> OutgoingMessage | Outcome:
+                                 now: datetime) -> OutgoingMessage | SendResult:
         clinician = await self.repo.clinician(doc["recipient_ref"]) or {}
         if clinician.get("opted_out"):
-            return Outcome(CANCELLED, "opted out")
+            return SendResult(CANCELLED, "opted out")
         if doc.get("family") == "training" and clinician.get("completed_at") is not None:
-            return Outcome(CANCELLED, "training completed")
+            return SendResult(CANCELLED, "training completed")
         if doc.get("family") == "survey":
             reason = reason_not_to_send(
                 kind, date.fromisoformat(doc["opens"]), date.fromisoformat(doc["closes"]),
                 date.fromisoformat(doc["closing_on"]), assessment_date(now),
                 [date.fromisoformat(d) for d in clinician.get("delivery_reports", [])])
             if reason is not None:
-                return Outcome(CANCELLED, reason)
+                return SendResult(CANCELLED, reason)
             survey = Survey(doc["survey"])
             content = messages.survey_content(
                 kind, survey, doc["closes"],
@@ -187,10 +206,10 @@ class Scheduler:
                                                 int(doc.get("number", 1)))
         email = await self.contacts.email_of(doc["recipient_ref"])
         if email is None:
-            return Outcome(FAILED, "no contact email")
+            return SendResult(FAILED, "no contact email")
         return self._message(doc, kind, [email], content)
 
-    async def _prepare_digest(self, doc: Document, now: datetime) -> OutgoingMessage | Outcome:
+    async def _prepare_digest(self, doc: Document, now: datetime) -> OutgoingMessage | SendResult:
         site = doc["recipient_ref"]
         items = await self.repo.take_items_into(doc["_id"], site, doc["day"])
         raw = []
@@ -203,12 +222,12 @@ class Scheduler:
                                   date.fromisoformat(item["closes"])))
         lines = digest_lines(raw, date.fromisoformat(self.hours.local_date(now)))
         if not lines:
-            return Outcome(CANCELLED, "nothing left to remind")
+            return SendResult(CANCELLED, "nothing left to remind")
         kind = digest_kind(lines)
         doc["kind"] = kind.value
         addresses = self.site_teams.get(site, [])
         if not addresses:
-            return Outcome(FAILED, f"no site team address configured for {site}")
+            return SendResult(FAILED, f"no site team address configured for {site}")
         return self._message(doc, kind, addresses,
                              messages.digest_content(site, doc["day"], lines))
 
@@ -217,44 +236,49 @@ class Scheduler:
         return OutgoingMessage(doc["_id"], kind, to, self.settings.template_id(kind),
                                content.subject, content.body, content.personalisation)
 
-    def _retry_or_fail(self, doc: Document, reason: str) -> Outcome:
+    def _retry_or_fail(self, doc: Document, reason: str) -> SendResult:
         if int(doc.get("attempts", 0)) + 1 >= self.settings.max_attempts:
-            return Outcome(FAILED, f"gave up after {self.settings.max_attempts} attempts: "
+            return SendResult(FAILED, f"gave up after {self.settings.max_attempts} attempts: "
                                    f"{reason}")
-        return Outcome(PENDING, reason)
+        return SendResult(PENDING, reason)
 
-    async def _record(self, doc: Document, outcome: Outcome, now: datetime) -> None:
+    async def _record(self, doc: Document, result: SendResult, now: datetime) -> None:
         kind = ReminderKind(doc["kind"])
-        fields: dict[str, Any] = {"status": outcome.status, "kind": kind.value,
+        fields: dict[str, Any] = {"status": result.status, "kind": kind.value,
                                   "lease_until": None}
-        if outcome.status == PENDING:
+        if result.status == PENDING:
             attempts = int(doc.get("attempts", 0)) + 1
             # At least a second, so a pass never picks its own retry up again.
             delay = max(1.0, min(self.settings.retry_max_seconds,
                                  self.settings.retry_base_seconds * 2 ** (attempts - 1)))
-            fields |= {"attempts": attempts, "last_error": outcome.reason,
+            fields |= {"attempts": attempts, "last_error": result.reason,
                        "send_after": self.hours.next_open(now + timedelta(seconds=delay))}
             log.warning("reminder %s (%s) will be retried: %s", doc["_id"], kind.value,
-                        outcome.reason)
+                        result.reason)
         else:
-            fields |= {"finished_at": now, "reason": outcome.reason,
+            # As MongoDB stores it (milliseconds), so the event made now is the one a
+            # re-publish from the stored reminder would make.
+            now = now.replace(microsecond=now.microsecond // 1000 * 1000)
+            fields |= {"finished_at": now, "reason": result.reason,
                        "channel": self.channel.name,
                        "template_id": self.settings.template_id(kind)}
-            if outcome.provider_id:
-                fields["provider_id"] = outcome.provider_id
-            if outcome.status == SENT:
+            if result.provider_id:
+                fields["provider_id"] = result.provider_id
+            if result.status == SENT:
                 fields["sent_at"] = now
-            if outcome.status in FINISHED:
+            if result.status in FINISHED:
                 fields |= await self._publish_target(doc)
-            log.info("reminder %s (%s) %s %s", doc["_id"], kind.value, outcome.status,
-                     outcome.reason)
+                event = notification_event({**doc, **fields}, now)
+                fields["outbox"] = [OutboxEntry.of(event).model_dump()]
+            log.info("reminder %s (%s) %s %s", doc["_id"], kind.value, result.status,
+                     result.reason)
         await self.repo.finish(doc["_id"], self.owner, fields)
-        if doc.get("family") == "follow_up" and outcome.status != PENDING:
-            await self.repo.finish_items(doc["_id"], NOTIFIED if outcome.status == SENT
-                                         else outcome.status)
+        if doc.get("family") == "follow_up" and result.status != PENDING:
+            await self.repo.finish_items(doc["_id"], NOTIFIED if result.status == SENT
+                                         else result.status)
 
     async def _publish_target(self, doc: Document) -> dict[str, str]:
-        """The trust and site the outcome is published under: the site team's site, or the
+        """The trust and site the result is published under: the site team's site, or the
         clinician's latest enrolment."""
         if doc.get("trustcode") and doc.get("recipient_kind") == RecipientKind.SITE_TEAM.value:
             return {"trustcode": doc["trustcode"], "sitecode": doc["sitecode"]}
@@ -263,15 +287,8 @@ class Scheduler:
         site = clinician.get("sitecode") or doc.get("sitecode")
         return {"trustcode": str(trust), "sitecode": str(site)}
 
-    # Outbox -------------------------------------------------------------------------------
 
-    async def publish_outbox(self) -> None:
-        for doc in await self.repo.unpublished():
-            await self.publisher.publish(outcome_event(doc, self.clock()))
-            await self.repo.mark_published(doc["_id"])
-
-
-def outcome_event(doc: Document, now: datetime) -> Any:
+def notification_event(doc: Document, now: datetime) -> AnyEvent:
     """notification.sent or notification.failed for a finished reminder (no address)."""
     common = {
         "notification_id": doc["_id"],
@@ -288,7 +305,7 @@ def outcome_event(doc: Document, now: datetime) -> Any:
         payload = NotificationFailed(**common, reason=str(doc.get("reason") or "failed")[:500])
     return new_event(payload, trustcode=doc["trustcode"], sitecode=doc["sitecode"],
                      source=SOURCE, time=doc.get("finished_at") or now,
-                     event_id=outcome_event_id(doc["_id"], doc["status"]))
+                     event_id=notification_event_id(doc["_id"], doc["status"]))
 
 
 def _training_state(clinician: Document, reminders: list[Document]) -> TrainingState:

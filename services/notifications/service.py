@@ -6,12 +6,11 @@ from __future__ import annotations
 from ibest.backbone.audit import audit_log_of
 from ibest.backbone.retention import purge_loop
 from ibest.backbone.runtime import ServiceContext, ServiceSpec, Wiring
-from services.notifications.adapters.channels import make_channel
-from services.notifications.adapters.contacts import ContactDirectory
-from services.notifications.adapters.repository import Repository
+from services.notifications import bootstrap
+from services.notifications.adapters.contacts import NatsContactDirectory
 from services.notifications.api import NotificationsApi, routes
-from services.notifications.handlers import Handlers
-from services.notifications.scheduler import Scheduler
+from services.notifications.application import purge_expired_records
+from services.notifications.handlers import batch, by_event
 from services.notifications.settings import NotificationSettings
 
 CONSUMES = [
@@ -25,33 +24,37 @@ CONSUMES = [
 ]
 
 
-async def wire(ctx: ServiceContext) -> Wiring:
-    settings = NotificationSettings()
-    repo = Repository(ctx.db)
-    await repo.ensure_indexes()
-    scheduler = Scheduler(
-        repo, settings, make_channel(settings),
-        ContactDirectory(ctx.nats, settings.contact_timeout), ctx.publisher, ctx.clock,
-    )
-    handlers = Handlers(repo, settings, ctx.clock)
-    return Wiring(
-        handlers=handlers.by_event(),
-        batch_handler=handlers.batch(),
-        api=NotificationsApi(repo, scheduler, settings, ctx.clock,
-                             audit_log_of(ctx.db.client, ctx.settings, ctx.clock)),
-        background=[scheduler.loop,
-                    purge_loop("notification records",
-                               lambda now: repo.purge_expired(now, settings.record_retention),
-                               ctx.clock, settings.retention_interval)],
+def build_spec(settings: NotificationSettings | None = None) -> ServiceSpec:
+    """The service; tests pass settings. Without them, the environment is read once, when
+    the process starts the service."""
+
+    async def wire(ctx: ServiceContext) -> Wiring:
+        own = settings or NotificationSettings()
+        built = bootstrap.build(own, ctx.db, ctx.clock,
+                                audit=audit_log_of(ctx.db.client, ctx.settings, ctx.clock))
+        await built.repository.ensure_indexes()
+        scheduler = built.scheduler(NatsContactDirectory(ctx.nats, own.contact_timeout),
+                                    ctx.publisher)
+        await scheduler.queue_events_finished_before_outbox()
+        return Wiring(
+            handlers=by_event(built.service),
+            batch_handler=batch(built.service),
+            api=NotificationsApi(built.repository, built.service, scheduler, own, ctx.clock),
+            background=[scheduler.loop,
+                        purge_loop("notification records",
+                                   lambda now: purge_expired_records(built.repository, own, now),
+                                   ctx.clock, own.retention_interval)],
+        )
+
+    return ServiceSpec(
+        name=bootstrap.NAME,
+        consumes=CONSUMES,
+        publishes=["notification.sent", "notification.failed"],
+        wire=wire,
+        routes=routes,
+        title="iBeST notifications service",
+        description="Reminders to clinicians and site teams, sent once, in working hours.",
     )
 
 
-SPEC = ServiceSpec(
-    name="notifications",
-    consumes=CONSUMES,
-    publishes=["notification.sent", "notification.failed"],
-    wire=wire,
-    routes=routes,
-    title="iBeST notifications service",
-    description="Reminders to clinicians and site teams, sent once, in working hours.",
-)
+SPEC = build_spec()

@@ -11,6 +11,7 @@ import yaml
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ibest.backbone.outbox import OutboxSettings
 from services.notifications.domain.hours import WorkingHours, parse_days
 from services.notifications.domain.training import TrainingRules
 from shared.events import ReminderKind
@@ -21,6 +22,8 @@ class NotificationSettings(BaseSettings):
 
     channel: Literal["notify", "smtp", "log"] = Field(default="log", alias="IBEST_NOTIFY_CHANNEL")
     poll_seconds: float = Field(default=30.0, gt=0, alias="IBEST_NOTIFY_POLL_SECONDS")
+    # Finished reminders whose events one pass publishes (the outbox relay runs each pass).
+    outbox_limit: int = Field(default=500, ge=1, alias="IBEST_NOTIFY_OUTBOX_LIMIT")
     # Rules
     start_after_days: float = Field(default=7, ge=0, alias="IBEST_NOTIFY_START_AFTER_DAYS")
     continue_after_days: float = Field(default=14, ge=0,
@@ -107,6 +110,9 @@ class NotificationSettings(BaseSettings):
             max_reminders=self.max_training_reminders,
             spacing=timedelta(days=self.training_spacing_days),
         )
+
+    def outbox(self) -> OutboxSettings:
+        return OutboxSettings(interval=self.poll_seconds, limit=self.outbox_limit)
 
     def working_hours(self) -> WorkingHours:
         return WorkingHours(parse_days(self.working_days), self.working_start, self.working_end,

@@ -1,47 +1,43 @@
 """The outcomes service's use cases: apply an assessment, keep a class, publish outcomes.
 
-Publishing uses an outbox: the outcome.recorded events a change causes are stored in the
-same write as the patient's new state, then published, then cleared. A crash in between
-leaves them in the outbox; the redelivered event or the background sweep publishes them
-again under the same deterministic id, which JetStream deduplicates.
+Publishing uses the backbone outbox: the outcome.recorded events a change causes are stored
+in the same write as the patient's new state, then published, then cleared. A crash in
+between leaves them in the outbox; the redelivered event or the relay's background pass
+publishes them again under the same deterministic id, which JetStream deduplicates.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
-from services.outcomes.adapters.repository import Commit, Document, OutcomesRepository
+from ibest.backbone.concurrency import retry_on_conflict
+from ibest.backbone.outbox import OutboxEntry, OutboxRelay, deterministic_id, namespace
+from ibest.backbone.publisher import Publisher
 from services.outcomes.domain.assessments import Assessment, utc_text
 from services.outcomes.domain.followups import schedule
 from services.outcomes.domain.outcomes import Outcome
+from services.outcomes.ports import Commit, Document, OutcomesRepository, patient_key
 from services.outcomes.settings import OutcomesSettings
-from shared.envelope import AnyEvent, new_event, parse_event
+from shared.envelope import AnyEvent, new_event
 from shared.events import ClassStarted
 from shared.followup import Timepoint
 
 log = logging.getLogger(__name__)
 SOURCE = "/services/outcomes"
-OUTCOME_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:ibest:outcomes:outcome.recorded")
-
-
-class Publisher(Protocol):
-    async def publish(self, event: AnyEvent) -> bool: ...
-
-
-class WriteConflict(RuntimeError):
-    """Too many concurrent writers on one patient; the event is retried by redelivery."""
+NAME = "outcomes"
+OUTCOME_NAMESPACE = namespace("urn:ibest:outcomes:outcome.recorded")
 
 
 def outcome_event_id(
     trustcode: str, patient_ref: str, timepoint: Timepoint, revision: int
 ) -> uuid.UUID:
     """The same revision of the same outcome always has the same id (JetStream dedupes it)."""
-    return uuid.uuid5(OUTCOME_NAMESPACE, f"{trustcode}/{patient_ref}/{timepoint.value}/{revision}")
+    return deterministic_id(OUTCOME_NAMESPACE,
+                            f"{trustcode}/{patient_ref}/{timepoint.value}/{revision}")
 
 
 def outcome_event(outcome: Outcome) -> AnyEvent:
@@ -55,10 +51,9 @@ def outcome_event(outcome: Outcome) -> AnyEvent:
     )
 
 
-def outbox_entries(changed: list[Outcome]) -> list[Document]:
+def outbox_entries(changed: list[Outcome]) -> list[OutboxEntry]:
     """The outcome.recorded events a change causes, as stored in the patient's outbox."""
-    return [{"id": str(e.id), "body": e.to_json().decode()}
-            for e in map(outcome_event, changed)]
+    return [OutboxEntry.of(outcome_event(o)) for o in changed]
 
 
 def class_doc(event: AnyEvent) -> Document:
@@ -77,7 +72,7 @@ class OutcomesService:
         settings: OutcomesSettings,
     ) -> None:
         self.repo = repo
-        self._publisher = publisher
+        self.relay = OutboxRelay(repo.outbox, publisher, NAME, settings.outbox())
         self._clock = clock
         self._settings = settings
 
@@ -85,17 +80,17 @@ class OutcomesService:
         """Store the assessment, update the patient, publish what changed; return that."""
         await self.repo.record_assessment(assessment, self._clock())
         trust, ref = assessment.trustcode, assessment.patient_ref
-        changed: list[Outcome] = []
-        for _ in range(self._settings.max_write_attempts):
+
+        async def attempt() -> list[Outcome]:
             state, version = await self.repo.load(trust, ref)
             new_state, changed = state.apply(assessment)
             if new_state is state:
-                break  # a redelivery or an older correction: nothing changes
-            outbox = outbox_entries(changed)
-            if await self.repo.commit(trust, ref, version, new_state, outbox, self._clock()):
-                break
-        else:
-            raise WriteConflict(f"patient {trust}/{ref} kept changing under us")
+                return []  # a redelivery or an older correction: nothing changes
+            await self.repo.commit(Commit(trust, ref, version, 1, new_state,
+                                          outbox_entries(changed)), self._clock())
+            return changed
+
+        changed = await retry_on_conflict(attempt, self._settings.max_write_attempts)
         await self.flush(trust, ref)
         return changed
 
@@ -105,7 +100,7 @@ class OutcomesService:
 
         Per patient the batch is folded in memory with `PatientState.apply`, then written
         with one compare-and-set each in a single bulk write. If another writer changed a
-        patient meanwhile this raises `WriteConflict`, and the consumer applies the batch
+        patient meanwhile this raises `ConcurrentUpdate`, and the consumer applies the batch
         again one event at a time (every step here is idempotent).
         """
         now = self._clock()
@@ -127,38 +122,19 @@ class OutcomesService:
             if state is not before.state:
                 commits[key] = Commit(*key, before.version, before.changes + 1, state,
                                       [*before.outbox, *outbox_entries(changed)])
-        if not await self.repo.commit_many(list(commits.values()), now):
-            raise WriteConflict("a patient of the batch changed under us")
+        await self.repo.commit_many(list(commits.values()), now)
         for key, commit in commits.items():
             pending[key] = [*pending[key], *commit.outbox]
-        for entries in pending.values():
-            for entry in entries:
-                await self._publisher.publish(parse_event(None, entry["body"].encode()))
-        await self.repo.clear_many(
-            {key: [entry["id"] for entry in entries] for key, entries in pending.items()})
+        await self.relay.publish_many(
+            (patient_key(*key), tuple(entries)) for key, entries in pending.items())
 
     async def flush(self, trustcode: str, patient_ref: str) -> int:
         """Publish the patient's pending outcome events, clearing each once stored."""
-        sent = 0
-        for entry in await self.repo.outbox(trustcode, patient_ref):
-            await self._publisher.publish(parse_event(None, entry["body"].encode()))
-            await self.repo.clear(trustcode, patient_ref, entry["id"])
-            sent += 1
-        return sent
+        return await self.relay.publish_key(patient_key(trustcode, patient_ref))
 
     async def sweep_once(self) -> int:
-        sent = 0
-        for trust, ref in await self.repo.patients_with_outbox(self._settings.outbox_batch):
-            sent += await self.flush(trust, ref)
-        return sent
-
-    async def sweep_forever(self) -> None:
-        """Background loop: publish whatever a crash left in an outbox."""
-        while True:
-            sent = await self.sweep_once()
-            if sent:
-                log.info("outbox sweep published %d pending outcome event(s)", sent)
-            await asyncio.sleep(self._settings.outbox_interval)
+        """Publish whatever crashes left in outboxes (one relay pass)."""
+        return await self.relay.relay_once()
 
     async def class_started(self, event: AnyEvent) -> None:
         await self.repo.record_class(class_doc(event))

@@ -6,36 +6,27 @@ import argparse
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import nats
-from pymongo import AsyncMongoClient
 
-from ibest.backbone.publisher import EventPublisher
-from ibest.backbone.runtime import utc_now
+from ibest.backbone.mongo import mongo_client
+from ibest.backbone.publisher import EventPublisher, Publisher, ReadOnlyPublisher
 from ibest.backbone.settings import Settings
-from services.outcomes.adapters.repository import OutcomesRepository
+from services.outcomes import bootstrap
 from services.outcomes.application import OutcomesService
 from services.outcomes.settings import OutcomesSettings
-from shared.envelope import AnyEvent
-
-
-class _NoPublishing:
-    async def publish(self, event: AnyEvent) -> bool:
-        raise RuntimeError("read-only command")
 
 
 @asynccontextmanager
 async def _service(settings: Settings, publish: bool) -> AsyncIterator[OutcomesService]:
-    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-        settings.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=5000,
-        **settings.mongodb_options())
+    mongo = mongo_client(settings)
     nc = await nats.connect(settings.nats_servers, connect_timeout=5,
-                              **settings.admin_nats_options()) if publish else None
+                            **settings.admin_nats_options()) if publish else None
     try:
-        repo = OutcomesRepository(mongo[settings.database_of("outcomes")])
-        publisher = EventPublisher(nc.jetstream(), "outcomes") if nc else _NoPublishing()
-        yield OutcomesService(repo, publisher, utc_now, OutcomesSettings())
+        publisher: Publisher = (EventPublisher(nc.jetstream(), bootstrap.NAME) if nc
+                                else ReadOnlyPublisher())
+        yield bootstrap.build(OutcomesSettings(), mongo[settings.database_of(bootstrap.NAME)],
+                              publisher).service
     finally:
         if nc:
             await nc.drain()

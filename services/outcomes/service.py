@@ -3,27 +3,34 @@
 from __future__ import annotations
 
 from ibest.backbone.runtime import ServiceContext, ServiceSpec, Wiring
-from services.outcomes.adapters.repository import OutcomesRepository
+from services.outcomes import bootstrap
 from services.outcomes.api import routes
-from services.outcomes.application import OutcomesService
 from services.outcomes.handlers import batch_handler, handlers
 from services.outcomes.settings import OutcomesSettings
 
 
-async def wire(ctx: ServiceContext) -> Wiring:
-    repo = OutcomesRepository(ctx.db)
-    await repo.create_indexes()
-    service = OutcomesService(repo, ctx.publisher, ctx.clock, OutcomesSettings())
-    return Wiring(handlers=handlers(service), api=service, background=[service.sweep_forever],
-                  batch_handler=batch_handler(service))
+def build_spec(settings: OutcomesSettings | None = None) -> ServiceSpec:
+    """The service; tests pass settings. Without them, the environment is read once, when
+    the process starts the service."""
+
+    async def wire(ctx: ServiceContext) -> Wiring:
+        built = bootstrap.build(settings or OutcomesSettings(), ctx.db, ctx.publisher,
+                                ctx.clock)
+        await built.repository.create_indexes()
+        service = built.service
+        return Wiring(handlers=handlers(service), api=service,
+                      background=[service.relay.run], batch_handler=batch_handler(service))
+
+    return ServiceSpec(
+        name=bootstrap.NAME,
+        consumes=["patient.assessed", "class.started"],
+        publishes=["outcome.recorded"],
+        wire=wire,
+        routes=routes,
+        title="iBeST outcomes service",
+        description="Patients' assessments per timepoint, corrections, and change from "
+                    "baseline.",
+    )
 
 
-SPEC = ServiceSpec(
-    name="outcomes",
-    consumes=["patient.assessed", "class.started"],
-    publishes=["outcome.recorded"],
-    wire=wire,
-    routes=routes,
-    title="iBeST outcomes service",
-    description="Patients' assessments per timepoint, corrections, and change from baseline.",
-)
+SPEC = build_spec()

@@ -130,10 +130,25 @@ class NationalProportion(BaseModel):
 
 class FunnelPoint(BaseModel):
     trustcode: str
-    value: float | str | None = Field(description="Controlled (\"*\" for 1-7) unless raw.")
+    value: float | str | None = Field(description="Controlled (\"*\" for 1-7; to the "
+                                                  "precision of its rounded denominator) "
+                                                  "unless raw.")
     denominator: int | str = Field(description="Controlled (\"*\" for 1-7) unless raw.")
-    control_limits: dict[str, dict[str, float]] | None
-    outside_99_8: bool
+    control_limits: dict[str, dict[str, float]] | None = Field(
+        default=None, description="Only with raw=true: the limits for the exact denominator.")
+    outside_95: bool | str = Field(description="Judged on the exact value against the limits "
+                                               "for the exact denominator; \"*\" when the "
+                                               "value is.")
+    outside_99_8: bool | str = Field(description="As outside_95, at 99.8%.")
+
+
+class LimitPoint(BaseModel):
+    denominator: int
+    national: float
+    lower_95: float
+    upper_95: float
+    lower_99_8: float
+    upper_99_8: float
 
 
 class Funnel(BaseModel):
@@ -144,6 +159,8 @@ class Funnel(BaseModel):
     raw: bool
     national: NationalProportion
     trusts: list[FunnelPoint]
+    limits: list[LimitPoint] = Field(description="The plot's lines: the national value and "
+                                                 "its 95% and 99.8% limits by denominator.")
 
 
 class TrialBand(BaseModel):
@@ -436,9 +453,11 @@ def routes() -> APIRouter:
         return await _report(request, token, raw,
                              lambda s, r: s.site(trustcode, sitecode, r))
 
-    funnel_doc = ("Per trust: value, denominator, 95% and 99.8% binomial control limits for "
-                  "that denominator, and outside_99_8. Values and denominators are "
-                  "disclosure-controlled unless raw.")
+    funnel_doc = ("Per trust: value and denominator (disclosure-controlled unless raw), "
+                  "outside_95 and outside_99_8 judged on the exact value against the binomial "
+                  "limits for the exact denominator (raw also gives those control_limits); "
+                  "`limits`: the plot's national line and 95% / 99.8% limits by denominator. "
+                  "JSON, or CSV with Accept: text/csv.")
 
     @router.get(
         "/funnel/improved_share", response_model=Funnel,
@@ -451,7 +470,7 @@ def routes() -> APIRouter:
     ) -> Response:
         return await _report(
             request, token, raw,
-            lambda s, r: s.funnel("improved_share", measure, timepoint, r), offers=(JSON,))
+            lambda s, r: s.funnel("improved_share", measure, timepoint, r))
 
     for comparison in COMPARISON_FIGURES:
         timepoint_name = comparison.removeprefix("rmdq_improvement_")
@@ -480,6 +499,8 @@ def routes() -> APIRouter:
         raw: Raw = "false",
     ) -> Response:
         return await _report(request, token, raw,
-                             lambda s, r: s.funnel(figure, None, None, r), offers=(JSON,))
+                             lambda s, r: s.funnel(figure, None, None, r))
 
+    from .api_months import add_month_routes  # it builds on this module
+    add_month_routes(router)
     return router

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 import nats
-from pymongo import AsyncMongoClient
 
+from ibest.backbone.mongo import mongo_client
 from ibest.backbone.runtime import utc_now
 from ibest.backbone.settings import Settings
 
@@ -24,9 +24,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 async def rebuild_command(args: argparse.Namespace, settings: Settings) -> int:
-    mongo: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(
-        settings.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=5000,
-        **settings.mongodb_options())
+    mongo = mongo_client(settings)
     nc = await nats.connect(settings.nats_servers, name="ibest-reporting-rebuild",
                              **settings.admin_nats_options())
     try:

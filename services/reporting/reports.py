@@ -50,6 +50,7 @@ from .domain.funnel import (
     comparison_point,
     funnel_point,
     improvement_of,
+    limit_curve,
     proportion_of,
     trial_band,
 )
@@ -88,6 +89,9 @@ class View:
     as_of: datetime | None
     today: date
     key: tuple[Any, ...] = ()
+    protect_national: bool = False
+    """IBEST_REPORTING_PROTECT_NATIONAL: judge every national figure family, not only the
+    by-profession breakdowns (disclosure.controlled_names)."""
 
     def by_trust(self) -> dict[str, list[Summary]]:
         out: dict[str, list[Summary]] = defaultdict(list)
@@ -98,8 +102,9 @@ class View:
     def figures(self, summaries: list[Summary], *, raw: bool, national: bool = False,
                 site: bool = False) -> Figures:
         """Exact figures for `raw`; disclosure-controlled below national; national exact
-        except where, beside the trusts' published figures, a value would give back a
-        suppressed trust figure by difference (disclosure.protect_national)."""
+        except where, beside the trusts' published figures, a by-profession cell (or, with
+        `protect_national`, any count) would give back a suppressed trust figure by
+        difference (disclosure.protect_national)."""
         totals = total(summaries)
         if raw:
             return raw_figures(totals, self.today, with_sites_running=not site)
@@ -107,7 +112,8 @@ class View:
         if not national:
             return controlled
         exact = raw_figures(totals, self.today, with_sites_running=not site)
-        return protect_national(exact, controlled, self.published_trusts())
+        return protect_national(exact, controlled, self.published_trusts(),
+                                every_family=self.protect_national)
 
     def published_trusts(self) -> list[Figures]:
         """Every trust's published figures: what an outsider holds beside the national."""
@@ -119,7 +125,7 @@ class View:
         return controlled_names(
             raw_figures(totals, self.today, with_sites_running=True),
             published_figures(totals, self.today, with_sites_running=True),
-            self.published_trusts())
+            self.published_trusts(), every_family=self.protect_national)
 
 
 def check_trust(trustcode: str) -> str:
@@ -162,8 +168,9 @@ class Reporting:
     """What the handlers, the HTTP routes, the metrics snapshot and the CLI use."""
 
     def __init__(self, store: Store, clock: Clock, tokens: list[Token],
-                 audit: AuditLog | None = None) -> None:
+                 audit: AuditLog | None = None, *, protect_national: bool = False) -> None:
         self.store = store
+        self.protect_national = protect_national
         self.clock = clock
         self.tokens = tokens
         self.audit = audit
@@ -172,6 +179,8 @@ class Reporting:
         self.answers: BoundedCache[tuple[Any, ...], dict[str, Any]] = BoundedCache(
             ANSWERS_KEPT, ANSWER_BYTES_KEPT)
         self._checking: asyncio.Future[View] | None = None
+        from .months import MonthSeries  # it builds on this module
+        self.months = MonthSeries(self)
 
     async def apply(self, event: AnyEvent) -> None:
         """Store one event's fact in every generation being written (idempotent)."""
@@ -209,7 +218,7 @@ class Reporting:
         if self._cached is None or self._cached[0] != key:
             self._cached = (key, await generation.summaries())
             self.answers.clear()
-        return View(self._cached[1], as_of, today, key)
+        return View(self._cached[1], as_of, today, key, self.protect_national)
 
     async def _answer(self, v: View, args: tuple[Any, ...],
                       build: Callable[[], dict[str, Any]]) -> dict[str, Any]:
@@ -301,7 +310,10 @@ class Reporting:
             return {"as_of": v.as_of, "figure": figure, "measure": measure,
                     "timepoint": timepoint, "raw": raw,
                     "national": published,
-                    "trusts": points}
+                    "trusts": points,
+                    "limits": limit_curve(p, max((pt["denominator"] for pt in points
+                                                  if isinstance(pt["denominator"], int)),
+                                                 default=0))}
 
         return await self._answer(v, ("funnel", figure, measure, timepoint, raw), build)
 

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ibest.backbone.tokens import Token, read_tokens
+from ibest.backbone.tokens import Token, derived_id, read_tokens
 
 Scope = Literal["read", "raw"]
 SCOPES: tuple[Scope, ...] = ("read", "raw")
@@ -28,11 +28,33 @@ class ReportingSettings(BaseSettings):
         default=None, alias="IBEST_REPORTING_TOKENS_FILE",
         description="A secrets file with more entries (one per line or comma-separated).",
     )
+    read_token_file: Path | None = Field(
+        default=None, alias="IBEST_REPORTING_READ_TOKEN_FILE",
+        description="A file holding one bare read-scope bearer token (the Docker secret "
+                    "Grafana's reporting data source also reads through $__file, so the two "
+                    "cannot drift apart); its id is `grafana`.",
+    )
     snapshot_seconds: float = Field(
         default=5.0, gt=0, alias="IBEST_REPORTING_SNAPSHOT_SECONDS",
         description="Seconds between refreshes of the figures /metrics exports.",
     )
 
+    protect_national: bool = Field(
+        default=False, alias="IBEST_REPORTING_PROTECT_NATIONAL",
+        description="Publish every national count (and the rates and means built on it) "
+                    "under trust-level control where, beside the trusts' published figures, "
+                    "it would let a suppressed trust figure be recovered by difference. Off: "
+                    "only the by-profession breakdowns are judged (headline national figures "
+                    "exact). For a publication built from few trusts.",
+    )
+
     def token_list(self) -> list[Token]:
         """Parse the tokens; a malformed entry stops the service at start-up."""
-        return read_tokens(self.tokens, self.tokens_file, "IBEST_REPORTING_TOKENS", SCOPES)
+        tokens = read_tokens(self.tokens, self.tokens_file, "IBEST_REPORTING_TOKENS", SCOPES)
+        if self.read_token_file is not None:
+            secret = self.read_token_file.read_text().strip()
+            if not secret:
+                raise ValueError(f"IBEST_REPORTING_READ_TOKEN_FILE: {self.read_token_file} "
+                                 "holds no token")
+            tokens.append(Token(derived_id(secret), secret, "read"))
+        return tokens

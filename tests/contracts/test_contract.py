@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import jsonschema
+import jsonschema  # type: ignore[import-untyped]  # no types-jsonschema in the dev deps
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st

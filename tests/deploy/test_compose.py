@@ -227,7 +227,11 @@ def test_tls_for_nats_clients_and_the_published_http_port(compose: dict[str, Any
         assert env["NATS_TLS_CA_FILE"] == "/run/secrets/nats_ca", name
     published = {name: service["ports"] for name, service in services.items()
                  if service.get("ports")}
-    assert set(published) == {"nats", "proxy"}, "only NATS and the TLS proxy are published"
+    assert set(published) == {"nats", "proxy", "gateway-tls"}, (
+        "only NATS and the two TLS proxies (people; trusts' systems) are published")
+    gateway_caddy = (ROOT / "deploy/gateway/Caddyfile").read_text()
+    assert "tls /run/secrets/gateway_tls_cert /run/secrets/gateway_tls_key" in gateway_caddy
+    assert published["gateway-tls"] == ["${GATEWAY_HTTPS_PORT:-443}:9443"]
     caddy = (ROOT / "deploy/caddy/Caddyfile").read_text()
     assert "tls /run/secrets/tls.crt /run/secrets/tls.key" in caddy
     assert re.findall(r"^(\S+) \{", caddy, re.M) == [":8443"], "one site, TLS only"

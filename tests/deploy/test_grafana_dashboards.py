@@ -25,8 +25,11 @@ def test_uids_are_fixed_and_queries_use_the_provisioned_datasource() -> None:
         assert board["uid"] == name
         targets = [t for p in board["panels"] for t in p.get("targets", [])]
         assert targets
-        assert all(t["datasource"] == {"type": "prometheus", "uid": "prometheus"}
-                   for t in targets)
+        # Prometheus for operations and scraped figures; the reporting API through the
+        # Infinity plugin for months and comparisons (test_grafana_infinity.py).
+        assert all(t["datasource"] in ({"type": "prometheus", "uid": "prometheus"},
+                                       {"type": "yesoreyeram-infinity-datasource",
+                                        "uid": "reporting"}) for t in targets)
 
 
 def test_drilldown_has_trust_and_site_variables() -> None:

@@ -35,13 +35,8 @@ ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy/prometheus/rules/ibest.yml"
 NEEDS_EXPORTER = ("jetstream_", "ibest:consumer_lag:messages")
 # Below national level a count of 1 to 7 is published as "*" and so never exported: a trust
-# has a handful of sites, so its `sites_running_classes` is suppressed by design. A national
-# count that would give back trusts' "*" by difference is published under the same control
-# (secondary suppression, services/reporting/README.md): in the simulated rollout the few
-# sites sustained at 12 months are.
-SUPPRESSED_BY_DESIGN = ('ibest_sites_running_classes{trust=~"',
-                        'ibest_sites_sustained_12_months{trust=""',
-                        'ibest_sites_sustained_rate_12_months{trust=""')
+# has a handful of sites, so its `sites_running_classes` is suppressed by design.
+SUPPRESSED_BY_DESIGN = ('ibest_sites_running_classes{trust=~"',)
 
 
 def _prometheus() -> str:

@@ -77,7 +77,7 @@ async def test_every_service_works_under_its_own_nats_user(
                     base_url=reporting, headers={"Authorization": "Bearer perm-test"}) as api:
 
                 async def derived_events_counted() -> dict[str, Any] | None:
-                    f: dict[str, Any] = (await api.get("/v1/national?raw=true")).json()["figures"]
+                    f: dict[str, Any] = (await api.get("/v1/national")).json()["figures"]
                     ok = (f["clinicians_completed"] == 1
                           and f["outcomes"]["rmdq"]["month_3"]["n"] == 1)
                     return f if ok else None

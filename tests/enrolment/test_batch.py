@@ -15,10 +15,14 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.enrolment.adapters.repository import ClinicianRepository, ConcurrentUpdateError
+from ibest.backbone.concurrency import ConcurrentUpdate
+from services.enrolment import bootstrap
+from services.enrolment.adapters.repository import MongoClinicianRepository
 from services.enrolment.handlers import EnrolmentHandlers
+from services.enrolment.settings import EnrolmentSettings
 from shared.catalogue import catalogue as load_catalogue
 from shared.envelope import AnyEvent, parse_event
+from tests.fakes.publisher import FakePublisher
 from tests.harness import cloud_event
 
 Document = dict[str, Any]
@@ -42,18 +46,6 @@ def module(ref: str, verb: str, module_id: str, minutes: int) -> AnyEvent:
     return event(f"module.{verb}", ref, minutes, module_id=module_id)
 
 
-class Recorder:
-    """A publisher that keeps what it was given (the stream's duplicate window is not needed:
-    the test checks each derived event is published exactly once)."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[str, str]] = []
-
-    async def publish(self, event: AnyEvent) -> bool:
-        self.events.append((str(event.id), event.to_json().decode()))
-        return True
-
-
 @pytest.fixture
 async def client(mongodb_url: str) -> AsyncIterator[AsyncMongoClient[Document]]:
     c: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_url)
@@ -62,12 +54,14 @@ async def client(mongodb_url: str) -> AsyncIterator[AsyncMongoClient[Document]]:
 
 
 async def service(client: AsyncMongoClient[Document]
-                  ) -> tuple[AsyncDatabase[Document], EnrolmentHandlers, Recorder]:
+                  ) -> tuple[AsyncDatabase[Document], EnrolmentHandlers, FakePublisher]:
+    """The service as the runtime builds it, publishing to a fake stream that keeps every
+    publish (each derived event must be published exactly once)."""
     db = client[f"t{uuid.uuid4().hex[:10]}_enrolment"]
-    repository = ClinicianRepository(db, CATALOGUE)
-    await repository.create_indexes()
-    recorder = Recorder()
-    return db, EnrolmentHandlers(repository, recorder), recorder
+    recorder = FakePublisher()
+    built = bootstrap.build(EnrolmentSettings(), db, recorder)
+    await built.repository.create_indexes()
+    return db, built.handlers, recorder
 
 
 async def documents(db: AsyncDatabase[Document]) -> dict[str, Document]:
@@ -109,9 +103,9 @@ async def test_batch_stores_and_publishes_what_one_by_one_does(
     for e in before:
         await one.on_event(e)
         await many.on_event(e)
-    assert one_published.events == many_published.events
-    one_published.events.clear()
-    many_published.events.clear()
+    assert one_published.sent() == many_published.sent()
+    one_published.clear()
+    many_published.clear()
 
     for e in batch:
         await one.on_event(e)
@@ -125,14 +119,14 @@ async def test_batch_stores_and_publishes_what_one_by_one_does(
     assert stored["c-old"]["state"]["enrolment"]["sitecode"] == "RNU02"
     assert stored["c-old"]["contact"]["email"] == "old@nhs.net"
     assert stored["c-early"]["contact"]["email"] == "early@nhs.net"
-    assert sorted(many_published.events) == sorted(one_published.events)
-    ids = [i for i, _ in many_published.events]
+    assert sorted(many_published.sent()) == sorted(one_published.sent())
+    ids = [i for i, _ in many_published.sent()]
     assert len(ids) == len(set(ids)) == 4  # started: early, new; completed: old, new
 
     # A redelivered batch changes nothing and publishes nothing.
     await many.on_batch(batch)
     assert await documents(many_db) == stored
-    assert len(many_published.events) == 4
+    assert len(many_published.sent()) == 4
 
 
 Race = Callable[[AsyncCollection[Document]], Awaitable[object]]
@@ -168,13 +162,13 @@ async def test_a_concurrent_writer_makes_the_batch_raise_and_one_by_one_repairs_
 
     async def insert(coll: AsyncCollection[Document]) -> object:
         # Another replica stores c-2's first event meanwhile.
-        replica = EnrolmentHandlers(ClinicianRepository(db, CATALOGUE), published)
+        replica = bootstrap.build(EnrolmentSettings(), db, published).handlers
         await replica.on_event(other)
         return None
 
-    repository = handlers._repository
+    repository: MongoClinicianRepository = handlers._service.repository  # type: ignore[assignment]
     repository._clinicians = Racing(db["clinicians"], update if race == "update" else insert)  # type: ignore[assignment]
-    with pytest.raises(ConcurrentUpdateError):
+    with pytest.raises(ConcurrentUpdate):
         await handlers.on_batch(batch)
 
     # What the backbone does next: each event again, one by one.
@@ -188,5 +182,5 @@ async def test_a_concurrent_writer_makes_the_batch_raise_and_one_by_one_repairs_
     if race == "insert":
         assert facts["c-2"] == {str(batch[1].id), str(other.id)}
         assert stored["c-2"]["state"]["status"] == "started"
-    ids = [i for i, _ in published.events]
+    ids = [i for i, _ in published.sent()]
     assert len(ids) == len(set(ids))

@@ -13,17 +13,17 @@ from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 from pymongo import AsyncMongoClient
 
+from ibest.backbone.publisher import Publisher
 from ibest.backbone.settings import Settings
 from ibest.backbone.streams import EVENTS_STREAM
 from services.enrolment.adapters.contact_rpc import CONTACT_SUBJECT
-from services.enrolment.adapters.repository import ClinicianRepository
+from services.enrolment.adapters.repository import MongoClinicianRepository
 from services.enrolment.cli import erase_command
 from services.enrolment.domain.record import derived_event_id
-from services.enrolment.handlers import Publisher
 from services.enrolment.service import build_spec
 from services.enrolment.settings import EnrolmentSettings
 from shared.catalogue import catalogue as load_catalogue
-from shared.envelope import AnyEvent
+from tests.fakes.publisher import FakePublisher
 from tests.harness import (
     SERVICE_AUTH,
     cloud_event,
@@ -209,21 +209,6 @@ async def _at_least(letters: Any, n: int) -> Any:
     return found if len(found) >= n else None
 
 
-class LinkDown:
-    """A publisher that fails (as if the process died) until `restore()`."""
-
-    def __init__(self, inner: Publisher) -> None:
-        self.inner = inner
-        self.down = True
-        self.failures = 0
-
-    async def publish(self, event: AnyEvent) -> bool:
-        if self.down:
-            self.failures += 1
-            raise ConnectionError("lost NATS after storing (simulated crash)")
-        return await self.inner.publish(event)
-
-
 async def test_crash_between_store_and_publish_publishes_once_after_restart(
     settings: Settings, js: JetStreamContext
 ) -> None:
@@ -231,10 +216,12 @@ async def test_crash_between_store_and_publish_publishes_once_after_restart(
     await publish_raw(js, enrolled(ref, 0))
     for i, m in enumerate(MODULES):
         await publish_raw(js, module(ref, "completed", m, 10 + i))
-    links: list[LinkDown] = []
+    links: list[FakePublisher] = []
 
     def crashing(inner: Publisher) -> Publisher:
-        links.append(LinkDown(inner))
+        """A link that fails (as if the process died) after storing."""
+        links.append(FakePublisher(forward_to=inner))
+        links[-1].down = True
         return links[-1]
 
     # Retry for as long as the link is down; a message fetched but never handled before the
@@ -243,7 +230,7 @@ async def test_crash_between_store_and_publish_publishes_once_after_restart(
     async with running_service(build_spec(wrap_publisher=crashing), patient):
         doc = await wait_for(lambda: _with_outbox(settings, ref, 2), 60,
                              "state and both derived events stored")
-    assert doc is not None and links[0].failures >= 1
+    assert doc is not None and links[0].failed >= 1
     assert doc["state"]["status"] == "completed"
     assert await stream_events(js, "clinician.training_completed") == []
     assert await _pending(settings) == [(ref, [o["id"] for o in doc["outbox"]])]
@@ -271,10 +258,9 @@ async def _pending(settings: Settings) -> list[tuple[str, list[str]]]:
     """What the re-publish loop finds: the outboxes a crash left behind."""
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_url)
     try:
-        repository = ClinicianRepository(client[settings.database_of("enrolment")],
-                                         load_catalogue())
+        repository = MongoClinicianRepository(client[settings.database_of("enrolment")])
         return [(r, [o.id for o in entries])
-                for r, entries in await repository.pending_outboxes()]
+                for r, entries in await repository.outbox.pending(500)]
     finally:
         await client.close()
 

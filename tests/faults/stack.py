@@ -308,7 +308,7 @@ async def national(url: str) -> dict[str, Any] | None:
     """National figures from a reporting instance, or None while it does not answer."""
     try:
         async with httpx.AsyncClient(base_url=url, timeout=5) as client:
-            r = await client.get("/v1/national?raw=true",
+            r = await client.get("/v1/national",
                                  headers={"Authorization": f"Bearer {RAW_TOKEN}"})
     except httpx.HTTPError:
         return None

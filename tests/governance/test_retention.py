@@ -26,15 +26,17 @@ from ibest.backbone.streams import (
     stored_until_now,
     stream_configs,
 )
-from services.enrolment.adapters.repository import ClinicianRepository
+from services.enrolment import bootstrap
+from services.enrolment.application import EnrolmentService
 from services.enrolment.cli import retention_command
 from services.enrolment.service import build_spec
 from services.enrolment.settings import EnrolmentSettings
-from services.notifications.adapters.repository import Repository
+from services.notifications.adapters.repository import MongoNotificationsRepository
+from services.notifications.application import purge_expired_records
 from services.notifications.service import SPEC as NOTIFICATIONS
 from services.notifications.settings import NotificationSettings
-from shared.catalogue import catalogue
 from shared.envelope import parse_event
+from tests.fakes.publisher import FakePublisher
 from tests.harness import cloud_event, publish_raw, running_service, wait_for
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
@@ -46,6 +48,13 @@ async def client(settings: Settings) -> AsyncIterator[AsyncMongoClient[dict[str,
     c: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
     yield c
     await c.close()
+
+
+def enrolment_service(client: AsyncMongoClient[dict[str, Any]], settings: Settings,
+                      own: EnrolmentSettings | None = None) -> EnrolmentService:
+    """The enrolment use cases over the real database (derived events to a fake stream)."""
+    return bootstrap.build(own or EnrolmentSettings(), client[settings.database_of("enrolment")],
+                           FakePublisher()).service
 
 
 def enrolment(ref: str, when: datetime, email: str | None) -> Any:
@@ -61,19 +70,19 @@ async def test_contact_emails_are_erased_after_retention_and_no_sooner(
 ) -> None:
     own = EnrolmentSettings()
     assert own.contact_retention == timedelta(days=450)  # the documented default
-    repo = ClinicianRepository(client[settings.database_of("enrolment")], catalogue())
+    repo = enrolment_service(client, settings, own)
     retention = own.contact_retention
-    await repo.apply(enrolment("c-old", NOW - retention - timedelta(days=1), "old@nhs.net"))
+    await repo.record(enrolment("c-old", NOW - retention - timedelta(days=1), "old@nhs.net"))
     # Enrolled long ago but active since (a later enrolment without an email): kept.
-    await repo.apply(enrolment("c-active", NOW - retention - timedelta(days=30), "a@nhs.net"))
-    await repo.apply(enrolment("c-active", NOW - timedelta(days=10), None))
-    await repo.apply(enrolment("c-young", NOW - retention + timedelta(hours=1), "y@nhs.net"))
+    await repo.record(enrolment("c-active", NOW - retention - timedelta(days=30), "a@nhs.net"))
+    await repo.record(enrolment("c-active", NOW - timedelta(days=10), None))
+    await repo.record(enrolment("c-young", NOW - retention + timedelta(hours=1), "y@nhs.net"))
 
     assert await repo.erase_expired_contacts(NOW, retention) == 1
     assert await repo.contact("c-old") == (True, None)
     assert await repo.contact("c-active") == (True, "a@nhs.net")
     assert await repo.contact("c-young") == (True, "y@nhs.net")
-    state = await repo.state("c-old")
+    state = await repo.clinician("c-old")
     assert state is not None  # only the email goes; the pseudonymous record stays
     assert await repo.erase_expired_contacts(NOW, retention) == 0  # idempotent
     # An hour later the young one is past its period too.
@@ -85,7 +94,7 @@ async def test_the_retention_command_also_redacts_the_streams_of_expired_emails(
     settings: Settings, js: JetStreamContext, client: AsyncMongoClient[dict[str, Any]],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    repo = ClinicianRepository(client[settings.database_of("enrolment")], catalogue())
+    repo = enrolment_service(client, settings)
     now = utc_now()
     raw = {ref: cloud_event("clinician.enrolled", {
         "clinician_ref": ref, "profession": "nurse", "course_version": "1",
@@ -94,7 +103,7 @@ async def test_the_retention_command_also_redacts_the_streams_of_expired_emails(
                           ("c-current", now - timedelta(days=10)))}
     for event in raw.values():
         assert await publish_raw(js, event)
-        await repo.apply(parse_event(None, json.dumps(event).encode()))
+        await repo.record(parse_event(None, json.dumps(event).encode()))
 
     assert await retention_command(argparse.Namespace(from_stream=True), settings) == 0
     assert "1 erased from the enrolment database" in capsys.readouterr().out
@@ -118,7 +127,7 @@ async def test_notification_records_past_retention_are_purged_and_no_younger(
     retention = own.record_retention
     assert retention == timedelta(days=90)  # the documented default
     db: Db = client[settings.database_of("notifications")]
-    repo = Repository(db)
+    repo = MongoNotificationsRepository(db)
     await repo.ensure_indexes()
     old, young = NOW - retention - timedelta(days=1), NOW - retention + timedelta(hours=1)
     await db["reminders"].insert_many([
@@ -155,13 +164,13 @@ async def test_notification_records_past_retention_are_purged_and_no_younger(
          "closes": closed_long_ago},
     ])
 
-    assert await repo.purge_expired(NOW, retention) == 5
+    assert await purge_expired_records(repo, own, NOW) == 5
     assert sorted(await db["reminders"].distinct("_id")) == [
         "site:RTH08:pending", "site:RTH08:unpublished", "site:RTH08:young", "training:c-1:1"]
     assert await db["delivery_statuses"].distinct("_id") == ["n-young"]
     assert sorted(await db["follow_up_items"].distinct("_id")) == [
         "follow_up_due:RTH:p-2:month_3", "follow_up_due:RTH:p-3:month_3"]
-    assert await repo.purge_expired(NOW, retention) == 0
+    assert await purge_expired_records(repo, own, NOW) == 0
 
 
 def test_notification_retention_never_shorter_than_thanks_replay_window(
@@ -219,7 +228,7 @@ async def test_running_services_enforce_retention_on_their_own_clock(
     await receipts.insert_many([
         {"_id": "n-old", "status": "delivered", "received_at": NOW - timedelta(days=91)},
         {"_id": "n-young", "status": "delivered", "received_at": NOW - timedelta(days=89)}])
-    repo = ClinicianRepository(client[settings.database_of("enrolment")], catalogue())
+    repo = enrolment_service(client, settings)
     enrolment = build_spec(EnrolmentSettings(retention_interval=0.2))
     async with running_service(enrolment, settings, lambda: NOW), \
             running_service(NOTIFICATIONS, settings, lambda: NOW):

@@ -30,7 +30,8 @@ from tests.harness import cloud_event, publish_raw, running_service, wait_for
 
 ROUTES = ["/v1/national", "/v1/trusts", "/v1/trusts/RTH", "/v1/trusts/RTH/sites/RTH08",
           "/v1/funnel/clinicians_completed", "/v1/funnel/followup_rate_month_3",
-          "/v1/funnel/improved_share?measure=rmdq&timepoint=month_3"]
+          "/v1/funnel/improved_share?measure=rmdq&timepoint=month_3",
+          "/v1/national/months", "/v1/trusts/RTH/months", "/v1/trusts/RTH/sites/RTH08/months"]
 HOSTILE_VALUES = [
     "' OR '1'='1", "1; DROP TABLE patients; --", '{"$ne": null}', '{"$where": "sleep(1000)"}',
     "$gt", "../../../../etc/passwd", "..%2F..%2Fetc%2Fpasswd", "%00", "\u202e\u0000x",
@@ -164,8 +165,7 @@ async def test_hostile_paths_and_query_strings_never_fail_or_leak(
 
 
 async def _enrolled(api: httpx.AsyncClient, n: int) -> bool:
-    r = await api.get("/v1/national", params={"raw": "true"},
-                      headers={"Authorization": f"Bearer {RAW_TOKEN}"})
+    r = await api.get("/v1/national")
     return r.status_code == 200 and r.json()["figures"]["clinicians_enrolled"] == n
 
 
@@ -272,8 +272,7 @@ async def test_published_figures_never_reveal_small_counts_below_national(
             base_url=base, headers={"Authorization": f"Bearer {READ_TOKEN}"}) as api:
 
         async def all_applied() -> bool:
-            figures = (await api.get("/v1/national", params={"raw": "true"}, headers={
-                "Authorization": f"Bearer {RAW_TOKEN}"})).json()["figures"]
+            figures = (await api.get("/v1/national")).json()["figures"]
             return {n: figures[n] for n in total} == total
 
         await wait_for(all_applied, 60, "every dataset applied (national totals exact)")

@@ -17,7 +17,10 @@ from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy
 from pymongo import AsyncMongoClient
 
+from ibest.backbone.runtime import ServiceSpec
 from ibest.backbone.settings import Settings
+from services.notifications.service import build_spec
+from services.notifications.settings import NotificationSettings
 from tests.harness import SERVICE_AUTH
 from tests.mailbox import Mailbox, smtp_server
 
@@ -94,18 +97,21 @@ async def published(js: JetStreamContext) -> Published:
 
 
 @pytest.fixture
-def smtp_env(monkeypatch: pytest.MonkeyPatch, mailbox: tuple[Mailbox, int]) -> Mailbox:
-    box, port = mailbox
-    monkeypatch.setenv("IBEST_NOTIFY_CHANNEL", "smtp")
-    monkeypatch.setenv("IBEST_SMTP_HOST", "127.0.0.1")
-    monkeypatch.setenv("IBEST_SMTP_PORT", str(port))
-    monkeypatch.setenv("IBEST_NOTIFY_POLL_SECONDS", "0.1")
-    monkeypatch.setenv("IBEST_NOTIFY_RETRY_BASE_SECONDS", "0")
-    monkeypatch.setenv("IBEST_NOTIFY_CONTACT_TIMEOUT", "0.5")
-    monkeypatch.setenv("IBEST_NOTIFY_CALLBACK_TOKEN", "callback-secret")
-    monkeypatch.setenv("IBEST_SITE_TEAMS", json.dumps({
-        "RTH08": ["rth08-team@example.nhs.uk"], "RTH09": ["rth09-team@example.nhs.uk"]}))
-    return box
+def smtp_env(mailbox: tuple[Mailbox, int]) -> Mailbox:
+    """The mailbox the `service` fixture's SMTP channel sends to."""
+    return mailbox[0]
+
+
+@pytest.fixture
+def service(mailbox: tuple[Mailbox, int]) -> ServiceSpec:
+    """The notifications service with explicit settings: SMTP to the test mailbox, quick
+    passes and retries, two site teams."""
+    return build_spec(NotificationSettings(
+        IBEST_NOTIFY_CHANNEL="smtp", IBEST_SMTP_HOST="127.0.0.1", IBEST_SMTP_PORT=mailbox[1],
+        IBEST_NOTIFY_POLL_SECONDS=0.1, IBEST_NOTIFY_RETRY_BASE_SECONDS=0,
+        IBEST_NOTIFY_CONTACT_TIMEOUT=0.5, IBEST_NOTIFY_CALLBACK_TOKEN="callback-secret",
+        IBEST_SITE_TEAMS=json.dumps({"RTH08": ["rth08-team@example.nhs.uk"],
+                                     "RTH09": ["rth09-team@example.nhs.uk"]})))
 
 
 async def stored(settings: Settings, collection: str, doc_id: str) -> dict[str, Any] | None:

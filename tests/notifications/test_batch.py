@@ -9,7 +9,7 @@ import json
 import random
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from nats.aio.client import Client as NatsClient
@@ -17,15 +17,17 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
-from ibest.backbone.publisher import EventPublisher
+from ibest.backbone.audit import AuditLog
 from ibest.backbone.settings import Settings
+from services.notifications import bootstrap
 from services.notifications.adapters.channels import LogChannel
-from services.notifications.adapters.contacts import ContactDirectory
-from services.notifications.adapters.repository import Repository
-from services.notifications.handlers import Handlers
-from services.notifications.scheduler import Scheduler
+from services.notifications.adapters.contacts import NatsContactDirectory
+from services.notifications.adapters.repository import MongoNotificationsRepository
+from services.notifications.application import NotificationsService
+from services.notifications.handlers import by_event
 from services.notifications.settings import NotificationSettings
 from shared.envelope import AnyEvent, parse_event
+from tests.fakes.publisher import FakePublisher
 from tests.harness import cloud_event
 from tests.notifications.conftest import FakeClock
 
@@ -105,7 +107,7 @@ def events() -> list[AnyEvent]:
     ]
 
 
-async def prepare(handlers: Handlers) -> None:
+async def prepare(handlers: NotificationsService) -> None:
     """The same state before the batch, in both databases."""
     await handlers.repo.create_reminder("training:c-2:1", {
         "family": "training", "kind": "training_start", "number": 1,
@@ -123,8 +125,13 @@ async def databases(settings: Settings) -> AsyncIterator[list[AsyncDatabase[dict
     await client.close()
 
 
-def make_handlers(db: AsyncDatabase[dict[str, Any]], clock: FakeClock) -> Handlers:
-    return Handlers(Repository(db), NotificationSettings(), clock)
+def audit_next_to(db: AsyncDatabase[dict[str, Any]]) -> AuditLog:
+    """A real audit log in a database of its own beside the test's."""
+    return AuditLog(db.client[f"{db.name}_audit"])
+
+
+def make_handlers(db: AsyncDatabase[dict[str, Any]], clock: FakeClock) -> NotificationsService:
+    return bootstrap.build(NotificationSettings(), db, clock, audit=audit_next_to(db)).service
 
 
 async def contents(db: AsyncDatabase[dict[str, Any]]) -> Docs:
@@ -141,16 +148,7 @@ def assert_same(got: Docs, expected: Docs) -> None:
                                                     for k in differ})
 
 
-class Captured(EventPublisher):
-    def __init__(self) -> None:
-        self.events: list[AnyEvent] = []
-
-    async def publish(self, event: AnyEvent) -> bool:
-        self.events.append(event)
-        return True
-
-
-class Addresses(ContactDirectory):
+class Addresses(NatsContactDirectory):
     async def email_of(self, clinician_ref: str) -> str | None:
         return f"{clinician_ref}@example.nhs.uk"
 
@@ -160,11 +158,11 @@ async def sent_later(db: AsyncDatabase[dict[str, Any]], nc: NatsClient) -> list[
     clock = FakeClock(datetime(2025, 4, 7, 9, 0, tzinfo=UTC))
     settings = NotificationSettings(IBEST_SITE_TEAMS=json.dumps(
         {"RTH08": ["a@example.nhs.uk"], "RTH09": ["b@example.nhs.uk"]}))
-    captured = Captured()
-    scheduler = Scheduler(Repository(db), settings, LogChannel(), Addresses(nc, 1.0),
-                          captured, clock)
+    captured = FakePublisher()
+    built = bootstrap.build(settings, db, clock, audit=audit_next_to(db))
+    scheduler = built.scheduler(Addresses(nc, 1.0), captured, LogChannel())
     await scheduler.run_once()
-    return sorted(e.model_dump_json() for e in captured.events)
+    return sorted(e.model_dump_json() for e in captured.published)
 
 
 async def test_batch_equals_one_by_one_in_any_order_with_duplicates(
@@ -178,9 +176,9 @@ async def test_batch_equals_one_by_one_in_any_order_with_duplicates(
         one_db, batch_db = databases[2 * seed:2 * seed + 2]
         single, many = make_handlers(one_db, clock), make_handlers(batch_db, clock)
         for handlers in (single, many):
-            await handlers.repo.ensure_indexes()
+            await cast(MongoNotificationsRepository, handlers.repo).ensure_indexes()
             await prepare(handlers)
-        handle = single.by_event()
+        handle = by_event(single)
         for event in rng.sample(batch, len(batch)):  # one by one, in another order
             await handle[event.event_type.name](event)
         expected = await contents(one_db)
@@ -225,18 +223,18 @@ async def test_two_instances_applying_batches_at_once_stay_exact(
     one_db, shared_db = databases[:2]
     batch = events()
     single = make_handlers(one_db, clock)
-    handle = single.by_event()
+    handle = by_event(single)
     for event in batch:
         await handle[event.event_type.name](event)
     first, second = make_handlers(shared_db, clock), make_handlers(shared_db, clock)
     rng = random.Random(7)
 
-    async def instance(handlers: Handlers, events: list[AnyEvent]) -> None:
+    async def instance(handlers: NotificationsService, events: list[AnyEvent]) -> None:
         try:
             await handlers.apply_many(events)
         except PyMongoError:
             for event in events:
-                await handlers.by_event()[event.event_type.name](event)
+                await by_event(handlers)[event.event_type.name](event)
 
     await asyncio.gather(instance(first, rng.sample(batch, len(batch))),
                          instance(second, rng.sample(batch, len(batch))))

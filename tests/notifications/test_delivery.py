@@ -19,9 +19,11 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
+from ibest.backbone.runtime import ServiceSpec
 from ibest.backbone.settings import Settings
 from services.notifications.cli import opt_out_command
-from services.notifications.service import SPEC
+from services.notifications.service import build_spec
+from services.notifications.settings import NotificationSettings
 from tests.harness import SERVICE_AUTH, cloud_event, publish_raw, running_service, wait_for
 from tests.mailbox import Mailbox
 from tests.notifications.conftest import (
@@ -45,7 +47,8 @@ async def enrol(js: JetStreamContext, ref: str, site: str = "RTH08") -> None:
 
 
 async def test_retry_then_success_and_permanent_failures_published(
-    nsettings: Settings, js: JetStreamContext, smtp_env: Mailbox, contacts: Contacts,
+    nsettings: Settings, js: JetStreamContext, smtp_env: Mailbox,
+    service: ServiceSpec, contacts: Contacts,
     published: Published,
 ) -> None:
     contacts.emails |= {"c-flaky": "flaky@example.nhs.uk", "c-bad": "bad@example.nhs.uk",
@@ -55,7 +58,7 @@ async def test_retry_then_success_and_permanent_failures_published(
     for ref in ("c-flaky", "c-bad", "c-none"):
         await enrol(js, ref)
     clock = FakeClock(DUE)
-    async with running_service(SPEC, nsettings, clock) as base:
+    async with running_service(service, nsettings, clock) as base:
         await wait_for(lambda: now_true(len(published.of("failed")) == 2), 30, "two failures")
         flaky = await reminder(base, "training:c-flaky:1")
         assert flaky is not None and flaky["status"] == "pending" and flaky["attempts"] == 1
@@ -74,6 +77,7 @@ async def test_retry_then_success_and_permanent_failures_published(
 
 async def test_no_responder_is_retried_and_missing_site_team_fails(
     nsettings: Settings, js: JetStreamContext, nc: NatsClient, smtp_env: Mailbox,
+    service: ServiceSpec,
     published: Published,
 ) -> None:
     await enrol(js, "c-wait")
@@ -81,7 +85,7 @@ async def test_no_responder_is_retried_and_missing_site_team_fails(
         "patient_ref": "p-lonely", "timepoint": "baseline", "measures": {"pain_nrs": 6}},
         site="RTH07", time=ENROLLED_AT - timedelta(days=91)))
     clock = FakeClock(DUE)
-    async with running_service(SPEC, nsettings, clock) as base:
+    async with running_service(service, nsettings, clock) as base:
         doc = await wait_for(lambda: _attempted("training:c-wait:1", base), 30, "an attempt")
         assert doc["status"] == "pending" and "enrolment contact lookup" in doc["last_error"]
         [site_failure] = await wait_for(lambda: now_true(published.of("failed")), 30, "no team")
@@ -158,34 +162,34 @@ class FakeNotify(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def notify(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[FakeNotify]]:
+def notify() -> Iterator[tuple[type[FakeNotify], ServiceSpec]]:
+    """A fake GOV.UK Notify, and the service sending to it (explicit settings)."""
     handler = type("Notify", (FakeNotify,), {"received": [], "problems": [], "script": {}})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    monkeypatch.setenv("IBEST_NOTIFY_CHANNEL", "notify")
-    monkeypatch.setenv("IBEST_NOTIFY_API_KEY", API_KEY)
-    monkeypatch.setenv("IBEST_NOTIFY_BASE_URL", f"http://127.0.0.1:{server.server_port}")
-    monkeypatch.setenv("IBEST_NOTIFY_TEMPLATE_TRAINING_START", TEMPLATES["training_start"])
-    monkeypatch.setenv("IBEST_NOTIFY_TEMPLATE_TRAINING_THANKS", TEMPLATES["training_thanks"])
-    monkeypatch.setenv("IBEST_NOTIFY_POLL_SECONDS", "0.1")
-    monkeypatch.setenv("IBEST_NOTIFY_RETRY_BASE_SECONDS", "0")
-    monkeypatch.setenv("IBEST_NOTIFY_CALLBACK_TOKEN", "callback-secret")
-    yield handler
+    yield handler, build_spec(NotificationSettings(
+        IBEST_NOTIFY_CHANNEL="notify", IBEST_NOTIFY_API_KEY=API_KEY,
+        IBEST_NOTIFY_BASE_URL=f"http://127.0.0.1:{server.server_port}",
+        IBEST_NOTIFY_TEMPLATE_TRAINING_START=TEMPLATES["training_start"],
+        IBEST_NOTIFY_TEMPLATE_TRAINING_THANKS=TEMPLATES["training_thanks"],
+        IBEST_NOTIFY_POLL_SECONDS=0.1, IBEST_NOTIFY_RETRY_BASE_SECONDS=0,
+        IBEST_NOTIFY_CALLBACK_TOKEN="callback-secret"))
     server.shutdown()
 
 
 async def test_notify_channel_rate_limit_server_error_refusal_and_callback(
-    nsettings: Settings, js: JetStreamContext, notify: type[FakeNotify], contacts: Contacts,
-    published: Published,
+    nsettings: Settings, js: JetStreamContext,
+    notify: tuple[type[FakeNotify], ServiceSpec], contacts: Contacts, published: Published,
 ) -> None:
+    fake, spec = notify
     people = {"n-ok": 201, "n-429": 429, "n-500": 500, "n-400": 400}
     for ref, first in people.items():
         contacts.emails[ref] = f"{ref}@example.nhs.uk"
-        notify.script[f"{ref}@example.nhs.uk"] = [first, 201]
+        fake.script[f"{ref}@example.nhs.uk"] = [first, 201]
         await enrol(js, ref)
     clock = FakeClock(DUE)
-    async with running_service(SPEC, nsettings, clock) as base:
+    async with running_service(spec, nsettings, clock) as base:
         await wait_for(lambda: now_true(len(published.of("sent")) == 1
                                         and len(published.of("failed")) == 1), 30, "first pass")
         clock.advance(seconds=5)
@@ -207,17 +211,17 @@ async def test_notify_channel_rate_limit_server_error_refusal_and_callback(
         assert doc is not None and doc["delivery_status"] == "delivered"
         kept = await stored(nsettings, "delivery_statuses", status["id"])
         assert kept is not None and kept["status"] == "delivered" and "to" not in kept
-    assert notify.problems == []
+    assert fake.problems == []
     by_address: dict[str, list[dict[str, Any]]] = {}
-    for body in notify.received:
+    for body in fake.received:
         by_address.setdefault(body["email_address"], []).append(body)
     assert {a: len(b) for a, b in by_address.items()} == {
         "n-ok@example.nhs.uk": 1, "n-429@example.nhs.uk": 2, "n-500@example.nhs.uk": 2,
         "n-400@example.nhs.uk": 1}
-    first = by_address["n-ok@example.nhs.uk"][0]
-    assert first["template_id"] == TEMPLATES["training_start"]
-    assert first["reference"] == "training:n-ok:1"
-    assert first["personalisation"]["course_url"].startswith("https://")
+    sent_first = by_address["n-ok@example.nhs.uk"][0]
+    assert sent_first["template_id"] == TEMPLATES["training_start"]
+    assert sent_first["reference"] == "training:n-ok:1"
+    assert sent_first["personalisation"]["course_url"].startswith("https://")
     [refused] = published.of("failed")
     assert refused["data"]["recipient_ref"] == "n-400" and "400" in refused["data"]["reason"]
     assert {e["data"]["channel"] for e in published.events} == {"notify"}
@@ -225,13 +229,14 @@ async def test_notify_channel_rate_limit_server_error_refusal_and_callback(
 
 
 async def test_opt_out_from_the_cli_is_honoured_at_send_time(
-    nsettings: Settings, js: JetStreamContext, smtp_env: Mailbox, contacts: Contacts,
+    nsettings: Settings, js: JetStreamContext, smtp_env: Mailbox,
+    service: ServiceSpec, contacts: Contacts,
     published: Published,
 ) -> None:
     contacts.emails |= {"c-cli": "cli@example.nhs.uk", "c-mark": "mark@example.nhs.uk"}
     await enrol(js, "c-cli")
     clock = FakeClock(DUE.replace(hour=20))  # due, but outside working hours: planned only
-    async with running_service(SPEC, nsettings, clock) as base:
+    async with running_service(service, nsettings, clock) as base:
         await wait_for(lambda: reminder(base, "training:c-cli:1"), 30, "planned")
         args = argparse.Namespace(clinician_ref="c-cli", undo=False)
         assert await opt_out_command(args, nsettings) == 0

@@ -8,8 +8,8 @@ from typing import Any
 
 from nats.js import JetStreamContext
 
+from ibest.backbone.runtime import ServiceSpec
 from ibest.backbone.settings import Settings
-from services.notifications.service import SPEC
 from tests.harness import cloud_event, publish_raw, running_service, wait_for
 from tests.mailbox import Mailbox
 from tests.notifications.conftest import (
@@ -34,14 +34,15 @@ def assessed(patient: str, timepoint: str, when: datetime, site: str = "RTH08") 
 
 
 async def test_one_digest_per_site_per_day_then_closing_reminder_unless_collected(
-    nsettings: Settings, js: JetStreamContext, smtp_env: Mailbox, published: Published,
+    nsettings: Settings, js: JetStreamContext, smtp_env: Mailbox,
+    service: ServiceSpec, published: Published,
 ) -> None:
     for patient, site in (("p-a", "RTH08"), ("p-b", "RTH08"), ("p-c", "RTH09")):
         event = assessed(patient, "baseline", BASELINE, site)
         await publish_raw(js, event)
         await publish_raw(js, event, msg_id=f"again-{patient}")  # redelivered
     clock = FakeClock(M3_DUE - timedelta(days=1))  # Sunday before: nothing due
-    async with running_service(SPEC, nsettings, clock) as base:
+    async with running_service(service, nsettings, clock) as base:
         await wait_for(lambda: _items(nsettings, 12), 30, "follow-up items stored")
         await wait_for(lambda: passed(base, clock), 30, "a pass the day before")
         assert smtp_env.messages == []
@@ -81,7 +82,8 @@ async def test_one_digest_per_site_per_day_then_closing_reminder_unless_collecte
 
 
 async def test_two_instances_redelivery_no_duplicates(
-    nsettings: Settings, js: JetStreamContext, smtp_env: Mailbox, contacts: Contacts,
+    nsettings: Settings, js: JetStreamContext, smtp_env: Mailbox,
+    service: ServiceSpec, contacts: Contacts,
     published: Published,
 ) -> None:
     enrolled_at = datetime(2025, 3, 3, 9, tzinfo=UTC)
@@ -96,13 +98,15 @@ async def test_two_instances_redelivery_no_duplicates(
     for i in range(6):
         await publish_raw(js, assessed(f"p-{i}", "baseline", BASELINE))
     clock = FakeClock(enrolled_at)
-    async with running_service(SPEC, nsettings, clock) as one, \
-            running_service(SPEC, nsettings, clock) as two:
+    async with running_service(service, nsettings, clock) as one, \
+            running_service(service, nsettings, clock) as two:
         await wait_for(lambda: _items(nsettings, 24), 30, "items stored")
         clock.set(M3_DUE.replace(hour=9))  # both the training and the follow-up rules fire
         await wait_for(lambda: now_true(len(published.of("sent")) == 13), 45, "13 sent")
         await wait_for(lambda: _both_passed(one, two, clock), 30, "both passed")
-        docs = await asyncio.gather(*(reminder(two, f"training:{r}:1") for r in refs))
+        found = await asyncio.gather(*(reminder(two, f"training:{r}:1") for r in refs))
+        docs = [d for d in found if d is not None]
+        assert len(docs) == len(refs), "every reminder is stored"
         assert {(d["status"], d["claims"]) for d in docs} == {("sent", 1)}  # claimed once
     assert sorted(smtp_env.references()) == sorted(
         [f"training:{r}:1" for r in refs] + ["site:RTH08:2025-04-07"])

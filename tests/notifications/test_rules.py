@@ -14,7 +14,7 @@ from services.notifications.domain.followups import (
     follow_up_items,
 )
 from services.notifications.domain.hours import WorkingHours, parse_days
-from services.notifications.domain.ids import outcome_event_id, training_reminder_id
+from services.notifications.domain.ids import notification_event_id, training_reminder_id
 from services.notifications.domain.messages import digest_content
 from services.notifications.domain.training import (
     TrainingRules,
@@ -160,7 +160,6 @@ def test_ids_are_deterministic_and_fit_a_reference() -> None:
     long_ref = "c" * 64
     assert len(training_reminder_id(long_ref, 1)) <= REF_MAX_LENGTH
     assert training_reminder_id(long_ref, 1) != training_reminder_id(long_ref, 2)
-    assert outcome_event_id("training:c-1:1", "sent") == outcome_event_id("training:c-1:1",
-                                                                          "sent")
-    assert outcome_event_id("training:c-1:1", "sent") != outcome_event_id("training:c-1:1",
-                                                                          "failed")
+    sent = notification_event_id("training:c-1:1", "sent")
+    assert sent == notification_event_id("training:c-1:1", "sent")
+    assert sent != notification_event_id("training:c-1:1", "failed")

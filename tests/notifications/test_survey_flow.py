@@ -5,15 +5,16 @@ through both survey windows (across a change of the clocks)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from email.message import Message
 from typing import Any
 
 import httpx
 from nats.js import JetStreamContext
 
+from ibest.backbone.runtime import ServiceSpec
 from ibest.backbone.settings import Settings
 from services.notifications.cli import plan_surveys
 from services.notifications.domain.hours import WorkingHours
-from services.notifications.service import SPEC
 from tests.harness import (
     SERVICE_AUTH,
     cloud_event,
@@ -42,8 +43,8 @@ A, B, C, D, E = "c-always-silent", "c-answers-m4", "c-answers-both-early", "c-op
 F = "c-erased"  # enrolment erased the email: nothing can be sent, the nudges fail
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 def report(ref: str, when: datetime, delivering: bool = True) -> dict[str, Any]:
@@ -52,7 +53,8 @@ def report(ref: str, when: datetime, delivering: bool = True) -> dict[str, Any]:
 
 
 async def test_one_invitation_and_at_most_one_reminder_per_survey_none_after_an_answer(
-    nsettings: Settings, js: JetStreamContext, smtp_env: Mailbox, contacts: Contacts,
+    nsettings: Settings, js: JetStreamContext, smtp_env: Mailbox,
+    service: ServiceSpec, contacts: Contacts,
     published: Published,
 ) -> None:
     contacts.emails[F] = None
@@ -68,8 +70,8 @@ async def test_one_invitation_and_at_most_one_reminder_per_survey_none_after_an_
         await publish_raw(js, done, msg_id=f"again-{ref}")  # redelivered
     clock = FakeClock(utc(2025, 4, 22, 10))  # inside month 4's window, before it is due
     hours = WorkingHours()
-    async with running_service(SPEC, nsettings, clock) as one, \
-            running_service(SPEC, nsettings, clock) as two:
+    async with running_service(service, nsettings, clock) as one, \
+            running_service(service, nsettings, clock) as two:
         async def at(moment: datetime, sent: int, why: str) -> None:
             """Move the clock; wait for `sent` sent in all and a pass of both instances."""
             clock.set(moment)
@@ -122,17 +124,18 @@ async def test_one_invitation_and_at_most_one_reminder_per_survey_none_after_an_
         assert event["data"]["recipient_kind"] == "clinician"
     [invite] = [m for m in smtp_env.to(f"{A}@example.nhs.uk")
                 if m["X-IBeST-Reference"] == f"delivery_survey_due:{A}:month_4"]
-    body = invite.get_payload(decode=True).decode()
+    body = _text(invite)
     assert f"delivery-survey?survey=month_4&clinician={A}" in body
     assert "open until 2025-06-14" in body and invite["Subject"].startswith("Your 4-month")
     [closing] = [m for m in smtp_env.to(f"{A}@example.nhs.uk")
                  if m["X-IBeST-Reference"] == f"delivery_survey_closing:{A}:month_12"]
-    assert "closes on 2026-02-26" in closing.get_payload(decode=True).decode()
+    assert "closes on 2026-02-26" in _text(closing)
     assert await dead_letters(js) == []
 
 
 async def test_a_completion_replayed_late_schedules_only_what_can_still_be_answered(
-    nsettings: Settings, js: JetStreamContext, smtp_env: Mailbox, contacts: Contacts,
+    nsettings: Settings, js: JetStreamContext, smtp_env: Mailbox,
+    service: ServiceSpec, contacts: Contacts,
     published: Published,
 ) -> None:
     """Consumed after month 4's reminder day: month 4's invitation is superseded by its
@@ -148,7 +151,7 @@ async def test_a_completion_replayed_late_schedules_only_what_can_still_be_answe
         "clinician_ref": "c-later", "course_version": "1",
         "completed_at": "2024-06-01T09:00:00+00:00"}, time=utc(2024, 6, 1, 9)))
     clock = FakeClock(utc(2025, 6, 4, 10))  # Wednesday, after 31 May (c-late's reminder day)
-    async with running_service(SPEC, nsettings, clock) as base:
+    async with running_service(service, nsettings, clock) as base:
         await wait_for(lambda: now_true(len(published.of("sent")) == 2), 30, "two sent")
         await wait_for(lambda: passed(base, clock), 30, "a pass after sending")
         invite = await reminder(base, "delivery_survey_due:c-late:month_4")
@@ -226,3 +229,9 @@ async def _reported(settings: Settings, *refs: str) -> bool:
     docs = [await stored(settings, "clinicians", ref) for ref in refs]
     return all(doc and len(doc.get("delivery_reports", [])) >= 1 for doc in docs)
 
+
+def _text(message: Message) -> str:
+    """The decoded body of a single-part email."""
+    payload = message.get_payload(decode=True)
+    assert isinstance(payload, bytes), "a single-part message"
+    return payload.decode()

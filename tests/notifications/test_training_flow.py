@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 from nats.js import JetStreamContext
 
+from ibest.backbone.runtime import ServiceSpec
 from ibest.backbone.settings import Settings
-from services.notifications.service import SPEC
 from tests.harness import SERVICE_AUTH, cloud_event, publish_raw, running_service, wait_for
 from tests.mailbox import Mailbox
 from tests.notifications.conftest import (
@@ -26,6 +27,14 @@ FRIDAY_NIGHT = datetime(2025, 2, 28, 20, 0, tzinfo=UTC)
 EMAIL = "c-1@example.nhs.uk"
 
 
+def _sent(published: Published, notification_id: str) -> Callable[[], Awaitable[Any]]:
+    """A wait_for check: the `notification.sent` events of one reminder."""
+    async def check() -> list[dict[str, Any]]:
+        return published.of("sent", notification_id)
+
+    return check
+
+
 def enrolled(ref: str, when: datetime, site: str = "RTH08") -> dict[str, Any]:
     return cloud_event("clinician.enrolled", {
         "clinician_ref": ref, "profession": "physiotherapist", "course_version": "1",
@@ -33,7 +42,8 @@ def enrolled(ref: str, when: datetime, site: str = "RTH08") -> dict[str, Any]:
 
 
 async def test_start_continue_and_thanks_each_once_in_working_hours(
-    nsettings: Settings, js: JetStreamContext, smtp_env: Mailbox, contacts: Contacts,
+    nsettings: Settings, js: JetStreamContext, smtp_env: Mailbox,
+    service: ServiceSpec, contacts: Contacts,
     published: Published,
 ) -> None:
     contacts.emails["c-1"] = EMAIL
@@ -42,7 +52,7 @@ async def test_start_continue_and_thanks_each_once_in_working_hours(
     await publish_raw(js, first)
     # a later re-enrolment at another site: the latest decides where outcomes count
     await publish_raw(js, enrolled("c-1", FRIDAY_NIGHT + timedelta(hours=1), site="RTH09"))
-    async with running_service(SPEC, nsettings, clock) as base:
+    async with running_service(service, nsettings, clock) as base:
         await wait_for(lambda: _clinician_at(nsettings, "RTH09"), 30, "enrolment stored")
         clock.set(datetime(2025, 3, 8, 12, tzinfo=UTC))  # Saturday after it fell due
         doc = await wait_for(lambda: reminder(base, "training:c-1:1"), 30, "reminder planned")
@@ -100,7 +110,8 @@ async def test_start_continue_and_thanks_each_once_in_working_hours(
 
 
 async def test_cap_spacing_and_opt_out(
-    nsettings: Settings, js: JetStreamContext, smtp_env: Mailbox, contacts: Contacts,
+    nsettings: Settings, js: JetStreamContext, smtp_env: Mailbox,
+    service: ServiceSpec, contacts: Contacts,
     published: Published,
 ) -> None:
     monday = datetime(2025, 3, 3, 9, tzinfo=UTC)
@@ -108,14 +119,13 @@ async def test_cap_spacing_and_opt_out(
         contacts.emails[ref] = f"{ref}@example.nhs.uk"
         await publish_raw(js, enrolled(ref, monday))
     clock = FakeClock(monday)
-    async with running_service(SPEC, nsettings, clock) as base:
+    async with running_service(service, nsettings, clock) as base:
         async with httpx.AsyncClient(base_url=base, headers=SERVICE_AUTH) as client:
             assert (await client.post("/v1/opt-outs/c-out")).status_code == 200
         for week in range(1, 6):  # five weeks: at most three reminders, a week apart
             clock.set(monday + timedelta(days=7 * week, hours=1))
             if week <= 3:
-                await wait_for(lambda w=week: now_true(published.of("sent", f"training:c-cap:{w}")),
-                               30, f"reminder {week}")
+                await wait_for(_sent(published, f"training:c-cap:{week}"), 30, f"reminder {week}")
                 # two days later nothing is due yet: spacing
                 clock.set(monday + timedelta(days=7 * week + 2, hours=1))
             await wait_for(lambda: passed(base, clock), 30, "a pass at the new time")

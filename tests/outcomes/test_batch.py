@@ -14,30 +14,22 @@ import pytest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.outcomes.adapters.repository import OutcomesRepository
-from services.outcomes.application import OutcomesService, WriteConflict
+from ibest.backbone.concurrency import ConcurrentUpdate
+from services.outcomes.adapters.repository import MongoOutcomesRepository
+from services.outcomes.application import OutcomesService
 from services.outcomes.domain.assessments import Assessment
 from services.outcomes.settings import OutcomesSettings
 from shared.envelope import AnyEvent, new_event
 from shared.events import ClassStarted, Measures, PatientAssessed
 from shared.followup import Timepoint
+from tests.fakes.publisher import FakePublisher
 
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 Document = dict[str, Any]
 
 
-class RecordingPublisher:
-    def __init__(self) -> None:
-        self.stored: dict[str, Document] = {}
-
-    async def publish(self, event: AnyEvent) -> bool:
-        fresh = str(event.id) not in self.stored
-        self.stored.setdefault(str(event.id), event.model_dump(mode="json"))
-        return fresh
-
-
-Made = tuple[OutcomesService, RecordingPublisher, AsyncDatabase[Document]]
+Made = tuple[OutcomesService, FakePublisher, AsyncDatabase[Document]]
 
 
 @pytest.fixture
@@ -48,9 +40,9 @@ async def make(mongodb_url: str) -> AsyncIterator[Callable[[], Awaitable[Made]]]
 
     async def fresh_service() -> Made:
         names.append(f"t{uuid.uuid4().hex[:10]}_outcomes")
-        repo = OutcomesRepository(client[names[-1]])
+        repo = MongoOutcomesRepository(client[names[-1]])
         await repo.create_indexes()
-        publisher = RecordingPublisher()
+        publisher = FakePublisher()
         return (OutcomesService(repo, publisher, lambda: NOW, OutcomesSettings()), publisher,
                 client[names[-1]])
 
@@ -143,7 +135,7 @@ async def test_batch_matches_one_by_one(make: Callable[[], Awaitable[Made]], see
     assert bulk_published.stored == single_published.stored
 
 
-class InterferingRepository(OutcomesRepository):
+class InterferingRepository(MongoOutcomesRepository):
     """Lets another instance write a patient between the batch's read and its write."""
 
     other: OutcomesService
@@ -166,7 +158,7 @@ async def test_a_concurrent_writer_makes_the_batch_raise(
         await plain.assessed(one(assessed("p-1", Timepoint.BASELINE, 12, 0)))
     batch = [assessed("p-1", Timepoint.MONTH_3, 6, 91), assessed("p-2", Timepoint.BASELINE, 9, 0)]
 
-    with pytest.raises(WriteConflict):
+    with pytest.raises(ConcurrentUpdate):
         await bulk.apply_many(batch)
 
     for event in batch:  # what the consumer then does: one event at a time
@@ -175,5 +167,5 @@ async def test_a_concurrent_writer_makes_the_batch_raise(
     assert patient is not None and patient["outbox"] == []
     assert patient["winners"]["baseline"]["measures"] == {"rmdq": 20}
     assert patient["outcomes"]["month_3"]["measures"]["rmdq"]["change"] == -14
-    revisions = sorted(e["data"]["revision"] for e in published.stored.values())
+    revisions = sorted(e.data.revision for e in published.stored.values())
     assert revisions == [1]

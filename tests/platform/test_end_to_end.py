@@ -91,7 +91,7 @@ async def test_trust_events_become_published_figures_through_every_service(
 
             async def national() -> dict[str, Any] | None:
                 figures: dict[str, Any] = (
-                    await api.get("/v1/national?raw=true")).json()["figures"]
+                    await api.get("/v1/national")).json()["figures"]
                 done = (figures["clinicians_completed"] == 5
                         and figures["outcomes"]["rmdq"]["month_3"]["n"] == 6)
                 return figures if done else None

@@ -16,8 +16,8 @@ from pymongo import AsyncMongoClient
 from ibest.backbone.runtime import utc_now
 from ibest.backbone.settings import Settings
 from ibest.purge import purge_command
-from services.notifications.adapters.repository import Repository as NotificationsRepository
-from services.outcomes.adapters.repository import OutcomesRepository
+from services.notifications.adapters.repository import MongoNotificationsRepository
+from services.outcomes.adapters.repository import MongoOutcomesRepository
 from services.outcomes.domain.assessments import Assessment
 from services.reporting.adapters.store import Store
 from services.reporting.reports import Reporting
@@ -60,7 +60,7 @@ async def stored(settings: Settings, client: AsyncMongoClient[Document]) -> dict
 
 
 async def national_baselines(settings: Settings, client: AsyncMongoClient[Document]) -> int:
-    reporting = Reporting(Store(client[settings.database_of("reporting")]), utc_now, {})
+    reporting = Reporting(Store(client[settings.database_of("reporting")]), utc_now, [])
     view = await reporting.view()
     figures = view.figures(view.summaries, raw=True, national=True)
     return int(figures["patients_baseline"])
@@ -75,9 +75,9 @@ async def test_dry_run_finds_then_apply_purges_and_rebuilds_reporting(
     client: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
     try:
         # What outcomes, notifications and reporting stored when these were accepted.
-        outcomes = OutcomesRepository(client[settings.database_of("outcomes")])
-        notifications = NotificationsRepository(client[settings.database_of("notifications")])
-        reporting = Reporting(Store(client[settings.database_of("reporting")]), utc_now, {})
+        outcomes = MongoOutcomesRepository(client[settings.database_of("outcomes")])
+        notifications = MongoNotificationsRepository(client[settings.database_of("notifications")])
+        reporting = Reporting(Store(client[settings.database_of("reporting")]), utc_now, [])
         once = [as_once_accepted(e) for e in events[:-1]]
         valid = parse_event(None, json.dumps(events[-1]).encode())
         for e in [*once, valid]:

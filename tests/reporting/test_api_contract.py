@@ -63,8 +63,16 @@ async def test_schemathesis_all_checks_pass_against_the_real_service(
     await seed(js)
     async with running_service(REPORTING, settings) as base:
         await wait_for(lambda: national_enrolled(base, 9), 30, "seed applied")
+        # `from` after `to` is valid for the schema (it cannot say so) but refused by design
+        # (422, issue 18): the months routes also expect 422 for schema-valid data.
+        config = tmp_path / "schemathesis.toml"
+        config.write_text(
+            '[[operations]]\ninclude-path-regex = "/months$"\n'
+            'checks.positive_data_acceptance.expected-statuses = '
+            '["2xx", "3xx", 401, 403, 404, 409, 422, 429, "5xx"]\n')
         command = [
-            str(Path(sys.executable).with_name("schemathesis")), "run",
+            str(Path(sys.executable).with_name("schemathesis")), "--config-file", str(config),
+            "run",
             f"{base}/openapi.json", "--checks", "all", "--mode", "all",
             "--header", f"Authorization: Bearer {RAW}",
             "--max-examples", "15", "--max-time", str(SCHEMATHESIS_SECONDS - 25),
@@ -183,5 +191,7 @@ async def test_codes_parameters_and_accept_follow_the_rules(
             else:
                 assert r.status_code == 200, (accept, r.status_code)
                 assert r.headers["content-type"].startswith(media), (accept, r.headers)
+        # The funnel answers CSV like every report route (issue 18).
         funnel = await api.get("/v1/funnel/clinicians_completed", headers={"Accept": "text/csv"})
-        assert funnel.status_code == 406
+        assert funnel.status_code == 200
+        assert funnel.headers["content-type"].startswith("text/csv")

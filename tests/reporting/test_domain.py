@@ -16,6 +16,7 @@ from services.reporting.domain.disclosure import (
     control_mean,
     control_rate,
     published_figures,
+    rate_places,
 )
 from services.reporting.domain.facts import (
     CLINICIANS,
@@ -36,7 +37,7 @@ from services.reporting.domain.figures import (
     raw_figures,
     total,
 )
-from services.reporting.domain.funnel import Proportion, funnel_point, limits
+from services.reporting.domain.funnel import Proportion, funnel_point, limit_curve, limits
 from services.reporting.domain.tables import report_rows, to_csv
 from services.reporting.domain.working import ClassSpan
 from shared.envelope import new_event
@@ -181,7 +182,15 @@ def test_control_count_examples() -> None:
     assert [control_count(n) for n in (0, 1, 7, 8, 10, 12, 13, 17, 18)] == \
         [0, "*", "*", 10, 10, 10, 15, 15, 20]
     assert control_rate(3, 20) == "*" and control_rate(20, 5) == "*"
-    assert control_rate(0, 0) is None and control_rate(12, 13) == round(10 / 15, 3)
+    assert control_rate(0, 0) is None and control_rate(12, 13) == round(10 / 15, 1)
+
+
+def test_published_rates_to_the_precision_of_their_rounded_denominator() -> None:
+    # Under 100 -> 1 place, 100 to 999 -> 2, 1,000 or more -> 3 (RATE_PLACES).
+    assert [rate_places(n) for n in (10, 95, 100, 995, 1000, 20000)] == [1, 1, 2, 2, 3, 3]
+    assert control_rate(9, 12) == 1.0  # rounded 10/10
+    assert control_rate(200, 301) == round(200 / 300, 2) == 0.67
+    assert control_rate(2000, 3001) == 0.667
     assert control_mean(10.0, 7) == "*" and control_mean(-57.0, 12) == -4.75
 
 
@@ -268,13 +277,13 @@ def test_no_published_figure_reveals_one_to_seven(t: Totals) -> None:
         elif "*" in (num, den):
             assert rate == "*"
         else:
-            assert rate == round(num / den, 3)  # from the rounded counts
+            assert rate == round(num / den, rate_places(den))  # rounded counts
     for survey in SURVEY_NAMES:
         num, den = (published[f"delivery_reported_{survey}"],
                     published[f"delivery_survey_due_{survey}"])
         rate = published[f"delivery_response_rate_{survey}"]
         assert rate is None if den == 0 else rate == "*" if "*" in (num, den) else (
-            rate == round(num / den, 3))
+            rate == round(num / den, rate_places(den)))
     for m, by_tp in published["outcomes"].items():
         for tp, o in by_tp.items():
             n = t.outcome(m, tp).n
@@ -303,9 +312,29 @@ def test_funnel_limits_and_flag() -> None:
     low = funnel_point("RTH", Proportion(20, 100), 0.5, raw=True)
     assert low["outside_99_8"] is True and low["control_limits"]["99.8"]["lower"] == 0.346
     inside = funnel_point("RTH", Proportion(45, 100), 0.5, raw=True)
-    assert inside["outside_99_8"] is False
+    assert inside["outside_99_8"] is False and inside["outside_95"] is False
     hidden = funnel_point("RXF", Proportion(3, 100), 0.5, raw=False)
     assert hidden["value"] == "*" and hidden["denominator"] == 100
+    assert hidden["outside_95"] == hidden["outside_99_8"] == "*"
+
+
+def test_published_funnel_point_is_judged_on_the_raw_value() -> None:
+    # The RHM: raw 9/12 = 0.75, national 0.6. Published from rounded 10/10, to one
+    # place (1.0); its flags come from 0.75 against the limits for 12, so it is inside, and
+    # no limit for the rounded denominator (which 1.0 would exceed) is published with it.
+    rhm = funnel_point("RHM", Proportion(9, 12), 0.6, raw=False)
+    assert rhm == {"trustcode": "RHM", "value": 1.0, "denominator": 10,
+                   "outside_95": False, "outside_99_8": False}
+    # A trust truly outside stays flagged whatever the rounding does to its value.
+    low = funnel_point("RNU", Proportion(10, 100), 0.6, raw=False)
+    assert low["value"] == 0.1 and low["outside_99_8"] is True and low["outside_95"] is True
+    curve = limit_curve(0.6, 130)
+    assert curve[0]["denominator"] == 1 and curve[-1]["denominator"] == 150
+    at_12 = next(r for r in curve if r["denominator"] == 12)
+    lo, hi = limits(0.6, 12)["95"]
+    assert at_12 == {"denominator": 12, "national": 0.6, "lower_95": round(lo, 3),
+                     "upper_95": round(hi, 3), "lower_99_8": 0.163, "upper_99_8": 1.0}
+    assert limit_curve(None, 10) == []
 
 
 def test_csv_rows_flatten_outcomes_and_keep_suppression() -> None:

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from nats.js import JetStreamContext
+from nats.js.api import ConsumerInfo
 from prometheus_client.parser import text_string_to_metric_families
 
 from ibest.backbone.deadletters import group_dead_letters
@@ -77,7 +78,7 @@ async def get(base: str, path: str, headers: dict[str, str] = READ) -> httpx.Res
 
 
 async def idle(js: JetStreamContext, durable: str) -> bool:
-    info = await js.consumer_info(EVENTS_STREAM, durable)
+    info: ConsumerInfo = await js.consumer_info(EVENTS_STREAM, durable)
     return info.num_pending == 0 and info.num_ack_pending == 0
 
 

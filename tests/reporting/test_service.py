@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from nats.js import JetStreamContext
+from nats.js.api import ConsumerInfo
 from prometheus_client.parser import text_string_to_metric_families
 from pymongo import AsyncMongoClient
 
@@ -59,7 +60,7 @@ async def get(base: str, path: str, headers: dict[str, str] = READ) -> httpx.Res
 
 
 async def all_applied(js: JetStreamContext) -> bool:
-    info = await js.consumer_info(EVENTS_STREAM, "reporting")
+    info: ConsumerInfo = await js.consumer_info(EVENTS_STREAM, "reporting")
     return info.num_pending == 0 and info.num_ack_pending == 0
 
 
@@ -93,8 +94,9 @@ async def test_dataset_figures_through_api_csv_metrics_two_instances_and_rebuild
             assert national["figures"]["outcomes"][measure][tp] == expected
         # Both instances answer the same; trusts and sites are controlled.
         assert (await get(b, "/v1/national?raw=true", RAW)).json() == national
-        # Published national figures: exact except where they would give back a
-        # suppressed trust figure by difference (tests/reporting/test_secondary_suppression*).
+        # Published national figures: exact, except a by-profession breakdown that would
+        # give back a suppressed trust cell by difference (tests/reporting/
+        # test_secondary_suppression*): published under the trusts' control.
         published_national = (await get(b, "/v1/national")).json()["figures"]
         assert subset(published_national, ds.NATIONAL_PUBLISHED) == ds.NATIONAL_PUBLISHED
         rth = (await get(b, "/v1/trusts/RTH")).json()
@@ -139,13 +141,13 @@ async def test_dataset_figures_through_api_csv_metrics_two_instances_and_rebuild
         assert rows[("site", "RTH01")]["reminders_failed"] == "0"
         national_csv = await get(a, "/v1/national", {**READ, "Accept": "text/csv"})
         [row] = list(csv.DictReader(io.StringIO(national_csv.text)))
-        assert row["clinicians_enrolled"] == "25" and row["followup_rate_month_3"] == "0.677"
+        assert row["clinicians_enrolled"] == "26" and row["followup_rate_month_3"] == "0.677"
         assert (row["reminders_sent"], row["reminders_failed"]) == ("14", "11")
 
         # Metrics: controlled gauges, national exact, suppressed values omitted.
         async def scraped() -> dict[Any, float] | None:
             found = scrape((await get(a, "/metrics", {})).text)
-            ok = found.get(("ibest_clinicians_enrolled", frozenset())) == 25 and \
+            ok = found.get(("ibest_clinicians_enrolled", frozenset())) == 26 and \
                 found.get(("ibest_reporting_last_event_timestamp_seconds", frozenset())) == \
                 ds.LATEST.timestamp()
             return found if ok else None
@@ -167,7 +169,7 @@ async def test_dataset_figures_through_api_csv_metrics_two_instances_and_rebuild
         assert ("ibest_reminders_sent", rth01) not in metrics  # 1 is suppressed
         assert metrics[("ibest_reminders_failed", frozenset({("trust", "RXF")}))] == 10
         assert metrics[("ibest_reminders_failed", frozenset({("trust", "R0A")}))] == 0
-        assert metrics[("ibest_followup_rate_month_3", rth_labels)] == 0.667
+        assert metrics[("ibest_followup_rate_month_3", rth_labels)] == 0.7  # 20/30 to 1 place
         assert metrics[("ibest_clinicians_by_profession",
                         frozenset({("stage", "enrolled"), ("profession", "psychologist")}))] == 10
         assert ("ibest_clinicians_by_profession",  # 7 nationally, "*" beside the trusts'
@@ -194,8 +196,26 @@ async def test_dataset_figures_through_api_csv_metrics_two_instances_and_rebuild
         assert points["R0A"]["value"] is None and points["R0A"]["control_limits"] is None
         published = (await get(a, "/v1/funnel/followup_rate_month_3")).json()
         points = {p["trustcode"]: p for p in published["trusts"]}
-        assert points["RTH"]["value"] == 0.667 and points["RTH"]["denominator"] == 30
-        assert points["RXF"]["value"] == "*" and points["RXF"]["control_limits"] is None
+        # Published: the controlled value (20/30 to one place), the flags judged raw, and
+        # no per-trust limits; the plotted limits are the curve by denominator.
+        assert points["RTH"] == {"trustcode": "RTH", "value": 0.7, "denominator": 30,
+                                 "outside_95": False, "outside_99_8": False}
+        assert points["RXF"]["value"] == "*" and points["RXF"]["outside_99_8"] == "*"
+        assert "control_limits" not in points["RXF"]
+        assert published["limits"][0]["denominator"] == 1
+        assert published["limits"][-1]["denominator"] >= 30
+        assert {r["national"] for r in published["limits"]} == {0.677}
+        response = await get(a, "/v1/funnel/followup_rate_month_3",
+                             {**READ, "Accept": "text/csv"})
+        assert response.headers["content-type"].startswith("text/csv")
+        funnel_rows = list(csv.DictReader(io.StringIO(response.text)))
+        assert [r["level"] for r in funnel_rows[:4]] == ["national", "trust", "trust", "trust"]
+        rth_row = next(r for r in funnel_rows if r["trustcode"] == "RTH")
+        assert (rth_row["value"], rth_row["denominator"], rth_row["outside_99_8"]) == \
+            ("0.7", "30", "False")
+        assert {r["level"] for r in funnel_rows[4:]} == {"limit"}
+        assert [r["denominator"] for r in funnel_rows[4:]] == \
+            [str(r["denominator"]) for r in published["limits"]]
         share = (await get(a, "/v1/funnel/improved_share?measure=rmdq&timepoint=month_3&raw=true",
                            RAW)).json()
         assert share["national"]["value"] == 0.75
@@ -228,7 +248,7 @@ async def test_tokens_scopes_and_unknown_places(settings: Settings, js: JetStrea
     await publish_raw(js, enrolled)
     async with running_service(SPEC, settings, clock) as base:
         async def applied() -> bool:
-            body = (await get(base, "/v1/national?raw=true", RAW)).json()
+            body = (await get(base, "/v1/national")).json()
             return bool(body["figures"]["clinicians_enrolled"] == 1)
 
         await wait_for(applied, 30, "the enrolment applied")
@@ -277,7 +297,7 @@ async def test_malformed_notification_events_are_dead_lettered_by_reporting(
     await publish_raw(js, good)
     async with running_service(SPEC, settings, clock) as base:
         async def applied() -> bool:
-            body = (await get(base, "/v1/national?raw=true", RAW)).json()
+            body = (await get(base, "/v1/national")).json()
             return bool(body["figures"]["reminders_sent"] == 1)
 
         await wait_for(applied, 30, "the good reminder counted")
@@ -287,12 +307,8 @@ async def test_malformed_notification_events_are_dead_lettered_by_reporting(
             return letters if len(letters) >= 2 else None
 
         letters = await wait_for(two_letters, 30, "two dead letters from reporting")
-        national = (await get(base, "/v1/national?raw=true", RAW)).json()["figures"]
+        national = (await get(base, "/v1/national")).json()["figures"]
         assert (national["reminders_sent"], national["reminders_failed"]) == (1, 0)
-        # One trust: its exact national 1 beside its "*" would be that "*" (secondary
-        # suppression), so the published national figure is "*" as well.
-        published = (await get(base, "/v1/national")).json()["figures"]
-        assert published["reminders_sent"] == "*"
     by_subject = {dl.subject: dl for dl in letters}
     assert by_subject["ibest.v1.RTH.notification.sent"].reason == "invalid"
     failed = by_subject["ibest.v1.RTH.notification.failed"]

@@ -1,15 +1,15 @@
 """MongoDB storage of clinician records: collection `clinicians`, one document per clinician.
 
 A document is `{_id: clinician_ref, rev, facts, contact, emitted, outbox, state}`. Every
-change is one compare-and-set on `rev` (read, fold, replace if unchanged), so the facts, the
-folded state and the outbox of derived events are always stored together without a
-multi-document transaction. `state` is a copy of the fold for operators and queries.
+change is one compare-and-set on `rev` (the application reads, folds, and saves if
+unchanged), so the facts, the folded state and the outbox of derived events (the backbone's
+embedded outbox) are always stored together without a multi-document transaction. `state`
+is a copy of the fold for operators and queries.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING, InsertOne, ReplaceOne, UpdateOne
@@ -17,37 +17,16 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from ibest.backbone.concurrency import ConcurrentUpdate
 from ibest.backbone.mongo import only_duplicate_keys
+from ibest.backbone.outbox import MongoOutbox, OutboxEntry
 from services.enrolment.domain.clinician import ClinicianState, Fact
-from services.enrolment.domain.record import (
-    Applied,
-    ClinicianRecord,
-    Contact,
-    OutboxEntry,
-    apply_event,
-)
-from services.enrolment.domain.retention import contact_expired
-from shared.catalogue import Catalogue
-from shared.envelope import AnyEvent
+from services.enrolment.domain.record import ClinicianRecord, Contact
+from services.enrolment.ports import Change, Erasure, HeldContact, Stored
 
 Document = dict[str, Any]
 CLINICIANS = "clinicians"
 SEEN_EVENTS = "seen_events"  # the backbone's EventLedger collection
-CAS_ATTEMPTS = 20
-
-
-class ConcurrentUpdateError(RuntimeError):
-    """Another writer kept changing the record; transient, so the event is redelivered."""
-
-
-@dataclass(frozen=True)
-class Erasure:
-    clinician_ref: str
-    found: bool
-    email_removed: bool
-    record_removed: bool
-    seen_events_removed: int
-    state: ClinicianState | None
 
 
 def to_doc(record: ClinicianRecord, state: ClinicianState, rev: int) -> Document:
@@ -75,14 +54,15 @@ def from_doc(doc: Document) -> ClinicianRecord:
     )
 
 
-class ClinicianRepository:
-    def __init__(self, db: AsyncDatabase[Document], catalogue: Catalogue) -> None:
+class MongoClinicianRepository:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._db = db
         self._clinicians: AsyncCollection[Document] = db[CLINICIANS]
-        self._catalogue = catalogue
+        # Clearing an entry bumps `rev`, so a writer holding an older copy cannot restore it.
+        self.outbox = MongoOutbox(db[CLINICIANS], on_clear={"$inc": {"rev": 1}})
 
     async def create_indexes(self) -> None:
-        # The republish loop looks for documents with a pending outbox.
+        # The outbox relay looks for documents with a pending outbox.
         await self._clinicians.create_index([("outbox.id", ASCENDING)], name="outbox_id")
         # Operators look clinicians up by where they count.
         await self._clinicians.create_index(
@@ -90,97 +70,51 @@ class ClinicianRepository:
             name="trust_site",
         )
 
-    async def apply(self, event: AnyEvent) -> tuple[Applied, tuple[OutboxEntry, ...]]:
-        """Store the event's effect; return it with the record's pending outbox."""
-        ref = event.data.clinician_ref
-        for _ in range(CAS_ATTEMPTS):
-            doc = await self._clinicians.find_one({"_id": ref})
-            applied = apply_event(from_doc(doc) if doc else None, event, self._catalogue)
-            if not applied.changed:
-                return applied, applied.record.outbox
-            if doc is None:
-                try:
-                    await self._clinicians.insert_one(to_doc(applied.record, applied.state, 1))
-                except DuplicateKeyError:
-                    continue
-            else:
-                result = await self._clinicians.replace_one(
-                    {"_id": ref, "rev": doc["rev"]},
-                    to_doc(applied.record, applied.state, doc["rev"] + 1),
-                )
-                if result.matched_count == 0:
-                    continue
-            return applied, applied.record.outbox
-        raise ConcurrentUpdateError(f"clinician {ref}: record kept changing; will retry")
+    async def load(self, clinician_ref: str) -> Stored | None:
+        doc = await self._clinicians.find_one({"_id": clinician_ref})
+        return Stored(from_doc(doc), doc["rev"]) if doc else None
 
-    async def apply_many(self, events: list[AnyEvent]) -> list[tuple[str, tuple[OutboxEntry, ...]]]:
-        """Store a batch's effects in two round trips; return each touched record's outbox.
+    async def load_many(self, clinician_refs: list[str]) -> dict[str, Stored]:
+        """Several records in one `$in` read; absent ones are left out."""
+        return {doc["_id"]: Stored(from_doc(doc), doc["rev"]) async for doc in
+                self._clinicians.find({"_id": {"$in": clinician_refs}})}
 
-        One `$in` read, the events applied in memory in batch order per clinician (exactly
-        what applying them one by one does), then one unordered bulk write of inserts and
-        `rev`-guarded replaces. A lost race (a replace that matched nothing, an insert of an
-        existing `_id`) raises ConcurrentUpdateError after the others are written: the
-        caller then applies each event one by one, which skips the stored ones and retries
-        the rest.
-        """
-        by_ref: dict[str, list[AnyEvent]] = {}
-        for event in events:
-            by_ref.setdefault(event.data.clinician_ref, []).append(event)
-        docs = {doc["_id"]: doc async for doc in
-                self._clinicians.find({"_id": {"$in": list(by_ref)}})}
-        writes: list[InsertOne[Document] | ReplaceOne[Document]] = []
-        outboxes: list[tuple[str, tuple[OutboxEntry, ...]]] = []
-        for ref, mine in by_ref.items():
-            doc = docs.get(ref)
-            record = from_doc(doc) if doc else None
-            last: Applied | None = None
-            for event in mine:
-                applied = apply_event(record, event, self._catalogue)
-                record = applied.record
-                if applied.changed:
-                    last = applied
-            assert record is not None
-            if last is not None:
-                # `last` is the final record: later events of the batch changed nothing.
-                if doc is None:
-                    writes.append(InsertOne(to_doc(last.record, last.state, 1)))
-                else:
-                    writes.append(ReplaceOne({"_id": ref, "rev": doc["rev"]},
-                                             to_doc(last.record, last.state, doc["rev"] + 1)))
-            outboxes.append((ref, record.outbox))
-        if writes:
+    async def save(self, change: Change) -> None:
+        ref = change.record.clinician_ref
+        if change.rev is None:
             try:
-                result = await self._clinicians.bulk_write(writes, ordered=False)
-            except BulkWriteError as exc:
-                if only_duplicate_keys(exc):
-                    raise ConcurrentUpdateError(
-                        f"{len(exc.details['writeErrors'])} clinician record(s) created "
-                        "concurrently") from exc
-                raise
-            if result.inserted_count + result.matched_count != len(writes):
-                raise ConcurrentUpdateError("clinician record(s) changed concurrently")
-        return outboxes
-
-    async def clear_outboxes(self, entries: list[tuple[str, str]]) -> None:
-        """`clear_outbox` for many (clinician_ref, entry id) pairs in one round trip."""
-        if entries:
-            await self._clinicians.bulk_write(
-                [UpdateOne({"_id": ref, "outbox.id": entry_id},
-                           {"$pull": {"outbox": {"id": entry_id}}, "$inc": {"rev": 1}})
-                 for ref, entry_id in entries], ordered=False)
-
-    async def clear_outbox(self, clinician_ref: str, entry_id: str) -> None:
-        """Forget a derived event once the stream has it (stored or a known duplicate)."""
-        await self._clinicians.update_one(
-            {"_id": clinician_ref, "outbox.id": entry_id},
-            {"$pull": {"outbox": {"id": entry_id}}, "$inc": {"rev": 1}},
+                await self._clinicians.insert_one(to_doc(change.record, change.state, 1))
+            except DuplicateKeyError as exc:
+                raise ConcurrentUpdate(f"clinician {ref} was created concurrently") from exc
+            return
+        result = await self._clinicians.replace_one(
+            {"_id": ref, "rev": change.rev},
+            to_doc(change.record, change.state, change.rev + 1),
         )
+        if result.matched_count == 0:
+            raise ConcurrentUpdate(f"clinician {ref}: record changed concurrently")
 
-    async def pending_outboxes(self, limit: int = 500) -> list[tuple[str, list[OutboxEntry]]]:
-        cursor = self._clinicians.find({"outbox.id": {"$exists": True}},
-                                       {"outbox": 1}).limit(limit)
-        return [(doc["_id"], [OutboxEntry.model_validate(o) for o in doc["outbox"]])
-                async for doc in cursor]
+    async def save_many(self, changes: list[Change]) -> None:
+        """One unordered bulk write of inserts and `rev`-guarded replaces; a lost race (a
+        replace that matched nothing, an insert of an existing `_id`) raises
+        ConcurrentUpdate after the others are written."""
+        writes: list[InsertOne[Document] | ReplaceOne[Document]] = [
+            InsertOne(to_doc(c.record, c.state, 1)) if c.rev is None
+            else ReplaceOne({"_id": c.record.clinician_ref, "rev": c.rev},
+                            to_doc(c.record, c.state, c.rev + 1))
+            for c in changes]
+        if not writes:
+            return
+        try:
+            result = await self._clinicians.bulk_write(writes, ordered=False)
+        except BulkWriteError as exc:
+            if only_duplicate_keys(exc):
+                raise ConcurrentUpdate(
+                    f"{len(exc.details['writeErrors'])} clinician record(s) created "
+                    "concurrently") from exc
+            raise
+        if result.inserted_count + result.matched_count != len(writes):
+            raise ConcurrentUpdate("clinician record(s) changed concurrently")
 
     async def state(self, clinician_ref: str) -> ClinicianState | None:
         doc = await self._clinicians.find_one({"_id": clinician_ref}, {"state": 1})
@@ -221,24 +155,24 @@ class ClinicianRepository:
             )
         return Erasure(clinician_ref, True, had_email, False, 0, state)
 
-    async def erase_expired_contacts(self, now: datetime, retention: timedelta) -> int:
-        """Erase every contact email past its retention at `now` (domain/retention.py), as
-        `erase` does; returns how many. Each erasure is guarded by `rev`, so an enrolment
-        stored meanwhile (new activity, perhaps a new email) is never overwritten; the
-        next pass judges that record again."""
-        ops: list[UpdateOne] = []
+    async def held_contacts(self) -> list[HeldContact]:
+        held = []
         async for doc in self._clinicians.find({"contact.email": {"$type": "string"}},
                                                {"rev": 1, "facts.time": 1}):
-            times = [datetime.fromisoformat(f["time"]) if isinstance(f["time"], str)
-                     else f["time"] for f in doc.get("facts", [])]
-            if contact_expired(times, now, retention):
-                ops.append(UpdateOne(
-                    {"_id": doc["_id"], "rev": doc["rev"]},
-                    {"$set": {"contact.email": None, "contact.erased": True},
-                     "$inc": {"rev": 1}}))
-        if not ops:
+            times = tuple(datetime.fromisoformat(f["time"]) if isinstance(f["time"], str)
+                          else f["time"] for f in doc.get("facts", []))
+            held.append(HeldContact(doc["_id"], doc["rev"], times))
+        return held
+
+    async def erase_contacts(self, held: list[HeldContact]) -> int:
+        """One `rev`-guarded update per record, in one round trip: a record stored meanwhile
+        is not overwritten."""
+        if not held:
             return 0
-        result = await self._clinicians.bulk_write(ops, ordered=False)
+        result = await self._clinicians.bulk_write([
+            UpdateOne({"_id": h.clinician_ref, "rev": h.rev},
+                      {"$set": {"contact.email": None, "contact.erased": True},
+                       "$inc": {"rev": 1}}) for h in held], ordered=False)
         return result.modified_count
 
     async def erased_contacts(self) -> set[str]:

@@ -24,6 +24,7 @@ from typing import Any
 from nats.js import JetStreamContext
 
 from ibest.backbone.deadletters import H_SUBJECT
+from ibest.backbone.outbox import deterministic_id
 from ibest.backbone.streams import (
     DEADLETTER_PREFIX,
     DEADLETTER_STREAM,
@@ -48,7 +49,7 @@ def redacted_copy(body: bytes) -> tuple[bytes, str] | None:
     if not event.get("data", {}).get("contact_email"):
         return None
     del event["data"]["contact_email"]
-    new_id = str(uuid.uuid5(REDACTED_NAMESPACE, str(event["id"])))
+    new_id = str(deterministic_id(REDACTED_NAMESPACE, str(event["id"])))
     event["id"] = new_id
     return json.dumps(event).encode(), new_id
 

@@ -10,12 +10,13 @@ when it enters the outbox).
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
 
+from ibest.backbone.outbox import OutboxEntry, deterministic_id, namespace
 from services.enrolment.domain.clinician import (
     ENROLLED,
     ClinicianState,
@@ -30,12 +31,12 @@ from shared.events import TrainingCompleted, TrainingStarted
 SOURCE = "/services/enrolment"
 TRAINING_STARTED = "clinician.training_started"
 TRAINING_COMPLETED = "clinician.training_completed"
-DERIVED_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:uk:nhs:ibest:enrolment:derived")
+DERIVED_NAMESPACE = namespace("urn:uk:nhs:ibest:enrolment:derived")
 
 
-def derived_event_id(clinician_ref: str, course_version: str, name: str) -> uuid.UUID:
+def derived_event_id(clinician_ref: str, course_version: str, name: str) -> UUID:
     """The one id a derived event can have, so any re-publish is a duplicate."""
-    return uuid.uuid5(DERIVED_NAMESPACE, f"{clinician_ref}\n{course_version}\n{name}")
+    return deterministic_id(DERIVED_NAMESPACE, f"{clinician_ref}\n{course_version}\n{name}")
 
 
 class Contact(BaseModel):
@@ -55,14 +56,6 @@ class Contact(BaseModel):
     @property
     def order(self) -> tuple[datetime, str]:
         return (self.time, self.event_id)
-
-
-class OutboxEntry(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    id: str
-    name: str
-    body: str
 
 
 class ClinicianRecord(BaseModel):
@@ -108,8 +101,7 @@ def apply_event(record: ClinicianRecord | None, event: AnyEvent,
         key = f"{derived.data.course_version}/{name}"
         if key not in emitted:
             emitted.add(key)
-            outbox.append(OutboxEntry(id=str(derived.id), name=name,
-                                      body=derived.to_json().decode()))
+            outbox.append(OutboxEntry.of(derived))
     new = record.model_copy(update={"facts": facts, "contact": contact,
                                     "emitted": frozenset(emitted), "outbox": tuple(outbox)})
     return Applied(new, state, changed=True)

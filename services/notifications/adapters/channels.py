@@ -11,46 +11,26 @@ import asyncio
 import logging
 import smtplib
 import time
-from dataclasses import dataclass
 from email.message import EmailMessage
-from typing import Any, Literal, Protocol
+from typing import Any
 
 import requests
 from notifications_python_client.errors import APIError
 from notifications_python_client.notifications import NotificationsAPIClient
 
-from services.notifications.domain.messages import Personalisation
+from services.notifications.ports import (
+    Channel,
+    ChannelName,
+    OutgoingMessage,
+    PermanentSendError,
+    TransientSendError,
+)
 from services.notifications.settings import NotificationSettings
-from shared.events import ReminderKind
+
+__all__ = ["Channel", "ChannelName", "LogChannel", "NotifyChannel", "OutgoingMessage",
+           "PermanentSendError", "SmtpChannel", "TransientSendError", "make_channel"]
 
 log = logging.getLogger(__name__)
-ChannelName = Literal["notify", "smtp", "log"]
-
-
-class TransientSendError(Exception):
-    """Worth retrying later: the provider or network is unavailable or rate-limiting."""
-
-
-class PermanentSendError(Exception):
-    """The provider refused this message; retrying would not help."""
-
-
-@dataclass(frozen=True)
-class OutgoingMessage:
-    reminder_id: str
-    kind: ReminderKind
-    to: list[str]
-    template_id: str
-    subject: str
-    body: str
-    personalisation: Personalisation
-
-
-class Channel(Protocol):
-    name: ChannelName
-
-    async def send(self, message: OutgoingMessage) -> str | None:
-        """Deliver `message`; the provider's id for it, if it gives one."""
 
 
 class TokenBucket:

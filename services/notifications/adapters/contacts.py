@@ -8,14 +8,14 @@ from nats.aio.client import Client as NatsClient
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 
+from services.notifications.ports import ContactUnavailable
+
 CONTACT_SUBJECT = "ibest.rpc.enrolment.contact"
 
 
-class ContactUnavailable(Exception):
-    """The enrolment service did not answer; try again later."""
+class NatsContactDirectory:
+    """`ContactDirectory` by a NATS request to the enrolment service."""
 
-
-class ContactDirectory:
     def __init__(self, nc: NatsClient, timeout: float) -> None:
         self._nc = nc
         self._timeout = timeout

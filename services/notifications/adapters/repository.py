@@ -1,7 +1,9 @@
 """MongoDB storage of the notifications service: clinician and patient state, the durable
 schedule of reminders, and delivery statuses (kept indefinitely, unlike Notify's 7 days).
 
-Every write is keyed by a deterministic id and is safe to repeat; a reminder is claimed
+Every write is keyed by a deterministic id and is safe to repeat; a finished reminder's
+notification event is stored in the reminder (the backbone's embedded outbox) in the same
+update that records how it ended; a reminder is claimed
 with one atomic find-and-update (pending -> sending, with an owner and a lease), so two
 instances never send the same one and a crashed claimer's reminder is reclaimed.
 """
@@ -17,28 +19,33 @@ from pymongo import ASCENDING, ReturnDocument, UpdateMany, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from services.notifications.domain.batch import ClinicianChange, PatientChange, latest_key
+from ibest.backbone.outbox import MongoOutbox
+from services.notifications.domain.batch import (
+    ClinicianChange,
+    PatientChange,
+    collected_timepoints,
+    latest_key,
+)
+from services.notifications.domain.status import CANCELLED, FINISHED, PENDING, QUEUED, SENDING
 
 Document = dict[str, Any]
 
-PENDING, SENDING, SENT, FAILED, CANCELLED = "pending", "sending", "sent", "failed", "cancelled"
-FINISHED = (SENT, FAILED)
-UNRESOLVED = (PENDING, SENDING)
-QUEUED, NOTIFIED = "queued", "notified"
 
-
-class Repository:
+class MongoNotificationsRepository:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.clinicians = db["clinicians"]
         self.patients = db["patients"]
         self.follow_ups = db["follow_up_items"]
         self.reminders = db["reminders"]
         self.deliveries = db["delivery_statuses"]
+        # A finished reminder carries its notification.sent/failed event in `outbox`.
+        self.outbox = MongoOutbox(self.reminders)
 
     async def ensure_indexes(self) -> None:
         await self.reminders.create_index([("status", ASCENDING), ("send_after", ASCENDING)])
         await self.reminders.create_index([("recipient_ref", ASCENDING), ("family", ASCENDING)])
-        await self.reminders.create_index([("published", ASCENDING)])
+        await self.reminders.create_index([("outbox.id", ASCENDING)], name="outbox_pending",
+                                          sparse=True)
         await self.follow_ups.create_index(
             [("sitecode", ASCENDING), ("status", ASCENDING), ("remind_on", ASCENDING)])
         await self.follow_ups.create_index(
@@ -272,12 +279,17 @@ class Repository:
         await self.reminders.update_one({"_id": reminder_id, "owner": owner,
                                          "status": SENDING}, {"$set": fields})
 
-    async def unpublished(self) -> list[Document]:
+    async def finished_before_outbox(self) -> list[Document]:
+        """Reminders finished by a version before the outbox (flag `published`) whose event
+        was not published yet."""
         return [d async for d in self.reminders.find(
-            {"published": False, "status": {"$in": list(FINISHED)}})]
+            {"published": False, "status": {"$in": list(FINISHED)},
+             "outbox": {"$exists": False}})]
 
-    async def mark_published(self, reminder_id: str) -> None:
-        await self.reminders.update_one({"_id": reminder_id}, {"$set": {"published": True}})
+    async def queue_event(self, reminder_id: str, entries: list[Document]) -> None:
+        """Put such a reminder's event in its outbox (and drop the old flag)."""
+        await self.reminders.update_one({"_id": reminder_id},
+                                        {"$set": {"outbox": entries}, "$unset": {"published": ""}})
 
     async def reminder(self, reminder_id: str) -> Document | None:
         return await self.reminders.find_one({"_id": reminder_id})
@@ -359,9 +371,4 @@ def _open_items(trust: str, patient: str, timepoint: str) -> Document:
 
 
 def _new_reminder(fields: Document) -> Document:
-    return {**fields, "status": PENDING, "attempts": 0, "published": False}
-
-
-def collected_timepoints(doc: Document | None) -> set[str]:
-    """The follow-ups a stored patient has had collected."""
-    return {tp for tp, done in ((doc or {}).get("collected") or {}).items() if done}
+    return {**fields, "status": PENDING, "attempts": 0}

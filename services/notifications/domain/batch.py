@@ -9,8 +9,10 @@ arrives first.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from typing import Any
 
 from shared.envelope import AnyEvent
 from shared.followup import FOLLOW_UPS, Timepoint, assessment_date
@@ -132,3 +134,8 @@ def _fold_assessment(changes: BatchChanges, event: AnyEvent) -> None:
     elif change.baseline is None or latest_key(*change.baseline) < latest_key(event.time,
                                                                                event.sitecode):
         change.baseline = (event.time, event.sitecode)
+
+
+def collected_timepoints(doc: Mapping[str, Any] | None) -> set[str]:
+    """The follow-ups a stored patient has had collected."""
+    return {tp for tp, done in ((doc or {}).get("collected") or {}).items() if done}

@@ -7,6 +7,7 @@ import hashlib
 import re
 import uuid
 
+from ibest.backbone.outbox import deterministic_id
 from shared.identifiers import REF_MAX_LENGTH, REF_PATTERN
 
 NAMESPACE = uuid.UUID("5b0f2d52-3c1e-4f7e-9a51-6f1c0f4e7a10")
@@ -42,6 +43,6 @@ def digest_id(sitecode: str, local_date: str) -> str:
     return f"site:{sitecode}:{local_date}"
 
 
-def outcome_event_id(reminder_id: str, outcome: str) -> uuid.UUID:
+def notification_event_id(reminder_id: str, status: str) -> uuid.UUID:
     """The id of a reminder's notification.sent / notification.failed event."""
-    return uuid.uuid5(NAMESPACE, f"{reminder_id}:{outcome}")
+    return deterministic_id(NAMESPACE, f"{reminder_id}:{status}")

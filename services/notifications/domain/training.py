@@ -7,8 +7,6 @@ from datetime import datetime, timedelta
 
 from shared.events import ReminderKind
 
-TRAINING_KINDS = (ReminderKind.TRAINING_START, ReminderKind.TRAINING_CONTINUE)
-
 
 @dataclass(frozen=True)
 class TrainingRules:

@@ -2,16 +2,16 @@
 
 Collections (database `<prefix>_outcomes`):
 - `assessments`: every patient.assessed received, `_id` = event id (the audit history).
-- `patients`: per (trustcode, patient_ref) the winners, revisions, outcomes and the outbox
-  of outcome.recorded events not yet confirmed published; `version` guards every write
-  (compare-and-set), so concurrent handlers never lose a correction or a revision.
+- `patients`: per (trustcode, patient_ref) the winners, revisions, outcomes and the
+  embedded backbone outbox of outcome.recorded events not yet confirmed published;
+  `version` guards every write (compare-and-set), so concurrent handlers never lose a
+  correction or a revision.
 - `classes`: per (trustcode, class_id) the latest class.started.
 """
 
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -19,48 +19,22 @@ from pymongo import ASCENDING, IndexModel, InsertOne, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from ibest.backbone.concurrency import ConcurrentUpdate
 from ibest.backbone.mongo import only_duplicate_keys
+from ibest.backbone.outbox import MongoOutbox, OutboxEntry
 from services.outcomes.domain.assessments import Assessment
 from services.outcomes.domain.outcomes import PatientState
+from services.outcomes.ports import Commit, Loaded, patient_key
 
 Document = dict[str, Any]
 
 
-@dataclass(frozen=True)
-class Loaded:
-    """A patient as read for a batch: state, version (None if new) and pending outbox."""
-
-    state: PatientState
-    version: int | None
-    outbox: list[Document]
-
-
-@dataclass(frozen=True)
-class Commit:
-    """A patient's new state to store if it is still at `version` (None: insert it).
-
-    `changes` is how many single-event commits this stands for, so `version` ends where
-    applying the events one by one would have left it.
-    """
-
-    trustcode: str
-    patient_ref: str
-    version: int | None
-    changes: int
-    state: PatientState
-    outbox: list[Document]
-
-
-def patient_key(trustcode: str, patient_ref: str) -> str:
-    """`_id` of a patient: references never contain '/', so this is unambiguous."""
-    return f"{trustcode}/{patient_ref}"
-
-
-class OutcomesRepository:
+class MongoOutcomesRepository:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._assessments = db["assessments"]
         self._patients = db["patients"]
         self._classes = db["classes"]
+        self.outbox = MongoOutbox(db["patients"])
 
     async def create_indexes(self) -> None:
         await self._assessments.create_indexes([
@@ -69,6 +43,7 @@ class OutcomesRepository:
             IndexModel([("trustcode", ASCENDING), ("class_id", ASCENDING)], name="by_class"),
         ])
         await self._patients.create_indexes([
+            # The outbox relay looks for patients with pending events.
             IndexModel([("outbox.id", ASCENDING)], name="outbox_pending", sparse=True),
         ])
         await self._classes.create_indexes([
@@ -109,20 +84,18 @@ class OutcomesRepository:
             return PatientState(), None
         return PatientState.from_doc(doc), int(doc["version"])
 
-    async def commit(
-        self, trustcode: str, patient_ref: str, version: int | None, state: PatientState,
-        outbox: list[Document], now: datetime,
-    ) -> bool:
-        """Store `state` and queue `outbox` if the patient is still at `version`."""
-        commit = Commit(trustcode, patient_ref, version, 1, state, outbox)
-        if version is None:
+    async def commit(self, commit: Commit, now: datetime) -> None:
+        """Store the state and queue the outbox if the patient is still at `version`;
+        ConcurrentUpdate if another writer got there first."""
+        if commit.version is None:
             try:
                 await self._patients.insert_one(_new_patient(commit, now))
-            except DuplicateKeyError:
-                return False
-            return True
+            except DuplicateKeyError as exc:
+                raise ConcurrentUpdate(_moved(commit)) from exc
+            return
         result = await self._patients.update_one(*_compare_and_set(commit, now))
-        return result.matched_count == 1
+        if result.matched_count != 1:
+            raise ConcurrentUpdate(_moved(commit))
 
     async def load_many(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], Loaded]:
         """Several patients in one query; those not stored yet come back new (version None)."""
@@ -130,14 +103,15 @@ class OutcomesRepository:
         ids = sorted(patient_key(t, r) for t, r in keys)
         async for doc in self._patients.find({"_id": {"$in": ids}}):
             found[(doc["trustcode"], doc["patient_ref"])] = Loaded(
-                PatientState.from_doc(doc), int(doc["version"]), list(doc.get("outbox", [])))
+                PatientState.from_doc(doc), int(doc["version"]),
+                [OutboxEntry.model_validate(o) for o in doc.get("outbox", [])])
         return found
 
-    async def commit_many(self, commits: list[Commit], now: datetime) -> bool:
-        """Store every commit in one bulk write; False if any patient had moved on (another
-        writer got there first: its version changed, or it was inserted meanwhile)."""
+    async def commit_many(self, commits: list[Commit], now: datetime) -> None:
+        """Store every commit in one bulk write; ConcurrentUpdate if any patient had moved
+        on (another writer got there first: its version changed, or it was inserted)."""
         if not commits:
-            return True
+            return
         ops: list[InsertOne[Document] | UpdateOne] = [
             InsertOne(_new_patient(c, now)) if c.version is None
             else UpdateOne(*_compare_and_set(c, now)) for c in commits
@@ -146,33 +120,11 @@ class OutcomesRepository:
             result = await self._patients.bulk_write(ops, ordered=False)
         except BulkWriteError as exc:
             if only_duplicate_keys(exc):
-                return False
+                raise ConcurrentUpdate("a patient of the batch changed under us") from exc
             raise
         updates = sum(1 for c in commits if c.version is not None)
-        return result.matched_count == updates
-
-    async def outbox(self, trustcode: str, patient_ref: str) -> list[Document]:
-        doc = await self._patients.find_one(
-            {"_id": patient_key(trustcode, patient_ref)}, {"outbox": 1})
-        return list(doc.get("outbox", [])) if doc else []
-
-    async def clear(self, trustcode: str, patient_ref: str, event_id: str) -> None:
-        await self._patients.update_one(
-            {"_id": patient_key(trustcode, patient_ref)},
-            {"$pull": {"outbox": {"id": event_id}}},
-        )
-
-    async def clear_many(self, published: dict[tuple[str, str], list[str]]) -> None:
-        """Remove published events from several patients' outboxes in one bulk write."""
-        ops = [UpdateOne({"_id": patient_key(t, r)}, {"$pull": {"outbox": {"id": {"$in": ids}}}})
-               for (t, r), ids in published.items() if ids]
-        if ops:
-            await self._patients.bulk_write(ops, ordered=False)
-
-    async def patients_with_outbox(self, limit: int) -> list[tuple[str, str]]:
-        cursor = self._patients.find({"outbox.id": {"$exists": True}},
-                                     {"trustcode": 1, "patient_ref": 1}).limit(limit)
-        return [(doc["trustcode"], doc["patient_ref"]) async for doc in cursor]
+        if result.matched_count != updates:
+            raise ConcurrentUpdate("a patient of the batch changed under us")
 
     # Classes
 
@@ -205,9 +157,17 @@ class OutcomesRepository:
 
 
 
+def _moved(c: Commit) -> str:
+    return f"patient {c.trustcode}/{c.patient_ref} kept changing under us"
+
+
+def _outbox(c: Commit) -> list[Document]:
+    return [entry.model_dump() for entry in c.outbox]
+
+
 def _new_patient(c: Commit, now: datetime) -> Document:
     return {"_id": patient_key(c.trustcode, c.patient_ref), "trustcode": c.trustcode,
-            "patient_ref": c.patient_ref, "version": c.changes, "outbox": c.outbox,
+            "patient_ref": c.patient_ref, "version": c.changes, "outbox": _outbox(c),
             **c.state.to_doc(), "updated_at": now}
 
 
@@ -216,7 +176,7 @@ def _compare_and_set(c: Commit, now: datetime) -> tuple[Document, Document]:
     assert c.version is not None
     return ({"_id": patient_key(c.trustcode, c.patient_ref), "version": c.version},
             {"$set": {**c.state.to_doc(), "updated_at": now, "version": c.version + c.changes},
-             "$push": {"outbox": {"$each": c.outbox}}})
+             "$push": {"outbox": {"$each": _outbox(c)}}})
 
 
 def _rank(doc: Document) -> tuple[str, str]:

@@ -41,6 +41,7 @@ from ibest.backbone.mongo import only_duplicate_keys
 from ..domain.counted import Counted, EntityId, fold_counted, merge
 from ..domain.facts import CONTRIBUTION, ENTITY_KINDS, EntityFact
 from ..domain.figures import Summary
+from ..domain.months import fold_months, steps, timeline
 
 Document = dict[str, Any]
 Counts = dict[str, dict[EntityId, Counted]]
@@ -148,7 +149,8 @@ class Generation:
                     {"$set": {"n": n, "rev": mine[site], "shown": shown, "entities": entries}},
                     upsert=record is None))
                 if shown:
-                    summaries[site] = (n, fold_counted(site, entries))
+                    summaries[site] = (n, fold_counted(site, entries), fold_months(
+                        e.get("m") or [] for e in entries if e["c"] is not None))
             if await _write(self.counted, writes) < len(writes):
                 current = {d["_id"]: d.get("rev") async for d in
                            self.counted.find({"_id": {"$in": pending}}, {"rev": 1})}
@@ -157,8 +159,8 @@ class Generation:
                 pending = []
             stored += await _write(self.sites, [UpdateOne(
                 {"_id": site, "$or": [{"n": {"$lt": n}}, {"n": {"$exists": False}}]},
-                {"$set": {"n": n, "summary": summary}}, upsert=True)
-                for site, (n, summary) in summaries.items() if site not in pending])
+                {"$set": {"n": n, "summary": summary, "months": months}}, upsert=True)
+                for site, (n, summary, months) in summaries.items() if site not in pending])
         return stored
 
     async def stamp_changes(self, as_of: datetime | None, stored: int) -> None:
@@ -185,6 +187,12 @@ class Generation:
         await self.stamp_changes(None, stored)
         return len(sites)
 
+    async def site_months(self) -> list[Document]:
+        """Every reported site's summary with its monthly series (`domain.months`), read
+        together so the two always come from the same record."""
+        return [d async for d in self.sites.find({"summary": {"$exists": True}},
+                                                 {"summary": 1, "months": 1})]
+
     async def summaries(self) -> list[Summary]:
         return [d["summary"] async for d in self.sites.find({"summary": {"$exists": True}},
                                                             {"summary": 1})]
@@ -200,9 +208,11 @@ def _counted_of(kind: str, doc: Document) -> Iterator[tuple[str, EntityId, Count
     other site it may have been counted at (so a move leaves the old site)."""
     contribution = CONTRIBUTION[kind](doc["facts"])
     current = contribution["site"] if contribution else None
+    months = steps(timeline(kind, doc["facts"])) if current else None
     for site in {*doc.get("sites", []), *([current] if current else [])}:
-        yield site, (kind, doc["_id"]), Counted(doc["v"], contribution if site == current
-                                                else None)
+        here = site == current
+        yield site, (kind, doc["_id"]), Counted(doc["v"], contribution if here else None,
+                                                months if here else None)
 
 
 async def _write(coll: AsyncCollection[Document], ops: list[UpdateOne]) -> int:

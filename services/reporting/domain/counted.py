@@ -21,7 +21,8 @@ from .figures import Summary, fold_site
 EntityId = tuple[str, str]
 """(entity kind, entity key)"""
 Entry = dict[str, Any]
-"""As stored: {"k": kind, "id": key, "v": version, "c": contribution or None}."""
+"""As stored: {"k": kind, "id": key, "v": version, "c": contribution or None,
+"m": its monthly steps where counted (`domain.months.steps`) or None}."""
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,9 @@ class Counted:
 
     v: int
     contribution: Contribution | None
+    months: list[list[Any]] | None = None
+    """Its monthly steps where counted (`domain.months.steps`), from the same version of
+    its facts."""
 
 
 def merge(stored: Iterable[Entry], incoming: Mapping[EntityId, Counted]) -> list[Entry]:
@@ -40,7 +44,7 @@ def merge(stored: Iterable[Entry], incoming: Mapping[EntityId, Counted]) -> list
         old = by_id.get((kind, key))
         if old is None or old["v"] < counted.v:
             by_id[(kind, key)] = {"k": kind, "id": key, "v": counted.v,
-                                  "c": counted.contribution}
+                                  "c": counted.contribution, "m": counted.months}
     return list(by_id.values())
 
 

@@ -48,14 +48,26 @@ def control_count(n: int) -> Controlled:
     return 5 * ((n + 2) // 5)
 
 
+RATE_PLACES = ((100, 1), (1000, 2))
+"""Presentation of a published rate (the HES approach: no more precision than the rounded
+denominator supports): rounded denominator under 100 -> 1 decimal place, 100 to 999 -> 2,
+1,000 or more -> 3 (domain.md's 3 places). National and raw rates keep 3 places."""
+
+
+def rate_places(denominator: int) -> int:
+    """Decimal places of a published rate over this (rounded) denominator (RATE_PLACES)."""
+    return next((places for below, places in RATE_PLACES if denominator < below), 3)
+
+
 def control_rate(numerator: int, denominator: int) -> ControlledRate:
-    """numerator/denominator from the rounded counts; None when nobody is in the denominator."""
+    """numerator/denominator from the rounded counts, to the places the rounded denominator
+    supports (RATE_PLACES); None when nobody is in the denominator."""
     if denominator == 0:
         return None
     num, den = control_count(numerator), control_count(denominator)
     if num == SUPPRESSED or den == SUPPRESSED:
         return SUPPRESSED
-    return round(num / den, 3)
+    return round(num / den, rate_places(den))
 
 
 def control_mean(total: float, n: int) -> ControlledRate:
@@ -222,22 +234,37 @@ def _set(figures: dict[str, Any], name: str, value: Any) -> None:
     figures[last] = value
 
 
-def controlled_names(exact: Figures, controlled: Figures,
-                     trusts: Iterable[Figures]) -> set[str]:
+def in_profession_breakdown(name: str) -> bool:
+    """Whether a dotted name is a cell of a by-profession breakdown (the family protected
+    nationally by default: the demonstrated recovery, hazard HAZ-007)."""
+    return any(name.startswith(f"{cells}.") for cells in breakdowns().values())
+
+
+def controlled_names(exact: Figures, controlled: Figures, trusts: Iterable[Figures], *,
+                     every_family: bool = False) -> set[str]:
     """The national counts that must be published under control (dotted names).
 
     A count is controlled when, published exactly (or, once controlled, within its
-    rounding) beside the trusts' published cells, it would pin one of them down; the total
-    and every cell of a profession breakdown go together (an exact total beside controlled
-    cells, or the reverse, gives the controlled one back); repeated until nothing changes.
+    rounding) beside the trusts' published cells, it would pin one of them down; the cells
+    of a profession breakdown go together (one exact cell beside controlled ones gives a
+    controlled one back); repeated until nothing changes.
+
+    By default only the by-profession breakdowns are judged: headline national counts stay
+    exact (domain.md, "National totals are not suppressed"; the recovery needs every other
+    trust's range, hazard HAZ-008). `every_family` (IBEST_REPORTING_PROTECT_NATIONAL, for a
+    publication built from few trusts) judges every count, and a breakdown's total goes
+    with its cells.
     """
     national, rounded = flat(exact), flat(controlled)
     parts: dict[str, list[Controlled]] = {}
     for figures in trusts:
         for name, value in flat(figures).items():
+            if not every_family and not in_profession_breakdown(name):
+                continue
             if (value == SUPPRESSED or _is_count(value)) and _is_count(national.get(name)):
                 parts.setdefault(name, []).append(value)
-    groups = [[total, *(n for n in national if n.startswith(f"{cells}."))]
+    groups = [[*([total] if every_family else []),
+               *(n for n in national if n.startswith(f"{cells}."))]
               for total, cells in breakdowns().items() if total in national]
     chosen: set[str] = set()
     changed = True
@@ -256,12 +283,12 @@ def controlled_names(exact: Figures, controlled: Figures,
     return chosen
 
 
-def protect_national(exact: Figures, controlled: Figures,
-                     trusts: Iterable[Figures]) -> Figures:
+def protect_national(exact: Figures, controlled: Figures, trusts: Iterable[Figures], *,
+                     every_family: bool = False) -> Figures:
     """National figures as they may be published beside the trusts' published figures:
     exact, except the counts `controlled_names` picks and the rates built on them, which
     take their value from `controlled` (the same figures under trust-level control)."""
-    chosen = controlled_names(exact, controlled, trusts)
+    chosen = controlled_names(exact, controlled, trusts, every_family=every_family)
     if not chosen:
         return exact
     out = copy.deepcopy(exact)

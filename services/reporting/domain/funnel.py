@@ -58,27 +58,60 @@ def limits(p: float, n: int) -> dict[str, tuple[float, float]]:
 
 def funnel_point(trust: str, prop: Proportion, national_p: float | None,
                  *, raw: bool) -> dict[str, Any]:
-    """One trust on the funnel: published (rounded counts) unless `raw`."""
+    """One trust on the funnel.
+
+    The flags `outside_95` and `outside_99_8` are judged on the exact value against the
+    limits for the exact denominator (a complex calculation, which the HES rules leave
+    uncontrolled), so rounding never moves a trust across a limit. Published (unless `raw`)
+    are only the flags and the controlled value and denominator (the value from the rounded
+    counts, to the precision its rounded denominator supports): not the trust's own limits,
+    which would reveal its exact denominator. The plot's limits are the `limit_curve`. When
+    the published value is "*" the flags are "*" too (they would hint at the hidden count).
+    """
+    exact = None if prop.denominator == 0 else prop.numerator / prop.denominator
+    lim = None if national_p is None or exact is None else limits(national_p, prop.denominator)
+    flags: dict[str, Any] = {
+        f"outside_{level.replace('.', '_')}": lim is not None and exact is not None
+        and not lim[level][0] <= exact <= lim[level][1] for level in Z}
     if raw:
-        value: Any = None if prop.denominator == 0 else prop.numerator / prop.denominator
-        denominator: Any = prop.denominator
-    else:
-        value = control_rate(prop.numerator, prop.denominator)
-        denominator = control_count(prop.denominator)
-    point: dict[str, Any] = {
-        "trustcode": trust,
-        "value": round(value, 3) if isinstance(value, float) else value,
-        "denominator": denominator, "control_limits": None, "outside_99_8": False,
-    }
-    if national_p is None or not isinstance(denominator, int) or denominator == 0:
-        return point
-    lim = limits(national_p, denominator)
-    point["control_limits"] = {level: {"lower": round(lo, 3), "upper": round(hi, 3)}
-                               for level, (lo, hi) in lim.items()}
-    if isinstance(value, float):
-        lo, hi = lim["99.8"]
-        point["outside_99_8"] = value < lo or value > hi
-    return point
+        return {"trustcode": trust, "value": None if exact is None else round(exact, 3),
+                "denominator": prop.denominator,
+                "control_limits": None if lim is None else {
+                    level: {"lower": round(lo, 3), "upper": round(hi, 3)}
+                    for level, (lo, hi) in lim.items()},
+                **flags}
+    value = control_rate(prop.numerator, prop.denominator)
+    if value == SUPPRESSED:
+        flags = dict.fromkeys(flags, SUPPRESSED)
+    return {"trustcode": trust, "value": value,
+            "denominator": control_count(prop.denominator), **flags}
+
+
+CURVE_STEPS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 15, 20, 25, 30, 40, 50, 60, 75, 100, 125,
+               150, 200, 250, 300, 400, 500, 600, 750)
+"""Denominators the plotted limits are drawn through (then x10, x100, ... of 100 to 750)."""
+
+
+def limit_curve(national_p: float | None, largest: int) -> list[dict[str, Any]]:
+    """The funnel plot's lines: at each denominator up to a step past `largest`, the national
+    proportion and its 95% and 99.8% limits (3 places). A function of the national figure
+    only, so published as it is."""
+    if national_p is None:
+        return []
+    steps: list[int] = []
+    scale = 1
+    while not steps or steps[-1] < max(largest, 1):
+        steps += [s * scale for s in CURVE_STEPS if s * scale >= 100 or scale == 1]
+        scale *= 10
+    steps = sorted(set(steps))
+    cut = next(i for i, n in enumerate(steps) if n >= max(largest, 1))
+    rows = []
+    for n in steps[:cut + 1]:
+        lim = limits(national_p, n)
+        rows.append({"denominator": n, "national": round(national_p, 3),
+                     **{f"{side}_{level.replace('.', '_')}": round(lim[level][i], 3)
+                        for level in Z for i, side in enumerate(("lower", "upper"))}})
+    return rows
 
 
 COMPARISON_FIGURES = ("rmdq_improvement_month_12", "rmdq_improvement_month_3")

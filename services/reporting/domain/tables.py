@@ -8,6 +8,8 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
+from .months import month_rows
+
 ID_COLUMNS = ("level", "trustcode", "sitecode", "as_of")
 
 
@@ -30,8 +32,12 @@ def report_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
         return {"level": level, "trustcode": trust, "sitecode": site, "as_of": stamp,
                 **dict(flatten(figures))}
 
+    if "months" in report:
+        return month_rows(report)
     if "trial" in report:
         return comparison_rows(report, stamp)
+    if "limits" in report:
+        return funnel_rows(report, stamp)
     if "trusts" in report:
         return [row("trust", t["trustcode"], "", t["figures"]) for t in report["trusts"]]
     if report["level"] == "national":
@@ -66,3 +72,18 @@ def comparison_rows(report: Mapping[str, Any], stamp: Any) -> list[dict[str, Any
 
     return [row("trial", "", report["trial"]), row("national", "", report["national"]),
             *(row("trust", t["trustcode"], t) for t in report["trusts"])]
+
+
+def funnel_rows(report: Mapping[str, Any], stamp: Any) -> list[dict[str, Any]]:
+    """A funnel (GET /v1/funnel/<figure>): the national row, one row per trust, then one
+    `limit` row per denominator of the plotted limits."""
+    base = {"figure": report["figure"], "measure": report.get("measure") or "",
+            "timepoint": report.get("timepoint") or ""}
+
+    def row(level: str, trust: str, values: Mapping[str, Any]) -> dict[str, Any]:
+        return {"level": level, "trustcode": trust, "sitecode": "", "as_of": stamp, **base,
+                **dict(flatten({k: v for k, v in values.items() if k != "trustcode"}))}
+
+    return [row("national", "", report["national"]),
+            *(row("trust", t["trustcode"], t) for t in report["trusts"]),
+            *(row("limit", "", r) for r in report["limits"])]

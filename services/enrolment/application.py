@@ -1,0 +1,116 @@
+"""The enrolment use cases: record a clinician's event (one or a batch), publish the
+derived events it implies through the backbone outbox, read and erase a clinician, and
+erase contact emails past their retention.
+
+Recording is read -> fold (domain) -> compare-and-set save, retried on a lost race. The
+derived events enter the record's outbox in the same write, so a crash between storing and
+publishing is repaired by the redelivery or the relay's background pass.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from ibest.backbone.concurrency import retry_on_conflict
+from ibest.backbone.outbox import OutboxEntry, OutboxRelay
+from services.enrolment.domain.clinician import ClinicianState
+from services.enrolment.domain.record import Applied, ClinicianRecord, apply_event
+from services.enrolment.domain.retention import contact_expired
+from services.enrolment.ports import Change, ClinicianRepository, Erasure
+from shared.catalogue import Catalogue
+from shared.envelope import AnyEvent
+
+WRITE_ATTEMPTS = 20
+
+
+class EnrolmentService:
+    def __init__(self, repository: ClinicianRepository, relay: OutboxRelay,
+                 catalogue: Catalogue, write_attempts: int = WRITE_ATTEMPTS) -> None:
+        self.repository = repository
+        self.relay = relay
+        self.catalogue = catalogue
+        self._attempts = write_attempts
+
+    async def record(self, event: AnyEvent) -> None:
+        """Store the event's effect with any derived events, then publish those.
+
+        On redelivery (the event is already stored) this publishes whatever the outbox still
+        holds; a publish failure raises, so the event is redelivered.
+        """
+        ref = event.data.clinician_ref
+
+        async def attempt() -> tuple[OutboxEntry, ...]:
+            stored = await self.repository.load(ref)
+            applied = apply_event(stored.record if stored else None, event, self.catalogue)
+            if applied.changed:
+                await self.repository.save(
+                    Change(applied.record, applied.state, stored.rev if stored else None))
+            return applied.record.outbox
+
+        outbox = await retry_on_conflict(attempt, self._attempts)
+        await self.relay.publish(ref, outbox)
+
+    async def record_batch(self, events: list[AnyEvent]) -> None:
+        """`record` for a delivered batch: one read and one bulk write for all of it, then
+        every touched outbox published and cleared in one more write.
+
+        The events are applied in memory in batch order per clinician (exactly what applying
+        them one by one does; no rule here rejects an event, the contract already judged it).
+        If anything raises (a concurrent writer, a publish failure), the backbone applies
+        each event again with `record`, which skips those already stored and publishes what
+        the outboxes hold.
+        """
+        by_ref: dict[str, list[AnyEvent]] = {}
+        for event in events:
+            by_ref.setdefault(event.data.clinician_ref, []).append(event)
+        stored = await self.repository.load_many(list(by_ref))
+        changes: list[Change] = []
+        outboxes: list[tuple[str, tuple[OutboxEntry, ...]]] = []
+        for ref, mine in by_ref.items():
+            before = stored.get(ref)
+            record: ClinicianRecord | None = before.record if before else None
+            last: Applied | None = None
+            for event in mine:
+                applied = apply_event(record, event, self.catalogue)
+                record = applied.record
+                if applied.changed:
+                    last = applied
+            assert record is not None
+            if last is not None:
+                # `last` is the final record: later events of the batch changed nothing.
+                changes.append(Change(last.record, last.state, before.rev if before else None))
+            outboxes.append((ref, record.outbox))
+        await self.repository.save_many(changes)
+        await self.relay.publish_many(outboxes)
+
+    async def republish_pending(self) -> int:
+        """Publish what crashes left in outboxes (one relay pass); how many events."""
+        return await self.relay.relay_once()
+
+    async def clinician(self, clinician_ref: str) -> ClinicianState | None:
+        return await self.repository.state(clinician_ref)
+
+    async def contact(self, clinician_ref: str) -> tuple[bool, str | None]:
+        """Whether the clinician is known, and their contact email if they have one."""
+        return await self.repository.contact(clinician_ref)
+
+    async def erase(self, clinician_ref: str, *, record: bool) -> Erasure:
+        """Remove the contact email and, with `record`, the whole record and its event ids."""
+        return await self.repository.erase(clinician_ref, record=record)
+
+    async def erase_expired_contacts(self, now: datetime, retention: timedelta) -> int:
+        """Retention: erase every contact email past `retention` since its clinician's latest
+        accepted event (domain/retention.py), as `erase` does; how many. Each erasure is
+        guarded by the revision read, so a record stored meanwhile (new activity, perhaps a
+        new email) is left for the next pass to judge again."""
+        expired = [held for held in await self.repository.held_contacts()
+                   if contact_expired(held.event_times, now, retention)]
+        return await self.repository.erase_contacts(expired) if expired else 0
+
+    async def erased_contacts(self) -> set[str]:
+        """The clinicians whose contact email has been erased (to redact the streams)."""
+        return await self.repository.erased_contacts()
+
+    async def rename_fact(self, clinician_ref: str, old_id: str, new_id: str) -> None:
+        """Point a stored fact at its redacted copy's event id."""
+        await self.repository.rename_fact(clinician_ref, old_id, new_id)

@@ -1,0 +1,37 @@
+"""Builds the enrolment service from explicit settings and connections: shared by the
+runtime (service.py), the `ibest enrolment` commands and the tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from ibest.backbone.outbox import OutboxRelay
+from ibest.backbone.publisher import Publisher
+from services.enrolment.adapters.repository import MongoClinicianRepository
+from services.enrolment.application import EnrolmentService
+from services.enrolment.handlers import EnrolmentHandlers
+from services.enrolment.settings import EnrolmentSettings
+from shared.catalogue import catalogue
+
+NAME = "enrolment"
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    settings: EnrolmentSettings
+    repository: MongoClinicianRepository
+    service: EnrolmentService
+    handlers: EnrolmentHandlers
+
+
+def build(settings: EnrolmentSettings, db: AsyncDatabase[dict[str, Any]],
+          publisher: Publisher) -> Enrolment:
+    """The service over `db`, publishing with `publisher` (no I/O: the runtime also calls
+    `repository.create_indexes()`)."""
+    repository = MongoClinicianRepository(db)
+    relay = OutboxRelay(repository.outbox, publisher, NAME, settings.outbox())
+    service = EnrolmentService(repository, relay, catalogue())
+    return Enrolment(settings, repository, service, EnrolmentHandlers(service))

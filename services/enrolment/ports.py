@@ -1,0 +1,91 @@
+"""What the enrolment use cases need from the outside world (adapters/ implements these;
+tests/fakes implements them in memory)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from ibest.backbone.outbox import OutboxStore
+from services.enrolment.domain.clinician import ClinicianState
+from services.enrolment.domain.record import ClinicianRecord
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A clinician's record as read, with the revision a compare-and-set write checks."""
+
+    record: ClinicianRecord
+    rev: int
+
+
+@dataclass(frozen=True)
+class Change:
+    """A record to store if it is still at `rev` (None: it must not exist yet)."""
+
+    record: ClinicianRecord
+    state: ClinicianState
+    rev: int | None
+
+
+@dataclass(frozen=True)
+class Erasure:
+    clinician_ref: str
+    found: bool
+    email_removed: bool
+    record_removed: bool
+    seen_events_removed: int
+    state: ClinicianState | None
+
+
+@dataclass(frozen=True)
+class HeldContact:
+    """A record holding a contact email: when its accepted events happened (retention) and
+    the revision an erasure checks."""
+
+    clinician_ref: str
+    rev: int
+    event_times: tuple[datetime, ...]
+
+
+class ClinicianRepository(Protocol):
+    """Clinician records, one per clinician, each with its embedded outbox (`outbox`)."""
+
+    @property
+    def outbox(self) -> OutboxStore: ...
+
+    async def load(self, clinician_ref: str) -> Stored | None: ...
+
+    async def load_many(self, clinician_refs: list[str]) -> dict[str, Stored]: ...
+
+    async def save(self, change: Change) -> None:
+        """Store the record, its state and its outbox in one write; raise
+        ibest.backbone.concurrency.ConcurrentUpdate if it is no longer at `change.rev`."""
+        ...
+
+    async def save_many(self, changes: list[Change]) -> None:
+        """`save` for several in one round trip; ConcurrentUpdate after writing the others
+        if any lost its race."""
+        ...
+
+    async def state(self, clinician_ref: str) -> ClinicianState | None: ...
+
+    async def contact(self, clinician_ref: str) -> tuple[bool, str | None]: ...
+
+    async def rename_fact(self, clinician_ref: str, old_id: str, new_id: str) -> None: ...
+
+    async def erase(self, clinician_ref: str, *, record: bool) -> Erasure: ...
+
+    async def held_contacts(self) -> list[HeldContact]:
+        """Every record that still holds a contact email."""
+        ...
+
+    async def erase_contacts(self, held: list[HeldContact]) -> int:
+        """Erase those emails as `erase` does, each only if its record is still at the
+        revision read; how many were erased."""
+        ...
+
+    async def erased_contacts(self) -> set[str]:
+        """The clinicians whose contact email has been erased."""
+        ...

@@ -1,0 +1,4 @@
+from ibest.backbone.serve import serve
+from services.gateway.service import SPEC
+
+serve(SPEC)

@@ -1,0 +1,36 @@
+"""The gateway's Prometheus metrics, per trust (`trust=""`: no valid key)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from prometheus_client import Counter, Histogram
+
+from services.gateway.domain.results import EventResult
+
+REQUESTS = Counter(
+    "ibest_gateway_requests_total",
+    "Requests to POST /v1/events, by trust and HTTP status.",
+    ["trust", "status"],
+)
+EVENTS = Counter(
+    "ibest_gateway_events_total",
+    "Events sent to the gateway, by trust and result (accepted, duplicate, rejected).",
+    ["trust", "result"],
+)
+LATENCY = Histogram(
+    "ibest_gateway_request_duration_seconds",
+    "Time to answer POST /v1/events, by trust.",
+    ["trust"],
+    buckets=(0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+
+class PrometheusGatewayMetrics:
+    def observe(
+        self, trust: str, status: int, results: Sequence[EventResult], seconds: float
+    ) -> None:
+        REQUESTS.labels(trust, str(status)).inc()
+        for result in results:
+            EVENTS.labels(trust, result.status.value).inc()
+        LATENCY.labels(trust).observe(seconds)

@@ -1,0 +1,29 @@
+"""Publishing to the events stream through the backbone's publisher, failing fast.
+
+One attempt with a short timeout: the client is waiting, and a 503 telling it to resend
+serves it better than a request that hangs while NATS reconnects.
+"""
+
+from __future__ import annotations
+
+from nats.aio.client import Client as NatsClient
+from nats.errors import Error as NatsError
+from nats.js import JetStreamContext
+
+from ibest.backbone.publisher import EventPublisher
+from services.gateway.application import StreamUnavailable
+from shared.envelope import AnyEvent
+
+
+class NatsEventStream:
+    def __init__(self, nc: NatsClient, js: JetStreamContext, timeout: float) -> None:
+        self._nc = nc
+        self._publisher = EventPublisher(js, "gateway", attempts=1, timeout=timeout)
+
+    async def publish(self, event: AnyEvent, body: bytes) -> bool:
+        if not self._nc.is_connected:
+            raise StreamUnavailable("not connected to NATS")
+        try:
+            return await self._publisher.publish(event, body)
+        except (NatsError, TimeoutError, OSError) as exc:
+            raise StreamUnavailable(f"{type(exc).__name__}: {exc}") from exc

@@ -1,0 +1,1 @@
+"""The gateway's rules, pure (no I/O): keys, request decoding, results, rate limits, rejections."""

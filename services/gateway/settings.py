@@ -1,0 +1,49 @@
+"""Settings of the gateway alone (the shared ones, such as its port, are
+ibest.backbone.settings)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class GatewaySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", populate_by_name=True)
+
+    rate_per_second: float = Field(
+        default=50.0,
+        gt=0,
+        alias="IBEST_GATEWAY_RATE",
+        description="Requests per second each trust may make to POST /v1/events (sustained).",
+    )
+    rate_burst: int = Field(
+        default=200,
+        ge=1,
+        alias="IBEST_GATEWAY_BURST",
+        description="Requests a trust may make at once before the rate applies.",
+    )
+    rejections_retention_days: float = Field(
+        default=30.0,
+        gt=0,
+        alias="IBEST_GATEWAY_REJECTIONS_RETENTION_DAYS",
+        description="Days a rejected event stays readable at GET /v1/rejections.",
+    )
+    publish_timeout: float = Field(
+        default=3.0,
+        gt=0,
+        alias="IBEST_GATEWAY_PUBLISH_TIMEOUT",
+        description="Seconds to wait for the stream's acknowledgement before answering 503.",
+    )
+    key_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        alias="IBEST_GATEWAY_KEY_CACHE_SECONDS",
+        description="Seconds a looked-up key is remembered: a revocation takes effect "
+        "within this time (0: every request reads the database).",
+    )
+    retry_after_unavailable: int = Field(
+        default=5,
+        ge=1,
+        alias="IBEST_GATEWAY_RETRY_AFTER",
+        description="Retry-After (seconds) sent with 503 when NATS is unreachable.",
+    )

@@ -1,0 +1,98 @@
+"""Monthly series answers (domain.months): read every site's summary with its series once
+per change of the figures, then compute each requested level once per view."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from .adapters.store import Document, Generation
+from .domain.months import (
+    first_month,
+    level_series,
+    months_between,
+    protected_national_series,
+    series_figures,
+)
+from .reports import Malformed, NotFound, View, check_site, check_trust
+
+if TYPE_CHECKING:
+    from .reports import Reporting
+
+MONTH = r"[0-9]{4}-(0[1-9]|1[0-2])"
+MONTH_RE = re.compile(f"^{MONTH}$")
+
+
+def check_month(name: str, value: str | None) -> str | None:
+    if value is not None and not MONTH_RE.match(value):
+        raise Malformed(f"{name}={value[:40]!r} is not a month: YYYY-MM, for example 2025-04",
+                        name)
+    return value
+
+
+class MonthSeries:
+    """What the months routes use; shares the Reporting view, its cache key and answers."""
+
+    def __init__(self, reporting: Reporting) -> None:
+        self.reporting = reporting
+        self._cached: tuple[tuple[Any, ...], list[Document]] | None = None
+
+    async def _sites(self, v: View) -> list[Document]:
+        """Every reported site's summary and series, read again only when figures moved."""
+        if self._cached is None or self._cached[0] != v.key:
+            generation = Generation(self.reporting.store.db, int(v.key[0]))
+            self._cached = (v.key, await generation.site_months())
+        return self._cached[1]
+
+    async def report(self, trustcode: str | None, sitecode: str | None, raw: bool,
+                     start: str | None, end: str | None) -> dict[str, Any]:
+        check_month("from", start)
+        check_month("to", end)
+        if start and end and start > end:
+            raise Malformed(f"from={start} is after to={end}; from must not be after to", "from")
+        trust = check_trust(trustcode) if trustcode is not None else None
+        site = check_site(trust, sitecode) if trust and sitecode is not None else None
+        level = "site" if site else "trust" if trust else "national"
+        v = await self.reporting.view()
+        docs = await self._sites(v)
+
+        def build() -> dict[str, Any]:
+            if site:
+                chosen = [d for d in docs if d["_id"] == site]
+                if not chosen:
+                    raise NotFound(f"no figures for site {site}: no event from it has been "
+                                   "applied")
+            elif trust:
+                chosen = [d for d in docs if d["summary"]["trust"] == trust]
+                if not chosen:
+                    raise NotFound(f"no figures for trust {trust}: no event from it has been "
+                                   "applied")
+            else:
+                chosen = docs
+            current = v.today.strftime("%Y-%m")
+            months = [m for m in months_between(
+                first_month((d.get("months") for d in chosen), current), current)
+                if (start is None or m >= start) and (end is None or m <= end)]
+            counts = level_series([(d["summary"], d.get("months")) for d in chosen], months,
+                                  current, v.today, with_sites_running=level != "site")
+            answer: dict[str, Any] = {"as_of": v.as_of, "level": level, "raw": raw}
+            if trust:
+                answer["trustcode"] = trust
+            if site:
+                answer["sitecode"] = site
+            answer["months"] = months
+            if level == "national" and not raw and self.reporting.protect_national:
+                by_trust: dict[str, list[Document]] = {}
+                for d in chosen:
+                    by_trust.setdefault(d["summary"]["trust"], []).append(d)
+                answer["figures"] = protected_national_series(counts, [
+                    level_series([(d["summary"], d.get("months")) for d in trust_docs],
+                                 months, current, v.today, with_sites_running=True)
+                    for trust_docs in by_trust.values()])
+            else:
+                answer["figures"] = series_figures(counts,
+                                                   published=not raw and level != "national")
+            return answer
+
+        return await self.reporting._answer(v, ("months", level, trust, site, raw, start, end),
+                                            build)

@@ -1,0 +1,175 @@
+"""In-memory fakes of the gateway's ports, for fast unit tests of every use case."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+
+from services.gateway.application import (
+    DeadLetterMessage,
+    Gateway,
+    KeyAdmin,
+    StreamUnavailable,
+)
+from services.gateway.domain.keys import ApiKey
+from services.gateway.domain.ratelimit import RateLimiter
+from services.gateway.domain.rejections import Reason, Rejection, RejectionRow
+from services.gateway.domain.results import EventResult
+from shared.envelope import AnyEvent, parse_event
+
+
+class FakeKeyStore:
+    def __init__(self) -> None:
+        self.keys: dict[str, ApiKey] = {}
+
+    async def get(self, key_id: str) -> ApiKey | None:
+        return self.keys.get(key_id)
+
+    async def add(self, key: ApiKey) -> None:
+        self.keys[key.key_id] = key
+
+    async def active_count(self, trust: str) -> int:
+        return sum(k.trust == trust and k.active for k in self.keys.values())
+
+    async def all(self) -> list[ApiKey]:
+        return sorted(self.keys.values(), key=lambda k: (k.trust, k.created_at))
+
+    async def revoke(self, key_id: str, at: datetime) -> ApiKey | None:
+        key = self.keys.get(key_id)
+        if key is not None and key.active:
+            key = self.keys[key_id] = replace(key, revoked_at=at)
+        return key
+
+
+@dataclass
+class _Row:
+    trust: str
+    event_id: str
+    type: str
+    received_at: datetime
+    rejected_by: list[str] = field(default_factory=list)
+    reasons: list[Reason] = field(default_factory=list)
+
+
+class FakeRejectionStore:
+    """Groups like the MongoDB store: one row per trust and event, reasons merged."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, _Row] = {}
+
+    async def record(self, rejections: Sequence[Rejection]) -> None:
+        for r in rejections:
+            row = self.rows.setdefault(
+                r.group_key, _Row(r.trust, r.event_id, r.event_type, r.received_at)
+            )
+            row.received_at = min(row.received_at, r.received_at)
+            for reason in r.reasons:
+                if reason.by not in row.rejected_by:
+                    row.rejected_by.append(reason.by)
+                if reason not in row.reasons:
+                    row.reasons.append(reason)
+
+    async def since(self, trust: str, since: datetime, limit: int) -> list[RejectionRow]:
+        rows = sorted(
+            (r for r in self.rows.values() if r.trust == trust and r.received_at >= since),
+            key=lambda r: r.received_at,
+            reverse=True,
+        )
+        return [
+            RejectionRow(
+                id=r.event_id,
+                type=r.type,
+                received_at=r.received_at,
+                rejected_by=sorted(r.rejected_by),
+                reasons=r.reasons,
+            )
+            for r in rows[:limit]
+        ]
+
+
+class FakeEventStream:
+    """A stream deduplicating on id; `fail_after` publishes it becomes unreachable."""
+
+    def __init__(self) -> None:
+        self.stored: dict[str, AnyEvent] = {}
+        self.fail_after: int | None = None
+        self.attempts = 0
+
+    async def publish(self, event: AnyEvent, body: bytes) -> bool:
+        self.attempts += 1
+        if self.fail_after is not None and self.attempts > self.fail_after:
+            raise StreamUnavailable("stopped")
+        if str(event.id) in self.stored:
+            return False
+        assert parse_event(event.subject, body) == event  # the bytes are the event's
+        self.stored[str(event.id)] = event
+        return True
+
+
+class FakeDeadLetterSource:
+    def __init__(self, messages: Sequence[DeadLetterMessage] = ()) -> None:
+        self.pending = list(messages)
+        self.acked: list[DeadLetterMessage] = []
+
+    async def fetch(self) -> Sequence[DeadLetterMessage]:
+        batch, self.pending = self.pending[:10], self.pending[10:]
+        return batch
+
+    async def ack(self, messages: Sequence[DeadLetterMessage]) -> None:
+        self.acked.extend(messages)
+
+
+@dataclass
+class FakeMetrics:
+    seen: list[tuple[str, int, list[str]]] = field(default_factory=list)
+
+    def observe(
+        self, trust: str, status: int, results: Sequence[EventResult], seconds: float
+    ) -> None:
+        self.seen.append((trust, status, [r.status.value for r in results]))
+
+
+@dataclass
+class ManualClock:
+    now: datetime = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    seconds: float = 1000.0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def timer(self) -> float:
+        return self.seconds
+
+
+@dataclass
+class World:
+    """A gateway over fakes, with everything a test wants to look at."""
+
+    gateway: Gateway
+    admin: KeyAdmin
+    keys: FakeKeyStore
+    rejections: FakeRejectionStore
+    stream: FakeEventStream
+    metrics: FakeMetrics
+    clock: ManualClock
+
+
+def world(
+    rate: float = 1000.0, burst: int = 1000, max_events: int = 500, key_cache_seconds: float = 0.0
+) -> World:
+    keys, rejections, stream = FakeKeyStore(), FakeRejectionStore(), FakeEventStream()
+    metrics, clock = FakeMetrics(), ManualClock()
+    gateway = Gateway(
+        keys,
+        rejections,
+        stream,
+        RateLimiter(rate, burst, clock.timer),
+        metrics,
+        clock,
+        clock.timer,
+        retry_after_unavailable=7,
+        max_events=max_events,
+        key_cache_seconds=key_cache_seconds,
+    )
+    return World(gateway, KeyAdmin(keys, clock), keys, rejections, stream, metrics, clock)
