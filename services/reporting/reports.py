@@ -299,8 +299,10 @@ class Reporting:
                                 "timepoint (group_end, month_3 or month_12)",
                                 "measure") from None
             p = None if national.denominator == 0 else national.numerator / national.denominator
-            hidden = not raw and bool(v.national_controlled().intersection(
-                funnel_bases(figure, measure, timepoint)))
+            # Only IBEST_REPORTING_PROTECT_NATIONAL controls the headline counts a funnel
+            # is built on (by default only by-profession cells are, and no funnel uses them).
+            hidden = not raw and v.protect_national and bool(
+                v.national_controlled().intersection(funnel_bases(figure, measure, timepoint)))
             published = funnel_national(national.numerator, national.denominator, hidden)
             if hidden:  # limits centred on the exact proportion would give it back
                 p = published["value"] if isinstance(published["value"], float) else None
@@ -325,7 +327,8 @@ class Reporting:
 
         def build() -> dict[str, Any]:
             national = improvement_of(total(v.summaries), timepoint)
-            if not raw and f"outcomes.rmdq.{timepoint}.n" in v.national_controlled():
+            if not raw and v.protect_national \
+                    and f"outcomes.rmdq.{timepoint}.n" in v.national_controlled():
                 # secondary suppression: the n is published under control nationally too
                 national = {**national, "n": control_count(national["n"])}
             return {"as_of": v.as_of, "figure": figure, "timepoint": timepoint, "raw": raw,

@@ -49,7 +49,10 @@ def _expressions() -> list[str]:
     exprs = []
     for name in DASHBOARDS:
         board = json.loads(render(name))
-        exprs += [t["expr"] for p in board["panels"] for t in p.get("targets", [])]
+        # Prometheus targets only: the months and comparison boards read the reporting API
+        # through the Infinity data source (url targets, no PromQL).
+        exprs += [t["expr"] for p in board["panels"] for t in p.get("targets", [])
+                  if "expr" in t]
     return exprs
 
 

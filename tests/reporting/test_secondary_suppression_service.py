@@ -79,6 +79,8 @@ async def published_beside_raw(settings: Settings, js: JetStreamContext,
         if months is not None:
             months["national"] = (await client.get("/v1/national/months",
                                                    headers=READ)).json()
+            months["funnel"] = (await client.get("/v1/funnel/clinicians_completed",
+                                                 headers=READ)).json()
             for trust in sorted({str(e["trustcode"]) for e in events}):
                 months[trust] = (await client.get(f"/v1/trusts/{trust}/months",
                                                   headers=READ)).json()
@@ -136,3 +138,8 @@ async def test_headline_national_counts_are_protected_only_when_configured(
     series = months["national"]["figures"][enrolled]
     assert [months[t]["figures"][enrolled][-1] for t in ("RTH", "RXF")] == [SUPPRESSED] * 2
     assert series[-1] == (SUPPRESSED if protect else 2)
+    # The funnel's national proportion is built on the enrolled count: with the setting its
+    # numerator, denominator and value come from the controlled counts.
+    funnel = months["funnel"]["national"]
+    assert funnel["denominator"] == (SUPPRESSED if protect else 2)
+    assert funnel["value"] == (SUPPRESSED if protect else 0.0)
