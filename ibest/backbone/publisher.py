@@ -24,8 +24,10 @@ class Publisher(Protocol):
     """What use cases publish through: the one publisher protocol (EventPublisher in
     production, tests.fakes.FakePublisher in unit tests)."""
 
-    async def publish(self, event: AnyEvent) -> bool:
-        """Publish `event`; True when the stream stored it, False when it was a duplicate."""
+    async def publish(self, event: AnyEvent, body: bytes | None = None) -> bool:
+        """Publish `event` (as `body`, its validated bytes, when given: the gateway stores
+        exactly what it judged); True when the stream stored it, False when it was a
+        duplicate."""
         ...
 
 
@@ -69,5 +71,5 @@ class EventPublisher:
 class ReadOnlyPublisher:
     """The publisher of a command that must not publish: any attempt is a bug."""
 
-    async def publish(self, event: AnyEvent) -> bool:
+    async def publish(self, event: AnyEvent, body: bytes | None = None) -> bool:
         raise RuntimeError(f"read-only command tried to publish {event.type}")

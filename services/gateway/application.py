@@ -1,5 +1,6 @@
-"""The gateway's use cases. They depend only on the ports below; `adapters/` implement them
-(MongoDB, NATS, Prometheus) and `tests/gateway/fakes.py` holds in-memory ones."""
+"""The gateway's use cases. They depend only on ports (`ports.py`, and the backbone's one
+`Publisher`); `adapters/` implement them (MongoDB, NATS, Prometheus) and
+`tests/fakes/gateway.py` holds in-memory ones."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
+from ibest.backbone.publisher import Publisher
 from services.gateway.domain.keys import (
     ApiKey,
     KeyRuleError,
@@ -24,7 +26,6 @@ from services.gateway.domain.keys import (
 from services.gateway.domain.ratelimit import RateLimiter
 from services.gateway.domain.rejections import (
     Rejection,
-    RejectionRow,
     at_the_door,
     from_dead_letter,
 )
@@ -38,58 +39,18 @@ from services.gateway.domain.results import (
     summary_status,
     trust_errors,
 )
+from services.gateway.ports import (
+    DeadLetterSource,
+    GatewayMetrics,
+    KeyStore,
+    RejectionStore,
+    StreamUnavailable,
+)
 from shared.envelope import AnyEvent, ContractError, FieldError, parse_event
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 UNAUTHENTICATED = 'Bearer realm="ibest", error="invalid_token"'
-
-
-class StreamUnavailable(Exception):
-    """The events stream did not acknowledge: the event may not be stored."""
-
-
-class KeyStore(Protocol):
-    async def get(self, key_id: str) -> ApiKey | None: ...
-    async def add(self, key: ApiKey) -> None: ...
-    async def active_count(self, trust: str) -> int: ...
-    async def all(self) -> list[ApiKey]: ...
-    async def revoke(self, key_id: str, at: datetime) -> ApiKey | None: ...
-
-
-class RejectionStore(Protocol):
-    async def record(self, rejections: Sequence[Rejection]) -> None: ...
-    async def since(self, trust: str, since: datetime, limit: int) -> list[RejectionRow]: ...
-
-
-class EventStream(Protocol):
-    async def publish(self, event: AnyEvent, body: bytes) -> bool:
-        """Store `event` as `body` (the bytes parse_event judged, so every consumer reaches
-        the same verdict); True when stored, False when the stream already had that id;
-        raises StreamUnavailable when the stream did not acknowledge."""
-        ...
-
-
-@dataclass(frozen=True)
-class DeadLetterMessage:
-    headers: dict[str, str]
-    data: bytes
-    subject: str
-    received_at: datetime
-    seq: int
-    handle: Any = None
-    """The adapter's own message, to acknowledge it."""
-
-
-class DeadLetterSource(Protocol):
-    async def fetch(self) -> Sequence[DeadLetterMessage]: ...
-    async def ack(self, messages: Sequence[DeadLetterMessage]) -> None: ...
-
-
-class GatewayMetrics(Protocol):
-    def observe(
-        self, trust: str, status: int, results: Sequence[EventResult], seconds: float
-    ) -> None: ...
 
 
 @dataclass
@@ -112,7 +73,7 @@ class Gateway:
         self,
         keys: KeyStore,
         rejections: RejectionStore,
-        stream: EventStream,
+        stream: Publisher,
         limiter: RateLimiter,
         metrics: GatewayMetrics,
         clock: Clock,

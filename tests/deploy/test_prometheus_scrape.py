@@ -46,13 +46,17 @@ def _prometheus() -> str:
 
 
 def _expressions() -> list[str]:
+    """Every Prometheus query of every dashboard (the Infinity panels read the reporting API
+    and are executed by tests/deploy/test_grafana_infinity.py)."""
     exprs = []
     for name in DASHBOARDS:
         board = json.loads(render(name))
-        # Prometheus targets only: the months and comparison boards read the reporting API
-        # through the Infinity data source (url targets, no PromQL).
-        exprs += [t["expr"] for p in board["panels"] for t in p.get("targets", [])
-                  if "expr" in t]
+        for panel in board["panels"]:
+            for target in panel.get("targets", []):
+                source = target.get("datasource") or panel.get("datasource") or {}
+                if source.get("type") == "prometheus":
+                    exprs.append(target["expr"])
+    assert exprs, "no Prometheus query found in the dashboards"
     return exprs
 
 

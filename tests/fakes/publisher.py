@@ -3,17 +3,24 @@ does, and can be made to fail like a lost connection."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ibest.backbone.publisher import Publisher
-from shared.envelope import AnyEvent
+from shared.envelope import AnyEvent, parse_event
 
 
 class FakePublisher:
     """Records every publish; `stored` keeps the first event of each id (the stream's
     duplicate window). `failures` fails that many next publishes, `down` every publish until
-    cleared; with `forward_to`, successful publishes also go to a real publisher."""
+    cleared, `fail_after` every publish after that many attempts; `error` makes the exception
+    a failure raises (a lost connection by default, or an adapter's own error). With
+    `forward_to`, successful publishes also go to a real publisher."""
 
-    def __init__(self, forward_to: Publisher | None = None) -> None:
+    def __init__(self, forward_to: Publisher | None = None,
+                 error: Callable[[str], Exception] = ConnectionError) -> None:
         self.forward_to = forward_to
+        self.error = error
+        self.fail_after: int | None = None
         self.published: list[AnyEvent] = []  # every successful publish, duplicates too
         self.stored: dict[str, AnyEvent] = {}
         self.attempts: list[str] = []
@@ -21,17 +28,20 @@ class FakePublisher:
         self.down = False
         self.failed = 0
 
-    async def publish(self, event: AnyEvent) -> bool:
+    async def publish(self, event: AnyEvent, body: bytes | None = None) -> bool:
         self.attempts.append(str(event.id))
-        if self.down or self.failures:
+        beyond = self.fail_after is not None and len(self.attempts) > self.fail_after
+        if self.down or self.failures or beyond:
             self.failures = max(0, self.failures - 1)
             self.failed += 1
-            raise ConnectionError("NATS unavailable (simulated crash before the ack)")
+            raise self.error("NATS unavailable (simulated crash before the ack)")
+        if body is not None:
+            assert parse_event(event.subject, body) == event, "the bytes are the event's"
         self.published.append(event)
         fresh = str(event.id) not in self.stored
         self.stored.setdefault(str(event.id), event)
         if self.forward_to is not None:
-            return await self.forward_to.publish(event)
+            return await self.forward_to.publish(event, body)
         return fresh
 
     def sent(self) -> list[tuple[str, str]]:

@@ -14,7 +14,7 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 
 from ibest.backbone.streams import DEADLETTER_STREAM
-from services.gateway.application import DeadLetterMessage
+from services.gateway.ports import DeadLetterMessage
 
 CONSUMER = "gateway"
 

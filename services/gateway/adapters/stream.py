@@ -11,16 +11,18 @@ from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 
 from ibest.backbone.publisher import EventPublisher
-from services.gateway.application import StreamUnavailable
+from services.gateway.ports import StreamUnavailable
 from shared.envelope import AnyEvent
 
 
 class NatsEventStream:
+    """The gateway's `Publisher`: one attempt, and `StreamUnavailable` when not stored."""
+
     def __init__(self, nc: NatsClient, js: JetStreamContext, timeout: float) -> None:
         self._nc = nc
         self._publisher = EventPublisher(js, "gateway", attempts=1, timeout=timeout)
 
-    async def publish(self, event: AnyEvent, body: bytes) -> bool:
+    async def publish(self, event: AnyEvent, body: bytes | None = None) -> bool:
         if not self._nc.is_connected:
             raise StreamUnavailable("not connected to NATS")
         try:

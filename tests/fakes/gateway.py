@@ -6,17 +6,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-from services.gateway.application import (
-    DeadLetterMessage,
-    Gateway,
-    KeyAdmin,
-    StreamUnavailable,
-)
+from services.gateway.application import Gateway, KeyAdmin
 from services.gateway.domain.keys import ApiKey
 from services.gateway.domain.ratelimit import RateLimiter
 from services.gateway.domain.rejections import Reason, Rejection, RejectionRow
 from services.gateway.domain.results import EventResult
-from shared.envelope import AnyEvent, parse_event
+from services.gateway.ports import DeadLetterMessage, StreamUnavailable
+from tests.fakes.publisher import FakePublisher
 
 
 class FakeKeyStore:
@@ -88,25 +84,6 @@ class FakeRejectionStore:
         ]
 
 
-class FakeEventStream:
-    """A stream deduplicating on id; `fail_after` publishes it becomes unreachable."""
-
-    def __init__(self) -> None:
-        self.stored: dict[str, AnyEvent] = {}
-        self.fail_after: int | None = None
-        self.attempts = 0
-
-    async def publish(self, event: AnyEvent, body: bytes) -> bool:
-        self.attempts += 1
-        if self.fail_after is not None and self.attempts > self.fail_after:
-            raise StreamUnavailable("stopped")
-        if str(event.id) in self.stored:
-            return False
-        assert parse_event(event.subject, body) == event  # the bytes are the event's
-        self.stored[str(event.id)] = event
-        return True
-
-
 class FakeDeadLetterSource:
     def __init__(self, messages: Sequence[DeadLetterMessage] = ()) -> None:
         self.pending = list(messages)
@@ -150,7 +127,7 @@ class World:
     admin: KeyAdmin
     keys: FakeKeyStore
     rejections: FakeRejectionStore
-    stream: FakeEventStream
+    stream: FakePublisher
     metrics: FakeMetrics
     clock: ManualClock
 
@@ -158,7 +135,8 @@ class World:
 def world(
     rate: float = 1000.0, burst: int = 1000, max_events: int = 500, key_cache_seconds: float = 0.0
 ) -> World:
-    keys, rejections, stream = FakeKeyStore(), FakeRejectionStore(), FakeEventStream()
+    keys, rejections = FakeKeyStore(), FakeRejectionStore()
+    stream = FakePublisher(error=StreamUnavailable)  # as the gateway's NATS adapter fails
     metrics, clock = FakeMetrics(), ManualClock()
     gateway = Gateway(
         keys,

@@ -1,0 +1,54 @@
+"""The gateway's ports: what its use cases need from the world, as protocols that
+`adapters/` implement. Events are published through the backbone's one `Publisher`
+(`ibest.backbone.publisher`), whose gateway adapter raises `StreamUnavailable` when the
+events stream does not acknowledge."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from services.gateway.domain.keys import ApiKey
+from services.gateway.domain.rejections import Rejection, RejectionRow
+from services.gateway.domain.results import EventResult
+
+
+class StreamUnavailable(Exception):
+    """The events stream did not acknowledge: the event may not be stored."""
+
+
+class KeyStore(Protocol):
+    async def get(self, key_id: str) -> ApiKey | None: ...
+    async def add(self, key: ApiKey) -> None: ...
+    async def active_count(self, trust: str) -> int: ...
+    async def all(self) -> list[ApiKey]: ...
+    async def revoke(self, key_id: str, at: datetime) -> ApiKey | None: ...
+
+
+class RejectionStore(Protocol):
+    async def record(self, rejections: Sequence[Rejection]) -> None: ...
+    async def since(self, trust: str, since: datetime, limit: int) -> list[RejectionRow]: ...
+
+
+@dataclass(frozen=True)
+class DeadLetterMessage:
+    headers: dict[str, str]
+    data: bytes
+    subject: str
+    received_at: datetime
+    seq: int
+    handle: Any = None
+    """The adapter's own message, to acknowledge it."""
+
+
+class DeadLetterSource(Protocol):
+    async def fetch(self) -> Sequence[DeadLetterMessage]: ...
+    async def ack(self, messages: Sequence[DeadLetterMessage]) -> None: ...
+
+
+class GatewayMetrics(Protocol):
+    def observe(
+        self, trust: str, status: int, results: Sequence[EventResult], seconds: float
+    ) -> None: ...
