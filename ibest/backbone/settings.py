@@ -72,6 +72,10 @@ class Settings(BaseSettings):
         description="Seconds JetStream remembers an event id to drop a re-published copy.",
     )
 
+    deadletter_max_age_days: float = Field(
+        default=90.0, gt=0, alias="IBEST_DEADLETTER_MAX_AGE_DAYS",
+        description="Days a dead letter is kept before JetStream removes it (retention).",
+    )
     events_per_subject: int = Field(
         default=10_000, ge=1, alias="IBEST_EVENTS_PER_SUBJECT",
         description="Most events the stream keeps per subject (one trust, one event type); "

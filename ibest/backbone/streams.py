@@ -70,9 +70,13 @@ def stream_configs(settings: Settings) -> list[StreamConfig]:
             retention=RetentionPolicy.LIMITS,
             discard=DiscardPolicy.NEW,
             max_msg_size=DEADLETTER_MAX_BYTES,
+            # Retention: a dead letter holds an event as sent (possibly personal data).
+            max_age=settings.deadletter_max_age_days * 86400,
             storage=StorageType.FILE,
             num_replicas=settings.stream_replicas,
-            duplicate_window=settings.duplicate_window,
+            # JetStream refuses a duplicate window longer than the stream's max_age.
+            duplicate_window=min(settings.duplicate_window,
+                                 settings.deadletter_max_age_days * 86400),
         ),
     ]
 

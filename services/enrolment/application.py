@@ -1,5 +1,6 @@
 """The enrolment use cases: record a clinician's event (one or a batch), publish the
-derived events it implies through the backbone outbox, read and erase a clinician.
+derived events it implies through the backbone outbox, read and erase a clinician, and
+erase contact emails past their retention.
 
 Recording is read -> fold (domain) -> compare-and-set save, retried on a lost race. The
 derived events enter the record's outbox in the same write, so a crash between storing and
@@ -8,10 +9,13 @@ publishing is repaired by the redelivery or the relay's background pass.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from ibest.backbone.concurrency import retry_on_conflict
 from ibest.backbone.outbox import OutboxEntry, OutboxRelay
 from services.enrolment.domain.clinician import ClinicianState
 from services.enrolment.domain.record import Applied, ClinicianRecord, apply_event
+from services.enrolment.domain.retention import contact_expired
 from services.enrolment.ports import Change, ClinicianRepository, Erasure
 from shared.catalogue import Catalogue
 from shared.envelope import AnyEvent
@@ -93,6 +97,19 @@ class EnrolmentService:
     async def erase(self, clinician_ref: str, *, record: bool) -> Erasure:
         """Remove the contact email and, with `record`, the whole record and its event ids."""
         return await self.repository.erase(clinician_ref, record=record)
+
+    async def erase_expired_contacts(self, now: datetime, retention: timedelta) -> int:
+        """Retention: erase every contact email past `retention` since its clinician's latest
+        accepted event (domain/retention.py), as `erase` does; how many. Each erasure is
+        guarded by the revision read, so a record stored meanwhile (new activity, perhaps a
+        new email) is left for the next pass to judge again."""
+        expired = [held for held in await self.repository.held_contacts()
+                   if contact_expired(held.event_times, now, retention)]
+        return await self.repository.erase_contacts(expired) if expired else 0
+
+    async def erased_contacts(self) -> set[str]:
+        """The clinicians whose contact email has been erased (to redact the streams)."""
+        return await self.repository.erased_contacts()
 
     async def rename_fact(self, clinician_ref: str, old_id: str, new_id: str) -> None:
         """Point a stored fact at its redacted copy's event id."""

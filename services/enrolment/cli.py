@@ -9,9 +9,10 @@ import nats
 from ibest.backbone.audit import Actor, audit_log_of
 from ibest.backbone.mongo import mongo_client
 from ibest.backbone.publisher import ReadOnlyPublisher
+from ibest.backbone.runtime import utc_now
 from ibest.backbone.settings import Settings
 from services.enrolment import bootstrap
-from services.enrolment.adapters.stream_erasure import erase_from_stream
+from services.enrolment.adapters.stream_erasure import erase_from_stream, erase_many_from_stream
 from services.enrolment.ports import Erasure
 from services.enrolment.settings import EnrolmentSettings
 
@@ -39,6 +40,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                        help="also replace the stored clinician.enrolled events that carry the "
                             "email with redacted copies (needs NATS)")
     erase.set_defaults(func=erase_command)
+    retention = cmds.add_parser(
+        "retention", help="erase contact emails past IBEST_ENROLMENT_CONTACT_RETENTION_DAYS "
+                          "now (the service also does it every hour)")
+    retention.add_argument("--from-stream", action="store_true",
+                           help="also redact every erased clinician's stored "
+                                "clinician.enrolled events and dead letters (needs NATS)")
+    retention.set_defaults(func=retention_command)
 
 
 async def erase_command(args: argparse.Namespace, settings: Settings) -> int:
@@ -94,3 +102,38 @@ def describe(result: Erasure) -> str:
                      f"{e.course_version}).")
     lines.append(REMAINS)
     return "\n".join(lines)
+
+
+async def retention_command(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the contact-email retention pass now and, with --from-stream, redact the emails
+    of every erased clinician from the streams in one pass (docs/information-governance.md)."""
+    own = EnrolmentSettings()
+    client = mongo_client(settings)
+    try:
+        service = bootstrap.build(own, client[settings.database_of("enrolment")],
+                                  ReadOnlyPublisher()).service
+        # Audited first, like every erasure: one record per run, naming the rule applied.
+        await audit_log_of(client, settings).record(
+            "erasure", Actor.command(), command="ibest enrolment retention",
+            retention_days=own.contact_retention_days, from_stream=bool(args.from_stream))
+        erased = await service.erase_expired_contacts(utc_now(), own.contact_retention)
+        print(f"Contact emails past {own.contact_retention_days:g} days since the "
+              f"clinician's latest event: {erased} erased from the enrolment database.")
+        if args.from_stream:
+            refs = await service.erased_contacts()
+            nc = await nats.connect(settings.nats_servers, connect_timeout=5,
+                                    **settings.admin_nats_options())
+            try:
+                done = await erase_many_from_stream(nc.jetstream(), refs,
+                                                    service.rename_fact)
+            finally:
+                await nc.drain()
+            print(f"Events stream: {done.redacted} enrolment event(s) of {len(refs)} erased "
+                  f"clinician(s) replaced by redacted copies ({done.scanned} scanned); "
+                  f"{done.unreadable_deleted} unreadable deleted. Dead letters: "
+                  f"{done.dead_letters_deleted} deleted.")
+        else:
+            print(STREAM_KEPT)
+    finally:
+        await client.close()
+    return 0

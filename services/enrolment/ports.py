@@ -4,6 +4,7 @@ tests/fakes implements them in memory)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from ibest.backbone.outbox import OutboxStore
@@ -38,6 +39,16 @@ class Erasure:
     state: ClinicianState | None
 
 
+@dataclass(frozen=True)
+class HeldContact:
+    """A record holding a contact email: when its accepted events happened (retention) and
+    the revision an erasure checks."""
+
+    clinician_ref: str
+    rev: int
+    event_times: tuple[datetime, ...]
+
+
 class ClinicianRepository(Protocol):
     """Clinician records, one per clinician, each with its embedded outbox (`outbox`)."""
 
@@ -65,3 +76,16 @@ class ClinicianRepository(Protocol):
     async def rename_fact(self, clinician_ref: str, old_id: str, new_id: str) -> None: ...
 
     async def erase(self, clinician_ref: str, *, record: bool) -> Erasure: ...
+
+    async def held_contacts(self) -> list[HeldContact]:
+        """Every record that still holds a contact email."""
+        ...
+
+    async def erase_contacts(self, held: list[HeldContact]) -> int:
+        """Erase those emails as `erase` does, each only if its record is still at the
+        revision read; how many were erased."""
+        ...
+
+    async def erased_contacts(self) -> set[str]:
+        """The clinicians whose contact email has been erased."""
+        ...

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ibest.backbone.publisher import Publisher
+from ibest.backbone.retention import purge_loop
 from ibest.backbone.runtime import ServiceContext, ServiceSpec, Wiring
 from services.enrolment import bootstrap
 from services.enrolment.adapters.contact_rpc import contact_responder
@@ -33,7 +34,11 @@ def build_spec(
             batch_handler=built.handlers.batch(),
             api=EnrolmentApi(built.service.catalogue, built.repository),
             background=[built.service.relay.run,
-                        contact_responder(ctx.nats, built.service.contact)],
+                        contact_responder(ctx.nats, built.service.contact),
+                        purge_loop("contact emails",
+                                   lambda now: built.service.erase_expired_contacts(
+                                       now, built.settings.contact_retention),
+                                   ctx.clock, built.settings.retention_interval)],
         )
 
     return ServiceSpec(

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ibest.backbone.outbox import OutboxSettings
+from services.enrolment.domain.retention import DEFAULT_CONTACT_RETENTION_DAYS
 
 
 class EnrolmentSettings(BaseSettings):
@@ -19,6 +22,19 @@ class EnrolmentSettings(BaseSettings):
         default=500, ge=1, alias="IBEST_ENROLMENT_OUTBOX_LIMIT",
         description="Clinicians whose pending derived events one such pass publishes.",
     )
+    contact_retention_days: float = Field(
+        default=DEFAULT_CONTACT_RETENTION_DAYS, gt=0,
+        alias="IBEST_ENROLMENT_CONTACT_RETENTION_DAYS",
+        description="Days a contact email is kept after the clinician's latest event.",
+    )
+    retention_interval: float = Field(
+        default=3600.0, gt=0, alias="IBEST_ENROLMENT_RETENTION_INTERVAL",
+        description="Seconds between passes erasing contact emails past their retention.",
+    )
+
+    @property
+    def contact_retention(self) -> timedelta:
+        return timedelta(days=self.contact_retention_days)
 
     def outbox(self) -> OutboxSettings:
         return OutboxSettings(interval=self.outbox_interval, limit=self.outbox_limit)

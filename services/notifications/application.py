@@ -27,7 +27,12 @@ from services.notifications.domain.ids import (
     thanks_reminder_id,
 )
 from services.notifications.domain.surveys import survey_nudges
-from services.notifications.ports import AuditTrail, Document, NotificationsRepository
+from services.notifications.ports import (
+    AuditTrail,
+    Document,
+    NotificationsRepository,
+    RecordRetention,
+)
 from services.notifications.settings import NotificationSettings
 from shared.envelope import AnyEvent
 from shared.events import RecipientKind, ReminderKind
@@ -188,3 +193,9 @@ class NotificationsService:
             if item.closes >= today
         ]
 
+
+async def purge_expired_records(records: RecordRetention, settings: NotificationSettings,
+                                now: datetime) -> int:
+    """Retention: remove the records past IBEST_NOTIFY_RECORD_RETENTION_DAYS that no
+    "once only" rule reads any more; how many."""
+    return await records.purge_expired(now, settings.record_retention)

@@ -131,6 +131,14 @@ class NotificationsRepository(Protocol):
     async def record_delivery(self, status: Document, received_at: datetime) -> bool: ...
 
 
+class RecordRetention(Protocol):
+    """Removes the notification records no rule reads any more (README.md, Retention)."""
+
+    async def purge_expired(self, now: datetime, retention: timedelta) -> int:
+        """Remove what has been past `retention` at `now`; how many records."""
+        ...
+
+
 class AuditTrail(Protocol):
     """The append-only audit log (ibest.backbone.audit.AuditLog) of changes people ask for."""
 

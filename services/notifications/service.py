@@ -4,10 +4,12 @@ follow-ups, once each, in working hours (see README.md)."""
 from __future__ import annotations
 
 from ibest.backbone.audit import audit_log_of
+from ibest.backbone.retention import purge_loop
 from ibest.backbone.runtime import ServiceContext, ServiceSpec, Wiring
 from services.notifications import bootstrap
 from services.notifications.adapters.contacts import NatsContactDirectory
 from services.notifications.api import NotificationsApi, routes
+from services.notifications.application import purge_expired_records
 from services.notifications.handlers import batch, by_event
 from services.notifications.settings import NotificationSettings
 
@@ -38,7 +40,10 @@ def build_spec(settings: NotificationSettings | None = None) -> ServiceSpec:
             handlers=by_event(built.service),
             batch_handler=batch(built.service),
             api=NotificationsApi(built.repository, built.service, scheduler, own, ctx.clock),
-            background=[scheduler.loop],
+            background=[scheduler.loop,
+                        purge_loop("notification records",
+                                   lambda now: purge_expired_records(built.repository, own, now),
+                                   ctx.clock, own.retention_interval)],
         )
 
     return ServiceSpec(

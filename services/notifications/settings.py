@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ibest.backbone.outbox import OutboxSettings
@@ -80,9 +80,28 @@ class NotificationSettings(BaseSettings):
     smtp_password: str = Field(default="", alias="IBEST_SMTP_PASSWORD")
     smtp_starttls: bool = Field(default=False, alias="IBEST_SMTP_STARTTLS")
     smtp_timeout: float = Field(default=30, gt=0, alias="IBEST_SMTP_TIMEOUT")
+    # Retention (docs/information-governance.md)
+    record_retention_days: float = Field(default=90, gt=0,
+                                         alias="IBEST_NOTIFY_RECORD_RETENTION_DAYS")
+    retention_interval: float = Field(default=3600, gt=0,
+                                      alias="IBEST_NOTIFY_RETENTION_INTERVAL")
     # Site teams
     site_teams: str = Field(default="", alias="IBEST_SITE_TEAMS")
     site_teams_file: str = Field(default="", alias="IBEST_SITE_TEAMS_FILE")
+
+    @model_validator(mode="after")
+    def _keep_thanks_past_replays(self) -> NotificationSettings:
+        """A completion older than thanks_max_age_days is never thanked; a thank-you kept
+        at least that long is never sent twice by a replay."""
+        if self.record_retention_days < self.thanks_max_age_days:
+            raise ValueError("IBEST_NOTIFY_RECORD_RETENTION_DAYS must be at least "
+                             "IBEST_NOTIFY_THANKS_MAX_AGE_DAYS, so a replayed completion "
+                             "never finds its thank-you gone and thanks twice")
+        return self
+
+    @property
+    def record_retention(self) -> timedelta:
+        return timedelta(days=self.record_retention_days)
 
     def training_rules(self) -> TrainingRules:
         return TrainingRules(

@@ -7,7 +7,13 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from .adapters.store import Document, Generation
-from .domain.months import first_month, level_series, months_between, series_figures
+from .domain.months import (
+    first_month,
+    level_series,
+    months_between,
+    protected_national_series,
+    series_figures,
+)
 from .reports import Malformed, NotFound, View, check_site, check_trust
 
 if TYPE_CHECKING:
@@ -75,7 +81,17 @@ class MonthSeries:
             if site:
                 answer["sitecode"] = site
             answer["months"] = months
-            answer["figures"] = series_figures(counts, published=not raw and level != "national")
+            if level == "national" and not raw and self.reporting.protect_national:
+                by_trust: dict[str, list[Document]] = {}
+                for d in chosen:
+                    by_trust.setdefault(d["summary"]["trust"], []).append(d)
+                answer["figures"] = protected_national_series(counts, [
+                    level_series([(d["summary"], d.get("months")) for d in trust_docs],
+                                 months, current, v.today, with_sites_running=True)
+                    for trust_docs in by_trust.values()])
+            else:
+                answer["figures"] = series_figures(counts,
+                                                   published=not raw and level != "national")
             return answer
 
         return await self.reporting._answer(v, ("months", level, trust, site, raw, start, end),

@@ -27,7 +27,14 @@ from shared.followup import assessment_date
 from .adapters.replay import stored_events
 from .adapters.store import Store
 from .cache import BoundedCache
-from .domain.disclosure import published_figures
+from .domain.disclosure import (
+    control_count,
+    controlled_names,
+    funnel_bases,
+    funnel_national,
+    protect_national,
+    published_figures,
+)
 from .domain.facts import CONSUMES, EntityFact, facts_of
 from .domain.figures import (
     MEASURE_NAMES,
@@ -82,6 +89,9 @@ class View:
     as_of: datetime | None
     today: date
     key: tuple[Any, ...] = ()
+    protect_national: bool = False
+    """IBEST_REPORTING_PROTECT_NATIONAL: judge every national figure family, not only the
+    by-profession breakdowns (disclosure.controlled_names)."""
 
     def by_trust(self) -> dict[str, list[Summary]]:
         out: dict[str, list[Summary]] = defaultdict(list)
@@ -91,9 +101,31 @@ class View:
 
     def figures(self, summaries: list[Summary], *, raw: bool, national: bool = False,
                 site: bool = False) -> Figures:
-        """Exact figures for national or `raw`; disclosure-controlled otherwise."""
-        render = raw_figures if raw or national else published_figures
-        return render(total(summaries), self.today, with_sites_running=not site)
+        """Exact figures for `raw`; disclosure-controlled below national; national exact
+        except where, beside the trusts' published figures, a by-profession cell (or, with
+        `protect_national`, any count) would give back a suppressed trust figure by
+        difference (disclosure.protect_national)."""
+        totals = total(summaries)
+        if raw:
+            return raw_figures(totals, self.today, with_sites_running=not site)
+        controlled = published_figures(totals, self.today, with_sites_running=not site)
+        if not national:
+            return controlled
+        exact = raw_figures(totals, self.today, with_sites_running=not site)
+        return protect_national(exact, controlled, self.published_trusts(),
+                                every_family=self.protect_national)
+
+    def published_trusts(self) -> list[Figures]:
+        """Every trust's published figures: what an outsider holds beside the national."""
+        return [self.figures(s, raw=False) for s in self.by_trust().values()]
+
+    def national_controlled(self) -> set[str]:
+        """The national counts published under control (disclosure.controlled_names)."""
+        totals = total(self.summaries)
+        return controlled_names(
+            raw_figures(totals, self.today, with_sites_running=True),
+            published_figures(totals, self.today, with_sites_running=True),
+            self.published_trusts(), every_family=self.protect_national)
 
 
 def check_trust(trustcode: str) -> str:
@@ -136,8 +168,9 @@ class Reporting:
     """What the handlers, the HTTP routes, the metrics snapshot and the CLI use."""
 
     def __init__(self, store: Store, clock: Clock, tokens: list[Token],
-                 audit: AuditLog | None = None) -> None:
+                 audit: AuditLog | None = None, *, protect_national: bool = False) -> None:
         self.store = store
+        self.protect_national = protect_national
         self.clock = clock
         self.tokens = tokens
         self.audit = audit
@@ -185,7 +218,7 @@ class Reporting:
         if self._cached is None or self._cached[0] != key:
             self._cached = (key, await generation.summaries())
             self.answers.clear()
-        return View(self._cached[1], as_of, today, key)
+        return View(self._cached[1], as_of, today, key, self.protect_national)
 
     async def _answer(self, v: View, args: tuple[Any, ...],
                       build: Callable[[], dict[str, Any]]) -> dict[str, Any]:
@@ -266,14 +299,19 @@ class Reporting:
                                 "timepoint (group_end, month_3 or month_12)",
                                 "measure") from None
             p = None if national.denominator == 0 else national.numerator / national.denominator
+            # Only IBEST_REPORTING_PROTECT_NATIONAL controls the headline counts a funnel
+            # is built on (by default only by-profession cells are, and no funnel uses them).
+            hidden = not raw and v.protect_national and bool(
+                v.national_controlled().intersection(funnel_bases(figure, measure, timepoint)))
+            published = funnel_national(national.numerator, national.denominator, hidden)
+            if hidden:  # limits centred on the exact proportion would give it back
+                p = published["value"] if isinstance(published["value"], float) else None
             points = [funnel_point(t, proportion_of(total(s), figure, v.today, measure,
                                                     timepoint), p, raw=raw)
                       for t, s in v.by_trust().items()]
             return {"as_of": v.as_of, "figure": figure, "measure": measure,
                     "timepoint": timepoint, "raw": raw,
-                    "national": {"value": None if p is None else round(p, 3),
-                                 "numerator": national.numerator,
-                                 "denominator": national.denominator},
+                    "national": published,
                     "trusts": points,
                     "limits": limit_curve(p, max((pt["denominator"] for pt in points
                                                   if isinstance(pt["denominator"], int)),
@@ -289,6 +327,10 @@ class Reporting:
 
         def build() -> dict[str, Any]:
             national = improvement_of(total(v.summaries), timepoint)
+            if not raw and v.protect_national \
+                    and f"outcomes.rmdq.{timepoint}.n" in v.national_controlled():
+                # secondary suppression: the n is published under control nationally too
+                national = {**national, "n": control_count(national["n"])}
             return {"as_of": v.as_of, "figure": figure, "timepoint": timepoint, "raw": raw,
                     "trial": trial_band(), "national": national,
                     "trusts": [comparison_point(t, total(s), timepoint, national, raw=raw)

@@ -25,7 +25,8 @@ async def wire(ctx: ServiceContext) -> Wiring:
     for generation in await store.writable():
         await generation.create_indexes()
     audit = audit_log_of(ctx.db.client, ctx.settings, ctx.clock)
-    reporting = Reporting(store, ctx.clock, settings.token_list(), audit)
+    reporting = Reporting(store, ctx.clock, settings.token_list(), audit,
+                          protect_national=settings.protect_national)
     if not reporting.tokens:
         log.warning("IBEST_REPORTING_TOKENS is empty: every report request will get 401")
     collector = register_collector()

@@ -39,6 +39,15 @@ class ReportingSettings(BaseSettings):
         description="Seconds between refreshes of the figures /metrics exports.",
     )
 
+    protect_national: bool = Field(
+        default=False, alias="IBEST_REPORTING_PROTECT_NATIONAL",
+        description="Publish every national count (and the rates and means built on it) "
+                    "under trust-level control where, beside the trusts' published figures, "
+                    "it would let a suppressed trust figure be recovered by difference. Off: "
+                    "only the by-profession breakdowns are judged (headline national figures "
+                    "exact). For a publication built from few trusts.",
+    )
+
     def token_list(self) -> list[Token]:
         """Parse the tokens; a malformed entry stops the service at start-up."""
         tokens = read_tokens(self.tokens, self.tokens_file, "IBEST_REPORTING_TOKENS", SCOPES)

@@ -3,6 +3,8 @@ real-server tests prove the adapters keep them."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from ibest.backbone.concurrency import ConcurrentUpdate
@@ -15,7 +17,7 @@ from services.enrolment.domain.record import (
     derived_event_id,
 )
 from shared.envelope import AnyEvent, ContractError
-from tests.enrolment.test_batch import CATALOGUE, MODULES, enrolled, module
+from tests.enrolment.test_batch import CATALOGUE, MODULES, T0, enrolled, module
 from tests.fakes.enrolment import FakeClinicianRepository
 from tests.fakes.publisher import FakePublisher
 
@@ -114,3 +116,25 @@ async def test_contact_erase_and_rename() -> None:
     gone = await service.erase("c-8", record=True)
     assert gone.record_removed and await service.clinician("c-8") is None
     assert not (await service.erase("c-8", record=True)).found
+
+
+async def test_retention_erases_emails_past_their_period_and_never_a_newer_record() -> None:
+    """Contact-email retention (domain/retention.py): judged on the latest event; a record
+    written between the read and the erasure is left for the next pass."""
+    service, repository, _ = make()
+    retention = timedelta(days=450)
+    await service.record(enrolled("c-old", 0, contact_email="old@example.nhs.uk"))
+    await service.record(enrolled("c-busy", 0, contact_email="busy@example.nhs.uk"))
+    await service.record(module("c-busy", "started", MODULES[0], 60 * 24 * 100))
+    now = T0 + retention + timedelta(minutes=1)
+    # A concurrent write to c-old lands between the read and the erasure: not overwritten.
+    held = await repository.held_contacts()
+    await service.rename_fact("c-old", "unused-id", "unused-id")  # bumps the revision
+    assert await repository.erase_contacts(
+        [h for h in held if h.clinician_ref == "c-old"]) == 0
+    assert await service.contact("c-old") == (True, "old@example.nhs.uk")
+    assert await service.erase_expired_contacts(now, retention) == 1
+    assert await service.contact("c-old") == (True, None)
+    assert await service.contact("c-busy") == (True, "busy@example.nhs.uk")  # active since
+    assert await service.erased_contacts() == {"c-old"}
+    assert await service.erase_expired_contacts(now, retention) == 0  # idempotent

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ibest.backbone.concurrency import ConcurrentUpdate
 from services.enrolment.domain.clinician import ClinicianState
-from services.enrolment.ports import Change, Erasure, Stored
+from services.enrolment.ports import Change, Erasure, HeldContact, Stored
 from tests.fakes.outbox import FakeOutbox
 
 
@@ -86,3 +86,24 @@ class FakeClinicianRepository:
             self.records[clinician_ref] = Stored(
                 stored.record.model_copy(update={"contact": erased}), stored.rev + 1)
         return Erasure(clinician_ref, True, had_email, False, 0, state)
+
+    async def held_contacts(self) -> list[HeldContact]:
+        return [HeldContact(ref, stored.rev, tuple(f.time for f in stored.record.facts))
+                for ref, stored in self.records.items()
+                if stored.record.contact is not None and stored.record.contact.email]
+
+    async def erase_contacts(self, held: list[HeldContact]) -> int:
+        erased = 0
+        for h in held:
+            stored = self.records.get(h.clinician_ref)
+            if stored is None or stored.rev != h.rev or stored.record.contact is None:
+                continue
+            contact = stored.record.contact.model_copy(update={"email": None, "erased": True})
+            self.records[h.clinician_ref] = Stored(
+                stored.record.model_copy(update={"contact": contact}), stored.rev + 1)
+            erased += 1
+        return erased
+
+    async def erased_contacts(self) -> set[str]:
+        return {ref for ref, stored in self.records.items()
+                if stored.record.contact is not None and stored.record.contact.erased}

@@ -212,6 +212,17 @@ NATIONAL = {
     "followup_rate_month_3": 0.677, "followup_rate_month_12": 0.667,
     "reminders_sent": 14, "reminders_failed": 11,
 }
+# The national figures as published: exact, except the by-profession breakdowns whose exact
+# cells beside the trusts' "*" would give them back by difference (services/reporting/
+# README.md, "Secondary suppression"): those go out under the trusts' control, and a
+# breakdown whose controlled total is "*" is all "*" (no make-up of a small group).
+NATIONAL_PUBLISHED = {
+    **NATIONAL,
+    "clinicians_enrolled_by_profession": _prof(physiotherapist=10, nurse="*", psychologist=10,
+                                               doctor="*"),
+    "clinicians_started_by_profession": _prof(physiotherapist=10, nurse="*", psychologist=10),
+    "clinicians_delivering_by_profession": dict.fromkeys(PROFESSIONS, "*"),
+}
 NATIONAL_OUTCOMES = {
     ("rmdq", "month_3"): {"n": 12, "mean_change": -4.75, "improved_share": 0.75},
     ("pain_nrs", "month_3"): {"n": 3, "mean_change": -3.0, "improved_share": 1.0},

@@ -84,7 +84,7 @@ async def test_dataset_figures_through_api_csv_metrics_two_instances_and_rebuild
             assert await publish_raw(js, event, msg_id=msg_id)
 
         async def national_settled() -> dict[str, Any] | None:
-            body = (await get(a, "/v1/national")).json()
+            body = (await get(a, "/v1/national?raw=true", RAW)).json()
             done = subset(body["figures"], ds.NATIONAL) == ds.NATIONAL and await all_applied(js)
             return body if done else None
 
@@ -93,7 +93,12 @@ async def test_dataset_figures_through_api_csv_metrics_two_instances_and_rebuild
         for (measure, tp), expected in ds.NATIONAL_OUTCOMES.items():
             assert national["figures"]["outcomes"][measure][tp] == expected
         # Both instances answer the same; trusts and sites are controlled.
-        assert (await get(b, "/v1/national")).json() == national
+        assert (await get(b, "/v1/national?raw=true", RAW)).json() == national
+        # Published national figures: exact, except a by-profession breakdown that would
+        # give back a suppressed trust cell by difference (tests/reporting/
+        # test_secondary_suppression*): published under the trusts' control.
+        published_national = (await get(b, "/v1/national")).json()["figures"]
+        assert subset(published_national, ds.NATIONAL_PUBLISHED) == ds.NATIONAL_PUBLISHED
         rth = (await get(b, "/v1/trusts/RTH")).json()
         assert subset(rth["figures"], ds.RTH) == ds.RTH
         sites = {s["sitecode"]: s["figures"] for s in rth["sites"]}
@@ -166,7 +171,9 @@ async def test_dataset_figures_through_api_csv_metrics_two_instances_and_rebuild
         assert metrics[("ibest_reminders_failed", frozenset({("trust", "R0A")}))] == 0
         assert metrics[("ibest_followup_rate_month_3", rth_labels)] == 0.7  # 20/30 to 1 place
         assert metrics[("ibest_clinicians_by_profession",
-                        frozenset({("stage", "enrolled"), ("profession", "nurse")}))] == 7
+                        frozenset({("stage", "enrolled"), ("profession", "psychologist")}))] == 10
+        assert ("ibest_clinicians_by_profession",  # 7 nationally, "*" beside the trusts'
+                frozenset({("stage", "enrolled"), ("profession", "nurse")})) not in metrics
         assert metrics[("ibest_outcome_n", frozenset({("measure", "rmdq"),
                                                       ("timepoint", "month_3")}))] == 12
         assert metrics[("ibest_outcome_improved_share",

@@ -9,9 +9,10 @@ is a copy of the fold for operators and queries.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, InsertOne, ReplaceOne
+from pymongo import ASCENDING, InsertOne, ReplaceOne, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
@@ -21,7 +22,7 @@ from ibest.backbone.mongo import only_duplicate_keys
 from ibest.backbone.outbox import MongoOutbox, OutboxEntry
 from services.enrolment.domain.clinician import ClinicianState, Fact
 from services.enrolment.domain.record import ClinicianRecord, Contact
-from services.enrolment.ports import Change, Erasure, Stored
+from services.enrolment.ports import Change, Erasure, HeldContact, Stored
 
 Document = dict[str, Any]
 CLINICIANS = "clinicians"
@@ -153,3 +154,28 @@ class MongoClinicianRepository:
                 {"$set": {"contact.email": None, "contact.erased": True}, "$inc": {"rev": 1}},
             )
         return Erasure(clinician_ref, True, had_email, False, 0, state)
+
+    async def held_contacts(self) -> list[HeldContact]:
+        held = []
+        async for doc in self._clinicians.find({"contact.email": {"$type": "string"}},
+                                               {"rev": 1, "facts.time": 1}):
+            times = tuple(datetime.fromisoformat(f["time"]) if isinstance(f["time"], str)
+                          else f["time"] for f in doc.get("facts", []))
+            held.append(HeldContact(doc["_id"], doc["rev"], times))
+        return held
+
+    async def erase_contacts(self, held: list[HeldContact]) -> int:
+        """One `rev`-guarded update per record, in one round trip: a record stored meanwhile
+        is not overwritten."""
+        if not held:
+            return 0
+        result = await self._clinicians.bulk_write([
+            UpdateOne({"_id": h.clinician_ref, "rev": h.rev},
+                      {"$set": {"contact.email": None, "contact.erased": True},
+                       "$inc": {"rev": 1}}) for h in held], ordered=False)
+        return result.modified_count
+
+    async def erased_contacts(self) -> set[str]:
+        """Clinicians whose contact email was erased (by request or by retention)."""
+        return {doc["_id"] async for doc in
+                self._clinicians.find({"contact.erased": True}, {"_id": 1})}

@@ -84,31 +84,47 @@ async def erase_from_stream(
     `before_replace(original_id, new_id)` runs before each copy is published, so the
     enrolment record can adopt the new id and see the copy as a redelivery.
     """
+    adopt = None if before_replace is None else \
+        (lambda _ref, old, new: before_replace(old, new))
+    return await erase_many_from_stream(js, {clinician_ref}, adopt, idle_timeout)
+
+
+async def erase_many_from_stream(
+    js: JetStreamContext, clinician_refs: set[str],
+    before_replace: Callable[[str, str, str], Awaitable[None]] | None = None,
+    idle_timeout: float = 10.0,
+) -> StreamErasure:
+    """`erase_from_stream` for many clinicians in one pass over each stream (retention:
+    `ibest enrolment retention --from-stream`); `before_replace(clinician_ref, original_id,
+    new_id)`."""
     scanned = redacted = unreadable = dead_letters = 0
+    if not clinician_refs:
+        return StreamErasure(0, 0)
     async for msg in stored_until_now(js, EVENTS_STREAM, "ibest.v1.*.clinician.enrolled",
                                       idle_timeout):
         scanned += 1
         try:
-            mine = json.loads(msg.data).get("data", {}).get("clinician_ref") == clinician_ref
+            ref = json.loads(msg.data).get("data", {}).get("clinician_ref")
+            mine = isinstance(ref, str) and ref in clinician_refs
             copy = redacted_copy(msg.data) if mine else None
         except (ValueError, AttributeError, TypeError):
             copy = None
-            if may_hold_email_of(msg.data, clinician_ref):
+            if any(may_hold_email_of(msg.data, r) for r in clinician_refs):
                 # unreadable, so never applied: deleted, as its dead letters are below
                 await js.delete_msg(EVENTS_STREAM, msg.metadata.sequence.stream)
                 unreadable += 1
         if copy is not None:
             body, new_id = copy
             if before_replace is not None:
-                await before_replace(json.loads(msg.data)["id"], new_id)
+                await before_replace(ref, json.loads(msg.data)["id"], new_id)
             await js.publish(msg.subject, body, headers={"Nats-Msg-Id": new_id})
             await js.delete_msg(EVENTS_STREAM, msg.metadata.sequence.stream)
             redacted += 1
     async for msg in stored_until_now(js, DEADLETTER_STREAM, f"{DEADLETTER_PREFIX}.>",
                                       idle_timeout):
         original = (msg.headers or {}).get(H_SUBJECT, "")
-        if original.endswith(".clinician.enrolled") and may_hold_email_of(msg.data,
-                                                                          clinician_ref):
+        if original.endswith(".clinician.enrolled") and any(
+                may_hold_email_of(msg.data, r) for r in clinician_refs):
             await js.delete_msg(DEADLETTER_STREAM, msg.metadata.sequence.stream)
             dead_letters += 1
     return StreamErasure(scanned, redacted, unreadable, dead_letters)

@@ -312,6 +312,35 @@ class MongoNotificationsRepository:
              "$addToSet": {"provider_ids": status["id"]}})
         return result.matched_count > 0
 
+    # Retention ----------------------------------------------------------------------------
+
+    async def purge_expired(self, now: datetime, retention: timedelta) -> int:
+        """Remove the records no rule reads any more once `retention` has passed; returns
+        how many. What stays is what keeps "once only" true (see README.md, Retention):
+        training start/continue reminders (the cap of 3 counts them), anything pending or
+        in flight, and follow-up items whose window has not closed."""
+        cutoff = now - retention
+        removed = 0
+        removed += (await self.deliveries.delete_many(
+            {"received_at": {"$lt": cutoff}})).deleted_count
+        # Thank-yous (never re-created for a completion older than thanks_max_age_days,
+        # at most the retention) and site digests (one per site and day) once finished
+        # and published, or cancelled.
+        removed += (await self.reminders.delete_many({
+            "family": {"$in": ["thanks", "follow_up"]},
+            "$or": [{"status": {"$in": list(FINISHED)}, "published": True},
+                    {"status": CANCELLED}],
+            "$and": [{"$or": [{"finished_at": {"$lt": cutoff}},
+                              {"finished_at": None, "created_at": {"$lt": cutoff}}]}],
+        })).deleted_count
+        # Follow-up items whose window closed `retention` ago: a closed window is never
+        # reminded, so a replayed baseline does not schedule them again.
+        closed_before = (cutoff.date()).isoformat()
+        removed += (await self.follow_ups.delete_many(
+            {"status": {"$nin": [PENDING, QUEUED]}, "closes": {"$lt": closed_before}}
+        )).deleted_count
+        return removed
+
 
 def _if_latest(key: str, field: str, latest: str, time_field: str, at: datetime,
                values: Document) -> tuple[Document, Document]:

@@ -25,7 +25,7 @@ from typing import Any
 
 from shared.followup import NHS_TIMEZONE
 
-from .disclosure import control_count, control_rate
+from .disclosure import control_count, control_rate, protect_national
 from .facts import CLASSES, CLINICIANS, CONTRIBUTION, PATIENTS, Contribution, Fact
 from .figures import FOLLOW_UP_NAMES, STAGES, Summary, ratio
 
@@ -253,6 +253,21 @@ def series_figures(per_month: list[dict[str, int]], *, published: bool
                    ) -> dict[str, list[Any]]:
     """{figure: [value per month]} in MONTH_FIGURES order."""
     rows = [month_figures(c, published=published) for c in per_month]
+    names = [n for n in MONTH_FIGURES if not rows or n in rows[0]]
+    return {n: [r[n] for r in rows] for n in names}
+
+
+def protected_national_series(national: list[dict[str, int]],
+                              trusts: Iterable[list[dict[str, int]]]) -> dict[str, list[Any]]:
+    """The national series under IBEST_REPORTING_PROTECT_NATIONAL: each month exact, except
+    the counts that, beside every trust's published figures of that month, would give back
+    a trust's "*" by difference, and the rates built on them (disclosure.protect_national,
+    judged month by month). `trusts`: each trust's exact counts for the same months."""
+    per_trust = [[month_figures(c, published=True) for c in series] for series in trusts]
+    rows = [protect_national(month_figures(counts, published=False),
+                             month_figures(counts, published=True),
+                             [series[i] for series in per_trust], every_family=True)
+            for i, counts in enumerate(national)]
     names = [n for n in MONTH_FIGURES if not rows or n in rows[0]]
     return {n: [r[n] for r in rows] for n in names}
 
