@@ -21,7 +21,6 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from ibest.backbone.mongo import mongo_client
-from ibest.backbone.runtime import utc_now
 from ibest.backbone.settings import Settings
 from shared.identifiers import is_nhs_number
 
@@ -93,13 +92,12 @@ async def purge(settings: Settings, apply: bool) -> Found:
 
 async def rebuild_reporting(settings: Settings, mongo: AsyncMongoClient[Document]) -> None:
     """Replace reporting's aggregates by a rebuild through today's contract."""
-    from services.reporting.adapters.store import Store
-    from services.reporting.reports import Reporting
+    from services.reporting import bootstrap
 
     nc = await nats.connect(settings.nats_servers, name="ibest-purge-nhs-numbers",
                             **settings.admin_nats_options())
     try:
-        reporting = Reporting(Store(mongo[settings.database_of("reporting")]), utc_now, [])
+        reporting = bootstrap.for_commands(mongo[settings.database_of(bootstrap.NAME)])
         await reporting.rebuild(nc.jetstream())
     finally:
         await nc.drain()

@@ -7,9 +7,8 @@ import sys
 from datetime import UTC, datetime
 
 from ibest.backbone.settings import Settings
-
-from .model import SimulationOptions
-from .runner import run_simulation
+from ibest.simulate.model import SimulationOptions
+from ibest.simulate.runner import run_simulation
 
 
 def _start(value: str) -> datetime:

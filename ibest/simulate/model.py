@@ -21,12 +21,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ibest.simulate.trusts import Trust
 from shared import events as ev
 from shared.envelope import new_event
 from shared.followup import Timepoint
 from shared.measures import MEASURES, Measure
-
-from .trusts import Trust
 
 NAMESPACE = uuid.UUID("6f1c0d1e-5b7a-4a53-9d59-2a4f3c1b7e10")
 SOURCE = "/trusts/{trust}/ibest-simulator"

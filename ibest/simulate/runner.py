@@ -16,9 +16,8 @@ import nats
 from nats.js import JetStreamContext
 
 from ibest.backbone.settings import Settings, inbox_prefix
-
-from .model import FALLBACK_MODULES, Plan, Planned, SimulationOptions, plan_rollout
-from .trusts import DEFAULT_TRUSTS_FILE, load_trusts
+from ibest.simulate.model import FALLBACK_MODULES, Plan, Planned, SimulationOptions, plan_rollout
+from ibest.simulate.trusts import DEFAULT_TRUSTS_FILE, load_trusts
 
 CATALOGUE = Path(__file__).resolve().parents[2] / "shared" / "catalogue.json"
 WINDOW = 64

@@ -24,12 +24,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
 from ibest.backbone.tokens import Token, matching
-
-from .cache import BoundedCache
-from .domain.figures import MEASURE_NAMES, OUTCOME_TIMEPOINTS
-from .domain.funnel import COMPARISON_FIGURES, FUNNEL_FIGURES
-from .domain.tables import report_rows, to_csv
-from .reports import SITE_RE, TRUST_RE, Malformed, NotFound, Reporting
+from services.reporting.cache import BoundedCache
+from services.reporting.domain.figures import MEASURE_NAMES, OUTCOME_TIMEPOINTS
+from services.reporting.domain.funnel import COMPARISON_FIGURES, FUNNEL_FIGURES
+from services.reporting.domain.tables import report_rows, to_csv
+from services.reporting.reports import SITE_RE, TRUST_RE, Malformed, NotFound, Reporting
 
 log = logging.getLogger(__name__)
 RawValue = Literal["true", "false"]
@@ -501,6 +500,6 @@ def routes() -> APIRouter:
         return await _report(request, token, raw,
                              lambda s, r: s.funnel(figure, None, None, r))
 
-    from .api_months import add_month_routes  # it builds on this module
+    from services.reporting.api_months import add_month_routes  # it builds on this module
     add_month_routes(router)
     return router

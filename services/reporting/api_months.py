@@ -11,9 +11,8 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from ibest.backbone.tokens import Token
-
-from .api import CSV, Raw, SiteCode, TrustCode, _pattern, _report, accepting
-from .months import MONTH
+from services.reporting.api import CSV, Raw, SiteCode, TrustCode, _pattern, _report, accepting
+from services.reporting.months import MONTH
 
 From = Annotated[str | None, Query(alias="from", description="First month, YYYY-MM",
                                    json_schema_extra=_pattern(MONTH, "2025-04"))]

@@ -7,11 +7,8 @@ import argparse
 import nats
 
 from ibest.backbone.mongo import mongo_client
-from ibest.backbone.runtime import utc_now
 from ibest.backbone.settings import Settings
-
-from .adapters.store import Store
-from .reports import Reporting
+from services.reporting import bootstrap
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -28,7 +25,7 @@ async def rebuild_command(args: argparse.Namespace, settings: Settings) -> int:
     nc = await nats.connect(settings.nats_servers, name="ibest-reporting-rebuild",
                              **settings.admin_nats_options())
     try:
-        reporting = Reporting(Store(mongo[settings.database_of("reporting")]), utc_now, [])
+        reporting = bootstrap.for_commands(mongo[settings.database_of(bootstrap.NAME)])
         done = await reporting.rebuild(nc.jetstream())
     finally:
         await nc.drain()

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from ibest.backbone.consumer import BatchHandler, Handler
+from services.reporting.domain.facts import CONSUMES
+from services.reporting.reports import Reporting
 from shared.envelope import AnyEvent
-
-from .domain.facts import CONSUMES
-from .reports import Reporting
 
 
 def handlers(reporting: Reporting) -> dict[str, Handler]:

@@ -6,18 +6,18 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from .adapters.store import Document, Generation
-from .domain.months import (
+from services.reporting.adapters.store import Document, Generation
+from services.reporting.domain.months import (
     first_month,
     level_series,
     months_between,
     protected_national_series,
     series_figures,
 )
-from .reports import Malformed, NotFound, View, check_site, check_trust
+from services.reporting.reports import Malformed, NotFound, View, check_site, check_trust
 
 if TYPE_CHECKING:
-    from .reports import Reporting
+    from services.reporting.reports import Reporting
 
 MONTH = r"[0-9]{4}-(0[1-9]|1[0-2])"
 MONTH_RE = re.compile(f"^{MONTH}$")

@@ -21,13 +21,10 @@ from nats.js import JetStreamContext
 from ibest.backbone.audit import AuditLog
 from ibest.backbone.runtime import Clock
 from ibest.backbone.tokens import Token
-from shared.envelope import AnyEvent
-from shared.followup import assessment_date
-
-from .adapters.replay import stored_events
-from .adapters.store import Store
-from .cache import BoundedCache
-from .domain.disclosure import (
+from services.reporting.adapters.replay import stored_events
+from services.reporting.adapters.store import Store
+from services.reporting.cache import BoundedCache
+from services.reporting.domain.disclosure import (
     control_count,
     controlled_names,
     funnel_bases,
@@ -35,8 +32,8 @@ from .domain.disclosure import (
     protect_national,
     published_figures,
 )
-from .domain.facts import CONSUMES, EntityFact, facts_of
-from .domain.figures import (
+from services.reporting.domain.facts import CONSUMES, EntityFact, facts_of
+from services.reporting.domain.figures import (
     MEASURE_NAMES,
     OUTCOME_TIMEPOINTS,
     Figures,
@@ -44,7 +41,7 @@ from .domain.figures import (
     raw_figures,
     total,
 )
-from .domain.funnel import (
+from services.reporting.domain.funnel import (
     COMPARISON_FIGURES,
     FUNNEL_FIGURES,
     comparison_point,
@@ -54,6 +51,8 @@ from .domain.funnel import (
     proportion_of,
     trial_band,
 )
+from shared.envelope import AnyEvent
+from shared.followup import assessment_date
 
 log = logging.getLogger(__name__)
 TRUST_RE = re.compile(r"[A-Za-z0-9]{3}")
@@ -179,7 +178,7 @@ class Reporting:
         self.answers: BoundedCache[tuple[Any, ...], dict[str, Any]] = BoundedCache(
             ANSWERS_KEPT, ANSWER_BYTES_KEPT)
         self._checking: asyncio.Future[View] | None = None
-        from .months import MonthSeries  # it builds on this module
+        from services.reporting.months import MonthSeries  # it builds on this module
         self.months = MonthSeries(self)
 
     async def apply(self, event: AnyEvent) -> None:

@@ -7,26 +7,41 @@ import logging
 
 from ibest.backbone.audit import audit_log_of
 from ibest.backbone.runtime import ServiceContext, ServiceSpec, Wiring
-
-from .adapters.metrics import metric_families, register_collector
-from .adapters.store import Store
-from .api import routes
-from .domain.facts import CONSUMES
-from .handlers import batch_handler, handlers
-from .reports import Reporting, metric_levels
-from .settings import ReportingSettings
+from services.reporting import bootstrap
+from services.reporting.adapters.metrics import metric_families, register_collector
+from services.reporting.api import routes
+from services.reporting.domain.facts import CONSUMES
+from services.reporting.handlers import batch_handler, handlers
+from services.reporting.reports import metric_levels
+from services.reporting.settings import ReportingSettings
 
 log = logging.getLogger(__name__)
 
 
-async def wire(ctx: ServiceContext) -> Wiring:
-    settings = ReportingSettings()
-    store = Store(ctx.db)
-    for generation in await store.writable():
-        await generation.create_indexes()
+def build_spec(settings: ReportingSettings | None = None) -> ServiceSpec:
+    """The service; tests pass settings. Without them, the environment is read once, when
+    the process starts the service."""
+
+    async def wire(ctx: ServiceContext) -> Wiring:
+        return await _wire(ctx, settings or ReportingSettings())
+
+    return ServiceSpec(
+        name=bootstrap.NAME,
+        consumes=list(CONSUMES),
+        wire=wire,
+        title="iBeST reporting",
+        description="Exact rollout figures per site, per trust and nationally; below "
+                    "national level every figure is disclosure-controlled unless the raw "
+                    "scope asks.",
+        routes=routes,
+    )
+
+
+async def _wire(ctx: ServiceContext, settings: ReportingSettings) -> Wiring:
     audit = audit_log_of(ctx.db.client, ctx.settings, ctx.clock)
-    reporting = Reporting(store, ctx.clock, settings.token_list(), audit,
-                          protect_national=settings.protect_national)
+    reporting = bootstrap.build(settings, ctx.db, ctx.clock, audit)
+    for generation in await reporting.store.writable():
+        await generation.create_indexes()
     if not reporting.tokens:
         log.warning("IBEST_REPORTING_TOKENS is empty: every report request will get 401")
     collector = register_collector()
@@ -52,12 +67,4 @@ async def wire(ctx: ServiceContext) -> Wiring:
                   batch_handler=batch_handler(reporting))
 
 
-SPEC = ServiceSpec(
-    name="reporting",
-    consumes=list(CONSUMES),
-    wire=wire,
-    title="iBeST reporting",
-    description="Exact rollout figures per site, per trust and nationally; below national "
-                "level every figure is disclosure-controlled unless the raw scope asks.",
-    routes=routes,
-)
+SPEC = build_spec()

@@ -15,8 +15,19 @@ from prometheus_client.core import REGISTRY, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
-from ..domain.figures import FOLLOW_UP_NAMES, REMINDER_OUTCOMES, STAGES, SURVEY_FIGURES, Figures
-from ..domain.working import SUSTAINED_PERIODS, VERDICT_FIGURE, VERDICTS, rmdq_names
+from services.reporting.domain.figures import (
+    FOLLOW_UP_NAMES,
+    REMINDER_OUTCOMES,
+    STAGES,
+    SURVEY_FIGURES,
+    Figures,
+)
+from services.reporting.domain.working import (
+    SUSTAINED_PERIODS,
+    VERDICT_FIGURE,
+    VERDICTS,
+    rmdq_names,
+)
 
 PREFIX = "ibest_"
 Labels = dict[str, str]

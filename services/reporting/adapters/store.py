@@ -37,11 +37,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from ibest.backbone.mongo import only_duplicate_keys
-
-from ..domain.counted import Counted, EntityId, fold_counted, merge
-from ..domain.facts import CONTRIBUTION, ENTITY_KINDS, EntityFact
-from ..domain.figures import Summary
-from ..domain.months import fold_months, steps, timeline
+from services.reporting.domain.counted import Counted, EntityId, fold_counted, merge
+from services.reporting.domain.facts import CONTRIBUTION, ENTITY_KINDS, EntityFact
+from services.reporting.domain.figures import Summary
+from services.reporting.domain.months import fold_months, steps, timeline
 
 Document = dict[str, Any]
 Counts = dict[str, dict[EntityId, Counted]]

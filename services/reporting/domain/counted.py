@@ -15,8 +15,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .facts import CLASSES, CLINICIANS, ENTITY_KINDS, NOTIFICATIONS, PATIENTS, Contribution
-from .figures import Summary, fold_site
+from services.reporting.domain.facts import (
+    CLASSES,
+    CLINICIANS,
+    ENTITY_KINDS,
+    NOTIFICATIONS,
+    PATIENTS,
+    Contribution,
+)
+from services.reporting.domain.figures import Summary, fold_site
 
 EntityId = tuple[str, str]
 """(entity kind, entity key)"""

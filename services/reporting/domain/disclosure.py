@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from typing import Any, Literal
 
-from .figures import (
+from services.reporting.domain.figures import (
     FOLLOW_UP_NAMES,
     MEASURE_NAMES,
     OUTCOME_TIMEPOINTS,
@@ -30,7 +30,7 @@ from .figures import (
     Figures,
     Totals,
 )
-from .working import against_trial, rmdq_names, sites_sustained
+from services.reporting.domain.working import against_trial, rmdq_names, sites_sustained
 
 SUPPRESSED: Literal["*"] = "*"
 Controlled = int | Literal["*"]

@@ -13,13 +13,12 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from services.reporting.domain.facts import Contribution
+from services.reporting.domain.working import ClassSpan, against_trial, rmdq_names, sites_sustained
 from shared.events import Profession
 from shared.followup import FOLLOW_UPS, Timepoint
 from shared.measures import MEASURES
 from shared.surveys import SURVEYS
-
-from .facts import Contribution
-from .working import ClassSpan, against_trial, rmdq_names, sites_sustained
 
 REMINDER_OUTCOMES = ("sent", "failed")
 """Operations figures `reminders_sent` / `reminders_failed` (not domain.md definitions)."""

@@ -10,10 +10,16 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from .disclosure import SUPPRESSED, control_count, control_rate
-from .figures import FOLLOW_UP_NAMES, MEASURE_NAMES, OUTCOME_TIMEPOINTS, SURVEY_NAMES, Totals
-from .trial import BEST_TRIAL, Interval
-from .working import VERDICT_TIMEPOINT, against_trial, verdict
+from services.reporting.domain.disclosure import SUPPRESSED, control_count, control_rate
+from services.reporting.domain.figures import (
+    FOLLOW_UP_NAMES,
+    MEASURE_NAMES,
+    OUTCOME_TIMEPOINTS,
+    SURVEY_NAMES,
+    Totals,
+)
+from services.reporting.domain.trial import BEST_TRIAL, Interval
+from services.reporting.domain.working import VERDICT_TIMEPOINT, against_trial, verdict
 
 Z = {"95": 1.96, "99.8": 3.09}
 FUNNEL_FIGURES = (

@@ -23,11 +23,17 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from services.reporting.domain.disclosure import control_count, control_rate, protect_national
+from services.reporting.domain.facts import (
+    CLASSES,
+    CLINICIANS,
+    CONTRIBUTION,
+    PATIENTS,
+    Contribution,
+    Fact,
+)
+from services.reporting.domain.figures import FOLLOW_UP_NAMES, STAGES, Summary, ratio
 from shared.followup import NHS_TIMEZONE
-
-from .disclosure import control_count, control_rate, protect_national
-from .facts import CLASSES, CLINICIANS, CONTRIBUTION, PATIENTS, Contribution, Fact
-from .figures import FOLLOW_UP_NAMES, STAGES, Summary, ratio
 
 Month = str
 """A calendar month as "YYYY-MM"."""

@@ -8,7 +8,7 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
-from .months import month_rows
+from services.reporting.domain.months import month_rows
 
 ID_COLUMNS = ("level", "trustcode", "sitecode", "as_of")
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from .trial import BEST_TRIAL, Interval
+from services.reporting.domain.trial import BEST_TRIAL, Interval
 
 Z_95 = 1.96
 """mean ± 1.96 · sample standard deviation / √n (domain.md)."""
