@@ -42,8 +42,14 @@ from ibest.simulate.trusts import load_trusts
 
 
 def plan(clinicians: int, patients: int) -> list[Planned]:
-    options = SimulationOptions(seed=8, clinicians=clinicians, patients=patients,
-                                duplicate_rate=0.0, invalid_rate=0.0, progress=False)
+    options = SimulationOptions(
+        seed=8,
+        clinicians=clinicians,
+        patients=patients,
+        duplicate_rate=0.0,
+        invalid_rate=0.0,
+        progress=False,
+    )
     modules, _ = course_modules(Settings(), options.course_version)
     return plan_rollout(options, load_trusts(), modules).events
 
@@ -59,7 +65,7 @@ def expected_figures(events: list[Planned]) -> dict[str, int]:
     outcome_n = 0
     classes = 0
     for raw in raws:
-        name = raw["type"][len("uk.nhs.ibest."):-3]
+        name = raw["type"][len("uk.nhs.ibest.") : -3]
         data = raw["data"]
         if name == "clinician.enrolled":
             enrolled.add(data["clinician_ref"])
@@ -82,8 +88,9 @@ def expected_figures(events: list[Planned]) -> dict[str, int]:
     return {
         "clinicians_enrolled": len(enrolled),
         "clinicians_started": len(started & enrolled),
-        "clinicians_completed": sum(1 for c, n in modules_done.items()
-                                    if n == required and c in enrolled),
+        "clinicians_completed": sum(
+            1 for c, n in modules_done.items() if n == required and c in enrolled
+        ),
         "classes_started": classes,
         "patients_baseline": len(baseline),
         "patients_month_3": len(followed["month_3"]),
@@ -93,11 +100,21 @@ def expected_figures(events: list[Planned]) -> dict[str, int]:
 
 
 def observed(figures: dict[str, Any]) -> dict[str, int]:
-    out = {k: int(figures[k]) for k in (
-        "clinicians_enrolled", "clinicians_started", "clinicians_completed",
-        "classes_started", "patients_baseline", "patients_month_3", "patients_month_12")}
-    out["outcomes_n"] = sum(int(o["n"]) for by_tp in figures["outcomes"].values()
-                            for o in by_tp.values())
+    out = {
+        k: int(figures[k])
+        for k in (
+            "clinicians_enrolled",
+            "clinicians_started",
+            "clinicians_completed",
+            "classes_started",
+            "patients_baseline",
+            "patients_month_3",
+            "patients_month_12",
+        )
+    }
+    out["outcomes_n"] = sum(
+        int(o["n"]) for by_tp in figures["outcomes"].values() for o in by_tp.values()
+    )
     return out
 
 
@@ -106,22 +123,32 @@ async def publish(nats_url: str, events: list[Planned], batch: int) -> float:
     js = nc.jetstream()
     start = time.perf_counter()
     for i in range(0, len(events), batch):
-        await asyncio.gather(*[
-            js.publish(p.subject, p.body, headers={"Nats-Msg-Id": p.msg_id}, timeout=30)
-            for p in events[i:i + batch]])
+        await asyncio.gather(
+            *[
+                js.publish(p.subject, p.body, headers={"Nats-Msg-Id": p.msg_id}, timeout=30)
+                for p in events[i : i + batch]
+            ]
+        )
     took = time.perf_counter() - start
     await nc.drain()
     return took
 
 
-async def backfill(nats_url: str, reporting: str, events: list[Planned], batch: int,
-                   want: dict[str, int], timeout: float) -> dict[str, float]:
+async def backfill(
+    nats_url: str,
+    reporting: str,
+    events: list[Planned],
+    batch: int,
+    want: dict[str, int],
+    timeout: float,
+) -> dict[str, float]:
     cpu0 = cpu_now()
     start = time.perf_counter()
     publishing = asyncio.create_task(publish(nats_url, events, batch))
     last: dict[str, int] = {}
-    async with httpx.AsyncClient(base_url=reporting, timeout=30,
-                                 headers={"Authorization": f"Bearer {RAW_TOKEN}"}) as api:
+    async with httpx.AsyncClient(
+        base_url=reporting, timeout=30, headers={"Authorization": f"Bearer {RAW_TOKEN}"}
+    ) as api:
         while True:
             await asyncio.sleep(0.5)
             figures = (await api.get("/v1/national", params={"raw": "true"})).json()["figures"]
@@ -136,8 +163,11 @@ async def backfill(nats_url: str, reporting: str, events: list[Planned], batch: 
     took = time.perf_counter() - start
     published = await publishing
     cpu = cpu_since(cpu0)
-    return {"seconds": took, "publish_seconds": published, **{f"cpu_{k}": v for k, v in
-                                                               cpu.items()}}
+    return {
+        "seconds": took,
+        "publish_seconds": published,
+        **{f"cpu_{k}": v for k, v in cpu.items()},
+    }
 
 
 def main() -> None:
@@ -157,16 +187,21 @@ def main() -> None:
         print(f"ceiling: publish {pub:,.0f} events/s, consume {con:,.0f} events/s")
         asyncio.run(fresh_streams(nats_url))
         with platform_services(nats_url, mongo_url) as urls:
-            result = asyncio.run(backfill(nats_url, urls["reporting"], events, args.batch,
-                                          want, args.timeout))
+            result = asyncio.run(
+                backfill(nats_url, urls["reporting"], events, args.batch, want, args.timeout)
+            )
     rate = len(events) / result["seconds"]
     print(f"machine: {machine()}; {load()} at end")
-    print(f"backfill: {len(events):,} raw events reflected by reporting in "
-          f"{result['seconds']:.1f}s = {rate:,.0f} events/s "
-          f"(publishing alone took {result['publish_seconds']:.1f}s)")
+    print(
+        f"backfill: {len(events):,} raw events reflected by reporting in "
+        f"{result['seconds']:.1f}s = {rate:,.0f} events/s "
+        f"(publishing alone took {result['publish_seconds']:.1f}s)"
+    )
     print(f"ratio to the ceiling: {rate / pub:.3f} of publish, {rate / con:.3f} of consume")
-    print("CPU seconds used during the backfill: " + ", ".join(
-        f"{k[4:]} {v:.1f}" for k, v in result.items() if k.startswith("cpu_")))
+    print(
+        "CPU seconds used during the backfill: "
+        + ", ".join(f"{k[4:]} {v:.1f}" for k, v in result.items() if k.startswith("cpu_"))
+    )
 
 
 if __name__ == "__main__":

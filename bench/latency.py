@@ -40,16 +40,23 @@ SITES = ("RTH01", "RTH08", "RXF01", "RJ101", "R0A02")
 
 def enrolment(n: int) -> tuple[str, bytes, str]:
     site = SITES[n % len(SITES)]
-    event = new_event(ev.ClinicianEnrolled(clinician_ref=f"lat-{uuid.uuid4().hex[:12]}",
-                                           profession=ev.Profession.PHYSIOTHERAPIST,
-                                           course_version="1"),
-                      trustcode=site[:3], sitecode=site, source="/bench/latency",
-                      time=datetime.now(UTC))
+    event = new_event(
+        ev.ClinicianEnrolled(
+            clinician_ref=f"lat-{uuid.uuid4().hex[:12]}",
+            profession=ev.Profession.PHYSIOTHERAPIST,
+            course_version="1",
+        ),
+        trustcode=site[:3],
+        sitecode=site,
+        source="/bench/latency",
+        time=datetime.now(UTC),
+    )
     return event.subject, event.to_json(), str(event.id)
 
 
-async def steady(nats_url: str, reporting: str, rate: float, seconds: float,
-                 poll: float) -> tuple[list[float], float]:
+async def steady(
+    nats_url: str, reporting: str, rate: float, seconds: float, poll: float
+) -> tuple[list[float], float]:
     """Latencies in seconds of every event, and the achieved publish rate."""
     total = int(rate * seconds)
     events = [enrolment(i) for i in range(total)]
@@ -61,8 +68,9 @@ async def steady(nats_url: str, reporting: str, rate: float, seconds: float,
 
     async def poller() -> None:
         shown = 0
-        async with httpx.AsyncClient(base_url=reporting, timeout=30,
-                                     headers={"Authorization": f"Bearer {RAW_TOKEN}"}) as api:
+        async with httpx.AsyncClient(
+            base_url=reporting, timeout=30, headers={"Authorization": f"Bearer {RAW_TOKEN}"}
+        ) as api:
             while shown < total:
                 figures = (await api.get("/v1/national", params={"raw": "true"})).json()
                 count = int(figures["figures"]["clinicians_enrolled"])
@@ -102,17 +110,26 @@ def main() -> None:
         with platform_services(nats_url, mongo_url) as urls:
             cpu0 = cpu_now()
             latencies, achieved = asyncio.run(
-                steady(nats_url, urls["reporting"], args.rate, args.seconds, args.poll))
+                steady(nats_url, urls["reporting"], args.rate, args.seconds, args.poll)
+            )
             cpu = cpu_since(cpu0)
     ms = [x * 1000 for x in latencies]
     print(f"machine: {machine()}; {load()} at end")
-    print(f"steady load: {len(ms):,} clinician.enrolled events at {achieved:.1f} events/s "
-          f"(asked {args.rate:g}) for {args.seconds:g}s; national figure polled every "
-          f"{args.poll * 1000:.0f} ms; default service settings")
-    print(f"publish -> figure changed: p50 {percentile(ms, 50):.0f} ms, "
-          f"p99 {percentile(ms, 99):.0f} ms, max {max(ms):.0f} ms")
-    print("CPU seconds used during the run: " + ", ".join(
-        f"{name} {seconds:.1f}" for name, seconds in sorted(cpu.items(), key=lambda kv: -kv[1])))
+    print(
+        f"steady load: {len(ms):,} clinician.enrolled events at {achieved:.1f} events/s "
+        f"(asked {args.rate:g}) for {args.seconds:g}s; national figure polled every "
+        f"{args.poll * 1000:.0f} ms; default service settings"
+    )
+    print(
+        f"publish -> figure changed: p50 {percentile(ms, 50):.0f} ms, "
+        f"p99 {percentile(ms, 99):.0f} ms, max {max(ms):.0f} ms"
+    )
+    print(
+        "CPU seconds used during the run: "
+        + ", ".join(
+            f"{name} {seconds:.1f}" for name, seconds in sorted(cpu.items(), key=lambda kv: -kv[1])
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -30,8 +30,14 @@ from services.reporting.domain.figures import STAGES, Totals, raw_figures
 
 TODAY = date(2026, 6, 1)
 SIZES = (0, 1, 2, 3, 5, 8, 12, 20, 30, 45, 60)
-WEIGHTS = {"physiotherapist": 6.0, "nurse": 2.0, "occupational_therapist": 1.0,
-           "psychologist": 1.0, "doctor": 0.3, "other": 0.3}
+WEIGHTS = {
+    "physiotherapist": 6.0,
+    "nurse": 2.0,
+    "occupational_therapist": 1.0,
+    "psychologist": 1.0,
+    "doctor": 0.3,
+    "other": 0.3,
+}
 # Chance of reaching the next stage: started, completed, intending, delivering.
 NEXT = {"started": 0.8, "completed": 0.7, "intending": 0.6, "delivering": 0.4}
 
@@ -86,10 +92,10 @@ def main() -> None:
                 for profession, n in t.clinicians[stage].items():
                     whole.clinicians[stage][profession] += n
         national = flat(raw_figures(whole, TODAY, with_sites_running=True))
-        published = [flat(published_figures(t, TODAY, with_sites_running=True))
-                     for t in trusts]
+        published = [flat(published_figures(t, TODAY, with_sites_running=True)) for t in trusts]
         names = [f"clinicians_{s}" for s in STAGES] + [
-            n for n in national if "_by_profession." in n]
+            n for n in national if "_by_profession." in n
+        ]
         for name in names:
             family = "by_profession" if "_by_profession." in name else "headline"
             judged[family] += 1
@@ -97,16 +103,21 @@ def main() -> None:
             if fewest is None:
                 continue
             if family == "headline":
-                fewest_headline = fewest if fewest_headline is None \
-                    else min(fewest_headline, fewest)
+                fewest_headline = (
+                    fewest if fewest_headline is None else min(fewest_headline, fewest)
+                )
             if fewest < MIN_POSSIBLE_VALUES:
                 pinned[family] += 1
     print(f"{args.trusts} trusts, {args.rollouts} simulated rollouts:")
-    print(f"  headline stage counts that would pin a trust's '*': {pinned['headline']} of "
-          f"{judged['headline']} (fewest possible values left to any '*': "
-          f"{fewest_headline})")
-    print(f"  by-profession cells that would pin a trust's '*': {pinned['by_profession']} "
-          f"of {judged['by_profession']}")
+    print(
+        f"  headline stage counts that would pin a trust's '*': {pinned['headline']} of "
+        f"{judged['headline']} (fewest possible values left to any '*': "
+        f"{fewest_headline})"
+    )
+    print(
+        f"  by-profession cells that would pin a trust's '*': {pinned['by_profession']} "
+        f"of {judged['by_profession']}"
+    )
 
 
 if __name__ == "__main__":

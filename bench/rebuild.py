@@ -32,8 +32,10 @@ from bench.common import fresh_streams, load, machine, servers
 from services.reporting.domain.facts import CONSUMES
 
 
-def run_watching_memory(argv: list[str], env: dict[str, str],
-                        ) -> tuple[subprocess.CompletedProcess[str], int]:
+def run_watching_memory(
+    argv: list[str],
+    env: dict[str, str],
+) -> tuple[subprocess.CompletedProcess[str], int]:
     """Run `argv`; return its result and its peak resident memory in KiB (VmHWM, read from
     /proc while it runs: ru_maxrss of children would also count this process's own size,
     which a child carries until it execs)."""
@@ -43,8 +45,14 @@ def run_watching_memory(argv: list[str], env: dict[str, str],
         while proc.poll() is None:
             with contextlib.suppress(OSError):
                 status = Path(f"/proc/{proc.pid}/status").read_text()
-                peak = max(peak, *(int(line.split()[1]) for line in status.splitlines()
-                                   if line.startswith("VmHWM:")))
+                peak = max(
+                    peak,
+                    *(
+                        int(line.split()[1])
+                        for line in status.splitlines()
+                        if line.startswith("VmHWM:")
+                    ),
+                )
             time.sleep(0.5)  # sampling interval of the watch, not synchronisation
         out.seek(0)
         err.seek(0)
@@ -66,22 +74,31 @@ def main() -> None:
         took = asyncio.run(publish(nats_url, events, 500))
         print(f"published in {took:.0f}s")
         del events
-        env = {**os.environ, "NATS_URL": nats_url, "MONGODB_URL": mongo_url,
-               "IBEST_DB_PREFIX": f"bench{uuid.uuid4().hex[:8]}"}
+        env = {
+            **os.environ,
+            "NATS_URL": nats_url,
+            "MONGODB_URL": mongo_url,
+            "IBEST_DB_PREFIX": f"bench{uuid.uuid4().hex[:8]}",
+        }
         started = time.perf_counter()
         done, peak_kib = run_watching_memory(
-            [sys.executable, "-m", "ibest.cli", "reporting", "rebuild"], env)
+            [sys.executable, "-m", "ibest.cli", "reporting", "rebuild"], env
+        )
         seconds = time.perf_counter() - started
     print(done.stdout.strip() or done.stderr[-2000:])
     print(f"machine: {machine()}; {load()} at end")
     replayed = re.search(r"\((\d+) events replayed", done.stdout)
     if done.returncode != 0 or replayed is None:
-        sys.exit(f"rebuild FAILED after {seconds:.1f}s (exit code {done.returncode}); "
-                 f"peak memory {peak_kib / 1024:.0f} MiB")
+        sys.exit(
+            f"rebuild FAILED after {seconds:.1f}s (exit code {done.returncode}); "
+            f"peak memory {peak_kib / 1024:.0f} MiB"
+        )
     applied = int(replayed.group(1))
-    print(f"rebuild: {sum(kinds.values()):,} events in the stream, {applied:,} applied "
-          f"(planned {consumed:,}), in {seconds:.1f}s = {applied / seconds:,.0f} applied "
-          f"events/s; peak memory (VmHWM of the rebuild process) {peak_kib / 1024:.0f} MiB")
+    print(
+        f"rebuild: {sum(kinds.values()):,} events in the stream, {applied:,} applied "
+        f"(planned {consumed:,}), in {seconds:.1f}s = {applied / seconds:,.0f} applied "
+        f"events/s; peak memory (VmHWM of the rebuild process) {peak_kib / 1024:.0f} MiB"
+    )
 
 
 if __name__ == "__main__":

@@ -60,9 +60,16 @@ def clinician(rng: random.Random, trust: str, site: str) -> dict[str, Any]:
     started = rng.random() < 0.6
     completed = started and rng.random() < 0.67
     intending = completed and rng.random() < 0.8
-    return {"trust": trust, "site": site, "profession": rng.choice(PROFESSIONS),
-            "enrolled": True, "started": started, "completed": completed,
-            "intending": intending, "delivering": intending and rng.random() < 0.6}
+    return {
+        "trust": trust,
+        "site": site,
+        "profession": rng.choice(PROFESSIONS),
+        "enrolled": True,
+        "started": started,
+        "completed": completed,
+        "intending": intending,
+        "delivering": intending and rng.random() < 0.6,
+    }
 
 
 def patient(rng: random.Random, trust: str, site: str, first: date) -> dict[str, Any]:
@@ -75,17 +82,17 @@ def patient(rng: random.Random, trust: str, site: str, first: date) -> dict[str,
         if tp in FOLLOW_UP_NAMES:
             recorded[tp] = answered
         if answered:
-            outcomes[tp] = {m: {"change": round(rng.gauss(-3, 4), 1),
-                                "improved": rng.random() < 0.45} for m in measures}
-    due = {tp: follow_up_window(baseline, Timepoint(tp)).due.isoformat()
-           for tp in FOLLOW_UP_NAMES}
-    return {"trust": trust, "site": site, "recorded": recorded, "due": due,
-            "outcomes": outcomes}
+            outcomes[tp] = {
+                m: {"change": round(rng.gauss(-3, 4), 1), "improved": rng.random() < 0.45}
+                for m in measures
+            }
+    due = {tp: follow_up_window(baseline, Timepoint(tp)).due.isoformat() for tp in FOLLOW_UP_NAMES}
+    return {"trust": trust, "site": site, "recorded": recorded, "due": due, "outcomes": outcomes}
 
 
-async def load_national(mongo_url: str, database: str, trusts: int, per_trust: int,
-                        clinicians: int, patients: int) -> tuple[list[tuple[str, list[str]]],
-                                                                  float]:
+async def load_national(
+    mongo_url: str, database: str, trusts: int, per_trust: int, clinicians: int, patients: int
+) -> tuple[list[tuple[str, list[str]]], float]:
     """Fold generated contributions per site and store the summaries; return the places."""
     rng = random.Random(8)
     where = places(trusts, per_trust, rng)
@@ -99,14 +106,16 @@ async def load_national(mongo_url: str, database: str, trusts: int, per_trust: i
     generation = await store.active()
     ops = []
     for trust, site in sites:
-        summary = fold_site(site, trust,
-                            [clinician(rng, trust, site) for _ in range(per_site_c)],
-                            [patient(rng, trust, site, first) for _ in range(per_site_p)], [
-                                {"trust": trust, "site": site}
-                                for _ in range(rng.randrange(0, 12))])
+        summary = fold_site(
+            site,
+            trust,
+            [clinician(rng, trust, site) for _ in range(per_site_c)],
+            [patient(rng, trust, site, first) for _ in range(per_site_p)],
+            [{"trust": trust, "site": site} for _ in range(rng.randrange(0, 12))],
+        )
         ops.append(InsertOne({"_id": site, "rev": "bench", "summary": summary}))
     for i in range(0, len(ops), 200):
-        await generation.sites.bulk_write(ops[i:i + 200], ordered=False)
+        await generation.sites.bulk_write(ops[i : i + 200], ordered=False)
     # As Generation.apply_many does after storing summaries: count them (readers cache
     # their view by this count) and set as_of.
     await generation.stamp_changes(datetime.now(UTC), len(ops))
@@ -114,15 +123,17 @@ async def load_national(mongo_url: str, database: str, trusts: int, per_trust: i
     return where, time.perf_counter() - started
 
 
-async def hammer(base: str, paths: list[str], token: str, clients: int,
-                 requests: int) -> list[float]:
+async def hammer(
+    base: str, paths: list[str], token: str, clients: int, requests: int
+) -> list[float]:
     """Latencies (ms) of `requests` GETs spread over `paths`, `clients` at a time."""
     latencies: list[float] = []
     queue = [paths[i % len(paths)] for i in range(requests)]
 
     async def client() -> None:
-        async with httpx.AsyncClient(base_url=base, timeout=120,
-                                     headers={"Authorization": f"Bearer {token}"}) as api:
+        async with httpx.AsyncClient(
+            base_url=base, timeout=120, headers={"Authorization": f"Bearer {token}"}
+        ) as api:
             while queue:
                 path = queue.pop()
                 began = time.perf_counter()
@@ -139,8 +150,7 @@ def wait_for_snapshot(base: str, patients: int, timeout: float = 300) -> float:
     began = time.perf_counter()
     while time.perf_counter() - began < timeout:
         for line in httpx.get(f"{base}/metrics", timeout=60).text.splitlines():
-            if line.startswith("ibest_patients_baseline ") \
-                    and float(line.split()[1]) == patients:
+            if line.startswith("ibest_patients_baseline ") and float(line.split()[1]) == patients:
                 return time.perf_counter() - began
         time.sleep(0.2)  # poll interval of a bench, not synchronisation in a test
     raise SystemExit(f"the metrics snapshot did not reflect the load within {timeout:.0f}s")
@@ -157,8 +167,9 @@ def endpoints(where: list[tuple[str, list[str]]], rng: random.Random) -> dict[st
         "GET /v1/trusts/{t}": [f"/v1/trusts/{t}" for t in picks],
         "GET /v1/trusts/{t}/sites/{s}": [f"/v1/trusts/{t}/sites/{s}" for t, s in site_picks],
         "GET /v1/funnel/followup_rate_month_3": ["/v1/funnel/followup_rate_month_3"],
-        "GET /v1/funnel/improved_share (rmdq, month_3)":
-            ["/v1/funnel/improved_share?measure=rmdq&timepoint=month_3"],
+        "GET /v1/funnel/improved_share (rmdq, month_3)": [
+            "/v1/funnel/improved_share?measure=rmdq&timepoint=month_3"
+        ],
         "GET /v1/trusts/{t}?raw=true": [f"/v1/trusts/{t}?raw=true" for t in picks],
     }
 
@@ -181,36 +192,53 @@ def main() -> None:
     print(f"machine: {machine()}; {load()} at end; {args.clients} concurrent clients")
 
 
-def run_endpoints(args: argparse.Namespace, mongo_url: str, base: str,
-                  rows: list[tuple[str, int, float, float]]) -> None:
+def run_endpoints(
+    args: argparse.Namespace, mongo_url: str, base: str, rows: list[tuple[str, int, float, float]]
+) -> None:
     prefix = os.environ["IBEST_DB_PREFIX"]  # set by platform_services for the services
-    where, took = asyncio.run(load_national(
-        mongo_url, f"{prefix}_reporting", args.trusts, args.sites_per_trust,
-        args.clinicians, args.patients))
-    print(f"loaded {args.trusts} trusts, {args.trusts * args.sites_per_trust} sites, "
-          f"{args.clinicians:,} clinicians, {args.patients:,} patients as site summaries "
-          f"in {took:.0f}s")
-    listed = httpx.get(f"{base}/v1/trusts", timeout=300,
-                       headers={"Authorization": f"Bearer {READ_TOKEN}"}).json()["trusts"]
+    where, took = asyncio.run(
+        load_national(
+            mongo_url,
+            f"{prefix}_reporting",
+            args.trusts,
+            args.sites_per_trust,
+            args.clinicians,
+            args.patients,
+        )
+    )
+    print(
+        f"loaded {args.trusts} trusts, {args.trusts * args.sites_per_trust} sites, "
+        f"{args.clinicians:,} clinicians, {args.patients:,} patients as site summaries "
+        f"in {took:.0f}s"
+    )
+    listed = httpx.get(
+        f"{base}/v1/trusts", timeout=300, headers={"Authorization": f"Bearer {READ_TOKEN}"}
+    ).json()["trusts"]
     if len(listed) != args.trusts:
         raise SystemExit(f"the API lists {len(listed)} trusts, not {args.trusts}")
     # The service's metrics snapshot is recomputed in the background once the figures
     # change; measured apart, so the endpoints are timed in the steady state.
-    snapshot = wait_for_snapshot(base, args.patients // (args.trusts * args.sites_per_trust)
-                                 * args.trusts * args.sites_per_trust)
-    print(f"metrics snapshot of every level reflected the load {snapshot:.1f}s after it "
-          "(recomputed at most every IBEST_REPORTING_SNAPSHOT_SECONDS while figures change)")
+    snapshot = wait_for_snapshot(
+        base,
+        args.patients // (args.trusts * args.sites_per_trust) * args.trusts * args.sites_per_trust,
+    )
+    print(
+        f"metrics snapshot of every level reflected the load {snapshot:.1f}s after it "
+        "(recomputed at most every IBEST_REPORTING_SNAPSHOT_SECONDS while figures change)"
+    )
     rng = random.Random(1)
     for name, paths in endpoints(where, rng).items():
         token = RAW_TOKEN if "raw=true" in name else READ_TOKEN
         # The first request of each path builds its answer; timed apart, alone.
         cold = asyncio.run(hammer(base, paths, token, 1, len(paths)))
-        ms = asyncio.run(hammer(base, paths, token, args.clients,
-                                args.requests))
+        ms = asyncio.run(hammer(base, paths, token, args.clients, args.requests))
         rows.append((name, len(ms), percentile(ms, 50), percentile(ms, 99)))
-        print(f"  {name:<48} n={len(ms):<5} p50 {rows[-1][2]:8.1f} ms  "
-              f"p99 {rows[-1][3]:8.1f} ms  (first request per path, alone: max "
-              f"{max(cold):.1f} ms)", flush=True)
+        print(
+            f"  {name:<48} n={len(ms):<5} p50 {rows[-1][2]:8.1f} ms  "
+            f"p99 {rows[-1][3]:8.1f} ms  (first request per path, alone: max "
+            f"{max(cold):.1f} ms)",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

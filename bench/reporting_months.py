@@ -47,15 +47,23 @@ from shared.followup import Timepoint, follow_up_window
 Timeline = list[list[Any]]
 
 
-def clinician(rng: random.Random, months: list[str], trust: str, site: str
-              ) -> tuple[dict[str, Any], Timeline]:
+def clinician(
+    rng: random.Random, months: list[str], trust: str, site: str
+) -> tuple[dict[str, Any], Timeline]:
     """A clinician's final contribution and timeline (stages reached month by month)."""
     i = rng.randrange(len(months))
-    state = {f"clinicians_{s}": 0 for s in ("enrolled", "started", "completed", "intending",
-                                            "delivering")}
+    state = {
+        f"clinicians_{s}": 0
+        for s in ("enrolled", "started", "completed", "intending", "delivering")
+    }
     line: Timeline = []
-    for stage, chance in (("enrolled", 1.0), ("started", 0.6), ("completed", 0.67),
-                          ("intending", 0.8), ("delivering", 0.6)):
+    for stage, chance in (
+        ("enrolled", 1.0),
+        ("started", 0.6),
+        ("completed", 0.67),
+        ("intending", 0.8),
+        ("delivering", 0.6),
+    ):
         if rng.random() >= chance or i >= len(months):
             break
         state = {**state, f"clinicians_{stage}": 1}
@@ -65,32 +73,40 @@ def clinician(rng: random.Random, months: list[str], trust: str, site: str
             line.append([months[i], state])
         i += rng.randrange(0, 3)
     final = {s.removeprefix("clinicians_"): bool(v) for s, v in state.items()}
-    return ({"trust": trust, "site": site, "profession": rng.choice(PROFESSIONS), **final},
-            line)
+    return ({"trust": trust, "site": site, "profession": rng.choice(PROFESSIONS), **final}, line)
 
 
-def patient(rng: random.Random, months: list[str], trust: str, site: str
-            ) -> tuple[dict[str, Any], Timeline]:
+def patient(
+    rng: random.Random, months: list[str], trust: str, site: str
+) -> tuple[dict[str, Any], Timeline]:
     i = rng.randrange(len(months))
     baseline = date.fromisoformat(f"{months[i]}-01") + timedelta(days=rng.randrange(28))
-    due = {tp: follow_up_window(baseline, Timepoint(tp)).due.isoformat()
-           for tp in FOLLOW_UP_NAMES}
-    state: dict[str, Any] = {"patients_baseline": 1, "patients_month_3": 0,
-                             "patients_month_12": 0, "due_month_3": due["month_3"],
-                             "due_month_12": due["month_12"]}
+    due = {tp: follow_up_window(baseline, Timepoint(tp)).due.isoformat() for tp in FOLLOW_UP_NAMES}
+    state: dict[str, Any] = {
+        "patients_baseline": 1,
+        "patients_month_3": 0,
+        "patients_month_12": 0,
+        "due_month_3": due["month_3"],
+        "due_month_12": due["month_12"],
+    }
     line: Timeline = [[months[i], state]]
     for tp, after in (("month_3", 3), ("month_12", 12)):
         if rng.random() < 0.7 and i + after < len(months):
             state = {**state, f"patients_{tp}": 1}
             line.append([months[i + after], state])
     recorded = {tp: bool(state[f"patients_{tp}"]) for tp in FOLLOW_UP_NAMES}
-    return ({"trust": trust, "site": site, "recorded": recorded, "due": due,
-             "outcomes": {}}, line)
+    return ({"trust": trust, "site": site, "recorded": recorded, "due": due, "outcomes": {}}, line)
 
 
-async def load_national(mongo_url: str, database: str, trusts: int, per_trust: int,
-                        span: int, clinicians: int, patients: int
-                        ) -> tuple[list[tuple[str, list[str]]], float]:
+async def load_national(
+    mongo_url: str,
+    database: str,
+    trusts: int,
+    per_trust: int,
+    span: int,
+    clinicians: int,
+    patients: int,
+) -> tuple[list[tuple[str, list[str]]], float]:
     rng = random.Random(18)
     where = places(trusts, per_trust, rng)
     sites = [(t, s) for t, ss in where for s in ss]
@@ -108,21 +124,29 @@ async def load_national(mongo_url: str, database: str, trusts: int, per_trust: i
     for trust, site in sites:
         cs = [clinician(rng, months, trust, site) for _ in range(clinicians // len(sites))]
         ps = [patient(rng, months, trust, site) for _ in range(patients // len(sites))]
-        ks = [(m := rng.choice(months), [[m, {"classes_started": 1}]])
-              for _ in range(rng.randrange(0, 12))]
-        summary = fold_site(site, trust, [c for c, _ in cs], [p for p, _ in ps],
-                            [{"trust": trust, "site": site} for _ in ks])
+        ks = [
+            (m := rng.choice(months), [[m, {"classes_started": 1}]])
+            for _ in range(rng.randrange(0, 12))
+        ]
+        summary = fold_site(
+            site,
+            trust,
+            [c for c, _ in cs],
+            [p for p, _ in ps],
+            [{"trust": trust, "site": site} for _ in ks],
+        )
         series = fold_months(steps(line) or [] for _, line in [*cs, *ps, *ks])
         ops.append(InsertOne({"_id": site, "n": 1, "summary": summary, "months": series}))
     for i in range(0, len(ops), 100):
-        await generation.sites.bulk_write(ops[i:i + 100], ordered=False)
+        await generation.sites.bulk_write(ops[i : i + 100], ordered=False)
     await generation.stamp_changes(datetime.now(UTC), len(ops))
     await client.close()
     return where, time.perf_counter() - started
 
 
-def endpoints(where: list[tuple[str, list[str]]], months: list[str],
-              rng: random.Random) -> dict[str, list[str]]:
+def endpoints(
+    where: list[tuple[str, list[str]]], months: list[str], rng: random.Random
+) -> dict[str, list[str]]:
     trusts = [t for t, _ in where]
     sites = [(t, s) for t, ss in where for s in ss]
     picks = rng.sample(trusts, 20)
@@ -132,12 +156,13 @@ def endpoints(where: list[tuple[str, list[str]]], months: list[str],
         "GET /v1/national (reference)": ["/v1/national"],
         "GET /v1/national/months": ["/v1/national/months"],
         "GET /v1/trusts/{t}/months": [f"/v1/trusts/{t}/months" for t in picks],
-        "GET /v1/trusts/{t}/sites/{s}/months":
-            [f"/v1/trusts/{t}/sites/{s}/months" for t, s in site_picks],
-        "GET /v1/trusts/{t}/months?from&to (12 months)":
-            [f"/v1/trusts/{t}/months?from={months[6]}&to={months[17]}" for t in picks],
-        "GET /v1/trusts/{t}/months?raw=true": [f"/v1/trusts/{t}/months?raw=true"
-                                                for t in picks],
+        "GET /v1/trusts/{t}/sites/{s}/months": [
+            f"/v1/trusts/{t}/sites/{s}/months" for t, s in site_picks
+        ],
+        "GET /v1/trusts/{t}/months?from&to (12 months)": [
+            f"/v1/trusts/{t}/months?from={months[6]}&to={months[17]}" for t in picks
+        ],
+        "GET /v1/trusts/{t}/months?raw=true": [f"/v1/trusts/{t}/months?raw=true" for t in picks],
     }
 
 
@@ -156,14 +181,27 @@ def main() -> None:
         asyncio.run(fresh_streams(nats_url))
         with platform_services(nats_url, mongo_url, ("reporting",)) as urls:
             base = urls["reporting"]
-            where, took = asyncio.run(load_national(
-                mongo_url, f"{os.environ['IBEST_DB_PREFIX']}_reporting", args.trusts,
-                args.sites_per_trust, args.months, args.clinicians, args.patients))
-            print(f"loaded {args.trusts} trusts, {args.trusts * args.sites_per_trust} sites, "
-                  f"{args.months} months, {args.clinicians:,} clinicians, "
-                  f"{args.patients:,} patients as site summaries and series in {took:.0f}s")
-            national = httpx.get(f"{base}/v1/national/months", timeout=300,
-                                 headers={"Authorization": f"Bearer {READ_TOKEN}"}).json()
+            where, took = asyncio.run(
+                load_national(
+                    mongo_url,
+                    f"{os.environ['IBEST_DB_PREFIX']}_reporting",
+                    args.trusts,
+                    args.sites_per_trust,
+                    args.months,
+                    args.clinicians,
+                    args.patients,
+                )
+            )
+            print(
+                f"loaded {args.trusts} trusts, {args.trusts * args.sites_per_trust} sites, "
+                f"{args.months} months, {args.clinicians:,} clinicians, "
+                f"{args.patients:,} patients as site summaries and series in {took:.0f}s"
+            )
+            national = httpx.get(
+                f"{base}/v1/national/months",
+                timeout=300,
+                headers={"Authorization": f"Bearer {READ_TOKEN}"},
+            ).json()
             if len(national["months"]) != args.months:
                 raise SystemExit(f"{len(national['months'])} months, not {args.months}")
             rng = random.Random(1)
@@ -171,9 +209,12 @@ def main() -> None:
                 token = RAW_TOKEN if "raw=true" in name else READ_TOKEN
                 cold = asyncio.run(hammer(base, paths, token, 1, len(paths)))
                 ms = asyncio.run(hammer(base, paths, token, args.clients, args.requests))
-                print(f"  {name:<48} n={len(ms):<5} p50 {percentile(ms, 50):8.1f} ms  "
-                      f"p99 {percentile(ms, 99):8.1f} ms  (first request per path, alone: "
-                      f"max {max(cold):.1f} ms)", flush=True)
+                print(
+                    f"  {name:<48} n={len(ms):<5} p50 {percentile(ms, 50):8.1f} ms  "
+                    f"p99 {percentile(ms, 99):8.1f} ms  (first request per path, alone: "
+                    f"max {max(cold):.1f} ms)",
+                    flush=True,
+                )
     print(f"machine: {machine()}; {load()} at end; {args.clients} concurrent clients")
 
 

@@ -21,17 +21,31 @@ from ibest.backbone.deadletters import (
 )
 from ibest.backbone.settings import Settings
 
-SERVICES = ("services.enrolment.service", "services.outcomes.service",
-            "services.notifications.service", "services.reporting.service")
-PLUGINS = ("services.enrolment.cli", "services.outcomes.cli", "services.notifications.cli",
-           "services.reporting.cli", "services.gateway.cli", "ibest.simulate.cli",
-           "ibest.purge")
+SERVICES = (
+    "services.enrolment.service",
+    "services.outcomes.service",
+    "services.notifications.service",
+    "services.reporting.service",
+)
+PLUGINS = (
+    "services.enrolment.cli",
+    "services.outcomes.cli",
+    "services.notifications.cli",
+    "services.reporting.cli",
+    "services.gateway.cli",
+    "ibest.simulate.cli",
+    "ibest.purge",
+)
 OPERATIONS = ("ibest.backbone.audit",)  # `ibest audit list`
 
 
 async def _connect(settings: Settings) -> NatsClient:
-    return await nats.connect(settings.nats_servers, connect_timeout=5, max_reconnect_attempts=2,
-                              **settings.admin_nats_options())
+    return await nats.connect(
+        settings.nats_servers,
+        connect_timeout=5,
+        max_reconnect_attempts=2,
+        **settings.admin_nats_options(),
+    )
 
 
 async def streams_apply(args: argparse.Namespace, settings: Settings) -> int:
@@ -61,11 +75,24 @@ def consumers_by_type() -> dict[str, list[str]]:
 def rejected_json(r: RejectedEvent, verdict: str) -> dict[str, Any]:
     first = r.first
     return {
-        "event_id": first.event_id, "type": first.event_type, "trust": first.trust,
-        "subject": first.subject, "stream_seq": r.stream_seq, "verdict": verdict,
-        "consumers": list(r.consumers), "seqs": list(r.seqs),
-        "letters": [{"seq": d.seq, "consumer": d.consumer, "reason": d.reason,
-                     "error": d.error, "deliveries": d.deliveries} for d in r.letters],
+        "event_id": first.event_id,
+        "type": first.event_type,
+        "trust": first.trust,
+        "subject": first.subject,
+        "stream_seq": r.stream_seq,
+        "verdict": verdict,
+        "consumers": list(r.consumers),
+        "seqs": list(r.seqs),
+        "letters": [
+            {
+                "seq": d.seq,
+                "consumer": d.consumer,
+                "reason": d.reason,
+                "error": d.error,
+                "deliveries": d.deliveries,
+            }
+            for d in r.letters
+        ],
     }
 
 
@@ -74,12 +101,16 @@ async def deadletters_list(args: argparse.Namespace, settings: Settings) -> int:
     try:
         # Every consumer's letters, so a row names all who rejected the event even when
         # only those one consumer rejected are listed.
-        letters = await list_dead_letters(nc.jetstream(), None, args.limit,
-                                          trust=args.trust, event_id=args.event_id)
+        letters = await list_dead_letters(
+            nc.jetstream(), None, args.limit, trust=args.trust, event_id=args.event_id
+        )
     finally:
         await nc.drain()
-    rejected = [r for r in group_dead_letters(letters)
-                if args.consumer is None or args.consumer in r.consumers]
+    rejected = [
+        r
+        for r in group_dead_letters(letters)
+        if args.consumer is None or args.consumer in r.consumers
+    ]
     consumers = consumers_by_type()
     if args.json:
         print(json.dumps([rejected_json(r, r.verdict(consumers)) for r in rejected], indent=2))
@@ -88,9 +119,11 @@ async def deadletters_list(args: argparse.Namespace, settings: Settings) -> int:
         print("no dead letters")
     for r in rejected:
         first = r.first
-        print(f"event seq {r.stream_seq} {first.event_type} trust={first.trust or '-'} "
-              f"id={first.event_id or '-'} {first.subject} "
-              f"(letters {', '.join(f'#{n}' for n in r.seqs)}): {r.verdict(consumers)}")
+        print(
+            f"event seq {r.stream_seq} {first.event_type} trust={first.trust or '-'} "
+            f"id={first.event_id or '-'} {first.subject} "
+            f"(letters {', '.join(f'#{n}' for n in r.seqs)}): {r.verdict(consumers)}"
+        )
         errors = r.errors
         if len(set(errors.values())) == 1:
             print(f"    {next(iter(errors.values()))}")
@@ -110,14 +143,19 @@ async def deadletters_replay(args: argparse.Namespace, settings: Settings) -> in
         letters = await list_dead_letters(js, None, 100_000)
         wanted = set(args.seq or ())
         # One rejected event is published again once, and every consumer's letter of it goes.
-        chosen = [r for r in group_dead_letters(letters)
-                  if (args.all and (args.consumer is None or args.consumer in r.consumers))
-                  or wanted & set(r.seqs)]
+        chosen = [
+            r
+            for r in group_dead_letters(letters)
+            if (args.all and (args.consumer is None or args.consumer in r.consumers))
+            or wanted & set(r.seqs)
+        ]
         missing = wanted - {n for r in chosen for n in r.seqs}
         for r in chosen:
             await replay_dead_letter(js, r)
-            print(f"replayed event seq {r.stream_seq} ({r.first.subject}; letters "
-                  f"{', '.join(f'#{n}' for n in r.seqs)}) for every consumer")
+            print(
+                f"replayed event seq {r.stream_seq} ({r.first.subject}; letters "
+                f"{', '.join(f'#{n}' for n in r.seqs)}) for every consumer"
+            )
     finally:
         await nc.drain()
     if missing:
@@ -145,25 +183,40 @@ async def docs_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="ibest", description="Operate the iBeST rollout platform.")
+        prog="ibest", description="Operate the iBeST rollout platform."
+    )
     sub = parser.add_subparsers(dest="area", required=True)
 
     up = sub.add_parser("up", help="run the whole platform locally (no Docker)")
     up.add_argument("--demo", action="store_true", help="also publish a simulated rollout")
-    up.add_argument("--via", choices=["nats", "http"], default="nats",
-                    help="--demo publishes on NATS (default) or sends through the gateway")
-    up.add_argument("--data-dir", type=Path, default=Path(".ibest"),
-                    help="where local servers keep data and logs (default .ibest)")
+    up.add_argument(
+        "--via",
+        choices=["nats", "http"],
+        default="nats",
+        help="--demo publishes on NATS (default) or sends through the gateway",
+    )
+    up.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(".ibest"),
+        help="where local servers keep data and logs (default .ibest)",
+    )
 
     streams = sub.add_parser("streams", help="the JetStream streams").add_subparsers(
-        dest="action", required=True)
+        dest="action", required=True
+    )
     streams.add_parser("apply", help="create or update both streams").set_defaults(
-        func=streams_apply)
+        func=streams_apply
+    )
 
     dl = sub.add_parser("deadletters", help="events consumers could not apply").add_subparsers(
-        dest="action", required=True)
-    ls = dl.add_parser("list", help="list rejected events (one row each, naming every "
-                                    "consumer that rejected it) with their reasons")
+        dest="action", required=True
+    )
+    ls = dl.add_parser(
+        "list",
+        help="list rejected events (one row each, naming every "
+        "consumer that rejected it) with their reasons",
+    )
     ls.add_argument("--consumer", help="only events this service rejected")
     ls.add_argument("--trust", help="only events of this trust code (e.g. RTH)")
     ls.add_argument("--event-id", help="only the event with this CloudEvent id")
@@ -171,10 +224,15 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(func=deadletters_list)
     rp = dl.add_parser("replay", help="publish dead letters again after a fix")
-    rp.add_argument("--seq", type=int, nargs="+",
-                    help="dead-letter sequence numbers (any letter of an event replays it once)")
-    rp.add_argument("--all", action="store_true",
-                    help="every rejected event (that --consumer rejected)")
+    rp.add_argument(
+        "--seq",
+        type=int,
+        nargs="+",
+        help="dead-letter sequence numbers (any letter of an event replays it once)",
+    )
+    rp.add_argument(
+        "--all", action="store_true", help="every rejected event (that --consumer rejected)"
+    )
     rp.add_argument("--consumer")
     rp.set_defaults(func=deadletters_replay)
 

@@ -50,9 +50,14 @@ def event_schema(etype: EventType) -> dict[str, Any]:
             props["module_id"]["enum"] = modules
     schema["properties"]["type"] = {"const": etype.ce_type, "type": "string"}
     if etype.name == "patient.assessed":
-        ranges = {m.value: {"minimum": s.minimum, "maximum": s.maximum,
-                            **({"multipleOf": 1} if s.integer else {})}
-                  for m, s in MEASURES.items()}
+        ranges = {
+            m.value: {
+                "minimum": s.minimum,
+                "maximum": s.maximum,
+                **({"multipleOf": 1} if s.integer else {}),
+            }
+            for m, s in MEASURES.items()
+        }
         measures = schema["$defs"]["Measures"]
         for name, bounds in ranges.items():
             measures["properties"][name] = {
@@ -79,14 +84,17 @@ def doc_broker(service: str) -> NatsBroker | None:
         # Set the real type here: with postponed annotations the closure would not resolve.
         consume.__annotations__["body"] = CloudEvent[etype.payload]  # type: ignore[name-defined]
         broker.subscriber(
-            f"ibest.v1.{{trustcode}}.{name}", title=f"{service}:{name}",
+            f"ibest.v1.{{trustcode}}.{name}",
+            title=f"{service}:{name}",
             description=etype.summary,
         )(consume)
     for name in spec.publishes:
         etype = BY_NAME[name]
         broker.publisher(
-            f"ibest.v1.{{trustcode}}.{name}", title=f"{service}:publishes:{name}",
-            description=etype.summary, schema=CloudEvent[etype.payload],  # type: ignore[name-defined]
+            f"ibest.v1.{{trustcode}}.{name}",
+            title=f"{service}:publishes:{name}",
+            description=etype.summary,
+            schema=CloudEvent[etype.payload],  # type: ignore[name-defined]
         )
     return broker
 
@@ -95,9 +103,13 @@ def asyncapi(service: str) -> dict[str, Any] | None:
     broker = doc_broker(service)
     if broker is None:
         return None
-    spec = AsyncAPI(broker, title=f"iBeST {service} service", version="1.0.0",
-                    description=f"Events the {service} service consumes and publishes "
-                                "(contract v1).", schema_version="3.0.0")
+    spec = AsyncAPI(
+        broker,
+        title=f"iBeST {service} service",
+        version="1.0.0",
+        description=f"Events the {service} service consumes and publishes (contract v1).",
+        schema_version="3.0.0",
+    )
     result: dict[str, Any] = json.loads(spec.to_specification().to_json())
     return result
 
@@ -133,8 +145,7 @@ def generate() -> list[Path]:
 
 def stale() -> list[str]:
     """Files that are missing or differ from a fresh generation."""
-    problems = [str(p) for p, text in render().items()
-                if not p.exists() or p.read_text() != text]
+    problems = [str(p) for p, text in render().items() if not p.exists() or p.read_text() != text]
     expected = set(render())
     for p in DOCS.rglob("*.json"):
         if p not in expected:

@@ -52,16 +52,22 @@ def reporting_ref(entity_id: str) -> str:
 
 async def find_in(db: AsyncDatabase[Document], collection: str) -> list[Any]:
     """`_id`s of the documents of `collection` whose `patient_ref` is an NHS number."""
-    return [doc["_id"] async for doc in db[collection].find({}, {"patient_ref": 1})
-            if isinstance(doc.get("patient_ref"), str) and is_nhs_number(doc["patient_ref"])]
+    return [
+        doc["_id"]
+        async for doc in db[collection].find({}, {"patient_ref": 1})
+        if isinstance(doc.get("patient_ref"), str) and is_nhs_number(doc["patient_ref"])
+    ]
 
 
 async def find_in_reporting(db: AsyncDatabase[Document]) -> dict[str, list[Any]]:
     out: dict[str, list[Any]] = {}
     for name in await db.list_collection_names():
         if name.startswith("g") and name.endswith(REPORTING_PATIENTS):
-            ids = [doc["_id"] async for doc in db[name].find({}, {"_id": 1})
-                   if isinstance(doc["_id"], str) and is_nhs_number(reporting_ref(doc["_id"]))]
+            ids = [
+                doc["_id"]
+                async for doc in db[name].find({}, {"_id": 1})
+                if isinstance(doc["_id"], str) and is_nhs_number(reporting_ref(doc["_id"]))
+            ]
             if ids:
                 out[name] = ids
     return out
@@ -94,8 +100,9 @@ async def rebuild_reporting(settings: Settings, mongo: AsyncMongoClient[Document
     """Replace reporting's aggregates by a rebuild through today's contract."""
     from services.reporting import bootstrap
 
-    nc = await nats.connect(settings.nats_servers, name="ibest-purge-nhs-numbers",
-                            **settings.admin_nats_options())
+    nc = await nats.connect(
+        settings.nats_servers, name="ibest-purge-nhs-numbers", **settings.admin_nats_options()
+    )
     try:
         reporting = bootstrap.for_commands(mongo[settings.database_of(bootstrap.NAME)])
         await reporting.rebuild(nc.jetstream())
@@ -111,8 +118,10 @@ async def purge_command(args: argparse.Namespace, settings: Settings) -> int:
     if not found.total:
         print("no stored patient reference is an NHS number")
     elif args.apply:
-        print(f"purged {found.total} document(s); reporting rebuilt from the stream "
-              "(the contract refuses those events now)")
+        print(
+            f"purged {found.total} document(s); reporting rebuilt from the stream "
+            "(the contract refuses those events now)"
+        )
     else:
         print(f"dry run: {found.total} document(s) would be purged; run again with --apply")
     return 0
@@ -122,7 +131,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "purge-nhs-numbers",
         help="find stored patient references that are NHS numbers (any separators) in "
-             "outcomes, notifications and reporting; --apply deletes them (one-off)")
-    p.add_argument("--apply", action="store_true",
-                   help="delete them (default: a dry run that only counts)")
+        "outcomes, notifications and reporting; --apply deletes them (one-off)",
+    )
+    p.add_argument(
+        "--apply", action="store_true", help="delete them (default: a dry run that only counts)"
+    )
     p.set_defaults(func=purge_command)

@@ -43,8 +43,7 @@ def risk(severity: str, likelihood: str) -> int:
     if severity not in SEVERITIES:
         raise ValueError(f"severity must be one of {', '.join(SEVERITIES)}, got {severity!r}")
     if likelihood not in MATRIX:
-        raise ValueError(f"likelihood must be one of {', '.join(LIKELIHOODS)}, "
-                         f"got {likelihood!r}")
+        raise ValueError(f"likelihood must be one of {', '.join(LIKELIHOODS)}, got {likelihood!r}")
     return MATRIX[likelihood][SEVERITIES.index(severity)]
 
 
@@ -94,20 +93,31 @@ def render(log: dict[str, Any]) -> str:
     ]
     for likelihood in reversed(LIKELIHOODS):
         out.append(f"| {likelihood} | " + " | ".join(str(r) for r in MATRIX[likelihood]) + " |")
-    out += ["", "Risk: " + "; ".join(f"{k} {v}" for k, v in RISK_MEANING.items()) + ".", "",
-            "## Hazards", "",
-            "| id | hazard | initial risk | residual risk | controls |",
-            "|---|---|---|---|---|"]
+    out += [
+        "",
+        "Risk: " + "; ".join(f"{k} {v}" for k, v in RISK_MEANING.items()) + ".",
+        "",
+        "## Hazards",
+        "",
+        "| id | hazard | initial risk | residual risk | controls |",
+        "|---|---|---|---|---|",
+    ]
     for h in hazards:
         initial, residual = rating(h["initial"]), rating(h["residual"])
-        out.append(f"| {h['id']} | {_cell(h['title'])} | {initial.risk} ({initial.severity}, "
-                   f"{initial.likelihood}) | {residual.risk} ({residual.severity}, "
-                   f"{residual.likelihood}) | {len(h['controls'])} |")
+        out.append(
+            f"| {h['id']} | {_cell(h['title'])} | {initial.risk} ({initial.severity}, "
+            f"{initial.likelihood}) | {residual.risk} ({residual.severity}, "
+            f"{residual.likelihood}) | {len(h['controls'])} |"
+        )
     for h in hazards:
-        out += ["", f"### {h['id']}: {_cell(h['title'])}", "",
-                f"- **Causes:** {'; '.join(_cell(c) for c in h['causes'])}",
-                f"- **Effect:** {_cell(h['effect'])}",
-                f"- **Harm:** {_cell(h['harm'])}"]
+        out += [
+            "",
+            f"### {h['id']}: {_cell(h['title'])}",
+            "",
+            f"- **Causes:** {'; '.join(_cell(c) for c in h['causes'])}",
+            f"- **Effect:** {_cell(h['effect'])}",
+            f"- **Harm:** {_cell(h['harm'])}",
+        ]
         if h.get("decision"):
             out.append(f"- **Decision:** {_cell(h['decision'])}")
         if h.get("residual_note"):
@@ -115,8 +125,10 @@ def render(log: dict[str, Any]) -> str:
         out.append("- **Controls:**")
         for c in h["controls"]:
             evidence = [f"`{t}`" for t in c.get("tests", [])]
-            evidence += [f"`{k['file']}`" + (f" (`{k['setting']}`)" if k.get("setting") else "")
-                         for k in c.get("config", [])]
+            evidence += [
+                f"`{k['file']}`" + (f" (`{k['setting']}`)" if k.get("setting") else "")
+                for k in c.get("config", [])
+            ]
             out.append(f"  - {_cell(c['control'])} Evidence: {', '.join(evidence)}.")
         for todo in h.get("todo", []):
             out.append(f"  - To do: {_cell(todo)}")

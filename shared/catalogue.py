@@ -80,15 +80,19 @@ class Catalogue(BaseModel):
         """Why `version` is refused as an enrolment's course version, or None."""
         if self.course(version) is not None:
             return None
-        return (f"{version!r} is not a course version in the catalogue "
-                f"(known: {', '.join(self.versions)}; see GET /v1/courses)")
+        return (
+            f"{version!r} is not a course version in the catalogue "
+            f"(known: {', '.join(self.versions)}; see GET /v1/courses)"
+        )
 
     def module_error(self, module_id: str) -> str | None:
         """Why `module_id` is refused in a module event, or None."""
         if self.knows_module(module_id):
             return None
-        return (f"{module_id!r} is not a module of any course version "
-                f"(known versions: {', '.join(self.versions)}; see GET /v1/courses)")
+        return (
+            f"{module_id!r} is not a module of any course version "
+            f"(known versions: {', '.join(self.versions)}; see GET /v1/courses)"
+        )
 
     def as_json(self) -> dict[str, object]:
         """What `GET /v1/courses` serves to integrators."""

@@ -62,27 +62,58 @@ class EventType:
 
 
 EVENT_TYPES: tuple[EventType, ...] = (
-    EventType("clinician", "enrolled", ev.ClinicianEnrolled,
-              "A clinician registered on a course version at a site."),
+    EventType(
+        "clinician",
+        "enrolled",
+        ev.ClinicianEnrolled,
+        "A clinician registered on a course version at a site.",
+    ),
     EventType("module", "started", ev.ModuleStarted, "A clinician opened a course module."),
     EventType("module", "completed", ev.ModuleCompleted, "A clinician finished a course module."),
-    EventType("clinician", "training_started", ev.TrainingStarted,
-              "Derived by enrolment: an enrolled clinician began their course version."),
-    EventType("clinician", "training_completed", ev.TrainingCompleted,
-              "Derived by enrolment: every required module of the version completed."),
-    EventType("clinician", "intention_reported", ev.IntentionReported,
-              "A clinician's answer on intending to deliver BeST."),
-    EventType("clinician", "delivery_reported", ev.DeliveryReported,
-              "A clinician's report of actually delivering BeST."),
+    EventType(
+        "clinician",
+        "training_started",
+        ev.TrainingStarted,
+        "Derived by enrolment: an enrolled clinician began their course version.",
+    ),
+    EventType(
+        "clinician",
+        "training_completed",
+        ev.TrainingCompleted,
+        "Derived by enrolment: every required module of the version completed.",
+    ),
+    EventType(
+        "clinician",
+        "intention_reported",
+        ev.IntentionReported,
+        "A clinician's answer on intending to deliver BeST.",
+    ),
+    EventType(
+        "clinician",
+        "delivery_reported",
+        ev.DeliveryReported,
+        "A clinician's report of actually delivering BeST.",
+    ),
     EventType("class", "started", ev.ClassStarted, "A BeST class began at a site."),
-    EventType("patient", "assessed", ev.PatientAssessed,
-              "A patient's scores at one timepoint (a later one for the same timepoint "
-              "corrects it)."),
-    EventType("outcome", "recorded", ev.OutcomeRecorded,
-              "Derived by outcomes: a follow-up compared with the patient's baseline."),
+    EventType(
+        "patient",
+        "assessed",
+        ev.PatientAssessed,
+        "A patient's scores at one timepoint (a later one for the same timepoint corrects it).",
+    ),
+    EventType(
+        "outcome",
+        "recorded",
+        ev.OutcomeRecorded,
+        "Derived by outcomes: a follow-up compared with the patient's baseline.",
+    ),
     EventType("notification", "sent", ev.NotificationSent, "A reminder left the platform."),
-    EventType("notification", "failed", ev.NotificationFailed,
-              "A reminder could not be delivered, with the reason."),
+    EventType(
+        "notification",
+        "failed",
+        ev.NotificationFailed,
+        "A reminder could not be delivered, with the reason.",
+    ),
 )
 BY_CE_TYPE: dict[str, EventType] = {t.ce_type: t for t in EVENT_TYPES}
 BY_NAME: dict[str, EventType] = {t.name: t for t in EVENT_TYPES}
@@ -184,8 +215,10 @@ def _reference_errors(data: ev.Payload) -> list[FieldError]:
     problem: str | None = None
     field = ""
     if isinstance(data, ev.ClinicianEnrolled | ev.TrainingStarted | ev.TrainingCompleted):
-        field, problem = "data.course_version", catalogue().course_version_error(
-            data.course_version)
+        field, problem = (
+            "data.course_version",
+            catalogue().course_version_error(data.course_version),
+        )
     elif isinstance(data, ev.ModuleStarted | ev.ModuleCompleted):
         field, problem = "data.module_id", catalogue().module_error(data.module_id)
     return [FieldError(field, problem)] if problem else []
@@ -211,8 +244,9 @@ def parse_event(subject: str | None, body: bytes) -> AnyEvent:
     etype = BY_CE_TYPE.get(ce_type) if isinstance(ce_type, str) else None
     if etype is None and "type" in raw:
         known = ", ".join(sorted(BY_CE_TYPE))
-        errors.append(FieldError("type", f"unknown event type or version {raw['type']!r}; "
-                                         f"known: {known}"))
+        errors.append(
+            FieldError("type", f"unknown event type or version {raw['type']!r}; known: {known}")
+        )
     data: ev.Payload | None = None
     if etype is not None and isinstance(raw.get("data"), dict):
         try:
@@ -224,11 +258,13 @@ def parse_event(subject: str | None, body: bytes) -> AnyEvent:
             errors.append(FieldError("sitecode", f"must begin with the trust code {env.trustcode}"))
         expected = etype.subject(env.trustcode)
         if subject is not None and subject != expected:
-            errors.append(FieldError(
-                "subject",
-                f"{subject!r} does not match the event: expected {expected!r} (the subject's "
-                "trust and event must equal the envelope's trustcode and type)",
-            ))
+            errors.append(
+                FieldError(
+                    "subject",
+                    f"{subject!r} does not match the event: expected {expected!r} (the subject's "
+                    "trust and event must equal the envelope's trustcode and type)",
+                )
+            )
     if data is not None:
         errors.extend(_reference_errors(data))
     if errors or env is None or data is None:

@@ -37,18 +37,50 @@ class MeasureSpec:
 MEASURES: dict[Measure, MeasureSpec] = {
     spec.name: spec
     for spec in (
-        MeasureSpec(Measure.RMDQ, "Roland-Morris Disability Questionnaire (RMDQ-24)",
-                    0, 24, True, True, 5, 0.30),
-        MeasureSpec(Measure.PAIN_NRS, "Pain intensity, numeric rating scale",
-                    0, 10, True, True, 2, 0.30),
-        MeasureSpec(Measure.VON_KORFF_PAIN, "Modified Von Korff pain intensity",
-                    0, 100, False, True, None, 0.30),
-        MeasureSpec(Measure.VON_KORFF_DISABILITY, "Modified Von Korff disability",
-                    0, 100, False, True, None, 0.30),
-        MeasureSpec(Measure.PSFS, "Patient-Specific Functional Scale (mean of 3 to 5 activities)",
-                    0, 10, False, False, 2, None),
-        MeasureSpec(Measure.PSEQ, "Pain Self-Efficacy Questionnaire",
-                    0, 60, True, False, 7, None),
+        MeasureSpec(
+            Measure.RMDQ,
+            "Roland-Morris Disability Questionnaire (RMDQ-24)",
+            0,
+            24,
+            True,
+            True,
+            5,
+            0.30,
+        ),
+        MeasureSpec(
+            Measure.PAIN_NRS, "Pain intensity, numeric rating scale", 0, 10, True, True, 2, 0.30
+        ),
+        MeasureSpec(
+            Measure.VON_KORFF_PAIN,
+            "Modified Von Korff pain intensity",
+            0,
+            100,
+            False,
+            True,
+            None,
+            0.30,
+        ),
+        MeasureSpec(
+            Measure.VON_KORFF_DISABILITY,
+            "Modified Von Korff disability",
+            0,
+            100,
+            False,
+            True,
+            None,
+            0.30,
+        ),
+        MeasureSpec(
+            Measure.PSFS,
+            "Patient-Specific Functional Scale (mean of 3 to 5 activities)",
+            0,
+            10,
+            False,
+            False,
+            2,
+            None,
+        ),
+        MeasureSpec(Measure.PSEQ, "Pain Self-Efficacy Questionnaire", 0, 60, True, False, 7, None),
     )
 }
 

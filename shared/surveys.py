@@ -55,8 +55,12 @@ def survey_window(completed: date, survey: Survey) -> SurveyWindow:
     """The window of one survey for a clinician who completed the course on `completed`."""
     after, before_due, after_due = _RULES[Survey(survey)]
     due = completed + timedelta(days=after)
-    return SurveyWindow(survey=Survey(survey), due=due, opens=due - timedelta(days=before_due),
-                        closes=due + timedelta(days=after_due))
+    return SurveyWindow(
+        survey=Survey(survey),
+        due=due,
+        opens=due - timedelta(days=before_due),
+        closes=due + timedelta(days=after_due),
+    )
 
 
 def survey_windows(completed: date) -> dict[Survey, SurveyWindow]:
@@ -77,8 +81,9 @@ def survey_answered(completed: date, reported_at: datetime) -> Survey | None:
 Report = TypeVar("Report")
 
 
-def survey_answers(completed: date,
-                   reports: Iterable[tuple[datetime, str, Report]]) -> dict[Survey, Report]:
+def survey_answers(
+    completed: date, reports: Iterable[tuple[datetime, str, Report]]
+) -> dict[Survey, Report]:
     """Each survey's answer: the latest report (event time, then id) inside its window.
 
     `reports` are (event time, event id, report); surveys nobody answered are absent.
@@ -86,8 +91,7 @@ def survey_answers(completed: date,
     best: dict[Survey, tuple[datetime, str, Report]] = {}
     for at, report_id, report in reports:
         survey = survey_answered(completed, at)
-        if survey is not None and (survey not in best
-                                   or (at, report_id) > best[survey][:2]):
+        if survey is not None and (survey not in best or (at, report_id) > best[survey][:2]):
             best[survey] = (at, report_id, report)
     return {s: best[s][2] for s in SURVEYS if s in best}
 

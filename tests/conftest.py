@@ -44,8 +44,7 @@ def mongodb_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return
     port = free_port()
     home: Path = tmp_path_factory.mktemp("secantus")
-    proc = start_and_wait(secantus_server(port, home / "data", home / "db.log"),
-                          "127.0.0.1", port)
+    proc = start_and_wait(secantus_server(port, home / "data", home / "db.log"), "127.0.0.1", port)
     # SecantusDB scans its retryable-write records on every write, which real MongoDB does
     # not; no handler relies on retryable writes, so the stand-in runs without them.
     yield f"mongodb://127.0.0.1:{port}/?retryWrites=false"

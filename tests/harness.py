@@ -53,7 +53,9 @@ async def wait_for(
 
 @asynccontextmanager
 async def running_service(
-    spec: ServiceSpec, settings: Settings, clock: Clock = utc_now,
+    spec: ServiceSpec,
+    settings: Settings,
+    clock: Clock = utc_now,
     apps: list[FastAPI] | None = None,
 ) -> AsyncIterator[str]:
     """Serve `spec` in-process over real HTTP on a free port; yields its base URL (and
@@ -63,8 +65,9 @@ async def running_service(
     app = create_app(spec, settings, clock)
     if apps is not None:
         apps.append(app)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
     task = asyncio.create_task(server.serve())
     base = f"http://127.0.0.1:{port}"
     async with httpx.AsyncClient(base_url=base) as client:
@@ -109,7 +112,9 @@ def cloud_event(
 
 
 async def publish_raw(
-    js: JetStreamContext, event: dict[str, Any] | bytes, subject: str | None = None,
+    js: JetStreamContext,
+    event: dict[str, Any] | bytes,
+    subject: str | None = None,
     msg_id: str | None = None,
 ) -> bool:
     """Publish like an integrator with plain nats-py; True when stored, False if duplicate."""
@@ -131,8 +136,10 @@ async def stream_events(js: JetStreamContext, name: str) -> list[dict[str, Any]]
     if (await js.stream_info(EVENTS_STREAM)).state.messages == 0:
         return []
     sub = await js.pull_subscribe(
-        f"ibest.v1.*.{name}", stream=EVENTS_STREAM,
-        config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, inactive_threshold=30))
+        f"ibest.v1.*.{name}",
+        stream=EVENTS_STREAM,
+        config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, inactive_threshold=30),
+    )
     out: list[dict[str, Any]] = []
     try:
         while True:
@@ -141,8 +148,13 @@ async def stream_events(js: JetStreamContext, name: str) -> list[dict[str, Any]]
             except TimeoutError:
                 break
             for m in msgs:
-                out.append({**json.loads(m.data), "_subject": m.subject,
-                            "_msg_id": (m.headers or {}).get("Nats-Msg-Id")})
+                out.append(
+                    {
+                        **json.loads(m.data),
+                        "_subject": m.subject,
+                        "_msg_id": (m.headers or {}).get("Nats-Msg-Id"),
+                    }
+                )
                 await m.ack()
             if msgs[-1].metadata.num_pending == 0:
                 break
@@ -158,7 +170,10 @@ async def dead_letters(js: JetStreamContext, consumer: str | None = None) -> lis
 def fresh_settings(nats_url: str, mongodb_url: str) -> Settings:
     """Settings for one test: its own database prefix, quick retries."""
     return Settings(
-        NATS_URL=nats_url, MONGODB_URL=mongodb_url,
+        NATS_URL=nats_url,
+        MONGODB_URL=mongodb_url,
         IBEST_DB_PREFIX=f"t{uuid.uuid4().hex[:10]}",
-        IBEST_FETCH_TIMEOUT=0.2, IBEST_RETRY_BACKOFF_MAX=1.0, IBEST_MAX_DELIVERIES=5,
+        IBEST_FETCH_TIMEOUT=0.2,
+        IBEST_RETRY_BACKOFF_MAX=1.0,
+        IBEST_MAX_DELIVERIES=5,
     )

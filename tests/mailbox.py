@@ -22,8 +22,9 @@ class Mailbox:
     received: list[tuple[list[str], bytes]] = field(default_factory=list)
     script: dict[str, list[str]] = field(default_factory=dict)
 
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
-                          options: Any) -> str:
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: Any
+    ) -> str:
         answers = self.script.get(address)
         if answers:
             answer = answers.pop(0)

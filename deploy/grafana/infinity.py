@@ -50,77 +50,138 @@ class InfinityQuery(cogvariants.Dataquery, cogbuilder.Builder[cogvariants.Dataqu
     def to_json(self) -> dict[str, Any]:
         headers = [{"key": "Accept", "value": "text/csv"}] if self.kind == "csv" else []
         return {
-            "refId": self.ref_id, "datasource": REPORTING.to_json(), "type": self.kind,
-            "source": "url", "parser": "backend", "format": "table", "url": self.url,
-            "url_options": {"method": "GET", "data": "",
-                            "params": [{"key": k, "value": v} for k, v in self.params.items()],
-                            "headers": headers},
+            "refId": self.ref_id,
+            "datasource": REPORTING.to_json(),
+            "type": self.kind,
+            "source": "url",
+            "parser": "backend",
+            "format": "table",
+            "url": self.url,
+            "url_options": {
+                "method": "GET",
+                "data": "",
+                "params": [{"key": k, "value": v} for k, v in self.params.items()],
+                "headers": headers,
+            },
             "root_selector": self.root_selector,
-            "columns": [{"selector": s, "text": s, "type": t,
-                         **({"timestampFormat": MONTH_FORMAT} if t == "timestamp" else {})}
-                        for s, t in self.columns],
+            "columns": [
+                {
+                    "selector": s,
+                    "text": s,
+                    "type": t,
+                    **({"timestampFormat": MONTH_FORMAT} if t == "timestamp" else {}),
+                }
+                for s, t in self.columns
+            ],
         }
 
     def build(self) -> InfinityQuery:
         return self
 
 
-def months_query(url: str, figures: list[str], ref: str = "A", *,
-                 as_text: bool = False) -> InfinityQuery:
+def months_query(
+    url: str, figures: list[str], ref: str = "A", *, as_text: bool = False
+) -> InfinityQuery:
     """A months route as CSV: the month as time, then the figures."""
     kind = "string" if as_text else "number"
-    return InfinityQuery(ref, url, "csv", [("month", "timestamp"),
-                                           *((f, kind) for f in figures)])
+    return InfinityQuery(ref, url, "csv", [("month", "timestamp"), *((f, kind) for f in figures)])
 
 
 def suppressed_mapping() -> list[Any]:
     return [ValueMap({"*": ValueMappingResult(text=SUPPRESSED_TEXT, color="text")})]
 
 
-def monthly(title: str, url: str, figures: list[str], unit: str = "short", width: int = 12,
-            description: str = "") -> timeseries.Panel:
+def monthly(
+    title: str,
+    url: str,
+    figures: list[str],
+    unit: str = "short",
+    width: int = 12,
+    description: str = "",
+) -> timeseries.Panel:
     """A month-by-month chart; a suppressed value is a gap (never drawn as 0)."""
-    return (timeseries.Panel().title(title).datasource(REPORTING).unit(unit).height(8)
-            .span(width).span_nulls(False).with_target(months_query(url, figures))
-            .description(description or "By event time: each month as it stood at its end "
-                                        "(Europe/London). Gaps: suppressed (1 to 7)."))
+    return (
+        timeseries.Panel()
+        .title(title)
+        .datasource(REPORTING)
+        .unit(unit)
+        .height(8)
+        .span(width)
+        .span_nulls(False)
+        .with_target(months_query(url, figures))
+        .description(
+            description
+            or "By event time: each month as it stood at its end "
+            "(Europe/London). Gaps: suppressed (1 to 7)."
+        )
+    )
 
 
-MONTH_TABLE = [*(f"clinicians_{s}" for s in STAGES), "classes_started",
-               "sites_running_classes", "patients_baseline",
-               *(f"patients_{tp}" for tp in FOLLOW_UPS),
-               *(f"followup_due_{tp}" for tp in FOLLOW_UPS),
-               *(f"followup_rate_{tp}" for tp in FOLLOW_UPS)]
+MONTH_TABLE = [
+    *(f"clinicians_{s}" for s in STAGES),
+    "classes_started",
+    "sites_running_classes",
+    "patients_baseline",
+    *(f"patients_{tp}" for tp in FOLLOW_UPS),
+    *(f"followup_due_{tp}" for tp in FOLLOW_UPS),
+    *(f"followup_rate_{tp}" for tp in FOLLOW_UPS),
+]
 
 
 def month_panels(url: str, place: str, *, sites_running: bool = True) -> list[Any]:
     """Funnel, classes, patients and follow-up rates month by month, and the table."""
     classes = ["classes_started", *(["sites_running_classes"] if sites_running else [])]
     return [
-        monthly(f"Clinician funnel by month, {place}",
-                url, [f"clinicians_{s}" for s in STAGES], width=24),
+        monthly(
+            f"Clinician funnel by month, {place}",
+            url,
+            [f"clinicians_{s}" for s in STAGES],
+            width=24,
+        ),
         monthly(f"Classes started and sites running them, {place}", url, classes),
-        monthly(f"Patients with a baseline and follow-ups recorded, {place}", url,
-                ["patients_baseline", *(f"patients_{tp}" for tp in FOLLOW_UPS)]),
+        monthly(
+            f"Patients with a baseline and follow-ups recorded, {place}",
+            url,
+            ["patients_baseline", *(f"patients_{tp}" for tp in FOLLOW_UPS)],
+        ),
         monthly(f"Follow-ups due, {place}", url, [f"followup_due_{tp}" for tp in FOLLOW_UPS]),
-        monthly(f"Follow-up rate (recorded over due), {place}", url,
-                [f"followup_rate_{tp}" for tp in FOLLOW_UPS], unit="percentunit"),
-        table.Panel().title(f"Month by month as published, {place}").datasource(REPORTING)
-        .height(10).span(24).mappings(suppressed_mapping())
-        .with_target(months_query(url, [f for f in MONTH_TABLE
-                                        if sites_running or f != "sites_running_classes"],
-                                  as_text=True))
+        monthly(
+            f"Follow-up rate (recorded over due), {place}",
+            url,
+            [f"followup_rate_{tp}" for tp in FOLLOW_UPS],
+            unit="percentunit",
+        ),
+        table.Panel()
+        .title(f"Month by month as published, {place}")
+        .datasource(REPORTING)
+        .height(10)
+        .span(24)
+        .mappings(suppressed_mapping())
+        .with_target(
+            months_query(
+                url,
+                [f for f in MONTH_TABLE if sites_running or f != "sites_running_classes"],
+                as_text=True,
+            )
+        )
         .description("Every figure with a monthly series; `*` is shown as suppressed."),
     ]
 
 
 def months_national() -> db.Dashboard:
-    dash = (db.Dashboard("iBeST rollout by month (England)").uid("ibest-months")
-            .tags(["ibest", "programme", "months"]).time("now-2y", "now")
-            .timezone("Europe/London").editable()
-            .description("From the reporting API (GET /v1/national/months): each figure as it "
-                         "stood at the end of each month by event time, so a backfill or "
-                         "rebuild shows the months it describes. National: exact."))
+    dash = (
+        db.Dashboard("iBeST rollout by month (England)")
+        .uid("ibest-months")
+        .tags(["ibest", "programme", "months"])
+        .time("now-2y", "now")
+        .timezone("Europe/London")
+        .editable()
+        .description(
+            "From the reporting API (GET /v1/national/months): each figure as it "
+            "stood at the end of each month by event time, so a backfill or "
+            "rebuild shows the months it describes. National: exact."
+        )
+    )
     for panel in month_panels("/v1/national/months", "England"):
         dash.with_panel(panel)
     return dash
@@ -128,31 +189,55 @@ def months_national() -> db.Dashboard:
 
 def trust_variable() -> db.QueryVariable:
     """Every trust with figures, from GET /v1/trusts (listed even when all suppressed)."""
-    return (db.QueryVariable("trust").label("Trust").datasource(REPORTING)
-            .query({"queryType": "infinity", "refId": "variable",
-                    "infinityQuery": InfinityQuery(
-                        "variable", "/v1/trusts", "json", [("trustcode", "string")],
-                        root_selector="trusts").to_json()}))
+    return (
+        db.QueryVariable("trust")
+        .label("Trust")
+        .datasource(REPORTING)
+        .query(
+            {
+                "queryType": "infinity",
+                "refId": "variable",
+                "infinityQuery": InfinityQuery(
+                    "variable",
+                    "/v1/trusts",
+                    "json",
+                    [("trustcode", "string")],
+                    root_selector="trusts",
+                ).to_json(),
+            }
+        )
+    )
 
 
 def months_trust() -> db.Dashboard:
-    dash = (db.Dashboard("iBeST rollout by month (trust)").uid("ibest-trust-months")
-            .tags(["ibest", "programme", "months"]).time("now-2y", "now")
-            .timezone("Europe/London").editable()
-            .description("One trust month by month (GET /v1/trusts/{trust}/months), "
-                         "disclosure-controlled: counts of 1 to 7 suppressed, others rounded "
-                         "to 5, each value on its own."))
+    dash = (
+        db.Dashboard("iBeST rollout by month (trust)")
+        .uid("ibest-trust-months")
+        .tags(["ibest", "programme", "months"])
+        .time("now-2y", "now")
+        .timezone("Europe/London")
+        .editable()
+        .description(
+            "One trust month by month (GET /v1/trusts/{trust}/months), "
+            "disclosure-controlled: counts of 1 to 7 suppressed, others rounded "
+            "to 5, each value on its own."
+        )
+    )
     dash.with_variable(trust_variable())
     for panel in month_panels("/v1/trusts/$trust/months", "$trust"):
         dash.with_panel(panel)
     return dash
 
 
-COMPARED = ("followup_rate_month_3", "followup_rate_month_12", "clinicians_completed",
-            "delivery_response_rate_month_4", "delivery_response_rate_month_12")
+COMPARED = (
+    "followup_rate_month_3",
+    "followup_rate_month_12",
+    "clinicians_completed",
+    "delivery_response_rate_month_4",
+    "delivery_response_rate_month_12",
+)
 """Funnels of GET /v1/funnel/{figure} (which takes no measure or timepoint)."""
-MEASURE_CHOICES = ("rmdq", "pain_nrs", "von_korff_pain", "von_korff_disability", "psfs",
-                   "pseq")
+MEASURE_CHOICES = ("rmdq", "pain_nrs", "von_korff_pain", "von_korff_disability", "psfs", "pseq")
 TIMEPOINT_CHOICES = ("month_3", "month_12", "group_end")
 LIMIT_COLUMNS = ("national", "lower_95", "upper_95", "lower_99_8", "upper_99_8")
 IMPROVED = ("/v1/funnel/improved_share", {"measure": "$measure", "timepoint": "$timepoint"})
@@ -160,19 +245,34 @@ FIGURE: tuple[str, dict[str, str]] = ("/v1/funnel/$figure", {})
 
 
 def custom(name: str, label: str, values: tuple[str, ...]) -> db.CustomVariable:
-    return (db.CustomVariable(name).label(label).values(",".join(values))
-            .current(VariableOption(selected=True, text=values[0], value=values[0])))
+    return (
+        db.CustomVariable(name)
+        .label(label)
+        .values(",".join(values))
+        .current(VariableOption(selected=True, text=values[0], value=values[0]))
+    )
 
 
-def funnel_queries(url: str, params: dict[str, str]
-                   ) -> list[cogbuilder.Builder[cogvariants.Dataquery]]:
+def funnel_queries(
+    url: str, params: dict[str, str]
+) -> list[cogbuilder.Builder[cogvariants.Dataquery]]:
     return [
-        InfinityQuery("A", url, "json",
-                      [("trustcode", "string"), ("denominator", "number"), ("value", "number")],
-                      params, "trusts"),
-        InfinityQuery("B", url, "json",
-                      [("denominator", "number"), *((c, "number") for c in LIMIT_COLUMNS)],
-                      params, "limits"),
+        InfinityQuery(
+            "A",
+            url,
+            "json",
+            [("trustcode", "string"), ("denominator", "number"), ("value", "number")],
+            params,
+            "trusts",
+        ),
+        InfinityQuery(
+            "B",
+            url,
+            "json",
+            [("denominator", "number"), *((c, "number") for c in LIMIT_COLUMNS)],
+            params,
+            "limits",
+        ),
     ]
 
 
@@ -180,76 +280,138 @@ def xy(frame: int, y: str) -> xychart.XYSeriesConfig:
     def matcher(id_val: str, options: object) -> xychart.MatcherConfig:
         return xychart.MatcherConfig().id(id_val).options(options)
 
-    return (xychart.XYSeriesConfig()
-            .frame(xychart.XychartXYSeriesConfigFrame().matcher(matcher("byIndex", frame)))
-            .x(xychart.XychartXYSeriesConfigX().matcher(matcher("byName", "denominator")))
-            .y(xychart.XychartXYSeriesConfigY().matcher(matcher("byName", y))))
+    return (
+        xychart.XYSeriesConfig()
+        .frame(xychart.XychartXYSeriesConfigFrame().matcher(matcher("byIndex", frame)))
+        .x(xychart.XychartXYSeriesConfigX().matcher(matcher("byName", "denominator")))
+        .y(xychart.XychartXYSeriesConfigY().matcher(matcher("byName", y)))
+    )
 
 
 def funnel_plot(title: str, url: str, params: dict[str, str]) -> xychart.Panel:
-    plot = (xychart.Panel().title(title).datasource(REPORTING)
-            .height(12).span(24).mapping(SeriesMapping.MANUAL).show(XYShowMode.POINTS)
-            .targets(funnel_queries(url, params))
-            .series([xy(0, "value"), *(xy(1, c) for c in LIMIT_COLUMNS)])
-            .description("Points: trusts (value from rounded counts, to the precision its "
-                         "rounded denominator supports). Lines: national value and its 95% "
-                         "and 99.8% control limits by denominator."))
+    plot = (
+        xychart.Panel()
+        .title(title)
+        .datasource(REPORTING)
+        .height(12)
+        .span(24)
+        .mapping(SeriesMapping.MANUAL)
+        .show(XYShowMode.POINTS)
+        .targets(funnel_queries(url, params))
+        .series([xy(0, "value"), *(xy(1, c) for c in LIMIT_COLUMNS)])
+        .description(
+            "Points: trusts (value from rounded counts, to the precision its "
+            "rounded denominator supports). Lines: national value and its 95% "
+            "and 99.8% control limits by denominator."
+        )
+    )
     for column in LIMIT_COLUMNS:
-        plot.with_override(MatcherConfig("byName", column),
-                           [DynamicConfigValue("custom.show", "lines")])
+        plot.with_override(
+            MatcherConfig("byName", column), [DynamicConfigValue("custom.show", "lines")]
+        )
     return plot
 
 
 def trust_tables(what: str, url: str, params: dict[str, str]) -> list[table.Panel]:
     """The trusts outside 99.8% (flags judged on exact values) and every trust."""
-    rows = InfinityQuery("A", url, "json",
-                         [("trustcode", "string"), ("value", "string"),
-                          ("denominator", "string"), ("outside_95", "string"),
-                          ("outside_99_8", "string")], params, "trusts")
+    rows = InfinityQuery(
+        "A",
+        url,
+        "json",
+        [
+            ("trustcode", "string"),
+            ("value", "string"),
+            ("denominator", "string"),
+            ("outside_95", "string"),
+            ("outside_99_8", "string"),
+        ],
+        params,
+        "trusts",
+    )
     return [
-        table.Panel().title(f"Trusts outside the 99.8% limits: {what}").datasource(REPORTING)
-        .height(8).span(12).mappings(suppressed_mapping()).with_target(rows)
-        .with_transformation(DataTransformerConfig(id_val="filterByValue", options={
-            "type": "include", "match": "any",
-            "filters": [{"fieldName": "outside_99_8",
-                         "config": {"id": "equal", "options": {"value": "true"}}}]}))
-        .description("Judged on the exact value against the limits for the exact "
-                     "denominator; the value shown is the published one."),
-        table.Panel().title(f"Every trust: {what}").datasource(REPORTING).height(8).span(12)
-        .mappings(suppressed_mapping()).with_target(rows),
+        table.Panel()
+        .title(f"Trusts outside the 99.8% limits: {what}")
+        .datasource(REPORTING)
+        .height(8)
+        .span(12)
+        .mappings(suppressed_mapping())
+        .with_target(rows)
+        .with_transformation(
+            DataTransformerConfig(
+                id_val="filterByValue",
+                options={
+                    "type": "include",
+                    "match": "any",
+                    "filters": [
+                        {
+                            "fieldName": "outside_99_8",
+                            "config": {"id": "equal", "options": {"value": "true"}},
+                        }
+                    ],
+                },
+            )
+        )
+        .description(
+            "Judged on the exact value against the limits for the exact "
+            "denominator; the value shown is the published one."
+        ),
+        table.Panel()
+        .title(f"Every trust: {what}")
+        .datasource(REPORTING)
+        .height(8)
+        .span(12)
+        .mappings(suppressed_mapping())
+        .with_target(rows),
     ]
 
 
 def comparison() -> db.Dashboard:
-    dash = (db.Dashboard("iBeST trusts compared (funnel plot)").uid("ibest-comparison")
-            .tags(["ibest", "programme", "comparison"]).time("now-30d", "now")
-            .timezone("Europe/London").editable()
-            .description("Each trust's published value against its published denominator, "
-                         "with the national line and the 95% and 99.8% limits "
-                         "(GET /v1/funnel/...). Flags are judged on exact values; a "
-                         "suppressed trust is listed, not plotted."))
+    dash = (
+        db.Dashboard("iBeST trusts compared (funnel plot)")
+        .uid("ibest-comparison")
+        .tags(["ibest", "programme", "comparison"])
+        .time("now-30d", "now")
+        .timezone("Europe/London")
+        .editable()
+        .description(
+            "Each trust's published value against its published denominator, "
+            "with the national line and the 95% and 99.8% limits "
+            "(GET /v1/funnel/...). Flags are judged on exact values; a "
+            "suppressed trust is listed, not plotted."
+        )
+    )
     dash.with_variable(custom("figure", "Figure", COMPARED))
     dash.with_variable(custom("measure", "Measure (improved share)", MEASURE_CHOICES))
     dash.with_variable(custom("timepoint", "Timepoint (improved share)", TIMEPOINT_CHOICES))
     dash.with_panel(funnel_plot("Funnel plot: $figure by trust", *FIGURE))
     for panel in trust_tables("$figure", *FIGURE):
         dash.with_panel(panel)
-    dash.with_panel(funnel_plot("Funnel plot: share meaningfully improved ($measure, "
-                                "$timepoint) by trust", *IMPROVED))
+    dash.with_panel(
+        funnel_plot(
+            "Funnel plot: share meaningfully improved ($measure, $timepoint) by trust", *IMPROVED
+        )
+    )
     for panel in trust_tables("improved $measure $timepoint", *IMPROVED):
         dash.with_panel(panel)
     return dash
 
 
-DASHBOARDS = {"ibest-months": months_national, "ibest-trust-months": months_trust,
-              "ibest-comparison": comparison}
+DASHBOARDS = {
+    "ibest-months": months_national,
+    "ibest-trust-months": months_trust,
+    "ibest-comparison": comparison,
+}
 """Dashboards on the reporting API (generate.py adds them to its own)."""
 
 
 def infinity_targets(board: dict[str, Any]) -> list[dict[str, Any]]:
     """Every Infinity query of a generated dashboard: panel targets and variable queries."""
-    found = [t for p in board.get("panels", []) for t in p.get("targets", [])
-             if t.get("datasource", {}).get("type") == REPORTING.type_val]
+    found = [
+        t
+        for p in board.get("panels", [])
+        for t in p.get("targets", [])
+        if t.get("datasource", {}).get("type") == REPORTING.type_val
+    ]
     for v in board.get("templating", {}).get("list", []):
         if isinstance(v.get("query"), dict) and "infinityQuery" in v["query"]:
             found.append(v["query"]["infinityQuery"])

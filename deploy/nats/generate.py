@@ -53,9 +53,10 @@ DERIVED = {
     "notifications": ["notification.sent", "notification.failed"],
     "reporting": [],
 }
-RAW_EVENTS = [t.name for t in EVENT_TYPES
-              if t.name not in {n for names in DERIVED.values() for n in names}]
-GIB = 1024 ** 3
+RAW_EVENTS = [
+    t.name for t in EVENT_TYPES if t.name not in {n for names in DERIVED.values() for n in names}
+]
+GIB = 1024**3
 PLATFORM_RESERVE_GIB = 10
 """Store beyond the trusts' shares: dead letters and the simulator's demo events."""
 
@@ -128,8 +129,15 @@ def service_users() -> list[User]:
             publish.append(CONTACT_RPC)
         if service == "enrolment":
             subscribe.append(CONTACT_RPC)
-        users.append(User(service, publish, subscribe, allow_responses=service == "enrolment",
-                          comment=f"service {service}"))
+        users.append(
+            User(
+                service,
+                publish,
+                subscribe,
+                allow_responses=service == "enrolment",
+                comment=f"service {service}",
+            )
+        )
     return users
 
 
@@ -138,24 +146,39 @@ def gateway_user() -> User:
     reads dead letters through its own consumer to learn of later rejections."""
     publish = [f"{SUBJECT_PREFIX}*.{name}" for name in RAW_EVENTS]
     publish += _consumer_api(DEADLETTER_STREAM, GATEWAY_CONSUMER)
-    return User("gateway", publish, [f"{inbox_prefix('gateway')}.>"],
-                comment="the HTTPS gateway: raw events of any trust, its dead-letter consumer")
+    return User(
+        "gateway",
+        publish,
+        [f"{inbox_prefix('gateway')}.>"],
+        comment="the HTTPS gateway: raw events of any trust, its dead-letter consumer",
+    )
 
 
 def trust_user(trust: Trust) -> User:
-    return User(f"trust-{trust.code}", trust_subjects(trust.code),
-                [f"_INBOX_{trust.code}.>"], comment=f"publisher of {trust.name}")
+    return User(
+        f"trust-{trust.code}",
+        trust_subjects(trust.code),
+        [f"_INBOX_{trust.code}.>"],
+        comment=f"publisher of {trust.name}",
+    )
 
 
 def simulator_user() -> User:
-    return User("simulator", [f"{SUBJECT_PREFIX}*.{name}" for name in RAW_EVENTS],
-                [f"{inbox_prefix('simulator')}.>"],
-                comment="demo publisher of raw events for every trust")
+    return User(
+        "simulator",
+        [f"{SUBJECT_PREFIX}*.{name}" for name in RAW_EVENTS],
+        [f"{inbox_prefix('simulator')}.>"],
+        comment="demo publisher of raw events for every trust",
+    )
 
 
 def admin_user() -> User:
-    return User("admin", [">"], [f"{inbox_prefix('admin')}.>"],
-                comment="the ibest CLI: streams and consumers apply, dead letters")
+    return User(
+        "admin",
+        [">"],
+        [f"{inbox_prefix('admin')}.>"],
+        comment="the ibest CLI: streams and consumers apply, dead letters",
+    )
 
 
 STREAMED_RESPONSES = "$JS.API.CONSUMER.MSG.NEXT."
@@ -209,13 +232,15 @@ def _list(values: list[str]) -> str:
 
 
 def _user_lines(user: User) -> list[str]:
-    lines = [f"      # {user.comment}",
-             f"      {{user: {json.dumps(user.name)}, password: ${user.password_var},",
-             "       permissions: {",
-             f"         publish: {{allow: {_list(user.publish)}}}",
-             f"         subscribe: {{allow: {_list(user.subscribe)}}}"]
+    lines = [
+        f"      # {user.comment}",
+        f"      {{user: {json.dumps(user.name)}, password: ${user.password_var},",
+        "       permissions: {",
+        f"         publish: {{allow: {_list(user.publish)}}}",
+        f"         subscribe: {{allow: {_list(user.subscribe)}}}",
+    ]
     if user.allow_responses:
-        lines.append("         allow_responses: {max: 1, expires: \"30s\"}")
+        lines.append('         allow_responses: {max: 1, expires: "30s"}')
     lines.append("       }}")
     return lines
 
@@ -263,15 +288,20 @@ def render(trusts: list[Trust], events_per_subject: int | None = None) -> str:
         if account.exports:
             lines.append("    exports: [")
             for subject, importers in account.exports.items():
-                streamed = (", response_type: stream"
-                            if subject.startswith(STREAMED_RESPONSES) else "")
-                lines.append(f"      {{service: {json.dumps(subject)}, "
-                             f"accounts: [{', '.join(importers)}]{streamed}}}")
+                streamed = (
+                    ", response_type: stream" if subject.startswith(STREAMED_RESPONSES) else ""
+                )
+                lines.append(
+                    f"      {{service: {json.dumps(subject)}, "
+                    f"accounts: [{', '.join(importers)}]{streamed}}}"
+                )
             lines.append("    ]")
         if account.imports:
             lines.append("    imports: [")
-            lines += [f"      {{service: {{account: {exporter}, subject: {json.dumps(subject)}}}}}"
-                      for exporter, subject in account.imports]
+            lines += [
+                f"      {{service: {{account: {exporter}, subject: {json.dumps(subject)}}}}}"
+                for exporter, subject in account.imports
+            ]
             lines.append("    ]")
         lines.append("    users: [")
         for user in account.users:
@@ -315,10 +345,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     trusts = load_trusts(args.trusts)
     # The store is sized to the per-subject limit in force (IBEST_EVENTS_PER_SUBJECT).
-    outputs = {args.out: render(trusts, Settings().events_per_subject),
-               ENV_EXAMPLE_PATH: render_env_example(trusts)}
-    stale = [path for path, text in outputs.items()
-             if not path.exists() or path.read_text() != text]
+    outputs = {
+        args.out: render(trusts, Settings().events_per_subject),
+        ENV_EXAMPLE_PATH: render_env_example(trusts),
+    }
+    stale = [
+        path for path, text in outputs.items() if not path.exists() or path.read_text() != text
+    ]
     if args.check:
         for path in stale:
             print(f"{path} is out of date: run python -m deploy.nats.generate", file=sys.stderr)

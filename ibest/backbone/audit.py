@@ -70,23 +70,42 @@ class AuditLog:
     async def record(self, action: Action, actor: Actor, **what: Any) -> Document:
         """Write one record (`what` says what was asked and answered) and count it."""
         # ObjectIds grow within a process, so records of one millisecond keep their order.
-        doc: Document = {"_id": ObjectId(), "at": self.clock(), "action": action,
-                         "via": actor.via, "token_id": actor.token_id,
-                         "operator": actor.operator, **what}
+        doc: Document = {
+            "_id": ObjectId(),
+            "at": self.clock(),
+            "action": action,
+            "via": actor.via,
+            "token_id": actor.token_id,
+            "operator": actor.operator,
+            **what,
+        }
         await self.records.insert_one(doc)
         AUDIT_RECORDS.labels(action).inc()
         return doc
 
-    async def raw_report(self, token_id: str, path: str, query: str, status: int,
-                         size: int) -> Document:
+    async def raw_report(
+        self, token_id: str, path: str, query: str, status: int, size: int
+    ) -> Document:
         """A request that used the raw scope: what was asked and how big the answer was."""
         cut = len(query) > QUERY_KEPT
-        return await self.record("raw_report", Actor("http", token_id), path=path,
-                                 query=query[:QUERY_KEPT], query_truncated=cut,
-                                 status=status, size_bytes=size)
+        return await self.record(
+            "raw_report",
+            Actor("http", token_id),
+            path=path,
+            query=query[:QUERY_KEPT],
+            query_truncated=cut,
+            status=status,
+            size_bytes=size,
+        )
 
-    async def find(self, *, since: datetime | None = None, action: str | None = None,
-                   token_id: str | None = None, limit: int = 1000) -> list[Document]:
+    async def find(
+        self,
+        *,
+        since: datetime | None = None,
+        action: str | None = None,
+        token_id: str | None = None,
+        limit: int = 1000,
+    ) -> list[Document]:
         """Newest first."""
         query: Document = {}
         if since is not None:
@@ -99,20 +118,25 @@ class AuditLog:
         return [doc async for doc in cursor.limit(limit)]
 
 
-def audit_log_of(client: AsyncMongoClient[Document], settings: Settings,
-                 clock: Clock = utc_now) -> AuditLog:
+def audit_log_of(
+    client: AsyncMongoClient[Document], settings: Settings, clock: Clock = utc_now
+) -> AuditLog:
     return AuditLog(client[settings.database_of(DATABASE)], clock)
 
 
 # --- `ibest audit list` ----------------------------------------------------------------------
 
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("audit", help="the audit log of raw-figure requests and erasures")
     cmds = p.add_subparsers(dest="command", required=True)
     ls = cmds.add_parser("list", help="audit records, newest first")
-    ls.add_argument("--since", type=_timestamp,
-                    help="only records at or after this ISO 8601 time, e.g. 2026-01-31T00:00Z "
-                         "(UTC when no offset is given)")
+    ls.add_argument(
+        "--since",
+        type=_timestamp,
+        help="only records at or after this ISO 8601 time, e.g. 2026-01-31T00:00Z "
+        "(UTC when no offset is given)",
+    )
     ls.add_argument("--action", choices=ACTIONS)
     ls.add_argument("--token-id", help="only records of this token id")
     ls.add_argument("--limit", type=int, default=1000)
@@ -125,7 +149,8 @@ def _timestamp(text: str) -> datetime:
         when = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not an ISO 8601 time such as 2026-01-31T09:00Z") from None
+            f"{text!r} is not an ISO 8601 time such as 2026-01-31T09:00Z"
+        ) from None
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
@@ -137,7 +162,8 @@ async def list_command(args: argparse.Namespace, settings: Settings) -> int:
     client = mongo_client(settings)
     try:
         records = await audit_log_of(client, settings).find(
-            since=args.since, action=args.action, token_id=args.token_id, limit=args.limit)
+            since=args.since, action=args.action, token_id=args.token_id, limit=args.limit
+        )
     finally:
         await client.close()
     if args.json:
@@ -146,10 +172,18 @@ async def list_command(args: argparse.Namespace, settings: Settings) -> int:
     if not records:
         print("no audit records")
     for r in records:
-        who = f"token {r['token_id']}" if r.get("token_id") else \
-            f"{r.get('via')} {r.get('operator') or ''}".strip()
-        detail = {k: v for k, v in r.items()
-                  if k not in ("_id", "at", "action", "via", "token_id", "operator")}
-        print(f"{r['at'].isoformat()} {r['action']} by {who}: "
-              + " ".join(f"{k}={v}" for k, v in detail.items()))
+        who = (
+            f"token {r['token_id']}"
+            if r.get("token_id")
+            else f"{r.get('via')} {r.get('operator') or ''}".strip()
+        )
+        detail = {
+            k: v
+            for k, v in r.items()
+            if k not in ("_id", "at", "action", "via", "token_id", "operator")
+        }
+        print(
+            f"{r['at'].isoformat()} {r['action']} by {who}: "
+            + " ".join(f"{k}={v}" for k, v in detail.items())
+        )
     return 0

@@ -74,10 +74,17 @@ class EventLedger:
             if not only_duplicate_keys(exc):
                 raise
             known = [docs[e["index"]]["_id"] for e in exc.details["writeErrors"]]
-            recorded.update({doc["_id"]: doc.get("digest") async for doc in
-                             self._seen.find({"_id": {"$in": known}}, {"digest": 1})})
-        return {i for i, (e, d) in enumerate(zip(events, digests, strict=True))
-                if recorded.get(str(e.id)) != d}
+            recorded.update(
+                {
+                    doc["_id"]: doc.get("digest")
+                    async for doc in self._seen.find({"_id": {"$in": known}}, {"digest": 1})
+                }
+            )
+        return {
+            i
+            for i, (e, d) in enumerate(zip(events, digests, strict=True))
+            if recorded.get(str(e.id)) != d
+        }
 
 
 @dataclass
@@ -122,8 +129,9 @@ class EventConsumer:
             try:
                 valid.append((msg, parse_event(msg.subject, msg.data)))
             except ContractError as exc:
-                await self._reject(msg, label_event(msg.subject, msg.data).name, "invalid",
-                                   str(exc))
+                await self._reject(
+                    msg, label_event(msg.subject, msg.data).name, "invalid", str(exc)
+                )
         try:
             reused = await self._ledger.conflicts([event for _, event in valid])
         except Exception as exc:
@@ -133,13 +141,15 @@ class EventConsumer:
         applied: set[int] = set()
         if self._batch_handler is not None:
             applied = await self._apply_together(
-                self._batch_handler, [(i, *valid[i]) for i in range(len(valid)) if i not in reused])
+                self._batch_handler, [(i, *valid[i]) for i in range(len(valid)) if i not in reused]
+            )
         for i, (msg, event) in enumerate(valid):
             if i not in applied:
                 await self.process(msg, event, id_reused=i in reused)
 
-    async def _apply_together(self, batch: BatchHandler,
-                              fresh: list[tuple[int, Msg, AnyEvent]]) -> set[int]:
+    async def _apply_together(
+        self, batch: BatchHandler, fresh: list[tuple[int, Msg, AnyEvent]]
+    ) -> set[int]:
         """Apply the events this service handles in one call and acknowledge them; return
         their positions (none if the batch failed: each is then applied one by one)."""
         mine = [(i, m, e) for i, m, e in fresh if e.event_type.name in self._handlers]
@@ -149,8 +159,12 @@ class EventConsumer:
         try:
             await batch([e for _, _, e in mine])
         except Exception as exc:
-            log.info("%s: batch of %d failed (%s); applying one by one", self.service,
-                     len(mine), type(exc).__name__)
+            log.info(
+                "%s: batch of %d failed (%s); applying one by one",
+                self.service,
+                len(mine),
+                type(exc).__name__,
+            )
             return set()
         each = (time.perf_counter() - started) / len(mine)
         for _, msg, event in mine:
@@ -166,7 +180,8 @@ class EventConsumer:
                 raise ContractError.one("type", f"{kind} is not consumed by {self.service}")
             if id_reused:
                 raise ContractError.one(
-                    "id", f"{event.id} was already used for an event with different content; "
+                    "id",
+                    f"{event.id} was already used for an event with different content; "
                     "an id identifies one event and must not be reused",
                 )
             await handler(event)
@@ -188,17 +203,25 @@ class EventConsumer:
             metrics.EVENT_AGE_SECONDS.labels(self.service).observe(age)
         metrics.LAST_EVENT_TIMESTAMP.labels(self.service).set(time.time())
 
-    async def _reject(self, msg: Msg, kind: str, reason: str, error: str,
-                      logged: str | None = None) -> None:
+    async def _reject(
+        self, msg: Msg, kind: str, reason: str, error: str, logged: str | None = None
+    ) -> None:
         """Dead-letter with `error`; the log gets `logged` instead when given (an error
         from a database or driver may quote stored values; the dead letter may keep it)."""
         # Type, id, trust and subject say which event; a contract error names fields and
         # rules, never a value, so no patient or clinician reference reaches the log.
         label = label_event(msg.subject, msg.data)
-        log.warning("%s: dead-lettering %s id=%s trust=%s subject=%s seq=%s reason=%s: %s",
-                    self.service, kind, label.event_id or "-", label.trustcode or "-",
-                    msg.subject, msg.metadata.sequence.stream, reason,
-                    error if logged is None else logged)
+        log.warning(
+            "%s: dead-lettering %s id=%s trust=%s subject=%s seq=%s reason=%s: %s",
+            self.service,
+            kind,
+            label.event_id or "-",
+            label.trustcode or "-",
+            msg.subject,
+            msg.metadata.sequence.stream,
+            reason,
+            error if logged is None else logged,
+        )
         await dead_letter(self._js, msg, consumer=self.service, reason=reason, error=error)
         await msg.ack()
         metrics.DEAD_LETTERS.labels(self.service, reason).inc()
@@ -209,15 +232,25 @@ class EventConsumer:
         delivered = msg.metadata.num_delivered
         error = f"{type(exc).__name__}: {exc}"
         if delivered >= self._policy.max_deliveries:
-            await self._reject(msg, kind, "exhausted",
-                               f"gave up after {delivered} deliveries: {error}",
-                               logged=f"gave up after {delivered} deliveries: "
-                                      f"{type(exc).__name__}")
+            await self._reject(
+                msg,
+                kind,
+                "exhausted",
+                f"gave up after {delivered} deliveries: {error}",
+                logged=f"gave up after {delivered} deliveries: {type(exc).__name__}",
+            )
             return
         delay = self._policy.backoff(delivered)
         label = label_event(msg.subject, msg.data)
-        log.warning("%s: %s id=%s subject=%s failed (delivery %d), retrying in %.1fs: %s",
-                    self.service, kind, label.event_id or "-", msg.subject, delivered, delay,
-                    type(exc).__name__)
+        log.warning(
+            "%s: %s id=%s subject=%s failed (delivery %d), retrying in %.1fs: %s",
+            self.service,
+            kind,
+            label.event_id or "-",
+            msg.subject,
+            delivered,
+            delay,
+            type(exc).__name__,
+        )
         metrics.EVENTS_RETRIED.labels(self.service).inc()
         await msg.nak(delay=delay)

@@ -44,8 +44,19 @@ H_MSG_ID = "Ibest-Dlq-Msg-Id"
 H_EVENT_ID = "Ibest-Dlq-Event-Id"
 H_TYPE = "Ibest-Dlq-Type"
 H_TRUST = "Ibest-Dlq-Trust"
-_OURS = (H_CONSUMER, H_REASON, H_ERROR, H_DELIVERIES, H_SUBJECT, H_STREAM_SEQ, H_MSG_ID,
-         H_EVENT_ID, H_TYPE, H_TRUST, "Nats-Msg-Id")
+_OURS = (
+    H_CONSUMER,
+    H_REASON,
+    H_ERROR,
+    H_DELIVERIES,
+    H_SUBJECT,
+    H_STREAM_SEQ,
+    H_MSG_ID,
+    H_EVENT_ID,
+    H_TYPE,
+    H_TRUST,
+    "Nats-Msg-Id",
+)
 MAX_ERROR_CHARS = 2000
 
 
@@ -56,24 +67,25 @@ async def dead_letter(
     meta = msg.metadata
     # JetStream's publish expectations (e.g. Nats-Expected-Stream) were for the original
     # stream; carried over they would make the dead-letter publish itself fail.
-    headers = {k: v for k, v in (msg.headers or {}).items()
-               if not k.startswith("Nats-Expected-")}
+    headers = {k: v for k, v in (msg.headers or {}).items() if not k.startswith("Nats-Expected-")}
     if "Nats-Msg-Id" in headers:
         headers[H_MSG_ID] = headers["Nats-Msg-Id"]
     label = label_event(msg.subject, msg.data)
-    headers.update({
-        H_EVENT_ID: label.event_id,
-        H_TYPE: label.name,
-        H_TRUST: label.trustcode,
-        H_CONSUMER: consumer,
-        H_REASON: reason,
-        H_ERROR: error.replace("\r", " ").replace("\n", " ")[:MAX_ERROR_CHARS],
-        H_DELIVERIES: str(meta.num_delivered),
-        H_SUBJECT: msg.subject,
-        H_STREAM_SEQ: str(meta.sequence.stream),
-        # One dead letter per consumer and stream message, however often this runs.
-        "Nats-Msg-Id": f"dlq:{consumer}:{meta.sequence.stream}",
-    })
+    headers.update(
+        {
+            H_EVENT_ID: label.event_id,
+            H_TYPE: label.name,
+            H_TRUST: label.trustcode,
+            H_CONSUMER: consumer,
+            H_REASON: reason,
+            H_ERROR: error.replace("\r", " ").replace("\n", " ")[:MAX_ERROR_CHARS],
+            H_DELIVERIES: str(meta.num_delivered),
+            H_SUBJECT: msg.subject,
+            H_STREAM_SEQ: str(meta.sequence.stream),
+            # One dead letter per consumer and stream message, however often this runs.
+            "Nats-Msg-Id": f"dlq:{consumer}:{meta.sequence.stream}",
+        }
+    )
     await js.publish(f"{DEADLETTER_PREFIX}.{consumer}", msg.data, headers=headers)
 
 
@@ -112,8 +124,12 @@ class DeadLetter:
 
 
 async def list_dead_letters(
-    js: JetStreamContext, consumer: str | None = None, limit: int = 1000, *,
-    trust: str | None = None, event_id: str | None = None,
+    js: JetStreamContext,
+    consumer: str | None = None,
+    limit: int = 1000,
+    *,
+    trust: str | None = None,
+    event_id: str | None = None,
 ) -> list[DeadLetter]:
     """Read dead letters (oldest first) without consuming them; `trust` and `event_id`
     keep only those of that trust code or CloudEvent id."""
@@ -125,7 +141,8 @@ async def list_dead_letters(
     if info.state.messages == 0:
         return []
     sub = await js.pull_subscribe(
-        subject, stream=DEADLETTER_STREAM,
+        subject,
+        stream=DEADLETTER_STREAM,
         config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, inactive_threshold=30),
     )
     out: list[DeadLetter] = []
@@ -138,20 +155,23 @@ async def list_dead_letters(
             for m in msgs:
                 h = m.headers or {}
                 await m.ack()
-                if (trust is not None and h.get(H_TRUST, "") != trust) or \
-                        (event_id is not None and h.get(H_EVENT_ID, "") != event_id.lower()):
+                if (trust is not None and h.get(H_TRUST, "") != trust) or (
+                    event_id is not None and h.get(H_EVENT_ID, "") != event_id.lower()
+                ):
                     continue
-                out.append(DeadLetter(
-                    seq=m.metadata.sequence.stream,
-                    consumer=h.get(H_CONSUMER, ""),
-                    reason=h.get(H_REASON, ""),
-                    error=h.get(H_ERROR, ""),
-                    deliveries=int(h.get(H_DELIVERIES, "0")),
-                    subject=h.get(H_SUBJECT, ""),
-                    stream_seq=int(h.get(H_STREAM_SEQ, "0")),
-                    data=m.data,
-                    headers=dict(h),
-                ))
+                out.append(
+                    DeadLetter(
+                        seq=m.metadata.sequence.stream,
+                        consumer=h.get(H_CONSUMER, ""),
+                        reason=h.get(H_REASON, ""),
+                        error=h.get(H_ERROR, ""),
+                        deliveries=int(h.get(H_DELIVERIES, "0")),
+                        subject=h.get(H_SUBJECT, ""),
+                        stream_seq=int(h.get(H_STREAM_SEQ, "0")),
+                        data=m.data,
+                        headers=dict(h),
+                    )
+                )
             if m.metadata.num_pending == 0:
                 break
     finally:

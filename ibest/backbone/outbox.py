@@ -99,14 +99,14 @@ class MongoOutbox:
     compare-and-set writer holding an older copy cannot put a cleared entry back).
     """
 
-    def __init__(self, collection: AsyncCollection[Document],
-                 on_clear: Document | None = None) -> None:
+    def __init__(
+        self, collection: AsyncCollection[Document], on_clear: Document | None = None
+    ) -> None:
         self._collection = collection
         self._on_clear = on_clear or {}
 
     async def pending(self, limit: int) -> list[Pending]:
-        cursor = self._collection.find({"outbox.id": {"$exists": True}},
-                                       {"outbox": 1}).limit(limit)
+        cursor = self._collection.find({"outbox.id": {"$exists": True}}, {"outbox": 1}).limit(limit)
         return [(str(doc["_id"]), _entries(doc)) async for doc in cursor]
 
     async def entries(self, key: str) -> list[OutboxEntry]:
@@ -123,8 +123,10 @@ class MongoOutbox:
             await self._collection.bulk_write(ops, ordered=False)
 
     def _clearing(self, key: str, ids: list[str]) -> tuple[Document, Document]:
-        return ({"_id": key, "outbox.id": {"$in": ids}},
-                {"$pull": {"outbox": {"id": {"$in": ids}}}, **self._on_clear})
+        return (
+            {"_id": key, "outbox.id": {"$in": ids}},
+            {"$pull": {"outbox": {"id": {"$in": ids}}}, **self._on_clear},
+        )
 
 
 def _entries(doc: Document) -> tuple[OutboxEntry, ...]:
@@ -135,8 +137,9 @@ class OutboxRelay:
     """Publishes outbox entries and clears each once the stream has it (stored, or a
     duplicate it already held). A publish failure raises and leaves the entry in place."""
 
-    def __init__(self, store: OutboxStore, publisher: Publisher, service: str,
-                 settings: OutboxSettings) -> None:
+    def __init__(
+        self, store: OutboxStore, publisher: Publisher, service: str, settings: OutboxSettings
+    ) -> None:
         self.store = store
         self._publisher = publisher
         self._service = service
@@ -179,11 +182,16 @@ class OutboxRelay:
         while True:
             sent = await self.relay_once()
             if sent:
-                log.warning("%s: re-published %d derived event(s) left in outboxes",
-                            self._service, sent)
+                log.warning(
+                    "%s: re-published %d derived event(s) left in outboxes", self._service, sent
+                )
             await asyncio.sleep(self.settings.interval)
 
     async def _publish_one(self, entry: OutboxEntry) -> None:
         stored = await self._publisher.publish(entry.event())
-        log.info("published %s %s%s", entry.name or "event", entry.id,
-                 "" if stored else " (duplicate, already in the stream)")
+        log.info(
+            "published %s %s%s",
+            entry.name or "event",
+            entry.id,
+            "" if stored else " (duplicate, already in the stream)",
+        )

@@ -16,8 +16,13 @@ from ibest.backbone.streams import EVENTS_STREAM
 from shared.envelope import AnyEvent
 
 log = logging.getLogger(__name__)
-_TRANSIENT = (NatsTimeout, TimeoutError, NoRespondersError, ServiceUnavailableError,
-              ConnectionClosedError)
+_TRANSIENT = (
+    NatsTimeout,
+    TimeoutError,
+    NoRespondersError,
+    ServiceUnavailableError,
+    ConnectionClosedError,
+)
 
 
 class Publisher(Protocol):
@@ -38,8 +43,9 @@ class EventPublisher:
     duplicate window, and consumers are idempotent by id beyond it.
     """
 
-    def __init__(self, js: JetStreamContext, service: str, attempts: int = 5,
-                 timeout: float = 5) -> None:
+    def __init__(
+        self, js: JetStreamContext, service: str, attempts: int = 5, timeout: float = 5
+    ) -> None:
         self._js = js
         self._service = service
         self._attempts = attempts
@@ -52,8 +58,10 @@ class EventPublisher:
         for attempt in range(1, self._attempts + 1):
             try:
                 ack = await self._js.publish(
-                    event.subject, event.to_json() if body is None else body,
-                    headers={"Nats-Msg-Id": str(event.id)}, stream=EVENTS_STREAM,
+                    event.subject,
+                    event.to_json() if body is None else body,
+                    headers={"Nats-Msg-Id": str(event.id)},
+                    stream=EVENTS_STREAM,
                     timeout=self._timeout,
                 )
             except _TRANSIENT:

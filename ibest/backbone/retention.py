@@ -17,8 +17,9 @@ log = logging.getLogger(__name__)
 Purge = Callable[[datetime], Awaitable[int]]
 
 
-def purge_loop(what: str, purge: Purge, clock: Callable[[], datetime],
-               interval: float) -> Callable[[], Awaitable[None]]:
+def purge_loop(
+    what: str, purge: Purge, clock: Callable[[], datetime], interval: float
+) -> Callable[[], Awaitable[None]]:
     """A background loop (ServiceContext `background`) running `purge` every `interval`
     seconds, the first time one interval after start-up (a service restarting in a loop
     does not purge at every start). Logs counts only, never what was removed."""

@@ -98,8 +98,11 @@ class ServiceSpec:
 def broker_security(options: dict[str, Any]) -> NatsSecurity | None:
     """`Settings.nats_options()` in the form FastStream's broker takes them."""
     if "user" in options:
-        return NatsUserPassword(username=options["user"], password=options.get("password", ""),
-                                ssl_context=options.get("tls"))
+        return NatsUserPassword(
+            username=options["user"],
+            password=options.get("password", ""),
+            ssl_context=options.get("tls"),
+        )
     if "tls" in options:
         return NatsSecurity(ssl_context=options["tls"])
     return None
@@ -113,10 +116,15 @@ def create_app(
     compat.apply()
     # Per-batch access lines go to DEBUG: our consumer logs what matters (dead letters, retries).
     # Our own logger, so FastStream adds no handler of its own (colour codes, its format).
-    broker = NatsBroker(settings.nats_servers, name=f"ibest-{spec.name}", graceful_timeout=30,
-                        logger=logging.getLogger("ibest.broker"), log_level=logging.DEBUG,
-                        inbox_prefix=inbox_prefix(spec.name),
-                        security=broker_security(settings.nats_options()))
+    broker = NatsBroker(
+        settings.nats_servers,
+        name=f"ibest-{spec.name}",
+        graceful_timeout=30,
+        logger=logging.getLogger("ibest.broker"),
+        log_level=logging.DEBUG,
+        inbox_prefix=inbox_prefix(spec.name),
+        security=broker_security(settings.nats_options()),
+    )
     state: dict[str, Any] = {}
 
     @broker.subscriber(
@@ -124,8 +132,9 @@ def create_app(
         filter_subjects(spec.consumes)[0] if spec.consumes else "ibest.none",
         stream=JStream(EVENTS_STREAM, declare=False),
         durable=spec.name,
-        pull_sub=PullSub(batch_size=settings.batch_size, batch=True,
-                         timeout=settings.fetch_timeout),
+        pull_sub=PullSub(
+            batch_size=settings.batch_size, batch=True, timeout=settings.fetch_timeout
+        ),
         ack_policy=AckPolicy.MANUAL,
         inbox_prefix=f"{inbox_prefix(spec.name)}.".encode(),
         title=f"{spec.name}:events",
@@ -137,10 +146,13 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         mongo = mongo_client(settings)
-        nc = await nats.connect(settings.nats_servers, name=f"ibest-{spec.name}-admin",
-                                max_reconnect_attempts=-1,
-                                inbox_prefix=inbox_prefix(spec.name).encode(),
-                                **settings.nats_options())
+        nc = await nats.connect(
+            settings.nats_servers,
+            name=f"ibest-{spec.name}-admin",
+            max_reconnect_attempts=-1,
+            inbox_prefix=inbox_prefix(spec.name).encode(),
+            **settings.nats_options(),
+        )
         js = nc.jetstream()
         try:
             if spec.consumes:
@@ -150,11 +162,13 @@ def create_app(
             await mongo.close()
             raise
         db = mongo[settings.database_of(spec.name)]
-        ctx = ServiceContext(spec.name, settings, db, nc, js,
-                             EventPublisher(js, spec.name), clock)
+        ctx = ServiceContext(spec.name, settings, db, nc, js, EventPublisher(js, spec.name), clock)
         wiring = await spec.wire(ctx)
         state["consumer"] = EventConsumer(
-            spec.name, wiring.handlers, js, EventLedger(db),
+            spec.name,
+            wiring.handlers,
+            js,
+            EventLedger(db),
             ConsumerPolicy(settings.max_deliveries, settings.retry_backoff_max),
             wiring.batch_handler,
         )
@@ -184,8 +198,11 @@ def create_app(
             await mongo.close()
             log.info("%s service stopped cleanly", spec.name)
 
-    app = FastAPI(title=spec.title or f"iBeST {spec.name} service",
-                  description=spec.description, lifespan=lifespan)
+    app = FastAPI(
+        title=spec.title or f"iBeST {spec.name} service",
+        description=spec.description,
+        lifespan=lifespan,
+    )
     app.state.broker = broker
     if spec.routes is not None:
         app.include_router(spec.routes())
@@ -205,14 +222,16 @@ async def check_consumer(js: JetStreamContext, spec: ServiceSpec, settings: Sett
     except NotFoundError:
         raise ConsumerNotDeclared(
             f"durable consumer {EVENTS_STREAM}/{spec.name} does not exist: the operator "
-            "declares it with `ibest streams apply`") from None
+            "declares it with `ibest streams apply`"
+        ) from None
     wanted = consumer_config(spec.name, spec.consumes, settings)
     have = sorted(info.config.filter_subjects or [info.config.filter_subject or ""])
     if have != sorted(wanted.filter_subjects or []) or info.config.deliver_subject:
         raise ConsumerNotDeclared(
             f"durable consumer {EVENTS_STREAM}/{spec.name} filters {have} (deliver subject "
             f"{info.config.deliver_subject!r}), not the pull consumer of "
-            f"{wanted.filter_subjects}: run `ibest streams apply`")
+            f"{wanted.filter_subjects}: run `ibest streams apply`"
+        )
 
 
 SHARE_WATCH_SECONDS = 30.0
@@ -247,17 +266,28 @@ def health_router(name: str) -> APIRouter:
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "service": name}
 
-    @router.get("/readyz", summary="Readiness: NATS and MongoDB are reachable",
-                responses={503: {"description": "Not ready: a dependency does not answer"}})
+    @router.get(
+        "/readyz",
+        summary="Readiness: NATS and MongoDB are reachable",
+        responses={503: {"description": "Not ready: a dependency does not answer"}},
+    )
     async def readyz(request: Request, response: Response) -> dict[str, Any]:
         checks = await readiness(request.app.state)
         ok = all(checks.values())
         response.status_code = 200 if ok else 503
         return {"status": "ready" if ok else "not ready", "service": name, "checks": checks}
 
-    @router.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse,
-                responses={200: {"description": "Prometheus text exposition format",
-                                 "content": {"text/plain": {"schema": {"type": "string"}}}}})
+    @router.get(
+        "/metrics",
+        summary="Prometheus metrics",
+        response_class=PlainTextResponse,
+        responses={
+            200: {
+                "description": "Prometheus text exposition format",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            }
+        },
+    )
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 

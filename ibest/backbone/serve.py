@@ -11,8 +11,17 @@ from ibest.backbone.runtime import ServiceSpec, create_app
 from ibest.backbone.settings import Settings
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-FRAMEWORKS = ("faststream", "faststream.access", "faststream.access.nats", "uvicorn",
-              "uvicorn.error", "uvicorn.access", "nats", "httpx", "httpcore")
+FRAMEWORKS = (
+    "faststream",
+    "faststream.access",
+    "faststream.access.nats",
+    "uvicorn",
+    "uvicorn.error",
+    "uvicorn.access",
+    "nats",
+    "httpx",
+    "httpcore",
+)
 """Libraries whose INFO and DEBUG lines are framework noise, not what the service did."""
 
 

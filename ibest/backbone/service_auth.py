@@ -22,19 +22,26 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from ibest.backbone.tokens import Token, matching, read_tokens
 
 log = logging.getLogger(__name__)
-bearer_scheme = HTTPBearer(auto_error=False, scheme_name="ServiceToken",
-                           description="A token from IBEST_SERVICE_TOKENS")
+bearer_scheme = HTTPBearer(
+    auto_error=False, scheme_name="ServiceToken", description="A token from IBEST_SERVICE_TOKENS"
+)
 
 
 class ServiceTokenSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", populate_by_name=True)
 
-    tokens: str = Field(default="", alias="IBEST_SERVICE_TOKENS",
-                        description="Service tokens as id:token entries separated by commas "
-                                    "(a bare token gets the id h-<first 10 hex of its "
-                                    "SHA-256>).")
-    tokens_file: Path | None = Field(default=None, alias="IBEST_SERVICE_TOKENS_FILE",
-                                     description="A secrets file with more entries.")
+    tokens: str = Field(
+        default="",
+        alias="IBEST_SERVICE_TOKENS",
+        description="Service tokens as id:token entries separated by commas "
+        "(a bare token gets the id h-<first 10 hex of its "
+        "SHA-256>).",
+    )
+    tokens_file: Path | None = Field(
+        default=None,
+        alias="IBEST_SERVICE_TOKENS_FILE",
+        description="A secrets file with more entries.",
+    )
 
     def token_list(self) -> list[Token]:
         return read_tokens(self.tokens, self.tokens_file, "IBEST_SERVICE_TOKENS")
@@ -45,8 +52,11 @@ class Refusal(BaseModel):
 
 
 UNAUTHORISED: dict[int | str, dict[str, Any]] = {
-    401: {"model": Refusal,
-          "description": "No bearer token, or an unknown one (with WWW-Authenticate: Bearer)"}}
+    401: {
+        "model": Refusal,
+        "description": "No bearer token, or an unknown one (with WWW-Authenticate: Bearer)",
+    }
+}
 
 
 def service_token(service: str) -> Callable[..., Awaitable[Token]]:
@@ -55,8 +65,7 @@ def service_token(service: str) -> Callable[..., Awaitable[Token]]:
     service there."""
     tokens = ServiceTokenSettings().token_list()
     if not tokens:
-        log.warning("IBEST_SERVICE_TOKENS is empty: %s's guarded routes will answer 401",
-                    service)
+        log.warning("IBEST_SERVICE_TOKENS is empty: %s's guarded routes will answer 401", service)
 
     async def guard(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
@@ -64,8 +73,10 @@ def service_token(service: str) -> Callable[..., Awaitable[Token]]:
         token = matching(tokens, credentials.credentials.strip() if credentials else None)
         if token is None:
             raise HTTPException(
-                401, "a service token is required (Authorization: Bearer <token>)",
-                headers={"WWW-Authenticate": f'Bearer realm="ibest-{service}"'})
+                401,
+                "a service token is required (Authorization: Bearer <token>)",
+                headers={"WWW-Authenticate": f'Bearer realm="ibest-{service}"'},
+            )
         return token
 
     return guard

@@ -18,8 +18,13 @@ def inbox_prefix(user: str) -> str:
     return f"_INBOX_{user}"
 
 
-DEFAULT_PORTS = {"enrolment": 8001, "outcomes": 8002, "notifications": 8003, "reporting": 8004,
-                 "gateway": 8005}
+DEFAULT_PORTS = {
+    "enrolment": 8001,
+    "outcomes": 8002,
+    "notifications": 8003,
+    "reporting": 8004,
+    "gateway": 8005,
+}
 
 
 class Settings(BaseSettings):
@@ -30,21 +35,25 @@ class Settings(BaseSettings):
     nats_url: str = Field(default="nats://127.0.0.1:4222", alias="NATS_URL")
     nats_user: str | None = Field(default=None, alias="NATS_USER")
     nats_password_file: Path | None = Field(
-        default=None, alias="NATS_PASSWORD_FILE",
+        default=None,
+        alias="NATS_PASSWORD_FILE",
         description="File holding NATS_USER's password (a Docker secret); never in the URL.",
     )
     nats_tls_ca_file: Path | None = Field(
-        default=None, alias="NATS_TLS_CA_FILE",
+        default=None,
+        alias="NATS_TLS_CA_FILE",
         description="CA certificate that signed the NATS server's; makes the connection TLS.",
     )
     mongodb_url: str = Field(default="mongodb://127.0.0.1:27017", alias="MONGODB_URL")
     mongodb_username: str | None = Field(default=None, alias="MONGODB_USERNAME")
     mongodb_password_file: Path | None = Field(
-        default=None, alias="MONGODB_PASSWORD_FILE",
+        default=None,
+        alias="MONGODB_PASSWORD_FILE",
         description="File holding MONGODB_USERNAME's password (a Docker secret).",
     )
     db_prefix: str = Field(
-        default="ibest", alias="IBEST_DB_PREFIX",
+        default="ibest",
+        alias="IBEST_DB_PREFIX",
         description="Each service uses the database <prefix>_<service>.",
     )
     http_host: str = Field(default="127.0.0.1", alias="IBEST_HTTP_HOST")
@@ -62,22 +71,30 @@ class Settings(BaseSettings):
     fetch_timeout: float = Field(default=0.1, gt=0, alias="IBEST_FETCH_TIMEOUT")
     ack_wait: float = Field(default=30.0, gt=0, alias="IBEST_ACK_WAIT")
     max_deliveries: int = Field(
-        default=20, ge=1, alias="IBEST_MAX_DELIVERIES",
+        default=20,
+        ge=1,
+        alias="IBEST_MAX_DELIVERIES",
         description="Attempts at a transient failure before the event is dead-lettered.",
     )
     retry_backoff_max: float = Field(default=60.0, gt=0, alias="IBEST_RETRY_BACKOFF_MAX")
     stream_replicas: int = Field(default=1, ge=1, le=5, alias="IBEST_STREAM_REPLICAS")
     duplicate_window: float = Field(
-        default=3600.0, gt=0, alias="IBEST_DUPLICATE_WINDOW",
+        default=3600.0,
+        gt=0,
+        alias="IBEST_DUPLICATE_WINDOW",
         description="Seconds JetStream remembers an event id to drop a re-published copy.",
     )
 
     deadletter_max_age_days: float = Field(
-        default=90.0, gt=0, alias="IBEST_DEADLETTER_MAX_AGE_DAYS",
+        default=90.0,
+        gt=0,
+        alias="IBEST_DEADLETTER_MAX_AGE_DAYS",
         description="Days a dead letter is kept before JetStream removes it (retention).",
     )
     events_per_subject: int = Field(
-        default=10_000, ge=1, alias="IBEST_EVENTS_PER_SUBJECT",
+        default=10_000,
+        ge=1,
+        alias="IBEST_EVENTS_PER_SUBJECT",
         description="Most events the stream keeps per subject (one trust, one event type); "
         "a publish beyond it is refused. Bounds each trust's share of the store.",
     )
@@ -106,8 +123,10 @@ class Settings(BaseSettings):
         """Credentials for AsyncMongoClient, read from their file (not put in the URL)."""
         if not self.mongodb_password_file:
             return {}
-        return {"username": self.mongodb_username,
-                "password": read_secret(self.mongodb_password_file, "MONGODB_PASSWORD_FILE")}
+        return {
+            "username": self.mongodb_username,
+            "password": read_secret(self.mongodb_password_file, "MONGODB_PASSWORD_FILE"),
+        }
 
     def port_of(self, service: str) -> int:
         return int(getattr(self, f"{service}_port"))

@@ -75,8 +75,9 @@ def stream_configs(settings: Settings) -> list[StreamConfig]:
             storage=StorageType.FILE,
             num_replicas=settings.stream_replicas,
             # JetStream refuses a duplicate window longer than the stream's max_age.
-            duplicate_window=min(settings.duplicate_window,
-                                 settings.deadletter_max_age_days * 86400),
+            duplicate_window=min(
+                settings.duplicate_window, settings.deadletter_max_age_days * 86400
+            ),
         ),
     ]
 
@@ -154,8 +155,9 @@ async def ensure_streams(js: JetStreamContext, settings: Settings) -> list[str]:
             await js.update_stream(config)
             done.append(f"updated {config.name}")
     for service, consumes in service_consumers().items():
-        done.append(await ensure_consumer(js, EVENTS_STREAM,
-                                          consumer_config(service, consumes, settings)))
+        done.append(
+            await ensure_consumer(js, EVENTS_STREAM, consumer_config(service, consumes, settings))
+        )
     done.append(await ensure_consumer(js, DEADLETTER_STREAM, gateway_consumer_config(settings)))
     return done
 
@@ -177,8 +179,9 @@ HISTORY_BATCH = 500
 """Messages `stored_until_now` fetches at a time: at most this many are held unread."""
 
 
-async def stored_until_now(js: JetStreamContext, stream: str, subject: str,
-                           idle_timeout: float = 30.0) -> AsyncIterator[Msg]:
+async def stored_until_now(
+    js: JetStreamContext, stream: str, subject: str, idle_timeout: float = 30.0
+) -> AsyncIterator[Msg]:
     """Every message of `stream` on `subject` stored before this call, in stream order.
 
     A pull consumer fetches a batch at a time, so memory stays bounded however long the
@@ -190,9 +193,14 @@ async def stored_until_now(js: JetStreamContext, stream: str, subject: str,
     if not end:
         return
     sub = await js.pull_subscribe(
-        subject, stream=stream,
-        config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.NONE,
-                              inactive_threshold=idle_timeout))
+        subject,
+        stream=stream,
+        config=ConsumerConfig(
+            deliver_policy=DeliverPolicy.ALL,
+            ack_policy=AckPolicy.NONE,
+            inactive_threshold=idle_timeout,
+        ),
+    )
     try:
         if (await sub.consumer_info()).num_pending == 0:
             return
@@ -200,8 +208,7 @@ async def stored_until_now(js: JetStreamContext, stream: str, subject: str,
             try:
                 msgs = await sub.fetch(HISTORY_BATCH, timeout=idle_timeout)
             except (NatsTimeout, TimeoutError):
-                raise RuntimeError(f"{stream} stopped delivering before sequence {end}") \
-                    from None
+                raise RuntimeError(f"{stream} stopped delivering before sequence {end}") from None
             for msg in msgs:
                 seq = msg.metadata.sequence.stream
                 if seq > end:

@@ -42,17 +42,23 @@ def parse_tokens(text: str, variable: str, scopes: tuple[str, ...] = ()) -> list
         if scopes:
             rest, sep, scope = entry.rpartition(":")
             if not sep or scope not in scopes:
-                raise ValueError(f"{variable} entry {n}: the scope after the last ':' must be "
-                                 f"one of {', '.join(scopes)} (entries are {form})")
+                raise ValueError(
+                    f"{variable} entry {n}: the scope after the last ':' must be "
+                    f"one of {', '.join(scopes)} (entries are {form})"
+                )
         token_id, sep, secret = rest.partition(":")
         if not sep:
             token_id, secret = derived_id(rest), rest
         if not TOKEN_ID.fullmatch(token_id):
-            raise ValueError(f"{variable} entry {n}: a token id is 1 to 64 letters, digits, "
-                             f"'.', '_' or '-', starting with a letter or digit ({form})")
+            raise ValueError(
+                f"{variable} entry {n}: a token id is 1 to 64 letters, digits, "
+                f"'.', '_' or '-', starting with a letter or digit ({form})"
+            )
         if not TOKEN_SECRET.fullmatch(secret) or ":" in secret:
-            raise ValueError(f"{variable} entry {n} ({token_id}): the token must be printable "
-                             f"ASCII without spaces, commas or ':' ({form})")
+            raise ValueError(
+                f"{variable} entry {n} ({token_id}): the token must be printable "
+                f"ASCII without spaces, commas or ':' ({form})"
+            )
         out.append(Token(token_id, secret, scope))
     ids = [t.id for t in out]
     if len(set(ids)) != len(ids):
@@ -60,8 +66,9 @@ def parse_tokens(text: str, variable: str, scopes: tuple[str, ...] = ()) -> list
     return out
 
 
-def read_tokens(value: str, file: Path | None, variable: str,
-                scopes: tuple[str, ...] = ()) -> list[Token]:
+def read_tokens(
+    value: str, file: Path | None, variable: str, scopes: tuple[str, ...] = ()
+) -> list[Token]:
     """Tokens from the variable and from `<variable>_FILE` (a secrets file, one entry per
     line or comma-separated), together."""
     text = value

@@ -28,8 +28,12 @@ def port_open(host: str, port: int) -> bool:
     return False
 
 
-def wait_until(check: Callable[[], bool], timeout: float, what: str,
-               proc: subprocess.Popen[bytes] | None = None) -> None:
+def wait_until(
+    check: Callable[[], bool],
+    timeout: float,
+    what: str,
+    proc: subprocess.Popen[bytes] | None = None,
+) -> None:
     """Poll `check` until it holds; fail with `what` after `timeout` or if `proc` exits."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -69,8 +73,12 @@ class Managed:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            list(self.argv), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env={**os.environ, **(self.env or {})}, start_new_session=True,
+            list(self.argv),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **(self.env or {})},
+            start_new_session=True,
         )
         log.close()
         return self
@@ -104,10 +112,17 @@ class Managed:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def nats_server(port: int, store_dir: Path, log_path: Path,
-                config: Path | None = None) -> Managed:
-    argv = [find_binary("nats-server"), "-a", "127.0.0.1", "-p", str(port), "-js",
-            "-sd", str(store_dir)]
+def nats_server(port: int, store_dir: Path, log_path: Path, config: Path | None = None) -> Managed:
+    argv = [
+        find_binary("nats-server"),
+        "-a",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "-js",
+        "-sd",
+        str(store_dir),
+    ]
     if config is not None:
         argv = [find_binary("nats-server"), "-c", str(config), "-p", str(port)]
     return Managed("nats", argv, log_path)
@@ -116,16 +131,28 @@ def nats_server(port: int, store_dir: Path, log_path: Path,
 def secantus_server(port: int, storage: Path, log_path: Path) -> Managed:
     """SecantusDB, the MongoDB-wire server used where no real MongoDB is configured (through
     `ibest.local.secantusd`, which closes a gap in its write-path index use)."""
-    argv = [sys.executable, "-m", "ibest.local.secantusd", "--host", "127.0.0.1",
-            "--port", str(port), "--storage-path", str(storage), "--log-level", "WARNING"]
+    argv = [
+        sys.executable,
+        "-m",
+        "ibest.local.secantusd",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--storage-path",
+        str(storage),
+        "--log-level",
+        "WARNING",
+    ]
     return Managed("mongodb", argv, log_path)
 
 
 def start_and_wait(proc: Managed, host: str, port: int, timeout: float = 60) -> Managed:
     proc.start()
     try:
-        wait_until(lambda: port_open(host, port), timeout, f"{proc.name} on {host}:{port}",
-                   proc.proc)
+        wait_until(
+            lambda: port_open(host, port), timeout, f"{proc.name} on {host}:{port}", proc.proc
+        )
     except Exception as exc:
         proc.stop(5)
         raise RuntimeError(f"{exc}\n--- {proc.name} log ---\n{proc.tail()}") from exc

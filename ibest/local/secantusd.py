@@ -31,8 +31,9 @@ from secantus.storage import Storage
 _scan_or_index = Storage._try_index_id_keys
 
 
-def _with_id_candidates(self: Storage, db: str, coll: str, filter: dict[str, Any], *,
-                        collation: Any = None) -> list[bytes] | None:
+def _with_id_candidates(
+    self: Storage, db: str, coll: str, filter: dict[str, Any], *, collation: Any = None
+) -> list[bytes] | None:
     found: list[bytes] | None = None
     if collation is None and len(filter) > 1 and "_id" in filter:
         # The `_id` clause alone narrows the candidates (None would mean "scan everything");
@@ -64,8 +65,10 @@ def _account_to(path: str) -> None:
                 spent[key][1] += 1
 
     def write() -> None:
-        rows = [[*key, round(cpu, 3), int(count)] for key, (cpu, count) in
-                sorted(spent.items(), key=lambda item: -item[1][0])]
+        rows = [
+            [*key, round(cpu, 3), int(count)]
+            for key, (cpu, count) in sorted(spent.items(), key=lambda item: -item[1][0])
+        ]
         with open(path, "w") as out:
             json.dump(rows, out, indent=0)
 

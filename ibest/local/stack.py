@@ -53,8 +53,7 @@ class LocalStack:
                 code = proc.stop()
                 # Stopped by our SIGTERM (exit -15, or 143 through a shell): a clean stop.
                 clean = code in (0, -signal.SIGTERM, 128 + signal.SIGTERM)
-                print(f"  stopped {proc.name}" + ("" if clean else f" (exit {code})"),
-                      flush=True)
+                print(f"  stopped {proc.name}" + ("" if clean else f" (exit {code})"), flush=True)
 
 
 def _say(msg: str) -> None:
@@ -68,11 +67,17 @@ def start_servers(data_dir: Path) -> tuple[Settings, list[Managed]]:
     if "NATS_URL" not in os.environ:
         port = int(os.environ.get("IBEST_NATS_PORT", "4222"))
         if port_open("127.0.0.1", port):
-            raise RuntimeError(f"port {port} is in use: stop what runs there, or set "
-                               "IBEST_NATS_PORT, or point NATS_URL at that server")
-        procs.append(start_and_wait(
-            nats_server(port, data_dir / "nats", data_dir / "logs" / "nats.log"),
-            "127.0.0.1", port))
+            raise RuntimeError(
+                f"port {port} is in use: stop what runs there, or set "
+                "IBEST_NATS_PORT, or point NATS_URL at that server"
+            )
+        procs.append(
+            start_and_wait(
+                nats_server(port, data_dir / "nats", data_dir / "logs" / "nats.log"),
+                "127.0.0.1",
+                port,
+            )
+        )
         env_updates["NATS_URL"] = f"nats://127.0.0.1:{port}"
         _say(f"  nats-server (JetStream)   nats://127.0.0.1:{port}   store {data_dir / 'nats'}")
     else:
@@ -82,37 +87,48 @@ def start_servers(data_dir: Path) -> tuple[Settings, list[Managed]]:
         if port_open("127.0.0.1", port):
             for p in procs:
                 p.stop()
-            raise RuntimeError(f"port {port} is in use: stop what runs there, or set "
-                               "IBEST_MONGODB_PORT, or point MONGODB_URL at that server")
-        procs.append(start_and_wait(
-            secantus_server(port, data_dir / "mongodb", data_dir / "logs" / "mongodb.log"),
-            "127.0.0.1", port))
+            raise RuntimeError(
+                f"port {port} is in use: stop what runs there, or set "
+                "IBEST_MONGODB_PORT, or point MONGODB_URL at that server"
+            )
+        procs.append(
+            start_and_wait(
+                secantus_server(port, data_dir / "mongodb", data_dir / "logs" / "mongodb.log"),
+                "127.0.0.1",
+                port,
+            )
+        )
         # SecantusDB scans its retryable-write records on every write (real MongoDB does not);
         # nothing here relies on retryable writes (handlers are idempotent), so the local
         # stand-in runs without them. A MONGODB_URL of your own is used exactly as given.
         env_updates["MONGODB_URL"] = f"mongodb://127.0.0.1:{port}/?retryWrites=false"
-        _say(f"  SecantusDB (MongoDB wire) mongodb://127.0.0.1:{port}   "
-             f"data {data_dir / 'mongodb'}")
+        _say(
+            f"  SecantusDB (MongoDB wire) mongodb://127.0.0.1:{port}   data {data_dir / 'mongodb'}"
+        )
     else:
         _say("  MongoDB                   (from MONGODB_URL)")
     if "IBEST_REPORTING_TOKENS" not in os.environ:
         # Local development only: well-known tokens so the API answers out of the box.
         env_updates["IBEST_REPORTING_TOKENS"] = LOCAL_TOKENS
-        _say(f"  reporting tokens (local only; set IBEST_REPORTING_TOKENS to change): "
-             f"{LOCAL_TOKENS}")
+        _say(
+            f"  reporting tokens (local only; set IBEST_REPORTING_TOKENS to change): {LOCAL_TOKENS}"
+        )
     if "IBEST_SERVICE_TOKENS" not in os.environ:
         # Local development only: the enrolment, outcomes and notifications routes that
         # change state or reveal a clinician need it (Authorization: Bearer local-service).
         env_updates["IBEST_SERVICE_TOKENS"] = LOCAL_SERVICE_TOKENS
-        _say(f"  service tokens (local only; set IBEST_SERVICE_TOKENS to change): "
-             f"{LOCAL_SERVICE_TOKENS}")
+        _say(
+            f"  service tokens (local only; set IBEST_SERVICE_TOKENS to change): "
+            f"{LOCAL_SERVICE_TOKENS}"
+        )
     os.environ.update(env_updates)
     return Settings(), procs
 
 
 async def apply_streams(settings: Settings) -> list[str]:
-    nc = await nats.connect(settings.nats_servers, connect_timeout=5,
-                            **settings.admin_nats_options())
+    nc = await nats.connect(
+        settings.nats_servers, connect_timeout=5, **settings.admin_nats_options()
+    )
     try:
         return await ensure_streams(nc.jetstream(), settings)
     finally:
@@ -120,8 +136,9 @@ async def apply_streams(settings: Settings) -> list[str]:
 
 
 def start_service(name: str, settings: Settings, data_dir: Path) -> Managed:
-    proc = Managed(name, [sys.executable, "-m", f"services.{name}"],
-                   data_dir / "logs" / f"{name}.log").start()
+    proc = Managed(
+        name, [sys.executable, "-m", f"services.{name}"], data_dir / "logs" / f"{name}.log"
+    ).start()
     url = f"http://{settings.http_host}:{settings.port_of(name)}/readyz"
 
     def ready() -> bool:
@@ -167,8 +184,10 @@ def up(data_dir: Path, demo: bool = False, via: str = "nats") -> int:
         while not stopping:
             for proc in stack.processes:
                 if not proc.running and not stopping:
-                    _say(f"!! {proc.name} exited ({proc.proc.returncode if proc.proc else '?'});"
-                         f" last log lines:\n{proc.tail(15)}")
+                    _say(
+                        f"!! {proc.name} exited ({proc.proc.returncode if proc.proc else '?'});"
+                        f" last log lines:\n{proc.tail(15)}"
+                    )
                     stack.processes.remove(proc)
                     break
             time.sleep(0.5)
@@ -191,8 +210,10 @@ def _run_demo(settings: Settings, via: str = "nats") -> None:
     summary = asyncio.run(run_simulation(settings, options))
     for line in summary.lines():
         _say(f"  --demo: {line}")
-    _say("  --demo: figures: curl -H 'Authorization: Bearer local-read' "
-         f"http://{settings.http_host}:{settings.port_of('reporting')}/v1/national")
+    _say(
+        "  --demo: figures: curl -H 'Authorization: Bearer local-read' "
+        f"http://{settings.http_host}:{settings.port_of('reporting')}/v1/national"
+    )
     for line in reminder_hours_note(datetime.now(UTC)):
         _say(f"  --demo: {line}")
 
@@ -206,6 +227,8 @@ def reminder_hours_note(now: datetime) -> list[str]:
     hours = notify.working_hours()
     lines = [f"reminders: {hours.explain(now, notify.working_days)}"]
     if not hours.is_open(now):
-        lines.append("reminders: to see them now, restart with IBEST_NOTIFY_WORKING_DAYS=mon-sun "
-                     "IBEST_NOTIFY_WORKING_START=00:00 IBEST_NOTIFY_WORKING_END=23:59")
+        lines.append(
+            "reminders: to see them now, restart with IBEST_NOTIFY_WORKING_DAYS=mon-sun "
+            "IBEST_NOTIFY_WORKING_START=00:00 IBEST_NOTIFY_WORKING_END=23:59"
+        )
     return lines

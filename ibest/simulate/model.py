@@ -30,14 +30,16 @@ from shared.measures import MEASURES, Measure
 NAMESPACE = uuid.UUID("6f1c0d1e-5b7a-4a53-9d59-2a4f3c1b7e10")
 SOURCE = "/trusts/{trust}/ibest-simulator"
 PROFESSIONS = {  # the rollout's mix: mostly physiotherapists
-    ev.Profession.PHYSIOTHERAPIST: 0.62, ev.Profession.NURSE: 0.1,
-    ev.Profession.OCCUPATIONAL_THERAPIST: 0.1, ev.Profession.PSYCHOLOGIST: 0.08,
-    ev.Profession.DOCTOR: 0.04, ev.Profession.OTHER: 0.06,
+    ev.Profession.PHYSIOTHERAPIST: 0.62,
+    ev.Profession.NURSE: 0.1,
+    ev.Profession.OCCUPATIONAL_THERAPIST: 0.1,
+    ev.Profession.PSYCHOLOGIST: 0.08,
+    ev.Profession.DOCTOR: 0.04,
+    ev.Profession.OTHER: 0.06,
 }
 BEGIN_SHARE = 0.6
 COMPLETE_SHARE_OF_BEGUN = 0.4 / 0.6
-FOLLOW_UP_RESPONSE = {Timepoint.GROUP_END: 0.5, Timepoint.MONTH_3: 0.75,
-                      Timepoint.MONTH_12: 0.6}
+FOLLOW_UP_RESPONSE = {Timepoint.GROUP_END: 0.5, Timepoint.MONTH_3: 0.75, Timepoint.MONTH_12: 0.6}
 # (baseline mean, baseline sd, mean change at 12 months, sd of change); trial-like.
 SCORE_MODEL: dict[Measure, tuple[float, float, float, float]] = {
     Measure.RMDQ: (9.0, 4.5, -3.0, 4.0),
@@ -54,9 +56,14 @@ MEASURE_SETS = (
     (Measure.RMDQ, Measure.PAIN_NRS, Measure.PSFS, Measure.PSEQ),
 )
 FALLBACK_MODULES = (  # course version "1" as shared/catalogue.json lists it
-    "m01-understanding-back-pain", "m02-cbt-approach", "m03-individual-assessment",
-    "m04-running-groups", "m05-pacing-and-goals", "m06-exercise",
-    "m07-thoughts-and-setbacks", "m08-delivery-and-evaluation",
+    "m01-understanding-back-pain",
+    "m02-cbt-approach",
+    "m03-individual-assessment",
+    "m04-running-groups",
+    "m05-pacing-and-goals",
+    "m06-exercise",
+    "m07-thoughts-and-setbacks",
+    "m08-delivery-and-evaluation",
 )
 
 
@@ -110,8 +117,7 @@ class Plan:
 
 
 class _Planner:
-    def __init__(self, options: SimulationOptions, trusts: list[Trust],
-                 modules: list[str]) -> None:
+    def __init__(self, options: SimulationOptions, trusts: list[Trust], modules: list[str]) -> None:
         self.o = options
         self.rng = random.Random(options.seed)
         self.trusts = trusts[: options.trusts] if options.trusts else trusts
@@ -127,15 +133,29 @@ class _Planner:
         digest = hashlib.sha256(f"{kind}:{self.o.seed}:{n}".encode()).hexdigest()
         return f"{kind}-{digest[:20]}"
 
-    def add(self, payload: ev.Payload, site: str, at: datetime,
-            publish_at: datetime | None = None) -> None:
+    def add(
+        self, payload: ev.Payload, site: str, at: datetime, publish_at: datetime | None = None
+    ) -> None:
         if at > self.o.end:
             return
         trust = site[:3]
-        event = new_event(payload, trustcode=trust, sitecode=site, time=at,
-                          source=SOURCE.format(trust=trust), event_id=self._id())
-        self.plan.events.append(Planned(publish_at or at, event.subject, event.to_json(),
-                                        str(event.id), event.event_type.name))
+        event = new_event(
+            payload,
+            trustcode=trust,
+            sitecode=site,
+            time=at,
+            source=SOURCE.format(trust=trust),
+            event_id=self._id(),
+        )
+        self.plan.events.append(
+            Planned(
+                publish_at or at,
+                event.subject,
+                event.to_json(),
+                str(event.id),
+                event.event_type.name,
+            )
+        )
 
     def days(self, low: float, high: float) -> timedelta:
         return timedelta(days=self.rng.uniform(low, high))
@@ -163,9 +183,17 @@ class _Planner:
         begins = self.rng.random() < BEGIN_SHARE
         if begins and self.rng.random() < self.o.out_of_order_rate / BEGIN_SHARE:
             publish_enrol = enrolled + timedelta(days=40)  # arrives after its module events
-        self.add(ev.ClinicianEnrolled(clinician_ref=ref, profession=profession,
-                                      course_version=self.o.course_version,
-                                      contact_email=email), site, enrolled, publish_enrol)
+        self.add(
+            ev.ClinicianEnrolled(
+                clinician_ref=ref,
+                profession=profession,
+                course_version=self.o.course_version,
+                contact_email=email,
+            ),
+            site,
+            enrolled,
+            publish_enrol,
+        )
         if not begins:
             return []
         self.plan.begun += 1
@@ -176,26 +204,44 @@ class _Planner:
             self.add(ev.ModuleStarted(clinician_ref=ref, module_id=module), site, at)
             at += self.days(0.05, 6)
             if i < done:
-                self.add(ev.ModuleCompleted(clinician_ref=ref, module_id=module,
-                                            quiz_score=round(self.rng.uniform(60, 100), 1)),
-                         site, at)
+                self.add(
+                    ev.ModuleCompleted(
+                        clinician_ref=ref,
+                        module_id=module,
+                        quiz_score=round(self.rng.uniform(60, 100), 1),
+                    ),
+                    site,
+                    at,
+                )
             at += self.days(0, 4)
         if not completes:
             return []
         self.plan.completed += 1
         intends = self.rng.random() < 0.8
-        self.add(ev.IntentionReported(clinician_ref=ref, intends_to_deliver=intends,
-                                      confidence=self.rng.randint(6, 10) if intends
-                                      else self.rng.randint(0, 5)), site, at)
+        self.add(
+            ev.IntentionReported(
+                clinician_ref=ref,
+                intends_to_deliver=intends,
+                confidence=self.rng.randint(6, 10) if intends else self.rng.randint(0, 5),
+            ),
+            site,
+            at,
+        )
         delivering_from: datetime | None = None
         for months in (4, 12):
             report_at = at + timedelta(days=30.4 * months) + self.days(-7, 14)
             delivering = intends and self.rng.random() < (0.55 if months == 4 else 0.65)
             if delivering and report_at <= self.o.end:
                 delivering_from = delivering_from or report_at - timedelta(days=60)
-            self.add(ev.DeliveryReported(clinician_ref=ref, delivering=delivering,
-                                         groups_delivered=self.rng.randint(1, 4)
-                                         if delivering else 0), site, report_at)
+            self.add(
+                ev.DeliveryReported(
+                    clinician_ref=ref,
+                    delivering=delivering,
+                    groups_delivered=self.rng.randint(1, 4) if delivering else 0,
+                ),
+                site,
+                report_at,
+            )
         return [(ref, site, delivering_from)] if delivering_from else []
 
     def classes_and_patients(self, deliverers: list[tuple[str, str, datetime]]) -> None:
@@ -206,8 +252,11 @@ class _Planner:
                 begins = start + self.days(0, 90)
                 if begins > self.o.end:
                     continue
-                self.add(ev.ClassStarted(class_id=class_id, facilitator_refs=[ref],
-                                         planned_sessions=6), site, begins)
+                self.add(
+                    ev.ClassStarted(class_id=class_id, facilitator_refs=[ref], planned_sessions=6),
+                    site,
+                    begins,
+                )
                 classes.append((class_id, site, begins))
         self.plan.classes = len(classes)
         if not classes:
@@ -217,29 +266,51 @@ class _Planner:
             class_id, site, begins = self.rng.choice(classes)
             self.patient(n, class_id, site, begins, site_measures[site])
 
-    def patient(self, n: int, class_id: str, site: str, class_start: datetime,
-                measures: tuple[Measure, ...]) -> None:
+    def patient(
+        self, n: int, class_id: str, site: str, class_start: datetime, measures: tuple[Measure, ...]
+    ) -> None:
         ref = self._ref("p", n)
         baseline_at = class_start - self.days(1, 14)
-        baseline = {m: self._score(m, SCORE_MODEL[m][0] + self.rng.gauss(0, SCORE_MODEL[m][1]))
-                    for m in measures}
+        baseline = {
+            m: self._score(m, SCORE_MODEL[m][0] + self.rng.gauss(0, SCORE_MODEL[m][1]))
+            for m in measures
+        }
         self.plan.patients += 1
-        self.add(ev.PatientAssessed(patient_ref=ref, class_id=class_id,
-                                    timepoint=Timepoint.BASELINE,
-                                    measures=ev.Measures(**baseline)), site, baseline_at)
+        self.add(
+            ev.PatientAssessed(
+                patient_ref=ref,
+                class_id=class_id,
+                timepoint=Timepoint.BASELINE,
+                measures=ev.Measures(**baseline),
+            ),
+            site,
+            baseline_at,
+        )
         # The effect builds over the group sessions and holds to 12 months.
-        for timepoint, after, effect in ((Timepoint.GROUP_END, 49, 0.7),
-                                         (Timepoint.MONTH_3, 91, 0.9),
-                                         (Timepoint.MONTH_12, 364, 1.0)):
+        for timepoint, after, effect in (
+            (Timepoint.GROUP_END, 49, 0.7),
+            (Timepoint.MONTH_3, 91, 0.9),
+            (Timepoint.MONTH_12, 364, 1.0),
+        ):
             if self.rng.random() >= FOLLOW_UP_RESPONSE[timepoint]:
                 continue
             at = baseline_at + timedelta(days=after) + self.days(-10, 20)
-            values = {m: self._score(m, v + effect * SCORE_MODEL[m][2]
-                                     + self.rng.gauss(0, SCORE_MODEL[m][3]))
-                      for m, v in baseline.items()}
-            self.add(ev.PatientAssessed(patient_ref=ref, class_id=class_id,
-                                        timepoint=timepoint, measures=ev.Measures(**values)),
-                     site, at)
+            values = {
+                m: self._score(
+                    m, v + effect * SCORE_MODEL[m][2] + self.rng.gauss(0, SCORE_MODEL[m][3])
+                )
+                for m, v in baseline.items()
+            }
+            self.add(
+                ev.PatientAssessed(
+                    patient_ref=ref,
+                    class_id=class_id,
+                    timepoint=timepoint,
+                    measures=ev.Measures(**values),
+                ),
+                site,
+                at,
+            )
 
     def _score(self, measure: Measure, value: float) -> int | float:
         spec = MEASURES[measure]
@@ -251,9 +322,16 @@ class _Planner:
         valid = list(self.plan.events)
         for original in valid:
             if self.rng.random() < self.o.duplicate_rate:
-                self.plan.events.append(Planned(
-                    original.publish_at + self.days(0, 2), original.subject, original.body,
-                    original.msg_id, original.name, duplicate=True))
+                self.plan.events.append(
+                    Planned(
+                        original.publish_at + self.days(0, 2),
+                        original.subject,
+                        original.body,
+                        original.msg_id,
+                        original.name,
+                        duplicate=True,
+                    )
+                )
         for _ in range(round(len(valid) * self.o.invalid_rate)):
             self.plan.events.append(self.invalid(self.rng.choice(valid)))
 
@@ -272,12 +350,12 @@ class _Planner:
         else:  # a site of another trust
             raw["sitecode"] = "ZZZ01"
         publish_at = datetime.fromisoformat(json.loads(template.body)["time"])
-        return Planned(publish_at, subject, json.dumps(raw).encode(), raw["id"],
-                       template.name, valid=False)
+        return Planned(
+            publish_at, subject, json.dumps(raw).encode(), raw["id"], template.name, valid=False
+        )
 
 
-def plan_rollout(options: SimulationOptions, trusts: list[Trust],
-                 modules: list[str]) -> Plan:
+def plan_rollout(options: SimulationOptions, trusts: list[Trust], modules: list[str]) -> Plan:
     """Every event of the simulated rollout, in publishing order."""
     if not modules:
         raise ValueError("the course version has no modules")

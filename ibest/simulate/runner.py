@@ -53,8 +53,11 @@ class SimulationSummary:
             f"classes: {self.classes}; patients with a baseline: {self.patients}",
             f"deliberate anomalies: {self.duplicates_sent} re-sent duplicates, "
             f"{self.invalid_sent} invalid events "
-            + ("(refused at the gateway with their reasons)" if self.via == "http"
-               else "(expect one row each in `ibest deadletters list`)"),
+            + (
+                "(refused at the gateway with their reasons)"
+                if self.via == "http"
+                else "(expect one row each in `ibest deadletters list`)"
+            ),
             f"course modules from {self.modules_from}",
         ]
         out += [f"  {name}: {n}" for name, n in sorted(self.by_type.items())]
@@ -79,8 +82,9 @@ def course_modules(settings: Settings, version: str) -> tuple[list[str], str]:
     raise ValueError(f"course version {version!r} not found in {source}")
 
 
-def build_plan(settings: Settings, options: SimulationOptions,
-               trusts_file: Path = DEFAULT_TRUSTS_FILE) -> tuple[Plan, str]:
+def build_plan(
+    settings: Settings, options: SimulationOptions, trusts_file: Path = DEFAULT_TRUSTS_FILE
+) -> tuple[Plan, str]:
     modules, source = course_modules(settings, options.course_version)
     return plan_rollout(options, load_trusts(trusts_file), modules), source
 
@@ -107,8 +111,9 @@ class Progress:
 async def _publish(js: JetStreamContext, planned: Planned) -> bool:
     # As a trust system would: no Nats-Expected-Stream header (the backbone copies headers
     # into dead letters, where an expected stream of IBEST_EVENTS would be refused).
-    ack = await js.publish(planned.subject, planned.body,
-                           headers={"Nats-Msg-Id": planned.msg_id}, timeout=10)
+    ack = await js.publish(
+        planned.subject, planned.body, headers={"Nats-Msg-Id": planned.msg_id}, timeout=10
+    )
     return not ack.duplicate
 
 
@@ -116,11 +121,16 @@ async def run_simulation(settings: Settings, options: SimulationOptions) -> Simu
     """Plan the rollout, publish it through NATS as trust systems would, and summarise."""
     plan, source = build_plan(settings, options)
     summary = SimulationSummary(
-        clinicians=plan.clinicians, begun=plan.begun, completed=plan.completed,
-        classes=plan.classes, patients=plan.patients, modules_from=source,
+        clinicians=plan.clinicians,
+        begun=plan.begun,
+        completed=plan.completed,
+        classes=plan.classes,
+        patients=plan.patients,
+        modules_from=source,
         duplicates_sent=sum(p.duplicate for p in plan.events),
         invalid_sent=sum(not p.valid for p in plan.events),
-        by_type=dict(Counter(p.name for p in plan.events if p.valid and not p.duplicate)))
+        by_type=dict(Counter(p.name for p in plan.events if p.valid and not p.duplicate)),
+    )
     progress = Progress(len(plan.events), enabled=options.progress)
     if options.via == "http":
         summary.via = "http"
@@ -129,13 +139,17 @@ async def run_simulation(settings: Settings, options: SimulationOptions) -> Simu
         summary.seconds = time.monotonic() - began
         return summary
     began = time.monotonic()
-    nc = await nats.connect(settings.nats_servers, name="ibest-simulator", connect_timeout=5,
-                            inbox_prefix=inbox_prefix("simulator").encode(),
-                            **settings.nats_options())
+    nc = await nats.connect(
+        settings.nats_servers,
+        name="ibest-simulator",
+        connect_timeout=5,
+        inbox_prefix=inbox_prefix("simulator").encode(),
+        **settings.nats_options(),
+    )
     try:
         js = nc.jetstream()
         for start in range(0, len(plan.events), WINDOW):
-            window = plan.events[start:start + WINDOW]
+            window = plan.events[start : start + WINDOW]
             if options.time_compression > 0:
                 due = (window[0].publish_at - options.start).total_seconds()
                 wait = due / options.time_compression - (time.monotonic() - began)
@@ -152,9 +166,13 @@ async def run_simulation(settings: Settings, options: SimulationOptions) -> Simu
     return summary
 
 
-async def _send_over_https(settings: Settings, options: SimulationOptions,
-                           events: list[Planned], summary: SimulationSummary,
-                           progress: Progress) -> None:
+async def _send_over_https(
+    settings: Settings,
+    options: SimulationOptions,
+    events: list[Planned],
+    summary: SimulationSummary,
+    progress: Progress,
+) -> None:
     """Send the plan through the gateway as each trust's system would: batches per trust
     with the trust's own key (minted for the run, revoked after); the deliberately invalid
     events one at a time, so one careless event does not hold up a batch."""
@@ -168,7 +186,7 @@ async def _send_over_https(settings: Settings, options: SimulationOptions,
         try:
             async with httpx.AsyncClient(base_url=url, timeout=30) as client:
                 for start in range(0, len(events), WINDOW * 4):
-                    window = events[start:start + WINDOW * 4]
+                    window = events[start : start + WINDOW * 4]
                     if options.time_compression > 0:
                         due = (window[0].publish_at - options.start).total_seconds()
                         wait = due / options.time_compression - (time.monotonic() - began)
@@ -200,9 +218,14 @@ async def _post(client: httpx.AsyncClient, token: str, group: list[Planned]) -> 
     """One batch; resent while the gateway says 429 or 503 (safe: ids are idempotent)."""
     body = b"[" + b",".join(p.body for p in group) + b"]"
     for _ in range(60):
-        reply = await client.post("/v1/events", content=body, headers={
-            "Authorization": f"Bearer {token}",
-            "Content-Type": "application/cloudevents-batch+json"})
+        reply = await client.post(
+            "/v1/events",
+            content=body,
+            headers={
+                "Authorization": f"Bearer {token}",
+                "Content-Type": "application/cloudevents-batch+json",
+            },
+        )
         if reply.status_code in (429, 503):
             await asyncio.sleep(float(reply.headers.get("Retry-After", "1")))
             continue

@@ -31,8 +31,12 @@ def routes() -> APIRouter:
 
     guarded = [Depends(service_token("enrolment"))]
 
-    @router.get("/clinicians/{clinician_ref}", dependencies=guarded, responses=UNAUTHORISED,
-                summary="One clinician's training state (never their contact email)")
+    @router.get(
+        "/clinicians/{clinician_ref}",
+        dependencies=guarded,
+        responses=UNAUTHORISED,
+        summary="One clinician's training state (never their contact email)",
+    )
     async def clinician(clinician_ref: str, request: Request) -> dict[str, Any]:
         api: EnrolmentApi = request.app.state.service
         state = await api.repository.state(clinician_ref)

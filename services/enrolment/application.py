@@ -24,8 +24,13 @@ WRITE_ATTEMPTS = 20
 
 
 class EnrolmentService:
-    def __init__(self, repository: ClinicianRepository, relay: OutboxRelay,
-                 catalogue: Catalogue, write_attempts: int = WRITE_ATTEMPTS) -> None:
+    def __init__(
+        self,
+        repository: ClinicianRepository,
+        relay: OutboxRelay,
+        catalogue: Catalogue,
+        write_attempts: int = WRITE_ATTEMPTS,
+    ) -> None:
         self.repository = repository
         self.relay = relay
         self.catalogue = catalogue
@@ -44,7 +49,8 @@ class EnrolmentService:
             applied = apply_event(stored.record if stored else None, event, self.catalogue)
             if applied.changed:
                 await self.repository.save(
-                    Change(applied.record, applied.state, stored.rev if stored else None))
+                    Change(applied.record, applied.state, stored.rev if stored else None)
+                )
             return applied.record.outbox
 
         outbox = await retry_on_conflict(attempt, self._attempts)
@@ -103,8 +109,11 @@ class EnrolmentService:
         accepted event (domain/retention.py), as `erase` does; how many. Each erasure is
         guarded by the revision read, so a record stored meanwhile (new activity, perhaps a
         new email) is left for the next pass to judge again."""
-        expired = [held for held in await self.repository.held_contacts()
-                   if contact_expired(held.event_times, now, retention)]
+        expired = [
+            held
+            for held in await self.repository.held_contacts()
+            if contact_expired(held.event_times, now, retention)
+        ]
         return await self.repository.erase_contacts(expired) if expired else 0
 
     async def erased_contacts(self) -> set[str]:

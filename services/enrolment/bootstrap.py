@@ -27,8 +27,9 @@ class Enrolment:
     handlers: EnrolmentHandlers
 
 
-def build(settings: EnrolmentSettings, db: AsyncDatabase[dict[str, Any]],
-          publisher: Publisher) -> Enrolment:
+def build(
+    settings: EnrolmentSettings, db: AsyncDatabase[dict[str, Any]], publisher: Publisher
+) -> Enrolment:
     """The service over `db`, publishing with `publisher` (no I/O: the runtime also calls
     `repository.create_indexes()`)."""
     repository = MongoClinicianRepository(db)

@@ -34,47 +34,68 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "erase", help="remove a clinician's contact email (and, with --record, their record)"
     )
     erase.add_argument("clinician_ref")
-    erase.add_argument("--record", action="store_true",
-                       help="also delete the clinician's record and its remembered event ids")
-    erase.add_argument("--from-stream", action="store_true",
-                       help="also replace the stored clinician.enrolled events that carry the "
-                            "email with redacted copies (needs NATS)")
+    erase.add_argument(
+        "--record",
+        action="store_true",
+        help="also delete the clinician's record and its remembered event ids",
+    )
+    erase.add_argument(
+        "--from-stream",
+        action="store_true",
+        help="also replace the stored clinician.enrolled events that carry the "
+        "email with redacted copies (needs NATS)",
+    )
     erase.set_defaults(func=erase_command)
     retention = cmds.add_parser(
-        "retention", help="erase contact emails past IBEST_ENROLMENT_CONTACT_RETENTION_DAYS "
-                          "now (the service also does it every hour)")
-    retention.add_argument("--from-stream", action="store_true",
-                           help="also redact every erased clinician's stored "
-                                "clinician.enrolled events and dead letters (needs NATS)")
+        "retention",
+        help="erase contact emails past IBEST_ENROLMENT_CONTACT_RETENTION_DAYS "
+        "now (the service also does it every hour)",
+    )
+    retention.add_argument(
+        "--from-stream",
+        action="store_true",
+        help="also redact every erased clinician's stored "
+        "clinician.enrolled events and dead letters (needs NATS)",
+    )
     retention.set_defaults(func=retention_command)
 
 
 async def erase_command(args: argparse.Namespace, settings: Settings) -> int:
     client = mongo_client(settings)
     try:
-        service = bootstrap.build(EnrolmentSettings(), client[settings.database_of("enrolment")],
-                                  ReadOnlyPublisher()).service
+        service = bootstrap.build(
+            EnrolmentSettings(), client[settings.database_of("enrolment")], ReadOnlyPublisher()
+        ).service
         # Audited first: an erasure that cannot be recorded does not happen.
         await audit_log_of(client, settings).record(
-            "erasure", Actor.command(), clinician_ref=args.clinician_ref,
-            command="ibest enrolment erase", record=bool(args.record),
-            from_stream=bool(args.from_stream))
+            "erasure",
+            Actor.command(),
+            clinician_ref=args.clinician_ref,
+            command="ibest enrolment erase",
+            record=bool(args.record),
+            from_stream=bool(args.from_stream),
+        )
         result = await service.erase(args.clinician_ref, record=args.record)
         print(describe(result))
         if args.from_stream:
-            nc = await nats.connect(settings.nats_servers, connect_timeout=5,
-                              **settings.admin_nats_options())
+            nc = await nats.connect(
+                settings.nats_servers, connect_timeout=5, **settings.admin_nats_options()
+            )
             try:
                 done = await erase_from_stream(
-                    nc.jetstream(), args.clinician_ref,
-                    lambda old, new: service.rename_fact(args.clinician_ref, old, new))
+                    nc.jetstream(),
+                    args.clinician_ref,
+                    lambda old, new: service.rename_fact(args.clinician_ref, old, new),
+                )
             finally:
                 await nc.drain()
-            print(f"Events stream: {done.redacted} enrolment event(s) carrying the email "
-                  f"replaced by redacted copies ({done.scanned} enrolment events scanned); "
-                  f"{done.unreadable_deleted} unreadable enrolment event(s) naming it "
-                  f"deleted. Dead letters: {done.dead_letters_deleted} of its enrolments "
-                  "carrying the email deleted.")
+            print(
+                f"Events stream: {done.redacted} enrolment event(s) carrying the email "
+                f"replaced by redacted copies ({done.scanned} enrolment events scanned); "
+                f"{done.unreadable_deleted} unreadable enrolment event(s) naming it "
+                f"deleted. Dead letters: {done.dead_letters_deleted} of its enrolments "
+                "carrying the email deleted."
+            )
         else:
             print(STREAM_KEPT)
     finally:
@@ -91,15 +112,19 @@ def describe(result: Erasure) -> str:
         + ("removed." if result.email_removed else "was not held (none given or already erased)."),
     ]
     if result.record_removed:
-        lines.append(f"Record removed, with {result.seen_events_removed} remembered event id(s). "
-                     "A replay of the events stream would rebuild it.")
+        lines.append(
+            f"Record removed, with {result.seen_events_removed} remembered event id(s). "
+            "A replay of the events stream would rebuild it."
+        )
     else:
         lines.append("Record kept (training state, no email); use --record to remove it.")
     if result.state is not None and result.state.enrolment is not None:
         e = result.state.enrolment
-        lines.append(f"Counted at trust {e.trustcode}, site {e.sitecode} as "
-                     f"{result.state.status.value} ({e.profession}, course version "
-                     f"{e.course_version}).")
+        lines.append(
+            f"Counted at trust {e.trustcode}, site {e.sitecode} as "
+            f"{result.state.status.value} ({e.profession}, course version "
+            f"{e.course_version})."
+        )
     lines.append(REMAINS)
     return "\n".join(lines)
 
@@ -110,28 +135,37 @@ async def retention_command(args: argparse.Namespace, settings: Settings) -> int
     own = EnrolmentSettings()
     client = mongo_client(settings)
     try:
-        service = bootstrap.build(own, client[settings.database_of("enrolment")],
-                                  ReadOnlyPublisher()).service
+        service = bootstrap.build(
+            own, client[settings.database_of("enrolment")], ReadOnlyPublisher()
+        ).service
         # Audited first, like every erasure: one record per run, naming the rule applied.
         await audit_log_of(client, settings).record(
-            "erasure", Actor.command(), command="ibest enrolment retention",
-            retention_days=own.contact_retention_days, from_stream=bool(args.from_stream))
+            "erasure",
+            Actor.command(),
+            command="ibest enrolment retention",
+            retention_days=own.contact_retention_days,
+            from_stream=bool(args.from_stream),
+        )
         erased = await service.erase_expired_contacts(utc_now(), own.contact_retention)
-        print(f"Contact emails past {own.contact_retention_days:g} days since the "
-              f"clinician's latest event: {erased} erased from the enrolment database.")
+        print(
+            f"Contact emails past {own.contact_retention_days:g} days since the "
+            f"clinician's latest event: {erased} erased from the enrolment database."
+        )
         if args.from_stream:
             refs = await service.erased_contacts()
-            nc = await nats.connect(settings.nats_servers, connect_timeout=5,
-                                    **settings.admin_nats_options())
+            nc = await nats.connect(
+                settings.nats_servers, connect_timeout=5, **settings.admin_nats_options()
+            )
             try:
-                done = await erase_many_from_stream(nc.jetstream(), refs,
-                                                    service.rename_fact)
+                done = await erase_many_from_stream(nc.jetstream(), refs, service.rename_fact)
             finally:
                 await nc.drain()
-            print(f"Events stream: {done.redacted} enrolment event(s) of {len(refs)} erased "
-                  f"clinician(s) replaced by redacted copies ({done.scanned} scanned); "
-                  f"{done.unreadable_deleted} unreadable deleted. Dead letters: "
-                  f"{done.dead_letters_deleted} deleted.")
+            print(
+                f"Events stream: {done.redacted} enrolment event(s) of {len(refs)} erased "
+                f"clinician(s) replaced by redacted copies ({done.scanned} scanned); "
+                f"{done.unreadable_deleted} unreadable deleted. Dead letters: "
+                f"{done.dead_letters_deleted} deleted."
+            )
         else:
             print(STREAM_KEPT)
     finally:

@@ -33,12 +33,18 @@ def build_spec(
             handlers=built.handlers.by_event(),
             batch_handler=built.handlers.batch(),
             api=EnrolmentApi(built.service.catalogue, built.repository),
-            background=[built.service.relay.run,
-                        contact_responder(ctx.nats, built.service.contact),
-                        purge_loop("contact emails",
-                                   lambda now: built.service.erase_expired_contacts(
-                                       now, built.settings.contact_retention),
-                                   ctx.clock, built.settings.retention_interval)],
+            background=[
+                built.service.relay.run,
+                contact_responder(ctx.nats, built.service.contact),
+                purge_loop(
+                    "contact emails",
+                    lambda now: built.service.erase_expired_contacts(
+                        now, built.settings.contact_retention
+                    ),
+                    ctx.clock,
+                    built.settings.retention_interval,
+                ),
+            ],
         )
 
     return ServiceSpec(

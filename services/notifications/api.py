@@ -65,23 +65,30 @@ def routes() -> APIRouter:
     router = APIRouter(tags=["notifications"])
     guard = service_token("notifications")
 
-    @router.post("/v1/opt-outs/{clinician_ref}", summary="Opt a clinician out of reminders",
-                 responses=UNAUTHORISED)
-    async def opt_out(clinician_ref: ClinicianRef, request: Request,
-                      token: Token = Depends(guard)) -> dict[str, Any]:  # noqa: B008
+    @router.post(
+        "/v1/opt-outs/{clinician_ref}",
+        summary="Opt a clinician out of reminders",
+        responses=UNAUTHORISED,
+    )
+    async def opt_out(
+        clinician_ref: ClinicianRef, request: Request, token: Annotated[Token, Depends(guard)]
+    ) -> dict[str, Any]:
         await _service(request).set_opt_out(clinician_ref, True, Actor("http", token.id))
         return {"clinician_ref": clinician_ref, "opted_out": True}
 
-    @router.delete("/v1/opt-outs/{clinician_ref}", summary="Undo a clinician's opt-out",
-                   responses=UNAUTHORISED)
-    async def opt_in(clinician_ref: ClinicianRef, request: Request,
-                     token: Token = Depends(guard)) -> dict[str, Any]:  # noqa: B008
+    @router.delete(
+        "/v1/opt-outs/{clinician_ref}", summary="Undo a clinician's opt-out", responses=UNAUTHORISED
+    )
+    async def opt_in(
+        clinician_ref: ClinicianRef, request: Request, token: Annotated[Token, Depends(guard)]
+    ) -> dict[str, Any]:
         await _service(request).set_opt_out(clinician_ref, False, Actor("http", token.id))
         return {"clinician_ref": clinician_ref, "opted_out": False}
 
     @router.post("/v1/notify/callback", summary="GOV.UK Notify delivery-status callback")
     async def callback(
-        body: DeliveryStatus, request: Request,
+        body: DeliveryStatus,
+        request: Request,
         authorization: Annotated[str | None, Header()] = None,
     ) -> dict[str, Any]:
         service = _service(request)
@@ -98,8 +105,12 @@ def routes() -> APIRouter:
         last = _service(request).scheduler.last_pass
         return {"last_pass": last.isoformat() if last else None}
 
-    @router.get("/v1/reminders/{reminder_id}", summary="One reminder's stored status",
-                dependencies=[Depends(guard)], responses=UNAUTHORISED)
+    @router.get(
+        "/v1/reminders/{reminder_id}",
+        summary="One reminder's stored status",
+        dependencies=[Depends(guard)],
+        responses=UNAUTHORISED,
+    )
     async def reminder(reminder_id: str, request: Request) -> dict[str, Any]:
         doc = await _service(request).repo.reminder(reminder_id)
         if doc is None:

@@ -43,8 +43,13 @@ OPT_OUT_FAMILIES = ["training", "thanks"]
 
 
 class NotificationsService:
-    def __init__(self, repo: NotificationsRepository, settings: NotificationSettings,
-                 clock: Clock, audit: AuditTrail) -> None:
+    def __init__(
+        self,
+        repo: NotificationsRepository,
+        settings: NotificationSettings,
+        clock: Clock,
+        audit: AuditTrail,
+    ) -> None:
         self.repo = repo
         self.audit = audit
         self.settings = settings
@@ -55,17 +60,18 @@ class NotificationsService:
         """Opt a clinician out of (or back into) their reminders; pending ones are cancelled
         at once and the sender checks again just before sending. The change is audited
         first, so none happens unrecorded (a failure to record raises before any change)."""
-        await self.audit.record("opt_out" if opted_out else "opt_in", actor,
-                                clinician_ref=clinician_ref)
+        await self.audit.record(
+            "opt_out" if opted_out else "opt_in", actor, clinician_ref=clinician_ref
+        )
         await self.repo.set_opt_out(clinician_ref, opted_out, self.clock())
         if opted_out:
-            await self.repo.cancel_clinician_reminders(clinician_ref, OPT_OUT_FAMILIES,
-                                                       "opted out")
+            await self.repo.cancel_clinician_reminders(clinician_ref, OPT_OUT_FAMILIES, "opted out")
 
     async def enrolled(self, event: AnyEvent) -> None:
         # The contact email is deliberately not read: enrolment alone keeps it.
-        await self.repo.record_enrolment(event.data.clinician_ref, event.trustcode,
-                                         event.sitecode, event.time)
+        await self.repo.record_enrolment(
+            event.data.clinician_ref, event.trustcode, event.sitecode, event.time
+        )
 
     async def progressed(self, event: AnyEvent) -> None:
         await self.repo.record_progress(event.data.clinician_ref, event.time)
@@ -114,48 +120,67 @@ class NotificationsService:
         clinicians = list(changes.clinicians.values())
         await self.repo.apply_clinicians(clinicians)
         await self.repo.cancel_answered_surveys(
-            [(c.ref, day) for c in clinicians for day in sorted(c.report_dates)])
+            [(c.ref, day) for c in clinicians for day in sorted(c.report_dates)]
+        )
         completed = [c for c in clinicians if c.completions]
         if completed:
-            thanks = [t for c in completed for done in c.completions
-                      if (t := self._thanks(c.ref, done, now)) is not None]
-            thanks += [s for c in completed for done in c.completions
-                       for s in self._surveys(c.ref, done, now)]
-            await self.repo.complete_training([c.ref for c in completed], TRAINING_FAMILIES,
-                                              "training completed", thanks)
+            thanks = [
+                t
+                for c in completed
+                for done in c.completions
+                if (t := self._thanks(c.ref, done, now)) is not None
+            ]
+            thanks += [
+                s
+                for c in completed
+                for done in c.completions
+                for s in self._surveys(c.ref, done, now)
+            ]
+            await self.repo.complete_training(
+                [c.ref for c in completed], TRAINING_FAMILIES, "training completed", thanks
+            )
             await self.repo.cancel_surveys_answered_before([c.ref for c in completed])
         if not changes.patients:
             return
         docs = await self.repo.apply_patients(list(changes.patients.values()))
         today = assessment_date(now)
         items = [item for doc in docs.values() for item in self._items(doc, today)]
-        cancels = [(c.trustcode, c.patient_ref, tp) for c in changes.patients.values()
-                   for tp in sorted(set(c.collected) | collected_timepoints(docs.get(c.key)))]
+        cancels = [
+            (c.trustcode, c.patient_ref, tp)
+            for c in changes.patients.values()
+            for tp in sorted(set(c.collected) | collected_timepoints(docs.get(c.key)))
+        ]
         await self.repo.write_items(items, cancels)
         if docs:
             # As one by one: collected is read again after the items exist, so a follow-up
             # handled concurrently either is seen here or cancels these items itself.
             again = await self.repo.collected_of(list(docs))
-            later = [(docs[key]["trustcode"], docs[key]["patient_ref"], tp)
-                     for key, tps in again.items() for tp in tps]
+            later = [
+                (docs[key]["trustcode"], docs[key]["patient_ref"], tp)
+                for key, tps in again.items()
+                for tp in tps
+            ]
             if missed := sorted(set(later) - set(cancels)):
                 await self.repo.write_items([], missed)
 
-    def _thanks(self, ref: str, done: Completion,
-                now: datetime) -> tuple[str, Document] | None:
+    def _thanks(self, ref: str, done: Completion, now: datetime) -> tuple[str, Document] | None:
         """The thank-you for a completion, or None for a replayed old one (too late)."""
         if now - done.at > timedelta(days=self.settings.thanks_max_age_days):
             return None
         return thanks_reminder_id(ref, done.course_version), {
-            "family": "thanks", "kind": ReminderKind.TRAINING_THANKS.value,
-            "recipient_kind": RecipientKind.CLINICIAN.value, "recipient_ref": ref,
-            "course_version": done.course_version, "trustcode": done.trustcode,
-            "sitecode": done.sitecode, "due_at": done.at,
-            "send_after": self.hours.next_open(done.at), "created_at": now,
+            "family": "thanks",
+            "kind": ReminderKind.TRAINING_THANKS.value,
+            "recipient_kind": RecipientKind.CLINICIAN.value,
+            "recipient_ref": ref,
+            "course_version": done.course_version,
+            "trustcode": done.trustcode,
+            "sitecode": done.sitecode,
+            "due_at": done.at,
+            "send_after": self.hours.next_open(done.at),
+            "created_at": now,
         }
 
-    def _surveys(self, ref: str, done: Completion,
-                 now: datetime) -> list[tuple[str, Document]]:
+    def _surveys(self, ref: str, done: Completion, now: datetime) -> list[tuple[str, Document]]:
         """The delivery survey nudges of a completion whose window has not closed yet (a
         replayed old completion schedules only what could still be answered)."""
         if done.completed_on is None:
@@ -163,16 +188,26 @@ class NotificationsService:
         today = assessment_date(now)
         closing_before = timedelta(days=self.settings.closing_before_days)
         return [
-            (survey_reminder_id(n.kind.value, ref, n.survey.value), {
-                "family": "survey", "kind": n.kind.value, "survey": n.survey.value,
-                "recipient_kind": RecipientKind.CLINICIAN.value, "recipient_ref": ref,
-                "trustcode": done.trustcode, "sitecode": done.sitecode,
-                "remind_on": n.remind_on.isoformat(), "due": n.due.isoformat(),
-                "opens": n.opens.isoformat(), "closes": n.closes.isoformat(),
-                "closing_on": n.closing_on.isoformat(),
-                "due_at": n.due_at, "send_after": self.hours.next_open(n.due_at),
-                "created_at": now,
-            })
+            (
+                survey_reminder_id(n.kind.value, ref, n.survey.value),
+                {
+                    "family": "survey",
+                    "kind": n.kind.value,
+                    "survey": n.survey.value,
+                    "recipient_kind": RecipientKind.CLINICIAN.value,
+                    "recipient_ref": ref,
+                    "trustcode": done.trustcode,
+                    "sitecode": done.sitecode,
+                    "remind_on": n.remind_on.isoformat(),
+                    "due": n.due.isoformat(),
+                    "opens": n.opens.isoformat(),
+                    "closes": n.closes.isoformat(),
+                    "closing_on": n.closing_on.isoformat(),
+                    "due_at": n.due_at,
+                    "send_after": self.hours.next_open(n.due_at),
+                    "created_at": now,
+                },
+            )
             for n in survey_nudges(done.completed_on, closing_before)
             if n.closes >= today
         ]
@@ -182,20 +217,28 @@ class NotificationsService:
         trust, ref = patient["trustcode"], patient["patient_ref"]
         closing_before = timedelta(days=self.settings.closing_before_days)
         return [
-            (follow_up_item_id(item.kind.value, trust, ref, item.timepoint.value), {
-                "trustcode": trust, "patient_ref": ref, "sitecode": patient["sitecode"],
-                "timepoint": item.timepoint.value, "kind": item.kind.value,
-                "remind_on": item.remind_on.isoformat(), "due": item.due.isoformat(),
-                "closes": item.closes.isoformat(),
-            })
+            (
+                follow_up_item_id(item.kind.value, trust, ref, item.timepoint.value),
+                {
+                    "trustcode": trust,
+                    "patient_ref": ref,
+                    "sitecode": patient["sitecode"],
+                    "timepoint": item.timepoint.value,
+                    "kind": item.kind.value,
+                    "remind_on": item.remind_on.isoformat(),
+                    "due": item.due.isoformat(),
+                    "closes": item.closes.isoformat(),
+                },
+            )
             for item in follow_up_items(patient["baseline_time"], closing_before)
             # a window already closed: nothing a reminder could still save
             if item.closes >= today
         ]
 
 
-async def purge_expired_records(records: RecordRetention, settings: NotificationSettings,
-                                now: datetime) -> int:
+async def purge_expired_records(
+    records: RecordRetention, settings: NotificationSettings, now: datetime
+) -> int:
     """Retention: remove the records past IBEST_NOTIFY_RECORD_RETENTION_DAYS that no
     "once only" rule reads any more; how many."""
     return await records.purge_expired(now, settings.record_retention)

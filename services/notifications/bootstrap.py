@@ -26,17 +26,30 @@ class Notifications:
     repository: MongoNotificationsRepository
     service: NotificationsService
 
-    def scheduler(self, contacts: ContactDirectory, publisher: Publisher,
-                  channel: Channel | None = None) -> Scheduler:
+    def scheduler(
+        self, contacts: ContactDirectory, publisher: Publisher, channel: Channel | None = None
+    ) -> Scheduler:
         """The sender, by `channel` (the configured one by default)."""
-        return Scheduler(self.repository, self.settings, channel or make_channel(self.settings),
-                         contacts, publisher, self.service.clock)
+        return Scheduler(
+            self.repository,
+            self.settings,
+            channel or make_channel(self.settings),
+            contacts,
+            publisher,
+            self.service.clock,
+        )
 
 
-def build(settings: NotificationSettings, db: AsyncDatabase[dict[str, Any]],
-          clock: Clock = utc_now, *, audit: AuditTrail) -> Notifications:
+def build(
+    settings: NotificationSettings,
+    db: AsyncDatabase[dict[str, Any]],
+    clock: Clock = utc_now,
+    *,
+    audit: AuditTrail,
+) -> Notifications:
     """The service over `db`, recording opt-out changes in `audit` (ibest.backbone.audit's
     log; no I/O: the runtime also calls `repository.ensure_indexes()`)."""
     repository = MongoNotificationsRepository(db)
-    return Notifications(settings, repository,
-                         NotificationsService(repository, settings, clock, audit))
+    return Notifications(
+        settings, repository, NotificationsService(repository, settings, clock, audit)
+    )

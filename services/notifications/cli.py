@@ -23,22 +23,28 @@ SURVEY_EVENTS = ("clinician.training_completed", "clinician.delivery_reported")
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("notifications", help="Reminders to clinicians and site teams")
     cmds = p.add_subparsers(dest="command", required=True)
-    opt = cmds.add_parser("opt-out", help="Stop (or, with --undo, resume) a clinician's "
-                                          "reminders; honoured immediately")
+    opt = cmds.add_parser(
+        "opt-out",
+        help="Stop (or, with --undo, resume) a clinician's reminders; honoured immediately",
+    )
     opt.add_argument("clinician_ref")
     opt.add_argument("--undo", action="store_true", help="opt the clinician back in")
     opt.set_defaults(func=opt_out_command)
     plan = cmds.add_parser(
-        "plan-surveys", help="Schedule the delivery survey nudges of every completion in the "
-                             "stored stream (once, after upgrading to a version with surveys; "
-                             "safe to repeat and while the service runs)")
+        "plan-surveys",
+        help="Schedule the delivery survey nudges of every completion in the "
+        "stored stream (once, after upgrading to a version with surveys; "
+        "safe to repeat and while the service runs)",
+    )
     plan.set_defaults(func=plan_surveys_command)
 
 
 async def plan_surveys_command(args: argparse.Namespace, settings: Settings) -> int:
     counts = await plan_surveys(settings, utc_now)
-    print(f"delivery surveys planned from {counts['clinician.training_completed']} "
-          f"completion(s) and {counts['clinician.delivery_reported']} delivery report(s)")
+    print(
+        f"delivery surveys planned from {counts['clinician.training_completed']} "
+        f"completion(s) and {counts['clinician.delivery_reported']} delivery report(s)"
+    )
     return 0
 
 
@@ -52,16 +58,23 @@ async def plan_surveys(settings: Settings, clock: Clock) -> dict[str, int]:
     """
     counts = dict.fromkeys(SURVEY_EVENTS, 0)
     mongo = mongo_client(settings)
-    nc = await nats.connect(settings.nats_servers, name="ibest-notifications-plan-surveys",
-                            **settings.admin_nats_options())
+    nc = await nats.connect(
+        settings.nats_servers,
+        name="ibest-notifications-plan-surveys",
+        **settings.admin_nats_options(),
+    )
     try:
-        service = bootstrap.build(NotificationSettings(),
-                                  mongo[settings.database_of(bootstrap.NAME)], clock,
-                                  audit=audit_log_of(mongo, settings, clock)).service
-        apply = {"clinician.training_completed": service.completed,
-                 "clinician.delivery_reported": service.delivery_reported}
-        async for msg in stored_until_now(nc.jetstream(), EVENTS_STREAM,
-                                          "ibest.v1.*.clinician.>"):
+        service = bootstrap.build(
+            NotificationSettings(),
+            mongo[settings.database_of(bootstrap.NAME)],
+            clock,
+            audit=audit_log_of(mongo, settings, clock),
+        ).service
+        apply = {
+            "clinician.training_completed": service.completed,
+            "clinician.delivery_reported": service.delivery_reported,
+        }
+        async for msg in stored_until_now(nc.jetstream(), EVENTS_STREAM, "ibest.v1.*.clinician.>"):
             try:
                 event = parse_event(msg.subject, msg.data)
             except ContractError:
@@ -83,9 +96,12 @@ async def opt_out_command(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     client = mongo_client(settings)
     try:
-        service = bootstrap.build(NotificationSettings(),
-                                  client[settings.database_of(bootstrap.NAME)], utc_now,
-                                  audit=audit_log_of(client, settings)).service
+        service = bootstrap.build(
+            NotificationSettings(),
+            client[settings.database_of(bootstrap.NAME)],
+            utc_now,
+            audit=audit_log_of(client, settings),
+        ).service
         await service.set_opt_out(ref, not args.undo, Actor.command())
     finally:
         await client.close()

@@ -138,26 +138,43 @@ class Scheduler:
         made = await self.repo.training_reminders()
         async for clinician in self.repo.active_clinicians():
             ref = clinician["_id"]
-            planned = next_training_reminder(_training_state(clinician, made.get(ref, [])),
-                                             self.rules)
+            planned = next_training_reminder(
+                _training_state(clinician, made.get(ref, [])), self.rules
+            )
             if planned is None or planned.due_at > now:
                 continue
-            await self.repo.create_reminder(training_reminder_id(ref, planned.number), {
-                "family": "training", "kind": planned.kind.value, "number": planned.number,
-                "recipient_kind": RecipientKind.CLINICIAN.value, "recipient_ref": ref,
-                "due_at": planned.due_at, "send_after": self.hours.next_open(planned.due_at),
-                "created_at": now,
-            })
+            await self.repo.create_reminder(
+                training_reminder_id(ref, planned.number),
+                {
+                    "family": "training",
+                    "kind": planned.kind.value,
+                    "number": planned.number,
+                    "recipient_kind": RecipientKind.CLINICIAN.value,
+                    "recipient_ref": ref,
+                    "due_at": planned.due_at,
+                    "send_after": self.hours.next_open(planned.due_at),
+                    "created_at": now,
+                },
+            )
 
     async def plan_digests(self, now: datetime) -> None:
         today = self.hours.local_date(now)
         for site, trust in (await self.repo.sites_with_due_items(today)).items():
-            await self.repo.create_reminder(digest_id(site, today), {
-                "family": "follow_up", "kind": ReminderKind.FOLLOW_UP_DUE.value,
-                "recipient_kind": RecipientKind.SITE_TEAM.value, "recipient_ref": site,
-                "trustcode": trust, "sitecode": site, "day": today,
-                "due_at": now, "send_after": now, "created_at": now,
-            })
+            await self.repo.create_reminder(
+                digest_id(site, today),
+                {
+                    "family": "follow_up",
+                    "kind": ReminderKind.FOLLOW_UP_DUE.value,
+                    "recipient_kind": RecipientKind.SITE_TEAM.value,
+                    "recipient_ref": site,
+                    "trustcode": trust,
+                    "sitecode": site,
+                    "day": today,
+                    "due_at": now,
+                    "send_after": now,
+                    "created_at": now,
+                },
+            )
 
     # Sending ------------------------------------------------------------------------------
 
@@ -180,8 +197,9 @@ class Scheduler:
             return SendResult(FAILED, str(exc))
         return SendResult(SENT, provider_id=provider_id)
 
-    async def _prepare_clinician(self, doc: Document, kind: ReminderKind,
-                                 now: datetime) -> OutgoingMessage | SendResult:
+    async def _prepare_clinician(
+        self, doc: Document, kind: ReminderKind, now: datetime
+    ) -> OutgoingMessage | SendResult:
         clinician = await self.repo.clinician(doc["recipient_ref"]) or {}
         if clinician.get("opted_out"):
             return SendResult(CANCELLED, "opted out")
@@ -189,21 +207,30 @@ class Scheduler:
             return SendResult(CANCELLED, "training completed")
         if doc.get("family") == "survey":
             reason = reason_not_to_send(
-                kind, date.fromisoformat(doc["opens"]), date.fromisoformat(doc["closes"]),
-                date.fromisoformat(doc["closing_on"]), assessment_date(now),
-                [date.fromisoformat(d) for d in clinician.get("delivery_reports", [])])
+                kind,
+                date.fromisoformat(doc["opens"]),
+                date.fromisoformat(doc["closes"]),
+                date.fromisoformat(doc["closing_on"]),
+                assessment_date(now),
+                [date.fromisoformat(d) for d in clinician.get("delivery_reports", [])],
+            )
             if reason is not None:
                 return SendResult(CANCELLED, reason)
             survey = Survey(doc["survey"])
             content = messages.survey_content(
-                kind, survey, doc["closes"],
-                messages.survey_link(self.settings.survey_url, survey, doc["recipient_ref"]))
+                kind,
+                survey,
+                doc["closes"],
+                messages.survey_link(self.settings.survey_url, survey, doc["recipient_ref"]),
+            )
         elif kind == ReminderKind.TRAINING_THANKS:
-            content = messages.thanks_content(doc.get("course_version", ""),
-                                              self.settings.intention_url)
+            content = messages.thanks_content(
+                doc.get("course_version", ""), self.settings.intention_url
+            )
         else:
-            content = messages.training_content(kind, self.settings.course_url,
-                                                int(doc.get("number", 1)))
+            content = messages.training_content(
+                kind, self.settings.course_url, int(doc.get("number", 1))
+            )
         email = await self.contacts.email_of(doc["recipient_ref"])
         if email is None:
             return SendResult(FAILED, "no contact email")
@@ -214,12 +241,19 @@ class Scheduler:
         items = await self.repo.take_items_into(doc["_id"], site, doc["day"])
         raw = []
         for item in items:
-            if item["timepoint"] in await self.repo.collected(item["trustcode"],
-                                                               item["patient_ref"]):
+            if item["timepoint"] in await self.repo.collected(
+                item["trustcode"], item["patient_ref"]
+            ):
                 continue
-            raw.append(DigestLine(item["patient_ref"], Timepoint(item["timepoint"]),
-                                  ReminderKind(item["kind"]), date.fromisoformat(item["due"]),
-                                  date.fromisoformat(item["closes"])))
+            raw.append(
+                DigestLine(
+                    item["patient_ref"],
+                    Timepoint(item["timepoint"]),
+                    ReminderKind(item["kind"]),
+                    date.fromisoformat(item["due"]),
+                    date.fromisoformat(item["closes"]),
+                )
+            )
         lines = digest_lines(raw, date.fromisoformat(self.hours.local_date(now)))
         if not lines:
             return SendResult(CANCELLED, "nothing left to remind")
@@ -228,40 +262,59 @@ class Scheduler:
         addresses = self.site_teams.get(site, [])
         if not addresses:
             return SendResult(FAILED, f"no site team address configured for {site}")
-        return self._message(doc, kind, addresses,
-                             messages.digest_content(site, doc["day"], lines))
+        return self._message(doc, kind, addresses, messages.digest_content(site, doc["day"], lines))
 
-    def _message(self, doc: Document, kind: ReminderKind, to: list[str],
-                 content: messages.Content) -> OutgoingMessage:
-        return OutgoingMessage(doc["_id"], kind, to, self.settings.template_id(kind),
-                               content.subject, content.body, content.personalisation)
+    def _message(
+        self, doc: Document, kind: ReminderKind, to: list[str], content: messages.Content
+    ) -> OutgoingMessage:
+        return OutgoingMessage(
+            doc["_id"],
+            kind,
+            to,
+            self.settings.template_id(kind),
+            content.subject,
+            content.body,
+            content.personalisation,
+        )
 
     def _retry_or_fail(self, doc: Document, reason: str) -> SendResult:
         if int(doc.get("attempts", 0)) + 1 >= self.settings.max_attempts:
-            return SendResult(FAILED, f"gave up after {self.settings.max_attempts} attempts: "
-                                   f"{reason}")
+            return SendResult(
+                FAILED, f"gave up after {self.settings.max_attempts} attempts: {reason}"
+            )
         return SendResult(PENDING, reason)
 
     async def _record(self, doc: Document, result: SendResult, now: datetime) -> None:
         kind = ReminderKind(doc["kind"])
-        fields: dict[str, Any] = {"status": result.status, "kind": kind.value,
-                                  "lease_until": None}
+        fields: dict[str, Any] = {"status": result.status, "kind": kind.value, "lease_until": None}
         if result.status == PENDING:
             attempts = int(doc.get("attempts", 0)) + 1
             # At least a second, so a pass never picks its own retry up again.
-            delay = max(1.0, min(self.settings.retry_max_seconds,
-                                 self.settings.retry_base_seconds * 2 ** (attempts - 1)))
-            fields |= {"attempts": attempts, "last_error": result.reason,
-                       "send_after": self.hours.next_open(now + timedelta(seconds=delay))}
-            log.warning("reminder %s (%s) will be retried: %s", doc["_id"], kind.value,
-                        result.reason)
+            delay = max(
+                1.0,
+                min(
+                    self.settings.retry_max_seconds,
+                    self.settings.retry_base_seconds * 2 ** (attempts - 1),
+                ),
+            )
+            fields |= {
+                "attempts": attempts,
+                "last_error": result.reason,
+                "send_after": self.hours.next_open(now + timedelta(seconds=delay)),
+            }
+            log.warning(
+                "reminder %s (%s) will be retried: %s", doc["_id"], kind.value, result.reason
+            )
         else:
             # As MongoDB stores it (milliseconds), so the event made now is the one a
             # re-publish from the stored reminder would make.
             now = now.replace(microsecond=now.microsecond // 1000 * 1000)
-            fields |= {"finished_at": now, "reason": result.reason,
-                       "channel": self.channel.name,
-                       "template_id": self.settings.template_id(kind)}
+            fields |= {
+                "finished_at": now,
+                "reason": result.reason,
+                "channel": self.channel.name,
+                "template_id": self.settings.template_id(kind),
+            }
             if result.provider_id:
                 fields["provider_id"] = result.provider_id
             if result.status == SENT:
@@ -270,12 +323,12 @@ class Scheduler:
                 fields |= await self._publish_target(doc)
                 event = notification_event({**doc, **fields}, now)
                 fields["outbox"] = [OutboxEntry.of(event).model_dump()]
-            log.info("reminder %s (%s) %s %s", doc["_id"], kind.value, result.status,
-                     result.reason)
+            log.info("reminder %s (%s) %s %s", doc["_id"], kind.value, result.status, result.reason)
         await self.repo.finish(doc["_id"], self.owner, fields)
         if doc.get("family") == "follow_up" and result.status != PENDING:
-            await self.repo.finish_items(doc["_id"], NOTIFIED if result.status == SENT
-                                         else result.status)
+            await self.repo.finish_items(
+                doc["_id"], NOTIFIED if result.status == SENT else result.status
+            )
 
     async def _publish_target(self, doc: Document) -> dict[str, str]:
         """The trust and site the result is published under: the site team's site, or the
@@ -303,9 +356,14 @@ def notification_event(doc: Document, now: datetime) -> AnyEvent:
         payload = NotificationSent(**common, sent_at=doc["sent_at"])
     else:
         payload = NotificationFailed(**common, reason=str(doc.get("reason") or "failed")[:500])
-    return new_event(payload, trustcode=doc["trustcode"], sitecode=doc["sitecode"],
-                     source=SOURCE, time=doc.get("finished_at") or now,
-                     event_id=notification_event_id(doc["_id"], doc["status"]))
+    return new_event(
+        payload,
+        trustcode=doc["trustcode"],
+        sitecode=doc["sitecode"],
+        source=SOURCE,
+        time=doc.get("finished_at") or now,
+        event_id=notification_event_id(doc["_id"], doc["status"]),
+    )
 
 
 def _training_state(clinician: Document, reminders: list[Document]) -> TrainingState:
@@ -318,7 +376,8 @@ def _training_state(clinician: Document, reminders: list[Document]) -> TrainingS
         opted_out=bool(clinician.get("opted_out")),
         made=len(reminders),
         finished=len(finished),
-        last_finished_at=max((r["finished_at"] for r in finished if r.get("finished_at")),
-                             default=None),
+        last_finished_at=max(
+            (r["finished_at"] for r in finished if r.get("finished_at")), default=None
+        ),
         unresolved=any(r["status"] in UNRESOLVED for r in reminders),
     )

@@ -30,20 +30,27 @@ def build_spec(settings: NotificationSettings | None = None) -> ServiceSpec:
 
     async def wire(ctx: ServiceContext) -> Wiring:
         own = settings or NotificationSettings()
-        built = bootstrap.build(own, ctx.db, ctx.clock,
-                                audit=audit_log_of(ctx.db.client, ctx.settings, ctx.clock))
+        built = bootstrap.build(
+            own, ctx.db, ctx.clock, audit=audit_log_of(ctx.db.client, ctx.settings, ctx.clock)
+        )
         await built.repository.ensure_indexes()
-        scheduler = built.scheduler(NatsContactDirectory(ctx.nats, own.contact_timeout),
-                                    ctx.publisher)
+        scheduler = built.scheduler(
+            NatsContactDirectory(ctx.nats, own.contact_timeout), ctx.publisher
+        )
         await scheduler.queue_events_finished_before_outbox()
         return Wiring(
             handlers=by_event(built.service),
             batch_handler=batch(built.service),
             api=NotificationsApi(built.repository, built.service, scheduler, own, ctx.clock),
-            background=[scheduler.loop,
-                        purge_loop("notification records",
-                                   lambda now: purge_expired_records(built.repository, own, now),
-                                   ctx.clock, own.retention_interval)],
+            background=[
+                scheduler.loop,
+                purge_loop(
+                    "notification records",
+                    lambda now: purge_expired_records(built.repository, own, now),
+                    ctx.clock,
+                    own.retention_interval,
+                ),
+            ],
         )
 
     return ServiceSpec(

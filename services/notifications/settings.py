@@ -26,12 +26,13 @@ class NotificationSettings(BaseSettings):
     outbox_limit: int = Field(default=500, ge=1, alias="IBEST_NOTIFY_OUTBOX_LIMIT")
     # Rules
     start_after_days: float = Field(default=7, ge=0, alias="IBEST_NOTIFY_START_AFTER_DAYS")
-    continue_after_days: float = Field(default=14, ge=0,
-                                       alias="IBEST_NOTIFY_CONTINUE_AFTER_DAYS")
-    max_training_reminders: int = Field(default=3, ge=0,
-                                        alias="IBEST_NOTIFY_MAX_TRAINING_REMINDERS")
-    training_spacing_days: float = Field(default=7, ge=0,
-                                         alias="IBEST_NOTIFY_TRAINING_SPACING_DAYS")
+    continue_after_days: float = Field(default=14, ge=0, alias="IBEST_NOTIFY_CONTINUE_AFTER_DAYS")
+    max_training_reminders: int = Field(
+        default=3, ge=0, alias="IBEST_NOTIFY_MAX_TRAINING_REMINDERS"
+    )
+    training_spacing_days: float = Field(
+        default=7, ge=0, alias="IBEST_NOTIFY_TRAINING_SPACING_DAYS"
+    )
     closing_before_days: int = Field(default=14, ge=0, alias="IBEST_NOTIFY_CLOSING_BEFORE_DAYS")
     thanks_max_age_days: float = Field(default=30, gt=0, alias="IBEST_NOTIFY_THANKS_MAX_AGE_DAYS")
     # Working hours
@@ -45,32 +46,39 @@ class NotificationSettings(BaseSettings):
     retry_max_seconds: float = Field(default=3600, ge=0, alias="IBEST_NOTIFY_RETRY_MAX_SECONDS")
     max_attempts: int = Field(default=10, ge=1, alias="IBEST_NOTIFY_MAX_ATTEMPTS")
     contact_timeout: float = Field(default=2.0, gt=0, alias="IBEST_NOTIFY_CONTACT_TIMEOUT")
-    course_url: str = Field(default="https://ibest.example.nhs.uk/course",
-                            alias="IBEST_NOTIFY_COURSE_URL")
-    intention_url: str = Field(default="https://ibest.example.nhs.uk/intention",
-                               alias="IBEST_NOTIFY_INTENTION_URL")
+    course_url: str = Field(
+        default="https://ibest.example.nhs.uk/course", alias="IBEST_NOTIFY_COURSE_URL"
+    )
+    intention_url: str = Field(
+        default="https://ibest.example.nhs.uk/intention", alias="IBEST_NOTIFY_INTENTION_URL"
+    )
     survey_url: str = Field(
         default="https://ibest.example.nhs.uk/delivery-survey?survey={survey}"
-                "&clinician={clinician_ref}",
-        alias="IBEST_NOTIFY_SURVEY_URL")
+        "&clinician={clinician_ref}",
+        alias="IBEST_NOTIFY_SURVEY_URL",
+    )
     # GOV.UK Notify
     notify_api_key: str = Field(default="", alias="IBEST_NOTIFY_API_KEY")
-    notify_base_url: str = Field(default="https://api.notifications.service.gov.uk",
-                                 alias="IBEST_NOTIFY_BASE_URL")
+    notify_base_url: str = Field(
+        default="https://api.notifications.service.gov.uk", alias="IBEST_NOTIFY_BASE_URL"
+    )
     notify_rate_per_minute: int = Field(default=3000, ge=1, alias="IBEST_NOTIFY_RATE_PER_MINUTE")
     notify_timeout: float = Field(default=30, gt=0, alias="IBEST_NOTIFY_TIMEOUT")
     template_training_start: str = Field(default="", alias="IBEST_NOTIFY_TEMPLATE_TRAINING_START")
-    template_training_continue: str = Field(default="",
-                                            alias="IBEST_NOTIFY_TEMPLATE_TRAINING_CONTINUE")
-    template_training_thanks: str = Field(default="",
-                                          alias="IBEST_NOTIFY_TEMPLATE_TRAINING_THANKS")
+    template_training_continue: str = Field(
+        default="", alias="IBEST_NOTIFY_TEMPLATE_TRAINING_CONTINUE"
+    )
+    template_training_thanks: str = Field(default="", alias="IBEST_NOTIFY_TEMPLATE_TRAINING_THANKS")
     template_follow_up_due: str = Field(default="", alias="IBEST_NOTIFY_TEMPLATE_FOLLOW_UP_DUE")
-    template_follow_up_closing: str = Field(default="",
-                                            alias="IBEST_NOTIFY_TEMPLATE_FOLLOW_UP_CLOSING")
+    template_follow_up_closing: str = Field(
+        default="", alias="IBEST_NOTIFY_TEMPLATE_FOLLOW_UP_CLOSING"
+    )
     template_delivery_survey_due: str = Field(
-        default="", alias="IBEST_NOTIFY_TEMPLATE_DELIVERY_SURVEY_DUE")
+        default="", alias="IBEST_NOTIFY_TEMPLATE_DELIVERY_SURVEY_DUE"
+    )
     template_delivery_survey_closing: str = Field(
-        default="", alias="IBEST_NOTIFY_TEMPLATE_DELIVERY_SURVEY_CLOSING")
+        default="", alias="IBEST_NOTIFY_TEMPLATE_DELIVERY_SURVEY_CLOSING"
+    )
     callback_token: str = Field(default="", alias="IBEST_NOTIFY_CALLBACK_TOKEN")
     # SMTP
     smtp_host: str = Field(default="127.0.0.1", alias="IBEST_SMTP_HOST")
@@ -81,10 +89,10 @@ class NotificationSettings(BaseSettings):
     smtp_starttls: bool = Field(default=False, alias="IBEST_SMTP_STARTTLS")
     smtp_timeout: float = Field(default=30, gt=0, alias="IBEST_SMTP_TIMEOUT")
     # Retention (docs/information-governance.md)
-    record_retention_days: float = Field(default=90, gt=0,
-                                         alias="IBEST_NOTIFY_RECORD_RETENTION_DAYS")
-    retention_interval: float = Field(default=3600, gt=0,
-                                      alias="IBEST_NOTIFY_RETENTION_INTERVAL")
+    record_retention_days: float = Field(
+        default=90, gt=0, alias="IBEST_NOTIFY_RECORD_RETENTION_DAYS"
+    )
+    retention_interval: float = Field(default=3600, gt=0, alias="IBEST_NOTIFY_RETENTION_INTERVAL")
     # Site teams
     site_teams: str = Field(default="", alias="IBEST_SITE_TEAMS")
     site_teams_file: str = Field(default="", alias="IBEST_SITE_TEAMS_FILE")
@@ -94,9 +102,11 @@ class NotificationSettings(BaseSettings):
         """A completion older than thanks_max_age_days is never thanked; a thank-you kept
         at least that long is never sent twice by a replay."""
         if self.record_retention_days < self.thanks_max_age_days:
-            raise ValueError("IBEST_NOTIFY_RECORD_RETENTION_DAYS must be at least "
-                             "IBEST_NOTIFY_THANKS_MAX_AGE_DAYS, so a replayed completion "
-                             "never finds its thank-you gone and thanks twice")
+            raise ValueError(
+                "IBEST_NOTIFY_RECORD_RETENTION_DAYS must be at least "
+                "IBEST_NOTIFY_THANKS_MAX_AGE_DAYS, so a replayed completion "
+                "never finds its thank-you gone and thanks twice"
+            )
         return self
 
     @property
@@ -115,8 +125,9 @@ class NotificationSettings(BaseSettings):
         return OutboxSettings(interval=self.poll_seconds, limit=self.outbox_limit)
 
     def working_hours(self) -> WorkingHours:
-        return WorkingHours(parse_days(self.working_days), self.working_start, self.working_end,
-                            self.timezone)
+        return WorkingHours(
+            parse_days(self.working_days), self.working_start, self.working_end, self.timezone
+        )
 
     def template_id(self, kind: ReminderKind) -> str:
         """The configured Notify template for `kind`; the kind's name when none is set."""
@@ -134,6 +145,7 @@ class NotificationSettings(BaseSettings):
             raise ValueError("site teams must map site codes to lists of addresses")
         teams: dict[str, list[str]] = {}
         for site, addresses in raw.items():
-            teams[str(site)] = [addresses] if isinstance(addresses, str) else [
-                str(a) for a in addresses]
+            teams[str(site)] = (
+                [addresses] if isinstance(addresses, str) else [str(a) for a in addresses]
+            )
         return teams

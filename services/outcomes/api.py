@@ -21,8 +21,9 @@ PatientRefPath = Path(pattern=REF_PATTERN, description="The trust's pseudonymous
 
 def _service(request: Request, patient_ref: str) -> OutcomesService:
     if is_nhs_number(patient_ref):
-        raise HTTPException(422, "an NHS number is not a patient reference; "
-                                 "use the trust's pseudonymous reference")
+        raise HTTPException(
+            422, "an NHS number is not a patient reference; use the trust's pseudonymous reference"
+        )
     service: OutcomesService = request.app.state.service
     return service
 
@@ -34,18 +35,26 @@ def _found(view: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def routes() -> APIRouter:
-    router = APIRouter(prefix="/v1/patients", tags=["patients"], responses=UNAUTHORISED,
-                       dependencies=[Depends(service_token("outcomes"))])
+    router = APIRouter(
+        prefix="/v1/patients",
+        tags=["patients"],
+        responses=UNAUTHORISED,
+        dependencies=[Depends(service_token("outcomes"))],
+    )
 
     @router.get("/{trustcode}/{patient_ref}", summary="Winning assessments and outcomes")
-    async def patient(request: Request, trustcode: str = Trust,
-                      patient_ref: str = PatientRefPath) -> dict[str, Any]:
+    async def patient(
+        request: Request, trustcode: str = Trust, patient_ref: str = PatientRefPath
+    ) -> dict[str, Any]:
         return _found(await _service(request, patient_ref).patient(trustcode, patient_ref))
 
-    @router.get("/{trustcode}/{patient_ref}/followups",
-                summary="Baseline date and the month 3 and month 12 follow-up windows")
-    async def followups(request: Request, trustcode: str = Trust,
-                        patient_ref: str = PatientRefPath) -> dict[str, Any]:
+    @router.get(
+        "/{trustcode}/{patient_ref}/followups",
+        summary="Baseline date and the month 3 and month 12 follow-up windows",
+    )
+    async def followups(
+        request: Request, trustcode: str = Trust, patient_ref: str = PatientRefPath
+    ) -> dict[str, Any]:
         return _found(await _service(request, patient_ref).followups(trustcode, patient_ref))
 
     return router

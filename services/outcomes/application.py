@@ -36,18 +36,23 @@ def outcome_event_id(
     trustcode: str, patient_ref: str, timepoint: Timepoint, revision: int
 ) -> uuid.UUID:
     """The same revision of the same outcome always has the same id (JetStream dedupes it)."""
-    return deterministic_id(OUTCOME_NAMESPACE,
-                            f"{trustcode}/{patient_ref}/{timepoint.value}/{revision}")
+    return deterministic_id(
+        OUTCOME_NAMESPACE, f"{trustcode}/{patient_ref}/{timepoint.value}/{revision}"
+    )
 
 
 def outcome_event(outcome: Outcome) -> AnyEvent:
     """outcome.recorded, under the baseline's trust and site, timed at the later assessment."""
     base = outcome.baseline
     return new_event(
-        outcome.payload(), trustcode=base.trustcode, sitecode=base.sitecode, source=SOURCE,
+        outcome.payload(),
+        trustcode=base.trustcode,
+        sitecode=base.sitecode,
+        source=SOURCE,
         time=outcome.time,
-        event_id=outcome_event_id(base.trustcode, base.patient_ref, outcome.timepoint,
-                                  outcome.revision),
+        event_id=outcome_event_id(
+            base.trustcode, base.patient_ref, outcome.timepoint, outcome.revision
+        ),
     )
 
 
@@ -59,16 +64,22 @@ def outbox_entries(changed: list[Outcome]) -> list[OutboxEntry]:
 def class_doc(event: AnyEvent) -> Document:
     data: ClassStarted = event.data
     return {
-        "trustcode": event.trustcode, "sitecode": event.sitecode,
-        "class_id": data.class_id, "facilitator_refs": list(data.facilitator_refs),
-        "planned_sessions": data.planned_sessions, "time": utc_text(event.time),
+        "trustcode": event.trustcode,
+        "sitecode": event.sitecode,
+        "class_id": data.class_id,
+        "facilitator_refs": list(data.facilitator_refs),
+        "planned_sessions": data.planned_sessions,
+        "time": utc_text(event.time),
         "event_id": str(event.id),
     }
 
 
 class OutcomesService:
     def __init__(
-        self, repo: OutcomesRepository, publisher: Publisher, clock: Callable[[], datetime],
+        self,
+        repo: OutcomesRepository,
+        publisher: Publisher,
+        clock: Callable[[], datetime],
         settings: OutcomesSettings,
     ) -> None:
         self.repo = repo
@@ -86,8 +97,9 @@ class OutcomesService:
             new_state, changed = state.apply(assessment)
             if new_state is state:
                 return []  # a redelivery or an older correction: nothing changes
-            await self.repo.commit(Commit(trust, ref, version, 1, new_state,
-                                          outbox_entries(changed)), self._clock())
+            await self.repo.commit(
+                Commit(trust, ref, version, 1, new_state, outbox_entries(changed)), self._clock()
+            )
             return changed
 
         changed = await retry_on_conflict(attempt, self._settings.max_write_attempts)
@@ -105,9 +117,13 @@ class OutcomesService:
         """
         now = self._clock()
         await self.repo.record_classes(
-            [class_doc(e) for e in events if e.event_type.name == "class.started"])
-        assessments = [Assessment.from_event(str(e.id), e.trustcode, e.sitecode, e.time, e.data)
-                       for e in events if e.event_type.name == "patient.assessed"]
+            [class_doc(e) for e in events if e.event_type.name == "class.started"]
+        )
+        assessments = [
+            Assessment.from_event(str(e.id), e.trustcode, e.sitecode, e.time, e.data)
+            for e in events
+            if e.event_type.name == "patient.assessed"
+        ]
         if not assessments:
             return
         await self.repo.record_assessments(assessments, now)
@@ -116,17 +132,22 @@ class OutcomesService:
         commits: dict[tuple[str, str], Commit] = {}
         for a in assessments:
             key = (a.trustcode, a.patient_ref)
-            before = commits.get(key) or Commit(*key, loaded[key].version, 0,
-                                                loaded[key].state, [])
+            before = commits.get(key) or Commit(*key, loaded[key].version, 0, loaded[key].state, [])
             state, changed = before.state.apply(a)
             if state is not before.state:
-                commits[key] = Commit(*key, before.version, before.changes + 1, state,
-                                      [*before.outbox, *outbox_entries(changed)])
+                commits[key] = Commit(
+                    *key,
+                    before.version,
+                    before.changes + 1,
+                    state,
+                    [*before.outbox, *outbox_entries(changed)],
+                )
         await self.repo.commit_many(list(commits.values()), now)
         for key, commit in commits.items():
             pending[key] = [*pending[key], *commit.outbox]
         await self.relay.publish_many(
-            (patient_key(*key), tuple(entries)) for key, entries in pending.items())
+            (patient_key(*key), tuple(entries)) for key, entries in pending.items()
+        )
 
     async def flush(self, trustcode: str, patient_ref: str) -> int:
         """Publish the patient's pending outcome events, clearing each once stored."""
@@ -158,19 +179,23 @@ class OutcomesService:
             "outcomes": {tp.value: o.to_doc() for tp, o in state.outcomes().items()},
             "classes": {c: None for c in sorted(class_ids)}
             | await self.repo.classes(trustcode, class_ids),
-            "history": [{**_public(a), "timepoint": a.timepoint.value,
-                         "winner": a.event_id in winners} for a in history],
+            "history": [
+                {**_public(a), "timepoint": a.timepoint.value, "winner": a.event_id in winners}
+                for a in history
+            ],
         }
 
     async def followups(self, trustcode: str, patient_ref: str) -> dict[str, Any] | None:
         state, version = await self.repo.load(trustcode, patient_ref)
         if version is None:
             return None
-        return {"trustcode": trustcode, "patient_ref": patient_ref,
-                **schedule(state, self._clock())}
+        return {
+            "trustcode": trustcode,
+            "patient_ref": patient_ref,
+            **schedule(state, self._clock()),
+        }
 
 
 def _public(a: Assessment) -> dict[str, Any]:
     doc = a.to_doc()
     return {k: doc[k] for k in ("event_id", "time", "sitecode", "class_id", "measures")}
-

@@ -24,10 +24,13 @@ class Outcomes:
     service: OutcomesService
 
 
-def build(settings: OutcomesSettings, db: AsyncDatabase[dict[str, Any]],
-          publisher: Publisher, clock: Clock = utc_now) -> Outcomes:
+def build(
+    settings: OutcomesSettings,
+    db: AsyncDatabase[dict[str, Any]],
+    publisher: Publisher,
+    clock: Clock = utc_now,
+) -> Outcomes:
     """The service over `db` (no I/O: the runtime also calls
     `repository.create_indexes()`)."""
     repository = MongoOutcomesRepository(db)
-    return Outcomes(settings, repository,
-                    OutcomesService(repository, publisher, clock, settings))
+    return Outcomes(settings, repository, OutcomesService(repository, publisher, clock, settings))

@@ -20,13 +20,20 @@ from services.outcomes.settings import OutcomesSettings
 @asynccontextmanager
 async def _service(settings: Settings, publish: bool) -> AsyncIterator[OutcomesService]:
     mongo = mongo_client(settings)
-    nc = await nats.connect(settings.nats_servers, connect_timeout=5,
-                            **settings.admin_nats_options()) if publish else None
+    nc = (
+        await nats.connect(
+            settings.nats_servers, connect_timeout=5, **settings.admin_nats_options()
+        )
+        if publish
+        else None
+    )
     try:
-        publisher: Publisher = (EventPublisher(nc.jetstream(), bootstrap.NAME) if nc
-                                else ReadOnlyPublisher())
-        yield bootstrap.build(OutcomesSettings(), mongo[settings.database_of(bootstrap.NAME)],
-                              publisher).service
+        publisher: Publisher = (
+            EventPublisher(nc.jetstream(), bootstrap.NAME) if nc else ReadOnlyPublisher()
+        )
+        yield bootstrap.build(
+            OutcomesSettings(), mongo[settings.database_of(bootstrap.NAME)], publisher
+        ).service
     finally:
         if nc:
             await nc.drain()
@@ -35,7 +42,7 @@ async def _service(settings: Settings, publish: bool) -> AsyncIterator[OutcomesS
 
 async def show_command(args: argparse.Namespace, settings: Settings) -> int:
     async with _service(settings, publish=False) as service:
-        view = (service.followups if args.followups else service.patient)
+        view = service.followups if args.followups else service.patient
         found = await view(args.trustcode, args.patient_ref)
     if found is None:
         print(f"no assessment of {args.trustcode}/{args.patient_ref} has been received")

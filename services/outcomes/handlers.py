@@ -12,8 +12,11 @@ from shared.envelope import AnyEvent
 
 def handlers(service: OutcomesService) -> Mapping[str, Handler]:
     async def on_assessed(event: AnyEvent) -> None:
-        await service.assessed(Assessment.from_event(
-            str(event.id), event.trustcode, event.sitecode, event.time, event.data))
+        await service.assessed(
+            Assessment.from_event(
+                str(event.id), event.trustcode, event.sitecode, event.time, event.data
+            )
+        )
 
     async def on_class_started(event: AnyEvent) -> None:
         await service.class_started(event)

@@ -14,12 +14,15 @@ def build_spec(settings: OutcomesSettings | None = None) -> ServiceSpec:
     the process starts the service."""
 
     async def wire(ctx: ServiceContext) -> Wiring:
-        built = bootstrap.build(settings or OutcomesSettings(), ctx.db, ctx.publisher,
-                                ctx.clock)
+        built = bootstrap.build(settings or OutcomesSettings(), ctx.db, ctx.publisher, ctx.clock)
         await built.repository.create_indexes()
         service = built.service
-        return Wiring(handlers=handlers(service), api=service,
-                      background=[service.relay.run], batch_handler=batch_handler(service))
+        return Wiring(
+            handlers=handlers(service),
+            api=service,
+            background=[service.relay.run],
+            batch_handler=batch_handler(service),
+        )
 
     return ServiceSpec(
         name=bootstrap.NAME,
@@ -28,8 +31,7 @@ def build_spec(settings: OutcomesSettings | None = None) -> ServiceSpec:
         wire=wire,
         routes=routes,
         title="iBeST outcomes service",
-        description="Patients' assessments per timepoint, corrections, and change from "
-                    "baseline.",
+        description="Patients' assessments per timepoint, corrections, and change from baseline.",
     )
 
 

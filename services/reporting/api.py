@@ -32,14 +32,21 @@ from services.reporting.reports import SITE_RE, TRUST_RE, Malformed, NotFound, R
 
 log = logging.getLogger(__name__)
 RawValue = Literal["true", "false"]
-Raw = Annotated[RawValue, Query(description="`true` for exact figures below national "
-                                            "level (needs the raw scope); `false` or absent "
-                                            "for published ones.")]
+Raw = Annotated[
+    RawValue,
+    Query(
+        description="`true` for exact figures below national "
+        "level (needs the raw scope); `false` or absent "
+        "for published ones."
+    ),
+]
 FUNNEL_ONLY = tuple(f for f in FUNNEL_FIGURES if f != "improved_share")
-FIGURES_DOC = ("Figures keyed by name (domain.md, Figure definitions): counts, "
-               "`*_by_profession`, rates, and `outcomes.<measure>.<timepoint>` with n, "
-               "mean_change, improved_share. Below national level, unless raw: 0 stays 0, "
-               "1-7 is \"*\", other counts are rounded to the nearest 5.")
+FIGURES_DOC = (
+    "Figures keyed by name (domain.md, Figure definitions): counts, "
+    "`*_by_profession`, rates, and `outcomes.<measure>.<timepoint>` with n, "
+    "mean_change, improved_share. Below national level, unless raw: 0 stays 0, "
+    '1-7 is "*", other counts are rounded to the nearest 5.'
+)
 JSON = "application/json"
 CSV_TYPE = "text/csv"
 
@@ -64,16 +71,21 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     # route with parameters, and raised in that shape for our own checks too.
 }
 CSV: dict[int | str, dict[str, Any]] = {
-    200: {"content": {CSV_TYPE: {"schema": {"type": "string"}}},
-          "description": "The report (JSON, or CSV with Accept: text/csv)"}}
+    200: {
+        "content": {CSV_TYPE: {"schema": {"type": "string"}}},
+        "description": "The report (JSON, or CSV with Accept: text/csv)",
+    }
+}
 
 
 def _only(*values: str) -> Callable[[dict[str, Any]], None]:
     """An OpenAPI schema for a path parameter checked by our code (so a bad one gets our
     message): a string among `values`."""
+
     def schema(s: dict[str, Any]) -> None:
         s.clear()
         s.update({"type": "string", "enum": list(values)})
+
     return schema
 
 
@@ -81,12 +93,22 @@ def _pattern(pattern: str, example: str) -> dict[str, Any]:
     return {"pattern": f"^{pattern}$", "examples": [example]}
 
 
-TrustCode = Annotated[str, Path(description="ODS trust code: 3 ASCII letters or digits "
-                                            "(lower case is upper-cased), e.g. RTH",
-                                json_schema_extra=_pattern(TRUST_RE.pattern, "RTH"))]
-SiteCode = Annotated[str, Path(description="ODS site code: 5 ASCII letters or digits "
-                                           "beginning with the trust's code, e.g. RTH08",
-                               json_schema_extra=_pattern(SITE_RE.pattern, "RTH08"))]
+TrustCode = Annotated[
+    str,
+    Path(
+        description="ODS trust code: 3 ASCII letters or digits "
+        "(lower case is upper-cased), e.g. RTH",
+        json_schema_extra=_pattern(TRUST_RE.pattern, "RTH"),
+    ),
+]
+SiteCode = Annotated[
+    str,
+    Path(
+        description="ODS site code: 5 ASCII letters or digits "
+        "beginning with the trust's code, e.g. RTH08",
+        json_schema_extra=_pattern(SITE_RE.pattern, "RTH08"),
+    ),
+]
 
 
 class PlaceFigures(BaseModel):
@@ -129,15 +151,20 @@ class NationalProportion(BaseModel):
 
 class FunnelPoint(BaseModel):
     trustcode: str
-    value: float | str | None = Field(description="Controlled (\"*\" for 1-7; to the "
-                                                  "precision of its rounded denominator) "
-                                                  "unless raw.")
-    denominator: int | str = Field(description="Controlled (\"*\" for 1-7) unless raw.")
+    value: float | str | None = Field(
+        description='Controlled ("*" for 1-7; to the '
+        "precision of its rounded denominator) "
+        "unless raw."
+    )
+    denominator: int | str = Field(description='Controlled ("*" for 1-7) unless raw.')
     control_limits: dict[str, dict[str, float]] | None = Field(
-        default=None, description="Only with raw=true: the limits for the exact denominator.")
-    outside_95: bool | str = Field(description="Judged on the exact value against the limits "
-                                               "for the exact denominator; \"*\" when the "
-                                               "value is.")
+        default=None, description="Only with raw=true: the limits for the exact denominator."
+    )
+    outside_95: bool | str = Field(
+        description="Judged on the exact value against the limits "
+        'for the exact denominator; "*" when the '
+        "value is."
+    )
     outside_99_8: bool | str = Field(description="As outside_95, at 99.8%.")
 
 
@@ -158,8 +185,10 @@ class Funnel(BaseModel):
     raw: bool
     national: NationalProportion
     trusts: list[FunnelPoint]
-    limits: list[LimitPoint] = Field(description="The plot's lines: the national value and "
-                                                 "its 95% and 99.8% limits by denominator.")
+    limits: list[LimitPoint] = Field(
+        description="The plot's lines: the national value and "
+        "its 95% and 99.8% limits by denominator."
+    )
 
 
 class TrialBand(BaseModel):
@@ -172,12 +201,13 @@ class TrialBand(BaseModel):
 
 
 class Improvement(BaseModel):
-    n: int | str = Field(description="Exact nationally; controlled (\"*\" for 1-7) below.")
+    n: int | str = Field(description='Exact nationally; controlled ("*" for 1-7) below.')
     improvement: float | str | None
     ci_low: float | str | None
     ci_high: float | str | None
-    vs_trial: str | None = Field(default=None, description="month_12 only: consistent, "
-                                                           "below or above (\"*\" if hidden)")
+    vs_trial: str | None = Field(
+        default=None, description='month_12 only: consistent, below or above ("*" if hidden)'
+    )
 
 
 class ComparisonPoint(Improvement):
@@ -216,8 +246,11 @@ async def authenticate(
     given = credentials.credentials.strip() if credentials else None
     token = matching(_service(request).tokens, given)
     if token is None:
-        raise HTTPException(401, "a bearer token is required (Authorization: Bearer <token>)",
-                            headers={"WWW-Authenticate": 'Bearer realm="ibest-reporting"'})
+        raise HTTPException(
+            401,
+            "a bearer token is required (Authorization: Bearer <token>)",
+            headers={"WWW-Authenticate": 'Bearer realm="ibest-reporting"'},
+        )
     return token
 
 
@@ -231,11 +264,18 @@ def accepting(*names: str) -> Callable[..., Any]:
         for name, _ in request.query_params.multi_items():
             if name not in allowed:
                 shown = name[:40]
-                hint = " (only /v1/funnel/improved_share takes measure and timepoint)" \
-                    if name in ("measure", "timepoint") else ""
-                raise unprocessable("query", shown, f"unknown parameter {shown!r}: this route "
-                                    f"takes {', '.join(sorted(allowed)) or 'none'}{hint}",
-                                    "extra_forbidden")
+                hint = (
+                    " (only /v1/funnel/improved_share takes measure and timepoint)"
+                    if name in ("measure", "timepoint")
+                    else ""
+                )
+                raise unprocessable(
+                    "query",
+                    shown,
+                    f"unknown parameter {shown!r}: this route "
+                    f"takes {', '.join(sorted(allowed)) or 'none'}{hint}",
+                    "extra_forbidden",
+                )
             if name in seen:
                 raise unprocessable("query", name, f"{name} is given more than once")
             seen.add(name)
@@ -328,9 +368,16 @@ def _encoded(report: dict[str, Any]) -> Encoded:
     found = ENCODED.get(id(report))
     if found is not None and found.report is report:
         return found
-    found = Encoded(report, json.dumps(
-        report, default=_json_default, ensure_ascii=False, allow_nan=False,
-        separators=(",", ":")).encode())
+    found = Encoded(
+        report,
+        json.dumps(
+            report,
+            default=_json_default,
+            ensure_ascii=False,
+            allow_nan=False,
+            separators=(",", ":"),
+        ).encode(),
+    )
     return ENCODED.put(id(report), found, 2 * len(found.body))
 
 
@@ -349,31 +396,41 @@ def accepts_gzip(accept_encoding: str) -> bool:
 
 def _answer(request: Request, report: dict[str, Any], media: str) -> Response:
     if media == CSV_TYPE:
-        return Response(to_csv(report_rows(report)), media_type=CSV_TYPE,
-                        headers={"Vary": "Accept"})
+        return Response(
+            to_csv(report_rows(report)), media_type=CSV_TYPE, headers={"Vary": "Accept"}
+        )
     encoded = _encoded(report)
     headers = {"Vary": "Accept, Accept-Encoding"}
-    if len(encoded.body) < GZIP_FROM \
-            or not accepts_gzip(request.headers.get("accept-encoding", "")):
+    if len(encoded.body) < GZIP_FROM or not accepts_gzip(
+        request.headers.get("accept-encoding", "")
+    ):
         return Response(encoded.body, media_type=JSON, headers=headers)
     if encoded.gzipped is None:
         encoded.gzipped = gzip.compress(encoded.body, compresslevel=6, mtime=0)
         ENCODED.resize(id(report), 2 * len(encoded.body) + len(encoded.gzipped))
-    return Response(encoded.gzipped, media_type=JSON,
-                    headers={**headers, "Content-Encoding": "gzip"})
+    return Response(
+        encoded.gzipped, media_type=JSON, headers={**headers, "Content-Encoding": "gzip"}
+    )
 
 
-async def _report(request: Request, token: Token, raw: RawValue,
-                  build: Callable[[Reporting, bool], Any],
-                  offers: tuple[str, ...] = (JSON, CSV_TYPE)) -> Response:
+async def _report(
+    request: Request,
+    token: Token,
+    raw: RawValue,
+    build: Callable[[Reporting, bool], Any],
+    offers: tuple[str, ...] = (JSON, CSV_TYPE),
+) -> Response:
     """Authorise, negotiate, build the answer (unknown places 404, malformed input 422) and
     audit it when it used the raw scope."""
     exact = raw == "true"
     authorise(token, exact)
     media = negotiate(request.headers.get("accept"), offers)
     if media is None:
-        raise HTTPException(406, f"this route answers {' or '.join(offers)} only, and the "
-                                 "Accept header allows none of them")
+        raise HTTPException(
+            406,
+            f"this route answers {' or '.join(offers)} only, and the "
+            "Accept header allows none of them",
+        )
     try:
         response = _answer(request, await build(_service(request), exact), media)
     except NotFound as exc:
@@ -390,8 +447,9 @@ async def _report(request: Request, token: Token, raw: RawValue,
 
 def _error_size(refusal: HTTPException) -> int:
     """The bytes of the JSON body FastAPI sends for `refusal`."""
-    return len(json.dumps({"detail": refusal.detail}, ensure_ascii=False,
-                          separators=(",", ":")).encode())
+    return len(
+        json.dumps({"detail": refusal.detail}, ensure_ascii=False, separators=(",", ":")).encode()
+    )
 
 
 async def _audit(request: Request, token: Token, exact: bool, status: int, size: int) -> None:
@@ -403,18 +461,24 @@ async def _audit(request: Request, token: Token, exact: bool, status: int, size:
         await audit.raw_report(token.id, request.url.path, request.url.query, status, size)
     except Exception:
         log.exception("audit log not written; raw answer withheld (token id %s)", token.id)
-        raise HTTPException(503, "the audit log could not be written, so raw figures are not "
-                                 "sent; try again later") from None
+        raise HTTPException(
+            503, "the audit log could not be written, so raw figures are not sent; try again later"
+        ) from None
 
 
 OnlyRaw = Annotated[Token, Depends(accepting("raw"))]
 FunnelAccess = Annotated[Token, Depends(accepting("raw", "measure", "timepoint"))]
-Measure = Annotated[Literal[MEASURE_NAMES], Query(  # type: ignore[valid-type]
-    description="The measure, e.g. rmdq")]
-Timepoint = Annotated[Literal[OUTCOME_TIMEPOINTS], Query(  # type: ignore[valid-type]
-    description="group_end, month_3 or month_12")]
-Figure = Annotated[str, Path(description="The funnel's figure",
-                             json_schema_extra=_only(*FUNNEL_ONLY))]
+Measure = Annotated[
+    Literal[MEASURE_NAMES],  # type: ignore[valid-type]
+    Query(description="The measure, e.g. rmdq"),
+]
+Timepoint = Annotated[
+    Literal[OUTCOME_TIMEPOINTS],  # type: ignore[valid-type]
+    Query(description="group_end, month_3 or month_12"),
+]
+Figure = Annotated[
+    str, Path(description="The funnel's figure", json_schema_extra=_only(*FUNNEL_ONLY))
+]
 
 
 def _comparison_route(figure: str) -> Callable[..., Any]:
@@ -427,79 +491,110 @@ def _comparison_route(figure: str) -> Callable[..., Any]:
 def routes() -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["reports"], responses=ERRORS)
 
-    @router.get("/national", response_model=Report, responses=CSV,
-                summary="National figures (exact; never disclosure-controlled)")
-    async def national(request: Request, token: OnlyRaw,
-                       raw: Raw = "false") -> Response:
+    @router.get(
+        "/national",
+        response_model=Report,
+        responses=CSV,
+        summary="National figures (exact; never disclosure-controlled)",
+    )
+    async def national(request: Request, token: OnlyRaw, raw: Raw = "false") -> Response:
         return await _report(request, token, raw, lambda s, r: s.national(r))
 
-    @router.get("/trusts", response_model=TrustsReport, responses=CSV,
-                summary="Every trust with its figures (controlled unless raw)")
-    async def trusts(request: Request, token: OnlyRaw,
-                     raw: Raw = "false") -> Response:
+    @router.get(
+        "/trusts",
+        response_model=TrustsReport,
+        responses=CSV,
+        summary="Every trust with its figures (controlled unless raw)",
+    )
+    async def trusts(request: Request, token: OnlyRaw, raw: Raw = "false") -> Response:
         return await _report(request, token, raw, lambda s, r: s.trusts(r))
 
-    @router.get("/trusts/{trustcode}", response_model=TrustReport, responses=CSV,
-                summary="One trust's figures and its sites' (controlled unless raw)")
-    async def trust(request: Request, token: OnlyRaw, trustcode: TrustCode,
-                    raw: Raw = "false") -> Response:
+    @router.get(
+        "/trusts/{trustcode}",
+        response_model=TrustReport,
+        responses=CSV,
+        summary="One trust's figures and its sites' (controlled unless raw)",
+    )
+    async def trust(
+        request: Request, token: OnlyRaw, trustcode: TrustCode, raw: Raw = "false"
+    ) -> Response:
         return await _report(request, token, raw, lambda s, r: s.trust(trustcode, r))
 
-    @router.get("/trusts/{trustcode}/sites/{sitecode}", response_model=SiteReport,
-                responses=CSV, summary="One site's figures (controlled unless raw)")
-    async def site(request: Request, token: OnlyRaw, trustcode: TrustCode,
-                   sitecode: SiteCode, raw: Raw = "false") -> Response:
-        return await _report(request, token, raw,
-                             lambda s, r: s.site(trustcode, sitecode, r))
+    @router.get(
+        "/trusts/{trustcode}/sites/{sitecode}",
+        response_model=SiteReport,
+        responses=CSV,
+        summary="One site's figures (controlled unless raw)",
+    )
+    async def site(
+        request: Request,
+        token: OnlyRaw,
+        trustcode: TrustCode,
+        sitecode: SiteCode,
+        raw: Raw = "false",
+    ) -> Response:
+        return await _report(request, token, raw, lambda s, r: s.site(trustcode, sitecode, r))
 
-    funnel_doc = ("Per trust: value and denominator (disclosure-controlled unless raw), "
-                  "outside_95 and outside_99_8 judged on the exact value against the binomial "
-                  "limits for the exact denominator (raw also gives those control_limits); "
-                  "`limits`: the plot's national line and 95% / 99.8% limits by denominator. "
-                  "JSON, or CSV with Accept: text/csv.")
+    funnel_doc = (
+        "Per trust: value and denominator (disclosure-controlled unless raw), "
+        "outside_95 and outside_99_8 judged on the exact value against the binomial "
+        "limits for the exact denominator (raw also gives those control_limits); "
+        "`limits`: the plot's national line and 95% / 99.8% limits by denominator. "
+        "JSON, or CSV with Accept: text/csv."
+    )
 
     @router.get(
-        "/funnel/improved_share", response_model=Funnel,
+        "/funnel/improved_share",
+        response_model=Funnel,
         summary="Funnel of the share of patients meaningfully improved",
         description="For one measure at one timepoint. " + funnel_doc,
     )
     async def funnel_improved_share(
-        request: Request, token: FunnelAccess, measure: Measure, timepoint: Timepoint,
+        request: Request,
+        token: FunnelAccess,
+        measure: Measure,
+        timepoint: Timepoint,
         raw: Raw = "false",
     ) -> Response:
         return await _report(
-            request, token, raw,
-            lambda s, r: s.funnel("improved_share", measure, timepoint, r))
+            request, token, raw, lambda s, r: s.funnel("improved_share", measure, timepoint, r)
+        )
 
     for comparison in COMPARISON_FIGURES:
         timepoint_name = comparison.removeprefix("rmdq_improvement_")
 
         router.add_api_route(
-            f"/funnel/{comparison}", _comparison_route(comparison), methods=["GET"],
-            response_model=Comparison, responses=CSV, name=f"funnel_{comparison}",
+            f"/funnel/{comparison}",
+            _comparison_route(comparison),
+            methods=["GET"],
+            response_model=Comparison,
+            responses=CSV,
+            name=f"funnel_{comparison}",
             summary=f"Trusts' RMDQ improvement at {timepoint_name} against the trial",
             description="Each trust's mean RMDQ improvement (baseline minus follow-up) and "
-                        "95% interval against the trial's interval and the national one "
-                        "(domain.md, \"Is it working?\"); trusts disclosure-controlled "
-                        "unless raw. JSON, or CSV with Accept: text/csv.",
+            "95% interval against the trial's interval and the national one "
+            '(domain.md, "Is it working?"); trusts disclosure-controlled '
+            "unless raw. JSON, or CSV with Accept: text/csv.",
         )
 
     @router.get(
-        "/funnel/{figure}", response_model=Funnel,
+        "/funnel/{figure}",
+        response_model=Funnel,
         summary="Funnel comparison of trusts against the national proportion",
         description="figure: followup_rate_month_3, followup_rate_month_12, "
-                    "delivery_response_rate_month_4, delivery_response_rate_month_12 or "
-                    "clinicians_completed (over enrolled); improved_share and "
-                    "rmdq_improvement_month_3/_month_12 have their own routes. " + funnel_doc,
+        "delivery_response_rate_month_4, delivery_response_rate_month_12 or "
+        "clinicians_completed (over enrolled); improved_share and "
+        "rmdq_improvement_month_3/_month_12 have their own routes. " + funnel_doc,
     )
     async def funnel(
-        request: Request, token: OnlyRaw,
+        request: Request,
+        token: OnlyRaw,
         figure: Figure,
         raw: Raw = "false",
     ) -> Response:
-        return await _report(request, token, raw,
-                             lambda s, r: s.funnel(figure, None, None, r))
+        return await _report(request, token, raw, lambda s, r: s.funnel(figure, None, None, r))
 
     from services.reporting.api_months import add_month_routes  # it builds on this module
+
     add_month_routes(router)
     return router

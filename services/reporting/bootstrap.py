@@ -17,12 +17,17 @@ from services.reporting.settings import ReportingSettings
 NAME = "reporting"
 
 
-def build(settings: ReportingSettings, db: AsyncDatabase[dict[str, Any]],
-          clock: Clock = utc_now, audit: AuditLog | None = None) -> Reporting:
+def build(
+    settings: ReportingSettings,
+    db: AsyncDatabase[dict[str, Any]],
+    clock: Clock = utc_now,
+    audit: AuditLog | None = None,
+) -> Reporting:
     """The reporting application over `db` (no I/O). Commands that only rebuild pass no
     audit log and answer no report, so they need no tokens."""
-    return Reporting(Store(db), clock, settings.token_list(), audit,
-                     protect_national=settings.protect_national)
+    return Reporting(
+        Store(db), clock, settings.token_list(), audit, protect_national=settings.protect_national
+    )
 
 
 def for_commands(db: AsyncDatabase[dict[str, Any]]) -> Reporting:

@@ -15,21 +15,26 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("reporting", help="Reporting aggregates")
     cmds = p.add_subparsers(dest="command", required=True)
     rebuild = cmds.add_parser(
-        "rebuild", help="Replay the stored event stream into fresh aggregates and swap them "
-                        "in atomically (safe while the service runs)")
+        "rebuild",
+        help="Replay the stored event stream into fresh aggregates and swap them "
+        "in atomically (safe while the service runs)",
+    )
     rebuild.set_defaults(func=rebuild_command)
 
 
 async def rebuild_command(args: argparse.Namespace, settings: Settings) -> int:
     mongo = mongo_client(settings)
-    nc = await nats.connect(settings.nats_servers, name="ibest-reporting-rebuild",
-                             **settings.admin_nats_options())
+    nc = await nats.connect(
+        settings.nats_servers, name="ibest-reporting-rebuild", **settings.admin_nats_options()
+    )
     try:
         reporting = bootstrap.for_commands(mongo[settings.database_of(bootstrap.NAME)])
         done = await reporting.rebuild(nc.jetstream())
     finally:
         await nc.drain()
         await mongo.close()
-    print(f"rebuilt reporting: generation {done['generation']} replaced {done['previous']} "
-          f"({done['events']} events replayed, {done['sites']} sites)")
+    print(
+        f"rebuilt reporting: generation {done['generation']} replaced {done['previous']} "
+        f"({done['events']} events replayed, {done['sites']} sites)"
+    )
     return 0

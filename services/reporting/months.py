@@ -25,8 +25,7 @@ MONTH_RE = re.compile(f"^{MONTH}$")
 
 def check_month(name: str, value: str | None) -> str | None:
     if value is not None and not MONTH_RE.match(value):
-        raise Malformed(f"{name}={value[:40]!r} is not a month: YYYY-MM, for example 2025-04",
-                        name)
+        raise Malformed(f"{name}={value[:40]!r} is not a month: YYYY-MM, for example 2025-04", name)
     return value
 
 
@@ -44,8 +43,14 @@ class MonthSeries:
             self._cached = (v.key, await generation.site_months())
         return self._cached[1]
 
-    async def report(self, trustcode: str | None, sitecode: str | None, raw: bool,
-                     start: str | None, end: str | None) -> dict[str, Any]:
+    async def report(
+        self,
+        trustcode: str | None,
+        sitecode: str | None,
+        raw: bool,
+        start: str | None,
+        end: str | None,
+    ) -> dict[str, Any]:
         check_month("from", start)
         check_month("to", end)
         if start and end and start > end:
@@ -60,21 +65,30 @@ class MonthSeries:
             if site:
                 chosen = [d for d in docs if d["_id"] == site]
                 if not chosen:
-                    raise NotFound(f"no figures for site {site}: no event from it has been "
-                                   "applied")
+                    raise NotFound(f"no figures for site {site}: no event from it has been applied")
             elif trust:
                 chosen = [d for d in docs if d["summary"]["trust"] == trust]
                 if not chosen:
-                    raise NotFound(f"no figures for trust {trust}: no event from it has been "
-                                   "applied")
+                    raise NotFound(
+                        f"no figures for trust {trust}: no event from it has been applied"
+                    )
             else:
                 chosen = docs
             current = v.today.strftime("%Y-%m")
-            months = [m for m in months_between(
-                first_month((d.get("months") for d in chosen), current), current)
-                if (start is None or m >= start) and (end is None or m <= end)]
-            counts = level_series([(d["summary"], d.get("months")) for d in chosen], months,
-                                  current, v.today, with_sites_running=level != "site")
+            months = [
+                m
+                for m in months_between(
+                    first_month((d.get("months") for d in chosen), current), current
+                )
+                if (start is None or m >= start) and (end is None or m <= end)
+            ]
+            counts = level_series(
+                [(d["summary"], d.get("months")) for d in chosen],
+                months,
+                current,
+                v.today,
+                with_sites_running=level != "site",
+            )
             answer: dict[str, Any] = {"as_of": v.as_of, "level": level, "raw": raw}
             if trust:
                 answer["trustcode"] = trust
@@ -85,14 +99,25 @@ class MonthSeries:
                 by_trust: dict[str, list[Document]] = {}
                 for d in chosen:
                     by_trust.setdefault(d["summary"]["trust"], []).append(d)
-                answer["figures"] = protected_national_series(counts, [
-                    level_series([(d["summary"], d.get("months")) for d in trust_docs],
-                                 months, current, v.today, with_sites_running=True)
-                    for trust_docs in by_trust.values()])
+                answer["figures"] = protected_national_series(
+                    counts,
+                    [
+                        level_series(
+                            [(d["summary"], d.get("months")) for d in trust_docs],
+                            months,
+                            current,
+                            v.today,
+                            with_sites_running=True,
+                        )
+                        for trust_docs in by_trust.values()
+                    ],
+                )
             else:
-                answer["figures"] = series_figures(counts,
-                                                   published=not raw and level != "national")
+                answer["figures"] = series_figures(
+                    counts, published=not raw and level != "national"
+                )
             return answer
 
-        return await self.reporting._answer(v, ("months", level, trust, site, raw, start, end),
-                                            build)
+        return await self.reporting._answer(
+            v, ("months", level, trust, site, raw, start, end), build
+        )

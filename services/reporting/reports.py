@@ -98,8 +98,9 @@ class View:
             out[s["trust"]].append(s)
         return dict(sorted(out.items()))
 
-    def figures(self, summaries: list[Summary], *, raw: bool, national: bool = False,
-                site: bool = False) -> Figures:
+    def figures(
+        self, summaries: list[Summary], *, raw: bool, national: bool = False, site: bool = False
+    ) -> Figures:
         """Exact figures for `raw`; disclosure-controlled below national; national exact
         except where, beside the trusts' published figures, a by-profession cell (or, with
         `protect_national`, any count) would give back a suppressed trust figure by
@@ -111,8 +112,9 @@ class View:
         if not national:
             return controlled
         exact = raw_figures(totals, self.today, with_sites_running=not site)
-        return protect_national(exact, controlled, self.published_trusts(),
-                                every_family=self.protect_national)
+        return protect_national(
+            exact, controlled, self.published_trusts(), every_family=self.protect_national
+        )
 
     def published_trusts(self) -> list[Figures]:
         """Every trust's published figures: what an outsider holds beside the national."""
@@ -124,25 +126,34 @@ class View:
         return controlled_names(
             raw_figures(totals, self.today, with_sites_running=True),
             published_figures(totals, self.today, with_sites_running=True),
-            self.published_trusts(), every_family=self.protect_national)
+            self.published_trusts(),
+            every_family=self.protect_national,
+        )
 
 
 def check_trust(trustcode: str) -> str:
     if not TRUST_RE.fullmatch(trustcode):
-        raise Malformed(f"{trustcode[:40]!r} is not an ODS trust code: 3 ASCII letters or "
-                        "digits, for example RTH", "trustcode")
+        raise Malformed(
+            f"{trustcode[:40]!r} is not an ODS trust code: 3 ASCII letters or "
+            "digits, for example RTH",
+            "trustcode",
+        )
     return trustcode.upper()
 
 
 def check_site(trustcode: str, sitecode: str) -> str:
     if not SITE_RE.fullmatch(sitecode):
-        raise Malformed(f"{sitecode[:40]!r} is not an ODS site code: 5 ASCII letters or "
-                        "digits beginning with the trust's code, for example RTH08",
-                        "sitecode")
+        raise Malformed(
+            f"{sitecode[:40]!r} is not an ODS site code: 5 ASCII letters or "
+            "digits beginning with the trust's code, for example RTH08",
+            "sitecode",
+        )
     code = sitecode.upper()
     if not code.startswith(trustcode):
-        raise NotFound(f"site {code} is not a site of trust {trustcode} "
-                       "(a site's code begins with its trust's code)")
+        raise NotFound(
+            f"site {code} is not a site of trust {trustcode} "
+            "(a site's code begins with its trust's code)"
+        )
     return code
 
 
@@ -152,22 +163,32 @@ def check_funnel_parameters(figure: str, measure: str | None, timepoint: str | N
     if figure != "improved_share":
         for name, value in (("measure", measure), ("timepoint", timepoint)):
             if value is not None:
-                raise Malformed(f"the funnel of {figure} takes no {name} "
-                                "(only improved_share does)", name)
+                raise Malformed(
+                    f"the funnel of {figure} takes no {name} (only improved_share does)", name
+                )
         return
     if measure not in MEASURE_NAMES:
-        raise Malformed(f"improved_share needs a measure, one of {', '.join(MEASURE_NAMES)}",
-                        "measure")
+        raise Malformed(
+            f"improved_share needs a measure, one of {', '.join(MEASURE_NAMES)}", "measure"
+        )
     if timepoint not in OUTCOME_TIMEPOINTS:
-        raise Malformed(f"improved_share needs a timepoint, one of "
-                        f"{', '.join(OUTCOME_TIMEPOINTS)}", "timepoint")
+        raise Malformed(
+            f"improved_share needs a timepoint, one of {', '.join(OUTCOME_TIMEPOINTS)}", "timepoint"
+        )
 
 
 class Reporting:
     """What the handlers, the HTTP routes, the metrics snapshot and the CLI use."""
 
-    def __init__(self, store: Store, clock: Clock, tokens: list[Token],
-                 audit: AuditLog | None = None, *, protect_national: bool = False) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        tokens: list[Token],
+        audit: AuditLog | None = None,
+        *,
+        protect_national: bool = False,
+    ) -> None:
         self.store = store
         self.protect_national = protect_national
         self.clock = clock
@@ -176,9 +197,11 @@ class Reporting:
         # One view (the active generation's summaries) is kept; answers are bounded too.
         self._cached: tuple[tuple[Any, ...], list[Summary]] | None = None
         self.answers: BoundedCache[tuple[Any, ...], dict[str, Any]] = BoundedCache(
-            ANSWERS_KEPT, ANSWER_BYTES_KEPT)
+            ANSWERS_KEPT, ANSWER_BYTES_KEPT
+        )
         self._checking: asyncio.Future[View] | None = None
         from services.reporting.months import MonthSeries  # it builds on this module
+
         self.months = MonthSeries(self)
 
     async def apply(self, event: AnyEvent) -> None:
@@ -219,24 +242,30 @@ class Reporting:
             self.answers.clear()
         return View(self._cached[1], as_of, today, key, self.protect_national)
 
-    async def _answer(self, v: View, args: tuple[Any, ...],
-                      build: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    async def _answer(
+        self, v: View, args: tuple[Any, ...], build: Callable[[], dict[str, Any]]
+    ) -> dict[str, Any]:
         """An answer computed once per view (reports are pure functions of the view). Only
         validated arguments reach here, so keys are few; the cache is bounded regardless."""
         key = (v.key, *args)
         found = self.answers.get(key)
         if found is None:
             found = build()
-            size = len(json.dumps(found, default=str, ensure_ascii=False,
-                                  separators=(",", ":")))
+            size = len(json.dumps(found, default=str, ensure_ascii=False, separators=(",", ":")))
             self.answers.put(key, found, size)
         return found
 
     async def national(self, raw: bool) -> dict[str, Any]:
         v = await self.view()
-        return await self._answer(v, ("national", raw), lambda: {
-            "as_of": v.as_of, "level": "national",
-            "figures": v.figures(v.summaries, raw=raw, national=True)})
+        return await self._answer(
+            v,
+            ("national", raw),
+            lambda: {
+                "as_of": v.as_of,
+                "level": "national",
+                "figures": v.figures(v.summaries, raw=raw, national=True),
+            },
+        )
 
     async def trusts(self, raw: bool) -> dict[str, Any]:
         v = await self.view()
@@ -244,8 +273,13 @@ class Reporting:
         def build() -> dict[str, Any]:
             by_trust = {t: v.figures(s, raw=raw) for t, s in v.by_trust().items()}
             # `figures` keyed by trust code, like every answer's `figures`; `trusts` a list.
-            return {"as_of": v.as_of, "level": "trust", "raw": raw, "figures": by_trust,
-                    "trusts": [{"trustcode": t, "figures": f} for t, f in by_trust.items()]}
+            return {
+                "as_of": v.as_of,
+                "level": "trust",
+                "raw": raw,
+                "figures": by_trust,
+                "trusts": [{"trustcode": t, "figures": f} for t, f in by_trust.items()],
+            }
 
         return await self._answer(v, ("trusts", raw), build)
 
@@ -258,10 +292,17 @@ class Reporting:
             if not summaries:
                 raise NotFound(f"no figures for trust {code}: no event from it has been applied")
             sites = sorted(summaries, key=lambda s: str(s["site"]))
-            return {"as_of": v.as_of, "level": "trust", "raw": raw, "trustcode": code,
-                    "figures": v.figures(summaries, raw=raw),
-                    "sites": [{"sitecode": s["site"],
-                               "figures": v.figures([s], raw=raw, site=True)} for s in sites]}
+            return {
+                "as_of": v.as_of,
+                "level": "trust",
+                "raw": raw,
+                "trustcode": code,
+                "figures": v.figures(summaries, raw=raw),
+                "sites": [
+                    {"sitecode": s["site"], "figures": v.figures([s], raw=raw, site=True)}
+                    for s in sites
+                ],
+            }
 
         return await self._answer(v, ("trust", code, raw), build)
 
@@ -274,47 +315,74 @@ class Reporting:
             found = [s for s in v.summaries if s["site"] == code]
             if not found:
                 raise NotFound(f"no figures for site {code}: no event from it has been applied")
-            return {"as_of": v.as_of, "level": "site", "raw": raw, "trustcode": trust,
-                    "sitecode": code, "figures": v.figures(found, raw=raw, site=True)}
+            return {
+                "as_of": v.as_of,
+                "level": "site",
+                "raw": raw,
+                "trustcode": trust,
+                "sitecode": code,
+                "figures": v.figures(found, raw=raw, site=True),
+            }
 
         return await self._answer(v, ("site", code, raw), build)
 
-    async def funnel(self, figure: str, measure: str | None, timepoint: str | None,
-                     raw: bool) -> dict[str, Any]:
+    async def funnel(
+        self, figure: str, measure: str | None, timepoint: str | None, raw: bool
+    ) -> dict[str, Any]:
         if figure in COMPARISON_FIGURES:
             return await self.comparison(figure, raw)
         if figure not in FUNNEL_FIGURES:
-            raise NotFound(f"no funnel for {figure[:40]!r}; choose one of "
-                           f"{', '.join((*FUNNEL_FIGURES, *COMPARISON_FIGURES))}")
+            raise NotFound(
+                f"no funnel for {figure[:40]!r}; choose one of "
+                f"{', '.join((*FUNNEL_FIGURES, *COMPARISON_FIGURES))}"
+            )
         check_funnel_parameters(figure, measure, timepoint)
         v = await self.view()
 
         def build() -> dict[str, Any]:
             try:
-                national = proportion_of(total(v.summaries), figure, v.today, measure,
-                                         timepoint)
+                national = proportion_of(total(v.summaries), figure, v.today, measure, timepoint)
             except ValueError as exc:
-                raise Malformed(f"{exc}; improved_share needs measure (e.g. rmdq) and "
-                                "timepoint (group_end, month_3 or month_12)",
-                                "measure") from None
+                raise Malformed(
+                    f"{exc}; improved_share needs measure (e.g. rmdq) and "
+                    "timepoint (group_end, month_3 or month_12)",
+                    "measure",
+                ) from None
             p = None if national.denominator == 0 else national.numerator / national.denominator
             # Only IBEST_REPORTING_PROTECT_NATIONAL controls the headline counts a funnel
             # is built on (by default only by-profession cells are, and no funnel uses them).
-            hidden = not raw and v.protect_national and bool(
-                v.national_controlled().intersection(funnel_bases(figure, measure, timepoint)))
+            hidden = (
+                not raw
+                and v.protect_national
+                and bool(
+                    v.national_controlled().intersection(funnel_bases(figure, measure, timepoint))
+                )
+            )
             published = funnel_national(national.numerator, national.denominator, hidden)
             if hidden:  # limits centred on the exact proportion would give it back
                 p = published["value"] if isinstance(published["value"], float) else None
-            points = [funnel_point(t, proportion_of(total(s), figure, v.today, measure,
-                                                    timepoint), p, raw=raw)
-                      for t, s in v.by_trust().items()]
-            return {"as_of": v.as_of, "figure": figure, "measure": measure,
-                    "timepoint": timepoint, "raw": raw,
-                    "national": published,
-                    "trusts": points,
-                    "limits": limit_curve(p, max((pt["denominator"] for pt in points
-                                                  if isinstance(pt["denominator"], int)),
-                                                 default=0))}
+            points = [
+                funnel_point(
+                    t, proportion_of(total(s), figure, v.today, measure, timepoint), p, raw=raw
+                )
+                for t, s in v.by_trust().items()
+            ]
+            return {
+                "as_of": v.as_of,
+                "figure": figure,
+                "measure": measure,
+                "timepoint": timepoint,
+                "raw": raw,
+                "national": published,
+                "trusts": points,
+                "limits": limit_curve(
+                    p,
+                    max(
+                        (pt["denominator"] for pt in points if isinstance(pt["denominator"], int)),
+                        default=0,
+                    ),
+                ),
+            }
 
         return await self._answer(v, ("funnel", figure, measure, timepoint, raw), build)
 
@@ -326,14 +394,25 @@ class Reporting:
 
         def build() -> dict[str, Any]:
             national = improvement_of(total(v.summaries), timepoint)
-            if not raw and v.protect_national \
-                    and f"outcomes.rmdq.{timepoint}.n" in v.national_controlled():
+            if (
+                not raw
+                and v.protect_national
+                and f"outcomes.rmdq.{timepoint}.n" in v.national_controlled()
+            ):
                 # secondary suppression: the n is published under control nationally too
                 national = {**national, "n": control_count(national["n"])}
-            return {"as_of": v.as_of, "figure": figure, "timepoint": timepoint, "raw": raw,
-                    "trial": trial_band(), "national": national,
-                    "trusts": [comparison_point(t, total(s), timepoint, national, raw=raw)
-                               for t, s in v.by_trust().items()]}
+            return {
+                "as_of": v.as_of,
+                "figure": figure,
+                "timepoint": timepoint,
+                "raw": raw,
+                "trial": trial_band(),
+                "national": national,
+                "trusts": [
+                    comparison_point(t, total(s), timepoint, national, raw=raw)
+                    for t, s in v.by_trust().items()
+                ],
+            }
 
         return await self._answer(v, ("comparison", figure, raw), build)
 
@@ -358,22 +437,35 @@ class Reporting:
         sites = await generation.summarise_all()
         previous = await self.store.switch_to(generation)
         dropped = await self.store.drop_except([generation.number])
-        log.info("reporting rebuilt: generation %d replaced %d (%d events, %d sites, "
-                 "%d collections dropped)", generation.number, previous, replayed, sites,
-                 len(dropped))
-        return {"generation": generation.number, "previous": previous, "events": replayed,
-                "sites": sites}
+        log.info(
+            "reporting rebuilt: generation %d replaced %d (%d events, %d sites, "
+            "%d collections dropped)",
+            generation.number,
+            previous,
+            replayed,
+            sites,
+            len(dropped),
+        )
+        return {
+            "generation": generation.number,
+            "previous": previous,
+            "events": replayed,
+            "sites": sites,
+        }
 
 
-async def metric_levels(reporting: Reporting) -> tuple[list[tuple[dict[str, str], Figures]],
-                                                        float | None]:
+async def metric_levels(
+    reporting: Reporting,
+) -> tuple[list[tuple[dict[str, str], Figures]], float | None]:
     """Figures at every level as /metrics exports them: national exact, the rest controlled."""
     v = await reporting.view()
     levels: list[tuple[dict[str, str], Figures]] = [
-        ({}, v.figures(v.summaries, raw=False, national=True))]
+        ({}, v.figures(v.summaries, raw=False, national=True))
+    ]
     for trust, summaries in v.by_trust().items():
         levels.append(({"trust": trust}, v.figures(summaries, raw=False)))
         for s in sorted(summaries, key=lambda s: str(s["site"])):
-            levels.append(({"trust": trust, "site": s["site"]},
-                           v.figures([s], raw=False, site=True)))
+            levels.append(
+                ({"trust": trust, "site": s["site"]}, v.figures([s], raw=False, site=True))
+            )
     return levels, None if v.as_of is None else v.as_of.timestamp()

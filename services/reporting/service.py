@@ -31,8 +31,8 @@ def build_spec(settings: ReportingSettings | None = None) -> ServiceSpec:
         wire=wire,
         title="iBeST reporting",
         description="Exact rollout figures per site, per trust and nationally; below "
-                    "national level every figure is disclosure-controlled unless the raw "
-                    "scope asks.",
+        "national level every figure is disclosure-controlled unless the raw "
+        "scope asks.",
         routes=routes,
     )
 
@@ -62,9 +62,13 @@ async def _wire(ctx: ServiceContext, settings: ReportingSettings) -> Wiring:
         if collector.owner is owner:
             collector.snapshot = []
 
-    return Wiring(handlers=handlers(reporting), api=reporting,
-                  background=[refresh_snapshot], on_stop=[forget_snapshot],
-                  batch_handler=batch_handler(reporting))
+    return Wiring(
+        handlers=handlers(reporting),
+        api=reporting,
+        background=[refresh_snapshot],
+        on_stop=[forget_snapshot],
+        batch_handler=batch_handler(reporting),
+    )
 
 
 SPEC = build_spec()

@@ -27,8 +27,9 @@ def batch_spec(batches: list[int], singles: list[str]) -> ServiceSpec:
             if event.data.clinician_ref == "c-invalid":
                 raise ContractError.one("data.clinician_ref", "is not allowed by the probe")
             singles.append(event.data.clinician_ref)
-            await ctx.db["clinicians"].update_one({"_id": event.data.clinician_ref},
-                                                  {"$set": {"id": str(event.id)}}, upsert=True)
+            await ctx.db["clinicians"].update_one(
+                {"_id": event.data.clinician_ref}, {"$set": {"id": str(event.id)}}, upsert=True
+            )
 
         async def many(events: list[AnyEvent]) -> None:
             if any(e.data.clinician_ref == "c-invalid" for e in events):
@@ -36,8 +37,8 @@ def batch_spec(batches: list[int], singles: list[str]) -> ServiceSpec:
             batches.append(len(events))
             for event in events:
                 await ctx.db["clinicians"].update_one(
-                    {"_id": event.data.clinician_ref}, {"$set": {"id": str(event.id)}},
-                    upsert=True)
+                    {"_id": event.data.clinician_ref}, {"$set": {"id": str(event.id)}}, upsert=True
+                )
 
         return Wiring(handlers={"clinician.enrolled": one}, batch_handler=many)
 
@@ -47,8 +48,7 @@ def batch_spec(batches: list[int], singles: list[str]) -> ServiceSpec:
 async def count(settings: Settings, n: int) -> bool:
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_url)
     try:
-        found = await client[settings.database_of("batchprobe")]["clinicians"].count_documents(
-            {})
+        found = await client[settings.database_of("batchprobe")]["clinicians"].count_documents({})
     finally:
         await client.close()
     return found == n
@@ -57,16 +57,18 @@ async def count(settings: Settings, n: int) -> bool:
 @pytest.fixture(autouse=True)
 async def batchprobe_consumer(js: JetStreamContext, settings: Settings) -> None:
     """The operator's step for this test-only service: declare its durable consumer."""
-    await ensure_consumer(js, EVENTS_STREAM,
-                          consumer_config("batchprobe", ["clinician.enrolled"], settings))
+    await ensure_consumer(
+        js, EVENTS_STREAM, consumer_config("batchprobe", ["clinician.enrolled"], settings)
+    )
 
 
 async def test_a_batch_is_applied_in_one_call(settings: Settings, js: JetStreamContext) -> None:
     batches: list[int] = []
     singles: list[str] = []
     for i in range(20):
-        await publish_raw(js, cloud_event("clinician.enrolled",
-                                          {**ENROLLED, "clinician_ref": f"c-{i:02d}"}))
+        await publish_raw(
+            js, cloud_event("clinician.enrolled", {**ENROLLED, "clinician_ref": f"c-{i:02d}"})
+        )
     async with running_service(batch_spec(batches, singles), settings):
         await wait_for(lambda: count(settings, 20), what="20 enrolments stored")
     assert sum(batches) + len(singles) == 20 and max(batches) > 1

@@ -52,8 +52,9 @@ async def stored(settings: Settings, ref: str) -> dict[str, Any] | None:
 @pytest.fixture(autouse=True)
 async def probe_consumer(js: JetStreamContext, settings: Settings) -> None:
     """The operator's step for this test-only service: declare its durable consumer."""
-    await ensure_consumer(js, EVENTS_STREAM,
-                          consumer_config("probe", ["clinician.enrolled"], settings))
+    await ensure_consumer(
+        js, EVENTS_STREAM, consumer_config("probe", ["clinician.enrolled"], settings)
+    )
 
 
 async def test_same_id_published_twice_is_applied_once(
@@ -78,8 +79,12 @@ async def test_malformed_event_is_dead_lettered_with_reason_and_consumer_goes_on
     settings: Settings, js: JetStreamContext
 ) -> None:
     applied: list[AnyEvent] = []
-    await publish_raw(js, b'{"specversion": "1.0", "id": ',
-                      subject="ibest.v1.RTH.clinician.enrolled", msg_id="bad-1")
+    await publish_raw(
+        js,
+        b'{"specversion": "1.0", "id": ',
+        subject="ibest.v1.RTH.clinician.enrolled",
+        msg_id="bad-1",
+    )
     wrong_trust = cloud_event("clinician.enrolled", ENROLLED)
     await publish_raw(js, wrong_trust, subject="ibest.v1.RXF.clinician.enrolled")
     good = cloud_event("clinician.enrolled", {**ENROLLED, "clinician_ref": "c-good"})
@@ -141,8 +146,9 @@ async def test_domain_rule_and_reused_id_are_dead_lettered(
         await wait_for(lambda: stored(settings, "c-001"), what="first stored")
         # A different event under the same id, beyond the stream's duplicate window:
         await publish_raw(js, reused, msg_id="other-msg-id")
-        await publish_raw(js, cloud_event("clinician.enrolled",
-                                          {**ENROLLED, "clinician_ref": "c-invalid"}))
+        await publish_raw(
+            js, cloud_event("clinician.enrolled", {**ENROLLED, "clinician_ref": "c-invalid"})
+        )
         letters = await wait_for(lambda: _letters(js, 2), what="two dead letters")
     errors = sorted(dl.error for dl in letters)
     assert any("already used for an event with different content" in e for e in errors)

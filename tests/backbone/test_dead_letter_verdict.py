@@ -54,23 +54,38 @@ async def letters_at_least(js: JetStreamContext, n: int) -> list[DeadLetter] | N
 
 
 def consumed(service: str, kind: str) -> float:
-    return REGISTRY.get_sample_value("ibest_events_consumed_total", {
-        "service": service, "type": kind, "outcome": "dead_lettered"}) or 0.0
+    return (
+        REGISTRY.get_sample_value(
+            "ibest_events_consumed_total",
+            {"service": service, "type": kind, "outcome": "dead_lettered"},
+        )
+        or 0.0
+    )
 
 
 def cli_args(**kw: Any) -> argparse.Namespace:
-    base = {"consumer": None, "limit": 1000, "json": True, "trust": None, "event_id": None,
-            "seq": None, "all": False}
+    base = {
+        "consumer": None,
+        "limit": 1000,
+        "json": True,
+        "trust": None,
+        "event_id": None,
+        "seq": None,
+        "all": False,
+    }
     return argparse.Namespace(**{**base, **kw})
 
 
 async def test_one_row_per_rejected_event_naming_every_consumer(
-    settings: Settings, js: JetStreamContext, caplog: pytest.LogCaptureFixture,
+    settings: Settings,
+    js: JetStreamContext,
+    caplog: pytest.LogCaptureFixture,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     unknown_course = cloud_event("clinician.enrolled", {**ENROLLED, "course_version": "97"})
-    other_trust = cloud_event("clinician.enrolled", {**ENROLLED, "profession": "astronaut"},
-                              trust="RNU", site="RNU02")
+    other_trust = cloud_event(
+        "clinician.enrolled", {**ENROLLED, "profession": "astronaut"}, trust="RNU", site="RNU02"
+    )
     only_one = cloud_event("clinician.enrolled", {**ENROLLED, "clinician_ref": "c-only-enrolment"})
     good = cloud_event("clinician.enrolled", {**ENROLLED, "clinician_ref": "c-good"})
     for e in (unknown_course, other_trust, only_one, good):
@@ -80,8 +95,9 @@ async def test_one_row_per_rejected_event_naming_every_consumer(
     applied: dict[str, list[str]] = {c: [] for c in CONSUMERS}
     caplog.set_level(logging.WARNING, logger="ibest.backbone.consumer")
     for c in CONSUMERS:  # the operator's declaration for these probes
-        await ensure_consumer(js, EVENTS_STREAM,
-                              consumer_config(c, ["clinician.enrolled"], settings))
+        await ensure_consumer(
+            js, EVENTS_STREAM, consumer_config(c, ["clinician.enrolled"], settings)
+        )
     async with contextlib.AsyncExitStack() as stack:
         for c in CONSUMERS:
             await stack.enter_async_context(running_service(probe(c, applied[c]), settings))
@@ -95,11 +111,13 @@ async def test_one_row_per_rejected_event_naming_every_consumer(
     assert sorted(d.consumer for d in course_letters) == sorted(CONSUMERS)
     assert {d.headers[H_TRUST] for d in course_letters} == {"RTH"}
     assert {d.headers[H_EVENT_ID] for d in course_letters} == {unknown_course["id"]}
-    assert all("data.course_version: '97' is not a course version" in d.error
-               for d in course_letters)
+    assert all(
+        "data.course_version: '97' is not a course version" in d.error for d in course_letters
+    )
     unreadable = [d for d in letters if d.data == b"{not json"]
     assert {(d.event_id, d.trust, d.event_type) for d in unreadable} == {
-        ("", "RTH", "clinician.enrolled")}
+        ("", "RTH", "clinician.enrolled")
+    }
 
     # Grouped by the event's stream sequence: one row each, with the platform's verdict.
     rejected = group_dead_letters(letters)
@@ -111,7 +129,8 @@ async def test_one_row_per_rejected_event_naming_every_consumer(
     assert by_id[unknown_course["id"]]["consumers"] == sorted(CONSUMERS)
     assert by_id[unknown_course["id"]]["verdict"].startswith("rejected by the platform")
     assert by_id[only_one["id"]]["verdict"] == (
-        "rejected by enrolment only; not by notifications, reporting")
+        "rejected by enrolment only; not by notifications, reporting"
+    )
     assert by_id[""]["verdict"].startswith("rejected by the platform")
 
     # Filters by consumer (rows still name every consumer), trust and event id.
@@ -132,8 +151,10 @@ async def test_one_row_per_rejected_event_naming_every_consumer(
     # Logged and counted under the real type, with id and subject, never the reference.
     assert consumed("reporting", "clinician.enrolled") - before == 3  # not only_one
     logged = caplog.text
-    assert f"clinician.enrolled id={unknown_course['id']} trust=RTH " \
-           "subject=ibest.v1.RTH.clinician.enrolled" in logged
+    assert (
+        f"clinician.enrolled id={unknown_course['id']} trust=RTH "
+        "subject=ibest.v1.RTH.clinician.enrolled" in logged
+    )
     assert "dead-lettering unknown" not in logged
     assert "c-secret-ref" not in logged and "c-only-enrolment" not in logged
 
@@ -145,6 +166,8 @@ async def test_one_row_per_rejected_event_naming_every_consumer(
     remaining = group_dead_letters(await list_dead_letters(js))
     assert len(remaining) == 3
     assert unknown_course["id"] not in {r.first.event_id for r in remaining}
-    assert applied == {"enrolment": ["c-good"],
-                       "notifications": ["c-only-enrolment", "c-good"],
-                       "reporting": ["c-only-enrolment", "c-good"]}
+    assert applied == {
+        "enrolment": ["c-good"],
+        "notifications": ["c-only-enrolment", "c-good"],
+        "reporting": ["c-only-enrolment", "c-good"],
+    }

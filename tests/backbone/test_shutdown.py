@@ -21,12 +21,20 @@ N = 300
 
 def probe_process(settings: Settings, port: int, log: Path) -> Managed:
     env = {
-        "NATS_URL": settings.nats_url, "MONGODB_URL": settings.mongodb_url,
-        "IBEST_DB_PREFIX": settings.db_prefix, "IBEST_ENROLMENT_PORT": str(port),
-        "IBEST_BATCH_SIZE": "20", "IBEST_FETCH_TIMEOUT": "0.2", "PROBE_DELAY": "0.01",
+        "NATS_URL": settings.nats_url,
+        "MONGODB_URL": settings.mongodb_url,
+        "IBEST_DB_PREFIX": settings.db_prefix,
+        "IBEST_ENROLMENT_PORT": str(port),
+        "IBEST_BATCH_SIZE": "20",
+        "IBEST_FETCH_TIMEOUT": "0.2",
+        "PROBE_DELAY": "0.01",
     }
-    proc = Managed("probe", [sys.executable, "-m", "tests.backbone.probe_service"], log,
-                   env={**os.environ, **env}).start()
+    proc = Managed(
+        "probe",
+        [sys.executable, "-m", "tests.backbone.probe_service"],
+        log,
+        env={**os.environ, **env},
+    ).start()
 
     def ready() -> bool:
         try:
@@ -42,11 +50,17 @@ async def test_sigterm_mid_stream_loses_nothing_and_applies_nothing_twice(
     settings: Settings, js: JetStreamContext, tmp_path: Path
 ) -> None:
     # The probe runs as "enrolment" consuming enrolments only: the operator's declaration.
-    await ensure_consumer(js, EVENTS_STREAM,
-                          consumer_config("enrolment", ["clinician.enrolled"], settings))
+    await ensure_consumer(
+        js, EVENTS_STREAM, consumer_config("enrolment", ["clinician.enrolled"], settings)
+    )
     for i in range(N):
-        await publish_raw(js, cloud_event("clinician.enrolled", {
-            "clinician_ref": f"c-{i}", "profession": "nurse", "course_version": "1"}))
+        await publish_raw(
+            js,
+            cloud_event(
+                "clinician.enrolled",
+                {"clinician_ref": f"c-{i}", "profession": "nurse", "course_version": "1"},
+            ),
+        )
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_url)
     calls = client[settings.database_of("enrolment")]["calls"]
     port = free_port()
@@ -64,6 +78,7 @@ async def test_sigterm_mid_stream_loses_nothing_and_applies_nothing_twice(
 
     second = probe_process(settings, port, tmp_path / "probe2.log")
     try:
+
         async def all_applied() -> bool:
             return await calls.count_documents({}) == N
 

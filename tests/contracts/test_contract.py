@@ -65,8 +65,11 @@ def nhs_numbers() -> st.SearchStrategy[str]:
         check = (11 - total % 11) % 11
         return None if check == 10 else "".join(map(str, nine)) + str(check)
 
-    return (st.lists(st.integers(0, 9), min_size=9, max_size=9)
-            .map(with_check).filter(lambda s: s is not None))  # type: ignore[return-value]
+    return (
+        st.lists(st.integers(0, 9), min_size=9, max_size=9)  # type: ignore[return-value]
+        .map(with_check)
+        .filter(lambda s: s is not None)
+    )
 
 
 @given(nhs_numbers())
@@ -86,7 +89,8 @@ def test_out_of_range_scores_are_refused(measure: Any, value: float) -> None:
     in_range = spec.minimum <= value <= spec.maximum and (not spec.integer or value == int(value))
     if in_range:
         assert parse_event(None, json.dumps(raw).encode()).data.measures.present() == {
-            measure: value}
+            measure: value
+        }
     else:
         assert fields(reject(raw)) == {f"data.measures.{measure.value}"}
 
@@ -113,11 +117,24 @@ PAYLOAD_BREAKS = [
 """(event name, field, bad value): one broken rule each in an otherwise valid example."""
 
 
-@given(st.sampled_from([t.name for t in EVENT_TYPES]), st.sampled_from([
-    ("specversion", "0.3"), ("id", "not-a-uuid"), ("id", 42), ("source", ""),
-    ("time", "2026-03-02T09:30:00"), ("time", "yesterday"), ("datacontenttype", "text/xml"),
-    ("trustcode", "rth"), ("trustcode", "RT"), ("sitecode", "RTH0"), ("sitecode", 12345),
-]))
+@given(
+    st.sampled_from([t.name for t in EVENT_TYPES]),
+    st.sampled_from(
+        [
+            ("specversion", "0.3"),
+            ("id", "not-a-uuid"),
+            ("id", 42),
+            ("source", ""),
+            ("time", "2026-03-02T09:30:00"),
+            ("time", "yesterday"),
+            ("datacontenttype", "text/xml"),
+            ("trustcode", "rth"),
+            ("trustcode", "RT"),
+            ("sitecode", "RTH0"),
+            ("sitecode", 12345),
+        ]
+    ),
+)
 def test_broken_envelope_attributes_name_the_attribute(name: str, change: tuple[str, Any]) -> None:
     raw = raw_example(name)
     key, value = change
@@ -142,8 +159,21 @@ def test_missing_required_fields_are_named(name: str, data: st.DataObject) -> No
         del raw["data"][key]
         assert f"data.{key}" in fields(reject(raw))
     else:
-        key = data.draw(st.sampled_from(["specversion", "id", "source", "type", "time",
-                                         "datacontenttype", "trustcode", "sitecode", "data"]))
+        key = data.draw(
+            st.sampled_from(
+                [
+                    "specversion",
+                    "id",
+                    "source",
+                    "type",
+                    "time",
+                    "datacontenttype",
+                    "trustcode",
+                    "sitecode",
+                    "data",
+                ]
+            )
+        )
         del raw[key]
         assert key in fields(reject(raw))
 

@@ -77,8 +77,9 @@ def outcomes() -> Step:
         if event.event_type.name == "class.started":
             class_doc(event)
             return
-        a = Assessment.from_event(str(event.id), event.trustcode, event.sitecode, event.time,
-                                  event.data)
+        a = Assessment.from_event(
+            str(event.id), event.trustcode, event.sitecode, event.time, event.data
+        )
         key = (a.trustcode, a.patient_ref)
         state, changed = patients.get(key, PatientState()).apply(a)
         patients[key] = state
@@ -108,13 +109,16 @@ def reporting() -> Step:
 
 
 def consumers() -> list[Consumer]:
-    return [Consumer("enrolment", list(ENROLMENT.consumes), enrolment()),
-            Consumer("outcomes", list(OUTCOMES.consumes), outcomes()),
-            Consumer("notifications", list(NOTIFICATIONS.consumes), notifications()),
-            Consumer("reporting", list(REPORTING.consumes), reporting())]
+    return [
+        Consumer("enrolment", list(ENROLMENT.consumes), enrolment()),
+        Consumer("outcomes", list(OUTCOMES.consumes), outcomes()),
+        Consumer("notifications", list(NOTIFICATIONS.consumes), notifications()),
+        Consumer("reporting", list(REPORTING.consumes), reporting()),
+    ]
 
 
 # --- generated events: mostly valid, with every kind of breach the audit looked at --------
+
 
 def nhs(nine: str) -> str | None:
     total = sum(int(d) * w for d, w in zip(nine, range(10, 1, -1), strict=True))
@@ -126,62 +130,96 @@ clinicians = st.sampled_from(["c-1", "c-2", "c-3"])
 patient_refs = st.one_of(
     st.sampled_from(["pt-a", "pt-b"]),
     st.binary(min_size=1, max_size=8).map(lambda b: hashlib.sha256(b).hexdigest()),
-    st.builds(lambda n, sep: sep.join((n[:3], n[3:6], n[6:])),
-              st.text("0123456789", min_size=9, max_size=9).map(nhs).filter(bool),
-              st.sampled_from(["", " ", "-", ".", "_", ":"])),
+    st.builds(
+        lambda n, sep: sep.join((n[:3], n[3:6], n[6:])),
+        st.text("0123456789", min_size=9, max_size=9).map(nhs).filter(bool),
+        st.sampled_from(["", " ", "-", ".", "_", ":"]),
+    ),
 )
 modules = st.sampled_from([*MODULES, "m99-not-a-module"])
 versions = st.sampled_from(["1", "1", "97"])
 scores = st.one_of(st.integers(0, 24), st.just(25), st.just(-1))
-timepoints = st.sampled_from(["baseline", "baseline", "month_3", "month_12", "group_end",
-                              "week_2"])
+timepoints = st.sampled_from(["baseline", "baseline", "month_3", "month_12", "group_end", "week_2"])
 
 
 def data_for(name: str) -> st.SearchStrategy[dict[str, Any]]:
     if name == "clinician.enrolled":
-        return st.fixed_dictionaries({
-            "clinician_ref": clinicians, "course_version": versions,
-            "profession": st.sampled_from(["nurse", "physiotherapist", "astronaut"])})
+        return st.fixed_dictionaries(
+            {
+                "clinician_ref": clinicians,
+                "course_version": versions,
+                "profession": st.sampled_from(["nurse", "physiotherapist", "astronaut"]),
+            }
+        )
     if name in ("module.started", "module.completed"):
         return st.fixed_dictionaries({"clinician_ref": clinicians, "module_id": modules})
     if name in ("clinician.training_started", "clinician.training_completed"):
         return st.fixed_dictionaries({"clinician_ref": clinicians, "course_version": versions})
     if name == "clinician.intention_reported":
-        return st.fixed_dictionaries({"clinician_ref": clinicians,
-                                      "intends_to_deliver": st.booleans(),
-                                      "confidence": st.integers(0, 11)})
+        return st.fixed_dictionaries(
+            {
+                "clinician_ref": clinicians,
+                "intends_to_deliver": st.booleans(),
+                "confidence": st.integers(0, 11),
+            }
+        )
     if name == "clinician.delivery_reported":
-        return st.fixed_dictionaries({"clinician_ref": clinicians, "delivering": st.booleans(),
-                                      "groups_delivered": st.integers(-1, 3)})
+        return st.fixed_dictionaries(
+            {
+                "clinician_ref": clinicians,
+                "delivering": st.booleans(),
+                "groups_delivered": st.integers(-1, 3),
+            }
+        )
     if name == "class.started":
-        return st.fixed_dictionaries({
-            "class_id": st.sampled_from(["k-1", "k 2"]),
-            "facilitator_refs": st.lists(clinicians, min_size=0, max_size=2),
-            "planned_sessions": st.integers(0, 7)})
+        return st.fixed_dictionaries(
+            {
+                "class_id": st.sampled_from(["k-1", "k 2"]),
+                "facilitator_refs": st.lists(clinicians, min_size=0, max_size=2),
+                "planned_sessions": st.integers(0, 7),
+            }
+        )
     if name == "patient.assessed":
-        return st.fixed_dictionaries({"patient_ref": patient_refs, "timepoint": timepoints,
-                                      "measures": st.fixed_dictionaries({"rmdq": scores})})
+        return st.fixed_dictionaries(
+            {
+                "patient_ref": patient_refs,
+                "timepoint": timepoints,
+                "measures": st.fixed_dictionaries({"rmdq": scores}),
+            }
+        )
     assert name == "outcome.recorded"
-    return st.fixed_dictionaries({
-        "patient_ref": patient_refs, "timepoint": st.sampled_from(["month_3", "baseline"]),
-        "baseline_time": st.just(T0.isoformat()),
-        "assessment_time": st.just((T0 + timedelta(days=91)).isoformat()),
-        "revision": st.integers(0, 2),
-        "measures": st.just({"rmdq": {"baseline": 14.0, "value": 8.0, "change": -6.0,
-                                      "improved": True}})})
+    return st.fixed_dictionaries(
+        {
+            "patient_ref": patient_refs,
+            "timepoint": st.sampled_from(["month_3", "baseline"]),
+            "baseline_time": st.just(T0.isoformat()),
+            "assessment_time": st.just((T0 + timedelta(days=91)).isoformat()),
+            "revision": st.integers(0, 2),
+            "measures": st.just(
+                {"rmdq": {"baseline": 14.0, "value": 8.0, "change": -6.0, "improved": True}}
+            ),
+        }
+    )
 
 
-CONSUMED = sorted({n for spec in (ENROLMENT, OUTCOMES, NOTIFICATIONS, REPORTING)
-                   for n in spec.consumes} - {"notification.sent", "notification.failed"})
+CONSUMED = sorted(
+    {n for spec in (ENROLMENT, OUTCOMES, NOTIFICATIONS, REPORTING) for n in spec.consumes}
+    - {"notification.sent", "notification.failed"}
+)
 
 
 @st.composite
 def wire_event(draw: st.DrawFn) -> tuple[str, bytes]:
     name = draw(st.sampled_from(CONSUMED))
     site = draw(st.sampled_from(["RTH08", "RTH01", "RXF01"]))  # RXF01 breaks the trust rule
-    raw = cloud_event(name, draw(data_for(name)), trust="RTH", site=site,
-                      time=T0 + timedelta(days=draw(st.integers(0, 400))),
-                      event_id=str(uuid.UUID(int=draw(st.integers(0, 2**64)))))
+    raw = cloud_event(
+        name,
+        draw(data_for(name)),
+        trust="RTH",
+        site=site,
+        time=T0 + timedelta(days=draw(st.integers(0, 400))),
+        event_id=str(uuid.UUID(int=draw(st.integers(0, 2**64)))),
+    )
     subject = f"ibest.v1.RTH.{name}"
     return subject, json.dumps(raw).encode()
 
@@ -189,7 +227,8 @@ def wire_event(draw: st.DrawFn) -> tuple[str, bytes]:
 @settings(max_examples=150, deadline=None)
 @given(st.lists(wire_event(), min_size=1, max_size=25))
 def test_every_consumer_that_receives_an_event_reaches_the_same_verdict(
-        sequence: list[tuple[str, bytes]]) -> None:
+    sequence: list[tuple[str, bytes]],
+) -> None:
     services = consumers()
     for subject, body in sequence:
         name = subject.split(".", 3)[3]

@@ -24,22 +24,32 @@ def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> date
     return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
-@pytest.mark.parametrize(("completed", "survey", "due", "opens", "closes"), [
-    # 2025 is not a leap year: 1 Jan + 122 days is 3 May.
-    (date(2025, 1, 1), Survey.MONTH_4, date(2025, 5, 3), date(2025, 4, 19), date(2025, 6, 14)),
-    # 2024 is: 29 February is one of the 122 days, so the due date is a day earlier.
-    (date(2024, 1, 1), Survey.MONTH_4, date(2024, 5, 2), date(2024, 4, 18), date(2024, 6, 13)),
-    # 365 days spanning 29 February 2024 end a calendar day short of the anniversary ...
-    (date(2023, 6, 1), Survey.MONTH_12, date(2024, 5, 31), date(2024, 5, 3), date(2024, 7, 26)),
-    # ... and without one they land on it.
-    (date(2024, 6, 1), Survey.MONTH_12, date(2025, 6, 1), date(2025, 5, 4), date(2025, 7, 27)),
-    # Completed on 29 February itself.
-    (date(2024, 2, 29), Survey.MONTH_12, date(2025, 2, 28), date(2025, 1, 31), date(2025, 4, 25)),
-    # Month 12 of a New Year's Day completion in a non-leap year: due the next New Year's Day.
-    (date(2025, 1, 1), Survey.MONTH_12, date(2026, 1, 1), date(2025, 12, 4), date(2026, 2, 26)),
-])
-def test_windows_by_calendar_date(completed: date, survey: Survey, due: date, opens: date,
-                                  closes: date) -> None:
+@pytest.mark.parametrize(
+    ("completed", "survey", "due", "opens", "closes"),
+    [
+        # 2025 is not a leap year: 1 Jan + 122 days is 3 May.
+        (date(2025, 1, 1), Survey.MONTH_4, date(2025, 5, 3), date(2025, 4, 19), date(2025, 6, 14)),
+        # 2024 is: 29 February is one of the 122 days, so the due date is a day earlier.
+        (date(2024, 1, 1), Survey.MONTH_4, date(2024, 5, 2), date(2024, 4, 18), date(2024, 6, 13)),
+        # 365 days spanning 29 February 2024 end a calendar day short of the anniversary ...
+        (date(2023, 6, 1), Survey.MONTH_12, date(2024, 5, 31), date(2024, 5, 3), date(2024, 7, 26)),
+        # ... and without one they land on it.
+        (date(2024, 6, 1), Survey.MONTH_12, date(2025, 6, 1), date(2025, 5, 4), date(2025, 7, 27)),
+        # Completed on 29 February itself.
+        (
+            date(2024, 2, 29),
+            Survey.MONTH_12,
+            date(2025, 2, 28),
+            date(2025, 1, 31),
+            date(2025, 4, 25),
+        ),
+        # Month 12 of a New Year's Day completion in a non-leap year: due the next New Year's Day.
+        (date(2025, 1, 1), Survey.MONTH_12, date(2026, 1, 1), date(2025, 12, 4), date(2026, 2, 26)),
+    ],
+)
+def test_windows_by_calendar_date(
+    completed: date, survey: Survey, due: date, opens: date, closes: date
+) -> None:
     window = survey_window(completed, survey)
     assert (window.due, window.opens, window.closes) == (due, opens, closes)
     assert window.contains(opens) and window.contains(closes)
@@ -84,24 +94,34 @@ def test_the_latest_report_inside_a_window_is_the_answer() -> None:
         (utc(2026, 7, 1, 9), "e", "month 12, tie loses to the greater id"),
         (utc(2026, 7, 1, 9), "f", "month 12, tie wins"),
     ]
-    assert survey_answers(completed, reports) == {Survey.MONTH_4: "month 4, latest",
-                                                  Survey.MONTH_12: "month 12, tie wins"}
-    assert survey_answers(completed, list(reversed(reports))) == survey_answers(completed,
-                                                                                reports)
+    assert survey_answers(completed, reports) == {
+        Survey.MONTH_4: "month 4, latest",
+        Survey.MONTH_12: "month 12, tie wins",
+    }
+    assert survey_answers(completed, list(reversed(reports))) == survey_answers(completed, reports)
     assert survey_answers(completed, [(utc(2025, 8, 1), "x", "too early")]) == {}
 
 
 def test_completion_time_is_carried_by_the_contract() -> None:
     at = utc(2026, 3, 2, 9, 30)
-    event = new_event(TrainingCompleted(clinician_ref="c-1", course_version="1",
-                                        completed_at=at),
-                      trustcode="RTH", sitecode="RTH08", source="/services/enrolment", time=at)
+    event = new_event(
+        TrainingCompleted(clinician_ref="c-1", course_version="1", completed_at=at),
+        trustcode="RTH",
+        sitecode="RTH08",
+        source="/services/enrolment",
+        time=at,
+    )
     again = parse_event(None, event.to_json())
     assert again.data.completed_at == at
     assert completed_at(again.data.completed_at, again.time) == at
     # An older publisher's event without the field is still valid: its time is used.
-    old = new_event(TrainingCompleted(clinician_ref="c-1", course_version="1"),
-                    trustcode="RTH", sitecode="RTH08", source="/services/enrolment", time=at)
+    old = new_event(
+        TrainingCompleted(clinician_ref="c-1", course_version="1"),
+        trustcode="RTH",
+        sitecode="RTH08",
+        source="/services/enrolment",
+        time=at,
+    )
     assert old.data.completed_at is None and completed_at(None, old.time) == at
     naive = json.loads(event.to_json())
     naive["data"]["completed_at"] = "2026-03-02T09:30:00"

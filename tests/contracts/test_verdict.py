@@ -35,8 +35,11 @@ def valid_nhs_numbers() -> st.SearchStrategy[str]:
         check = (11 - total % 11) % 11
         return None if check == 10 else "".join(map(str, nine)) + str(check)
 
-    return (st.lists(st.integers(0, 9), min_size=9, max_size=9)
-            .map(with_check).filter(lambda s: s is not None))  # type: ignore[return-value]
+    return (
+        st.lists(st.integers(0, 9), min_size=9, max_size=9)  # type: ignore[return-value]
+        .map(with_check)
+        .filter(lambda s: s is not None)
+    )
 
 
 # Any character that is neither a letter nor a digit, ASCII punctuation and spaces first.
@@ -58,10 +61,20 @@ def separated(draw: st.DrawFn, number: str) -> str:
     return gaps[0] + "".join(d + g for d, g in zip(number, gaps[1:], strict=True))
 
 
-@pytest.mark.parametrize("written", [
-    "9434765919", "943 476 5919", "943-476-5919", "943.476.5919", "943_476_5919",
-    "943:476:5919", "943/476/5919", "9 4 3 4 7 6 5 9 1 9", " 943 476 5919 ",
-])
+@pytest.mark.parametrize(
+    "written",
+    [
+        "9434765919",
+        "943 476 5919",
+        "943-476-5919",
+        "943.476.5919",
+        "943_476_5919",
+        "943:476:5919",
+        "943/476/5919",
+        "9 4 3 4 7 6 5 9 1 9",
+        " 943 476 5919 ",
+    ],
+)
 def test_the_reported_nhs_numbers_are_refused_with_the_reason(written: str) -> None:
     raw = raw_example("patient.assessed")
     raw["data"]["patient_ref"] = written
@@ -85,7 +98,8 @@ def test_a_valid_nhs_number_with_any_separators_is_refused(written: str) -> None
 
 @given(st.binary(), st.integers(0, 54), valid_nhs_numbers())
 def test_hex_digests_stay_accepted_even_holding_an_nhs_number(
-        secret: bytes, at: int, number: str) -> None:
+    secret: bytes, at: int, number: str
+) -> None:
     digest = hashlib.sha256(secret).hexdigest()
     embedded = (digest[:at] + number + digest[at:])[:64]
     for ref in (digest, embedded, digest[:32]):

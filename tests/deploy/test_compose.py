@@ -30,8 +30,12 @@ def compose() -> dict[str, Any]:
 
 def test_compose_file_validates_against_the_compose_spec_schema() -> None:
     result = subprocess.run(
-        [find_binary("check-jsonschema"), "--builtin-schema", "vendor.compose-spec",
-         str(COMPOSE)], capture_output=True, text=True, timeout=60, check=False)
+        [find_binary("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(COMPOSE)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -42,7 +46,8 @@ def test_every_service_healthy_dependency_has_a_healthcheck(compose: dict[str, A
             assert dep in services, f"{name} depends on unknown service {dep}"
             if condition["condition"] == "service_healthy":
                 assert "test" in (services[dep].get("healthcheck") or {}), (
-                    f"{name} waits for {dep} to be healthy but {dep} has no healthcheck")
+                    f"{name} waits for {dep} to be healthy but {dep} has no healthcheck"
+                )
             if condition["condition"] == "service_completed_successfully":
                 assert services[dep].get("restart") == "no", f"{dep} is a one-shot job"
 
@@ -71,7 +76,8 @@ def test_every_image_is_pinned_and_services_are_bounded(compose: dict[str, Any])
         assert image, f"{name} has no image"
         tag = image.rsplit(":", 1)[1] if ":" in image.split("/")[-1] else ""
         assert re.fullmatch(r"v?\d+\.\d+\.\d+(-[a-z0-9.]+)?", tag) or "@sha256:" in image, (
-            f"{name}: image {image} is not pinned to an exact version")
+            f"{name}: image {image} is not pinned to an exact version"
+        )
         assert service.get("restart") in {"unless-stopped", "always", "no"}, name
         limits = service.get("deploy", {}).get("resources", {}).get("limits", {})
         assert limits.get("memory") and limits.get("cpus"), f"{name} has no resource limits"
@@ -87,7 +93,8 @@ def test_services_run_from_the_one_dockerfile_with_readiness_checks(
         check = " ".join(service["healthcheck"]["test"])
         assert f"127.0.0.1:{port}/readyz" in check and "urllib" in check
         assert service["depends_on"]["streams-init"]["condition"] == (
-            "service_completed_successfully")
+            "service_completed_successfully"
+        )
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert dockerfile.count("FROM ") >= 2, "multi-stage build"
     assert re.search(r"^USER (?!root)\S+", dockerfile, re.M), "runs as a non-root user"
@@ -113,19 +120,23 @@ def test_no_secret_is_in_an_environment_variable_or_url(compose: dict[str, Any])
         for key, value in env.items():
             if SECRET_NAME.search(key):
                 assert key.endswith("FILE") and str(value).startswith("/run/secrets/"), (
-                    f"{name}: {key} must name a secret file, not hold the secret")
+                    f"{name}: {key} must name a secret file, not hold the secret"
+                )
             assert "${NATS_PASSWORD" not in str(value) and "${MONGO" not in str(value)
             assert not re.search(r"://[^/\s@]+:[^@\s]*@", str(value)), (
-                f"{name}: {key} holds credentials inside a URL")
+                f"{name}: {key} holds credentials inside a URL"
+            )
     for line in (ROOT / ".env.example").read_text().splitlines():
         assert not SECRET_NAME.search(line.split("=")[0]), f".env.example holds a secret: {line}"
     committed = {p.name for p in (ROOT / "deploy/secrets").iterdir()}
     assert committed <= {"README.md"} | _ignored(ROOT / "deploy/secrets"), (
-        "an unignored secret file")
+        "an unignored secret file"
+    )
 
 
-def test_every_secret_file_is_made_by_the_operators_tool(compose: dict[str, Any],
-                                                         tmp_path: Path) -> None:
+def test_every_secret_file_is_made_by_the_operators_tool(
+    compose: dict[str, Any], tmp_path: Path
+) -> None:
     written = set(make(tmp_path, self_signed=True, names=["localhost", "nats"]))
     for name, secret in compose["secrets"].items():
         assert Path(secret["file"]).name in written, f"make_secrets does not make {name}"
@@ -141,29 +152,43 @@ def test_every_secret_file_is_made_by_the_operators_tool(compose: dict[str, Any]
     assert (tmp_path / "mongo_root_password").read_text() == before
 
 
-@pytest.mark.parametrize("value", ["change-me", "CHANGE_ME-please-1234567",
-                                   "replace-me-with-openssl-rand-hex-24", "short1234"])
+@pytest.mark.parametrize(
+    "value",
+    ["change-me", "CHANGE_ME-please-1234567", "replace-me-with-openssl-rand-hex-24", "short1234"],
+)
 def test_a_placeholder_secret_stops_a_service(tmp_path: Path, value: str) -> None:
     secret = tmp_path / "nats_password"
     secret.write_text(value + "\n")
     with pytest.raises(SecretError, match="NATS_PASSWORD_FILE"):
         Settings(NATS_USER="outcomes", NATS_PASSWORD_FILE=str(secret)).nats_options()
     secret.write_text("0f3a9c1e5b7d2468ace13579bdf02468ace13579bdf0\n")
-    assert Settings(NATS_USER="outcomes", NATS_PASSWORD_FILE=str(secret)).nats_options()[
-        "password"] == "0f3a9c1e5b7d2468ace13579bdf02468ace13579bdf0"
+    assert (
+        Settings(NATS_USER="outcomes", NATS_PASSWORD_FILE=str(secret)).nats_options()["password"]
+        == "0f3a9c1e5b7d2468ace13579bdf02468ace13579bdf0"
+    )
 
 
 @pytest.mark.parametrize("value", ["change-me", "replace-me-with-openssl-rand-hex-24"])
 def test_the_image_entrypoint_refuses_a_placeholder_secret(tmp_path: Path, value: str) -> None:
     (tmp_path / "mongo_password").write_text(value)
-    run = subprocess.run(["sh", str(ROOT / "deploy/docker/entrypoint.sh"), "true"],
-                         env={"IBEST_SECRETS_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"},
-                         capture_output=True, text=True, timeout=10, check=False)
+    run = subprocess.run(
+        ["sh", str(ROOT / "deploy/docker/entrypoint.sh"), "true"],
+        env={"IBEST_SECRETS_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
+    )
     assert run.returncode == 1 and "placeholder" in run.stderr
     (tmp_path / "mongo_password").write_text("0f3a9c1e5b7d2468ace13579bdf02468")
-    ok = subprocess.run(["sh", str(ROOT / "deploy/docker/entrypoint.sh"), "true"],
-                        env={"IBEST_SECRETS_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"},
-                        capture_output=True, text=True, timeout=10, check=False)
+    ok = subprocess.run(
+        ["sh", str(ROOT / "deploy/docker/entrypoint.sh"), "true"],
+        env={"IBEST_SECRETS_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
+    )
     assert ok.returncode == 0, ok.stderr
     for script in ("deploy/mongo/entrypoint.sh", "deploy/caddy/entrypoint.sh"):
         assert "change-?me|replace-?me|example" in (ROOT / script).read_text(), script
@@ -185,17 +210,20 @@ def test_each_service_has_its_own_least_privilege_users(compose: dict[str, Any])
         assert not sources & {"mongo_root_password", "nats_passwords"}, name
         assert f'"{name}"' in script
         assert services[name]["depends_on"]["mongo-init"]["condition"] == (
-            "service_completed_successfully")
+            "service_completed_successfully"
+        )
     init = services["mongo-init"]
     assert init["restart"] == "no" and "create-users.js" in " ".join(init["entrypoint"])
     assert services["streams-init"]["environment"]["NATS_USER"] == "admin"
     reporting = services["reporting"]
     assert reporting["environment"]["IBEST_REPORTING_TOKENS_FILE"] == (
-        "/run/secrets/reporting_tokens")
+        "/run/secrets/reporting_tokens"
+    )
     assert "reporting_tokens" in reporting["secrets"]
     for name in ("enrolment", "outcomes", "notifications"):
         assert services[name]["environment"]["IBEST_SERVICE_TOKENS_FILE"] == (
-            "/run/secrets/service_tokens"), name
+            "/run/secrets/service_tokens"
+        ), name
         assert "service_tokens" in services[name]["secrets"], name
     assert "ibestAuditAppend" in script and '"update"' not in script
     assert '"remove"' not in script
@@ -219,16 +247,17 @@ def test_tls_for_nats_clients_and_the_published_http_port(compose: dict[str, Any
     conf = (ROOT / "deploy/nats/nats.conf").read_text()
     assert re.search(r"^tls \{\n  cert_file: \"/etc/nats/tls/tls.crt\"", conf, re.M)
     targets = {s["target"] for s in services["nats"]["secrets"]}
-    assert {"/etc/nats/tls/tls.crt", "/etc/nats/tls/tls.key",
-            "/etc/nats/passwords.conf"} <= targets
+    assert {"/etc/nats/tls/tls.crt", "/etc/nats/tls/tls.key", "/etc/nats/passwords.conf"} <= targets
     for name in (*SERVICES, "streams-init"):
         env = {**services[name]["environment"]}
         assert env["NATS_URL"].startswith("tls://"), name
         assert env["NATS_TLS_CA_FILE"] == "/run/secrets/nats_ca", name
-    published = {name: service["ports"] for name, service in services.items()
-                 if service.get("ports")}
+    published = {
+        name: service["ports"] for name, service in services.items() if service.get("ports")
+    }
     assert set(published) == {"nats", "proxy", "gateway-tls"}, (
-        "only NATS and the two TLS proxies (people; trusts' systems) are published")
+        "only NATS and the two TLS proxies (people; trusts' systems) are published"
+    )
     gateway_caddy = (ROOT / "deploy/gateway/Caddyfile").read_text()
     assert "tls /run/secrets/gateway_tls_cert /run/secrets/gateway_tls_key" in gateway_caddy
     assert published["gateway-tls"] == ["${GATEWAY_HTTPS_PORT:-443}:9443"]
@@ -243,8 +272,13 @@ def test_tls_for_nats_clients_and_the_published_http_port(compose: dict[str, Any
 
 
 def test_compose_runs_the_nats_server_release_the_tests_run(compose: dict[str, Any]) -> None:
-    version = subprocess.run([find_binary("nats-server"), "--version"], capture_output=True,
-                             text=True, timeout=10, check=True).stdout
+    version = subprocess.run(
+        [find_binary("nats-server"), "--version"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=True,
+    ).stdout
     tested = re.search(r"v(\d+\.\d+\.\d+)", version)
     assert tested, version
     assert compose["services"]["nats"]["image"] == f"nats:{tested.group(1)}-alpine"
@@ -255,6 +289,11 @@ def _ignored(folder: Path) -> set[str]:
     git = shutil.which("git")
     if git is None:
         return set()
-    out = subprocess.run([git, "status", "--ignored", "--porcelain", str(folder)], cwd=ROOT,
-                         capture_output=True, text=True, check=False).stdout
+    out = subprocess.run(
+        [git, "status", "--ignored", "--porcelain", str(folder)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
     return {Path(line[3:]).name for line in out.splitlines() if line.startswith("!!")}

@@ -14,7 +14,8 @@ def test_committed_dashboards_equal_a_fresh_generation() -> None:
     assert sorted(p.stem for p in OUT.glob("*.json")) == sorted(DASHBOARDS)
     for name in DASHBOARDS:
         assert (OUT / f"{name}.json").read_text() == render(name), (
-            f"{name}.json is out of date: run python -m deploy.grafana.generate")
+            f"{name}.json is out of date: run python -m deploy.grafana.generate"
+        )
 
 
 def test_uids_are_fixed_and_queries_use_the_provisioned_datasource() -> None:
@@ -27,9 +28,14 @@ def test_uids_are_fixed_and_queries_use_the_provisioned_datasource() -> None:
         assert targets
         # Prometheus for operations and scraped figures; the reporting API through the
         # Infinity plugin for months and comparisons (test_grafana_infinity.py).
-        assert all(t["datasource"] in ({"type": "prometheus", "uid": "prometheus"},
-                                       {"type": "yesoreyeram-infinity-datasource",
-                                        "uid": "reporting"}) for t in targets)
+        assert all(
+            t["datasource"]
+            in (
+                {"type": "prometheus", "uid": "prometheus"},
+                {"type": "yesoreyeram-infinity-datasource", "uid": "reporting"},
+            )
+            for t in targets
+        )
 
 
 def test_drilldown_has_trust_and_site_variables() -> None:
@@ -42,11 +48,17 @@ def test_drilldown_has_trust_and_site_variables() -> None:
 def test_national_overview_covers_the_issue() -> None:
     board = json.loads((OUT / "ibest-national.json").read_text())
     exprs = " ".join(t["expr"] for p in board["panels"] for t in p.get("targets", []))
-    for metric in ("ibest_clinicians_enrolled", "ibest_clinicians_started",
-                   "ibest_clinicians_completed", "ibest_clinicians_intending",
-                   "ibest_clinicians_delivering", "ibest_sites_running_classes",
-                   "ibest_patients_month_3", "ibest_followup_rate_month_12",
-                   "ibest_outcome_improved_share"):
+    for metric in (
+        "ibest_clinicians_enrolled",
+        "ibest_clinicians_started",
+        "ibest_clinicians_completed",
+        "ibest_clinicians_intending",
+        "ibest_clinicians_delivering",
+        "ibest_sites_running_classes",
+        "ibest_patients_month_3",
+        "ibest_followup_rate_month_12",
+        "ibest_outcome_improved_share",
+    ):
         assert f'{metric}{{trust=""' in exprs, metric
 
 
@@ -56,13 +68,18 @@ def test_is_it_working_shows_the_trials_band_and_every_figure() -> None:
     board = json.loads((OUT / "ibest-working.json").read_text())
     panels = {p["title"]: p for p in board["panels"] if p["type"] != "row"}
     exprs = " ".join(t["expr"] for p in panels.values() for t in p.get("targets", []))
-    for metric in ("ibest_rmdq_improvement_month_12", "ibest_rmdq_improvement_ci_low_month_12",
-                   "ibest_rmdq_improvement_ci_high_month_12",
-                   "ibest_rmdq_followup_completeness_month_12",
-                   "ibest_rmdq_followup_completeness_month_3",
-                   "ibest_sites_sustained_6_months", "ibest_sites_eligible_12_months",
-                   "ibest_sites_sustained_rate_12_months", "ibest_clinicians_facilitating",
-                   "ibest_clinicians_delivering"):
+    for metric in (
+        "ibest_rmdq_improvement_month_12",
+        "ibest_rmdq_improvement_ci_low_month_12",
+        "ibest_rmdq_improvement_ci_high_month_12",
+        "ibest_rmdq_followup_completeness_month_12",
+        "ibest_rmdq_followup_completeness_month_3",
+        "ibest_sites_sustained_6_months",
+        "ibest_sites_eligible_12_months",
+        "ibest_sites_sustained_rate_12_months",
+        "ibest_clinicians_facilitating",
+        "ibest_clinicians_delivering",
+    ):
         assert f'{metric}{{trust=""' in exprs, metric
     assert 'ibest_rmdq_improvement_month_12{trust!="", site=""}' in exprs
     assert 'ibest_rmdq_vs_trial_month_12{trust!="", site=""} == 1' in exprs

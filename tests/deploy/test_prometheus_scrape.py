@@ -74,7 +74,8 @@ async def _query(client: httpx.AsyncClient, expr: str) -> list[dict[str, Any]]:
 
 
 async def test_every_dashboard_query_and_recording_rule_returns_data(
-    settings: Settings, tmp_path: Path,
+    settings: Settings,
+    tmp_path: Path,
 ) -> None:
     binary = _prometheus()
     async with AsyncExitStack() as stack:
@@ -85,21 +86,34 @@ async def test_every_dashboard_query_and_recording_rule_returns_data(
         config = {
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
             "rule_files": [str(RULES)],
-            "scrape_configs": [{
-                "job_name": "ibest-services",
-                "static_configs": [{"targets": [u.removeprefix("http://")
-                                                for u in urls.values()]}],
-            }],
+            "scrape_configs": [
+                {
+                    "job_name": "ibest-services",
+                    "static_configs": [
+                        {"targets": [u.removeprefix("http://") for u in urls.values()]}
+                    ],
+                }
+            ],
         }
         (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
-        prom = start_and_wait(Managed("prometheus", [
-            binary, f"--config.file={tmp_path / 'prometheus.yml'}",
-            f"--storage.tsdb.path={tmp_path / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}"], tmp_path / "prometheus.log"),
-            "127.0.0.1", port)
+        prom = start_and_wait(
+            Managed(
+                "prometheus",
+                [
+                    binary,
+                    f"--config.file={tmp_path / 'prometheus.yml'}",
+                    f"--storage.tsdb.path={tmp_path / 'data'}",
+                    f"--web.listen-address=127.0.0.1:{port}",
+                ],
+                tmp_path / "prometheus.log",
+            ),
+            "127.0.0.1",
+            port,
+        )
         stack.callback(prom.stop)
         client = await stack.enter_async_context(
-            httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10))
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10)
+        )
 
         async def scraping() -> bool:
             try:
@@ -110,8 +124,10 @@ async def test_every_dashboard_query_and_recording_rule_returns_data(
         await wait_for(scraping, 60, "Prometheus scraping all four services")
         # Two trusts keep the run short while trust-level counts stay above the disclosure
         # threshold (1 to 7 is suppressed, so such a series would rightly be absent).
-        summary = await run_simulation(settings, SimulationOptions(
-            seed=21, trusts=2, clinicians=120, patients=120, progress=False))
+        summary = await run_simulation(
+            settings,
+            SimulationOptions(seed=21, trusts=2, clinicians=120, patients=120, progress=False),
+        )
         assert summary.stored > 500
         nc = await nats.connect(settings.nats_url)
         stack.push_async_callback(nc.drain)
@@ -128,15 +144,18 @@ async def test_every_dashboard_query_and_recording_rule_returns_data(
         await wait_for(consumers_idle, 300, "every service to catch up with the simulation")
 
         async def trusts_with_patients() -> list[str] | None:
-            rows = await _query(client, 'max by (trust) '
-                                        '(ibest_patients_baseline{trust!="", site=""}) > 0')
+            rows = await _query(
+                client, 'max by (trust) (ibest_patients_baseline{trust!="", site=""}) > 0'
+            )
             return sorted(str(r["metric"]["trust"]) for r in rows) or None
 
         # The drill-down must show data for the trusts of the run; which of a trust's small
         # counts are suppressed depends on the trust, so any one of them may supply a panel.
         trusts = "|".join(await wait_for(trusts_with_patients, 60, "trusts with patients"))
-        exprs = [e.replace('trust="$trust"', f'trust=~"{trusts}"').replace("$site", "^$")
-                 for e in _expressions()]
+        exprs = [
+            e.replace('trust="$trust"', f'trust=~"{trusts}"').replace("$site", "^$")
+            for e in _expressions()
+        ]
         exprs += _recording_rules()
         missing: list[str] = []
 
@@ -144,16 +163,28 @@ async def test_every_dashboard_query_and_recording_rule_returns_data(
             missing.clear()
             for expr in exprs:
                 rows = await _query(client, expr)
-                if not rows and not any(n in expr for n in (*NEEDS_EXPORTER,
-                                                            *SUPPRESSED_BY_DESIGN)):
+                if not rows and not any(
+                    n in expr for n in (*NEEDS_EXPORTER, *SUPPRESSED_BY_DESIGN)
+                ):
                     missing.append(expr)
             return None if missing else ["ok"]
 
         try:
             await wait_for(all_have_data, 60, "data for every query")
         except AssertionError:
-            raw = {e: await _query(client, e) for e in (
-                "ibest_dead_letters_total", 'ibest_outcome_n{trust=""}',
-                "ibest_events_consumed_total")}
-            pytest.fail("no data for:\n" + "\n".join(missing) + "\nraw series: "
-                        + json.dumps(raw)[:2000] + "\n--- prometheus log ---\n" + prom.tail())
+            raw = {
+                e: await _query(client, e)
+                for e in (
+                    "ibest_dead_letters_total",
+                    'ibest_outcome_n{trust=""}',
+                    "ibest_events_consumed_total",
+                )
+            }
+            pytest.fail(
+                "no data for:\n"
+                + "\n".join(missing)
+                + "\nraw series: "
+                + json.dumps(raw)[:2000]
+                + "\n--- prometheus log ---\n"
+                + prom.tail()
+            )

@@ -24,14 +24,17 @@ from tests.fakes.publisher import FakePublisher
 
 def make() -> tuple[EnrolmentService, FakeClinicianRepository, FakePublisher]:
     repository, publisher = FakeClinicianRepository(), FakePublisher()
-    relay = OutboxRelay(repository.outbox, publisher, "enrolment",
-                        OutboxSettings(interval=0.01, limit=500))
+    relay = OutboxRelay(
+        repository.outbox, publisher, "enrolment", OutboxSettings(interval=0.01, limit=500)
+    )
     return EnrolmentService(repository, relay, CATALOGUE), repository, publisher
 
 
 def training(ref: str) -> list[AnyEvent]:
-    return [enrolled(ref, 0, contact_email=f"{ref}@example.nhs.uk"),
-            *(module(ref, "completed", m, 10 + i) for i, m in enumerate(MODULES))]
+    return [
+        enrolled(ref, 0, contact_email=f"{ref}@example.nhs.uk"),
+        *(module(ref, "completed", m, 10 + i) for i, m in enumerate(MODULES)),
+    ]
 
 
 async def test_record_derives_started_and_completed_once_with_fixed_ids() -> None:
@@ -40,7 +43,8 @@ async def test_record_derives_started_and_completed_once_with_fixed_ids() -> Non
         await service.record(event)
     assert [str(e.id) for e in publisher.published] == [
         str(derived_event_id("c-1", "1", TRAINING_STARTED)),
-        str(derived_event_id("c-1", "1", TRAINING_COMPLETED))]
+        str(derived_event_id("c-1", "1", TRAINING_COMPLETED)),
+    ]
     state = await service.clinician("c-1")
     assert state is not None and state.status == Status.COMPLETED
     assert await repository.outbox.pending(10) == []
@@ -130,8 +134,7 @@ async def test_retention_erases_emails_past_their_period_and_never_a_newer_recor
     # A concurrent write to c-old lands between the read and the erasure: not overwritten.
     held = await repository.held_contacts()
     await service.rename_fact("c-old", "unused-id", "unused-id")  # bumps the revision
-    assert await repository.erase_contacts(
-        [h for h in held if h.clinician_ref == "c-old"]) == 0
+    assert await repository.erase_contacts([h for h in held if h.clinician_ref == "c-old"]) == 0
     assert await service.contact("c-old") == (True, "old@example.nhs.uk")
     assert await service.erase_expired_contacts(now, retention) == 1
     assert await service.contact("c-old") == (True, None)

@@ -32,14 +32,26 @@ T0 = datetime(2025, 6, 2, 9, 0, tzinfo=UTC)
 
 
 def event(name: str, ref: str, minutes: int, site: str = "RTH08", **data: Any) -> AnyEvent:
-    raw = cloud_event(name, {"clinician_ref": ref, **data}, trust=site[:3], site=site,
-                      time=T0 + timedelta(minutes=minutes))
+    raw = cloud_event(
+        name,
+        {"clinician_ref": ref, **data},
+        trust=site[:3],
+        site=site,
+        time=T0 + timedelta(minutes=minutes),
+    )
     return parse_event(None, json.dumps(raw).encode())
 
 
 def enrolled(ref: str, minutes: int, site: str = "RTH08", **extra: Any) -> AnyEvent:
-    return event("clinician.enrolled", ref, minutes, site, profession="physiotherapist",
-                 course_version="1", **extra)
+    return event(
+        "clinician.enrolled",
+        ref,
+        minutes,
+        site,
+        profession="physiotherapist",
+        course_version="1",
+        **extra,
+    )
 
 
 def module(ref: str, verb: str, module_id: str, minutes: int) -> AnyEvent:
@@ -53,8 +65,9 @@ async def client(mongodb_url: str) -> AsyncIterator[AsyncMongoClient[Document]]:
     await c.close()
 
 
-async def service(client: AsyncMongoClient[Document]
-                  ) -> tuple[AsyncDatabase[Document], EnrolmentHandlers, FakePublisher]:
+async def service(
+    client: AsyncMongoClient[Document],
+) -> tuple[AsyncDatabase[Document], EnrolmentHandlers, FakePublisher]:
     """The service as the runtime builds it, publishing to a fake stream that keeps every
     publish (each derived event must be published exactly once)."""
     db = client[f"t{uuid.uuid4().hex[:10]}_enrolment"]
@@ -66,15 +79,19 @@ async def service(client: AsyncMongoClient[Document]
 
 async def documents(db: AsyncDatabase[Document]) -> dict[str, Document]:
     """Every clinician document without `rev` (its count of writes differs by design)."""
-    return {d["_id"]: {k: v for k, v in d.items() if k != "rev"}
-            async for d in db["clinicians"].find({})}
+    return {
+        d["_id"]: {k: v for k, v in d.items() if k != "rev"}
+        async for d in db["clinicians"].find({})
+    }
 
 
 def scenario(rng: random.Random) -> tuple[list[AnyEvent], list[AnyEvent]]:
     """Events already stored, and a shuffled batch with duplicates and out-of-order events."""
-    before = [enrolled("c-old", 0, contact_email="old@nhs.net"),
-              *(module("c-old", "completed", m, 10 + i) for i, m in enumerate(MODULES[:5])),
-              module("c-early", "started", MODULES[0], 3)]
+    before = [
+        enrolled("c-old", 0, contact_email="old@nhs.net"),
+        *(module("c-old", "completed", m, 10 + i) for i, m in enumerate(MODULES[:5])),
+        module("c-early", "started", MODULES[0], 3),
+    ]
     batch: list[AnyEvent] = [
         *(module("c-old", "completed", m, 20 + i) for i, m in enumerate(MODULES[5:])),
         enrolled("c-old", 40, site="RNU02"),  # re-enrolment elsewhere, no email
@@ -83,10 +100,8 @@ def scenario(rng: random.Random) -> tuple[list[AnyEvent], list[AnyEvent]]:
         enrolled("c-new", 0),
         *(module("c-new", "completed", m, 5 + i) for i, m in enumerate(MODULES)),
         module("c-new", "started", MODULES[1], 2),
-        event("clinician.intention_reported", "c-new", 60, intends_to_deliver=True,
-              confidence=4),
-        event("clinician.delivery_reported", "c-solo", 70, delivering=False,
-              groups_delivered=0),
+        event("clinician.intention_reported", "c-new", 60, intends_to_deliver=True, confidence=4),
+        event("clinician.delivery_reported", "c-solo", 70, delivering=False, groups_delivered=0),
     ]
     batch += rng.sample(batch, 5) + rng.sample(before, 3)  # redeliveries, also of stored ones
     rng.shuffle(batch)
@@ -95,7 +110,8 @@ def scenario(rng: random.Random) -> tuple[list[AnyEvent], list[AnyEvent]]:
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 async def test_batch_stores_and_publishes_what_one_by_one_does(
-    client: AsyncMongoClient[Document], seed: int,
+    client: AsyncMongoClient[Document],
+    seed: int,
 ) -> None:
     before, batch = scenario(random.Random(seed))
     one_db, one, one_published = await service(client)
@@ -149,13 +165,13 @@ class Racing:
 
 @pytest.mark.parametrize("race", ["update", "insert"])
 async def test_a_concurrent_writer_makes_the_batch_raise_and_one_by_one_repairs_it(
-    client: AsyncMongoClient[Document], race: str,
+    client: AsyncMongoClient[Document],
+    race: str,
 ) -> None:
     db, handlers, published = await service(client)
     await handlers.on_event(enrolled("c-1", 0))
     other = module("c-2", "started", MODULES[0], 1)
-    batch = [module("c-1", "started", MODULES[0], 1), enrolled("c-2", 0),
-             enrolled("c-3", 0)]
+    batch = [module("c-1", "started", MODULES[0], 1), enrolled("c-2", 0), enrolled("c-3", 0)]
 
     async def update(coll: AsyncCollection[Document]) -> object:
         return await coll.update_one({"_id": "c-1"}, {"$inc": {"rev": 1}})

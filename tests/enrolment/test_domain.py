@@ -32,15 +32,32 @@ T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 REF = "c-100"
 
 
-def event(name: str, data: dict[str, Any], minutes: int, *, site: str = "RTH08",
-          event_id: str | None = None) -> AnyEvent:
-    raw = cloud_event(name, {"clinician_ref": REF, **data}, trust=site[:3], site=site,
-                      time=T0 + timedelta(minutes=minutes), event_id=event_id)
+def event(
+    name: str,
+    data: dict[str, Any],
+    minutes: int,
+    *,
+    site: str = "RTH08",
+    event_id: str | None = None,
+) -> AnyEvent:
+    raw = cloud_event(
+        name,
+        {"clinician_ref": REF, **data},
+        trust=site[:3],
+        site=site,
+        time=T0 + timedelta(minutes=minutes),
+        event_id=event_id,
+    )
     return parse_event(None, json.dumps(raw).encode())
 
 
-def enrolled(minutes: int, site: str = "RTH08", email: str | None = None,
-             version: str = "1", profession: str = "nurse") -> AnyEvent:
+def enrolled(
+    minutes: int,
+    site: str = "RTH08",
+    email: str | None = None,
+    version: str = "1",
+    profession: str = "nurse",
+) -> AnyEvent:
     data: dict[str, Any] = {"profession": profession, "course_version": version}
     if email:
         data["contact_email"] = email
@@ -107,13 +124,26 @@ def test_unknown_course_version_is_refused_by_the_contract() -> None:
         enrolled(0, version="7")
 
 
-TWO_VERSIONS = Catalogue.model_validate({"courses": [
-    {"course_version": "1", "title": "v1", "modules": [
-        {"module_id": "a", "title": "A"}, {"module_id": "old", "title": "Old"}]},
-    {"course_version": "2", "title": "v2", "modules": [
-        {"module_id": "a", "title": "A"}, {"module_id": "b", "title": "B"},
-        {"module_id": "extra", "title": "Optional", "required": False}]},
-]})
+TWO_VERSIONS = Catalogue.model_validate(
+    {
+        "courses": [
+            {
+                "course_version": "1",
+                "title": "v1",
+                "modules": [{"module_id": "a", "title": "A"}, {"module_id": "old", "title": "Old"}],
+            },
+            {
+                "course_version": "2",
+                "title": "v2",
+                "modules": [
+                    {"module_id": "a", "title": "A"},
+                    {"module_id": "b", "title": "B"},
+                    {"module_id": "extra", "title": "Optional", "required": False},
+                ],
+            },
+        ]
+    }
+)
 
 
 @contextmanager
@@ -126,12 +156,16 @@ def contract_catalogue(other: Catalogue) -> Iterator[None]:
 
 @given(st.permutations(range(3)))
 def test_module_outside_the_enrolled_version_kept_not_counted_in_any_order(
-        order: list[int]) -> None:
+    order: list[int],
+) -> None:
     """Valid by the contract, so never rejected (whatever arrived first); it just does not
     count towards the version the clinician enrolled on."""
     with contract_catalogue(TWO_VERSIONS):
-        events = [enrolled(0, version="2"), module("completed", "old", 5),
-                  module("completed", "a", 6)]
+        events = [
+            enrolled(0, version="2"),
+            module("completed", "old", 5),
+            module("completed", "a", 6),
+        ]
         state = state_of([events[i] for i in order], TWO_VERSIONS)
     assert state.not_counted_modules == ("old",)
     assert [m.module_id for m in state.modules] == ["a"]
@@ -140,10 +174,14 @@ def test_module_outside_the_enrolled_version_kept_not_counted_in_any_order(
 
 def test_re_enrolment_latest_decides_and_modules_count_once() -> None:
     with contract_catalogue(TWO_VERSIONS):
-        events = [enrolled(0, site="RTH08", version="1"), module("completed", "a", 5),
-                  module("completed", "a", 6), enrolled(30, site="RNU02", version="2",
-                                                        profession="psychologist"),
-                  module("completed", "b", 40), module("started", "extra", 41)]
+        events = [
+            enrolled(0, site="RTH08", version="1"),
+            module("completed", "a", 5),
+            module("completed", "a", 6),
+            enrolled(30, site="RNU02", version="2", profession="psychologist"),
+            module("completed", "b", 40),
+            module("started", "extra", 41),
+        ]
         state = state_of(events, TWO_VERSIONS)
     assert state.enrolment is not None
     assert (state.enrolment.trustcode, state.enrolment.sitecode) == ("RNU", "RNU02")
@@ -155,15 +193,17 @@ def test_re_enrolment_latest_decides_and_modules_count_once() -> None:
 
 
 def test_derived_events_are_deterministic_and_emitted_once() -> None:
-    events = [enrolled(0, site="RTH08")] + [module("completed", m, 10 + i)
-                                            for i, m in enumerate(MODULES)]
+    events = [enrolled(0, site="RTH08")] + [
+        module("completed", m, 10 + i) for i, m in enumerate(MODULES)
+    ]
     record = apply_all(events)
     assert [o.name for o in record.outbox] == [TRAINING_STARTED, TRAINING_COMPLETED]
     completed = parse_event(None, record.outbox[1].body.encode())
     assert completed.id == derived_event_id(REF, "1", TRAINING_COMPLETED)
     assert completed.id == uuid.uuid5(
         uuid.uuid5(uuid.NAMESPACE_URL, "urn:uk:nhs:ibest:enrolment:derived"),
-        f"{REF}\n1\n{TRAINING_COMPLETED}")
+        f"{REF}\n1\n{TRAINING_COMPLETED}",
+    )
     assert completed.time == T0 + timedelta(minutes=10 + len(MODULES) - 1)
     assert (completed.trustcode, completed.sitecode) == ("RTH", "RTH08")
     assert completed.source == "/services/enrolment"
@@ -191,24 +231,39 @@ def test_contact_is_the_latest_enrolment_that_gave_one_in_any_order() -> None:
 
 # Property: every arrival order of one clinician's events gives the same state.
 
+
 @st.composite
 def clinician_history(draw: st.DrawFn) -> list[AnyEvent]:
     sites = ["RTH08", "RTH02", "RNU01"]
     out = []
     for _ in range(draw(st.integers(1, 3))):
-        out.append(enrolled(draw(st.integers(0, 300)), site=draw(st.sampled_from(sites)),
-                            email=draw(st.sampled_from([None, "a@nhs.net", "b@nhs.net"])),
-                            profession=draw(st.sampled_from(["nurse", "physiotherapist"]))))
+        out.append(
+            enrolled(
+                draw(st.integers(0, 300)),
+                site=draw(st.sampled_from(sites)),
+                email=draw(st.sampled_from([None, "a@nhs.net", "b@nhs.net"])),
+                profession=draw(st.sampled_from(["nurse", "physiotherapist"])),
+            )
+        )
     for module_id in draw(st.lists(st.sampled_from(MODULES), max_size=12)):
         verb = draw(st.sampled_from(["started", "completed"]))
         out.append(module(verb, module_id, draw(st.integers(0, 300))))
     if draw(st.booleans()):
-        out.append(event("clinician.intention_reported",
-                         {"intends_to_deliver": draw(st.booleans()),
-                          "confidence": draw(st.integers(0, 10))}, draw(st.integers(0, 300))))
+        out.append(
+            event(
+                "clinician.intention_reported",
+                {"intends_to_deliver": draw(st.booleans()), "confidence": draw(st.integers(0, 10))},
+                draw(st.integers(0, 300)),
+            )
+        )
     if draw(st.booleans()):
-        out.append(event("clinician.delivery_reported",
-                         {"delivering": True, "groups_delivered": 2}, draw(st.integers(0, 300))))
+        out.append(
+            event(
+                "clinician.delivery_reported",
+                {"delivering": True, "groups_delivered": 2},
+                draw(st.integers(0, 300)),
+            )
+        )
     return out
 
 

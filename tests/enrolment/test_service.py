@@ -48,17 +48,22 @@ def enrolled(ref: str, minutes: int = 0, site: str = "RTH08", **extra: Any) -> d
     return cloud_event("clinician.enrolled", data, trust=site[:3], site=site, time=at(minutes))
 
 
-def module(ref: str, verb: str, module_id: str, minutes: int, site: str = "RTH08"
-           ) -> dict[str, Any]:
-    return cloud_event(f"module.{verb}", {"clinician_ref": ref, "module_id": module_id},
-                       trust=site[:3], site=site, time=at(minutes))
+def module(
+    ref: str, verb: str, module_id: str, minutes: int, site: str = "RTH08"
+) -> dict[str, Any]:
+    return cloud_event(
+        f"module.{verb}",
+        {"clinician_ref": ref, "module_id": module_id},
+        trust=site[:3],
+        site=site,
+        time=at(minutes),
+    )
 
 
 async def clinician_doc(settings: Settings, ref: str) -> dict[str, Any] | None:
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_url)
     try:
-        return await client[settings.database_of("enrolment")]["clinicians"].find_one(
-            {"_id": ref})
+        return await client[settings.database_of("enrolment")]["clinicians"].find_one({"_id": ref})
     finally:
         await client.close()
 
@@ -69,14 +74,17 @@ async def consumer_idle(js: JetStreamContext) -> bool:
 
 
 async def contact(nc: NatsClient, ref: str) -> dict[str, Any]:
-    reply = await nc.request(CONTACT_SUBJECT, json.dumps({"clinician_ref": ref}).encode(),
-                             timeout=10)
+    reply = await nc.request(
+        CONTACT_SUBJECT, json.dumps({"clinician_ref": ref}).encode(), timeout=10
+    )
     result: dict[str, Any] = json.loads(reply.data)
     return result
 
 
 async def test_out_of_order_and_duplicated_events_complete_exactly_once(
-    settings: Settings, js: JetStreamContext, nc: NatsClient,
+    settings: Settings,
+    js: JetStreamContext,
+    nc: NatsClient,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     ref = "clin-7f3a"
@@ -86,34 +94,52 @@ async def test_out_of_order_and_duplicated_events_complete_exactly_once(
     for e in [module(ref, "started", MODULES[0], 55), *reversed(modules)]:
         await publish_raw(js, e)
     await publish_raw(js, modules[2], msg_id="resent-by-the-lms")
-    await publish_raw(js, cloud_event("clinician.intention_reported",
-                                      {"clinician_ref": ref, "intends_to_deliver": True,
-                                       "confidence": 8}, time=at(200)))
+    await publish_raw(
+        js,
+        cloud_event(
+            "clinician.intention_reported",
+            {"clinician_ref": ref, "intends_to_deliver": True, "confidence": 8},
+            time=at(200),
+        ),
+    )
     await publish_raw(js, enrolled(ref, 0, site="RTH02", contact_email=EMAIL))
     async with running_service(build_spec(), settings) as base:
-        completed = await wait_for(lambda: stream_events(js, "clinician.training_completed"),
-                                   60, "training_completed in the stream")
+        completed = await wait_for(
+            lambda: stream_events(js, "clinician.training_completed"),
+            60,
+            "training_completed in the stream",
+        )
         await wait_for(lambda: consumer_idle(js), 60, "every event acknowledged")
         async with httpx.AsyncClient(base_url=base, headers=SERVICE_AUTH) as http:
             state = (await http.get(f"/v1/clinicians/{ref}")).json()
             assert (await http.get("/v1/clinicians/nobody")).status_code == 404
-        assert await contact(nc, ref) == {"clinician_ref": ref, "contact_email": EMAIL,
-                                          "found": True}
-        assert await contact(nc, "nobody") == {"clinician_ref": "nobody",
-                                               "contact_email": None, "found": False}
+        assert await contact(nc, ref) == {
+            "clinician_ref": ref,
+            "contact_email": EMAIL,
+            "found": True,
+        }
+        assert await contact(nc, "nobody") == {
+            "clinician_ref": "nobody",
+            "contact_email": None,
+            "found": False,
+        }
         bad = json.loads((await nc.request(CONTACT_SUBJECT, b'{"ref": 1}', timeout=10)).data)
         assert bad["found"] is False and "clinician_ref" in bad["error"]
 
         # Erasure of the email keeps the record; the RPC then has nothing to give; with
         # --from-stream the stored enrolment event is replaced by a redacted copy, which the
         # running service takes as the same enrolment (no state change, no dead letter).
-        code = await erase_command(argparse.Namespace(clinician_ref=ref, record=False,
-                                                      from_stream=True), settings)
+        code = await erase_command(
+            argparse.Namespace(clinician_ref=ref, record=False, from_stream=True), settings
+        )
         out = capsys.readouterr().out
         assert code == 0 and "contact email removed" in out
         assert "1 enrolment event(s) carrying the email replaced" in out
-        assert await contact(nc, ref) == {"clinician_ref": ref, "contact_email": None,
-                                          "found": True}
+        assert await contact(nc, ref) == {
+            "clinician_ref": ref,
+            "contact_email": None,
+            "found": True,
+        }
         stored_enrolments = await stream_events(js, "clinician.enrolled")
         assert len(stored_enrolments) == 1 and EMAIL not in json.dumps(stored_enrolments)
         assert stored_enrolments[0]["data"]["clinician_ref"] == ref
@@ -123,8 +149,11 @@ async def test_out_of_order_and_duplicated_events_complete_exactly_once(
 
     assert len(completed) == 1
     [event] = completed
-    assert event["_msg_id"] == event["id"] == str(derived_event_id(ref, "1",
-                                                                   "clinician.training_completed"))
+    assert (
+        event["_msg_id"]
+        == event["id"]
+        == str(derived_event_id(ref, "1", "clinician.training_completed"))
+    )
     assert (event["trustcode"], event["sitecode"]) == ("RTH", "RTH02")
     assert event["source"] == "/services/enrolment"
     assert datetime.fromisoformat(event["time"]) == at(60 + len(MODULES) - 1)
@@ -145,22 +174,30 @@ async def test_out_of_order_and_duplicated_events_complete_exactly_once(
     assert EMAIL not in json.dumps(doc, default=str)  # erased
     assert await dead_letters(js) == []
 
-    code = await erase_command(argparse.Namespace(clinician_ref=ref, record=True,
-                                                  from_stream=False), settings)
+    code = await erase_command(
+        argparse.Namespace(clinician_ref=ref, record=True, from_stream=False), settings
+    )
     out = capsys.readouterr().out
     assert code == 0 and "Record removed" in out and "IBEST_EVENTS" in out
     assert await clinician_doc(settings, ref) is None
 
 
 async def test_erasure_from_stream_deletes_dead_lettered_enrolments_with_the_email(
-    settings: Settings, js: JetStreamContext, capsys: pytest.CaptureFixture[str],
+    settings: Settings,
+    js: JetStreamContext,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """An invalid enrolment (dead-lettered, bytes as sent) and an unreadable one both carry
     the email; erasure from the stream leaves no copy of it in either stream."""
     ref, other = "clin-dl1", "clin-dl2"
     invalid = enrolled(ref, profession="astronaut", contact_email=EMAIL)
-    unreadable = (b'{"data": {"clinician_ref": "' + ref.encode() + b'", "contact_email": "'
-                  + EMAIL.encode() + b'"')
+    unreadable = (
+        b'{"data": {"clinician_ref": "'
+        + ref.encode()
+        + b'", "contact_email": "'
+        + EMAIL.encode()
+        + b'"'
+    )
     kept = enrolled(other, profession="astronaut", contact_email="someone.else@nhs.net")
     await publish_raw(js, invalid)
     await publish_raw(js, unreadable, subject="ibest.v1.RTH.clinician.enrolled", msg_id="u-1")
@@ -169,8 +206,9 @@ async def test_erasure_from_stream_deletes_dead_lettered_enrolments_with_the_ema
         letters = await wait_for(lambda: _at_least(dead_letters(js), 3), 60, "three dead letters")
         assert sum(EMAIL.encode() in letter.data for letter in letters) == 2
 
-        code = await erase_command(argparse.Namespace(clinician_ref=ref, record=False,
-                                                      from_stream=True), settings)
+        code = await erase_command(
+            argparse.Namespace(clinician_ref=ref, record=False, from_stream=True), settings
+        )
         out = capsys.readouterr().out
         assert code == 1 and "No clinician 'clin-dl1'" in out  # never applied: no record
         assert "1 enrolment event(s) carrying the email replaced" in out
@@ -228,8 +266,9 @@ async def test_crash_between_store_and_publish_publishes_once_after_restart(
     # stop comes back after ack_wait, as after a real crash (kept short for the test).
     patient = settings.model_copy(update={"max_deliveries": 1000, "ack_wait": 3.0})
     async with running_service(build_spec(wrap_publisher=crashing), patient):
-        doc = await wait_for(lambda: _with_outbox(settings, ref, 2), 60,
-                             "state and both derived events stored")
+        doc = await wait_for(
+            lambda: _with_outbox(settings, ref, 2), 60, "state and both derived events stored"
+        )
     assert doc is not None and links[0].failed >= 1
     assert doc["state"]["status"] == "completed"
     assert await stream_events(js, "clinician.training_completed") == []
@@ -248,9 +287,15 @@ async def test_crash_between_store_and_publish_publishes_once_after_restart(
     entry = doc["outbox"][1]
     stored = {k: v for k, v in completed[0].items() if not k.startswith("_")}
     assert json.loads(entry["body"]) == stored
-    assert await publish_raw(js, entry["body"].encode(),
-                             subject="ibest.v1.RTH.clinician.training_completed",
-                             msg_id=entry["id"]) is False
+    assert (
+        await publish_raw(
+            js,
+            entry["body"].encode(),
+            subject="ibest.v1.RTH.clinician.training_completed",
+            msg_id=entry["id"],
+        )
+        is False
+    )
     assert await dead_letters(js) == []
 
 
@@ -259,8 +304,7 @@ async def _pending(settings: Settings) -> list[tuple[str, list[str]]]:
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_url)
     try:
         repository = MongoClinicianRepository(client[settings.database_of("enrolment")])
-        return [(r, [o.id for o in entries])
-                for r, entries in await repository.outbox.pending(500)]
+        return [(r, [o.id for o in entries]) for r, entries in await repository.outbox.pending(500)]
     finally:
         await client.close()
 
@@ -271,12 +315,16 @@ async def _with_outbox(settings: Settings, ref: str, n: int) -> dict[str, Any] |
 
 
 async def test_courses_are_served_for_integrators(settings: Settings) -> None:
-    async with running_service(build_spec(), settings) as base, \
-            httpx.AsyncClient(base_url=base, headers=SERVICE_AUTH) as http:
+    async with (
+        running_service(build_spec(), settings) as base,
+        httpx.AsyncClient(base_url=base, headers=SERVICE_AUTH) as http,
+    ):
         response = await http.get("/v1/courses")
     assert response.status_code == 200
     [course] = response.json()["courses"]
     assert course["course_version"] == "1"
     assert course["required_modules"] == MODULES
-    assert course["modules"][0] == {"module_id": "m01-understanding-back-pain",
-                                    "title": "Understanding persistent non-specific low back pain"}
+    assert course["modules"][0] == {
+        "module_id": "m01-understanding-back-pain",
+        "title": "Understanding persistent non-specific low back pain",
+    }

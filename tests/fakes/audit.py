@@ -23,7 +23,12 @@ class FakeAuditTrail:
     async def record(self, action: Action, actor: Actor, **what: Any) -> Document:
         if self.failing:
             raise AuditUnavailable("the audit log cannot be written")
-        doc: Document = {"action": action, "via": actor.via, "token_id": actor.token_id,
-                         "operator": actor.operator, **what}
+        doc: Document = {
+            "action": action,
+            "via": actor.via,
+            "token_id": actor.token_id,
+            "operator": actor.operator,
+            **what,
+        }
         self.records.append(doc)
         return doc

@@ -65,10 +65,13 @@ class FakeClinicianRepository:
 
     async def rename_fact(self, clinician_ref: str, old_id: str, new_id: str) -> None:
         stored = self.records[clinician_ref]
-        facts = tuple(f.model_copy(update={"id": new_id}) if f.id == old_id else f
-                      for f in stored.record.facts)
+        facts = tuple(
+            f.model_copy(update={"id": new_id}) if f.id == old_id else f
+            for f in stored.record.facts
+        )
         self.records[clinician_ref] = Stored(
-            stored.record.model_copy(update={"facts": facts}), stored.rev + 1)
+            stored.record.model_copy(update={"facts": facts}), stored.rev + 1
+        )
 
     async def erase(self, clinician_ref: str, *, record: bool) -> Erasure:
         stored = self.records.get(clinician_ref)
@@ -84,13 +87,16 @@ class FakeClinicianRepository:
         if contact is not None:
             erased = contact.model_copy(update={"email": None, "erased": True})
             self.records[clinician_ref] = Stored(
-                stored.record.model_copy(update={"contact": erased}), stored.rev + 1)
+                stored.record.model_copy(update={"contact": erased}), stored.rev + 1
+            )
         return Erasure(clinician_ref, True, had_email, False, 0, state)
 
     async def held_contacts(self) -> list[HeldContact]:
-        return [HeldContact(ref, stored.rev, tuple(f.time for f in stored.record.facts))
-                for ref, stored in self.records.items()
-                if stored.record.contact is not None and stored.record.contact.email]
+        return [
+            HeldContact(ref, stored.rev, tuple(f.time for f in stored.record.facts))
+            for ref, stored in self.records.items()
+            if stored.record.contact is not None and stored.record.contact.email
+        ]
 
     async def erase_contacts(self, held: list[HeldContact]) -> int:
         erased = 0
@@ -100,10 +106,14 @@ class FakeClinicianRepository:
                 continue
             contact = stored.record.contact.model_copy(update={"email": None, "erased": True})
             self.records[h.clinician_ref] = Stored(
-                stored.record.model_copy(update={"contact": contact}), stored.rev + 1)
+                stored.record.model_copy(update={"contact": contact}), stored.rev + 1
+            )
             erased += 1
         return erased
 
     async def erased_contacts(self) -> set[str]:
-        return {ref for ref, stored in self.records.items()
-                if stored.record.contact is not None and stored.record.contact.erased}
+        return {
+            ref
+            for ref, stored in self.records.items()
+            if stored.record.contact is not None and stored.record.contact.erased
+        }

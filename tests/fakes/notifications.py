@@ -39,8 +39,9 @@ class _ReminderOutbox(FakeOutbox):
         return list(self._reminders)
 
     def _held(self, key: str) -> list[OutboxEntry]:
-        return [OutboxEntry.model_validate(o)
-                for o in self._reminders.get(key, {}).get("outbox", [])]
+        return [
+            OutboxEntry.model_validate(o) for o in self._reminders.get(key, {}).get("outbox", [])
+        ]
 
     def _keep(self, key: str, entries: list[OutboxEntry]) -> None:
         self._reminders[key]["outbox"] = [e.model_dump() for e in entries]
@@ -60,8 +61,15 @@ class FakeNotificationsRepository:
     def _clinician(self, ref: str) -> Document:
         return self.clinicians.setdefault(ref, {"_id": ref, "opted_out": False})
 
-    def _latest(self, doc: Document, field: str, latest: str, time_field: str, at: datetime,
-                values: Document) -> None:
+    def _latest(
+        self,
+        doc: Document,
+        field: str,
+        latest: str,
+        time_field: str,
+        at: datetime,
+        values: Document,
+    ) -> None:
         if field in doc:
             newer = latest > doc[field]
         else:
@@ -72,8 +80,14 @@ class FakeNotificationsRepository:
     async def record_enrolment(self, ref: str, trust: str, site: str, at: datetime) -> None:
         doc = self._clinician(ref)
         _min(doc, "enrolled_at", at)
-        self._latest(doc, "latest_enrolment", latest_key(at, trust, site),
-                     "latest_enrolment_at", at, {"trustcode": trust, "sitecode": site})
+        self._latest(
+            doc,
+            "latest_enrolment",
+            latest_key(at, trust, site),
+            "latest_enrolment_at",
+            at,
+            {"trustcode": trust, "sitecode": site},
+        )
 
     async def apply_clinicians(self, changes: list[ClinicianChange]) -> None:
         for change in changes:
@@ -86,8 +100,14 @@ class FakeNotificationsRepository:
                 _add(doc, "delivery_reports", day.isoformat())
             if change.latest_enrolment is not None:
                 at, trust, site = change.latest_enrolment
-                self._latest(doc, "latest_enrolment", latest_key(at, trust, site),
-                             "latest_enrolment_at", at, {"trustcode": trust, "sitecode": site})
+                self._latest(
+                    doc,
+                    "latest_enrolment",
+                    latest_key(at, trust, site),
+                    "latest_enrolment_at",
+                    at,
+                    {"trustcode": trust, "sitecode": site},
+                )
 
     async def record_progress(self, ref: str, at: datetime) -> None:
         doc = self._clinician(ref)
@@ -106,15 +126,22 @@ class FakeNotificationsRepository:
     async def cancel_answered_surveys(self, answers: list[tuple[str, date]]) -> None:
         for ref, day in answers:
             for r in self.reminders.values():
-                if (r["recipient_ref"] == ref and r.get("family") == "survey"
-                        and r["status"] == PENDING
-                        and r["opens"] <= day.isoformat() <= r["closes"]):
+                if (
+                    r["recipient_ref"] == ref
+                    and r.get("family") == "survey"
+                    and r["status"] == PENDING
+                    and r["opens"] <= day.isoformat() <= r["closes"]
+                ):
                     r.update(status=CANCELLED, reason="survey answered")
 
     async def cancel_surveys_answered_before(self, refs: list[str]) -> None:
         await self.cancel_answered_surveys(
-            [(ref, date.fromisoformat(day)) for ref in refs
-             for day in self.clinicians.get(ref, {}).get("delivery_reports", [])])
+            [
+                (ref, date.fromisoformat(day))
+                for ref in refs
+                for day in self.clinicians.get(ref, {}).get("delivery_reports", [])
+            ]
+        )
 
     async def set_opt_out(self, ref: str, opted_out: bool, at: datetime) -> None:
         self._clinician(ref).update(opted_out=opted_out, opt_out_changed_at=at)
@@ -126,8 +153,11 @@ class FakeNotificationsRepository:
     def active_clinicians(self) -> AsyncIterator[Document]:
         async def found() -> AsyncIterator[Document]:
             for doc in list(self.clinicians.values()):
-                if (doc.get("enrolled_at") is not None and doc.get("completed_at") is None
-                        and doc.get("opted_out") is not True):
+                if (
+                    doc.get("enrolled_at") is not None
+                    and doc.get("completed_at") is None
+                    and doc.get("opted_out") is not True
+                ):
                     yield copy.deepcopy(doc)
 
         return found()
@@ -139,15 +169,14 @@ class FakeNotificationsRepository:
                 by_ref.setdefault(doc["recipient_ref"], []).append(copy.deepcopy(doc))
         return by_ref
 
-    async def cancel_clinician_reminders(self, ref: str, families: list[str],
-                                         reason: str) -> None:
+    async def cancel_clinician_reminders(self, ref: str, families: list[str], reason: str) -> None:
         for r in self.reminders.values():
-            if r["recipient_ref"] == ref and r.get("family") in families \
-                    and r["status"] == PENDING:
+            if r["recipient_ref"] == ref and r.get("family") in families and r["status"] == PENDING:
                 r.update(status=CANCELLED, reason=reason)
 
-    async def complete_training(self, refs: list[str], families: list[str], reason: str,
-                                thanks: list[tuple[str, Document]]) -> None:
+    async def complete_training(
+        self, refs: list[str], families: list[str], reason: str, thanks: list[tuple[str, Document]]
+    ) -> None:
         for ref in refs:
             await self.cancel_clinician_reminders(ref, families, reason)
         for reminder_id, fields in thanks:
@@ -157,15 +186,16 @@ class FakeNotificationsRepository:
 
     def _patient(self, trust: str, patient: str) -> Document:
         key = f"{trust}:{patient}"
-        return self.patients.setdefault(key, {"_id": key, "trustcode": trust,
-                                              "patient_ref": patient})
+        return self.patients.setdefault(
+            key, {"_id": key, "trustcode": trust, "patient_ref": patient}
+        )
 
     def _baseline(self, doc: Document, at: datetime, site: str) -> None:
-        self._latest(doc, "latest_baseline", latest_key(at, site), "baseline_time", at,
-                     {"sitecode": site})
+        self._latest(
+            doc, "latest_baseline", latest_key(at, site), "baseline_time", at, {"sitecode": site}
+        )
 
-    async def record_baseline(self, trust: str, patient: str, site: str,
-                              at: datetime) -> Document:
+    async def record_baseline(self, trust: str, patient: str, site: str, at: datetime) -> Document:
         doc = self._patient(trust, patient)
         self._baseline(doc, at, site)
         return copy.deepcopy(doc)
@@ -177,8 +207,9 @@ class FakeNotificationsRepository:
                 doc.setdefault("collected", {})[tp] = True
             if change.baseline is not None:
                 self._baseline(doc, *change.baseline)
-        return {c.key: copy.deepcopy(self.patients[c.key]) for c in changes
-                if c.baseline is not None}
+        return {
+            c.key: copy.deepcopy(self.patients[c.key]) for c in changes if c.baseline is not None
+        }
 
     async def collected_of(self, keys: list[str]) -> dict[str, set[str]]:
         return {k: collected_timepoints(self.patients[k]) for k in keys if k in self.patients}
@@ -190,13 +221,13 @@ class FakeNotificationsRepository:
         return collected_timepoints(self.patients.get(f"{trust}:{patient}"))
 
     async def upsert_item(self, item_id: str, fields: Document) -> None:
-        item = self.follow_ups.setdefault(item_id, {"_id": item_id, **fields,
-                                                    "status": PENDING})
+        item = self.follow_ups.setdefault(item_id, {"_id": item_id, **fields, "status": PENDING})
         if item["status"] == PENDING:
             item.update(fields)
 
-    async def write_items(self, items: list[tuple[str, Document]],
-                          cancels: list[tuple[str, str, str]]) -> None:
+    async def write_items(
+        self, items: list[tuple[str, Document]], cancels: list[tuple[str, str, str]]
+    ) -> None:
         for item_id, fields in items:
             await self.upsert_item(item_id, fields)
         for key in cancels:
@@ -204,21 +235,33 @@ class FakeNotificationsRepository:
 
     async def cancel_items(self, trust: str, patient: str, timepoint: str) -> None:
         for item in self.follow_ups.values():
-            if (item["trustcode"], item["patient_ref"], item["timepoint"]) == \
-                    (trust, patient, timepoint) and item["status"] in (PENDING, QUEUED):
+            if (item["trustcode"], item["patient_ref"], item["timepoint"]) == (
+                trust,
+                patient,
+                timepoint,
+            ) and item["status"] in (PENDING, QUEUED):
                 item["status"] = CANCELLED
 
     async def sites_with_due_items(self, today: str) -> dict[str, str]:
-        return {i["sitecode"]: i["trustcode"] for i in self.follow_ups.values()
-                if i["status"] == PENDING and i["remind_on"] <= today}
+        return {
+            i["sitecode"]: i["trustcode"]
+            for i in self.follow_ups.values()
+            if i["status"] == PENDING and i["remind_on"] <= today
+        }
 
     async def take_items_into(self, digest: str, site: str, today: str) -> list[Document]:
         for item in self.follow_ups.values():
-            if item["sitecode"] == site and item["status"] == PENDING \
-                    and item["remind_on"] <= today:
+            if (
+                item["sitecode"] == site
+                and item["status"] == PENDING
+                and item["remind_on"] <= today
+            ):
                 item.update(status=QUEUED, digest=digest)
-        return [copy.deepcopy(i) for i in self.follow_ups.values()
-                if i.get("digest") == digest and i["status"] == QUEUED]
+        return [
+            copy.deepcopy(i)
+            for i in self.follow_ups.values()
+            if i.get("digest") == digest and i["status"] == QUEUED
+        ]
 
     async def finish_items(self, digest: str, status: str) -> None:
         for item in self.follow_ups.values():
@@ -230,19 +273,27 @@ class FakeNotificationsRepository:
     async def create_reminder(self, reminder_id: str, fields: Document) -> bool:
         if reminder_id in self.reminders:
             return False
-        self.reminders[reminder_id] = {"_id": reminder_id, **fields, "status": PENDING,
-                                       "attempts": 0}
+        self.reminders[reminder_id] = {
+            "_id": reminder_id,
+            **fields,
+            "status": PENDING,
+            "attempts": 0,
+        }
         return True
 
     async def claim(self, now: datetime, owner: str, lease: timedelta) -> Document | None:
-        due = [r for r in self.reminders.values()
-               if (r["status"] == PENDING and r["send_after"] <= now)
-               or (r["status"] == SENDING and r["lease_until"] < now)]
+        due = [
+            r
+            for r in self.reminders.values()
+            if (r["status"] == PENDING and r["send_after"] <= now)
+            or (r["status"] == SENDING and r["lease_until"] < now)
+        ]
         if not due:
             return None
         doc = min(due, key=lambda r: r["send_after"])
-        doc.update(status=SENDING, owner=owner, lease_until=now + lease,
-                   claims=doc.get("claims", 0) + 1)
+        doc.update(
+            status=SENDING, owner=owner, lease_until=now + lease, claims=doc.get("claims", 0) + 1
+        )
         return copy.deepcopy(doc)
 
     async def finish(self, reminder_id: str, owner: str, fields: Document) -> None:
@@ -251,9 +302,11 @@ class FakeNotificationsRepository:
             doc.update(copy.deepcopy(fields))
 
     async def finished_before_outbox(self) -> list[Document]:
-        return [copy.deepcopy(r) for r in self.reminders.values()
-                if r.get("published") is False and r["status"] in FINISHED
-                and "outbox" not in r]
+        return [
+            copy.deepcopy(r)
+            for r in self.reminders.values()
+            if r.get("published") is False and r["status"] in FINISHED and "outbox" not in r
+        ]
 
     async def queue_event(self, reminder_id: str, entries: list[Document]) -> None:
         doc = self.reminders[reminder_id]

@@ -26,14 +26,16 @@ class FakeOutcomesRepository:
     async def record_assessment(self, assessment: Assessment, received: datetime) -> None:
         self.assessments.setdefault(assessment.event_id, assessment)
 
-    async def record_assessments(self, assessments: list[Assessment],
-                                 received: datetime) -> None:
+    async def record_assessments(self, assessments: list[Assessment], received: datetime) -> None:
         for a in assessments:
             await self.record_assessment(a, received)
 
     async def history(self, trustcode: str, patient_ref: str) -> list[Assessment]:
-        found = [a for a in self.assessments.values()
-                 if (a.trustcode, a.patient_ref) == (trustcode, patient_ref)]
+        found = [
+            a
+            for a in self.assessments.values()
+            if (a.trustcode, a.patient_ref) == (trustcode, patient_ref)
+        ]
         return sorted(found, key=lambda a: (a.timepoint.value, a.rank))
 
     async def load(self, trustcode: str, patient_ref: str) -> tuple[PatientState, int | None]:
@@ -79,5 +81,8 @@ class FakeOutcomesRepository:
             await self.record_class(doc)
 
     async def classes(self, trustcode: str, class_ids: set[str]) -> dict[str, Document]:
-        return {cid: doc for (trust, cid), doc in self.class_starts.items()
-                if trust == trustcode and cid in class_ids}
+        return {
+            cid: doc
+            for (trust, cid), doc in self.class_starts.items()
+            if trust == trustcode and cid in class_ids
+        }

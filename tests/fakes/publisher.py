@@ -16,8 +16,11 @@ class FakePublisher:
     a failure raises (a lost connection by default, or an adapter's own error). With
     `forward_to`, successful publishes also go to a real publisher."""
 
-    def __init__(self, forward_to: Publisher | None = None,
-                 error: Callable[[str], Exception] = ConnectionError) -> None:
+    def __init__(
+        self,
+        forward_to: Publisher | None = None,
+        error: Callable[[str], Exception] = ConnectionError,
+    ) -> None:
         self.forward_to = forward_to
         self.error = error
         self.fail_after: int | None = None

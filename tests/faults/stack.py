@@ -39,8 +39,13 @@ from tests.harness import cloud_event, wait_for
 RAW_TOKEN = "faults-raw"
 READ_TOKEN = "faults-read"
 REQUIRED_MODULES = [
-    "m01-understanding-back-pain", "m02-cbt-approach", "m03-individual-assessment",
-    "m04-running-groups", "m05-pacing-and-goals", "m06-exercise", "m07-thoughts-and-setbacks",
+    "m01-understanding-back-pain",
+    "m02-cbt-approach",
+    "m03-individual-assessment",
+    "m04-running-groups",
+    "m05-pacing-and-goals",
+    "m06-exercise",
+    "m07-thoughts-and-setbacks",
     "m08-delivery-and-evaluation",
 ]
 
@@ -48,11 +53,15 @@ REQUIRED_MODULES = [
 def service_env(settings: Settings, name: str, port: int, **extra: str) -> dict[str, str]:
     """The environment of one service process over the test's servers and database prefix."""
     env = {
-        "NATS_URL": settings.nats_url, "MONGODB_URL": settings.mongodb_url,
-        "IBEST_DB_PREFIX": settings.db_prefix, f"IBEST_{name.upper()}_PORT": str(port),
-        "IBEST_BATCH_SIZE": "50", "IBEST_FETCH_TIMEOUT": "0.2",
+        "NATS_URL": settings.nats_url,
+        "MONGODB_URL": settings.mongodb_url,
+        "IBEST_DB_PREFIX": settings.db_prefix,
+        f"IBEST_{name.upper()}_PORT": str(port),
+        "IBEST_BATCH_SIZE": "50",
+        "IBEST_FETCH_TIMEOUT": "0.2",
         # A killed instance's unacknowledged messages come back after ack_wait.
-        "IBEST_ACK_WAIT": "5", "IBEST_RETRY_BACKOFF_MAX": "1",
+        "IBEST_ACK_WAIT": "5",
+        "IBEST_RETRY_BACKOFF_MAX": "1",
         "IBEST_MAX_DELIVERIES": str(settings.max_deliveries),
         "IBEST_REPORTING_TOKENS": f"{RAW_TOKEN}:raw,{READ_TOKEN}:read",
         "IBEST_REPORTING_SNAPSHOT_SECONDS": "0.2",
@@ -85,11 +94,13 @@ class ServiceProcess:
 
     def start(self, wait_ready: bool = True) -> ServiceProcess:
         self.runs += 1
-        env = {**os.environ, **service_env(self.settings, self.name, self.port,
-                                           **self.extra_env)}
-        self.proc = Managed(self.name, [sys.executable, "-m", f"services.{self.name}"],
-                            self.log_dir / f"{self.name}-{self.port}-{self.runs}.log",
-                            env=env).start()
+        env = {**os.environ, **service_env(self.settings, self.name, self.port, **self.extra_env)}
+        self.proc = Managed(
+            self.name,
+            [sys.executable, "-m", f"services.{self.name}"],
+            self.log_dir / f"{self.name}-{self.port}-{self.runs}.log",
+            env=env,
+        ).start()
         if wait_ready:
             self.wait_ready()
         return self
@@ -127,8 +138,9 @@ class Processes:
         self.services: list[ServiceProcess] = []
         self.others: list[Managed] = []
 
-    def service(self, name: str, settings: Settings, log_dir: Path,
-                **extra_env: str) -> ServiceProcess:
+    def service(
+        self, name: str, settings: Settings, log_dir: Path, **extra_env: str
+    ) -> ServiceProcess:
         svc = ServiceProcess(name, settings, log_dir, dict(extra_env))
         self.services.append(svc)
         return svc
@@ -144,14 +156,23 @@ class Processes:
 
 # --- servers a test owns -------------------------------------------------------------------
 
+
 def nats_argv(port: int, store: Path, extra: Iterable[str] = ()) -> list[str]:
-    return [find_binary("nats-server"), "-a", "127.0.0.1", "-p", str(port), "-js",
-            "-sd", str(store), *extra]
+    return [
+        find_binary("nats-server"),
+        "-a",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "-js",
+        "-sd",
+        str(store),
+        *extra,
+    ]
 
 
 def start_nats(port: int, store: Path, log: Path, extra: Iterable[str] = ()) -> Managed:
-    return start_and_wait(Managed("nats", nats_argv(port, store, extra), log),
-                          "127.0.0.1", port)
+    return start_and_wait(Managed("nats", nats_argv(port, store, extra), log), "127.0.0.1", port)
 
 
 def start_database(port: int, storage: Path, log: Path) -> Managed:
@@ -165,11 +186,13 @@ def wait_port_closed(port: int, timeout: float = 30) -> None:
 async def connect(url: str | list[str]) -> NatsClient:
     """A test client that keeps reconnecting for as long as a server is down."""
     servers = url if isinstance(url, list) else [url]
-    return await nats.connect(servers=servers, max_reconnect_attempts=-1,
-                              reconnect_time_wait=0.2, connect_timeout=2)
+    return await nats.connect(
+        servers=servers, max_reconnect_attempts=-1, reconnect_time_wait=0.2, connect_timeout=2
+    )
 
 
 # --- publishing like an integrator, through faults ------------------------------------------
+
 
 @dataclass
 class PublishLog:
@@ -179,8 +202,9 @@ class PublishLog:
     failures: int = 0
 
 
-async def publish_with_retry(js: JetStreamContext, event: dict[str, Any],
-                             deadline: float = 60, log: PublishLog | None = None) -> None:
+async def publish_with_retry(
+    js: JetStreamContext, event: dict[str, Any], deadline: float = 60, log: PublishLog | None = None
+) -> None:
     """Publish one raw event until the stream acknowledges it (the Nats-Msg-Id makes retries
     safe: a copy the stream already stored is dropped as a duplicate)."""
     body = json.dumps(event).encode()
@@ -198,8 +222,9 @@ async def publish_with_retry(js: JetStreamContext, event: dict[str, Any],
             await asyncio.sleep(0.1)
 
 
-async def publish_all(js: JetStreamContext, events: list[dict[str, Any]],
-                      log: PublishLog | None = None) -> None:
+async def publish_all(
+    js: JetStreamContext, events: list[dict[str, Any]], log: PublishLog | None = None
+) -> None:
     for event in events:
         await publish_with_retry(js, event, log=log)
         if log is not None:
@@ -233,41 +258,80 @@ def reporting_script(clinicians: int, patients: int, seed: str = "") -> Script:
         trust, site = SITES[i % len(SITES)]
         ref = f"c{tag}-{i}"
         at = T0 + timedelta(minutes=i)
-        out.events.append(cloud_event("clinician.enrolled", {
-            "clinician_ref": ref, "profession": "nurse", "course_version": "1"},
-            trust=trust, site=site, time=at))
+        out.events.append(
+            cloud_event(
+                "clinician.enrolled",
+                {"clinician_ref": ref, "profession": "nurse", "course_version": "1"},
+                trust=trust,
+                site=site,
+                time=at,
+            )
+        )
         if i % 2 == 0:
             started += 1
-            out.events.append(cloud_event("clinician.training_started", {
-                "clinician_ref": ref, "course_version": "1"},
-                trust=trust, site=site, time=at + timedelta(seconds=1)))
+            out.events.append(
+                cloud_event(
+                    "clinician.training_started",
+                    {"clinician_ref": ref, "course_version": "1"},
+                    trust=trust,
+                    site=site,
+                    time=at + timedelta(seconds=1),
+                )
+            )
             if i % 3 == 0:
                 completed += 1
-                out.events.append(cloud_event("clinician.training_completed", {
-                    "clinician_ref": ref, "course_version": "1"},
-                    trust=trust, site=site, time=at + timedelta(seconds=2)))
+                out.events.append(
+                    cloud_event(
+                        "clinician.training_completed",
+                        {"clinician_ref": ref, "course_version": "1"},
+                        trust=trust,
+                        site=site,
+                        time=at + timedelta(seconds=2),
+                    )
+                )
         if i % 4 == 0:
             intending += 1
-            out.events.append(cloud_event("clinician.intention_reported", {
-                "clinician_ref": ref, "intends_to_deliver": True, "confidence": 7},
-                trust=trust, site=site, time=at + timedelta(seconds=3)))
+            out.events.append(
+                cloud_event(
+                    "clinician.intention_reported",
+                    {"clinician_ref": ref, "intends_to_deliver": True, "confidence": 7},
+                    trust=trust,
+                    site=site,
+                    time=at + timedelta(seconds=3),
+                )
+            )
     followed = 0
     for p in range(patients):
         trust, site = SITES[p % len(SITES)]
         ref = f"p{tag}-{p}"
         at = T0 + timedelta(days=1, minutes=p)
-        out.events.append(cloud_event("patient.assessed", {
-            "patient_ref": ref, "timepoint": "baseline", "measures": {"rmdq": 12}},
-            trust=trust, site=site, time=at))
+        out.events.append(
+            cloud_event(
+                "patient.assessed",
+                {"patient_ref": ref, "timepoint": "baseline", "measures": {"rmdq": 12}},
+                trust=trust,
+                site=site,
+                time=at,
+            )
+        )
         if p % 2 == 0:
             followed += 1
-            out.events.append(cloud_event("patient.assessed", {
-                "patient_ref": ref, "timepoint": "month_3", "measures": {"rmdq": 6}},
-                trust=trust, site=site, time=at + timedelta(days=92)))
+            out.events.append(
+                cloud_event(
+                    "patient.assessed",
+                    {"patient_ref": ref, "timepoint": "month_3", "measures": {"rmdq": 6}},
+                    trust=trust,
+                    site=site,
+                    time=at + timedelta(days=92),
+                )
+            )
     out.expected = {
-        "clinicians_enrolled": clinicians, "clinicians_started": started,
-        "clinicians_completed": completed, "clinicians_intending": intending,
-        "patients_baseline": patients, "patients_month_3": followed,
+        "clinicians_enrolled": clinicians,
+        "clinicians_started": started,
+        "clinicians_completed": completed,
+        "clinicians_intending": intending,
+        "patients_baseline": patients,
+        "patients_month_3": followed,
     }
     return out
 
@@ -282,34 +346,55 @@ def training_script(clinicians: int, seed: str = "") -> Script:
         trust, site = SITES[i % len(SITES)]
         ref = f"t{tag}-{i}"
         at = T0 + timedelta(minutes=i)
-        out.events.append(cloud_event("clinician.enrolled", {
-            "clinician_ref": ref, "profession": "physiotherapist", "course_version": "1"},
-            trust=trust, site=site, time=at))
+        out.events.append(
+            cloud_event(
+                "clinician.enrolled",
+                {"clinician_ref": ref, "profession": "physiotherapist", "course_version": "1"},
+                trust=trust,
+                site=site,
+                time=at,
+            )
+        )
         if i % 3 == 0:
             started += 1
             completed += 1
             for n, module in enumerate(REQUIRED_MODULES):
-                out.events.append(cloud_event("module.completed", {
-                    "clinician_ref": ref, "module_id": module, "quiz_score": 80},
-                    trust=trust, site=site, time=at + timedelta(seconds=n + 1)))
+                out.events.append(
+                    cloud_event(
+                        "module.completed",
+                        {"clinician_ref": ref, "module_id": module, "quiz_score": 80},
+                        trust=trust,
+                        site=site,
+                        time=at + timedelta(seconds=n + 1),
+                    )
+                )
         elif i % 2 == 0:
             started += 1
-            out.events.append(cloud_event("module.started", {
-                "clinician_ref": ref, "module_id": REQUIRED_MODULES[0]},
-                trust=trust, site=site, time=at + timedelta(seconds=1)))
-    out.expected = {"clinicians_enrolled": clinicians, "clinicians_started": started,
-                    "clinicians_completed": completed}
+            out.events.append(
+                cloud_event(
+                    "module.started",
+                    {"clinician_ref": ref, "module_id": REQUIRED_MODULES[0]},
+                    trust=trust,
+                    site=site,
+                    time=at + timedelta(seconds=1),
+                )
+            )
+    out.expected = {
+        "clinicians_enrolled": clinicians,
+        "clinicians_started": started,
+        "clinicians_completed": completed,
+    }
     return out
 
 
 # --- reading figures -----------------------------------------------------------------------
 
+
 async def national(url: str) -> dict[str, Any] | None:
     """National figures from a reporting instance, or None while it does not answer."""
     try:
         async with httpx.AsyncClient(base_url=url, timeout=5) as client:
-            r = await client.get("/v1/national",
-                                 headers={"Authorization": f"Bearer {RAW_TOKEN}"})
+            r = await client.get("/v1/national", headers={"Authorization": f"Bearer {RAW_TOKEN}"})
     except httpx.HTTPError:
         return None
     if r.status_code != 200:
@@ -329,8 +414,9 @@ async def figures_reach(url: str, expected: dict[str, int]) -> dict[str, Any] | 
     return figures if got == expected else None
 
 
-async def await_figures(url: str, expected: dict[str, int], timeout: float, what: str,
-                        *services: ServiceProcess) -> dict[str, Any]:
+async def await_figures(
+    url: str, expected: dict[str, int], timeout: float, what: str, *services: ServiceProcess
+) -> dict[str, Any]:
     """Wait until the national figures equal `expected`; on timeout say what was seen."""
     deadline = time.monotonic() + timeout
     last: dict[str, Any] | None = None
@@ -340,10 +426,11 @@ async def await_figures(url: str, expected: dict[str, int], timeout: float, what
             assert last is not None
             return last
         await asyncio.sleep(0.1)
-    tails = "\n".join(f"--- {s.name} ---\n{s.proc.tail(30) if s.proc else ''}"
-                      for s in services)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}: expected {expected}, "
-                         f"last {subset(last, expected)}\n{tails}")
+    tails = "\n".join(f"--- {s.name} ---\n{s.proc.tail(30) if s.proc else ''}" for s in services)
+    raise AssertionError(
+        f"timed out after {timeout}s waiting for {what}: expected {expected}, "
+        f"last {subset(last, expected)}\n{tails}"
+    )
 
 
 async def figure_between(url: str, figure: str, low: int, high: int) -> int:
@@ -368,14 +455,20 @@ def now_utc() -> datetime:
 
 # --- a real SMTP server and a rollout that must send known reminders -----------------------
 
+
 def notify_env(smtp_port: int, site_teams: dict[str, list[str]]) -> dict[str, str]:
     """Notifications over SMTP, open every hour of every day (the test runs on wall time)."""
     return {
-        "IBEST_NOTIFY_CHANNEL": "smtp", "IBEST_SMTP_HOST": "127.0.0.1",
-        "IBEST_SMTP_PORT": str(smtp_port), "IBEST_NOTIFY_POLL_SECONDS": "0.2",
-        "IBEST_NOTIFY_RETRY_BASE_SECONDS": "1", "IBEST_NOTIFY_RETRY_MAX_SECONDS": "2",
-        "IBEST_NOTIFY_CONTACT_TIMEOUT": "2", "IBEST_NOTIFY_WORKING_DAYS": "mon-sun",
-        "IBEST_NOTIFY_WORKING_START": "00:00", "IBEST_NOTIFY_WORKING_END": "23:59",
+        "IBEST_NOTIFY_CHANNEL": "smtp",
+        "IBEST_SMTP_HOST": "127.0.0.1",
+        "IBEST_SMTP_PORT": str(smtp_port),
+        "IBEST_NOTIFY_POLL_SECONDS": "0.2",
+        "IBEST_NOTIFY_RETRY_BASE_SECONDS": "1",
+        "IBEST_NOTIFY_RETRY_MAX_SECONDS": "2",
+        "IBEST_NOTIFY_CONTACT_TIMEOUT": "2",
+        "IBEST_NOTIFY_WORKING_DAYS": "mon-sun",
+        "IBEST_NOTIFY_WORKING_START": "00:00",
+        "IBEST_NOTIFY_WORKING_END": "23:59",
         "IBEST_SITE_TEAMS": json.dumps(site_teams),
     }
 
@@ -402,20 +495,24 @@ def live_rollout(clinicians: int, patients: int, now: datetime) -> Rollout:
         trust, site = SITES[i % len(SITES)]
         ref = f"l{tag}-{i}"
         at = now - timedelta(days=10, minutes=i)
-        data: dict[str, Any] = {"clinician_ref": ref, "profession": "nurse",
-                                "course_version": "1"}
+        data: dict[str, Any] = {"clinician_ref": ref, "profession": "nurse", "course_version": "1"}
         if i % 6 in (1, 5):
             data["contact_email"] = f"clin.{tag}.{i}@example.nhs.uk"
             out.emails.append(data["contact_email"])
-        out.events.append(cloud_event("clinician.enrolled", data, trust=trust, site=site,
-                                      time=at))
+        out.events.append(cloud_event("clinician.enrolled", data, trust=trust, site=site, time=at))
         modules = REQUIRED_MODULES if i % 6 == 0 else REQUIRED_MODULES[:1] if i % 2 == 0 else []
         started += bool(modules)
         completed += i % 6 == 0
         for n, module in enumerate(modules):
-            out.events.append(cloud_event("module.completed", {
-                "clinician_ref": ref, "module_id": module},
-                trust=trust, site=site, time=at + timedelta(seconds=n + 1)))
+            out.events.append(
+                cloud_event(
+                    "module.completed",
+                    {"clinician_ref": ref, "module_id": module},
+                    trust=trust,
+                    site=site,
+                    time=at + timedelta(seconds=n + 1),
+                )
+            )
     followed = 0
     for p in range(patients):
         # Followed-up patients are at sites with no team configured, so a site team's
@@ -425,18 +522,32 @@ def live_rollout(clinicians: int, patients: int, now: datetime) -> Rollout:
         at = now - timedelta(days=95, minutes=p)
         if p % 2:
             out.site_teams.setdefault(site, [f"team-{site.lower()}-{tag}@example.nhs.uk"])
-        out.events.append(cloud_event("patient.assessed", {
-            "patient_ref": ref, "timepoint": "baseline", "measures": {"rmdq": 14}},
-            trust=trust, site=site, time=at))
+        out.events.append(
+            cloud_event(
+                "patient.assessed",
+                {"patient_ref": ref, "timepoint": "baseline", "measures": {"rmdq": 14}},
+                trust=trust,
+                site=site,
+                time=at,
+            )
+        )
         if p % 2 == 0:
             followed += 1
-            out.events.append(cloud_event("patient.assessed", {
-                "patient_ref": ref, "timepoint": "month_3", "measures": {"rmdq": 7}},
-                trust=trust, site=site, time=at + timedelta(days=91)))
+            out.events.append(
+                cloud_event(
+                    "patient.assessed",
+                    {"patient_ref": ref, "timepoint": "month_3", "measures": {"rmdq": 7}},
+                    trust=trust,
+                    site=site,
+                    time=at + timedelta(days=91),
+                )
+            )
     out.outcomes_n = followed
     out.expected = {
-        "clinicians_enrolled": clinicians, "clinicians_started": started,
-        "clinicians_completed": completed, "patients_baseline": patients,
+        "clinicians_enrolled": clinicians,
+        "clinicians_started": started,
+        "clinicians_completed": completed,
+        "patients_baseline": patients,
         "patients_month_3": followed,
     }
     return out

@@ -41,17 +41,19 @@ async def test_stopping_one_node_of_three_loses_nothing(
 ) -> None:
     ports = [free_port() for _ in range(3)]
     routes = [free_port() for _ in range(3)]
-    nodes = {f"n{i + 1}": cluster_node(f"n{i + 1}", ports[i], [r for r in routes if r != own],
-                                       own, tmp_path)
-             for i, own in enumerate(routes)}
+    nodes = {
+        f"n{i + 1}": cluster_node(
+            f"n{i + 1}", ports[i], [r for r in routes if r != own], own, tmp_path
+        )
+        for i, own in enumerate(routes)
+    }
     for node in nodes.values():
         procs.others.append(node.start())
     for node, port in zip(nodes.values(), ports, strict=True):
         wait_until(partial(port_open, "127.0.0.1", port), 30, node.name, node.proc)
     urls = [f"nats://127.0.0.1:{p}" for p in ports]
     # The services get the whole seed list, as an operator would configure a cluster.
-    settings = fresh_settings(",".join(urls), mongodb_url).model_copy(
-        update={"stream_replicas": 3})
+    settings = fresh_settings(",".join(urls), mongodb_url).model_copy(update={"stream_replicas": 3})
     nc = await connect(urls)
     try:
         js = nc.jetstream()
@@ -86,9 +88,14 @@ async def test_stopping_one_node_of_three_loses_nothing(
         assert leader is not None and leader.leader in nodes
         nodes[leader.leader].stop()
         await publish_all(js, events[half:])  # retried until a new leader takes them
-        await await_figures(reporting.url, expected, 90,
-                            f"exact figures with node {leader.leader} down",
-                            enrolment, reporting)
+        await await_figures(
+            reporting.url,
+            expected,
+            90,
+            f"exact figures with node {leader.leader} down",
+            enrolment,
+            reporting,
+        )
         assert await stream_count(js, "ibest.v1.>") >= len(events)
         assert await dead_letters(js) == []
     finally:

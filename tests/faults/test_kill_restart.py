@@ -39,9 +39,13 @@ async def test_reporting_killed_mid_stream_counts_everything_once(
     await publishing
     await publish_all(js, script.events[half:])  # the rest arrives while it is down
     reporting.start()
-    figures = await await_figures(reporting.url, script.expected, 60,
-                                  f"exact figures after the crash (seen {seen} before it)",
-                                  reporting)
+    figures = await await_figures(
+        reporting.url,
+        script.expected,
+        60,
+        f"exact figures after the crash (seen {seen} before it)",
+        reporting,
+    )
     assert figures["patients_month_3"] == script.expected["patients_month_3"]
     assert await dead_letters(js) == []
 
@@ -60,10 +64,18 @@ async def test_enrolment_killed_mid_stream_derives_each_completion_once(
     await publishing
     await publish_all(js, script.events[half:])  # the rest arrives while it is down
     enrolment.start()
-    await await_figures(reporting.url, script.expected, 60,
-                        "exact training figures after enrolment's crash", enrolment, reporting)
+    await await_figures(
+        reporting.url,
+        script.expected,
+        60,
+        "exact training figures after enrolment's crash",
+        enrolment,
+        reporting,
+    )
     # Each derived event exists once in the stream (deterministic ids, deduplicated).
     assert await stream_count(js, "ibest.v1.*.clinician.training_completed") == completed
-    assert await stream_count(js, "ibest.v1.*.clinician.training_started") == (
-        script.expected["clinicians_started"])
+    assert (
+        await stream_count(js, "ibest.v1.*.clinician.training_started")
+        == (script.expected["clinicians_started"])
+    )
     assert await dead_letters(js) == []

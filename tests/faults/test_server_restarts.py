@@ -57,11 +57,12 @@ async def test_nats_restart_mid_stream_publishers_retry_consumers_resume(
         enrolment = procs.service("enrolment", settings, tmp_path).start()
         reporting = procs.service("reporting", settings, tmp_path).start()
         events = [e for pair in zip(script.events, extra.events, strict=False) for e in pair]
-        events += script.events[len(extra.events):] + extra.events[len(script.events):]
+        events += script.events[len(extra.events) :] + extra.events[len(script.events) :]
         half = len(events) // 2
         await publish_all(js, events[:half])
-        await figure_between(reporting.url, "clinicians_enrolled", 10,
-                             expected["clinicians_enrolled"])
+        await figure_between(
+            reporting.url, "clinicians_enrolled", 10, expected["clinicians_enrolled"]
+        )
         server.stop()
         wait_port_closed(port)
         # The second half is published while the server is down: the publisher must retry.
@@ -76,10 +77,17 @@ async def test_nats_restart_mid_stream_publishers_retry_consumers_resume(
         server = start_nats(port, store, tmp_path / "nats-2.log")
         procs.others.append(server)
         await asyncio.wait_for(publishing, 90)
-        await await_figures(reporting.url, expected, 60,
-                            "exact figures after nats-server restarted", enrolment, reporting)
+        await await_figures(
+            reporting.url,
+            expected,
+            60,
+            "exact figures after nats-server restarted",
+            enrolment,
+            reporting,
+        )
         assert await stream_count(js, "ibest.v1.*.clinician.training_completed") == (
-            script.expected["clinicians_completed"] + extra.expected["clinicians_completed"])
+            script.expected["clinicians_completed"] + extra.expected["clinicians_completed"]
+        )
         assert await dead_letters(js) == []
     finally:
         await nc.close()
@@ -88,8 +96,11 @@ async def test_nats_restart_mid_stream_publishers_retry_consumers_resume(
 async def _metric(svc: ServiceProcess, name: str) -> float:
     async with httpx.AsyncClient(base_url=svc.url, timeout=5) as client:
         text = (await client.get("/metrics")).text
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith(name + "{") or line.startswith(name + " "))
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(name + "{") or line.startswith(name + " ")
+    )
 
 
 async def _not_ready(svc: ServiceProcess) -> bool:
@@ -104,8 +115,9 @@ async def test_database_outage_is_retried_not_dead_lettered_and_caught_up(
     storage = tmp_path / "db"
     db = start_database(port, storage, tmp_path / "db-1.log")
     procs.others.append(db)
-    settings = settings.model_copy(update={
-        "mongodb_url": f"mongodb://127.0.0.1:{port}", "max_deliveries": 10_000})
+    settings = settings.model_copy(
+        update={"mongodb_url": f"mongodb://127.0.0.1:{port}", "max_deliveries": 10_000}
+    )
     script = reporting_script(clinicians=120, patients=60)
     reporting = procs.service("reporting", settings, tmp_path).start()
     first, rest = script.events[:100], script.events[100:]
@@ -123,7 +135,12 @@ async def test_database_outage_is_retried_not_dead_lettered_and_caught_up(
     assert await _metric(reporting, "ibest_events_retried_total") > 0
     db = start_database(port, storage, tmp_path / "db-2.log")
     procs.others.append(db)
-    await await_figures(reporting.url, script.expected, 60,
-                        "figures caught up after the database came back", reporting)
+    await await_figures(
+        reporting.url,
+        script.expected,
+        60,
+        "figures caught up after the database came back",
+        reporting,
+    )
     assert await dead_letters(js) == []
     assert await _metric(reporting, "ibest_dead_letters_total") == 0

@@ -44,13 +44,14 @@ READ_SECRET = "audit-read-secret"
 
 @pytest.fixture(autouse=True)
 def reporting_tokens(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("IBEST_REPORTING_TOKENS",
-                       f"auditor:{RAW_SECRET}:raw,{LEGACY_RAW}:raw,reader:{READ_SECRET}:read")
+    monkeypatch.setenv(
+        "IBEST_REPORTING_TOKENS",
+        f"auditor:{RAW_SECRET}:raw,{LEGACY_RAW}:raw,reader:{READ_SECRET}:read",
+    )
 
 
 async def records(settings: Settings, **filters: Any) -> list[dict[str, Any]]:
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_url,
-                                                                tz_aware=True)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
     try:
         return await audit_log_of(client, settings).find(**filters)
     finally:
@@ -71,11 +72,19 @@ async def test_raw_scope_requests_are_audited_with_token_ids_and_read_ones_are_n
     settings: Settings, js: JetStreamContext
 ) -> None:
     for i in range(3):
-        await publish_raw(js, cloud_event("clinician.enrolled", {
-            "clinician_ref": f"a-{i}", "profession": "nurse", "course_version": "1"}))
+        await publish_raw(
+            js,
+            cloud_event(
+                "clinician.enrolled",
+                {"clinician_ref": f"a-{i}", "profession": "nurse", "course_version": "1"},
+            ),
+        )
     started = datetime.now(UTC) - timedelta(seconds=1)
-    async with running_service(REPORTING, settings) as base, \
-            httpx.AsyncClient(base_url=base) as api:
+    async with (
+        running_service(REPORTING, settings) as base,
+        httpx.AsyncClient(base_url=base) as api,
+    ):
+
         def auth(secret: str) -> dict[str, str]:
             return {"Authorization": f"Bearer {secret}"}
 
@@ -94,8 +103,9 @@ async def test_raw_scope_requests_are_audited_with_token_ids_and_read_ones_are_n
         assert await records(settings) == []
 
         exact = await api.get("/v1/trusts/RTH?raw=true", headers=auth(RAW_SECRET))
-        table = await api.get("/v1/trusts?raw=true",
-                              headers={**auth(LEGACY_RAW), "Accept": "text/csv"})
+        table = await api.get(
+            "/v1/trusts?raw=true", headers={**auth(LEGACY_RAW), "Accept": "text/csv"}
+        )
         unknown = await api.get("/v1/trusts/RZZ?raw=true", headers=auth(RAW_SECRET))
         assert (exact.status_code, table.status_code, unknown.status_code) == (200, 200, 404)
         assert exact.json()["figures"]["clinicians_enrolled"] == 3
@@ -106,8 +116,9 @@ async def test_raw_scope_requests_are_audited_with_token_ids_and_read_ones_are_n
     assert after - before == 3
     by_path = {r["path"]: r for r in found}
     assert set(by_path) == {"/v1/trusts/RTH", "/v1/trusts", "/v1/trusts/RZZ"}
-    assert all(r["action"] == "raw_report" and r["via"] == "http" and r["at"] >= started
-               for r in found)
+    assert all(
+        r["action"] == "raw_report" and r["via"] == "http" and r["at"] >= started for r in found
+    )
     trust = by_path["/v1/trusts/RTH"]
     assert trust["token_id"] == "auditor" and trust["query"] == "raw=true"
     assert trust["status"] == 200
@@ -120,27 +131,49 @@ async def test_raw_scope_requests_are_audited_with_token_ids_and_read_ones_are_n
     text = json.dumps(found, default=str)
     for secret in (RAW_SECRET, LEGACY_RAW, READ_SECRET):
         assert secret not in text
-    assert [r["path"] for r in await records(settings, token_id="auditor")] == \
-        ["/v1/trusts/RZZ", "/v1/trusts/RTH"]
+    assert [r["path"] for r in await records(settings, token_id="auditor")] == [
+        "/v1/trusts/RZZ",
+        "/v1/trusts/RTH",
+    ]
 
 
 async def test_erasures_and_opt_out_changes_are_audited_and_listed(
-    settings: Settings, js: JetStreamContext, capsys: pytest.CaptureFixture[str],
+    settings: Settings,
+    js: JetStreamContext,
+    capsys: pytest.CaptureFixture[str],
     nsettings_env: None,
 ) -> None:
-    await publish_raw(js, cloud_event("clinician.enrolled", {
-        "clinician_ref": "c-erase", "profession": "nurse", "course_version": "1",
-        "contact_email": "c-erase@example.nhs.uk"}))
-    async with running_service(ENROLMENT, settings) as base, \
-            httpx.AsyncClient(base_url=base, headers=SERVICE_AUTH) as api:
+    await publish_raw(
+        js,
+        cloud_event(
+            "clinician.enrolled",
+            {
+                "clinician_ref": "c-erase",
+                "profession": "nurse",
+                "course_version": "1",
+                "contact_email": "c-erase@example.nhs.uk",
+            },
+        ),
+    )
+    async with (
+        running_service(ENROLMENT, settings) as base,
+        httpx.AsyncClient(base_url=base, headers=SERVICE_AUTH) as api,
+    ):
+
         async def enrolled() -> bool:
             return (await api.get("/v1/clinicians/c-erase")).status_code == 200
 
         await wait_for(enrolled, 30, "the enrolment applied")
-    assert await erase_command(argparse.Namespace(
-        clinician_ref="c-erase", record=True, from_stream=False), settings) == 0
-    async with running_service(NOTIFICATIONS, settings) as base, \
-            httpx.AsyncClient(base_url=base) as api:
+    assert (
+        await erase_command(
+            argparse.Namespace(clinician_ref="c-erase", record=True, from_stream=False), settings
+        )
+        == 0
+    )
+    async with (
+        running_service(NOTIFICATIONS, settings) as base,
+        httpx.AsyncClient(base_url=base) as api,
+    ):
         refused = await api.post("/v1/opt-outs/c-opt")
         assert refused.status_code == 401
         assert (await api.post("/v1/opt-outs/c-opt", headers=SERVICE_AUTH)).status_code == 200
@@ -150,24 +183,32 @@ async def test_erasures_and_opt_out_changes_are_audited_and_listed(
 
     found = await records(settings)
     assert [(r["action"], r["clinician_ref"]) for r in reversed(found)] == [
-        ("erasure", "c-erase"), ("opt_out", "c-opt"), ("opt_in", "c-opt")]
+        ("erasure", "c-erase"),
+        ("opt_out", "c-opt"),
+        ("opt_in", "c-opt"),
+    ]
     erasure = found[-1]
     assert erasure["via"] == "cli" and erasure["token_id"] is None and erasure["operator"]
     assert erasure["record"] is True and erasure["command"] == "ibest enrolment erase"
     assert {r["token_id"] for r in found[:2]} == {SERVICE_TOKEN_ID}
 
     capsys.readouterr()
-    args = argparse.Namespace(since=None, action="opt_out", token_id=SERVICE_TOKEN_ID,
-                              limit=100, json=True)
+    args = argparse.Namespace(
+        since=None, action="opt_out", token_id=SERVICE_TOKEN_ID, limit=100, json=True
+    )
     assert await list_command(args, settings) == 0
     listed = json.loads(capsys.readouterr().out)
     assert [(r["action"], r["token_id"]) for r in listed] == [("opt_out", SERVICE_TOKEN_ID)]
-    later = argparse.Namespace(since=datetime.now(UTC) + timedelta(minutes=1), action=None,
-                               token_id=None, limit=100, json=False)
+    later = argparse.Namespace(
+        since=datetime.now(UTC) + timedelta(minutes=1),
+        action=None,
+        token_id=None,
+        limit=100,
+        json=False,
+    )
     assert await list_command(later, settings) == 0
     assert capsys.readouterr().out.strip() == "no audit records"
-    plain = argparse.Namespace(since=None, action="erasure", token_id=None, limit=100,
-                               json=False)
+    plain = argparse.Namespace(since=None, action="erasure", token_id=None, limit=100, json=False)
     assert await list_command(plain, settings) == 0
     out = capsys.readouterr().out
     assert "erasure by cli" in out and "clinician_ref=c-erase" in out
@@ -182,13 +223,21 @@ def nsettings_env(monkeypatch: pytest.MonkeyPatch) -> None:
 async def test_raw_figures_are_withheld_when_the_audit_log_cannot_be_written(
     settings: Settings, js: JetStreamContext
 ) -> None:
-    await publish_raw(js, cloud_event("clinician.enrolled", {
-        "clinician_ref": "w-1", "profession": "nurse", "course_version": "1"}))
+    await publish_raw(
+        js,
+        cloud_event(
+            "clinician.enrolled",
+            {"clinician_ref": "w-1", "profession": "nurse", "course_version": "1"},
+        ),
+    )
     apps: list[FastAPI] = []
     unreachable: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-        f"mongodb://127.0.0.1:{free_port()}", serverSelectionTimeoutMS=300)
-    async with running_service(REPORTING, settings, apps=apps) as base, \
-            httpx.AsyncClient(base_url=base) as api:
+        f"mongodb://127.0.0.1:{free_port()}", serverSelectionTimeoutMS=300
+    )
+    async with (
+        running_service(REPORTING, settings, apps=apps) as base,
+        httpx.AsyncClient(base_url=base) as api,
+    ):
         raw = {"Authorization": f"Bearer {RAW_SECRET}"}
 
         async def applied() -> bool:

@@ -32,12 +32,24 @@ REQUIRED = ("id", "title", "causes", "effect", "harm", "initial", "residual", "c
 def collected() -> frozenset[str]:
     """Node ids the suite collects (one `pytest --collect-only` run, parameters dropped)."""
     run = subprocess.run(
-        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
-         str(ROOT / "tests")],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--collect-only",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            str(ROOT / "tests"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
-    return frozenset(line.split("[", 1)[0] for line in run.stdout.splitlines()
-                     if "::" in line)
+    return frozenset(line.split("[", 1)[0] for line in run.stdout.splitlines() if "::" in line)
 
 
 def test_the_matrix_is_dcb0129s() -> None:
@@ -68,7 +80,8 @@ def test_risks_are_computed_from_the_matrix(hazard: dict[str, Any]) -> None:
         r = rating(hazard[stage])
         assert r.risk == r.computed, (
             f"{hazard['id']} {stage}: risk {r.risk} but the matrix gives {r.computed} for "
-            f"{r.severity} and {r.likelihood}")
+            f"{r.severity} and {r.likelihood}"
+        )
     initial, residual = rating(hazard["initial"]), rating(hazard["residual"])
     assert residual.risk <= initial.risk, f"{hazard['id']}: controls made the risk worse"
 
@@ -88,8 +101,9 @@ def test_every_control_is_implemented_by_collected_tests_or_configuration(
             path = ROOT / item["file"]
             assert path.is_file(), f"{hazard['id']}: {item['file']} does not exist"
             if item.get("setting"):
-                assert item["setting"] in path.read_text(), \
+                assert item["setting"] in path.read_text(), (
                     f"{hazard['id']}: {item['setting']} is not in {item['file']}"
+                )
 
 
 def test_the_disclosure_risks_record_a_decision() -> None:

@@ -21,9 +21,7 @@ from shared.examples import example
 
 NHS_NUMBERS = ["9434765919", "943 476 5919", "4010232137"]
 # Valid base events, one per type, as a trust would write them (no null fields).
-BASES: dict[str, dict[str, Any]] = {
-    t.name: json.loads(example(t).to_json()) for t in EVENT_TYPES
-}
+BASES: dict[str, dict[str, Any]] = {t.name: json.loads(example(t).to_json()) for t in EVENT_TYPES}
 # Out-of-range values per event type: (dotted data field, strategy of bad values).
 OUT_OF_RANGE: dict[str, list[tuple[str, st.SearchStrategy[Any]]]] = {
     "patient.assessed": [
@@ -40,8 +38,9 @@ OUT_OF_RANGE: dict[str, list[tuple[str, st.SearchStrategy[Any]]]] = {
     "outcome.recorded": [("revision", st.integers(max_value=0))],
 }
 # A reference that breaks the pattern (stands in for a range where a type has no numbers).
-BAD_REFS = st.sampled_from(["", " padded", "a@b.example", "x" * 65, "../../etc/passwd",
-                            "名前", "a b"])
+BAD_REFS = st.sampled_from(
+    ["", " padded", "a@b.example", "x" * 65, "../../etc/passwd", "名前", "a b"]
+)
 
 
 @dataclass(frozen=True)
@@ -80,25 +79,40 @@ def _wrong_type(value: Any) -> st.SearchStrategy[Any]:
     return st.sampled_from(["text", 7, ["list"]])
 
 
-KINDS = ["malformed", "wrong_type", "missing", "range", "unknown_version", "unknown_type",
-         "trust_mismatch", "envelope", "padding", "nhs_number"]
+KINDS = [
+    "malformed",
+    "wrong_type",
+    "missing",
+    "range",
+    "unknown_version",
+    "unknown_type",
+    "trust_mismatch",
+    "envelope",
+    "padding",
+    "nhs_number",
+]
 
 
 def kinds_of(etype: EventType) -> list[str]:
     """The bad kinds that apply to a type (only patient events carry a patient reference)."""
-    return [k for k in KINDS
-            if k != "nhs_number" or etype.name in ("patient.assessed", "outcome.recorded")]
+    return [
+        k
+        for k in KINDS
+        if k != "nhs_number" or etype.name in ("patient.assessed", "outcome.recorded")
+    ]
 
 
 @st.composite
-def bad_events(draw: st.DrawFn, etype: EventType | None = None,
-               kind: str | None = None) -> BadEvent:
+def bad_events(
+    draw: st.DrawFn, etype: EventType | None = None, kind: str | None = None
+) -> BadEvent:
     etype = etype or draw(st.sampled_from(EVENT_TYPES))
     name = etype.name
     event = copy.deepcopy(BASES[name])
     kind = kind or draw(st.sampled_from(kinds_of(etype)))
-    event["id"] = str(uuid.uuid5(uuid.NAMESPACE_URL,
-                                 f"bad/{name}/{kind}/{draw(st.integers(0, 2**64))}"))
+    event["id"] = str(
+        uuid.uuid5(uuid.NAMESPACE_URL, f"bad/{name}/{kind}/{draw(st.integers(0, 2**64))}")
+    )
     msg_id = f"bad-{event['id']}"
     data = event["data"]
     subject = _subject(name)
@@ -106,8 +120,11 @@ def bad_events(draw: st.DrawFn, etype: EventType | None = None,
     if kind == "malformed":
         body = json.dumps(event).encode()
         cut = draw(st.integers(1, len(body) - 1))
-        broken = draw(st.sampled_from([body[:cut], b"\xff\xfe" + body,
-                                       body.replace(b'"', b"'", 1), b"[" + body + b"]"]))
+        broken = draw(
+            st.sampled_from(
+                [body[:cut], b"\xff\xfe" + body, body.replace(b'"', b"'", 1), b"[" + body + b"]"]
+            )
+        )
         return BadEvent(kind, name, subject, broken, "event", msg_id)
     if kind == "wrong_type":
         key = draw(st.sampled_from(sorted(data)))
@@ -131,19 +148,33 @@ def bad_events(draw: st.DrawFn, etype: EventType | None = None,
         event["type"] = etype.ce_type[:-1] + str(draw(st.integers(2, 99)))
         field = "type"
     elif kind == "unknown_type":
-        event["type"] = draw(st.sampled_from([
-            "uk.nhs.ibest.patient.deleted.v1", "uk.nhs.ibest.clinician.erased.v1",
-            "com.example.other.v1"]))
+        event["type"] = draw(
+            st.sampled_from(
+                [
+                    "uk.nhs.ibest.patient.deleted.v1",
+                    "uk.nhs.ibest.clinician.erased.v1",
+                    "com.example.other.v1",
+                ]
+            )
+        )
         field = "type"
     elif kind == "trust_mismatch":
         subject = _subject(name, draw(st.sampled_from(["RXF", "R0A", "RGT"])))
         field = "subject"
     elif kind == "envelope":
-        attr, bad = draw(st.sampled_from([
-            ("trustcode", "rth"), ("sitecode", "RXF01"), ("time", "2026-03-02T09:30:00"),
-            ("specversion", "0.3"), ("id", "not-a-uuid"), ("datacontenttype", "text/xml"),
-            ("source", ""),
-        ]))
+        attr, bad = draw(
+            st.sampled_from(
+                [
+                    ("trustcode", "rth"),
+                    ("sitecode", "RXF01"),
+                    ("time", "2026-03-02T09:30:00"),
+                    ("specversion", "0.3"),
+                    ("id", "not-a-uuid"),
+                    ("datacontenttype", "text/xml"),
+                    ("source", ""),
+                ]
+            )
+        )
         event[attr] = bad
         field = attr
         if attr == "trustcode":  # keep the subject honest, so the envelope is what fails
@@ -162,8 +193,13 @@ def bad_events(draw: st.DrawFn, etype: EventType | None = None,
 def _collect(strategy: st.SearchStrategy[BadEvent], n: int) -> list[BadEvent]:
     out: list[BadEvent] = []
 
-    @settings(max_examples=n, database=None, derandomize=True, deadline=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=n,
+        database=None,
+        derandomize=True,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(strategy)
     def collect(bad: BadEvent) -> None:
         out.append(bad)

@@ -34,13 +34,23 @@ CONSUMERS = {name: [s.name for s in SPECS if name in s.consumes] for name in BAS
 def duplicates_with_other_content(good: list[dict[str, Any]]) -> list[BadEvent]:
     """For the first good event of some types: the same id, different content."""
     out = []
-    for name, change in (("clinician.enrolled", {"profession": "doctor"}),
-                         ("patient.assessed", {"measures": {"rmdq": 3}}),
-                         ("clinician.intention_reported", {"confidence": 1})):
+    for name, change in (
+        ("clinician.enrolled", {"profession": "doctor"}),
+        ("patient.assessed", {"measures": {"rmdq": 3}}),
+        ("clinician.intention_reported", {"confidence": 1}),
+    ):
         original = next(e for e in good if e["type"] == f"uk.nhs.ibest.{name}.v1")
         twin = {**original, "data": {**original["data"], **change}}
-        out.append(BadEvent("duplicate_id", name, f"ibest.v1.{twin['trustcode']}.{name}",
-                            json.dumps(twin).encode(), "id", f"dup-{twin['id']}"))
+        out.append(
+            BadEvent(
+                "duplicate_id",
+                name,
+                f"ibest.v1.{twin['trustcode']}.{name}",
+                json.dumps(twin).encode(),
+                "id",
+                f"dup-{twin['id']}",
+            )
+        )
     return out
 
 
@@ -57,11 +67,13 @@ async def test_every_bad_event_is_dead_lettered_with_its_reason_and_good_ones_co
     bad = generate(per_kind=1, extra=30)
     assert {b.event_type for b in bad} == set(BASES)
     async with AsyncExitStack() as stack:
-        urls = {spec.name: await stack.enter_async_context(running_service(spec, settings))
-                for spec in SPECS}
+        urls = {
+            spec.name: await stack.enter_async_context(running_service(spec, settings))
+            for spec in SPECS
+        }
         for i, good in enumerate(script.events):  # interleave: a bad one after each good one
             await publish_raw(js, good)
-            for b in bad[i::len(script.events)]:
+            for b in bad[i :: len(script.events)]:
                 await publish_raw(js, b.body, subject=b.subject, msg_id=b.msg_id)
         dups = duplicates_with_other_content(script.events)
         for b in dups:
@@ -75,8 +87,9 @@ async def test_every_bad_event_is_dead_lettered_with_its_reason_and_good_ones_co
             return letters if set(expected) <= got else []
 
         letters = await wait_for(all_dead_lettered, 60, "every bad event dead-lettered")
-        async with httpx.AsyncClient(base_url=urls["reporting"], headers={
-                "Authorization": f"Bearer {RAW_TOKEN}"}) as api:
+        async with httpx.AsyncClient(
+            base_url=urls["reporting"], headers={"Authorization": f"Bearer {RAW_TOKEN}"}
+        ) as api:
 
             async def exact() -> bool:
                 figures = (await api.get("/v1/national")).json()["figures"]

@@ -34,40 +34,71 @@ def body_lines(raw: bytes) -> list[str]:
     for part in parts:
         payload = part.get_payload(decode=True)
         if isinstance(payload, bytes):
-            lines += [ln.strip() for ln in payload.decode(errors="replace").splitlines()
-                      if len(ln.strip()) >= 16]
+            lines += [
+                ln.strip()
+                for ln in payload.decode(errors="replace").splitlines()
+                if len(ln.strip()) >= 16
+            ]
     return lines
 
 
 async def test_no_contact_email_or_message_body_is_logged(
-    settings: Settings, js: JetStreamContext, procs: Processes, tmp_path: Path,
+    settings: Settings,
+    js: JetStreamContext,
+    procs: Processes,
+    tmp_path: Path,
     smtp: tuple[Mailbox, int],
 ) -> None:
     rollout = live_rollout(clinicians=12, patients=6, now=now_utc())
     box, smtp_port = smtp
-    services = [procs.service(name, settings, tmp_path, IBEST_LOG_LEVEL="DEBUG")
-                .start(wait_ready=False) for name in ("enrolment", "outcomes", "reporting")]
+    services = [
+        procs.service(name, settings, tmp_path, IBEST_LOG_LEVEL="DEBUG").start(wait_ready=False)
+        for name in ("enrolment", "outcomes", "reporting")
+    ]
     for svc in services:
         svc.wait_ready()
     await publish_all(js, rollout.events)
     # Events carrying an address that are dead-lettered (their errors are logged).
     refused = [
-        cloud_event("clinician.enrolled", {"clinician_ref": "leak-1", "profession": "nurse",
-                                           "course_version": "99",
-                                           "contact_email": LEAKY_EMAILS[0]}),
-        cloud_event("clinician.enrolled", {"clinician_ref": LEAKY_EMAILS[1],
-                                           "profession": "nurse", "course_version": "1"}),
-        cloud_event("clinician.enrolled", {"clinician_ref": "leak-3", "profession": "nurse",
-                                           "course_version": "1",
-                                           "contact_email": [LEAKY_EMAILS[0]]}),
+        cloud_event(
+            "clinician.enrolled",
+            {
+                "clinician_ref": "leak-1",
+                "profession": "nurse",
+                "course_version": "99",
+                "contact_email": LEAKY_EMAILS[0],
+            },
+        ),
+        cloud_event(
+            "clinician.enrolled",
+            {"clinician_ref": LEAKY_EMAILS[1], "profession": "nurse", "course_version": "1"},
+        ),
+        cloud_event(
+            "clinician.enrolled",
+            {
+                "clinician_ref": "leak-3",
+                "profession": "nurse",
+                "course_version": "1",
+                "contact_email": [LEAKY_EMAILS[0]],
+            },
+        ),
     ]
     for event in refused:
         await publish_raw(js, event)
-    await publish_raw(js, json.dumps(refused[0]).encode()[:-3],
-                      subject="ibest.v1.RTH.clinician.enrolled", msg_id="leak-malformed")
+    await publish_raw(
+        js,
+        json.dumps(refused[0]).encode()[:-3],
+        subject="ibest.v1.RTH.clinician.enrolled",
+        msg_id="leak-malformed",
+    )
     await wait_for(lambda: consumer_idle(js, "enrolment"), 60, "enrolment caught up")
-    notifier = procs.service("notifications", settings, tmp_path, IBEST_LOG_LEVEL="DEBUG",
-                             **notify_env(smtp_port, rollout.site_teams)).start()
+    notifier = procs.service(
+        "notifications",
+        settings,
+        tmp_path,
+        IBEST_LOG_LEVEL="DEBUG",
+        **notify_env(smtp_port, rollout.site_teams),
+    ).start()
     addresses = rollout.emails + [a for team in rollout.site_teams.values() for a in team]
 
     async def everyone_reminded() -> bool:

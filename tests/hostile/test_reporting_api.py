@@ -28,19 +28,49 @@ from services.reporting.service import SPEC as REPORTING
 from tests.faults.stack import RAW_TOKEN, READ_TOKEN
 from tests.harness import cloud_event, publish_raw, running_service, wait_for
 
-ROUTES = ["/v1/national", "/v1/trusts", "/v1/trusts/RTH", "/v1/trusts/RTH/sites/RTH08",
-          "/v1/funnel/clinicians_completed", "/v1/funnel/followup_rate_month_3",
-          "/v1/funnel/improved_share?measure=rmdq&timepoint=month_3",
-          "/v1/national/months", "/v1/trusts/RTH/months", "/v1/trusts/RTH/sites/RTH08/months"]
-HOSTILE_VALUES = [
-    "' OR '1'='1", "1; DROP TABLE patients; --", '{"$ne": null}', '{"$where": "sleep(1000)"}',
-    "$gt", "../../../../etc/passwd", "..%2F..%2Fetc%2Fpasswd", "%00", "\u202e\u0000x",
-    "名前🙂", "A" * 20_000, "9" * 400, "-1", "NaN", "<script>alert(1)</script>",
+ROUTES = [
+    "/v1/national",
+    "/v1/trusts",
+    "/v1/trusts/RTH",
+    "/v1/trusts/RTH/sites/RTH08",
+    "/v1/funnel/clinicians_completed",
+    "/v1/funnel/followup_rate_month_3",
+    "/v1/funnel/improved_share?measure=rmdq&timepoint=month_3",
+    "/v1/national/months",
+    "/v1/trusts/RTH/months",
+    "/v1/trusts/RTH/sites/RTH08/months",
 ]
-COUNT_SUFFIXES = ("enrolled", "started", "completed", "intending", "delivering",
-                  "classes_started", "sites_running_classes", "patients_baseline",
-                  "patients_month_3", "patients_month_12", "followup_due_month_3",
-                  "followup_due_month_12")
+HOSTILE_VALUES = [
+    "' OR '1'='1",
+    "1; DROP TABLE patients; --",
+    '{"$ne": null}',
+    '{"$where": "sleep(1000)"}',
+    "$gt",
+    "../../../../etc/passwd",
+    "..%2F..%2Fetc%2Fpasswd",
+    "%00",
+    "\u202e\u0000x",
+    "名前🙂",
+    "A" * 20_000,
+    "9" * 400,
+    "-1",
+    "NaN",
+    "<script>alert(1)</script>",
+]
+COUNT_SUFFIXES = (
+    "enrolled",
+    "started",
+    "completed",
+    "intending",
+    "delivering",
+    "classes_started",
+    "sites_running_classes",
+    "patients_baseline",
+    "patients_month_3",
+    "patients_month_12",
+    "followup_due_month_3",
+    "followup_due_month_12",
+)
 T0 = datetime(2025, 6, 2, 10, 0, tzinfo=UTC)
 
 
@@ -67,8 +97,12 @@ def counts_in(figures: Any, path: str = "") -> list[tuple[str, Any]]:
             here = f"{path}.{key}" if path else key
             if isinstance(value, dict):
                 out += counts_in(value, here)
-            elif key == "n" or "_by_profession" in here or key in COUNT_SUFFIXES \
-                    or key.startswith("clinicians_"):
+            elif (
+                key == "n"
+                or "_by_profession" in here
+                or key in COUNT_SUFFIXES
+                or key.startswith("clinicians_")
+            ):
                 out.append((here, value))
     return out
 
@@ -77,39 +111,56 @@ def assert_disclosed(figures: Any, where: str) -> None:
     for name, value in counts_in(figures):
         if "rate" in name:
             continue
-        ok = value in (0, "*", None) or (isinstance(value, int) and not isinstance(value, bool)
-                                         and value % 5 == 0 and value >= 10)
+        ok = value in (0, "*", None) or (
+            isinstance(value, int)
+            and not isinstance(value, bool)
+            and value % 5 == 0
+            and value >= 10
+        )
         assert ok, f"{where}: {name} = {value!r} is not disclosure-controlled"
 
 
 async def seed_small(js: JetStreamContext) -> None:
     for i in range(3):
-        await publish_raw(js, cloud_event("clinician.enrolled", {
-            "clinician_ref": f"api-{i}", "profession": "nurse", "course_version": "1"}))
+        await publish_raw(
+            js,
+            cloud_event(
+                "clinician.enrolled",
+                {"clinician_ref": f"api-{i}", "profession": "nurse", "course_version": "1"},
+            ),
+        )
 
 
 async def test_tokens_are_required_and_scoped_on_every_route(
     settings: Settings, js: JetStreamContext, tokens: None
 ) -> None:
     await seed_small(js)
-    async with running_service(REPORTING, settings) as base, \
-            httpx.AsyncClient(base_url=base) as api:
+    async with (
+        running_service(REPORTING, settings) as base,
+        httpx.AsyncClient(base_url=base) as api,
+    ):
         for route in ROUTES:
-            for headers in ({}, {"Authorization": "Bearer nope"},
-                            {"Authorization": f"Basic {READ_TOKEN}"},
-                            {"Authorization": f"Bearer {READ_TOKEN}x"},
-                            {"Authorization": "Bearer"}, {"Authorization": RAW_TOKEN}):
+            for headers in (
+                {},
+                {"Authorization": "Bearer nope"},
+                {"Authorization": f"Basic {READ_TOKEN}"},
+                {"Authorization": f"Bearer {READ_TOKEN}x"},
+                {"Authorization": "Bearer"},
+                {"Authorization": RAW_TOKEN},
+            ):
                 r = await api.get(route, headers=headers)
                 assert r.status_code == 401, (route, headers, r.status_code)
                 assert r.headers.get("www-authenticate", "").lower().startswith("bearer")
                 assert "figures" not in r.text
             sep = "&" if "?" in route else "?"
-            r = await api.get(f"{route}{sep}raw=true",
-                              headers={"Authorization": f"Bearer {READ_TOKEN}"})
+            r = await api.get(
+                f"{route}{sep}raw=true", headers={"Authorization": f"Bearer {READ_TOKEN}"}
+            )
             assert r.status_code == 403, (route, r.status_code)
             for raw in ("yes", "1", "on", "TRUE", ""):  # only true and false are values
-                r = await api.get(f"{route}{sep}raw={raw}",
-                                  headers={"Authorization": f"Bearer {READ_TOKEN}"})
+                r = await api.get(
+                    f"{route}{sep}raw={raw}", headers={"Authorization": f"Bearer {READ_TOKEN}"}
+                )
                 assert r.status_code == 422, (route, raw, r.status_code)
                 assert r.json()["detail"][0]["loc"] == ["query", "raw"]
             r = await api.get(route, headers={"Authorization": f"Bearer {RAW_TOKEN}"})
@@ -121,8 +172,10 @@ async def test_hostile_paths_and_query_strings_never_fail_or_leak(
 ) -> None:
     await seed_small(js)
     read = {"Authorization": f"Bearer {READ_TOKEN}"}
-    async with running_service(REPORTING, settings) as base, \
-            httpx.AsyncClient(base_url=base, headers=read) as api:
+    async with (
+        running_service(REPORTING, settings) as base,
+        httpx.AsyncClient(base_url=base, headers=read) as api,
+    ):
         await wait_for(lambda: _enrolled(api, 3), 30, "seed applied")
         assert (await api.get("/v1/trusts/ZZZ")).status_code == 404
         assert (await api.get("/v1/trusts/RTH/sites/RTH99")).status_code == 404
@@ -143,17 +196,20 @@ async def test_hostile_paths_and_query_strings_never_fail_or_leak(
                 (f"/v1/trusts/RTH/sites/{quote(value, safe='')}", {}),
                 ("/v1/national", {"trust": value, "$where": value}),
             ]
-        requests += [("/v1/trusts/RTH", [("raw", "false"), ("raw", "true")]),
-                     ("/v1/trusts/RTH", [("raw", "true"), ("raw", "false")]),
-                     ("/v1/trusts/RTH/../../national", {}),
-                     ("/v1/trusts/RTH/sites/RTH08/../../../trusts", {"raw": "yes"})]
+        requests += [
+            ("/v1/trusts/RTH", [("raw", "false"), ("raw", "true")]),
+            ("/v1/trusts/RTH", [("raw", "true"), ("raw", "false")]),
+            ("/v1/trusts/RTH/../../national", {}),
+            ("/v1/trusts/RTH/sites/RTH08/../../../trusts", {"raw": "yes"}),
+        ]
         for path, params in requests:
             for accept in ("application/json", "text/csv"):
                 r = await api.get(path, params=params, headers={"Accept": accept})
                 assert r.status_code < 500, (path, params, r.status_code, r.text[:300])
                 # The funnel answers JSON only: Accept: text/csv alone is 406 there.
                 allowed = (200, 403, 404, 405, 414, 422) + (
-                    (406,) if accept == "text/csv" and "/funnel/" in path else ())
+                    (406,) if accept == "text/csv" and "/funnel/" in path else ()
+                )
                 assert r.status_code in allowed, (path, accept, r.status_code)
                 if r.status_code == 200 and accept == "application/json":
                     body = r.json()
@@ -171,25 +227,35 @@ async def _enrolled(api: httpx.AsyncClient, n: int) -> bool:
 
 # --- random datasets -----------------------------------------------------------------------
 
+
 @dataclass
 class Dataset:
     """Per site: clinicians enrolled / started / completed, classes, patients, followed."""
 
-    sites: dict[tuple[str, str], tuple[int, int, int, int, int, int]] = field(
-        default_factory=dict)
+    sites: dict[tuple[str, str], tuple[int, int, int, int, int, int]] = field(default_factory=dict)
 
 
-site_counts = st.tuples(st.integers(0, 12), st.integers(0, 12), st.integers(0, 12),
-                        st.integers(0, 3), st.integers(0, 12), st.integers(0, 12)).map(
-    lambda t: (t[0], min(t[1], t[0]), min(t[2], t[1], t[0]), t[3], t[4], min(t[5], t[4])))
+site_counts = st.tuples(
+    st.integers(0, 12),
+    st.integers(0, 12),
+    st.integers(0, 12),
+    st.integers(0, 3),
+    st.integers(0, 12),
+    st.integers(0, 12),
+).map(lambda t: (t[0], min(t[1], t[0]), min(t[2], t[1], t[0]), t[3], t[4], min(t[5], t[4])))
 
 
 def datasets(count: int) -> list[Dataset]:
     """`count` datasets, each on trusts of its own (Q<k><n>), the same on every run."""
     out: list[Dataset] = []
 
-    @settings(max_examples=count, database=None, derandomize=True, deadline=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=count,
+        database=None,
+        derandomize=True,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(st.lists(st.lists(site_counts, min_size=1, max_size=3), min_size=1, max_size=3))
     def collect(trusts: list[list[tuple[int, int, int, int, int, int]]]) -> None:
         k = len(out)
@@ -206,39 +272,87 @@ def datasets(count: int) -> list[Dataset]:
 
 def events_of(k: int, ds: Dataset) -> list[dict[str, Any]]:
     events = []
-    for (trust, site), (enrolled, started, completed, classes, patients, followed) in \
-            ds.sites.items():
-        def ev(name: str, data: dict[str, Any], minutes: int,
-               trust: str = trust, site: str = site) -> dict[str, Any]:
-            return cloud_event(name, data, trust=trust, site=site,
-                               time=T0 + timedelta(minutes=minutes))
+    for (trust, site), (
+        enrolled,
+        started,
+        completed,
+        classes,
+        patients,
+        followed,
+    ) in ds.sites.items():
+
+        def ev(
+            name: str, data: dict[str, Any], minutes: int, trust: str = trust, site: str = site
+        ) -> dict[str, Any]:
+            return cloud_event(
+                name, data, trust=trust, site=site, time=T0 + timedelta(minutes=minutes)
+            )
 
         for i in range(enrolled):
             ref = f"d{k}-{site}-{i}"
-            events.append(ev("clinician.enrolled", {
-                "clinician_ref": ref, "profession": "nurse", "course_version": "1"}, i))
+            events.append(
+                ev(
+                    "clinician.enrolled",
+                    {"clinician_ref": ref, "profession": "nurse", "course_version": "1"},
+                    i,
+                )
+            )
             if i < started:
-                events.append(ev("clinician.training_started", {
-                    "clinician_ref": ref, "course_version": "1"}, 100 + i))
+                events.append(
+                    ev(
+                        "clinician.training_started",
+                        {"clinician_ref": ref, "course_version": "1"},
+                        100 + i,
+                    )
+                )
             if i < completed:
-                events.append(ev("clinician.training_completed", {
-                    "clinician_ref": ref, "course_version": "1"}, 200 + i))
+                events.append(
+                    ev(
+                        "clinician.training_completed",
+                        {"clinician_ref": ref, "course_version": "1"},
+                        200 + i,
+                    )
+                )
         for c in range(classes):
-            events.append(ev("class.started", {"class_id": f"cl-{site}-{c}", "facilitator_refs": [
-                "x1"], "planned_sessions": 6}, 300 + c))
+            events.append(
+                ev(
+                    "class.started",
+                    {
+                        "class_id": f"cl-{site}-{c}",
+                        "facilitator_refs": ["x1"],
+                        "planned_sessions": 6,
+                    },
+                    300 + c,
+                )
+            )
         for p in range(patients):
             ref = f"pt{k}-{site}-{p}"
-            events.append(ev("patient.assessed", {"patient_ref": ref, "timepoint": "baseline",
-                                                  "measures": {"rmdq": 12}}, 400 + p))
+            events.append(
+                ev(
+                    "patient.assessed",
+                    {"patient_ref": ref, "timepoint": "baseline", "measures": {"rmdq": 12}},
+                    400 + p,
+                )
+            )
             if p < followed:
-                events.append(ev("patient.assessed", {
-                    "patient_ref": ref, "timepoint": "month_3", "measures": {"rmdq": 4}},
-                    400 + p + 92 * 24 * 60))
+                events.append(
+                    ev(
+                        "patient.assessed",
+                        {"patient_ref": ref, "timepoint": "month_3", "measures": {"rmdq": 4}},
+                        400 + p + 92 * 24 * 60,
+                    )
+                )
     return events
 
 
-TRUE_COUNTS = ("clinicians_enrolled", "clinicians_started", "clinicians_completed",
-               "classes_started", "patients_baseline", "patients_month_3")
+TRUE_COUNTS = (
+    "clinicians_enrolled",
+    "clinicians_started",
+    "clinicians_completed",
+    "classes_started",
+    "patients_baseline",
+    "patients_month_3",
+)
 
 
 def true_counts(counts: tuple[int, ...]) -> dict[str, int]:
@@ -268,8 +382,10 @@ async def test_published_figures_never_reveal_small_counts_below_national(
         for counts in ds.sites.values():
             for name, n in true_counts(counts).items():
                 total[name] += n
-    async with running_service(REPORTING, settings) as base, httpx.AsyncClient(
-            base_url=base, headers={"Authorization": f"Bearer {READ_TOKEN}"}) as api:
+    async with (
+        running_service(REPORTING, settings) as base,
+        httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {READ_TOKEN}"}) as api,
+    ):
 
         async def all_applied() -> bool:
             figures = (await api.get("/v1/national")).json()["figures"]
@@ -311,23 +427,36 @@ async def test_published_figures_never_reveal_small_counts_below_national(
                     if row["level"] == "national":
                         continue
                     for column, value in row.items():
-                        if column in TRUE_COUNTS or column.endswith(".n") \
-                                or "_by_profession" in column:
+                        if (
+                            column in TRUE_COUNTS
+                            or column.endswith(".n")
+                            or "_by_profession" in column
+                        ):
                             assert value not in {str(i) for i in range(1, 8)}, (row, column)
 
         async def snapshot_fresh() -> str:
             text = (await api.get("/metrics")).text
-            return text if f'ibest_clinicians_enrolled {float(total["clinicians_enrolled"])}' \
-                in text else ""
+            return (
+                text
+                if f"ibest_clinicians_enrolled {float(total['clinicians_enrolled'])}" in text
+                else ""
+            )
 
         text = await wait_for(snapshot_fresh, 30, "metrics snapshot refreshed")
         # Figures are gauges; counters and histograms with a trust label (the gateway's
         # requests, in this process's shared registry) and share ratios are operations.
         operational = ("_total", "_created", "_bucket", "_count", "_sum", "_ratio")
         for name, labels, value in metric_samples(text):
-            if labels.get("trust") and not name.endswith(operational) \
-                    and ("rate" not in name and "share" not in name
-                         and "mean" not in name and "seconds" not in name
-                         and "timestamp" not in name):
+            if (
+                labels.get("trust")
+                and not name.endswith(operational)
+                and (
+                    "rate" not in name
+                    and "share" not in name
+                    and "mean" not in name
+                    and "seconds" not in name
+                    and "timestamp" not in name
+                )
+            ):
                 assert not (1 <= value <= 7), (name, labels, value)
                 assert value == 0 or value % 5 == 0, (name, labels, value)

@@ -17,15 +17,20 @@ from ibest.local.stack import SERVICES, service_built
 def test_ibest_up_starts_everything_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     ports = {name: free_port() for name in SERVICES}
     env = {k: v for k, v in os.environ.items() if k not in ("NATS_URL", "MONGODB_URL")}
-    env.update({
-        "IBEST_NATS_PORT": str(free_port()), "IBEST_MONGODB_PORT": str(free_port()),
-        **{f"IBEST_{name.upper()}_PORT": str(port) for name, port in ports.items()},
-    })
+    env.update(
+        {
+            "IBEST_NATS_PORT": str(free_port()),
+            "IBEST_MONGODB_PORT": str(free_port()),
+            **{f"IBEST_{name.upper()}_PORT": str(port) for name, port in ports.items()},
+        }
+    )
     out = tmp_path / "up.log"
     with out.open("wb") as sink:
         proc = subprocess.Popen(
             [sys.executable, "-m", "ibest.cli", "up", "--data-dir", str(tmp_path / "data")],
-            stdout=sink, stderr=subprocess.STDOUT, env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env=env,
         )
         try:
             wait_until(lambda: "Press Ctrl-C" in out.read_text(), 180, "ibest up", proc)

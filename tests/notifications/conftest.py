@@ -62,8 +62,11 @@ async def contacts(nc: NatsClient) -> AsyncIterator[Contacts]:
         ref = json.loads(msg.data)["clinician_ref"]
         book.asked.append(ref)
         email = book.emails.get(ref)
-        await msg.respond(json.dumps({"clinician_ref": ref, "contact_email": email,
-                                      "found": ref in book.emails}).encode())
+        await msg.respond(
+            json.dumps(
+                {"clinician_ref": ref, "contact_email": email, "found": ref in book.emails}
+            ).encode()
+        )
 
     sub = await nc.subscribe("ibest.rpc.enrolment.contact", cb=respond)
     yield book
@@ -80,13 +83,20 @@ class Published:
         async def collect(msg: Msg) -> None:
             self.events.append(json.loads(msg.data))
 
-        await js.subscribe("ibest.v1.*.notification.>", cb=collect, ordered_consumer=True,
-                           deliver_policy=DeliverPolicy.ALL)
+        await js.subscribe(
+            "ibest.v1.*.notification.>",
+            cb=collect,
+            ordered_consumer=True,
+            deliver_policy=DeliverPolicy.ALL,
+        )
 
     def of(self, verb: str, notification_id: str | None = None) -> list[dict[str, Any]]:
-        return [e for e in self.events
-                if e["type"] == f"uk.nhs.ibest.notification.{verb}.v1"
-                and notification_id in (None, e["data"]["notification_id"])]
+        return [
+            e
+            for e in self.events
+            if e["type"] == f"uk.nhs.ibest.notification.{verb}.v1"
+            and notification_id in (None, e["data"]["notification_id"])
+        ]
 
 
 @pytest.fixture
@@ -106,18 +116,25 @@ def smtp_env(mailbox: tuple[Mailbox, int]) -> Mailbox:
 def service(mailbox: tuple[Mailbox, int]) -> ServiceSpec:
     """The notifications service with explicit settings: SMTP to the test mailbox, quick
     passes and retries, two site teams."""
-    return build_spec(NotificationSettings(
-        IBEST_NOTIFY_CHANNEL="smtp", IBEST_SMTP_HOST="127.0.0.1", IBEST_SMTP_PORT=mailbox[1],
-        IBEST_NOTIFY_POLL_SECONDS=0.1, IBEST_NOTIFY_RETRY_BASE_SECONDS=0,
-        IBEST_NOTIFY_CONTACT_TIMEOUT=0.5, IBEST_NOTIFY_CALLBACK_TOKEN="callback-secret",
-        IBEST_SITE_TEAMS=json.dumps({"RTH08": ["rth08-team@example.nhs.uk"],
-                                     "RTH09": ["rth09-team@example.nhs.uk"]})))
+    return build_spec(
+        NotificationSettings(
+            IBEST_NOTIFY_CHANNEL="smtp",
+            IBEST_SMTP_HOST="127.0.0.1",
+            IBEST_SMTP_PORT=mailbox[1],
+            IBEST_NOTIFY_POLL_SECONDS=0.1,
+            IBEST_NOTIFY_RETRY_BASE_SECONDS=0,
+            IBEST_NOTIFY_CONTACT_TIMEOUT=0.5,
+            IBEST_NOTIFY_CALLBACK_TOKEN="callback-secret",
+            IBEST_SITE_TEAMS=json.dumps(
+                {"RTH08": ["rth08-team@example.nhs.uk"], "RTH09": ["rth09-team@example.nhs.uk"]}
+            ),
+        )
+    )
 
 
 async def stored(settings: Settings, collection: str, doc_id: str) -> dict[str, Any] | None:
     """A document of the notifications database, read directly."""
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_url,
-                                                                tz_aware=True)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
     try:
         db = client[settings.database_of("notifications")]
         return await db[collection].find_one({"_id": doc_id})

@@ -37,8 +37,9 @@ from tests.notifications.test_batch import (
     events,
 )
 
-SETTINGS = NotificationSettings(IBEST_SITE_TEAMS=json.dumps({"RTH08": ["a@example.nhs.uk"]}),
-                                IBEST_NOTIFY_RETRY_BASE_SECONDS=0)
+SETTINGS = NotificationSettings(
+    IBEST_SITE_TEAMS=json.dumps({"RTH08": ["a@example.nhs.uk"]}), IBEST_NOTIFY_RETRY_BASE_SECONDS=0
+)
 
 
 Made = tuple[NotificationsService, FakeNotificationsRepository]
@@ -46,15 +47,21 @@ Made = tuple[NotificationsService, FakeNotificationsRepository]
 
 def make(clock: FakeClock | None = None, audit: FakeAuditTrail | None = None) -> Made:
     repo = FakeNotificationsRepository()
-    return NotificationsService(repo, SETTINGS, clock or FakeClock(NOW),
-                                audit or FakeAuditTrail()), repo
+    return NotificationsService(
+        repo, SETTINGS, clock or FakeClock(NOW), audit or FakeAuditTrail()
+    ), repo
 
 
-def sender(repo: FakeNotificationsRepository, clock: FakeClock
-           ) -> tuple[Scheduler, FakeChannel, FakeContacts, FakePublisher]:
+def sender(
+    repo: FakeNotificationsRepository, clock: FakeClock
+) -> tuple[Scheduler, FakeChannel, FakeContacts, FakePublisher]:
     channel, contacts, publisher = FakeChannel(), FakeContacts(), FakePublisher()
-    return Scheduler(repo, SETTINGS, channel, contacts, publisher, clock), channel, contacts, \
-        publisher
+    return (
+        Scheduler(repo, SETTINGS, channel, contacts, publisher, clock),
+        channel,
+        contacts,
+        publisher,
+    )
 
 
 def stored(repo: FakeNotificationsRepository) -> list[dict[str, Document]]:
@@ -77,10 +84,19 @@ async def test_a_batch_ends_where_one_by_one_does_in_any_order() -> None:
 async def test_a_completion_thanks_once_and_cancels_training_reminders() -> None:
     service, repo = make()
     await service.enrolled(clinician("clinician.enrolled", "c-1", day(20)))
-    await repo.create_reminder("training:c-1:1", {
-        "family": "training", "kind": "training_start", "number": 1,
-        "recipient_kind": "clinician", "recipient_ref": "c-1", "due_at": day(13),
-        "send_after": day(13), "created_at": day(13)})
+    await repo.create_reminder(
+        "training:c-1:1",
+        {
+            "family": "training",
+            "kind": "training_start",
+            "number": 1,
+            "recipient_kind": "clinician",
+            "recipient_ref": "c-1",
+            "due_at": day(13),
+            "send_after": day(13),
+            "created_at": day(13),
+        },
+    )
     done = clinician("clinician.training_completed", "c-1", day(1))
     await service.completed(done)
     await service.completed(done)  # a redelivery
@@ -88,18 +104,26 @@ async def test_a_completion_thanks_once_and_cancels_training_reminders() -> None
     thanks = [r for r in repo.reminders.values() if r["family"] == "thanks"]
     assert len(thanks) == 1 and thanks[0]["status"] == PENDING
     assert {r["survey"] for r in repo.reminders.values() if r["family"] == "survey"} == {
-        "month_4", "month_12"}
+        "month_4",
+        "month_12",
+    }
 
 
 async def test_a_delivery_report_cancels_the_survey_it_answers() -> None:
     service, repo = make()
     await service.completed(clinician("clinician.training_completed", "c-8", day(130)))
-    await service.delivery_reported(_event("clinician.delivery_reported", {
-        "clinician_ref": "c-8", "delivering": True, "groups_delivered": 1}, day(5)))
+    await service.delivery_reported(
+        _event(
+            "clinician.delivery_reported",
+            {"clinician_ref": "c-8", "delivering": True, "groups_delivered": 1},
+            day(5),
+        )
+    )
     month_4 = {r["status"] for r in repo.reminders.values() if r.get("survey") == "month_4"}
     assert month_4 == {CANCELLED}
-    assert "month_12" in {r.get("survey") for r in repo.reminders.values()
-                          if r["status"] == PENDING}
+    assert "month_12" in {
+        r.get("survey") for r in repo.reminders.values() if r["status"] == PENDING
+    }
 
 
 async def test_a_baseline_plans_follow_ups_and_a_collected_one_cancels_its_items() -> None:
@@ -116,14 +140,13 @@ async def test_opting_out_cancels_pending_reminders_and_can_be_undone() -> None:
     service, repo = make(audit=audit)
     await service.completed(clinician("clinician.training_completed", "c-2", day(1)))
     await service.set_opt_out("c-2", True, Actor("http", "tok-1"))
-    assert {r["status"] for r in repo.reminders.values() if r["family"] == "thanks"} == {
-        CANCELLED}
+    assert {r["status"] for r in repo.reminders.values() if r["family"] == "thanks"} == {CANCELLED}
     assert repo.clinicians["c-2"]["opted_out"] is True
     await service.set_opt_out("c-2", False, Actor("cli", None, "ops"))
     assert repo.clinicians["c-2"]["opted_out"] is False
-    assert [(r["action"], r["clinician_ref"], r["token_id"], r["operator"])
-            for r in audit.records] == [("opt_out", "c-2", "tok-1", None),
-                                        ("opt_in", "c-2", None, "ops")]
+    assert [
+        (r["action"], r["clinician_ref"], r["token_id"], r["operator"]) for r in audit.records
+    ] == [("opt_out", "c-2", "tok-1", None), ("opt_in", "c-2", None, "ops")]
 
 
 async def test_an_opt_out_the_audit_log_cannot_record_changes_nothing() -> None:

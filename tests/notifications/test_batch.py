@@ -45,8 +45,11 @@ def _event(name: str, data: dict[str, Any], when: datetime, site: str = "RTH08")
 def clinician(name: str, ref: str, when: datetime, site: str = "RTH08") -> AnyEvent:
     data: dict[str, Any] = {"clinician_ref": ref}
     if name == "clinician.enrolled":
-        data |= {"profession": "physiotherapist", "course_version": "1",
-                 "contact_email": f"{ref}@example.nhs.uk"}
+        data |= {
+            "profession": "physiotherapist",
+            "course_version": "1",
+            "contact_email": f"{ref}@example.nhs.uk",
+        }
     elif name.startswith("module."):
         data["module_id"] = "m01-understanding-back-pain"
     else:
@@ -55,8 +58,12 @@ def clinician(name: str, ref: str, when: datetime, site: str = "RTH08") -> AnyEv
 
 
 def assessed(patient: str, timepoint: str, when: datetime, site: str = "RTH08") -> AnyEvent:
-    return _event("patient.assessed", {"patient_ref": patient, "timepoint": timepoint,
-                                       "measures": {"rmdq": 12}}, when, site)
+    return _event(
+        "patient.assessed",
+        {"patient_ref": patient, "timepoint": timepoint, "measures": {"rmdq": 12}},
+        when,
+        site,
+    )
 
 
 def day(n: float) -> datetime:
@@ -90,8 +97,11 @@ def events() -> list[AnyEvent]:
         # c-8: completed long ago; answered the month 4 survey (window 9 Feb - 6 Apr 2025),
         # which cancels that survey's invitation and closing reminder in any order
         clinician("clinician.training_completed", "c-8", day(130), "RTH09"),
-        _event("clinician.delivery_reported", {"clinician_ref": "c-8", "delivering": True,
-                                               "groups_delivered": 1}, day(5)),
+        _event(
+            "clinician.delivery_reported",
+            {"clinician_ref": "c-8", "delivering": True, "groups_delivered": 1},
+            day(5),
+        ),
         # patients: a baseline corrected to another site, a follow-up, group_end ignored
         assessed("p-a", "baseline", BASELINE),
         assessed("p-a", "baseline", BASELINE + timedelta(days=2), "RTH09"),
@@ -109,17 +119,25 @@ def events() -> list[AnyEvent]:
 
 async def prepare(handlers: NotificationsService) -> None:
     """The same state before the batch, in both databases."""
-    await handlers.repo.create_reminder("training:c-2:1", {
-        "family": "training", "kind": "training_start", "number": 1,
-        "recipient_kind": "clinician", "recipient_ref": "c-2", "due_at": day(43),
-        "send_after": day(43), "created_at": day(43)})
+    await handlers.repo.create_reminder(
+        "training:c-2:1",
+        {
+            "family": "training",
+            "kind": "training_start",
+            "number": 1,
+            "recipient_kind": "clinician",
+            "recipient_ref": "c-2",
+            "due_at": day(43),
+            "send_after": day(43),
+            "created_at": day(43),
+        },
+    )
     await handlers.assessed(assessed("p-f", "baseline", BASELINE + timedelta(days=5), "RTH09"))
 
 
 @pytest.fixture
 async def databases(settings: Settings) -> AsyncIterator[list[AsyncDatabase[dict[str, Any]]]]:
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_url,
-                                                                tz_aware=True)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
     base = settings.database_of("notifications")
     yield [client[f"{base}_{i}"] for i in range(6)]
     await client.close()
@@ -144,8 +162,11 @@ def assert_same(got: Docs, expected: Docs) -> None:
         assert [d["_id"] for d in got[name]] == [d["_id"] for d in expected[name]], name
         for mine, theirs in zip(got[name], expected[name], strict=True):
             differ = {k for k in {*mine, *theirs} if mine.get(k) != theirs.get(k)}
-            assert not differ, (name, mine["_id"], {k: (mine.get(k), theirs.get(k))
-                                                    for k in differ})
+            assert not differ, (
+                name,
+                mine["_id"],
+                {k: (mine.get(k), theirs.get(k)) for k in differ},
+            )
 
 
 class Addresses(NatsContactDirectory):
@@ -156,8 +177,9 @@ class Addresses(NatsContactDirectory):
 async def sent_later(db: AsyncDatabase[dict[str, Any]], nc: NatsClient) -> list[str]:
     """What the scheduler publishes from this schedule when follow-ups are due (as JSON)."""
     clock = FakeClock(datetime(2025, 4, 7, 9, 0, tzinfo=UTC))
-    settings = NotificationSettings(IBEST_SITE_TEAMS=json.dumps(
-        {"RTH08": ["a@example.nhs.uk"], "RTH09": ["b@example.nhs.uk"]}))
+    settings = NotificationSettings(
+        IBEST_SITE_TEAMS=json.dumps({"RTH08": ["a@example.nhs.uk"], "RTH09": ["b@example.nhs.uk"]})
+    )
     captured = FakePublisher()
     built = bootstrap.build(settings, db, clock, audit=audit_next_to(db))
     scheduler = built.scheduler(Addresses(nc, 1.0), captured, LogChannel())
@@ -166,14 +188,15 @@ async def sent_later(db: AsyncDatabase[dict[str, Any]], nc: NatsClient) -> list[
 
 
 async def test_batch_equals_one_by_one_in_any_order_with_duplicates(
-    databases: list[AsyncDatabase[dict[str, Any]]], nc: NatsClient,
+    databases: list[AsyncDatabase[dict[str, Any]]],
+    nc: NatsClient,
 ) -> None:
     clock = FakeClock(NOW)
     for seed in range(len(databases) // 2):
         rng = random.Random(seed)
         batch = [*events(), *rng.sample(events(), 6)]  # with redelivered duplicates
         rng.shuffle(batch)
-        one_db, batch_db = databases[2 * seed:2 * seed + 2]
+        one_db, batch_db = databases[2 * seed : 2 * seed + 2]
         single, many = make_handlers(one_db, clock), make_handlers(batch_db, clock)
         for handlers in (single, many):
             await cast(MongoNotificationsRepository, handlers.repo).ensure_indexes()
@@ -182,23 +205,30 @@ async def test_batch_equals_one_by_one_in_any_order_with_duplicates(
         for event in rng.sample(batch, len(batch)):  # one by one, in another order
             await handle[event.event_type.name](event)
         expected = await contents(one_db)
-        assert [(d["_id"], d["status"]) for d in expected["reminders"]
-                if d["family"] != "survey"] == [
-            ("training:c-2:1", "cancelled"), ("training_thanks:c-2:1", "pending")]
+        assert [
+            (d["_id"], d["status"]) for d in expected["reminders"] if d["family"] != "survey"
+        ] == [("training:c-2:1", "cancelled"), ("training_thanks:c-2:1", "pending")]
         # Every completion whose windows are open has its four survey nudges; c-8's month 4
         # ones were answered.
-        assert {(d["_id"], d["status"]) for d in expected["reminders"]
-                if d["family"] == "survey"} == {
-            (f"delivery_survey_{kind}:{ref}:{survey}",
-             "cancelled" if (ref, survey) == ("c-8", "month_4") else "pending")
-            for kind in ("due", "closing") for survey in ("month_4", "month_12")
-            for ref in ("c-2", "c-3", "c-6", "c-7", "c-8")}
-        c1, c2 = (next(d for d in expected["clinicians"] if d["_id"] == ref)
-                  for ref in ("c-1", "c-2"))
+        assert {
+            (d["_id"], d["status"]) for d in expected["reminders"] if d["family"] == "survey"
+        } == {
+            (
+                f"delivery_survey_{kind}:{ref}:{survey}",
+                "cancelled" if (ref, survey) == ("c-8", "month_4") else "pending",
+            )
+            for kind in ("due", "closing")
+            for survey in ("month_4", "month_12")
+            for ref in ("c-2", "c-3", "c-6", "c-7", "c-8")
+        }
+        c1, c2 = (
+            next(d for d in expected["clinicians"] if d["_id"] == ref) for ref in ("c-1", "c-2")
+        )
         assert c1["sitecode"] == "RTH09" and c1["enrolled_at"] == day(40)
         assert c2["sitecode"] == "RTH09"  # equal times: the later place code, in any order
-        assert not any("sitecode" in d for d in expected["clinicians"]
-                       if d["_id"] in ("c-6", "c-7"))
+        assert not any(
+            "sitecode" in d for d in expected["clinicians"] if d["_id"] in ("c-6", "c-7")
+        )
         assert len(expected["follow_up_items"]) == 4 * 4 + 2  # p-e: month 12 only
         assert sum(d["status"] == "cancelled" for d in expected["follow_up_items"]) == 4
 
@@ -209,8 +239,11 @@ async def test_batch_equals_one_by_one_in_any_order_with_duplicates(
 
         published = await sent_later(one_db, nc)
         assert sorted(json.loads(e)["data"]["notification_id"] for e in published) == [
-            "site:RTH08:2025-04-07", "training:c-1:1", "training:c-4:1",
-            "training_thanks:c-2:1"]
+            "site:RTH08:2025-04-07",
+            "training:c-1:1",
+            "training:c-4:1",
+            "training_thanks:c-2:1",
+        ]
         assert await sent_later(batch_db, nc) == published
 
 
@@ -236,8 +269,10 @@ async def test_two_instances_applying_batches_at_once_stay_exact(
             for event in events:
                 await by_event(handlers)[event.event_type.name](event)
 
-    await asyncio.gather(instance(first, rng.sample(batch, len(batch))),
-                         instance(second, rng.sample(batch, len(batch))))
+    await asyncio.gather(
+        instance(first, rng.sample(batch, len(batch))),
+        instance(second, rng.sample(batch, len(batch))),
+    )
     assert_same(await contents(shared_db), await contents(one_db))
 
 
@@ -249,5 +284,9 @@ async def test_a_failed_write_raises_so_the_batch_falls_back(
     # a document the batch's update cannot apply to ($set on a field of a non-object)
     await db["patients"].insert_one({"_id": "RTH:p-x", "collected": "corrupt"})
     with pytest.raises(PyMongoError):
-        await handlers.apply_many([assessed("p-y", "baseline", BASELINE),
-                                   assessed("p-x", "month_3", BASELINE + timedelta(days=95))])
+        await handlers.apply_many(
+            [
+                assessed("p-y", "baseline", BASELINE),
+                assessed("p-x", "month_3", BASELINE + timedelta(days=95)),
+            ]
+        )

@@ -28,14 +28,20 @@ TEAM8, TEAM9 = "rth08-team@example.nhs.uk", "rth09-team@example.nhs.uk"
 
 
 def assessed(patient: str, timepoint: str, when: datetime, site: str = "RTH08") -> dict[str, Any]:
-    return cloud_event("patient.assessed", {
-        "patient_ref": patient, "timepoint": timepoint, "measures": {"rmdq": 12}},
-        site=site, time=when)
+    return cloud_event(
+        "patient.assessed",
+        {"patient_ref": patient, "timepoint": timepoint, "measures": {"rmdq": 12}},
+        site=site,
+        time=when,
+    )
 
 
 async def test_one_digest_per_site_per_day_then_closing_reminder_unless_collected(
-    nsettings: Settings, js: JetStreamContext, smtp_env: Mailbox,
-    service: ServiceSpec, published: Published,
+    nsettings: Settings,
+    js: JetStreamContext,
+    smtp_env: Mailbox,
+    service: ServiceSpec,
+    published: Published,
 ) -> None:
     for patient, site in (("p-a", "RTH08"), ("p-b", "RTH08"), ("p-c", "RTH09")):
         event = assessed(patient, "baseline", BASELINE, site)
@@ -82,24 +88,31 @@ async def test_one_digest_per_site_per_day_then_closing_reminder_unless_collecte
 
 
 async def test_two_instances_redelivery_no_duplicates(
-    nsettings: Settings, js: JetStreamContext, smtp_env: Mailbox,
-    service: ServiceSpec, contacts: Contacts,
+    nsettings: Settings,
+    js: JetStreamContext,
+    smtp_env: Mailbox,
+    service: ServiceSpec,
+    contacts: Contacts,
     published: Published,
 ) -> None:
     enrolled_at = datetime(2025, 3, 3, 9, tzinfo=UTC)
     refs = [f"c-{i:02d}" for i in range(12)]
     for ref in refs:
         contacts.emails[ref] = f"{ref}@example.nhs.uk"
-        event = cloud_event("clinician.enrolled", {
-            "clinician_ref": ref, "profession": "nurse", "course_version": "1"},
-            time=enrolled_at)
+        event = cloud_event(
+            "clinician.enrolled",
+            {"clinician_ref": ref, "profession": "nurse", "course_version": "1"},
+            time=enrolled_at,
+        )
         await publish_raw(js, event)
         await publish_raw(js, event, msg_id=f"dup-{ref}")
     for i in range(6):
         await publish_raw(js, assessed(f"p-{i}", "baseline", BASELINE))
     clock = FakeClock(enrolled_at)
-    async with running_service(service, nsettings, clock) as one, \
-            running_service(service, nsettings, clock) as two:
+    async with (
+        running_service(service, nsettings, clock) as one,
+        running_service(service, nsettings, clock) as two,
+    ):
         await wait_for(lambda: _items(nsettings, 24), 30, "items stored")
         clock.set(M3_DUE.replace(hour=9))  # both the training and the follow-up rules fire
         await wait_for(lambda: now_true(len(published.of("sent")) == 13), 45, "13 sent")
@@ -109,7 +122,8 @@ async def test_two_instances_redelivery_no_duplicates(
         assert len(docs) == len(refs), "every reminder is stored"
         assert {(d["status"], d["claims"]) for d in docs} == {("sent", 1)}  # claimed once
     assert sorted(smtp_env.references()) == sorted(
-        [f"training:{r}:1" for r in refs] + ["site:RTH08:2025-04-07"])
+        [f"training:{r}:1" for r in refs] + ["site:RTH08:2025-04-07"]
+    )
     digest = smtp_env.to(TEAM8)[0].get_payload()
     assert all(f"p-{i}" in digest for i in range(6))
 

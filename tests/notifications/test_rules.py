@@ -38,16 +38,18 @@ def test_working_hours_defer_to_next_window() -> None:
     assert HOURS.next_open(saturday) == datetime(2025, 3, 10, 8, tzinfo=UTC)
     friday_night = datetime(2025, 3, 7, 17, 59, 59, tzinfo=UTC)
     assert HOURS.is_open(friday_night)
-    assert HOURS.next_open(friday_night + timedelta(seconds=1)) == datetime(2025, 3, 10, 8,
-                                                                             tzinfo=UTC)
+    assert HOURS.next_open(friday_night + timedelta(seconds=1)) == datetime(
+        2025, 3, 10, 8, tzinfo=UTC
+    )
 
 
 def test_working_hours_are_london_time_in_summer() -> None:
     # 07:30 UTC in July is 08:30 BST: open. 17:30 UTC is 18:30 BST: closed.
     assert HOURS.is_open(datetime(2025, 7, 1, 7, 30, tzinfo=UTC))
     assert not HOURS.is_open(datetime(2025, 7, 1, 17, 30, tzinfo=UTC))
-    assert HOURS.next_open(datetime(2025, 7, 1, 5, tzinfo=UTC)) == datetime(2025, 7, 1, 7,
-                                                                            tzinfo=UTC)
+    assert HOURS.next_open(datetime(2025, 7, 1, 5, tzinfo=UTC)) == datetime(
+        2025, 7, 1, 7, tzinfo=UTC
+    )
 
 
 def test_configured_days_and_hours() -> None:
@@ -55,11 +57,15 @@ def test_configured_days_and_hours() -> None:
     assert parse_days("mon, wed,sat") == frozenset({0, 2, 5})
     weekend_too = WorkingHours(parse_days("mon-sun"), time(9), time(17))
     assert weekend_too.next_open(datetime(2025, 3, 8, 8, tzinfo=UTC)) == datetime(
-        2025, 3, 8, 9, tzinfo=UTC)
+        2025, 3, 8, 9, tzinfo=UTC
+    )
 
 
-@given(st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2030, 12, 31),
-                    timezones=st.just(UTC)))
+@given(
+    st.datetimes(
+        min_value=datetime(2020, 1, 1), max_value=datetime(2030, 12, 31), timezones=st.just(UTC)
+    )
+)
 def test_next_open_is_open_and_never_earlier(moment: datetime) -> None:
     sent = HOURS.next_open(moment)
     assert sent >= moment and HOURS.is_open(sent)
@@ -73,14 +79,18 @@ def state(**kw: object) -> TrainingState:
 def test_start_reminder_due_seven_days_after_enrolment() -> None:
     planned = next_training_reminder(state(), RULES)
     assert planned is not None
-    assert (planned.kind, planned.number, planned.due_at) == (K.TRAINING_START, 1,
-                                                              MON + timedelta(days=7))
+    assert (planned.kind, planned.number, planned.due_at) == (
+        K.TRAINING_START,
+        1,
+        MON + timedelta(days=7),
+    )
 
 
 def test_continue_reminder_due_fourteen_days_after_last_progress() -> None:
     progress = MON + timedelta(days=3)
     planned = next_training_reminder(
-        state(started_at=MON + timedelta(days=1), last_progress_at=progress), RULES)
+        state(started_at=MON + timedelta(days=1), last_progress_at=progress), RULES
+    )
     assert planned is not None
     assert planned.kind == K.TRAINING_CONTINUE
     assert planned.due_at == progress + timedelta(days=14)
@@ -109,12 +119,13 @@ def test_configured_thresholds_apply() -> None:
 
 
 @given(st.integers(0, 5), st.integers(0, 60), st.integers(0, 60))
-def test_reminders_never_exceed_cap_or_spacing(finished: int, since_enrol: int,
-                                               since_last: int) -> None:
+def test_reminders_never_exceed_cap_or_spacing(
+    finished: int, since_enrol: int, since_last: int
+) -> None:
     last = MON + timedelta(days=since_enrol)
     planned = next_training_reminder(
-        state(made=finished, finished=finished, last_finished_at=last if finished else None),
-        RULES)
+        state(made=finished, finished=finished, last_finished_at=last if finished else None), RULES
+    )
     if finished >= RULES.max_reminders:
         assert planned is None
     else:
@@ -138,14 +149,14 @@ def test_follow_up_items_due_and_fourteen_days_before_close() -> None:
 
 def test_digest_groups_per_patient_and_drops_closed_windows() -> None:
     today = date(2025, 4, 7)
-    d1 = DigestLine("p-1", Timepoint.MONTH_3, K.FOLLOW_UP_DUE, date(2025, 3, 1),
-                    date(2025, 4, 12))
-    c1 = DigestLine("p-1", Timepoint.MONTH_3, K.FOLLOW_UP_CLOSING, date(2025, 3, 1),
-                    date(2025, 4, 12))
-    d2 = DigestLine("p-2", Timepoint.MONTH_3, K.FOLLOW_UP_DUE, date(2025, 4, 7),
-                    date(2025, 5, 19))
-    gone = DigestLine("p-3", Timepoint.MONTH_3, K.FOLLOW_UP_DUE, date(2025, 2, 1),
-                      date(2025, 3, 15))
+    d1 = DigestLine("p-1", Timepoint.MONTH_3, K.FOLLOW_UP_DUE, date(2025, 3, 1), date(2025, 4, 12))
+    c1 = DigestLine(
+        "p-1", Timepoint.MONTH_3, K.FOLLOW_UP_CLOSING, date(2025, 3, 1), date(2025, 4, 12)
+    )
+    d2 = DigestLine("p-2", Timepoint.MONTH_3, K.FOLLOW_UP_DUE, date(2025, 4, 7), date(2025, 5, 19))
+    gone = DigestLine(
+        "p-3", Timepoint.MONTH_3, K.FOLLOW_UP_DUE, date(2025, 2, 1), date(2025, 3, 15)
+    )
     lines = digest_lines([d1, d2, c1, gone], today)
     assert lines == [c1, d2]
     assert digest_kind(lines) == K.FOLLOW_UP_CLOSING

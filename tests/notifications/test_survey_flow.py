@@ -38,8 +38,13 @@ from tests.notifications.conftest import (
 # Saturday 14 June, closing reminder Saturday 31 May. Month 12: due Thursday 1 January 2026,
 # window 4 December 2025 to 26 February 2026, closing reminder Thursday 12 February.
 COMPLETED = datetime(2025, 1, 1, 10, tzinfo=UTC)
-A, B, C, D, E = "c-always-silent", "c-answers-m4", "c-answers-both-early", "c-opted-out", \
-    "c-answers-between"
+A, B, C, D, E = (
+    "c-always-silent",
+    "c-answers-m4",
+    "c-answers-both-early",
+    "c-opted-out",
+    "c-answers-between",
+)
 F = "c-erased"  # enrolment erased the email: nothing can be sent, the nudges fail
 
 
@@ -48,30 +53,46 @@ def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> date
 
 
 def report(ref: str, when: datetime, delivering: bool = True) -> dict[str, Any]:
-    return cloud_event("clinician.delivery_reported", {
-        "clinician_ref": ref, "delivering": delivering, "groups_delivered": 1}, time=when)
+    return cloud_event(
+        "clinician.delivery_reported",
+        {"clinician_ref": ref, "delivering": delivering, "groups_delivered": 1},
+        time=when,
+    )
 
 
 async def test_one_invitation_and_at_most_one_reminder_per_survey_none_after_an_answer(
-    nsettings: Settings, js: JetStreamContext, smtp_env: Mailbox,
-    service: ServiceSpec, contacts: Contacts,
+    nsettings: Settings,
+    js: JetStreamContext,
+    smtp_env: Mailbox,
+    service: ServiceSpec,
+    contacts: Contacts,
     published: Published,
 ) -> None:
     contacts.emails[F] = None
     for ref in (A, B, C, D, E, F):
         contacts.emails.setdefault(ref, f"{ref}@example.nhs.uk")
-        await publish_raw(js, cloud_event("clinician.enrolled", {
-            "clinician_ref": ref, "profession": "nurse", "course_version": "1"},
-            time=utc(2024, 11, 1, 9)))
-        done = cloud_event("clinician.training_completed", {
-            "clinician_ref": ref, "course_version": "1",
-            "completed_at": COMPLETED.isoformat()}, time=COMPLETED)
+        await publish_raw(
+            js,
+            cloud_event(
+                "clinician.enrolled",
+                {"clinician_ref": ref, "profession": "nurse", "course_version": "1"},
+                time=utc(2024, 11, 1, 9),
+            ),
+        )
+        done = cloud_event(
+            "clinician.training_completed",
+            {"clinician_ref": ref, "course_version": "1", "completed_at": COMPLETED.isoformat()},
+            time=COMPLETED,
+        )
         await publish_raw(js, done)
         await publish_raw(js, done, msg_id=f"again-{ref}")  # redelivered
     clock = FakeClock(utc(2025, 4, 22, 10))  # inside month 4's window, before it is due
     hours = WorkingHours()
-    async with running_service(service, nsettings, clock) as one, \
-            running_service(service, nsettings, clock) as two:
+    async with (
+        running_service(service, nsettings, clock) as one,
+        running_service(service, nsettings, clock) as two,
+    ):
+
         async def at(moment: datetime, sent: int, why: str) -> None:
             """Move the clock; wait for `sent` sent in all and a pass of both instances."""
             clock.set(moment)
@@ -84,16 +105,22 @@ async def test_one_invitation_and_at_most_one_reminder_per_survey_none_after_an_
             assert (await client.post(f"/v1/opt-outs/{D}")).status_code == 200
         # C answers month 4 before its due date (inside the window): nothing month 4 for C.
         await publish_raw(js, report(C, utc(2025, 4, 25, 12)))
-        await wait_for(lambda: _status(one, f"delivery_survey_due:{C}:month_4", "cancelled"),
-                       30, "C's month 4 invitation cancelled by the answer")
+        await wait_for(
+            lambda: _status(one, f"delivery_survey_due:{C}:month_4", "cancelled"),
+            30,
+            "C's month 4 invitation cancelled by the answer",
+        )
         await at(utc(2025, 5, 2, 12), 0, "the day before month 4 is due")
         await at(utc(2025, 5, 3, 10), 0, "due on a Saturday: waits for working hours")
         await at(utc(2025, 5, 5, 6, 59), 0, "07:59 BST on Monday: still waits")
         await at(utc(2025, 5, 5, 7, 0), 3, "08:00 BST: month 4 invitations to A, B and E")
         # B answers month 4; E reports between the windows (answers neither survey).
         await publish_raw(js, report(B, utc(2025, 5, 10, 12), delivering=False))
-        await wait_for(lambda: _status(one, f"delivery_survey_closing:{B}:month_4",
-                                       "cancelled"), 30, "B's closing reminder cancelled")
+        await wait_for(
+            lambda: _status(one, f"delivery_survey_closing:{B}:month_4", "cancelled"),
+            30,
+            "B's closing reminder cancelled",
+        )
         await at(utc(2025, 5, 31, 10), 3, "closing reminder day is a Saturday: waits")
         await at(utc(2025, 6, 2, 7, 30), 5, "Monday: month 4 closing reminders to A and E")
         await at(utc(2025, 6, 20, 9), 5, "month 4's window has closed")
@@ -107,8 +134,9 @@ async def test_one_invitation_and_at_most_one_reminder_per_survey_none_after_an_
         await at(utc(2026, 2, 27, 9), 11, "month 12's window has closed")
         await at(utc(2026, 6, 1, 9), 11, "months later: nothing more")
         await wait_for(lambda: now_true(len(published.of("failed")) == 4), 30, "F's failures")
-        assert sorted(e["data"]["reason"] for e in published.of("failed")) == [
-            "no contact email"] * 4
+        assert (
+            sorted(e["data"]["reason"] for e in published.of("failed")) == ["no contact email"] * 4
+        )
         assert {e["data"]["recipient_ref"] for e in published.of("failed")} == {F}
         d_invite = await reminder(two, f"delivery_survey_due:{D}:month_12")
         assert d_invite is not None and d_invite["status"] == "cancelled"
@@ -116,26 +144,36 @@ async def test_one_invitation_and_at_most_one_reminder_per_survey_none_after_an_
     expected = sorted(
         [f"delivery_survey_due:{r}:{s}" for r in (A, B, E) for s in ("month_4", "month_12")]
         + [f"delivery_survey_closing:{r}:month_4" for r in (A, E)]
-        + [f"delivery_survey_closing:{r}:month_12" for r in (A, B, E)])
+        + [f"delivery_survey_closing:{r}:month_12" for r in (A, B, E)]
+    )
     assert sorted(smtp_env.references()) == expected  # once each, nothing else
     for event in published.of("sent"):
         assert hours.is_open(datetime.fromisoformat(event["data"]["sent_at"]))
         assert event["data"]["kind"] in ("delivery_survey_due", "delivery_survey_closing")
         assert event["data"]["recipient_kind"] == "clinician"
-    [invite] = [m for m in smtp_env.to(f"{A}@example.nhs.uk")
-                if m["X-IBeST-Reference"] == f"delivery_survey_due:{A}:month_4"]
+    [invite] = [
+        m
+        for m in smtp_env.to(f"{A}@example.nhs.uk")
+        if m["X-IBeST-Reference"] == f"delivery_survey_due:{A}:month_4"
+    ]
     body = _text(invite)
     assert f"delivery-survey?survey=month_4&clinician={A}" in body
     assert "open until 2025-06-14" in body and invite["Subject"].startswith("Your 4-month")
-    [closing] = [m for m in smtp_env.to(f"{A}@example.nhs.uk")
-                 if m["X-IBeST-Reference"] == f"delivery_survey_closing:{A}:month_12"]
+    [closing] = [
+        m
+        for m in smtp_env.to(f"{A}@example.nhs.uk")
+        if m["X-IBeST-Reference"] == f"delivery_survey_closing:{A}:month_12"
+    ]
     assert "closes on 2026-02-26" in _text(closing)
     assert await dead_letters(js) == []
 
 
 async def test_a_completion_replayed_late_schedules_only_what_can_still_be_answered(
-    nsettings: Settings, js: JetStreamContext, smtp_env: Mailbox,
-    service: ServiceSpec, contacts: Contacts,
+    nsettings: Settings,
+    js: JetStreamContext,
+    smtp_env: Mailbox,
+    service: ServiceSpec,
+    contacts: Contacts,
     published: Published,
 ) -> None:
     """Consumed after month 4's reminder day: month 4's invitation is superseded by its
@@ -144,12 +182,27 @@ async def test_a_completion_replayed_late_schedules_only_what_can_still_be_answe
     window closed."""
     contacts.emails["c-late"] = "late@example.nhs.uk"
     contacts.emails["c-later"] = "later@example.nhs.uk"
-    await publish_raw(js, cloud_event("clinician.training_completed", {
-        "clinician_ref": "c-late", "course_version": "1"}, time=COMPLETED))  # no completed_at
+    await publish_raw(
+        js,
+        cloud_event(
+            "clinician.training_completed",
+            {"clinician_ref": "c-late", "course_version": "1"},
+            time=COMPLETED,
+        ),
+    )  # no completed_at
     # completed 1 June 2024: month 4 closed 12 November 2024, month 12 open until 27 July 2025
-    await publish_raw(js, cloud_event("clinician.training_completed", {
-        "clinician_ref": "c-later", "course_version": "1",
-        "completed_at": "2024-06-01T09:00:00+00:00"}, time=utc(2024, 6, 1, 9)))
+    await publish_raw(
+        js,
+        cloud_event(
+            "clinician.training_completed",
+            {
+                "clinician_ref": "c-later",
+                "course_version": "1",
+                "completed_at": "2024-06-01T09:00:00+00:00",
+            },
+            time=utc(2024, 6, 1, 9),
+        ),
+    )
     clock = FakeClock(utc(2025, 6, 4, 10))  # Wednesday, after 31 May (c-late's reminder day)
     async with running_service(service, nsettings, clock) as base:
         await wait_for(lambda: now_true(len(published.of("sent")) == 2), 30, "two sent")
@@ -161,35 +214,53 @@ async def test_a_completion_replayed_late_schedules_only_what_can_still_be_answe
         # c-later's month 12 closing reminder falls due on 13 July; the service next runs
         # on 28 July, the day after the window closed: it is not sent.
         clock.set(utc(2025, 7, 28, 9))
-        await wait_for(lambda: _status(base, "delivery_survey_closing:c-later:month_12",
-                                       "cancelled"), 30, "the late closing reminder dropped")
+        await wait_for(
+            lambda: _status(base, "delivery_survey_closing:c-later:month_12", "cancelled"),
+            30,
+            "the late closing reminder dropped",
+        )
         late = await reminder(base, "delivery_survey_closing:c-later:month_12")
         assert late is not None and late["reason"] == "survey window closed"
     assert sorted(smtp_env.references()) == [
-        "delivery_survey_closing:c-late:month_4", "delivery_survey_due:c-later:month_12"]
+        "delivery_survey_closing:c-late:month_4",
+        "delivery_survey_due:c-later:month_12",
+    ]
     assert len(published.of("sent")) == 2 and published.of("failed") == []
 
 
 async def test_plan_surveys_schedules_what_an_older_version_never_planned(
-    nsettings: Settings, js: JetStreamContext,
+    nsettings: Settings,
+    js: JetStreamContext,
 ) -> None:
     """After an upgrade: completions and answers already in the stream, read by an older
     notifications service, get their survey nudges; repeating it changes nothing."""
     answer = report("c-x", utc(2025, 5, 10, 12))  # month 4 answer, stored before the completion
     await publish_raw(js, answer)
     for ref in ("c-x", "c-y"):
-        await publish_raw(js, cloud_event("clinician.training_completed", {
-            "clinician_ref": ref, "course_version": "1",
-            "completed_at": COMPLETED.isoformat()}, time=COMPLETED))
+        await publish_raw(
+            js,
+            cloud_event(
+                "clinician.training_completed",
+                {
+                    "clinician_ref": ref,
+                    "course_version": "1",
+                    "completed_at": COMPLETED.isoformat(),
+                },
+                time=COMPLETED,
+            ),
+        )
     clock = FakeClock(utc(2025, 4, 22, 10))
     counts = await plan_surveys(nsettings, clock)
     assert counts == {"clinician.training_completed": 2, "clinician.delivery_reported": 1}
     first = await _survey_docs(nsettings)
     assert {rid: doc["status"] for rid, doc in first.items()} == {
-        f"delivery_survey_{kind}:{ref}:{survey}":
-            "cancelled" if (ref, survey) == ("c-x", "month_4") else "pending"
-        for ref in ("c-x", "c-y") for kind in ("due", "closing")
-        for survey in ("month_4", "month_12")}
+        f"delivery_survey_{kind}:{ref}:{survey}": "cancelled"
+        if (ref, survey) == ("c-x", "month_4")
+        else "pending"
+        for ref in ("c-x", "c-y")
+        for kind in ("due", "closing")
+        for survey in ("month_4", "month_12")
+    }
     assert await plan_surveys(nsettings, clock) == counts
     assert await _survey_docs(nsettings) == first
 

@@ -29,6 +29,7 @@ EMAIL = "c-1@example.nhs.uk"
 
 def _sent(published: Published, notification_id: str) -> Callable[[], Awaitable[Any]]:
     """A wait_for check: the `notification.sent` events of one reminder."""
+
     async def check() -> list[dict[str, Any]]:
         return published.of("sent", notification_id)
 
@@ -36,14 +37,25 @@ def _sent(published: Published, notification_id: str) -> Callable[[], Awaitable[
 
 
 def enrolled(ref: str, when: datetime, site: str = "RTH08") -> dict[str, Any]:
-    return cloud_event("clinician.enrolled", {
-        "clinician_ref": ref, "profession": "physiotherapist", "course_version": "1",
-        "contact_email": f"{ref}@example.nhs.uk"}, site=site, time=when)
+    return cloud_event(
+        "clinician.enrolled",
+        {
+            "clinician_ref": ref,
+            "profession": "physiotherapist",
+            "course_version": "1",
+            "contact_email": f"{ref}@example.nhs.uk",
+        },
+        site=site,
+        time=when,
+    )
 
 
 async def test_start_continue_and_thanks_each_once_in_working_hours(
-    nsettings: Settings, js: JetStreamContext, smtp_env: Mailbox,
-    service: ServiceSpec, contacts: Contacts,
+    nsettings: Settings,
+    js: JetStreamContext,
+    smtp_env: Mailbox,
+    service: ServiceSpec,
+    contacts: Contacts,
     published: Published,
 ) -> None:
     contacts.emails["c-1"] = EMAIL
@@ -69,18 +81,28 @@ async def test_start_continue_and_thanks_each_once_in_working_hours(
         [event] = published.of("sent", "training:c-1:1")
         assert event["trustcode"] == "RTH" and event["sitecode"] == "RTH09"
         assert event["data"] == {
-            "notification_id": "training:c-1:1", "kind": "training_start",
-            "recipient_kind": "clinician", "recipient_ref": "c-1",
-            "template_id": "training_start", "channel": "smtp",
-            "sent_at": "2025-03-10T08:00:00Z"}
+            "notification_id": "training:c-1:1",
+            "kind": "training_start",
+            "recipient_kind": "clinician",
+            "recipient_ref": "c-1",
+            "template_id": "training_start",
+            "channel": "smtp",
+            "sent_at": "2025-03-10T08:00:00Z",
+        }
         assert EMAIL not in str(published.events)
 
         # progress, then 14 days without any: a continue reminder
-        await publish_raw(js, cloud_event("module.started", {
-            "clinician_ref": "c-1", "module_id": "m02-cbt-approach"},
-            time=datetime(2025, 3, 11, 9, tzinfo=UTC)))
-        await wait_for(lambda: _clinician_at(nsettings, "RTH09", "started_at"), 30,
-                       "progress stored")
+        await publish_raw(
+            js,
+            cloud_event(
+                "module.started",
+                {"clinician_ref": "c-1", "module_id": "m02-cbt-approach"},
+                time=datetime(2025, 3, 11, 9, tzinfo=UTC),
+            ),
+        )
+        await wait_for(
+            lambda: _clinician_at(nsettings, "RTH09", "started_at"), 30, "progress stored"
+        )
         clock.set(datetime(2025, 3, 24, 10, tzinfo=UTC))  # 13 days later: not yet
         await wait_for(lambda: passed(base, clock), 30, "a pass 13 days on")
         assert await reminder(base, "training:c-1:2") is None
@@ -89,29 +111,40 @@ async def test_start_continue_and_thanks_each_once_in_working_hours(
         assert (await reminder(base, "training:c-1:2") or {})["kind"] == "training_continue"
 
         # completion: no more training nudges, one thanks asking about intention
-        done = cloud_event("clinician.training_completed", {
-            "clinician_ref": "c-1", "course_version": "1"}, site="RTH09",
-            time=datetime(2025, 3, 26, 9, tzinfo=UTC))
+        done = cloud_event(
+            "clinician.training_completed",
+            {"clinician_ref": "c-1", "course_version": "1"},
+            site="RTH09",
+            time=datetime(2025, 3, 26, 9, tzinfo=UTC),
+        )
         await publish_raw(js, done)
         await publish_raw(js, done, msg_id="redelivered-2")
         clock.set(datetime(2025, 3, 26, 10, tzinfo=UTC))
-        await wait_for(lambda: now_true(published.of("sent", "training_thanks:c-1:1")), 30,
-                       "thanks")
+        await wait_for(
+            lambda: now_true(published.of("sent", "training_thanks:c-1:1")), 30, "thanks"
+        )
         clock.set(datetime(2025, 5, 26, 10, tzinfo=UTC))  # two months on: nothing more
         marker = enrolled("c-marker", datetime(2025, 5, 1, 9, tzinfo=UTC))
         contacts.emails["c-marker"] = "marker@example.nhs.uk"
         await publish_raw(js, marker)
-        await wait_for(lambda: now_true(published.of("sent", "training:c-marker:1")), 30,
-                       "a later pass ran")
+        await wait_for(
+            lambda: now_true(published.of("sent", "training:c-marker:1")), 30, "a later pass ran"
+        )
     assert len(smtp_env.to(EMAIL)) == 3
     assert [m["X-IBeST-Reference"] for m in smtp_env.to(EMAIL)] == [
-        "training:c-1:1", "training:c-1:2", "training_thanks:c-1:1"]
+        "training:c-1:1",
+        "training:c-1:2",
+        "training_thanks:c-1:1",
+    ]
     assert "intend" in smtp_env.to(EMAIL)[2].get_payload()
 
 
 async def test_cap_spacing_and_opt_out(
-    nsettings: Settings, js: JetStreamContext, smtp_env: Mailbox,
-    service: ServiceSpec, contacts: Contacts,
+    nsettings: Settings,
+    js: JetStreamContext,
+    smtp_env: Mailbox,
+    service: ServiceSpec,
+    contacts: Contacts,
     published: Published,
 ) -> None:
     monday = datetime(2025, 3, 3, 9, tzinfo=UTC)
@@ -135,8 +168,9 @@ async def test_cap_spacing_and_opt_out(
         async with httpx.AsyncClient(base_url=base, headers=SERVICE_AUTH) as client:
             assert (await client.delete("/v1/opt-outs/c-out")).status_code == 200
         await wait_for(lambda: now_true(published.of("sent", "training:c-out:1")), 30, "resumed")
-    sent_times = [e["data"]["sent_at"] for e in published.of("sent")
-                  if e["data"]["recipient_ref"] == "c-cap"]
+    sent_times = [
+        e["data"]["sent_at"] for e in published.of("sent") if e["data"]["recipient_ref"] == "c-cap"
+    ]
     assert len(sent_times) == 3 == len(smtp_env.to("c-cap@example.nhs.uk"))
 
 

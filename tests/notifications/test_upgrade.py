@@ -24,12 +24,28 @@ Document = dict[str, Any]
 
 
 def left_by_an_older_version(rid: str, published: bool) -> Document:
-    return {"_id": rid, "family": "training", "kind": "training_start", "number": 1,
-            "recipient_kind": "clinician", "recipient_ref": "c-1", "trustcode": "RTH",
-            "sitecode": "RTH08", "due_at": day(2), "send_after": day(2), "created_at": day(2),
-            "status": "sent", "attempts": 0, "published": published, "lease_until": None,
-            "finished_at": day(1), "sent_at": day(1), "reason": "", "channel": "smtp",
-            "template_id": "training_start"}
+    return {
+        "_id": rid,
+        "family": "training",
+        "kind": "training_start",
+        "number": 1,
+        "recipient_kind": "clinician",
+        "recipient_ref": "c-1",
+        "trustcode": "RTH",
+        "sitecode": "RTH08",
+        "due_at": day(2),
+        "send_after": day(2),
+        "created_at": day(2),
+        "status": "sent",
+        "attempts": 0,
+        "published": published,
+        "lease_until": None,
+        "finished_at": day(1),
+        "sent_at": day(1),
+        "reason": "",
+        "channel": "smtp",
+        "template_id": "training_start",
+    }
 
 
 @pytest.fixture
@@ -44,8 +60,12 @@ async def db(mongodb_url: str) -> AsyncIterator[AsyncDatabase[Document]]:
 async def test_an_unpublished_finished_reminder_is_published_once_after_the_upgrade(
     db: AsyncDatabase[Document],
 ) -> None:
-    await db["reminders"].insert_many([left_by_an_older_version("training:c-1:1", False),
-                                       left_by_an_older_version("training:c-2:1", True)])
+    await db["reminders"].insert_many(
+        [
+            left_by_an_older_version("training:c-1:1", False),
+            left_by_an_older_version("training:c-2:1", True),
+        ]
+    )
     clock = FakeClock(NOW)
     built = bootstrap.build(SETTINGS, db, clock, audit=AuditLog(db.client[f"{db.name}_audit"]))
     await built.repository.ensure_indexes()

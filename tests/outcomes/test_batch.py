@@ -43,8 +43,11 @@ async def make(mongodb_url: str) -> AsyncIterator[Callable[[], Awaitable[Made]]]
         repo = MongoOutcomesRepository(client[names[-1]])
         await repo.create_indexes()
         publisher = FakePublisher()
-        return (OutcomesService(repo, publisher, lambda: NOW, OutcomesSettings()), publisher,
-                client[names[-1]])
+        return (
+            OutcomesService(repo, publisher, lambda: NOW, OutcomesSettings()),
+            publisher,
+            client[names[-1]],
+        )
 
     yield fresh_service
     for name in names:
@@ -53,34 +56,55 @@ async def make(mongodb_url: str) -> AsyncIterator[Callable[[], Awaitable[Made]]]
 
 
 def one(event: AnyEvent) -> Assessment:
-    return Assessment.from_event(str(event.id), event.trustcode, event.sitecode, event.time,
-                                 event.data)
+    return Assessment.from_event(
+        str(event.id), event.trustcode, event.sitecode, event.time, event.data
+    )
 
 
-def assessed(ref: str, timepoint: Timepoint, rmdq: int, days: float, *,
-             event_id: uuid.UUID | None = None, class_id: str | None = None) -> AnyEvent:
+def assessed(
+    ref: str,
+    timepoint: Timepoint,
+    rmdq: int,
+    days: float,
+    *,
+    event_id: uuid.UUID | None = None,
+    class_id: str | None = None,
+) -> AnyEvent:
     return new_event(
-        PatientAssessed(patient_ref=ref, timepoint=timepoint, measures=Measures(rmdq=rmdq),
-                        class_id=class_id),
-        trustcode="RTH", sitecode="RTH08", source="/test", time=T0 + timedelta(days=days),
-        event_id=event_id)
+        PatientAssessed(
+            patient_ref=ref, timepoint=timepoint, measures=Measures(rmdq=rmdq), class_id=class_id
+        ),
+        trustcode="RTH",
+        sitecode="RTH08",
+        source="/test",
+        time=T0 + timedelta(days=days),
+        event_id=event_id,
+    )
 
 
 def started(class_id: str, days: float, sessions: int) -> AnyEvent:
     return new_event(
         ClassStarted(class_id=class_id, facilitator_refs=["c-1"], planned_sessions=sessions),
-        trustcode="RTH", sitecode="RTH08", source="/test", time=T0 + timedelta(days=days))
+        trustcode="RTH",
+        sitecode="RTH08",
+        source="/test",
+        time=T0 + timedelta(days=days),
+    )
 
 
 def rollout() -> tuple[list[AnyEvent], list[AnyEvent]]:
     """(events applied before the batch, the batch): corrections, early follow-ups, ties."""
-    earlier = [assessed("p-old", Timepoint.BASELINE, 14, 0),
-               assessed("p-old", Timepoint.MONTH_3, 9, 91)]
+    earlier = [
+        assessed("p-old", Timepoint.BASELINE, 14, 0),
+        assessed("p-old", Timepoint.MONTH_3, 9, 91),
+    ]
     batch = [
         assessed("p-old", Timepoint.BASELINE, 16, 0.5),  # a correction of a stored patient
         assessed("p-old", Timepoint.MONTH_12, 4, 364),
         assessed("p-old", Timepoint.BASELINE, 13, 0.25),  # older than the kept one
-        started("k-1", 2, 6), started("k-1", 1, 4), started("k-2", 3, 5),
+        started("k-1", 2, 6),
+        started("k-1", 1, 4),
+        started("k-2", 3, 5),
     ]
     for i in range(4):
         ref = f"p-{i}"
@@ -92,15 +116,19 @@ def rollout() -> tuple[list[AnyEvent], list[AnyEvent]]:
             assessed(ref, Timepoint.GROUP_END, 7, 43),
         ]
     # Two corrections at the same instant: the greater id wins whatever the order.
-    batch += [assessed("p-tie", Timepoint.BASELINE, b, 0, event_id=uuid.UUID(int=n))
-              for b, n in ((10, 1), (11, 2))]
+    batch += [
+        assessed("p-tie", Timepoint.BASELINE, b, 0, event_id=uuid.UUID(int=n))
+        for b, n in ((10, 1), (11, 2))
+    ]
     batch += [assessed("p-tie", Timepoint.MONTH_3, 3, 91)]
     return earlier, batch
 
 
 async def documents(db: AsyncDatabase[Document]) -> dict[str, list[Document]]:
-    return {name: [doc async for doc in db[name].find().sort("_id")]
-            for name in ("assessments", "patients", "classes")}
+    return {
+        name: [doc async for doc in db[name].find().sort("_id")]
+        for name in ("assessments", "patients", "classes")
+    }
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -148,7 +176,8 @@ class InterferingRepository(MongoOutcomesRepository):
 
 @pytest.mark.parametrize("stored_before", [False, True])
 async def test_a_concurrent_writer_makes_the_batch_raise(
-    make: Callable[[], Awaitable[Made]], stored_before: bool,
+    make: Callable[[], Awaitable[Made]],
+    stored_before: bool,
 ) -> None:
     plain, published, db = await make()
     repo = InterferingRepository(db)

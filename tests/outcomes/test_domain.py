@@ -19,10 +19,23 @@ from shared.measures import MEASURES, Measure
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
 
 
-def assessment(timepoint: Timepoint, measures: dict[Measure, float], *, days: float = 0,
-               event_id: str | None = None, site: str = "RTH08") -> Assessment:
-    return Assessment(event_id or str(uuid.uuid4()), "RTH", site, "p-1", timepoint,
-                      T0 + timedelta(days=days), measures)
+def assessment(
+    timepoint: Timepoint,
+    measures: dict[Measure, float],
+    *,
+    days: float = 0,
+    event_id: str | None = None,
+    site: str = "RTH08",
+) -> Assessment:
+    return Assessment(
+        event_id or str(uuid.uuid4()),
+        "RTH",
+        site,
+        "p-1",
+        timepoint,
+        T0 + timedelta(days=days),
+        measures,
+    )
 
 
 def apply_all(assessments: list[Assessment]) -> tuple[PatientState, list[Outcome]]:
@@ -35,17 +48,20 @@ def apply_all(assessments: list[Assessment]) -> tuple[PatientState, list[Outcome
 
 def test_follow_up_against_baseline_per_measure_present_in_both() -> None:
     base = assessment(Timepoint.BASELINE, {Measure.RMDQ: 12, Measure.PSFS: 3.1})
-    m3 = assessment(Timepoint.MONTH_3, {Measure.RMDQ: 6, Measure.PSFS: 5.1, Measure.PSEQ: 40},
-                    days=91, site="RTH02")
+    m3 = assessment(
+        Timepoint.MONTH_3,
+        {Measure.RMDQ: 6, Measure.PSFS: 5.1, Measure.PSEQ: 40},
+        days=91,
+        site="RTH02",
+    )
     _, [outcome] = apply_all([base, m3])
     payload = outcome.payload()
     assert payload.revision == 1 and payload.timepoint == Timepoint.MONTH_3
-    assert {m: (o.baseline, o.value, o.change, o.improved)
-            for m, o in payload.measures.items()} == {
-        Measure.RMDQ: (12, 6, -6, True), Measure.PSFS: (3.1, 5.1, 2.0, True)}
+    assert {
+        m: (o.baseline, o.value, o.change, o.improved) for m, o in payload.measures.items()
+    } == {Measure.RMDQ: (12, 6, -6, True), Measure.PSFS: (3.1, 5.1, 2.0, True)}
     event = outcome_event(outcome)
-    assert (event.trustcode, event.sitecode, event.source) == ("RTH", "RTH08",
-                                                               "/services/outcomes")
+    assert (event.trustcode, event.sitecode, event.source) == ("RTH", "RTH08", "/services/outcomes")
     assert event.time == m3.time  # the later of the two
     assert event.id == outcome_event_id("RTH", "p-1", Timepoint.MONTH_3, 1)
     assert parse_event(event.subject, event.to_json()) == event
@@ -66,11 +82,15 @@ def test_correction_of_baseline_supersedes_every_follow_up_with_a_higher_revisio
     m3 = assessment(Timepoint.MONTH_3, {Measure.RMDQ: 6}, days=91)
     state, published = apply_all([base, ge, m3])
     assert [(o.timepoint, o.revision) for o in published] == [
-        (Timepoint.GROUP_END, 1), (Timepoint.MONTH_3, 1)]
+        (Timepoint.GROUP_END, 1),
+        (Timepoint.MONTH_3, 1),
+    ]
     fixed = assessment(Timepoint.BASELINE, {Measure.RMDQ: 9}, days=1)
     state, changed = state.apply(fixed)
     assert [(o.timepoint, o.revision) for o in changed] == [
-        (Timepoint.GROUP_END, 2), (Timepoint.MONTH_3, 2)]
+        (Timepoint.GROUP_END, 2),
+        (Timepoint.MONTH_3, 2),
+    ]
     assert changed[1].measures[Measure.RMDQ].baseline == 9
     assert changed[1].measures[Measure.RMDQ].change == -3
 
@@ -101,6 +121,7 @@ def test_state_survives_its_document_form() -> None:
 
 # Property: arrival order does not matter.
 
+
 def measure_sets() -> st.SearchStrategy[dict[Measure, float]]:
     def score(m: Measure) -> st.SearchStrategy[float]:
         spec = MEASURES[m]
@@ -109,7 +130,8 @@ def measure_sets() -> st.SearchStrategy[dict[Measure, float]]:
         return st.floats(spec.minimum, spec.maximum, allow_nan=False)
 
     return st.dictionaries(st.sampled_from(list(Measure)), st.just(0.0), min_size=1).flatmap(
-        lambda d: st.fixed_dictionaries({m: score(m) for m in d}))
+        lambda d: st.fixed_dictionaries({m: score(m) for m in d})
+    )
 
 
 @st.composite
@@ -117,16 +139,30 @@ def histories(draw: st.DrawFn) -> list[Assessment]:
     """A patient's assessments and corrections; few distinct times, so ties happen."""
     n = draw(st.integers(1, 8))
     return [
-        Assessment(f"e{i:02d}", "RTH", draw(st.sampled_from(["RTH08", "RTH02"])), "p-1",
-                   draw(st.sampled_from(list(Timepoint))),
-                   T0 + timedelta(days=draw(st.integers(0, 3))), draw(measure_sets()))
+        Assessment(
+            f"e{i:02d}",
+            "RTH",
+            draw(st.sampled_from(["RTH08", "RTH02"])),
+            "p-1",
+            draw(st.sampled_from(list(Timepoint))),
+            T0 + timedelta(days=draw(st.integers(0, 3))),
+            draw(measure_sets()),
+        )
         for i in range(n)
     ]
 
 
 def content(state: PatientState) -> dict[Timepoint, tuple[object, ...]]:
-    return {tp: (o.baseline.event_id, o.follow_up.event_id, o.time, o.measures,
-                 outcome_event(o).sitecode) for tp, o in state.outcomes().items()}
+    return {
+        tp: (
+            o.baseline.event_id,
+            o.follow_up.event_id,
+            o.time,
+            o.measures,
+            outcome_event(o).sitecode,
+        )
+        for tp, o in state.outcomes().items()
+    }
 
 
 @settings(max_examples=200)
@@ -141,14 +177,17 @@ def test_any_arrival_order_gives_the_same_winners_and_outcomes(
     state, published = apply_all(with_redeliveries)
     assert {tp: a.event_id for tp, a in state.winners.items()} == {
         tp: max((a for a in history if a.timepoint == tp), key=lambda a: a.rank).event_id
-        for tp in {a.timepoint for a in history}}
+        for tp in {a.timepoint for a in history}
+    }
     assert content(state) == content(reference)
     # What consumers keep (the highest revision per timepoint) is the final outcome.
     last: dict[Timepoint, Outcome] = {}
     for o in published:
         assert o.revision > (last[o.timepoint].revision if o.timepoint in last else 0)
         last[o.timepoint] = o
-    assert {tp: (o.baseline.event_id, o.follow_up.event_id, o.measures)
-            for tp, o in last.items()} == {
+    assert {
+        tp: (o.baseline.event_id, o.follow_up.event_id, o.measures) for tp, o in last.items()
+    } == {
         tp: (o.baseline.event_id, o.follow_up.event_id, o.measures)
-        for tp, o in state.outcomes().items()}
+        for tp, o in state.outcomes().items()
+    }

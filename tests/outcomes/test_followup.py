@@ -21,10 +21,18 @@ from shared.followup import (
 def test_month_3_and_month_12_windows_of_a_known_baseline() -> None:
     # 2024 is a leap year: 1 Jan + 91 days is 1 Apr; + 364 days is 30 Dec.
     assert follow_up_windows(date(2024, 1, 1)) == {
-        Timepoint.MONTH_3: FollowUpWindow(Timepoint.MONTH_3, due=date(2024, 4, 1),
-                                          opens=date(2024, 3, 18), closes=date(2024, 5, 13)),
-        Timepoint.MONTH_12: FollowUpWindow(Timepoint.MONTH_12, due=date(2024, 12, 30),
-                                           opens=date(2024, 12, 2), closes=date(2025, 2, 24)),
+        Timepoint.MONTH_3: FollowUpWindow(
+            Timepoint.MONTH_3,
+            due=date(2024, 4, 1),
+            opens=date(2024, 3, 18),
+            closes=date(2024, 5, 13),
+        ),
+        Timepoint.MONTH_12: FollowUpWindow(
+            Timepoint.MONTH_12,
+            due=date(2024, 12, 30),
+            opens=date(2024, 12, 2),
+            closes=date(2025, 2, 24),
+        ),
     }
 
 
@@ -66,8 +74,10 @@ def test_is_due_from_the_due_date_in_london_not_before() -> None:
     assert is_due(baseline, Timepoint.MONTH_12, datetime(2025, 3, 31, 0, 0, tzinfo=UTC))
 
 
-@given(st.datetimes(datetime(2001, 1, 1), datetime(2099, 1, 1), timezones=st.just(UTC)),
-       st.integers(0, 500))
+@given(
+    st.datetimes(datetime(2001, 1, 1), datetime(2099, 1, 1), timezones=st.just(UTC)),
+    st.integers(0, 500),
+)
 def test_is_due_exactly_when_the_london_date_reaches_due(baseline: datetime, days: int) -> None:
     now = baseline + timedelta(days=days)
     for tp, offset in ((Timepoint.MONTH_3, 91), (Timepoint.MONTH_12, 364)):

@@ -36,8 +36,15 @@ async def repo(mongodb_url: str) -> AsyncIterator[MongoOutcomesRepository]:
 
 
 def assessment(timepoint: Timepoint, rmdq: float, days: float, ref: str = "p-1") -> Assessment:
-    return Assessment(str(uuid.uuid4()), "RTH", "RTH08", ref, timepoint,
-                      T0 + timedelta(days=days), {Measure.RMDQ: rmdq})
+    return Assessment(
+        str(uuid.uuid4()),
+        "RTH",
+        "RTH08",
+        ref,
+        timepoint,
+        T0 + timedelta(days=days),
+        {Measure.RMDQ: rmdq},
+    )
 
 
 async def test_crash_before_publish_is_republished_with_the_same_id(

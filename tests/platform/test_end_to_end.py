@@ -23,8 +23,7 @@ from services.outcomes.service import SPEC as OUTCOMES
 from services.reporting.service import SPEC as REPORTING
 from tests.harness import cloud_event, dead_letters, publish_raw, running_service, wait_for
 
-CATALOGUE = json.loads(
-    (Path(__file__).parents[2] / "shared" / "catalogue.json").read_text())
+CATALOGUE = json.loads((Path(__file__).parents[2] / "shared" / "catalogue.json").read_text())
 MODULES = [m["module_id"] for m in CATALOGUE["courses"][0]["modules"] if m["required"]]
 T0 = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
 NOW = T0 + timedelta(days=120)
@@ -39,36 +38,86 @@ def scripted_rollout() -> list[dict[str, Any]]:
         ref = f"clin-{i:02d}"
         at = T0 + timedelta(hours=i)
 
-        def ev(name: str, data: dict[str, Any], minutes: int,
-               trust: str = trust, site: str = site, at: datetime = at) -> dict[str, Any]:
-            return cloud_event(name, data, trust=trust, site=site,
-                               time=at + timedelta(minutes=minutes))
+        def ev(
+            name: str,
+            data: dict[str, Any],
+            minutes: int,
+            trust: str = trust,
+            site: str = site,
+            at: datetime = at,
+        ) -> dict[str, Any]:
+            return cloud_event(
+                name, data, trust=trust, site=site, time=at + timedelta(minutes=minutes)
+            )
 
-        events.append(ev("clinician.enrolled", {
-            "clinician_ref": ref, "profession": "physiotherapist" if i < 6 else "nurse",
-            "course_version": "1"}, 0))
+        events.append(
+            ev(
+                "clinician.enrolled",
+                {
+                    "clinician_ref": ref,
+                    "profession": "physiotherapist" if i < 6 else "nurse",
+                    "course_version": "1",
+                },
+                0,
+            )
+        )
         if i < 8:
             events.append(ev("module.started", {"clinician_ref": ref, "module_id": MODULES[0]}, 5))
         if i < 5:
             for n, module in enumerate(MODULES):
-                events.append(ev("module.completed", {"clinician_ref": ref, "module_id": module,
-                                                      "quiz_score": 90}, 10 + n))
-            events.append(ev("clinician.intention_reported", {
-                "clinician_ref": ref, "intends_to_deliver": i < 4, "confidence": 8}, 60))
-    events.append(cloud_event("class.started", {
-        "class_id": "class-1", "facilitator_refs": ["clin-00"], "planned_sessions": 6},
-        trust="RTH", site="RTH08", time=T0 + timedelta(days=10)))
+                events.append(
+                    ev(
+                        "module.completed",
+                        {"clinician_ref": ref, "module_id": module, "quiz_score": 90},
+                        10 + n,
+                    )
+                )
+            events.append(
+                ev(
+                    "clinician.intention_reported",
+                    {"clinician_ref": ref, "intends_to_deliver": i < 4, "confidence": 8},
+                    60,
+                )
+            )
+    events.append(
+        cloud_event(
+            "class.started",
+            {"class_id": "class-1", "facilitator_refs": ["clin-00"], "planned_sessions": 6},
+            trust="RTH",
+            site="RTH08",
+            time=T0 + timedelta(days=10),
+        )
+    )
     for p in range(10):
         patient = f"pt-{p:03d}"
-        events.append(cloud_event("patient.assessed", {
-            "patient_ref": patient, "class_id": "class-1", "timepoint": "baseline",
-            "measures": {"rmdq": 14, "pain_nrs": 7}},
-            trust="RTH", site="RTH08", time=T0 + timedelta(days=10, minutes=p)))
+        events.append(
+            cloud_event(
+                "patient.assessed",
+                {
+                    "patient_ref": patient,
+                    "class_id": "class-1",
+                    "timepoint": "baseline",
+                    "measures": {"rmdq": 14, "pain_nrs": 7},
+                },
+                trust="RTH",
+                site="RTH08",
+                time=T0 + timedelta(days=10, minutes=p),
+            )
+        )
         if p < 6:  # 4 of the 6 improve meaningfully on RMDQ (-6); 2 do not (-2)
-            events.append(cloud_event("patient.assessed", {
-                "patient_ref": patient, "timepoint": "month_3",
-                "measures": {"rmdq": 8 if p < 4 else 12, "pain_nrs": 6}},
-                trust="RTH", site="RTH08", time=T0 + timedelta(days=101, minutes=p)))
+            events.append(
+                cloud_event(
+                    "patient.assessed",
+                    {
+                        "patient_ref": patient,
+                        "timepoint": "month_3",
+                        "measures": {"rmdq": 8 if p < 4 else 12, "pain_nrs": 6},
+                    },
+                    trust="RTH",
+                    site="RTH08",
+                    time=T0 + timedelta(days=101, minutes=p),
+                )
+            )
     return events
 
 
@@ -85,15 +134,18 @@ async def test_trust_events_become_published_figures_through_every_service(
         for spec in (ENROLMENT, OUTCOMES, NOTIFICATIONS):
             await stack.enter_async_context(running_service(spec, settings, lambda: NOW))
         reporting = await stack.enter_async_context(
-            running_service(REPORTING, settings, lambda: NOW))
-        async with httpx.AsyncClient(base_url=reporting,
-                                     headers={"Authorization": f"Bearer {TOKEN}"}) as api:
+            running_service(REPORTING, settings, lambda: NOW)
+        )
+        async with httpx.AsyncClient(
+            base_url=reporting, headers={"Authorization": f"Bearer {TOKEN}"}
+        ) as api:
 
             async def national() -> dict[str, Any] | None:
-                figures: dict[str, Any] = (
-                    await api.get("/v1/national")).json()["figures"]
-                done = (figures["clinicians_completed"] == 5
-                        and figures["outcomes"]["rmdq"]["month_3"]["n"] == 6)
+                figures: dict[str, Any] = (await api.get("/v1/national")).json()["figures"]
+                done = (
+                    figures["clinicians_completed"] == 5
+                    and figures["outcomes"]["rmdq"]["month_3"]["n"] == 6
+                )
                 return figures if done else None
 
             figures = await wait_for(national, 90, "completion and outcomes derived")
@@ -110,8 +162,11 @@ async def test_trust_events_become_published_figures_through_every_service(
             assert figures["followup_due_month_3"] == 10
             assert figures["followup_rate_month_3"] == 0.6
             rmdq = figures["outcomes"]["rmdq"]["month_3"]
-            assert rmdq == {"n": 6, "mean_change": round((4 * -6 + 2 * -2) / 6, 2),
-                            "improved_share": round(4 / 6, 3)}
+            assert rmdq == {
+                "n": 6,
+                "mean_change": round((4 * -6 + 2 * -2) / 6, 2),
+                "improved_share": round(4 / 6, 3),
+            }
             # Below national, the same counts leave disclosure-controlled:
             rth = (await api.get("/v1/trusts/RTH")).json()["figures"]
             assert rth["clinicians_enrolled"] == "*" and rth["patients_baseline"] == 10

@@ -34,24 +34,32 @@ HASHED = hashlib.sha256(b"a trust's keyed hash of 9434765919").hexdigest()
 
 
 def baseline(ref: str) -> dict[str, Any]:
-    return cloud_event("patient.assessed", {"patient_ref": ref, "timepoint": "baseline",
-                                            "measures": {"rmdq": 12}}, time=T0)
+    return cloud_event(
+        "patient.assessed",
+        {"patient_ref": ref, "timepoint": "baseline", "measures": {"rmdq": 12}},
+        time=T0,
+    )
 
 
 def as_once_accepted(raw: dict[str, Any]) -> Any:
     """The event as the old contract let it through (today's refuses it)."""
     data = PatientAssessed.model_construct(
-        patient_ref=raw["data"]["patient_ref"], class_id=None, timepoint=Timepoint.BASELINE,
-        measures=Measures(rmdq=12))
-    return CloudEvent[Any].model_construct(**{**raw, "time": T0, "data": data,
-                                              "type": BY_NAME["patient.assessed"].ce_type})
+        patient_ref=raw["data"]["patient_ref"],
+        class_id=None,
+        timepoint=Timepoint.BASELINE,
+        measures=Measures(rmdq=12),
+    )
+    return CloudEvent[Any].model_construct(
+        **{**raw, "time": T0, "data": data, "type": BY_NAME["patient.assessed"].ce_type}
+    )
 
 
 async def stored(settings: Settings, client: AsyncMongoClient[Document]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for service, coll in (("outcomes", "assessments"), ("notifications", "patients")):
         out[f"{service}.{coll}"] = sorted(
-            [d["patient_ref"] async for d in client[settings.database_of(service)][coll].find()])
+            [d["patient_ref"] async for d in client[settings.database_of(service)][coll].find()]
+        )
     db = client[settings.database_of("reporting")]
     for name in await db.list_collection_names():
         if name.endswith("_patients"):
@@ -67,7 +75,9 @@ async def national_baselines(settings: Settings, client: AsyncMongoClient[Docume
 
 
 async def test_dry_run_finds_then_apply_purges_and_rebuilds_reporting(
-    settings: Settings, js: JetStreamContext, capsys: pytest.CaptureFixture[str],
+    settings: Settings,
+    js: JetStreamContext,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     events = [baseline(ref) for ref in [*OLD_ACCEPTED, HASHED]]
     for e in events:
@@ -81,10 +91,18 @@ async def test_dry_run_finds_then_apply_purges_and_rebuilds_reporting(
         once = [as_once_accepted(e) for e in events[:-1]]
         valid = parse_event(None, json.dumps(events[-1]).encode())
         for e in [*once, valid]:
-            await outcomes.record_assessment(Assessment(
-                event_id=str(e.id), trustcode="RTH", sitecode="RTH08",
-                patient_ref=e.data.patient_ref, timepoint=Timepoint.BASELINE, time=T0,
-                measures={Measure.RMDQ: 12.0}), T0)
+            await outcomes.record_assessment(
+                Assessment(
+                    event_id=str(e.id),
+                    trustcode="RTH",
+                    sitecode="RTH08",
+                    patient_ref=e.data.patient_ref,
+                    timepoint=Timepoint.BASELINE,
+                    time=T0,
+                    measures={Measure.RMDQ: 12.0},
+                ),
+                T0,
+            )
             await notifications.record_baseline("RTH", e.data.patient_ref, "RTH08", T0)
         await reporting.apply_many([*once, valid])
         assert await national_baselines(settings, client) == 4
@@ -101,8 +119,11 @@ async def test_dry_run_finds_then_apply_purges_and_rebuilds_reporting(
         assert await purge_command(argparse.Namespace(apply=True), settings) == 0
         assert "purged 9 document(s)" in capsys.readouterr().out
         after = await stored(settings, client)
-        assert after == {"outcomes.assessments": [HASHED], "notifications.patients": [HASHED],
-                         "reporting": [f"RTH:{HASHED}"]}
+        assert after == {
+            "outcomes.assessments": [HASHED],
+            "notifications.patients": [HASHED],
+            "reporting": [f"RTH:{HASHED}"],
+        }
         assert await national_baselines(settings, client) == 1
 
         assert await purge_command(argparse.Namespace(apply=False), settings) == 0

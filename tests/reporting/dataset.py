@@ -18,11 +18,18 @@ from typing import Any
 from shared.catalogue import Catalogue, catalogue
 from tests.harness import cloud_event
 
-CATALOGUE = Catalogue.model_validate({"courses": [
-    *[c.model_dump(by_alias=True) for c in catalogue().courses],
-    {"course_version": "2", "title": "A second version (this dataset only)",
-     "modules": [{"module_id": "v2-m01", "title": "The one module of version 2"}]},
-]})
+CATALOGUE = Catalogue.model_validate(
+    {
+        "courses": [
+            *[c.model_dump(by_alias=True) for c in catalogue().courses],
+            {
+                "course_version": "2",
+                "title": "A second version (this dataset only)",
+                "modules": [{"module_id": "v2-m01", "title": "The one module of version 2"}],
+            },
+        ]
+    }
+)
 """The shipped catalogue and a version 2, which the contract must know for the mover's
 re-enrolment to be valid (see `with_version_2`)."""
 
@@ -40,34 +47,63 @@ def _site(site: str) -> dict[str, str]:
 
 
 def _enrol(ref: str, profession: str, site: str, when: datetime, cv: str = "1") -> Event:
-    return cloud_event("clinician.enrolled",
-                       {"clinician_ref": ref, "profession": profession, "course_version": cv},
-                       time=when, **_site(site))
+    return cloud_event(
+        "clinician.enrolled",
+        {"clinician_ref": ref, "profession": profession, "course_version": cv},
+        time=when,
+        **_site(site),
+    )
 
 
 def _derived(kind: str, ref: str, site: str, when: datetime, cv: str = "1") -> Event:
-    return cloud_event(f"clinician.training_{kind}", {"clinician_ref": ref, "course_version": cv},
-                       time=when, **_site(site))
+    return cloud_event(
+        f"clinician.training_{kind}",
+        {"clinician_ref": ref, "course_version": cv},
+        time=when,
+        **_site(site),
+    )
 
 
 def _assessed(patient: str, timepoint: str, site: str, when: datetime, **measures: int) -> Event:
-    return cloud_event("patient.assessed",
-                       {"patient_ref": patient, "timepoint": timepoint,
-                        "measures": measures or {"rmdq": 14}},
-                       time=when, **_site(site))
+    return cloud_event(
+        "patient.assessed",
+        {"patient_ref": patient, "timepoint": timepoint, "measures": measures or {"rmdq": 14}},
+        time=when,
+        **_site(site),
+    )
 
 
-def _outcome(patient: str, site: str, baseline: datetime, when: datetime, revision: int,
-             **values: tuple[int, int]) -> Event:
+def _outcome(
+    patient: str,
+    site: str,
+    baseline: datetime,
+    when: datetime,
+    revision: int,
+    **values: tuple[int, int],
+) -> Event:
     improvement = {"rmdq": 5, "pain_nrs": 2}
-    measures = {m: {"baseline": b, "value": v, "change": v - b,
-                    "improved": b - v >= improvement[m] or b - v >= 0.3 * b}
-                for m, (b, v) in values.items()}
-    return cloud_event("outcome.recorded",
-                       {"patient_ref": patient, "timepoint": "month_3",
-                        "baseline_time": baseline.isoformat(), "assessment_time": when.isoformat(),
-                        "revision": revision, "measures": measures},
-                       time=when, **_site(site))
+    measures = {
+        m: {
+            "baseline": b,
+            "value": v,
+            "change": v - b,
+            "improved": b - v >= improvement[m] or b - v >= 0.3 * b,
+        }
+        for m, (b, v) in values.items()
+    }
+    return cloud_event(
+        "outcome.recorded",
+        {
+            "patient_ref": patient,
+            "timepoint": "month_3",
+            "baseline_time": baseline.isoformat(),
+            "assessment_time": when.isoformat(),
+            "revision": revision,
+            "measures": measures,
+        },
+        time=when,
+        **_site(site),
+    )
 
 
 def events() -> list[Event]:
@@ -80,20 +116,40 @@ def events() -> list[Event]:
             out.append(_derived("started", ref, "RTH08", _t(2, 1)))
         if i < 9:
             out.append(_derived("completed", ref, "RTH08", _t(3, 1)))
-            out.append(cloud_event("clinician.intention_reported",
-                                   {"clinician_ref": ref, "intends_to_deliver": True,
-                                    "confidence": 8}, time=_t(3, 2), **_site("RTH08")))
+            out.append(
+                cloud_event(
+                    "clinician.intention_reported",
+                    {"clinician_ref": ref, "intends_to_deliver": True, "confidence": 8},
+                    time=_t(3, 2),
+                    **_site("RTH08"),
+                )
+            )
         if 1 <= i <= 5:
-            out.append(cloud_event("clinician.delivery_reported",
-                                   {"clinician_ref": ref, "delivering": True,
-                                    "groups_delivered": 2}, time=_t(5, 1), **_site("RTH08")))
+            out.append(
+                cloud_event(
+                    "clinician.delivery_reported",
+                    {"clinician_ref": ref, "delivering": True, "groups_delivered": 2},
+                    time=_t(5, 1),
+                    **_site("RTH08"),
+                )
+            )
     # c-a00 changed their mind later (latest report wins); c-a01's earlier "no" is superseded.
-    out.append(cloud_event("clinician.intention_reported",
-                           {"clinician_ref": "c-a00", "intends_to_deliver": False,
-                            "confidence": 2}, time=_t(4, 1), **_site("RTH08")))
-    out.append(cloud_event("clinician.intention_reported",
-                           {"clinician_ref": "c-a01", "intends_to_deliver": False,
-                            "confidence": 2}, time=_t(2, 1), **_site("RTH08")))
+    out.append(
+        cloud_event(
+            "clinician.intention_reported",
+            {"clinician_ref": "c-a00", "intends_to_deliver": False, "confidence": 2},
+            time=_t(4, 1),
+            **_site("RTH08"),
+        )
+    )
+    out.append(
+        cloud_event(
+            "clinician.intention_reported",
+            {"clinician_ref": "c-a01", "intends_to_deliver": False, "confidence": 2},
+            time=_t(2, 1),
+            **_site("RTH08"),
+        )
+    )
     # A derived start published before its enrolment; a completion never enrolled.
     out.append(_derived("started", "c-late", "RTH08", _t(1, 20)))
     out.append(_enrol("c-late", "nurse", "RTH08", _t(1, 15)))
@@ -151,11 +207,16 @@ def events() -> list[Event]:
 
 def notification(outcome: str, notification_id: str, site: str, when: datetime) -> Event:
     data: dict[str, Any] = {
-        "notification_id": notification_id, "kind": "training_start",
-        "recipient_kind": "clinician", "recipient_ref": "c-a00",
-        "template_id": "training-start-v1", "channel": "log"}
-    data.update({"sent_at": when.isoformat()} if outcome == "sent" else
-                {"reason": "mailbox unavailable"})
+        "notification_id": notification_id,
+        "kind": "training_start",
+        "recipient_kind": "clinician",
+        "recipient_ref": "c-a00",
+        "template_id": "training-start-v1",
+        "channel": "log",
+    }
+    data.update(
+        {"sent_at": when.isoformat()} if outcome == "sent" else {"reason": "mailbox unavailable"}
+    )
     return cloud_event(f"notification.{outcome}", data, time=when, **_site(site))
 
 
@@ -174,8 +235,12 @@ def _reminders() -> list[Event]:
 
 
 def _class(class_id: str, site: str, when: datetime) -> Event:
-    return cloud_event("class.started", {"class_id": class_id, "facilitator_refs": ["c-a01"],
-                                         "planned_sessions": 6}, time=when, **_site(site))
+    return cloud_event(
+        "class.started",
+        {"class_id": class_id, "facilitator_refs": ["c-a01"], "planned_sessions": 6},
+        time=when,
+        **_site(site),
+    )
 
 
 def shuffled_with_duplicates(seed: int = 6) -> list[tuple[Event, str]]:
@@ -189,8 +254,14 @@ def shuffled_with_duplicates(seed: int = 6) -> list[tuple[Event, str]]:
     return sends
 
 
-PROFESSIONS = ("physiotherapist", "nurse", "occupational_therapist", "psychologist",
-               "doctor", "other")
+PROFESSIONS = (
+    "physiotherapist",
+    "nurse",
+    "occupational_therapist",
+    "psychologist",
+    "doctor",
+    "other",
+)
 
 
 def _prof(**counts: int | str) -> dict[str, int | str]:
@@ -198,19 +269,29 @@ def _prof(**counts: int | str) -> dict[str, int | str]:
 
 
 NATIONAL = {
-    "clinicians_enrolled": 26, "clinicians_started": 19, "clinicians_completed": 9,
-    "clinicians_intending": 8, "clinicians_delivering": 5,
-    "clinicians_enrolled_by_profession": _prof(physiotherapist=10, nurse=7, psychologist=8,
-                                               doctor=1),
+    "clinicians_enrolled": 26,
+    "clinicians_started": 19,
+    "clinicians_completed": 9,
+    "clinicians_intending": 8,
+    "clinicians_delivering": 5,
+    "clinicians_enrolled_by_profession": _prof(
+        physiotherapist=10, nurse=7, psychologist=8, doctor=1
+    ),
     "clinicians_started_by_profession": _prof(physiotherapist=9, nurse=2, psychologist=8),
     "clinicians_completed_by_profession": _prof(physiotherapist=9),
     "clinicians_intending_by_profession": _prof(physiotherapist=8),
     "clinicians_delivering_by_profession": _prof(physiotherapist=5),
-    "classes_started": 11, "sites_running_classes": 3,
-    "patients_baseline": 34, "patients_month_3": 21, "patients_month_12": 6,
-    "followup_due_month_3": 31, "followup_due_month_12": 9,
-    "followup_rate_month_3": 0.677, "followup_rate_month_12": 0.667,
-    "reminders_sent": 14, "reminders_failed": 11,
+    "classes_started": 11,
+    "sites_running_classes": 3,
+    "patients_baseline": 34,
+    "patients_month_3": 21,
+    "patients_month_12": 6,
+    "followup_due_month_3": 31,
+    "followup_due_month_12": 9,
+    "followup_rate_month_3": 0.677,
+    "followup_rate_month_12": 0.667,
+    "reminders_sent": 14,
+    "reminders_failed": 11,
 }
 # The national figures as published: exact, except the by-profession breakdowns whose exact
 # cells beside the trusts' "*" would give them back by difference (services/reporting/
@@ -218,8 +299,9 @@ NATIONAL = {
 # breakdown whose controlled total is "*" is all "*" (no make-up of a small group).
 NATIONAL_PUBLISHED = {
     **NATIONAL,
-    "clinicians_enrolled_by_profession": _prof(physiotherapist=10, nurse="*", psychologist=10,
-                                               doctor="*"),
+    "clinicians_enrolled_by_profession": _prof(
+        physiotherapist=10, nurse="*", psychologist=10, doctor="*"
+    ),
     "clinicians_started_by_profession": _prof(physiotherapist=10, nurse="*", psychologist=10),
     "clinicians_delivering_by_profession": dict.fromkeys(PROFESSIONS, "*"),
 }
@@ -230,28 +312,60 @@ NATIONAL_OUTCOMES = {
 }
 # Published (controlled) figures of trust RTH, its sites, and trust RXF.
 RTH = {
-    "clinicians_enrolled": 15, "clinicians_started": 10, "clinicians_completed": 10,
-    "clinicians_intending": 10, "clinicians_delivering": "*",
+    "clinicians_enrolled": 15,
+    "clinicians_started": 10,
+    "clinicians_completed": 10,
+    "clinicians_intending": 10,
+    "clinicians_delivering": "*",
     "clinicians_enrolled_by_profession": _prof(physiotherapist=10, nurse="*"),
-    "classes_started": 10, "sites_running_classes": "*",
-    "patients_baseline": 30, "patients_month_3": 20, "patients_month_12": "*",
-    "followup_due_month_3": 30, "followup_due_month_12": 10,
-    "followup_rate_month_3": 0.7, "followup_rate_month_12": "*",  # 20/30, 1 place
-    "reminders_sent": 15, "reminders_failed": "*",
+    "classes_started": 10,
+    "sites_running_classes": "*",
+    "patients_baseline": 30,
+    "patients_month_3": 20,
+    "patients_month_12": "*",
+    "followup_due_month_3": 30,
+    "followup_due_month_12": 10,
+    "followup_rate_month_3": 0.7,
+    "followup_rate_month_12": "*",  # 20/30, 1 place
+    "reminders_sent": 15,
+    "reminders_failed": "*",
 }
 RTH08 = {
-    "clinicians_enrolled": 15, "clinicians_started": 10, "clinicians_completed": 10,
+    "clinicians_enrolled": 15,
+    "clinicians_started": 10,
+    "clinicians_completed": 10,
     "clinicians_enrolled_by_profession": _prof(physiotherapist=10, nurse="*"),
-    "classes_started": 10, "patients_baseline": 30, "followup_due_month_3": 30,
-    "reminders_sent": 15, "reminders_failed": "*",
+    "classes_started": 10,
+    "patients_baseline": 30,
+    "followup_due_month_3": 30,
+    "reminders_sent": 15,
+    "reminders_failed": "*",
 }
 RTH08_RMDQ_MONTH_3 = {"n": 10, "mean_change": -4.75, "improved_share": 1.0}
-RTH01 = {"clinicians_enrolled": "*", "clinicians_started": 0, "classes_started": "*",
-         "patients_baseline": 0, "followup_rate_month_3": None,
-         "reminders_sent": "*", "reminders_failed": 0}
-RXF = {"clinicians_enrolled": "*", "patients_baseline": "*", "patients_month_3": 0,
-       "followup_due_month_3": "*", "followup_rate_month_3": "*", "sites_running_classes": "*",
-       "reminders_sent": 0, "reminders_failed": 10}
-R0A = {"clinicians_enrolled": 10, "clinicians_started": 10, "clinicians_completed": 0,
-       "clinicians_started_by_profession": _prof(psychologist=10),
-       "reminders_sent": 0, "reminders_failed": 0}
+RTH01 = {
+    "clinicians_enrolled": "*",
+    "clinicians_started": 0,
+    "classes_started": "*",
+    "patients_baseline": 0,
+    "followup_rate_month_3": None,
+    "reminders_sent": "*",
+    "reminders_failed": 0,
+}
+RXF = {
+    "clinicians_enrolled": "*",
+    "patients_baseline": "*",
+    "patients_month_3": 0,
+    "followup_due_month_3": "*",
+    "followup_rate_month_3": "*",
+    "sites_running_classes": "*",
+    "reminders_sent": 0,
+    "reminders_failed": 10,
+}
+R0A = {
+    "clinicians_enrolled": 10,
+    "clinicians_started": 10,
+    "clinicians_completed": 0,
+    "clinicians_started_by_profession": _prof(psychologist=10),
+    "reminders_sent": 0,
+    "reminders_failed": 0,
+}

@@ -26,11 +26,22 @@ from services.reporting.domain.figures import fold_site, raw_figures, total
 from shared.envelope import parse_event
 
 LONDON = ZoneInfo("Europe/London")
-NAMES = ("clinicians_enrolled", "clinicians_started", "clinicians_completed",
-         "clinicians_intending", "clinicians_delivering", "classes_started",
-         "sites_running_classes", "patients_baseline", "patients_month_3", "patients_month_12",
-         "followup_due_month_3", "followup_due_month_12", "followup_rate_month_3",
-         "followup_rate_month_12")
+NAMES = (
+    "clinicians_enrolled",
+    "clinicians_started",
+    "clinicians_completed",
+    "clinicians_intending",
+    "clinicians_delivering",
+    "classes_started",
+    "sites_running_classes",
+    "patients_baseline",
+    "patients_month_3",
+    "patients_month_12",
+    "followup_due_month_3",
+    "followup_due_month_12",
+    "followup_rate_month_3",
+    "followup_rate_month_12",
+)
 
 
 def _after(month: str) -> tuple[datetime, date]:
@@ -48,12 +59,21 @@ def _entities(events: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, A
     return found
 
 
-def series(events: list[dict[str, Any]], current: str, today: date, *, trust: str | None,
-           site: str | None, published: bool) -> tuple[list[str], dict[str, list[Any]]]:
+def series(
+    events: list[dict[str, Any]],
+    current: str,
+    today: date,
+    *,
+    trust: str | None,
+    site: str | None,
+    published: bool,
+) -> tuple[list[str], dict[str, list[Any]]]:
     entities = _entities(events)
-    place = {k: c["site"] for k, facts in entities.items()
-             if k[0] in (CLINICIANS, PATIENTS, CLASSES)
-             and (c := CONTRIBUTION[k[0]](facts)) is not None}
+    place = {
+        k: c["site"]
+        for k, facts in entities.items()
+        if k[0] in (CLINICIANS, PATIENTS, CLASSES) and (c := CONTRIBUTION[k[0]](facts)) is not None
+    }
     first = min(f["t"] for facts in entities.values() for f in facts.values())
     month = first.astimezone(LONDON).strftime("%Y-%m")
     months: list[str] = []
@@ -65,14 +85,18 @@ def series(events: list[dict[str, Any]], current: str, today: date, *, trust: st
         for key, where in place.items():
             if (site and where != site) or (trust and where[:3] != trust):
                 continue
-            c = CONTRIBUTION[key[0]]({i: f for i, f in facts.items()
-                                      if month == current or f["t"] < cutoff}
-                                     if (facts := entities[key]) else {})
+            c = CONTRIBUTION[key[0]](
+                {i: f for i, f in facts.items() if month == current or f["t"] < cutoff}
+                if (facts := entities[key])
+                else {}
+            )
             if c is not None:
                 by_site.setdefault(where, {CLINICIANS: [], PATIENTS: [], CLASSES: []})[
-                    key[0]].append({**c, "site": where, "trust": where[:3]})
-        summaries = [fold_site(s, s[:3], k[CLINICIANS], k[PATIENTS], k[CLASSES])
-                     for s, k in by_site.items()]
+                    key[0]
+                ].append({**c, "site": where, "trust": where[:3]})
+        summaries = [
+            fold_site(s, s[:3], k[CLINICIANS], k[PATIENTS], k[CLASSES]) for s, k in by_site.items()
+        ]
         t = total(summaries)
         render = published_figures if published else raw_figures
         figures = render(t, on, with_sites_running=site is None)

@@ -45,10 +45,20 @@ def tokens(monkeypatch: pytest.MonkeyPatch) -> None:
 
 async def seed(js: JetStreamContext) -> None:
     for i in range(9):
-        await publish_raw(js, cloud_event("clinician.enrolled", {
-            "clinician_ref": f"c-{i}", "profession": "nurse", "course_version": "1"}))
-    await publish_raw(js, cloud_event("patient.assessed", {
-        "patient_ref": "p-1", "timepoint": "baseline", "measures": {"rmdq": 12}}))
+        await publish_raw(
+            js,
+            cloud_event(
+                "clinician.enrolled",
+                {"clinician_ref": f"c-{i}", "profession": "nurse", "course_version": "1"},
+            ),
+        )
+    await publish_raw(
+        js,
+        cloud_event(
+            "patient.assessed",
+            {"patient_ref": "p-1", "timepoint": "baseline", "measures": {"rmdq": 12}},
+        ),
+    )
 
 
 async def national_enrolled(base: str, n: int) -> bool:
@@ -68,22 +78,48 @@ async def test_schemathesis_all_checks_pass_against_the_real_service(
         config = tmp_path / "schemathesis.toml"
         config.write_text(
             '[[operations]]\ninclude-path-regex = "/months$"\n'
-            'checks.positive_data_acceptance.expected-statuses = '
-            '["2xx", "3xx", 401, 403, 404, 409, 422, 429, "5xx"]\n')
+            "checks.positive_data_acceptance.expected-statuses = "
+            '["2xx", "3xx", 401, 403, 404, 409, 422, 429, "5xx"]\n'
+        )
         command = [
-            str(Path(sys.executable).with_name("schemathesis")), "--config-file", str(config),
+            str(Path(sys.executable).with_name("schemathesis")),
+            "--config-file",
+            str(config),
             "run",
-            f"{base}/openapi.json", "--checks", "all", "--mode", "all",
-            "--header", f"Authorization: Bearer {RAW}",
-            "--max-examples", "15", "--max-time", str(SCHEMATHESIS_SECONDS - 25),
-            "--seed", "14", "--phases", "examples,coverage,fuzzing",
-            "--generation-database", "none", "--workers", "1",
-            "--request-timeout", "10", "--no-color", "--warnings", "off",
-            "--report-dir", str(tmp_path),
+            f"{base}/openapi.json",
+            "--checks",
+            "all",
+            "--mode",
+            "all",
+            "--header",
+            f"Authorization: Bearer {RAW}",
+            "--max-examples",
+            "15",
+            "--max-time",
+            str(SCHEMATHESIS_SECONDS - 25),
+            "--seed",
+            "14",
+            "--phases",
+            "examples,coverage,fuzzing",
+            "--generation-database",
+            "none",
+            "--workers",
+            "1",
+            "--request-timeout",
+            "10",
+            "--no-color",
+            "--warnings",
+            "off",
+            "--report-dir",
+            str(tmp_path),
         ]
         proc = await asyncio.create_subprocess_exec(
-            *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-            cwd=tmp_path, env={**os.environ, "SCHEMATHESIS_TELEMETRY": "false"})
+            *command,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            cwd=tmp_path,
+            env={**os.environ, "SCHEMATHESIS_TELEMETRY": "false"},
+        )
         out, _ = await asyncio.wait_for(proc.communicate(), SCHEMATHESIS_SECONDS + 30)
     text = out.decode(errors="replace")
     assert proc.returncode == 0, text[-12000:]
@@ -96,14 +132,21 @@ async def test_unique_parameter_values_leave_memory_within_a_fixed_bound(
     await seed(js)
     apps: list[FastAPI] = []
     read = {"Authorization": f"Bearer {READ}"}
-    async with running_service(REPORTING, settings, apps=apps) as base, \
-            httpx.AsyncClient(base_url=base, headers=read, timeout=30) as api:
+    async with (
+        running_service(REPORTING, settings, apps=apps) as base,
+        httpx.AsyncClient(base_url=base, headers=read, timeout=30) as api,
+    ):
         await wait_for(lambda: national_enrolled(base, 9), 30, "seed applied")
         reporting: Reporting = apps[0].state.service
         big = "m" * 60_000  # httpx refuses URLs over 64 KB
-        warm = ["/v1/national", "/v1/trusts", "/v1/trusts/RTH", "/v1/trusts/RTH/sites/RTH08",
-                "/v1/funnel/followup_rate_month_3",
-                "/v1/funnel/improved_share?measure=rmdq&timepoint=month_3"]
+        warm = [
+            "/v1/national",
+            "/v1/trusts",
+            "/v1/trusts/RTH",
+            "/v1/trusts/RTH/sites/RTH08",
+            "/v1/funnel/followup_rate_month_3",
+            "/v1/funnel/improved_share?measure=rmdq&timepoint=month_3",
+        ]
         for path in warm:  # every legitimate answer cached once before measuring
             assert (await api.get(path)).status_code == 200, path
         gc.collect()
@@ -114,16 +157,20 @@ async def test_unique_parameter_values_leave_memory_within_a_fixed_bound(
             for i in range(1000):
                 kind = i % 5
                 if kind == 0:
-                    r = await api.get("/v1/funnel/followup_rate_month_3",
-                                      params={"measure": f"{big}{i}"})
+                    r = await api.get(
+                        "/v1/funnel/followup_rate_month_3", params={"measure": f"{big}{i}"}
+                    )
                 elif kind == 1:
-                    r = await api.get("/v1/funnel/improved_share",
-                                      params={"measure": f"rmdq{i}", "timepoint": "month_3"})
+                    r = await api.get(
+                        "/v1/funnel/improved_share",
+                        params={"measure": f"rmdq{i}", "timepoint": "month_3"},
+                    )
                 elif kind == 2:
                     r = await api.get(f"/v1/trusts/{i:03X}"[:13])  # unknown, well formed
                 elif kind == 3:
-                    r = await api.get(f"/v1/trusts/RTH/sites/RTH{i % 100:02d}",
-                                      params={f"x{i}": big[:1000]})
+                    r = await api.get(
+                        f"/v1/trusts/RTH/sites/RTH{i % 100:02d}", params={f"x{i}": big[:1000]}
+                    )
                 else:
                     r = await api.get(f"/v1/funnel/{big[:2000]}{i}")
                 statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
@@ -144,8 +191,10 @@ async def test_codes_parameters_and_accept_follow_the_rules(
 ) -> None:
     await seed(js)
     read = {"Authorization": f"Bearer {READ}"}
-    async with running_service(REPORTING, settings) as base, \
-            httpx.AsyncClient(base_url=base, headers=read) as api:
+    async with (
+        running_service(REPORTING, settings) as base,
+        httpx.AsyncClient(base_url=base, headers=read) as api,
+    ):
         await wait_for(lambda: national_enrolled(base, 9), 30, "seed applied")
 
         async def refused(path: str, field: str, **kw: object) -> str:
@@ -164,24 +213,39 @@ async def test_codes_parameters_and_accept_follow_the_rules(
             assert "ODS site code" in await refused(f"/v1/trusts/RTH/sites/{bad}", "sitecode")
         # Parameters: unknown, ignored, repeated or out of range are refused.
         assert "only /v1/funnel/improved_share" in await refused(
-            "/v1/funnel/followup_rate_month_3", "measure", params={"measure": "rmdq"})
-        assert "unknown parameter" in await refused("/v1/national", "trust",
-                                                    params={"trust": "RTH"})
+            "/v1/funnel/followup_rate_month_3", "measure", params={"measure": "rmdq"}
+        )
+        assert "unknown parameter" in await refused(
+            "/v1/national", "trust", params={"trust": "RTH"}
+        )
         assert "more than once" in await refused(
-            "/v1/trusts/RTH", "raw", params=[("raw", "false"), ("raw", "true")])
-        await refused("/v1/funnel/improved_share", "measure",
-                      params={"measure": "nope", "timepoint": "month_3"})
-        await refused("/v1/funnel/improved_share", "timepoint",
-                      params={"measure": "rmdq", "timepoint": "month_7"})
+            "/v1/trusts/RTH", "raw", params=[("raw", "false"), ("raw", "true")]
+        )
+        await refused(
+            "/v1/funnel/improved_share",
+            "measure",
+            params={"measure": "nope", "timepoint": "month_3"},
+        )
+        await refused(
+            "/v1/funnel/improved_share",
+            "timepoint",
+            params={"measure": "rmdq", "timepoint": "month_7"},
+        )
         await refused("/v1/national", "raw", params={"raw": "TRUE"})
         # Accept: RFC 9110 quality values, case-insensitive, wildcards, 406.
         cases = {
-            "text/csv": "text/csv", "TEXT/CSV": "text/csv", "text/csv;q=0": None,
+            "text/csv": "text/csv",
+            "TEXT/CSV": "text/csv",
+            "text/csv;q=0": None,
             "text/csv;q=0, application/json;q=0.1": "application/json",
             "application/json;q=0.5, text/csv;q=0.9": "text/csv",
-            "text/*": "text/csv", "*/*": "application/json", "": "application/json",
-            "text/html, */*;q=0.8": "application/json", "application/xml": None,
-            "*/*;q=0": None, "text/csv;q=0, */*": "application/json",
+            "text/*": "text/csv",
+            "*/*": "application/json",
+            "": "application/json",
+            "text/html, */*;q=0.8": "application/json",
+            "application/xml": None,
+            "*/*;q=0": None,
+            "text/csv;q=0, */*": "application/json",
         }
         for accept, media in cases.items():
             r = await api.get("/v1/trusts/RTH", headers={"Accept": accept})

@@ -26,8 +26,16 @@ from tests.reporting import months_oracle
 
 READ = {"Authorization": "Bearer reader-token"}
 RAW = {"Authorization": "Bearer raw-token"}
-PLACES = [(None, None), ("RTH", None), ("RXF", None), ("R0A", None), ("RTH", "RTH08"),
-          ("RTH", "RTH01"), ("RXF", "RXF01"), ("R0A", "R0A02")]
+PLACES = [
+    (None, None),
+    ("RTH", None),
+    ("RXF", None),
+    ("R0A", None),
+    ("RTH", "RTH08"),
+    ("RTH", "RTH01"),
+    ("RXF", "RXF01"),
+    ("R0A", "R0A02"),
+]
 CURRENT = ds.NOW.strftime("%Y-%m")
 
 
@@ -53,8 +61,9 @@ def path(trust: str | None, site: str | None, tail: str = "/months") -> str:
     return f"/v1/trusts/{trust}" + (f"/sites/{site}" if site else "") + tail
 
 
-async def get(client: httpx.AsyncClient, url: str, headers: dict[str, str] = READ, /,
-              **params: str) -> httpx.Response:
+async def get(
+    client: httpx.AsyncClient, url: str, headers: dict[str, str] = READ, /, **params: str
+) -> httpx.Response:
     return await client.get(url, headers=headers, params=params)
 
 
@@ -72,8 +81,13 @@ async def check_every_place(client: httpx.AsyncClient) -> list[dict[str, Any]]:
             params = {"raw": "true"} if raw else {}
             body = (await get(client, path(trust, site), headers, **params)).json()
             months, expected = months_oracle.series(
-                ds.events(), CURRENT, assessment_date(ds.NOW), trust=trust, site=site,
-                published=not raw and trust is not None)
+                ds.events(),
+                CURRENT,
+                assessment_date(ds.NOW),
+                trust=trust,
+                site=site,
+                published=not raw and trust is not None,
+            )
             where = f"{trust}/{site} raw={raw}"
             assert body["months"] == months, where
             assert body["figures"] == expected, where
@@ -81,8 +95,9 @@ async def check_every_place(client: httpx.AsyncClient) -> list[dict[str, Any]]:
             current = (await get(client, path(trust, site, ""), headers, **params)).json()
             for name, values in body["figures"].items():
                 assert values[-1] == current["figures"][name], (where, name)
-            response = await get(client, path(trust, site), {**headers, "Accept": "text/csv"},
-                                 **params)
+            response = await get(
+                client, path(trust, site), {**headers, "Accept": "text/csv"}, **params
+            )
             assert response.headers["content-type"].startswith("text/csv")
             rows = list(csv.DictReader(io.StringIO(response.text)))
             assert [r["month"] for r in rows] == months
@@ -101,19 +116,24 @@ async def test_monthly_series_exact_at_every_level_json_csv_and_after_rebuild(
     half = len(sends) // 2
     for event, msg_id in sends[:half]:
         assert await publish_raw(js, event, msg_id=msg_id)
-    async with running_service(SPEC, settings, clock) as a, \
-            running_service(SPEC, settings, clock) as b, \
-            httpx.AsyncClient(base_url=a, timeout=10) as ca, \
-            httpx.AsyncClient(base_url=b, timeout=10) as cb:
+    async with (
+        running_service(SPEC, settings, clock) as a,
+        running_service(SPEC, settings, clock) as b,
+        httpx.AsyncClient(base_url=a, timeout=10) as ca,
+        httpx.AsyncClient(base_url=b, timeout=10) as cb,
+    ):
         for event, msg_id in sends[half:]:
             assert await publish_raw(js, event, msg_id=msg_id)
 
         async def settled() -> bool:
             info: ConsumerInfo = await js.consumer_info(EVENTS_STREAM, "reporting")
             body = (await get(ca, "/v1/national")).json()
-            return info.num_pending == 0 and info.num_ack_pending == 0 and \
-                body["figures"]["patients_baseline"] == ds.NATIONAL["patients_baseline"] and \
-                body["figures"]["clinicians_enrolled"] == ds.NATIONAL["clinicians_enrolled"]
+            return (
+                info.num_pending == 0
+                and info.num_ack_pending == 0
+                and body["figures"]["patients_baseline"] == ds.NATIONAL["patients_baseline"]
+                and body["figures"]["clinicians_enrolled"] == ds.NATIONAL["clinicians_enrolled"]
+            )
 
         await wait_for(settled, 60, "every event applied")
         national = (await get(ca, "/v1/national/months")).json()
@@ -122,10 +142,18 @@ async def test_monthly_series_exact_at_every_level_json_csv_and_after_rebuild(
         # 2025 counts there from January 2025 (the place the current figures count them).
         assert national["months"][0] == "2024-03" and national["months"][-1] == "2025-06"
         assert len(national["months"]) == 16
-        f = dict(zip(national["months"], zip(national["figures"]["patients_baseline"],
-                                              national["figures"]["followup_due_month_3"],
-                                              national["figures"]["patients_month_3"],
-                                              strict=True), strict=True))
+        f = dict(
+            zip(
+                national["months"],
+                zip(
+                    national["figures"]["patients_baseline"],
+                    national["figures"]["followup_due_month_3"],
+                    national["figures"]["patients_month_3"],
+                    strict=True,
+                ),
+                strict=True,
+            )
+        )
         assert f["2024-03"] == (9, 0, 0) and f["2024-04"] == (9, 0, 0)
         assert f["2024-05"] == (9, 9, 0) and f["2024-06"] == (9, 9, 9)
         rxf = (await get(ca, "/v1/trusts/RXF/months", RAW, raw="true")).json()
@@ -136,15 +164,20 @@ async def test_monthly_series_exact_at_every_level_json_csv_and_after_rebuild(
         before = await check_every_place(ca)
         # Both instances answer alike; narrowing, bad input, scopes.
         assert (await get(cb, "/v1/trusts/RTH/months")).json() == before[2]
-        narrowed = (await get(cb, "/v1/national/months", **{"from": "2025-01",
-                                                            "to": "2025-03"})).json()
+        narrowed = (
+            await get(cb, "/v1/national/months", **{"from": "2025-01", "to": "2025-03"})
+        ).json()
         assert narrowed["months"] == ["2025-01", "2025-02", "2025-03"]
         i = national["months"].index("2025-01")
-        assert narrowed["figures"]["clinicians_enrolled"] == \
-            national["figures"]["clinicians_enrolled"][i:i + 3]
-        for params, field, says in (({"from": "2025-13"}, "from", "not a month"),
-                                    ({"to": "25-01"}, "to", "not a month"),
-                                    ({"from": "2025-04", "to": "2025-03"}, "from", "after")):
+        assert (
+            narrowed["figures"]["clinicians_enrolled"]
+            == national["figures"]["clinicians_enrolled"][i : i + 3]
+        )
+        for params, field, says in (
+            ({"from": "2025-13"}, "from", "not a month"),
+            ({"to": "25-01"}, "to", "not a month"),
+            ({"from": "2025-04", "to": "2025-03"}, "from", "after"),
+        ):
             response = await get(cb, "/v1/national/months", **params)
             assert response.status_code == 422
             [error] = response.json()["detail"]
@@ -156,8 +189,11 @@ async def test_monthly_series_exact_at_every_level_json_csv_and_after_rebuild(
         assert (await get(cb, "/v1/trusts/RYJ/months")).status_code == 404
         assert (await get(cb, "/v1/trusts/RTH/sites/RTH99/months")).status_code == 404
         openapi = (await cb.get("/openapi.json")).json()
-        assert {"/v1/national/months", "/v1/trusts/{trustcode}/months",
-                "/v1/trusts/{trustcode}/sites/{sitecode}/months"} <= set(openapi["paths"])
+        assert {
+            "/v1/national/months",
+            "/v1/trusts/{trustcode}/months",
+            "/v1/trusts/{trustcode}/sites/{sitecode}/months",
+        } <= set(openapi["paths"])
         names = {p["name"] for p in openapi["paths"]["/v1/national/months"]["get"]["parameters"]}
         assert {"from", "to", "raw"} <= names
 

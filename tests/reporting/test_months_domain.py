@@ -48,19 +48,33 @@ def test_a_clinicians_timeline_waits_for_the_enrolment_and_follows_the_latest_re
     assert line[2][1]["clinicians_intending"] == 0
     folded = fold_months([steps(line) or []])
     assert folded is not None and folded["first"] == "2025-02" and folded["last"] == "2025-06"
-    assert [folded["series"][m]["clinicians_completed"] for m in folded["series"]] == \
-        [0, 0, 1, 1, 1]
+    assert [folded["series"][m]["clinicians_completed"] for m in folded["series"]] == [
+        0,
+        0,
+        1,
+        1,
+        1,
+    ]
 
 
 def test_a_follow_up_falls_due_in_the_month_of_its_due_date() -> None:
     base = {"trust": "RTH", "site": "RTH08"}
-    facts = {"b": {**base, "t": t(1, 10), "k": "assessed", "tp": "baseline"},
-             "f": {**base, "t": t(6, 1), "k": "assessed", "tp": "month_3"}}
+    facts = {
+        "b": {**base, "t": t(1, 10), "k": "assessed", "tp": "baseline"},
+        "f": {**base, "t": t(6, 1), "k": "assessed", "tp": "month_3"},
+    }
     line = timeline(PATIENTS, facts)
     folded = fold_months([steps(line) or []])
     assert folded is not None
-    due = {m: (c["followup_due_month_3"], c["patients_month_3"])
-           for m, c in folded["series"].items()}
+    due = {
+        m: (c["followup_due_month_3"], c["patients_month_3"]) for m, c in folded["series"].items()
+    }
     # Due 91 days after 10 January: 11 April.
-    assert due == {"2025-01": (0, 0), "2025-02": (0, 0), "2025-03": (0, 0),
-                   "2025-04": (1, 0), "2025-05": (1, 0), "2025-06": (1, 1)}
+    assert due == {
+        "2025-01": (0, 0),
+        "2025-02": (0, 0),
+        "2025-03": (0, 0),
+        "2025-04": (1, 0),
+        "2025-05": (1, 0),
+        "2025-06": (1, 1),
+    }

@@ -44,14 +44,19 @@ def reporting_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def enrolled(ref: str, minute: int, version: str = "1") -> dict[str, Any]:
-    return cloud_event("clinician.enrolled", {"clinician_ref": ref, "profession": "nurse",
-                                              "course_version": version},
-                       time=T0 + timedelta(minutes=minute))
+    return cloud_event(
+        "clinician.enrolled",
+        {"clinician_ref": ref, "profession": "nurse", "course_version": version},
+        time=T0 + timedelta(minutes=minute),
+    )
 
 
 def module(ref: str, verb: str, module_id: str, minute: int) -> dict[str, Any]:
-    return cloud_event(f"module.{verb}", {"clinician_ref": ref, "module_id": module_id},
-                       time=T0 + timedelta(minutes=minute))
+    return cloud_event(
+        f"module.{verb}",
+        {"clinician_ref": ref, "module_id": module_id},
+        time=T0 + timedelta(minutes=minute),
+    )
 
 
 def trust_events() -> list[dict[str, Any]]:
@@ -59,16 +64,19 @@ def trust_events() -> list[dict[str, Any]]:
     for i in range(15):
         events.append(enrolled(f"valid-{i}", i))
         if i < 10:
-            events += [module(f"valid-{i}", "completed", m, 100 + n)
-                       for n, m in enumerate(MODULES)]
+            events += [module(f"valid-{i}", "completed", m, 100 + n) for n, m in enumerate(MODULES)]
     for i in range(9):
-        events += [enrolled(f"v97-{i}", i, version="97"),
-                   module(f"v97-{i}", "started", MODULES[0], 100),
-                   module(f"v97-{i}", "completed", MODULES[0], 101)]
+        events += [
+            enrolled(f"v97-{i}", i, version="97"),
+            module(f"v97-{i}", "started", MODULES[0], 100),
+            module(f"v97-{i}", "completed", MODULES[0], 101),
+        ]
     for i in range(5):
-        events += [enrolled(f"nomod-{i}", i),
-                   module(f"nomod-{i}", "started", "m99-not-in-any-version", 100),
-                   module(f"nomod-{i}", "completed", "m42-nor-this", 101)]
+        events += [
+            enrolled(f"nomod-{i}", i),
+            module(f"nomod-{i}", "started", "m99-not-in-any-version", 100),
+            module(f"nomod-{i}", "completed", "m42-nor-this", 101),
+        ]
     return events
 
 
@@ -83,9 +91,12 @@ async def idle(js: JetStreamContext, durable: str) -> bool:
 
 
 def scrape(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    return {(s.name, frozenset(s.labels.items())): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples
-            if s.name.startswith("ibest_clinicians")}
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name.startswith("ibest_clinicians")
+    }
 
 
 async def every_view(base: str) -> dict[str, Any]:
@@ -100,27 +111,52 @@ async def every_view(base: str) -> dict[str, Any]:
         views[f"site {scope}"] = {f: site["figures"][f] for f in FUNNEL}
         one = (await get(base, f"/v1/trusts/RTH/sites/RTH08{query}", headers)).json()
         views[f"site page {scope}"] = {f: one["figures"][f] for f in FUNNEL}
-    rows = list(csv.DictReader(io.StringIO(
-        (await get(base, "/v1/trusts/RTH", {**READ, "Accept": "text/csv"})).text)))
+    rows = list(
+        csv.DictReader(
+            io.StringIO((await get(base, "/v1/trusts/RTH", {**READ, "Accept": "text/csv"})).text)
+        )
+    )
     for row in rows:
         views[f"csv {row['level']}"] = {f: int(row[f]) for f in FUNNEL}
-    [nat] = csv.DictReader(io.StringIO(
-        (await get(base, "/v1/national", {**READ, "Accept": "text/csv"})).text))
+    [nat] = csv.DictReader(
+        io.StringIO((await get(base, "/v1/national", {**READ, "Accept": "text/csv"})).text)
+    )
     views["csv national"] = {f: int(nat[f]) for f in FUNNEL}
     metrics = scrape((await get(base, "/metrics", {})).text)
-    for name, labels in (("metrics national", frozenset()),
-                         ("metrics trust", frozenset({("trust", "RTH")})),
-                         ("metrics site", frozenset({("trust", "RTH"), ("site", "RTH08")}))):
+    for name, labels in (
+        ("metrics national", frozenset()),
+        ("metrics trust", frozenset({("trust", "RTH")})),
+        ("metrics site", frozenset({("trust", "RTH"), ("site", "RTH08")})),
+    ):
         views[name] = {f: metrics.get((f"ibest_{f}", labels)) for f in FUNNEL}
-    views["metrics nurses"] = {f: metrics.get(("ibest_clinicians_by_profession", frozenset(
-        {("stage", f.removeprefix("clinicians_")), ("profession", "nurse")}))) for f in FUNNEL}
+    views["metrics nurses"] = {
+        f: metrics.get(
+            (
+                "ibest_clinicians_by_profession",
+                frozenset({("stage", f.removeprefix("clinicians_")), ("profession", "nurse")}),
+            )
+        )
+        for f in FUNNEL
+    }
     return views
 
 
-EVERY_VIEW = ("national", "trust raw", "site raw", "site page raw", "trust published",
-              "site published", "site page published", "csv trust", "csv site",
-              "csv national", "metrics national", "metrics trust", "metrics site",
-              "metrics nurses")
+EVERY_VIEW = (
+    "national",
+    "trust raw",
+    "site raw",
+    "site page raw",
+    "trust published",
+    "site published",
+    "site page published",
+    "csv trust",
+    "csv site",
+    "csv national",
+    "metrics national",
+    "metrics trust",
+    "metrics site",
+    "metrics nurses",
+)
 
 
 def settled(base: str, js: JetStreamContext) -> Callable[[], Any]:
@@ -129,6 +165,7 @@ def settled(base: str, js: JetStreamContext) -> Callable[[], Any]:
             return None
         views = await every_view(base)
         return views if all(views.get(v) == EXPECTED for v in EVERY_VIEW) else None
+
     return check
 
 
@@ -138,9 +175,11 @@ async def test_no_figure_counts_what_the_platform_rejects(
     events = trust_events()
     for event in events:
         assert await publish_raw(js, event)
-    async with running_service(build_spec(), settings), \
-            running_service(REPORTING, settings) as a, \
-            running_service(REPORTING, settings) as b:
+    async with (
+        running_service(build_spec(), settings),
+        running_service(REPORTING, settings) as a,
+        running_service(REPORTING, settings) as b,
+    ):
         for base in (a, b):
             await wait_for(settled(base, js), 45, f"exact figures in every view of {base}")
         assert await rebuild_command(argparse.Namespace(), settings) == 0
@@ -156,10 +195,15 @@ async def test_no_figure_counts_what_the_platform_rejects(
     for r in rejected:
         by_type.setdefault(r.first.event_type, []).append(r)
     assert len(by_type["clinician.enrolled"]) == 9
-    assert all(r.consumers == ("enrolment", "reporting") and r.first.trust == "RTH"
-               for r in by_type["clinician.enrolled"])
-    assert all("data.course_version: '97'" in e for r in by_type["clinician.enrolled"]
-               for e in r.errors.values())
+    assert all(
+        r.consumers == ("enrolment", "reporting") and r.first.trust == "RTH"
+        for r in by_type["clinician.enrolled"]
+    )
+    assert all(
+        "data.course_version: '97'" in e
+        for r in by_type["clinician.enrolled"]
+        for e in r.errors.values()
+    )
     modules = by_type["module.started"] + by_type["module.completed"]
     assert len(modules) == 10 and all(r.consumers == ("enrolment",) for r in modules)
     assert all("data.module_id" in r.first.error for r in modules)

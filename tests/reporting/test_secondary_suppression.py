@@ -54,9 +54,12 @@ def add(*parts: Totals) -> Totals:
 def national(parts: list[Totals], *, every_family: bool = False) -> dict[str, object]:
     whole = add(*parts)
     trusts = [published_figures(t, TODAY, with_sites_running=True) for t in parts]
-    return protect_national(raw_figures(whole, TODAY, with_sites_running=True),
-                            published_figures(whole, TODAY, with_sites_running=True), trusts,
-                            every_family=every_family)
+    return protect_national(
+        raw_figures(whole, TODAY, with_sites_running=True),
+        published_figures(whole, TODAY, with_sites_running=True),
+        trusts,
+        every_family=every_family,
+    )
 
 
 def test_bounds_read_a_published_count_as_an_outsider_would() -> None:
@@ -81,16 +84,15 @@ def test_recoverable_says_exactly_when_a_suppressed_cell_is_pinned(cells: list[i
     if len(cells) > 5:  # keep the brute force small
         return
     feasible = [combo for combo in product(*options) if sum(combo) == sum(cells)]
-    pinned = any(published[i] == SUPPRESSED
-                 and len({combo[i] for combo in feasible}) < MIN_POSSIBLE_VALUES
-                 for i in range(len(cells)))
+    pinned = any(
+        published[i] == SUPPRESSED and len({combo[i] for combo in feasible}) < MIN_POSSIBLE_VALUES
+        for i in range(len(cells))
+    )
     assert recoverable((sum(cells), sum(cells)), published) == pinned
 
 
 @pytest.mark.parametrize("every_family", [False, True])
-def test_the_demo_case_national_doctors_no_longer_give_back_five_trusts(
-    every_family: bool
-) -> None:
+def test_the_demo_case_national_doctors_no_longer_give_back_five_trusts(every_family: bool) -> None:
     """By default (the by-profession family protected) and with every family protected."""
     ones = [totals({"doctor": 1, "physiotherapist": 20}) for _ in range(5)]
     rest = [totals({"physiotherapist": 30}) for _ in range(10)]
@@ -111,8 +113,11 @@ def test_the_demo_case_national_doctors_no_longer_give_back_five_trusts(
 
 
 def test_national_stays_exact_when_nothing_can_be_recovered() -> None:
-    parts = [totals({"nurse": 3, "physiotherapist": 40}), totals({"nurse": 12}),
-             totals({"nurse": 25, "physiotherapist": 9})]
+    parts = [
+        totals({"nurse": 3, "physiotherapist": 40}),
+        totals({"nurse": 12}),
+        totals({"nurse": 25, "physiotherapist": 9}),
+    ]
     whole = add(*parts)
     exact = raw_figures(whole, TODAY, with_sites_running=True)
     assert national(parts) == exact
@@ -125,8 +130,9 @@ def test_by_default_only_the_profession_breakdowns_are_controlled() -> None:
     whole = add(*parts)
     exact = raw_figures(whole, TODAY, with_sites_running=True)
     trusts = [published_figures(t, TODAY, with_sites_running=True) for t in parts]
-    chosen = controlled_names(exact, published_figures(whole, TODAY, with_sites_running=True),
-                              trusts)
+    chosen = controlled_names(
+        exact, published_figures(whole, TODAY, with_sites_running=True), trusts
+    )
     assert "clinicians_completed_by_profession.doctor" in chosen
     assert "clinicians_completed_by_profession.nurse" in chosen  # the breakdown together
     assert chosen == {n for n in chosen if "_by_profession." in n}
@@ -134,12 +140,15 @@ def test_by_default_only_the_profession_breakdowns_are_controlled() -> None:
     assert figures["clinicians_completed"] == 42  # headline: exact; 0 stays 0
     assert figures["clinicians_intending"] == 0
     assert figures["clinicians_completed_by_profession"] == {
-        **dict.fromkeys(PROFESSIONS, 0), "doctor": SUPPRESSED, "nurse": 40}
+        **dict.fromkeys(PROFESSIONS, 0),
+        "doctor": SUPPRESSED,
+        "nurse": 40,
+    }
 
 
 @pytest.mark.parametrize("every_family", [False, True])
 def test_a_recoverable_headline_count_is_controlled_only_with_every_family(
-    every_family: bool
+    every_family: bool,
 ) -> None:
     """Two trusts with one doctor each: the national 2 beside their two "*" pins both. By
     default it is published exactly (the residual risk accepted at national scale,
@@ -152,8 +161,7 @@ def test_a_recoverable_headline_count_is_controlled_only_with_every_family(
     assert figures["clinicians_completed"] == (SUPPRESSED if every_family else 2)
     # clinicians_facilitating_rate is built on clinicians_completed: 0 of 2 exactly, or
     # under control (0 over a hidden count is "*" too, it would reveal the count).
-    assert figures["clinicians_facilitating_rate"] == (
-        control_rate(0, 2) if every_family else 0.0)
+    assert figures["clinicians_facilitating_rate"] == (control_rate(0, 2) if every_family else 0.0)
 
 
 def test_only_the_pinned_family_and_its_rates_are_controlled() -> None:
@@ -161,8 +169,9 @@ def test_only_the_pinned_family_and_its_rates_are_controlled() -> None:
     whole = add(*parts)
     exact = raw_figures(whole, TODAY, with_sites_running=True)
     trusts = [published_figures(t, TODAY, with_sites_running=True) for t in parts]
-    chosen = controlled_names(exact, published_figures(whole, TODAY, with_sites_running=True),
-                              trusts, every_family=True)
+    chosen = controlled_names(
+        exact, published_figures(whole, TODAY, with_sites_running=True), trusts, every_family=True
+    )
     # Each "*" trust is 1 of 2 doctors nationally: pinned. Enrolled/started/completed are
     # controlled with their breakdowns; intending and delivering (all zero) stay exact.
     assert "clinicians_completed_by_profession.doctor" in chosen
@@ -176,8 +185,7 @@ def test_a_star_beside_zeros_never_shows_a_group_make_up() -> None:
     assert site["clinicians_completed"] == SUPPRESSED
     assert site["clinicians_completed_by_profession"] == dict.fromkeys(PROFESSIONS, SUPPRESSED)
     # A total published as a rounded count keeps its breakdown as it is.
-    larger = published_figures(totals({"doctor": 2, "nurse": 20}), TODAY,
-                               with_sites_running=False)
+    larger = published_figures(totals({"doctor": 2, "nurse": 20}), TODAY, with_sites_running=False)
     assert larger["clinicians_completed_by_profession"]["doctor"] == SUPPRESSED
     assert larger["clinicians_completed_by_profession"]["nurse"] == 20
     assert larger["clinicians_completed_by_profession"]["other"] == 0
@@ -201,10 +209,12 @@ def test_the_national_monthly_series_is_protected_month_by_month() -> None:
     """IBEST_REPORTING_PROTECT_NATIONAL on the monthly series: each month is judged against
     that month's trust figures; a month that pins nothing stays exact, and the follow-up
     rate built on a controlled count is controlled with it."""
+
     def month(enrolled: int, patients: int = 0, due: int = 0) -> dict[str, int]:
         counts = dict.fromkeys(COUNTS, 0)
-        counts.update(clinicians_enrolled=enrolled, patients_month_3=patients,
-                      followup_due_month_3=due)
+        counts.update(
+            clinicians_enrolled=enrolled, patients_month_3=patients, followup_due_month_3=due
+        )
         return counts
 
     # Month 1: two trusts at "*" (1 each), national 2 pins both. Month 2: 21 and 30.
@@ -215,5 +225,4 @@ def test_the_national_monthly_series_is_protected_month_by_month() -> None:
     assert series["patients_month_3"] == [SUPPRESSED, 50]
     assert series["followup_rate_month_3"] == [control_rate(2, 4), round(50 / 55, 3)]
     # Without the setting the national series is exact (series_figures, published=False).
-    assert [month_figures(m, published=False)["clinicians_enrolled"] for m in national] == \
-        [2, 51]
+    assert [month_figures(m, published=False)["clinicians_enrolled"] for m in national] == [2, 51]

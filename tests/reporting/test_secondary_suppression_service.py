@@ -32,58 +32,76 @@ def reporting_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("IBEST_REPORTING_TOKENS", "reader-token:read,raw-token:raw")
 
 
-def enrolments(staffing: dict[str, list[tuple[str, int]]] | None = None
-               ) -> list[dict[str, Any]]:
+def enrolments(staffing: dict[str, list[tuple[str, int]]] | None = None) -> list[dict[str, Any]]:
     events = []
     when = NOW - timedelta(days=30)
     staffing = staffing or {
         trust: [("physiotherapist", 20)] + ([("doctor", 1)] if trust in WITH_DOCTOR else [])
-        for trust in WITH_DOCTOR + WITHOUT}
+        for trust in WITH_DOCTOR + WITHOUT
+    }
     for trust, staff in staffing.items():
         for profession, n in staff:
             for i in range(n):
-                events.append(cloud_event(
-                    "clinician.enrolled",
-                    {"clinician_ref": f"{trust}-{profession}-{i}", "profession": profession,
-                     "course_version": "1"},
-                    trust=trust, site=f"{trust}01", time=when))
+                events.append(
+                    cloud_event(
+                        "clinician.enrolled",
+                        {
+                            "clinician_ref": f"{trust}-{profession}-{i}",
+                            "profession": profession,
+                            "course_version": "1",
+                        },
+                        trust=trust,
+                        site=f"{trust}01",
+                        time=when,
+                    )
+                )
     return events
 
 
 Flat = dict[str, Any]
 
 
-async def published_beside_raw(settings: Settings, js: JetStreamContext,
-                               events: list[dict[str, Any]],
-                               months: dict[str, Any] | None = None
-                               ) -> tuple[Flat, Flat, list[Flat]]:
+async def published_beside_raw(
+    settings: Settings,
+    js: JetStreamContext,
+    events: list[dict[str, Any]],
+    months: dict[str, Any] | None = None,
+) -> tuple[Flat, Flat, list[Flat]]:
     """Once every event is applied: the raw national figures, the published national ones
     and every trust's published figures (what an outsider holds), flattened; `months`
     receives the published national monthly series and every trust's."""
     for event in events:
         assert await publish_raw(js, event)
-    async with running_service(SPEC, settings, lambda: NOW) as base, \
-            httpx.AsyncClient(base_url=base, timeout=10) as client:
+    async with (
+        running_service(SPEC, settings, lambda: NOW) as base,
+        httpx.AsyncClient(base_url=base, timeout=10) as client,
+    ):
 
         async def applied() -> bool:
             info = await js.consumer_info(EVENTS_STREAM, "reporting")
             raw = (await client.get("/v1/national?raw=true", headers=RAW)).json()
-            return bool(info.num_pending == 0 and info.num_ack_pending == 0
-                        and raw.get("figures", {}).get("clinicians_enrolled") == len(events))
+            return bool(
+                info.num_pending == 0
+                and info.num_ack_pending == 0
+                and raw.get("figures", {}).get("clinicians_enrolled") == len(events)
+            )
 
         await wait_for(applied, 60, "every enrolment applied")
         raw = flat((await client.get("/v1/national?raw=true", headers=RAW)).json()["figures"])
         national = flat((await client.get("/v1/national", headers=READ)).json()["figures"])
-        trusts = [flat(t["figures"]) for t in
-                  (await client.get("/v1/trusts", headers=READ)).json()["trusts"]]
+        trusts = [
+            flat(t["figures"])
+            for t in (await client.get("/v1/trusts", headers=READ)).json()["trusts"]
+        ]
         if months is not None:
-            months["national"] = (await client.get("/v1/national/months",
-                                                   headers=READ)).json()
-            months["funnel"] = (await client.get("/v1/funnel/clinicians_completed",
-                                                 headers=READ)).json()
+            months["national"] = (await client.get("/v1/national/months", headers=READ)).json()
+            months["funnel"] = (
+                await client.get("/v1/funnel/clinicians_completed", headers=READ)
+            ).json()
             for trust in sorted({str(e["trustcode"]) for e in events}):
-                months[trust] = (await client.get(f"/v1/trusts/{trust}/months",
-                                                  headers=READ)).json()
+                months[trust] = (
+                    await client.get(f"/v1/trusts/{trust}/months", headers=READ)
+                ).json()
     return raw, national, trusts
 
 
@@ -102,8 +120,7 @@ async def test_no_trust_cell_is_recovered_by_difference(
     for name, value in national.items():
         cells = [t[name] for t in trusts if name in t]
         if value == SUPPRESSED or (isinstance(value, int) and not isinstance(value, bool)):
-            known = bounds(value) if value != raw[name] or value == SUPPRESSED \
-                else (value, value)
+            known = bounds(value) if value != raw[name] or value == SUPPRESSED else (value, value)
             assert not recoverable(known, cells), name
     assert national[doctors] == SUPPRESSED
     # Figures no trust cell depends on stay exact: 300 physiotherapists, no one completed.

@@ -23,14 +23,24 @@ from tests.reporting import dataset as ds
 
 READ = {"Authorization": "Bearer reader-token"}
 RAW = {"Authorization": "Bearer raw-token"}
-COUNT_METRICS = {"ibest_clinicians_enrolled", "ibest_clinicians_started",
-                 "ibest_clinicians_completed", "ibest_clinicians_intending",
-                 "ibest_clinicians_delivering", "ibest_classes_started",
-                 "ibest_sites_running_classes", "ibest_patients_baseline",
-                 "ibest_patients_month_3", "ibest_patients_month_12",
-                 "ibest_followup_due_month_3", "ibest_followup_due_month_12",
-                 "ibest_clinicians_by_profession", "ibest_outcome_n",
-                 "ibest_reminders_sent", "ibest_reminders_failed"}
+COUNT_METRICS = {
+    "ibest_clinicians_enrolled",
+    "ibest_clinicians_started",
+    "ibest_clinicians_completed",
+    "ibest_clinicians_intending",
+    "ibest_clinicians_delivering",
+    "ibest_classes_started",
+    "ibest_sites_running_classes",
+    "ibest_patients_baseline",
+    "ibest_patients_month_3",
+    "ibest_patients_month_12",
+    "ibest_followup_due_month_3",
+    "ibest_followup_due_month_12",
+    "ibest_clinicians_by_profession",
+    "ibest_outcome_n",
+    "ibest_reminders_sent",
+    "ibest_reminders_failed",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -65,10 +75,12 @@ async def all_applied(js: JetStreamContext) -> bool:
 
 
 def scrape(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    return {(s.name, frozenset(s.labels.items())): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples
-            if s.name.startswith("ibest_") and not s.name.startswith(("ibest_events",
-                                                                        "ibest_handler"))}
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name.startswith("ibest_") and not s.name.startswith(("ibest_events", "ibest_handler"))
+    }
 
 
 async def test_dataset_figures_through_api_csv_metrics_two_instances_and_rebuild(
@@ -78,8 +90,10 @@ async def test_dataset_figures_through_api_csv_metrics_two_instances_and_rebuild
     half = len(sends) // 2
     for event, msg_id in sends[:half]:
         assert await publish_raw(js, event, msg_id=msg_id)
-    async with running_service(SPEC, settings, clock) as a, \
-            running_service(SPEC, settings, clock) as b:
+    async with (
+        running_service(SPEC, settings, clock) as a,
+        running_service(SPEC, settings, clock) as b,
+    ):
         for event, msg_id in sends[half:]:
             assert await publish_raw(js, event, msg_id=msg_id)
 
@@ -121,10 +135,15 @@ async def test_dataset_figures_through_api_csv_metrics_two_instances_and_rebuild
         raw_sites = {s["sitecode"]: s["figures"] for s in raw_rth["sites"]}
         assert raw_sites["RTH01"]["clinicians_enrolled"] == 3  # the mover left for RXF01
         assert raw_rth["figures"]["clinicians_enrolled"] == 16
-        assert (raw_rth["figures"]["reminders_sent"], raw_rth["figures"]["reminders_failed"]) \
-            == (14, 3)
-        assert (raw_sites["RTH08"]["reminders_sent"], raw_sites["RTH08"]["reminders_failed"],
-                raw_sites["RTH01"]["reminders_sent"]) == (13, 3, 1)
+        assert (raw_rth["figures"]["reminders_sent"], raw_rth["figures"]["reminders_failed"]) == (
+            14,
+            3,
+        )
+        assert (
+            raw_sites["RTH08"]["reminders_sent"],
+            raw_sites["RTH08"]["reminders_failed"],
+            raw_sites["RTH01"]["reminders_sent"],
+        ) == (13, 3, 1)
 
         # CSV: the same table, one row per place.
         response = await get(a, "/v1/trusts/RTH", {**READ, "Accept": "text/csv"})
@@ -147,9 +166,11 @@ async def test_dataset_figures_through_api_csv_metrics_two_instances_and_rebuild
         # Metrics: controlled gauges, national exact, suppressed values omitted.
         async def scraped() -> dict[Any, float] | None:
             found = scrape((await get(a, "/metrics", {})).text)
-            ok = found.get(("ibest_clinicians_enrolled", frozenset())) == 26 and \
-                found.get(("ibest_reporting_last_event_timestamp_seconds", frozenset())) == \
-                ds.LATEST.timestamp()
+            ok = (
+                found.get(("ibest_clinicians_enrolled", frozenset())) == 26
+                and found.get(("ibest_reporting_last_event_timestamp_seconds", frozenset()))
+                == ds.LATEST.timestamp()
+            )
             return found if ok else None
 
         metrics = await wait_for(scraped, 30, "the figures in /metrics")
@@ -170,14 +191,32 @@ async def test_dataset_figures_through_api_csv_metrics_two_instances_and_rebuild
         assert metrics[("ibest_reminders_failed", frozenset({("trust", "RXF")}))] == 10
         assert metrics[("ibest_reminders_failed", frozenset({("trust", "R0A")}))] == 0
         assert metrics[("ibest_followup_rate_month_3", rth_labels)] == 0.7  # 20/30 to 1 place
-        assert metrics[("ibest_clinicians_by_profession",
-                        frozenset({("stage", "enrolled"), ("profession", "psychologist")}))] == 10
-        assert ("ibest_clinicians_by_profession",  # 7 nationally, "*" beside the trusts'
-                frozenset({("stage", "enrolled"), ("profession", "nurse")})) not in metrics
-        assert metrics[("ibest_outcome_n", frozenset({("measure", "rmdq"),
-                                                      ("timepoint", "month_3")}))] == 12
-        assert metrics[("ibest_outcome_improved_share",
-                        rth08 | {("measure", "rmdq"), ("timepoint", "month_3")})] == 1.0
+        assert (
+            metrics[
+                (
+                    "ibest_clinicians_by_profession",
+                    frozenset({("stage", "enrolled"), ("profession", "psychologist")}),
+                )
+            ]
+            == 10
+        )
+        assert (
+            "ibest_clinicians_by_profession",  # 7 nationally, "*" beside the trusts'
+            frozenset({("stage", "enrolled"), ("profession", "nurse")}),
+        ) not in metrics
+        assert (
+            metrics[("ibest_outcome_n", frozenset({("measure", "rmdq"), ("timepoint", "month_3")}))]
+            == 12
+        )
+        assert (
+            metrics[
+                (
+                    "ibest_outcome_improved_share",
+                    rth08 | {("measure", "rmdq"), ("timepoint", "month_3")},
+                )
+            ]
+            == 1.0
+        )
         for (name, labels), value in metrics.items():
             if name in COUNT_METRICS and dict(labels).get("trust"):
                 assert value == 0 or (value >= 10 and value % 5 == 0), (name, labels, value)
@@ -198,37 +237,50 @@ async def test_dataset_figures_through_api_csv_metrics_two_instances_and_rebuild
         points = {p["trustcode"]: p for p in published["trusts"]}
         # Published: the controlled value (20/30 to one place), the flags judged raw, and
         # no per-trust limits; the plotted limits are the curve by denominator.
-        assert points["RTH"] == {"trustcode": "RTH", "value": 0.7, "denominator": 30,
-                                 "outside_95": False, "outside_99_8": False}
+        assert points["RTH"] == {
+            "trustcode": "RTH",
+            "value": 0.7,
+            "denominator": 30,
+            "outside_95": False,
+            "outside_99_8": False,
+        }
         assert points["RXF"]["value"] == "*" and points["RXF"]["outside_99_8"] == "*"
         assert "control_limits" not in points["RXF"]
         assert published["limits"][0]["denominator"] == 1
         assert published["limits"][-1]["denominator"] >= 30
         assert {r["national"] for r in published["limits"]} == {0.677}
-        response = await get(a, "/v1/funnel/followup_rate_month_3",
-                             {**READ, "Accept": "text/csv"})
+        response = await get(a, "/v1/funnel/followup_rate_month_3", {**READ, "Accept": "text/csv"})
         assert response.headers["content-type"].startswith("text/csv")
         funnel_rows = list(csv.DictReader(io.StringIO(response.text)))
         assert [r["level"] for r in funnel_rows[:4]] == ["national", "trust", "trust", "trust"]
         rth_row = next(r for r in funnel_rows if r["trustcode"] == "RTH")
-        assert (rth_row["value"], rth_row["denominator"], rth_row["outside_99_8"]) == \
-            ("0.7", "30", "False")
+        assert (rth_row["value"], rth_row["denominator"], rth_row["outside_99_8"]) == (
+            "0.7",
+            "30",
+            "False",
+        )
         assert {r["level"] for r in funnel_rows[4:]} == {"limit"}
-        assert [r["denominator"] for r in funnel_rows[4:]] == \
-            [str(r["denominator"]) for r in published["limits"]]
-        share = (await get(a, "/v1/funnel/improved_share?measure=rmdq&timepoint=month_3&raw=true",
-                           RAW)).json()
+        assert [r["denominator"] for r in funnel_rows[4:]] == [
+            str(r["denominator"]) for r in published["limits"]
+        ]
+        share = (
+            await get(a, "/v1/funnel/improved_share?measure=rmdq&timepoint=month_3&raw=true", RAW)
+        ).json()
         assert share["national"]["value"] == 0.75
         completed = (await get(a, "/v1/funnel/clinicians_completed?raw=true", RAW)).json()
         assert completed["national"]["numerator"] == 9
         assert completed["national"]["denominator"] == 26
 
         # Rebuild from the stream while both instances run: the same answers, new generation.
-        before = [(await get(a, path, RAW)).json() for path in
-                  ("/v1/national", "/v1/trusts?raw=true", "/v1/trusts/RTH", "/v1/trusts/RXF")]
+        before = [
+            (await get(a, path, RAW)).json()
+            for path in ("/v1/national", "/v1/trusts?raw=true", "/v1/trusts/RTH", "/v1/trusts/RXF")
+        ]
         assert await rebuild_command(argparse.Namespace(), settings) == 0
-        after = [(await get(b, path, RAW)).json() for path in
-                 ("/v1/national", "/v1/trusts?raw=true", "/v1/trusts/RTH", "/v1/trusts/RXF")]
+        after = [
+            (await get(b, path, RAW)).json()
+            for path in ("/v1/national", "/v1/trusts?raw=true", "/v1/trusts/RTH", "/v1/trusts/RXF")
+        ]
         assert after == before
     assert await dead_letters(js) == []
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_url)
@@ -243,10 +295,12 @@ async def test_dataset_figures_through_api_csv_metrics_two_instances_and_rebuild
 
 
 async def test_tokens_scopes_and_unknown_places(settings: Settings, js: JetStreamContext) -> None:
-    enrolled = cloud_event("clinician.enrolled", {"clinician_ref": "c-1", "profession": "nurse",
-                                                   "course_version": "1"})
+    enrolled = cloud_event(
+        "clinician.enrolled", {"clinician_ref": "c-1", "profession": "nurse", "course_version": "1"}
+    )
     await publish_raw(js, enrolled)
     async with running_service(SPEC, settings, clock) as base:
+
         async def applied() -> bool:
             body = (await get(base, "/v1/national")).json()
             return bool(body["figures"]["clinicians_enrolled"] == 1)
@@ -288,14 +342,19 @@ async def test_malformed_notification_events_are_dead_lettered_by_reporting(
     settings: Settings, js: JetStreamContext
 ) -> None:
     """reporting consumes notification.* so a broken one is no longer left unread."""
-    await publish_raw(js, b'{"specversion": "1.0", "id": ',
-                      subject="ibest.v1.RTH.notification.sent", msg_id="bad-sent")
+    await publish_raw(
+        js,
+        b'{"specversion": "1.0", "id": ',
+        subject="ibest.v1.RTH.notification.sent",
+        msg_id="bad-sent",
+    )
     no_reason = ds.notification("failed", "n-1", "RTH08", ds.LATEST)
     del no_reason["data"]["reason"]
     await publish_raw(js, no_reason)
     good = ds.notification("sent", "n-2", "RTH08", ds.LATEST)
     await publish_raw(js, good)
     async with running_service(SPEC, settings, clock) as base:
+
         async def applied() -> bool:
             body = (await get(base, "/v1/national")).json()
             return bool(body["figures"]["reminders_sent"] == 1)

@@ -23,9 +23,17 @@ from tests.harness import cloud_event
 
 
 def enrolled(ref: str, site: str = "RTH08", time: datetime | None = None) -> EntityFact:
-    raw = cloud_event("clinician.enrolled", {
-        "clinician_ref": ref, "profession": "nurse", "course_version": "1",
-        "contact_email": f"{ref}@example.nhs.uk"}, site=site, time=time)
+    raw = cloud_event(
+        "clinician.enrolled",
+        {
+            "clinician_ref": ref,
+            "profession": "nurse",
+            "course_version": "1",
+            "contact_email": f"{ref}@example.nhs.uk",
+        },
+        site=site,
+        time=time,
+    )
     return fact_of(parse_event(None, json.dumps(raw).encode()))
 
 
@@ -33,8 +41,9 @@ class ThenMeanwhile:
     """A collection whose next `find` yields its documents, then runs `meanwhile` (another
     writer acting after this reader has read)."""
 
-    def __init__(self, real: AsyncCollection[dict[str, Any]],
-                 meanwhile: Callable[[], Awaitable[object]]) -> None:
+    def __init__(
+        self, real: AsyncCollection[dict[str, Any]], meanwhile: Callable[[], Awaitable[object]]
+    ) -> None:
         self.real, self.meanwhile = real, meanwhile
 
     def __getattr__(self, name: str) -> Any:
@@ -57,8 +66,7 @@ Database = AsyncDatabase[dict[str, Any]]
 @pytest.fixture
 async def db(settings: Settings) -> AsyncIterator[Database]:
     """A fresh reporting database, dropped afterwards."""
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_url,
-                                                                tz_aware=True)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
     database = client[settings.database_of("reporting_store")]
     try:
         yield database
@@ -78,25 +86,25 @@ async def test_a_stale_record_never_overwrites_a_newer_one(db: Database) -> None
     # has read the site's record, `other` stores a third clinician and its record.
     await slow.apply_many([enrolled("c-2")], summarise=False)
     slow.counted = ThenMeanwhile(  # type: ignore[assignment]
-        slow.counted, lambda: other.apply_many([enrolled("c-3")]))
+        slow.counted, lambda: other.apply_many([enrolled("c-3")])
+    )
     stored = await slow.summarise(["RTH08"])
 
     assert await nurses(other) == [{"nurse": 3}]
     assert stored == 1  # its first, stale write lost; the second, fresh one was stored
 
 
-
 async def test_two_writers_creating_a_site_record_are_both_counted(db: Database) -> None:
     slow, other = Generation(db, 1), Generation(db, 1)
     # `slow` finds no record for the site; before it creates one, `other` does.
     slow.counted = ThenMeanwhile(  # type: ignore[assignment]
-        slow.counted, lambda: other.apply_many([enrolled("c-2")]))
+        slow.counted, lambda: other.apply_many([enrolled("c-2")])
+    )
     await slow.apply_many([enrolled("c-1")])
 
     assert await nurses(other) == [{"nurse": 2}]
     records = [d async for d in other.counted.find()]
     assert [(r["_id"], r["n"], len(r["entities"])) for r in records] == [("RTH08", 2, 2)]
-
 
 
 async def test_a_site_is_reported_once_something_was_counted_there(db: Database) -> None:

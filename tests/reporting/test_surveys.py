@@ -30,8 +30,14 @@ def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> date
 
 
 def enrolled_fact(days_site: str = "RTH08", cv: str = "1") -> dict[str, Any]:
-    return {"k": "enrolled", "t": utc(2024, 11, 1, 9), "trust": days_site[:3], "site": days_site,
-            "cv": cv, "profession": "nurse"}
+    return {
+        "k": "enrolled",
+        "t": utc(2024, 11, 1, 9),
+        "trust": days_site[:3],
+        "site": days_site,
+        "cv": cv,
+        "profession": "nurse",
+    }
 
 
 def report_fact(when: datetime, delivering: bool) -> dict[str, Any]:
@@ -39,50 +45,84 @@ def report_fact(when: datetime, delivering: bool) -> dict[str, Any]:
 
 
 def test_contribution_carries_due_dates_and_answers_of_both_surveys() -> None:
-    completed = {"k": "completed", "t": utc(2025, 5, 31, 23, 30), "trust": "RTH",
-                 "site": "RTH08", "cv": "1", "done": utc(2025, 5, 31, 23, 30)}  # 1 June, BST
-    facts = {"e": enrolled_fact(), "c": completed,
-             "r1": report_fact(utc(2025, 9, 20, 9), True),   # month 4 (17 Sep - 12 Nov)
-             "r2": report_fact(utc(2025, 10, 5, 9), False),  # month 4 again: the later wins
-             "r3": report_fact(utc(2026, 1, 10, 9), True)}   # between windows: neither
+    completed = {
+        "k": "completed",
+        "t": utc(2025, 5, 31, 23, 30),
+        "trust": "RTH",
+        "site": "RTH08",
+        "cv": "1",
+        "done": utc(2025, 5, 31, 23, 30),
+    }  # 1 June, BST
+    facts = {
+        "e": enrolled_fact(),
+        "c": completed,
+        "r1": report_fact(utc(2025, 9, 20, 9), True),  # month 4 (17 Sep - 12 Nov)
+        "r2": report_fact(utc(2025, 10, 5, 9), False),  # month 4 again: the later wins
+        "r3": report_fact(utc(2026, 1, 10, 9), True),
+    }  # between windows: neither
     c = clinician_contribution(facts)
     assert c is not None and c["delivering"] is True  # the latest report overall
     assert c["surveys"] == {
         "month_4": {"due": "2025-10-01", "answered": True, "delivering": False},
-        "month_12": {"due": "2026-06-01", "answered": False, "delivering": False}}
+        "month_12": {"due": "2026-06-01", "answered": False, "delivering": False},
+    }
 
 
 def test_completion_without_completed_at_is_timed_by_its_event_and_others_have_no_survey() -> None:
-    old = {"k": "completed", "t": utc(2025, 1, 15, 10), "trust": "RTH", "site": "RTH08",
-           "cv": "1"}  # stored before the field existed
+    old = {
+        "k": "completed",
+        "t": utc(2025, 1, 15, 10),
+        "trust": "RTH",
+        "site": "RTH08",
+        "cv": "1",
+    }  # stored before the field existed
     c = clinician_contribution({"e": enrolled_fact(), "c": old})
     assert c is not None
-    assert {s: v["due"] for s, v in c["surveys"].items()} == {"month_4": "2025-05-17",
-                                                              "month_12": "2026-01-15"}
-    not_completed = clinician_contribution({"e": enrolled_fact(),
-                                            "r": report_fact(utc(2025, 6, 1), True)})
+    assert {s: v["due"] for s, v in c["surveys"].items()} == {
+        "month_4": "2025-05-17",
+        "month_12": "2026-01-15",
+    }
+    not_completed = clinician_contribution(
+        {"e": enrolled_fact(), "r": report_fact(utc(2025, 6, 1), True)}
+    )
     assert not_completed is not None and not_completed["surveys"] == {}
     # Completed version 1, now enrolled on version 2: not completed, so never surveyed.
-    moved = clinician_contribution({"e1": enrolled_fact(), "c": old,
-                                    "e2": {**enrolled_fact(cv="2"), "t": utc(2025, 6, 1)}})
+    moved = clinician_contribution(
+        {"e1": enrolled_fact(), "c": old, "e2": {**enrolled_fact(cv="2"), "t": utc(2025, 6, 1)}}
+    )
     assert moved is not None and moved["surveys"] == {}
 
 
 def test_due_is_judged_at_reading_time_and_an_early_answer_counts_as_due() -> None:
-    completed = {"k": "completed", "t": utc(2025, 11, 10, 10), "trust": "RTH",
-                 "site": "RTH08", "cv": "1", "done": utc(2025, 11, 10, 10)}  # due 12 Mar 2026
+    completed = {
+        "k": "completed",
+        "t": utc(2025, 11, 10, 10),
+        "trust": "RTH",
+        "site": "RTH08",
+        "cv": "1",
+        "done": utc(2025, 11, 10, 10),
+    }  # due 12 Mar 2026
     silent = clinician_contribution({"e": enrolled_fact(), "c": completed})
-    early = clinician_contribution({"e": enrolled_fact(), "c": completed,
-                                    "r": report_fact(utc(2026, 2, 27, 9), True)})
+    early = clinician_contribution(
+        {"e": enrolled_fact(), "c": completed, "r": report_fact(utc(2026, 2, 27, 9), True)}
+    )
     assert silent is not None and early is not None
     t = total([fold_site("RTH08", "RTH", [silent, early], [], [])])
     before = raw_figures(t, date(2026, 3, 11), with_sites_running=True)
     on_due = raw_figures(t, date(2026, 3, 12), with_sites_running=True)
-    assert [before[f"{f}_month_4"] for f in ("delivery_survey_due", "delivery_reported",
-                                             "delivery_response_rate",
-                                             "clinicians_delivering")] == [1, 1, 1.0, 1]
-    assert [on_due[f"{f}_month_4"] for f in ("delivery_survey_due", "delivery_reported",
-                                             "delivery_response_rate")] == [2, 1, 0.5]
+    assert [
+        before[f"{f}_month_4"]
+        for f in (
+            "delivery_survey_due",
+            "delivery_reported",
+            "delivery_response_rate",
+            "clinicians_delivering",
+        )
+    ] == [1, 1, 1.0, 1]
+    assert [
+        on_due[f"{f}_month_4"]
+        for f in ("delivery_survey_due", "delivery_reported", "delivery_response_rate")
+    ] == [2, 1, 0.5]
     assert on_due["delivery_survey_due_month_12"] == 0
     assert on_due["delivery_response_rate_month_12"] is None
 
@@ -98,8 +138,12 @@ def test_due_is_judged_at_reading_time_and_an_early_answer_counts_as_due() -> No
 # RXF01: completed 20 Oct 2025 (month 4 due 19 Feb 2026) answered yes on 25 Feb; completed
 #   10 Nov 2025 (due 12 Mar 2026, opened 26 Feb) answered no on 27 Feb, early; completed
 #   1 Dec 2025 (due 2 Apr 2026), silent and not yet due.
-FIGURES = ("delivery_survey_due", "delivery_reported", "delivery_response_rate",
-           "clinicians_delivering")
+FIGURES = (
+    "delivery_survey_due",
+    "delivery_reported",
+    "delivery_response_rate",
+    "clinicians_delivering",
+)
 RAW_TABLE = {  # place -> survey -> (due, reported, rate, delivering)
     "national": {"month_4": (17, 13, 0.765, 8), "month_12": (3, 2, 0.667, 2)},
     "RTH": {"month_4": (15, 11, 0.733, 7), "month_12": (3, 2, 0.667, 2)},
@@ -119,22 +163,43 @@ PUBLISHED_TABLE = {  # 1-7 is "*", others to the nearest 5, rates from the round
 DELIVERING_LATEST = {"national": 11, "RTH08": 8, "RTH01": 2, "RXF01": 1}
 
 
-def _clinician(ref: str, site: str, completed: datetime | None, *,
-               with_completed_at: bool = True,
-               reports: tuple[tuple[datetime, bool], ...] = ()) -> list[dict[str, Any]]:
+def _clinician(
+    ref: str,
+    site: str,
+    completed: datetime | None,
+    *,
+    with_completed_at: bool = True,
+    reports: tuple[tuple[datetime, bool], ...] = (),
+) -> list[dict[str, Any]]:
     trust = site[:3]
-    events = [cloud_event("clinician.enrolled", {"clinician_ref": ref, "profession": "nurse",
-                                                 "course_version": "1"},
-                          trust=trust, site=site, time=utc(2024, 10, 1, 9))]
+    events = [
+        cloud_event(
+            "clinician.enrolled",
+            {"clinician_ref": ref, "profession": "nurse", "course_version": "1"},
+            trust=trust,
+            site=site,
+            time=utc(2024, 10, 1, 9),
+        )
+    ]
     if completed is not None:
         data: dict[str, Any] = {"clinician_ref": ref, "course_version": "1"}
         if with_completed_at:
             data["completed_at"] = completed.isoformat()
-        events.append(cloud_event("clinician.training_completed", data, trust=trust,
-                                  site=site, time=completed))
-    events += [cloud_event("clinician.delivery_reported", {
-        "clinician_ref": ref, "delivering": yes, "groups_delivered": int(yes)},
-        trust=trust, site=site, time=when) for when, yes in reports]
+        events.append(
+            cloud_event(
+                "clinician.training_completed", data, trust=trust, site=site, time=completed
+            )
+        )
+    events += [
+        cloud_event(
+            "clinician.delivery_reported",
+            {"clinician_ref": ref, "delivering": yes, "groups_delivered": int(yes)},
+            trust=trust,
+            site=site,
+            time=when,
+        )
+        for when, yes in reports
+    ]
     return events
 
 
@@ -150,15 +215,30 @@ def dataset() -> list[dict[str, Any]]:
         events += _clinician(f"rth08-{i}", "RTH08", june, reports=reports)
     events += _clinician("rth08-learner", "RTH08", None, reports=((utc(2025, 10, 2), True),))
     jan = utc(2025, 1, 15, 10)
-    events += _clinician("rth01-1", "RTH01", jan, with_completed_at=False, reports=(
-        (utc(2025, 5, 20, 9), True), (utc(2026, 1, 20, 9), True)))
-    events += _clinician("rth01-2", "RTH01", jan, reports=(
-        (utc(2025, 5, 10, 9), True), (utc(2025, 6, 1, 9), False), (utc(2026, 2, 1, 9), True)))
+    events += _clinician(
+        "rth01-1",
+        "RTH01",
+        jan,
+        with_completed_at=False,
+        reports=((utc(2025, 5, 20, 9), True), (utc(2026, 1, 20, 9), True)),
+    )
+    events += _clinician(
+        "rth01-2",
+        "RTH01",
+        jan,
+        reports=(
+            (utc(2025, 5, 10, 9), True),
+            (utc(2025, 6, 1, 9), False),
+            (utc(2026, 2, 1, 9), True),
+        ),
+    )
     events += _clinician("rth01-3", "RTH01", jan)
-    events += _clinician("rxf01-1", "RXF01", utc(2025, 10, 20, 10),
-                         reports=((utc(2026, 2, 25, 9), True),))
-    events += _clinician("rxf01-2", "RXF01", utc(2025, 11, 10, 10),
-                         reports=((utc(2026, 2, 27, 9), False),))
+    events += _clinician(
+        "rxf01-1", "RXF01", utc(2025, 10, 20, 10), reports=((utc(2026, 2, 25, 9), True),)
+    )
+    events += _clinician(
+        "rxf01-2", "RXF01", utc(2025, 11, 10, 10), reports=((utc(2026, 2, 27, 9), False),)
+    )
     events += _clinician("rxf01-3", "RXF01", utc(2025, 12, 1, 10))
     return events
 
@@ -167,11 +247,11 @@ def row(figures: dict[str, Any], survey: str) -> tuple[Any, ...]:
     return tuple(figures[f"{f}_{survey}"] for f in FIGURES)
 
 
-def table_of(national: dict[str, Any], trusts: dict[str, dict[str, Any]],
-             sites: dict[str, dict[str, Any]]) -> dict[str, dict[str, tuple[Any, ...]]]:
+def table_of(
+    national: dict[str, Any], trusts: dict[str, dict[str, Any]], sites: dict[str, dict[str, Any]]
+) -> dict[str, dict[str, tuple[Any, ...]]]:
     places = {"national": national, **trusts, **sites}
-    return {place: {s: row(f, s) for s in ("month_4", "month_12")}
-            for place, f in places.items()}
+    return {place: {s: row(f, s) for s in ("month_4", "month_12")} for place, f in places.items()}
 
 
 @pytest.fixture(autouse=True)
@@ -203,8 +283,10 @@ async def test_survey_figures_match_the_hand_computed_table_everywhere(
     half = len(events) // 2
     for event in events[:half]:
         assert await publish_raw(js, event)
-    async with running_service(SPEC, settings, lambda: NOW) as a, \
-            running_service(SPEC, settings, lambda: NOW) as b:
+    async with (
+        running_service(SPEC, settings, lambda: NOW) as a,
+        running_service(SPEC, settings, lambda: NOW) as b,
+    ):
         for event in reversed(events[half:]):  # any order gives the same figures
             assert await publish_raw(js, event)
 
@@ -222,10 +304,8 @@ async def test_survey_figures_match_the_hand_computed_table_everywhere(
         # CSV: the same table, one row per place.
         response = await get(a, "/v1/trusts/RTH", {**READ, "Accept": "text/csv"})
         rows = {(r["level"], r["sitecode"]): r for r in csv.DictReader(io.StringIO(response.text))}
-        assert [rows[("trust", "")][f"{f}_month_4"] for f in FIGURES] == ["15", "10", "0.7",
-                                                                          "*"]
-        assert [rows[("site", "RTH08")][f"{f}_month_12"] for f in FIGURES] == ["0", "0", "",
-                                                                               "0"]
+        assert [rows[("trust", "")][f"{f}_month_4"] for f in FIGURES] == ["15", "10", "0.7", "*"]
+        assert [rows[("site", "RTH08")][f"{f}_month_12"] for f in FIGURES] == ["0", "0", "", "0"]
 
         # Metrics: controlled gauges, national exact, suppressed values omitted.
         async def scraped() -> dict[Any, float] | None:

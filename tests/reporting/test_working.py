@@ -62,38 +62,75 @@ def _at(site: str) -> dict[str, str]:
 
 
 def _baseline(patient: str, site: str) -> Event:
-    return cloud_event("patient.assessed", {"patient_ref": patient, "timepoint": "baseline",
-                                            "measures": {"rmdq": 14, "pain_nrs": 6}},
-                       time=BASELINE, **_at(site))
+    return cloud_event(
+        "patient.assessed",
+        {"patient_ref": patient, "timepoint": "baseline", "measures": {"rmdq": 14, "pain_nrs": 6}},
+        time=BASELINE,
+        **_at(site),
+    )
 
 
-def _outcome(patient: str, site: str, timepoint: str, improvement: int,
-             revision: int = 1, measure: str = "rmdq") -> Event:
+def _outcome(
+    patient: str,
+    site: str,
+    timepoint: str,
+    improvement: int,
+    revision: int = 1,
+    measure: str = "rmdq",
+) -> Event:
     when = _t(2024, 9, 2) if timepoint == "month_3" else _t(2025, 6, 2)
     base = 14 if measure == "rmdq" else 6
     value = base - improvement
-    return cloud_event("outcome.recorded", {
-        "patient_ref": patient, "timepoint": timepoint, "baseline_time": BASELINE.isoformat(),
-        "assessment_time": when.isoformat(), "revision": revision,
-        "measures": {measure: {"baseline": base, "value": value, "change": value - base,
-                               "improved": improvement >= 5}}},
-        time=when, **_at(site))
+    return cloud_event(
+        "outcome.recorded",
+        {
+            "patient_ref": patient,
+            "timepoint": timepoint,
+            "baseline_time": BASELINE.isoformat(),
+            "assessment_time": when.isoformat(),
+            "revision": revision,
+            "measures": {
+                measure: {
+                    "baseline": base,
+                    "value": value,
+                    "change": value - base,
+                    "improved": improvement >= 5,
+                }
+            },
+        },
+        time=when,
+        **_at(site),
+    )
 
 
 def _class(class_id: str, site: str, when: datetime, *facilitators: str) -> Event:
-    return cloud_event("class.started", {"class_id": class_id,
-                                         "facilitator_refs": list(facilitators),
-                                         "planned_sessions": 6}, time=when, **_at(site))
+    return cloud_event(
+        "class.started",
+        {"class_id": class_id, "facilitator_refs": list(facilitators), "planned_sessions": 6},
+        time=when,
+        **_at(site),
+    )
 
 
 def _clinician(ref: str, site: str, when: datetime, completed: bool = True) -> list[Event]:
-    out = [cloud_event("clinician.enrolled", {"clinician_ref": ref, "profession": "nurse",
-                                              "course_version": "1"}, time=when, **_at(site))]
+    out = [
+        cloud_event(
+            "clinician.enrolled",
+            {"clinician_ref": ref, "profession": "nurse", "course_version": "1"},
+            time=when,
+            **_at(site),
+        )
+    ]
     if completed:
-        out += [cloud_event(f"clinician.training_{k}", {"clinician_ref": ref,
-                                                       "course_version": "1"},
-                            time=_t(2024, 12, day), **_at(site))
-                for k, day in (("started", 1), ("completed", 20))]
+        out += [
+            cloud_event(
+                f"clinician.training_{k}",
+                {"clinician_ref": ref, "course_version": "1"},
+                time=_t(2024, 12, day),
+                **_at(site),
+            )
+            for k, day in (("started", 1), ("completed", 20))
+        ]
     return out
 
 
@@ -141,51 +178,92 @@ def events() -> list[Event]:
 # = 0.8679. RTH08 alone: mean 3.5, variance 42 / 7 = 6, half width 1.6974.
 # Month 12 due: RTH08 9, RTH01 2, RXF01 8. Month 3: RTH08 5 of 9 (improvement 4 each),
 # RTH01 0 of 2 with RMDQ, RXF01 0 of 8.
-M12 = ("rmdq_improvement_month_12", "rmdq_improvement_ci_low_month_12",
-       "rmdq_improvement_ci_high_month_12", "rmdq_followup_completeness_month_12",
-       "rmdq_vs_trial_month_12")
-M3 = ("rmdq_improvement_month_3", "rmdq_improvement_ci_low_month_3",
-      "rmdq_improvement_ci_high_month_3", "rmdq_followup_completeness_month_3")
-SITES = ("sites_sustained_6_months", "sites_eligible_6_months",
-         "sites_sustained_rate_6_months", "sites_sustained_12_months",
-         "sites_eligible_12_months", "sites_sustained_rate_12_months")
-CLIN = ("clinicians_completed", "clinicians_facilitating", "clinicians_facilitating_rate",
-        "clinicians_delivering")
+M12 = (
+    "rmdq_improvement_month_12",
+    "rmdq_improvement_ci_low_month_12",
+    "rmdq_improvement_ci_high_month_12",
+    "rmdq_followup_completeness_month_12",
+    "rmdq_vs_trial_month_12",
+)
+M3 = (
+    "rmdq_improvement_month_3",
+    "rmdq_improvement_ci_low_month_3",
+    "rmdq_improvement_ci_high_month_3",
+    "rmdq_followup_completeness_month_3",
+)
+SITES = (
+    "sites_sustained_6_months",
+    "sites_eligible_6_months",
+    "sites_sustained_rate_6_months",
+    "sites_sustained_12_months",
+    "sites_eligible_12_months",
+    "sites_sustained_rate_12_months",
+)
+CLIN = (
+    "clinicians_completed",
+    "clinicians_facilitating",
+    "clinicians_facilitating_rate",
+    "clinicians_delivering",
+)
 
 
-def figures(m12: tuple[Any, ...], m3: tuple[Any, ...], clin: tuple[Any, ...],
-            sites: tuple[Any, ...] | None = None) -> dict[str, Any]:
-    out = {**dict(zip(M12, m12, strict=True)), **dict(zip(M3, m3, strict=True)),
-           **dict(zip(CLIN, clin, strict=True))}
+def figures(
+    m12: tuple[Any, ...],
+    m3: tuple[Any, ...],
+    clin: tuple[Any, ...],
+    sites: tuple[Any, ...] | None = None,
+) -> dict[str, Any]:
+    out = {
+        **dict(zip(M12, m12, strict=True)),
+        **dict(zip(M3, m3, strict=True)),
+        **dict(zip(CLIN, clin, strict=True)),
+    }
     return out if sites is None else {**out, **dict(zip(SITES, sites, strict=True))}
 
 
 RAW_FIGURES = {
     # sites: RTH08 sustained at 6 and 12 months, RXF01 eligible at 6 months only (181 days).
-    "national": figures((4.0, 3.13, 4.87, 0.947, "above"), (4.0, 4.0, 4.0, 0.263),
-                        (14, 10, 0.714, 0), (1, 2, 0.5, 1, 1, 1.0)),
-    "RTH": figures((3.2, 1.8, 4.6, 0.909, "consistent"), (4.0, 4.0, 4.0, 0.455),
-                   (11, 8, 0.727, 0), (1, 1, 1.0, 1, 1, 1.0)),
-    "RXF": figures((5.0, 5.0, 5.0, 1.0, "above"), (None, None, None, 0.0),
-                   (3, 2, 0.667, 0), (0, 1, 0.0, 0, 0, None)),
-    "RTH08": figures((3.5, 1.8, 5.2, 0.889, "consistent"), (4.0, 4.0, 4.0, 0.556),
-                     (11, 8, 0.727, 0)),
-    "RTH01": figures((2.0, 2.0, 2.0, 1.0, "consistent"), (None, None, None, 0.0),
-                     (0, 0, None, 0)),
-    "RXF01": figures((5.0, 5.0, 5.0, 1.0, "above"), (None, None, None, 0.0),
-                     (3, 2, 0.667, 0)),
+    "national": figures(
+        (4.0, 3.13, 4.87, 0.947, "above"),
+        (4.0, 4.0, 4.0, 0.263),
+        (14, 10, 0.714, 0),
+        (1, 2, 0.5, 1, 1, 1.0),
+    ),
+    "RTH": figures(
+        (3.2, 1.8, 4.6, 0.909, "consistent"),
+        (4.0, 4.0, 4.0, 0.455),
+        (11, 8, 0.727, 0),
+        (1, 1, 1.0, 1, 1, 1.0),
+    ),
+    "RXF": figures(
+        (5.0, 5.0, 5.0, 1.0, "above"),
+        (None, None, None, 0.0),
+        (3, 2, 0.667, 0),
+        (0, 1, 0.0, 0, 0, None),
+    ),
+    "RTH08": figures(
+        (3.5, 1.8, 5.2, 0.889, "consistent"), (4.0, 4.0, 4.0, 0.556), (11, 8, 0.727, 0)
+    ),
+    "RTH01": figures((2.0, 2.0, 2.0, 1.0, "consistent"), (None, None, None, 0.0), (0, 0, None, 0)),
+    "RXF01": figures((5.0, 5.0, 5.0, 1.0, "above"), (None, None, None, 0.0), (3, 2, 0.667, 0)),
 }
 PUBLISHED = {
     # n 10 of 11 due: both published as 10; month 3's 5 patients hide the mean and interval.
-    "RTH": figures((3.2, 1.8, 4.6, 1.0, "consistent"), ("*", "*", "*", "*"),
-                   (10, 10, 1.0, 0), ("*", "*", "*", "*", "*", "*")),
-    "RXF": figures((5.0, 5.0, 5.0, 1.0, "above"), (None, None, None, 0.0),
-                   ("*", "*", "*", 0), (0, "*", "*", 0, 0, None)),
-    "RTH08": figures((3.5, 1.8, 5.2, 1.0, "consistent"), ("*", "*", "*", "*"),
-                     (10, 10, 1.0, 0)),
+    "RTH": figures(
+        (3.2, 1.8, 4.6, 1.0, "consistent"),
+        ("*", "*", "*", "*"),
+        (10, 10, 1.0, 0),
+        ("*", "*", "*", "*", "*", "*"),
+    ),
+    "RXF": figures(
+        (5.0, 5.0, 5.0, 1.0, "above"),
+        (None, None, None, 0.0),
+        ("*", "*", "*", 0),
+        (0, "*", "*", 0, 0, None),
+    ),
+    "RTH08": figures((3.5, 1.8, 5.2, 1.0, "consistent"), ("*", "*", "*", "*"), (10, 10, 1.0, 0)),
     "RTH01": figures(("*", "*", "*", "*", "*"), (None, None, None, "*"), (0, 0, None, 0)),
-    "RXF01": figures((5.0, 5.0, 5.0, 1.0, "above"), (None, None, None, 0.0),
-                     ("*", "*", "*", 0)),
+    "RXF01": figures((5.0, 5.0, 5.0, 1.0, "above"), (None, None, None, 0.0), ("*", "*", "*", 0)),
 }
 
 
@@ -214,8 +292,9 @@ async def check_every_level(base: str) -> None:
         assert not [k for k in (*raw[site], *published[site]) if k.startswith("sites_")]
 
 
-async def test_is_it_working_figures_at_every_level(settings: Settings,
-                                                    js: JetStreamContext) -> None:
+async def test_is_it_working_figures_at_every_level(
+    settings: Settings, js: JetStreamContext
+) -> None:
     rng = random.Random(20)
     base_events = events()
     sends = [(e, e["id"]) for e in base_events]
@@ -224,8 +303,10 @@ async def test_is_it_working_figures_at_every_level(settings: Settings,
     half = len(sends) // 2
     for event, msg_id in sends[:half]:
         assert await publish_raw(js, event, msg_id=msg_id)
-    async with running_service(SPEC, settings, clock) as a, \
-            running_service(SPEC, settings, clock) as b:
+    async with (
+        running_service(SPEC, settings, clock) as a,
+        running_service(SPEC, settings, clock) as b,
+    ):
         for event, msg_id in sends[half:]:
             assert await publish_raw(js, event, msg_id=msg_id)
 
@@ -246,23 +327,26 @@ async def test_is_it_working_figures_at_every_level(settings: Settings,
         # CSV: the same figures, "*" kept, undefined empty.
         text = (await get(a, "/v1/trusts/RTH", {**READ, "Accept": "text/csv"})).text
         rows = {(r["level"], r["sitecode"]): r for r in csv.DictReader(io.StringIO(text))}
-        assert (rows[("trust", "")]["rmdq_improvement_ci_low_month_12"],
-                rows[("trust", "")]["rmdq_vs_trial_month_12"],
-                rows[("trust", "")]["sites_sustained_6_months"],
-                rows[("trust", "")]["clinicians_facilitating"]) == ("1.8", "consistent", "*",
-                                                                     "10")
+        assert (
+            rows[("trust", "")]["rmdq_improvement_ci_low_month_12"],
+            rows[("trust", "")]["rmdq_vs_trial_month_12"],
+            rows[("trust", "")]["sites_sustained_6_months"],
+            rows[("trust", "")]["clinicians_facilitating"],
+        ) == ("1.8", "consistent", "*", "10")
         assert rows[("site", "RTH01")]["rmdq_improvement_month_12"] == "*"
         assert rows[("site", "RTH01")]["clinicians_facilitating_rate"] == ""
 
         # Metrics: national exact, trusts and sites published, suppressed omitted.
         async def scraped() -> dict[Any, float] | None:
             found = scrape((await get(a, "/metrics", {})).text)
-            return found if found.get(("ibest_rmdq_improvement_month_12", frozenset())) \
-                == 4.0 else None
+            return (
+                found
+                if found.get(("ibest_rmdq_improvement_month_12", frozenset())) == 4.0
+                else None
+            )
 
         metrics = await wait_for(scraped, 20, "the figures in /metrics")
-        rth, rth08 = frozenset({("trust", "RTH")}), frozenset({("trust", "RTH"),
-                                                              ("site", "RTH08")})
+        rth, rth08 = frozenset({("trust", "RTH")}), frozenset({("trust", "RTH"), ("site", "RTH08")})
         assert metrics[("ibest_rmdq_improvement_ci_low_month_12", frozenset())] == 3.13
         assert metrics[("ibest_rmdq_improvement_ci_high_month_12", rth)] == 4.6
         assert metrics[("ibest_rmdq_followup_completeness_month_12", rth08)] == 1.0
@@ -271,39 +355,64 @@ async def test_is_it_working_figures_at_every_level(settings: Settings,
         assert ("ibest_sites_sustained_6_months", rth) not in metrics  # 1 is suppressed
         assert metrics[("ibest_clinicians_facilitating", frozenset())] == 10
         assert metrics[("ibest_clinicians_facilitating_rate", rth)] == 1.0
-        assert metrics[("ibest_rmdq_vs_trial_month_12",
-                        frozenset({("verdict", "above")}))] == 1
-        assert metrics[("ibest_rmdq_vs_trial_month_12",
-                        rth | {("verdict", "consistent")})] == 1
+        assert metrics[("ibest_rmdq_vs_trial_month_12", frozenset({("verdict", "above")}))] == 1
+        assert metrics[("ibest_rmdq_vs_trial_month_12", rth | {("verdict", "consistent")})] == 1
         assert metrics[("ibest_rmdq_vs_trial_month_12", rth | {("verdict", "above")})] == 0
 
         # The comparison route: each trust against the trial and the nation.
         comparison = (await get(a, "/v1/funnel/rmdq_improvement_month_12")).json()
         assert comparison["trial"]["ci_low"] == 1.89 and comparison["trial"]["ci_high"] == 2.84
-        assert comparison["national"] == {"n": 18, "improvement": 4.0, "ci_low": 3.13,
-                                          "ci_high": 4.87, "vs_trial": "above"}
+        assert comparison["national"] == {
+            "n": 18,
+            "improvement": 4.0,
+            "ci_low": 3.13,
+            "ci_high": 4.87,
+            "vs_trial": "above",
+        }
         assert comparison["trusts"] == [
-            {"trustcode": "RTH", "n": 10, "improvement": 3.2, "ci_low": 1.8, "ci_high": 4.6,
-             "vs_trial": "consistent", "vs_national": "consistent"},
-            {"trustcode": "RXF", "n": 10, "improvement": 5.0, "ci_low": 5.0, "ci_high": 5.0,
-             "vs_trial": "above", "vs_national": "above"}]
+            {
+                "trustcode": "RTH",
+                "n": 10,
+                "improvement": 3.2,
+                "ci_low": 1.8,
+                "ci_high": 4.6,
+                "vs_trial": "consistent",
+                "vs_national": "consistent",
+            },
+            {
+                "trustcode": "RXF",
+                "n": 10,
+                "improvement": 5.0,
+                "ci_low": 5.0,
+                "ci_high": 5.0,
+                "vs_trial": "above",
+                "vs_national": "above",
+            },
+        ]
         early = (await get(a, "/v1/funnel/rmdq_improvement_month_3?raw=true", RAW)).json()
-        assert early["national"] == {"n": 5, "improvement": 4.0, "ci_low": 4.0,
-                                     "ci_high": 4.0}
+        assert early["national"] == {"n": 5, "improvement": 4.0, "ci_low": 4.0, "ci_high": 4.0}
         assert [p["n"] for p in early["trusts"]] == [5, 0]
         published_early = (await get(a, "/v1/funnel/rmdq_improvement_month_3")).json()
         assert published_early["trusts"][0] == {
-            "trustcode": "RTH", "n": "*", "improvement": "*", "ci_low": "*", "ci_high": "*",
-            "vs_national": "*"}
-        table = await get(a, "/v1/funnel/rmdq_improvement_month_12",
-                          {**READ, "Accept": "text/csv"})
+            "trustcode": "RTH",
+            "n": "*",
+            "improvement": "*",
+            "ci_low": "*",
+            "ci_high": "*",
+            "vs_national": "*",
+        }
+        table = await get(a, "/v1/funnel/rmdq_improvement_month_12", {**READ, "Accept": "text/csv"})
         assert table.headers["content-type"].startswith("text/csv")
-        lines = [(r["level"], r["trustcode"], r["improvement"], r["ci_low"], r["ci_high"])
-                 for r in csv.DictReader(io.StringIO(table.text))]
-        assert lines == [("trial", "", "2.4", "1.89", "2.84"),
-                         ("national", "", "4.0", "3.13", "4.87"),
-                         ("trust", "RTH", "3.2", "1.8", "4.6"),
-                         ("trust", "RXF", "5.0", "5.0", "5.0")]
+        lines = [
+            (r["level"], r["trustcode"], r["improvement"], r["ci_low"], r["ci_high"])
+            for r in csv.DictReader(io.StringIO(table.text))
+        ]
+        assert lines == [
+            ("trial", "", "2.4", "1.89", "2.84"),
+            ("national", "", "4.0", "3.13", "4.87"),
+            ("trust", "RTH", "3.2", "1.8", "4.6"),
+            ("trust", "RXF", "5.0", "5.0", "5.0"),
+        ]
 
         # Rebuild from the stream while both instances run: the same figures.
         assert await rebuild_command(argparse.Namespace(), settings) == 0
@@ -313,11 +422,13 @@ async def test_is_it_working_figures_at_every_level(settings: Settings,
 
 
 async def test_an_unknown_comparison_is_404_and_nothing_is_made_up(
-    settings: Settings, js: JetStreamContext,
+    settings: Settings,
+    js: JetStreamContext,
 ) -> None:
     """An unknown comparison figure is a 404 naming the choices; no figure is made up."""
     await publish_raw(js, _baseline("p-1", "RTH08"))
     async with running_service(SPEC, settings, clock) as base:
+
         async def applied() -> bool:
             body = (await get(base, "/v1/national")).json()["figures"]
             return bool(body["patients_baseline"] == 1)
@@ -327,10 +438,17 @@ async def test_an_unknown_comparison_is_404_and_nothing_is_made_up(
         assert missing.status_code == 404
         assert "rmdq_improvement_month_12" in missing.json()["detail"]
         national = (await get(base, "/v1/national")).json()["figures"]
-        assert subset(national, {"rmdq_improvement_month_12": None,
-                                 "rmdq_followup_completeness_month_12": 0.0,
-                                 "rmdq_vs_trial_month_12": None}) == {
-            "rmdq_improvement_month_12": None, "rmdq_followup_completeness_month_12": 0.0,
-            "rmdq_vs_trial_month_12": None}
+        assert subset(
+            national,
+            {
+                "rmdq_improvement_month_12": None,
+                "rmdq_followup_completeness_month_12": 0.0,
+                "rmdq_vs_trial_month_12": None,
+            },
+        ) == {
+            "rmdq_improvement_month_12": None,
+            "rmdq_followup_completeness_month_12": 0.0,
+            "rmdq_vs_trial_month_12": None,
+        }
         async with httpx.AsyncClient(base_url=base) as client:
             assert (await client.get("/v1/funnel/rmdq_improvement_month_12")).status_code == 401

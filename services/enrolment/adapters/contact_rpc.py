@@ -54,8 +54,10 @@ async def answer(data: bytes, lookup: Lookup) -> ContactReply:
     try:
         request = ContactRequest.model_validate_json(data)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'request'}: {e['msg']}"
-                             for e in exc.errors(include_url=False))
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'request'}: {e['msg']}"
+            for e in exc.errors(include_url=False)
+        )
         return ContactReply(clinician_ref="", contact_email=None, found=False, error=problems)
     found, email = await lookup(request.clinician_ref)
     return ContactReply(clinician_ref=request.clinician_ref, contact_email=email, found=found)

@@ -76,8 +76,10 @@ class MongoClinicianRepository:
 
     async def load_many(self, clinician_refs: list[str]) -> dict[str, Stored]:
         """Several records in one `$in` read; absent ones are left out."""
-        return {doc["_id"]: Stored(from_doc(doc), doc["rev"]) async for doc in
-                self._clinicians.find({"_id": {"$in": clinician_refs}})}
+        return {
+            doc["_id"]: Stored(from_doc(doc), doc["rev"])
+            async for doc in self._clinicians.find({"_id": {"$in": clinician_refs}})
+        }
 
     async def save(self, change: Change) -> None:
         ref = change.record.clinician_ref
@@ -99,10 +101,13 @@ class MongoClinicianRepository:
         replace that matched nothing, an insert of an existing `_id`) raises
         ConcurrentUpdate after the others are written."""
         writes: list[InsertOne[Document] | ReplaceOne[Document]] = [
-            InsertOne(to_doc(c.record, c.state, 1)) if c.rev is None
-            else ReplaceOne({"_id": c.record.clinician_ref, "rev": c.rev},
-                            to_doc(c.record, c.state, c.rev + 1))
-            for c in changes]
+            InsertOne(to_doc(c.record, c.state, 1))
+            if c.rev is None
+            else ReplaceOne(
+                {"_id": c.record.clinician_ref, "rev": c.rev}, to_doc(c.record, c.state, c.rev + 1)
+            )
+            for c in changes
+        ]
         if not writes:
             return
         try:
@@ -110,8 +115,8 @@ class MongoClinicianRepository:
         except BulkWriteError as exc:
             if only_duplicate_keys(exc):
                 raise ConcurrentUpdate(
-                    f"{len(exc.details['writeErrors'])} clinician record(s) created "
-                    "concurrently") from exc
+                    f"{len(exc.details['writeErrors'])} clinician record(s) created concurrently"
+                ) from exc
             raise
         if result.inserted_count + result.matched_count != len(writes):
             raise ConcurrentUpdate("clinician record(s) changed concurrently")
@@ -146,8 +151,9 @@ class MongoClinicianRepository:
             ids = [f["id"] for f in doc.get("facts", [])]
             seen = await self._db[SEEN_EVENTS].delete_many({"_id": {"$in": ids}}) if ids else None
             await self._clinicians.delete_one({"_id": clinician_ref})
-            return Erasure(clinician_ref, True, had_email, True,
-                           seen.deleted_count if seen else 0, state)
+            return Erasure(
+                clinician_ref, True, had_email, True, seen.deleted_count if seen else 0, state
+            )
         if doc.get("contact"):
             await self._clinicians.update_one(
                 {"_id": clinician_ref},
@@ -157,10 +163,13 @@ class MongoClinicianRepository:
 
     async def held_contacts(self) -> list[HeldContact]:
         held = []
-        async for doc in self._clinicians.find({"contact.email": {"$type": "string"}},
-                                               {"rev": 1, "facts.time": 1}):
-            times = tuple(datetime.fromisoformat(f["time"]) if isinstance(f["time"], str)
-                          else f["time"] for f in doc.get("facts", []))
+        async for doc in self._clinicians.find(
+            {"contact.email": {"$type": "string"}}, {"rev": 1, "facts.time": 1}
+        ):
+            times = tuple(
+                datetime.fromisoformat(f["time"]) if isinstance(f["time"], str) else f["time"]
+                for f in doc.get("facts", [])
+            )
             held.append(HeldContact(doc["_id"], doc["rev"], times))
         return held
 
@@ -169,13 +178,20 @@ class MongoClinicianRepository:
         is not overwritten."""
         if not held:
             return 0
-        result = await self._clinicians.bulk_write([
-            UpdateOne({"_id": h.clinician_ref, "rev": h.rev},
-                      {"$set": {"contact.email": None, "contact.erased": True},
-                       "$inc": {"rev": 1}}) for h in held], ordered=False)
+        result = await self._clinicians.bulk_write(
+            [
+                UpdateOne(
+                    {"_id": h.clinician_ref, "rev": h.rev},
+                    {"$set": {"contact.email": None, "contact.erased": True}, "$inc": {"rev": 1}},
+                )
+                for h in held
+            ],
+            ordered=False,
+        )
         return result.modified_count
 
     async def erased_contacts(self) -> set[str]:
         """Clinicians whose contact email was erased (by request or by retention)."""
-        return {doc["_id"] async for doc in
-                self._clinicians.find({"contact.erased": True}, {"_id": 1})}
+        return {
+            doc["_id"] async for doc in self._clinicians.find({"contact.erased": True}, {"_id": 1})
+        }

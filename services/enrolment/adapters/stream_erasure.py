@@ -74,7 +74,8 @@ def may_hold_email_of(body: bytes, clinician_ref: str) -> bool:
 
 
 async def erase_from_stream(
-    js: JetStreamContext, clinician_ref: str,
+    js: JetStreamContext,
+    clinician_ref: str,
     before_replace: Callable[[str, str], Awaitable[None]] | None = None,
     idle_timeout: float = 10.0,
 ) -> StreamErasure:
@@ -84,13 +85,13 @@ async def erase_from_stream(
     `before_replace(original_id, new_id)` runs before each copy is published, so the
     enrolment record can adopt the new id and see the copy as a redelivery.
     """
-    adopt = None if before_replace is None else \
-        (lambda _ref, old, new: before_replace(old, new))
+    adopt = None if before_replace is None else (lambda _ref, old, new: before_replace(old, new))
     return await erase_many_from_stream(js, {clinician_ref}, adopt, idle_timeout)
 
 
 async def erase_many_from_stream(
-    js: JetStreamContext, clinician_refs: set[str],
+    js: JetStreamContext,
+    clinician_refs: set[str],
     before_replace: Callable[[str, str, str], Awaitable[None]] | None = None,
     idle_timeout: float = 10.0,
 ) -> StreamErasure:
@@ -100,8 +101,9 @@ async def erase_many_from_stream(
     scanned = redacted = unreadable = dead_letters = 0
     if not clinician_refs:
         return StreamErasure(0, 0)
-    async for msg in stored_until_now(js, EVENTS_STREAM, "ibest.v1.*.clinician.enrolled",
-                                      idle_timeout):
+    async for msg in stored_until_now(
+        js, EVENTS_STREAM, "ibest.v1.*.clinician.enrolled", idle_timeout
+    ):
         scanned += 1
         try:
             ref = json.loads(msg.data).get("data", {}).get("clinician_ref")
@@ -120,11 +122,13 @@ async def erase_many_from_stream(
             await js.publish(msg.subject, body, headers={"Nats-Msg-Id": new_id})
             await js.delete_msg(EVENTS_STREAM, msg.metadata.sequence.stream)
             redacted += 1
-    async for msg in stored_until_now(js, DEADLETTER_STREAM, f"{DEADLETTER_PREFIX}.>",
-                                      idle_timeout):
+    async for msg in stored_until_now(
+        js, DEADLETTER_STREAM, f"{DEADLETTER_PREFIX}.>", idle_timeout
+    ):
         original = (msg.headers or {}).get(H_SUBJECT, "")
         if original.endswith(".clinician.enrolled") and any(
-                may_hold_email_of(msg.data, r) for r in clinician_refs):
+            may_hold_email_of(msg.data, r) for r in clinician_refs
+        ):
             await js.delete_msg(DEADLETTER_STREAM, msg.metadata.sequence.stream)
             dead_letters += 1
     return StreamErasure(scanned, redacted, unreadable, dead_letters)

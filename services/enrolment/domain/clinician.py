@@ -65,8 +65,14 @@ class Fact(_Frozen):
 def fact_of(event: AnyEvent) -> Fact:
     data = event.data.model_dump(mode="json", exclude_none=True)
     data.pop("contact_email", None)
-    return Fact(id=str(event.id), name=event.event_type.name, time=event.time.astimezone(UTC),
-                trustcode=event.trustcode, sitecode=event.sitecode, data=data)
+    return Fact(
+        id=str(event.id),
+        name=event.event_type.name,
+        time=event.time.astimezone(UTC),
+        trustcode=event.trustcode,
+        sitecode=event.sitecode,
+        data=data,
+    )
 
 
 class Enrolment(_Frozen):
@@ -111,8 +117,9 @@ class ClinicianState(_Frozen):
     delivery: Delivery | None = None
 
 
-def fold(clinician_ref: str, facts: list[Fact] | tuple[Fact, ...],
-         catalogue: Catalogue) -> ClinicianState:
+def fold(
+    clinician_ref: str, facts: list[Fact] | tuple[Fact, ...], catalogue: Catalogue
+) -> ClinicianState:
     """The clinician's state from their facts, independent of the order they arrived in."""
     ordered = sorted(facts, key=lambda f: f.order)
     enrolments = [f for f in ordered if f.name == ENROLLED]
@@ -121,41 +128,64 @@ def fold(clinician_ref: str, facts: list[Fact] | tuple[Fact, ...],
     intention = None
     if intentions:
         last = intentions[-1]
-        intention = Intention(intends_to_deliver=last.data["intends_to_deliver"],
-                              confidence=last.data["confidence"], reported_at=last.time)
+        intention = Intention(
+            intends_to_deliver=last.data["intends_to_deliver"],
+            confidence=last.data["confidence"],
+            reported_at=last.time,
+        )
     delivery = None
     if deliveries:
         last = deliveries[-1]
-        delivery = Delivery(delivering=last.data["delivering"],
-                            groups_delivered=last.data["groups_delivered"], reported_at=last.time)
+        delivery = Delivery(
+            delivering=last.data["delivering"],
+            groups_delivered=last.data["groups_delivered"],
+            reported_at=last.time,
+        )
     module_facts = [f for f in ordered if f.name in (MODULE_STARTED, MODULE_COMPLETED)]
     seen_modules = sorted({f.data["module_id"] for f in module_facts})
     if not enrolments:
-        return ClinicianState(clinician_ref=clinician_ref, status=Status.AWAITING_ENROLMENT,
-                              not_counted_modules=tuple(seen_modules),
-                              intention=intention, delivery=delivery)
+        return ClinicianState(
+            clinician_ref=clinician_ref,
+            status=Status.AWAITING_ENROLMENT,
+            not_counted_modules=tuple(seen_modules),
+            intention=intention,
+            delivery=delivery,
+        )
     latest = enrolments[-1]
-    enrolment = Enrolment(trustcode=latest.trustcode, sitecode=latest.sitecode,
-                          profession=latest.data["profession"],
-                          course_version=latest.data["course_version"], enrolled_at=latest.time)
+    enrolment = Enrolment(
+        trustcode=latest.trustcode,
+        sitecode=latest.sitecode,
+        profession=latest.data["profession"],
+        course_version=latest.data["course_version"],
+        enrolled_at=latest.time,
+    )
     course = catalogue.course(enrolment.course_version)
     course_modules = [m.module_id for m in course.modules] if course else []
     required = course.required_modules if course else ()
-    progress = {m: _progress(m, [f for f in module_facts if f.data["module_id"] == m])
-                for m in course_modules}
+    progress = {
+        m: _progress(m, [f for f in module_facts if f.data["module_id"] == m])
+        for m in course_modules
+    }
     counted = tuple(p for p in progress.values() if p.started_at is not None)
     starts = [p.started_at for p in counted if p.started_at is not None]
     completions = [progress[m].completed_at for m in required]
-    completed_at = (max(c for c in completions if c is not None)
-                    if required and all(c is not None for c in completions) else None)
-    status = (Status.COMPLETED if completed_at else
-              Status.STARTED if starts else Status.ENROLLED)
+    completed_at = (
+        max(c for c in completions if c is not None)
+        if required and all(c is not None for c in completions)
+        else None
+    )
+    status = Status.COMPLETED if completed_at else Status.STARTED if starts else Status.ENROLLED
     return ClinicianState(
-        clinician_ref=clinician_ref, status=status, enrolment=enrolment,
-        enrolments=len(enrolments), modules=counted,
+        clinician_ref=clinician_ref,
+        status=status,
+        enrolment=enrolment,
+        enrolments=len(enrolments),
+        modules=counted,
         not_counted_modules=tuple(m for m in seen_modules if m not in progress),
-        started_at=min(starts) if starts else None, completed_at=completed_at,
-        intention=intention, delivery=delivery,
+        started_at=min(starts) if starts else None,
+        completed_at=completed_at,
+        intention=intention,
+        delivery=delivery,
     )
 
 

@@ -78,8 +78,7 @@ class Applied:
     changed: bool
 
 
-def apply_event(record: ClinicianRecord | None, event: AnyEvent,
-                catalogue: Catalogue) -> Applied:
+def apply_event(record: ClinicianRecord | None, event: AnyEvent, catalogue: Catalogue) -> Applied:
     """Add `event` to the clinician's record; derive and queue any events it implies.
 
     Applying an event already in the record changes nothing (redelivery is harmless). No
@@ -102,16 +101,23 @@ def apply_event(record: ClinicianRecord | None, event: AnyEvent,
         if key not in emitted:
             emitted.add(key)
             outbox.append(OutboxEntry.of(derived))
-    new = record.model_copy(update={"facts": facts, "contact": contact,
-                                    "emitted": frozenset(emitted), "outbox": tuple(outbox)})
+    new = record.model_copy(
+        update={
+            "facts": facts,
+            "contact": contact,
+            "emitted": frozenset(emitted),
+            "outbox": tuple(outbox),
+        }
+    )
     return Applied(new, state, changed=True)
 
 
 def _contact(contact: Contact | None, event: AnyEvent) -> Contact | None:
     if event.event_type.name != ENROLLED or event.data.contact_email is None:
         return contact
-    offered = Contact(email=event.data.contact_email, time=event.time.astimezone(UTC),
-                      event_id=str(event.id))
+    offered = Contact(
+        email=event.data.contact_email, time=event.time.astimezone(UTC), event_id=str(event.id)
+    )
     return offered if contact is None or offered.order > contact.order else contact
 
 
@@ -127,17 +133,34 @@ def derived_events(state: ClinicianState) -> list[tuple[str, AnyEvent]]:
     out: list[tuple[str, AnyEvent]] = []
     version = enrolment.course_version
     for name, at, payload in (
-        (TRAINING_STARTED, state.started_at,
-         TrainingStarted(clinician_ref=state.clinician_ref, course_version=version)),
-        (TRAINING_COMPLETED, state.completed_at,
-         TrainingCompleted(clinician_ref=state.clinician_ref, course_version=version,
-                           completed_at=state.completed_at)),
+        (
+            TRAINING_STARTED,
+            state.started_at,
+            TrainingStarted(clinician_ref=state.clinician_ref, course_version=version),
+        ),
+        (
+            TRAINING_COMPLETED,
+            state.completed_at,
+            TrainingCompleted(
+                clinician_ref=state.clinician_ref,
+                course_version=version,
+                completed_at=state.completed_at,
+            ),
+        ),
     ):
         if at is None:
             continue
-        out.append((name, new_event(
-            payload, trustcode=enrolment.trustcode, sitecode=enrolment.sitecode,
-            source=SOURCE, time=at,
-            event_id=derived_event_id(state.clinician_ref, version, name),
-        )))
+        out.append(
+            (
+                name,
+                new_event(
+                    payload,
+                    trustcode=enrolment.trustcode,
+                    sitecode=enrolment.sitecode,
+                    source=SOURCE,
+                    time=at,
+                    event_id=derived_event_id(state.clinician_ref, version, name),
+                ),
+            )
+        )
     return out

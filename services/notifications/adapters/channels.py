@@ -27,8 +27,17 @@ from services.notifications.ports import (
 )
 from services.notifications.settings import NotificationSettings
 
-__all__ = ["Channel", "ChannelName", "LogChannel", "NotifyChannel", "OutgoingMessage",
-           "PermanentSendError", "SmtpChannel", "TransientSendError", "make_channel"]
+__all__ = [
+    "Channel",
+    "ChannelName",
+    "LogChannel",
+    "NotifyChannel",
+    "OutgoingMessage",
+    "PermanentSendError",
+    "SmtpChannel",
+    "TransientSendError",
+    "make_channel",
+]
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +56,9 @@ class TokenBucket:
         async with self._lock:
             while True:
                 now = time.monotonic()
-                self._tokens = min(self._capacity,
-                                   self._tokens + (now - self._updated) * self._rate)
+                self._tokens = min(
+                    self._capacity, self._tokens + (now - self._updated) * self._rate
+                )
                 self._updated = now
                 if self._tokens >= 1:
                     self._tokens -= 1
@@ -62,8 +72,9 @@ class LogChannel:
     name: ChannelName = "log"
 
     async def send(self, message: OutgoingMessage) -> str | None:
-        log.info("reminder %s (%s) sent to the log channel", message.reminder_id,
-                 message.kind.value)
+        log.info(
+            "reminder %s (%s) sent to the log channel", message.reminder_id, message.kind.value
+        )
         return None
 
 
@@ -83,7 +94,8 @@ class NotifyChannel:
     def _send_blocking(self, message: OutgoingMessage) -> list[str]:
         # The client is not thread-safe: one per call.
         client = NotificationsAPIClient(  # type: ignore[no-untyped-call]
-            self._api_key, base_url=self._base_url, timeout=self._timeout)
+            self._api_key, base_url=self._base_url, timeout=self._timeout
+        )
         ids = []
         for address in message.to:
             try:
@@ -97,8 +109,9 @@ class NotifyChannel:
                 status = exc.status_code
                 if status == 429 or status >= 500:
                     raise TransientSendError(f"Notify answered {status}") from None
-                raise PermanentSendError(f"Notify refused the message ({status}): "
-                                         f"{_notify_reason(exc)}") from None
+                raise PermanentSendError(
+                    f"Notify refused the message ({status}): {_notify_reason(exc)}"
+                ) from None
             except requests.RequestException as exc:
                 raise TransientSendError(f"Notify unreachable: {type(exc).__name__}") from None
             ids.append(str(response.get("id", "")))
@@ -135,8 +148,9 @@ class SmtpChannel:
         msg["X-IBeST-Reference"] = message.reminder_id
         msg.set_content(message.body)
         try:
-            with smtplib.SMTP(self._s.smtp_host, self._s.smtp_port,
-                              timeout=self._s.smtp_timeout) as smtp:
+            with smtplib.SMTP(
+                self._s.smtp_host, self._s.smtp_port, timeout=self._s.smtp_timeout
+            ) as smtp:
                 if self._s.smtp_starttls:
                     smtp.starttls()
                 if self._s.smtp_username:
@@ -146,8 +160,9 @@ class SmtpChannel:
             codes = sorted({code for code, _ in exc.recipients.values()})
             if all(400 <= code < 500 for code in codes):
                 raise TransientSendError(f"SMTP deferred the recipient ({codes})") from None
-            raise PermanentSendError(f"SMTP server refused the recipient address ({codes})"
-                                     ) from None
+            raise PermanentSendError(
+                f"SMTP server refused the recipient address ({codes})"
+            ) from None
         except smtplib.SMTPResponseException as exc:
             if 400 <= exc.smtp_code < 500:
                 raise TransientSendError(f"SMTP answered {exc.smtp_code}") from None
@@ -162,8 +177,12 @@ class SmtpChannel:
 
 def make_channel(settings: NotificationSettings) -> Channel:
     if settings.channel == "notify":
-        return NotifyChannel(settings.notify_api_key, settings.notify_base_url,
-                             settings.notify_rate_per_minute, settings.notify_timeout)
+        return NotifyChannel(
+            settings.notify_api_key,
+            settings.notify_base_url,
+            settings.notify_rate_per_minute,
+            settings.notify_timeout,
+        )
     if settings.channel == "smtp":
         return SmtpChannel(settings)
     return LogChannel()

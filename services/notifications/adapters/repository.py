@@ -44,12 +44,15 @@ class MongoNotificationsRepository:
     async def ensure_indexes(self) -> None:
         await self.reminders.create_index([("status", ASCENDING), ("send_after", ASCENDING)])
         await self.reminders.create_index([("recipient_ref", ASCENDING), ("family", ASCENDING)])
-        await self.reminders.create_index([("outbox.id", ASCENDING)], name="outbox_pending",
-                                          sparse=True)
+        await self.reminders.create_index(
+            [("outbox.id", ASCENDING)], name="outbox_pending", sparse=True
+        )
         await self.follow_ups.create_index(
-            [("sitecode", ASCENDING), ("status", ASCENDING), ("remind_on", ASCENDING)])
+            [("sitecode", ASCENDING), ("status", ASCENDING), ("remind_on", ASCENDING)]
+        )
         await self.follow_ups.create_index(
-            [("trustcode", ASCENDING), ("patient_ref", ASCENDING), ("timepoint", ASCENDING)])
+            [("trustcode", ASCENDING), ("patient_ref", ASCENDING), ("timepoint", ASCENDING)]
+        )
         await self.follow_ups.create_index([("digest", ASCENDING)])
         await self.clinicians.create_index([("completed_at", ASCENDING)])
         await self.deliveries.create_index([("reference", ASCENDING)])
@@ -59,8 +62,10 @@ class MongoNotificationsRepository:
     async def record_enrolment(self, ref: str, trust: str, site: str, at: datetime) -> None:
         """Earliest enrolment starts the clock; the latest one decides trust and site."""
         await self.clinicians.update_one(
-            {"_id": ref}, {"$min": {"enrolled_at": at}, "$setOnInsert": {"opted_out": False}},
-            upsert=True)
+            {"_id": ref},
+            {"$min": {"enrolled_at": at}, "$setOnInsert": {"opted_out": False}},
+            upsert=True,
+        )
         await self.clinicians.update_one(*_latest_enrolment(ref, at, trust, site))
 
     async def apply_clinicians(self, changes: list[ClinicianChange]) -> None:
@@ -74,8 +79,11 @@ class MongoNotificationsRepository:
             if change.maxs:
                 update["$max"] = change.maxs
             if change.report_dates:
-                update["$addToSet"] = {"delivery_reports": {
-                    "$each": sorted(d.isoformat() for d in change.report_dates)}}
+                update["$addToSet"] = {
+                    "delivery_reports": {
+                        "$each": sorted(d.isoformat() for d in change.report_dates)
+                    }
+                }
             ops.append(UpdateOne({"_id": change.ref}, update, upsert=True))
             if change.latest_enrolment is not None:
                 ops.append(UpdateOne(*_latest_enrolment(change.ref, *change.latest_enrolment)))
@@ -85,34 +93,55 @@ class MongoNotificationsRepository:
     async def record_progress(self, ref: str, at: datetime) -> None:
         await self.clinicians.update_one(
             {"_id": ref},
-            {"$min": {"started_at": at}, "$max": {"last_progress_at": at},
-             "$setOnInsert": {"opted_out": False}},
-            upsert=True)
+            {
+                "$min": {"started_at": at},
+                "$max": {"last_progress_at": at},
+                "$setOnInsert": {"opted_out": False},
+            },
+            upsert=True,
+        )
 
     async def record_completion(self, ref: str, at: datetime) -> None:
         """A completion never sets trust and site: only enrolments do (the thank-you carries
         the completion's own), so no arrival order decides them."""
         await self.clinicians.update_one(
             {"_id": ref},
-            {"$min": {"completed_at": at, "started_at": at}, "$max": {"last_progress_at": at},
-             "$setOnInsert": {"opted_out": False}},
-            upsert=True)
+            {
+                "$min": {"completed_at": at, "started_at": at},
+                "$max": {"last_progress_at": at},
+                "$setOnInsert": {"opted_out": False},
+            },
+            upsert=True,
+        )
 
     async def record_delivery_report(self, ref: str, day: date) -> None:
         """Keep the (Europe/London) date of every delivery report: whichever survey window
         contains one is answered, even if the completion that times it arrives later."""
         await self.clinicians.update_one(
-            {"_id": ref}, {"$addToSet": {"delivery_reports": day.isoformat()},
-                           "$setOnInsert": {"opted_out": False}}, upsert=True)
+            {"_id": ref},
+            {
+                "$addToSet": {"delivery_reports": day.isoformat()},
+                "$setOnInsert": {"opted_out": False},
+            },
+            upsert=True,
+        )
 
     async def cancel_answered_surveys(self, answers: list[tuple[str, date]]) -> None:
         """Cancel the pending survey nudges whose window contains a report (clinician, date):
         an answer cancels what is pending. The send-time check covers any created later."""
-        ops = [UpdateMany({"recipient_ref": ref, "family": "survey", "status": PENDING,
-                           "opens": {"$lte": day.isoformat()},
-                           "closes": {"$gte": day.isoformat()}},
-                          {"$set": {"status": CANCELLED, "reason": "survey answered"}})
-               for ref, day in answers]
+        ops = [
+            UpdateMany(
+                {
+                    "recipient_ref": ref,
+                    "family": "survey",
+                    "status": PENDING,
+                    "opens": {"$lte": day.isoformat()},
+                    "closes": {"$gte": day.isoformat()},
+                },
+                {"$set": {"status": CANCELLED, "reason": "survey answered"}},
+            )
+            for ref, day in answers
+        ]
         if ops:
             await self.reminders.bulk_write(ops, ordered=False)
 
@@ -120,23 +149,29 @@ class MongoNotificationsRepository:
         """After creating survey nudges: cancel those a report already stored answers (a
         report handled concurrently stores its date before cancelling, so one of the two
         always sees the other; every arrival order leaves the same reminders)."""
-        answers = [(doc["_id"], date.fromisoformat(day)) async for doc in self.clinicians.find(
-            {"_id": {"$in": refs}, "delivery_reports.0": {"$exists": True}},
-            {"delivery_reports": 1}) for day in doc["delivery_reports"]]
+        answers = [
+            (doc["_id"], date.fromisoformat(day))
+            async for doc in self.clinicians.find(
+                {"_id": {"$in": refs}, "delivery_reports.0": {"$exists": True}},
+                {"delivery_reports": 1},
+            )
+            for day in doc["delivery_reports"]
+        ]
         await self.cancel_answered_surveys(answers)
 
     async def set_opt_out(self, ref: str, opted_out: bool, at: datetime) -> None:
         await self.clinicians.update_one(
-            {"_id": ref}, {"$set": {"opted_out": opted_out, "opt_out_changed_at": at}},
-            upsert=True)
+            {"_id": ref}, {"$set": {"opted_out": opted_out, "opt_out_changed_at": at}}, upsert=True
+        )
 
     async def clinician(self, ref: str) -> Document | None:
         return await self.clinicians.find_one({"_id": ref})
 
     def active_clinicians(self) -> AsyncIterator[Document]:
         """Enrolled, not completed, not opted out: those who may still need a nudge."""
-        return self.clinicians.find({"enrolled_at": {"$ne": None}, "completed_at": None,
-                                     "opted_out": {"$ne": True}})
+        return self.clinicians.find(
+            {"enrolled_at": {"$ne": None}, "completed_at": None, "opted_out": {"$ne": True}}
+        )
 
     async def training_reminders(self) -> dict[str, list[Document]]:
         by_ref: dict[str, list[Document]] = {}
@@ -144,32 +179,39 @@ class MongoNotificationsRepository:
             by_ref.setdefault(doc["recipient_ref"], []).append(doc)
         return by_ref
 
-    async def cancel_clinician_reminders(self, ref: str, families: list[str],
-                                         reason: str) -> None:
+    async def cancel_clinician_reminders(self, ref: str, families: list[str], reason: str) -> None:
         await self.reminders.update_many(
             {"recipient_ref": ref, "family": {"$in": families}, "status": PENDING},
-            {"$set": {"status": CANCELLED, "reason": reason}})
+            {"$set": {"status": CANCELLED, "reason": reason}},
+        )
 
-    async def complete_training(self, refs: list[str], families: list[str], reason: str,
-                                thanks: list[tuple[str, Document]]) -> None:
+    async def complete_training(
+        self, refs: list[str], families: list[str], reason: str, thanks: list[tuple[str, Document]]
+    ) -> None:
         """A batch's completions: cancel the pending reminders of `families`, then create
         each thank-you once (in order; an existing one is left as it is)."""
-        ops: list[UpdateOne | UpdateMany] = [UpdateMany(
-            {"recipient_ref": {"$in": refs}, "family": {"$in": families}, "status": PENDING},
-            {"$set": {"status": CANCELLED, "reason": reason}})]
-        ops += [UpdateOne({"_id": rid}, {"$setOnInsert": _new_reminder(fields)}, upsert=True)
-                for rid, fields in thanks]
+        ops: list[UpdateOne | UpdateMany] = [
+            UpdateMany(
+                {"recipient_ref": {"$in": refs}, "family": {"$in": families}, "status": PENDING},
+                {"$set": {"status": CANCELLED, "reason": reason}},
+            )
+        ]
+        ops += [
+            UpdateOne({"_id": rid}, {"$setOnInsert": _new_reminder(fields)}, upsert=True)
+            for rid, fields in thanks
+        ]
         await self.reminders.bulk_write(ops, ordered=True)
 
     # Patients and follow-up items ---------------------------------------------------------
 
-    async def record_baseline(self, trust: str, patient: str, site: str,
-                              at: datetime) -> Document:
+    async def record_baseline(self, trust: str, patient: str, site: str, at: datetime) -> Document:
         """Keep the latest baseline (a later one corrects it); returns the patient."""
         key = f"{trust}:{patient}"
         await self.patients.update_one(
-            {"_id": key}, {"$setOnInsert": {"trustcode": trust, "patient_ref": patient}},
-            upsert=True)
+            {"_id": key},
+            {"$setOnInsert": {"trustcode": trust, "patient_ref": patient}},
+            upsert=True,
+        )
         await self.patients.update_one(*_latest_baseline(key, at, site))
         doc = await self.patients.find_one({"_id": key})
         assert doc is not None
@@ -180,8 +222,9 @@ class MongoNotificationsRepository:
         stored patients that had a baseline in the batch."""
         ops: list[UpdateOne] = []
         for change in changes:
-            update: Document = {"$setOnInsert": {"trustcode": change.trustcode,
-                                                 "patient_ref": change.patient_ref}}
+            update: Document = {
+                "$setOnInsert": {"trustcode": change.trustcode, "patient_ref": change.patient_ref}
+            }
             if change.collected:
                 update["$set"] = {f"collected.{tp}": True for tp in change.collected}
             ops.append(UpdateOne({"_id": change.key}, update, upsert=True))
@@ -197,15 +240,20 @@ class MongoNotificationsRepository:
 
     async def collected_of(self, keys: list[str]) -> dict[str, set[str]]:
         """The collected follow-ups of many patients, in one read."""
-        return {doc["_id"]: collected_timepoints(doc) async for doc in self.patients.find(
-            {"_id": {"$in": keys}}, {"collected": 1})}
+        return {
+            doc["_id"]: collected_timepoints(doc)
+            async for doc in self.patients.find({"_id": {"$in": keys}}, {"collected": 1})
+        }
 
     async def record_collected(self, trust: str, patient: str, timepoint: str) -> None:
         await self.patients.update_one(
             {"_id": f"{trust}:{patient}"},
-            {"$set": {f"collected.{timepoint}": True},
-             "$setOnInsert": {"trustcode": trust, "patient_ref": patient}},
-            upsert=True)
+            {
+                "$set": {f"collected.{timepoint}": True},
+                "$setOnInsert": {"trustcode": trust, "patient_ref": patient},
+            },
+            upsert=True,
+        )
 
     async def collected(self, trust: str, patient: str) -> set[str]:
         return collected_timepoints(await self.patients.find_one({"_id": f"{trust}:{patient}"}))
@@ -214,31 +262,38 @@ class MongoNotificationsRepository:
         """Create a follow-up item once; move its dates only while it is still pending."""
         with contextlib.suppress(DuplicateKeyError):  # created concurrently elsewhere
             await self.follow_ups.update_one(
-                {"_id": item_id}, {"$setOnInsert": {**fields, "status": PENDING}}, upsert=True)
+                {"_id": item_id}, {"$setOnInsert": {**fields, "status": PENDING}}, upsert=True
+            )
         await self.follow_ups.update_one({"_id": item_id, "status": PENDING}, {"$set": fields})
 
-    async def write_items(self, items: list[tuple[str, Document]],
-                          cancels: list[tuple[str, str, str]]) -> None:
+    async def write_items(
+        self, items: list[tuple[str, Document]], cancels: list[tuple[str, str, str]]
+    ) -> None:
         """Many `upsert_item`s then many `cancel_items` (trust, patient, timepoint), in one
         ordered bulk write."""
         ops: list[UpdateOne | UpdateMany] = []
         for item_id, fields in items:
-            ops += [UpdateOne({"_id": item_id}, {"$setOnInsert": {**fields, "status": PENDING}},
-                              upsert=True),
-                    UpdateOne({"_id": item_id, "status": PENDING}, {"$set": fields})]
+            ops += [
+                UpdateOne(
+                    {"_id": item_id}, {"$setOnInsert": {**fields, "status": PENDING}}, upsert=True
+                ),
+                UpdateOne({"_id": item_id, "status": PENDING}, {"$set": fields}),
+            ]
         ops += [UpdateMany(_open_items(*key), {"$set": {"status": CANCELLED}}) for key in cancels]
         if ops:
             await self.follow_ups.bulk_write(ops, ordered=True)
 
     async def cancel_items(self, trust: str, patient: str, timepoint: str) -> None:
-        await self.follow_ups.update_many(_open_items(trust, patient, timepoint),
-                                          {"$set": {"status": CANCELLED}})
+        await self.follow_ups.update_many(
+            _open_items(trust, patient, timepoint), {"$set": {"status": CANCELLED}}
+        )
 
     async def sites_with_due_items(self, today: str) -> dict[str, str]:
         """Site -> trust for every site with a pending item due on or before `today`."""
         sites: dict[str, str] = {}
-        async for doc in self.follow_ups.find({"status": PENDING, "remind_on": {"$lte": today}},
-                                              {"sitecode": 1, "trustcode": 1}):
+        async for doc in self.follow_ups.find(
+            {"status": PENDING, "remind_on": {"$lte": today}}, {"sitecode": 1, "trustcode": 1}
+        ):
             sites[doc["sitecode"]] = doc["trustcode"]
         return sites
 
@@ -246,12 +301,14 @@ class MongoNotificationsRepository:
         """Items of a digest: those already in it plus any now due; caller holds its claim."""
         await self.follow_ups.update_many(
             {"sitecode": site, "status": PENDING, "remind_on": {"$lte": today}},
-            {"$set": {"status": QUEUED, "digest": digest}})
+            {"$set": {"status": QUEUED, "digest": digest}},
+        )
         return [d async for d in self.follow_ups.find({"digest": digest, "status": QUEUED})]
 
     async def finish_items(self, digest: str, status: str) -> None:
-        await self.follow_ups.update_many({"digest": digest, "status": QUEUED},
-                                          {"$set": {"status": status}})
+        await self.follow_ups.update_many(
+            {"digest": digest, "status": QUEUED}, {"$set": {"status": status}}
+        )
 
     # Reminders ----------------------------------------------------------------------------
 
@@ -259,7 +316,8 @@ class MongoNotificationsRepository:
         """Schedule a reminder once; False when it already existed (any status)."""
         try:
             result = await self.reminders.update_one(
-                {"_id": reminder_id}, {"$setOnInsert": _new_reminder(fields)}, upsert=True)
+                {"_id": reminder_id}, {"$setOnInsert": _new_reminder(fields)}, upsert=True
+            )
         except DuplicateKeyError:
             return False
         return result.upserted_id is not None
@@ -267,29 +325,45 @@ class MongoNotificationsRepository:
     async def claim(self, now: datetime, owner: str, lease: timedelta) -> Document | None:
         """Atomically take one due reminder (or one whose claimer's lease ran out)."""
         return await self.reminders.find_one_and_update(
-            {"$or": [{"status": PENDING, "send_after": {"$lte": now}},
-                     {"status": SENDING, "lease_until": {"$lt": now}}]},
-            {"$set": {"status": SENDING, "owner": owner, "lease_until": now + lease},
-             "$inc": {"claims": 1}},
+            {
+                "$or": [
+                    {"status": PENDING, "send_after": {"$lte": now}},
+                    {"status": SENDING, "lease_until": {"$lt": now}},
+                ]
+            },
+            {
+                "$set": {"status": SENDING, "owner": owner, "lease_until": now + lease},
+                "$inc": {"claims": 1},
+            },
             sort=[("send_after", ASCENDING)],
-            return_document=ReturnDocument.AFTER)
+            return_document=ReturnDocument.AFTER,
+        )
 
     async def finish(self, reminder_id: str, owner: str, fields: Document) -> None:
         """Record the outcome of a claimed reminder (sent, failed, cancelled, or pending)."""
-        await self.reminders.update_one({"_id": reminder_id, "owner": owner,
-                                         "status": SENDING}, {"$set": fields})
+        await self.reminders.update_one(
+            {"_id": reminder_id, "owner": owner, "status": SENDING}, {"$set": fields}
+        )
 
     async def finished_before_outbox(self) -> list[Document]:
         """Reminders finished by a version before the outbox (flag `published`) whose event
         was not published yet."""
-        return [d async for d in self.reminders.find(
-            {"published": False, "status": {"$in": list(FINISHED)},
-             "outbox": {"$exists": False}})]
+        return [
+            d
+            async for d in self.reminders.find(
+                {
+                    "published": False,
+                    "status": {"$in": list(FINISHED)},
+                    "outbox": {"$exists": False},
+                }
+            )
+        ]
 
     async def queue_event(self, reminder_id: str, entries: list[Document]) -> None:
         """Put such a reminder's event in its outbox (and drop the old flag)."""
-        await self.reminders.update_one({"_id": reminder_id},
-                                        {"$set": {"outbox": entries}, "$unset": {"published": ""}})
+        await self.reminders.update_one(
+            {"_id": reminder_id}, {"$set": {"outbox": entries}, "$unset": {"published": ""}}
+        )
 
     async def reminder(self, reminder_id: str) -> Document | None:
         return await self.reminders.find_one({"_id": reminder_id})
@@ -300,16 +374,22 @@ class MongoNotificationsRepository:
         """Store a Notify callback and update its reminder; False for an unknown reference."""
         await self.deliveries.update_one(
             {"_id": status["id"]},
-            {"$set": {**status, "received_at": received_at},
-             "$push": {"history": {"status": status["status"], "received_at": received_at}}},
-            upsert=True)
+            {
+                "$set": {**status, "received_at": received_at},
+                "$push": {"history": {"status": status["status"], "received_at": received_at}},
+            },
+            upsert=True,
+        )
         reference = status.get("reference")
         if not reference:
             return False
         result = await self.reminders.update_one(
             {"_id": reference},
-            {"$set": {"delivery_status": status["status"], "delivery_updated_at": received_at},
-             "$addToSet": {"provider_ids": status["id"]}})
+            {
+                "$set": {"delivery_status": status["status"], "delivery_updated_at": received_at},
+                "$addToSet": {"provider_ids": status["id"]},
+            },
+        )
         return result.matched_count > 0
 
     # Retention ----------------------------------------------------------------------------
@@ -321,53 +401,87 @@ class MongoNotificationsRepository:
         in flight, and follow-up items whose window has not closed."""
         cutoff = now - retention
         removed = 0
-        removed += (await self.deliveries.delete_many(
-            {"received_at": {"$lt": cutoff}})).deleted_count
+        removed += (
+            await self.deliveries.delete_many({"received_at": {"$lt": cutoff}})
+        ).deleted_count
         # Thank-yous (never re-created for a completion older than thanks_max_age_days,
         # at most the retention) and site digests (one per site and day) once finished
         # and published, or cancelled.
-        removed += (await self.reminders.delete_many({
-            "family": {"$in": ["thanks", "follow_up"]},
-            "$or": [{"status": {"$in": list(FINISHED)}, "published": True},
-                    {"status": CANCELLED}],
-            "$and": [{"$or": [{"finished_at": {"$lt": cutoff}},
-                              {"finished_at": None, "created_at": {"$lt": cutoff}}]}],
-        })).deleted_count
+        removed += (
+            await self.reminders.delete_many(
+                {
+                    "family": {"$in": ["thanks", "follow_up"]},
+                    "$or": [
+                        {"status": {"$in": list(FINISHED)}, "published": True},
+                        {"status": CANCELLED},
+                    ],
+                    "$and": [
+                        {
+                            "$or": [
+                                {"finished_at": {"$lt": cutoff}},
+                                {"finished_at": None, "created_at": {"$lt": cutoff}},
+                            ]
+                        }
+                    ],
+                }
+            )
+        ).deleted_count
         # Follow-up items whose window closed `retention` ago: a closed window is never
         # reminded, so a replayed baseline does not schedule them again.
         closed_before = (cutoff.date()).isoformat()
-        removed += (await self.follow_ups.delete_many(
-            {"status": {"$nin": [PENDING, QUEUED]}, "closes": {"$lt": closed_before}}
-        )).deleted_count
+        removed += (
+            await self.follow_ups.delete_many(
+                {"status": {"$nin": [PENDING, QUEUED]}, "closes": {"$lt": closed_before}}
+            )
+        ).deleted_count
         return removed
 
 
-def _if_latest(key: str, field: str, latest: str, time_field: str, at: datetime,
-               values: Document) -> tuple[Document, Document]:
+def _if_latest(
+    key: str, field: str, latest: str, time_field: str, at: datetime, values: Document
+) -> tuple[Document, Document]:
     """Filter and update setting `values` (and `time_field` = `at`) only if `latest` orders
     after the stored one. A document from before `field` existed is compared by its
     `time_field` alone, as it was then."""
-    return ({"_id": key, "$or": [{field: {"$exists": False}, time_field: {"$not": {"$gt": at}}},
-                                 {field: {"$lt": latest}}]},
-            {"$set": {**values, time_field: at, field: latest}})
+    return (
+        {
+            "_id": key,
+            "$or": [
+                {field: {"$exists": False}, time_field: {"$not": {"$gt": at}}},
+                {field: {"$lt": latest}},
+            ],
+        },
+        {"$set": {**values, time_field: at, field: latest}},
+    )
 
 
 def _latest_enrolment(ref: str, at: datetime, trust: str, site: str) -> tuple[Document, Document]:
     """The latest enrolment (by `latest_key`) decides the clinician's trust and site."""
-    return _if_latest(ref, "latest_enrolment", latest_key(at, trust, site),
-                      "latest_enrolment_at", at, {"trustcode": trust, "sitecode": site})
+    return _if_latest(
+        ref,
+        "latest_enrolment",
+        latest_key(at, trust, site),
+        "latest_enrolment_at",
+        at,
+        {"trustcode": trust, "sitecode": site},
+    )
 
 
 def _latest_baseline(key: str, at: datetime, site: str) -> tuple[Document, Document]:
     """The latest baseline (by `latest_key`) decides the follow-up windows (a later one
     corrects an earlier one)."""
-    return _if_latest(key, "latest_baseline", latest_key(at, site), "baseline_time", at,
-                      {"sitecode": site})
+    return _if_latest(
+        key, "latest_baseline", latest_key(at, site), "baseline_time", at, {"sitecode": site}
+    )
 
 
 def _open_items(trust: str, patient: str, timepoint: str) -> Document:
-    return {"trustcode": trust, "patient_ref": patient, "timepoint": timepoint,
-            "status": {"$in": [PENDING, QUEUED]}}
+    return {
+        "trustcode": trust,
+        "patient_ref": patient,
+        "timepoint": timepoint,
+        "status": {"$in": [PENDING, QUEUED]},
+    }
 
 
 def _new_reminder(fields: Document) -> Document:

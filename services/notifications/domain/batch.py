@@ -42,8 +42,13 @@ class Completion:
 
 def completion_of(event: AnyEvent) -> Completion:
     """A `clinician.training_completed` as the handlers use it."""
-    return Completion(event.time, event.data.course_version, event.trustcode, event.sitecode,
-                      completion_date(completed_at(event.data.completed_at, event.time)))
+    return Completion(
+        event.time,
+        event.data.course_version,
+        event.trustcode,
+        event.sitecode,
+        completion_date(completed_at(event.data.completed_at, event.time)),
+    )
 
 
 def report_date(event: AnyEvent) -> date:
@@ -104,8 +109,9 @@ def fold(events: list[AnyEvent]) -> BatchChanges:
         if name == "clinician.enrolled":
             change.at_most("enrolled_at", event.time)
             held = change.latest_enrolment
-            if held is None or latest_key(*held) < latest_key(event.time, event.trustcode,
-                                                               event.sitecode):
+            if held is None or latest_key(*held) < latest_key(
+                event.time, event.trustcode, event.sitecode
+            ):
                 change.latest_enrolment = (event.time, event.trustcode, event.sitecode)
         elif name in PROGRESS:
             change.at_most("started_at", event.time)
@@ -131,8 +137,9 @@ def _fold_assessment(changes: BatchChanges, event: AnyEvent) -> None:
     if timepoint in FOLLOW_UPS:
         if timepoint.value not in change.collected:
             change.collected.append(timepoint.value)
-    elif change.baseline is None or latest_key(*change.baseline) < latest_key(event.time,
-                                                                               event.sitecode):
+    elif change.baseline is None or latest_key(*change.baseline) < latest_key(
+        event.time, event.sitecode
+    ):
         change.baseline = (event.time, event.sitecode)
 
 

@@ -30,10 +30,12 @@ def follow_up_items(
     for tp in FOLLOW_UPS:
         window = follow_up_window(baseline, tp)
         closing_on = max(window.closes - closing_before, window.due)
-        items.append(FollowUpItem(ReminderKind.FOLLOW_UP_DUE, tp, window.due, window.due,
-                                  window.closes))
-        items.append(FollowUpItem(ReminderKind.FOLLOW_UP_CLOSING, tp, closing_on, window.due,
-                                  window.closes))
+        items.append(
+            FollowUpItem(ReminderKind.FOLLOW_UP_DUE, tp, window.due, window.due, window.closes)
+        )
+        items.append(
+            FollowUpItem(ReminderKind.FOLLOW_UP_CLOSING, tp, closing_on, window.due, window.closes)
+        )
     return items
 
 
@@ -57,8 +59,10 @@ def digest_lines(lines: list[DigestLine], today: date) -> list[DigestLine]:
             continue
         key = (line.patient_ref, line.timepoint)
         held = best.get(key)
-        if held is None or (line.kind == ReminderKind.FOLLOW_UP_CLOSING
-                            and held.kind != ReminderKind.FOLLOW_UP_CLOSING):
+        if held is None or (
+            line.kind == ReminderKind.FOLLOW_UP_CLOSING
+            and held.kind != ReminderKind.FOLLOW_UP_CLOSING
+        ):
             best[key] = line
     return sorted(best.values(), key=lambda x: (x.closes, x.patient_ref, x.timepoint.value))
 

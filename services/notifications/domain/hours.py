@@ -49,14 +49,17 @@ class WorkingHours:
         --demo` on a weekend): whether `moment` is inside working hours, and if not, when the
         next window opens."""
         local = moment.astimezone(self.tz)
-        window = (f"{days_text or self._days_text()} {self.start:%H:%M}-{self.end:%H:%M} "
-                  f"{self.timezone}")
+        window = (
+            f"{days_text or self._days_text()} {self.start:%H:%M}-{self.end:%H:%M} {self.timezone}"
+        )
         if self.is_open(moment):
             return f"it is {local:%A %H:%M}, inside working hours ({window}): reminders go now"
         opens = self.next_open(moment).astimezone(self.tz)
-        return (f"it is {local:%A %H:%M} in {self.timezone}, outside working hours ({window}):"
-                f" reminders wait until {opens:%A %d %B %H:%M}, so reminders_sent stays 0 "
-                "until then")
+        return (
+            f"it is {local:%A %H:%M} in {self.timezone}, outside working hours ({window}):"
+            f" reminders wait until {opens:%A %d %B %H:%M}, so reminders_sent stays 0 "
+            "until then"
+        )
 
     def _days_text(self) -> str:
         return ",".join(DAY_NAMES[d] for d in sorted(self.days))

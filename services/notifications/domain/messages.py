@@ -52,10 +52,14 @@ def thanks_content(course_version: str, intention_url: str) -> Content:
 def describe(line: DigestLine) -> str:
     label = TIMEPOINT_LABEL.get(line.timepoint, line.timepoint.value)
     if line.kind == ReminderKind.FOLLOW_UP_CLOSING:
-        return (f"{line.patient_ref}: {label} follow-up window closes {line.closes.isoformat()} "
-                "(not yet collected)")
-    return (f"{line.patient_ref}: {label} follow-up due {line.due.isoformat()} "
-            f"(window closes {line.closes.isoformat()})")
+        return (
+            f"{line.patient_ref}: {label} follow-up window closes {line.closes.isoformat()} "
+            "(not yet collected)"
+        )
+    return (
+        f"{line.patient_ref}: {label} follow-up due {line.due.isoformat()} "
+        f"(window closes {line.closes.isoformat()})"
+    )
 
 
 def digest_content(sitecode: str, day: str, lines: list[DigestLine]) -> Content:
@@ -90,12 +94,16 @@ def survey_content(kind: ReminderKind, survey: Survey, closes: str, survey_url: 
     label = SURVEY_LABEL[survey]
     if kind == ReminderKind.DELIVERY_SURVEY_CLOSING:
         subject = f"Two weeks left: your {label} iBeST delivery survey"
-        lead = (f"We have not yet heard from you for the {label} iBeST delivery survey. "
-                f"It closes on {closes}.")
+        lead = (
+            f"We have not yet heard from you for the {label} iBeST delivery survey. "
+            f"It closes on {closes}."
+        )
     else:
         subject = f"Your {label} iBeST delivery survey"
-        lead = (f"It is {label.split('-')[0]} months since you completed the iBeST course. "
-                "Are you delivering BeST classes? Your answer helps the programme, whether or "
-                f"not you are. The survey is open until {closes}.")
+        lead = (
+            f"It is {label.split('-')[0]} months since you completed the iBeST course. "
+            "Are you delivering BeST classes? Your answer helps the programme, whether or "
+            f"not you are. The survey is open until {closes}."
+        )
     body = f"{lead}\n\nAnswer here (two questions): {survey_url}\n"
     return Content(subject, body, {"survey": label, "closes": closes, "survey_url": survey_url})

@@ -50,8 +50,14 @@ def survey_nudges(completed: date, closing_before: timedelta) -> list[SurveyNudg
     return nudges
 
 
-def reason_not_to_send(kind: ReminderKind, opens: date, closes: date, closing_on: date,
-                       today: date, report_dates: Iterable[date]) -> str | None:
+def reason_not_to_send(
+    kind: ReminderKind,
+    opens: date,
+    closes: date,
+    closing_on: date,
+    today: date,
+    report_dates: Iterable[date],
+) -> str | None:
     """Why a survey nudge due now must not go (it is then cancelled), or None to send it.
 
     A nudge is never due before its window opens (both fall on or after the due date)."""

@@ -37,18 +37,31 @@ class MongoOutcomesRepository:
         self.outbox = MongoOutbox(db["patients"])
 
     async def create_indexes(self) -> None:
-        await self._assessments.create_indexes([
-            IndexModel([("trustcode", ASCENDING), ("patient_ref", ASCENDING),
-                        ("timepoint", ASCENDING), ("time", ASCENDING)], name="by_patient"),
-            IndexModel([("trustcode", ASCENDING), ("class_id", ASCENDING)], name="by_class"),
-        ])
-        await self._patients.create_indexes([
-            # The outbox relay looks for patients with pending events.
-            IndexModel([("outbox.id", ASCENDING)], name="outbox_pending", sparse=True),
-        ])
-        await self._classes.create_indexes([
-            IndexModel([("trustcode", ASCENDING), ("sitecode", ASCENDING)], name="by_site"),
-        ])
+        await self._assessments.create_indexes(
+            [
+                IndexModel(
+                    [
+                        ("trustcode", ASCENDING),
+                        ("patient_ref", ASCENDING),
+                        ("timepoint", ASCENDING),
+                        ("time", ASCENDING),
+                    ],
+                    name="by_patient",
+                ),
+                IndexModel([("trustcode", ASCENDING), ("class_id", ASCENDING)], name="by_class"),
+            ]
+        )
+        await self._patients.create_indexes(
+            [
+                # The outbox relay looks for patients with pending events.
+                IndexModel([("outbox.id", ASCENDING)], name="outbox_pending", sparse=True),
+            ]
+        )
+        await self._classes.create_indexes(
+            [
+                IndexModel([("trustcode", ASCENDING), ("sitecode", ASCENDING)], name="by_site"),
+            ]
+        )
 
     # Assessments (audit history)
 
@@ -64,11 +77,17 @@ class MongoOutcomesRepository:
         """`record_assessment` for several, in one bulk write."""
         unique = {a.event_id: a for a in assessments}
         if unique:
-            await self._assessments.bulk_write([
-                UpdateOne({"_id": a.event_id},
-                          {"$setOnInsert": {**a.to_doc(), "received_at": received}}, upsert=True)
-                for a in unique.values()
-            ], ordered=False)
+            await self._assessments.bulk_write(
+                [
+                    UpdateOne(
+                        {"_id": a.event_id},
+                        {"$setOnInsert": {**a.to_doc(), "received_at": received}},
+                        upsert=True,
+                    )
+                    for a in unique.values()
+                ],
+                ordered=False,
+            )
 
     async def history(self, trustcode: str, patient_ref: str) -> list[Assessment]:
         cursor = self._assessments.find({"trustcode": trustcode, "patient_ref": patient_ref})
@@ -103,8 +122,10 @@ class MongoOutcomesRepository:
         ids = sorted(patient_key(t, r) for t, r in keys)
         async for doc in self._patients.find({"_id": {"$in": ids}}):
             found[(doc["trustcode"], doc["patient_ref"])] = Loaded(
-                PatientState.from_doc(doc), int(doc["version"]),
-                [OutboxEntry.model_validate(o) for o in doc.get("outbox", [])])
+                PatientState.from_doc(doc),
+                int(doc["version"]),
+                [OutboxEntry.model_validate(o) for o in doc.get("outbox", [])],
+            )
         return found
 
     async def commit_many(self, commits: list[Commit], now: datetime) -> None:
@@ -113,8 +134,10 @@ class MongoOutcomesRepository:
         if not commits:
             return
         ops: list[InsertOne[Document] | UpdateOne] = [
-            InsertOne(_new_patient(c, now)) if c.version is None
-            else UpdateOne(*_compare_and_set(c, now)) for c in commits
+            InsertOne(_new_patient(c, now))
+            if c.version is None
+            else UpdateOne(*_compare_and_set(c, now))
+            for c in commits
         ]
         try:
             result = await self._patients.bulk_write(ops, ordered=False)
@@ -144,8 +167,8 @@ class MongoOutcomesRepository:
             return
         try:
             await self._classes.bulk_write(
-                [UpdateOne(*_if_newer(doc), upsert=True) for doc in latest.values()],
-                ordered=False)
+                [UpdateOne(*_if_newer(doc), upsert=True) for doc in latest.values()], ordered=False
+            )
         except BulkWriteError as exc:
             if not only_duplicate_keys(exc):  # a newer (or the same) start is stored
                 raise
@@ -154,7 +177,6 @@ class MongoOutcomesRepository:
         query = {"trustcode": trustcode, "class_id": {"$in": sorted(class_ids)}}
         cursor = self._classes.find(query, {"_id": 0})
         return {doc["class_id"]: doc async for doc in cursor}
-
 
 
 def _moved(c: Commit) -> str:
@@ -166,17 +188,27 @@ def _outbox(c: Commit) -> list[Document]:
 
 
 def _new_patient(c: Commit, now: datetime) -> Document:
-    return {"_id": patient_key(c.trustcode, c.patient_ref), "trustcode": c.trustcode,
-            "patient_ref": c.patient_ref, "version": c.changes, "outbox": _outbox(c),
-            **c.state.to_doc(), "updated_at": now}
+    return {
+        "_id": patient_key(c.trustcode, c.patient_ref),
+        "trustcode": c.trustcode,
+        "patient_ref": c.patient_ref,
+        "version": c.changes,
+        "outbox": _outbox(c),
+        **c.state.to_doc(),
+        "updated_at": now,
+    }
 
 
 def _compare_and_set(c: Commit, now: datetime) -> tuple[Document, Document]:
     """Filter and update writing `c` only if the patient is still at `c.version`."""
     assert c.version is not None
-    return ({"_id": patient_key(c.trustcode, c.patient_ref), "version": c.version},
-            {"$set": {**c.state.to_doc(), "updated_at": now, "version": c.version + c.changes},
-             "$push": {"outbox": {"$each": _outbox(c)}}})
+    return (
+        {"_id": patient_key(c.trustcode, c.patient_ref), "version": c.version},
+        {
+            "$set": {**c.state.to_doc(), "updated_at": now, "version": c.version + c.changes},
+            "$push": {"outbox": {"$each": _outbox(c)}},
+        },
+    )
 
 
 def _rank(doc: Document) -> tuple[str, str]:
@@ -185,6 +217,10 @@ def _rank(doc: Document) -> tuple[str, str]:
 
 def _if_newer(doc: Document) -> tuple[Document, Document]:
     """Filter and update storing a class start unless a later (or the same) one is stored."""
-    newer = {"$or": [{"time": {"$lt": doc["time"]}},
-                     {"time": doc["time"], "event_id": {"$lt": doc["event_id"]}}]}
+    newer = {
+        "$or": [
+            {"time": {"$lt": doc["time"]}},
+            {"time": doc["time"], "event_id": {"$lt": doc["event_id"]}},
+        ]
+    }
     return {"_id": f"{doc['trustcode']}/{doc['class_id']}", **newer}, {"$set": doc}

@@ -21,9 +21,16 @@ def schedule(state: PatientState, now: datetime) -> dict[str, Any]:
     if baseline is None:
         return {
             "baseline_date": None,
-            "followups": {tp.value: {"recorded": tp in state.winners, "due": None,
-                                     "opens": None, "closes": None, "due_now": False}
-                          for tp in FOLLOW_UPS},
+            "followups": {
+                tp.value: {
+                    "recorded": tp in state.winners,
+                    "due": None,
+                    "opens": None,
+                    "closes": None,
+                    "due_now": False,
+                }
+                for tp in FOLLOW_UPS
+            },
         }
     day = assessment_date(baseline.time)
     out: dict[str, Any] = {"baseline_date": day.isoformat(), "followups": {}}

@@ -82,8 +82,13 @@ class PatientState:
         follow_up = self.winners.get(timepoint)
         if baseline is None or follow_up is None or timepoint == Timepoint.BASELINE:
             return None
-        return Outcome(timepoint, self.revisions.get(timepoint, 0), baseline, follow_up,
-                       compare(baseline, follow_up))
+        return Outcome(
+            timepoint,
+            self.revisions.get(timepoint, 0),
+            baseline,
+            follow_up,
+            compare(baseline, follow_up),
+        )
 
     def outcomes(self) -> dict[Timepoint, Outcome]:
         found = {tp: self.outcome(tp) for tp in FOLLOW_UP_TIMEPOINTS}
@@ -120,8 +125,8 @@ class PatientState:
         if not doc:
             return cls()
         return cls(
-            winners={Timepoint(tp): Assessment.from_doc(a)
-                     for tp, a in doc.get("winners", {}).items()},
+            winners={
+                Timepoint(tp): Assessment.from_doc(a) for tp, a in doc.get("winners", {}).items()
+            },
             revisions={Timepoint(tp): int(n) for tp, n in doc.get("revisions", {}).items()},
         )
-

@@ -41,11 +41,14 @@ _HELP = {
     "reminders_sent": "Reminders whose latest outcome is sent (operations figure).",
     "reminders_failed": "Reminders whose latest outcome is failed (operations figure).",
     VERDICT_FIGURE: "RMDQ improvement at 12 months against the BeST trial: 1 for the "
-                    "place's verdict (consistent, below, above), 0 for the others.",
+    "place's verdict (consistent, below, above), 0 for the others.",
 }
 SCALARS = (
-    *(f"clinicians_{s}" for s in STAGES), "classes_started", "sites_running_classes",
-    "patients_baseline", *(f"patients_{tp}" for tp in FOLLOW_UP_NAMES),
+    *(f"clinicians_{s}" for s in STAGES),
+    "classes_started",
+    "sites_running_classes",
+    "patients_baseline",
+    *(f"patients_{tp}" for tp in FOLLOW_UP_NAMES),
     *(f"followup_due_{tp}" for tp in FOLLOW_UP_NAMES),
     *(f"followup_rate_{tp}" for tp in FOLLOW_UP_NAMES),
     *(f"reminders_{outcome}" for outcome in REMINDER_OUTCOMES),
@@ -53,9 +56,13 @@ SCALARS = (
 )
 IS_IT_WORKING = (
     *(name for tp in FOLLOW_UP_NAMES for name in rmdq_names(tp)),
-    *(f"sites_{figure}_{period}" for period in SUSTAINED_PERIODS
-      for figure in ("sustained", "eligible", "sustained_rate")),
-    "clinicians_facilitating", "clinicians_facilitating_rate",
+    *(
+        f"sites_{figure}_{period}"
+        for period in SUSTAINED_PERIODS
+        for figure in ("sustained", "eligible", "sustained_rate")
+    ),
+    "clinicians_facilitating",
+    "clinicians_facilitating_rate",
 )
 """domain.md "Is it working?" gauges; the verdict is `ibest_rmdq_vs_trial_month_12` with a
 `verdict` label, 1 for the place's verdict and 0 for the other two."""
@@ -68,8 +75,9 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
-def metric_families(levels: Iterable[tuple[Labels, Figures]],
-                    last_event: float | None) -> list[Metric]:
+def metric_families(
+    levels: Iterable[tuple[Labels, Figures]], last_event: float | None
+) -> list[Metric]:
     """Gauge families for figures at each level (labels {} national, {trust}, {trust,site})."""
     families: dict[str, GaugeMetricFamily] = {}
 
@@ -80,8 +88,9 @@ def metric_families(levels: Iterable[tuple[Labels, Figures]],
         full = PREFIX + name
         if name not in families:
             families[name] = GaugeMetricFamily(
-                full, _HELP.get(name, f"The {name} figure (domain.md); controlled below "
-                                      "national level."))
+                full,
+                _HELP.get(name, f"The {name} figure (domain.md); controlled below national level."),
+            )
         families[name].samples.append(Sample(full, labels, number))
 
     for labels, figures in levels:
@@ -90,8 +99,11 @@ def metric_families(levels: Iterable[tuple[Labels, Figures]],
                 add(name, labels, figures[name])
         for stage in STAGES:
             for profession, n in figures[f"clinicians_{stage}_by_profession"].items():
-                add("clinicians_by_profession",
-                    {**labels, "stage": stage, "profession": profession}, n)
+                add(
+                    "clinicians_by_profession",
+                    {**labels, "stage": stage, "profession": profession},
+                    n,
+                )
         for measure, by_tp in figures["outcomes"].items():
             for tp, o in by_tp.items():
                 extra = {**labels, "measure": measure, "timepoint": tp}
@@ -100,8 +112,7 @@ def metric_families(levels: Iterable[tuple[Labels, Figures]],
                 add("outcome_improved_share", extra, o["improved_share"])
         if figures.get(VERDICT_FIGURE) in VERDICTS:
             for v in VERDICTS:
-                add(VERDICT_FIGURE, {**labels, "verdict": v},
-                    int(figures[VERDICT_FIGURE] == v))
+                add(VERDICT_FIGURE, {**labels, "verdict": v}, int(figures[VERDICT_FIGURE] == v))
     if last_event is not None:
         add("reporting_last_event_timestamp_seconds", {}, last_event)
     return list(families.values())

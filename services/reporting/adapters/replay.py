@@ -21,9 +21,9 @@ async def stored_events(
     digests: dict[str, str] = {}
     async for msg in stored_until_now(js, EVENTS_STREAM, EVENTS_SUBJECTS[0], idle_timeout):
         event = _valid(msg.subject, msg.data, consumes)
-        if event is not None and digests.setdefault(str(event.id),
-                                                    content_digest(event)) == \
-                content_digest(event):
+        if event is not None and digests.setdefault(
+            str(event.id), content_digest(event)
+        ) == content_digest(event):
             yield event
 
 

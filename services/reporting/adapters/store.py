@@ -77,16 +77,20 @@ class Generation:
         by_kind: dict[str, dict[str, Document]] = {}
         for fact in facts:
             update = by_kind.setdefault(fact.entity, {}).setdefault(
-                fact.key, {"$set": {}, "$inc": {"v": 1}})
+                fact.key, {"$set": {}, "$inc": {"v": 1}}
+            )
             update["$set"][f"facts.{fact.fact_id}"] = fact.fact
             if fact.places:
-                update.setdefault("$addToSet", {"sites": {"$each": []}})[
-                    "sites"]["$each"].append(fact.fact["site"])
+                update.setdefault("$addToSet", {"sites": {"$each": []}})["sites"]["$each"].append(
+                    fact.fact["site"]
+                )
         counts: Counts = {}
         for kind, entities in by_kind.items():
             coll = self.entities[kind]
-            await coll.bulk_write([UpdateOne({"_id": key}, update, upsert=True)
-                                   for key, update in entities.items()], ordered=False)
+            await coll.bulk_write(
+                [UpdateOne({"_id": key}, update, upsert=True) for key, update in entities.items()],
+                ordered=False,
+            )
             if not summarise:
                 continue
             async for doc in coll.find({"_id": {"$in": list(entities)}}):
@@ -128,38 +132,63 @@ class Generation:
             missing = [s for s in pending if s not in records]
             seeds = await self._counted_at(missing)
             # A site summarised before records existed (an upgrade) stays reported.
-            summarised = {d["_id"] async for d in self.sites.find(
-                {"_id": {"$in": missing}, "summary": {"$exists": True}}, {"_id": 1})} \
-                if missing else set()
+            summarised = (
+                {
+                    d["_id"]
+                    async for d in self.sites.find(
+                        {"_id": {"$in": missing}, "summary": {"$exists": True}}, {"_id": 1}
+                    )
+                }
+                if missing
+                else set()
+            )
             mine = {site: uuid.uuid4().hex for site in pending}
             writes, summaries = [], {}
             for site in pending:
                 record = records.get(site)
-                entries = merge(merge(record["entities"] if record else [],
-                                      seeds.get(site, {})), counts[site])
+                entries = merge(
+                    merge(record["entities"] if record else [], seeds.get(site, {})), counts[site]
+                )
                 n = record["n"] + 1 if record else 1
                 # A site is reported once something was counted there: a record holding only
                 # entities counted elsewhere (an older enrolment arriving late) is kept, so
                 # no older writer can count them there, but it has no summary.
                 shown = (record.get("shown", True) if record else site in summarised) or any(
-                    e["c"] is not None for e in entries)
-                writes.append(UpdateOne(
-                    {"_id": site, "n": record["n"] if record else {"$exists": False}},
-                    {"$set": {"n": n, "rev": mine[site], "shown": shown, "entities": entries}},
-                    upsert=record is None))
+                    e["c"] is not None for e in entries
+                )
+                writes.append(
+                    UpdateOne(
+                        {"_id": site, "n": record["n"] if record else {"$exists": False}},
+                        {"$set": {"n": n, "rev": mine[site], "shown": shown, "entities": entries}},
+                        upsert=record is None,
+                    )
+                )
                 if shown:
-                    summaries[site] = (n, fold_counted(site, entries), fold_months(
-                        e.get("m") or [] for e in entries if e["c"] is not None))
+                    summaries[site] = (
+                        n,
+                        fold_counted(site, entries),
+                        fold_months(e.get("m") or [] for e in entries if e["c"] is not None),
+                    )
             if await _write(self.counted, writes) < len(writes):
-                current = {d["_id"]: d.get("rev") async for d in
-                           self.counted.find({"_id": {"$in": pending}}, {"rev": 1})}
+                current = {
+                    d["_id"]: d.get("rev")
+                    async for d in self.counted.find({"_id": {"$in": pending}}, {"rev": 1})
+                }
                 pending = [site for site in pending if current.get(site) != mine[site]]
             else:
                 pending = []
-            stored += await _write(self.sites, [UpdateOne(
-                {"_id": site, "$or": [{"n": {"$lt": n}}, {"n": {"$exists": False}}]},
-                {"$set": {"n": n, "summary": summary, "months": months}}, upsert=True)
-                for site, (n, summary, months) in summaries.items() if site not in pending])
+            stored += await _write(
+                self.sites,
+                [
+                    UpdateOne(
+                        {"_id": site, "$or": [{"n": {"$lt": n}}, {"n": {"$exists": False}}]},
+                        {"$set": {"n": n, "summary": summary, "months": months}},
+                        upsert=True,
+                    )
+                    for site, (n, summary, months) in summaries.items()
+                    if site not in pending
+                ],
+            )
         return stored
 
     async def stamp_changes(self, as_of: datetime | None, stored: int) -> None:
@@ -182,19 +211,25 @@ class Generation:
         sites.update(await self.counted.distinct("_id"))
         stored = 0
         for chunk in range(0, len(sites), SUMMARISE_CHUNK):
-            stored += await self.summarise(sorted(sites)[chunk:chunk + SUMMARISE_CHUNK])
+            stored += await self.summarise(sorted(sites)[chunk : chunk + SUMMARISE_CHUNK])
         await self.stamp_changes(None, stored)
         return len(sites)
 
     async def site_months(self) -> list[Document]:
         """Every reported site's summary with its monthly series (`domain.months`), read
         together so the two always come from the same record."""
-        return [d async for d in self.sites.find({"summary": {"$exists": True}},
-                                                 {"summary": 1, "months": 1})]
+        return [
+            d
+            async for d in self.sites.find(
+                {"summary": {"$exists": True}}, {"summary": 1, "months": 1}
+            )
+        ]
 
     async def summaries(self) -> list[Summary]:
-        return [d["summary"] async for d in self.sites.find({"summary": {"$exists": True}},
-                                                            {"summary": 1})]
+        return [
+            d["summary"]
+            async for d in self.sites.find({"summary": {"$exists": True}}, {"summary": 1})
+        ]
 
     async def drop(self) -> None:
         for coll in (*self.entities.values(), self.counted, self.sites):
@@ -210,8 +245,11 @@ def _counted_of(kind: str, doc: Document) -> Iterator[tuple[str, EntityId, Count
     months = steps(timeline(kind, doc["facts"])) if current else None
     for site in {*doc.get("sites", []), *([current] if current else [])}:
         here = site == current
-        yield site, (kind, doc["_id"]), Counted(doc["v"], contribution if here else None,
-                                                months if here else None)
+        yield (
+            site,
+            (kind, doc["_id"]),
+            Counted(doc["v"], contribution if here else None, months if here else None),
+        )
 
 
 async def _write(coll: AsyncCollection[Document], ops: list[UpdateOne]) -> int:
@@ -244,7 +282,8 @@ class Store:
         doc = await self._pointer.find_one_and_update(
             {"_id": "active"},
             {"$setOnInsert": {"generation": 1, "building": None, "next": 2}},
-            upsert=True, return_document=ReturnDocument.AFTER,
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
         )
         assert doc is not None
         return doc
@@ -271,7 +310,8 @@ class Store:
         """Open a fresh generation that writers feed alongside the active one from now on."""
         await self.pointer()
         doc = await self._pointer.find_one_and_update(
-            {"_id": "active"}, {"$inc": {"next": 1}}, return_document=ReturnDocument.BEFORE)
+            {"_id": "active"}, {"$inc": {"next": 1}}, return_document=ReturnDocument.BEFORE
+        )
         assert doc is not None
         number = int(doc["next"])
         await self._pointer.update_one({"_id": "active"}, {"$set": {"building": number}})
@@ -286,20 +326,27 @@ class Store:
             {"$set": {"generation": generation.number, "building": None}},
         )
         if before is None:
-            raise RuntimeError(f"generation {generation.number} is no longer being built "
-                               "(another rebuild started); not switching")
+            raise RuntimeError(
+                f"generation {generation.number} is no longer being built "
+                "(another rebuild started); not switching"
+            )
         return int(before["generation"])
 
     async def drop_except(self, keep: Iterable[int]) -> list[str]:
         """Drop every collection and stamp of other generations (left-overs of rebuilds)."""
         keep = list(keep)
         await self._pointer.delete_many(
-            {"_id": {"$regex": r"^g\d+$", "$nin": [f"g{n}" for n in keep]}})
+            {"_id": {"$regex": r"^g\d+$", "$nin": [f"g{n}" for n in keep]}}
+        )
         keep_prefixes = tuple(f"g{n}_" for n in keep)
         dropped = []
         for name in await self.db.list_collection_names():
-            if name.startswith("g") and "_" in name and name[1:name.index("_")].isdigit() \
-                    and not name.startswith(keep_prefixes):
+            if (
+                name.startswith("g")
+                and "_" in name
+                and name[1 : name.index("_")].isdigit()
+                and not name.startswith(keep_prefixes)
+            ):
                 await self.db.drop_collection(name)
                 dropped.append(name)
         return dropped

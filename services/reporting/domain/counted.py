@@ -50,8 +50,13 @@ def merge(stored: Iterable[Entry], incoming: Mapping[EntityId, Counted]) -> list
     for (kind, key), counted in incoming.items():
         old = by_id.get((kind, key))
         if old is None or old["v"] < counted.v:
-            by_id[(kind, key)] = {"k": kind, "id": key, "v": counted.v,
-                                  "c": counted.contribution, "m": counted.months}
+            by_id[(kind, key)] = {
+                "k": kind,
+                "id": key,
+                "v": counted.v,
+                "c": counted.contribution,
+                "m": counted.months,
+            }
     return list(by_id.values())
 
 
@@ -61,5 +66,11 @@ def fold_counted(site: str, entries: Iterable[Entry]) -> Summary:
     for entry in entries:
         if entry["c"] is not None:
             by_kind[entry["k"]].append(entry["c"])
-    return fold_site(site, site[:3], by_kind[CLINICIANS], by_kind[PATIENTS],
-                     by_kind[CLASSES], by_kind[NOTIFICATIONS])
+    return fold_site(
+        site,
+        site[:3],
+        by_kind[CLINICIANS],
+        by_kind[PATIENTS],
+        by_kind[CLASSES],
+        by_kind[NOTIFICATIONS],
+    )

@@ -86,12 +86,12 @@ def published_figures(t: Totals, today: date, *, with_sites_running: bool) -> Fi
         f[f"clinicians_{stage}"] = control_count(sum(t.clinicians[stage].values()))
     for stage in STAGES:
         f[f"clinicians_{stage}_by_profession"] = {
-            p: control_count(n) for p, n in t.clinicians[stage].items()}
+            p: control_count(n) for p, n in t.clinicians[stage].items()
+        }
     for stage in STAGES:
         if f[f"clinicians_{stage}"] == SUPPRESSED:
             # Secondary suppression: "*" beside zeros would tell the group's make-up.
-            f[f"clinicians_{stage}_by_profession"] = dict.fromkeys(
-                t.clinicians[stage], SUPPRESSED)
+            f[f"clinicians_{stage}_by_profession"] = dict.fromkeys(t.clinicians[stage], SUPPRESSED)
     f["classes_started"] = control_count(t.classes_started)
     if with_sites_running:
         f["sites_running_classes"] = control_count(t.sites_running_classes)
@@ -103,10 +103,14 @@ def published_figures(t: Totals, today: date, *, with_sites_running: bool) -> Fi
     for tp in FOLLOW_UP_NAMES:
         f[f"followup_rate_{tp}"] = control_rate(t.recorded[tp], t.due(tp, today))
     f["outcomes"] = {
-        m: {tp: {"n": control_count((o := t.outcome(m, tp)).n),
-                 "mean_change": control_mean(o.sum_change, o.n),
-                 "improved_share": control_rate(o.improved, o.n)}
-            for tp in OUTCOME_TIMEPOINTS}
+        m: {
+            tp: {
+                "n": control_count((o := t.outcome(m, tp)).n),
+                "mean_change": control_mean(o.sum_change, o.n),
+                "improved_share": control_rate(o.improved, o.n),
+            }
+            for tp in OUTCOME_TIMEPOINTS
+        }
         for m in MEASURE_NAMES
     }
     for outcome in REMINDER_OUTCOMES:
@@ -143,7 +147,8 @@ def working_published(t: Totals, today: date, *, with_sites_running: bool) -> Fi
             f[f"sites_sustained_rate_{period}"] = control_rate(sustained, eligible)
     f["clinicians_facilitating"] = control_count(t.clinicians_facilitating)
     f["clinicians_facilitating_rate"] = control_rate(
-        t.clinicians_facilitating, sum(t.clinicians["completed"].values()))
+        t.clinicians_facilitating, sum(t.clinicians["completed"].values())
+    )
     return f
 
 
@@ -166,8 +171,12 @@ def rate_bases(name: str) -> tuple[str, ...] | None:
         if name == f"followup_rate_{tp}":
             return (f"patients_{tp}", f"followup_due_{tp}")
         rmdq_n = f"outcomes.rmdq.{tp}.n"
-        if name in (f"rmdq_improvement_{tp}", f"rmdq_improvement_ci_low_{tp}",
-                    f"rmdq_improvement_ci_high_{tp}", f"rmdq_vs_trial_{tp}"):
+        if name in (
+            f"rmdq_improvement_{tp}",
+            f"rmdq_improvement_ci_low_{tp}",
+            f"rmdq_improvement_ci_high_{tp}",
+            f"rmdq_vs_trial_{tp}",
+        ):
             return (rmdq_n,)
         if name == f"rmdq_followup_completeness_{tp}":
             return (rmdq_n, f"followup_due_{tp}")
@@ -180,8 +189,7 @@ def rate_bases(name: str) -> tuple[str, ...] | None:
     if name == "clinicians_facilitating_rate":
         return ("clinicians_facilitating", "clinicians_completed")
     parts = name.split(".")
-    if len(parts) == 4 and parts[0] == "outcomes" and parts[3] in ("mean_change",
-                                                                    "improved_share"):
+    if len(parts) == 4 and parts[0] == "outcomes" and parts[3] in ("mean_change", "improved_share"):
         return (".".join([*parts[:3], "n"]),)
     return None
 
@@ -240,8 +248,9 @@ def in_profession_breakdown(name: str) -> bool:
     return any(name.startswith(f"{cells}.") for cells in breakdowns().values())
 
 
-def controlled_names(exact: Figures, controlled: Figures, trusts: Iterable[Figures], *,
-                     every_family: bool = False) -> set[str]:
+def controlled_names(
+    exact: Figures, controlled: Figures, trusts: Iterable[Figures], *, every_family: bool = False
+) -> set[str]:
     """The national counts that must be published under control (dotted names).
 
     A count is controlled when, published exactly (or, once controlled, within its
@@ -263,16 +272,19 @@ def controlled_names(exact: Figures, controlled: Figures, trusts: Iterable[Figur
                 continue
             if (value == SUPPRESSED or _is_count(value)) and _is_count(national.get(name)):
                 parts.setdefault(name, []).append(value)
-    groups = [[*([total] if every_family else []),
-               *(n for n in national if n.startswith(f"{cells}."))]
-              for total, cells in breakdowns().items() if total in national]
+    groups = [
+        [*([total] if every_family else []), *(n for n in national if n.startswith(f"{cells}."))]
+        for total, cells in breakdowns().items()
+        if total in national
+    ]
     chosen: set[str] = set()
     changed = True
     while changed:
         changed = False
         for name, cells in parts.items():
-            known = bounds(rounded.get(name, SUPPRESSED)) if name in chosen \
-                else (national[name],) * 2
+            known = (
+                bounds(rounded.get(name, SUPPRESSED)) if name in chosen else (national[name],) * 2
+            )
             if name not in chosen and recoverable(known, cells):
                 chosen.add(name)
                 changed = True
@@ -283,8 +295,9 @@ def controlled_names(exact: Figures, controlled: Figures, trusts: Iterable[Figur
     return chosen
 
 
-def protect_national(exact: Figures, controlled: Figures, trusts: Iterable[Figures], *,
-                     every_family: bool = False) -> Figures:
+def protect_national(
+    exact: Figures, controlled: Figures, trusts: Iterable[Figures], *, every_family: bool = False
+) -> Figures:
     """National figures as they may be published beside the trusts' published figures:
     exact, except the counts `controlled_names` picks and the rates built on them, which
     take their value from `controlled` (the same figures under trust-level control)."""
@@ -316,5 +329,8 @@ def funnel_national(numerator: int, denominator: int, controlled: bool) -> dict[
     if not controlled:
         value = None if denominator == 0 else round(numerator / denominator, 3)
         return {"value": value, "numerator": numerator, "denominator": denominator}
-    return {"value": control_rate(numerator, denominator),
-            "numerator": control_count(numerator), "denominator": control_count(denominator)}
+    return {
+        "value": control_rate(numerator, denominator),
+        "numerator": control_count(numerator),
+        "denominator": control_count(denominator),
+    }

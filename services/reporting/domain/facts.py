@@ -63,41 +63,76 @@ def fact_of(event: AnyEvent) -> EntityFact:
     base: Fact = {"t": event.time, "trust": event.trustcode, "site": event.sitecode}
     eid = str(event.id)
     if name == "clinician.enrolled":
-        fact = {**base, "k": "enrolled", "profession": str(data.profession),
-                "cv": data.course_version}
+        fact = {
+            **base,
+            "k": "enrolled",
+            "profession": str(data.profession),
+            "cv": data.course_version,
+        }
         return EntityFact(CLINICIANS, data.clinician_ref, eid, fact, places=True)
     if name == "clinician.training_started":
-        return EntityFact(CLINICIANS, data.clinician_ref, eid,
-                          {**base, "k": "started", "cv": data.course_version})
+        return EntityFact(
+            CLINICIANS, data.clinician_ref, eid, {**base, "k": "started", "cv": data.course_version}
+        )
     if name == "clinician.training_completed":
         # `done`: the completion time the delivery surveys are timed from (shared.surveys).
-        return EntityFact(CLINICIANS, data.clinician_ref, eid,
-                          {**base, "k": "completed", "cv": data.course_version,
-                           "done": completed_at(data.completed_at, event.time)})
+        return EntityFact(
+            CLINICIANS,
+            data.clinician_ref,
+            eid,
+            {
+                **base,
+                "k": "completed",
+                "cv": data.course_version,
+                "done": completed_at(data.completed_at, event.time),
+            },
+        )
     if name == "clinician.intention_reported":
-        return EntityFact(CLINICIANS, data.clinician_ref, eid,
-                          {**base, "k": "intention", "value": data.intends_to_deliver})
+        return EntityFact(
+            CLINICIANS,
+            data.clinician_ref,
+            eid,
+            {**base, "k": "intention", "value": data.intends_to_deliver},
+        )
     if name == "clinician.delivery_reported":
-        return EntityFact(CLINICIANS, data.clinician_ref, eid,
-                          {**base, "k": "delivery", "value": data.delivering})
+        return EntityFact(
+            CLINICIANS, data.clinician_ref, eid, {**base, "k": "delivery", "value": data.delivering}
+        )
     if name == "class.started":
-        return EntityFact(CLASSES, f"{event.trustcode}:{data.class_id}", eid,
-                          {**base, "k": "class"}, places=True)
+        return EntityFact(
+            CLASSES, f"{event.trustcode}:{data.class_id}", eid, {**base, "k": "class"}, places=True
+        )
     if name == "patient.assessed":
         timepoint = str(data.timepoint)
-        return EntityFact(PATIENTS, f"{event.trustcode}:{data.patient_ref}", eid,
-                          {**base, "k": "assessed", "tp": timepoint},
-                          places=timepoint == Timepoint.BASELINE.value)
+        return EntityFact(
+            PATIENTS,
+            f"{event.trustcode}:{data.patient_ref}",
+            eid,
+            {**base, "k": "assessed", "tp": timepoint},
+            places=timepoint == Timepoint.BASELINE.value,
+        )
     if name == "outcome.recorded":
-        measures = {str(m): {"change": float(o.change), "improved": bool(o.improved)}
-                    for m, o in data.measures.items()}
-        return EntityFact(PATIENTS, f"{event.trustcode}:{data.patient_ref}", eid,
-                          {**base, "k": "outcome", "tp": str(data.timepoint),
-                           "rev": data.revision, "measures": measures})
+        measures = {
+            str(m): {"change": float(o.change), "improved": bool(o.improved)}
+            for m, o in data.measures.items()
+        }
+        return EntityFact(
+            PATIENTS,
+            f"{event.trustcode}:{data.patient_ref}",
+            eid,
+            {
+                **base,
+                "k": "outcome",
+                "tp": str(data.timepoint),
+                "rev": data.revision,
+                "measures": measures,
+            },
+        )
     if name in ("notification.sent", "notification.failed"):
         kind = "sent" if name.endswith("sent") else "failed"
-        return EntityFact(NOTIFICATIONS, data.notification_id, eid, {**base, "k": kind},
-                          places=True)
+        return EntityFact(
+            NOTIFICATIONS, data.notification_id, eid, {**base, "k": kind}, places=True
+        )
     raise ValueError(f"reporting does not consume {name}")
 
 
@@ -108,10 +143,21 @@ def facts_of(event: AnyEvent) -> list[EntityFact]:
     facts = [fact_of(event)]
     if event.event_type.name == "class.started":
         class_key = facts[0].key
-        facts += [EntityFact(CLINICIANS, ref, str(event.id),
-                             {"t": event.time, "trust": event.trustcode,
-                              "site": event.sitecode, "k": "facilitated", "class": class_key})
-                  for ref in dict.fromkeys(event.data.facilitator_refs)]
+        facts += [
+            EntityFact(
+                CLINICIANS,
+                ref,
+                str(event.id),
+                {
+                    "t": event.time,
+                    "trust": event.trustcode,
+                    "site": event.sitecode,
+                    "k": "facilitated",
+                    "class": class_key,
+                },
+            )
+            for ref in dict.fromkeys(event.data.facilitator_refs)
+        ]
     return facts
 
 
@@ -135,9 +181,12 @@ def clinician_contribution(facts: dict[str, Fact]) -> Contribution | None:
     intention = _latest(facts, "intention")
     delivery = _latest(facts, "delivery")
     return {
-        "trust": enrolment["trust"], "site": enrolment["site"],
+        "trust": enrolment["trust"],
+        "site": enrolment["site"],
         "profession": enrolment["profession"],
-        "enrolled": True, "started": started, "completed": completed,
+        "enrolled": True,
+        "started": started,
+        "completed": completed,
         "intending": bool(intention and intention["value"]),
         "delivering": bool(delivery and delivery["value"]),
         "surveys": _surveys(completions, facts),
@@ -155,12 +204,17 @@ def _surveys(completions: list[Fact], facts: dict[str, Fact]) -> dict[str, Any]:
         return {}
     done: datetime = min(f.get("done") or f["t"] for f in completions)
     completed = completion_date(done)
-    answers = survey_answers(completed, [(f["t"], fid, f) for fid, f in facts.items()
-                                         if f["k"] == "delivery"])
-    return {s.value: {"due": survey_window(completed, s).due.isoformat(),
-                      "answered": s in answers,
-                      "delivering": bool(s in answers and answers[s]["value"])}
-            for s in SURVEYS}
+    answers = survey_answers(
+        completed, [(f["t"], fid, f) for fid, f in facts.items() if f["k"] == "delivery"]
+    )
+    return {
+        s.value: {
+            "due": survey_window(completed, s).due.isoformat(),
+            "answered": s in answers,
+            "delivering": bool(s in answers and answers[s]["value"]),
+        }
+        for s in SURVEYS
+    }
 
 
 def patient_contribution(facts: dict[str, Fact]) -> Contribution | None:
@@ -170,8 +224,11 @@ def patient_contribution(facts: dict[str, Fact]) -> Contribution | None:
     outcome with the highest revision wins (event time, then id, break ties). Due dates are
     stored, not judged: whether one has arrived depends on the reading time.
     """
-    baselines = {fid: f for fid, f in facts.items()
-                 if f["k"] == "assessed" and f["tp"] == Timepoint.BASELINE.value}
+    baselines = {
+        fid: f
+        for fid, f in facts.items()
+        if f["k"] == "assessed" and f["tp"] == Timepoint.BASELINE.value
+    }
     baseline = _latest(baselines, "assessed")
     if baseline is None:
         return None
@@ -187,11 +244,10 @@ def patient_contribution(facts: dict[str, Fact]) -> Contribution | None:
             outcomes[f["tp"]] = f["measures"]
     baseline_date = assessment_date(baseline["t"])
     return {
-        "trust": baseline["trust"], "site": baseline["site"],
-        "recorded": {tp.value: tp.value in assessed or tp.value in outcomes
-                     for tp in FOLLOW_UPS},
-        "due": {tp.value: follow_up_window(baseline_date, tp).due.isoformat()
-                for tp in FOLLOW_UPS},
+        "trust": baseline["trust"],
+        "site": baseline["site"],
+        "recorded": {tp.value: tp.value in assessed or tp.value in outcomes for tp in FOLLOW_UPS},
+        "due": {tp.value: follow_up_window(baseline_date, tp).due.isoformat() for tp in FOLLOW_UPS},
         "outcomes": outcomes,
     }
 
@@ -204,16 +260,22 @@ def class_contribution(facts: dict[str, Fact]) -> Contribution | None:
     if start is None:
         return None
     first = min(f["t"] for f in facts.values() if f["k"] == "class" and f["site"] == start["site"])
-    return {"trust": start["trust"], "site": start["site"],
-            "date": assessment_date(first).isoformat()}
+    return {
+        "trust": start["trust"],
+        "site": start["site"],
+        "date": assessment_date(first).isoformat(),
+    }
 
 
 def notification_contribution(facts: dict[str, Fact]) -> Contribution | None:
     """A reminder counts once, by its latest outcome (event time) at that event's site: one
     that failed and was later sent counts as sent. On equal event times sent wins (a
     delivery did happen), then the event id decides, so the order of arrival never matters."""
-    found = [(f["t"], f["k"] == "sent", fid, f) for fid, f in facts.items()
-             if f["k"] in ("sent", "failed")]
+    found = [
+        (f["t"], f["k"] == "sent", fid, f)
+        for fid, f in facts.items()
+        if f["k"] in ("sent", "failed")
+    ]
     if not found:
         return None
     latest = max(found, key=lambda x: (x[0], x[1], x[2]))[3]

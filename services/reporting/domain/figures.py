@@ -29,9 +29,15 @@ OUTCOME_TIMEPOINTS = (Timepoint.GROUP_END.value, *FOLLOW_UP_NAMES)
 MEASURE_NAMES = tuple(m.value for m in MEASURES)
 SURVEY_NAMES = tuple(s.value for s in SURVEYS)
 SURVEY_FIGURES = tuple(
-    f"{figure}_{s}" for s in SURVEY_NAMES for figure in (
-        "delivery_survey_due", "delivery_reported", "delivery_response_rate",
-        "clinicians_delivering"))
+    f"{figure}_{s}"
+    for s in SURVEY_NAMES
+    for figure in (
+        "delivery_survey_due",
+        "delivery_reported",
+        "delivery_response_rate",
+        "clinicians_delivering",
+    )
+)
 """The delivery survey figures (domain.md, "Clinicians' delivery surveys"), per survey."""
 
 Figures = dict[str, Any]
@@ -43,8 +49,12 @@ def _bump(counts: dict[str, int], key: str, by: int = 1) -> None:
 
 
 def fold_site(
-    site: str, trust: str, clinicians: Iterable[Contribution], patients: Iterable[Contribution],
-    classes: Iterable[Contribution], notifications: Iterable[Contribution] = (),
+    site: str,
+    trust: str,
+    clinicians: Iterable[Contribution],
+    patients: Iterable[Contribution],
+    classes: Iterable[Contribution],
+    notifications: Iterable[Contribution] = (),
 ) -> Summary:
     """The totals of one site from the current contributions of the entities counted there."""
     class_list = list(classes)
@@ -85,19 +95,30 @@ def fold_site(
     outcomes: dict[str, dict[str, dict[str, float]]] = {}
     for (m, tp), values in sorted(changes.items()):
         outcomes.setdefault(m, {})[tp] = {
-            "n": len(values), "sum_change": math.fsum(values), "improved": improved[(m, tp)],
-            "sum_sq_change": math.fsum(squares[(m, tp)])}
+            "n": len(values),
+            "sum_change": math.fsum(values),
+            "improved": improved[(m, tp)],
+            "sum_sq_change": math.fsum(squares[(m, tp)]),
+        }
     reminders = dict.fromkeys(REMINDER_OUTCOMES, 0)
     for n in notifications:
         reminders[n["outcome"]] += 1
     class_dates = [c["date"] for c in class_list if c.get("date")]
     return {
-        "trust": trust, "site": site, "clinicians": stages,
-        "classes_started": len(class_list), "patients_baseline": baseline,
-        "recorded": recorded, "pending_due": pending, "outcomes": outcomes,
-        "reminders": reminders, "surveys": surveys, "clinicians_facilitating": facilitating,
+        "trust": trust,
+        "site": site,
+        "clinicians": stages,
+        "classes_started": len(class_list),
+        "patients_baseline": baseline,
+        "recorded": recorded,
+        "pending_due": pending,
+        "outcomes": outcomes,
+        "reminders": reminders,
+        "surveys": surveys,
+        "clinicians_facilitating": facilitating,
         "class_dates": {"first": min(class_dates), "last": max(class_dates)}
-        if class_dates else None,
+        if class_dates
+        else None,
     }
 
 
@@ -128,16 +149,17 @@ class Totals:
     """Counts of one level (site, trust or national), summed from site summaries."""
 
     clinicians: dict[str, dict[str, int]] = field(
-        default_factory=lambda: {s: dict.fromkeys(PROFESSIONS, 0) for s in STAGES})
+        default_factory=lambda: {s: dict.fromkeys(PROFESSIONS, 0) for s in STAGES}
+    )
     classes_started: int = 0
     sites_running_classes: int = 0
     patients_baseline: int = 0
     recorded: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FOLLOW_UP_NAMES, 0))
     pending_due: dict[str, dict[str, int]] = field(
-        default_factory=lambda: {tp: {} for tp in FOLLOW_UP_NAMES})
+        default_factory=lambda: {tp: {} for tp in FOLLOW_UP_NAMES}
+    )
     outcomes: dict[tuple[str, str], OutcomeTotals] = field(default_factory=dict)
-    reminders: dict[str, int] = field(
-        default_factory=lambda: dict.fromkeys(REMINDER_OUTCOMES, 0))
+    reminders: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REMINDER_OUTCOMES, 0))
     surveys: dict[str, dict[str, Any]] = field(default_factory=_no_surveys)
     clinicians_facilitating: int = 0
     class_spans: list[ClassSpan] = field(default_factory=list)
@@ -145,15 +167,17 @@ class Totals:
 
     def due(self, timepoint: str, today: date) -> int:
         """Recorded follow-ups plus those pending whose due date has arrived by `today`."""
-        arrived = sum(n for day, n in self.pending_due[timepoint].items()
-                      if date.fromisoformat(day) <= today)
+        arrived = sum(
+            n for day, n in self.pending_due[timepoint].items() if date.fromisoformat(day) <= today
+        )
         return self.recorded[timepoint] + arrived
 
     def survey_due(self, survey: str, today: date) -> int:
         """Clinicians who answered the survey plus those whose due date has arrived."""
         held = self.surveys[survey]
-        arrived: int = sum(n for day, n in held["pending_due"].items()
-                           if date.fromisoformat(day) <= today)
+        arrived: int = sum(
+            n for day, n in held["pending_due"].items() if date.fromisoformat(day) <= today
+        )
         return int(held["answered"]) + arrived
 
     def survey_answered(self, survey: str) -> int:
@@ -199,8 +223,12 @@ def total(summaries: Iterable[Summary]) -> Totals:
         # .get: summaries stored before "is it working?" lack these until recomputed.
         t.clinicians_facilitating += s.get("clinicians_facilitating", 0)
         if s.get("class_dates"):
-            t.class_spans.append(ClassSpan(date.fromisoformat(s["class_dates"]["first"]),
-                                           date.fromisoformat(s["class_dates"]["last"])))
+            t.class_spans.append(
+                ClassSpan(
+                    date.fromisoformat(s["class_dates"]["first"]),
+                    date.fromisoformat(s["class_dates"]["last"]),
+                )
+            )
     return t
 
 
@@ -226,10 +254,14 @@ def raw_figures(t: Totals, today: date, *, with_sites_running: bool) -> Figures:
     for tp in FOLLOW_UP_NAMES:
         f[f"followup_rate_{tp}"] = ratio(t.recorded[tp], t.due(tp, today))
     f["outcomes"] = {
-        m: {tp: {"n": (o := t.outcome(m, tp)).n,
-                 "mean_change": ratio(o.sum_change, o.n, 2),
-                 "improved_share": ratio(o.improved, o.n)}
-            for tp in OUTCOME_TIMEPOINTS}
+        m: {
+            tp: {
+                "n": (o := t.outcome(m, tp)).n,
+                "mean_change": ratio(o.sum_change, o.n, 2),
+                "improved_share": ratio(o.improved, o.n),
+            }
+            for tp in OUTCOME_TIMEPOINTS
+        }
         for m in MEASURE_NAMES
     }
     for outcome in REMINDER_OUTCOMES:
@@ -259,5 +291,6 @@ def working_raw(t: Totals, today: date, *, with_sites_running: bool) -> Figures:
             f[f"sites_sustained_rate_{period}"] = ratio(sustained, eligible)
     f["clinicians_facilitating"] = t.clinicians_facilitating
     f["clinicians_facilitating_rate"] = ratio(
-        t.clinicians_facilitating, sum(t.clinicians["completed"].values()))
+        t.clinicians_facilitating, sum(t.clinicians["completed"].values())
+    )
     return f

@@ -42,14 +42,19 @@ Timeline = list[list[Any]]
 """[[month, state or None], ...]: the entity's as-of state from each month on."""
 
 COUNTS = (
-    *(f"clinicians_{s}" for s in STAGES), "classes_started", "patients_baseline",
+    *(f"clinicians_{s}" for s in STAGES),
+    "classes_started",
+    "patients_baseline",
     *(f"patients_{tp}" for tp in FOLLOW_UP_NAMES),
     *(f"followup_due_{tp}" for tp in FOLLOW_UP_NAMES),
 )
 """Counts a site's monthly series stores (`sites_running_classes` and rates are derived)."""
 MONTH_FIGURES = (
-    *(f"clinicians_{s}" for s in STAGES), "classes_started", "sites_running_classes",
-    "patients_baseline", *(f"patients_{tp}" for tp in FOLLOW_UP_NAMES),
+    *(f"clinicians_{s}" for s in STAGES),
+    "classes_started",
+    "sites_running_classes",
+    "patients_baseline",
+    *(f"patients_{tp}" for tp in FOLLOW_UP_NAMES),
     *(f"followup_due_{tp}" for tp in FOLLOW_UP_NAMES),
     *(f"followup_rate_{tp}" for tp in FOLLOW_UP_NAMES),
 )
@@ -94,9 +99,11 @@ def _state(kind: str, c: Contribution | None) -> State | None:
     if kind == CLASSES:
         return {"classes_started": 1}
     if kind == PATIENTS:
-        return {"patients_baseline": 1,
-                **{f"patients_{tp}": int(bool(c["recorded"][tp])) for tp in FOLLOW_UP_NAMES},
-                **{f"due_{tp}": c["due"][tp] for tp in FOLLOW_UP_NAMES}}
+        return {
+            "patients_baseline": 1,
+            **{f"patients_{tp}": int(bool(c["recorded"][tp])) for tp in FOLLOW_UP_NAMES},
+            **{f"due_{tp}": c["due"][tp] for tp in FOLLOW_UP_NAMES},
+        }
     return None
 
 
@@ -112,8 +119,9 @@ def timeline(kind: str, facts: Mapping[str, Fact]) -> Timeline | None:
     previous: State | None = None
     for month in sorted({month_of(f["t"]) for f in facts.values()}):
         cutoff = month_end(month)
-        state = _state(kind, CONTRIBUTION[kind](
-            {fid: f for fid, f in facts.items() if f["t"] < cutoff}))
+        state = _state(
+            kind, CONTRIBUTION[kind]({fid: f for fid, f in facts.items() if f["t"] < cutoff})
+        )
         if state != previous:
             points.append([month, state])
             previous = state
@@ -130,7 +138,8 @@ def _counts(state: State | None, month: Month) -> dict[str, int]:
         if name.startswith("due_"):
             tp = name.removeprefix("due_")
             out[f"followup_due_{tp}"] = int(
-                bool(state[f"patients_{tp}"]) or date.fromisoformat(value) <= end)
+                bool(state[f"patients_{tp}"]) or date.fromisoformat(value) <= end
+            )
         else:
             out[name] += value
     return out
@@ -151,13 +160,20 @@ def steps(line: Timeline | None) -> Steps | None:
     previous = dict.fromkeys(COUNTS, 0)
     for i, (month, state) in enumerate(line):
         until = line[i + 1][0] if i + 1 < len(line) else None
-        dues = sorted({value[:7] for name, value in (state or {}).items()
-                       if name.startswith("due_") and month < value[:7]
-                       and (until is None or value[:7] < until)})
+        dues = sorted(
+            {
+                value[:7]
+                for name, value in (state or {}).items()
+                if name.startswith("due_")
+                and month < value[:7]
+                and (until is None or value[:7] < until)
+            }
+        )
         for at, changed in ((month, 1), *((due, 0) for due in dues)):
             now = _counts(state, at)
-            out.append([at, {k: now[k] - previous[k] for k in COUNTS
-                             if now[k] != previous[k]}, changed])
+            out.append(
+                [at, {k: now[k] - previous[k] for k in COUNTS if now[k] != previous[k]}, changed]
+            )
             previous = now
     return out
 
@@ -188,8 +204,7 @@ def fold_months(entities: Iterable[Steps]) -> dict[str, Any] | None:
             running[name] += change
         series[month] = dict(running)
     first = next((m for m, t in series.items() if any(t.values())), last)
-    return {"first": first, "last": last,
-            "series": {m: t for m, t in series.items() if m >= first}}
+    return {"first": first, "last": last, "series": {m: t for m, t in series.items() if m >= first}}
 
 
 def current_counts(summary: Summary, cutoff: date) -> dict[str, int]:
@@ -200,17 +215,23 @@ def current_counts(summary: Summary, cutoff: date) -> dict[str, int]:
     for tp in FOLLOW_UP_NAMES:
         totals[f"patients_{tp}"] = summary["recorded"][tp]
         totals[f"followup_due_{tp}"] = summary["recorded"][tp] + sum(
-            n for day, n in summary["pending_due"][tp].items()
-            if date.fromisoformat(day) <= cutoff)
+            n for day, n in summary["pending_due"][tp].items() if date.fromisoformat(day) <= cutoff
+        )
     return totals
 
 
-def site_counts(summary: Summary, months_doc: Mapping[str, Any] | None, month: Month,
-                current: Month, today: date) -> dict[str, int] | None:
+def site_counts(
+    summary: Summary,
+    months_doc: Mapping[str, Any] | None,
+    month: Month,
+    current: Month,
+    today: date,
+) -> dict[str, int] | None:
     """One site's counts at the end of `month` (None before its first month)."""
     if months_doc is None or month < months_doc["first"]:
-        return None if months_doc is not None or month != current else \
-            current_counts(summary, today)
+        return (
+            None if months_doc is not None or month != current else current_counts(summary, today)
+        )
     if month < current and month <= months_doc["last"]:
         return dict(months_doc["series"][month])
     return current_counts(summary, today if month == current else last_day(month))
@@ -220,9 +241,14 @@ def first_month(months_docs: Iterable[Mapping[str, Any] | None], current: Month)
     return min((d["first"] for d in months_docs if d), default=current)
 
 
-def level_series(sites: list[tuple[Summary, Mapping[str, Any] | None]], months: list[Month],
-                 current: Month, today: date, *, with_sites_running: bool
-                 ) -> list[dict[str, int]]:
+def level_series(
+    sites: list[tuple[Summary, Mapping[str, Any] | None]],
+    months: list[Month],
+    current: Month,
+    today: date,
+    *,
+    with_sites_running: bool,
+) -> list[dict[str, int]]:
     """Exact counts of a level (sum of its sites), one dict per month."""
     out = []
     for month in months:
@@ -255,25 +281,30 @@ def month_figures(counts: Mapping[str, int], *, published: bool) -> dict[str, An
     return f
 
 
-def series_figures(per_month: list[dict[str, int]], *, published: bool
-                   ) -> dict[str, list[Any]]:
+def series_figures(per_month: list[dict[str, int]], *, published: bool) -> dict[str, list[Any]]:
     """{figure: [value per month]} in MONTH_FIGURES order."""
     rows = [month_figures(c, published=published) for c in per_month]
     names = [n for n in MONTH_FIGURES if not rows or n in rows[0]]
     return {n: [r[n] for r in rows] for n in names}
 
 
-def protected_national_series(national: list[dict[str, int]],
-                              trusts: Iterable[list[dict[str, int]]]) -> dict[str, list[Any]]:
+def protected_national_series(
+    national: list[dict[str, int]], trusts: Iterable[list[dict[str, int]]]
+) -> dict[str, list[Any]]:
     """The national series under IBEST_REPORTING_PROTECT_NATIONAL: each month exact, except
     the counts that, beside every trust's published figures of that month, would give back
     a trust's "*" by difference, and the rates built on them (disclosure.protect_national,
     judged month by month). `trusts`: each trust's exact counts for the same months."""
     per_trust = [[month_figures(c, published=True) for c in series] for series in trusts]
-    rows = [protect_national(month_figures(counts, published=False),
-                             month_figures(counts, published=True),
-                             [series[i] for series in per_trust], every_family=True)
-            for i, counts in enumerate(national)]
+    rows = [
+        protect_national(
+            month_figures(counts, published=False),
+            month_figures(counts, published=True),
+            [series[i] for series in per_trust],
+            every_family=True,
+        )
+        for i, counts in enumerate(national)
+    ]
     names = [n for n in MONTH_FIGURES if not rows or n in rows[0]]
     return {n: [r[n] for r in rows] for n in names}
 
@@ -282,7 +313,14 @@ def month_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
     """CSV rows of a months answer: one per month (`month` then every figure)."""
     as_of = report.get("as_of")
     stamp = as_of.isoformat() if isinstance(as_of, datetime) else as_of
-    return [{"level": report["level"], "trustcode": report.get("trustcode") or "",
-             "sitecode": report.get("sitecode") or "", "as_of": stamp, "month": month,
-             **{name: values[i] for name, values in report["figures"].items()}}
-            for i, month in enumerate(report["months"])]
+    return [
+        {
+            "level": report["level"],
+            "trustcode": report.get("trustcode") or "",
+            "sitecode": report.get("sitecode") or "",
+            "as_of": stamp,
+            "month": month,
+            **{name: values[i] for name, values in report["figures"].items()},
+        }
+        for i, month in enumerate(report["months"])
+    ]

@@ -29,8 +29,13 @@ def report_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
     stamp = as_of.isoformat() if isinstance(as_of, datetime) else as_of
 
     def row(level: str, trust: str, site: str, figures: Mapping[str, Any]) -> dict[str, Any]:
-        return {"level": level, "trustcode": trust, "sitecode": site, "as_of": stamp,
-                **dict(flatten(figures))}
+        return {
+            "level": level,
+            "trustcode": trust,
+            "sitecode": site,
+            "as_of": stamp,
+            **dict(flatten(figures)),
+        }
 
     if "months" in report:
         return month_rows(report)
@@ -45,8 +50,7 @@ def report_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
     if report["level"] == "site":
         return [row("site", report["trustcode"], report["sitecode"], report["figures"])]
     rows = [row("trust", report["trustcode"], "", report["figures"])]
-    rows += [row("site", report["trustcode"], s["sitecode"], s["figures"])
-             for s in report["sites"]]
+    rows += [row("site", report["trustcode"], s["sitecode"], s["figures"]) for s in report["sites"]]
     return rows
 
 
@@ -66,24 +70,44 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
 def comparison_rows(report: Mapping[str, Any], stamp: Any) -> list[dict[str, Any]]:
     """An improvement comparison (GET /v1/funnel/rmdq_improvement_*): the trial's row, the
     national one, then one per trust."""
-    def row(level: str, trust: str, values: Mapping[str, Any]) -> dict[str, Any]:
-        return {"level": level, "trustcode": trust, "sitecode": "", "as_of": stamp,
-                **{k: v for k, v in values.items() if k != "trustcode"}}
 
-    return [row("trial", "", report["trial"]), row("national", "", report["national"]),
-            *(row("trust", t["trustcode"], t) for t in report["trusts"])]
+    def row(level: str, trust: str, values: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "level": level,
+            "trustcode": trust,
+            "sitecode": "",
+            "as_of": stamp,
+            **{k: v for k, v in values.items() if k != "trustcode"},
+        }
+
+    return [
+        row("trial", "", report["trial"]),
+        row("national", "", report["national"]),
+        *(row("trust", t["trustcode"], t) for t in report["trusts"]),
+    ]
 
 
 def funnel_rows(report: Mapping[str, Any], stamp: Any) -> list[dict[str, Any]]:
     """A funnel (GET /v1/funnel/<figure>): the national row, one row per trust, then one
     `limit` row per denominator of the plotted limits."""
-    base = {"figure": report["figure"], "measure": report.get("measure") or "",
-            "timepoint": report.get("timepoint") or ""}
+    base = {
+        "figure": report["figure"],
+        "measure": report.get("measure") or "",
+        "timepoint": report.get("timepoint") or "",
+    }
 
     def row(level: str, trust: str, values: Mapping[str, Any]) -> dict[str, Any]:
-        return {"level": level, "trustcode": trust, "sitecode": "", "as_of": stamp, **base,
-                **dict(flatten({k: v for k, v in values.items() if k != "trustcode"}))}
+        return {
+            "level": level,
+            "trustcode": trust,
+            "sitecode": "",
+            "as_of": stamp,
+            **base,
+            **dict(flatten({k: v for k, v in values.items() if k != "trustcode"})),
+        }
 
-    return [row("national", "", report["national"]),
-            *(row("trust", t["trustcode"], t) for t in report["trusts"]),
-            *(row("limit", "", r) for r in report["limits"])]
+    return [
+        row("national", "", report["national"]),
+        *(row("trust", t["trustcode"], t) for t in report["trusts"]),
+        *(row("limit", "", r) for r in report["limits"]),
+    ]

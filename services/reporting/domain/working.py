@@ -71,15 +71,20 @@ def verdict(low: float, high: float, band: Interval = BEST_TRIAL.rmdq_improvemen
 
 
 def rmdq_names(timepoint: str) -> tuple[str, str, str, str]:
-    return (f"rmdq_improvement_{timepoint}", f"rmdq_improvement_ci_low_{timepoint}",
-            f"rmdq_improvement_ci_high_{timepoint}", f"rmdq_followup_completeness_{timepoint}")
+    return (
+        f"rmdq_improvement_{timepoint}",
+        f"rmdq_improvement_ci_low_{timepoint}",
+        f"rmdq_improvement_ci_high_{timepoint}",
+        f"rmdq_followup_completeness_{timepoint}",
+    )
 
 
 VERDICT_FIGURE = f"rmdq_vs_trial_{VERDICT_TIMEPOINT}"
 
 
-def against_trial(timepoint: str, n: int, sum_change: float,
-                  sum_sq_change: float) -> dict[str, Any]:
+def against_trial(
+    timepoint: str, n: int, sum_change: float, sum_sq_change: float
+) -> dict[str, Any]:
     """Exact improvement, interval (2 places) and, at month 12, the verdict; None where
     undefined (nobody; or the interval and verdict of a single patient)."""
     mean_name, low_name, high_name, _ = rmdq_names(timepoint)
@@ -90,8 +95,11 @@ def against_trial(timepoint: str, n: int, sum_change: float,
         high_name: None if found is None or found.high is None else shown(found.high),
     }
     if timepoint == VERDICT_TIMEPOINT:
-        out[VERDICT_FIGURE] = None if found is None or found.low is None or found.high is None \
+        out[VERDICT_FIGURE] = (
+            None
+            if found is None or found.low is None or found.high is None
             else verdict(found.low, found.high)
+        )
     return out
 
 
