@@ -71,7 +71,9 @@ def routes() -> APIRouter:
         responses=UNAUTHORISED,
     )
     async def opt_out(
-        clinician_ref: ClinicianRef, request: Request, token: Annotated[Token, Depends(guard)]
+        clinician_ref: ClinicianRef,
+        request: Request,
+        token: Token = Depends(guard),  # noqa: B008
     ) -> dict[str, Any]:
         await _service(request).set_opt_out(clinician_ref, True, Actor("http", token.id))
         return {"clinician_ref": clinician_ref, "opted_out": True}
@@ -80,7 +82,9 @@ def routes() -> APIRouter:
         "/v1/opt-outs/{clinician_ref}", summary="Undo a clinician's opt-out", responses=UNAUTHORISED
     )
     async def opt_in(
-        clinician_ref: ClinicianRef, request: Request, token: Annotated[Token, Depends(guard)]
+        clinician_ref: ClinicianRef,
+        request: Request,
+        token: Token = Depends(guard),  # noqa: B008
     ) -> dict[str, Any]:
         await _service(request).set_opt_out(clinician_ref, False, Actor("http", token.id))
         return {"clinician_ref": clinician_ref, "opted_out": False}

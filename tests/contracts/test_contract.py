@@ -22,6 +22,7 @@ from shared.envelope import (
 from shared.examples import example
 from shared.identifiers import is_nhs_number
 from shared.measures import MEASURES
+from tests.strategies import valid_nhs_numbers
 
 
 def raw_example(name: str) -> dict[str, Any]:
@@ -59,20 +60,7 @@ def test_nhs_number_check_digit() -> None:
     assert not is_nhs_number("943476591")  # nine digits
 
 
-def nhs_numbers() -> st.SearchStrategy[str]:
-    def with_check(nine: list[int]) -> str | None:
-        total = sum(d * w for d, w in zip(nine, range(10, 1, -1), strict=True))
-        check = (11 - total % 11) % 11
-        return None if check == 10 else "".join(map(str, nine)) + str(check)
-
-    return (
-        st.lists(st.integers(0, 9), min_size=9, max_size=9)  # type: ignore[return-value]
-        .map(with_check)
-        .filter(lambda s: s is not None)
-    )
-
-
-@given(nhs_numbers())
+@given(valid_nhs_numbers())
 def test_an_nhs_number_is_refused_as_patient_ref(number: str) -> None:
     raw = raw_example("patient.assessed")
     raw["data"]["patient_ref"] = number

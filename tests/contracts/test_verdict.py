@@ -14,6 +14,7 @@ from shared.catalogue import catalogue
 from shared.envelope import BY_NAME, ContractError, parse_event
 from shared.examples import example
 from shared.identifiers import is_nhs_number
+from tests.strategies import valid_nhs_numbers
 
 
 def raw_example(name: str) -> dict[str, Any]:
@@ -27,19 +28,6 @@ def verdict(raw: dict[str, Any]) -> ContractError | None:
     except ContractError as exc:
         return exc
     return None
-
-
-def valid_nhs_numbers() -> st.SearchStrategy[str]:
-    def with_check(nine: list[int]) -> str | None:
-        total = sum(d * w for d, w in zip(nine, range(10, 1, -1), strict=True))
-        check = (11 - total % 11) % 11
-        return None if check == 10 else "".join(map(str, nine)) + str(check)
-
-    return (
-        st.lists(st.integers(0, 9), min_size=9, max_size=9)  # type: ignore[return-value]
-        .map(with_check)
-        .filter(lambda s: s is not None)
-    )
 
 
 # Any character that is neither a letter nor a digit, ASCII punctuation and spaces first.
