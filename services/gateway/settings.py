@@ -35,11 +35,12 @@ class GatewaySettings(BaseSettings):
         description="Seconds to wait for the stream's acknowledgement before answering 503.",
     )
     key_cache_seconds: float = Field(
-        default=5.0,
+        default=0.0,
         ge=0,
         alias="IBEST_GATEWAY_KEY_CACHE_SECONDS",
         description="Seconds a looked-up key is remembered: a revocation takes effect "
-        "within this time (0: every request reads the database).",
+        "within this time. 0 (the default): every request reads the database, so a revoked "
+        "key is refused at once.",
     )
     retry_after_unavailable: int = Field(
         default=5,
