@@ -7,13 +7,15 @@ import json
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from shared import envelope
 from shared.catalogue import catalogue
-from shared.envelope import BY_NAME, ContractError, parse_event
+from shared.envelope import BY_NAME, EVENT_TYPES, AnyEvent, ContractError, parse_event
 from shared.examples import example
 from shared.identifiers import is_nhs_number
+from tests.hostile.badevents import BadEvent, bad_events
 from tests.strategies import valid_nhs_numbers
 
 
@@ -141,3 +143,37 @@ def test_every_catalogue_module_and_version_is_accepted() -> None:
                 raw = raw_example(name)
                 raw["data"]["module_id"] = module.module_id
                 assert verdict(raw) is None
+
+
+def _full_verdict(subject: str | None, body: bytes) -> AnyEvent | ContractError:
+    """`parse_event` with its one-pass shortcut turned off: the full check alone."""
+    shortcut = envelope._valid_in_one_pass
+    envelope._valid_in_one_pass = lambda *_: None
+    try:
+        return envelope.parse_event(subject, body)
+    except ContractError as exc:
+        return exc
+    finally:
+        envelope._valid_in_one_pass = shortcut
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(EVENT_TYPES).flatmap(lambda t: bad_events(t)))
+def test_the_one_pass_shortcut_never_accepts_what_the_full_check_refuses(bad: BadEvent) -> None:
+    full = _full_verdict(bad.subject, bad.body)
+    try:
+        fast: AnyEvent | ContractError = envelope.parse_event(bad.subject, bad.body)
+    except ContractError as exc:
+        fast = exc
+    assert isinstance(full, ContractError), "the corpus holds only events that break a rule"
+    assert isinstance(fast, ContractError) and str(fast) == str(full)
+
+
+def test_the_one_pass_shortcut_gives_the_full_checks_event_for_every_valid_example() -> None:
+    for etype in EVENT_TYPES:
+        event = example(etype)
+        body = event.to_json()
+        full = _full_verdict(event.subject, body)
+        fast = envelope.parse_event(event.subject, body)
+        assert not isinstance(full, ContractError), full
+        assert fast.model_dump() == full.model_dump() and type(fast) is type(full)
