@@ -58,6 +58,23 @@ async def publish_all(
     return time.perf_counter() - start
 
 
+async def publish_async_all(
+    js: nats.js.JetStreamContext, events: list[tuple[str, bytes, str]], batch: int
+) -> float:
+    """nats-py's `publish_async`: no task and no timer per event, one wait per `batch` acks.
+    Faster than awaiting each `publish`; neither the services nor the gateway publish this
+    way (each event's own ack and timeout decide what is reported stored), so it is printed
+    for comparison, not used as the ceiling the gateway is judged against."""
+    start = time.perf_counter()
+    for i in range(0, len(events), batch):
+        acks = [
+            await js.publish_async(s, b, headers={"Nats-Msg-Id": eid})
+            for s, b, eid in events[i : i + batch]
+        ]
+        await asyncio.gather(*acks)
+    return time.perf_counter() - start
+
+
 async def consume_all(js: nats.js.JetStreamContext, n: int, batch: int) -> float:
     sub = await js.pull_subscribe(
         "ibest.v1.>",

@@ -9,7 +9,7 @@ data change. Completion is always judged against the version a clinician enrolle
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -73,8 +73,13 @@ class Catalogue(BaseModel):
     def versions(self) -> tuple[str, ...]:
         return tuple(c.course_version for c in self.courses)
 
+    @cached_property
+    def _all_module_ids(self) -> frozenset[str]:
+        """Every module of every version (computed once: every module event asks)."""
+        return frozenset().union(*(c.module_ids for c in self.courses))
+
     def knows_module(self, module_id: str) -> bool:
-        return any(module_id in c.module_ids for c in self.courses)
+        return module_id in self._all_module_ids
 
     def course_version_error(self, version: str) -> str | None:
         """Why `version` is refused as an enrolment's course version, or None."""

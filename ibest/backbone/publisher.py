@@ -10,6 +10,7 @@ from nats.errors import ConnectionClosedError, NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.errors import ServiceUnavailableError
+from prometheus_client import Counter
 
 from ibest.backbone.metrics import EVENTS_PUBLISHED
 from ibest.backbone.streams import EVENTS_STREAM
@@ -50,6 +51,17 @@ class EventPublisher:
         self._service = service
         self._attempts = attempts
         self._timeout = timeout
+        self._counters: dict[str, Counter] = {}
+
+    def _published(self, event_name: str) -> Counter:
+        """This service's published-events counter for one event type, looked up once (the
+        gateway publishes thousands a second; `labels` takes a lock each time)."""
+        counter = self._counters.get(event_name)
+        if counter is None:
+            counter = self._counters[event_name] = EVENTS_PUBLISHED.labels(
+                self._service, event_name
+            )
+        return counter
 
     async def publish(self, event: AnyEvent, body: bytes | None = None) -> bool:
         """Publish `event` (as `body`, its validated bytes, when given); True when the stream
@@ -71,7 +83,7 @@ class EventPublisher:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5)
             else:
-                EVENTS_PUBLISHED.labels(self._service, event.event_type.name).inc()
+                self._published(event.event_type.name).inc()
                 return not ack.duplicate
         raise AssertionError("unreachable")
 

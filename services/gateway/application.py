@@ -174,7 +174,9 @@ class Gateway:
         verdicts: list[AnyEvent | list[FieldError]] = []
         for e in decoded:
             try:
-                verdicts.append(parse_event(None, e.body))
+                verdicts.append(
+                    parse_event(None, e.body, e.raw if isinstance(e.raw, dict) else None)
+                )
             except ContractError as exc:
                 verdicts.append(exc.errors)
             except RecursionError:

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter as PromCounter
+from prometheus_client import Histogram
 
 from services.gateway.domain.results import EventResult
 
-REQUESTS = Counter(
+REQUESTS = PromCounter(
     "ibest_gateway_requests_total",
     "Requests to POST /v1/events, by trust and HTTP status.",
     ["trust", "status"],
 )
-EVENTS = Counter(
+EVENTS = PromCounter(
     "ibest_gateway_events_total",
     "Events sent to the gateway, by trust and result (accepted, duplicate, rejected).",
     ["trust", "result"],
@@ -31,6 +33,6 @@ class PrometheusGatewayMetrics:
         self, trust: str, status: int, results: Sequence[EventResult], seconds: float
     ) -> None:
         REQUESTS.labels(trust, str(status)).inc()
-        for result in results:
-            EVENTS.labels(trust, result.status.value).inc()
+        for result, count in Counter(r.status.value for r in results).items():
+            EVENTS.labels(trust, result).inc(count)
         LATENCY.labels(trust).observe(seconds)
