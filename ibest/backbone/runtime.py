@@ -82,6 +82,10 @@ class Wiring:
     on_stop: Sequence[Callable[[], Awaitable[None]]] = ()
     batch_handler: BatchHandler | None = None
     """Optional: applies a whole delivered batch with bulk writes (see consumer.BatchHandler)."""
+    metrics_text: Callable[[], bytes] | None = None
+    """Optional: more Prometheus exposition text, appended to /metrics. For a large set of
+    series rendered once per change (reporting's figures): kept as bytes, not as a
+    hundred thousand Python objects the garbage collector must walk on every full pass."""
 
 
 @dataclass
@@ -175,6 +179,7 @@ def create_app(
         app.state.ctx = ctx
         app.state.mongo = mongo
         app.state.service = wiring.api
+        app.state.metrics_text = wiring.metrics_text
         if spec.consumes:  # a service that consumes no events (the gateway) has no broker
             await broker.start()
         jobs = [*wiring.background]
@@ -288,8 +293,10 @@ def health_router(name: str) -> APIRouter:
             }
         },
     )
-    async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    async def metrics(request: Request) -> Response:
+        extra: Callable[[], bytes] | None = getattr(request.app.state, "metrics_text", None)
+        text = generate_latest() + (extra() if extra else b"")
+        return Response(text, media_type=CONTENT_TYPE_LATEST)
 
     return router
 

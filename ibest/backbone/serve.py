@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 
@@ -42,11 +43,31 @@ def plain_logging(level: str | int = "INFO") -> None:
     logging.getLogger("pymongo").setLevel(max(logging.INFO, root_level))
 
 
+GC_THRESHOLDS = (10_000, 10, 10)
+"""Young collections every 10,000 net allocations rather than CPython's 700 (see tune_gc)."""
+
+
+def tune_gc() -> None:
+    """Garbage collection tuned for a service's latency.
+
+    A full collection walks every tracked object and stops the event loop while it does: at
+    national scale, 100 - 170 ms in reporting (measured), the whole tail of its latency.
+    What starts them is objects promoted to the old generation, mostly the state of requests
+    in flight when a young collection runs, so rarer young collections promote far fewer;
+    and what is alive once the service is built (modules, classes, routes) is frozen out of
+    every future collection. Cycles still get collected; reference counting frees the rest.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 def serve(spec: ServiceSpec) -> None:
     """Serve `spec` on its configured port until SIGTERM or SIGINT, then stop gracefully."""
     plain_logging(os.environ.get("IBEST_LOG_LEVEL", "INFO"))
     settings = Settings()
     app = create_app(spec, settings)
+    tune_gc()
     uvicorn.run(
         app,
         host=settings.http_host,

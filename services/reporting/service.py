@@ -8,7 +8,7 @@ import logging
 from ibest.backbone.audit import audit_log_of
 from ibest.backbone.runtime import ServiceContext, ServiceSpec, Wiring
 from services.reporting import bootstrap
-from services.reporting.adapters.metrics import metric_families, register_collector
+from services.reporting.adapters.metrics import exposition
 from services.reporting.api import routes
 from services.reporting.domain.facts import CONSUMES
 from services.reporting.handlers import batch_handler, handlers
@@ -44,30 +44,25 @@ async def _wire(ctx: ServiceContext, settings: ReportingSettings) -> Wiring:
         await generation.create_indexes()
     if not reporting.tokens:
         log.warning("IBEST_REPORTING_TOKENS is empty: every report request will get 401")
-    collector = register_collector()
-    owner = object()
+    snapshot = b""
 
     async def refresh_snapshot() -> None:
+        nonlocal snapshot
         shown: object = None
         while True:
             view = await reporting.view()
             if view.key != shown:  # recomputing every level is costly at national scale
                 levels, last_event = await metric_levels(reporting)
-                collector.snapshot = metric_families(levels, last_event)
-                collector.owner = owner
+                snapshot = exposition(levels, last_event)
                 shown = view.key
             await asyncio.sleep(settings.snapshot_seconds)
-
-    async def forget_snapshot() -> None:
-        if collector.owner is owner:
-            collector.snapshot = []
 
     return Wiring(
         handlers=handlers(reporting),
         api=reporting,
         background=[refresh_snapshot],
-        on_stop=[forget_snapshot],
         batch_handler=batch_handler(reporting),
+        metrics_text=lambda: snapshot,
     )
 
 

@@ -1,9 +1,10 @@
-"""Published figures as Prometheus gauges, from an in-memory snapshot.
+"""Published figures as Prometheus gauges, from a snapshot rendered to text.
 
-A background loop rebuilds the snapshot; a scrape only copies it (no database I/O inside a
-scrape). Only disclosure-controlled values are exported below national level; suppressed
-("*") and undefined values are omitted. Series: site ones carry `trust` and `site`, trust
-ones `trust`, national ones neither (docs/architecture.md, "Prometheus names").
+A background loop renders the snapshot when the figures change; a scrape only appends it
+to the process's own metrics (no database I/O, no rendering inside a scrape). Only
+disclosure-controlled values are exported below national level; suppressed ("*") and
+undefined values are omitted. Series: site ones carry `trust` and `site`, trust ones
+`trust`, national ones neither (docs/architecture.md, "Prometheus names").
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from prometheus_client.core import REGISTRY, GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
@@ -118,28 +120,21 @@ def metric_families(
     return list(families.values())
 
 
-class FiguresCollector(Collector):
-    """Exports whatever snapshot was last stored; registered once per process."""
-
-    def __init__(self) -> None:
-        self.snapshot: list[Metric] = []
-        self.owner: object | None = None
+class _Families(Collector):
+    def __init__(self, families: list[Metric]) -> None:
+        self.families = families
 
     def collect(self) -> Iterator[Metric]:
-        yield from self.snapshot
-
-    def describe(self) -> Iterator[Metric]:
-        return iter(())
+        yield from self.families
 
 
-FIGURES = FiguresCollector()
-_registered = False
+def exposition(levels: Iterable[tuple[Labels, Figures]], last_event: float | None) -> bytes:
+    """The figures as Prometheus exposition text, rendered once per change of the figures.
 
-
-def register_collector() -> FiguresCollector:
-    """Register the figures collector with the default registry (which /metrics serves)."""
-    global _registered
-    if not _registered:
-        REGISTRY.register(FIGURES)
-        _registered = True
-    return FIGURES
+    At national scale that is about 100,000 samples. Kept as objects, they were most of what
+    the garbage collector walks on each full pass (140 - 170 ms, measured: the tail of every
+    report's latency); kept as bytes, a scrape copies them and the collector skips them.
+    """
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Families(metric_families(levels, last_event)))
+    return generate_latest(registry)
