@@ -180,8 +180,8 @@ async def test_unique_parameter_values_leave_memory_within_a_fixed_bound(
             tracemalloc.stop()
         assert after - before < MEMORY_BOUND, (after - before, statuses)
         assert set(statuses) <= {404, 422}, statuses
-        assert len(reporting.answers) <= len(warm) + 1
-        assert reporting.answers.bytes <= reporting.answers.max_bytes
+        assert len(reporting.views.answers) <= len(warm) + 1
+        assert reporting.views.answers.bytes <= reporting.views.answers.max_bytes
         assert len(reporting_api.ENCODED) <= reporting_api.ENCODED.max_entries
         assert statuses[422] >= 600 and statuses[404] >= 200, statuses
 

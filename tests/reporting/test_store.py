@@ -16,7 +16,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from ibest.backbone.settings import Settings
-from services.reporting.adapters.store import Generation
+from services.reporting.adapters.store import MongoGeneration
 from services.reporting.domain.facts import EntityFact, fact_of
 from shared.envelope import parse_event
 from tests.harness import cloud_event
@@ -75,12 +75,12 @@ async def db(settings: Settings) -> AsyncIterator[Database]:
         await client.close()
 
 
-async def nurses(generation: Generation) -> list[dict[str, int]]:
+async def nurses(generation: MongoGeneration) -> list[dict[str, int]]:
     return [s["clinicians"]["enrolled"] for s in await generation.summaries()]
 
 
 async def test_a_stale_record_never_overwrites_a_newer_one(db: Database) -> None:
-    slow, other = Generation(db, 1), Generation(db, 1)
+    slow, other = MongoGeneration(db, 1), MongoGeneration(db, 1)
     await other.apply_many([enrolled("c-1")])
     # `slow` stores a second clinician without summarising, then summarises: after it
     # has read the site's record, `other` stores a third clinician and its record.
@@ -95,7 +95,7 @@ async def test_a_stale_record_never_overwrites_a_newer_one(db: Database) -> None
 
 
 async def test_two_writers_creating_a_site_record_are_both_counted(db: Database) -> None:
-    slow, other = Generation(db, 1), Generation(db, 1)
+    slow, other = MongoGeneration(db, 1), MongoGeneration(db, 1)
     # `slow` finds no record for the site; before it creates one, `other` does.
     slow.counted = ThenMeanwhile(  # type: ignore[assignment]
         slow.counted, lambda: other.apply_many([enrolled("c-2")])
@@ -108,7 +108,7 @@ async def test_two_writers_creating_a_site_record_are_both_counted(db: Database)
 
 
 async def test_a_site_is_reported_once_something_was_counted_there(db: Database) -> None:
-    generation = Generation(db, 1)
+    generation = MongoGeneration(db, 1)
     # An older enrolment at RTH01 arrives after the latest one, at RTH08: the clinician
     # was never counted at RTH01, so RTH01 is not reported; a move away from a site
     # leaves it reported, with zeros.
