@@ -1,7 +1,9 @@
 """Site records under a race, against the real database: a writer whose read of a site's
 record went stale while another writer stored a newer one must not overwrite it, two
 writers creating a site's record at once must both be counted, and a site is reported only
-once something was counted there."""
+once something was counted there. And the in-memory fake of the store (tests/fakes) gives
+the same summaries and monthly series as the real one for the same facts, so the
+fake-based tests of the use cases prove what the service does."""
 
 from __future__ import annotations
 
@@ -17,9 +19,12 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from ibest.backbone.settings import Settings
 from services.reporting.adapters.store import MongoGeneration
-from services.reporting.domain.facts import EntityFact, fact_of
+from services.reporting.domain.facts import EntityFact, fact_of, facts_of
+from services.reporting.ports import Generation
 from shared.envelope import parse_event
+from tests.fakes.reporting import FakeGeneration
 from tests.harness import cloud_event
+from tests.reporting import dataset as ds
 
 
 def enrolled(ref: str, site: str = "RTH08", time: datetime | None = None) -> EntityFact:
@@ -119,3 +124,29 @@ async def test_a_site_is_reported_once_something_was_counted_there(db: Database)
     await generation.apply_many([enrolled("c-1", "RTH02", datetime(2025, 4, 1, tzinfo=UTC))])
     by_site = {s["site"]: s["clinicians"]["enrolled"] for s in await generation.summaries()}
     assert by_site == {"RTH08": {}, "RTH02": {"nurse": 1}}
+
+
+async def by_site(generation: Generation) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Its summaries and its site_months documents, each keyed by site."""
+    return (
+        {s["site"]: s for s in await generation.summaries()},
+        {d["_id"]: d for d in await generation.site_months()},
+    )
+
+
+@pytest.mark.parametrize("replay", [False, True], ids=["live batches", "rebuild replay"])
+async def test_the_fake_store_summarises_as_the_real_one(db: Database, replay: bool) -> None:
+    # The dataset (a mover, corrections, late and duplicated events, reminders), shuffled
+    # with duplicates, in batches as the live consumer applies them, or replayed unsummarised
+    # then summarised at once as a rebuild does.
+    facts = [f for raw, _ in ds.shuffled_with_duplicates() for f in facts_of(ds.parsed(raw))]
+    real, fake = MongoGeneration(db, 1), FakeGeneration(1)
+    for generation in (real, fake):
+        for start in range(0, len(facts), 40):
+            await generation.apply_many(facts[start : start + 40], summarise=not replay)
+        if replay:
+            assert await generation.summarise_all() == 4
+    summaries, months = await by_site(real)
+    assert sorted(summaries) == ["R0A02", "RTH01", "RTH08", "RXF01"]
+    assert all(d["months"] for d in months.values())
+    assert await by_site(fake) == (summaries, months)
