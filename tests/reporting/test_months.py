@@ -18,11 +18,13 @@ from nats.js.api import ConsumerInfo
 from ibest.backbone.settings import Settings
 from ibest.backbone.streams import EVENTS_STREAM
 from services.reporting.cli import rebuild_command
-from services.reporting.service import SPEC
+from services.reporting.service import build_spec
+from services.reporting.settings import ReportingSettings
 from shared.followup import assessment_date
 from tests.harness import publish_raw, running_service, wait_for
 from tests.reporting import dataset as ds
 from tests.reporting import months_oracle
+from tests.reporting.test_service import TOKENS
 
 READ = {"Authorization": "Bearer reader-token"}
 RAW = {"Authorization": "Bearer raw-token"}
@@ -39,9 +41,7 @@ PLACES = [
 CURRENT = ds.NOW.strftime("%Y-%m")
 
 
-@pytest.fixture(autouse=True)
-def reporting_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("IBEST_REPORTING_TOKENS", "reader-token:read,raw-token:raw")
+SPEC = build_spec(ReportingSettings(IBEST_REPORTING_TOKENS=TOKENS))
 
 
 @pytest.fixture(autouse=True)

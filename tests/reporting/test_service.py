@@ -17,7 +17,8 @@ from pymongo import AsyncMongoClient
 from ibest.backbone.settings import Settings
 from ibest.backbone.streams import EVENTS_STREAM
 from services.reporting.cli import rebuild_command
-from services.reporting.service import SPEC
+from services.reporting.service import build_spec
+from services.reporting.settings import ReportingSettings
 from tests.harness import cloud_event, dead_letters, publish_raw, running_service, wait_for
 from tests.reporting import dataset as ds
 
@@ -43,10 +44,11 @@ COUNT_METRICS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def reporting_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("IBEST_REPORTING_TOKENS", "reader-token:read,raw-token:raw")
-    monkeypatch.setenv("IBEST_REPORTING_SNAPSHOT_SECONDS", "0.2")
+TOKENS = "reader-token:read,raw-token:raw"
+SPEC = build_spec(
+    ReportingSettings(IBEST_REPORTING_TOKENS=TOKENS, IBEST_REPORTING_SNAPSHOT_SECONDS=0.2)
+)
+"""The service as these tests run it: READ and RAW accepted, metrics refreshed quickly."""
 
 
 @pytest.fixture(autouse=True)
