@@ -17,6 +17,8 @@ from services.reporting.reports import Reporting, metric_levels
 from shared.envelope import AnyEvent
 from tests.fakes.reporting import FakeEventHistory, FakeGenerationStore
 from tests.reporting import dataset as ds
+from tests.reporting.test_months import baselines_due_and_recorded
+from tests.reporting.test_service import check_trust_rth, subset
 
 EVENTS = [ds.parsed(e) for e in ds.events()]
 """The dataset, parsed once: trusts RTH, RXF and R0A with its figures by hand."""
@@ -37,10 +39,6 @@ def make(clock: Clock | None = None) -> tuple[ReportingService, Reporting, FakeG
     store = FakeGenerationStore()
     reports = Reporting(store, clock or Clock(), [])
     return ReportingService(store), reports, store
-
-
-def subset(actual: dict[str, Any], expected: dict[str, Any]) -> dict[str, Any]:
-    return {k: actual.get(k) for k in expected}
 
 
 async def applied(events: list[AnyEvent], batch: int = 25) -> Reporting:
@@ -71,13 +69,8 @@ async def test_the_dataset_gives_its_figures_at_every_level_raw_and_published() 
     assert subset(published, ds.NATIONAL_PUBLISHED) == ds.NATIONAL_PUBLISHED
 
     rth = await reports.trust("rth", False)  # lower case is accepted
-    assert rth["trustcode"] == "RTH" and subset(rth["figures"], ds.RTH) == ds.RTH
-    sites = {s["sitecode"]: s["figures"] for s in rth["sites"]}
-    assert sorted(sites) == ["RTH01", "RTH08"]
-    assert subset(sites["RTH08"], ds.RTH08) == ds.RTH08
-    assert sites["RTH08"]["outcomes"]["rmdq"]["month_3"] == ds.RTH08_RMDQ_MONTH_3
-    assert subset(sites["RTH01"], ds.RTH01) == ds.RTH01
-    assert "sites_running_classes" not in sites["RTH08"]
+    assert rth["trustcode"] == "RTH"
+    check_trust_rth(rth)
     every_trust = await reports.trusts(False)
     trusts = {t["trustcode"]: t["figures"] for t in every_trust["trusts"]}
     assert every_trust["figures"] == trusts and sorted(trusts) == ["R0A", "RTH", "RXF"]
@@ -167,18 +160,7 @@ async def test_monthly_series_at_every_level_narrowed_by_from_and_to() -> None:
     national = await reports.months.report(None, None, False, None, None)
     assert national["months"][0] == "2024-03" and national["months"][-1] == "2025-06"
     assert len(national["months"]) == 16 and national["level"] == "national"
-    by_month = dict(
-        zip(
-            national["months"],
-            zip(
-                national["figures"]["patients_baseline"],
-                national["figures"]["followup_due_month_3"],
-                national["figures"]["patients_month_3"],
-                strict=True,
-            ),
-            strict=True,
-        )
-    )
+    by_month = baselines_due_and_recorded(national)
     assert by_month["2024-05"] == (9, 9, 0) and by_month["2024-06"] == (9, 9, 9)
     current = (await reports.national(False))["figures"]
     assert all(v[-1] == current[name] for name, v in national["figures"].items())
