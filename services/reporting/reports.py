@@ -18,11 +18,7 @@ from services.reporting.checks import (
     check_site,
     check_trust,
 )
-from services.reporting.domain.disclosure import (
-    control_count,
-    funnel_bases,
-    funnel_national,
-)
+from services.reporting.domain.disclosure import control_count, funnel_bases, funnel_national
 from services.reporting.domain.figures import Figures, total
 from services.reporting.domain.funnel import (
     COMPARISON_FIGURES,

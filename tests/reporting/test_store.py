@@ -17,8 +17,9 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
+from ibest.backbone.concurrency import ConcurrentUpdate
 from ibest.backbone.settings import Settings
-from services.reporting.adapters.store import MongoGeneration
+from services.reporting.adapters.store import RECORD_WRITE_ATTEMPTS, MongoGeneration
 from services.reporting.domain.facts import EntityFact, fact_of, facts_of
 from services.reporting.ports import Generation
 from shared.envelope import parse_event
@@ -43,13 +44,16 @@ def enrolled(ref: str, site: str = "RTH08", time: datetime | None = None) -> Ent
 
 
 class ThenMeanwhile:
-    """A collection whose next `find` yields its documents, then runs `meanwhile` (another
-    writer acting after this reader has read)."""
+    """A collection whose next `find` (or next `times` finds) yields its documents, then
+    runs `meanwhile` (another writer acting after this reader has read)."""
 
     def __init__(
-        self, real: AsyncCollection[dict[str, Any]], meanwhile: Callable[[], Awaitable[object]]
+        self,
+        real: AsyncCollection[dict[str, Any]],
+        meanwhile: Callable[[], Awaitable[object]],
+        times: int = 1,
     ) -> None:
-        self.real, self.meanwhile = real, meanwhile
+        self.real, self.meanwhile, self.times = real, meanwhile, times
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.real, name)
@@ -57,12 +61,9 @@ class ThenMeanwhile:
     async def find(self, *args: Any, **kwargs: Any) -> AsyncIterator[dict[str, Any]]:
         async for doc in self.real.find(*args, **kwargs):
             yield doc
-        meanwhile, self.meanwhile = self.meanwhile, _nothing
-        await meanwhile()
-
-
-async def _nothing() -> None:
-    return None
+        if self.times > 0:
+            self.times -= 1
+            await self.meanwhile()
 
 
 Database = AsyncDatabase[dict[str, Any]]
@@ -97,6 +98,27 @@ async def test_a_stale_record_never_overwrites_a_newer_one(db: Database) -> None
 
     assert await nurses(other) == [{"nurse": 3}]
     assert stored == 1  # its first, stale write lost; the second, fresh one was stored
+
+
+async def test_a_writer_that_keeps_losing_leaves_its_batch_to_redelivery(db: Database) -> None:
+    slow, other = MongoGeneration(db, 1), MongoGeneration(db, 1)
+    await other.apply_many([enrolled("c-0")])
+    # Every time `slow` reads the site's record, `other` stores a newer one first.
+    others = iter(range(1, 1000))
+    real = slow.counted
+    slow.counted = ThenMeanwhile(  # type: ignore[assignment]
+        real, lambda: other.apply_many([enrolled(f"c-{next(others)}")]), times=1000
+    )
+    mine = [enrolled("c-mine")]
+    with pytest.raises(ConcurrentUpdate):
+        await slow.apply_many(mine)
+    # RECORD_WRITE_ATTEMPTS passes, each a read of the records and one of their revisions.
+    assert next(others) == 2 * RECORD_WRITE_ATTEMPTS + 1
+    assert await nurses(other) == [{"nurse": 2 * RECORD_WRITE_ATTEMPTS + 1}]
+
+    slow.counted = real  # the redelivered batch, once the race is over, is counted
+    await slow.apply_many(mine)
+    assert await nurses(other) == [{"nurse": 2 * RECORD_WRITE_ATTEMPTS + 2}]
 
 
 async def test_two_writers_creating_a_site_record_are_both_counted(db: Database) -> None:
