@@ -3,7 +3,7 @@
 The fake summarises simply: every site a batch touched is recomputed from all the entities
 that may be counted there, with the same domain functions the MongoDB adapter folds its
 site records with (`domain.counted`), so it gives the same summaries and monthly series
-for the same facts (tests/reporting/test_fake_store.py holds the two together).
+for the same facts (tests/reporting/test_store.py holds the two together).
 """
 
 from __future__ import annotations
