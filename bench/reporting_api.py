@@ -38,7 +38,7 @@ from bench.common import (
     platform_services,
     servers,
 )
-from services.reporting.adapters.store import Store
+from services.reporting.adapters.store import MongoGenerationStore
 from services.reporting.domain.figures import (
     FOLLOW_UP_NAMES,
     MEASURE_NAMES,
@@ -103,7 +103,7 @@ async def load_national(
     per_site_p = patients // len(sites)
     first = date(2024, 1, 8)
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url, tz_aware=True)
-    store = Store(client[database])
+    store = MongoGenerationStore(client[database])
     generation = await store.active()
     ops = []
     for trust, site in sites:

@@ -39,7 +39,7 @@ from bench.common import (
     servers,
 )
 from bench.reporting_api import hammer, places
-from services.reporting.adapters.store import Store
+from services.reporting.adapters.store import MongoGenerationStore
 from services.reporting.domain.figures import FOLLOW_UP_NAMES, PROFESSIONS, fold_site
 from services.reporting.domain.months import fold_months, months_between, next_month, steps
 from shared.followup import Timepoint, follow_up_window
@@ -119,7 +119,7 @@ async def load_national(
     assert len(months) == span and next_month(months[-1]) > today
     started = time.perf_counter()
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url, tz_aware=True)
-    generation = await Store(client[database]).active()
+    generation = await MongoGenerationStore(client[database]).active()
     ops = []
     for trust, site in sites:
         cs = [clinician(rng, months, trust, site) for _ in range(clinicians // len(sites))]

@@ -104,8 +104,8 @@ async def rebuild_reporting(settings: Settings, mongo: AsyncMongoClient[Document
         settings.nats_servers, name="ibest-purge-nhs-numbers", **settings.admin_nats_options()
     )
     try:
-        reporting = bootstrap.for_commands(mongo[settings.database_of(bootstrap.NAME)])
-        await reporting.rebuild(nc.jetstream())
+        parts = bootstrap.for_commands(mongo[settings.database_of(bootstrap.NAME)])
+        await parts.service.rebuild(bootstrap.stream_history(nc.jetstream()))
     finally:
         await nc.drain()
 

@@ -25,10 +25,11 @@ from pydantic import BaseModel, Field
 
 from ibest.backbone.tokens import Token, matching
 from services.reporting.cache import BoundedCache
+from services.reporting.checks import SITE_RE, TRUST_RE, Malformed, NotFound
 from services.reporting.domain.figures import MEASURE_NAMES, OUTCOME_TIMEPOINTS
 from services.reporting.domain.funnel import COMPARISON_FIGURES, FUNNEL_FIGURES
 from services.reporting.domain.tables import report_rows, to_csv
-from services.reporting.reports import SITE_RE, TRUST_RE, Malformed, NotFound, Reporting
+from services.reporting.reports import Reporting
 
 log = logging.getLogger(__name__)
 RawValue = Literal["true", "false"]

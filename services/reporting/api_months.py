@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from ibest.backbone.tokens import Token
 from services.reporting.api import CSV, Raw, SiteCode, TrustCode, _pattern, _report, accepting
-from services.reporting.months import MONTH
+from services.reporting.checks import MONTH
 
 From = Annotated[
     str | None,

@@ -4,17 +4,32 @@ tests."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+from nats.js import JetStreamContext
 from pymongo.asynchronous.database import AsyncDatabase
 
 from ibest.backbone.audit import AuditLog
 from ibest.backbone.runtime import Clock, utc_now
-from services.reporting.adapters.store import Store
+from ibest.backbone.tokens import Token
+from services.reporting.adapters.replay import StreamHistory
+from services.reporting.adapters.store import MongoGenerationStore
+from services.reporting.application import NAME, ReportingService
+from services.reporting.ports import EventHistory
 from services.reporting.reports import Reporting
 from services.reporting.settings import ReportingSettings
 
-NAME = "reporting"
+__all__ = ["NAME", "ReportingParts", "build", "for_commands", "stream_history"]
+
+
+@dataclass(frozen=True)
+class ReportingParts:
+    store: MongoGenerationStore
+    service: ReportingService
+    """The write use cases: what the handlers and the rebuild use."""
+    reports: Reporting
+    """The read use cases: what the HTTP routes and the metrics snapshot use."""
 
 
 def build(
@@ -22,14 +37,36 @@ def build(
     db: AsyncDatabase[dict[str, Any]],
     clock: Clock = utc_now,
     audit: AuditLog | None = None,
-) -> Reporting:
-    """The reporting application over `db` (no I/O). Commands that only rebuild pass no
-    audit log and answer no report, so they need no tokens."""
-    return Reporting(
-        Store(db), clock, settings.token_list(), audit, protect_national=settings.protect_national
+) -> ReportingParts:
+    """The reporting service over `db` (no I/O: the runtime also creates the writable
+    generations' indexes)."""
+    return _parts(
+        db, clock, settings.token_list(), audit, protect_national=settings.protect_national
     )
 
 
-def for_commands(db: AsyncDatabase[dict[str, Any]]) -> Reporting:
-    """The application an operator command rebuilds with: no tokens, no audit."""
-    return Reporting(Store(db), utc_now, [])
+def for_commands(db: AsyncDatabase[dict[str, Any]]) -> ReportingParts:
+    """What an operator command rebuilds with: no settings, so no tokens and no audit
+    (it answers no report)."""
+    return _parts(db, utc_now, [], None, protect_national=False)
+
+
+def stream_history(js: JetStreamContext) -> EventHistory:
+    """The stored events a rebuild replays: the events stream."""
+    return StreamHistory(js)
+
+
+def _parts(
+    db: AsyncDatabase[dict[str, Any]],
+    clock: Clock,
+    tokens: list[Token],
+    audit: AuditLog | None,
+    *,
+    protect_national: bool,
+) -> ReportingParts:
+    store = MongoGenerationStore(db)
+    return ReportingParts(
+        store,
+        ReportingService(store),
+        Reporting(store, clock, tokens, audit, protect_national=protect_national),
+    )

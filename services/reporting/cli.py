@@ -28,8 +28,8 @@ async def rebuild_command(args: argparse.Namespace, settings: Settings) -> int:
         settings.nats_servers, name="ibest-reporting-rebuild", **settings.admin_nats_options()
     )
     try:
-        reporting = bootstrap.for_commands(mongo[settings.database_of(bootstrap.NAME)])
-        done = await reporting.rebuild(nc.jetstream())
+        parts = bootstrap.for_commands(mongo[settings.database_of(bootstrap.NAME)])
+        done = await parts.service.rebuild(bootstrap.stream_history(nc.jetstream()))
     finally:
         await nc.drain()
         await mongo.close()

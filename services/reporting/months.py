@@ -3,10 +3,9 @@ per change of the figures, then compute each requested level once per view."""
 
 from __future__ import annotations
 
-import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from services.reporting.adapters.store import Document, Generation
+from services.reporting.checks import Malformed, NotFound, check_month, check_site, check_trust
 from services.reporting.domain.months import (
     first_month,
     level_series,
@@ -14,32 +13,21 @@ from services.reporting.domain.months import (
     protected_national_series,
     series_figures,
 )
-from services.reporting.reports import Malformed, NotFound, View, check_site, check_trust
-
-if TYPE_CHECKING:
-    from services.reporting.reports import Reporting
-
-MONTH = r"[0-9]{4}-(0[1-9]|1[0-2])"
-MONTH_RE = re.compile(f"^{MONTH}$")
-
-
-def check_month(name: str, value: str | None) -> str | None:
-    if value is not None and not MONTH_RE.match(value):
-        raise Malformed(f"{name}={value[:40]!r} is not a month: YYYY-MM, for example 2025-04", name)
-    return value
+from services.reporting.ports import Document, SiteMonths
+from services.reporting.views import View, Views
 
 
 class MonthSeries:
-    """What the months routes use; shares the Reporting view, its cache key and answers."""
+    """What the months routes use; shares the reports' view, its cache key and answers."""
 
-    def __init__(self, reporting: Reporting) -> None:
-        self.reporting = reporting
-        self._cached: tuple[tuple[Any, ...], list[Document]] | None = None
+    def __init__(self, views: Views) -> None:
+        self.views = views
+        self._cached: tuple[tuple[Any, ...], list[SiteMonths]] | None = None
 
-    async def _sites(self, v: View) -> list[Document]:
+    async def _sites(self, v: View) -> list[SiteMonths]:
         """Every reported site's summary and series, read again only when figures moved."""
         if self._cached is None or self._cached[0] != v.key:
-            generation = Generation(self.reporting.store.db, int(v.key[0]))
+            generation = self.views.store.generation(int(v.key[0]))
             self._cached = (v.key, await generation.site_months())
         return self._cached[1]
 
@@ -58,7 +46,7 @@ class MonthSeries:
         trust = check_trust(trustcode) if trustcode is not None else None
         site = check_site(trust, sitecode) if trust and sitecode is not None else None
         level = "site" if site else "trust" if trust else "national"
-        v = await self.reporting.view()
+        v = await self.views.view()
         docs = await self._sites(v)
 
         def build() -> dict[str, Any]:
@@ -95,7 +83,7 @@ class MonthSeries:
             if site:
                 answer["sitecode"] = site
             answer["months"] = months
-            if level == "national" and not raw and self.reporting.protect_national:
+            if level == "national" and not raw and self.views.protect_national:
                 by_trust: dict[str, list[Document]] = {}
                 for d in chosen:
                     by_trust.setdefault(d["summary"]["trust"], []).append(d)
@@ -118,6 +106,4 @@ class MonthSeries:
                 )
             return answer
 
-        return await self.reporting._answer(
-            v, ("months", level, trust, site, raw, start, end), build
-        )
+        return await self.views.answer(v, ("months", level, trust, site, raw, start, end), build)

@@ -1,46 +1,25 @@
-"""The reporting application: applies events to the aggregates, answers reports, rebuilds.
+"""The reports: national, trust and site figures, funnels and comparisons, each answered
+from the current view of the figures (views.py) and kept per view.
 
-Reports read the active generation's site summaries only (one document per site), so their
-cost grows with the number of sites, never with the history of events.
+Input is checked first (checks.py): only validated parameters form cache keys.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
-import logging
-import re
-from collections import defaultdict
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import date, datetime
 from typing import Any
-
-from nats.js import JetStreamContext
 
 from ibest.backbone.audit import AuditLog
 from ibest.backbone.runtime import Clock
 from ibest.backbone.tokens import Token
-from services.reporting.adapters.replay import stored_events
-from services.reporting.adapters.store import Store
-from services.reporting.cache import BoundedCache
-from services.reporting.domain.disclosure import (
-    control_count,
-    controlled_names,
-    funnel_bases,
-    funnel_national,
-    protect_national,
-    published_figures,
+from services.reporting.checks import (
+    Malformed,
+    NotFound,
+    check_funnel_parameters,
+    check_site,
+    check_trust,
 )
-from services.reporting.domain.facts import CONSUMES, EntityFact, facts_of
-from services.reporting.domain.figures import (
-    MEASURE_NAMES,
-    OUTCOME_TIMEPOINTS,
-    Figures,
-    Summary,
-    raw_figures,
-    total,
-)
+from services.reporting.domain.disclosure import control_count, funnel_bases, funnel_national
+from services.reporting.domain.figures import Figures, total
 from services.reporting.domain.funnel import (
     COMPARISON_FIGURES,
     FUNNEL_FIGURES,
@@ -51,213 +30,34 @@ from services.reporting.domain.funnel import (
     proportion_of,
     trial_band,
 )
-from shared.envelope import AnyEvent
-from shared.followup import assessment_date
-
-log = logging.getLogger(__name__)
-TRUST_RE = re.compile(r"[A-Za-z0-9]{3}")
-SITE_RE = re.compile(r"[A-Za-z0-9]{5}")
-"""Codes are checked with a full match on the text as given, ASCII letters and digits only;
-lower-case ASCII is accepted and upper-cased after the check (`rth` is RTH), so `QAT\n` or
-`ﬀx` (which `.upper()` would turn into `FFX`) are refused."""
-ANSWERS_KEPT = 4096
-"""Answers kept per view: every report of a few thousand sites, raw and published."""
-ANSWER_BYTES_KEPT = 64 * 1024 * 1024
-"""Bytes of answers kept (as JSON): every trust's figures at national scale are 950 KB."""
-REBUILD_CHUNK = 1000
-"""Facts a rebuild stores per bulk write (bounded memory, few round trips)."""
-
-
-class NotFound(LookupError):
-    """An unknown trust or site (HTTP 404)."""
-
-
-class Malformed(ValueError):
-    """A code or parameter that cannot be valid (HTTP 422); `field` names it."""
-
-    def __init__(self, message: str, field: str) -> None:
-        super().__init__(message)
-        self.field = field
-
-
-@dataclass(frozen=True)
-class View:
-    """One consistent read of the active generation."""
-
-    summaries: list[Summary]
-    as_of: datetime | None
-    today: date
-    key: tuple[Any, ...] = ()
-    protect_national: bool = False
-    """IBEST_REPORTING_PROTECT_NATIONAL: judge every national figure family, not only the
-    by-profession breakdowns (disclosure.controlled_names)."""
-
-    def by_trust(self) -> dict[str, list[Summary]]:
-        out: dict[str, list[Summary]] = defaultdict(list)
-        for s in self.summaries:
-            out[s["trust"]].append(s)
-        return dict(sorted(out.items()))
-
-    def figures(
-        self, summaries: list[Summary], *, raw: bool, national: bool = False, site: bool = False
-    ) -> Figures:
-        """Exact figures for `raw`; disclosure-controlled below national; national exact
-        except where, beside the trusts' published figures, a by-profession cell (or, with
-        `protect_national`, any count) would give back a suppressed trust figure by
-        difference (disclosure.protect_national)."""
-        totals = total(summaries)
-        if raw:
-            return raw_figures(totals, self.today, with_sites_running=not site)
-        controlled = published_figures(totals, self.today, with_sites_running=not site)
-        if not national:
-            return controlled
-        exact = raw_figures(totals, self.today, with_sites_running=not site)
-        return protect_national(
-            exact, controlled, self.published_trusts(), every_family=self.protect_national
-        )
-
-    def published_trusts(self) -> list[Figures]:
-        """Every trust's published figures: what an outsider holds beside the national."""
-        return [self.figures(s, raw=False) for s in self.by_trust().values()]
-
-    def national_controlled(self) -> set[str]:
-        """The national counts published under control (disclosure.controlled_names)."""
-        totals = total(self.summaries)
-        return controlled_names(
-            raw_figures(totals, self.today, with_sites_running=True),
-            published_figures(totals, self.today, with_sites_running=True),
-            self.published_trusts(),
-            every_family=self.protect_national,
-        )
-
-
-def check_trust(trustcode: str) -> str:
-    if not TRUST_RE.fullmatch(trustcode):
-        raise Malformed(
-            f"{trustcode[:40]!r} is not an ODS trust code: 3 ASCII letters or "
-            "digits, for example RTH",
-            "trustcode",
-        )
-    return trustcode.upper()
-
-
-def check_site(trustcode: str, sitecode: str) -> str:
-    if not SITE_RE.fullmatch(sitecode):
-        raise Malformed(
-            f"{sitecode[:40]!r} is not an ODS site code: 5 ASCII letters or "
-            "digits beginning with the trust's code, for example RTH08",
-            "sitecode",
-        )
-    code = sitecode.upper()
-    if not code.startswith(trustcode):
-        raise NotFound(
-            f"site {code} is not a site of trust {trustcode} "
-            "(a site's code begins with its trust's code)"
-        )
-    return code
-
-
-def check_funnel_parameters(figure: str, measure: str | None, timepoint: str | None) -> None:
-    """improved_share needs a known measure and timepoint; the other figures take neither
-    (an ignored parameter would only make distinct requests for the same answer)."""
-    if figure != "improved_share":
-        for name, value in (("measure", measure), ("timepoint", timepoint)):
-            if value is not None:
-                raise Malformed(
-                    f"the funnel of {figure} takes no {name} (only improved_share does)", name
-                )
-        return
-    if measure not in MEASURE_NAMES:
-        raise Malformed(
-            f"improved_share needs a measure, one of {', '.join(MEASURE_NAMES)}", "measure"
-        )
-    if timepoint not in OUTCOME_TIMEPOINTS:
-        raise Malformed(
-            f"improved_share needs a timepoint, one of {', '.join(OUTCOME_TIMEPOINTS)}", "timepoint"
-        )
+from services.reporting.months import MonthSeries
+from services.reporting.ports import GenerationStore
+from services.reporting.views import View, Views
 
 
 class Reporting:
-    """What the handlers, the HTTP routes, the metrics snapshot and the CLI use."""
+    """What the HTTP routes and the metrics snapshot use: every report, from one view."""
 
     def __init__(
         self,
-        store: Store,
+        store: GenerationStore,
         clock: Clock,
         tokens: list[Token],
         audit: AuditLog | None = None,
         *,
         protect_national: bool = False,
     ) -> None:
-        self.store = store
-        self.protect_national = protect_national
-        self.clock = clock
         self.tokens = tokens
         self.audit = audit
-        # One view (the active generation's summaries) is kept; answers are bounded too.
-        self._cached: tuple[tuple[Any, ...], list[Summary]] | None = None
-        self.answers: BoundedCache[tuple[Any, ...], dict[str, Any]] = BoundedCache(
-            ANSWERS_KEPT, ANSWER_BYTES_KEPT
-        )
-        self._checking: asyncio.Future[View] | None = None
-        from services.reporting.months import MonthSeries  # it builds on this module
-
-        self.months = MonthSeries(self)
-
-    async def apply(self, event: AnyEvent) -> None:
-        """Store one event's fact in every generation being written (idempotent)."""
-        await self.apply_many([event])
-
-    async def apply_many(self, events: list[AnyEvent]) -> None:
-        """Store a batch's facts with bulk writes, summarising each touched site once."""
-        facts = [fact for event in events for fact in facts_of(event)]
-        for generation in await self.store.writable():
-            await generation.apply_many(facts)
+        self.views = Views(store, clock, protect_national=protect_national)
+        self.months = MonthSeries(self.views)
 
     async def view(self) -> View:
-        """The active generation's summaries, read again only when they changed.
-
-        One small read (the pointer, with the active generation's `as_of` and count of
-        summary changes) tells whether the cached summaries are still current; at national
-        scale that saves reading and summing thousands of site documents per request.
-        Requests arriving while a check is in flight share it, so concurrent readers cost the
-        database one read, not one each.
-        """
-        if self._checking is None:
-            self._checking = asyncio.ensure_future(self._current_view())
-            self._checking.add_done_callback(self._checked)
-        return await asyncio.shield(self._checking)
-
-    def _checked(self, task: asyncio.Future[View]) -> None:
-        self._checking = None
-        if not task.cancelled():
-            task.exception()  # retrieved here too, so an unawaited failure is not logged
-
-    async def _current_view(self) -> View:
-        generation, as_of, changes = await self.store.active_stamp()
-        today = assessment_date(self.clock())
-        key = (generation.number, as_of, changes, today)
-        if self._cached is None or self._cached[0] != key:
-            self._cached = (key, await generation.summaries())
-            self.answers.clear()
-        return View(self._cached[1], as_of, today, key, self.protect_national)
-
-    async def _answer(
-        self, v: View, args: tuple[Any, ...], build: Callable[[], dict[str, Any]]
-    ) -> dict[str, Any]:
-        """An answer computed once per view (reports are pure functions of the view). Only
-        validated arguments reach here, so keys are few; the cache is bounded regardless."""
-        key = (v.key, *args)
-        found = self.answers.get(key)
-        if found is None:
-            found = build()
-            size = len(json.dumps(found, default=str, ensure_ascii=False, separators=(",", ":")))
-            self.answers.put(key, found, size)
-        return found
+        return await self.views.view()
 
     async def national(self, raw: bool) -> dict[str, Any]:
         v = await self.view()
-        return await self._answer(
+        return await self.views.answer(
             v,
             ("national", raw),
             lambda: {
@@ -281,7 +81,7 @@ class Reporting:
                 "trusts": [{"trustcode": t, "figures": f} for t, f in by_trust.items()],
             }
 
-        return await self._answer(v, ("trusts", raw), build)
+        return await self.views.answer(v, ("trusts", raw), build)
 
     async def trust(self, trustcode: str, raw: bool) -> dict[str, Any]:
         code = check_trust(trustcode)
@@ -304,7 +104,7 @@ class Reporting:
                 ],
             }
 
-        return await self._answer(v, ("trust", code, raw), build)
+        return await self.views.answer(v, ("trust", code, raw), build)
 
     async def site(self, trustcode: str, sitecode: str, raw: bool) -> dict[str, Any]:
         trust = check_trust(trustcode)
@@ -324,7 +124,7 @@ class Reporting:
                 "figures": v.figures(found, raw=raw, site=True),
             }
 
-        return await self._answer(v, ("site", code, raw), build)
+        return await self.views.answer(v, ("site", code, raw), build)
 
     async def funnel(
         self, figure: str, measure: str | None, timepoint: str | None, raw: bool
@@ -384,7 +184,7 @@ class Reporting:
                 ),
             }
 
-        return await self._answer(v, ("funnel", figure, measure, timepoint, raw), build)
+        return await self.views.answer(v, ("funnel", figure, measure, timepoint, raw), build)
 
     async def comparison(self, figure: str, raw: bool) -> dict[str, Any]:
         """Each trust's mean RMDQ improvement and 95% interval against the trial's and the
@@ -414,44 +214,7 @@ class Reporting:
                 ],
             }
 
-        return await self._answer(v, ("comparison", figure, raw), build)
-
-    async def rebuild(self, js: JetStreamContext) -> dict[str, int]:
-        """Replay the stored stream into a fresh generation and switch readers to it.
-
-        The new generation is opened before the stream's end is read, so every event stored
-        later is applied by the live consumer to both generations; every earlier one is
-        replayed here. Nothing is lost between the replay and the switch.
-        """
-        generation = await self.store.start_building()
-        replayed = 0
-        chunk: list[EntityFact] = []
-        async for event in stored_events(js, CONSUMES):
-            chunk.extend(facts_of(event))
-            replayed += 1
-            if len(chunk) >= REBUILD_CHUNK:
-                await generation.apply_many(chunk, summarise=False)
-                chunk = []
-        if chunk:
-            await generation.apply_many(chunk, summarise=False)
-        sites = await generation.summarise_all()
-        previous = await self.store.switch_to(generation)
-        dropped = await self.store.drop_except([generation.number])
-        log.info(
-            "reporting rebuilt: generation %d replaced %d (%d events, %d sites, "
-            "%d collections dropped)",
-            generation.number,
-            previous,
-            replayed,
-            sites,
-            len(dropped),
-        )
-        return {
-            "generation": generation.number,
-            "previous": previous,
-            "events": replayed,
-            "sites": sites,
-        }
+        return await self.views.answer(v, ("comparison", figure, raw), build)
 
 
 async def metric_levels(

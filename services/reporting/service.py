@@ -39,9 +39,10 @@ def build_spec(settings: ReportingSettings | None = None) -> ServiceSpec:
 
 async def _wire(ctx: ServiceContext, settings: ReportingSettings) -> Wiring:
     audit = audit_log_of(ctx.db.client, ctx.settings, ctx.clock)
-    reporting = bootstrap.build(settings, ctx.db, ctx.clock, audit)
-    for generation in await reporting.store.writable():
+    parts = bootstrap.build(settings, ctx.db, ctx.clock, audit)
+    for generation in await parts.store.writable():
         await generation.create_indexes()
+    reporting = parts.reports
     if not reporting.tokens:
         log.warning("IBEST_REPORTING_TOKENS is empty: every report request will get 401")
     snapshot = b""
@@ -58,10 +59,10 @@ async def _wire(ctx: ServiceContext, settings: ReportingSettings) -> Wiring:
             await asyncio.sleep(settings.snapshot_seconds)
 
     return Wiring(
-        handlers=handlers(reporting),
+        handlers=handlers(parts.service),
         api=reporting,
         background=[refresh_snapshot],
-        batch_handler=batch_handler(reporting),
+        batch_handler=batch_handler(parts.service),
         metrics_text=lambda: snapshot,
     )
 

@@ -13,14 +13,12 @@ import pytest
 from nats.js import JetStreamContext
 from pymongo import AsyncMongoClient
 
-from ibest.backbone.runtime import utc_now
 from ibest.backbone.settings import Settings
 from ibest.purge import purge_command
 from services.notifications.adapters.repository import MongoNotificationsRepository
 from services.outcomes.adapters.repository import MongoOutcomesRepository
 from services.outcomes.domain.assessments import Assessment
-from services.reporting.adapters.store import Store
-from services.reporting.reports import Reporting
+from services.reporting import bootstrap
 from shared.envelope import BY_NAME, CloudEvent, parse_event
 from shared.events import Measures, PatientAssessed
 from shared.followup import Timepoint
@@ -68,7 +66,7 @@ async def stored(settings: Settings, client: AsyncMongoClient[Document]) -> dict
 
 
 async def national_baselines(settings: Settings, client: AsyncMongoClient[Document]) -> int:
-    reporting = Reporting(Store(client[settings.database_of("reporting")]), utc_now, [])
+    reporting = bootstrap.for_commands(client[settings.database_of("reporting")]).reports
     view = await reporting.view()
     figures = view.figures(view.summaries, raw=True, national=True)
     return int(figures["patients_baseline"])
@@ -87,7 +85,7 @@ async def test_dry_run_finds_then_apply_purges_and_rebuilds_reporting(
         # What outcomes, notifications and reporting stored when these were accepted.
         outcomes = MongoOutcomesRepository(client[settings.database_of("outcomes")])
         notifications = MongoNotificationsRepository(client[settings.database_of("notifications")])
-        reporting = Reporting(Store(client[settings.database_of("reporting")]), utc_now, [])
+        reporting = bootstrap.for_commands(client[settings.database_of("reporting")]).service
         once = [as_once_accepted(e) for e in events[:-1]]
         valid = parse_event(None, json.dumps(events[-1]).encode())
         for e in [*once, valid]:

@@ -10,12 +10,15 @@ failed then sent (counts as sent), one sent then failed (counts as failed).
 
 from __future__ import annotations
 
+import json
 import random
 import uuid
 from datetime import UTC, datetime
 from typing import Any
+from unittest import mock
 
 from shared.catalogue import Catalogue, catalogue
+from shared.envelope import AnyEvent, parse_event
 from tests.harness import cloud_event
 
 CATALOGUE = Catalogue.model_validate(
@@ -36,6 +39,13 @@ re-enrolment to be valid (see `with_version_2`)."""
 NOW = datetime(2025, 6, 2, 12, 0, tzinfo=UTC)
 LATEST = datetime(2025, 5, 20, 10, 0, tzinfo=UTC)  # newest event time: the reports' as_of
 Event = dict[str, Any]
+
+
+def parsed(raw: Event) -> AnyEvent:
+    """A raw event as the contract parses it from the wire, judged against this dataset's
+    catalogue (for tests of the use cases, which take parsed events)."""
+    with mock.patch("shared.envelope.catalogue", lambda: CATALOGUE):
+        return parse_event(None, json.dumps(raw).encode())
 
 
 def _t(month: int, day: int, year: int = 2025, hour: int = 9) -> datetime:

@@ -9,7 +9,6 @@ with "today" the last day of M (the current month: every event, today).
 
 from __future__ import annotations
 
-import json
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -23,7 +22,7 @@ from services.reporting.domain.facts import (
     facts_of,
 )
 from services.reporting.domain.figures import fold_site, raw_figures, total
-from shared.envelope import parse_event
+from tests.reporting.dataset import parsed
 
 LONDON = ZoneInfo("Europe/London")
 NAMES = (
@@ -54,7 +53,7 @@ def _after(month: str) -> tuple[datetime, date]:
 def _entities(events: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
     found: dict[tuple[str, str], dict[str, Any]] = {}
     for e in events:
-        for fact in facts_of(parse_event(None, json.dumps(e).encode())):
+        for fact in facts_of(parsed(e)):
             found.setdefault((fact.entity, fact.key), {})[fact.fact_id] = fact.fact
     return found
 

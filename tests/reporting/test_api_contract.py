@@ -20,14 +20,14 @@ import tracemalloc
 from pathlib import Path
 
 import httpx
-import pytest
 from fastapi import FastAPI
 from nats.js import JetStreamContext
 
 from ibest.backbone.settings import Settings
 from services.reporting import api as reporting_api
 from services.reporting.reports import Reporting
-from services.reporting.service import SPEC as REPORTING
+from services.reporting.service import build_spec
+from services.reporting.settings import ReportingSettings
 from tests.harness import cloud_event, publish_raw, running_service, wait_for
 
 RAW = "contract-raw"
@@ -38,9 +38,9 @@ MEMORY_BOUND = 16 * 1024 * 1024
 about 200 KB per request, 200 MB for a thousand)."""
 
 
-@pytest.fixture(autouse=True)
-def tokens(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("IBEST_REPORTING_TOKENS", f"raw-1:{RAW}:raw,read-1:{READ}:read")
+REPORTING = build_spec(
+    ReportingSettings(IBEST_REPORTING_TOKENS=f"raw-1:{RAW}:raw,read-1:{READ}:read")
+)
 
 
 async def seed(js: JetStreamContext) -> None:
@@ -180,8 +180,8 @@ async def test_unique_parameter_values_leave_memory_within_a_fixed_bound(
             tracemalloc.stop()
         assert after - before < MEMORY_BOUND, (after - before, statuses)
         assert set(statuses) <= {404, 422}, statuses
-        assert len(reporting.answers) <= len(warm) + 1
-        assert reporting.answers.bytes <= reporting.answers.max_bytes
+        assert len(reporting.views.answers) <= len(warm) + 1
+        assert reporting.views.answers.bytes <= reporting.views.answers.max_bytes
         assert len(reporting_api.ENCODED) <= reporting_api.ENCODED.max_entries
         assert statuses[422] >= 600 and statuses[404] >= 200, statuses
 

@@ -18,11 +18,13 @@ from nats.js.api import ConsumerInfo
 from ibest.backbone.settings import Settings
 from ibest.backbone.streams import EVENTS_STREAM
 from services.reporting.cli import rebuild_command
-from services.reporting.service import SPEC
+from services.reporting.service import build_spec
+from services.reporting.settings import ReportingSettings
 from shared.followup import assessment_date
 from tests.harness import publish_raw, running_service, wait_for
 from tests.reporting import dataset as ds
 from tests.reporting import months_oracle
+from tests.reporting.test_service import TOKENS
 
 READ = {"Authorization": "Bearer reader-token"}
 RAW = {"Authorization": "Bearer raw-token"}
@@ -39,9 +41,7 @@ PLACES = [
 CURRENT = ds.NOW.strftime("%Y-%m")
 
 
-@pytest.fixture(autouse=True)
-def reporting_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("IBEST_REPORTING_TOKENS", "reader-token:read,raw-token:raw")
+SPEC = build_spec(ReportingSettings(IBEST_REPORTING_TOKENS=TOKENS))
 
 
 @pytest.fixture(autouse=True)
@@ -69,6 +69,23 @@ async def get(
 
 def csv_value(value: Any) -> str:
     return "" if value is None else str(value)
+
+
+def baselines_due_and_recorded(answer: dict[str, Any]) -> dict[str, tuple[int, int, int]]:
+    """Per month of a months answer: baselines, month-3 follow-ups due and recorded."""
+    figures = answer["figures"]
+    return dict(
+        zip(
+            answer["months"],
+            zip(
+                figures["patients_baseline"],
+                figures["followup_due_month_3"],
+                figures["patients_month_3"],
+                strict=True,
+            ),
+            strict=True,
+        )
+    )
 
 
 async def check_every_place(client: httpx.AsyncClient) -> list[dict[str, Any]]:
@@ -142,18 +159,7 @@ async def test_monthly_series_exact_at_every_level_json_csv_and_after_rebuild(
         # 2025 counts there from January 2025 (the place the current figures count them).
         assert national["months"][0] == "2024-03" and national["months"][-1] == "2025-06"
         assert len(national["months"]) == 16
-        f = dict(
-            zip(
-                national["months"],
-                zip(
-                    national["figures"]["patients_baseline"],
-                    national["figures"]["followup_due_month_3"],
-                    national["figures"]["patients_month_3"],
-                    strict=True,
-                ),
-                strict=True,
-            )
-        )
+        f = baselines_due_and_recorded(national)
         assert f["2024-03"] == (9, 0, 0) and f["2024-04"] == (9, 0, 0)
         assert f["2024-05"] == (9, 9, 0) and f["2024-06"] == (9, 9, 9)
         rxf = (await get(ca, "/v1/trusts/RXF/months", RAW, raw="true")).json()

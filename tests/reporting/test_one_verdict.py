@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-import pytest
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerInfo
 from prometheus_client.parser import text_string_to_metric_families
@@ -23,9 +22,9 @@ from ibest.backbone.settings import Settings
 from ibest.backbone.streams import EVENTS_STREAM
 from services.enrolment.service import build_spec
 from services.reporting.cli import rebuild_command
-from services.reporting.service import SPEC as REPORTING
 from shared.catalogue import catalogue
 from tests.harness import cloud_event, dead_letters, publish_raw, running_service, wait_for
+from tests.reporting.test_service import SPEC as REPORTING
 
 READ = {"Authorization": "Bearer reader-token"}
 RAW = {"Authorization": "Bearer raw-token"}
@@ -35,12 +34,6 @@ FUNNEL = ("clinicians_enrolled", "clinicians_started", "clinicians_completed")
 # 15 valid enrolments, 10 of them complete every module; 5 more valid enrolments whose only
 # module events name modules in no course version; 9 enrolments on version 97 with modules.
 EXPECTED = {"clinicians_enrolled": 20, "clinicians_started": 10, "clinicians_completed": 10}
-
-
-@pytest.fixture(autouse=True)
-def reporting_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("IBEST_REPORTING_TOKENS", "reader-token:read,raw-token:raw")
-    monkeypatch.setenv("IBEST_REPORTING_SNAPSHOT_SECONDS", "0.2")
 
 
 def enrolled(ref: str, minute: int, version: str = "1") -> dict[str, Any]:

@@ -15,8 +15,10 @@ from nats.js import JetStreamContext
 from ibest.backbone.settings import Settings
 from ibest.backbone.streams import EVENTS_STREAM
 from services.reporting.domain.disclosure import SUPPRESSED, bounds, flat, recoverable
-from services.reporting.service import SPEC
+from services.reporting.service import build_spec
+from services.reporting.settings import ReportingSettings
 from tests.harness import cloud_event, publish_raw, running_service, wait_for
+from tests.reporting.test_service import TOKENS
 
 NOW = datetime(2025, 6, 2, 12, tzinfo=UTC)
 READ = {"Authorization": "Bearer reader-token"}
@@ -25,11 +27,6 @@ RAW = {"Authorization": "Bearer raw-token"}
 # only: exactly the demo's national doctor = 5 beside five trusts at "*" and the rest 0.
 WITH_DOCTOR = ["RTH", "RNU", "RKB", "RRK", "RJ1"]
 WITHOUT = ["RYJ", "R0A", "RHM", "RX1", "RGT", "RR8", "RTD", "RHQ", "RA7", "RXF"]
-
-
-@pytest.fixture(autouse=True)
-def reporting_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("IBEST_REPORTING_TOKENS", "reader-token:read,raw-token:raw")
 
 
 def enrolments(staffing: dict[str, list[tuple[str, int]]] | None = None) -> list[dict[str, Any]]:
@@ -66,6 +63,8 @@ async def published_beside_raw(
     js: JetStreamContext,
     events: list[dict[str, Any]],
     months: dict[str, Any] | None = None,
+    *,
+    protect_national: bool = False,
 ) -> tuple[Flat, Flat, list[Flat]]:
     """Once every event is applied: the raw national figures, the published national ones
     and every trust's published figures (what an outsider holds), flattened; `months`
@@ -73,7 +72,16 @@ async def published_beside_raw(
     for event in events:
         assert await publish_raw(js, event)
     async with (
-        running_service(SPEC, settings, lambda: NOW) as base,
+        running_service(
+            build_spec(
+                ReportingSettings(
+                    IBEST_REPORTING_TOKENS=TOKENS,
+                    IBEST_REPORTING_PROTECT_NATIONAL=protect_national,
+                )
+            ),
+            settings,
+            lambda: NOW,
+        ) as base,
         httpx.AsyncClient(base_url=base, timeout=10) as client,
     ):
 
@@ -131,17 +139,18 @@ async def test_no_trust_cell_is_recovered_by_difference(
 
 @pytest.mark.parametrize("protect", [False, True])
 async def test_headline_national_counts_are_protected_only_when_configured(
-    settings: Settings, js: JetStreamContext, monkeypatch: pytest.MonkeyPatch, protect: bool
+    settings: Settings, js: JetStreamContext, protect: bool
 ) -> None:
     """Few trusts: two with one doctor each. The national 2 enrolled beside their two "*"
     pins both to 1. By default it is published exactly (domain.md: national totals are not
     suppressed; at national scale the other trusts' ranges leave too many possibilities,
     HAZ-008); with IBEST_REPORTING_PROTECT_NATIONAL it goes out under the trusts' control.
     The by-profession breakdown is protected in both."""
-    monkeypatch.setenv("IBEST_REPORTING_PROTECT_NATIONAL", "true" if protect else "false")
     events = enrolments({"RTH": [("doctor", 1)], "RXF": [("doctor", 1)]})
     months: dict[str, Any] = {}
-    raw, national, trusts = await published_beside_raw(settings, js, events, months)
+    raw, national, trusts = await published_beside_raw(
+        settings, js, events, months, protect_national=protect
+    )
     enrolled = "clinicians_enrolled"
     assert raw[enrolled] == 2
     cells = [t[enrolled] for t in trusts]

@@ -1,7 +1,9 @@
 """Site records under a race, against the real database: a writer whose read of a site's
 record went stale while another writer stored a newer one must not overwrite it, two
 writers creating a site's record at once must both be counted, and a site is reported only
-once something was counted there."""
+once something was counted there. And the in-memory fake of the store (tests/fakes) gives
+the same summaries and monthly series as the real one for the same facts, so the
+fake-based tests of the use cases prove what the service does."""
 
 from __future__ import annotations
 
@@ -15,11 +17,15 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
+from ibest.backbone.concurrency import ConcurrentUpdate
 from ibest.backbone.settings import Settings
-from services.reporting.adapters.store import Generation
-from services.reporting.domain.facts import EntityFact, fact_of
+from services.reporting.adapters.store import RECORD_WRITE_ATTEMPTS, MongoGeneration
+from services.reporting.domain.facts import EntityFact, fact_of, facts_of
+from services.reporting.ports import Generation
 from shared.envelope import parse_event
+from tests.fakes.reporting import FakeGeneration
 from tests.harness import cloud_event
+from tests.reporting import dataset as ds
 
 
 def enrolled(ref: str, site: str = "RTH08", time: datetime | None = None) -> EntityFact:
@@ -38,13 +44,16 @@ def enrolled(ref: str, site: str = "RTH08", time: datetime | None = None) -> Ent
 
 
 class ThenMeanwhile:
-    """A collection whose next `find` yields its documents, then runs `meanwhile` (another
-    writer acting after this reader has read)."""
+    """A collection whose next `find` (or next `times` finds) yields its documents, then
+    runs `meanwhile` (another writer acting after this reader has read)."""
 
     def __init__(
-        self, real: AsyncCollection[dict[str, Any]], meanwhile: Callable[[], Awaitable[object]]
+        self,
+        real: AsyncCollection[dict[str, Any]],
+        meanwhile: Callable[[], Awaitable[object]],
+        times: int = 1,
     ) -> None:
-        self.real, self.meanwhile = real, meanwhile
+        self.real, self.meanwhile, self.times = real, meanwhile, times
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.real, name)
@@ -52,12 +61,9 @@ class ThenMeanwhile:
     async def find(self, *args: Any, **kwargs: Any) -> AsyncIterator[dict[str, Any]]:
         async for doc in self.real.find(*args, **kwargs):
             yield doc
-        meanwhile, self.meanwhile = self.meanwhile, _nothing
-        await meanwhile()
-
-
-async def _nothing() -> None:
-    return None
+        if self.times > 0:
+            self.times -= 1
+            await self.meanwhile()
 
 
 Database = AsyncDatabase[dict[str, Any]]
@@ -75,12 +81,12 @@ async def db(settings: Settings) -> AsyncIterator[Database]:
         await client.close()
 
 
-async def nurses(generation: Generation) -> list[dict[str, int]]:
+async def nurses(generation: MongoGeneration) -> list[dict[str, int]]:
     return [s["clinicians"]["enrolled"] for s in await generation.summaries()]
 
 
 async def test_a_stale_record_never_overwrites_a_newer_one(db: Database) -> None:
-    slow, other = Generation(db, 1), Generation(db, 1)
+    slow, other = MongoGeneration(db, 1), MongoGeneration(db, 1)
     await other.apply_many([enrolled("c-1")])
     # `slow` stores a second clinician without summarising, then summarises: after it
     # has read the site's record, `other` stores a third clinician and its record.
@@ -94,8 +100,29 @@ async def test_a_stale_record_never_overwrites_a_newer_one(db: Database) -> None
     assert stored == 1  # its first, stale write lost; the second, fresh one was stored
 
 
+async def test_a_writer_that_keeps_losing_leaves_its_batch_to_redelivery(db: Database) -> None:
+    slow, other = MongoGeneration(db, 1), MongoGeneration(db, 1)
+    await other.apply_many([enrolled("c-0")])
+    # Every time `slow` reads the site's record, `other` stores a newer one first.
+    others = iter(range(1, 1000))
+    real = slow.counted
+    slow.counted = ThenMeanwhile(  # type: ignore[assignment]
+        real, lambda: other.apply_many([enrolled(f"c-{next(others)}")]), times=1000
+    )
+    mine = [enrolled("c-mine")]
+    with pytest.raises(ConcurrentUpdate):
+        await slow.apply_many(mine)
+    # RECORD_WRITE_ATTEMPTS passes, each a read of the records and one of their revisions.
+    assert next(others) == 2 * RECORD_WRITE_ATTEMPTS + 1
+    assert await nurses(other) == [{"nurse": 2 * RECORD_WRITE_ATTEMPTS + 1}]
+
+    slow.counted = real  # the redelivered batch, once the race is over, is counted
+    await slow.apply_many(mine)
+    assert await nurses(other) == [{"nurse": 2 * RECORD_WRITE_ATTEMPTS + 2}]
+
+
 async def test_two_writers_creating_a_site_record_are_both_counted(db: Database) -> None:
-    slow, other = Generation(db, 1), Generation(db, 1)
+    slow, other = MongoGeneration(db, 1), MongoGeneration(db, 1)
     # `slow` finds no record for the site; before it creates one, `other` does.
     slow.counted = ThenMeanwhile(  # type: ignore[assignment]
         slow.counted, lambda: other.apply_many([enrolled("c-2")])
@@ -108,7 +135,7 @@ async def test_two_writers_creating_a_site_record_are_both_counted(db: Database)
 
 
 async def test_a_site_is_reported_once_something_was_counted_there(db: Database) -> None:
-    generation = Generation(db, 1)
+    generation = MongoGeneration(db, 1)
     # An older enrolment at RTH01 arrives after the latest one, at RTH08: the clinician
     # was never counted at RTH01, so RTH01 is not reported; a move away from a site
     # leaves it reported, with zeros.
@@ -119,3 +146,29 @@ async def test_a_site_is_reported_once_something_was_counted_there(db: Database)
     await generation.apply_many([enrolled("c-1", "RTH02", datetime(2025, 4, 1, tzinfo=UTC))])
     by_site = {s["site"]: s["clinicians"]["enrolled"] for s in await generation.summaries()}
     assert by_site == {"RTH08": {}, "RTH02": {"nurse": 1}}
+
+
+async def by_site(generation: Generation) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Its summaries and its site_months documents, each keyed by site."""
+    return (
+        {s["site"]: s for s in await generation.summaries()},
+        {d["_id"]: d for d in await generation.site_months()},
+    )
+
+
+@pytest.mark.parametrize("replay", [False, True], ids=["live batches", "rebuild replay"])
+async def test_the_fake_store_summarises_as_the_real_one(db: Database, replay: bool) -> None:
+    # The dataset (a mover, corrections, late and duplicated events, reminders), shuffled
+    # with duplicates, in batches as the live consumer applies them, or replayed unsummarised
+    # then summarised at once as a rebuild does.
+    facts = [f for raw, _ in ds.shuffled_with_duplicates() for f in facts_of(ds.parsed(raw))]
+    real, fake = MongoGeneration(db, 1), FakeGeneration(1)
+    for generation in (real, fake):
+        for start in range(0, len(facts), 40):
+            await generation.apply_many(facts[start : start + 40], summarise=not replay)
+        if replay:
+            assert await generation.summarise_all() == 4
+    summaries, months = await by_site(real)
+    assert sorted(summaries) == ["R0A02", "RTH01", "RTH08", "RXF01"]
+    assert all(d["months"] for d in months.values())
+    assert await by_site(fake) == (summaries, months)

@@ -11,16 +11,14 @@ import io
 from datetime import UTC, date, datetime
 from typing import Any
 
-import pytest
 from nats.js import JetStreamContext
 
 from ibest.backbone.settings import Settings
 from services.reporting.cli import rebuild_command
 from services.reporting.domain.facts import clinician_contribution
 from services.reporting.domain.figures import fold_site, raw_figures, total
-from services.reporting.service import SPEC
 from tests.harness import cloud_event, dead_letters, publish_raw, running_service, wait_for
-from tests.reporting.test_service import RAW, READ, all_applied, get, scrape
+from tests.reporting.test_service import RAW, READ, SPEC, all_applied, get, scrape
 
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)  # reading time: today is 1 March 2026
 
@@ -252,12 +250,6 @@ def table_of(
 ) -> dict[str, dict[str, tuple[Any, ...]]]:
     places = {"national": national, **trusts, **sites}
     return {place: {s: row(f, s) for s in ("month_4", "month_12")} for place, f in places.items()}
-
-
-@pytest.fixture(autouse=True)
-def reporting_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("IBEST_REPORTING_TOKENS", "reader-token:read,raw-token:raw")
-    monkeypatch.setenv("IBEST_REPORTING_SNAPSHOT_SECONDS", "0.2")
 
 
 async def read_table(base: str, raw: bool) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -29,24 +29,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-import pytest
 from nats.js import JetStreamContext
 
 from ibest.backbone.settings import Settings
 from services.reporting.cli import rebuild_command
-from services.reporting.service import SPEC
 from tests.harness import cloud_event, dead_letters, publish_raw, running_service, wait_for
-from tests.reporting.test_service import RAW, READ, all_applied, get, scrape
+from tests.reporting.test_service import RAW, READ, SPEC, all_applied, get, scrape
 
 NOW = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
 BASELINE = datetime(2024, 6, 3, 9, 0, tzinfo=UTC)
 Event = dict[str, Any]
-
-
-@pytest.fixture(autouse=True)
-def reporting_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("IBEST_REPORTING_TOKENS", "reader-token:read,raw-token:raw")
-    monkeypatch.setenv("IBEST_REPORTING_SNAPSHOT_SECONDS", "0.2")
 
 
 def clock() -> datetime:

@@ -1,8 +1,9 @@
-"""Reading the stored event stream in order, for `ibest reporting rebuild`."""
+"""The reporting `EventHistory` over JetStream: the stored event stream read in order, for
+`ibest reporting rebuild`."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 
 from nats.js import JetStreamContext
 
@@ -11,23 +12,31 @@ from ibest.backbone.streams import EVENTS_STREAM, EVENTS_SUBJECTS, stored_until_
 from shared.envelope import AnyEvent, ContractError, parse_event
 
 
-async def stored_events(
-    js: JetStreamContext, consumes: tuple[str, ...], idle_timeout: float = 30.0
-) -> AsyncIterator[AnyEvent]:
-    """Every valid consumed event stored up to now, in stream order, as the live consumer
-    would apply it: invalid events and an id reused for other content are skipped (the live
-    consumer dead-letters them), later copies of an id are passed on (handlers are idempotent).
-    """
-    digests: dict[str, str] = {}
-    async for msg in stored_until_now(js, EVENTS_STREAM, EVENTS_SUBJECTS[0], idle_timeout):
-        event = _valid(msg.subject, msg.data, consumes)
-        if event is not None and digests.setdefault(
-            str(event.id), content_digest(event)
-        ) == content_digest(event):
-            yield event
+class StreamHistory:
+    """`IBEST_EVENTS` from sequence 1 up to its last sequence when the read starts."""
+
+    def __init__(self, js: JetStreamContext, idle_timeout: float = 30.0) -> None:
+        self.js = js
+        self.idle_timeout = idle_timeout
+
+    async def stored(self, consumes: Iterable[str]) -> AsyncIterator[AnyEvent]:
+        """Every valid consumed event stored up to now, in stream order, as the live consumer
+        would apply it: invalid events and an id reused for other content are skipped (the
+        live consumer dead-letters them), later copies of an id are passed on (handlers are
+        idempotent)."""
+        names = frozenset(consumes)
+        digests: dict[str, str] = {}
+        async for msg in stored_until_now(
+            self.js, EVENTS_STREAM, EVENTS_SUBJECTS[0], self.idle_timeout
+        ):
+            event = _valid(msg.subject, msg.data, names)
+            if event is not None and digests.setdefault(
+                str(event.id), content_digest(event)
+            ) == content_digest(event):
+                yield event
 
 
-def _valid(subject: str, body: bytes, consumes: tuple[str, ...]) -> AnyEvent | None:
+def _valid(subject: str, body: bytes, consumes: frozenset[str]) -> AnyEvent | None:
     try:
         event = parse_event(subject, body)
     except ContractError:

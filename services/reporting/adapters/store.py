@@ -29,29 +29,32 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Iterator
 from datetime import datetime
-from typing import Any
 
 from pymongo import ReturnDocument, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
+from ibest.backbone.concurrency import ConcurrentUpdate, retry_on_conflict
 from ibest.backbone.mongo import only_duplicate_keys
-from services.reporting.domain.counted import Counted, EntityId, fold_counted, merge
-from services.reporting.domain.facts import CONTRIBUTION, ENTITY_KINDS, EntityFact
+from services.reporting.domain.counted import Counted, EntityId, counted_of, fold_counted, merge
+from services.reporting.domain.facts import ENTITY_KINDS, EntityFact
 from services.reporting.domain.figures import Summary
-from services.reporting.domain.months import fold_months, steps, timeline
+from services.reporting.domain.months import fold_months
+from services.reporting.ports import Document, Generation, SiteMonths
 
-Document = dict[str, Any]
 Counts = dict[str, dict[EntityId, Counted]]
 """Per site, the entities whose contribution there is to be merged into its record."""
 POINTER = "generations"
 SUMMARISE_CHUNK = 5
 """Sites a rebuild summarises per pass (bounded memory: their entities are read at once)."""
+RECORD_WRITE_ATTEMPTS = 20
+"""Passes over the sites whose records other writers keep storing first, before the batch
+is left to redelivery (each lost write means another writer stored that site)."""
 
 
-class Generation:
-    """The aggregates of one generation."""
+class MongoGeneration:
+    """The aggregates of one generation (the `Generation` port)."""
 
     def __init__(self, db: AsyncDatabase[Document], number: int) -> None:
         self.number = number
@@ -94,7 +97,7 @@ class Generation:
             if not summarise:
                 continue
             async for doc in coll.find({"_id": {"$in": list(entities)}}):
-                for site, entity, counted in _counted_of(kind, doc):
+                for site, entity, counted in _counted(kind, doc):
                     counts.setdefault(site, {})[entity] = counted
         stored = await self.store_counted(counts)
         await self.stamp_changes(max(f.fact["t"] for f in facts), stored)
@@ -110,7 +113,7 @@ class Generation:
             return found
         for kind, coll in self.entities.items():
             async for doc in coll.find({"sites": {"$in": sites}}):
-                for site, entity, counted in _counted_of(kind, doc):
+                for site, entity, counted in _counted(kind, doc):
                     if site in found:
                         found[site][entity] = counted
         return found
@@ -123,60 +126,18 @@ class Generation:
         only if its `n` is still the one read (a missing record is created, seeded from the
         entities at its site: a site new to this generation, or one summarised before
         records existed); then write the summaries of the records this writer stored, each
-        only over an older one. A site another writer stored meanwhile goes round again.
+        only over an older one. The sites another writer stored meanwhile raise
+        `ConcurrentUpdate`, and the backbone's `retry_on_conflict` runs the pass again for
+        those sites only (the others are stored and stay stored): the same read-merge-write
+        on fresh records, bounded like every other compare-and-set of the platform.
         """
         pending = sorted(counts)
         stored = 0
-        while pending:
-            records = {d["_id"]: d async for d in self.counted.find({"_id": {"$in": pending}})}
-            missing = [s for s in pending if s not in records]
-            seeds = await self._counted_at(missing)
-            # A site summarised before records existed (an upgrade) stays reported.
-            summarised = (
-                {
-                    d["_id"]
-                    async for d in self.sites.find(
-                        {"_id": {"$in": missing}, "summary": {"$exists": True}}, {"_id": 1}
-                    )
-                }
-                if missing
-                else set()
-            )
-            mine = {site: uuid.uuid4().hex for site in pending}
-            writes, summaries = [], {}
-            for site in pending:
-                record = records.get(site)
-                entries = merge(
-                    merge(record["entities"] if record else [], seeds.get(site, {})), counts[site]
-                )
-                n = record["n"] + 1 if record else 1
-                # A site is reported once something was counted there: a record holding only
-                # entities counted elsewhere (an older enrolment arriving late) is kept, so
-                # no older writer can count them there, but it has no summary.
-                shown = (record.get("shown", True) if record else site in summarised) or any(
-                    e["c"] is not None for e in entries
-                )
-                writes.append(
-                    UpdateOne(
-                        {"_id": site, "n": record["n"] if record else {"$exists": False}},
-                        {"$set": {"n": n, "rev": mine[site], "shown": shown, "entities": entries}},
-                        upsert=record is None,
-                    )
-                )
-                if shown:
-                    summaries[site] = (
-                        n,
-                        fold_counted(site, entries),
-                        fold_months(e.get("m") or [] for e in entries if e["c"] is not None),
-                    )
-            if await _write(self.counted, writes) < len(writes):
-                current = {
-                    d["_id"]: d.get("rev")
-                    async for d in self.counted.find({"_id": {"$in": pending}}, {"rev": 1})
-                }
-                pending = [site for site in pending if current.get(site) != mine[site]]
-            else:
-                pending = []
+
+        async def attempt() -> None:
+            nonlocal pending, stored
+            won, summaries = await self._merge_records(pending, counts)
+            pending = [site for site in pending if site not in won]
             stored += await _write(
                 self.sites,
                 [
@@ -186,10 +147,68 @@ class Generation:
                         upsert=True,
                     )
                     for site, (n, summary, months) in summaries.items()
-                    if site not in pending
+                    if site in won
                 ],
             )
+            if pending:
+                raise ConcurrentUpdate(f"{len(pending)} site record(s) changed under us")
+
+        await retry_on_conflict(attempt, RECORD_WRITE_ATTEMPTS)
         return stored
+
+    async def _merge_records(
+        self, pending: list[str], counts: Counts
+    ) -> tuple[set[str], dict[str, tuple[int, Summary, Document | None]]]:
+        """One pass of `store_counted`: the sites whose record this writer stored, and the
+        summary (with the record's `n` and the monthly series) of every shown site."""
+        records = {d["_id"]: d async for d in self.counted.find({"_id": {"$in": pending}})}
+        missing = [s for s in pending if s not in records]
+        seeds = await self._counted_at(missing)
+        # A site summarised before records existed (an upgrade) stays reported.
+        summarised = (
+            {
+                d["_id"]
+                async for d in self.sites.find(
+                    {"_id": {"$in": missing}, "summary": {"$exists": True}}, {"_id": 1}
+                )
+            }
+            if missing
+            else set()
+        )
+        mine = {site: uuid.uuid4().hex for site in pending}
+        writes, summaries = [], {}
+        for site in pending:
+            record = records.get(site)
+            entries = merge(
+                merge(record["entities"] if record else [], seeds.get(site, {})), counts[site]
+            )
+            n = record["n"] + 1 if record else 1
+            # A site is reported once something was counted there: a record holding only
+            # entities counted elsewhere (an older enrolment arriving late) is kept, so
+            # no older writer can count them there, but it has no summary.
+            shown = (record.get("shown", True) if record else site in summarised) or any(
+                e["c"] is not None for e in entries
+            )
+            writes.append(
+                UpdateOne(
+                    {"_id": site, "n": record["n"] if record else {"$exists": False}},
+                    {"$set": {"n": n, "rev": mine[site], "shown": shown, "entities": entries}},
+                    upsert=record is None,
+                )
+            )
+            if shown:
+                summaries[site] = (
+                    n,
+                    fold_counted(site, entries),
+                    fold_months(e.get("m") or [] for e in entries if e["c"] is not None),
+                )
+        if await _write(self.counted, writes) == len(writes):
+            return set(pending), summaries
+        current = {
+            d["_id"]: d.get("rev")
+            async for d in self.counted.find({"_id": {"$in": pending}}, {"rev": 1})
+        }
+        return {site for site in pending if current.get(site) == mine[site]}, summaries
 
     async def stamp_changes(self, as_of: datetime | None, stored: int) -> None:
         """Count `stored` new summaries and move `as_of` forward, in one write.
@@ -215,7 +234,7 @@ class Generation:
         await self.stamp_changes(None, stored)
         return len(sites)
 
-    async def site_months(self) -> list[Document]:
+    async def site_months(self) -> list[SiteMonths]:
         """Every reported site's summary with its monthly series (`domain.months`), read
         together so the two always come from the same record."""
         return [
@@ -237,19 +256,9 @@ class Generation:
         await self.stamps.delete_one({"_id": self.stamp_id})
 
 
-def _counted_of(kind: str, doc: Document) -> Iterator[tuple[str, EntityId, Counted]]:
-    """An entity as its sites count it: its contribution at its current site, none at every
-    other site it may have been counted at (so a move leaves the old site)."""
-    contribution = CONTRIBUTION[kind](doc["facts"])
-    current = contribution["site"] if contribution else None
-    months = steps(timeline(kind, doc["facts"])) if current else None
-    for site in {*doc.get("sites", []), *([current] if current else [])}:
-        here = site == current
-        yield (
-            site,
-            (kind, doc["_id"]),
-            Counted(doc["v"], contribution if here else None, months if here else None),
-        )
+def _counted(kind: str, doc: Document) -> Iterator[tuple[str, EntityId, Counted]]:
+    """`domain.counted.counted_of` of a stored entity document."""
+    return counted_of(kind, doc["_id"], doc["v"], doc["facts"], doc.get("sites", []))
 
 
 async def _write(coll: AsyncCollection[Document], ops: list[UpdateOne]) -> int:
@@ -267,8 +276,9 @@ async def _write(coll: AsyncCollection[Document], ops: list[UpdateOne]) -> int:
         return int(exc.details["nMatched"]) + int(exc.details["nUpserted"])
 
 
-class Store:
-    """Chooses the generations to read and write from the pointer document."""
+class MongoGenerationStore:
+    """Chooses the generations to read and write from the pointer document (the
+    `GenerationStore` port)."""
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.db = db
@@ -288,25 +298,28 @@ class Store:
         assert doc is not None
         return doc
 
-    async def active(self) -> Generation:
-        return Generation(self.db, int((await self.pointer())["generation"]))
+    def generation(self, number: int) -> MongoGeneration:
+        return MongoGeneration(self.db, number)
 
-    async def active_stamp(self) -> tuple[Generation, datetime | None, int]:
+    async def active(self) -> MongoGeneration:
+        return self.generation(int((await self.pointer())["generation"]))
+
+    async def active_stamp(self) -> tuple[MongoGeneration, datetime | None, int]:
         """The active generation with its `as_of` and `changes`, in one read of the small
         `generations` collection (the pointer and every generation's stamp)."""
         docs = {d["_id"]: d async for d in self._pointer.find()}
         pointer = docs.get("active") or await self.pointer()
-        generation = Generation(self.db, int(pointer["generation"]))
+        generation = self.generation(int(pointer["generation"]))
         stamp = docs.get(generation.stamp_id, {})
         return generation, stamp.get("as_of"), int(stamp.get("changes", 0))
 
-    async def writable(self) -> list[Generation]:
+    async def writable(self) -> list[MongoGeneration]:
         """The active generation and, during a rebuild, the one being built."""
         doc = await self.pointer()
         numbers = [doc["generation"], *([doc["building"]] if doc.get("building") else [])]
-        return [Generation(self.db, int(n)) for n in numbers]
+        return [self.generation(int(n)) for n in numbers]
 
-    async def start_building(self) -> Generation:
+    async def start_building(self) -> MongoGeneration:
         """Open a fresh generation that writers feed alongside the active one from now on."""
         await self.pointer()
         doc = await self._pointer.find_one_and_update(
@@ -315,7 +328,7 @@ class Store:
         assert doc is not None
         number = int(doc["next"])
         await self._pointer.update_one({"_id": "active"}, {"$set": {"building": number}})
-        generation = Generation(self.db, number)
+        generation = self.generation(number)
         await generation.create_indexes()
         return generation
 

@@ -11,19 +11,22 @@ writer cannot put it back there.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from services.reporting.domain.facts import (
     CLASSES,
     CLINICIANS,
+    CONTRIBUTION,
     ENTITY_KINDS,
     NOTIFICATIONS,
     PATIENTS,
     Contribution,
+    Fact,
 )
 from services.reporting.domain.figures import Summary, fold_site
+from services.reporting.domain.months import steps, timeline
 
 EntityId = tuple[str, str]
 """(entity kind, entity key)"""
@@ -41,6 +44,24 @@ class Counted:
     months: list[list[Any]] | None = None
     """Its monthly steps where counted (`domain.months.steps`), from the same version of
     its facts."""
+
+
+def counted_of(
+    kind: str, key: str, version: int, facts: dict[str, Fact], sites: Iterable[str]
+) -> Iterator[tuple[str, EntityId, Counted]]:
+    """An entity as its sites count it: its contribution at its current site, none at every
+    other site it may have been counted at (`sites`, so a move leaves the old site); each
+    as of the entity's `version`."""
+    contribution = CONTRIBUTION[kind](facts)
+    current = contribution["site"] if contribution else None
+    months = steps(timeline(kind, facts)) if current else None
+    for site in {*sites, *([current] if current else [])}:
+        here = site == current
+        yield (
+            site,
+            (kind, key),
+            Counted(version, contribution if here else None, months if here else None),
+        )
 
 
 def merge(stored: Iterable[Entry], incoming: Mapping[EntityId, Counted]) -> list[Entry]:
