@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from typing import Protocol
 
 from nats.errors import ConnectionClosedError, NoRespondersError
+from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
+from nats.js.api import PubAck
 from nats.js.errors import ServiceUnavailableError
 from prometheus_client import Counter
 
@@ -35,6 +38,16 @@ class Publisher(Protocol):
         exactly what it judged); True when the stream stored it, False when it was a
         duplicate."""
         ...
+
+    async def publish_many(self, events: Sequence[Publishing]) -> list[bool | None]:
+        """Publish every (event, body) at once, each awaited for its own acknowledgement;
+        per event, in order: True (stored), False (a duplicate) or None (not stored, after
+        the publisher's attempts: send it again)."""
+        ...
+
+
+Publishing = tuple[AnyEvent, bytes | None]
+"""An event and, when given, the exact bytes to store (see Publisher.publish)."""
 
 
 class EventPublisher:
@@ -87,9 +100,62 @@ class EventPublisher:
                 return not ack.duplicate
         raise AssertionError("unreachable")
 
+    async def publish_many(self, events: Sequence[Publishing]) -> list[bool | None]:
+        """All in flight together through nats-py's `publish_async` (no task or timer per
+        event: the gateway stores a batch of 500 this way), then the ones not acknowledged
+        within the timeout are sent again, up to the publisher's attempts."""
+        results: list[bool | None] = [None] * len(events)
+        pending = list(range(len(events)))
+        delay = 0.2
+        for attempt in range(1, self._attempts + 1):
+            acks = await self._send(events, pending)
+            if acks:
+                _, late = await asyncio.wait(acks.values(), timeout=self._timeout)
+                for ack in late:
+                    ack.cancel()  # nats-py then forgets it and frees its slot
+            for i, ack in acks.items():
+                if not ack.cancelled() and ack.exception() is None:
+                    results[i] = not ack.result().duplicate
+                    self._published(events[i][0].event_type.name).inc()
+            pending = [i for i in pending if results[i] is None]
+            if not pending or attempt == self._attempts:
+                break
+            log.warning(
+                "%d of %d events not acknowledged (attempt %d); retrying",
+                len(pending),
+                len(events),
+                attempt,
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5)
+        return results
+
+    async def _send(
+        self, events: Sequence[Publishing], indexes: list[int]
+    ) -> dict[int, asyncio.Future[PubAck]]:
+        """Send the events at `indexes`; their acknowledgements, by index. Sending stops at
+        the first event the connection refuses (the rest are left for another attempt)."""
+        acks: dict[int, asyncio.Future[PubAck]] = {}
+        for i in indexes:
+            event, body = events[i]
+            try:
+                acks[i] = await self._js.publish_async(
+                    event.subject,
+                    event.to_json() if body is None else body,
+                    headers={"Nats-Msg-Id": str(event.id)},
+                    stream=EVENTS_STREAM,
+                )
+            except (NatsError, OSError) as exc:
+                log.warning("publishing stopped: %s", type(exc).__name__)
+                break
+        return acks
+
 
 class ReadOnlyPublisher:
     """The publisher of a command that must not publish: any attempt is a bug."""
 
     async def publish(self, event: AnyEvent, body: bytes | None = None) -> bool:
         raise RuntimeError(f"read-only command tried to publish {event.type}")
+
+    async def publish_many(self, events: Sequence[Publishing]) -> list[bool | None]:
+        raise RuntimeError(f"read-only command tried to publish {len(events)} events")

@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from collections.abc import Callable, Sequence
@@ -12,7 +11,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from ibest.backbone.publisher import Publisher
+from pydantic import TypeAdapter
+
+from ibest.backbone.publisher import Publisher, Publishing
 from services.gateway.domain.keys import (
     ApiKey,
     KeyRuleError,
@@ -44,7 +45,6 @@ from services.gateway.ports import (
     GatewayMetrics,
     KeyStore,
     RejectionStore,
-    StreamUnavailable,
 )
 from shared.envelope import AnyEvent, ContractError, FieldError, parse_event
 
@@ -212,18 +212,17 @@ class Gateway:
             if not isinstance(v, list):
                 repeats[i] = first.setdefault(str(v.id), i)
         unique = [i for i, j in repeats.items() if i == j]
-
-        async def one(i: int) -> Status | None:
+        events: list[Publishing] = []
+        for i in unique:
             event = verdicts[i]
             assert not isinstance(event, list)
-            try:
-                stored = await self.stream.publish(event, bodies[i])
-            except StreamUnavailable:
-                return None
-            return Status.ACCEPTED if stored else Status.DUPLICATE
-
-        outcomes = await asyncio.gather(*(one(i) for i in unique))
-        stored = {i: s for i, s in zip(unique, outcomes, strict=True) if s is not None}
+            events.append((event, bodies[i]))
+        outcomes = await self.stream.publish_many(events)
+        stored = {
+            i: Status.ACCEPTED if fresh else Status.DUPLICATE
+            for i, fresh in zip(unique, outcomes, strict=True)
+            if fresh is not None
+        }
         for i, j in repeats.items():
             if i != j and j in stored:
                 stored[i] = Status.DUPLICATE
@@ -265,8 +264,14 @@ def parse_since(
     return value
 
 
+_RESULTS = TypeAdapter(list[EventResult])
+
+
 def _dump(results: Sequence[EventResult]) -> list[dict[str, Any]]:
-    return [r.model_dump(mode="json") for r in results]
+    """As JSON-ready dicts, in one call (a batch's 500 results dumped one by one cost more
+    than twice as much)."""
+    dumped: list[dict[str, Any]] = _RESULTS.dump_python(list(results), mode="json")
+    return dumped
 
 
 class KeyAdmin:

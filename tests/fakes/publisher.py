@@ -3,9 +3,9 @@ does, and can be made to fail like a lost connection."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
-from ibest.backbone.publisher import Publisher
+from ibest.backbone.publisher import Publisher, Publishing
 from shared.envelope import AnyEvent, parse_event
 
 
@@ -46,6 +46,16 @@ class FakePublisher:
         if self.forward_to is not None:
             return await self.forward_to.publish(event, body)
         return fresh
+
+    async def publish_many(self, events: Sequence[Publishing]) -> list[bool | None]:
+        """One publish after another; a failed one is None (not stored), like the real one."""
+        results: list[bool | None] = []
+        for event, body in events:
+            try:
+                results.append(await self.publish(event, body))
+            except Exception:
+                results.append(None)
+        return results
 
     def sent(self) -> list[tuple[str, str]]:
         """(id, JSON) of every successful publish, in order."""

@@ -6,11 +6,13 @@ serves it better than a request that hangs while NATS reconnects.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from nats.aio.client import Client as NatsClient
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 
-from ibest.backbone.publisher import EventPublisher
+from ibest.backbone.publisher import EventPublisher, Publishing
 from services.gateway.ports import StreamUnavailable
 from shared.envelope import AnyEvent
 
@@ -29,3 +31,9 @@ class NatsEventStream:
             return await self._publisher.publish(event, body)
         except (NatsError, TimeoutError, OSError) as exc:
             raise StreamUnavailable(f"{type(exc).__name__}: {exc}") from exc
+
+    async def publish_many(self, events: Sequence[Publishing]) -> list[bool | None]:
+        """A request's events all in flight at once; None for each one not stored."""
+        if not self._nc.is_connected:
+            return [None] * len(events)
+        return await self._publisher.publish_many(events)
