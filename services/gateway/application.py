@@ -15,6 +15,7 @@ from pydantic import TypeAdapter
 
 from ibest.backbone.publisher import Publisher, Publishing
 from services.gateway.domain.keys import (
+    MAX_ACTIVE_KEYS,
     ApiKey,
     KeyRuleError,
     bearer_token,
@@ -285,8 +286,14 @@ class KeyAdmin:
         check_trust(trust)
         check_room_for_another(trust, await self.keys.active_count(trust))
         key, token = mint_key(trust, self.clock())
-        await self.keys.add(key)
-        return key, token
+        for slot in range(MAX_ACTIVE_KEYS):
+            if await self.keys.add(key, slot):
+                return key, token
+        # Every slot was taken between the count and the add: another key was created.
+        raise KeyRuleError(
+            f"trust {trust} already has {MAX_ACTIVE_KEYS} active keys (another was created "
+            "just now): revoke one with `ibest gateway keys revoke <id>` first"
+        )
 
     async def list(self) -> list[ApiKey]:
         return await self.keys.all()

@@ -18,12 +18,22 @@ from tests.fakes.publisher import FakePublisher
 class FakeKeyStore:
     def __init__(self) -> None:
         self.keys: dict[str, ApiKey] = {}
+        self.slots: dict[str, int] = {}  # of each key stored with a slot
 
     async def get(self, key_id: str) -> ApiKey | None:
         return self.keys.get(key_id)
 
-    async def add(self, key: ApiKey) -> None:
+    async def add(self, key: ApiKey, slot: int) -> bool:
+        taken = {
+            self.slots.get(k.key_id)
+            for k in self.keys.values()
+            if k.trust == key.trust and k.active
+        }
+        if slot in taken:
+            return False
         self.keys[key.key_id] = key
+        self.slots[key.key_id] = slot
+        return True
 
     async def active_count(self, trust: str) -> int:
         return sum(k.trust == trust and k.active for k in self.keys.values())
