@@ -11,7 +11,7 @@ import subprocess
 import sys
 import sysconfig
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -112,7 +112,15 @@ class Managed:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def nats_server(port: int, store_dir: Path, log_path: Path, config: Path | None = None) -> Managed:
+def nats_server(
+    port: int,
+    store_dir: Path,
+    log_path: Path,
+    config: Path | None = None,
+    extra: Iterable[str] = (),
+) -> Managed:
+    """nats-server with JetStream on 127.0.0.1 (or as `config` says), `extra` arguments
+    appended (the fault tests add limits)."""
     argv = [
         find_binary("nats-server"),
         "-a",
@@ -125,7 +133,7 @@ def nats_server(port: int, store_dir: Path, log_path: Path, config: Path | None 
     ]
     if config is not None:
         argv = [find_binary("nats-server"), "-c", str(config), "-p", str(port)]
-    return Managed("nats", argv, log_path)
+    return Managed("nats", [*argv, *extra], log_path)
 
 
 def secantus_server(port: int, storage: Path, log_path: Path) -> Managed:

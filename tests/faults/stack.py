@@ -27,8 +27,8 @@ from nats.js import JetStreamContext
 from ibest.backbone.settings import Settings
 from ibest.local.processes import (
     Managed,
-    find_binary,
     free_port,
+    nats_server,
     port_open,
     secantus_server,
     start_and_wait,
@@ -157,22 +157,8 @@ class Processes:
 # --- servers a test owns -------------------------------------------------------------------
 
 
-def nats_argv(port: int, store: Path, extra: Iterable[str] = ()) -> list[str]:
-    return [
-        find_binary("nats-server"),
-        "-a",
-        "127.0.0.1",
-        "-p",
-        str(port),
-        "-js",
-        "-sd",
-        str(store),
-        *extra,
-    ]
-
-
 def start_nats(port: int, store: Path, log: Path, extra: Iterable[str] = ()) -> Managed:
-    return start_and_wait(Managed("nats", nats_argv(port, store, extra), log), "127.0.0.1", port)
+    return start_and_wait(nats_server(port, store, log, extra=extra), "127.0.0.1", port)
 
 
 def start_database(port: int, storage: Path, log: Path) -> Managed:
