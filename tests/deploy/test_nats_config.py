@@ -33,6 +33,7 @@ from deploy.nats.generate import (
     render,
     trust_share_bytes,
 )
+from ibest.backbone.publisher import EventPublisher, Publishing
 from ibest.backbone.settings import Settings, inbox_prefix
 from ibest.backbone.streams import (
     DEADLETTER_STREAM,
@@ -43,6 +44,7 @@ from ibest.backbone.streams import (
 )
 from ibest.local.processes import find_binary
 from ibest.simulate.trusts import load_trusts
+from shared.envelope import parse_event
 from tests.deploy.secured_nats import SecuredNats, write_server_config
 from tests.harness import cloud_event, publish_raw, wait_for
 
@@ -425,6 +427,11 @@ async def test_gateway_publishes_raw_events_and_reads_its_dead_letter_consumer(
     gateway = await secured_nats.connect("gateway", error_cb=watched.on_error)
     js = gateway.jetstream()
     assert await publish_raw(js, _event(trust="RJ1"))
+    # as the gateway stores a request's events: publish_async, acks on its own inbox
+    started = {"clinician_ref": "c1", "module_id": "m01-understanding-back-pain"}
+    body = json.dumps(cloud_event("module.started", started, trust="RJ1", site="RJ101")).encode()
+    batch: list[Publishing] = [(parse_event(None, body), body)]
+    assert await EventPublisher(js, "gateway", attempts=1).publish_many(batch) == [True]
     await gateway.publish("ibest.v1.RJ1.outcome.recorded", b"{}")
     await gateway.flush()
     await watched.wait(1, "outcome.recorded")
@@ -437,5 +444,8 @@ async def test_gateway_publishes_raw_events_and_reads_its_dead_letter_consumer(
     msgs = await sub.fetch(1, timeout=10)
     assert msgs[0].data == b"letter"
     await msgs[0].ack_sync()
-    assert await _subjects(admin, EVENTS_STREAM) == {"ibest.v1.RJ1.clinician.enrolled": 1}
+    assert await _subjects(admin, EVENTS_STREAM) == {
+        "ibest.v1.RJ1.clinician.enrolled": 1,
+        "ibest.v1.RJ1.module.started": 1,
+    }
     await gateway.close()
