@@ -173,10 +173,15 @@ class _Envelope(BaseModel):
 
 @dataclass(frozen=True)
 class FieldError:
-    """One broken rule: the dotted field path and what rule it broke."""
+    """One broken rule: the dotted field path, what rule it broke, and the rule's stable code.
+
+    `code` is what an integration engine matches on (docs/errors.md lists every code); the
+    `rule` text is for people and may be reworded.
+    """
 
     field: str
     rule: str
+    code: str = "invalid"
 
     def __str__(self) -> str:
         return f"{self.field}: {self.rule}"
@@ -190,8 +195,8 @@ class ContractError(ValueError):
         super().__init__("; ".join(str(e) for e in errors))
 
     @classmethod
-    def one(cls, field: str, rule: str) -> ContractError:
-        return cls([FieldError(field, rule)])
+    def one(cls, field: str, rule: str, code: str = "invalid") -> ContractError:
+        return cls([FieldError(field, rule, code)])
 
 
 def _field_errors(exc: ValidationError, prefix: str = "") -> list[FieldError]:
