@@ -28,6 +28,7 @@ from pydantic import (
 
 from shared import events as ev
 from shared.catalogue import catalogue
+from shared.codes import code_of_pydantic
 from shared.identifiers import TRUST_CODE_PATTERN, SiteCode, TrustCode
 
 SPEC_VERSION = "1.0"
@@ -123,9 +124,14 @@ D = TypeVar("D", bound=ev.Payload)
 
 
 class CloudEvent(BaseModel, Generic[D]):
-    """A contract event: CloudEvents 1.0 attributes, our two extensions, and typed data."""
+    """A contract event: CloudEvents 1.0 attributes, our two extensions, and typed data.
 
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    Other attributes (the optional `subject` and `dataschema`, any extension such as
+    `traceparent`) are tolerated, as the CloudEvents spec asks of a receiver, and not kept:
+    `parse_event` checks their names and values (`_attribute_errors`), the model drops them.
+    """
+
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
 
     specversion: Literal["1.0"]
     id: uuid.UUID = Field(description="Chosen by the producer; the idempotency key.")
@@ -134,7 +140,9 @@ class CloudEvent(BaseModel, Generic[D]):
     )
     type: Annotated[str, StringConstraints(pattern=r"^uk\.nhs\.ibest\.[a-z_]+\.[a-z_]+\.v\d+$")]
     time: AwareDatetime = Field(description="RFC 3339 with an offset; naive times are invalid.")
-    datacontenttype: Literal["application/json"]
+    datacontenttype: Literal["application/json"] = Field(
+        default="application/json", description="Optional; JSON is the default."
+    )
     trustcode: TrustCode
     sitecode: SiteCode
     data: D
@@ -158,17 +166,49 @@ AnyEvent = CloudEvent[Any]
 class _Envelope(BaseModel):
     """The envelope alone, to validate attributes before choosing the payload model."""
 
-    model_config = ConfigDict(strict=True, extra="forbid")
+    model_config = ConfigDict(strict=True, extra="ignore")
 
     specversion: Literal["1.0"]
     id: uuid.UUID
     source: Annotated[str, StringConstraints(min_length=1, max_length=256)]
     type: str
     time: AwareDatetime
-    datacontenttype: Literal["application/json"]
+    datacontenttype: Literal["application/json"] = "application/json"
     trustcode: TrustCode
     sitecode: SiteCode
     data: dict[str, Any]
+
+
+CONTRACT_ATTRIBUTES = frozenset(_Envelope.model_fields)
+"""The attributes a stored event keeps; any other is checked, tolerated and dropped."""
+_ATTRIBUTE_NAME = re.compile(r"[a-z0-9]{1,20}")
+"""CloudEvents attribute names: lower-case letters and digits, at most 20 characters."""
+
+
+def _attribute_errors(raw: dict[str, Any]) -> list[FieldError]:
+    """The optional attributes and extensions of `raw` (anything but the contract's own):
+    each must be a CloudEvents name with a string, number or boolean value (null: absent)."""
+    errors = []
+    for name, value in raw.items():
+        if name in CONTRACT_ATTRIBUTES:
+            continue
+        if not _ATTRIBUTE_NAME.fullmatch(name):
+            errors.append(
+                FieldError(
+                    name[:64],
+                    "is not a CloudEvents attribute name (a-z and 0-9, at most 20 characters)",
+                    "attribute-name",
+                )
+            )
+        elif value is not None and not isinstance(value, str | int | float | bool):
+            errors.append(
+                FieldError(
+                    name,
+                    "an optional or extension attribute must be a string, number or boolean",
+                    "attribute-value",
+                )
+            )
+    return errors
 
 
 @dataclass(frozen=True)
@@ -207,7 +247,7 @@ def _field_errors(exc: ValidationError, prefix: str = "") -> list[FieldError]:
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "is not a field of this event type in contract v1"
-        out.append(FieldError(field, msg))
+        out.append(FieldError(field, msg, code_of_pydantic(err)))
     return out
 
 
@@ -222,15 +262,17 @@ def _reference_errors(data: ev.Payload) -> list[FieldError]:
     consumer, whatever it has seen before, reaches the same verdict.
     """
     problem: str | None = None
-    field = ""
+    field = code = ""
     if isinstance(data, _VERSIONED):
         field, problem = (
             "data.course_version",
             catalogue().course_version_error(data.course_version),
         )
+        code = "unknown-course-version"
     elif isinstance(data, _MODULE_EVENTS):
         field, problem = "data.module_id", catalogue().module_error(data.module_id)
-    return [FieldError(field, problem)] if problem else []
+        code = "unknown-module"
+    return [FieldError(field, problem, code)] if problem else []
 
 
 def parse_event(
@@ -242,20 +284,26 @@ def parse_event(
     reads a batch's events once), to spare a second parse; the verdict is the same.
     """
     if len(body) > MAX_EVENT_BYTES:
-        raise ContractError.one("event", f"is {len(body)} bytes; the limit is {MAX_EVENT_BYTES}")
+        raise ContractError.one(
+            "event", f"is {len(body)} bytes; the limit is {MAX_EVENT_BYTES}", "too-large"
+        )
     if decoded is not None:
         raw: Any = decoded
     else:
         try:
             raw = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ContractError.one("event", f"is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise ContractError.one("event", "is nested too deeply to read", "too-deep") from None
+        except ValueError as exc:  # not UTF-8, not JSON, or an integer of over 4,300 digits
+            raise ContractError.one("event", f"is not valid JSON: {exc}", "not-json") from None
     if not isinstance(raw, dict):
-        raise ContractError.one("event", "must be a JSON object (CloudEvents structured mode)")
-    valid = _valid_in_one_pass(subject, body, raw)
+        raise ContractError.one(
+            "event", "must be a JSON object (CloudEvents structured mode)", "not-an-object"
+        )
+    errors: list[FieldError] = _attribute_errors(raw)
+    valid = None if errors else _valid_in_one_pass(subject, body, raw)
     if valid is not None:
         return valid
-    errors: list[FieldError] = []
     env: _Envelope | None = None
     try:
         env = _Envelope.model_validate_json(body)
@@ -265,8 +313,11 @@ def parse_event(
     etype = BY_CE_TYPE.get(ce_type) if isinstance(ce_type, str) else None
     if etype is None and "type" in raw:
         known = ", ".join(sorted(BY_CE_TYPE))
+        shown = repr(raw["type"])[:80]
         errors.append(
-            FieldError("type", f"unknown event type or version {raw['type']!r}; known: {known}")
+            FieldError(
+                "type", f"unknown event type or version {shown}; known: {known}", "unknown-type"
+            )
         )
     data: ev.Payload | None = None
     if etype is not None and isinstance(raw.get("data"), dict):
@@ -276,7 +327,11 @@ def parse_event(
             errors.extend(_field_errors(exc, "data"))
     if env is not None and etype is not None:
         if not env.sitecode.startswith(env.trustcode):
-            errors.append(FieldError("sitecode", f"must begin with the trust code {env.trustcode}"))
+            errors.append(
+                FieldError(
+                    "sitecode", f"must begin with the trust code {env.trustcode}", "wrong-site"
+                )
+            )
         expected = etype.subject(env.trustcode)
         if subject is not None and subject != expected:
             errors.append(
@@ -284,6 +339,7 @@ def parse_event(
                     "subject",
                     f"{subject!r} does not match the event: expected {expected!r} (the subject's "
                     "trust and event must equal the envelope's trustcode and type)",
+                    "subject-mismatch",
                 )
             )
     if data is not None:
@@ -344,7 +400,7 @@ def label_event(subject: str | None, body: bytes) -> EventLabel:
     if len(body) <= MAX_EVENT_BYTES:
         try:
             raw = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        except (ValueError, RecursionError):  # not UTF-8, not JSON, a 4,300-digit number
             raw = None
     raw = raw if isinstance(raw, dict) else {}
     parts = (subject or "").split(".")

@@ -16,6 +16,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from shared.followup import Timepoint
 from shared.identifiers import PatientRef, Ref, SiteCode
@@ -128,13 +129,13 @@ class Measures(Payload):
         if value is not None:
             problem = range_error(Measure(str(info.field_name)), value)
             if problem:
-                raise ValueError(problem)
+                raise PydanticCustomError("out-of-range", problem)
         return value
 
     @model_validator(mode="after")
     def _at_least_one(self) -> Measures:
         if not self.present():
-            raise ValueError("an assessment must carry at least one measure")
+            raise PydanticCustomError("no-measure", "an assessment must carry at least one measure")
         return self
 
     def present(self) -> dict[Measure, float]:

@@ -6,6 +6,7 @@ import re
 from typing import Annotated
 
 from pydantic import BeforeValidator, StringConstraints
+from pydantic_core import PydanticCustomError
 
 TRUST_CODE_PATTERN = r"^[A-Z0-9]{3}$"
 SITE_CODE_PATTERN = r"^[A-Z0-9]{5}$"
@@ -45,9 +46,10 @@ def _not_nhs_number(value: object) -> object:
     """Runs before the reference's own pattern, so '943 476 5919' (whitespace breaks the
     pattern too) is refused for what it is: an NHS number."""
     if isinstance(value, str) and is_nhs_number(value):
-        raise ValueError(
+        raise PydanticCustomError(
+            "nhs-number",
             "is a valid NHS number, which identifies a patient; "
-            "send the trust's pseudonymous reference (a keyed hash) instead"
+            "send the trust's pseudonymous reference (a keyed hash) instead",
         )
     return value
 

@@ -23,6 +23,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from ibest.backbone.deadletters import DeadLetter, list_dead_letters
 from ibest.backbone.runtime import Clock, ServiceSpec, create_app, utc_now
+from ibest.backbone.serve import SERVER_OPTIONS
 from ibest.backbone.settings import Settings
 from ibest.backbone.streams import EVENTS_STREAM
 from ibest.local.processes import free_port
@@ -66,7 +67,14 @@ async def running_service(
     if apps is not None:
         apps.append(app)
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="on",
+            **SERVER_OPTIONS,
+        )
     )
     task = asyncio.create_task(server.serve())
     base = f"http://127.0.0.1:{port}"

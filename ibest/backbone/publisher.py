@@ -12,7 +12,7 @@ from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
-from nats.js.errors import ServiceUnavailableError
+from nats.js.errors import APIError, ServiceUnavailableError
 from prometheus_client import Counter
 
 from ibest.backbone.metrics import EVENTS_PUBLISHED
@@ -39,15 +39,29 @@ class Publisher(Protocol):
         duplicate."""
         ...
 
-    async def publish_many(self, events: Sequence[Publishing]) -> list[bool | None]:
+    async def publish_many(
+        self, events: Sequence[Publishing], refused: set[int] | None = None
+    ) -> list[bool | None]:
         """Publish every (event, body) at once, each awaited for its own acknowledgement;
         per event, in order: True (stored), False (a duplicate) or None (not stored, after
-        the publisher's attempts: send it again)."""
+        the publisher's attempts: send it again). When `refused` is given, the indexes the
+        stream refused for good (the subject's share of the store is full, see
+        `share_full`) are added to it: None too, and not sent again."""
         ...
 
 
 Publishing = tuple[AnyEvent, bytes | None]
 """An event and, when given, the exact bytes to store (see Publisher.publish)."""
+
+
+def share_full(exc: BaseException | None) -> bool:
+    """Whether the stream refused a publish because the subject (one trust, one event type)
+    holds its most events (`IBEST_EVENTS_PER_SUBJECT`, `discard_new_per_subject`): sending
+    it again will not store it until the operators raise the share."""
+    return (
+        isinstance(exc, APIError)
+        and "maximum messages per subject" in str(exc.description or "").lower()
+    )
 
 
 class EventPublisher:
@@ -100,7 +114,9 @@ class EventPublisher:
                 return not ack.duplicate
         raise AssertionError("unreachable")
 
-    async def publish_many(self, events: Sequence[Publishing]) -> list[bool | None]:
+    async def publish_many(
+        self, events: Sequence[Publishing], refused: set[int] | None = None
+    ) -> list[bool | None]:
         """All in flight together through nats-py's `publish_async` (no task or timer per
         event: the gateway stores a batch of 500 this way), then the ones not acknowledged
         within the timeout are sent again, up to the publisher's attempts."""
@@ -113,11 +129,18 @@ class EventPublisher:
                 _, late = await asyncio.wait(acks.values(), timeout=self._timeout)
                 for ack in late:
                     ack.cancel()  # nats-py then forgets it and frees its slot
+            full: set[int] = set()
             for i, ack in acks.items():
-                if not ack.cancelled() and ack.exception() is None:
+                if ack.cancelled():
+                    continue
+                if ack.exception() is None:
                     results[i] = not ack.result().duplicate
                     self._published(events[i][0].event_type.name).inc()
-            pending = [i for i in pending if results[i] is None]
+                elif share_full(ack.exception()):
+                    full.add(i)
+            if refused is not None:
+                refused |= full
+            pending = [i for i in pending if results[i] is None and i not in full]
             if not pending or attempt == self._attempts:
                 break
             log.warning(
@@ -157,5 +180,7 @@ class ReadOnlyPublisher:
     async def publish(self, event: AnyEvent, body: bytes | None = None) -> bool:
         raise RuntimeError(f"read-only command tried to publish {event.type}")
 
-    async def publish_many(self, events: Sequence[Publishing]) -> list[bool | None]:
+    async def publish_many(
+        self, events: Sequence[Publishing], refused: set[int] | None = None
+    ) -> list[bool | None]:
         raise RuntimeError(f"read-only command tried to publish {len(events)} events")

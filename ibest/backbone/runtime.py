@@ -40,6 +40,7 @@ from ibest.backbone.consumer import (
 )
 from ibest.backbone.metrics import TRUST_SHARE_USED
 from ibest.backbone.mongo import mongo_client
+from ibest.backbone.problems import install as install_problem_details
 from ibest.backbone.publisher import EventPublisher
 from ibest.backbone.settings import Settings, inbox_prefix
 from ibest.backbone.streams import (
@@ -209,6 +210,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.broker = broker
+    install_problem_details(app)
     if spec.routes is not None:
         app.include_router(spec.routes())
     app.include_router(health_router(spec.name))

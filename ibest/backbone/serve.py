@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+from typing import Any
 
 import uvicorn
 
@@ -43,6 +44,10 @@ def plain_logging(level: str | int = "INFO") -> None:
     logging.getLogger("pymongo").setLevel(max(logging.INFO, root_level))
 
 
+SERVER_OPTIONS: dict[str, Any] = {"server_header": False}
+"""uvicorn options every service process runs with (the test harness too): no `server:
+uvicorn` banner telling a scanner which software and version to try."""
+
 GC_THRESHOLDS = (10_000, 10, 10)
 """Young collections every 10,000 net allocations rather than CPython's 700 (see tune_gc)."""
 
@@ -76,4 +81,5 @@ def serve(spec: ServiceSpec) -> None:
         log_config=None,  # uvicorn's own config would add coloured handlers; ours propagate
         http="httptools",  # the C parser: the gateway reads 1 MiB batches on its hot path
         timeout_graceful_shutdown=30,
+        **SERVER_OPTIONS,
     )

@@ -5,14 +5,16 @@
 from __future__ import annotations
 
 import logging
+import re
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import TypeAdapter
 
+from ibest.backbone.problems import name_for, problem
 from ibest.backbone.publisher import Publisher, Publishing
 from services.gateway.domain.keys import (
     MAX_ACTIVE_KEYS,
@@ -30,14 +32,23 @@ from services.gateway.domain.rejections import (
     Rejection,
     at_the_door,
     from_dead_letter,
+    read_cursor,
+    request_refused,
 )
-from services.gateway.domain.requests import MAX_BATCH_EVENTS, Refusal, decode_request
+from services.gateway.domain.requests import (
+    MAX_BATCH_EVENTS,
+    Network,
+    RawEvent,
+    Refusal,
+    decode_request,
+)
 from services.gateway.domain.results import (
     NOT_STORED_FORBIDDEN,
     NOT_STORED_UNAVAILABLE,
     EventResult,
     Status,
     rejected,
+    share_exhausted,
     summary_status,
     trust_errors,
 )
@@ -47,7 +58,8 @@ from services.gateway.ports import (
     KeyStore,
     RejectionStore,
 )
-from shared.envelope import AnyEvent, ContractError, FieldError, parse_event
+from shared.catalogue import catalogue
+from shared.envelope import CONTRACT_ATTRIBUTES, AnyEvent, ContractError, FieldError, parse_event
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
@@ -56,7 +68,8 @@ UNAUTHENTICATED = 'Bearer realm="ibest", error="invalid_token"'
 
 @dataclass
 class Reply:
-    """What a use case answers over HTTP: status, JSON body, extra headers."""
+    """What a use case answers over HTTP: status, JSON body, extra headers. A body of an
+    error status is a problem details document (ibest.backbone.problems)."""
 
     status: int
     body: dict[str, Any]
@@ -64,11 +77,65 @@ class Reply:
 
 
 def refusal_reply(refusal: Refusal) -> Reply:
-    return Reply(refusal.status, {"detail": refusal.detail}, dict(refusal.headers))
+    name = refusal.problem or name_for(refusal.status)
+    return Reply(
+        refusal.status, problem(refusal.status, name, refusal.detail), dict(refusal.headers)
+    )
+
+
+def rate_limited(who: str, wait: int) -> Reply:
+    return Reply(
+        429,
+        problem(429, "rate-limited", f"{who} is over its request rate; retry after {wait}s"),
+        {"Retry-After": str(wait)},
+    )
+
+
+_EVENT_PROBLEMS = {
+    403: (
+        "forbidden-events",
+        "this key may send only its own trust's events, and never events the platform "
+        "derives; nothing stored",
+    ),
+    422: ("events-rejected", "not every event was stored; each rejected result says why"),
+    503: (
+        "stream-unavailable",
+        "the event stream is unreachable; the results say which events were stored, send the "
+        "others again after Retry-After",
+    ),
+    507: (
+        "storage-share-exhausted",
+        "the trust's share of the store for an event type is full; sending again will not "
+        "store those events: ask the iBeST operators",
+    ),
+}
+
+
+def results_reply(status: int, results: Sequence[EventResult], headers: dict[str, str]) -> Reply:
+    """200 with the results; any other status, a problem document carrying them."""
+    dumped = _dump(results)
+    if status == 200:
+        return Reply(200, {"results": dumped}, headers)
+    name, detail = _EVENT_PROBLEMS[status]
+    return Reply(status, problem(status, name, detail, results=dumped), headers)
+
+
+Stored = Callable[[str, Sequence[str]], Awaitable[set[str]]]
+"""Which of a trust's event ids are already stored (for the sandbox's `duplicate`)."""
+
+
+async def nothing_stored(trust: str, ids: Sequence[str]) -> set[str]:
+    return set()
 
 
 class Gateway:
-    """Sending events (`ingest`) and reading rejections (`rejections`) with a trust's key."""
+    """Sending events (`ingest`), trying them (`ingest(..., store=False)`), and reading
+    rejections (`rejections`) with a trust's key.
+
+    Two rate limits: per key (`limiter`) on every authenticated request, and per client
+    address (`address_limiter`) on every request without a valid key or refused whole, so
+    neither unknown keys nor malformed requests can be sent faster than that, and an address
+    over it is refused before its key costs a database read."""
 
     def __init__(
         self,
@@ -82,31 +149,48 @@ class Gateway:
         retry_after_unavailable: int = 5,
         max_events: int = MAX_BATCH_EVENTS,
         key_cache_seconds: float = 0.0,
+        address_limiter: RateLimiter | None = None,
+        stored: Stored = nothing_stored,
+        proxies: Sequence[Network] = (),
     ) -> None:
         self.keys, self.rejection_store, self.stream = keys, rejections, stream
         self.limiter, self.metrics, self.clock, self.timer = limiter, metrics, clock, timer
+        self.address_limiter = address_limiter or RateLimiter(10, 20, timer)
         self.retry_after_unavailable = retry_after_unavailable
         self.max_events = max_events
         self.key_cache_seconds = key_cache_seconds
+        self.stored = stored
+        self.proxies = list(proxies)
         self._known: dict[str, tuple[ApiKey, float]] = {}
 
-    async def authenticate(self, authorization: str | None) -> ApiKey | Reply:
+    async def authenticate(self, authorization: str | None, address: str = "") -> ApiKey | Reply:
+        """The request's key, or the reply refusing it: 429 for an address over its rate
+        (before any database read), 401 (charged to the address) for no, an unknown or a
+        revoked key, 429 for a key over its rate."""
+        wait = self.address_limiter.blocked(address)
+        if wait:
+            return rate_limited(f"address {address or '(unknown)'}", wait)
         token = bearer_token(authorization)
         if token is None:
+            self.address_limiter.take(address)
             return Reply(
                 401,
-                {"detail": "send your API key as `Authorization: Bearer <key>`"},
+                problem(401, "no-key", "send your API key as `Authorization: Bearer <key>`"),
                 {"WWW-Authenticate": 'Bearer realm="ibest"'},
             )
         key_id = key_id_of(token)
         key = await self._key(key_id) if key_id else None
         if not verify(token, key):
+            self.address_limiter.take(address)
             return Reply(
                 401,
-                {"detail": "the API key is unknown or revoked"},
+                problem(401, "unknown-key", "the API key is unknown or revoked"),
                 {"WWW-Authenticate": UNAUTHENTICATED},
             )
         assert key is not None
+        wait = self.limiter.take(key.key_id)
+        if wait:
+            return rate_limited(f"key {key.key_id} (trust {key.trust})", wait)
         return key
 
     async def _key(self, key_id: str) -> ApiKey | None:
@@ -129,49 +213,52 @@ class Gateway:
         content_type: str | None,
         headers: dict[str, str],
         body: bytes | Refusal,
+        address: str = "",
+        store: bool = True,
     ) -> Reply:
-        """Validate, check the trust, store each event, and say what became of each."""
+        """Validate, check the trust, store each event, and say what became of each. With
+        `store=False` (the sandbox, POST /v1/events/validate) the same answer, nothing stored
+        and nothing recorded."""
         started = self.timer()
-        key = await self.authenticate(authorization)
+        key = await self.authenticate(authorization, address)
         if isinstance(key, Reply):
             self.metrics.observe("", key.status, [], self.timer() - started)
             return key
-        reply, results = await self._ingest(key.trust, content_type, headers, body)
+        reply, results = await self._ingest(key.trust, content_type, headers, body, store)
+        if reply.status in _WHOLE_REFUSALS:
+            self.address_limiter.take(address)
         self.metrics.observe(key.trust, reply.status, results, self.timer() - started)
         return reply
 
     async def _ingest(
-        self, trust: str, content_type: str | None, headers: dict[str, str], body: bytes | Refusal
+        self,
+        trust: str,
+        content_type: str | None,
+        headers: dict[str, str],
+        body: bytes | Refusal,
+        store: bool,
     ) -> tuple[Reply, list[EventResult]]:
-        wait = self.limiter.take(trust)
-        if wait:
-            return Reply(
-                429,
-                {"detail": f"trust {trust} is over its request rate; retry after {wait}s"},
-                {"Retry-After": str(wait)},
-            ), []
+        now = self.clock()
         decoded = (
             body
             if isinstance(body, Refusal)
             else decode_request(content_type, headers, body, self.max_events)
         )
         if isinstance(decoded, Refusal):
+            if store:
+                refused = FieldError("request", decoded.detail, decoded.problem or "request")
+                await self._record([request_refused(trust, [refused], now, _door_key())])
             return refusal_reply(decoded), []
         forbidden = [trust_errors(e.raw, trust) for e in decoded]
         if any(forbidden):
-            refused = [
+            refused_events = [
                 rejected(e.event_id, errs or [NOT_STORED_FORBIDDEN])
                 for e, errs in zip(decoded, forbidden, strict=True)
             ]
-            return Reply(
-                403,
-                {
-                    "detail": "this key may send only its own trust's events, and "
-                    "never events the platform derives; nothing stored",
-                    "results": _dump(refused),
-                },
-            ), refused
-        now = self.clock()
+            if store:
+                why = [err for errs in forbidden for err in errs]
+                await self._record([request_refused(trust, why, now, _door_key())])
+            return results_reply(403, refused_events, {}), refused_events
         verdicts: list[AnyEvent | list[FieldError]] = []
         for e in decoded:
             try:
@@ -181,88 +268,179 @@ class Gateway:
             except ContractError as exc:
                 verdicts.append(exc.errors)
             except RecursionError:
-                verdicts.append([FieldError("event", "is nested too deeply to read")])
-        stored, unavailable = await self._publish(verdicts, [e.body for e in decoded])
+                verdicts.append([FieldError("event", "is nested too deeply to read", "too-deep")])
+        bodies = [_stored_bytes(e, v) for e, v in zip(decoded, verdicts, strict=True)]
+        if store:
+            stored, full = await self._publish(verdicts, bodies)
+        else:
+            stored, full = await self._try(trust, verdicts), set()
         results: list[EventResult] = []
         door: list[Rejection] = []
         for i, (e, verdict) in enumerate(zip(decoded, verdicts, strict=True)):
             if isinstance(verdict, list):
                 results.append(rejected(e.event_id, verdict))
-                door.append(at_the_door(trust, e.raw, verdict, now, f"door:{uuid.uuid4()}"))
+                door.append(at_the_door(trust, e.raw, verdict, now, _door_key()))
             elif i in stored:
                 results.append(EventResult(id=e.event_id, status=stored[i]))
+            elif i in full:
+                results.append(
+                    rejected(e.event_id, [share_exhausted(verdict.event_type.name, trust)])
+                )
             else:
                 results.append(rejected(e.event_id, [NOT_STORED_UNAVAILABLE]))
-        if door:
-            try:
-                await self.rejection_store.record(door)
-            except Exception:  # the client has its answer; the log is secondary
-                log.exception("could not record %d door rejection(s) of trust %s", len(door), trust)
-        status = summary_status(results, unavailable)
+        if door and store:
+            await self._record(door)
+        valid = sum(1 for v in verdicts if not isinstance(v, list))
+        unavailable = len(stored) + len(full) < valid
+        status = summary_status(results, unavailable, bool(full))
         headers = {"Retry-After": str(self.retry_after_unavailable)} if unavailable else {}
-        return Reply(status, {"results": _dump(results)}, headers), results
+        return results_reply(status, results, headers), results
+
+    async def _record(self, rejections: list[Rejection]) -> None:
+        try:
+            await self.rejection_store.record(rejections)
+        except Exception:  # the client has its answer; the log is secondary
+            log.exception("could not record %d door rejection(s)", len(rejections))
+
+    @staticmethod
+    def _firsts(verdicts: Sequence[AnyEvent | list[FieldError]]) -> dict[int, int]:
+        """Each valid event's index -> the index of the first valid event with its id."""
+        first: dict[str, int] = {}
+        return {
+            i: first.setdefault(str(v.id), i)
+            for i, v in enumerate(verdicts)
+            if not isinstance(v, list)
+        }
+
+    async def _try(
+        self, trust: str, verdicts: Sequence[AnyEvent | list[FieldError]]
+    ) -> dict[int, Status]:
+        """What storing would say, storing nothing: `duplicate` for an id stored before or
+        earlier in the request, else `accepted`."""
+        repeats = self._firsts(verdicts)
+        ids = [str(v.id) for v in verdicts if not isinstance(v, list)]
+        before = await self.stored(trust, ids) if ids else set()
+        return {
+            i: Status.DUPLICATE
+            if i != j or str(verdicts[i].id) in before  # type: ignore[union-attr]
+            else Status.ACCEPTED
+            for i, j in repeats.items()
+        }
 
     async def _publish(
         self, verdicts: Sequence[AnyEvent | list[FieldError]], bodies: Sequence[bytes]
-    ) -> tuple[dict[int, Status], bool]:
-        """Publish the valid events concurrently; which were stored, and whether the stream
-        failed. A repeated id within the request is published once, then `duplicate`."""
-        first: dict[str, int] = {}
-        repeats: dict[int, int] = {}
-        for i, v in enumerate(verdicts):
-            if not isinstance(v, list):
-                repeats[i] = first.setdefault(str(v.id), i)
+    ) -> tuple[dict[int, Status], set[int]]:
+        """Publish the valid events concurrently; which were stored, and which the stream
+        refused because their trust's share is full. A repeated id within the request is
+        published once, then `duplicate`."""
+        repeats = self._firsts(verdicts)
         unique = [i for i, j in repeats.items() if i == j]
         events: list[Publishing] = []
         for i in unique:
             event = verdicts[i]
             assert not isinstance(event, list)
             events.append((event, bodies[i]))
-        outcomes = await self.stream.publish_many(events)
+        refused: set[int] = set()
+        outcomes = await self.stream.publish_many(events, refused)
         stored = {
             i: Status.ACCEPTED if fresh else Status.DUPLICATE
             for i, fresh in zip(unique, outcomes, strict=True)
             if fresh is not None
         }
+        full = {unique[k] for k in refused}
         for i, j in repeats.items():
             if i != j and j in stored:
                 stored[i] = Status.DUPLICATE
-        return stored, len(stored) < len(repeats)
+            elif i != j and j in full:
+                full.add(i)
+        return stored, full
 
-    async def rejections(self, authorization: str | None, since: str | None, limit: int) -> Reply:
-        """The key's trust's rejected events since `since` (RFC 3339), newest first."""
-        key = await self.authenticate(authorization)
+    async def rejections(
+        self,
+        authorization: str | None,
+        since: str | None,
+        limit: int,
+        cursor: str | None = None,
+        address: str = "",
+    ) -> Reply:
+        """The key's trust's rejected events since `since` (RFC 3339), newest first, a page
+        of `limit` rows at a time (`cursor`: the previous page's `next`)."""
+        key = await self.authenticate(authorization, address)
         if isinstance(key, Reply):
             return key
         start = parse_since(since, self.clock())
+        after = read_cursor(cursor) if cursor else None
+        if cursor and after is None:
+            start = Refusal(400, "cursor is not one this gateway gave: pass `next` as it came")
         if isinstance(start, Refusal):
+            self.address_limiter.take(address)
             return refusal_reply(start)
-        rows = await self.rejection_store.since(key.trust, start, limit)
+        page = await self.rejection_store.since(key.trust, start, limit, after)
         return Reply(
             200,
             {
                 "trust": key.trust,
                 "since": start.isoformat(),
-                "rejections": [r.model_dump(mode="json") for r in rows],
+                "rejections": [row.model_dump(mode="json") for row, _ in page],
+                "next": page[-1][1].cursor() if len(page) == limit else None,
             },
         )
+
+    def courses(self, address: str) -> Reply:
+        """The course catalogue (reference data, no key needed; rate-limited by address)."""
+        wait = self.address_limiter.take(address)
+        if wait:
+            return rate_limited(f"address {address or '(unknown)'}", wait)
+        return Reply(200, catalogue().as_json())
+
+
+_WHOLE_REFUSALS = frozenset({400, 403, 413, 415})
+
+
+def _door_key() -> str:
+    return f"door:{uuid.uuid4()}"
+
+
+def _stored_bytes(event: RawEvent, verdict: AnyEvent | list[FieldError]) -> bytes:
+    """What is stored for a valid event: the bytes as sent when they hold only the contract's
+    attributes (the common case: no re-serialising), else the event re-serialised with only
+    those (optional attributes and extensions are not kept, docs/integrating.md)."""
+    if isinstance(verdict, list):
+        return event.body
+    raw = event.raw if isinstance(event.raw, dict) else {}
+    if set(raw) == CONTRACT_ATTRIBUTES:
+        return event.body
+    return verdict.to_json()
+
+
+_PLUS_OFFSET = re.compile(r"^(.*T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?) (\d{2}:?\d{2})$")
 
 
 def parse_since(
     since: str | None, now: datetime, default_back: timedelta = timedelta(days=3650)
 ) -> datetime | Refusal:
+    """`since` as a UTC time. A `+01:00` offset sent unencoded arrives as a space (a query
+    string's `+`), and is read as the `+` it was; a time whose UTC value is out of range is
+    clamped to the earliest or latest there is."""
     if not since:
         return now - default_back
+    text = _PLUS_OFFSET.sub(r"\1+\2", since.strip())
     try:
-        value = datetime.fromisoformat(since)
+        value = datetime.fromisoformat(text)
     except ValueError:
         value = None
     if value is None or value.tzinfo is None:
         return Refusal(
             400,
-            f"since={since!r} is not an RFC 3339 time with an offset, e.g. 2026-03-01T00:00:00Z",
+            f"since={since[:60]!r} is not an RFC 3339 time with an offset, e.g. "
+            "2026-03-01T00:00:00Z",
+            problem="invalid-request",
         )
-    return value
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        edge = datetime.min if value.year == 1 else datetime.max
+        return edge.replace(tzinfo=UTC)
 
 
 _RESULTS = TypeAdapter(list[EventResult])

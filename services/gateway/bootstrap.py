@@ -64,6 +64,10 @@ async def build(
         timer,
         settings.retry_after_unavailable,
         key_cache_seconds=settings.key_cache_seconds,
+        address_limiter=RateLimiter(
+            settings.address_rate_per_second, settings.address_burst, timer
+        ),
+        proxies=settings.proxies(),
     )
     dead_letters = JetStreamDeadLetters(js)
     return GatewayParts(

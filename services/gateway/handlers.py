@@ -1,52 +1,33 @@
-"""HTTP routes: each maps a request to a use case (application.Gateway) and nothing more."""
+"""HTTP routes: each maps a request to a use case (application.Gateway) and nothing more.
+
+Every error answers as problem details (`application/problem+json`, docs/errors.md); an
+unexpected exception is counted in `ibest_gateway_requests_total{status="500"}` before the
+runtime's handler answers it as a problem too.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Awaitable, Callable
+from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPBearer
 
+from ibest.backbone.problems import PROBLEM_JSON, problem_responses
 from services.gateway.application import Gateway, Reply
 from services.gateway.domain.rejections import RejectionList
-from services.gateway.domain.requests import BATCH, MAX_BODY_BYTES, STRUCTURED, Refusal
+from services.gateway.domain.requests import MAX_BODY_BYTES, Refusal, client_address
 from services.gateway.domain.results import Results
+from services.gateway.openapi import request_body
 
-_EVENT_BODY: dict[str, Any] = {
-    "parameters": [
-        {
-            "name": "Authorization",
-            "in": "header",
-            "required": True,
-            "schema": {"type": "string"},
-            "description": "`Bearer <your API key>`",
-        },
-        {"name": "Content-Type", "in": "header", "required": True, "schema": {"type": "string"}},
-    ],
-    "requestBody": {
-        "required": True,
-        "content": {
-            STRUCTURED: {
-                "schema": {"type": "object", "description": "One CloudEvent (structured)."}
-            },
-            BATCH: {
-                "schema": {
-                    "type": "array",
-                    "maxItems": 500,
-                    "items": {"type": "object"},
-                    "description": "Up to 500 CloudEvents.",
-                }
-            },
-            "application/json": {
-                "schema": {"type": "object"},
-                "description": "Binary mode: the event's data, attributes as ce- "
-                "headers (ce-specversion, ce-id, ce-source, ce-type, "
-                "ce-time, ce-trustcode, ce-sitecode).",
-            },
-        },
-    },
-}
-_DETAIL = {"content": {"application/json": {"example": {"detail": "why"}}}}
+BEARER = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearer",
+    description="Your trust's API key: `Authorization: Bearer ibk_...`",
+)
+"""Declares the bearer scheme in the OpenAPI; the use cases read the header themselves."""
+_EVENT_STATUSES = (400, 401, 403, 413, 415, 422, 429, 503, 507)
 
 
 async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes | Refusal:
@@ -64,58 +45,117 @@ async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes | Re
 
 
 def respond(reply: Reply) -> JSONResponse:
-    return JSONResponse(reply.body, reply.status, headers=reply.headers)
+    media = PROBLEM_JSON if reply.status >= 400 else "application/json"
+    return JSONResponse(reply.body, reply.status, headers=reply.headers, media_type=media)
+
+
+def address_of(request: Request, gateway: Gateway) -> str:
+    peer = request.client.host if request.client else ""
+    return client_address(peer, request.headers.get("x-forwarded-for"), gateway.proxies)
+
+
+async def counted(gateway: Gateway, answer: Callable[[], Awaitable[Reply]]) -> JSONResponse:
+    """Answer, counting a crash as a 500 in the request metrics before it propagates."""
+    try:
+        return respond(await answer())
+    except Exception:
+        gateway.metrics.observe("", 500, [], 0.0)
+        raise
 
 
 def routes() -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["events"])
+    authenticated = [Depends(BEARER)]
 
-    @router.post(
-        "/events",
-        summary="Send one event, a batch or a binary-mode event",
-        openapi_extra=_EVENT_BODY,
-        response_model=Results,
-        responses={
-            422: {"model": Results, "description": "Not every event stored"},
-            400: _DETAIL,
-            401: _DETAIL,
-            403: _DETAIL,
-            413: _DETAIL,
-            415: _DETAIL,
-            429: _DETAIL,
-            503: {"model": Results},
-        },
-    )
-    async def post_events(request: Request) -> JSONResponse:
+    async def ingest(request: Request, store: bool) -> JSONResponse:
         # Headers read directly (not as FastAPI parameters: this is the hot path, and
-        # binary mode needs every ce- header anyway); documented in _EVENT_BODY.
+        # binary mode needs every ce- header anyway); documented in request_body().
         gateway: Gateway = request.app.state.service
         headers = dict(request.headers)  # names arrive lower-case
-        return respond(
-            await gateway.ingest(
+
+        async def answer() -> Reply:
+            return await gateway.ingest(
                 headers.get("authorization"),
                 headers.get("content-type"),
                 headers,
                 await read_body(request),
+                address_of(request, gateway),
+                store,
             )
-        )
+
+        return await counted(gateway, answer)
+
+    @router.post(
+        "/events",
+        summary="Send one event, a batch or a binary-mode event",
+        openapi_extra=request_body(),
+        dependencies=authenticated,
+        response_model=Results,
+        responses=problem_responses(*_EVENT_STATUSES),
+    )
+    async def post_events(request: Request) -> JSONResponse:
+        return await ingest(request, store=True)
+
+    @router.post(
+        "/events/validate",
+        summary="Try events: exactly the answer POST /v1/events would give, nothing stored",
+        openapi_extra=request_body(),
+        dependencies=authenticated,
+        response_model=Results,
+        responses=problem_responses(*_EVENT_STATUSES),
+    )
+    async def validate_events(request: Request) -> JSONResponse:
+        return await ingest(request, store=False)
 
     @router.get(
         "/rejections",
-        summary="Your trust's rejected events, newest first",
+        summary="Your trust's rejected events and refused requests, newest first",
         tags=["rejections"],
+        dependencies=authenticated,
         response_model=RejectionList,
-        responses={400: _DETAIL, 401: _DETAIL},
+        responses=problem_responses(400, 401, 422, 429),
     )
     async def get_rejections(
         request: Request,
-        authorization: Annotated[str | None, Header()] = None,
         since: Annotated[
-            str | None, Query(description="RFC 3339 time, e.g. 2026-03-01T00:00:00Z")
+            str | None,
+            Query(
+                max_length=64,
+                description="RFC 3339 time, e.g. 2026-03-01T00:00:00Z or "
+                "2026-03-01T00:00:00+01:00 (the + may be sent unencoded)",
+            ),
         ] = None,
-        limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
+        limit: Annotated[int, Query(ge=1, le=1000, description="Rows per page")] = 100,
+        cursor: Annotated[
+            str | None,
+            Query(max_length=400, description="The previous page's `next`, as it came"),
+        ] = None,
     ) -> JSONResponse:
         gateway: Gateway = request.app.state.service
-        return respond(await gateway.rejections(authorization, since, limit))
+
+        async def answer() -> Reply:
+            return await gateway.rejections(
+                request.headers.get("authorization"),
+                since,
+                limit,
+                cursor,
+                address_of(request, gateway),
+            )
+
+        return await counted(gateway, answer)
+
+    @router.get(
+        "/courses",
+        summary="The course catalogue: the versions and modules events may name",
+        tags=["reference"],
+        responses=problem_responses(429),
+    )
+    async def get_courses(request: Request) -> JSONResponse:
+        gateway: Gateway = request.app.state.service
+
+        async def answer() -> Reply:
+            return gateway.courses(address_of(request, gateway))
+
+        return await counted(gateway, answer)
 
     return router

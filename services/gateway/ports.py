@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from services.gateway.domain.keys import ApiKey
-from services.gateway.domain.rejections import Rejection, RejectionRow
+from services.gateway.domain.rejections import Position, Rejection, RejectionRow
 from services.gateway.domain.results import EventResult
 
 
@@ -34,7 +34,12 @@ class KeyStore(Protocol):
 
 class RejectionStore(Protocol):
     async def record(self, rejections: Sequence[Rejection]) -> None: ...
-    async def since(self, trust: str, since: datetime, limit: int) -> list[RejectionRow]: ...
+    async def since(
+        self, trust: str, since: datetime, limit: int, after: Position | None = None
+    ) -> list[tuple[RejectionRow, Position]]:
+        """Up to `limit` of the trust's rows received at or after `since`, newest first (then
+        by key), starting after `after`; each with its position (for the next cursor)."""
+        ...
 
 
 @dataclass(frozen=True)

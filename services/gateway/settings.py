@@ -3,6 +3,8 @@ ibest.backbone.settings)."""
 
 from __future__ import annotations
 
+import ipaddress
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -14,13 +16,32 @@ class GatewaySettings(BaseSettings):
         default=50.0,
         gt=0,
         alias="IBEST_GATEWAY_RATE",
-        description="Requests per second each trust may make to POST /v1/events (sustained).",
+        description="Requests per second each API key may make, on every route (sustained).",
     )
     rate_burst: int = Field(
-        default=200,
+        default=100,
         ge=1,
         alias="IBEST_GATEWAY_BURST",
-        description="Requests a trust may make at once before the rate applies.",
+        description="Requests an API key may make at once before the rate applies.",
+    )
+    address_rate_per_second: float = Field(
+        default=5.0,
+        gt=0,
+        alias="IBEST_GATEWAY_ADDRESS_RATE",
+        description="Requests per second a client address may make without a valid key, or "
+        "refused whole (401, 400, 403, 413, 415), and to GET /v1/courses (sustained).",
+    )
+    address_burst: int = Field(
+        default=20,
+        ge=1,
+        alias="IBEST_GATEWAY_ADDRESS_BURST",
+        description="Such requests a client address may make at once before its rate applies.",
+    )
+    trusted_proxies: str = Field(
+        default="127.0.0.1/32,::1/128",
+        alias="IBEST_GATEWAY_TRUSTED_PROXIES",
+        description="Comma-separated networks of the proxies in front of the gateway: only "
+        "from these is X-Forwarded-For believed for the client's address.",
     )
     rejections_retention_days: float = Field(
         default=30.0,
@@ -48,3 +69,10 @@ class GatewaySettings(BaseSettings):
         alias="IBEST_GATEWAY_RETRY_AFTER",
         description="Retry-After (seconds) sent with 503 when NATS is unreachable.",
     )
+
+    def proxies(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        return [
+            ipaddress.ip_network(n.strip(), strict=False)
+            for n in self.trusted_proxies.split(",")
+            if n.strip()
+        ]

@@ -155,7 +155,6 @@ def test_missing_required_fields_are_named(name: str, data: st.DataObject) -> No
                     "source",
                     "type",
                     "time",
-                    "datacontenttype",
                     "trustcode",
                     "sitecode",
                     "data",
@@ -164,6 +163,7 @@ def test_missing_required_fields_are_named(name: str, data: st.DataObject) -> No
         )
         del raw[key]
         assert key in fields(reject(raw))
+        assert {e.code for e in reject(raw).errors} <= {"missing", "unknown-type"}
 
 
 @settings(max_examples=50)

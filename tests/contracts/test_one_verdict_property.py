@@ -208,6 +208,10 @@ CONSUMED = sorted(
 )
 
 
+EXTENSION_NAMES = st.sampled_from(["traceparent", "subject", "dataschema", "myext", "My-Ext"])
+EXTENSION_VALUES = st.one_of(st.text(max_size=8), st.integers(), st.booleans(), st.just({"a": 1}))
+
+
 @st.composite
 def wire_event(draw: st.DrawFn) -> tuple[str, bytes]:
     name = draw(st.sampled_from(CONSUMED))
@@ -220,6 +224,11 @@ def wire_event(draw: st.DrawFn) -> tuple[str, bytes]:
         time=T0 + timedelta(days=draw(st.integers(0, 400))),
         event_id=str(uuid.UUID(int=draw(st.integers(0, 2**64)))),
     )
+    # CloudEvents' optional attributes and extensions, well or badly formed, and an absent
+    # datacontenttype (JSON by default): every consumer tolerates or refuses them alike.
+    raw.update(draw(st.dictionaries(EXTENSION_NAMES, EXTENSION_VALUES, max_size=2)))
+    if draw(st.booleans()):
+        raw.pop("datacontenttype")
     subject = f"ibest.v1.RTH.{name}"
     return subject, json.dumps(raw).encode()
 

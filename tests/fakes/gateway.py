@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from services.gateway.application import Gateway, KeyAdmin
 from services.gateway.domain.keys import ApiKey
 from services.gateway.domain.ratelimit import RateLimiter
-from services.gateway.domain.rejections import Reason, Rejection, RejectionRow
+from services.gateway.domain.rejections import Position, Reason, Rejection, RejectionRow
 from services.gateway.domain.results import EventResult
 from services.gateway.ports import DeadLetterMessage, StreamUnavailable
 from tests.fakes.publisher import FakePublisher
@@ -76,21 +76,32 @@ class FakeRejectionStore:
                 if reason not in row.reasons:
                     row.reasons.append(reason)
 
-    async def since(self, trust: str, since: datetime, limit: int) -> list[RejectionRow]:
+    async def since(
+        self, trust: str, since: datetime, limit: int, after: Position | None = None
+    ) -> list[tuple[RejectionRow, Position]]:
         rows = sorted(
-            (r for r in self.rows.values() if r.trust == trust and r.received_at >= since),
-            key=lambda r: r.received_at,
-            reverse=True,
+            ((k, r) for k, r in self.rows.items() if r.trust == trust and r.received_at >= since),
+            key=lambda kr: (-kr[1].received_at.timestamp(), kr[0]),
         )
+        if after is not None:
+            rows = [
+                (k, r)
+                for k, r in rows
+                if r.received_at < after.received_at
+                or (r.received_at == after.received_at and k > after.key)
+            ]
         return [
-            RejectionRow(
-                id=r.event_id,
-                type=r.type,
-                received_at=r.received_at,
-                rejected_by=sorted(r.rejected_by),
-                reasons=r.reasons,
+            (
+                RejectionRow(
+                    id=r.event_id,
+                    type=r.type,
+                    received_at=r.received_at,
+                    rejected_by=sorted(r.rejected_by),
+                    reasons=r.reasons,
+                ),
+                Position(r.received_at, k),
             )
-            for r in rows[:limit]
+            for k, r in rows[:limit]
         ]
 
 

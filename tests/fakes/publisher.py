@@ -30,6 +30,8 @@ class FakePublisher:
         self.failures = 0
         self.down = False
         self.failed = 0
+        self.full: set[str] = set()
+        """Subjects whose share of the store is full (a publish on one is refused for good)."""
 
     async def publish(self, event: AnyEvent, body: bytes | None = None) -> bool:
         self.attempts.append(str(event.id))
@@ -47,10 +49,18 @@ class FakePublisher:
             return await self.forward_to.publish(event, body)
         return fresh
 
-    async def publish_many(self, events: Sequence[Publishing]) -> list[bool | None]:
-        """One publish after another; a failed one is None (not stored), like the real one."""
+    async def publish_many(
+        self, events: Sequence[Publishing], refused: set[int] | None = None
+    ) -> list[bool | None]:
+        """One publish after another; a failed one is None (not stored), like the real one;
+        an event of a subject in `full` is refused for good."""
         results: list[bool | None] = []
-        for event, body in events:
+        for i, (event, body) in enumerate(events):
+            if event.subject in self.full:
+                results.append(None)
+                if refused is not None:
+                    refused.add(i)
+                continue
             try:
                 results.append(await self.publish(event, body))
             except Exception:

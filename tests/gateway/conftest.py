@@ -21,6 +21,8 @@ async def gateway(settings: Settings) -> AsyncIterator[str]:
     own = GatewaySettings(
         IBEST_GATEWAY_RATE=10_000,
         IBEST_GATEWAY_BURST=10_000,
+        IBEST_GATEWAY_ADDRESS_RATE=10_000,
+        IBEST_GATEWAY_ADDRESS_BURST=10_000,
         IBEST_GATEWAY_PUBLISH_TIMEOUT=2,
         IBEST_GATEWAY_KEY_CACHE_SECONDS=0.5,
     )

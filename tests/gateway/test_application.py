@@ -307,6 +307,7 @@ async def test_dead_letters_of_several_services_make_one_row_for_the_event() -> 
     assert rows[0]["reasons"][0] == {
         "by": "outcomes",
         "field": "data.class_id",
+        "code": "invalid",  # the contract accepts the bytes: a service's own refusal
         "message": "is not a known class",
     }
 
@@ -336,6 +337,8 @@ async def test_dead_letter_headers_name_the_event_when_the_bytes_cannot() -> Non
             "type": "unknown",
             "received_at": w.clock.now.isoformat().replace("+00:00", "Z"),
             "rejected_by": ["enrolment"],
-            "reasons": [{"by": "enrolment", "field": "event", "message": "is not JSON"}],
+            "reasons": [
+                {"by": "enrolment", "field": "event", "code": "not-json", "message": "is not JSON"}
+            ],
         }
     ]

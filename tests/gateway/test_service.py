@@ -121,7 +121,12 @@ async def test_a_key_sends_and_reads_only_for_its_own_trust(
     async with httpx.AsyncClient(base_url=gateway) as client:
         mine = await client.get("/v1/rejections", headers={"Authorization": rth})
         theirs = await client.get("/v1/rejections", headers={"Authorization": rxf})
-    assert mine.status_code == 200 and mine.json()["rejections"] == []
+    # RTH's rows are its own two refused requests (each naming RXF's event), never RXF's event
+    assert mine.status_code == 200
+    assert [(r["type"], r["reasons"][0]["code"]) for r in mine.json()["rejections"]] == [
+        ("request", "wrong-trust"),
+        ("request", "wrong-trust"),
+    ]
     assert [r["id"] for r in theirs.json()["rejections"]] == [rxf_bad["id"]]
 
 

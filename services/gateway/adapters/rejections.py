@@ -15,7 +15,7 @@ from pymongo import DESCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import OperationFailure
 
-from services.gateway.domain.rejections import Reason, Rejection, RejectionRow
+from services.gateway.domain.rejections import Position, Reason, Rejection, RejectionRow
 
 Document = dict[str, Any]
 TTL_INDEX = "received_at_ttl"
@@ -65,19 +65,26 @@ class MongoRejectionStore:
         ]
         await self._rows.bulk_write(ops, ordered=False)
 
-    async def since(self, trust: str, since: datetime, limit: int) -> list[RejectionRow]:
-        cursor = (
-            self._rows.find({"trust": trust, "received_at": {"$gte": since}})
-            .sort([("received_at", DESCENDING), ("_id", 1)])
-            .limit(limit)
-        )
+    async def since(
+        self, trust: str, since: datetime, limit: int, after: Position | None = None
+    ) -> list[tuple[RejectionRow, Position]]:
+        query: Document = {"trust": trust, "received_at": {"$gte": since}}
+        if after is not None:
+            query["$or"] = [
+                {"received_at": {"$lt": after.received_at}},
+                {"received_at": after.received_at, "_id": {"$gt": after.key}},
+            ]
+        cursor = self._rows.find(query).sort([("received_at", DESCENDING), ("_id", 1)]).limit(limit)
         return [
-            RejectionRow(
-                id=d["event_id"],
-                type=d["type"],
-                received_at=d["received_at"],
-                rejected_by=d["rejected_by"],
-                reasons=[Reason(**x) for x in d["reasons"]],
+            (
+                RejectionRow(
+                    id=d["event_id"],
+                    type=d["type"],
+                    received_at=d["received_at"],
+                    rejected_by=d["rejected_by"],
+                    reasons=[Reason(**x) for x in d["reasons"]],
+                ),
+                Position(d["received_at"], d["_id"]),
             )
             async for d in cursor
         ]

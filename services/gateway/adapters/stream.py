@@ -32,8 +32,11 @@ class NatsEventStream:
         except (NatsError, TimeoutError, OSError) as exc:
             raise StreamUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
-    async def publish_many(self, events: Sequence[Publishing]) -> list[bool | None]:
-        """A request's events all in flight at once; None for each one not stored."""
+    async def publish_many(
+        self, events: Sequence[Publishing], refused: set[int] | None = None
+    ) -> list[bool | None]:
+        """A request's events all in flight at once; None for each one not stored (and its
+        index in `refused` when the trust's share of the store is full)."""
         if not self._nc.is_connected:
             return [None] * len(events)
-        return await self._publisher.publish_many(events)
+        return await self._publisher.publish_many(events, refused)

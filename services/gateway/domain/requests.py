@@ -9,7 +9,9 @@ A request that cannot be read at all is refused whole, with the status that says
 
 from __future__ import annotations
 
+import ipaddress
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
@@ -18,6 +20,8 @@ STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
 MAX_BODY_BYTES = 1024 * 1024
 MAX_BATCH_EVENTS = 500
+MAX_ID_CHARS = 64
+"""Longest id echoed or recorded (the contract's ids are UUIDs, 36 characters)."""
 
 
 @dataclass(frozen=True)
@@ -29,8 +33,11 @@ class RawEvent:
 
     @property
     def event_id(self) -> str:
+        """The id as sent, to name the event in its result and rejection row: empty when it
+        has none, or one longer than any the contract allows (so an answer and a stored row
+        never echo an arbitrarily long string)."""
         value = self.raw.get("id") if isinstance(self.raw, dict) else None
-        return value if isinstance(value, str) else ""
+        return value if isinstance(value, str) and len(value) <= MAX_ID_CHARS else ""
 
 
 @dataclass(frozen=True)
@@ -40,10 +47,21 @@ class Refusal:
     status: int
     detail: str
     headers: dict[str, str] = field(default_factory=dict)
+    problem: str = ""
+    """The problem type's name (ibest.backbone.problems.TITLES); by status when empty."""
 
 
 def media_type(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def _charset(content_type: str | None) -> str:
+    """The `charset` parameter of a Content-Type, lower-cased ('' when absent)."""
+    for param in (content_type or "").split(";")[1:]:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset":
+            return value.strip().strip('"').lower()
+    return ""
 
 
 def decode_request(
@@ -57,6 +75,13 @@ def decode_request(
     `headers` are the request's headers with lower-case names.
     """
     kind = media_type(content_type)
+    charset = _charset(content_type)
+    if charset not in ("", "utf-8", "utf8"):
+        return Refusal(
+            415,
+            f"charset {charset[:20]!r} is not accepted: events are UTF-8 (charset=utf-8)",
+            {"Accept-Post": f"{STRUCTURED}, {BATCH}"},
+        )
     if "ce-specversion" in headers:
         return _binary(kind, headers, body)
     if kind not in (STRUCTURED, BATCH):
@@ -151,7 +176,9 @@ def _binary(kind: str, headers: dict[str, str], body: bytes) -> list[RawEvent] |
     }
     event["datacontenttype"] = kind
     event["data"] = data
-    return [RawEvent(event, json.dumps(event, ensure_ascii=False).encode())]
+    # ASCII escapes: a lone surrogate in the body ("\ud800") stays an escape the contract
+    # then judges, rather than text that cannot be encoded.
+    return [RawEvent(event, json.dumps(event).encode())]
 
 
 def _json(body: bytes) -> Any:
@@ -159,8 +186,8 @@ def _json(body: bytes) -> Any:
         return json.loads(body.decode("utf-8"))
     except UnicodeDecodeError as exc:
         return Refusal(400, f"the body is not UTF-8 text: {exc}")
-    except json.JSONDecodeError as exc:
-        return Refusal(400, f"the body is not JSON: {exc}")
+    except ValueError as exc:  # not JSON, or an integer of over 4,300 digits
+        return Refusal(400, f"the body is not JSON: {str(exc)[:200]}")
     except RecursionError:
         return Refusal(400, "the body is not JSON this service can read: nested too deeply")
 
@@ -169,3 +196,27 @@ def _json_kind(value: Any) -> str:
     return {dict: "object", str: "string", bool: "boolean", type(None): "null"}.get(
         type(value), "number"
     )
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def client_address(peer: str, forwarded_for: str | None, trusted: Sequence[Network]) -> str:
+    """The address a request came from, for its per-address rate limit: the peer's, unless
+    the peer is a trusted proxy (the TLS proxy in front of the gateway), then the nearest
+    address in `X-Forwarded-For` that is not one (each proxy appends the address it saw, so
+    earlier entries, which the client can write, are never believed before later ones)."""
+
+    def is_trusted(text: str) -> bool:
+        try:
+            address = ipaddress.ip_address(text.strip())
+        except ValueError:
+            return False
+        return any(address in net for net in trusted)
+
+    if not forwarded_for or not is_trusted(peer):
+        return peer
+    for hop in reversed(forwarded_for.split(",")[-20:]):
+        if not is_trusted(hop):
+            return hop.strip()[:45]
+    return peer

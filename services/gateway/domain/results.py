@@ -9,7 +9,9 @@ from "not every event stored" (docs/integrating.md):
   Amplitude's treat it);
 - 403: an event of another trust, or one the platform derives: nothing is stored;
 - 503 (with `Retry-After`): the event stream was unreachable; results say which events were
-  stored before it failed, and the rest must be sent again.
+  stored before it failed, and the rest must be sent again;
+- 507: the trust's share of the store for an event type is full (`storage-share-exhausted`):
+  no `Retry-After`, as sending again will not store it until the operators raise the share.
 The CloudEvents webhook spec's 2xx-for-accepted, 415, 413 and 429 with `Retry-After` are
 followed as they are.
 """
@@ -43,11 +45,14 @@ class Status(StrEnum):
 
 class ErrorItem(BaseModel):
     field: str = Field(description="Dotted path of the field, or `event` / `request`.")
-    message: str = Field(description="The rule it broke.")
+    code: str = Field(description="The rule's stable code (docs/errors.md): match on this.")
+    message: str = Field(description="The rule it broke, for people (may be reworded).")
 
 
 class EventResult(BaseModel):
-    id: str = Field(description="The event's `id` as sent (empty if it had none).")
+    id: str = Field(
+        description="The event's `id` as sent (empty if it had none, or one over 64 characters)."
+    )
     status: Status
     errors: list[ErrorItem] = Field(default_factory=list)
 
@@ -64,7 +69,7 @@ def rejected(event_id: str, errors: Sequence[FieldError]) -> EventResult:
     return EventResult(
         id=event_id,
         status=Status.REJECTED,
-        errors=[ErrorItem(field=e.field, message=e.rule) for e in errors],
+        errors=[ErrorItem(field=e.field, code=e.code, message=e.rule) for e in errors],
     )
 
 
@@ -72,10 +77,23 @@ NOT_STORED_UNAVAILABLE = FieldError(
     "event",
     "not stored: the event stream was unreachable; send it again (safe: the id "
     "makes it idempotent)",
+    "stream-unavailable",
 )
 NOT_STORED_FORBIDDEN = FieldError(
-    "request", "not stored: another event of this request may not be sent with this key"
+    "request",
+    "not stored: another event of this request may not be sent with this key",
+    "refused-with-request",
 )
+
+
+def share_exhausted(event_name: str, trust: str) -> FieldError:
+    """Why an event was not stored when its trust's share of the store is full."""
+    return FieldError(
+        "event",
+        f"not stored: trust {trust}'s share of the store for {event_name} events is full; "
+        "sending it again will not store it: ask the iBeST operators to raise the share",
+        "storage-share-exhausted",
+    )
 
 
 def trust_errors(raw: object, trust: str) -> list[FieldError]:
@@ -86,22 +104,38 @@ def trust_errors(raw: object, trust: str) -> list[FieldError]:
     trustcode, sitecode, ce_type = raw.get("trustcode"), raw.get("sitecode"), raw.get("type")
     if isinstance(trustcode, str) and trustcode != trust:
         errors.append(
-            FieldError("trustcode", f"is {trustcode!r}, but this key sends for trust {trust} only")
+            FieldError(
+                "trustcode",
+                f"is {trustcode[:8]!r}, but this key sends for trust {trust} only",
+                "wrong-trust",
+            )
         )
     if isinstance(sitecode, str) and not sitecode.startswith(trust):
         errors.append(
-            FieldError("sitecode", f"is {sitecode!r}, not a site of trust {trust} (this key's)")
+            FieldError(
+                "sitecode",
+                f"is {sitecode[:8]!r}, not a site of trust {trust} (this key's)",
+                "wrong-trust",
+            )
         )
     etype = BY_CE_TYPE.get(ce_type) if isinstance(ce_type, str) else None
     if etype is not None and etype.name in DERIVED_EVENTS:
         errors.append(
-            FieldError("type", f"{etype.name} is derived by the platform; trusts do not send it")
+            FieldError(
+                "type",
+                f"{etype.name} is derived by the platform; trusts do not send it",
+                "derived-event",
+            )
         )
     return errors
 
 
-def summary_status(results: Sequence[EventResult], unavailable: bool) -> int:
-    """The request's status from its events' results (see the module docstring)."""
+def summary_status(results: Sequence[EventResult], unavailable: bool, full: bool = False) -> int:
+    """The request's status from its events' results (see the module docstring); 507 when
+    an event was refused because its trust's share of the store is full (and the stream
+    answered): sending again will not help, unlike a 503."""
     if unavailable:
         return 503
+    if full:
+        return 507
     return 200 if all(r.stored for r in results) else 422

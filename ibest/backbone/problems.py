@@ -1,0 +1,178 @@
+"""RFC 9457 problem details: the one shape of every error of every JSON API.
+
+`application/problem+json` with `type` (a stable URI, `urn:ibest:problem:<name>`, each listed
+in docs/errors.md), `title` (the same for every problem of that type), `status`, `detail`
+(this occurrence, in plain English), `code` (the type's name, for engines that match a word)
+and, where fields are at fault, `errors[]` of `{field, code, message}`. `install` puts the
+exception handlers on a service's app, so FastAPI's and Starlette's own errors (404, 405,
+validation 422s, an `HTTPException`) and an unexpected exception (500) answer in this shape.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException
+
+from shared.codes import code_of_pydantic
+
+log = logging.getLogger(__name__)
+PROBLEM_JSON = "application/problem+json"
+TYPE_PREFIX = "urn:ibest:problem:"
+
+TITLES: dict[str, str] = {
+    "unreadable-body": "The request body cannot be read",
+    "invalid-request": "The request's parameters break a rule",
+    "no-key": "No API key or token was sent",
+    "unknown-key": "The API key is unknown or revoked",
+    "forbidden": "The credentials do not allow this",
+    "forbidden-events": "The request holds events this key may not send",
+    "not-found": "There is no such resource",
+    "method-not-allowed": "The resource does not take this method",
+    "not-acceptable": "No representation the Accept header allows",
+    "too-large": "The request is over a limit",
+    "unsupported-media-type": "The Content-Type is not accepted",
+    "events-rejected": "Not every event was stored",
+    "rate-limited": "Too many requests",
+    "stream-unavailable": "The event stream is unreachable",
+    "storage-share-exhausted": "The trust's storage share is full",
+    "unavailable": "A dependency is unavailable",
+    "internal-error": "Unexpected error",
+}
+"""Every problem type, by name; docs/errors.md documents each (a test keeps them equal)."""
+
+_BY_STATUS = {
+    400: "unreadable-body",
+    401: "no-key",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    406: "not-acceptable",
+    413: "too-large",
+    415: "unsupported-media-type",
+    422: "invalid-request",
+    429: "rate-limited",
+    503: "unavailable",
+}
+
+
+def problem(
+    status: int,
+    name: str,
+    detail: str,
+    errors: Sequence[Mapping[str, str]] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """A problem details document (`name` is a key of TITLES)."""
+    body: dict[str, Any] = {
+        "type": TYPE_PREFIX + name,
+        "title": TITLES[name],
+        "status": status,
+        "detail": detail,
+        "code": name,
+    }
+    if errors is not None:
+        body["errors"] = [dict(e) for e in errors]
+    body.update(extra)
+    return body
+
+
+class ProblemResponse(JSONResponse):
+    media_type = PROBLEM_JSON
+
+
+def name_for(status: int) -> str:
+    return _BY_STATUS.get(status, "internal-error" if status >= 500 else "invalid-request")
+
+
+def _pydantic_errors(items: Sequence[Any]) -> list[dict[str, str]]:
+    """FastAPI's validation errors (`{loc, msg, type}`) as problem `errors[]`."""
+    out = []
+    for item in items:
+        if not isinstance(item, Mapping):
+            out.append({"field": "request", "code": "invalid", "message": str(item)})
+            continue
+        loc = [str(p) for p in item.get("loc", ()) if str(p) != "body"] or ["request"]
+        out.append(
+            {
+                "field": ".".join(loc),
+                "code": code_of_pydantic(item),
+                "message": str(item.get("msg", "")),
+            }
+        )
+    return out
+
+
+def from_http_exception(exc: HTTPException) -> ProblemResponse:
+    """An `HTTPException` (a service's own or Starlette's 404/405) as a problem; a list
+    detail (FastAPI's validation shape) becomes `errors[]`."""
+    detail: Any = exc.detail
+    errors = None
+    if isinstance(detail, list):
+        errors = _pydantic_errors(detail)
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+    body = problem(exc.status_code, name_for(exc.status_code), str(detail), errors)
+    return ProblemResponse(body, exc.status_code, headers=dict(exc.headers or {}))
+
+
+def install(app: FastAPI) -> None:
+    """Answer every error of `app` as problem details."""
+
+    async def on_http(request: Request, exc: Exception) -> ProblemResponse:
+        assert isinstance(exc, HTTPException)
+        return from_http_exception(exc)
+
+    async def on_validation(request: Request, exc: Exception) -> ProblemResponse:
+        assert isinstance(exc, RequestValidationError)
+        errors = _pydantic_errors(list(exc.errors()))
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        return ProblemResponse(problem(422, "invalid-request", detail, errors), 422)
+
+    async def on_crash(request: Request, exc: Exception) -> ProblemResponse:
+        log.error(
+            "unexpected %s answering %s %s", type(exc).__name__, request.method, request.url.path
+        )
+        return ProblemResponse(
+            problem(500, "internal-error", "the service failed to answer; it has been logged"),
+            500,
+        )
+
+    app.add_exception_handler(HTTPException, on_http)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(Exception, on_crash)
+
+
+class ProblemError(BaseModel):
+    field: str
+    code: str
+    message: str
+
+
+class Problem(BaseModel):
+    """An error answer (RFC 9457), as documented in each API's OpenAPI."""
+
+    type: str = Field(description="`urn:ibest:problem:<code>`, listed in docs/errors.md.")
+    title: str
+    status: int
+    detail: str
+    code: str = Field(description="The problem type's name, as in `type`.")
+    errors: list[ProblemError] | None = Field(
+        default=None, description="Fields at fault, where the problem names them."
+    )
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries of problem details for these statuses."""
+    return {
+        status: {
+            "description": TITLES[name_for(status)],
+            "content": {PROBLEM_JSON: {"schema": Problem.model_json_schema()}},
+        }
+        for status in statuses
+    }
