@@ -36,7 +36,10 @@ PLUGINS = (
     "ibest.simulate.cli",
     "ibest.purge",
 )
-OPERATIONS = ("ibest.backbone.audit",)  # `ibest audit list`
+OPERATIONS = (
+    "ibest.backbone.audit",
+    "ibest.pseudonymise",
+)  # `ibest audit list`, `ibest pseudonymise`
 
 
 async def _connect(settings: Settings) -> NatsClient:

@@ -16,6 +16,7 @@ from typing import Any
 from faststream.nats import NatsBroker
 from faststream.specification import AsyncAPI
 
+from ibest import error_docs
 from shared.catalogue import CATALOGUE_FILE, catalogue
 from shared.envelope import BY_NAME, EVENT_TYPES, CloudEvent, EventType
 from shared.examples import example
@@ -126,7 +127,19 @@ def render() -> dict[Path, str]:
         doc = asyncapi(service)
         if doc is not None:
             files[DOCS / "asyncapi" / f"{service}.json"] = _dump(doc)
+    files[DOCS / "openapi" / "gateway.json"] = _dump(gateway_openapi())
+    files[DOCS.parent / "errors.md"] = error_docs.render()
     return files
+
+
+def gateway_openapi() -> dict[str, Any]:
+    """The gateway's OpenAPI, as it serves it at /openapi.json (nothing connects)."""
+    from ibest.backbone.runtime import create_app
+    from ibest.backbone.settings import Settings
+    from services.gateway.service import SPEC
+
+    doc: dict[str, Any] = create_app(SPEC, Settings()).openapi()
+    return doc
 
 
 def _dump(obj: Any) -> str:

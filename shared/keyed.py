@@ -17,6 +17,7 @@ import re
 import uuid
 
 _SPACES = re.compile(r"\s+")
+_NOT_ALNUM = re.compile(r"[^0-9A-Za-z]+")
 _SEPARATOR = "\x1f"  # ASCII unit separator: no part can contain it, so parts never run together
 
 
@@ -55,3 +56,23 @@ def keyed_event_id(key: bytes, *parts: str) -> uuid.UUID:
     crash gives the same id, a harmless duplicate) but not computable without the key (so no
     sender can use it first). Shaped as a version-5 UUID, as the contract's ids are UUIDs."""
     return uuid.UUID(bytes=_digest(key, parts)[:16], version=5)
+
+
+def normalise_local_id(raw: str) -> str:
+    """A trust's local patient id as the patient reference hashes it: upper-cased, with every
+    space and separator (anything but a letter or digit) removed, so `rth-001 234` and
+    `RTH001234` are the same patient."""
+    return _NOT_ALNUM.sub("", raw).upper()
+
+
+def patient_reference(trust_key: bytes, local_id: str) -> str:
+    """The recipe for a patient reference (docs/identifiers.md): HMAC-SHA256 under the
+    trust's own key of the normalised local id, as its first 32 hex characters. Within the
+    contract's reference pattern, and never an NHS number (those are 10 digits and nothing
+    else but separators; this is 32 characters with no separators)."""
+    number = normalise_local_id(local_id)
+    if not number:
+        raise ValueError("a local patient id is needed for the patient reference")
+    if not trust_key:
+        raise ValueError("a keyed hash needs a non-empty key")
+    return hmac.new(trust_key, number.encode("utf-8"), hashlib.sha256).hexdigest()[:32]

@@ -143,6 +143,14 @@ def install(app: FastAPI) -> None:
             500,
         )
 
+    base_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = _problem_openapi(base_openapi())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.add_exception_handler(HTTPException, on_http)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(Exception, on_crash)
@@ -168,11 +176,24 @@ class Problem(BaseModel):
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses` entries of problem details for these statuses."""
-    return {
-        status: {
-            "description": TITLES[name_for(status)],
-            "content": {PROBLEM_JSON: {"schema": Problem.model_json_schema()}},
-        }
-        for status in statuses
-    }
+    """OpenAPI `responses` entries for these error statuses (`install` documents each as
+    problem details)."""
+    return {status: {"description": TITLES[name_for(status)]} for status in statuses}
+
+
+def _problem_openapi(schema: dict[str, Any]) -> dict[str, Any]:
+    """Every error response of every operation documented as `application/problem+json`
+    with the one `Problem` schema (FastAPI's own validation-error schemas removed)."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    problem_schema = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    components.update(problem_schema.pop("$defs", {}))
+    components["Problem"] = problem_schema
+    for name in ("HTTPValidationError", "ValidationError"):
+        components.pop(name, None)
+    ref = {"$ref": "#/components/schemas/Problem"}
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            for status, response in operation.get("responses", {}).items():
+                if str(status).isdigit() and int(status) >= 400:
+                    response["content"] = {PROBLEM_JSON: {"schema": ref}}
+    return schema

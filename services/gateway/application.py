@@ -246,7 +246,9 @@ class Gateway:
         )
         if isinstance(decoded, Refusal):
             if store:
-                refused = FieldError("request", decoded.detail, decoded.problem or "request")
+                refused = FieldError(
+                    "request", decoded.detail, decoded.problem or name_for(decoded.status)
+                )
                 await self._record([request_refused(trust, [refused], now, _door_key())])
             return refusal_reply(decoded), []
         forbidden = [trust_errors(e.raw, trust) for e in decoded]
@@ -371,7 +373,11 @@ class Gateway:
         start = parse_since(since, self.clock())
         after = read_cursor(cursor) if cursor else None
         if cursor and after is None:
-            start = Refusal(400, "cursor is not one this gateway gave: pass `next` as it came")
+            start = Refusal(
+                400,
+                "cursor is not one this gateway gave: pass `next` as it came",
+                problem="invalid-request",
+            )
         if isinstance(start, Refusal):
             self.address_limiter.take(address)
             return refusal_reply(start)

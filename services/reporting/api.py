@@ -23,6 +23,7 @@ from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
+from ibest.backbone.problems import from_http_exception
 from ibest.backbone.tokens import Token, matching
 from services.reporting.cache import BoundedCache
 from services.reporting.checks import SITE_RE, TRUST_RE, Malformed, NotFound
@@ -52,14 +53,9 @@ JSON = "application/json"
 CSV_TYPE = "text/csv"
 
 
-class Problem(BaseModel):
-    """Every refusal except 422: one message saying what was wrong."""
-
-    detail: str
-
-
 def _problem(description: str) -> dict[str, Any]:
-    return {"model": Problem, "description": description}
+    """An error response: problem details (ibest.backbone.problems documents the body)."""
+    return {"description": description}
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -68,8 +64,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     404: _problem("Unknown trust, site or funnel figure (the message says which)"),
     406: _problem("The Accept header allows none of the answer's media types"),
     503: _problem("raw=true could not be recorded in the audit log, so nothing is sent"),
-    # 422 is FastAPI's HTTPValidationError (a list of {loc, msg, type}): added to every
-    # route with parameters, and raised in that shape for our own checks too.
+    # 422: added by FastAPI to every route with parameters; our own checks raise it in
+    # FastAPI's shape, and the runtime answers both as problem details with errors[].
 }
 CSV: dict[int | str, dict[str, Any]] = {
     200: {
@@ -447,10 +443,8 @@ async def _report(
 
 
 def _error_size(refusal: HTTPException) -> int:
-    """The bytes of the JSON body FastAPI sends for `refusal`."""
-    return len(
-        json.dumps({"detail": refusal.detail}, ensure_ascii=False, separators=(",", ":")).encode()
-    )
+    """The bytes of the problem details body the runtime sends for `refusal`."""
+    return len(from_http_exception(refusal).body)
 
 
 async def _audit(request: Request, token: Token, exact: bool, status: int, size: int) -> None:

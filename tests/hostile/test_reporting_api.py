@@ -162,7 +162,7 @@ async def test_tokens_are_required_and_scoped_on_every_route(
                     f"{route}{sep}raw={raw}", headers={"Authorization": f"Bearer {READ_TOKEN}"}
                 )
                 assert r.status_code == 422, (route, raw, r.status_code)
-                assert r.json()["detail"][0]["loc"] == ["query", "raw"]
+                assert r.json()["errors"][0]["field"] == "query.raw"
             r = await api.get(route, headers={"Authorization": f"Bearer {RAW_TOKEN}"})
             assert r.status_code in (200, 404), (route, r.status_code, r.text)
 

@@ -200,9 +200,10 @@ async def test_codes_parameters_and_accept_follow_the_rules(
         async def refused(path: str, field: str, **kw: object) -> str:
             r = await api.get(path, **kw)  # type: ignore[arg-type]
             assert r.status_code == 422, (path, kw, r.status_code, r.text[:200])
-            issue = r.json()["detail"][0]
-            assert issue["loc"][-1] == field, (path, issue)
-            return str(issue["msg"])
+            assert r.headers["content-type"] == "application/problem+json", path
+            issue = r.json()["errors"][0]
+            assert issue["field"].split(".")[-1] == field, (path, issue)
+            return str(issue["message"])
 
         # Codes: a full match on the text as given; lower-case ASCII is upper-cased.
         assert (await api.get("/v1/trusts/rth")).json()["trustcode"] == "RTH"

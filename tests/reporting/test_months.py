@@ -186,8 +186,8 @@ async def test_monthly_series_exact_at_every_level_json_csv_and_after_rebuild(
         ):
             response = await get(cb, "/v1/national/months", **params)
             assert response.status_code == 422
-            [error] = response.json()["detail"]
-            assert error["loc"] == ["query", field] and says in error["msg"]
+            [error] = response.json()["errors"]
+            assert error["field"] == f"query.{field}" and says in error["message"]
         response = await get(cb, "/v1/national/months", month="2025-01")
         assert response.status_code == 422  # an unknown parameter, like every route
         assert (await get(cb, "/v1/trusts/RTH/months", READ, raw="true")).status_code == 403

@@ -329,7 +329,7 @@ async def test_tokens_scopes_and_unknown_places(settings: Settings, js: JetStrea
         assert other.status_code == 404 and "not a site of trust RTH" in other.json()["detail"]
         malformed = await get(base, "/v1/trusts/RT-H")
         assert malformed.status_code == 422
-        assert "ODS trust code" in malformed.json()["detail"][0]["msg"]
+        assert "ODS trust code" in malformed.json()["errors"][0]["message"]
         assert (await get(base, "/v1/funnel/patients_baseline")).status_code == 404
         assert (await get(base, "/v1/funnel/improved_share?measure=rmdq")).status_code == 422
         plain = await get(base, "/v1/national", {**READ, "Accept-Encoding": "identity"})
