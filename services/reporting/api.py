@@ -25,7 +25,7 @@ from pydantic import BaseModel, Field
 
 from ibest.backbone.problems import from_http_exception
 from ibest.backbone.tokens import Token, matching
-from services.reporting.cache import BoundedCache
+from services.reporting.cache import BoundedCache, deep_size
 from services.reporting.checks import SITE_RE, TRUST_RE, Malformed, NotFound
 from services.reporting.domain.figures import MEASURE_NAMES, OUTCOME_TIMEPOINTS
 from services.reporting.domain.funnel import COMPARISON_FIGURES, FUNNEL_FIGURES
@@ -340,8 +340,8 @@ ENCODED_KEPT = 512
 """Encoded answers kept (least recently used dropped first): more than a dashboard's
 distinct requests between two changes of the figures."""
 ENCODED_BYTES_KEPT = 64 * 1024 * 1024
-"""Bytes of encoded answers kept: each counts its JSON twice (the answer object it keeps
-alive is taken to be as big as its JSON) plus its gzipped copy."""
+"""Bytes of encoded answers kept: each counts its JSON, the answer object it keeps alive as
+the Python objects it is (`deep_size`), and its gzipped copy."""
 GZIP_FROM = 1400
 """Answers at least this long (about one network packet) are sent gzipped to clients that
 accept it: every trust's figures at national scale are 950 KB of JSON, 70 KB gzipped."""
@@ -375,7 +375,7 @@ def _encoded(report: dict[str, Any]) -> Encoded:
             separators=(",", ":"),
         ).encode(),
     )
-    return ENCODED.put(id(report), found, 2 * len(found.body))
+    return ENCODED.put(id(report), found, len(found.body) + deep_size(report))
 
 
 def accepts_gzip(accept_encoding: str) -> bool:
@@ -404,7 +404,7 @@ def _answer(request: Request, report: dict[str, Any], media: str) -> Response:
         return Response(encoded.body, media_type=JSON, headers=headers)
     if encoded.gzipped is None:
         encoded.gzipped = gzip.compress(encoded.body, compresslevel=6, mtime=0)
-        ENCODED.resize(id(report), 2 * len(encoded.body) + len(encoded.gzipped))
+        ENCODED.resize(id(report), len(encoded.body) + deep_size(report) + len(encoded.gzipped))
     return Response(
         encoded.gzipped, media_type=JSON, headers={**headers, "Content-Encoding": "gzip"}
     )

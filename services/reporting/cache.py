@@ -1,4 +1,5 @@
-"""A least-recently-used cache bounded in entries and in bytes.
+"""A least-recently-used cache bounded in entries and in bytes (what its values really
+hold in memory, `deep_size`, where the caller accounts Python objects).
 
 Every cache of the reporting service is one of these, so no sequence of requests can make
 it hold more than its bounds, whatever their parameters.
@@ -6,6 +7,7 @@ it hold more than its bounds, whatever their parameters.
 
 from __future__ import annotations
 
+import sys
 from collections import OrderedDict
 from collections.abc import Hashable
 from typing import Generic, TypeVar
@@ -60,3 +62,29 @@ class BoundedCache(Generic[K, V]):
     def clear(self) -> None:
         self._items.clear()
         self.bytes = 0
+
+
+def deep_size(value: object) -> int:
+    """Bytes a value holds in this process: `sys.getsizeof` of it and of everything it
+    contains (dict keys and values, list, tuple and set items), each object once.
+
+    What the caches account, rather than the value's JSON: a report of numbers costs several
+    times its JSON as Python objects (a float is 24 bytes and its dict slot more, against a
+    few characters), so a bound on JSON bytes let the process grow far past it. An object
+    shared with the view is counted too, so the account errs high, never low.
+    """
+    seen: set[int] = set()
+    stack = [value]
+    total = 0
+    while stack:
+        item = stack.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        total += sys.getsizeof(item)
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple | set | frozenset):
+            stack.extend(item)
+    return total

@@ -9,7 +9,6 @@ so it is computed once per view and kept, bounded in entries and bytes.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from datetime import date, datetime
 from typing import Any
 
 from ibest.backbone.runtime import Clock
-from services.reporting.cache import BoundedCache
+from services.reporting.cache import BoundedCache, deep_size
 from services.reporting.domain.disclosure import (
     controlled_names,
     protect_national,
@@ -30,7 +29,9 @@ from shared.followup import assessment_date
 ANSWERS_KEPT = 4096
 """Answers kept per view: every report of a few thousand sites, raw and published."""
 ANSWER_BYTES_KEPT = 64 * 1024 * 1024
-"""Bytes of answers kept (as JSON): every trust's figures at national scale are 950 KB."""
+"""Bytes of answers kept, as the Python objects they are (`deep_size`), not their JSON:
+every trust's figures at national scale are 950 KB of JSON and several times that in
+memory."""
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,5 @@ class Views:
         found = self.answers.get(key)
         if found is None:
             found = build()
-            size = len(json.dumps(found, default=str, ensure_ascii=False, separators=(",", ":")))
-            self.answers.put(key, found, size)
+            self.answers.put(key, found, deep_size(found))
         return found

@@ -366,3 +366,24 @@ async def test_no_5xx_from_a_byte_level_fuzzer_of_bodies_and_headers(
             statuses[reply.status_code] = statuses.get(reply.status_code, 0) + 1
             assert reply.status_code < 500, (bytes(body)[:300], headers, reply.text[:300])
     assert {400, 422} <= set(statuses), statuses
+
+
+async def test_a_full_storage_share_is_507_with_its_code_and_no_retry_advice(
+    gateway: str, new_key: KeyMaker, settings: Settings
+) -> None:
+    auth = await new_key("RA7")
+    headers = {"Authorization": auth, "Content-Type": BATCH}
+    share = settings.events_per_subject
+    async with httpx.AsyncClient(base_url=gateway, timeout=60) as client:
+        for start in range(0, share, 500):
+            batch = [assessed("RA7", "RA701") for _ in range(min(500, share - start))]
+            reply = await client.post("/v1/events", json=batch, headers=headers)
+            assert reply.status_code == 200, reply.text[:300]
+        over = [assessed("RA7", "RA701"), assessed("RA7", "RA701", rmdq=30)]
+        reply = await client.post("/v1/events", json=over, headers=headers)
+    body = is_problem(reply, 507, "storage-share-exhausted")
+    assert "retry-after" not in reply.headers
+    assert [r["errors"][0]["code"] for r in body["results"]] == [
+        "storage-share-exhausted",
+        "out-of-range",
+    ]
