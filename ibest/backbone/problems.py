@@ -135,9 +135,9 @@ def install(app: FastAPI) -> None:
         return ProblemResponse(problem(422, "invalid-request", detail, errors), 422)
 
     async def on_crash(request: Request, exc: Exception) -> ProblemResponse:
-        log.error(
-            "unexpected %s answering %s %s", type(exc).__name__, request.method, request.url.path
-        )
+        route = getattr(request.scope.get("route"), "path", "(no route)")
+        # The route's template, never the path: a path may hold a reference.
+        log.error("unexpected %s answering %s %s", type(exc).__name__, request.method, route)
         return ProblemResponse(
             problem(500, "internal-error", "the service failed to answer; it has been logged"),
             500,
