@@ -173,6 +173,11 @@ class Problem(BaseModel):
     errors: list[ProblemError] | None = Field(
         default=None, description="Fields at fault, where the problem names them."
     )
+    results: list[dict[str, Any]] | None = Field(
+        default=None,
+        description="For events (the gateway): one result per event, in request order, each "
+        "`{id, status, errors[]}`.",
+    )
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
