@@ -10,13 +10,15 @@ validation 422s, an `HTTPException`) and an unexpected exception (500) answer in
 
 from __future__ import annotations
 
+import html
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
@@ -121,26 +123,55 @@ def from_http_exception(exc: HTTPException) -> ProblemResponse:
     return ProblemResponse(body, exc.status_code, headers=dict(exc.headers or {}))
 
 
+def wants_html(request: Request) -> bool:
+    """A browser asking for a page (Accept names text/html, and no JSON): its errors are
+    pages in plain English, not JSON (the forms; API clients send */* or JSON)."""
+    accept = request.headers.get("accept", "").lower()
+    return "text/html" in accept and "json" not in accept
+
+
+def as_page(body: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> HTMLResponse:
+    """A problem as a plain page: its title and what happened, nothing more."""
+    page = (
+        "<!doctype html><html lang=en><meta charset=utf-8>"
+        f"<title>{html.escape(str(body['title']))}</title>"
+        f"<h1>{html.escape(str(body['title']))}</h1><p>{html.escape(str(body['detail']))}</p>"
+    )
+    return HTMLResponse(page, int(body["status"]), headers=dict(headers or {}))
+
+
 def install(app: FastAPI) -> None:
-    """Answer every error of `app` as problem details."""
+    """Answer every error of `app` as problem details (as a page to a browser)."""
 
-    async def on_http(request: Request, exc: Exception) -> ProblemResponse:
+    def answer(request: Request, response: ProblemResponse) -> Response:
+        if not wants_html(request):
+            return response
+        body = json.loads(bytes(response.body))
+        headers = {k: v for k, v in response.headers.items() if k.lower() not in _OWN}
+        return as_page(body, headers)
+
+    async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        return from_http_exception(exc)
+        return answer(request, from_http_exception(exc))
 
-    async def on_validation(request: Request, exc: Exception) -> ProblemResponse:
+    async def on_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
         errors = _pydantic_errors(list(exc.errors()))
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
-        return ProblemResponse(problem(422, "invalid-request", detail, errors), 422)
+        return answer(
+            request, ProblemResponse(problem(422, "invalid-request", detail, errors), 422)
+        )
 
-    async def on_crash(request: Request, exc: Exception) -> ProblemResponse:
+    async def on_crash(request: Request, exc: Exception) -> Response:
         route = getattr(request.scope.get("route"), "path", "(no route)")
         # The route's template, never the path: a path may hold a reference.
         log.error("unexpected %s answering %s %s", type(exc).__name__, request.method, route)
-        return ProblemResponse(
-            problem(500, "internal-error", "the service failed to answer; it has been logged"),
-            500,
+        return answer(
+            request,
+            ProblemResponse(
+                problem(500, "internal-error", "the service failed to answer; it has been logged"),
+                500,
+            ),
         )
 
     base_openapi = app.openapi
@@ -154,6 +185,9 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, on_http)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(Exception, on_crash)
+
+
+_OWN = frozenset({"content-type", "content-length"})
 
 
 class ProblemError(BaseModel):

@@ -173,3 +173,15 @@ async def test_a_crash_is_a_counted_500_answered_as_a_problem() -> None:
         reply = await client.get("/boom")
     assert reply.status_code == 500 and reply.headers["content-type"] == "application/problem+json"
     assert reply.json()["type"] == "urn:ibest:problem:internal-error"
+
+
+async def test_a_browser_gets_its_errors_as_pages_and_an_engine_as_problems() -> None:
+    app = FastAPI()
+    install(app)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        page = await client.get("/nowhere", headers={"Accept": "text/html,*/*;q=0.8"})
+        engine = await client.get("/nowhere", headers={"Accept": "*/*"})
+    assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
+    assert "<h1>There is no such resource</h1>" in page.text and "{" not in page.text
+    assert engine.headers["content-type"] == "application/problem+json"
