@@ -52,7 +52,8 @@ edit those, not this file. -->
 
 Every error of every JSON API of the platform (the gateway, and the services' HTTP APIs) is an
 [RFC 9457](https://www.rfc-editor.org/rfc/rfc9457) problem details document, served as
-`application/problem+json` (`ibest/backbone/problems.py`; HTML pages show errors as pages):
+`application/problem+json` (`ibest/backbone/problems.py`; a browser, whose `Accept` names
+`text/html` and no JSON, gets the same as a plain page):
 
 ```json
 {{"type": "urn:ibest:problem:events-rejected", "title": "Not every event was stored",
