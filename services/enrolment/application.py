@@ -30,10 +30,13 @@ class EnrolmentService:
         relay: OutboxRelay,
         catalogue: Catalogue,
         write_attempts: int = WRITE_ATTEMPTS,
+        *,
+        id_key: bytes,
     ) -> None:
         self.repository = repository
         self.relay = relay
         self.catalogue = catalogue
+        self.id_key = id_key
         self._attempts = write_attempts
 
     async def record(self, event: AnyEvent) -> None:
@@ -46,7 +49,9 @@ class EnrolmentService:
 
         async def attempt() -> tuple[OutboxEntry, ...]:
             stored = await self.repository.load(ref)
-            applied = apply_event(stored.record if stored else None, event, self.catalogue)
+            applied = apply_event(
+                stored.record if stored else None, event, self.catalogue, id_key=self.id_key
+            )
             if applied.changed:
                 await self.repository.save(
                     Change(applied.record, applied.state, stored.rev if stored else None)
@@ -77,7 +82,7 @@ class EnrolmentService:
             record: ClinicianRecord | None = before.record if before else None
             last: Applied | None = None
             for event in mine:
-                applied = apply_event(record, event, self.catalogue)
+                applied = apply_event(record, event, self.catalogue, id_key=self.id_key)
                 record = applied.record
                 if applied.changed:
                     last = applied

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
+from ibest.backbone.consumer import content_digest
 from ibest.backbone.publisher import Publisher, Publishing
 from services.gateway.domain.keys import (
     MAX_ACTIVE_KEYS,
@@ -25,6 +26,7 @@ from services.gateway.domain.keys import (
     mint_key,
     verify,
 )
+from services.gateway.domain.ledger import Claim
 from services.gateway.domain.ratelimit import RateLimiter
 from services.gateway.domain.rejections import (
     Rejection,
@@ -44,10 +46,18 @@ from services.gateway.domain.results import (
 from services.gateway.ports import (
     DeadLetterSource,
     GatewayMetrics,
+    IdLedger,
     KeyStore,
     RejectionStore,
 )
-from shared.envelope import AnyEvent, ContractError, FieldError, parse_event
+from shared.envelope import (
+    REUSED_ID,
+    AnyEvent,
+    ContractError,
+    FieldError,
+    parse_event,
+    repeated_key_rule,
+)
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
@@ -82,8 +92,11 @@ class Gateway:
         retry_after_unavailable: int = 5,
         max_events: int = MAX_BATCH_EVENTS,
         key_cache_seconds: float = 0.0,
+        *,
+        ledger: IdLedger,
     ) -> None:
         self.keys, self.rejection_store, self.stream = keys, rejections, stream
+        self.ledger = ledger
         self.limiter, self.metrics, self.clock, self.timer = limiter, metrics, clock, timer
         self.retry_after_unavailable = retry_after_unavailable
         self.max_events = max_events
@@ -174,6 +187,11 @@ class Gateway:
         now = self.clock()
         verdicts: list[AnyEvent | list[FieldError]] = []
         for e in decoded:
+            if e.repeated_key is not None:
+                verdicts.append(
+                    [FieldError("event", repeated_key_rule(e.repeated_key), "duplicate-key")]
+                )
+                continue
             try:
                 verdicts.append(
                     parse_event(None, e.body, e.raw if isinstance(e.raw, dict) else None)
@@ -182,7 +200,7 @@ class Gateway:
                 verdicts.append(exc.errors)
             except RecursionError:
                 verdicts.append([FieldError("event", "is nested too deeply to read")])
-        stored, unavailable = await self._publish(verdicts, [e.body for e in decoded])
+        stored, unavailable = await self._publish(trust, verdicts, [e.body for e in decoded])
         results: list[EventResult] = []
         door: list[Rejection] = []
         for i, (e, verdict) in enumerate(zip(decoded, verdicts, strict=True)):
@@ -203,31 +221,66 @@ class Gateway:
         return Reply(status, {"results": _dump(results)}, headers), results
 
     async def _publish(
-        self, verdicts: Sequence[AnyEvent | list[FieldError]], bodies: Sequence[bytes]
+        self,
+        trust: str,
+        verdicts: list[AnyEvent | list[FieldError]],
+        bodies: Sequence[bytes],
     ) -> tuple[dict[int, Status], bool]:
-        """Publish the valid events concurrently; which were stored, and whether the stream
-        failed. A repeated id within the request is published once, then `duplicate`."""
+        """Judge each valid event's id for this trust (the ledger), publish the new ones
+        concurrently; which were stored, and whether the stream (or the ledger) failed.
+
+        An id this trust used before for other content, in an earlier request or earlier in
+        this one, is refused (its verdict becomes `REUSED_ID`); one stored before with the
+        same content is `duplicate` without publishing, however long ago; one sent before
+        but never acknowledged is published again. A repeated id within the request with
+        the same content is published once, then `duplicate`.
+        """
         first: dict[str, int] = {}
         repeats: dict[int, int] = {}
+        digests: dict[int, str] = {}
         for i, v in enumerate(verdicts):
-            if not isinstance(v, list):
-                repeats[i] = first.setdefault(str(v.id), i)
+            if isinstance(v, list):
+                continue
+            digests[i] = content_digest(v)
+            j = first.setdefault(str(v.id), i)
+            if digests[j] != digests[i]:
+                verdicts[i] = [REUSED_ID]
+            else:
+                repeats[i] = j
         unique = [i for i, j in repeats.items() if i == j]
-        events: list[Publishing] = []
-        for i in unique:
-            event = verdicts[i]
-            assert not isinstance(event, list)
-            events.append((event, bodies[i]))
-        outcomes = await self.stream.publish_many(events)
-        stored = {
-            i: Status.ACCEPTED if fresh else Status.DUPLICATE
-            for i, fresh in zip(unique, outcomes, strict=True)
-            if fresh is not None
-        }
-        for i, j in repeats.items():
-            if i != j and j in stored:
+        try:
+            claims = await self.ledger.claim(
+                trust, [(str(_event(verdicts[i]).id), digests[i]) for i in unique], self.clock()
+            )
+        except Exception:  # the database: nothing can be judged, so nothing is stored
+            log.exception("id ledger unavailable; %d event(s) of %s not stored", len(unique), trust)
+            return {}, bool(repeats)
+        stored: dict[int, Status] = {}
+        send: list[int] = []
+        for i, claim in zip(unique, claims, strict=True):
+            if claim is Claim.REUSED:
+                verdicts[i] = [REUSED_ID]
+            elif claim is Claim.STORED:
                 stored[i] = Status.DUPLICATE
-        return stored, len(stored) < len(repeats)
+            else:
+                send.append(i)
+        events: list[Publishing] = [(_event(verdicts[i]), bodies[i]) for i in send]
+        outcomes = await self.stream.publish_many(events) if events else []
+        for i, fresh in zip(send, outcomes, strict=True):
+            if fresh is not None:
+                stored[i] = Status.ACCEPTED if fresh else Status.DUPLICATE
+        acknowledged = [str(_event(verdicts[i]).id) for i in send if i in stored]
+        try:
+            await self.ledger.stored(trust, acknowledged)
+        except Exception:  # they stay pending: a resend publishes them again, harmlessly
+            log.exception("could not mark %d stored event(s) of %s", len(acknowledged), trust)
+        for i, j in repeats.items():
+            if i != j and isinstance(verdicts[j], list):
+                verdicts[i] = [REUSED_ID]
+            elif i != j and j in stored:
+                stored[i] = Status.DUPLICATE
+        expected = [i for i in repeats if not isinstance(verdicts[i], list)]
+        return stored, len(stored) < len(expected)
 
     async def rejections(self, authorization: str | None, since: str | None, limit: int) -> Reply:
         """The key's trust's rejected events since `since` (RFC 3339), newest first."""
@@ -263,6 +316,11 @@ def parse_since(
             f"since={since!r} is not an RFC 3339 time with an offset, e.g. 2026-03-01T00:00:00Z",
         )
     return value
+
+
+def _event(verdict: AnyEvent | list[FieldError]) -> AnyEvent:
+    assert not isinstance(verdict, list)
+    return verdict
 
 
 _RESULTS = TypeAdapter(list[EventResult])

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from services.gateway.domain.keys import ApiKey
+from services.gateway.domain.ledger import Claim
 from services.gateway.domain.rejections import Rejection, RejectionRow
 from services.gateway.domain.results import EventResult
 
@@ -30,6 +31,21 @@ class KeyStore(Protocol):
     async def active_count(self, trust: str) -> int: ...
     async def all(self) -> list[ApiKey]: ...
     async def revoke(self, key_id: str, at: datetime) -> ApiKey | None: ...
+
+
+class IdLedger(Protocol):
+    """Every (trust, id) the gateway was asked to store, with its content digest
+    (`services.gateway.domain.ledger`)."""
+
+    async def claim(
+        self, trust: str, events: Sequence[tuple[str, str]], at: datetime
+    ) -> list[Claim]:
+        """Record each (id, digest) new to `trust`; per event, in order, its `Claim`."""
+        ...
+
+    async def stored(self, trust: str, ids: Sequence[str]) -> None:
+        """The stream acknowledged these ids of `trust`."""
+        ...
 
 
 class RejectionStore(Protocol):

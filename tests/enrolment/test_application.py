@@ -20,6 +20,7 @@ from shared.envelope import AnyEvent, ContractError
 from tests.enrolment.test_batch import CATALOGUE, MODULES, T0, enrolled, module
 from tests.fakes.enrolment import FakeClinicianRepository
 from tests.fakes.publisher import FakePublisher
+from tests.harness import ID_KEY
 
 
 def make() -> tuple[EnrolmentService, FakeClinicianRepository, FakePublisher]:
@@ -27,7 +28,7 @@ def make() -> tuple[EnrolmentService, FakeClinicianRepository, FakePublisher]:
     relay = OutboxRelay(
         repository.outbox, publisher, "enrolment", OutboxSettings(interval=0.01, limit=500)
     )
-    return EnrolmentService(repository, relay, CATALOGUE), repository, publisher
+    return EnrolmentService(repository, relay, CATALOGUE, id_key=ID_KEY), repository, publisher
 
 
 def training(ref: str) -> list[AnyEvent]:
@@ -42,8 +43,8 @@ async def test_record_derives_started_and_completed_once_with_fixed_ids() -> Non
     for event in training("c-1") * 2:  # every event redelivered once
         await service.record(event)
     assert [str(e.id) for e in publisher.published] == [
-        str(derived_event_id("c-1", "1", TRAINING_STARTED)),
-        str(derived_event_id("c-1", "1", TRAINING_COMPLETED)),
+        str(derived_event_id(ID_KEY, "c-1", "1", TRAINING_STARTED)),
+        str(derived_event_id(ID_KEY, "c-1", "1", TRAINING_COMPLETED)),
     ]
     state = await service.clinician("c-1")
     assert state is not None and state.status == Status.COMPLETED

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from services.gateway.application import Gateway, KeyAdmin
 from services.gateway.domain.keys import ApiKey
+from services.gateway.domain.ledger import Claim, judge
 from services.gateway.domain.ratelimit import RateLimiter
 from services.gateway.domain.rejections import Reason, Rejection, RejectionRow
 from services.gateway.domain.results import EventResult
@@ -94,6 +95,30 @@ class FakeRejectionStore:
         ]
 
 
+class FakeIdLedger:
+    """Like the MongoDB ledger: (trust, id) -> (digest, stored)."""
+
+    def __init__(self) -> None:
+        self.ids: dict[tuple[str, str], tuple[str, bool]] = {}
+
+    async def claim(
+        self, trust: str, events: Sequence[tuple[str, str]], at: datetime
+    ) -> list[Claim]:
+        claims = []
+        for eid, digest in events:
+            known = self.ids.get((trust, eid))
+            if known is None:
+                self.ids[(trust, eid)] = (digest, False)
+                claims.append(Claim.FRESH)
+            else:
+                claims.append(judge(known[0], known[1], digest))
+        return claims
+
+    async def stored(self, trust: str, ids: Sequence[str]) -> None:
+        for eid in ids:
+            self.ids[(trust, eid)] = (self.ids[(trust, eid)][0], True)
+
+
 class FakeDeadLetterSource:
     def __init__(self, messages: Sequence[DeadLetterMessage] = ()) -> None:
         self.pending = list(messages)
@@ -159,5 +184,6 @@ def world(
         retry_after_unavailable=7,
         max_events=max_events,
         key_cache_seconds=key_cache_seconds,
+        ledger=FakeIdLedger(),
     )
     return World(gateway, KeyAdmin(keys, clock), keys, rejections, stream, metrics, clock)
