@@ -170,7 +170,8 @@ class Gateway:
         )
         if isinstance(decoded, Refusal):
             return refusal_reply(decoded), []
-        forbidden = [trust_errors(e.raw, trust) for e in decoded]
+        # An event that repeats a key is refused for that alone (its trust is not readable).
+        forbidden = [[] if e.repeated_key else trust_errors(e.raw, trust) for e in decoded]
         if any(forbidden):
             refused = [
                 rejected(e.event_id, errs or [NOT_STORED_FORBIDDEN])

@@ -292,7 +292,7 @@ async def test_crash_between_store_and_publish_publishes_once_after_restart(
             js,
             entry["body"].encode(),
             subject="ibest.v1.RTH.clinician.training_completed",
-            msg_id=entry["id"],
+            msg_id=platform_msg_id(stored),
         )
         is False
     )
