@@ -123,6 +123,7 @@ def plan(draw: st.DrawFn) -> Plan:
     trust = draw(st.sampled_from(sorted(TRUSTS)))
     ref = draw(st.sampled_from(TRUSTS[trust]))
     kind = draw(st.sampled_from(["enrolled", "module", "assessed", "class"]))
+    data: dict[str, Any]
     if kind == "enrolled":
         data = {"clinician_ref": ref, "profession": "nurse", "course_version": "1"}
         return trust, "clinician.enrolled", data
