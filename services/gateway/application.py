@@ -26,7 +26,7 @@ from services.gateway.domain.keys import (
     mint_key,
     verify,
 )
-from services.gateway.domain.ledger import Claim
+from services.gateway.domain.ledger import Claim, judge
 from services.gateway.domain.ratelimit import RateLimiter
 from services.gateway.domain.rejections import (
     Rejection,
@@ -232,9 +232,8 @@ class Gateway:
 
         An id this trust used before for other content, in an earlier request or earlier in
         this one, is refused (its verdict becomes `REUSED_ID`); one stored before with the
-        same content is `duplicate` without publishing, however long ago; one sent before
-        but never acknowledged is published again. A repeated id within the request with
-        the same content is published once, then `duplicate`.
+        same content is `duplicate` without publishing, however long ago. A repeated id
+        within the request with the same content is published once, then `duplicate`.
         """
         first: dict[str, int] = {}
         repeats: dict[int, int] = {}
@@ -249,16 +248,16 @@ class Gateway:
             else:
                 repeats[i] = j
         unique = [i for i, j in repeats.items() if i == j]
+        ids = {i: str(_event(verdicts[i]).id) for i in unique}
         try:
-            claims = await self.ledger.claim(
-                trust, [(str(_event(verdicts[i]).id), digests[i]) for i in unique], self.clock()
-            )
+            known = await self.ledger.known(trust, list(ids.values()))
         except Exception:  # the database: nothing can be judged, so nothing is stored
             log.exception("id ledger unavailable; %d event(s) of %s not stored", len(unique), trust)
             return {}, bool(repeats)
         stored: dict[int, Status] = {}
         send: list[int] = []
-        for i, claim in zip(unique, claims, strict=True):
+        for i in unique:
+            claim = judge(known.get(ids[i]), digests[i])
             if claim is Claim.REUSED:
                 verdicts[i] = [REUSED_ID]
             elif claim is Claim.STORED:
@@ -267,14 +266,24 @@ class Gateway:
                 send.append(i)
         events: list[Publishing] = [(_event(verdicts[i]), bodies[i]) for i in send]
         outcomes = await self.stream.publish_many(events) if events else []
-        for i, fresh in zip(send, outcomes, strict=True):
-            if fresh is not None:
-                stored[i] = Status.ACCEPTED if fresh else Status.DUPLICATE
-        acknowledged = [str(_event(verdicts[i]).id) for i in send if i in stored]
+        fresh = [i for i, new in zip(send, outcomes, strict=True) if new is True]
+        stored |= dict.fromkeys(fresh, Status.ACCEPTED)
         try:
-            await self.ledger.stored(trust, acknowledged)
-        except Exception:  # they stay pending: a resend publishes them again, harmlessly
-            log.exception("could not mark %d stored event(s) of %s", len(acknowledged), trust)
+            await self.ledger.record(trust, [(ids[i], digests[i]) for i in fresh], self.clock())
+            # The stream already had the (trust, id) (its keyed Nats-Msg-Id, within its
+            # window): a concurrent request stored it. Its row says with what content; with
+            # no row yet, the event is not known to be stored, and is to be sent again.
+            again = [i for i, new in zip(send, outcomes, strict=True) if new is False]
+            recorded = await self.ledger.known(trust, [ids[i] for i in again])
+        except Exception:  # stored, but not remembered: a later resend is stored again
+            log.exception("could not record %d stored event(s) of %s", len(fresh), trust)
+            again, recorded = [], {}
+        for i in again:
+            claim = judge(recorded.get(ids[i]), digests[i])
+            if claim is Claim.REUSED:
+                verdicts[i] = [REUSED_ID]
+            elif claim is Claim.STORED:
+                stored[i] = Status.DUPLICATE
         for i, j in repeats.items():
             if i != j and isinstance(verdicts[j], list):
                 verdicts[i] = [REUSED_ID]

@@ -11,7 +11,6 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from services.gateway.domain.keys import ApiKey
-from services.gateway.domain.ledger import Claim
 from services.gateway.domain.rejections import Rejection, RejectionRow
 from services.gateway.domain.results import EventResult
 
@@ -34,17 +33,16 @@ class KeyStore(Protocol):
 
 
 class IdLedger(Protocol):
-    """Every (trust, id) the gateway was asked to store, with its content digest
+    """Every (trust, id) the stream stored through the gateway, with its content digest
     (`services.gateway.domain.ledger`)."""
 
-    async def claim(
-        self, trust: str, events: Sequence[tuple[str, str]], at: datetime
-    ) -> list[Claim]:
-        """Record each (id, digest) new to `trust`; per event, in order, its `Claim`."""
+    async def known(self, trust: str, ids: Sequence[str]) -> dict[str, str]:
+        """The digest stored under each of `trust`'s ids that has one, by id."""
         ...
 
-    async def stored(self, trust: str, ids: Sequence[str]) -> None:
-        """The stream acknowledged these ids of `trust`."""
+    async def record(self, trust: str, stored: Sequence[tuple[str, str]], at: datetime) -> None:
+        """Remember (id, digest) of events the stream just stored (a row already there,
+        a concurrent request's, is kept)."""
         ...
 
 

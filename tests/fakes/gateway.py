@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 
 from services.gateway.application import Gateway, KeyAdmin
 from services.gateway.domain.keys import ApiKey
-from services.gateway.domain.ledger import Claim, judge
 from services.gateway.domain.ratelimit import RateLimiter
 from services.gateway.domain.rejections import Reason, Rejection, RejectionRow
 from services.gateway.domain.results import EventResult
@@ -96,27 +95,17 @@ class FakeRejectionStore:
 
 
 class FakeIdLedger:
-    """Like the MongoDB ledger: (trust, id) -> (digest, stored)."""
+    """Like the MongoDB ledger: (trust, id) -> digest of what the stream stored."""
 
     def __init__(self) -> None:
-        self.ids: dict[tuple[str, str], tuple[str, bool]] = {}
+        self.ids: dict[tuple[str, str], str] = {}
 
-    async def claim(
-        self, trust: str, events: Sequence[tuple[str, str]], at: datetime
-    ) -> list[Claim]:
-        claims = []
-        for eid, digest in events:
-            known = self.ids.get((trust, eid))
-            if known is None:
-                self.ids[(trust, eid)] = (digest, False)
-                claims.append(Claim.FRESH)
-            else:
-                claims.append(judge(known[0], known[1], digest))
-        return claims
+    async def known(self, trust: str, ids: Sequence[str]) -> dict[str, str]:
+        return {eid: self.ids[(trust, eid)] for eid in ids if (trust, eid) in self.ids}
 
-    async def stored(self, trust: str, ids: Sequence[str]) -> None:
-        for eid in ids:
-            self.ids[(trust, eid)] = (self.ids[(trust, eid)][0], True)
+    async def record(self, trust: str, stored: Sequence[tuple[str, str]], at: datetime) -> None:
+        for eid, digest in stored:
+            self.ids.setdefault((trust, eid), digest)
 
 
 class FakeDeadLetterSource:

@@ -1,7 +1,8 @@
 """The gateway's id ledger in MongoDB (collection `event_ids`): one document per (trust, id)
-sent through the gateway, `_id` `<trust>:<id>` (`ibest.backbone.consumer.ledger_key`),
-`digest`, `stored` (the stream acknowledged it), `at` (first sent). Kept as long as the
-stream keeps events, so a duplicate is known as one however late it comes."""
+the stream stored through the gateway, `_id` `<trust>:<id>` (`ibest.backbone.consumer
+.ledger_key`), `digest` (its content), `at` (when). Kept as long as the stream keeps
+events, so a duplicate is known as one however late it comes. A request costs one read
+(`known`) and, for what it stored, one bulk insert (`record`)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ from pymongo.errors import BulkWriteError
 
 from ibest.backbone.consumer import ledger_key
 from ibest.backbone.mongo import only_duplicate_keys
-from services.gateway.domain.ledger import Claim, judge
 
 Document = dict[str, Any]
 
@@ -23,34 +23,25 @@ class MongoIdLedger:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._ids = db["event_ids"]
 
-    async def claim(
-        self, trust: str, events: Sequence[tuple[str, str]], at: datetime
-    ) -> list[Claim]:
-        """Record each (id, digest) not yet known for `trust`; what each one is. One insert of
-        every id, and a read of only those already known (a fresh request: one round trip)."""
-        docs: list[Document] = [
-            {"_id": ledger_key(trust, eid), "digest": d, "stored": False, "at": at}
-            for eid, d in events
-        ]
+    async def known(self, trust: str, ids: Sequence[str]) -> dict[str, str]:
+        """The content digest of each of `trust`'s ids already stored, by id."""
+        if not ids:
+            return {}
+        prefix = len(trust) + 1
+        keys = [ledger_key(trust, eid) for eid in ids]
+        return {
+            str(d["_id"])[prefix:]: str(d["digest"])
+            async for d in self._ids.find({"_id": {"$in": keys}}, {"digest": 1})
+        }
+
+    async def record(self, trust: str, stored: Sequence[tuple[str, str]], at: datetime) -> None:
+        """Remember (id, digest) of events the stream just stored for `trust`; one already
+        remembered (a concurrent request's) is left as it is."""
+        docs = [{"_id": ledger_key(trust, eid), "digest": d, "at": at} for eid, d in stored]
         if not docs:
-            return []
-        known: dict[str, Document] = {}
+            return
         try:
             await self._ids.insert_many(docs, ordered=False)
         except BulkWriteError as exc:
             if not only_duplicate_keys(exc):
                 raise
-            again = [docs[e["index"]]["_id"] for e in exc.details["writeErrors"]]
-            known = {d["_id"]: d async for d in self._ids.find({"_id": {"$in": again}})}
-        return [
-            judge(known[doc["_id"]]["digest"], bool(known[doc["_id"]].get("stored")), doc["digest"])
-            if doc["_id"] in known
-            else Claim.FRESH
-            for doc in docs
-        ]
-
-    async def stored(self, trust: str, ids: Sequence[str]) -> None:
-        """The stream acknowledged these ids of `trust`."""
-        if ids:
-            keys = [ledger_key(trust, eid) for eid in ids]
-            await self._ids.update_many({"_id": {"$in": keys}}, {"$set": {"stored": True}})
