@@ -125,6 +125,8 @@ class EnrolmentService:
         """The clinicians whose contact email has been erased (to redact the streams)."""
         return await self.repository.erased_contacts()
 
-    async def rename_fact(self, clinician_ref: str, old_id: str, new_id: str) -> None:
-        """Point a stored fact at its redacted copy's event id."""
-        await self.repository.rename_fact(clinician_ref, old_id, new_id)
+    async def rename_fact(
+        self, clinician_ref: str, trustcode: str, old_id: str, new_id: str
+    ) -> None:
+        """Point a stored fact (of `trustcode`'s event `old_id`) at its redacted copy's id."""
+        await self.repository.rename_fact(clinician_ref, trustcode, old_id, new_id)

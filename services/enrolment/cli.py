@@ -89,7 +89,9 @@ async def erase_command(args: argparse.Namespace, settings: Settings) -> int:
                     nc.jetstream(),
                     settings.platform_id_key(),
                     args.clinician_ref,
-                    lambda old, new: service.rename_fact(args.clinician_ref, old, new),
+                    lambda trust, old, new: service.rename_fact(
+                        args.clinician_ref, trust, old, new
+                    ),
                 )
             finally:
                 await nc.drain()

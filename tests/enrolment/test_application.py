@@ -114,7 +114,7 @@ async def test_contact_erase_and_rename() -> None:
     await service.record(first)
     assert await service.contact("c-8") == (True, "c-8@example.nhs.uk")
     assert await service.contact("nobody") == (False, None)
-    await service.rename_fact("c-8", str(first.id), "redacted-id")
+    await service.rename_fact("c-8", "RTH", str(first.id), "redacted-id")
     erased = await service.erase("c-8", record=False)
     assert erased.found and erased.email_removed and not erased.record_removed
     assert await service.contact("c-8") == (True, None)
@@ -134,7 +134,7 @@ async def test_retention_erases_emails_past_their_period_and_never_a_newer_recor
     now = T0 + retention + timedelta(minutes=1)
     # A concurrent write to c-old lands between the read and the erasure: not overwritten.
     held = await repository.held_contacts()
-    await service.rename_fact("c-old", "unused-id", "unused-id")  # bumps the revision
+    await service.rename_fact("c-old", "RTH", "unused-id", "unused-id")  # bumps the revision
     assert await repository.erase_contacts([h for h in held if h.clinician_ref == "c-old"]) == 0
     assert await service.contact("c-old") == (True, "old@example.nhs.uk")
     assert await service.erase_expired_contacts(now, retention) == 1

@@ -134,10 +134,13 @@ class MongoClinicianRepository:
         email = (doc.get("contact") or {}).get("email")
         return True, str(email) if email else None
 
-    async def rename_fact(self, clinician_ref: str, old_id: str, new_id: str) -> None:
-        """Give a stored fact a new event id (its redacted copy's), bumping `rev`."""
+    async def rename_fact(
+        self, clinician_ref: str, trustcode: str, old_id: str, new_id: str
+    ) -> None:
+        """Give a stored fact (of `trustcode`'s event `old_id`: ids belong to their trust) a
+        new event id (its redacted copy's), bumping `rev`."""
         await self._clinicians.update_one(
-            {"_id": clinician_ref, "facts.id": old_id},
+            {"_id": clinician_ref, "facts": {"$elemMatch": {"id": old_id, "trustcode": trustcode}}},
             {"$set": {"facts.$.id": new_id}, "$inc": {"rev": 1}},
         )
 

@@ -78,16 +78,20 @@ async def erase_from_stream(
     js: JetStreamContext,
     id_key: bytes,
     clinician_ref: str,
-    before_replace: Callable[[str, str], Awaitable[None]] | None = None,
+    before_replace: Callable[[str, str, str], Awaitable[None]] | None = None,
     idle_timeout: float = 10.0,
 ) -> StreamErasure:
     """Replace every stored enrolment of `clinician_ref` that carries an email, and delete
     the dead letters of its enrolments.
 
-    `before_replace(original_id, new_id)` runs before each copy is published, so the
+    `before_replace(trustcode, original_id, new_id)` runs before each copy is published, so the
     enrolment record can adopt the new id and see the copy as a redelivery.
     """
-    adopt = None if before_replace is None else (lambda _ref, old, new: before_replace(old, new))
+    adopt = (
+        None
+        if before_replace is None
+        else (lambda _ref, trust, old, new: before_replace(trust, old, new))
+    )
     return await erase_many_from_stream(js, id_key, {clinician_ref}, adopt, idle_timeout)
 
 
@@ -95,12 +99,12 @@ async def erase_many_from_stream(
     js: JetStreamContext,
     id_key: bytes,
     clinician_refs: set[str],
-    before_replace: Callable[[str, str, str], Awaitable[None]] | None = None,
+    before_replace: Callable[[str, str, str, str], Awaitable[None]] | None = None,
     idle_timeout: float = 10.0,
 ) -> StreamErasure:
     """`erase_from_stream` for many clinicians in one pass over each stream (retention:
-    `ibest enrolment retention --from-stream`); `before_replace(clinician_ref, original_id,
-    new_id)`."""
+    `ibest enrolment retention --from-stream`); `before_replace(clinician_ref, trustcode,
+    original_id, new_id)`."""
     scanned = redacted = unreadable = dead_letters = 0
     if not clinician_refs:
         return StreamErasure(0, 0)
@@ -120,9 +124,9 @@ async def erase_many_from_stream(
                 unreadable += 1
         if copy is not None:
             body, new_id = copy
-            if before_replace is not None:
-                await before_replace(ref, json.loads(msg.data)["id"], new_id)
             trust = msg.subject.split(".")[2]
+            if before_replace is not None:
+                await before_replace(ref, trust, json.loads(msg.data)["id"], new_id)
             msg_id = stream_msg_id(id_key, trust, new_id)
             await js.publish(msg.subject, body, headers={"Nats-Msg-Id": msg_id})
             await js.delete_msg(EVENTS_STREAM, msg.metadata.sequence.stream)
