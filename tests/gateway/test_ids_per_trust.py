@@ -159,6 +159,12 @@ async def test_two_trusts_may_use_one_id_and_both_events_are_stored_and_counted(
         )
     assert figures["clinicians_enrolled"] == 2 and figures["patients_baseline"] == 2
     assert await dead_letters(js) == []
+    # A rebuild replays both: ids are judged per trust there too.
+    replayed = [e async for e in StreamHistory(js, 5).stored(["clinician.enrolled"])]
+    assert sorted((e.trustcode, str(e.id)) for e in replayed) == [
+        ("RKB", shared_id),
+        ("RTH", shared_id),
+    ]
 
 
 async def test_no_raw_event_pre_empts_a_derived_training_started_or_outcome(
@@ -234,6 +240,9 @@ async def test_an_id_reused_for_other_content_is_refused_at_the_gateway_and_on_n
     assert [(dl.consumer, dl.error) for dl in letters] == [
         ("enrolment", "id: id already used for a different event")
     ]
+    # A rebuild skips it too, and keeps the first.
+    replayed = [e async for e in StreamHistory(js, 5).stored(["clinician.enrolled"])]
+    assert [e.data.profession for e in replayed if str(e.id) == event["id"]] == ["nurse"]
 
 
 async def test_a_repeated_json_key_is_refused_on_every_path(
