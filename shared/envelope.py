@@ -279,7 +279,7 @@ def parse_event(
 
     `decoded` is `body` already parsed as a JSON object, when the caller has it (the gateway
     reads a batch's events once), to spare a second parse; the verdict is the same, so the
-    caller must have parsed it with `loads_once_keyed` (a repeated key is refused).
+    caller must have parsed it refusing repeated keys (`refuse_repeated_keys`).
     """
     if len(body) > MAX_EVENT_BYTES:
         raise ContractError.one("event", f"is {len(body)} bytes; the limit is {MAX_EVENT_BYTES}")
