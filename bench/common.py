@@ -19,7 +19,7 @@ import nats
 from ibest.backbone.settings import DEFAULT_PORTS, Settings
 from ibest.backbone.streams import DEADLETTER_STREAM, EVENTS_STREAM, ensure_streams
 from ibest.local.processes import Managed, free_port, nats_server, secantus_server, start_and_wait
-from ibest.local.stack import start_service
+from ibest.local.stack import local_id_key, start_service
 
 SERVICES = tuple(DEFAULT_PORTS)
 SERVER_PROCS: dict[str, Managed] = {}
@@ -124,6 +124,8 @@ def platform_services(
         "MONGODB_URL": mongo_url,
         "IBEST_DB_PREFIX": f"bench{uuid.uuid4().hex[:8]}",
         "IBEST_REPORTING_TOKENS": f"{RAW_TOKEN}:raw,{READ_TOKEN}:read",
+        "IBEST_PLATFORM_ID_KEY_FILE": os.environ.get("IBEST_PLATFORM_ID_KEY_FILE")
+        or str(local_id_key(home)),
         **(extra_env or {}),
     }
     ports = {name: free_port() for name in names}

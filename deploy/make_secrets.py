@@ -11,7 +11,9 @@ it is safe to run again (after adding a trust it creates only the new trust's pa
   `ibest` at the TLS proxy, in front of
   Prometheus and Mailpit), `reporting_tokens` (format of IBEST_REPORTING_TOKENS,
   `id:token:scope`), `service_tokens` (format of IBEST_SERVICE_TOKENS, `id:token`: the
-  enrolment, outcomes and notifications routes that change state or reveal a clinician);
+  enrolment, outcomes and notifications routes that change state or reveal a clinician),
+  `platform_id_key` (IBEST_PLATFORM_ID_KEY_FILE: the key of every id the platform makes, so
+  no sender can pre-empt one; every service and the `ibest` commands read it);
 - `tls.crt`/`tls.key` signed by `ca.crt` for NATS and the proxy, with --self-signed only
   (for a trial: in production put your own certificate and key there).
 The directory is made mode 700 (no other host user can reach a secret in it) and each file
@@ -130,6 +132,7 @@ def make(directory: Path, self_signed: bool, names: Sequence[str]) -> list[str]:
         "proxy_password": _hex,
         "reporting_tokens": lambda: f"ops:{secrets.token_hex(32)}:read",
         "service_tokens": lambda: f"ops:{secrets.token_hex(32)}",
+        "platform_id_key": lambda: secrets.token_hex(32),
     }
     written = []
     for name, value in wanted.items():

@@ -227,6 +227,11 @@ class FieldError:
         return f"{self.field}: {self.rule}"
 
 
+REUSED_ID = FieldError("id", "id already used for a different event", "reused-id")
+"""The one rule that needs state: an id a trust already used for other content (the gateway's
+ledger and every consumer's judge it per trust; domain.md, "One verdict per event")."""
+
+
 class ContractError(ValueError):
     """An event that breaks the contract. It is never retried: it is dead-lettered."""
 
@@ -237,6 +242,40 @@ class ContractError(ValueError):
     @classmethod
     def one(cls, field: str, rule: str, code: str = "invalid") -> ContractError:
         return cls([FieldError(field, rule, code)])
+
+
+class RepeatedKey(ValueError):
+    """A JSON object names one key twice. Parsers disagree on which value counts (Python's
+    and Pydantic's take the last, others the first), so such an event is refused."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(repeated_key_rule(key))
+
+
+def repeated_key_rule(key: str) -> str:
+    return (
+        f"repeats the key {key!r} in one JSON object; each key may appear once "
+        "(parsers disagree on which value would count)"
+    )
+
+
+def refuse_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """`object_pairs_hook` for `json.loads`: the object, or `RepeatedKey`."""
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise RepeatedKey(key)
+            seen.add(key)
+    return found
+
+
+def loads_once_keyed(body: bytes | str) -> Any:
+    """`json.loads` that refuses an object with a repeated key (`RepeatedKey`): every path
+    that reads an event reads it this way, so no two parsers can disagree about it."""
+    return json.loads(body, object_pairs_hook=refuse_repeated_keys)
 
 
 def _field_errors(exc: ValidationError, prefix: str = "") -> list[FieldError]:
@@ -281,7 +320,8 @@ def parse_event(
     """Validate one event from the wire; `subject` is checked against it when given.
 
     `decoded` is `body` already parsed as a JSON object, when the caller has it (the gateway
-    reads a batch's events once), to spare a second parse; the verdict is the same.
+    reads a batch's events once), to spare a second parse; the verdict is the same, so the
+    caller must have parsed it refusing repeated keys (`refuse_repeated_keys`).
     """
     if len(body) > MAX_EVENT_BYTES:
         raise ContractError.one(
@@ -291,7 +331,9 @@ def parse_event(
         raw: Any = decoded
     else:
         try:
-            raw = json.loads(body)
+            raw = loads_once_keyed(body)
+        except RepeatedKey as exc:
+            raise ContractError.one("event", str(exc), "duplicate-key") from None
         except RecursionError:
             raise ContractError.one("event", "is nested too deeply to read", "too-deep") from None
         except ValueError as exc:  # not UTF-8, not JSON, or an integer of over 4,300 digits

@@ -22,7 +22,7 @@ from nats.js.errors import NotFoundError
 from ibest.backbone.settings import Settings
 from ibest.backbone.streams import DEADLETTER_STREAM, EVENTS_STREAM, ensure_streams
 from ibest.local.processes import free_port, nats_server, secantus_server, start_and_wait
-from tests.harness import SERVICE_TOKEN, SERVICE_TOKEN_ID, fresh_settings
+from tests.harness import ID_KEY, SERVICE_TOKEN, SERVICE_TOKEN_ID, fresh_settings
 
 
 @pytest.fixture(scope="session")
@@ -73,6 +73,19 @@ async def settings(nats_url: str, mongodb_url: str, nc: NatsClient) -> Settings:
 @pytest.fixture
 def js(nc: NatsClient, settings: Settings) -> JetStreamContext:
     return nc.jetstream()
+
+
+@pytest.fixture(scope="session")
+def id_key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("secrets") / "platform_id_key"
+    path.write_bytes(ID_KEY)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def platform_id_key(monkeypatch: pytest.MonkeyPatch, id_key_file: Path) -> None:
+    """Every service and command a test starts reads tests.harness.ID_KEY."""
+    monkeypatch.setenv("IBEST_PLATFORM_ID_KEY_FILE", str(id_key_file))
 
 
 @pytest.fixture(autouse=True)

@@ -22,6 +22,7 @@ from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from ibest.backbone.deadletters import DeadLetter, list_dead_letters
+from ibest.backbone.publisher import stream_msg_id
 from ibest.backbone.runtime import Clock, ServiceSpec, create_app, utc_now
 from ibest.backbone.serve import SERVER_OPTIONS
 from ibest.backbone.settings import Settings
@@ -29,7 +30,16 @@ from ibest.backbone.streams import EVENTS_STREAM
 from ibest.local.processes import free_port
 
 T = TypeVar("T")
+ID_KEY = b"tests-platform-id-key-4f1c9a7e0b"
+"""The platform's id key in tests (IBEST_PLATFORM_ID_KEY_FILE holds it: tests/conftest.py)."""
 SERVICE_TOKEN = "tests-service-token"
+
+
+def platform_msg_id(event: dict[str, Any]) -> str:
+    """The Nats-Msg-Id the platform's publishers set on `event` (a stored event's dict)."""
+    return stream_msg_id(ID_KEY, str(event["trustcode"]), str(event["id"]))
+
+
 SERVICE_TOKEN_ID = "tests"
 SERVICE_AUTH = {"Authorization": f"Bearer {SERVICE_TOKEN}"}
 """The service token every test's services accept (tests/conftest.py sets it)."""

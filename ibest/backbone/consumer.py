@@ -3,7 +3,8 @@
 The policy, for every delivered message:
 - it breaks the contract (bad JSON, failed validation, subject/trust mismatch) or a
   domain rule (`ContractError` raised by a handler): dead-lettered at once, acknowledged;
-- its id was already used for different content: dead-lettered at once;
+- its trust already used its id for different content: dead-lettered at once ("id already
+  used for a different event"); ids are judged per trust (`EventLedger`);
 - anything else raised is taken as transient (database down, timeouts): the message is
   put back with exponential backoff, and dead-lettered once `max_deliveries` is reached;
 - success: acknowledged after the handler has stored its effect.
@@ -28,7 +29,7 @@ from pymongo.errors import BulkWriteError
 from ibest.backbone import metrics
 from ibest.backbone.deadletters import dead_letter
 from ibest.backbone.mongo import only_duplicate_keys
-from shared.envelope import AnyEvent, ContractError, label_event, parse_event
+from shared.envelope import REUSED_ID, AnyEvent, ContractError, label_event, parse_event
 
 log = logging.getLogger(__name__)
 
@@ -40,33 +41,60 @@ of the batch is applied again one at a time by its `Handler`, under the usual po
 must be idempotent and equivalent to applying the events one by one."""
 
 
+CONTENT_FIELDS = {
+    "specversion",
+    "id",
+    "source",
+    "type",
+    "time",
+    "datacontenttype",
+    "trustcode",
+    "sitecode",
+    "data",
+}
+"""What makes an event's content: the contract's own fields, its data included.
+Anything else the envelope may carry (a `traceparent` that differs on every retry, other
+CloudEvents extensions) does not make it a different event."""
+
+
 def content_digest(event: AnyEvent) -> str:
-    """A digest of what the event says, independent of JSON spacing and key order."""
-    canonical = json.dumps(event.model_dump(mode="json", exclude_none=True), sort_keys=True)
+    """A digest of what the event says (its contract fields and data), independent of JSON
+    spacing, key order and attributes the contract ignores."""
+    kept = event.model_dump(mode="json", exclude_none=True, include=CONTENT_FIELDS)
+    canonical = json.dumps(kept, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def ledger_key(trustcode: str, event_id: object) -> str:
+    """Where an event id is remembered: under its trust (the subject's, which the NATS
+    permissions and the gateway's keys bind to the sender), so two trusts may use the same id
+    and neither event is lost, and no trust can touch another's ids."""
+    return f"{trustcode}:{event_id}"
+
+
 class EventLedger:
-    """Remembers each event id with its content digest, to catch an id reused for other content."""
+    """Remembers each (trust, event id) with its content digest, to catch an id a trust
+    reuses for other content. Collection `seen_events`, `_id` = `ledger_key`."""
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._seen = db["seen_events"]
 
     async def conflicts(self, events: list[AnyEvent]) -> set[int]:
-        """Record a batch of events; return the positions of those whose id was first
-        recorded with different content.
+        """Record a batch of events; return the positions of those whose (trust, id) was
+        first recorded with different content.
 
-        One insert of every id; only ids recorded before (redeliveries, replays, reuse) fail
-        it with a duplicate key, and only those are read back to compare: a fresh batch
-        costs one round trip. Within a batch, an id's first event is the one recorded.
+        One insert of every key; only keys recorded before (redeliveries, replays, reuse)
+        fail it with a duplicate key, and only those are read back to compare: a fresh batch
+        costs one round trip. Within a batch, a key's first event is the one recorded.
         """
         if not events:
             return set()
+        keys = [ledger_key(e.trustcode, e.id) for e in events]
         digests = [content_digest(e) for e in events]
         first: dict[str, Document] = {}
-        for e, d in zip(events, digests, strict=True):
-            first.setdefault(str(e.id), {"_id": str(e.id), "digest": d, "type": e.type})
-        recorded = {eid: doc["digest"] for eid, doc in first.items()}
+        for e, k, d in zip(events, keys, digests, strict=True):
+            first.setdefault(k, {"_id": k, "digest": d, "type": e.type})
+        recorded = {k: doc["digest"] for k, doc in first.items()}
         docs = list(first.values())
         try:
             await self._seen.insert_many(docs, ordered=False)
@@ -80,11 +108,7 @@ class EventLedger:
                     async for doc in self._seen.find({"_id": {"$in": known}}, {"digest": 1})
                 }
             )
-        return {
-            i
-            for i, (e, d) in enumerate(zip(events, digests, strict=True))
-            if recorded.get(str(e.id)) != d
-        }
+        return {i for i, (k, d) in enumerate(zip(keys, digests, strict=True)) if recorded[k] != d}
 
 
 @dataclass
@@ -179,11 +203,7 @@ class EventConsumer:
             if handler is None:
                 raise ContractError.one("type", f"{kind} is not consumed by {self.service}")
             if id_reused:
-                raise ContractError.one(
-                    "id",
-                    f"{event.id} was already used for an event with different content; "
-                    "an id identifies one event and must not be reused",
-                )
+                raise ContractError([REUSED_ID])
             await handler(event)
         except ContractError as exc:
             await self._reject(msg, kind, "invalid", str(exc))

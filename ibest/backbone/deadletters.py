@@ -23,6 +23,7 @@ into one `RejectedEvent`, which is what every view shows and what `replay` repub
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
@@ -234,13 +235,15 @@ def group_dead_letters(letters: list[DeadLetter]) -> list[RejectedEvent]:
 async def replay_dead_letter(js: JetStreamContext, letter: DeadLetter | RejectedEvent) -> None:
     """Publish a rejected event's original bytes again, once, then remove every letter of it.
 
-    It gets a new Nats-Msg-Id so JetStream does not drop it as a duplicate; every consumer
-    sees it again, and each one's idempotency by CloudEvent id makes that harmless.
+    It gets a new, random Nats-Msg-Id, so JetStream does not drop it as a duplicate and no
+    trust can publish one first to suppress it (a predictable one, such as the letter's
+    sequence, could be); every consumer sees it again, and each one's idempotency by (trust,
+    CloudEvent id) makes that harmless.
     """
     group = letter if isinstance(letter, RejectedEvent) else RejectedEvent((letter,))
     first = group.first
     headers = first.original_headers
-    headers["Nats-Msg-Id"] = f"replay:{first.seq}:{headers.get('Nats-Msg-Id', '')}"
+    headers["Nats-Msg-Id"] = f"replay:{uuid.uuid4()}"
     await js.publish(first.subject, first.data, headers=headers)
     for seq in group.seqs:
         await js.delete_msg(DEADLETTER_STREAM, seq)

@@ -9,9 +9,10 @@ to a crash between storing and publishing, nor publish one it did not store. So:
   written in the same single-document update as the state. MongoDB applies one document
   write atomically, so the state and its events are stored together without a
   multi-document transaction. `body` is the event's JSON, fixed when the entry is made.
-- Ids are deterministic (`deterministic_id`, uuid5), so a re-publish after a crash carries
-  the same id and JetStream drops it within its duplicate window (consumers are idempotent
-  by id beyond it).
+- Ids are deterministic and keyed (`shared.keyed.keyed_event_id` under the platform's id
+  key, `Settings.platform_id_key`), so a re-publish after a crash carries the same id and
+  JetStream drops it within its duplicate window (consumers are idempotent by (trust, id)
+  beyond it), and no sender can compute one first to pre-empt it.
 - Relay (`OutboxRelay`): a use case publishes what it just stored and clears each entry
   once the stream has it; a background pass (`run`, every `interval` seconds, at most
   `limit` aggregates a pass) publishes whatever a crash left behind, and sets
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -37,17 +37,6 @@ from shared.envelope import AnyEvent, parse_event
 
 log = logging.getLogger(__name__)
 Document = dict[str, Any]
-
-
-def namespace(urn: str) -> uuid.UUID:
-    """A service's id namespace, named by a URN it owns."""
-    return uuid.uuid5(uuid.NAMESPACE_URL, urn)
-
-
-def deterministic_id(space: uuid.UUID, key: str) -> uuid.UUID:
-    """The one id an event derived from `key` can have (uuid5), so re-publishing it is a
-    duplicate the stream drops."""
-    return uuid.uuid5(space, key)
 
 
 class OutboxEntry(BaseModel):

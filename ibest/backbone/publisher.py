@@ -1,4 +1,15 @@
-"""Publishing contract events to JetStream with the CloudEvent id as Nats-Msg-Id."""
+"""Publishing contract events to JetStream, with a Nats-Msg-Id only the platform can make.
+
+JetStream drops a message whose `Nats-Msg-Id` it saw within its duplicate window, across
+the whole stream, taking the header exactly as the publisher set it; a trust publishing on
+NATS directly sets it as it likes. So the platform's publishers (the gateway, every outbox
+relay) never use the bare event id: they set `stream_msg_id`, a keyed hash of the event's
+trust and id under the platform's id key, which no trust can compute. A trust's copied or
+guessed header then never matches one of the platform's, and the stream's de-duplication
+only ever drops the platform's own re-publishing of the same (trust, id). Whether an event
+is new, a duplicate or an id reused for other content is judged per trust by the gateway's
+ledger and every consumer's `EventLedger`, never by the stream.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +29,7 @@ from prometheus_client import Counter
 from ibest.backbone.metrics import EVENTS_PUBLISHED
 from ibest.backbone.streams import EVENTS_STREAM
 from shared.envelope import AnyEvent
+from shared.keyed import keyed_reference
 
 log = logging.getLogger(__name__)
 _TRANSIENT = (
@@ -27,6 +39,12 @@ _TRANSIENT = (
     ServiceUnavailableError,
     ConnectionClosedError,
 )
+
+
+def stream_msg_id(id_key: bytes, trustcode: str, event_id: str) -> str:
+    """The `Nats-Msg-Id` the platform's publishers set: keyed by the event's trust and id,
+    so one trust's event never shares it with another's, and no sender can pre-empt it."""
+    return "p-" + keyed_reference(id_key, "nats-msg-id", trustcode, event_id)
 
 
 class Publisher(Protocol):
@@ -67,14 +85,22 @@ def share_full(exc: BaseException | None) -> bool:
 class EventPublisher:
     """Publishes events and waits for the stream's acknowledgement, retrying briefly.
 
-    Re-publishing the same event is always safe: the stream drops a repeated id within its
-    duplicate window, and consumers are idempotent by id beyond it.
+    Re-publishing the same event is always safe: the stream drops a repeated (trust, id)
+    within its duplicate window, and consumers are idempotent by (trust, id) beyond it.
+    `id_key` is the platform's id key (`Settings.platform_id_key`), for `stream_msg_id`.
     """
 
     def __init__(
-        self, js: JetStreamContext, service: str, attempts: int = 5, timeout: float = 5
+        self,
+        js: JetStreamContext,
+        service: str,
+        attempts: int = 5,
+        timeout: float = 5,
+        *,
+        id_key: bytes,
     ) -> None:
         self._js = js
+        self._id_key = id_key
         self._service = service
         self._attempts = attempts
         self._timeout = timeout
@@ -90,6 +116,9 @@ class EventPublisher:
             )
         return counter
 
+    def _headers(self, event: AnyEvent) -> dict[str, str]:
+        return {"Nats-Msg-Id": stream_msg_id(self._id_key, event.trustcode, str(event.id))}
+
     async def publish(self, event: AnyEvent, body: bytes | None = None) -> bool:
         """Publish `event` (as `body`, its validated bytes, when given); True when the stream
         stored it, False when it was a duplicate."""
@@ -99,7 +128,9 @@ class EventPublisher:
                 ack = await self._js.publish(
                     event.subject,
                     event.to_json() if body is None else body,
-                    headers={"Nats-Msg-Id": str(event.id)},
+                    headers={
+                        "Nats-Msg-Id": stream_msg_id(self._id_key, event.trustcode, str(event.id))
+                    },
                     stream=EVENTS_STREAM,
                     timeout=self._timeout,
                 )
@@ -165,7 +196,9 @@ class EventPublisher:
                 acks[i] = await self._js.publish_async(
                     event.subject,
                     event.to_json() if body is None else body,
-                    headers={"Nats-Msg-Id": str(event.id)},
+                    headers={
+                        "Nats-Msg-Id": stream_msg_id(self._id_key, event.trustcode, str(event.id))
+                    },
                     stream=EVENTS_STREAM,
                 )
             except (NatsError, OSError) as exc:

@@ -150,6 +150,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        id_key = settings.platform_id_key()  # read first: no service runs without it
         mongo = mongo_client(settings)
         nc = await nats.connect(
             settings.nats_servers,
@@ -167,7 +168,9 @@ def create_app(
             await mongo.close()
             raise
         db = mongo[settings.database_of(spec.name)]
-        ctx = ServiceContext(spec.name, settings, db, nc, js, EventPublisher(js, spec.name), clock)
+        ctx = ServiceContext(
+            spec.name, settings, db, nc, js, EventPublisher(js, spec.name, id_key=id_key), clock
+        )
         wiring = await spec.wire(ctx)
         state["consumer"] = EventConsumer(
             spec.name,

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ibest.backbone.secrets import read_secret
+from ibest.backbone.secrets import SecretError, read_secret
 
 
 def inbox_prefix(user: str) -> str:
@@ -98,6 +98,25 @@ class Settings(BaseSettings):
         description="Most events the stream keeps per subject (one trust, one event type); "
         "a publish beyond it is refused. Bounds each trust's share of the store.",
     )
+
+    platform_id_key_file: Path | None = Field(
+        default=None,
+        alias="IBEST_PLATFORM_ID_KEY_FILE",
+        description="File holding the platform's id key (a Docker secret, at least 16 "
+        "random characters): the key of every id the platform makes (derived events, forms, "
+        "course-platform imports) and of the Nats-Msg-Id its publishers set, so no sender can "
+        "compute, and pre-empt, one. Required by every service; `ibest up` makes a local one.",
+    )
+
+    def platform_id_key(self) -> bytes:
+        """The platform's id key, read from `IBEST_PLATFORM_ID_KEY_FILE` (SecretError if it
+        is unset, unreadable, a placeholder or too short)."""
+        if self.platform_id_key_file is None:
+            raise SecretError(
+                "IBEST_PLATFORM_ID_KEY_FILE is not set: the platform's id key is needed to "
+                "make ids no sender can pre-empt (generate it with `python -m deploy.make_secrets`)"
+            )
+        return read_secret(self.platform_id_key_file, "IBEST_PLATFORM_ID_KEY_FILE").encode()
 
     @property
     def nats_servers(self) -> list[str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import os
+import secrets
 import signal
 import sys
 import time
@@ -121,8 +122,25 @@ def start_servers(data_dir: Path) -> tuple[Settings, list[Managed]]:
             f"  service tokens (local only; set IBEST_SERVICE_TOKENS to change): "
             f"{LOCAL_SERVICE_TOKENS}"
         )
+    if "IBEST_PLATFORM_ID_KEY_FILE" not in os.environ:
+        # Local development only: a random key made once and kept beside the local data, so
+        # the platform's ids stay the same across restarts (compose gets it as a secret).
+        env_updates["IBEST_PLATFORM_ID_KEY_FILE"] = str(local_id_key(data_dir))
+        _say(f"  platform id key (local only) {env_updates['IBEST_PLATFORM_ID_KEY_FILE']}")
     os.environ.update(env_updates)
     return Settings(), procs
+
+
+def local_id_key(data_dir: Path) -> Path:
+    """The local stack's platform id key file (IBEST_PLATFORM_ID_KEY_FILE), made on first
+    use with 256 random bits, readable by its owner only."""
+    path = data_dir / "platform_id_key"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_hex(32) + "\n")
+    return path
 
 
 async def apply_streams(settings: Settings) -> list[str]:

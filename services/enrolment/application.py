@@ -30,10 +30,13 @@ class EnrolmentService:
         relay: OutboxRelay,
         catalogue: Catalogue,
         write_attempts: int = WRITE_ATTEMPTS,
+        *,
+        id_key: bytes,
     ) -> None:
         self.repository = repository
         self.relay = relay
         self.catalogue = catalogue
+        self.id_key = id_key
         self._attempts = write_attempts
 
     async def record(self, event: AnyEvent) -> None:
@@ -46,7 +49,9 @@ class EnrolmentService:
 
         async def attempt() -> tuple[OutboxEntry, ...]:
             stored = await self.repository.load(ref)
-            applied = apply_event(stored.record if stored else None, event, self.catalogue)
+            applied = apply_event(
+                stored.record if stored else None, event, self.catalogue, id_key=self.id_key
+            )
             if applied.changed:
                 await self.repository.save(
                     Change(applied.record, applied.state, stored.rev if stored else None)
@@ -77,7 +82,7 @@ class EnrolmentService:
             record: ClinicianRecord | None = before.record if before else None
             last: Applied | None = None
             for event in mine:
-                applied = apply_event(record, event, self.catalogue)
+                applied = apply_event(record, event, self.catalogue, id_key=self.id_key)
                 record = applied.record
                 if applied.changed:
                     last = applied
@@ -120,6 +125,8 @@ class EnrolmentService:
         """The clinicians whose contact email has been erased (to redact the streams)."""
         return await self.repository.erased_contacts()
 
-    async def rename_fact(self, clinician_ref: str, old_id: str, new_id: str) -> None:
-        """Point a stored fact at its redacted copy's event id."""
-        await self.repository.rename_fact(clinician_ref, old_id, new_id)
+    async def rename_fact(
+        self, clinician_ref: str, trustcode: str, old_id: str, new_id: str
+    ) -> None:
+        """Point a stored fact (of `trustcode`'s event `old_id`) at its redacted copy's id."""
+        await self.repository.rename_fact(clinician_ref, trustcode, old_id, new_id)

@@ -28,11 +28,14 @@ class Enrolment:
 
 
 def build(
-    settings: EnrolmentSettings, db: AsyncDatabase[dict[str, Any]], publisher: Publisher
+    settings: EnrolmentSettings,
+    db: AsyncDatabase[dict[str, Any]],
+    publisher: Publisher,
+    id_key: bytes,
 ) -> Enrolment:
-    """The service over `db`, publishing with `publisher` (no I/O: the runtime also calls
-    `repository.create_indexes()`)."""
+    """The service over `db`, publishing with `publisher`, making derived ids with the
+    platform's `id_key` (no I/O: the runtime also calls `repository.create_indexes()`)."""
     repository = MongoClinicianRepository(db)
     relay = OutboxRelay(repository.outbox, publisher, NAME, settings.outbox())
-    service = EnrolmentService(repository, relay, catalogue())
+    service = EnrolmentService(repository, relay, catalogue(), id_key=id_key)
     return Enrolment(settings, repository, service, EnrolmentHandlers(service))

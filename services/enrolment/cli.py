@@ -64,7 +64,10 @@ async def erase_command(args: argparse.Namespace, settings: Settings) -> int:
     client = mongo_client(settings)
     try:
         service = bootstrap.build(
-            EnrolmentSettings(), client[settings.database_of("enrolment")], ReadOnlyPublisher()
+            EnrolmentSettings(),
+            client[settings.database_of("enrolment")],
+            ReadOnlyPublisher(),
+            settings.platform_id_key(),
         ).service
         # Audited first: an erasure that cannot be recorded does not happen.
         await audit_log_of(client, settings).record(
@@ -84,8 +87,11 @@ async def erase_command(args: argparse.Namespace, settings: Settings) -> int:
             try:
                 done = await erase_from_stream(
                     nc.jetstream(),
+                    settings.platform_id_key(),
                     args.clinician_ref,
-                    lambda old, new: service.rename_fact(args.clinician_ref, old, new),
+                    lambda trust, old, new: service.rename_fact(
+                        args.clinician_ref, trust, old, new
+                    ),
                 )
             finally:
                 await nc.drain()
@@ -136,7 +142,10 @@ async def retention_command(args: argparse.Namespace, settings: Settings) -> int
     client = mongo_client(settings)
     try:
         service = bootstrap.build(
-            own, client[settings.database_of("enrolment")], ReadOnlyPublisher()
+            own,
+            client[settings.database_of("enrolment")],
+            ReadOnlyPublisher(),
+            settings.platform_id_key(),
         ).service
         # Audited first, like every erasure: one record per run, naming the rule applied.
         await audit_log_of(client, settings).record(
@@ -157,7 +166,9 @@ async def retention_command(args: argparse.Namespace, settings: Settings) -> int
                 settings.nats_servers, connect_timeout=5, **settings.admin_nats_options()
             )
             try:
-                done = await erase_many_from_stream(nc.jetstream(), refs, service.rename_fact)
+                done = await erase_many_from_stream(
+                    nc.jetstream(), settings.platform_id_key(), refs, service.rename_fact
+                )
             finally:
                 await nc.drain()
             print(

@@ -27,7 +27,9 @@ def build_spec(
         publisher: Publisher = ctx.publisher
         if wrap_publisher is not None:
             publisher = wrap_publisher(publisher)
-        built = bootstrap.build(settings or EnrolmentSettings(), ctx.db, publisher)
+        built = bootstrap.build(
+            settings or EnrolmentSettings(), ctx.db, publisher, ctx.settings.platform_id_key()
+        )
         await built.repository.create_indexes()
         return Wiring(
             handlers=built.handlers.by_event(),

@@ -7,13 +7,14 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import TypeAdapter
 
+from ibest.backbone.consumer import content_digest
 from ibest.backbone.problems import name_for, problem
 from ibest.backbone.publisher import Publisher, Publishing
 from services.gateway.domain.keys import (
@@ -27,6 +28,7 @@ from services.gateway.domain.keys import (
     mint_key,
     verify,
 )
+from services.gateway.domain.ledger import Claim, judge
 from services.gateway.domain.ratelimit import RateLimiter
 from services.gateway.domain.rejections import (
     Rejection,
@@ -55,11 +57,20 @@ from services.gateway.domain.results import (
 from services.gateway.ports import (
     DeadLetterSource,
     GatewayMetrics,
+    IdLedger,
     KeyStore,
     RejectionStore,
 )
 from shared.catalogue import catalogue
-from shared.envelope import CONTRACT_ATTRIBUTES, AnyEvent, ContractError, FieldError, parse_event
+from shared.envelope import (
+    CONTRACT_ATTRIBUTES,
+    REUSED_ID,
+    AnyEvent,
+    ContractError,
+    FieldError,
+    parse_event,
+    repeated_key_rule,
+)
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
@@ -120,14 +131,6 @@ def results_reply(status: int, results: Sequence[EventResult], headers: dict[str
     return Reply(status, problem(status, name, detail, results=dumped), headers)
 
 
-Stored = Callable[[str, Sequence[str]], Awaitable[set[str]]]
-"""Which of a trust's event ids are already stored (for the sandbox's `duplicate`)."""
-
-
-async def nothing_stored(trust: str, ids: Sequence[str]) -> set[str]:
-    return set()
-
-
 class Gateway:
     """Sending events (`ingest`), trying them (`ingest(..., store=False)`), and reading
     rejections (`rejections`) with a trust's key.
@@ -150,16 +153,17 @@ class Gateway:
         max_events: int = MAX_BATCH_EVENTS,
         key_cache_seconds: float = 0.0,
         address_limiter: RateLimiter | None = None,
-        stored: Stored = nothing_stored,
         proxies: Sequence[Network] = (),
+        *,
+        ledger: IdLedger,
     ) -> None:
         self.keys, self.rejection_store, self.stream = keys, rejections, stream
+        self.ledger = ledger
         self.limiter, self.metrics, self.clock, self.timer = limiter, metrics, clock, timer
         self.address_limiter = address_limiter or RateLimiter(10, 20, timer)
         self.retry_after_unavailable = retry_after_unavailable
         self.max_events = max_events
         self.key_cache_seconds = key_cache_seconds
-        self.stored = stored
         self.proxies = list(proxies)
         self._known: dict[str, tuple[ApiKey, float]] = {}
 
@@ -251,7 +255,8 @@ class Gateway:
                 )
                 await self._record([request_refused(trust, [refused], now, _door_key())])
             return refusal_reply(decoded), []
-        forbidden = [trust_errors(e.raw, trust) for e in decoded]
+        # An event that repeats a key is refused for that alone (its trust is not readable).
+        forbidden = [[] if e.repeated_key else trust_errors(e.raw, trust) for e in decoded]
         if any(forbidden):
             refused_events = [
                 rejected(e.event_id, errs or [NOT_STORED_FORBIDDEN])
@@ -263,6 +268,11 @@ class Gateway:
             return results_reply(403, refused_events, {}), refused_events
         verdicts: list[AnyEvent | list[FieldError]] = []
         for e in decoded:
+            if e.repeated_key is not None:
+                verdicts.append(
+                    [FieldError("event", repeated_key_rule(e.repeated_key), "duplicate-key")]
+                )
+                continue
             try:
                 verdicts.append(
                     parse_event(None, e.body, e.raw if isinstance(e.raw, dict) else None)
@@ -273,7 +283,7 @@ class Gateway:
                 verdicts.append([FieldError("event", "is nested too deeply to read", "too-deep")])
         bodies = [_stored_bytes(e, v) for e, v in zip(decoded, verdicts, strict=True)]
         if store:
-            stored, full = await self._publish(verdicts, bodies)
+            stored, full = await self._publish(trust, verdicts, bodies)
         else:
             stored, full = await self._try(trust, verdicts), set()
         results: list[EventResult] = []
@@ -305,53 +315,119 @@ class Gateway:
             log.exception("could not record %d door rejection(s)", len(rejections))
 
     @staticmethod
-    def _firsts(verdicts: Sequence[AnyEvent | list[FieldError]]) -> dict[int, int]:
-        """Each valid event's index -> the index of the first valid event with its id."""
+    def _firsts(
+        verdicts: list[AnyEvent | list[FieldError]],
+    ) -> tuple[dict[int, int], dict[int, str]]:
+        """Each valid event's index -> the index of the first valid event with its id, and
+        each one's content digest. An id repeated within the request with other content is
+        refused there and then (its verdict becomes `REUSED_ID`)."""
         first: dict[str, int] = {}
-        return {
-            i: first.setdefault(str(v.id), i)
-            for i, v in enumerate(verdicts)
-            if not isinstance(v, list)
-        }
+        repeats: dict[int, int] = {}
+        digests: dict[int, str] = {}
+        for i, v in enumerate(verdicts):
+            if isinstance(v, list):
+                continue
+            digests[i] = content_digest(v)
+            j = first.setdefault(str(v.id), i)
+            if digests[j] != digests[i]:
+                verdicts[i] = [REUSED_ID]
+            else:
+                repeats[i] = j
+        return repeats, digests
+
+    async def _ledger_known(
+        self, trust: str, verdicts: list[AnyEvent | list[FieldError]], unique: list[int]
+    ) -> dict[str, str] | None:
+        """The ledger's digests of these events' ids for `trust`; None if it cannot be read
+        (then nothing can be judged, so nothing is stored)."""
+        try:
+            return await self.ledger.known(trust, [str(_event(verdicts[i]).id) for i in unique])
+        except Exception:  # the database
+            log.exception("id ledger unavailable; %d event(s) of %s not judged", len(unique), trust)
+            return None
 
     async def _try(
-        self, trust: str, verdicts: Sequence[AnyEvent | list[FieldError]]
+        self, trust: str, verdicts: list[AnyEvent | list[FieldError]]
     ) -> dict[int, Status]:
-        """What storing would say, storing nothing: `duplicate` for an id stored before or
-        earlier in the request, else `accepted`."""
-        repeats = self._firsts(verdicts)
-        ids = [str(v.id) for v in verdicts if not isinstance(v, list)]
-        before = await self.stored(trust, ids) if ids else set()
-        return {
-            i: Status.DUPLICATE
-            if i != j or str(verdicts[i].id) in before  # type: ignore[union-attr]
-            else Status.ACCEPTED
-            for i, j in repeats.items()
-        }
+        """What storing would say, storing nothing: `duplicate` for an id this trust stored
+        before with the same content (or earlier in the request), a reused id refused, else
+        `accepted`."""
+        repeats, digests = self._firsts(verdicts)
+        unique = [i for i, j in repeats.items() if i == j]
+        known = await self._ledger_known(trust, verdicts, unique)
+        if known is None:
+            return {}
+        result: dict[int, Status] = {}
+        for i in unique:
+            claim = judge(known.get(str(_event(verdicts[i]).id)), digests[i])
+            if claim is Claim.REUSED:
+                verdicts[i] = [REUSED_ID]
+            else:
+                result[i] = Status.DUPLICATE if claim is Claim.STORED else Status.ACCEPTED
+        for i, j in repeats.items():
+            if i != j and isinstance(verdicts[j], list):
+                verdicts[i] = [REUSED_ID]
+            elif i != j and j in result:
+                result[i] = Status.DUPLICATE
+        return result
 
     async def _publish(
-        self, verdicts: Sequence[AnyEvent | list[FieldError]], bodies: Sequence[bytes]
+        self,
+        trust: str,
+        verdicts: list[AnyEvent | list[FieldError]],
+        bodies: Sequence[bytes],
     ) -> tuple[dict[int, Status], set[int]]:
-        """Publish the valid events concurrently; which were stored, and which the stream
-        refused because their trust's share is full. A repeated id within the request is
-        published once, then `duplicate`."""
-        repeats = self._firsts(verdicts)
+        """Judge each valid event's id for this trust (the ledger), publish the new ones
+        concurrently; which were stored, and which the stream refused because their trust's
+        share is full.
+
+        An id this trust used before for other content, in an earlier request or earlier in
+        this one, is refused (its verdict becomes `REUSED_ID`); one stored before with the
+        same content is `duplicate` without publishing, however long ago. A repeated id
+        within the request with the same content is published once, then `duplicate`.
+        """
+        repeats, digests = self._firsts(verdicts)
         unique = [i for i, j in repeats.items() if i == j]
-        events: list[Publishing] = []
+        known = await self._ledger_known(trust, verdicts, unique)
+        if known is None:
+            return {}, set()
+        ids = {i: str(_event(verdicts[i]).id) for i in unique}
+        stored: dict[int, Status] = {}
+        send: list[int] = []
         for i in unique:
-            event = verdicts[i]
-            assert not isinstance(event, list)
-            events.append((event, bodies[i]))
+            claim = judge(known.get(ids[i]), digests[i])
+            if claim is Claim.REUSED:
+                verdicts[i] = [REUSED_ID]
+            elif claim is Claim.STORED:
+                stored[i] = Status.DUPLICATE
+            else:
+                send.append(i)
+        events: list[Publishing] = [(_event(verdicts[i]), bodies[i]) for i in send]
         refused: set[int] = set()
-        outcomes = await self.stream.publish_many(events, refused)
-        stored = {
-            i: Status.ACCEPTED if fresh else Status.DUPLICATE
-            for i, fresh in zip(unique, outcomes, strict=True)
-            if fresh is not None
-        }
-        full = {unique[k] for k in refused}
+        outcomes = await self.stream.publish_many(events, refused) if events else []
+        full = {send[k] for k in refused}
+        fresh = [i for i, new in zip(send, outcomes, strict=True) if new is True]
+        stored |= dict.fromkeys(fresh, Status.ACCEPTED)
+        try:
+            await self.ledger.record(trust, [(ids[i], digests[i]) for i in fresh], self.clock())
+            # The stream already had the (trust, id) (its keyed Nats-Msg-Id, within its
+            # window): a concurrent request stored it. Its row says with what content; with
+            # no row yet, the event is not known to be stored, and is to be sent again.
+            again = [i for i, new in zip(send, outcomes, strict=True) if new is False]
+            recorded = await self.ledger.known(trust, [ids[i] for i in again])
+        except Exception:  # stored, but not remembered: a later resend is stored again
+            log.exception("could not record %d stored event(s) of %s", len(fresh), trust)
+            again, recorded = [], {}
+        for i in again:
+            claim = judge(recorded.get(ids[i]), digests[i])
+            if claim is Claim.REUSED:
+                verdicts[i] = [REUSED_ID]
+            elif claim is Claim.STORED:
+                stored[i] = Status.DUPLICATE
         for i, j in repeats.items():
-            if i != j and j in stored:
+            if i != j and isinstance(verdicts[j], list):
+                verdicts[i] = [REUSED_ID]
+            elif i != j and j in stored:
                 stored[i] = Status.DUPLICATE
             elif i != j and j in full:
                 full.add(i)
@@ -447,6 +523,11 @@ def parse_since(
     except OverflowError:
         edge = datetime.min if value.year == 1 else datetime.max
         return edge.replace(tzinfo=UTC)
+
+
+def _event(verdict: AnyEvent | list[FieldError]) -> AnyEvent:
+    assert not isinstance(verdict, list)
+    return verdict
 
 
 _RESULTS = TypeAdapter(list[EventResult])

@@ -18,6 +18,7 @@ from ibest.backbone.mongo import mongo_client
 from ibest.backbone.settings import Settings
 from services.gateway.adapters.deadletters import JetStreamDeadLetters
 from services.gateway.adapters.keys import MongoKeyStore
+from services.gateway.adapters.ledger import MongoIdLedger
 from services.gateway.adapters.metrics import PrometheusGatewayMetrics
 from services.gateway.adapters.rejections import MongoRejectionStore
 from services.gateway.adapters.stream import NatsEventStream
@@ -46,10 +47,12 @@ async def build(
     db: AsyncDatabase[Document],
     nc: NatsClient,
     js: JetStreamContext,
+    id_key: bytes,
     clock: Callable[[], datetime] = utc_now,
     timer: Callable[[], float] = time.monotonic,
 ) -> GatewayParts:
-    """The running gateway over real MongoDB and NATS (indexes created here)."""
+    """The running gateway over real MongoDB and NATS (indexes created here), publishing
+    with the platform's `id_key` (its `Nats-Msg-Id`s)."""
     keys = MongoKeyStore(db)
     rejections = MongoRejectionStore(db, settings.rejections_retention_days)
     await keys.create_indexes()
@@ -57,7 +60,7 @@ async def build(
     gateway = Gateway(
         keys,
         rejections,
-        NatsEventStream(nc, js, settings.publish_timeout),
+        NatsEventStream(nc, js, settings.publish_timeout, id_key),
         RateLimiter(settings.rate_per_second, settings.rate_burst, timer),
         PrometheusGatewayMetrics(),
         clock,
@@ -68,6 +71,7 @@ async def build(
             settings.address_rate_per_second, settings.address_burst, timer
         ),
         proxies=settings.proxies(),
+        ledger=MongoIdLedger(db),
     )
     dead_letters = JetStreamDeadLetters(js)
     return GatewayParts(

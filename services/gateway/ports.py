@@ -32,6 +32,20 @@ class KeyStore(Protocol):
     async def revoke(self, key_id: str, at: datetime) -> ApiKey | None: ...
 
 
+class IdLedger(Protocol):
+    """Every (trust, id) the stream stored through the gateway, with its content digest
+    (`services.gateway.domain.ledger`)."""
+
+    async def known(self, trust: str, ids: Sequence[str]) -> dict[str, str]:
+        """The digest stored under each of `trust`'s ids that has one, by id."""
+        ...
+
+    async def record(self, trust: str, stored: Sequence[tuple[str, str]], at: datetime) -> None:
+        """Remember (id, digest) of events the stream just stored (a row already there,
+        a concurrent request's, is kept)."""
+        ...
+
+
 class RejectionStore(Protocol):
     async def record(self, rejections: Sequence[Rejection]) -> None: ...
     async def since(

@@ -27,9 +27,14 @@ class Notifications:
     service: NotificationsService
 
     def scheduler(
-        self, contacts: ContactDirectory, publisher: Publisher, channel: Channel | None = None
+        self,
+        contacts: ContactDirectory,
+        publisher: Publisher,
+        id_key: bytes,
+        channel: Channel | None = None,
     ) -> Scheduler:
-        """The sender, by `channel` (the configured one by default)."""
+        """The sender, by `channel` (the configured one by default), making event ids with
+        the platform's `id_key`."""
         return Scheduler(
             self.repository,
             self.settings,
@@ -37,6 +42,7 @@ class Notifications:
             contacts,
             publisher,
             self.service.clock,
+            id_key,
         )
 
 

@@ -80,8 +80,10 @@ class Scheduler:
         contacts: ContactDirectory,
         publisher: Publisher,
         clock: Clock,
+        id_key: bytes,
     ) -> None:
         self.repo = repo
+        self.id_key = id_key
         self.settings = settings
         self.channel = channel
         self.contacts = contacts
@@ -125,7 +127,7 @@ class Scheduler:
         their outbox, so the relay publishes it; how many."""
         found = await self.repo.finished_before_outbox()
         for doc in found:
-            event = notification_event(doc, self.clock())
+            event = notification_event(doc, self.clock(), self.id_key)
             await self.repo.queue_event(doc["_id"], [OutboxEntry.of(event).model_dump()])
         return len(found)
 
@@ -321,7 +323,7 @@ class Scheduler:
                 fields["sent_at"] = now
             if result.status in FINISHED:
                 fields |= await self._publish_target(doc)
-                event = notification_event({**doc, **fields}, now)
+                event = notification_event({**doc, **fields}, now, self.id_key)
                 fields["outbox"] = [OutboxEntry.of(event).model_dump()]
             log.info("reminder %s (%s) %s %s", doc["_id"], kind.value, result.status, result.reason)
         await self.repo.finish(doc["_id"], self.owner, fields)
@@ -341,7 +343,7 @@ class Scheduler:
         return {"trustcode": str(trust), "sitecode": str(site)}
 
 
-def notification_event(doc: Document, now: datetime) -> AnyEvent:
+def notification_event(doc: Document, now: datetime, id_key: bytes) -> AnyEvent:
     """notification.sent or notification.failed for a finished reminder (no address)."""
     common = {
         "notification_id": doc["_id"],
@@ -362,7 +364,7 @@ def notification_event(doc: Document, now: datetime) -> AnyEvent:
         sitecode=doc["sitecode"],
         source=SOURCE,
         time=doc.get("finished_at") or now,
-        event_id=notification_event_id(doc["_id"], doc["status"]),
+        event_id=notification_event_id(id_key, doc["_id"], doc["status"]),
     )
 
 

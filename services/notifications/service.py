@@ -35,7 +35,9 @@ def build_spec(settings: NotificationSettings | None = None) -> ServiceSpec:
         )
         await built.repository.ensure_indexes()
         scheduler = built.scheduler(
-            NatsContactDirectory(ctx.nats, own.contact_timeout), ctx.publisher
+            NatsContactDirectory(ctx.nats, own.contact_timeout),
+            ctx.publisher,
+            ctx.settings.platform_id_key(),
         )
         await scheduler.queue_events_finished_before_outbox()
         return Wiring(

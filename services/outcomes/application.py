@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from ibest.backbone.concurrency import retry_on_conflict
-from ibest.backbone.outbox import OutboxEntry, OutboxRelay, deterministic_id, namespace
+from ibest.backbone.outbox import OutboxEntry, OutboxRelay
 from ibest.backbone.publisher import Publisher
 from services.outcomes.domain.assessments import Assessment, utc_text
 from services.outcomes.domain.followups import schedule
@@ -25,23 +25,24 @@ from services.outcomes.settings import OutcomesSettings
 from shared.envelope import AnyEvent, new_event
 from shared.events import ClassStarted
 from shared.followup import Timepoint
+from shared.keyed import keyed_event_id
 
 log = logging.getLogger(__name__)
 SOURCE = "/services/outcomes"
 NAME = "outcomes"
-OUTCOME_NAMESPACE = namespace("urn:ibest:outcomes:outcome.recorded")
 
 
 def outcome_event_id(
-    trustcode: str, patient_ref: str, timepoint: Timepoint, revision: int
+    id_key: bytes, trustcode: str, patient_ref: str, timepoint: Timepoint, revision: int
 ) -> uuid.UUID:
-    """The same revision of the same outcome always has the same id (JetStream dedupes it)."""
-    return deterministic_id(
-        OUTCOME_NAMESPACE, f"{trustcode}/{patient_ref}/{timepoint.value}/{revision}"
+    """The same revision of the same outcome always has the same id (a re-publish is a
+    duplicate), keyed with the platform's id key so no sender can compute it first."""
+    return keyed_event_id(
+        id_key, "outcome.recorded", trustcode, patient_ref, timepoint.value, str(revision)
     )
 
 
-def outcome_event(outcome: Outcome) -> AnyEvent:
+def outcome_event(outcome: Outcome, id_key: bytes) -> AnyEvent:
     """outcome.recorded, under the baseline's trust and site, timed at the later assessment."""
     base = outcome.baseline
     return new_event(
@@ -51,14 +52,14 @@ def outcome_event(outcome: Outcome) -> AnyEvent:
         source=SOURCE,
         time=outcome.time,
         event_id=outcome_event_id(
-            base.trustcode, base.patient_ref, outcome.timepoint, outcome.revision
+            id_key, base.trustcode, base.patient_ref, outcome.timepoint, outcome.revision
         ),
     )
 
 
-def outbox_entries(changed: list[Outcome]) -> list[OutboxEntry]:
+def outbox_entries(changed: list[Outcome], id_key: bytes) -> list[OutboxEntry]:
     """The outcome.recorded events a change causes, as stored in the patient's outbox."""
-    return [OutboxEntry.of(outcome_event(o)) for o in changed]
+    return [OutboxEntry.of(outcome_event(o, id_key)) for o in changed]
 
 
 def class_doc(event: AnyEvent) -> Document:
@@ -81,8 +82,11 @@ class OutcomesService:
         publisher: Publisher,
         clock: Callable[[], datetime],
         settings: OutcomesSettings,
+        *,
+        id_key: bytes,
     ) -> None:
         self.repo = repo
+        self.id_key = id_key
         self.relay = OutboxRelay(repo.outbox, publisher, NAME, settings.outbox())
         self._clock = clock
         self._settings = settings
@@ -98,7 +102,8 @@ class OutcomesService:
             if new_state is state:
                 return []  # a redelivery or an older correction: nothing changes
             await self.repo.commit(
-                Commit(trust, ref, version, 1, new_state, outbox_entries(changed)), self._clock()
+                Commit(trust, ref, version, 1, new_state, outbox_entries(changed, self.id_key)),
+                self._clock(),
             )
             return changed
 
@@ -140,7 +145,7 @@ class OutcomesService:
                     before.version,
                     before.changes + 1,
                     state,
-                    [*before.outbox, *outbox_entries(changed)],
+                    [*before.outbox, *outbox_entries(changed, self.id_key)],
                 )
         await self.repo.commit_many(list(commits.values()), now)
         for key, commit in commits.items():

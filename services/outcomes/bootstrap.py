@@ -28,9 +28,11 @@ def build(
     settings: OutcomesSettings,
     db: AsyncDatabase[dict[str, Any]],
     publisher: Publisher,
+    id_key: bytes,
     clock: Clock = utc_now,
 ) -> Outcomes:
-    """The service over `db` (no I/O: the runtime also calls
-    `repository.create_indexes()`)."""
+    """The service over `db`, making outcome ids with the platform's `id_key` (no I/O: the
+    runtime also calls `repository.create_indexes()`)."""
     repository = MongoOutcomesRepository(db)
-    return Outcomes(settings, repository, OutcomesService(repository, publisher, clock, settings))
+    service = OutcomesService(repository, publisher, clock, settings, id_key=id_key)
+    return Outcomes(settings, repository, service)

@@ -28,11 +28,14 @@ async def _service(settings: Settings, publish: bool) -> AsyncIterator[OutcomesS
         else None
     )
     try:
+        id_key = settings.platform_id_key()
         publisher: Publisher = (
-            EventPublisher(nc.jetstream(), bootstrap.NAME) if nc else ReadOnlyPublisher()
+            EventPublisher(nc.jetstream(), bootstrap.NAME, id_key=id_key)
+            if nc
+            else ReadOnlyPublisher()
         )
         yield bootstrap.build(
-            OutcomesSettings(), mongo[settings.database_of(bootstrap.NAME)], publisher
+            OutcomesSettings(), mongo[settings.database_of(bootstrap.NAME)], publisher, id_key
         ).service
     finally:
         if nc:

@@ -14,7 +14,13 @@ def build_spec(settings: OutcomesSettings | None = None) -> ServiceSpec:
     the process starts the service."""
 
     async def wire(ctx: ServiceContext) -> Wiring:
-        built = bootstrap.build(settings or OutcomesSettings(), ctx.db, ctx.publisher, ctx.clock)
+        built = bootstrap.build(
+            settings or OutcomesSettings(),
+            ctx.db,
+            ctx.publisher,
+            ctx.settings.platform_id_key(),
+            ctx.clock,
+        )
         await built.repository.create_indexes()
         service = built.service
         return Wiring(

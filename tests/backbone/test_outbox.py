@@ -10,8 +10,6 @@ from ibest.backbone.outbox import (
     OutboxEntry,
     OutboxRelay,
     OutboxSettings,
-    deterministic_id,
-    namespace,
 )
 from shared.envelope import BY_NAME
 from shared.examples import example
@@ -51,12 +49,6 @@ async def test_publish_many_clears_only_what_it_published() -> None:
     store.put("a", [one, two])
     assert await relay.publish_many([("a", (one,))]) == 1
     assert await store.entries("a") == [two]
-
-
-def test_deterministic_ids_depend_only_on_namespace_and_key() -> None:
-    space = namespace("urn:ibest:test")
-    assert deterministic_id(space, "k") == deterministic_id(namespace("urn:ibest:test"), "k")
-    assert deterministic_id(space, "k") != deterministic_id(space, "l")
 
 
 async def test_retry_on_conflict_retries_then_lets_the_last_conflict_through() -> None:

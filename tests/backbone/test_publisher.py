@@ -9,12 +9,12 @@ import uuid
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
-from ibest.backbone.publisher import EventPublisher, Publishing
+from ibest.backbone.publisher import EventPublisher, Publishing, stream_msg_id
 from ibest.backbone.settings import Settings
 from ibest.backbone.streams import EVENTS_STREAM
 from shared.envelope import BY_NAME
 from shared.examples import example
-from tests.harness import stream_events
+from tests.harness import ID_KEY, stream_events
 
 
 def fresh(n: int) -> list[Publishing]:
@@ -25,7 +25,7 @@ def fresh(n: int) -> list[Publishing]:
 async def test_publish_many_stores_each_event_once_and_tells_duplicates(
     js: JetStreamContext, settings: Settings
 ) -> None:
-    publisher = EventPublisher(js, "publisher-test", attempts=1, timeout=5)
+    publisher = EventPublisher(js, "publisher-test", attempts=1, timeout=5, id_key=ID_KEY)
     first = fresh(3)
     assert await publisher.publish_many(first) == [True, True, True]
     again = [*first[1:], *fresh(2)]  # two stored before, two new
@@ -34,7 +34,7 @@ async def test_publish_many_stores_each_event_once_and_tells_duplicates(
     assert await publisher.publish_many(again) == [False, False, True, True]
     stored = await stream_events(js, "module.started")
     assert sorted(e["_msg_id"] for e in stored) == sorted(
-        str(event.id) for event, _ in [*first, *again[2:]]
+        stream_msg_id(ID_KEY, event.trustcode, str(event.id)) for event, _ in [*first, *again[2:]]
     )
 
 
@@ -42,7 +42,7 @@ async def test_publish_many_reports_none_for_what_no_stream_stored(
     js: JetStreamContext, settings: Settings
 ) -> None:
     await js.delete_stream(EVENTS_STREAM)
-    publisher = EventPublisher(js, "publisher-test", attempts=2, timeout=0.5)
+    publisher = EventPublisher(js, "publisher-test", attempts=2, timeout=0.5, id_key=ID_KEY)
     assert await publisher.publish_many(fresh(4)) == [None, None, None, None]
     try:
         await js.stream_info(EVENTS_STREAM)

@@ -33,7 +33,7 @@ from services.reporting.domain.facts import CONTRIBUTION, Fact, fact_of
 from services.reporting.service import SPEC as REPORTING
 from shared.catalogue import catalogue
 from shared.envelope import AnyEvent, ContractError, parse_event
-from tests.harness import cloud_event
+from tests.harness import ID_KEY, cloud_event
 
 T0 = datetime(2026, 2, 2, 9, 0, tzinfo=UTC)
 MODULES = [m.module_id for c in catalogue().courses for m in c.modules]
@@ -62,7 +62,7 @@ def enrolment() -> Step:
 
     def step(event: AnyEvent) -> None:
         ref = event.data.clinician_ref
-        applied = apply_event(records.get(ref), event, catalogue())
+        applied = apply_event(records.get(ref), event, catalogue(), id_key=ID_KEY)
         records[ref] = applied.record
         for entry in applied.record.outbox:  # the derived events it would publish
             parse_event(None, entry.body.encode())
@@ -84,7 +84,7 @@ def outcomes() -> Step:
         state, changed = patients.get(key, PatientState()).apply(a)
         patients[key] = state
         for outcome in changed:
-            outcome_event(outcome)  # built through the contract, as published
+            outcome_event(outcome, ID_KEY)  # built through the contract, as published
 
     return step
 

@@ -46,7 +46,7 @@ from ibest.local.processes import find_binary
 from ibest.simulate.trusts import load_trusts
 from shared.envelope import parse_event
 from tests.deploy.secured_nats import SecuredNats, write_server_config
-from tests.harness import cloud_event, publish_raw, wait_for
+from tests.harness import ID_KEY, cloud_event, publish_raw, wait_for
 
 ENROLLED = {"clinician_ref": "c1", "profession": "nurse", "course_version": "1"}
 SHARE = 5  # events per subject in these tests, so a share is exhausted quickly
@@ -431,7 +431,9 @@ async def test_gateway_publishes_raw_events_and_reads_its_dead_letter_consumer(
     started = {"clinician_ref": "c1", "module_id": "m01-understanding-back-pain"}
     body = json.dumps(cloud_event("module.started", started, trust="RJ1", site="RJ101")).encode()
     batch: list[Publishing] = [(parse_event(None, body), body)]
-    assert await EventPublisher(js, "gateway", attempts=1).publish_many(batch) == [True]
+    assert await EventPublisher(js, "gateway", attempts=1, id_key=ID_KEY).publish_many(batch) == [
+        True
+    ]
     await gateway.publish("ibest.v1.RJ1.outcome.recorded", b"{}")
     await gateway.flush()
     await watched.wait(1, "outcome.recorded")

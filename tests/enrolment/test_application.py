@@ -20,6 +20,7 @@ from shared.envelope import AnyEvent, ContractError
 from tests.enrolment.test_batch import CATALOGUE, MODULES, T0, enrolled, module
 from tests.fakes.enrolment import FakeClinicianRepository
 from tests.fakes.publisher import FakePublisher
+from tests.harness import ID_KEY
 
 
 def make() -> tuple[EnrolmentService, FakeClinicianRepository, FakePublisher]:
@@ -27,7 +28,7 @@ def make() -> tuple[EnrolmentService, FakeClinicianRepository, FakePublisher]:
     relay = OutboxRelay(
         repository.outbox, publisher, "enrolment", OutboxSettings(interval=0.01, limit=500)
     )
-    return EnrolmentService(repository, relay, CATALOGUE), repository, publisher
+    return EnrolmentService(repository, relay, CATALOGUE, id_key=ID_KEY), repository, publisher
 
 
 def training(ref: str) -> list[AnyEvent]:
@@ -42,8 +43,8 @@ async def test_record_derives_started_and_completed_once_with_fixed_ids() -> Non
     for event in training("c-1") * 2:  # every event redelivered once
         await service.record(event)
     assert [str(e.id) for e in publisher.published] == [
-        str(derived_event_id("c-1", "1", TRAINING_STARTED)),
-        str(derived_event_id("c-1", "1", TRAINING_COMPLETED)),
+        str(derived_event_id(ID_KEY, "c-1", "1", TRAINING_STARTED)),
+        str(derived_event_id(ID_KEY, "c-1", "1", TRAINING_COMPLETED)),
     ]
     state = await service.clinician("c-1")
     assert state is not None and state.status == Status.COMPLETED
@@ -113,7 +114,7 @@ async def test_contact_erase_and_rename() -> None:
     await service.record(first)
     assert await service.contact("c-8") == (True, "c-8@example.nhs.uk")
     assert await service.contact("nobody") == (False, None)
-    await service.rename_fact("c-8", str(first.id), "redacted-id")
+    await service.rename_fact("c-8", "RTH", str(first.id), "redacted-id")
     erased = await service.erase("c-8", record=False)
     assert erased.found and erased.email_removed and not erased.record_removed
     assert await service.contact("c-8") == (True, None)
@@ -133,7 +134,7 @@ async def test_retention_erases_emails_past_their_period_and_never_a_newer_recor
     now = T0 + retention + timedelta(minutes=1)
     # A concurrent write to c-old lands between the read and the erasure: not overwritten.
     held = await repository.held_contacts()
-    await service.rename_fact("c-old", "unused-id", "unused-id")  # bumps the revision
+    await service.rename_fact("c-old", "RTH", "unused-id", "unused-id")  # bumps the revision
     assert await repository.erase_contacts([h for h in held if h.clinician_ref == "c-old"]) == 0
     assert await service.contact("c-old") == (True, "old@example.nhs.uk")
     assert await service.erase_expired_contacts(now, retention) == 1

@@ -23,7 +23,7 @@ from services.enrolment.settings import EnrolmentSettings
 from shared.catalogue import catalogue as load_catalogue
 from shared.envelope import AnyEvent, parse_event
 from tests.fakes.publisher import FakePublisher
-from tests.harness import cloud_event
+from tests.harness import ID_KEY, cloud_event
 
 Document = dict[str, Any]
 CATALOGUE = load_catalogue()
@@ -72,7 +72,7 @@ async def service(
     publish (each derived event must be published exactly once)."""
     db = client[f"t{uuid.uuid4().hex[:10]}_enrolment"]
     recorder = FakePublisher()
-    built = bootstrap.build(EnrolmentSettings(), db, recorder)
+    built = bootstrap.build(EnrolmentSettings(), db, recorder, ID_KEY)
     await built.repository.create_indexes()
     return db, built.handlers, recorder
 
@@ -178,7 +178,7 @@ async def test_a_concurrent_writer_makes_the_batch_raise_and_one_by_one_repairs_
 
     async def insert(coll: AsyncCollection[Document]) -> object:
         # Another replica stores c-2's first event meanwhile.
-        replica = bootstrap.build(EnrolmentSettings(), db, published).handlers
+        replica = bootstrap.build(EnrolmentSettings(), db, published, ID_KEY).handlers
         await replica.on_event(other)
         return None
 

@@ -24,7 +24,8 @@ from services.enrolment.domain.record import (
 )
 from shared.catalogue import Catalogue, catalogue
 from shared.envelope import AnyEvent, ContractError, parse_event
-from tests.harness import cloud_event
+from shared.keyed import keyed_event_id
+from tests.harness import ID_KEY, cloud_event
 
 CATALOGUE = catalogue()
 MODULES = list(CATALOGUE.courses[0].required_modules)
@@ -71,7 +72,7 @@ def module(verb: str, module_id: str, minutes: int) -> AnyEvent:
 def apply_all(events: list[AnyEvent], catalogue: Catalogue = CATALOGUE) -> ClinicianRecord:
     record: ClinicianRecord | None = None
     for e in events:
-        record = apply_event(record, e, catalogue).record
+        record = apply_event(record, e, catalogue, id_key=ID_KEY).record
     assert record is not None
     return record
 
@@ -199,10 +200,16 @@ def test_derived_events_are_deterministic_and_emitted_once() -> None:
     record = apply_all(events)
     assert [o.name for o in record.outbox] == [TRAINING_STARTED, TRAINING_COMPLETED]
     completed = parse_event(None, record.outbox[1].body.encode())
-    assert completed.id == derived_event_id(REF, "1", TRAINING_COMPLETED)
-    assert completed.id == uuid.uuid5(
+    assert completed.id == derived_event_id(ID_KEY, REF, "1", TRAINING_COMPLETED)
+    # keyed: nobody without the platform's id key can compute it (the old uuid5 of the
+    # public namespace and inputs is not it)
+    assert completed.id == keyed_event_id(ID_KEY, "enrolment.derived", REF, "1", TRAINING_COMPLETED)
+    assert completed.id != uuid.uuid5(
         uuid.uuid5(uuid.NAMESPACE_URL, "urn:uk:nhs:ibest:enrolment:derived"),
         f"{REF}\n1\n{TRAINING_COMPLETED}",
+    )
+    assert completed.id != derived_event_id(
+        b"another-platform-key-0123", REF, "1", TRAINING_COMPLETED
     )
     assert completed.time == T0 + timedelta(minutes=10 + len(MODULES) - 1)
     assert (completed.trustcode, completed.sitecode) == ("RTH", "RTH08")
@@ -212,10 +219,10 @@ def test_derived_events_are_deterministic_and_emitted_once() -> None:
     # Later events (a repeat, a re-enrolment at another site) emit nothing new.
     cleared = record.model_copy(update={"outbox": ()})
     for later in (module("completed", MODULES[0], 500), enrolled(600, site="RNU02")):
-        cleared = apply_event(cleared, later, CATALOGUE).record
+        cleared = apply_event(cleared, later, CATALOGUE, id_key=ID_KEY).record
     assert cleared.outbox == ()
     # The same event again changes nothing at all.
-    again = apply_event(record, events[3], CATALOGUE)
+    again = apply_event(record, events[3], CATALOGUE, id_key=ID_KEY)
     assert not again.changed and again.record == record
 
 

@@ -25,9 +25,11 @@ from services.enrolment.settings import EnrolmentSettings
 from shared.catalogue import catalogue as load_catalogue
 from tests.fakes.publisher import FakePublisher
 from tests.harness import (
+    ID_KEY,
     SERVICE_AUTH,
     cloud_event,
     dead_letters,
+    platform_msg_id,
     publish_raw,
     running_service,
     stream_events,
@@ -149,10 +151,8 @@ async def test_out_of_order_and_duplicated_events_complete_exactly_once(
 
     assert len(completed) == 1
     [event] = completed
-    assert (
-        event["_msg_id"]
-        == event["id"]
-        == str(derived_event_id(ref, "1", "clinician.training_completed"))
+    assert event["_msg_id"] == platform_msg_id(event) and event["id"] == str(
+        derived_event_id(ID_KEY, ref, "1", "clinician.training_completed")
     )
     assert (event["trustcode"], event["sitecode"]) == ("RTH", "RTH02")
     assert event["source"] == "/services/enrolment"
@@ -292,7 +292,7 @@ async def test_crash_between_store_and_publish_publishes_once_after_restart(
             js,
             entry["body"].encode(),
             subject="ibest.v1.RTH.clinician.training_completed",
-            msg_id=entry["id"],
+            msg_id=platform_msg_id(stored),
         )
         is False
     )

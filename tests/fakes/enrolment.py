@@ -63,10 +63,12 @@ class FakeClinicianRepository:
         contact = stored.record.contact
         return True, contact.email if contact else None
 
-    async def rename_fact(self, clinician_ref: str, old_id: str, new_id: str) -> None:
+    async def rename_fact(
+        self, clinician_ref: str, trustcode: str, old_id: str, new_id: str
+    ) -> None:
         stored = self.records[clinician_ref]
         facts = tuple(
-            f.model_copy(update={"id": new_id}) if f.id == old_id else f
+            f.model_copy(update={"id": new_id}) if (f.trustcode, f.id) == (trustcode, old_id) else f
             for f in stored.record.facts
         )
         self.records[clinician_ref] = Stored(

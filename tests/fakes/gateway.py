@@ -105,6 +105,20 @@ class FakeRejectionStore:
         ]
 
 
+class FakeIdLedger:
+    """Like the MongoDB ledger: (trust, id) -> digest of what the stream stored."""
+
+    def __init__(self) -> None:
+        self.ids: dict[tuple[str, str], str] = {}
+
+    async def known(self, trust: str, ids: Sequence[str]) -> dict[str, str]:
+        return {eid: self.ids[(trust, eid)] for eid in ids if (trust, eid) in self.ids}
+
+    async def record(self, trust: str, stored: Sequence[tuple[str, str]], at: datetime) -> None:
+        for eid, digest in stored:
+            self.ids.setdefault((trust, eid), digest)
+
+
 class FakeDeadLetterSource:
     def __init__(self, messages: Sequence[DeadLetterMessage] = ()) -> None:
         self.pending = list(messages)
@@ -170,5 +184,6 @@ def world(
         retry_after_unavailable=7,
         max_events=max_events,
         key_cache_seconds=key_cache_seconds,
+        ledger=FakeIdLedger(),
     )
     return World(gateway, KeyAdmin(keys, clock), keys, rejections, stream, metrics, clock)

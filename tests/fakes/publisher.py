@@ -1,5 +1,6 @@
-"""The one fake publisher: an in-memory stream that deduplicates by event id, as JetStream
-does, and can be made to fail like a lost connection."""
+"""The one fake publisher: an in-memory stream that deduplicates by (trust, event id), as
+JetStream does on the platform's keyed Nats-Msg-Id, and can be made to fail like a lost
+connection."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ class FakePublisher:
         self.fail_after: int | None = None
         self.published: list[AnyEvent] = []  # every successful publish, duplicates too
         self.stored: dict[str, AnyEvent] = {}
+        self.window: set[tuple[str, str]] = set()  # the (trust, id)s the stream remembers
         self.attempts: list[str] = []
         self.failures = 0
         self.down = False
@@ -43,7 +45,8 @@ class FakePublisher:
         if body is not None:
             assert parse_event(event.subject, body) == event, "the bytes are the event's"
         self.published.append(event)
-        fresh = str(event.id) not in self.stored
+        fresh = (event.trustcode, str(event.id)) not in self.window
+        self.window.add((event.trustcode, str(event.id)))
         self.stored.setdefault(str(event.id), event)
         if self.forward_to is not None:
             return await self.forward_to.publish(event, body)

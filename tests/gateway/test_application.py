@@ -240,6 +240,40 @@ async def test_an_id_repeated_in_one_request_is_stored_once() -> None:
     assert len(w.stream.attempts) == 1
 
 
+async def test_ids_belong_to_their_trust_and_a_reused_one_is_refused_however_late() -> None:
+    w = world()
+    rth, rkb = await key_of(w, "RTH"), await key_of(w, "RKB")
+    event = assessed()
+    theirs = {**assessed("RKB", "RKB01"), "id": event["id"]}
+    assert [r["status"] for r in (await send(w, rth, [event])).body["results"]] == ["accepted"]
+    assert [r["status"] for r in (await send(w, rkb, [theirs])).body["results"]] == ["accepted"]
+    w.stream.window.clear()  # the stream's duplicate window has passed
+    again = await send(w, rth, [event])
+    assert [r["status"] for r in again.body["results"]] == ["duplicate"]
+    other = {**event, "data": {**event["data"], "measures": {"rmdq": 3}}}
+    refused = await send(w, rth, [other])
+    assert refused.status == 422
+    assert refused.body["results"][0]["errors"] == [
+        {"field": "id", "code": "reused-id", "message": "id already used for a different event"}
+    ]
+    assert len(w.stream.published) == 2  # neither the late copy nor the other content
+    [(row, _)] = await w.rejections.since("RTH", w.clock.now - timedelta(days=1), 10)
+    assert (row.id, row.rejected_by) == (event["id"], ["gateway"])
+
+
+async def test_the_id_ledger_down_is_503_and_nothing_is_stored() -> None:
+    w = world()
+    auth = await key_of(w)
+
+    async def down(trust: str, ids: Any) -> dict[str, str]:
+        raise ConnectionError("database unreachable")
+
+    w.gateway.ledger.known = down  # type: ignore[method-assign]
+    reply = await send(w, auth, [assessed(), assessed()])
+    assert reply.status == 503 and w.stream.published == []
+    assert {r["status"] for r in reply.body["results"]} == {"rejected"}
+
+
 # Rejections
 
 

@@ -21,7 +21,7 @@ from services.gateway.domain.results import DERIVED_EVENTS
 from shared.envelope import EVENT_TYPES, parse_event
 from shared.examples import example
 from tests.gateway.conftest import KeyMaker
-from tests.harness import stream_events
+from tests.harness import platform_msg_id, stream_events
 
 SENT_BY_TRUSTS = [
     json.loads(example(t).to_json()) for t in EVENT_TYPES if t.name not in DERIVED_EVENTS
@@ -175,4 +175,4 @@ async def test_arbitrary_requests_never_500_and_never_store_an_invalid_event(
     for e in stored:
         raw = {k: v for k, v in e.items() if not k.startswith("_")}
         event = parse_event(e["_subject"], json.dumps(raw).encode())
-        assert event.trustcode == "RTH" and e["_msg_id"] == e["id"]
+        assert event.trustcode == "RTH" and e["_msg_id"] == platform_msg_id(e)

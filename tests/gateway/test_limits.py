@@ -63,15 +63,12 @@ async def test_a_full_share_is_507_per_event_without_retry_after() -> None:
     ]
 
 
-async def test_the_sandbox_stores_and_records_nothing_and_judges_duplicates_by_the_port() -> None:
+async def test_the_sandbox_stores_and_records_nothing_and_judges_duplicates_by_the_ledger() -> None:
     w = world()
     auth = await key_of(w)
     known, fresh, bad = assessed(), assessed(), assessed(rmdq=25)
-
-    async def stored(trust: str, ids: Any) -> set[str]:
-        return {known["id"]} & set(ids)
-
-    w.gateway.stored = stored
+    assert (await send(w, auth, [known])).status == 200
+    w.stream.published.clear()
     tried = await send(w, auth, [known, fresh, fresh, bad], store=False)
     assert [r["status"] for r in tried.body["results"]] == [
         "duplicate",

@@ -19,7 +19,14 @@ from services.gateway.service import build_spec
 from services.gateway.settings import GatewaySettings
 from services.reporting.service import SPEC as REPORTING
 from tests.gateway.conftest import KeyMaker
-from tests.harness import cloud_event, publish_raw, running_service, stream_events, wait_for
+from tests.harness import (
+    cloud_event,
+    platform_msg_id,
+    publish_raw,
+    running_service,
+    stream_events,
+    wait_for,
+)
 
 BATCH = "application/cloudevents-batch+json"
 
@@ -86,8 +93,8 @@ async def test_a_batch_stores_exactly_its_valid_events_once_however_often_sent(
     assert results[1]["errors"][0]["field"] == "data.measures.rmdq"
     assert results[3]["errors"][0]["field"] == "sitecode"
     assert sorted(await stored_ids(js)) == sorted(e["id"] for e in valid)
-    # every stored copy carries its id as Nats-Msg-Id
-    assert all(e["_msg_id"] == e["id"] for e in await stream_events(js, ">"))
+    # every stored copy carries the platform's keyed Nats-Msg-Id of its trust and id
+    assert all(e["_msg_id"] == platform_msg_id(e) for e in await stream_events(js, ">"))
     again = await post(gateway, auth, batch)
     assert again.status_code == 422
     assert [r["status"] for r in again.json()["results"]] == [

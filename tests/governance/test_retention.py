@@ -37,7 +37,7 @@ from services.notifications.service import SPEC as NOTIFICATIONS
 from services.notifications.settings import NotificationSettings
 from shared.envelope import parse_event
 from tests.fakes.publisher import FakePublisher
-from tests.harness import cloud_event, publish_raw, running_service, wait_for
+from tests.harness import ID_KEY, cloud_event, publish_raw, running_service, wait_for
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
 Db = AsyncDatabase[dict[str, Any]]
@@ -57,7 +57,10 @@ def enrolment_service(
 ) -> EnrolmentService:
     """The enrolment use cases over the real database (derived events to a fake stream)."""
     return bootstrap.build(
-        own or EnrolmentSettings(), client[settings.database_of("enrolment")], FakePublisher()
+        own or EnrolmentSettings(),
+        client[settings.database_of("enrolment")],
+        FakePublisher(),
+        ID_KEY,
     ).service
 
 

@@ -26,6 +26,7 @@ from tests.fakes.notifications import (
     FakeNotificationsRepository,
 )
 from tests.fakes.publisher import FakePublisher
+from tests.harness import ID_KEY
 from tests.notifications.conftest import FakeClock
 from tests.notifications.test_batch import (
     BASELINE,
@@ -57,7 +58,7 @@ def sender(
 ) -> tuple[Scheduler, FakeChannel, FakeContacts, FakePublisher]:
     channel, contacts, publisher = FakeChannel(), FakeContacts(), FakePublisher()
     return (
-        Scheduler(repo, SETTINGS, channel, contacts, publisher, clock),
+        Scheduler(repo, SETTINGS, channel, contacts, publisher, clock, ID_KEY),
         channel,
         contacts,
         publisher,

@@ -28,7 +28,7 @@ from services.notifications.handlers import by_event
 from services.notifications.settings import NotificationSettings
 from shared.envelope import AnyEvent, parse_event
 from tests.fakes.publisher import FakePublisher
-from tests.harness import cloud_event
+from tests.harness import ID_KEY, cloud_event
 from tests.notifications.conftest import FakeClock
 
 NOW = datetime(2025, 3, 3, 10, 0, tzinfo=UTC)  # Monday, working hours
@@ -182,7 +182,7 @@ async def sent_later(db: AsyncDatabase[dict[str, Any]], nc: NatsClient) -> list[
     )
     captured = FakePublisher()
     built = bootstrap.build(settings, db, clock, audit=audit_next_to(db))
-    scheduler = built.scheduler(Addresses(nc, 1.0), captured, LogChannel())
+    scheduler = built.scheduler(Addresses(nc, 1.0), captured, ID_KEY, LogChannel())
     await scheduler.run_once()
     return sorted(e.model_dump_json() for e in captured.published)
 

@@ -24,6 +24,7 @@ from services.notifications.domain.training import (
 from shared.events import ReminderKind as K
 from shared.followup import Timepoint
 from shared.identifiers import REF_MAX_LENGTH
+from tests.harness import ID_KEY
 
 HOURS = WorkingHours()
 RULES = TrainingRules()
@@ -171,6 +172,7 @@ def test_ids_are_deterministic_and_fit_a_reference() -> None:
     long_ref = "c" * 64
     assert len(training_reminder_id(long_ref, 1)) <= REF_MAX_LENGTH
     assert training_reminder_id(long_ref, 1) != training_reminder_id(long_ref, 2)
-    sent = notification_event_id("training:c-1:1", "sent")
-    assert sent == notification_event_id("training:c-1:1", "sent")
-    assert sent != notification_event_id("training:c-1:1", "failed")
+    sent = notification_event_id(ID_KEY, "training:c-1:1", "sent")
+    assert sent == notification_event_id(ID_KEY, "training:c-1:1", "sent")
+    assert sent != notification_event_id(ID_KEY, "training:c-1:1", "failed")
+    assert sent != notification_event_id(b"another-platform-key-0123", "training:c-1:1", "sent")

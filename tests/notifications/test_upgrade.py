@@ -16,6 +16,7 @@ from services.notifications import bootstrap
 from services.notifications.domain.ids import notification_event_id
 from tests.fakes.notifications import FakeChannel, FakeContacts
 from tests.fakes.publisher import FakePublisher
+from tests.harness import ID_KEY
 from tests.notifications.conftest import FakeClock
 from tests.notifications.test_application import SETTINGS
 from tests.notifications.test_batch import NOW, day
@@ -70,12 +71,12 @@ async def test_an_unpublished_finished_reminder_is_published_once_after_the_upgr
     built = bootstrap.build(SETTINGS, db, clock, audit=AuditLog(db.client[f"{db.name}_audit"]))
     await built.repository.ensure_indexes()
     publisher = FakePublisher()
-    scheduler = built.scheduler(FakeContacts(), publisher, FakeChannel())
+    scheduler = built.scheduler(FakeContacts(), publisher, ID_KEY, FakeChannel())
     assert await scheduler.queue_events_finished_before_outbox() == 1
     assert await scheduler.queue_events_finished_before_outbox() == 0  # a restart
     await scheduler.run_once()
     [event] = publisher.published
-    assert event.id == notification_event_id("training:c-1:1", "sent")
+    assert event.id == notification_event_id(ID_KEY, "training:c-1:1", "sent")
     assert event.data.sent_at == day(1) and event.time == day(1)
     stored = await db["reminders"].find_one({"_id": "training:c-1:1"})
     assert stored is not None and stored["outbox"] == [] and "published" not in stored

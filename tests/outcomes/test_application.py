@@ -12,12 +12,17 @@ from services.outcomes.settings import OutcomesSettings
 from shared.followup import Timepoint
 from tests.fakes.outcomes import FakeOutcomesRepository
 from tests.fakes.publisher import FakePublisher
+from tests.harness import ID_KEY
 from tests.outcomes.test_batch import NOW, assessed, one, rollout, started
 
 
 def make() -> tuple[OutcomesService, FakeOutcomesRepository, FakePublisher]:
     repo, publisher = FakeOutcomesRepository(), FakePublisher()
-    return OutcomesService(repo, publisher, lambda: NOW, OutcomesSettings()), repo, publisher
+    return (
+        OutcomesService(repo, publisher, lambda: NOW, OutcomesSettings(), id_key=ID_KEY),
+        repo,
+        publisher,
+    )
 
 
 async def test_a_follow_up_publishes_its_outcome_once() -> None:
@@ -27,7 +32,7 @@ async def test_a_follow_up_publishes_its_outcome_once() -> None:
     [outcome] = await service.assessed(m3)
     assert await service.assessed(m3) == []  # a redelivery changes nothing
     [event] = publisher.published
-    assert event.id == outcome_event_id("RTH", "p-1", Timepoint.MONTH_3, 1)
+    assert event.id == outcome_event_id(ID_KEY, "RTH", "p-1", Timepoint.MONTH_3, 1)
     assert event.data.measures["rmdq"].change == -6 and outcome.revision == 1
 
 

@@ -23,6 +23,7 @@ from shared.envelope import AnyEvent, new_event
 from shared.events import ClassStarted, Measures, PatientAssessed
 from shared.followup import Timepoint
 from tests.fakes.publisher import FakePublisher
+from tests.harness import ID_KEY
 
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
@@ -44,7 +45,7 @@ async def make(mongodb_url: str) -> AsyncIterator[Callable[[], Awaitable[Made]]]
         await repo.create_indexes()
         publisher = FakePublisher()
         return (
-            OutcomesService(repo, publisher, lambda: NOW, OutcomesSettings()),
+            OutcomesService(repo, publisher, lambda: NOW, OutcomesSettings(), id_key=ID_KEY),
             publisher,
             client[names[-1]],
         )
@@ -182,7 +183,7 @@ async def test_a_concurrent_writer_makes_the_batch_raise(
     plain, published, db = await make()
     repo = InterferingRepository(db)
     repo.other = plain
-    bulk = OutcomesService(repo, published, lambda: NOW, OutcomesSettings())
+    bulk = OutcomesService(repo, published, lambda: NOW, OutcomesSettings(), id_key=ID_KEY)
     if stored_before:
         await plain.assessed(one(assessed("p-1", Timepoint.BASELINE, 12, 0)))
     batch = [assessed("p-1", Timepoint.MONTH_3, 6, 91), assessed("p-2", Timepoint.BASELINE, 9, 0)]

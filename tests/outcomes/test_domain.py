@@ -15,6 +15,7 @@ from services.outcomes.domain.outcomes import Outcome, PatientState
 from shared.envelope import parse_event
 from shared.followup import Timepoint
 from shared.measures import MEASURES, Measure
+from tests.harness import ID_KEY
 
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -60,10 +61,10 @@ def test_follow_up_against_baseline_per_measure_present_in_both() -> None:
     assert {
         m: (o.baseline, o.value, o.change, o.improved) for m, o in payload.measures.items()
     } == {Measure.RMDQ: (12, 6, -6, True), Measure.PSFS: (3.1, 5.1, 2.0, True)}
-    event = outcome_event(outcome)
+    event = outcome_event(outcome, ID_KEY)
     assert (event.trustcode, event.sitecode, event.source) == ("RTH", "RTH08", "/services/outcomes")
     assert event.time == m3.time  # the later of the two
-    assert event.id == outcome_event_id("RTH", "p-1", Timepoint.MONTH_3, 1)
+    assert event.id == outcome_event_id(ID_KEY, "RTH", "p-1", Timepoint.MONTH_3, 1)
     assert parse_event(event.subject, event.to_json()) == event
 
 
@@ -159,7 +160,7 @@ def content(state: PatientState) -> dict[Timepoint, tuple[object, ...]]:
             o.follow_up.event_id,
             o.time,
             o.measures,
-            outcome_event(o).sitecode,
+            outcome_event(o, ID_KEY).sitecode,
         )
         for tp, o in state.outcomes().items()
     }

@@ -20,6 +20,7 @@ from services.outcomes.settings import OutcomesSettings
 from shared.followup import Timepoint
 from shared.measures import Measure
 from tests.fakes.publisher import FakePublisher
+from tests.harness import ID_KEY
 
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -51,7 +52,7 @@ async def test_crash_before_publish_is_republished_with_the_same_id(
     repo: MongoOutcomesRepository,
 ) -> None:
     publisher = FakePublisher()
-    service = OutcomesService(repo, publisher, lambda: T0, OutcomesSettings())
+    service = OutcomesService(repo, publisher, lambda: T0, OutcomesSettings(), id_key=ID_KEY)
     base, m3 = assessment(Timepoint.BASELINE, 12, 0), assessment(Timepoint.MONTH_3, 6, 91)
     await service.assessed(base)
     publisher.failures = 1
@@ -68,7 +69,7 @@ async def test_crash_before_publish_is_republished_with_the_same_id(
 
 async def test_sweep_publishes_what_a_crash_left_behind(repo: MongoOutcomesRepository) -> None:
     publisher = FakePublisher()
-    service = OutcomesService(repo, publisher, lambda: T0, OutcomesSettings())
+    service = OutcomesService(repo, publisher, lambda: T0, OutcomesSettings(), id_key=ID_KEY)
     await service.assessed(assessment(Timepoint.BASELINE, 12, 0, ref="p-2"))
     publisher.failures = 1
     with pytest.raises(ConnectionError):
@@ -84,7 +85,7 @@ async def test_concurrent_corrections_of_one_patient_lose_nothing(
     repo: MongoOutcomesRepository,
 ) -> None:
     publisher = FakePublisher()
-    service = OutcomesService(repo, publisher, lambda: T0, OutcomesSettings())
+    service = OutcomesService(repo, publisher, lambda: T0, OutcomesSettings(), id_key=ID_KEY)
     await service.assessed(assessment(Timepoint.MONTH_3, 6, 91))
     corrections = [assessment(Timepoint.BASELINE, 10 + i, i / 24) for i in range(8)]
     await asyncio.gather(*(service.assessed(a) for a in corrections))

@@ -15,6 +15,7 @@ from tests.harness import (
     SERVICE_AUTH,
     cloud_event,
     dead_letters,
+    platform_msg_id,
     publish_raw,
     running_service,
     stream_events,
@@ -44,7 +45,7 @@ async def outcomes_in_stream(js: JetStreamContext) -> list[dict[str, Any]]:
     """Every outcome.recorded in IBEST_EVENTS, read like any consumer would (raw nats-py)."""
     events = await stream_events(js, "outcome.recorded")
     for event in events:
-        assert event.pop("_msg_id") == event["id"]
+        assert event.pop("_msg_id") == platform_msg_id(event)
         assert event.pop("_subject") == f"ibest.v1.{event['trustcode']}.outcome.recorded"
     return events
 

@@ -466,7 +466,7 @@ def test_event_ids_key_facts() -> None:
         event_id=uuid.UUID(int=1),
     )
     fact = fact_of(event)
-    assert (fact.entity, fact.key, fact.fact_id) == ("classes", "RTH:k1", str(uuid.UUID(int=1)))
+    assert (fact.entity, fact.key, fact.fact_id) == ("classes", "RTH:k1", f"RTH:{uuid.UUID(int=1)}")
 
 
 def reminder(kind: str, days: int, site: str = "RTH08") -> dict[str, Any]:

@@ -146,9 +146,9 @@ def test_class_start_names_its_facilitators_on_their_clinicians() -> None:
     event = class_started("k-1", ["c-1", "c-2", "c-1"], datetime(2025, 3, 1, 9, tzinfo=UTC))
     facts = facts_of(event)
     assert [(f.entity, f.key, f.fact_id) for f in facts] == [
-        ("classes", "RTH:k-1", str(event.id)),
-        (CLINICIANS, "c-1", str(event.id)),
-        (CLINICIANS, "c-2", str(event.id)),
+        ("classes", "RTH:k-1", f"RTH:{event.id}"),
+        (CLINICIANS, "c-1", f"RTH:{event.id}"),
+        (CLINICIANS, "c-2", f"RTH:{event.id}"),
     ]
     assert not any(f.places for f in facts[1:])  # naming a facilitator never moves them
     enrolled = {

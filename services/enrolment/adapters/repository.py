@@ -18,6 +18,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from ibest.backbone.concurrency import ConcurrentUpdate
+from ibest.backbone.consumer import ledger_key
 from ibest.backbone.mongo import only_duplicate_keys
 from ibest.backbone.outbox import MongoOutbox, OutboxEntry
 from services.enrolment.domain.clinician import ClinicianState, Fact
@@ -133,10 +134,13 @@ class MongoClinicianRepository:
         email = (doc.get("contact") or {}).get("email")
         return True, str(email) if email else None
 
-    async def rename_fact(self, clinician_ref: str, old_id: str, new_id: str) -> None:
-        """Give a stored fact a new event id (its redacted copy's), bumping `rev`."""
+    async def rename_fact(
+        self, clinician_ref: str, trustcode: str, old_id: str, new_id: str
+    ) -> None:
+        """Give a stored fact (of `trustcode`'s event `old_id`: ids belong to their trust) a
+        new event id (its redacted copy's), bumping `rev`."""
         await self._clinicians.update_one(
-            {"_id": clinician_ref, "facts.id": old_id},
+            {"_id": clinician_ref, "facts": {"$elemMatch": {"id": old_id, "trustcode": trustcode}}},
             {"$set": {"facts.$.id": new_id}, "$inc": {"rev": 1}},
         )
 
@@ -148,7 +152,9 @@ class MongoClinicianRepository:
         state = ClinicianState.model_validate(doc["state"])
         had_email = bool((doc.get("contact") or {}).get("email"))
         if record:
-            ids = [f["id"] for f in doc.get("facts", [])]
+            facts = doc.get("facts", [])
+            # The ledger keys ids by trust (`ledger_key`); bare ids are rows kept from before.
+            ids = [ledger_key(f["trustcode"], f["id"]) for f in facts] + [f["id"] for f in facts]
             seen = await self._db[SEEN_EVENTS].delete_many({"_id": {"$in": ids}}) if ids else None
             await self._clinicians.delete_one({"_id": clinician_ref})
             return Erasure(

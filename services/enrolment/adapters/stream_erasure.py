@@ -3,7 +3,8 @@
 The stream keeps every event (rebuilds replay it), so the original `clinician.enrolled`
 events still carry the email after the enrolment database forgot it. Each such event is
 replaced by a redacted copy (same attributes and data, no `contact_email`, a deterministic
-new id so re-running is harmless) and the original is deleted from the stream. Consumers
+new id, keyed with the platform's id key so no sender can pre-empt it, so re-running is
+harmless) and the original is deleted from the stream. Consumers
 see the copy as one more enrolment of the same clinician at the same time, which changes no
 state; a later rebuild replays the copy instead of the original.
 
@@ -16,7 +17,6 @@ copy of an invalid enrolment is dead-lettered again, without the email, and kept
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -24,15 +24,14 @@ from typing import Any
 from nats.js import JetStreamContext
 
 from ibest.backbone.deadletters import H_SUBJECT
-from ibest.backbone.outbox import deterministic_id
+from ibest.backbone.publisher import stream_msg_id
 from ibest.backbone.streams import (
     DEADLETTER_PREFIX,
     DEADLETTER_STREAM,
     EVENTS_STREAM,
     stored_until_now,
 )
-
-REDACTED_NAMESPACE = uuid.UUID("0b8f6a52-8d5e-4f1e-9d0a-2f5c3b7e9a41")
+from shared.keyed import keyed_event_id
 
 
 @dataclass(frozen=True)
@@ -43,13 +42,15 @@ class StreamErasure:
     dead_letters_deleted: int = 0
 
 
-def redacted_copy(body: bytes) -> tuple[bytes, str] | None:
+def redacted_copy(body: bytes, id_key: bytes) -> tuple[bytes, str] | None:
     """The event without its contact email and its new id, or None if it has no email."""
     event = json.loads(body)
     if not event.get("data", {}).get("contact_email"):
         return None
     del event["data"]["contact_email"]
-    new_id = str(deterministic_id(REDACTED_NAMESPACE, str(event["id"])))
+    new_id = str(
+        keyed_event_id(id_key, "enrolment.redacted", str(event["trustcode"]), str(event["id"]))
+    )
     event["id"] = new_id
     return json.dumps(event).encode(), new_id
 
@@ -75,29 +76,35 @@ def may_hold_email_of(body: bytes, clinician_ref: str) -> bool:
 
 async def erase_from_stream(
     js: JetStreamContext,
+    id_key: bytes,
     clinician_ref: str,
-    before_replace: Callable[[str, str], Awaitable[None]] | None = None,
+    before_replace: Callable[[str, str, str], Awaitable[None]] | None = None,
     idle_timeout: float = 10.0,
 ) -> StreamErasure:
     """Replace every stored enrolment of `clinician_ref` that carries an email, and delete
     the dead letters of its enrolments.
 
-    `before_replace(original_id, new_id)` runs before each copy is published, so the
+    `before_replace(trustcode, original_id, new_id)` runs before each copy is published, so the
     enrolment record can adopt the new id and see the copy as a redelivery.
     """
-    adopt = None if before_replace is None else (lambda _ref, old, new: before_replace(old, new))
-    return await erase_many_from_stream(js, {clinician_ref}, adopt, idle_timeout)
+    adopt = (
+        None
+        if before_replace is None
+        else (lambda _ref, trust, old, new: before_replace(trust, old, new))
+    )
+    return await erase_many_from_stream(js, id_key, {clinician_ref}, adopt, idle_timeout)
 
 
 async def erase_many_from_stream(
     js: JetStreamContext,
+    id_key: bytes,
     clinician_refs: set[str],
-    before_replace: Callable[[str, str, str], Awaitable[None]] | None = None,
+    before_replace: Callable[[str, str, str, str], Awaitable[None]] | None = None,
     idle_timeout: float = 10.0,
 ) -> StreamErasure:
     """`erase_from_stream` for many clinicians in one pass over each stream (retention:
-    `ibest enrolment retention --from-stream`); `before_replace(clinician_ref, original_id,
-    new_id)`."""
+    `ibest enrolment retention --from-stream`); `before_replace(clinician_ref, trustcode,
+    original_id, new_id)`."""
     scanned = redacted = unreadable = dead_letters = 0
     if not clinician_refs:
         return StreamErasure(0, 0)
@@ -108,7 +115,7 @@ async def erase_many_from_stream(
         try:
             ref = json.loads(msg.data).get("data", {}).get("clinician_ref")
             mine = isinstance(ref, str) and ref in clinician_refs
-            copy = redacted_copy(msg.data) if mine else None
+            copy = redacted_copy(msg.data, id_key) if mine else None
         except (ValueError, AttributeError, TypeError):
             copy = None
             if any(may_hold_email_of(msg.data, r) for r in clinician_refs):
@@ -117,9 +124,11 @@ async def erase_many_from_stream(
                 unreadable += 1
         if copy is not None:
             body, new_id = copy
+            trust = msg.subject.split(".")[2]
             if before_replace is not None:
-                await before_replace(ref, json.loads(msg.data)["id"], new_id)
-            await js.publish(msg.subject, body, headers={"Nats-Msg-Id": new_id})
+                await before_replace(ref, trust, json.loads(msg.data)["id"], new_id)
+            msg_id = stream_msg_id(id_key, trust, new_id)
+            await js.publish(msg.subject, body, headers={"Nats-Msg-Id": msg_id})
             await js.delete_msg(EVENTS_STREAM, msg.metadata.sequence.stream)
             redacted += 1
     async for msg in stored_until_now(

@@ -58,8 +58,10 @@ class Fact(_Frozen):
     data: dict[str, Any]
 
     @property
-    def order(self) -> tuple[datetime, str]:
-        return (self.time, self.id)
+    def order(self) -> tuple[datetime, str, str]:
+        """Event time, then trust, then id: ids belong to their trust, so two trusts' facts
+        may share an id, and the order must not depend on which arrived first."""
+        return (self.time, self.trustcode, self.id)
 
 
 def fact_of(event: AnyEvent) -> Fact:

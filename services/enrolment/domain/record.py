@@ -16,7 +16,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
 
-from ibest.backbone.outbox import OutboxEntry, deterministic_id, namespace
+from ibest.backbone.outbox import OutboxEntry
 from services.enrolment.domain.clinician import (
     ENROLLED,
     ClinicianState,
@@ -27,16 +27,17 @@ from services.enrolment.domain.clinician import (
 from shared.catalogue import Catalogue
 from shared.envelope import AnyEvent, new_event
 from shared.events import TrainingCompleted, TrainingStarted
+from shared.keyed import keyed_event_id
 
 SOURCE = "/services/enrolment"
 TRAINING_STARTED = "clinician.training_started"
 TRAINING_COMPLETED = "clinician.training_completed"
-DERIVED_NAMESPACE = namespace("urn:uk:nhs:ibest:enrolment:derived")
 
 
-def derived_event_id(clinician_ref: str, course_version: str, name: str) -> UUID:
-    """The one id a derived event can have, so any re-publish is a duplicate."""
-    return deterministic_id(DERIVED_NAMESPACE, f"{clinician_ref}\n{course_version}\n{name}")
+def derived_event_id(id_key: bytes, clinician_ref: str, course_version: str, name: str) -> UUID:
+    """The one id a derived event can have, so any re-publish is a duplicate; keyed with the
+    platform's id key (`shared.keyed.keyed_event_id`), so no sender can compute it first."""
+    return keyed_event_id(id_key, "enrolment.derived", clinician_ref, course_version, name)
 
 
 class Contact(BaseModel):
@@ -67,8 +68,10 @@ class ClinicianRecord(BaseModel):
     emitted: frozenset[str] = frozenset()
     outbox: tuple[OutboxEntry, ...] = ()
 
-    def has_fact(self, event_id: str) -> bool:
-        return any(f.id == event_id for f in self.facts)
+    def has_fact(self, trustcode: str, event_id: str) -> bool:
+        """Whether this trust's event is already a fact (ids belong to their trust: another
+        trust's event with the same id is another fact)."""
+        return any(f.id == event_id and f.trustcode == trustcode for f in self.facts)
 
 
 @dataclass(frozen=True)
@@ -78,7 +81,9 @@ class Applied:
     changed: bool
 
 
-def apply_event(record: ClinicianRecord | None, event: AnyEvent, catalogue: Catalogue) -> Applied:
+def apply_event(
+    record: ClinicianRecord | None, event: AnyEvent, catalogue: Catalogue, *, id_key: bytes
+) -> Applied:
     """Add `event` to the clinician's record; derive and queue any events it implies.
 
     Applying an event already in the record changes nothing (redelivery is harmless). No
@@ -90,13 +95,13 @@ def apply_event(record: ClinicianRecord | None, event: AnyEvent, catalogue: Cata
     ref = event.data.clinician_ref
     record = record or ClinicianRecord(clinician_ref=ref)
     current = fold(ref, record.facts, catalogue)
-    if record.has_fact(str(event.id)):
+    if record.has_fact(event.trustcode, str(event.id)):
         return Applied(record, current, changed=False)
     facts = (*record.facts, fact_of(event))
     contact = _contact(record.contact, event)
     state = fold(ref, facts, catalogue)
     emitted, outbox = set(record.emitted), list(record.outbox)
-    for name, derived in derived_events(state):
+    for name, derived in derived_events(state, id_key):
         key = f"{derived.data.course_version}/{name}"
         if key not in emitted:
             emitted.add(key)
@@ -121,7 +126,7 @@ def _contact(contact: Contact | None, event: AnyEvent) -> Contact | None:
     return offered if contact is None or offered.order > contact.order else contact
 
 
-def derived_events(state: ClinicianState) -> list[tuple[str, AnyEvent]]:
+def derived_events(state: ClinicianState, id_key: bytes) -> list[tuple[str, AnyEvent]]:
     """The derived events the state implies, with deterministic ids, times and content.
 
     `time` is the time of the module event that started (or completed) the training, so the
@@ -159,7 +164,7 @@ def derived_events(state: ClinicianState) -> list[tuple[str, AnyEvent]]:
                     sitecode=enrolment.sitecode,
                     source=SOURCE,
                     time=at,
-                    event_id=derived_event_id(state.clinician_ref, version, name),
+                    event_id=derived_event_id(id_key, state.clinician_ref, version, name),
                 ),
             )
         )

@@ -20,9 +20,9 @@ from shared.envelope import AnyEvent
 class NatsEventStream:
     """The gateway's `Publisher`: one attempt, and `StreamUnavailable` when not stored."""
 
-    def __init__(self, nc: NatsClient, js: JetStreamContext, timeout: float) -> None:
+    def __init__(self, nc: NatsClient, js: JetStreamContext, timeout: float, id_key: bytes) -> None:
         self._nc = nc
-        self._publisher = EventPublisher(js, "gateway", attempts=1, timeout=timeout)
+        self._publisher = EventPublisher(js, "gateway", attempts=1, timeout=timeout, id_key=id_key)
 
     async def publish(self, event: AnyEvent, body: bytes | None = None) -> bool:
         if not self._nc.is_connected:

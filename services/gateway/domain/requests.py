@@ -4,7 +4,9 @@ Three modes: structured (`application/cloudevents+json`, one event as the body),
 (`application/cloudevents-batch+json`, a JSON array of structured events) and binary (the
 attributes as `ce-` headers, the `data` as the body; recognised by `ce-specversion`). Each
 event becomes the JSON bytes `shared.envelope.parse_event` judges, the one contract verdict.
-A request that cannot be read at all is refused whole, with the status that says why.
+A request that cannot be read at all is refused whole, with the status that says why. An
+event whose JSON repeats a key in one object is read (to name it) but marked, and refused
+alone: parsers disagree on which value counts, so no consumer may ever see it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
+
+from shared.envelope import RepeatedKey, refuse_repeated_keys
 
 STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
@@ -30,6 +34,8 @@ class RawEvent:
 
     raw: Any
     body: bytes
+    repeated_key: str | None = None
+    """A key the event's JSON repeats in one object (the event is then refused)."""
 
     @property
     def event_id(self) -> str:
@@ -93,9 +99,16 @@ def decode_request(
             {"Accept-Post": f"{STRUCTURED}, {BATCH}"},
         )
     if kind == STRUCTURED:
-        parsed = _json(body)
-        return parsed if isinstance(parsed, Refusal) else [RawEvent(parsed, body)]
-    items = _array_items(body)
+        parsed, repeated = _json_noting_repeats(body)
+        if isinstance(parsed, Refusal):
+            return parsed
+        return [RawEvent(parsed, body, repeated)]
+    try:
+        items = _array_items(body, _STRICT)
+    except RepeatedKey:  # rare: read leniently, then find which events repeat a key
+        items = _array_items(body, _DECODER)
+        if not isinstance(items, Refusal):
+            items = [RawEvent(e.raw, e.body, _repeated_key(e.body)) for e in items]
     if isinstance(items, Refusal):
         return items
     if not items:
@@ -110,11 +123,22 @@ def decode_request(
 
 _WHITESPACE = " \t\n\r"
 _DECODER = json.JSONDecoder()
+_STRICT = json.JSONDecoder(object_pairs_hook=refuse_repeated_keys)
 
 
-def _array_items(body: bytes) -> list[RawEvent] | Refusal:
+def _repeated_key(body: bytes) -> str | None:
+    """The first key `body`'s JSON repeats in one object, if any (`body` is valid JSON)."""
+    try:
+        _STRICT.decode(body.decode("utf-8"))
+    except RepeatedKey as exc:
+        return exc.key
+    return None
+
+
+def _array_items(body: bytes, decoder: json.JSONDecoder) -> list[RawEvent] | Refusal:
     """The elements of a JSON array, each with its own bytes exactly as sent (one parse, no
-    re-serialising); any malformed body gets the standard parser's message."""
+    re-serialising); any malformed body gets the standard parser's message. `RepeatedKey`
+    from a strict `decoder` is let through."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -129,7 +153,7 @@ def _array_items(body: bytes) -> list[RawEvent] | Refusal:
             i += 1
         else:
             while True:
-                value, end = _DECODER.raw_decode(text, i)
+                value, end = decoder.raw_decode(text, i)
                 items.append(RawEvent(value, text[i:end].encode()))
                 i = _skip(text, end)
                 if text[i : i + 1] == ",":
@@ -141,6 +165,8 @@ def _array_items(body: bytes) -> list[RawEvent] | Refusal:
                     raise ValueError("malformed array")
         if _skip(text, i) != len(text):
             raise ValueError("extra data")
+    except RepeatedKey:
+        raise
     except (ValueError, RecursionError):
         whole = _json(body)  # the standard parser's verdict and message
         if isinstance(whole, Refusal):
@@ -168,7 +194,7 @@ def _binary(kind: str, headers: dict[str, str], body: bytes) -> list[RawEvent] |
             f"a {kind} body must not come with ce- headers: send the "
             "attributes either in the headers (binary mode) or in the body",
         )
-    data = _json(body)
+    data, repeated = _json_noting_repeats(body)
     if isinstance(data, Refusal):
         return data
     event: dict[str, Any] = {
@@ -178,14 +204,25 @@ def _binary(kind: str, headers: dict[str, str], body: bytes) -> list[RawEvent] |
     event["data"] = data
     # ASCII escapes: a lone surrogate in the body ("\ud800") stays an escape the contract
     # then judges, rather than text that cannot be encoded.
-    return [RawEvent(event, json.dumps(event).encode())]
+    return [RawEvent(event, json.dumps(event).encode(), repeated)]
 
 
-def _json(body: bytes) -> Any:
+def _json_noting_repeats(body: bytes) -> tuple[Any, str | None]:
+    """`_json`, and the first key the JSON repeats in one object (read strictly first; only a
+    body that repeats a key is read twice)."""
     try:
-        return json.loads(body.decode("utf-8"))
+        return _json(body, _STRICT), None
+    except RepeatedKey as exc:
+        return _json(body), exc.key
+
+
+def _json(body: bytes, decoder: json.JSONDecoder = _DECODER) -> Any:
+    try:
+        return decoder.decode(body.decode("utf-8"))
     except UnicodeDecodeError as exc:
         return Refusal(400, f"the body is not UTF-8 text: {exc}")
+    except RepeatedKey:  # a strict decoder's verdict, for the caller to judge
+        raise
     except ValueError as exc:  # not JSON, or an integer of over 4,300 digits
         return Refusal(400, f"the body is not JSON: {str(exc)[:200]}")
     except RecursionError:

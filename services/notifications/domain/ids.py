@@ -1,5 +1,7 @@
 """Deterministic identifiers: the same fact always gives the same reminder and event id,
-so redelivered events, retries and a second instance deduplicate instead of resending."""
+so redelivered events, retries and a second instance deduplicate instead of resending.
+Event ids are keyed with the platform's id key (`shared.keyed.keyed_event_id`), so no sender
+can compute, and pre-empt, one."""
 
 from __future__ import annotations
 
@@ -7,10 +9,8 @@ import hashlib
 import re
 import uuid
 
-from ibest.backbone.outbox import deterministic_id
 from shared.identifiers import REF_MAX_LENGTH, REF_PATTERN
-
-NAMESPACE = uuid.UUID("5b0f2d52-3c1e-4f7e-9a51-6f1c0f4e7a10")
+from shared.keyed import keyed_event_id
 
 
 def _bounded(prefix: str, *parts: str) -> str:
@@ -43,6 +43,6 @@ def digest_id(sitecode: str, local_date: str) -> str:
     return f"site:{sitecode}:{local_date}"
 
 
-def notification_event_id(reminder_id: str, status: str) -> uuid.UUID:
+def notification_event_id(id_key: bytes, reminder_id: str, status: str) -> uuid.UUID:
     """The id of a reminder's notification.sent / notification.failed event."""
-    return deterministic_id(NAMESPACE, f"{reminder_id}:{status}")
+    return keyed_event_id(id_key, "notification", reminder_id, status)

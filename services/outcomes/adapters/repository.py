@@ -1,7 +1,8 @@
 """MongoDB storage: every assessment (for audit), one document per patient, classes.
 
 Collections (database `<prefix>_outcomes`):
-- `assessments`: every patient.assessed received, `_id` = event id (the audit history).
+- `assessments`: every patient.assessed received, `_id` = `<trust>:<event id>` (the audit
+  history; ids belong to their trust, so two trusts' assessments with one id are both kept).
 - `patients`: per (trustcode, patient_ref) the winners, revisions, outcomes and the
   embedded backbone outbox of outcome.recorded events not yet confirmed published;
   `version` guards every write (compare-and-set), so concurrent handlers never lose a
@@ -68,23 +69,23 @@ class MongoOutcomesRepository:
     async def record_assessment(self, assessment: Assessment, received: datetime) -> None:
         """Keep the assessment; a redelivery finds it already there and changes nothing."""
         await self._assessments.update_one(
-            {"_id": assessment.event_id},
+            {"_id": _assessment_key(assessment)},
             {"$setOnInsert": {**assessment.to_doc(), "received_at": received}},
             upsert=True,
         )
 
     async def record_assessments(self, assessments: list[Assessment], received: datetime) -> None:
         """`record_assessment` for several, in one bulk write."""
-        unique = {a.event_id: a for a in assessments}
+        unique = {_assessment_key(a): a for a in assessments}
         if unique:
             await self._assessments.bulk_write(
                 [
                     UpdateOne(
-                        {"_id": a.event_id},
+                        {"_id": key},
                         {"$setOnInsert": {**a.to_doc(), "received_at": received}},
                         upsert=True,
                     )
-                    for a in unique.values()
+                    for key, a in unique.items()
                 ],
                 ordered=False,
             )
@@ -197,6 +198,10 @@ def _new_patient(c: Commit, now: datetime) -> Document:
         **c.state.to_doc(),
         "updated_at": now,
     }
+
+
+def _assessment_key(assessment: Assessment) -> str:
+    return f"{assessment.trustcode}:{assessment.event_id}"
 
 
 def _compare_and_set(c: Commit, now: datetime) -> tuple[Document, Document]:

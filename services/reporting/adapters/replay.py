@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Iterable
 
 from nats.js import JetStreamContext
 
-from ibest.backbone.consumer import content_digest
+from ibest.backbone.consumer import content_digest, ledger_key
 from ibest.backbone.streams import EVENTS_STREAM, EVENTS_SUBJECTS, stored_until_now
 from shared.envelope import AnyEvent, ContractError, parse_event
 
@@ -21,18 +21,20 @@ class StreamHistory:
 
     async def stored(self, consumes: Iterable[str]) -> AsyncIterator[AnyEvent]:
         """Every valid consumed event stored up to now, in stream order, as the live consumer
-        would apply it: invalid events and an id reused for other content are skipped (the
-        live consumer dead-letters them), later copies of an id are passed on (handlers are
-        idempotent)."""
+        would apply it: invalid events (a repeated JSON key included) and an id its trust
+        reused for other content are skipped (the live consumer dead-letters them), later
+        copies of a (trust, id) are passed on (handlers are idempotent). Ids are judged per
+        trust, as the live consumers' `EventLedger` does."""
         names = frozenset(consumes)
         digests: dict[str, str] = {}
         async for msg in stored_until_now(
             self.js, EVENTS_STREAM, EVENTS_SUBJECTS[0], self.idle_timeout
         ):
             event = _valid(msg.subject, msg.data, names)
-            if event is not None and digests.setdefault(
-                str(event.id), content_digest(event)
-            ) == content_digest(event):
+            if event is None:
+                continue
+            digest = content_digest(event)
+            if digests.setdefault(ledger_key(event.trustcode, event.id), digest) == digest:
                 yield event
 
 

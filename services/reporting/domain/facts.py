@@ -1,8 +1,10 @@
 """Each consumed event becomes one fact stored on its entity (clinician, patient, class,
 notification).
 
-An entity keeps every competing fact under its event id, so applying an event twice or in
-any order leaves the same document; its current contribution to the figures is then a
+An entity keeps every competing fact under its trust and event id (`<trust>:<id>`: ids
+belong to their trust, so two trusts' events with one id are two facts, and the trust then
+the id break a tie of event times), so applying an event twice or in any order leaves the
+same document; its current contribution to the figures is then a
 pure function of those facts (`clinician_contribution`, ...). Exactness follows from that.
 """
 
@@ -57,11 +59,12 @@ class EntityFact:
 
 
 def fact_of(event: AnyEvent) -> EntityFact:
-    """The fact an event contributes; the event id keys it, so redelivery overwrites itself."""
+    """The fact an event contributes; its trust and id key it, so redelivery overwrites
+    itself."""
     name = event.event_type.name
     data = event.data
     base: Fact = {"t": event.time, "trust": event.trustcode, "site": event.sitecode}
-    eid = str(event.id)
+    eid = fact_id(event)
     if name == "clinician.enrolled":
         fact = {
             **base,
@@ -136,10 +139,16 @@ def fact_of(event: AnyEvent) -> EntityFact:
     raise ValueError(f"reporting does not consume {name}")
 
 
+def fact_id(event: AnyEvent) -> str:
+    """The key of an event's fact on its entity: `<trust>:<event id>`."""
+    return f"{event.trustcode}:{event.id}"
+
+
 def facts_of(event: AnyEvent) -> list[EntityFact]:
     """Every fact an event contributes: `fact_of`'s, and for a `class.started` one
-    `facilitated` fact on each facilitator's clinician (keyed by the event id, so redelivery
-    overwrites itself), which `clinicians_facilitating` counts at the clinician's place."""
+    `facilitated` fact on each facilitator's clinician (keyed by its trust and event id, so
+    redelivery overwrites itself), which `clinicians_facilitating` counts at the clinician's
+    place."""
     facts = [fact_of(event)]
     if event.event_type.name == "class.started":
         class_key = facts[0].key
@@ -147,7 +156,7 @@ def facts_of(event: AnyEvent) -> list[EntityFact]:
             EntityFact(
                 CLINICIANS,
                 ref,
-                str(event.id),
+                fact_id(event),
                 {
                     "t": event.time,
                     "trust": event.trustcode,
