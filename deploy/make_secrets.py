@@ -32,9 +32,10 @@ from pathlib import Path
 
 from deploy.nats.generate import all_users, password_var
 from ibest.simulate.trusts import load_trusts
+from services import registry
 
 SECRETS_DIR = Path(__file__).resolve().parent / "secrets"
-SERVICES = ("enrolment", "outcomes", "notifications", "reporting", "gateway")
+SERVICES = tuple(registry.names())
 
 
 def _write(path: Path, text: str) -> None:

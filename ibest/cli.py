@@ -20,23 +20,10 @@ from ibest.backbone.deadletters import (
     replay_dead_letter,
 )
 from ibest.backbone.settings import Settings
+from services import registry
 
-SERVICES = (
-    "services.enrolment.service",
-    "services.outcomes.service",
-    "services.notifications.service",
-    "services.reporting.service",
-)
-PLUGINS = (
-    "services.enrolment.cli",
-    "services.outcomes.cli",
-    "services.notifications.cli",
-    "services.reporting.cli",
-    "services.gateway.cli",
-    "ibest.simulate.cli",
-    "ibest.purge",
-)
-OPERATIONS = ("ibest.backbone.audit",)  # `ibest audit list`
+TOOLS = ("ibest.simulate.cli", "ibest.purge", "ibest.audit_cli")
+"""Commands beside each service's own (services/registry.py lists those)."""
 
 
 async def _connect(settings: Settings) -> NatsClient:
@@ -54,22 +41,6 @@ async def streams_apply(args: argparse.Namespace, settings: Settings) -> int:
     for line in await apply_streams(settings):
         print(line)
     return 0
-
-
-def consumers_by_type() -> dict[str, list[str]]:
-    """Which services consume each event type (from their specs), to tell a rejection by the
-    whole platform from one by a single service."""
-    out: dict[str, list[str]] = {}
-    for module in SERVICES:
-        try:
-            spec = importlib.import_module(module).SPEC
-        except ModuleNotFoundError as exc:
-            if exc.name and module.startswith(exc.name):
-                continue
-            raise
-        for name in spec.consumes:
-            out.setdefault(name, []).append(spec.name)
-    return out
 
 
 def rejected_json(r: RejectedEvent, verdict: str) -> dict[str, Any]:
@@ -111,7 +82,7 @@ async def deadletters_list(args: argparse.Namespace, settings: Settings) -> int:
         for r in group_dead_letters(letters)
         if args.consumer is None or args.consumer in r.consumers
     ]
-    consumers = consumers_by_type()
+    consumers = registry.consumers_by_type()
     if args.json:
         print(json.dumps([rejected_json(r, r.verdict(consumers)) for r in rejected], indent=2))
         return 0
@@ -240,13 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     docs.add_argument("action", choices=["generate", "check"])
     docs.set_defaults(func=docs_command)
 
-    for module in PLUGINS + OPERATIONS:
-        try:
-            plugin: Any = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name and module.startswith(exc.name):
-                continue  # that part is not built yet
-            raise
+    for module in [*registry.command_modules(), *TOOLS]:
+        plugin: Any = importlib.import_module(module)
         plugin.register(sub)
     return parser
 

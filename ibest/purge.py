@@ -20,11 +20,11 @@ import nats
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from ibest.backbone.document import Document
 from ibest.backbone.mongo import mongo_client
 from ibest.backbone.settings import Settings
 from shared.identifiers import is_nhs_number
 
-Document = dict[str, Any]
 PATIENT_COLLECTIONS = {
     "outcomes": ("assessments", "patients"),
     "notifications": ("patients", "follow_up_items"),

@@ -22,74 +22,34 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict
 from pymongo import UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 
+from ibest.backbone.document import Document
 from ibest.backbone.metrics import OUTBOX_BACKLOG
+from ibest.backbone.outbox_values import (
+    OutboxEntry,
+    OutboxSettings,
+    OutboxStore,
+    Pending,
+    deterministic_id,
+    namespace,
+)
 from ibest.backbone.publisher import Publisher
-from shared.envelope import AnyEvent, parse_event
 
+__all__ = [
+    "MongoOutbox",
+    "OutboxEntry",
+    "OutboxRelay",
+    "OutboxSettings",
+    "OutboxStore",
+    "Pending",
+    "deterministic_id",
+    "namespace",
+]
 log = logging.getLogger(__name__)
-Document = dict[str, Any]
-
-
-def namespace(urn: str) -> uuid.UUID:
-    """A service's id namespace, named by a URN it owns."""
-    return uuid.uuid5(uuid.NAMESPACE_URL, urn)
-
-
-def deterministic_id(space: uuid.UUID, key: str) -> uuid.UUID:
-    """The one id an event derived from `key` can have (uuid5), so re-publishing it is a
-    duplicate the stream drops."""
-    return uuid.uuid5(space, key)
-
-
-class OutboxEntry(BaseModel):
-    """One derived event waiting to be confirmed published. `name` is empty on entries
-    stored before it was recorded."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    id: str
-    name: str = ""
-    body: str
-
-    @classmethod
-    def of(cls, event: AnyEvent) -> OutboxEntry:
-        return cls(id=str(event.id), name=event.event_type.name, body=event.to_json().decode())
-
-    def event(self) -> AnyEvent:
-        return parse_event(None, self.body.encode())
-
-
-@dataclass(frozen=True)
-class OutboxSettings:
-    """The setting pair of every outbox relay: seconds between background passes, and how
-    many aggregates (documents) one pass publishes."""
-
-    interval: float
-    limit: int
-
-
-Pending = tuple[str, tuple[OutboxEntry, ...]]
-
-
-class OutboxStore(Protocol):
-    """Where a service keeps its outbox entries, by aggregate key (a document `_id`)."""
-
-    async def pending(self, limit: int) -> list[Pending]: ...
-
-    async def entries(self, key: str) -> list[OutboxEntry]: ...
-
-    async def clear(self, key: str, ids: list[str]) -> None: ...
-
-    async def clear_many(self, published: Mapping[str, list[str]]) -> None: ...
 
 
 class MongoOutbox:

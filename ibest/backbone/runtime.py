@@ -15,7 +15,6 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import nats
@@ -31,6 +30,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from ibest.backbone import compat
+from ibest.backbone.clock import Clock, utc_now
 from ibest.backbone.consumer import (
     BatchHandler,
     ConsumerPolicy,
@@ -38,6 +38,8 @@ from ibest.backbone.consumer import (
     EventLedger,
     Handler,
 )
+from ibest.backbone.declaration import ServiceDeclaration
+from ibest.backbone.document import Document
 from ibest.backbone.metrics import TRUST_SHARE_USED
 from ibest.backbone.mongo import mongo_client
 from ibest.backbone.publisher import EventPublisher
@@ -50,12 +52,6 @@ from ibest.backbone.streams import (
 )
 
 log = logging.getLogger(__name__)
-Clock = Callable[[], datetime]
-Document = dict[str, Any]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass
@@ -97,6 +93,31 @@ class ServiceSpec:
     title: str = ""
     description: str = ""
     routes: Callable[[], APIRouter] | None = None
+    port: int = 0
+    """Default HTTP port (its declaration's); `IBEST_<NAME>_PORT` overrides it."""
+
+    @classmethod
+    def declared(
+        cls,
+        declaration: ServiceDeclaration,
+        wire: Callable[[ServiceContext], Awaitable[Wiring]],
+        *,
+        routes: Callable[[], APIRouter] | None = None,
+        title: str = "",
+        description: str = "",
+    ) -> ServiceSpec:
+        """The spec of a declared service: name, events and port come from its declaration
+        (said once), the wiring and routes from the service."""
+        return cls(
+            name=declaration.name,
+            consumes=list(declaration.consumes),
+            wire=wire,
+            publishes=list(declaration.publishes),
+            title=title,
+            description=description,
+            routes=routes,
+            port=declaration.port,
+        )
 
 
 def broker_security(options: dict[str, Any]) -> NatsSecurity | None:

@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import nats
 
-from ibest.backbone.settings import DEFAULT_PORTS, Settings
+from ibest.backbone.settings import Settings
 from ibest.backbone.streams import ensure_streams
 from ibest.local.processes import (
     Managed,
@@ -31,8 +31,9 @@ from ibest.local.processes import (
     start_and_wait,
     wait_until,
 )
+from services import registry
 
-SERVICES = tuple(DEFAULT_PORTS)
+SERVICES = tuple(registry.names())
 LOCAL_TOKENS = "local-read:read,local-raw:raw"
 LOCAL_SERVICE_TOKENS = "local:local-service"
 
@@ -130,7 +131,7 @@ async def apply_streams(settings: Settings) -> list[str]:
         settings.nats_servers, connect_timeout=5, **settings.admin_nats_options()
     )
     try:
-        return await ensure_streams(nc.jetstream(), settings)
+        return await ensure_streams(nc.jetstream(), settings, registry.consumers())
     finally:
         await nc.drain()
 
@@ -139,7 +140,7 @@ def start_service(name: str, settings: Settings, data_dir: Path) -> Managed:
     proc = Managed(
         name, [sys.executable, "-m", f"services.{name}"], data_dir / "logs" / f"{name}.log"
     ).start()
-    url = f"http://{settings.http_host}:{settings.port_of(name)}/readyz"
+    url = f"http://{settings.http_host}:{registry.port_of(settings, name)}/readyz"
 
     def ready() -> bool:
         try:
@@ -176,7 +177,7 @@ def up(data_dir: Path, demo: bool = False, via: str = "nats") -> int:
                 _say(f"  {name:<14} NOT BUILT YET: services/{name}/service.py does not exist")
                 continue
             stack.processes.append(start_service(name, settings, data_dir))
-            base = f"http://{settings.http_host}:{settings.port_of(name)}"
+            base = f"http://{settings.http_host}:{registry.port_of(settings, name)}"
             _say(f"  {name:<14} {base}  (/healthz /readyz /metrics)")
         _say(f"Logs in {data_dir / 'logs'}. Press Ctrl-C to stop.")
         if demo:
@@ -212,7 +213,7 @@ def _run_demo(settings: Settings, via: str = "nats") -> None:
         _say(f"  --demo: {line}")
     _say(
         "  --demo: figures: curl -H 'Authorization: Bearer local-read' "
-        f"http://{settings.http_host}:{settings.port_of('reporting')}/v1/national"
+        f"http://{settings.http_host}:{registry.port_of(settings, 'reporting')}/v1/national"
     )
     for line in reminder_hours_note(datetime.now(UTC)):
         _say(f"  --demo: {line}")

@@ -7,9 +7,9 @@ import argparse
 import nats
 
 from ibest.backbone.audit import Actor, audit_log_of
+from ibest.backbone.clock import utc_now
 from ibest.backbone.mongo import mongo_client
 from ibest.backbone.publisher import ReadOnlyPublisher
-from ibest.backbone.runtime import utc_now
 from ibest.backbone.settings import Settings
 from services.enrolment import bootstrap
 from services.enrolment.adapters.stream_erasure import erase_from_stream, erase_many_from_stream

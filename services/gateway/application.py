@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
+from ibest.backbone.clock import Clock
 from ibest.backbone.publisher import Publisher, Publishing
 from services.gateway.domain.keys import (
     MAX_ACTIVE_KEYS,
@@ -50,7 +51,6 @@ from services.gateway.ports import (
 from shared.envelope import AnyEvent, ContractError, FieldError, parse_event
 
 log = logging.getLogger(__name__)
-Clock = Callable[[], datetime]
 UNAUTHENTICATED = 'Bearer realm="ibest", error="invalid_token"'
 
 

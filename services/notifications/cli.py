@@ -8,8 +8,8 @@ import re
 import nats
 
 from ibest.backbone.audit import Actor, audit_log_of
+from ibest.backbone.clock import Clock, utc_now
 from ibest.backbone.mongo import mongo_client
-from ibest.backbone.runtime import Clock, utc_now
 from ibest.backbone.settings import Settings
 from ibest.backbone.streams import EVENTS_STREAM, stored_until_now
 from services.notifications import bootstrap

@@ -17,9 +17,11 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from ibest.backbone.outbox import OutboxEntry, OutboxRelay
+from ibest.backbone.clock import Clock
+from ibest.backbone.document import Document
+from ibest.backbone.outbox import OutboxRelay
+from ibest.backbone.outbox_values import OutboxEntry
 from ibest.backbone.publisher import Publisher
-from ibest.backbone.runtime import Clock
 from services.notifications.domain import messages
 from services.notifications.domain.followups import DigestLine, digest_kind, digest_lines
 from services.notifications.domain.ids import (
@@ -45,7 +47,6 @@ from services.notifications.ports import (
     Channel,
     ContactDirectory,
     ContactUnavailable,
-    Document,
     NotificationsRepository,
     OutgoingMessage,
     PermanentSendError,

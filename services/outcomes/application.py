@@ -15,12 +15,14 @@ from datetime import datetime
 from typing import Any
 
 from ibest.backbone.concurrency import retry_on_conflict
-from ibest.backbone.outbox import OutboxEntry, OutboxRelay, deterministic_id, namespace
+from ibest.backbone.document import Document
+from ibest.backbone.outbox import OutboxRelay
+from ibest.backbone.outbox_values import OutboxEntry, deterministic_id, namespace
 from ibest.backbone.publisher import Publisher
 from services.outcomes.domain.assessments import Assessment, utc_text
 from services.outcomes.domain.followups import schedule
 from services.outcomes.domain.outcomes import Outcome
-from services.outcomes.ports import Commit, Document, OutcomesRepository, patient_key
+from services.outcomes.ports import Commit, OutcomesRepository, patient_key
 from services.outcomes.settings import OutcomesSettings
 from shared.envelope import AnyEvent, new_event
 from shared.events import ClassStarted

@@ -10,7 +10,7 @@ from ibest.backbone.runtime import ServiceContext, ServiceSpec, Wiring
 from services.reporting import bootstrap
 from services.reporting.adapters.metrics import exposition
 from services.reporting.api import routes
-from services.reporting.domain.facts import CONSUMES
+from services.reporting.declaration import DECLARATION
 from services.reporting.handlers import batch_handler, handlers
 from services.reporting.reports import metric_levels
 from services.reporting.settings import ReportingSettings
@@ -25,10 +25,9 @@ def build_spec(settings: ReportingSettings | None = None) -> ServiceSpec:
     async def wire(ctx: ServiceContext) -> Wiring:
         return await _wire(ctx, settings or ReportingSettings())
 
-    return ServiceSpec(
-        name=bootstrap.NAME,
-        consumes=list(CONSUMES),
-        wire=wire,
+    return ServiceSpec.declared(
+        DECLARATION,
+        wire,
         title="iBeST reporting",
         description="Exact rollout figures per site, per trust and nationally; below "
         "national level every figure is disclosure-controlled unless the raw "

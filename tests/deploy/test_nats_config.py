@@ -44,6 +44,7 @@ from ibest.backbone.streams import (
 )
 from ibest.local.processes import find_binary
 from ibest.simulate.trusts import load_trusts
+from services.registry import consumers
 from shared.envelope import parse_event
 from tests.deploy.secured_nats import SecuredNats, write_server_config
 from tests.harness import cloud_event, publish_raw, wait_for
@@ -140,7 +141,7 @@ async def admin(secured_nats: SecuredNats) -> AsyncIterator[NatsClient]:
     for name in (EVENTS_STREAM, DEADLETTER_STREAM):
         with contextlib.suppress(APIError):
             await js.delete_stream(name)
-    await ensure_streams(js, Settings(IBEST_EVENTS_PER_SUBJECT=SHARE))
+    await ensure_streams(js, Settings(IBEST_EVENTS_PER_SUBJECT=SHARE), consumers())
     yield client
     await client.close()
 

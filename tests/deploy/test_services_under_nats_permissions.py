@@ -24,6 +24,7 @@ from ibest.backbone.streams import ensure_streams
 from services.enrolment.service import SPEC as ENROLMENT
 from services.notifications.service import SPEC as NOTIFICATIONS
 from services.outcomes.service import SPEC as OUTCOMES
+from services.registry import consumers
 from services.reporting.service import SPEC as REPORTING
 from tests.deploy.secured_nats import SecuredNats
 from tests.harness import cloud_event, publish_raw, running_service, wait_for
@@ -46,7 +47,7 @@ async def test_every_service_works_under_its_own_nats_user(
         IBEST_FETCH_TIMEOUT=0.2,
     )
     # The operator declares the streams and every service's consumer, as `admin`.
-    await ensure_streams(admin.jetstream(), settings)
+    await ensure_streams(admin.jetstream(), settings, consumers())
     trust = await secured_nats.connect("trust-RTH")
     js = trust.jetstream()
     ref = "clin-perm-1"

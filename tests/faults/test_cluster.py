@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ibest.backbone.streams import EVENTS_STREAM, ensure_streams
 from ibest.local.processes import Managed, find_binary, free_port, port_open, wait_until
+from services.registry import consumers
 from tests.faults.stack import (
     Processes,
     await_figures,
@@ -60,7 +61,7 @@ async def test_stopping_one_node_of_three_loses_nothing(
 
         async def streams_declared() -> bool:
             try:
-                await ensure_streams(js, settings)
+                await ensure_streams(js, settings, consumers())
             except Exception:
                 return False
             return True

@@ -18,6 +18,7 @@ from nats.js import JetStreamContext
 from ibest.backbone.settings import Settings
 from ibest.backbone.streams import ensure_streams
 from ibest.local.processes import free_port
+from services.registry import consumers
 from tests.faults.stack import (
     Processes,
     PublishLog,
@@ -48,7 +49,7 @@ async def test_nats_restart_mid_stream_publishers_retry_consumers_resume(
     nc = await connect(url)
     try:
         js = nc.jetstream()
-        await ensure_streams(js, settings)
+        await ensure_streams(js, settings, consumers())
         script = training_script(clinicians=60)
         extra = reporting_script(clinicians=60, patients=40)
         expected = {**extra.expected}

@@ -14,6 +14,7 @@ from ibest.backbone.streams import ensure_streams
 from ibest.local.processes import free_port
 from services.gateway.service import build_spec
 from services.gateway.settings import GatewaySettings
+from services.registry import consumers
 from tests.faults.stack import connect, start_nats, wait_port_closed
 from tests.gateway.conftest import KeyMaker
 from tests.harness import cloud_event, running_service, stream_events, wait_for
@@ -43,7 +44,7 @@ async def test_nats_stopped_gives_503_and_nothing_reported_accepted_is_missing(
     try:
         own = settings.model_copy(update={"nats_url": url})
         admin_nc = await connect(url)
-        await ensure_streams(admin_nc.jetstream(), own)
+        await ensure_streams(admin_nc.jetstream(), own, consumers())
         auth = {"Authorization": await new_key("RTH"), **BATCH}
         before, during = started(5), started(40)
         spec = build_spec(GatewaySettings(IBEST_GATEWAY_PUBLISH_TIMEOUT=1))

@@ -21,6 +21,7 @@ from services.gateway.service import build_spec
 from services.gateway.settings import GatewaySettings
 from services.notifications.service import SPEC as NOTIFICATIONS
 from services.outcomes.service import SPEC as OUTCOMES
+from services.registry import consumers
 from services.reporting.service import SPEC as REPORTING
 from tests.harness import dead_letters, publish_raw, running_service, wait_for
 from tests.platform.test_end_to_end import NOW, TOKEN, scripted_rollout
@@ -62,7 +63,7 @@ async def fresh(js: JetStreamContext, settings: Settings) -> Settings:
     for name in (EVENTS_STREAM, DEADLETTER_STREAM):
         with contextlib.suppress(NotFoundError):
             await js.delete_stream(name)
-    await ensure_streams(js, settings)
+    await ensure_streams(js, settings, consumers())
     return settings.model_copy(update={"db_prefix": f"t{uuid.uuid4().hex[:10]}"})
 
 

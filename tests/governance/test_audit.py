@@ -19,7 +19,8 @@ from nats.js import JetStreamContext
 from prometheus_client.parser import text_string_to_metric_families
 from pymongo import AsyncMongoClient
 
-from ibest.backbone.audit import audit_log_of, list_command
+from ibest.audit_cli import list_command
+from ibest.backbone.audit import audit_log_of
 from ibest.backbone.settings import Settings
 from ibest.backbone.tokens import derived_id
 from ibest.local.processes import free_port

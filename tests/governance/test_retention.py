@@ -16,7 +16,7 @@ from nats.js import JetStreamContext
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from ibest.backbone.runtime import utc_now
+from ibest.backbone.clock import utc_now
 from ibest.backbone.settings import Settings
 from ibest.backbone.streams import (
     DEADLETTER_PREFIX,
@@ -35,6 +35,7 @@ from services.notifications.adapters.repository import MongoNotificationsReposit
 from services.notifications.application import purge_expired_records
 from services.notifications.service import SPEC as NOTIFICATIONS
 from services.notifications.settings import NotificationSettings
+from services.registry import consumers
 from shared.envelope import parse_event
 from tests.fakes.publisher import FakePublisher
 from tests.harness import cloud_event, publish_raw, running_service, wait_for
@@ -281,7 +282,7 @@ async def test_dead_letters_expire_after_max_age_and_younger_ones_stay(
     [_, deadletters] = stream_configs(settings)
     assert deadletters.max_age == 90 * 86400
     short = settings.model_copy(update={"deadletter_max_age_days": 3 / 86400})  # 3 seconds
-    await ensure_streams(js, short)
+    await ensure_streams(js, short, consumers())
     info = await js.stream_info(DEADLETTER_STREAM)
     assert info.config.max_age == pytest.approx(3.0)
     subject = f"{DEADLETTER_PREFIX}.governance-test"

@@ -24,7 +24,7 @@ from typing import Any
 from nats.js import JetStreamContext
 
 from ibest.backbone.deadletters import H_SUBJECT
-from ibest.backbone.outbox import deterministic_id
+from ibest.backbone.outbox_values import deterministic_id
 from ibest.backbone.streams import (
     DEADLETTER_PREFIX,
     DEADLETTER_STREAM,

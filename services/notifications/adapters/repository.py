@@ -13,12 +13,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from datetime import date, datetime, timedelta
-from typing import Any
 
 from pymongo import ASCENDING, ReturnDocument, UpdateMany, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from ibest.backbone.document import Document
 from ibest.backbone.outbox import MongoOutbox
 from services.notifications.domain.batch import (
     ClinicianChange,
@@ -27,8 +27,6 @@ from services.notifications.domain.batch import (
     latest_key,
 )
 from services.notifications.domain.status import CANCELLED, FINISHED, PENDING, QUEUED, SENDING
-
-Document = dict[str, Any]
 
 
 class MongoNotificationsRepository:

@@ -7,7 +7,7 @@ import hashlib
 import re
 import uuid
 
-from ibest.backbone.outbox import deterministic_id
+from ibest.backbone.outbox_values import deterministic_id
 from shared.identifiers import REF_MAX_LENGTH, REF_PATTERN
 
 NAMESPACE = uuid.UUID("5b0f2d52-3c1e-4f7e-9a51-6f1c0f4e7a10")
