@@ -22,7 +22,7 @@ from nats.js.api import ConsumerConfig
 from bench.common import machine, servers
 from ibest.backbone.settings import Settings
 from ibest.backbone.streams import EVENTS_STREAM, ensure_streams
-from services.registry import consumers
+from ibest.registry import consumers
 
 
 def sample_events(n: int) -> list[tuple[str, bytes, str]]:

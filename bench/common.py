@@ -16,11 +16,11 @@ from pathlib import Path
 
 import nats
 
+from ibest import registry
 from ibest.backbone.settings import Settings
 from ibest.backbone.streams import DEADLETTER_STREAM, EVENTS_STREAM, ensure_streams
 from ibest.local.processes import Managed, free_port, nats_server, secantus_server, start_and_wait
 from ibest.local.stack import start_service
-from services import registry
 
 SERVICES = tuple(registry.names())
 SERVER_PROCS: dict[str, Managed] = {}

@@ -31,8 +31,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from deploy.nats.generate import all_users, password_var
+from ibest import registry
 from ibest.simulate.trusts import load_trusts
-from services import registry
 
 SECRETS_DIR = Path(__file__).resolve().parent / "secrets"
 SERVICES = tuple(registry.names())

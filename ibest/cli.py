@@ -13,6 +13,7 @@ from typing import Any
 import nats
 from nats.aio.client import Client as NatsClient
 
+from ibest import registry
 from ibest.backbone.deadletters import (
     RejectedEvent,
     group_dead_letters,
@@ -20,10 +21,9 @@ from ibest.backbone.deadletters import (
     replay_dead_letter,
 )
 from ibest.backbone.settings import Settings
-from services import registry
 
 TOOLS = ("ibest.simulate.cli", "ibest.purge", "ibest.audit_cli")
-"""Commands beside each service's own (services/registry.py lists those)."""
+"""Commands beside each service's own (ibest/registry.py lists those)."""
 
 
 async def _connect(settings: Settings) -> NatsClient:

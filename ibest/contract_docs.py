@@ -15,7 +15,7 @@ from typing import Any
 from faststream.nats import NatsBroker
 from faststream.specification import AsyncAPI
 
-from services import registry
+from ibest import registry
 from shared.catalogue import CATALOGUE_FILE, catalogue
 from shared.envelope import BY_NAME, EVENT_TYPES, CloudEvent, EventType
 from shared.examples import example

@@ -22,7 +22,7 @@ from nats.js.errors import NotFoundError
 from ibest.backbone.settings import Settings
 from ibest.backbone.streams import DEADLETTER_STREAM, EVENTS_STREAM, ensure_streams
 from ibest.local.processes import free_port, nats_server, secantus_server, start_and_wait
-from services.registry import consumers
+from ibest.registry import consumers
 from tests.harness import SERVICE_TOKEN, SERVICE_TOKEN_ID, fresh_settings
 
 

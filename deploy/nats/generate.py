@@ -33,6 +33,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ibest import registry
 from ibest.backbone.declaration import ServiceDeclaration
 from ibest.backbone.settings import Settings, inbox_prefix
 from ibest.backbone.streams import (
@@ -42,14 +43,13 @@ from ibest.backbone.streams import (
     GATEWAY_CONSUMER,
 )
 from ibest.simulate.trusts import DEFAULT_TRUSTS_FILE, Trust, load_trusts
-from services import registry
 from shared.envelope import EVENT_TYPES, MAX_EVENT_BYTES, SUBJECT_PREFIX
 
 CONF_PATH = Path(__file__).resolve().parent / "nats.conf"
 PASSWORDS_INCLUDE = "passwords.conf"
 ACCOUNT = "IBEST"
 DERIVED = {service.name: list(service.publishes) for service in registry.SERVICES}
-"""The events each service derives (services/registry.py); no trust may publish them."""
+"""The events each service derives (ibest/registry.py); no trust may publish them."""
 RAW_EVENTS = [
     t.name for t in EVENT_TYPES if t.name not in {n for names in DERIVED.values() for n in names}
 ]
@@ -115,7 +115,7 @@ def _consumer_api(stream: str, consumer: str) -> list[str]:
 
 
 def service_user(service: ServiceDeclaration) -> User:
-    """A service's user, from its declaration (services/registry.py): its own inbox; with
+    """A service's user, from its declaration (ibest/registry.py): its own inbox; with
     consumed events, its durable consumer and its own dead letters; the events it derives;
     and the grants it declares (raw events, the dead-letter consumer, requests it sends
     or answers)."""

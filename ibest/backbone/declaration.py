@@ -2,7 +2,7 @@
 
 A service's `declaration.py` holds its `ServiceDeclaration` (name, port, events consumed
 and published, NATS grants beyond the standard ones, whether it has `ibest` commands, what
-its retention passes remove). `services/registry.py` lists the declarations; the backbone
+its retention passes remove). `ibest/registry.py` lists the declarations; the backbone
 never imports a service, it is given what it needs (a service's `ServiceSpec` is built from
 its declaration; `streams.ensure_streams` takes the consumers). The tools (CLI, local
 stack, deploy generators and checks, benches) read the registry.

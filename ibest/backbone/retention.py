@@ -12,13 +12,15 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
+from ibest.backbone.clock import Clock
+
 log = logging.getLogger(__name__)
 
 Purge = Callable[[datetime], Awaitable[int]]
 
 
 def purge_loop(
-    what: str, purge: Purge, clock: Callable[[], datetime], interval: float
+    what: str, purge: Purge, clock: Clock, interval: float
 ) -> Callable[[], Awaitable[None]]:
     """A background loop (ServiceContext `background`) running `purge` every `interval`
     seconds, the first time one interval after start-up (a service restarting in a loop

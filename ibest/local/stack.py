@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 import nats
 
+from ibest import registry
 from ibest.backbone.settings import Settings
 from ibest.backbone.streams import ensure_streams
 from ibest.local.processes import (
@@ -31,7 +32,6 @@ from ibest.local.processes import (
     start_and_wait,
     wait_until,
 )
-from services import registry
 
 SERVICES = tuple(registry.names())
 LOCAL_TOKENS = "local-read:read,local-raw:raw"

@@ -15,10 +15,10 @@ import httpx
 import nats
 from nats.js import JetStreamContext
 
+from ibest import registry
 from ibest.backbone.settings import Settings, inbox_prefix
 from ibest.simulate.model import FALLBACK_MODULES, Plan, Planned, SimulationOptions, plan_rollout
 from ibest.simulate.trusts import DEFAULT_TRUSTS_FILE, load_trusts
-from services import registry
 
 CATALOGUE = Path(__file__).resolve().parents[2] / "shared" / "catalogue.json"
 WINDOW = 64

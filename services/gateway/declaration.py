@@ -1,4 +1,4 @@
-"""The gateway, declared once (ibest/backbone/declaration.py; services/registry.py).
+"""The gateway, declared once (ibest/backbone/declaration.py; ibest/registry.py).
 
 It consumes no events (the runtime starts no events consumer); it publishes trusts' raw
 events after checking them and reads every dead letter through its own consumer."""

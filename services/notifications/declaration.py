@@ -1,5 +1,5 @@
 """The notifications service, declared once (ibest/backbone/declaration.py;
-services/registry.py)."""
+ibest/registry.py)."""
 
 from __future__ import annotations
 

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
+from ibest.backbone.clock import Clock
 from ibest.backbone.concurrency import retry_on_conflict
 from ibest.backbone.document import Document
 from ibest.backbone.outbox import OutboxRelay
@@ -81,7 +80,7 @@ class OutcomesService:
         self,
         repo: OutcomesRepository,
         publisher: Publisher,
-        clock: Callable[[], datetime],
+        clock: Clock,
         settings: OutcomesSettings,
     ) -> None:
         self.repo = repo

@@ -1,4 +1,4 @@
-"""The outcomes service, declared once (ibest/backbone/declaration.py; services/registry.py)."""
+"""The outcomes service, declared once (ibest/backbone/declaration.py; ibest/registry.py)."""
 
 from __future__ import annotations
 

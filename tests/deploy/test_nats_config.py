@@ -43,8 +43,8 @@ from ibest.backbone.streams import (
     trust_share_used,
 )
 from ibest.local.processes import find_binary
+from ibest.registry import consumers
 from ibest.simulate.trusts import load_trusts
-from services.registry import consumers
 from shared.envelope import parse_event
 from tests.deploy.secured_nats import SecuredNats, write_server_config
 from tests.harness import cloud_event, publish_raw, wait_for

@@ -21,10 +21,10 @@ from nats.aio.client import Client as NatsClient
 from ibest.backbone.deadletters import list_dead_letters
 from ibest.backbone.settings import Settings
 from ibest.backbone.streams import ensure_streams
+from ibest.registry import consumers
 from services.enrolment.service import SPEC as ENROLMENT
 from services.notifications.service import SPEC as NOTIFICATIONS
 from services.outcomes.service import SPEC as OUTCOMES
-from services.registry import consumers
 from services.reporting.service import SPEC as REPORTING
 from tests.deploy.secured_nats import SecuredNats
 from tests.harness import cloud_event, publish_raw, running_service, wait_for

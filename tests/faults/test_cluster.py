@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ibest.backbone.streams import EVENTS_STREAM, ensure_streams
 from ibest.local.processes import Managed, find_binary, free_port, port_open, wait_until
-from services.registry import consumers
+from ibest.registry import consumers
 from tests.faults.stack import (
     Processes,
     await_figures,

@@ -18,7 +18,7 @@ from nats.js import JetStreamContext
 from ibest.backbone.settings import Settings
 from ibest.backbone.streams import ensure_streams
 from ibest.local.processes import free_port
-from services.registry import consumers
+from ibest.registry import consumers
 from tests.faults.stack import (
     Processes,
     PublishLog,

@@ -12,9 +12,9 @@ import httpx
 from ibest.backbone.settings import Settings
 from ibest.backbone.streams import ensure_streams
 from ibest.local.processes import free_port
+from ibest.registry import consumers
 from services.gateway.service import build_spec
 from services.gateway.settings import GatewaySettings
-from services.registry import consumers
 from tests.faults.stack import connect, start_nats, wait_port_closed
 from tests.gateway.conftest import KeyMaker
 from tests.harness import cloud_event, running_service, stream_events, wait_for

@@ -15,13 +15,13 @@ from nats.js.errors import NotFoundError
 
 from ibest.backbone.settings import Settings
 from ibest.backbone.streams import DEADLETTER_STREAM, EVENTS_STREAM, ensure_streams
+from ibest.registry import consumers
 from services.enrolment.service import SPEC as ENROLMENT
 from services.gateway.bootstrap import key_admin
 from services.gateway.service import build_spec
 from services.gateway.settings import GatewaySettings
 from services.notifications.service import SPEC as NOTIFICATIONS
 from services.outcomes.service import SPEC as OUTCOMES
-from services.registry import consumers
 from services.reporting.service import SPEC as REPORTING
 from tests.harness import dead_letters, publish_raw, running_service, wait_for
 from tests.platform.test_end_to_end import NOW, TOKEN, scripted_rollout

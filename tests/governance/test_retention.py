@@ -26,6 +26,7 @@ from ibest.backbone.streams import (
     stored_until_now,
     stream_configs,
 )
+from ibest.registry import consumers
 from services.enrolment import bootstrap
 from services.enrolment.application import EnrolmentService
 from services.enrolment.cli import retention_command
@@ -35,7 +36,6 @@ from services.notifications.adapters.repository import MongoNotificationsReposit
 from services.notifications.application import purge_expired_records
 from services.notifications.service import SPEC as NOTIFICATIONS
 from services.notifications.settings import NotificationSettings
-from services.registry import consumers
 from shared.envelope import parse_event
 from tests.fakes.publisher import FakePublisher
 from tests.harness import cloud_event, publish_raw, running_service, wait_for

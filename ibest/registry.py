@@ -1,12 +1,12 @@
 """Every service of the platform, one line each: the list every other list derives from.
 
-Above the backbone and beside the services (it imports each service's `declaration.py`, a
-service imports no other), read by the tools: the `ibest` CLI (its commands, who consumes
-what, `streams apply`), the local stack, the benches, the contract docs and the deployment
-generators and checks (deploy/nats/generate.py, deploy/make_secrets.py,
-tests/deploy/test_declarations.py). Adding a service: its own folder with a
-`declaration.py`, one line here, then regenerate the deployment files
-(docs/architecture.md, "Adding a service").
+In the tools layer, above the services: it imports each service's `declaration.py` (a
+service imports no other, and nothing below the tools imports this). Read by the `ibest`
+CLI (its commands, who consumes what, `streams apply`), the local stack, the simulator,
+the benches, the contract docs and the deployment generators and checks
+(deploy/nats/generate.py, deploy/make_secrets.py, tests/deploy/test_declarations.py).
+Adding a service: its own folder with a `declaration.py`, one line here, then regenerate
+the deployment files (docs/architecture.md, "Adding a service").
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def declaration(name: str) -> ServiceDeclaration:
     for service in SERVICES:
         if service.name == name:
             return service
-    raise KeyError(f"no service named {name!r} in services/registry.py")
+    raise KeyError(f"no service named {name!r} in ibest/registry.py")
 
 
 def port_of(settings: Settings, name: str) -> int:
