@@ -14,6 +14,7 @@ import nats
 from nats.aio.client import Client as NatsClient
 
 from ibest import registry
+from ibest.backbone.connect import connect_nats
 from ibest.backbone.deadletters import (
     RejectedEvent,
     group_dead_letters,
@@ -27,12 +28,7 @@ TOOLS = ("ibest.simulate.cli", "ibest.purge", "ibest.audit_cli")
 
 
 async def _connect(settings: Settings) -> NatsClient:
-    return await nats.connect(
-        settings.nats_servers,
-        connect_timeout=5,
-        max_reconnect_attempts=2,
-        **settings.admin_nats_options(),
-    )
+    return await connect_nats(settings, "deadletters")
 
 
 async def streams_apply(args: argparse.Namespace, settings: Settings) -> int:

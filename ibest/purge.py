@@ -16,10 +16,10 @@ import argparse
 from dataclasses import dataclass, field
 from typing import Any
 
-import nats
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from ibest.backbone.connect import connect_nats
 from ibest.backbone.document import Document
 from ibest.backbone.mongo import mongo_client
 from ibest.backbone.settings import Settings
@@ -100,9 +100,7 @@ async def rebuild_reporting(settings: Settings, mongo: AsyncMongoClient[Document
     """Replace reporting's aggregates by a rebuild through today's contract."""
     from services.reporting import bootstrap
 
-    nc = await nats.connect(
-        settings.nats_servers, name="ibest-purge-nhs-numbers", **settings.admin_nats_options()
-    )
+    nc = await connect_nats(settings, "purge-nhs-numbers")
     try:
         parts = bootstrap.for_commands(mongo[settings.database_of(bootstrap.NAME)])
         await parts.service.rebuild(bootstrap.stream_history(nc.jetstream()))

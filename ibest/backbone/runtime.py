@@ -17,7 +17,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import nats
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import PlainTextResponse
 from faststream import AckPolicy, Context
@@ -31,6 +30,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from ibest.backbone import compat
 from ibest.backbone.clock import Clock, utc_now
+from ibest.backbone.connect import connect_nats
 from ibest.backbone.consumer import (
     BatchHandler,
     ConsumerPolicy,
@@ -171,13 +171,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         mongo = mongo_client(settings)
-        nc = await nats.connect(
-            settings.nats_servers,
-            name=f"ibest-{spec.name}-admin",
-            max_reconnect_attempts=-1,
-            inbox_prefix=inbox_prefix(spec.name).encode(),
-            **settings.nats_options(),
-        )
+        nc = await connect_nats(settings, f"{spec.name}-admin", user=spec.name, service=True)
         js = nc.jetstream()
         try:
             if spec.consumes:

@@ -123,10 +123,6 @@ class Settings(BaseSettings):
             options["tls"] = ssl.create_default_context(cafile=str(self.nats_tls_ca_file))
         return options
 
-    def admin_nats_options(self) -> dict[str, Any]:
-        """`nats_options` for the operator's commands, on the CLI's own inbox prefix."""
-        return {**self.nats_options(), "inbox_prefix": inbox_prefix("admin").encode()}
-
     def mongodb_options(self) -> dict[str, Any]:
         """Credentials for AsyncMongoClient, read from their file (not put in the URL)."""
         if not self.mongodb_password_file:

@@ -19,9 +19,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-import nats
 
 from ibest import registry
+from ibest.backbone.connect import connect_nats
 from ibest.backbone.settings import Settings
 from ibest.backbone.streams import ensure_streams
 from ibest.local.processes import (
@@ -127,9 +127,7 @@ def start_servers(data_dir: Path) -> tuple[Settings, list[Managed]]:
 
 
 async def apply_streams(settings: Settings) -> list[str]:
-    nc = await nats.connect(
-        settings.nats_servers, connect_timeout=5, **settings.admin_nats_options()
-    )
+    nc = await connect_nats(settings, "streams-apply")
     try:
         return await ensure_streams(nc.jetstream(), settings, registry.consumers())
     finally:

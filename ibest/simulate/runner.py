@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import TextIO
 
 import httpx
-import nats
 from nats.js import JetStreamContext
 
 from ibest import registry
-from ibest.backbone.settings import Settings, inbox_prefix
+from ibest.backbone.connect import connect_nats
+from ibest.backbone.settings import Settings
 from ibest.simulate.model import FALLBACK_MODULES, Plan, Planned, SimulationOptions, plan_rollout
 from ibest.simulate.trusts import DEFAULT_TRUSTS_FILE, load_trusts
 
@@ -140,13 +140,7 @@ async def run_simulation(settings: Settings, options: SimulationOptions) -> Simu
         summary.seconds = time.monotonic() - began
         return summary
     began = time.monotonic()
-    nc = await nats.connect(
-        settings.nats_servers,
-        name="ibest-simulator",
-        connect_timeout=5,
-        inbox_prefix=inbox_prefix("simulator").encode(),
-        **settings.nats_options(),
-    )
+    nc = await connect_nats(settings, "simulator", user="simulator")
     try:
         js = nc.jetstream()
         for start in range(0, len(plan.events), WINDOW):

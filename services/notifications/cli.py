@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 import re
 
-import nats
-
 from ibest.backbone.audit import Actor, audit_log_of
 from ibest.backbone.clock import Clock, utc_now
+from ibest.backbone.connect import connect_nats
 from ibest.backbone.mongo import mongo_client
 from ibest.backbone.settings import Settings
 from ibest.backbone.streams import EVENTS_STREAM, stored_until_now
@@ -58,11 +57,7 @@ async def plan_surveys(settings: Settings, clock: Clock) -> dict[str, int]:
     """
     counts = dict.fromkeys(SURVEY_EVENTS, 0)
     mongo = mongo_client(settings)
-    nc = await nats.connect(
-        settings.nats_servers,
-        name="ibest-notifications-plan-surveys",
-        **settings.admin_nats_options(),
-    )
+    nc = await connect_nats(settings, "notifications-plan-surveys")
     try:
         service = bootstrap.build(
             NotificationSettings(),

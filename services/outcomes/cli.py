@@ -7,8 +7,7 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import nats
-
+from ibest.backbone.connect import connect_nats
 from ibest.backbone.mongo import mongo_client
 from ibest.backbone.publisher import EventPublisher, Publisher, ReadOnlyPublisher
 from ibest.backbone.settings import Settings
@@ -20,13 +19,7 @@ from services.outcomes.settings import OutcomesSettings
 @asynccontextmanager
 async def _service(settings: Settings, publish: bool) -> AsyncIterator[OutcomesService]:
     mongo = mongo_client(settings)
-    nc = (
-        await nats.connect(
-            settings.nats_servers, connect_timeout=5, **settings.admin_nats_options()
-        )
-        if publish
-        else None
-    )
+    nc = await connect_nats(settings, "outcomes-command") if publish else None
     try:
         publisher: Publisher = (
             EventPublisher(nc.jetstream(), bootstrap.NAME) if nc else ReadOnlyPublisher()

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-import nats
-
+from ibest.backbone.connect import connect_nats
 from ibest.backbone.mongo import mongo_client
 from ibest.backbone.settings import Settings
 from services.reporting import bootstrap
@@ -24,9 +23,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 async def rebuild_command(args: argparse.Namespace, settings: Settings) -> int:
     mongo = mongo_client(settings)
-    nc = await nats.connect(
-        settings.nats_servers, name="ibest-reporting-rebuild", **settings.admin_nats_options()
-    )
+    nc = await connect_nats(settings, "reporting-rebuild")
     try:
         parts = bootstrap.for_commands(mongo[settings.database_of(bootstrap.NAME)])
         done = await parts.service.rebuild(bootstrap.stream_history(nc.jetstream()))
