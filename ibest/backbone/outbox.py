@@ -20,7 +20,6 @@ to a crash between storing and publishing, nor publish one it did not store. So:
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Iterable, Mapping
 
@@ -37,6 +36,7 @@ from ibest.backbone.outbox_values import (
     deterministic_id,
     namespace,
 )
+from ibest.backbone.periodic import every
 from ibest.backbone.publisher import Publisher
 
 __all__ = [
@@ -139,13 +139,15 @@ class OutboxRelay:
 
     async def run(self) -> None:
         """Background loop: publish whatever a crash left in an outbox."""
-        while True:
+
+        async def relay_pass() -> None:
             sent = await self.relay_once()
             if sent:
                 log.warning(
                     "%s: re-published %d derived event(s) left in outboxes", self._service, sent
                 )
-            await asyncio.sleep(self.settings.interval)
+
+        await every(f"{self._service}: outbox relay", self.settings.interval, relay_pass)
 
     async def _publish_one(self, entry: OutboxEntry) -> None:
         stored = await self._publisher.publish(entry.event())

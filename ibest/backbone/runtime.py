@@ -42,6 +42,7 @@ from ibest.backbone.declaration import ServiceDeclaration
 from ibest.backbone.document import Document
 from ibest.backbone.metrics import TRUST_SHARE_USED
 from ibest.backbone.mongo import mongo_client
+from ibest.backbone.periodic import every
 from ibest.backbone.publisher import EventPublisher
 from ibest.backbone.settings import Settings, inbox_prefix
 from ibest.backbone.streams import (
@@ -259,10 +260,12 @@ SHARE_WATCH_SECONDS = 30.0
 
 async def watch_trust_shares(js: JetStreamContext) -> None:
     """Export how full each trust's share of the events stream is, for the alert."""
-    while True:
+
+    async def watch_once() -> None:
         for (trust, event), ratio in (await trust_share_used(js)).items():
             TRUST_SHARE_USED.labels(trust, event).set(ratio)
-        await asyncio.sleep(SHARE_WATCH_SECONDS)
+
+    await every("trust shares", SHARE_WATCH_SECONDS, watch_once)
 
 
 async def _forever(name: str, job: Callable[[], Awaitable[None]]) -> None:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from ibest.backbone.audit import audit_log_of
+from ibest.backbone.periodic import every
 from ibest.backbone.runtime import ServiceContext, ServiceSpec, Wiring
 from services.reporting import bootstrap
 from services.reporting.adapters.metrics import exposition
@@ -46,16 +46,18 @@ async def _wire(ctx: ServiceContext, settings: ReportingSettings) -> Wiring:
         log.warning("IBEST_REPORTING_TOKENS is empty: every report request will get 401")
     snapshot = b""
 
+    shown: object = None
+
+    async def refresh_once() -> None:
+        nonlocal snapshot, shown
+        view = await reporting.view()
+        if view.key != shown:  # recomputing every level is costly at national scale
+            levels, last_event = await metric_levels(reporting)
+            snapshot = exposition(levels, last_event)
+            shown = view.key
+
     async def refresh_snapshot() -> None:
-        nonlocal snapshot
-        shown: object = None
-        while True:
-            view = await reporting.view()
-            if view.key != shown:  # recomputing every level is costly at national scale
-                levels, last_event = await metric_levels(reporting)
-                snapshot = exposition(levels, last_event)
-                shown = view.key
-            await asyncio.sleep(settings.snapshot_seconds)
+        await every("reporting: metrics snapshot", settings.snapshot_seconds, refresh_once)
 
     return Wiring(
         handlers=handlers(parts.service),
