@@ -9,9 +9,11 @@ from ibest.backbone.audit import Actor, audit_log_of
 from ibest.backbone.clock import Clock, utc_now
 from ibest.backbone.connect import connect_nats
 from ibest.backbone.mongo import mongo_client
+from ibest.backbone.patient_refs import purge_in_database
 from ibest.backbone.settings import Settings
 from ibest.backbone.streams import EVENTS_STREAM, stored_until_now
 from services.notifications import bootstrap
+from services.notifications.adapters.repository import MongoNotificationsRepository
 from services.notifications.settings import NotificationSettings
 from shared.envelope import ContractError, parse_event
 from shared.identifiers import REF_PATTERN
@@ -102,3 +104,11 @@ async def opt_out_command(args: argparse.Namespace, settings: Settings) -> int:
         await client.close()
     print(f"{ref}: {'opted back in' if args.undo else 'opted out'} of reminders")
     return 0
+
+
+async def purge_nhs_numbers(settings: Settings, apply: bool) -> dict[str, int]:
+    """`ibest purge-nhs-numbers` asks this service (ibest/purge.py): its stored patient
+    references that are NHS numbers, counted by collection (deleted with `apply`)."""
+    return await purge_in_database(
+        settings, bootstrap.NAME, lambda db: MongoNotificationsRepository(db).patient_refs, apply
+    )

@@ -9,9 +9,11 @@ from contextlib import asynccontextmanager
 
 from ibest.backbone.connect import connect_nats
 from ibest.backbone.mongo import mongo_client
+from ibest.backbone.patient_refs import purge_in_database
 from ibest.backbone.publisher import EventPublisher, Publisher, ReadOnlyPublisher
 from ibest.backbone.settings import Settings
 from services.outcomes import bootstrap
+from services.outcomes.adapters.repository import MongoOutcomesRepository
 from services.outcomes.application import OutcomesService
 from services.outcomes.settings import OutcomesSettings
 
@@ -61,3 +63,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     show.set_defaults(func=show_command)
     flush = cmds.add_parser("flush-outbox", help="publish outcome events left pending")
     flush.set_defaults(func=flush_command)
+
+
+async def purge_nhs_numbers(settings: Settings, apply: bool) -> dict[str, int]:
+    """`ibest purge-nhs-numbers` asks this service (ibest/purge.py): its stored patient
+    references that are NHS numbers, counted by collection (deleted with `apply`)."""
+    return await purge_in_database(
+        settings, bootstrap.NAME, lambda db: MongoOutcomesRepository(db).patient_refs, apply
+    )

@@ -20,6 +20,7 @@ from pymongo.errors import DuplicateKeyError
 
 from ibest.backbone.document import Document
 from ibest.backbone.outbox import MongoOutbox
+from ibest.backbone.patient_refs import MongoPatientRefs
 from services.notifications.domain.batch import (
     ClinicianChange,
     PatientChange,
@@ -34,6 +35,9 @@ class MongoNotificationsRepository:
         self.clinicians = db["clinicians"]
         self.patients = db["patients"]
         self.follow_ups = db["follow_up_items"]
+        self.patient_refs = MongoPatientRefs(
+            {"patients": self.patients, "follow_up_items": self.follow_ups}
+        )
         self.reminders = db["reminders"]
         self.deliveries = db["delivery_statuses"]
         # A finished reminder carries its notification.sent/failed event in `outbox`.
