@@ -22,6 +22,7 @@ from ibest.backbone.deadletters import (
     replay_dead_letter,
 )
 from ibest.backbone.settings import Settings
+from ibest.backbone.streams import ensure_streams
 
 TOOLS = ("ibest.simulate.cli", "ibest.purge", "ibest.audit_cli")
 """Commands beside each service's own (ibest/registry.py lists those)."""
@@ -31,9 +32,17 @@ async def _connect(settings: Settings) -> NatsClient:
     return await connect_nats(settings, "deadletters")
 
 
-async def streams_apply(args: argparse.Namespace, settings: Settings) -> int:
-    from ibest.local.stack import apply_streams
+async def apply_streams(settings: Settings) -> list[str]:
+    """Declare both streams and every declared service's durable consumer (as `admin`)."""
+    nc = await connect_nats(settings, "streams-apply")
+    try:
+        return await ensure_streams(nc.jetstream(), settings, registry.consumers())
+    finally:
+        await nc.drain()
 
+
+async def streams_apply(args: argparse.Namespace, settings: Settings) -> int:
+    # (the compose init job runs this from the production image: no local stand-in needed)
     for line in await apply_streams(settings):
         print(line)
     return 0

