@@ -267,6 +267,7 @@ async def test_attack_3_a_trust_exhausting_its_share_does_not_stop_another(
     assert json.loads(first.data or b"{}")["data"]["clinician_ref"] == "c-0"
 
 
+@pytest.mark.slow
 async def test_attack_4_a_service_cannot_create_or_redirect_its_consumer(
     secured_nats: SecuredNats, admin: NatsClient
 ) -> None:
@@ -370,6 +371,7 @@ async def test_attack_5_no_user_reads_another_users_inbox(
     await rth.close()
 
 
+@pytest.mark.slow
 async def test_the_cli_works_on_its_own_inbox_while_the_simulator_listens(
     secured_nats: SecuredNats, admin: NatsClient
 ) -> None:

@@ -33,6 +33,7 @@ from tests.platform.test_end_to_end import MODULES
 T0 = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
 
 
+@pytest.mark.slow
 async def test_every_service_works_under_its_own_nats_user(
     secured_nats: SecuredNats,
     mongodb_url: str,

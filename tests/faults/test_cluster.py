@@ -6,6 +6,8 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
+import pytest
+
 from ibest.backbone.streams import EVENTS_STREAM, ensure_streams
 from ibest.local.processes import Managed, find_binary, free_port, port_open, wait_until
 from ibest.registry import consumers
@@ -20,6 +22,8 @@ from tests.faults.stack import (
     training_script,
 )
 from tests.harness import dead_letters, fresh_settings, wait_for
+
+pytestmark = pytest.mark.slow  # end-to-end: `pytest -m "not slow"` skips it
 
 
 def cluster_node(name: str, port: int, routes: list[int], own_route: int, home: Path) -> Managed:

@@ -13,6 +13,7 @@ import asyncio
 from pathlib import Path
 
 import httpx
+import pytest
 from nats.js import JetStreamContext
 
 from ibest.backbone.settings import Settings
@@ -35,6 +36,8 @@ from tests.faults.stack import (
     wait_port_closed,
 )
 from tests.harness import dead_letters, fresh_settings, wait_for
+
+pytestmark = pytest.mark.slow  # end-to-end: `pytest -m "not slow"` skips it
 
 
 async def test_nats_restart_mid_stream_publishers_retry_consumers_resume(

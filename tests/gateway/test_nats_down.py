@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from ibest.backbone.settings import Settings
 from ibest.backbone.streams import ensure_streams
@@ -35,6 +36,7 @@ def started(n: int) -> list[dict[str, Any]]:
     ]
 
 
+@pytest.mark.slow
 async def test_nats_stopped_gives_503_and_nothing_reported_accepted_is_missing(
     settings: Settings, new_key: KeyMaker, tmp_path: Path
 ) -> None:

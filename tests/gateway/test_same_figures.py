@@ -67,6 +67,7 @@ async def fresh(js: JetStreamContext, settings: Settings) -> Settings:
     return settings.model_copy(update={"db_prefix": f"t{uuid.uuid4().hex[:10]}"})
 
 
+@pytest.mark.slow
 async def test_figures_through_the_gateway_equal_figures_through_nats(
     settings: Settings,
     js: JetStreamContext,

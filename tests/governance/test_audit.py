@@ -138,6 +138,7 @@ async def test_raw_scope_requests_are_audited_with_token_ids_and_read_ones_are_n
     ]
 
 
+@pytest.mark.slow
 async def test_erasures_and_opt_out_changes_are_audited_and_listed(
     settings: Settings,
     js: JetStreamContext,
@@ -221,6 +222,7 @@ def nsettings_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("IBEST_NOTIFY_CHANNEL", "log")
 
 
+@pytest.mark.slow
 async def test_raw_figures_are_withheld_when_the_audit_log_cannot_be_written(
     settings: Settings, js: JetStreamContext
 ) -> None:

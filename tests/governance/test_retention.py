@@ -275,6 +275,7 @@ def test_notification_retention_never_shorter_than_thanks_replay_window(
         NotificationSettings()
 
 
+@pytest.mark.slow
 async def test_dead_letters_expire_after_max_age_and_younger_ones_stay(
     settings: Settings, js: JetStreamContext
 ) -> None:
