@@ -22,10 +22,11 @@ from services.gateway.adapters.metrics import PrometheusGatewayMetrics
 from services.gateway.adapters.rejections import MongoRejectionStore
 from services.gateway.adapters.stream import NatsEventStream
 from services.gateway.application import DeadLetterRecorder, Gateway, KeyAdmin
+from services.gateway.declaration import DECLARATION
 from services.gateway.domain.ratelimit import RateLimiter
 from services.gateway.settings import GatewaySettings
 
-NAME = "gateway"
+NAME = DECLARATION.name
 
 
 @dataclass

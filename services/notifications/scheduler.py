@@ -22,6 +22,7 @@ from ibest.backbone.outbox import OutboxRelay
 from ibest.backbone.outbox_values import OutboxEntry
 from ibest.backbone.periodic import every
 from ibest.backbone.publisher import Publisher
+from services.notifications.declaration import DECLARATION
 from services.notifications.domain import messages
 from services.notifications.domain.followups import DigestLine, digest_kind, digest_lines
 from services.notifications.domain.ids import (
@@ -60,7 +61,7 @@ from shared.surveys import Survey
 
 log = logging.getLogger(__name__)
 SOURCE = "/services/notifications"
-NAME = "notifications"
+NAME = DECLARATION.name
 
 
 @dataclass

@@ -18,6 +18,7 @@ from ibest.backbone.document import Document
 from ibest.backbone.outbox import OutboxRelay
 from ibest.backbone.outbox_values import OutboxEntry, deterministic_id, namespace
 from ibest.backbone.publisher import Publisher
+from services.outcomes.declaration import DECLARATION
 from services.outcomes.domain.assessments import Assessment, utc_text
 from services.outcomes.domain.followups import schedule
 from services.outcomes.domain.outcomes import Outcome
@@ -29,7 +30,7 @@ from shared.followup import Timepoint
 
 log = logging.getLogger(__name__)
 SOURCE = "/services/outcomes"
-NAME = "outcomes"
+NAME = DECLARATION.name
 OUTCOME_NAMESPACE = namespace("urn:ibest:outcomes:outcome.recorded")
 
 
