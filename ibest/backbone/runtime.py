@@ -184,6 +184,7 @@ def create_app(
         db = mongo[settings.database_of(spec.name)]
         ctx = ServiceContext(spec.name, settings, db, nc, js, EventPublisher(js, spec.name), clock)
         wiring = await spec.wire(ctx)
+        check_handlers(spec, wiring)
         state["consumer"] = EventConsumer(
             spec.name,
             wiring.handlers,
@@ -229,6 +230,22 @@ def create_app(
         app.include_router(spec.routes())
     app.include_router(health_router(spec.name))
     return app
+
+
+class HandlersNotDeclared(RuntimeError):
+    """A service's handlers are not exactly the events its declaration says it consumes."""
+
+
+def check_handlers(spec: ServiceSpec, wiring: Wiring) -> None:
+    """The consumed events are declared once (the declaration); the wiring must handle
+    exactly those: an undeclared handler would never be delivered an event (the consumer
+    is filtered to the declaration), a declared event without one would be dead-lettered."""
+    handled, declared = set(wiring.handlers), set(spec.consumes)
+    if handled != declared:
+        raise HandlersNotDeclared(
+            f"{spec.name}: handlers for {sorted(handled - declared)} not declared as consumed; "
+            f"declared {sorted(declared - handled)} without a handler"
+        )
 
 
 class ConsumerNotDeclared(RuntimeError):
