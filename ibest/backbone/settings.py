@@ -29,11 +29,14 @@ def ports_from(variables: Mapping[str, Any]) -> dict[str, int]:
     """The service ports set in `variables` (the environment, or a settings' arguments),
     by service name. The backbone knows no service: any `IBEST_<NAME>_PORT` is read, and a
     service finds its own with `Settings.port_of`."""
-    return {
-        match.group(1).lower(): int(value)
-        for key, value in variables.items()
-        if (match := PORT_VARIABLE.fullmatch(key))
-    }
+    ports = {}
+    for key, value in variables.items():
+        if match := PORT_VARIABLE.fullmatch(key):
+            try:
+                ports[match.group(1).lower()] = int(value)
+            except (TypeError, ValueError):
+                raise ValueError(f"{key}={value!r} is not a port number") from None
+    return ports
 
 
 class Settings(BaseSettings):
