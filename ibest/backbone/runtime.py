@@ -184,7 +184,14 @@ def create_app(
         db = mongo[settings.database_of(spec.name)]
         ctx = ServiceContext(spec.name, settings, db, nc, js, EventPublisher(js, spec.name), clock)
         wiring = await spec.wire(ctx)
-        check_handlers(spec, wiring)
+        try:
+            check_handlers(spec, wiring)
+        except HandlersNotDeclared:
+            for stop in wiring.on_stop:
+                await stop()
+            await nc.close()
+            await mongo.close()
+            raise
         state["consumer"] = EventConsumer(
             spec.name,
             wiring.handlers,
