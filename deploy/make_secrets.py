@@ -33,10 +33,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from deploy.nats.generate import all_users, password_var
+from ibest import registry
 from ibest.simulate.trusts import load_trusts
 
 SECRETS_DIR = Path(__file__).resolve().parent / "secrets"
-SERVICES = ("enrolment", "outcomes", "notifications", "reporting", "gateway")
+SERVICES = tuple(registry.names())
 
 
 def _write(path: Path, text: str) -> None:

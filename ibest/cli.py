@@ -13,6 +13,8 @@ from typing import Any
 import nats
 from nats.aio.client import Client as NatsClient
 
+from ibest import registry
+from ibest.backbone.connect import connect_nats
 from ibest.backbone.deadletters import (
     RejectedEvent,
     group_dead_letters,
@@ -20,59 +22,30 @@ from ibest.backbone.deadletters import (
     replay_dead_letter,
 )
 from ibest.backbone.settings import Settings
+from ibest.backbone.streams import ensure_streams
 
-SERVICES = (
-    "services.enrolment.service",
-    "services.outcomes.service",
-    "services.notifications.service",
-    "services.reporting.service",
-)
-PLUGINS = (
-    "services.enrolment.cli",
-    "services.outcomes.cli",
-    "services.notifications.cli",
-    "services.reporting.cli",
-    "services.gateway.cli",
-    "ibest.simulate.cli",
-    "ibest.purge",
-)
-OPERATIONS = (
-    "ibest.backbone.audit",
-    "ibest.pseudonymise",
-)  # `ibest audit list`, `ibest pseudonymise`
+TOOLS = ("ibest.simulate.cli", "ibest.purge", "ibest.audit_cli", "ibest.pseudonymise")
+"""Commands beside each service's own (ibest/registry.py lists those)."""
 
 
 async def _connect(settings: Settings) -> NatsClient:
-    return await nats.connect(
-        settings.nats_servers,
-        connect_timeout=5,
-        max_reconnect_attempts=2,
-        **settings.admin_nats_options(),
-    )
+    return await connect_nats(settings, "deadletters")
+
+
+async def apply_streams(settings: Settings) -> list[str]:
+    """Declare both streams and every declared service's durable consumer (as `admin`)."""
+    nc = await connect_nats(settings, "streams-apply")
+    try:
+        return await ensure_streams(nc.jetstream(), settings, registry.consumers())
+    finally:
+        await nc.drain()
 
 
 async def streams_apply(args: argparse.Namespace, settings: Settings) -> int:
-    from ibest.local.stack import apply_streams
-
+    # (the compose init job runs this from the production image: no local stand-in needed)
     for line in await apply_streams(settings):
         print(line)
     return 0
-
-
-def consumers_by_type() -> dict[str, list[str]]:
-    """Which services consume each event type (from their specs), to tell a rejection by the
-    whole platform from one by a single service."""
-    out: dict[str, list[str]] = {}
-    for module in SERVICES:
-        try:
-            spec = importlib.import_module(module).SPEC
-        except ModuleNotFoundError as exc:
-            if exc.name and module.startswith(exc.name):
-                continue
-            raise
-        for name in spec.consumes:
-            out.setdefault(name, []).append(spec.name)
-    return out
 
 
 def rejected_json(r: RejectedEvent, verdict: str) -> dict[str, Any]:
@@ -114,7 +87,7 @@ async def deadletters_list(args: argparse.Namespace, settings: Settings) -> int:
         for r in group_dead_letters(letters)
         if args.consumer is None or args.consumer in r.consumers
     ]
-    consumers = consumers_by_type()
+    consumers = registry.consumers_by_type()
     if args.json:
         print(json.dumps([rejected_json(r, r.verdict(consumers)) for r in rejected], indent=2))
         return 0
@@ -243,13 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     docs.add_argument("action", choices=["generate", "check"])
     docs.set_defaults(func=docs_command)
 
-    for module in PLUGINS + OPERATIONS:
-        try:
-            plugin: Any = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name and module.startswith(exc.name):
-                continue  # that part is not built yet
-            raise
+    for module in [*registry.command_modules(), *TOOLS]:
+        plugin: Any = importlib.import_module(module)
         plugin.register(sub)
     return parser
 

@@ -8,7 +8,6 @@ SPEC). `ibest docs check` fails CI when any file is stale.
 
 from __future__ import annotations
 
-import importlib
 import json
 from pathlib import Path
 from typing import Any
@@ -16,13 +15,15 @@ from typing import Any
 from faststream.nats import NatsBroker
 from faststream.specification import AsyncAPI
 
-from ibest import error_docs
+from ibest import error_docs, registry
 from shared.catalogue import CATALOGUE_FILE, catalogue
 from shared.envelope import BY_NAME, EVENT_TYPES, CloudEvent, EventType
 from shared.examples import example
 from shared.measures import MEASURES
 
-SERVICES = ("enrolment", "outcomes", "notifications", "reporting")
+SERVICES = tuple(s.name for s in registry.SERVICES if s.consumes or s.publishes)
+"""The services with channels on the events stream (the gateway has none: it forwards
+trusts' raw events, documented per event type and in docs/integrating.md)."""
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "contract"
 
 
@@ -71,10 +72,7 @@ def event_schema(etype: EventType) -> dict[str, Any]:
 
 def doc_broker(service: str) -> NatsBroker | None:
     """A broker carrying the service's channels with typed messages, for AsyncAPI only."""
-    try:
-        spec = importlib.import_module(f"services.{service}.service").SPEC
-    except ModuleNotFoundError:
-        return None
+    spec = registry.declaration(service)
     broker = NatsBroker("nats://nats:4222")
     for name in spec.consumes:
         etype = BY_NAME[name]

@@ -2,8 +2,10 @@
 
 Before the contract refused an NHS number written with any separators ('943.476.5919',
 '943_476_5919', '943:476:5919'), such references were accepted and stored. This one-off
-command finds them in every database that keeps patient references (outcomes, notifications,
-reporting) and, with `--apply`, deletes them. A dry run (the default) only counts.
+command asks every service that keeps patient references (today outcomes, notifications and
+reporting: each one's `cli.purge_nhs_numbers`, found through ibest/registry.py) to find
+them and, with `--apply`, delete them; the tool never reaches into a service's collections.
+A dry run (the default) only counts.
 
 Reporting keeps references inside its aggregates (entity ids in each site's record), so it is
 mended by a rebuild: the stored stream is replayed through the contract, which now refuses
@@ -13,30 +15,21 @@ those events, into a fresh generation that replaces the old ones.
 from __future__ import annotations
 
 import argparse
+import importlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import cast
 
-import nats
-from pymongo import AsyncMongoClient
-from pymongo.asynchronous.database import AsyncDatabase
-
-from ibest.backbone.mongo import mongo_client
+from ibest import registry
 from ibest.backbone.settings import Settings
-from shared.identifiers import is_nhs_number
 
-Document = dict[str, Any]
-PATIENT_COLLECTIONS = {
-    "outcomes": ("assessments", "patients"),
-    "notifications": ("patients", "follow_up_items"),
-}
-"""Collections whose documents carry a `patient_ref` field, by service."""
-REPORTING_PATIENTS = "_patients"
-"""Suffix of reporting's patient entities per generation (`g<n>_patients`, `_id` trust:ref)."""
+ServicePurge = Callable[[Settings, bool], Awaitable[dict[str, int]]]
+"""A service's `purge_nhs_numbers(settings, apply)` in its `cli.py`: counts by where."""
 
 
 @dataclass
 class Found:
-    """Documents holding an NHS number as patient reference, per `service.collection`."""
+    """Documents holding an NHS number as patient reference, per `service.where`."""
 
     documents: dict[str, int] = field(default_factory=dict)
 
@@ -45,69 +38,26 @@ class Found:
         return sum(self.documents.values())
 
 
-def reporting_ref(entity_id: str) -> str:
-    """The patient reference of a reporting patient entity id (`<trustcode>:<ref>`)."""
-    return entity_id.split(":", 1)[1] if ":" in entity_id else entity_id
-
-
-async def find_in(db: AsyncDatabase[Document], collection: str) -> list[Any]:
-    """`_id`s of the documents of `collection` whose `patient_ref` is an NHS number."""
-    return [
-        doc["_id"]
-        async for doc in db[collection].find({}, {"patient_ref": 1})
-        if isinstance(doc.get("patient_ref"), str) and is_nhs_number(doc["patient_ref"])
-    ]
-
-
-async def find_in_reporting(db: AsyncDatabase[Document]) -> dict[str, list[Any]]:
-    out: dict[str, list[Any]] = {}
-    for name in await db.list_collection_names():
-        if name.startswith("g") and name.endswith(REPORTING_PATIENTS):
-            ids = [
-                doc["_id"]
-                async for doc in db[name].find({}, {"_id": 1})
-                if isinstance(doc["_id"], str) and is_nhs_number(reporting_ref(doc["_id"]))
-            ]
-            if ids:
-                out[name] = ids
-    return out
-
-
-async def purge(settings: Settings, apply: bool) -> Found:
-    """Count (and with `apply`, delete) every stored reference that is an NHS number."""
-    found = Found()
-    mongo = mongo_client(settings)
-    try:
-        for service, collections in PATIENT_COLLECTIONS.items():
-            db = mongo[settings.database_of(service)]
-            for collection in collections:
-                ids = await find_in(db, collection)
-                found.documents[f"{service}.{collection}"] = len(ids)
-                if apply and ids:
-                    await db[collection].delete_many({"_id": {"$in": ids}})
-        reporting = mongo[settings.database_of("reporting")]
-        in_reporting = await find_in_reporting(reporting)
-        for name, ids in in_reporting.items():
-            found.documents[f"reporting.{name}"] = len(ids)
-        if apply and in_reporting:
-            await rebuild_reporting(settings, mongo)
-    finally:
-        await mongo.close()
+def service_purges() -> dict[str, ServicePurge]:
+    """Each declared service that answers the purge (its commands module has
+    `purge_nhs_numbers`), by name."""
+    found: dict[str, ServicePurge] = {}
+    for service in registry.SERVICES:
+        if service.commands:
+            module = importlib.import_module(f"{service.package}.cli")
+            if hasattr(module, "purge_nhs_numbers"):
+                found[service.name] = cast(ServicePurge, module.purge_nhs_numbers)
     return found
 
 
-async def rebuild_reporting(settings: Settings, mongo: AsyncMongoClient[Document]) -> None:
-    """Replace reporting's aggregates by a rebuild through today's contract."""
-    from services.reporting import bootstrap
-
-    nc = await nats.connect(
-        settings.nats_servers, name="ibest-purge-nhs-numbers", **settings.admin_nats_options()
-    )
-    try:
-        parts = bootstrap.for_commands(mongo[settings.database_of(bootstrap.NAME)])
-        await parts.service.rebuild(bootstrap.stream_history(nc.jetstream()))
-    finally:
-        await nc.drain()
+async def purge(settings: Settings, apply: bool) -> Found:
+    """Ask every service to count (and with `apply`, delete) each stored reference that is
+    an NHS number; each answers through its own stores (ibest/backbone/patient_refs.py)."""
+    found = Found()
+    for name, service_purge in service_purges().items():
+        for where, n in (await service_purge(settings, apply)).items():
+            found.documents[f"{name}.{where}"] = n
+    return found
 
 
 async def purge_command(args: argparse.Namespace, settings: Settings) -> int:

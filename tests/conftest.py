@@ -22,6 +22,7 @@ from nats.js.errors import NotFoundError
 from ibest.backbone.settings import Settings
 from ibest.backbone.streams import DEADLETTER_STREAM, EVENTS_STREAM, ensure_streams
 from ibest.local.processes import free_port, nats_server, secantus_server, start_and_wait
+from ibest.registry import consumers
 from tests.harness import ID_KEY, SERVICE_TOKEN, SERVICE_TOKEN_ID, fresh_settings
 
 
@@ -66,7 +67,7 @@ async def settings(nats_url: str, mongodb_url: str, nc: NatsClient) -> Settings:
         with contextlib.suppress(NotFoundError):
             await js.delete_stream(name)
     s = fresh_settings(nats_url, mongodb_url)
-    await ensure_streams(js, s)
+    await ensure_streams(js, s, consumers())
     return s
 
 

@@ -21,9 +21,10 @@ from fastapi import FastAPI
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
+from ibest.backbone.clock import Clock, utc_now
 from ibest.backbone.deadletters import DeadLetter, list_dead_letters
 from ibest.backbone.publisher import stream_msg_id
-from ibest.backbone.runtime import Clock, ServiceSpec, create_app, utc_now
+from ibest.backbone.runtime import ServiceSpec, create_app
 from ibest.backbone.serve import SERVER_OPTIONS
 from ibest.backbone.settings import Settings
 from ibest.backbone.streams import EVENTS_STREAM
@@ -72,7 +73,7 @@ async def running_service(
     """Serve `spec` in-process over real HTTP on a free port; yields its base URL (and
     appends the app to `apps`, for tests that inspect its state)."""
     port = free_port()
-    settings = settings.model_copy(update={f"{spec.name}_port": port})
+    settings = settings.model_copy(update={"ports": {**settings.ports, spec.name: port}})
     app = create_app(spec, settings, clock)
     if apps is not None:
         apps.append(app)

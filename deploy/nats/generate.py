@@ -33,6 +33,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ibest import registry
+from ibest.backbone.declaration import ServiceDeclaration
 from ibest.backbone.settings import Settings, inbox_prefix
 from ibest.backbone.streams import (
     DEADLETTER_PREFIX,
@@ -46,13 +48,8 @@ from shared.envelope import EVENT_TYPES, MAX_EVENT_BYTES, SUBJECT_PREFIX
 CONF_PATH = Path(__file__).resolve().parent / "nats.conf"
 PASSWORDS_INCLUDE = "passwords.conf"
 ACCOUNT = "IBEST"
-CONTACT_RPC = "ibest.rpc.enrolment.contact"
-DERIVED = {
-    "enrolment": ["clinician.training_started", "clinician.training_completed"],
-    "outcomes": ["outcome.recorded"],
-    "notifications": ["notification.sent", "notification.failed"],
-    "reporting": [],
-}
+DERIVED = {service.name: list(service.publishes) for service in registry.SERVICES}
+"""The events each service derives (ibest/registry.py); no trust may publish them."""
 RAW_EVENTS = [
     t.name for t in EVENT_TYPES if t.name not in {n for names in DERIVED.values() for n in names}
 ]
@@ -117,41 +114,36 @@ def _consumer_api(stream: str, consumer: str) -> list[str]:
     ]
 
 
-def service_users() -> list[User]:
-    users = []
-    for service, derived in DERIVED.items():
-        publish = [*_consumer_api(EVENTS_STREAM, service), f"{DEADLETTER_PREFIX}.{service}"]
-        publish += [f"{SUBJECT_PREFIX}*.{name}" for name in derived]
-        # Each service's replies arrive on its own inbox prefix (ibest.backbone.runtime), so
-        # no other user can read them: the contact RPC's replies carry emails.
-        subscribe = [f"{inbox_prefix(service)}.>"]
-        if service == "notifications":
-            publish.append(CONTACT_RPC)
-        if service == "enrolment":
-            subscribe.append(CONTACT_RPC)
-        users.append(
-            User(
-                service,
-                publish,
-                subscribe,
-                allow_responses=service == "enrolment",
-                comment=f"service {service}",
-            )
-        )
-    return users
-
-
-def gateway_user() -> User:
-    """The HTTPS gateway (issue 16): publishes trusts' raw events after checking them, and
-    reads dead letters through its own consumer to learn of later rejections."""
-    publish = [f"{SUBJECT_PREFIX}*.{name}" for name in RAW_EVENTS]
-    publish += _consumer_api(DEADLETTER_STREAM, GATEWAY_CONSUMER)
+def service_user(service: ServiceDeclaration) -> User:
+    """A service's user, from its declaration (ibest/registry.py): its own inbox; with
+    consumed events, its durable consumer and its own dead letters; the events it derives;
+    and the grants it declares (raw events, the dead-letter consumer, requests it sends
+    or answers)."""
+    grants = service.nats
+    publish = [f"{SUBJECT_PREFIX}*.{name}" for name in RAW_EVENTS] if grants.raw_events else []
+    if service.consumes:
+        publish += [
+            *_consumer_api(EVENTS_STREAM, service.name),
+            f"{DEADLETTER_PREFIX}.{service.name}",
+        ]
+    publish += [f"{SUBJECT_PREFIX}*.{name}" for name in service.publishes]
+    if grants.deadletter_reader:
+        publish += _consumer_api(DEADLETTER_STREAM, GATEWAY_CONSUMER)
+    publish += grants.requests
+    # Each service's replies arrive on its own inbox prefix (ibest.backbone.runtime), so
+    # no other user can read them: the contact RPC's replies carry emails.
+    subscribe = [f"{inbox_prefix(service.name)}.>", *grants.answers]
     return User(
-        "gateway",
+        service.name,
         publish,
-        [f"{inbox_prefix('gateway')}.>"],
-        comment="the HTTPS gateway: raw events of any trust, its dead-letter consumer",
+        subscribe,
+        allow_responses=bool(grants.answers),
+        comment=grants.comment or f"service {service.name}",
     )
+
+
+def service_users() -> list[User]:
+    return [service_user(service) for service in registry.SERVICES]
 
 
 def trust_user(trust: Trust) -> User:
@@ -193,15 +185,18 @@ def accounts(trusts: list[Trust]) -> list[Account]:
     platform = Account(ACCOUNT, [admin_user()], jetstream=True)
     result = [platform]
     by_service: dict[str, Account] = {}
-    for user in [*service_users(), gateway_user(), simulator_user()]:
+    answered = {subject: s.name for s in registry.SERVICES for subject in s.nats.answers}
+    for user in [*service_users(), simulator_user()]:
         account = Account(user.name.upper(), [user])
         by_service[user.name] = account
         result.append(account)
         for subject in user.publish:
-            if subject == CONTACT_RPC:
-                continue  # answered by enrolment's account, below
+            if subject in answered:
+                continue  # answered by a service's own account, below
             platform.export(subject, account)
-    by_service["enrolment"].export(CONTACT_RPC, by_service["notifications"])
+    for service in registry.SERVICES:
+        for subject in service.nats.requests:
+            by_service[answered[subject]].export(subject, by_service[service.name])
     for trust in trusts:
         account = Account(trust_account(trust), [trust_user(trust)])
         for subject in trust_subjects(trust.code):

@@ -10,11 +10,9 @@ log cannot be written, the request fails (503) rather than going unrecorded.
 
 from __future__ import annotations
 
-import argparse
 import getpass
-import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from bson import ObjectId
@@ -22,11 +20,10 @@ from prometheus_client import Counter
 from pymongo import DESCENDING, AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from ibest.backbone.mongo import mongo_client
-from ibest.backbone.runtime import Clock, utc_now
+from ibest.backbone.clock import Clock, utc_now
+from ibest.backbone.document import Document
 from ibest.backbone.settings import Settings
 
-Document = dict[str, Any]
 Action = Literal["raw_report", "erasure", "opt_out", "opt_in"]
 ACTIONS: tuple[Action, ...] = ("raw_report", "erasure", "opt_out", "opt_in")
 DATABASE = "audit"
@@ -122,68 +119,3 @@ def audit_log_of(
     client: AsyncMongoClient[Document], settings: Settings, clock: Clock = utc_now
 ) -> AuditLog:
     return AuditLog(client[settings.database_of(DATABASE)], clock)
-
-
-# --- `ibest audit list` ----------------------------------------------------------------------
-
-
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("audit", help="the audit log of raw-figure requests and erasures")
-    cmds = p.add_subparsers(dest="command", required=True)
-    ls = cmds.add_parser("list", help="audit records, newest first")
-    ls.add_argument(
-        "--since",
-        type=_timestamp,
-        help="only records at or after this ISO 8601 time, e.g. 2026-01-31T00:00Z "
-        "(UTC when no offset is given)",
-    )
-    ls.add_argument("--action", choices=ACTIONS)
-    ls.add_argument("--token-id", help="only records of this token id")
-    ls.add_argument("--limit", type=int, default=1000)
-    ls.add_argument("--json", action="store_true")
-    ls.set_defaults(func=list_command)
-
-
-def _timestamp(text: str) -> datetime:
-    try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not an ISO 8601 time such as 2026-01-31T09:00Z"
-        ) from None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
-
-
-def _plain(value: Any) -> str:
-    return value.isoformat() if isinstance(value, datetime) else str(value)
-
-
-async def list_command(args: argparse.Namespace, settings: Settings) -> int:
-    client = mongo_client(settings)
-    try:
-        records = await audit_log_of(client, settings).find(
-            since=args.since, action=args.action, token_id=args.token_id, limit=args.limit
-        )
-    finally:
-        await client.close()
-    if args.json:
-        print(json.dumps(records, default=_plain, indent=2))
-        return 0
-    if not records:
-        print("no audit records")
-    for r in records:
-        who = (
-            f"token {r['token_id']}"
-            if r.get("token_id")
-            else f"{r.get('via')} {r.get('operator') or ''}".strip()
-        )
-        detail = {
-            k: v
-            for k, v in r.items()
-            if k not in ("_id", "at", "action", "via", "token_id", "operator")
-        }
-        print(
-            f"{r['at'].isoformat()} {r['action']} by {who}: "
-            + " ".join(f"{k}={v}" for k, v in detail.items())
-        )
-    return 0

@@ -19,7 +19,6 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -28,13 +27,13 @@ from pymongo.errors import BulkWriteError
 
 from ibest.backbone import metrics
 from ibest.backbone.deadletters import dead_letter
+from ibest.backbone.document import Document
 from ibest.backbone.mongo import only_duplicate_keys
 from shared.envelope import REUSED_ID, AnyEvent, ContractError, label_event, parse_event
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[AnyEvent], Awaitable[None]]
-Document = dict[str, Any]
 BatchHandler = Callable[[list[AnyEvent]], Awaitable[None]]
 """Optional: applies a whole batch at once (bulk writes). If it raises anything, each event
 of the batch is applied again one at a time by its `Handler`, under the usual policy; so it

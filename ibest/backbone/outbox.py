@@ -21,64 +21,32 @@ to a crash between storing and publishing, nor publish one it did not store. So:
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict
 from pymongo import UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 
+from ibest.backbone.document import Document
 from ibest.backbone.metrics import OUTBOX_BACKLOG
+from ibest.backbone.outbox_values import (
+    OutboxEntry,
+    OutboxSettings,
+    OutboxStore,
+    Pending,
+)
+from ibest.backbone.periodic import every
 from ibest.backbone.publisher import Publisher
-from shared.envelope import AnyEvent, parse_event
 
+__all__ = [
+    "MongoOutbox",
+    "OutboxEntry",
+    "OutboxRelay",
+    "OutboxSettings",
+    "OutboxStore",
+    "Pending",
+]
 log = logging.getLogger(__name__)
-Document = dict[str, Any]
-
-
-class OutboxEntry(BaseModel):
-    """One derived event waiting to be confirmed published. `name` is empty on entries
-    stored before it was recorded."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    id: str
-    name: str = ""
-    body: str
-
-    @classmethod
-    def of(cls, event: AnyEvent) -> OutboxEntry:
-        return cls(id=str(event.id), name=event.event_type.name, body=event.to_json().decode())
-
-    def event(self) -> AnyEvent:
-        return parse_event(None, self.body.encode())
-
-
-@dataclass(frozen=True)
-class OutboxSettings:
-    """The setting pair of every outbox relay: seconds between background passes, and how
-    many aggregates (documents) one pass publishes."""
-
-    interval: float
-    limit: int
-
-
-Pending = tuple[str, tuple[OutboxEntry, ...]]
-
-
-class OutboxStore(Protocol):
-    """Where a service keeps its outbox entries, by aggregate key (a document `_id`)."""
-
-    async def pending(self, limit: int) -> list[Pending]: ...
-
-    async def entries(self, key: str) -> list[OutboxEntry]: ...
-
-    async def clear(self, key: str, ids: list[str]) -> None: ...
-
-    async def clear_many(self, published: Mapping[str, list[str]]) -> None: ...
 
 
 class MongoOutbox:
@@ -168,13 +136,15 @@ class OutboxRelay:
 
     async def run(self) -> None:
         """Background loop: publish whatever a crash left in an outbox."""
-        while True:
+
+        async def relay_pass() -> None:
             sent = await self.relay_once()
             if sent:
                 log.warning(
                     "%s: re-published %d derived event(s) left in outboxes", self._service, sent
                 )
-            await asyncio.sleep(self.settings.interval)
+
+        await every(f"{self._service}: outbox relay", self.settings.interval, relay_pass)
 
     async def _publish_one(self, entry: OutboxEntry) -> None:
         stored = await self._publisher.publish(entry.event())

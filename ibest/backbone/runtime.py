@@ -15,10 +15,8 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-import nats
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import PlainTextResponse
 from faststream import AckPolicy, Context
@@ -31,6 +29,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from ibest.backbone import compat
+from ibest.backbone.clock import Clock, utc_now
+from ibest.backbone.connect import connect_nats
 from ibest.backbone.consumer import (
     BatchHandler,
     ConsumerPolicy,
@@ -38,8 +38,11 @@ from ibest.backbone.consumer import (
     EventLedger,
     Handler,
 )
+from ibest.backbone.declaration import ServiceDeclaration
+from ibest.backbone.document import Document
 from ibest.backbone.metrics import TRUST_SHARE_USED
 from ibest.backbone.mongo import mongo_client
+from ibest.backbone.periodic import every
 from ibest.backbone.problems import install as install_problem_details
 from ibest.backbone.publisher import EventPublisher
 from ibest.backbone.settings import Settings, inbox_prefix
@@ -51,12 +54,6 @@ from ibest.backbone.streams import (
 )
 
 log = logging.getLogger(__name__)
-Clock = Callable[[], datetime]
-Document = dict[str, Any]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass
@@ -98,6 +95,31 @@ class ServiceSpec:
     title: str = ""
     description: str = ""
     routes: Callable[[], APIRouter] | None = None
+    port: int = 0
+    """Default HTTP port (its declaration's); `IBEST_<NAME>_PORT` overrides it."""
+
+    @classmethod
+    def declared(
+        cls,
+        declaration: ServiceDeclaration,
+        wire: Callable[[ServiceContext], Awaitable[Wiring]],
+        *,
+        routes: Callable[[], APIRouter] | None = None,
+        title: str = "",
+        description: str = "",
+    ) -> ServiceSpec:
+        """The spec of a declared service: name, events and port come from its declaration
+        (said once), the wiring and routes from the service."""
+        return cls(
+            name=declaration.name,
+            consumes=list(declaration.consumes),
+            wire=wire,
+            publishes=list(declaration.publishes),
+            title=title,
+            description=description,
+            routes=routes,
+            port=declaration.port,
+        )
 
 
 def broker_security(options: dict[str, Any]) -> NatsSecurity | None:
@@ -152,13 +174,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         id_key = settings.platform_id_key()  # read first: no service runs without it
         mongo = mongo_client(settings)
-        nc = await nats.connect(
-            settings.nats_servers,
-            name=f"ibest-{spec.name}-admin",
-            max_reconnect_attempts=-1,
-            inbox_prefix=inbox_prefix(spec.name).encode(),
-            **settings.nats_options(),
-        )
+        nc = await connect_nats(settings, f"{spec.name}-admin", user=spec.name, service=True)
         js = nc.jetstream()
         try:
             if spec.consumes:
@@ -172,6 +188,14 @@ def create_app(
             spec.name, settings, db, nc, js, EventPublisher(js, spec.name, id_key=id_key), clock
         )
         wiring = await spec.wire(ctx)
+        try:
+            check_handlers(spec, wiring)
+        except HandlersNotDeclared:
+            for stop in wiring.on_stop:
+                await stop()
+            await nc.close()
+            await mongo.close()
+            raise
         state["consumer"] = EventConsumer(
             spec.name,
             wiring.handlers,
@@ -220,6 +244,22 @@ def create_app(
     return app
 
 
+class HandlersNotDeclared(RuntimeError):
+    """A service's handlers are not exactly the events its declaration says it consumes."""
+
+
+def check_handlers(spec: ServiceSpec, wiring: Wiring) -> None:
+    """The consumed events are declared once (the declaration); the wiring must handle
+    exactly those: an undeclared handler would never be delivered an event (the consumer
+    is filtered to the declaration), a declared event without one would be dead-lettered."""
+    handled, declared = set(wiring.handlers), set(spec.consumes)
+    if handled != declared:
+        raise HandlersNotDeclared(
+            f"{spec.name}: handlers for {sorted(handled - declared)} not declared as consumed; "
+            f"declared {sorted(declared - handled)} without a handler"
+        )
+
+
 class ConsumerNotDeclared(RuntimeError):
     """The operator has not declared this service's consumer as it needs it."""
 
@@ -249,10 +289,12 @@ SHARE_WATCH_SECONDS = 30.0
 
 async def watch_trust_shares(js: JetStreamContext) -> None:
     """Export how full each trust's share of the events stream is, for the alert."""
-    while True:
+
+    async def watch_once() -> None:
         for (trust, event), ratio in (await trust_share_used(js)).items():
             TRUST_SHARE_USED.labels(trust, event).set(ratio)
-        await asyncio.sleep(SHARE_WATCH_SECONDS)
+
+    await every("trust shares", SHARE_WATCH_SECONDS, watch_once)
 
 
 async def _forever(name: str, job: Callable[[], Awaitable[None]]) -> None:

@@ -76,7 +76,7 @@ def serve(spec: ServiceSpec) -> None:
     uvicorn.run(
         app,
         host=settings.http_host,
-        port=settings.port_of(spec.name),
+        port=settings.port_of(spec.name, spec.port),
         log_level="warning",
         log_config=None,  # uvicorn's own config would add coloured handlers; ours propagate
         http="httptools",  # the C parser: the gateway reads 1 MiB batches on its hot path

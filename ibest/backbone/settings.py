@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import re
 import ssl
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ibest.backbone.secrets import SecretError, read_secret
@@ -18,13 +21,22 @@ def inbox_prefix(user: str) -> str:
     return f"_INBOX_{user}"
 
 
-DEFAULT_PORTS = {
-    "enrolment": 8001,
-    "outcomes": 8002,
-    "notifications": 8003,
-    "reporting": 8004,
-    "gateway": 8005,
-}
+PORT_VARIABLE = re.compile(r"IBEST_([A-Z][A-Z0-9]*)_PORT")
+"""`IBEST_<NAME>_PORT`: the HTTP port of service `<name>` (its declaration gives the default)."""
+
+
+def ports_from(variables: Mapping[str, Any]) -> dict[str, int]:
+    """The service ports set in `variables` (the environment, or a settings' arguments),
+    by service name. The backbone knows no service: any `IBEST_<NAME>_PORT` is read, and a
+    service finds its own with `Settings.port_of`."""
+    ports = {}
+    for key, value in variables.items():
+        if match := PORT_VARIABLE.fullmatch(key):
+            try:
+                ports[match.group(1).lower()] = int(value)
+            except (TypeError, ValueError):
+                raise ValueError(f"{key}={value!r} is not a port number") from None
+    return ports
 
 
 class Settings(BaseSettings):
@@ -57,11 +69,10 @@ class Settings(BaseSettings):
         description="Each service uses the database <prefix>_<service>.",
     )
     http_host: str = Field(default="127.0.0.1", alias="IBEST_HTTP_HOST")
-    enrolment_port: int = Field(default=8001, alias="IBEST_ENROLMENT_PORT")
-    outcomes_port: int = Field(default=8002, alias="IBEST_OUTCOMES_PORT")
-    notifications_port: int = Field(default=8003, alias="IBEST_NOTIFICATIONS_PORT")
-    reporting_port: int = Field(default=8004, alias="IBEST_REPORTING_PORT")
-    gateway_port: int = Field(default=8005, alias="IBEST_GATEWAY_PORT")
+    ports: dict[str, int] = Field(
+        default_factory=lambda: ports_from(os.environ),
+        description="Service ports by name, from IBEST_<NAME>_PORT (Settings.port_of).",
+    )
     # Messages per pull, applied together: a batch costs the database about the same few
     # bulk writes at 100 events as at 500, so larger batches catch up faster after a
     # backlog (docs/performance.md); at modest rates a pull returns what has arrived.
@@ -134,10 +145,6 @@ class Settings(BaseSettings):
             options["tls"] = ssl.create_default_context(cafile=str(self.nats_tls_ca_file))
         return options
 
-    def admin_nats_options(self) -> dict[str, Any]:
-        """`nats_options` for the operator's commands, on the CLI's own inbox prefix."""
-        return {**self.nats_options(), "inbox_prefix": inbox_prefix("admin").encode()}
-
     def mongodb_options(self) -> dict[str, Any]:
         """Credentials for AsyncMongoClient, read from their file (not put in the URL)."""
         if not self.mongodb_password_file:
@@ -147,8 +154,17 @@ class Settings(BaseSettings):
             "password": read_secret(self.mongodb_password_file, "MONGODB_PASSWORD_FILE"),
         }
 
-    def port_of(self, service: str) -> int:
-        return int(getattr(self, f"{service}_port"))
+    @model_validator(mode="before")
+    @classmethod
+    def _ports_given_as_variables(cls, data: Any) -> Any:
+        """`Settings(IBEST_REPORTING_PORT=...)` sets a port as the environment would."""
+        if isinstance(data, dict) and (given := ports_from(data)):
+            data = {**data, "ports": {**ports_from(os.environ), **given}}
+        return data
+
+    def port_of(self, service: str, default: int) -> int:
+        """Service `service`'s HTTP port: `IBEST_<SERVICE>_PORT`, else its declared `default`."""
+        return self.ports.get(service, default)
 
     def database_of(self, service: str) -> str:
         return f"{self.db_prefix}_{service}"

@@ -6,9 +6,7 @@ consumer declared for them and their NATS users cannot create, re-create or redi
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
@@ -24,7 +22,7 @@ from nats.js.api import (
 )
 from nats.js.errors import NotFoundError
 
-from ibest.backbone.settings import DEFAULT_PORTS, Settings
+from ibest.backbone.settings import Settings
 from shared.envelope import BY_NAME, MAX_EVENT_BYTES
 
 EVENTS_STREAM = "IBEST_EVENTS"
@@ -116,19 +114,6 @@ def gateway_consumer_config(settings: Settings) -> ConsumerConfig:
     )
 
 
-def service_consumers() -> dict[str, list[str]]:
-    """The events each built service consumes, from its `ServiceSpec` (`services.<name>`)."""
-    found: dict[str, list[str]] = {}
-    for name in DEFAULT_PORTS:
-        if importlib.util.find_spec(f"services.{name}") is None:
-            continue
-        module = importlib.import_module(f"services.{name}.service")
-        consumes = list(getattr(getattr(module, "SPEC", None), "consumes", None) or [])
-        if consumes:
-            found[name] = consumes
-    return found
-
-
 async def ensure_consumer(js: JetStreamContext, stream: str, config: ConsumerConfig) -> str:
     """Create or update one durable consumer (a pull consumer: no deliver subject)."""
     assert config.durable_name
@@ -141,8 +126,13 @@ async def ensure_consumer(js: JetStreamContext, stream: str, config: ConsumerCon
     return f"updated consumer {stream}/{config.durable_name}"
 
 
-async def ensure_streams(js: JetStreamContext, settings: Settings) -> list[str]:
-    """Create or update both streams and every durable consumer; say what was done."""
+async def ensure_streams(
+    js: JetStreamContext, settings: Settings, consumers: Mapping[str, Sequence[str]]
+) -> list[str]:
+    """Create or update both streams and every durable consumer; say what was done.
+
+    `consumers`: the events each service consumes, by service; the backbone knows no
+    service, so the caller passes them (`services.registry.consumers()`)."""
     done = []
     for config in stream_configs(settings):
         assert config.name
@@ -154,7 +144,7 @@ async def ensure_streams(js: JetStreamContext, settings: Settings) -> list[str]:
         else:
             await js.update_stream(config)
             done.append(f"updated {config.name}")
-    for service, consumes in service_consumers().items():
+    for service, consumes in consumers.items():
         done.append(
             await ensure_consumer(js, EVENTS_STREAM, consumer_config(service, consumes, settings))
         )

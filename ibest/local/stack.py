@@ -20,10 +20,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-import nats
 
-from ibest.backbone.settings import DEFAULT_PORTS, Settings
-from ibest.backbone.streams import ensure_streams
+from ibest import registry
+from ibest.backbone.settings import Settings
+from ibest.cli import apply_streams
 from ibest.local.processes import (
     Managed,
     nats_server,
@@ -33,7 +33,7 @@ from ibest.local.processes import (
     wait_until,
 )
 
-SERVICES = tuple(DEFAULT_PORTS)
+SERVICES = tuple(registry.names())
 LOCAL_TOKENS = "local-read:read,local-raw:raw"
 LOCAL_SERVICE_TOKENS = "local:local-service"
 
@@ -143,21 +143,11 @@ def local_id_key(data_dir: Path) -> Path:
     return path
 
 
-async def apply_streams(settings: Settings) -> list[str]:
-    nc = await nats.connect(
-        settings.nats_servers, connect_timeout=5, **settings.admin_nats_options()
-    )
-    try:
-        return await ensure_streams(nc.jetstream(), settings)
-    finally:
-        await nc.drain()
-
-
 def start_service(name: str, settings: Settings, data_dir: Path) -> Managed:
     proc = Managed(
         name, [sys.executable, "-m", f"services.{name}"], data_dir / "logs" / f"{name}.log"
     ).start()
-    url = f"http://{settings.http_host}:{settings.port_of(name)}/readyz"
+    url = f"http://{settings.http_host}:{registry.port_of(settings, name)}/readyz"
 
     def ready() -> bool:
         try:
@@ -194,7 +184,7 @@ def up(data_dir: Path, demo: bool = False, via: str = "nats") -> int:
                 _say(f"  {name:<14} NOT BUILT YET: services/{name}/service.py does not exist")
                 continue
             stack.processes.append(start_service(name, settings, data_dir))
-            base = f"http://{settings.http_host}:{settings.port_of(name)}"
+            base = f"http://{settings.http_host}:{registry.port_of(settings, name)}"
             _say(f"  {name:<14} {base}  (/healthz /readyz /metrics)")
         _say(f"Logs in {data_dir / 'logs'}. Press Ctrl-C to stop.")
         if demo:
@@ -230,7 +220,7 @@ def _run_demo(settings: Settings, via: str = "nats") -> None:
         _say(f"  --demo: {line}")
     _say(
         "  --demo: figures: curl -H 'Authorization: Bearer local-read' "
-        f"http://{settings.http_host}:{settings.port_of('reporting')}/v1/national"
+        f"http://{settings.http_host}:{registry.port_of(settings, 'reporting')}/v1/national"
     )
     for line in reminder_hours_note(datetime.now(UTC)):
         _say(f"  --demo: {line}")

@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import TextIO
 
 import httpx
-import nats
 from nats.js import JetStreamContext
 
-from ibest.backbone.settings import Settings, inbox_prefix
+from ibest import registry
+from ibest.backbone.connect import connect_nats
+from ibest.backbone.settings import Settings
 from ibest.simulate.model import FALLBACK_MODULES, Plan, Planned, SimulationOptions, plan_rollout
 from ibest.simulate.trusts import DEFAULT_TRUSTS_FILE, load_trusts
 
@@ -70,7 +71,7 @@ def course_modules(settings: Settings, version: str) -> tuple[list[str], str]:
         courses = json.loads(CATALOGUE.read_text())["courses"]
         source = str(CATALOGUE)
     except (OSError, KeyError, ValueError):
-        url = f"http://127.0.0.1:{settings.enrolment_port}/v1/courses"
+        url = f"http://127.0.0.1:{registry.port_of(settings, 'enrolment')}/v1/courses"
         try:
             courses = httpx.get(url, timeout=3).raise_for_status().json()["courses"]
             source = url
@@ -139,13 +140,7 @@ async def run_simulation(settings: Settings, options: SimulationOptions) -> Simu
         summary.seconds = time.monotonic() - began
         return summary
     began = time.monotonic()
-    nc = await nats.connect(
-        settings.nats_servers,
-        name="ibest-simulator",
-        connect_timeout=5,
-        inbox_prefix=inbox_prefix("simulator").encode(),
-        **settings.nats_options(),
-    )
+    nc = await connect_nats(settings, "simulator", user="simulator")
     try:
         js = nc.jetstream()
         for start in range(0, len(plan.events), WINDOW):
@@ -179,7 +174,10 @@ async def _send_over_https(
     from services.gateway.bootstrap import key_admin
 
     began = time.monotonic()
-    url = options.gateway_url or f"http://{settings.http_host}:{settings.gateway_port}"
+    url = (
+        options.gateway_url
+        or f"http://{settings.http_host}:{registry.port_of(settings, 'gateway')}"
+    )
     trusts = sorted({p.subject.split(".")[2] for p in events})
     async with key_admin(settings) as admin:
         minted = {t: await admin.create(t) for t in trusts}

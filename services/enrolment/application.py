@@ -12,7 +12,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from ibest.backbone.concurrency import retry_on_conflict
-from ibest.backbone.outbox import OutboxEntry, OutboxRelay
+from ibest.backbone.outbox import OutboxRelay
+from ibest.backbone.outbox_values import OutboxEntry
 from services.enrolment.domain.clinician import ClinicianState
 from services.enrolment.domain.record import Applied, ClinicianRecord, apply_event
 from services.enrolment.domain.retention import contact_expired

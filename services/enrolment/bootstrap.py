@@ -12,11 +12,12 @@ from ibest.backbone.outbox import OutboxRelay
 from ibest.backbone.publisher import Publisher
 from services.enrolment.adapters.repository import MongoClinicianRepository
 from services.enrolment.application import EnrolmentService
+from services.enrolment.declaration import DECLARATION
 from services.enrolment.handlers import EnrolmentHandlers
 from services.enrolment.settings import EnrolmentSettings
 from shared.catalogue import catalogue
 
-NAME = "enrolment"
+NAME = DECLARATION.name
 
 
 @dataclass(frozen=True)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-import nats
-
 from ibest.backbone.audit import Actor, audit_log_of
+from ibest.backbone.clock import utc_now
+from ibest.backbone.connect import connect_nats
 from ibest.backbone.mongo import mongo_client
 from ibest.backbone.publisher import ReadOnlyPublisher
-from ibest.backbone.runtime import utc_now
 from ibest.backbone.settings import Settings
 from services.enrolment import bootstrap
 from services.enrolment.adapters.stream_erasure import erase_from_stream, erase_many_from_stream
@@ -81,9 +80,7 @@ async def erase_command(args: argparse.Namespace, settings: Settings) -> int:
         result = await service.erase(args.clinician_ref, record=args.record)
         print(describe(result))
         if args.from_stream:
-            nc = await nats.connect(
-                settings.nats_servers, connect_timeout=5, **settings.admin_nats_options()
-            )
+            nc = await connect_nats(settings, "enrolment-erase")
             try:
                 done = await erase_from_stream(
                     nc.jetstream(),
@@ -162,9 +159,7 @@ async def retention_command(args: argparse.Namespace, settings: Settings) -> int
         )
         if args.from_stream:
             refs = await service.erased_contacts()
-            nc = await nats.connect(
-                settings.nats_servers, connect_timeout=5, **settings.admin_nats_options()
-            )
+            nc = await connect_nats(settings, "enrolment-retention")
             try:
                 done = await erase_many_from_stream(
                     nc.jetstream(), settings.platform_id_key(), refs, service.rename_fact

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from ibest.backbone.outbox import OutboxStore
+from ibest.backbone.outbox_values import OutboxStore
 from services.enrolment.domain.clinician import ClinicianState
 from services.enrolment.domain.record import ClinicianRecord
 

@@ -10,8 +10,7 @@ from ibest.backbone.runtime import ServiceContext, ServiceSpec, Wiring
 from services.enrolment import bootstrap
 from services.enrolment.adapters.contact_rpc import contact_responder
 from services.enrolment.api import EnrolmentApi, routes
-from services.enrolment.domain.clinician import CONSUMED
-from services.enrolment.domain.record import TRAINING_COMPLETED, TRAINING_STARTED
+from services.enrolment.declaration import DECLARATION
 from services.enrolment.settings import EnrolmentSettings
 
 PublisherWrapper = Callable[[Publisher], Publisher]
@@ -39,7 +38,7 @@ def build_spec(
                 built.service.relay.run,
                 contact_responder(ctx.nats, built.service.contact),
                 purge_loop(
-                    "contact emails",
+                    DECLARATION.retention[0],
                     lambda now: built.service.erase_expired_contacts(
                         now, built.settings.contact_retention
                     ),
@@ -49,11 +48,9 @@ def build_spec(
             ],
         )
 
-    return ServiceSpec(
-        name=bootstrap.NAME,
-        consumes=list(CONSUMED),
-        publishes=[TRAINING_STARTED, TRAINING_COMPLETED],
-        wire=wire,
+    return ServiceSpec.declared(
+        DECLARATION,
+        wire,
         routes=routes,
         title="iBeST enrolment service",
         description="Clinicians' enrolment, training progress, intention and delivery.",

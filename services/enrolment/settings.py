@@ -7,7 +7,7 @@ from datetime import timedelta
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ibest.backbone.outbox import OutboxSettings
+from ibest.backbone.outbox_values import OutboxSettings
 from services.enrolment.domain.retention import DEFAULT_CONTACT_RETENTION_DAYS
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
+from ibest.backbone.clock import Clock
 from ibest.backbone.consumer import content_digest
 from ibest.backbone.problems import name_for, problem
 from ibest.backbone.publisher import Publisher, Publishing
@@ -73,7 +74,6 @@ from shared.envelope import (
 )
 
 log = logging.getLogger(__name__)
-Clock = Callable[[], datetime]
 UNAUTHENTICATED = 'Bearer realm="ibest", error="invalid_token"'
 
 

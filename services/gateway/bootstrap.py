@@ -7,13 +7,13 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
 
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 from pymongo.asynchronous.database import AsyncDatabase
 
+from ibest.backbone.clock import Clock, utc_now
+from ibest.backbone.document import Document
 from ibest.backbone.mongo import mongo_client
 from ibest.backbone.settings import Settings
 from services.gateway.adapters.deadletters import JetStreamDeadLetters
@@ -23,15 +23,11 @@ from services.gateway.adapters.metrics import PrometheusGatewayMetrics
 from services.gateway.adapters.rejections import MongoRejectionStore
 from services.gateway.adapters.stream import NatsEventStream
 from services.gateway.application import DeadLetterRecorder, Gateway, KeyAdmin
+from services.gateway.declaration import DECLARATION
 from services.gateway.domain.ratelimit import RateLimiter
 from services.gateway.settings import GatewaySettings
 
-NAME = "gateway"
-Document = dict[str, Any]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
+NAME = DECLARATION.name
 
 
 @dataclass
@@ -48,7 +44,7 @@ async def build(
     nc: NatsClient,
     js: JetStreamContext,
     id_key: bytes,
-    clock: Callable[[], datetime] = utc_now,
+    clock: Clock = utc_now,
     timer: Callable[[], float] = time.monotonic,
 ) -> GatewayParts:
     """The running gateway over real MongoDB and NATS (indexes created here), publishing

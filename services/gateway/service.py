@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ibest.backbone.runtime import ServiceContext, ServiceSpec, Wiring
 from services.gateway import bootstrap
+from services.gateway.declaration import DECLARATION
 from services.gateway.handlers import routes
 from services.gateway.settings import GatewaySettings
 
@@ -24,10 +25,9 @@ def build_spec(settings: GatewaySettings | None = None) -> ServiceSpec:
             handlers={}, api=parts.gateway, background=[parts.recorder.run], on_stop=[parts.close]
         )
 
-    return ServiceSpec(
-        name=bootstrap.NAME,
-        consumes=[],
-        wire=wire,
+    return ServiceSpec.declared(
+        DECLARATION,
+        wire,
         routes=routes,
         title="iBeST gateway",
         description="Trusts send CloudEvents over HTTPS (CloudEvents HTTP binding: structured, "

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Path, Request
 from pydantic import BaseModel, ConfigDict
 
 from ibest.backbone.audit import Actor
-from ibest.backbone.runtime import Clock
+from ibest.backbone.clock import Clock
 from ibest.backbone.service_auth import UNAUTHORISED, service_token
 from ibest.backbone.tokens import Token
 from services.notifications.application import NotificationsService

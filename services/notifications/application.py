@@ -11,7 +11,8 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 from ibest.backbone.audit import Actor
-from ibest.backbone.runtime import Clock
+from ibest.backbone.clock import Clock
+from ibest.backbone.document import Document
 from services.notifications.domain.batch import (
     Completion,
     collected_timepoints,
@@ -29,7 +30,6 @@ from services.notifications.domain.ids import (
 from services.notifications.domain.surveys import survey_nudges
 from services.notifications.ports import (
     AuditTrail,
-    Document,
     NotificationsRepository,
     RecordRetention,
 )

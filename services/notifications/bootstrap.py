@@ -8,8 +8,8 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
+from ibest.backbone.clock import Clock, utc_now
 from ibest.backbone.publisher import Publisher
-from ibest.backbone.runtime import Clock, utc_now
 from services.notifications.adapters.channels import make_channel
 from services.notifications.adapters.repository import MongoNotificationsRepository
 from services.notifications.application import NotificationsService

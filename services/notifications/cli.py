@@ -5,14 +5,15 @@ from __future__ import annotations
 import argparse
 import re
 
-import nats
-
 from ibest.backbone.audit import Actor, audit_log_of
+from ibest.backbone.clock import Clock, utc_now
+from ibest.backbone.connect import connect_nats
 from ibest.backbone.mongo import mongo_client
-from ibest.backbone.runtime import Clock, utc_now
+from ibest.backbone.patient_refs import purge_in_database
 from ibest.backbone.settings import Settings
 from ibest.backbone.streams import EVENTS_STREAM, stored_until_now
 from services.notifications import bootstrap
+from services.notifications.adapters.repository import MongoNotificationsRepository
 from services.notifications.settings import NotificationSettings
 from shared.envelope import ContractError, parse_event
 from shared.identifiers import REF_PATTERN
@@ -58,11 +59,7 @@ async def plan_surveys(settings: Settings, clock: Clock) -> dict[str, int]:
     """
     counts = dict.fromkeys(SURVEY_EVENTS, 0)
     mongo = mongo_client(settings)
-    nc = await nats.connect(
-        settings.nats_servers,
-        name="ibest-notifications-plan-surveys",
-        **settings.admin_nats_options(),
-    )
+    nc = await connect_nats(settings, "notifications-plan-surveys")
     try:
         service = bootstrap.build(
             NotificationSettings(),
@@ -107,3 +104,11 @@ async def opt_out_command(args: argparse.Namespace, settings: Settings) -> int:
         await client.close()
     print(f"{ref}: {'opted back in' if args.undo else 'opted out'} of reminders")
     return 0
+
+
+async def purge_nhs_numbers(settings: Settings, apply: bool) -> dict[str, int]:
+    """`ibest purge-nhs-numbers` asks this service (ibest/purge.py): its stored patient
+    references that are NHS numbers, counted by collection (deleted with `apply`)."""
+    return await purge_in_database(
+        settings, bootstrap.NAME, lambda db: MongoNotificationsRepository(db).patient_refs, apply
+    )

@@ -10,12 +10,12 @@ from datetime import date, datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from ibest.backbone.audit import Action, Actor
-from ibest.backbone.outbox import OutboxStore
+from ibest.backbone.document import Document
+from ibest.backbone.outbox_values import OutboxStore
 from services.notifications.domain.batch import ClinicianChange, PatientChange
 from services.notifications.domain.messages import Personalisation
 from shared.events import ReminderKind
 
-Document = dict[str, Any]
 ChannelName = Literal["notify", "smtp", "log"]
 
 

@@ -10,16 +10,19 @@ and publishing only delays the event, whose id is deterministic).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from ibest.backbone.outbox import OutboxEntry, OutboxRelay
+from ibest.backbone.clock import Clock
+from ibest.backbone.document import Document
+from ibest.backbone.outbox import OutboxRelay
+from ibest.backbone.outbox_values import OutboxEntry
+from ibest.backbone.periodic import every
 from ibest.backbone.publisher import Publisher
-from ibest.backbone.runtime import Clock
+from services.notifications.declaration import DECLARATION
 from services.notifications.domain import messages
 from services.notifications.domain.followups import DigestLine, digest_kind, digest_lines
 from services.notifications.domain.ids import (
@@ -45,7 +48,6 @@ from services.notifications.ports import (
     Channel,
     ContactDirectory,
     ContactUnavailable,
-    Document,
     NotificationsRepository,
     OutgoingMessage,
     PermanentSendError,
@@ -59,7 +61,7 @@ from shared.surveys import Survey
 
 log = logging.getLogger(__name__)
 SOURCE = "/services/notifications"
-NAME = "notifications"
+NAME = DECLARATION.name
 
 
 @dataclass
@@ -97,14 +99,7 @@ class Scheduler:
 
     async def loop(self) -> None:
         """The background task: one pass every IBEST_NOTIFY_POLL_SECONDS."""
-        while True:
-            try:
-                await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("notifications: scheduler pass failed; next pass will retry")
-            await asyncio.sleep(self.settings.poll_seconds)
+        await every("notifications: scheduler", self.settings.poll_seconds, self.run_once)
 
     async def run_once(self) -> int:
         """One pass; returns how many reminders it finished (sent or failed)."""

@@ -10,18 +10,9 @@ from services.notifications import bootstrap
 from services.notifications.adapters.contacts import NatsContactDirectory
 from services.notifications.api import NotificationsApi, routes
 from services.notifications.application import purge_expired_records
+from services.notifications.declaration import DECLARATION
 from services.notifications.handlers import batch, by_event
 from services.notifications.settings import NotificationSettings
-
-CONSUMES = [
-    "clinician.enrolled",
-    "clinician.training_started",
-    "module.started",
-    "module.completed",
-    "clinician.training_completed",
-    "clinician.delivery_reported",
-    "patient.assessed",
-]
 
 
 def build_spec(settings: NotificationSettings | None = None) -> ServiceSpec:
@@ -47,7 +38,7 @@ def build_spec(settings: NotificationSettings | None = None) -> ServiceSpec:
             background=[
                 scheduler.loop,
                 purge_loop(
-                    "notification records",
+                    DECLARATION.retention[0],
                     lambda now: purge_expired_records(built.repository, own, now),
                     ctx.clock,
                     own.retention_interval,
@@ -55,11 +46,9 @@ def build_spec(settings: NotificationSettings | None = None) -> ServiceSpec:
             ],
         )
 
-    return ServiceSpec(
-        name=bootstrap.NAME,
-        consumes=CONSUMES,
-        publishes=["notification.sent", "notification.failed"],
-        wire=wire,
+    return ServiceSpec.declared(
+        DECLARATION,
+        wire,
         routes=routes,
         title="iBeST notifications service",
         description="Reminders to clinicians and site teams, sent once, in working hours.",

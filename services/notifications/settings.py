@@ -11,7 +11,7 @@ import yaml
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ibest.backbone.outbox import OutboxSettings
+from ibest.backbone.outbox_values import OutboxSettings
 from services.notifications.domain.hours import WorkingHours, parse_days
 from services.notifications.domain.training import TrainingRules
 from shared.events import ReminderKind

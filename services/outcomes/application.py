@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
+from ibest.backbone.clock import Clock
 from ibest.backbone.concurrency import retry_on_conflict
-from ibest.backbone.outbox import OutboxEntry, OutboxRelay
+from ibest.backbone.document import Document
+from ibest.backbone.outbox import OutboxRelay
+from ibest.backbone.outbox_values import OutboxEntry
 from ibest.backbone.publisher import Publisher
+from services.outcomes.declaration import DECLARATION
 from services.outcomes.domain.assessments import Assessment, utc_text
 from services.outcomes.domain.followups import schedule
 from services.outcomes.domain.outcomes import Outcome
-from services.outcomes.ports import Commit, Document, OutcomesRepository, patient_key
+from services.outcomes.ports import Commit, OutcomesRepository, patient_key
 from services.outcomes.settings import OutcomesSettings
 from shared.envelope import AnyEvent, new_event
 from shared.events import ClassStarted
@@ -29,7 +31,7 @@ from shared.keyed import keyed_event_id
 
 log = logging.getLogger(__name__)
 SOURCE = "/services/outcomes"
-NAME = "outcomes"
+NAME = DECLARATION.name
 
 
 def outcome_event_id(
@@ -80,7 +82,7 @@ class OutcomesService:
         self,
         repo: OutcomesRepository,
         publisher: Publisher,
-        clock: Callable[[], datetime],
+        clock: Clock,
         settings: OutcomesSettings,
         *,
         id_key: bytes,

@@ -8,8 +8,8 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
+from ibest.backbone.clock import Clock, utc_now
 from ibest.backbone.publisher import Publisher
-from ibest.backbone.runtime import Clock, utc_now
 from services.outcomes.adapters.repository import MongoOutcomesRepository
 from services.outcomes.application import NAME, OutcomesService
 from services.outcomes.settings import OutcomesSettings

@@ -7,12 +7,13 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import nats
-
+from ibest.backbone.connect import connect_nats
 from ibest.backbone.mongo import mongo_client
+from ibest.backbone.patient_refs import purge_in_database
 from ibest.backbone.publisher import EventPublisher, Publisher, ReadOnlyPublisher
 from ibest.backbone.settings import Settings
 from services.outcomes import bootstrap
+from services.outcomes.adapters.repository import MongoOutcomesRepository
 from services.outcomes.application import OutcomesService
 from services.outcomes.settings import OutcomesSettings
 
@@ -20,13 +21,7 @@ from services.outcomes.settings import OutcomesSettings
 @asynccontextmanager
 async def _service(settings: Settings, publish: bool) -> AsyncIterator[OutcomesService]:
     mongo = mongo_client(settings)
-    nc = (
-        await nats.connect(
-            settings.nats_servers, connect_timeout=5, **settings.admin_nats_options()
-        )
-        if publish
-        else None
-    )
+    nc = await connect_nats(settings, "outcomes-command") if publish else None
     try:
         id_key = settings.platform_id_key()
         publisher: Publisher = (
@@ -71,3 +66,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     show.set_defaults(func=show_command)
     flush = cmds.add_parser("flush-outbox", help="publish outcome events left pending")
     flush.set_defaults(func=flush_command)
+
+
+async def purge_nhs_numbers(settings: Settings, apply: bool) -> dict[str, int]:
+    """`ibest purge-nhs-numbers` asks this service (ibest/purge.py): its stored patient
+    references that are NHS numbers, counted by collection (deleted with `apply`)."""
+    return await purge_in_database(
+        settings, bootstrap.NAME, lambda db: MongoOutcomesRepository(db).patient_refs, apply
+    )

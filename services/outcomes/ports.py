@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
-from ibest.backbone.outbox import OutboxEntry, OutboxStore
+from ibest.backbone.document import Document
+from ibest.backbone.outbox_values import OutboxEntry, OutboxStore
 from services.outcomes.domain.assessments import Assessment
 from services.outcomes.domain.outcomes import PatientState
-
-Document = dict[str, Any]
 
 
 def patient_key(trustcode: str, patient_ref: str) -> str:

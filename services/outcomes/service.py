@@ -5,6 +5,7 @@ from __future__ import annotations
 from ibest.backbone.runtime import ServiceContext, ServiceSpec, Wiring
 from services.outcomes import bootstrap
 from services.outcomes.api import routes
+from services.outcomes.declaration import DECLARATION
 from services.outcomes.handlers import batch_handler, handlers
 from services.outcomes.settings import OutcomesSettings
 
@@ -30,11 +31,9 @@ def build_spec(settings: OutcomesSettings | None = None) -> ServiceSpec:
             batch_handler=batch_handler(service),
         )
 
-    return ServiceSpec(
-        name=bootstrap.NAME,
-        consumes=["patient.assessed", "class.started"],
-        publishes=["outcome.recorded"],
-        wire=wire,
+    return ServiceSpec.declared(
+        DECLARATION,
+        wire,
         routes=routes,
         title="iBeST outcomes service",
         description="Patients' assessments per timepoint, corrections, and change from baseline.",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ibest.backbone.outbox import OutboxSettings
+from ibest.backbone.outbox_values import OutboxSettings
 
 
 class OutcomesSettings(BaseSettings):

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import logging
 
+from services.reporting.declaration import DECLARATION
 from services.reporting.domain.facts import CONSUMES, EntityFact, facts_of
 from services.reporting.ports import EventHistory, GenerationStore
 from shared.envelope import AnyEvent
 
 log = logging.getLogger(__name__)
-NAME = "reporting"
+NAME = DECLARATION.name
 REBUILD_CHUNK = 1000
 """Facts a rebuild stores per bulk write (bounded memory, few round trips)."""
 

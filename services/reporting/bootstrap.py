@@ -11,7 +11,7 @@ from nats.js import JetStreamContext
 from pymongo.asynchronous.database import AsyncDatabase
 
 from ibest.backbone.audit import AuditLog
-from ibest.backbone.runtime import Clock, utc_now
+from ibest.backbone.clock import Clock, utc_now
 from ibest.backbone.tokens import Token
 from services.reporting.adapters.replay import StreamHistory
 from services.reporting.adapters.store import MongoGenerationStore

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-import nats
-
+from ibest.backbone.connect import connect_nats
 from ibest.backbone.mongo import mongo_client
+from ibest.backbone.patient_refs import nhs_numbers_in
 from ibest.backbone.settings import Settings
 from services.reporting import bootstrap
+from services.reporting.adapters.patient_refs import GenerationPatientRefs
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -22,19 +23,38 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     rebuild.set_defaults(func=rebuild_command)
 
 
-async def rebuild_command(args: argparse.Namespace, settings: Settings) -> int:
+async def rebuild(settings: Settings, purpose: str) -> dict[str, int]:
+    """Replace the aggregates by a rebuild from the stored stream through today's contract."""
     mongo = mongo_client(settings)
-    nc = await nats.connect(
-        settings.nats_servers, name="ibest-reporting-rebuild", **settings.admin_nats_options()
-    )
+    nc = await connect_nats(settings, purpose)
     try:
         parts = bootstrap.for_commands(mongo[settings.database_of(bootstrap.NAME)])
-        done = await parts.service.rebuild(bootstrap.stream_history(nc.jetstream()))
+        return await parts.service.rebuild(bootstrap.stream_history(nc.jetstream()))
     finally:
         await nc.drain()
         await mongo.close()
+
+
+async def rebuild_command(args: argparse.Namespace, settings: Settings) -> int:
+    done = await rebuild(settings, "reporting-rebuild")
     print(
         f"rebuilt reporting: generation {done['generation']} replaced {done['previous']} "
         f"({done['events']} events replayed, {done['sites']} sites)"
     )
     return 0
+
+
+async def purge_nhs_numbers(settings: Settings, apply: bool) -> dict[str, int]:
+    """`ibest purge-nhs-numbers` asks this service (ibest/purge.py): the generations'
+    patient entities whose reference is an NHS number; with `apply`, a rebuild through
+    today's contract (which refuses those events) replaces them."""
+    mongo = mongo_client(settings)
+    try:
+        found = await nhs_numbers_in(
+            GenerationPatientRefs(mongo[settings.database_of(bootstrap.NAME)])
+        )
+    finally:
+        await mongo.close()
+    if apply and found:
+        await rebuild(settings, "purge-nhs-numbers")
+    return {where: len(keys) for where, keys in found.items()}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ibest.backbone.document import Document
 from services.reporting.checks import Malformed, NotFound, check_month, check_site, check_trust
 from services.reporting.domain.months import (
     first_month,
@@ -13,7 +14,7 @@ from services.reporting.domain.months import (
     protected_national_series,
     series_figures,
 )
-from services.reporting.ports import Document, SiteMonths
+from services.reporting.ports import SiteMonths
 from services.reporting.views import View, Views
 
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
+from ibest.backbone.document import Document
 from services.reporting.domain.facts import EntityFact
 from services.reporting.domain.figures import Summary
 from shared.envelope import AnyEvent
 
-Document = dict[str, Any]
 SiteMonths = Document
 """A reported site as the months answers read it: {"_id": sitecode, "summary": its
 summary, "months": its monthly series (`domain.months.fold_months`) or None}."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ibest.backbone.audit import AuditLog
-from ibest.backbone.runtime import Clock
+from ibest.backbone.clock import Clock
 from ibest.backbone.tokens import Token
 from services.reporting.checks import (
     Malformed,

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from ibest.backbone.audit import audit_log_of
+from ibest.backbone.periodic import every
 from ibest.backbone.runtime import ServiceContext, ServiceSpec, Wiring
 from services.reporting import bootstrap
 from services.reporting.adapters.metrics import exposition
 from services.reporting.api import routes
-from services.reporting.domain.facts import CONSUMES
+from services.reporting.declaration import DECLARATION
 from services.reporting.handlers import batch_handler, handlers
 from services.reporting.reports import metric_levels
 from services.reporting.settings import ReportingSettings
@@ -25,10 +25,9 @@ def build_spec(settings: ReportingSettings | None = None) -> ServiceSpec:
     async def wire(ctx: ServiceContext) -> Wiring:
         return await _wire(ctx, settings or ReportingSettings())
 
-    return ServiceSpec(
-        name=bootstrap.NAME,
-        consumes=list(CONSUMES),
-        wire=wire,
+    return ServiceSpec.declared(
+        DECLARATION,
+        wire,
         title="iBeST reporting",
         description="Exact rollout figures per site, per trust and nationally; below "
         "national level every figure is disclosure-controlled unless the raw "
@@ -47,16 +46,18 @@ async def _wire(ctx: ServiceContext, settings: ReportingSettings) -> Wiring:
         log.warning("IBEST_REPORTING_TOKENS is empty: every report request will get 401")
     snapshot = b""
 
+    shown: object = None
+
+    async def refresh_once() -> None:
+        nonlocal snapshot, shown
+        view = await reporting.view()
+        if view.key != shown:  # recomputing every level is costly at national scale
+            levels, last_event = await metric_levels(reporting)
+            snapshot = exposition(levels, last_event)
+            shown = view.key
+
     async def refresh_snapshot() -> None:
-        nonlocal snapshot
-        shown: object = None
-        while True:
-            view = await reporting.view()
-            if view.key != shown:  # recomputing every level is costly at national scale
-                levels, last_event = await metric_levels(reporting)
-                snapshot = exposition(levels, last_event)
-                shown = view.key
-            await asyncio.sleep(settings.snapshot_seconds)
+        await every("reporting: metrics snapshot", settings.snapshot_seconds, refresh_once)
 
     return Wiring(
         handlers=handlers(parts.service),

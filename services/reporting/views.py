@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from ibest.backbone.runtime import Clock
+from ibest.backbone.clock import Clock
 from services.reporting.cache import BoundedCache, deep_size
 from services.reporting.domain.disclosure import (
     controlled_names,

@@ -62,6 +62,7 @@ async def batchprobe_consumer(js: JetStreamContext, settings: Settings) -> None:
     )
 
 
+@pytest.mark.slow
 async def test_a_batch_is_applied_in_one_call(settings: Settings, js: JetStreamContext) -> None:
     batches: list[int] = []
     singles: list[str] = []

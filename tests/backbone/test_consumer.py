@@ -108,6 +108,7 @@ async def _letters(js: JetStreamContext, n: int) -> list[Any] | None:
     return letters if len(letters) >= n else None
 
 
+@pytest.mark.slow
 async def test_transient_failure_is_retried_then_applied(
     settings: Settings, js: JetStreamContext
 ) -> None:
@@ -118,6 +119,7 @@ async def test_transient_failure_is_retried_then_applied(
     assert await list_dead_letters(js) == []
 
 
+@pytest.mark.slow
 async def test_exhausted_retries_dead_letter_then_replay_applies(
     settings: Settings, js: JetStreamContext
 ) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from nats.js import JetStreamContext
 from pymongo import AsyncMongoClient
 
@@ -46,6 +47,7 @@ def probe_process(settings: Settings, port: int, log: Path) -> Managed:
     return proc
 
 
+@pytest.mark.slow
 async def test_sigterm_mid_stream_loses_nothing_and_applies_nothing_twice(
     settings: Settings, js: JetStreamContext, tmp_path: Path
 ) -> None:

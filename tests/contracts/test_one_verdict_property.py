@@ -18,6 +18,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -233,6 +234,7 @@ def wire_event(draw: st.DrawFn) -> tuple[str, bytes]:
     return subject, json.dumps(raw).encode()
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None)
 @given(st.lists(wire_event(), min_size=1, max_size=25))
 def test_every_consumer_that_receives_an_event_reaches_the_same_verdict(

@@ -127,6 +127,7 @@ async def run(
     return rows
 
 
+@pytest.mark.slow
 async def test_every_infinity_query_answers_with_every_field_its_panel_reads(
     settings: Settings, js: JetStreamContext
 ) -> None:

@@ -16,6 +16,7 @@ from nats.aio.client import Client as NatsClient
 from ibest.backbone.publisher import EventPublisher, stream_msg_id
 from ibest.backbone.settings import Settings
 from ibest.backbone.streams import ensure_streams
+from ibest.registry import consumers
 from services.enrolment.domain.record import TRAINING_STARTED, derived_event_id
 from shared.envelope import new_event, parse_event
 from shared.events import TrainingStarted
@@ -31,7 +32,7 @@ async def test_a_trust_copying_msg_ids_on_nats_suppresses_nothing(
 ) -> None:
     admin = await secured_nats.connect("admin")
     settings = Settings(MONGODB_URL=mongodb_url, IBEST_DB_PREFIX=f"h{uuid.uuid4().hex[:8]}")
-    await ensure_streams(admin.jetstream(), settings)
+    await ensure_streams(admin.jetstream(), settings, consumers())
     victim_ref = f"c-{uuid.uuid4().hex[:8]}"
     victim = enrolled(victim_ref, "RTH", str(uuid.uuid4()))
     started_id = derived_event_id(ID_KEY, victim_ref, "1", TRAINING_STARTED)

@@ -43,6 +43,7 @@ from ibest.backbone.streams import (
     trust_share_used,
 )
 from ibest.local.processes import find_binary
+from ibest.registry import consumers
 from ibest.simulate.trusts import load_trusts
 from shared.envelope import parse_event
 from tests.deploy.secured_nats import SecuredNats, write_server_config
@@ -140,7 +141,7 @@ async def admin(secured_nats: SecuredNats) -> AsyncIterator[NatsClient]:
     for name in (EVENTS_STREAM, DEADLETTER_STREAM):
         with contextlib.suppress(APIError):
             await js.delete_stream(name)
-    await ensure_streams(js, Settings(IBEST_EVENTS_PER_SUBJECT=SHARE))
+    await ensure_streams(js, Settings(IBEST_EVENTS_PER_SUBJECT=SHARE), consumers())
     yield client
     await client.close()
 
@@ -266,6 +267,7 @@ async def test_attack_3_a_trust_exhausting_its_share_does_not_stop_another(
     assert json.loads(first.data or b"{}")["data"]["clinician_ref"] == "c-0"
 
 
+@pytest.mark.slow
 async def test_attack_4_a_service_cannot_create_or_redirect_its_consumer(
     secured_nats: SecuredNats, admin: NatsClient
 ) -> None:
@@ -369,6 +371,7 @@ async def test_attack_5_no_user_reads_another_users_inbox(
     await rth.close()
 
 
+@pytest.mark.slow
 async def test_the_cli_works_on_its_own_inbox_while_the_simulator_listens(
     secured_nats: SecuredNats, admin: NatsClient
 ) -> None:

@@ -73,6 +73,7 @@ async def _query(client: httpx.AsyncClient, expr: str) -> list[dict[str, Any]]:
     return result
 
 
+@pytest.mark.slow
 async def test_every_dashboard_query_and_recording_rule_returns_data(
     settings: Settings,
     tmp_path: Path,

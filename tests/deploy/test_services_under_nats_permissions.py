@@ -21,6 +21,7 @@ from nats.aio.client import Client as NatsClient
 from ibest.backbone.deadletters import list_dead_letters
 from ibest.backbone.settings import Settings
 from ibest.backbone.streams import ensure_streams
+from ibest.registry import consumers
 from services.enrolment.service import SPEC as ENROLMENT
 from services.notifications.service import SPEC as NOTIFICATIONS
 from services.outcomes.service import SPEC as OUTCOMES
@@ -32,6 +33,7 @@ from tests.platform.test_end_to_end import MODULES
 T0 = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
 
 
+@pytest.mark.slow
 async def test_every_service_works_under_its_own_nats_user(
     secured_nats: SecuredNats,
     mongodb_url: str,
@@ -46,7 +48,7 @@ async def test_every_service_works_under_its_own_nats_user(
         IBEST_FETCH_TIMEOUT=0.2,
     )
     # The operator declares the streams and every service's consumer, as `admin`.
-    await ensure_streams(admin.jetstream(), settings)
+    await ensure_streams(admin.jetstream(), settings, consumers())
     trust = await secured_nats.connect("trust-RTH")
     js = trust.jetstream()
     ref = "clin-perm-1"

@@ -8,7 +8,8 @@ from datetime import timedelta
 import pytest
 
 from ibest.backbone.concurrency import ConcurrentUpdate
-from ibest.backbone.outbox import OutboxRelay, OutboxSettings
+from ibest.backbone.outbox import OutboxRelay
+from ibest.backbone.outbox_values import OutboxSettings
 from services.enrolment.application import EnrolmentService
 from services.enrolment.domain.clinician import Status
 from services.enrolment.domain.record import (

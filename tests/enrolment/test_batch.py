@@ -16,6 +16,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from ibest.backbone.concurrency import ConcurrentUpdate
+from ibest.backbone.document import Document
 from services.enrolment import bootstrap
 from services.enrolment.adapters.repository import MongoClinicianRepository
 from services.enrolment.handlers import EnrolmentHandlers
@@ -25,7 +26,6 @@ from shared.envelope import AnyEvent, parse_event
 from tests.fakes.publisher import FakePublisher
 from tests.harness import ID_KEY, cloud_event
 
-Document = dict[str, Any]
 CATALOGUE = load_catalogue()
 MODULES = list(CATALOGUE.courses[0].required_modules)
 T0 = datetime(2025, 6, 2, 9, 0, tzinfo=UTC)

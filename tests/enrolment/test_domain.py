@@ -274,6 +274,7 @@ def clinician_history(draw: st.DrawFn) -> list[AnyEvent]:
     return out
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None)
 @given(st.data())
 def test_every_arrival_order_gives_the_same_state(data: st.DataObject) -> None:

@@ -247,6 +247,7 @@ async def _at_least(letters: Any, n: int) -> Any:
     return found if len(found) >= n else None
 
 
+@pytest.mark.slow
 async def test_crash_between_store_and_publish_publishes_once_after_restart(
     settings: Settings, js: JetStreamContext
 ) -> None:

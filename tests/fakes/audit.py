@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ibest.backbone.audit import Action, Actor
-
-Document = dict[str, Any]
+from ibest.backbone.document import Document
 
 
 class AuditUnavailable(Exception):

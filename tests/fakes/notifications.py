@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from ibest.backbone.outbox import OutboxEntry
+from ibest.backbone.document import Document
+from ibest.backbone.outbox_values import OutboxEntry
 from services.notifications.domain.batch import (
     ClinicianChange,
     PatientChange,
@@ -24,8 +25,6 @@ from services.notifications.domain.status import (
 )
 from services.notifications.ports import ChannelName, ContactUnavailable, OutgoingMessage
 from tests.fakes.outbox import FakeOutbox
-
-Document = dict[str, Any]
 
 
 class _ReminderOutbox(FakeOutbox):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from ibest.backbone.outbox import OutboxEntry, Pending
+from ibest.backbone.outbox_values import OutboxEntry, Pending
 
 
 class FakeOutbox:

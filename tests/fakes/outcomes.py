@@ -4,15 +4,13 @@ MongoDB adapter)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from ibest.backbone.concurrency import ConcurrentUpdate
+from ibest.backbone.document import Document
 from services.outcomes.domain.assessments import Assessment
 from services.outcomes.domain.outcomes import PatientState
 from services.outcomes.ports import Commit, Loaded, patient_key
 from tests.fakes.outbox import FakeOutbox
-
-Document = dict[str, Any]
 
 
 class FakeOutcomesRepository:

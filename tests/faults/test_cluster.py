@@ -6,8 +6,11 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
+import pytest
+
 from ibest.backbone.streams import EVENTS_STREAM, ensure_streams
 from ibest.local.processes import Managed, find_binary, free_port, port_open, wait_until
+from ibest.registry import consumers
 from tests.faults.stack import (
     Processes,
     await_figures,
@@ -19,6 +22,8 @@ from tests.faults.stack import (
     training_script,
 )
 from tests.harness import dead_letters, fresh_settings, wait_for
+
+pytestmark = pytest.mark.slow  # end-to-end: `pytest -m "not slow"` skips it
 
 
 def cluster_node(name: str, port: int, routes: list[int], own_route: int, home: Path) -> Managed:
@@ -60,7 +65,7 @@ async def test_stopping_one_node_of_three_loses_nothing(
 
         async def streams_declared() -> bool:
             try:
-                await ensure_streams(js, settings)
+                await ensure_streams(js, settings, consumers())
             except Exception:
                 return False
             return True

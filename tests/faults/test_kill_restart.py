@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
 from nats.js import JetStreamContext
 
 from ibest.backbone.settings import Settings
@@ -24,6 +25,8 @@ from tests.faults.stack import (
     training_script,
 )
 from tests.harness import dead_letters
+
+pytestmark = pytest.mark.slow  # end-to-end: `pytest -m "not slow"` skips it
 
 
 async def test_reporting_killed_mid_stream_counts_everything_once(

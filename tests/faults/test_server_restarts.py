@@ -13,11 +13,13 @@ import asyncio
 from pathlib import Path
 
 import httpx
+import pytest
 from nats.js import JetStreamContext
 
 from ibest.backbone.settings import Settings
 from ibest.backbone.streams import ensure_streams
 from ibest.local.processes import free_port
+from ibest.registry import consumers
 from tests.faults.stack import (
     Processes,
     PublishLog,
@@ -35,6 +37,8 @@ from tests.faults.stack import (
 )
 from tests.harness import dead_letters, fresh_settings, wait_for
 
+pytestmark = pytest.mark.slow  # end-to-end: `pytest -m "not slow"` skips it
+
 
 async def test_nats_restart_mid_stream_publishers_retry_consumers_resume(
     mongodb_url: str, procs: Processes, tmp_path: Path
@@ -48,7 +52,7 @@ async def test_nats_restart_mid_stream_publishers_retry_consumers_resume(
     nc = await connect(url)
     try:
         js = nc.jetstream()
-        await ensure_streams(js, settings)
+        await ensure_streams(js, settings, consumers())
         script = training_script(clinicians=60)
         extra = reporting_script(clinicians=60, patients=40)
         expected = {**extra.expected}

@@ -10,6 +10,7 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
+import pytest
 from nats.js import JetStreamContext
 
 from ibest.backbone.settings import Settings
@@ -26,6 +27,8 @@ from tests.faults.stack import (
 )
 from tests.harness import dead_letters, wait_for
 from tests.mailbox import Mailbox
+
+pytestmark = pytest.mark.slow  # end-to-end: `pytest -m "not slow"` skips it
 
 
 async def test_two_instances_of_every_service_count_exactly_and_remind_once(

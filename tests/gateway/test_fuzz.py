@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from nats.js import JetStreamContext
@@ -145,6 +146,7 @@ def generate(n: int) -> list[tuple[dict[str, str], bytes]]:
     return out
 
 
+@pytest.mark.slow
 async def test_arbitrary_requests_never_500_and_never_store_an_invalid_event(
     gateway: str, new_key: KeyMaker, js: JetStreamContext
 ) -> None:

@@ -20,6 +20,7 @@ from nats.js import JetStreamContext
 
 from ibest.backbone.settings import Settings
 from ibest.backbone.streams import EVENTS_STREAM, ensure_streams
+from ibest.registry import consumers
 from services.enrolment.service import SPEC as ENROLMENT
 from services.gateway.service import build_spec
 from services.gateway.settings import GatewaySettings
@@ -296,7 +297,9 @@ async def test_a_true_duplicate_is_still_duplicate_after_the_streams_window(
     settings: Settings, js: JetStreamContext, new_key: KeyMaker
 ) -> None:
     settings = settings.model_copy(update={"duplicate_window": 0.5})
-    await ensure_streams(js, settings)  # the stream now forgets a Nats-Msg-Id after 0.5 s
+    await ensure_streams(
+        js, settings, consumers()
+    )  # the stream now forgets a Nats-Msg-Id after 0.5 s
     own = GatewaySettings(IBEST_GATEWAY_RATE=1000, IBEST_GATEWAY_BURST=1000)
     event = enrolled("c-1", "RTH")
     async with running_service(build_spec(own), settings) as gateway:

@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from ibest.backbone.settings import Settings
 from ibest.backbone.streams import ensure_streams
 from ibest.local.processes import free_port
+from ibest.registry import consumers
 from services.gateway.service import build_spec
 from services.gateway.settings import GatewaySettings
 from tests.faults.stack import connect, start_nats, wait_port_closed
@@ -34,6 +36,7 @@ def started(n: int) -> list[dict[str, Any]]:
     ]
 
 
+@pytest.mark.slow
 async def test_nats_stopped_gives_503_and_nothing_reported_accepted_is_missing(
     settings: Settings, new_key: KeyMaker, tmp_path: Path
 ) -> None:
@@ -43,7 +46,7 @@ async def test_nats_stopped_gives_503_and_nothing_reported_accepted_is_missing(
     try:
         own = settings.model_copy(update={"nats_url": url})
         admin_nc = await connect(url)
-        await ensure_streams(admin_nc.jetstream(), own)
+        await ensure_streams(admin_nc.jetstream(), own, consumers())
         auth = {"Authorization": await new_key("RTH"), **BATCH}
         before, during = started(5), started(40)
         spec = build_spec(GatewaySettings(IBEST_GATEWAY_PUBLISH_TIMEOUT=1))

@@ -15,6 +15,7 @@ from nats.js.errors import NotFoundError
 
 from ibest.backbone.settings import Settings
 from ibest.backbone.streams import DEADLETTER_STREAM, EVENTS_STREAM, ensure_streams
+from ibest.registry import consumers
 from services.enrolment.service import SPEC as ENROLMENT
 from services.gateway.bootstrap import key_admin
 from services.gateway.service import build_spec
@@ -62,10 +63,11 @@ async def fresh(js: JetStreamContext, settings: Settings) -> Settings:
     for name in (EVENTS_STREAM, DEADLETTER_STREAM):
         with contextlib.suppress(NotFoundError):
             await js.delete_stream(name)
-    await ensure_streams(js, settings)
+    await ensure_streams(js, settings, consumers())
     return settings.model_copy(update={"db_prefix": f"t{uuid.uuid4().hex[:10]}"})
 
 
+@pytest.mark.slow
 async def test_figures_through_the_gateway_equal_figures_through_nats(
     settings: Settings,
     js: JetStreamContext,

@@ -19,7 +19,8 @@ from nats.js import JetStreamContext
 from prometheus_client.parser import text_string_to_metric_families
 from pymongo import AsyncMongoClient
 
-from ibest.backbone.audit import audit_log_of, list_command
+from ibest.audit_cli import list_command
+from ibest.backbone.audit import audit_log_of
 from ibest.backbone.settings import Settings
 from ibest.backbone.tokens import derived_id
 from ibest.local.processes import free_port
@@ -137,6 +138,7 @@ async def test_raw_scope_requests_are_audited_with_token_ids_and_read_ones_are_n
     ]
 
 
+@pytest.mark.slow
 async def test_erasures_and_opt_out_changes_are_audited_and_listed(
     settings: Settings,
     js: JetStreamContext,
@@ -220,6 +222,7 @@ def nsettings_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("IBEST_NOTIFY_CHANNEL", "log")
 
 
+@pytest.mark.slow
 async def test_raw_figures_are_withheld_when_the_audit_log_cannot_be_written(
     settings: Settings, js: JetStreamContext
 ) -> None:

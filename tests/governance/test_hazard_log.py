@@ -86,6 +86,7 @@ def test_risks_are_computed_from_the_matrix(hazard: dict[str, Any]) -> None:
     assert residual.risk <= initial.risk, f"{hazard['id']}: controls made the risk worse"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("hazard", HAZARDS, ids=[h["id"] for h in HAZARDS])
 def test_every_control_is_implemented_by_collected_tests_or_configuration(
     hazard: dict[str, Any],

@@ -16,7 +16,7 @@ from nats.js import JetStreamContext
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from ibest.backbone.runtime import utc_now
+from ibest.backbone.clock import utc_now
 from ibest.backbone.settings import Settings
 from ibest.backbone.streams import (
     DEADLETTER_PREFIX,
@@ -26,6 +26,7 @@ from ibest.backbone.streams import (
     stored_until_now,
     stream_configs,
 )
+from ibest.registry import consumers
 from services.enrolment import bootstrap
 from services.enrolment.application import EnrolmentService
 from services.enrolment.cli import retention_command
@@ -277,6 +278,7 @@ def test_notification_retention_never_shorter_than_thanks_replay_window(
         NotificationSettings()
 
 
+@pytest.mark.slow
 async def test_dead_letters_expire_after_max_age_and_younger_ones_stay(
     settings: Settings, js: JetStreamContext
 ) -> None:
@@ -284,7 +286,7 @@ async def test_dead_letters_expire_after_max_age_and_younger_ones_stay(
     [_, deadletters] = stream_configs(settings)
     assert deadletters.max_age == 90 * 86400
     short = settings.model_copy(update={"deadletter_max_age_days": 3 / 86400})  # 3 seconds
-    await ensure_streams(js, short)
+    await ensure_streams(js, short, consumers())
     info = await js.stream_info(DEADLETTER_STREAM)
     assert info.config.max_age == pytest.approx(3.0)
     subject = f"{DEADLETTER_PREFIX}.governance-test"

@@ -60,6 +60,7 @@ def tokens(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("IBEST_REPORTING_SNAPSHOT_SECONDS", "0.2")
 
 
+@pytest.mark.slow
 async def test_every_bad_event_is_dead_lettered_with_its_reason_and_good_ones_count(
     settings: Settings, js: JetStreamContext, tokens: None
 ) -> None:

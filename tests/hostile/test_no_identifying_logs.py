@@ -9,6 +9,7 @@ import json
 from email import message_from_bytes
 from pathlib import Path
 
+import pytest
 from nats.js import JetStreamContext
 
 from ibest.backbone.settings import Settings
@@ -42,6 +43,7 @@ def body_lines(raw: bytes) -> list[str]:
     return lines
 
 
+@pytest.mark.slow
 async def test_no_contact_email_or_message_body_is_logged(
     settings: Settings,
     js: JetStreamContext,

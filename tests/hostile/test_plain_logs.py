@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import httpx
+import pytest
 from nats.js import JetStreamContext
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -21,6 +22,7 @@ LINE = re.compile(
 )
 
 
+@pytest.mark.slow
 async def test_outcomes_logs_plain_lines_naming_each_rejection(
     settings: Settings,
     js: JetStreamContext,

@@ -167,6 +167,7 @@ async def test_tokens_are_required_and_scoped_on_every_route(
             assert r.status_code in (200, 404), (route, r.status_code, r.text)
 
 
+@pytest.mark.slow
 async def test_hostile_paths_and_query_strings_never_fail_or_leak(
     settings: Settings, js: JetStreamContext, tokens: None
 ) -> None:
@@ -371,6 +372,7 @@ def metric_samples(text: str) -> list[tuple[str, dict[str, str], float]]:
     return out
 
 
+@pytest.mark.slow
 async def test_published_figures_never_reveal_small_counts_below_national(
     settings: Settings, js: JetStreamContext, tokens: None
 ) -> None:

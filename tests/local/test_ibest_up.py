@@ -9,9 +9,12 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from ibest.local.processes import free_port, wait_until
 from ibest.local.stack import SERVICES, service_built
+
+pytestmark = pytest.mark.slow  # end-to-end: `pytest -m "not slow"` skips it
 
 
 def test_ibest_up_starts_everything_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:

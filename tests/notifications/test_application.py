@@ -12,6 +12,7 @@ from datetime import timedelta
 import pytest
 
 from ibest.backbone.audit import Actor
+from ibest.backbone.document import Document
 from services.notifications.application import NotificationsService
 from services.notifications.domain.status import CANCELLED, FAILED, PENDING, SENT
 from services.notifications.handlers import by_event
@@ -20,7 +21,6 @@ from services.notifications.scheduler import Scheduler
 from services.notifications.settings import NotificationSettings
 from tests.fakes.audit import AuditUnavailable, FakeAuditTrail
 from tests.fakes.notifications import (
-    Document,
     FakeChannel,
     FakeContacts,
     FakeNotificationsRepository,

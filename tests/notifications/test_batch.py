@@ -187,6 +187,7 @@ async def sent_later(db: AsyncDatabase[dict[str, Any]], nc: NatsClient) -> list[
     return sorted(e.model_dump_json() for e in captured.published)
 
 
+@pytest.mark.slow
 async def test_batch_equals_one_by_one_in_any_order_with_duplicates(
     databases: list[AsyncDatabase[dict[str, Any]]],
     nc: NatsClient,

@@ -6,6 +6,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from nats.js import JetStreamContext
 
 from ibest.backbone.runtime import ServiceSpec
@@ -36,6 +37,7 @@ def assessed(patient: str, timepoint: str, when: datetime, site: str = "RTH08") 
     )
 
 
+@pytest.mark.slow
 async def test_one_digest_per_site_per_day_then_closing_reminder_unless_collected(
     nsettings: Settings,
     js: JetStreamContext,
@@ -87,6 +89,7 @@ async def test_one_digest_per_site_per_day_then_closing_reminder_unless_collecte
     assert len(smtp_env.messages) == 4  # one per site per day, nothing twice
 
 
+@pytest.mark.slow
 async def test_two_instances_redelivery_no_duplicates(
     nsettings: Settings,
     js: JetStreamContext,

@@ -9,6 +9,7 @@ from email.message import Message
 from typing import Any
 
 import httpx
+import pytest
 from nats.js import JetStreamContext
 
 from ibest.backbone.runtime import ServiceSpec
@@ -60,6 +61,7 @@ def report(ref: str, when: datetime, delivering: bool = True) -> dict[str, Any]:
     )
 
 
+@pytest.mark.slow
 async def test_one_invitation_and_at_most_one_reminder_per_survey_none_after_an_answer(
     nsettings: Settings,
     js: JetStreamContext,

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 from nats.js import JetStreamContext
 
 from ibest.backbone.runtime import ServiceSpec
@@ -50,6 +51,7 @@ def enrolled(ref: str, when: datetime, site: str = "RTH08") -> dict[str, Any]:
     )
 
 
+@pytest.mark.slow
 async def test_start_continue_and_thanks_each_once_in_working_hours(
     nsettings: Settings,
     js: JetStreamContext,
@@ -139,6 +141,7 @@ async def test_start_continue_and_thanks_each_once_in_working_hours(
     assert "intend" in smtp_env.to(EMAIL)[2].get_payload()
 
 
+@pytest.mark.slow
 async def test_cap_spacing_and_opt_out(
     nsettings: Settings,
     js: JetStreamContext,

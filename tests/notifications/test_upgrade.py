@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from ibest.backbone.audit import AuditLog
+from ibest.backbone.document import Document
 from services.notifications import bootstrap
 from services.notifications.domain.ids import notification_event_id
 from tests.fakes.notifications import FakeChannel, FakeContacts
@@ -20,8 +20,6 @@ from tests.harness import ID_KEY
 from tests.notifications.conftest import FakeClock
 from tests.notifications.test_application import SETTINGS
 from tests.notifications.test_batch import NOW, day
-
-Document = dict[str, Any]
 
 
 def left_by_an_older_version(rid: str, published: bool) -> Document:

@@ -15,6 +15,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from ibest.backbone.concurrency import ConcurrentUpdate
+from ibest.backbone.document import Document
 from services.outcomes.adapters.repository import MongoOutcomesRepository
 from services.outcomes.application import OutcomesService
 from services.outcomes.domain.assessments import Assessment
@@ -27,7 +28,6 @@ from tests.harness import ID_KEY
 
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
-Document = dict[str, Any]
 
 
 Made = tuple[OutcomesService, FakePublisher, AsyncDatabase[Document]]

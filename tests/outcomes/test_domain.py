@@ -6,6 +6,7 @@ import random
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -166,6 +167,7 @@ def content(state: PatientState) -> dict[Timepoint, tuple[object, ...]]:
     }
 
 
+@pytest.mark.slow
 @settings(max_examples=200)
 @given(histories(), st.randoms(use_true_random=False))
 def test_any_arrival_order_gives_the_same_winners_and_outcomes(

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 from nats.js import JetStreamContext
 
 from ibest.backbone.settings import Settings
@@ -136,6 +137,7 @@ async def test_outcome_recorded_from_raw_events_then_superseded_by_corrections(
     assert await dead_letters(js, "outcomes") == []
 
 
+@pytest.mark.slow
 async def test_early_follow_up_waits_for_baseline_and_classes_link_in_any_order(
     settings: Settings, js: JetStreamContext
 ) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from nats.js import JetStreamContext
 
 from ibest.backbone.settings import Settings
@@ -121,6 +122,7 @@ def scripted_rollout() -> list[dict[str, Any]]:
     return events
 
 
+@pytest.mark.slow
 async def test_trust_events_become_published_figures_through_every_service(
     settings: Settings, js: JetStreamContext, monkeypatch: Any
 ) -> None:

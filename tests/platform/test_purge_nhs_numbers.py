@@ -13,6 +13,7 @@ import pytest
 from nats.js import JetStreamContext
 from pymongo import AsyncMongoClient
 
+from ibest.backbone.document import Document
 from ibest.backbone.settings import Settings
 from ibest.purge import purge_command
 from services.notifications.adapters.repository import MongoNotificationsRepository
@@ -25,7 +26,6 @@ from shared.followup import Timepoint
 from shared.measures import Measure
 from tests.harness import cloud_event, publish_raw
 
-Document = dict[str, Any]
 T0 = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
 OLD_ACCEPTED = ["943.476.5919", "943_476_5919", "943:476:5919"]
 HASHED = hashlib.sha256(b"a trust's keyed hash of 9434765919").hexdigest()

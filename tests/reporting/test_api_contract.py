@@ -20,6 +20,7 @@ import tracemalloc
 from pathlib import Path
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from nats.js import JetStreamContext
 
@@ -67,6 +68,7 @@ async def national_enrolled(base: str, n: int) -> bool:
         return r.status_code == 200 and r.json()["figures"]["clinicians_enrolled"] == n
 
 
+@pytest.mark.slow
 async def test_schemathesis_all_checks_pass_against_the_real_service(
     settings: Settings, js: JetStreamContext, tmp_path: Path
 ) -> None:
@@ -126,6 +128,7 @@ async def test_schemathesis_all_checks_pass_against_the_real_service(
     assert "No issues found" in text or "passed" in text, text[-3000:]
 
 
+@pytest.mark.slow
 async def test_unique_parameter_values_leave_memory_within_a_fixed_bound(
     settings: Settings, js: JetStreamContext
 ) -> None:

@@ -126,6 +126,7 @@ async def check_every_place(client: httpx.AsyncClient) -> list[dict[str, Any]]:
     return answers
 
 
+@pytest.mark.slow
 async def test_monthly_series_exact_at_every_level_json_csv_and_after_rebuild(
     settings: Settings, js: JetStreamContext
 ) -> None:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerInfo
 from prometheus_client.parser import text_string_to_metric_families
@@ -162,6 +163,7 @@ def settled(base: str, js: JetStreamContext) -> Callable[[], Any]:
     return check
 
 
+@pytest.mark.slow
 async def test_no_figure_counts_what_the_platform_rejects(
     settings: Settings, js: JetStreamContext
 ) -> None:

@@ -96,6 +96,7 @@ def scrape(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     }
 
 
+@pytest.mark.slow
 async def test_dataset_figures_through_api_csv_metrics_two_instances_and_rebuild(
     settings: Settings, js: JetStreamContext
 ) -> None:
@@ -300,6 +301,7 @@ async def test_dataset_figures_through_api_csv_metrics_two_instances_and_rebuild
         await client.close()
 
 
+@pytest.mark.slow
 async def test_tokens_scopes_and_unknown_places(settings: Settings, js: JetStreamContext) -> None:
     enrolled = cloud_event(
         "clinician.enrolled", {"clinician_ref": "c-1", "profession": "nurse", "course_version": "1"}

@@ -11,6 +11,7 @@ import io
 from datetime import UTC, date, datetime
 from typing import Any
 
+import pytest
 from nats.js import JetStreamContext
 
 from ibest.backbone.settings import Settings
@@ -268,6 +269,7 @@ async def read_table(base: str, raw: bool) -> tuple[dict[str, Any], dict[str, An
     return table_of(national, trusts, sites), {"national": national, **trusts, **sites}
 
 
+@pytest.mark.slow
 async def test_survey_figures_match_the_hand_computed_table_everywhere(
     settings: Settings, js: JetStreamContext
 ) -> None:

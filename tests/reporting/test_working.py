@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import pytest
 from nats.js import JetStreamContext
 
 from ibest.backbone.settings import Settings
@@ -284,6 +285,7 @@ async def check_every_level(base: str) -> None:
         assert not [k for k in (*raw[site], *published[site]) if k.startswith("sites_")]
 
 
+@pytest.mark.slow
 async def test_is_it_working_figures_at_every_level(
     settings: Settings, js: JetStreamContext
 ) -> None:

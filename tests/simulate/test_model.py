@@ -34,6 +34,7 @@ def plan() -> Plan:
     return plan_rollout(OPTIONS, load_trusts(), list(FALLBACK_MODULES))
 
 
+@pytest.mark.slow
 def test_same_seed_gives_the_same_events(plan: Plan) -> None:
     again = plan_rollout(OPTIONS, load_trusts(), list(FALLBACK_MODULES))
     assert [(p.subject, p.body, p.msg_id) for p in again.events] == [

@@ -6,6 +6,7 @@ import argparse
 import io
 from contextlib import redirect_stdout
 
+import pytest
 from nats.js import JetStreamContext
 
 from ibest.backbone.settings import Settings
@@ -33,6 +34,7 @@ async def test_a_small_run_stores_every_event_once(
     assert (await js.stream_info(EVENTS_STREAM)).state.messages == unique
 
 
+@pytest.mark.slow
 async def test_the_cli_command_prints_a_summary(settings: Settings, js: JetStreamContext) -> None:
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers(dest="area"))

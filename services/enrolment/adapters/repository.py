@@ -10,7 +10,6 @@ is a copy of the fold for operators and queries.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from pymongo import ASCENDING, InsertOne, ReplaceOne, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
@@ -19,13 +18,14 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from ibest.backbone.concurrency import ConcurrentUpdate
 from ibest.backbone.consumer import ledger_key
+from ibest.backbone.document import Document
 from ibest.backbone.mongo import only_duplicate_keys
-from ibest.backbone.outbox import MongoOutbox, OutboxEntry
+from ibest.backbone.outbox import MongoOutbox
+from ibest.backbone.outbox_values import OutboxEntry
 from services.enrolment.domain.clinician import ClinicianState, Fact
 from services.enrolment.domain.record import ClinicianRecord, Contact
 from services.enrolment.ports import Change, Erasure, HeldContact, Stored
 
-Document = dict[str, Any]
 CLINICIANS = "clinicians"
 SEEN_EVENTS = "seen_events"  # the backbone's EventLedger collection
 

@@ -16,7 +16,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
 
-from ibest.backbone.outbox import OutboxEntry
+from ibest.backbone.outbox_values import OutboxEntry
 from services.enrolment.domain.clinician import (
     ENROLLED,
     ClinicianState,

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from ibest.backbone.document import Document
 from services.gateway.domain.keys import MAX_ACTIVE_KEYS, ApiKey
-
-Document = dict[str, Any]
 
 
 class MongoKeyStore:

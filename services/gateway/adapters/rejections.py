@@ -9,15 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 from pymongo import DESCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import OperationFailure
 
+from ibest.backbone.document import Document
 from services.gateway.domain.rejections import Position, Reason, Rejection, RejectionRow
 
-Document = dict[str, Any]
 TTL_INDEX = "received_at_ttl"
 
 

@@ -13,13 +13,14 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from datetime import date, datetime, timedelta
-from typing import Any
 
 from pymongo import ASCENDING, ReturnDocument, UpdateMany, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from ibest.backbone.document import Document
 from ibest.backbone.outbox import MongoOutbox
+from ibest.backbone.patient_refs import MongoPatientRefs
 from services.notifications.domain.batch import (
     ClinicianChange,
     PatientChange,
@@ -28,14 +29,15 @@ from services.notifications.domain.batch import (
 )
 from services.notifications.domain.status import CANCELLED, FINISHED, PENDING, QUEUED, SENDING
 
-Document = dict[str, Any]
-
 
 class MongoNotificationsRepository:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.clinicians = db["clinicians"]
         self.patients = db["patients"]
         self.follow_ups = db["follow_up_items"]
+        self.patient_refs = MongoPatientRefs(
+            {"patients": self.patients, "follow_up_items": self.follow_ups}
+        )
         self.reminders = db["reminders"]
         self.deliveries = db["delivery_statuses"]
         # A finished reminder carries its notification.sent/failed event in `outbox`.

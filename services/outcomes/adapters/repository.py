@@ -14,20 +14,20 @@ from __future__ import annotations
 
 import contextlib
 from datetime import datetime
-from typing import Any
 
 from pymongo import ASCENDING, IndexModel, InsertOne, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from ibest.backbone.concurrency import ConcurrentUpdate
+from ibest.backbone.document import Document
 from ibest.backbone.mongo import only_duplicate_keys
-from ibest.backbone.outbox import MongoOutbox, OutboxEntry
+from ibest.backbone.outbox import MongoOutbox
+from ibest.backbone.outbox_values import OutboxEntry
+from ibest.backbone.patient_refs import MongoPatientRefs
 from services.outcomes.domain.assessments import Assessment
 from services.outcomes.domain.outcomes import PatientState
 from services.outcomes.ports import Commit, Loaded, patient_key
-
-Document = dict[str, Any]
 
 
 class MongoOutcomesRepository:
@@ -36,6 +36,9 @@ class MongoOutcomesRepository:
         self._patients = db["patients"]
         self._classes = db["classes"]
         self.outbox = MongoOutbox(db["patients"])
+        self.patient_refs = MongoPatientRefs(
+            {"assessments": self._assessments, "patients": self._patients}
+        )
 
     async def create_indexes(self) -> None:
         await self._assessments.create_indexes(

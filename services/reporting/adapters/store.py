@@ -36,12 +36,13 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from ibest.backbone.concurrency import ConcurrentUpdate, retry_on_conflict
+from ibest.backbone.document import Document
 from ibest.backbone.mongo import only_duplicate_keys
 from services.reporting.domain.counted import Counted, EntityId, counted_of, fold_counted, merge
 from services.reporting.domain.facts import ENTITY_KINDS, EntityFact
 from services.reporting.domain.figures import Summary
 from services.reporting.domain.months import fold_months
-from services.reporting.ports import Document, Generation, SiteMonths
+from services.reporting.ports import Generation, SiteMonths
 
 Counts = dict[str, dict[EntityId, Counted]]
 """Per site, the entities whose contribution there is to be merged into its record."""
