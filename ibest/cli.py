@@ -26,6 +26,7 @@ SERVICES = (
     "services.outcomes.service",
     "services.notifications.service",
     "services.reporting.service",
+    "services.forms.service",
 )
 PLUGINS = (
     "services.enrolment.cli",
@@ -33,6 +34,7 @@ PLUGINS = (
     "services.notifications.cli",
     "services.reporting.cli",
     "services.gateway.cli",
+    "services.forms.cli",
     "ibest.simulate.cli",
     "ibest.purge",
 )

@@ -27,8 +27,27 @@ from ibest.backbone.runtime import Clock, utc_now
 from ibest.backbone.settings import Settings
 
 Document = dict[str, Any]
-Action = Literal["raw_report", "erasure", "opt_out", "opt_in"]
-ACTIONS: tuple[Action, ...] = ("raw_report", "erasure", "opt_out", "opt_in")
+Action = Literal[
+    "raw_report",
+    "erasure",
+    "opt_out",
+    "opt_in",
+    # The forms' site-team actions (services/forms): by site key id, never a patient's details.
+    "site_sign_in",
+    "patient_added",
+    "paper_entry",
+    "patient_link",
+]
+ACTIONS: tuple[Action, ...] = (
+    "raw_report",
+    "erasure",
+    "opt_out",
+    "opt_in",
+    "site_sign_in",
+    "patient_added",
+    "paper_entry",
+    "patient_link",
+)
 DATABASE = "audit"
 """The log's database is `Settings.database_of("audit")`, i.e. `<prefix>_audit`."""
 COLLECTION = "records"

@@ -24,6 +24,7 @@ DEFAULT_PORTS = {
     "notifications": 8003,
     "reporting": 8004,
     "gateway": 8005,
+    "forms": 8006,
 }
 
 
@@ -62,6 +63,7 @@ class Settings(BaseSettings):
     notifications_port: int = Field(default=8003, alias="IBEST_NOTIFICATIONS_PORT")
     reporting_port: int = Field(default=8004, alias="IBEST_REPORTING_PORT")
     gateway_port: int = Field(default=8005, alias="IBEST_GATEWAY_PORT")
+    forms_port: int = Field(default=8006, alias="IBEST_FORMS_PORT")
     # Messages per pull, applied together: a batch costs the database about the same few
     # bulk writes at 100 events as at 500, so larger batches catch up faster after a
     # backlog (docs/performance.md); at modest rates a pull returns what has arrived.

@@ -1,0 +1,26 @@
+"""The patient link's QR code (PyPI segno) and printable one-page letter (WeasyPrint): no
+patient name or address is on either; the site team adds the patient's name by hand or
+posts it in its own envelope."""
+
+from __future__ import annotations
+
+import segno
+
+from services.forms.pages import ENV
+
+
+def qr_svg(url: str) -> str:
+    """An inline SVG QR code of `url` (inline: the strict CSP allows no remote images)."""
+    qr = segno.make(url, error="m")
+    svg: str = qr.svg_inline(scale=4, title="QR code that opens the questionnaire", omitsize=True)
+    return svg
+
+
+def letter_pdf(url: str, closes: str) -> bytes:
+    """The letter as PDF bytes: what the questionnaire is, the link, its QR code, the date
+    it closes."""
+    from weasyprint import HTML
+
+    html = ENV.get_template("letter.html").render(url=url, qr=qr_svg(url), closes=closes)
+    pdf: bytes = HTML(string=html).write_pdf()
+    return pdf

@@ -1,0 +1,43 @@
+"""The forms service: clinicians' surveys by signed link, patients' outcome questionnaires."""
+
+from __future__ import annotations
+
+from ibest.backbone.runtime import ServiceContext, ServiceSpec, Wiring
+from services.forms import bootstrap
+from services.forms.api import routes
+from services.forms.handlers import handlers
+from services.forms.settings import FormsSettings
+
+
+def build_spec(settings: FormsSettings | None = None) -> ServiceSpec:
+    """The service; tests pass their own settings."""
+
+    async def wire(ctx: ServiceContext) -> Wiring:
+        own = settings or FormsSettings()
+        client = ctx.db.client
+        parts = await bootstrap.build(
+            own,
+            ctx.db,
+            client[bootstrap.audit_database(ctx.settings)],
+            ctx.publisher,
+            ctx.clock,
+        )
+        return Wiring(handlers=handlers(parts.facts), api=parts, background=[parts.relay.run])
+
+    return ServiceSpec(
+        name=bootstrap.NAME,
+        consumes=["clinician.training_completed", "patient.assessed"],
+        publishes=[
+            "clinician.intention_reported",
+            "clinician.delivery_reported",
+            "patient.assessed",
+        ],
+        wire=wire,
+        routes=routes,
+        title="iBeST forms",
+        description="Clinicians answer the intention and delivery surveys by signed link; "
+        "site teams and patients record outcome questionnaires (services/forms/README.md).",
+    )
+
+
+SPEC = build_spec()
