@@ -12,14 +12,16 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
-from shared.events import DeliveryReported, IntentionReported, PatientAssessed
-from shared.identifiers import is_nhs_number
+from shared.events import DeliveryReported, IntentionReported
+from shared.identifiers import PatientRef, is_nhs_number
 from shared.instruments import check_total
 from shared.measures import Measure
 
 LONDON = ZoneInfo("Europe/London")
+_PATIENT_REF: TypeAdapter[str] = TypeAdapter(PatientRef)
+"""The contract's own rule for the field (shared.identifiers)."""
 MAX_GROUPS = 10_000
 Fields = Mapping[str, str]
 
@@ -140,9 +142,7 @@ def patient_ref_problem(ref: str) -> str | None:
             "pseudonymous reference instead"
         )
     try:
-        PatientAssessed.model_validate(
-            {"patient_ref": ref, "timepoint": "baseline", "measures": {"pain_nrs": 0}}
-        )
+        _PATIENT_REF.validate_python(ref)
     except ValidationError:
         return (
             "Enter a reference of 1 to 64 letters, digits, dots, colons, hyphens or "
