@@ -161,13 +161,10 @@ async def test_site_team_enters_forms_and_a_patient_completes_a_link(
         )
         assert made.status_code == 200, made.text
         assert "<svg" in made.text
+        token = re.search(r'name="token" value="([^"]+)"', made.text)
+        assert token
         letter = await client.post(
-            "/site/letter",
-            data={
-                **hidden(made.text),
-                "token": re.search(r'name="token" value="([^"]+)"', made.text).group(1),
-            },  # type: ignore[union-attr]
-            headers=auth,
+            "/site/letter", data={**hidden(made.text), "token": token.group(1)}, headers=auth
         )
         assert letter.status_code == 200 and letter.content.startswith(b"%PDF")
         match = LINK.search(made.text)
