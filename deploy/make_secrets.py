@@ -34,7 +34,7 @@ from deploy.nats.generate import all_users, password_var
 from ibest.simulate.trusts import load_trusts
 
 SECRETS_DIR = Path(__file__).resolve().parent / "secrets"
-SERVICES = ("enrolment", "outcomes", "notifications", "reporting", "gateway")
+SERVICES = ("enrolment", "outcomes", "notifications", "reporting", "gateway", "forms")
 
 
 def _write(path: Path, text: str) -> None:
@@ -130,6 +130,9 @@ def make(directory: Path, self_signed: bool, names: Sequence[str]) -> list[str]:
         "proxy_password": _hex,
         "reporting_tokens": lambda: f"ops:{secrets.token_hex(32)}:read",
         "service_tokens": lambda: f"ops:{secrets.token_hex(32)}",
+        # The forms (services/forms): the link secret notifications shares, the id key.
+        "forms_link_secret": _hex,
+        "forms_id_key": _hex,
     }
     written = []
     for name, value in wanted.items():

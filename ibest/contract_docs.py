@@ -21,7 +21,7 @@ from shared.envelope import BY_NAME, EVENT_TYPES, CloudEvent, EventType
 from shared.examples import example
 from shared.measures import MEASURES
 
-SERVICES = ("enrolment", "outcomes", "notifications", "reporting")
+SERVICES = ("enrolment", "outcomes", "notifications", "reporting", "forms")
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "contract"
 
 

@@ -154,6 +154,22 @@ def gateway_user() -> User:
     )
 
 
+FORMS_EVENTS = ["clinician.intention_reported", "clinician.delivery_reported", "patient.assessed"]
+"""What the forms service makes (services/forms): it may publish these and nothing else."""
+
+
+def forms_user() -> User:
+    """The forms service (issue 28): its own consumer, and only the events its forms make."""
+    publish = [*_consumer_api(EVENTS_STREAM, "forms"), f"{DEADLETTER_PREFIX}.forms"]
+    publish += [f"{SUBJECT_PREFIX}*.{name}" for name in FORMS_EVENTS]
+    return User(
+        "forms",
+        publish,
+        [f"{inbox_prefix('forms')}.>"],
+        comment="service forms: the answers its forms make",
+    )
+
+
 def trust_user(trust: Trust) -> User:
     return User(
         f"trust-{trust.code}",
@@ -193,7 +209,7 @@ def accounts(trusts: list[Trust]) -> list[Account]:
     platform = Account(ACCOUNT, [admin_user()], jetstream=True)
     result = [platform]
     by_service: dict[str, Account] = {}
-    for user in [*service_users(), gateway_user(), simulator_user()]:
+    for user in [*service_users(), forms_user(), gateway_user(), simulator_user()]:
         account = Account(user.name.upper(), [user])
         by_service[user.name] = account
         result.append(account)

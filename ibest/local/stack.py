@@ -121,8 +121,29 @@ def start_servers(data_dir: Path) -> tuple[Settings, list[Managed]]:
             f"  service tokens (local only; set IBEST_SERVICE_TOKENS to change): "
             f"{LOCAL_SERVICE_TOKENS}"
         )
+    if "IBEST_FORMS_LINK_SECRET_FILE" not in os.environ:
+        # Local development only: the forms' link secret (notifications reads it too) and
+        # id key, made once in the data directory.
+        env_updates.update(_local_forms_secrets(data_dir / "secrets"))
     os.environ.update(env_updates)
     return Settings(), procs
+
+
+def _local_forms_secrets(directory: Path) -> dict[str, str]:
+    import secrets as random_secrets
+
+    directory.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for name, env in (
+        ("forms_link_secret", "IBEST_FORMS_LINK_SECRET_FILE"),
+        ("forms_id_key", "IBEST_FORMS_ID_KEY_FILE"),
+    ):
+        path = directory / name
+        if not path.exists():
+            path.write_text(random_secrets.token_hex(32))
+            path.chmod(0o600)
+        out[env] = str(path)
+    return out
 
 
 async def apply_streams(settings: Settings) -> list[str]:
