@@ -89,8 +89,11 @@ def sign_link(secret: bytes, claims: LinkClaims, nonce: bytes | None = None) -> 
     issued = int(claims.issued_at.timestamp())
     plain = _SEP.join((claims.form.value, claims.clinician_ref, str(issued))).encode()
     body = nonce + _xor(plain, _keystream(enc, nonce, len(plain)))
-    raw = body + _tag(mac, body)
-    return f"{VERSION}.{base64.urlsafe_b64encode(raw).rstrip(b'=').decode()}"
+    return f"{VERSION}.{_encode(body + _tag(mac, body))}"
+
+
+def _encode(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
 def verify_link(secrets_: tuple[bytes, ...], token: str) -> LinkClaims:
@@ -103,7 +106,9 @@ def verify_link(secrets_: tuple[bytes, ...], token: str) -> LinkClaims:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError):
         raise LinkError("not a form link") from None
-    if len(raw) <= _NONCE + _TAG:
+    if len(raw) <= _NONCE + _TAG or _encode(raw) != text:
+        # Only the canonical spelling: a changed last character that alters only unused
+        # base64 bits is an altered link too.
         raise LinkError("not a form link")
     body, tag = raw[:-_TAG], raw[-_TAG:]
     for secret in secrets_:

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from selenium.webdriver.remote.webdriver import WebDriver
 
 from ibest.backbone.settings import Settings
 from services.forms.service import build_spec
 from services.forms.settings import FormsSettings
+from tests.browser import AXE, Browser, chromium_paths, start_browser
 from tests.harness import running_service
 
 FIELD = re.compile(r'name="(nonce|csrf)" value="([^"]+)"')
@@ -49,3 +51,22 @@ def hidden(html: str) -> dict[str, str]:
 
 def path_of(url: str) -> str:
     return httpx.URL(url).raw_path.decode()
+
+
+@pytest.fixture(scope="session")
+def driver() -> Iterator[WebDriver]:
+    """One headless Chromium for the whole session (CI time: a browser starts in ~1 s)."""
+    if chromium_paths() is None or not AXE.is_file():
+        pytest.skip("chromium, chromium-driver and axe-core come from ./scripts/setup")
+    browser = start_browser()
+    try:
+        yield browser
+    finally:
+        browser.quit()
+
+
+@pytest.fixture
+def browser(driver: WebDriver) -> Iterator[Browser]:
+    driver.delete_all_cookies()
+    yield Browser(driver)
+    driver.delete_all_cookies()
