@@ -237,6 +237,38 @@ def _run_demo(settings: Settings, via: str = "nats") -> None:
     )
     for line in reminder_hours_note(datetime.now(UTC)):
         _say(f"  --demo: {line}")
+    for line in asyncio.run(forms_demo(settings)):
+        _say(f"  --demo: {line}")
+
+
+async def forms_demo(settings: Settings) -> list[str]:
+    """One clinician survey link and one site-team key, to try the forms in a browser."""
+    from services.forms.bootstrap import admin
+    from services.forms.domain.access import KeyRuleError
+    from services.forms.settings import FormsSettings
+
+    forms = FormsSettings(
+        IBEST_FORMS_BASE_URL=f"http://{settings.http_host}:{settings.port_of('forms')}"
+    )
+    async with admin(settings, forms) as (keys, links):
+        # The forms learn completions from the stream: wait a little for the demo's.
+        deadline = time.monotonic() + 30
+        link = await links.open_link()
+        while link is None and time.monotonic() < deadline:
+            await asyncio.sleep(1)
+            link = await links.open_link()
+        lines = [
+            f"forms: a clinician's survey, open now: {link}"
+            if link
+            else "forms: no simulated clinician has a survey open now; make a link with "
+            "`ibest forms link --clinician REF --form intention`"
+        ]
+        try:
+            _, key = await keys.create("RTH08")
+            lines.append(f"forms: site RTH08's key, sign in at {forms.base_url}/site: {key}")
+        except KeyRuleError as exc:
+            lines.append(f"forms: no new site key ({exc})")
+    return lines
 
 
 def reminder_hours_note(now: datetime) -> list[str]:

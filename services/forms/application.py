@@ -562,6 +562,18 @@ class KeyAdmin:
         return key
 
 
+class PatientAdmin:
+    """Erasing a patient's record in the forms: the reference, the PSFS activity names and
+    the patient's links (events already in the stream carry scores only)."""
+
+    def __init__(self, patients: PatientStore, links: PatientLinkStore) -> None:
+        self.patients = patients
+        self.links = links
+
+    async def erase(self, trust: str, ref: str) -> tuple[int, int]:
+        return await self.patients.erase(trust, ref), await self.links.erase_patient(trust, ref)
+
+
 class LinkAdmin:
     """Operators' clinician links: a fresh one, or revoking every earlier one of a form."""
 
@@ -576,6 +588,15 @@ class LinkAdmin:
 
         now = self.clock().replace(microsecond=0)
         return clinician_link(self.base_url, self.secret, LinkClaims(form, clinician_ref, now))
+
+    async def open_link(self, limit: int = 500) -> str | None:
+        """A link to a form that is open now for some clinician who completed (the demo)."""
+        now = self.clock()
+        for facts in await self.clinicians.some(limit):
+            for form in ClinicianForm:
+                if judge(form, facts.completed_at, now) == Verdict.OPEN:
+                    return self.link(facts.clinician_ref, form)
+        return None
 
     async def revoke(self, clinician_ref: str, form: ClinicianForm) -> None:
         await self.clinicians.revoke_links(clinician_ref, form.value, self.clock())

@@ -33,6 +33,7 @@ from services.forms.application import (
     KeyAdmin,
     Keys,
     LinkAdmin,
+    PatientAdmin,
     PatientForms,
     Publishing,
     SiteTeams,
@@ -116,6 +117,14 @@ async def build(
 async def admin(
     settings: Settings, forms: FormsSettings
 ) -> AsyncIterator[tuple[KeyAdmin, LinkAdmin]]:
+    async with admins(settings, forms) as (keys, links, _):
+        yield keys, links
+
+
+@asynccontextmanager
+async def admins(
+    settings: Settings, forms: FormsSettings
+) -> AsyncIterator[tuple[KeyAdmin, LinkAdmin, PatientAdmin]]:
     """Site keys and clinician links over the forms' database alone (the CLI, tests)."""
     client = mongo_client(settings)
     try:
@@ -125,6 +134,7 @@ async def admin(
         yield (
             KeyAdmin(site_keys, utc_now),
             LinkAdmin(MongoClinicians(db), forms.link_secrets()[0], forms.base_url, utc_now),
+            PatientAdmin(MongoPatients(db), MongoPatientLinks(db)),
         )
     finally:
         await client.close()

@@ -29,6 +29,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     revoke_links.add_argument("--clinician", required=True)
     revoke_links.add_argument("--form", required=True, choices=FORMS)
     revoke_links.set_defaults(func=revoke_links_command)
+    erase = area.add_parser(
+        "erase-patient",
+        help="delete a patient's record in the forms (reference, PSFS activity names, links)",
+    )
+    erase.add_argument("--trust", required=True, help="the trust's ODS code, e.g. RTH")
+    erase.add_argument("--patient", required=True, help="the patient reference")
+    erase.set_defaults(func=erase_command)
     keys = area.add_parser("keys", help="site teams' keys").add_subparsers(
         dest="action", required=True
     )
@@ -93,4 +100,11 @@ async def revoke_command(args: argparse.Namespace, settings: Settings) -> int:
             print(f"ibest forms: {exc}")
             return 1
     print(f"revoked key {key.key_id} of site {key.site}")
+    return 0
+
+
+async def erase_command(args: argparse.Namespace, settings: Settings) -> int:
+    async with bootstrap.admins(settings, FormsSettings()) as (_, _links, patients):
+        records, links = await patients.erase(args.trust, args.patient)
+    print(f"erased {records} patient record(s) and {links} link(s) of {args.patient}")
     return 0

@@ -61,6 +61,10 @@ class ClinicianStore(Protocol):
 
     async def revoke_links(self, ref: str, form: str, before: datetime) -> None: ...
 
+    async def some(self, limit: int) -> list[ClinicianFacts]:
+        """Up to `limit` clinicians with a completion (the demo's link)."""
+        ...
+
 
 class SubmissionStore(Protocol):
     async def add(self, event_id: str, kind: str, at: datetime, entry: OutboxEntry) -> bool:
@@ -103,6 +107,10 @@ class PatientStore(Protocol):
 
     async def of_site(self, site: str) -> list[Patient]: ...
 
+    async def erase(self, trust: str, ref: str) -> int:
+        """Delete the patient's record (activity names included); how many documents."""
+        ...
+
 
 class PatientLinkStore(Protocol):
     async def add(self, link: PatientLink) -> None: ...
@@ -113,6 +121,10 @@ class PatientLinkStore(Protocol):
 
     async def finish(self, link_hash: str, at: datetime) -> None:
         """The patient submitted: the draft (item answers, activity names) is erased."""
+        ...
+
+    async def erase_patient(self, trust: str, ref: str) -> int:
+        """Delete every link of one patient (their drafts with them); how many."""
         ...
 
 

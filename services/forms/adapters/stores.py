@@ -39,6 +39,13 @@ class MongoClinicians:
             ref, doc["completed_at"], doc["trust"], doc["site"], doc.get("revoked_before", {})
         )
 
+    async def some(self, limit: int) -> list[ClinicianFacts]:
+        cursor = self.c.find({"completed_at": {"$ne": None}, "trust": {"$ne": None}})
+        return [
+            ClinicianFacts(d["_id"], d["completed_at"], d["trust"], d["site"])
+            async for d in cursor.limit(limit)
+        ]
+
     async def revoke_links(self, ref: str, form: str, before: datetime) -> None:
         await self.c.update_one(
             {"_id": ref}, {"$set": {f"revoked_before.{form}": before}}, upsert=True
@@ -192,6 +199,9 @@ class MongoPatients:
     async def of_site(self, site: str) -> list[Patient]:
         return [_patient(d) async for d in self.c.find({"site": site})]
 
+    async def erase(self, trust: str, ref: str) -> int:
+        return (await self.c.delete_one({"_id": f"{trust}:{ref}"})).deleted_count
+
 
 def _patient(doc: Document) -> Patient:
     return Patient(
@@ -243,6 +253,9 @@ class MongoPatientLinks:
 
     async def save_draft(self, link_hash: str, draft: dict[str, Any]) -> None:
         await self.c.update_one({"_id": link_hash}, {"$set": {"draft": draft}})
+
+    async def erase_patient(self, trust: str, ref: str) -> int:
+        return (await self.c.delete_many({"trust": trust, "patient_ref": ref})).deleted_count
 
     async def finish(self, link_hash: str, at: datetime) -> None:
         await self.c.update_one(
