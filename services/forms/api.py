@@ -4,6 +4,7 @@ team's session); every page carries the headers of `pages.HEADERS`."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -16,6 +17,7 @@ from services.forms.application import Recorded, Refused
 from services.forms.bootstrap import FormsParts
 from services.forms.domain import answers, questionnaire
 from services.forms.domain.access import csrf_ok, csrf_token, new_nonce, new_session_token
+from services.forms.letters import letter_pdf, qr_svg
 from services.forms.pages import STATIC, VENDORED_CSS, page, problem_page
 from services.forms.ports import Session
 from shared.instruments import INSTRUMENTS
@@ -357,8 +359,6 @@ def routes() -> APIRouter:
                 problems.add("patient_ref", result.message)
                 return link_form(request, found, fields, problems, 422)
             return refused(result)
-        from services.forms.letters import qr_svg
-
         url = f"{parts(request).settings.base_url.rstrip('/')}/p/{result.token}"
         return page(
             "link_made.html",
@@ -384,10 +384,8 @@ def routes() -> APIRouter:
             return refused(visit)
         if visit.link.site != found[0].site:
             return problem_page(404, "Patient not found", "This link is not your site's.")
-        from services.forms.letters import letter_pdf
-
         url = f"{parts(request).settings.base_url.rstrip('/')}/p/{fields['token']}"
-        pdf = letter_pdf(url, visit.link.closes)
+        pdf = await asyncio.to_thread(letter_pdf, url, visit.link.closes)
         return Response(
             pdf,
             media_type="application/pdf",

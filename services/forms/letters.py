@@ -24,3 +24,11 @@ def letter_pdf(url: str, closes: str) -> bytes:
     html = ENV.get_template("letter.html").render(url=url, qr=qr_svg(url), closes=closes)
     pdf: bytes = HTML(string=html).write_pdf()
     return pdf
+
+
+async def warm_up() -> None:
+    """Render one letter in a worker thread at start-up: WeasyPrint loads its fonts and
+    styles on first use (about a second), so no site team waits for that."""
+    import asyncio
+
+    await asyncio.to_thread(letter_pdf, "https://example.invalid/p/warm-up", "2026-01-01")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ibest.backbone.runtime import ServiceContext, ServiceSpec, Wiring
-from services.forms import bootstrap
+from services.forms import bootstrap, letters
 from services.forms.api import routes
 from services.forms.handlers import handlers
 from services.forms.settings import FormsSettings
@@ -22,7 +22,11 @@ def build_spec(settings: FormsSettings | None = None) -> ServiceSpec:
             ctx.publisher,
             ctx.clock,
         )
-        return Wiring(handlers=handlers(parts.facts), api=parts, background=[parts.relay.run])
+        return Wiring(
+            handlers=handlers(parts.facts),
+            api=parts,
+            background=[parts.relay.run, letters.warm_up],
+        )
 
     return ServiceSpec(
         name=bootstrap.NAME,
