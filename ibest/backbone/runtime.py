@@ -97,6 +97,8 @@ class ServiceSpec:
     title: str = ""
     description: str = ""
     routes: Callable[[], APIRouter] | None = None
+    app_setup: Callable[[FastAPI], None] | None = None
+    """Optional: adjusts the built app (the forms answer unknown paths with an HTML page)."""
 
 
 def broker_security(options: dict[str, Any]) -> NatsSecurity | None:
@@ -212,6 +214,8 @@ def create_app(
     if spec.routes is not None:
         app.include_router(spec.routes())
     app.include_router(health_router(spec.name))
+    if spec.app_setup is not None:
+        spec.app_setup(app)
     return app
 
 

@@ -9,9 +9,10 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.forms.application import Recorded, Refused
 from services.forms.bootstrap import FormsParts
@@ -492,3 +493,19 @@ def routes() -> APIRouter:
         return page("patient_done.html")
 
     return router
+
+
+def error_pages(app: FastAPI) -> None:
+    """Unknown paths and methods get the plain-English page too, never FastAPI's JSON."""
+
+    async def on_http_error(request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, StarletteHTTPException) else 500
+        if status == 404:
+            return problem_page(404, "Page not found", "If you typed the web address, check it.")
+        if status == 405:
+            return problem_page(405, "Page not found", "Go back and try again.")
+        return problem_page(
+            status, "Sorry, there is a problem with the service", "Try again later."
+        )
+
+    app.add_exception_handler(StarletteHTTPException, on_http_error)

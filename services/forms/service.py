@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ibest.backbone.runtime import ServiceContext, ServiceSpec, Wiring
 from services.forms import bootstrap, letters
-from services.forms.api import routes
+from services.forms.api import error_pages, routes
 from services.forms.handlers import handlers
 from services.forms.settings import FormsSettings
 
@@ -38,6 +38,7 @@ def build_spec(settings: FormsSettings | None = None) -> ServiceSpec:
         ],
         wire=wire,
         routes=routes,
+        app_setup=error_pages,
         title="iBeST forms",
         description="Clinicians answer the intention and delivery surveys by signed link; "
         "site teams and patients record outcome questionnaires (services/forms/README.md).",
