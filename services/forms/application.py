@@ -133,7 +133,7 @@ class ClinicianForms:
             return FORBIDDEN_LINK
         facts = await self.clinicians.get(claims.clinician_ref)
         revoked = facts.revoked_before.get(claims.form.value) if facts else None
-        if revoked is not None and claims.issued_at < revoked:
+        if revoked is not None and claims.issued_at <= revoked:  # the same second too
             return FORBIDDEN_LINK
         verdict = judge(claims.form, facts.completed_at if facts else None, self.clock())
         if verdict != Verdict.OPEN or facts is None:
