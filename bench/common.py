@@ -19,7 +19,7 @@ import nats
 from ibest.backbone.settings import DEFAULT_PORTS, Settings
 from ibest.backbone.streams import DEADLETTER_STREAM, EVENTS_STREAM, ensure_streams
 from ibest.local.processes import Managed, free_port, nats_server, secantus_server, start_and_wait
-from ibest.local.stack import start_service
+from ibest.local.stack import local_forms_secrets, start_service
 
 SERVICES = tuple(DEFAULT_PORTS)
 SERVER_PROCS: dict[str, Managed] = {}
@@ -126,6 +126,8 @@ def platform_services(
         "IBEST_REPORTING_TOKENS": f"{RAW_TOKEN}:raw,{READ_TOKEN}:read",
         **(extra_env or {}),
     }
+    if "forms" in names and "IBEST_FORMS_LINK_SECRET_FILE" not in env:
+        env.update(local_forms_secrets(home / "secrets"))
     ports = {name: free_port() for name in names}
     env.update({f"IBEST_{name.upper()}_PORT": str(port) for name, port in ports.items()})
     os.environ.update(env)  # the services inherit it, as under `ibest up`

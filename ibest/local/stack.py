@@ -124,12 +124,12 @@ def start_servers(data_dir: Path) -> tuple[Settings, list[Managed]]:
     if "IBEST_FORMS_LINK_SECRET_FILE" not in os.environ:
         # Local development only: the forms' link secret (notifications reads it too) and
         # id key, made once in the data directory.
-        env_updates.update(_local_forms_secrets(data_dir / "secrets"))
+        env_updates.update(local_forms_secrets(data_dir / "secrets"))
     os.environ.update(env_updates)
     return Settings(), procs
 
 
-def _local_forms_secrets(directory: Path) -> dict[str, str]:
+def local_forms_secrets(directory: Path) -> dict[str, str]:
     import secrets as random_secrets
 
     directory.mkdir(parents=True, exist_ok=True)
