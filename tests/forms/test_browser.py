@@ -180,6 +180,8 @@ async def test_a_site_team_and_a_patient_record_outcomes_and_the_figures_change(
             await browser.submit("Save the form")
             return await accessible(browser, f"paper {timepoint} result")
 
+        await browser.go(forms + "/site/entry")
+        assert await browser.fits(320), "the paper form needs no sideways scrolling at 320 px"
         first = await add_patient()
         refused = await paper("9434765919", "baseline", today, rmdq="12")
         assert "This is an NHS number" in refused
@@ -211,6 +213,7 @@ async def test_a_site_team_and_a_patient_record_outcomes_and_the_figures_change(
         await browser.go(patient_url)
         await accessible(browser, "patient start")
         await browser.submit("Start now")
+        assert await browser.fits(320), "a question needs no sideways scrolling at 320 px"
         await browser.submit("Continue")  # nothing chosen
         assert "Enter your answer" in await accessible(browser, "question error")
         await browser.press_space("answer-4")
