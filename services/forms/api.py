@@ -45,8 +45,9 @@ class PageRoute(APIRoute):
         async def handler(request: Request) -> Response:
             try:
                 return await inner(request)
-            except Exception:
-                log.exception("forms: a page failed")
+            except Exception as exc:
+                # The type only: a message may quote what was typed into the form.
+                log.error("forms: %s %s failed: %s", request.method, self.path, type(exc).__name__)
                 return problem_page(
                     500,
                     "Sorry, there is a problem with the service",

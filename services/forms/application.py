@@ -352,7 +352,9 @@ class SiteTeams:
                 problems.add("completed", why)
         if problems or day is None:
             return problems
-        at = answers.event_time_of(day)
+        # Midday of the day filled in; a form dated today and entered before midday takes
+        # the entry time, so no event is ever in the future.
+        at = min(answers.event_time_of(day), self.clock())
         event = new_event(
             PatientAssessed(
                 patient_ref=patient.patient_ref,

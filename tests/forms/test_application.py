@@ -225,3 +225,21 @@ async def test_paper_forms_links_and_a_patients_questionnaire() -> None:
     assert isinstance(again, Refused) and again.status == 410
     assert [r["action"] for r in w.audit.records].count("patient_link") == 1
     assert await PatientAdmin(w.patients, w.links).erase("RTH", patient.patient_ref) == (1, 1)
+
+
+async def test_a_paper_form_dated_today_is_never_in_the_future() -> None:
+    w = world()
+    w.clock.now = datetime(2026, 6, 1, 8, 0, tzinfo=UTC)  # 09:00 in London (BST)
+    _, key = await w.key_admin.create("RTH08")
+    signed = await w.sites.sign_in(key)
+    assert signed
+    patient = await w.sites.add_patient(signed.session)
+    today = {"completed-day": "1", "completed-month": "6", "completed-year": "2026", "rmdq": "9"}
+    ok = await w.sites.enter_paper(signed.session, patient.patient_ref, "baseline", today, "n")
+    assert isinstance(ok, Recorded)
+    assert w.publisher.stored[ok.event_id].time == w.clock.now  # not midday, 3 hours ahead
+    tomorrow = {**today, "completed-day": "2"}
+    refused = await w.sites.enter_paper(
+        signed.session, patient.patient_ref, "baseline", tomorrow, "m"
+    )
+    assert isinstance(refused, Problems) and "today or in the past" in refused.by_field["completed"]
