@@ -10,6 +10,7 @@ NATS and the database, with axe-core checking each page (error states included) 
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -144,7 +145,9 @@ async def test_a_site_team_and_a_patient_record_outcomes_and_the_figures_change(
     forms_settings: FormsSettings,
     browser: Browser,
     monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO)  # what the services log in production (serve.py)
     async with bootstrap.admin(settings, forms_settings) as (keys, _):
         _, key = await keys.create("RTH08")
     today = datetime.now(UTC)
@@ -250,3 +253,12 @@ async def test_a_site_team_and_a_patient_record_outcomes_and_the_figures_change(
         assert figures["outcomes"]["rmdq"]["month_3"]["mean_change"] == -6
         assert figures["outcomes"]["pain_nrs"]["month_3"]["mean_change"] == -4
     assert await dead_letters(js) == []
+    # Nothing identifying or free text in any service's log: not the NHS number typed, not
+    # the patient's activity names, not the site key.
+    # (The browser driver's own debug log, which records what it types, is not ours.)
+    ours = "\n".join(
+        r.getMessage() for r in caplog.records if not r.name.startswith(("selenium", "urllib3"))
+    )
+    assert "forms" in ours or "service started" in ours  # the services' lines are here
+    for secret in ("9434765919", "Putting on socks", "Lifting my grandchild", key):
+        assert secret not in ours
