@@ -312,18 +312,17 @@ class SiteTeams:
 
     async def patient(self, session: Session, typed: str) -> Patient | Refused:
         """The site's patient `typed` names; a trust's own reference is taken as typed (the
-        contract's rules first: an NHS number is refused); another site's patient is not
-        shown (404, the same answer as an unknown one)."""
+        contract's rules first: an NHS number is refused) and stored only once something is
+        recorded for it; another site's patient is not shown (404, the same answer as an
+        unknown one)."""
         ref = typed.strip()
         problem = answers.patient_ref_problem(ref)
         if problem:
             return Refused(422, "Check the patient reference", problem)
         trust = session.site[:3]
         found = await self.patients.get(trust, ref)
-        if found is None:
-            found = Patient(trust, session.site, ref, None, {})
-            await self.patients.create(found)
-            found = await self.patients.get(trust, ref) or found
+        if found is None:  # stored only once something is recorded for it
+            return Patient(trust, session.site, ref, None, {})
         if found.site != session.site:
             return NOT_YOUR_PATIENT
         return found
@@ -422,6 +421,7 @@ class SiteTeams:
             timepoint=tp.value,
             closes=link.closes,
         )
+        await self.patients.create(patient)  # a typed reference's first record (or kept)
         await self.links.add(link)
         return NewLink(token, link)
 

@@ -243,3 +243,15 @@ async def test_a_paper_form_dated_today_is_never_in_the_future() -> None:
         signed.session, patient.patient_ref, "baseline", tomorrow, "m"
     )
     assert isinstance(refused, Problems) and "today or in the past" in refused.by_field["completed"]
+
+
+async def test_a_refused_entry_stores_nothing() -> None:
+    w = world()
+    _, key = await w.key_admin.create("RTH08")
+    signed = await w.sites.sign_in(key)
+    assert signed
+    bad = {"completed-day": "1", "completed-month": "5", "completed-year": "2026", "rmdq": "99"}
+    refused = await w.sites.enter_paper(signed.session, "trust-ref-1", "baseline", bad, "n")
+    assert isinstance(refused, Problems) and "rmdq" in refused.by_field
+    assert w.patients.patients == {} and w.publisher.stored == {}
+    assert [r["action"] for r in w.audit.records] == ["site_sign_in"]
