@@ -4,6 +4,8 @@ posts it in its own envelope."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import segno
 
 from services.forms.pages import ENV
@@ -16,13 +18,18 @@ def qr_svg(url: str) -> str:
     return svg
 
 
-def letter_pdf(url: str, closes: str) -> bytes:
-    """The letter as PDF bytes: what the questionnaire is, the link, its QR code, the date
-    it closes."""
+def letter_document(url: str, closes: str) -> Any:
+    """The letter laid out (a WeasyPrint document: `.pages`, `.write_pdf()`): what the
+    questionnaire is, the link, its QR code, the date it closes."""
     from weasyprint import HTML
 
     html = ENV.get_template("letter.html").render(url=url, qr=qr_svg(url), closes=closes)
-    pdf: bytes = HTML(string=html).write_pdf()
+    return HTML(string=html).render()
+
+
+def letter_pdf(url: str, closes: str) -> bytes:
+    """The letter as PDF bytes."""
+    pdf: bytes = letter_document(url, closes).write_pdf()
     return pdf
 
 

@@ -106,3 +106,12 @@ def test_notifications_build_the_links_forms_accepts(tmp_path: Path) -> None:
     assert (claims.form, claims.clinician_ref) == (ClinicianForm.DELIVERY_MONTH_12, REF)
     intention = verify_link((NEW.hex().encode(),), scheduler._intention_link(REF).rsplit("/", 1)[1])
     assert intention.form == ClinicianForm.INTENTION
+
+
+def test_the_letter_is_one_page_with_a_long_address() -> None:
+    from services.forms.letters import letter_document
+
+    url = "https://ibest-forms.platform.example.nhs.uk/p/" + "x" * 32
+    document = letter_document(url, "2026-07-01")
+    assert len(document.pages) == 1
+    assert document.write_pdf().startswith(b"%PDF")
