@@ -239,6 +239,41 @@ async def test_a_site_team_and_a_patient_record_outcomes_and_the_figures_change(
         await browser.go(patient_url)
         assert "already sent" in await accessible(browser, "410 page")
 
+        # The intention form, its error state, sign-out and a missing page, checked too.
+        done = datetime.now(UTC) - timedelta(days=10)
+        await publish_raw(
+            js,
+            cloud_event(
+                "clinician.training_completed",
+                {"clinician_ref": REF, "course_version": "1", "completed_at": done.isoformat()},
+                time=done,
+            ),
+        )
+        async with bootstrap.admin(settings, forms_settings) as (_, links):
+            intention = path_of(links.link(REF, ClinicianForm.INTENTION))
+
+        async def opens() -> bool:
+            await browser.go(forms + intention)
+            return "Do you intend to deliver BeST classes?" in await browser.text()
+
+        await wait_for(opens, 30, "the intention form opens")
+        await accessible(browser, "intention form")
+        await browser.type("confidence", "11")
+        await browser.submit("Send answer")
+        page = await accessible(browser, "intention form with errors")
+        assert "Select yes if you intend" in page and "from 0 to 10" in page
+        await browser.press_space("intends")
+        await browser.type("confidence", "8")
+        await browser.submit("Send answer")
+        assert "Thank you" in await accessible(browser, "intention sent")
+        await browser.go(forms + "/nowhere")
+        assert "Page not found" in await accessible(browser, "404 page")
+        await browser.go(forms + "/site/sign-in")
+        await browser.type("key", key)
+        await browser.submit("Sign in")
+        await browser.submit("Sign out")
+        assert "You have signed out" in await accessible(browser, "signed out")
+
         async def counted() -> dict[str, Any] | None:
             figures = await national(api)
             ready = figures.get("patients_month_3") == 2
