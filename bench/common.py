@@ -20,7 +20,7 @@ from ibest import registry
 from ibest.backbone.settings import Settings
 from ibest.backbone.streams import DEADLETTER_STREAM, EVENTS_STREAM, ensure_streams
 from ibest.local.processes import Managed, free_port, nats_server, secantus_server, start_and_wait
-from ibest.local.stack import local_id_key, start_service
+from ibest.local.stack import local_forms_secrets, local_id_key, start_service
 
 SERVICES = tuple(registry.names())
 SERVER_PROCS: dict[str, Managed] = {}
@@ -131,6 +131,8 @@ def platform_services(
         or str(local_id_key(home)),
         **(extra_env or {}),
     }
+    if "forms" in names and "IBEST_FORMS_LINK_SECRET_FILE" not in env:
+        env.update(local_forms_secrets(home / "secrets"))
     ports = {name: free_port() for name in names}
     env.update({f"IBEST_{name.upper()}_PORT": str(port) for name, port in ports.items()})
     os.environ.update(env)  # the services inherit it, as under `ibest up`

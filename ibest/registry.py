@@ -17,6 +17,7 @@ from types import ModuleType
 from ibest.backbone.declaration import ServiceDeclaration
 from ibest.backbone.settings import Settings
 from services.enrolment.declaration import DECLARATION as ENROLMENT
+from services.forms.declaration import DECLARATION as FORMS
 from services.gateway.declaration import DECLARATION as GATEWAY
 from services.notifications.declaration import DECLARATION as NOTIFICATIONS
 from services.outcomes.declaration import DECLARATION as OUTCOMES
@@ -28,6 +29,7 @@ SERVICES: tuple[ServiceDeclaration, ...] = (
     NOTIFICATIONS,
     REPORTING,
     GATEWAY,
+    FORMS,
 )
 
 

@@ -21,8 +21,8 @@ if (admin.getRole(auditRole)) {
 } else {
   admin.createRole({ role: auditRole, privileges: auditPrivileges, roles: [] });
 }
-const recordsAudit = new Set(["enrolment", "notifications", "reporting"]);
-for (const service of ["enrolment", "outcomes", "notifications", "reporting", "gateway"]) {
+const recordsAudit = new Set(["enrolment", "notifications", "reporting", "forms"]);
+for (const service of ["enrolment", "outcomes", "notifications", "reporting", "gateway", "forms"]) {
   const user = `ibest-${service}`;
   const roles = [{ role: "readWrite", db: `${prefix}_${service}` }];
   if (recordsAudit.has(service)) roles.push({ role: auditRole, db: "admin" });

@@ -121,6 +121,7 @@ def service_user(service: ServiceDeclaration) -> User:
     or answers)."""
     grants = service.nats
     publish = [f"{SUBJECT_PREFIX}*.{name}" for name in RAW_EVENTS] if grants.raw_events else []
+    publish += [f"{SUBJECT_PREFIX}*.{name}" for name in grants.makes]
     if service.consumes:
         publish += [
             *_consumer_api(EVENTS_STREAM, service.name),
@@ -317,6 +318,8 @@ COMPOSE_PROJECT_NAME=ibest
 HTTPS_PORT=8443
 # Trust systems publish here over TLS.
 NATS_CLIENT_PORT=4222
+# HTTPS for trusts' systems (the gateway behind TLS); published on every interface.
+GATEWAY_HTTPS_PORT=443
 # The event id de-duplication window of the stream, in seconds.
 IBEST_DUPLICATE_WINDOW=3600
 # Most events kept per trust and event type (bounds each trust's share of the store; keep

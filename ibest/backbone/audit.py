@@ -24,8 +24,27 @@ from ibest.backbone.clock import Clock, utc_now
 from ibest.backbone.document import Document
 from ibest.backbone.settings import Settings
 
-Action = Literal["raw_report", "erasure", "opt_out", "opt_in"]
-ACTIONS: tuple[Action, ...] = ("raw_report", "erasure", "opt_out", "opt_in")
+Action = Literal[
+    "raw_report",
+    "erasure",
+    "opt_out",
+    "opt_in",
+    # The forms' site-team actions (services/forms): by site key id, never a patient's details.
+    "site_sign_in",
+    "patient_added",
+    "paper_entry",
+    "patient_link",
+]
+ACTIONS: tuple[Action, ...] = (
+    "raw_report",
+    "erasure",
+    "opt_out",
+    "opt_in",
+    "site_sign_in",
+    "patient_added",
+    "paper_entry",
+    "patient_link",
+)
 DATABASE = "audit"
 """The log's database is `Settings.database_of("audit")`, i.e. `<prefix>_audit`."""
 COLLECTION = "records"

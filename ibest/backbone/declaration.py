@@ -24,6 +24,9 @@ class NatsGrants:
 
     raw_events: bool = False
     """Publishes the raw events of any trust (the gateway)."""
+    makes: tuple[str, ...] = ()
+    """Raw event types it makes itself, for any trust, and may publish (the forms' answers):
+    published as a trust's would be, never derived, so no trust is barred from them."""
     deadletter_reader: bool = False
     """Reads every dead letter through its own durable consumer on the dead-letter stream."""
     answers: tuple[str, ...] = ()

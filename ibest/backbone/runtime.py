@@ -95,6 +95,8 @@ class ServiceSpec:
     title: str = ""
     description: str = ""
     routes: Callable[[], APIRouter] | None = None
+    app_setup: Callable[[FastAPI], None] | None = None
+    """Optional: adjusts the built app (the forms answer unknown paths with an HTML page)."""
     port: int = 0
     """Default HTTP port (its declaration's); `IBEST_<NAME>_PORT` overrides it."""
 
@@ -107,6 +109,7 @@ class ServiceSpec:
         routes: Callable[[], APIRouter] | None = None,
         title: str = "",
         description: str = "",
+        app_setup: Callable[[FastAPI], None] | None = None,
     ) -> ServiceSpec:
         """The spec of a declared service: name, events and port come from its declaration
         (said once), the wiring and routes from the service."""
@@ -114,11 +117,12 @@ class ServiceSpec:
             name=declaration.name,
             consumes=list(declaration.consumes),
             wire=wire,
-            publishes=list(declaration.publishes),
+            publishes=[*declaration.publishes, *declaration.nats.makes],
             title=title,
             description=description,
             routes=routes,
             port=declaration.port,
+            app_setup=app_setup,
         )
 
 
@@ -241,6 +245,8 @@ def create_app(
     if spec.routes is not None:
         app.include_router(spec.routes())
     app.include_router(health_router(spec.name))
+    if spec.app_setup is not None:
+        spec.app_setup(app)
     return app
 
 

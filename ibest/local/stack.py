@@ -127,6 +127,10 @@ def start_servers(data_dir: Path) -> tuple[Settings, list[Managed]]:
         # the platform's ids stay the same across restarts (compose gets it as a secret).
         env_updates["IBEST_PLATFORM_ID_KEY_FILE"] = str(local_id_key(data_dir))
         _say(f"  platform id key (local only) {env_updates['IBEST_PLATFORM_ID_KEY_FILE']}")
+    if "IBEST_FORMS_LINK_SECRET_FILE" not in os.environ:
+        # Local development only: the forms' link secret (notifications reads it too) and
+        # id key, made once in the data directory.
+        env_updates.update(local_forms_secrets(data_dir / "secrets"))
     os.environ.update(env_updates)
     return Settings(), procs
 
@@ -141,6 +145,23 @@ def local_id_key(data_dir: Path) -> Path:
         with os.fdopen(fd, "w") as out:
             out.write(secrets.token_hex(32) + "\n")
     return path
+
+
+def local_forms_secrets(directory: Path) -> dict[str, str]:
+    import secrets as random_secrets
+
+    directory.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for name, env in (
+        ("forms_link_secret", "IBEST_FORMS_LINK_SECRET_FILE"),
+        ("forms_id_key", "IBEST_FORMS_ID_KEY_FILE"),
+    ):
+        path = directory / name
+        if not path.exists():
+            path.write_text(random_secrets.token_hex(32))
+            path.chmod(0o600)
+        out[env] = str(path)
+    return out
 
 
 def start_service(name: str, settings: Settings, data_dir: Path) -> Managed:
@@ -224,6 +245,38 @@ def _run_demo(settings: Settings, via: str = "nats") -> None:
     )
     for line in reminder_hours_note(datetime.now(UTC)):
         _say(f"  --demo: {line}")
+    for line in asyncio.run(forms_demo(settings)):
+        _say(f"  --demo: {line}")
+
+
+async def forms_demo(settings: Settings) -> list[str]:
+    """One clinician survey link and one site-team key, to try the forms in a browser."""
+    from services.forms.bootstrap import admin
+    from services.forms.domain.access import KeyRuleError
+    from services.forms.settings import FormsSettings
+
+    forms = FormsSettings(
+        IBEST_FORMS_BASE_URL=f"http://{settings.http_host}:{registry.port_of(settings, 'forms')}"
+    )
+    async with admin(settings, forms) as (keys, links):
+        # The forms learn completions from the stream: wait a little for the demo's.
+        deadline = time.monotonic() + 30
+        link = await links.open_link()
+        while link is None and time.monotonic() < deadline:
+            await asyncio.sleep(1)
+            link = await links.open_link()
+        lines = [
+            f"forms: a clinician's survey, open now: {link}"
+            if link
+            else "forms: no simulated clinician has a survey open now; make a link with "
+            "`ibest forms link --clinician REF --form intention`"
+        ]
+        try:
+            _, key = await keys.create("RTH08")
+            lines.append(f"forms: site RTH08's key, sign in at {forms.base_url}/site: {key}")
+        except KeyRuleError as exc:
+            lines.append(f"forms: no new site key ({exc})")
+    return lines
 
 
 def reminder_hours_note(now: datetime) -> list[str]:

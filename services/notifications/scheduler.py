@@ -57,6 +57,7 @@ from services.notifications.settings import NotificationSettings
 from shared.envelope import AnyEvent, new_event
 from shared.events import NotificationFailed, NotificationSent, RecipientKind, ReminderKind
 from shared.followup import Timepoint, assessment_date
+from shared.links import ClinicianForm, LinkClaims, clinician_link
 from shared.surveys import Survey
 
 log = logging.getLogger(__name__)
@@ -128,6 +129,28 @@ class Scheduler:
 
     def _lease(self) -> timedelta:
         return timedelta(seconds=self.settings.lease_seconds)
+
+    def _survey_link(self, survey: Survey, clinician_ref: str) -> str:
+        """A signed forms link (shared/links.py) when the forms' secret is configured, so
+        no reference is in clear; otherwise the configured URL (deprecated)."""
+        form = (
+            ClinicianForm.DELIVERY_MONTH_4
+            if survey == Survey.MONTH_4
+            else (ClinicianForm.DELIVERY_MONTH_12)
+        )
+        signed = self._signed(form, clinician_ref)
+        return signed or messages.survey_link(self.settings.survey_url, survey, clinician_ref)
+
+    def _intention_link(self, clinician_ref: str) -> str:
+        return self._signed(ClinicianForm.INTENTION, clinician_ref) or self.settings.intention_url
+
+    def _signed(self, form: ClinicianForm, clinician_ref: str) -> str | None:
+        secret = self.settings.forms_link_secret()
+        if secret is None:
+            return None
+        now = self.clock().replace(microsecond=0)
+        claims = LinkClaims(form, clinician_ref, now)
+        return clinician_link(self.settings.forms_base_url, secret, claims)
 
     # Planning -----------------------------------------------------------------------------
 
@@ -218,11 +241,11 @@ class Scheduler:
                 kind,
                 survey,
                 doc["closes"],
-                messages.survey_link(self.settings.survey_url, survey, doc["recipient_ref"]),
+                self._survey_link(survey, doc["recipient_ref"]),
             )
         elif kind == ReminderKind.TRAINING_THANKS:
             content = messages.thanks_content(
-                doc.get("course_version", ""), self.settings.intention_url
+                doc.get("course_version", ""), self._intention_link(doc["recipient_ref"])
             )
         else:
             content = messages.training_content(

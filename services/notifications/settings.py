@@ -57,6 +57,11 @@ class NotificationSettings(BaseSettings):
         "&clinician={clinician_ref}",
         alias="IBEST_NOTIFY_SURVEY_URL",
     )
+    # Signed form links (services/forms, shared/links.py): when the forms' link secret is
+    # set, the thank-you and survey emails carry signed links to the forms service instead
+    # of the two URLs above (which put the clinician's reference in clear; deprecated).
+    forms_link_secret_file: Path | None = Field(default=None, alias="IBEST_FORMS_LINK_SECRET_FILE")
+    forms_base_url: str = Field(default="http://127.0.0.1:8006", alias="IBEST_FORMS_BASE_URL")
     # GOV.UK Notify
     notify_api_key: str = Field(default="", alias="IBEST_NOTIFY_API_KEY")
     notify_base_url: str = Field(
@@ -149,3 +154,11 @@ class NotificationSettings(BaseSettings):
                 [addresses] if isinstance(addresses, str) else [str(a) for a in addresses]
             )
         return teams
+
+    def forms_link_secret(self) -> bytes | None:
+        """The forms' current link secret, when configured (read from its file)."""
+        from ibest.backbone.secrets import read_secret
+
+        if self.forms_link_secret_file is None:
+            return None
+        return read_secret(self.forms_link_secret_file, "IBEST_FORMS_LINK_SECRET_FILE").encode()

@@ -76,7 +76,7 @@ def test_every_list_of_services_derives_from_the_registry(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     names = registry.names()
-    assert names == ["enrolment", "outcomes", "notifications", "reporting", "gateway"]
+    assert names == ["enrolment", "outcomes", "notifications", "reporting", "gateway", "forms"]
     assert list(stack.SERVICES) == names
     assert set(contract_docs.SERVICES) == {s.name for s in registry.SERVICES if s.consumes}
     parser = cli.build_parser()
@@ -91,7 +91,7 @@ def test_every_list_of_services_derives_from_the_registry(
         assert (spec.name, list(spec.consumes), list(spec.publishes), spec.port) == (
             service.name,
             list(service.consumes),
-            list(service.publishes),
+            [*service.publishes, *service.nats.makes],
             service.port,
         )
 

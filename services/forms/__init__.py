@@ -1,0 +1,2 @@
+"""The forms service: clinicians answer surveys by signed link; site teams and patients
+record outcome questionnaires."""

@@ -1,0 +1,4 @@
+from ibest.backbone.serve import serve
+from services.forms.service import SPEC
+
+serve(SPEC)

@@ -1,0 +1,273 @@
+"""The forms' MongoDB stores (database `<prefix>_forms`). No patient name, NHS number or
+contact detail is ever stored: patients appear only under their pseudonymous reference."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from ibest.backbone.audit import Action, Actor, AuditLog
+from ibest.backbone.outbox import OutboxEntry
+from services.forms.domain.access import MAX_ACTIVE_KEYS, SiteKey
+from services.forms.ports import ClinicianFacts, Patient, PatientLink, Session
+
+Document = dict[str, Any]
+
+
+class MongoClinicians:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.c = db["clinicians"]
+
+    async def completed(
+        self, ref: str, completed_at: datetime, trust: str, site: str, at: datetime
+    ) -> None:
+        # The earliest completion opens the forms; the place is that of the latest event.
+        await self.c.update_one({"_id": ref}, {"$min": {"completed_at": completed_at}}, upsert=True)
+        await self.c.update_one(
+            {"_id": ref, "$or": [{"place_at": {"$lte": at}}, {"place_at": None}]},
+            {"$set": {"trust": trust, "site": site, "place_at": at}},
+        )
+
+    async def get(self, ref: str) -> ClinicianFacts | None:
+        doc = await self.c.find_one({"_id": ref})
+        if not doc or "completed_at" not in doc or "trust" not in doc:
+            return None
+        return ClinicianFacts(
+            ref, doc["completed_at"], doc["trust"], doc["site"], doc.get("revoked_before", {})
+        )
+
+    async def some(self, limit: int) -> list[ClinicianFacts]:
+        cursor = self.c.find({"completed_at": {"$ne": None}, "trust": {"$ne": None}})
+        return [
+            ClinicianFacts(d["_id"], d["completed_at"], d["trust"], d["site"])
+            async for d in cursor.limit(limit)
+        ]
+
+    async def revoke_links(self, ref: str, form: str, before: datetime) -> None:
+        await self.c.update_one(
+            {"_id": ref}, {"$set": {f"revoked_before.{form}": before}}, upsert=True
+        )
+
+
+class MongoSubmissions:
+    """One document per submitted event (`_id` its keyed id), its event in `outbox` until
+    published; kept `retention_days` so a late retry of the same page is still one event."""
+
+    def __init__(self, db: AsyncDatabase[Document], retention_days: float) -> None:
+        self.c = db["submissions"]
+        self.retention = timedelta(days=retention_days)
+
+    async def create_indexes(self) -> None:
+        await self.c.create_index("at", expireAfterSeconds=int(self.retention.total_seconds()))
+
+    async def add(self, event_id: str, kind: str, at: datetime, entry: OutboxEntry) -> bool:
+        try:
+            await self.c.insert_one(
+                {"_id": event_id, "kind": kind, "at": at, "outbox": [entry.model_dump()]}
+            )
+        except DuplicateKeyError:
+            return False
+        return True
+
+
+class MongoSiteKeys:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.c = db["site_keys"]
+
+    async def create_indexes(self) -> None:
+        await self.c.create_index([("site", 1), ("revoked_at", 1)])
+        await self.c.create_index("slot", unique=True, sparse=True)
+
+    async def get(self, key_id: str) -> SiteKey | None:
+        doc = await self.c.find_one({"_id": key_id})
+        return _key(doc) if doc else None
+
+    async def add(self, key: SiteKey, slot: int) -> bool:
+        if slot >= MAX_ACTIVE_KEYS:
+            return False
+        try:
+            await self.c.insert_one(
+                {
+                    "_id": key.key_id,
+                    "site": key.site,
+                    "key_hash": key.key_hash,
+                    "created_at": key.created_at,
+                    "revoked_at": None,
+                    "slot": f"{key.site}/{slot}",
+                }
+            )
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def active_count(self, site: str) -> int:
+        return await self.c.count_documents({"site": site, "revoked_at": None})
+
+    async def all(self) -> list[SiteKey]:
+        return [_key(d) async for d in self.c.find({}).sort([("site", 1), ("created_at", 1)])]
+
+    async def revoke(self, key_id: str, at: datetime) -> SiteKey | None:
+        await self.c.update_one(
+            {"_id": key_id, "revoked_at": None},
+            {"$set": {"revoked_at": at}, "$unset": {"slot": ""}},
+        )
+        return await self.get(key_id)
+
+
+def _key(doc: Document) -> SiteKey:
+    return SiteKey(doc["_id"], doc["site"], doc["key_hash"], doc["created_at"], doc["revoked_at"])
+
+
+class MongoSessions:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.c = db["sessions"]
+
+    async def create_indexes(self) -> None:
+        await self.c.create_index("expires_at", expireAfterSeconds=0)
+
+    async def add(self, token_hash: str, session: Session) -> None:
+        await self.c.insert_one(
+            {
+                "_id": token_hash,
+                "site": session.site,
+                "key_id": session.key_id,
+                "expires_at": session.expires_at,
+            }
+        )
+
+    async def get(self, token_hash: str) -> Session | None:
+        doc = await self.c.find_one({"_id": token_hash})
+        return Session(doc["site"], doc["key_id"], doc["expires_at"]) if doc else None
+
+    async def remove(self, token_hash: str) -> None:
+        await self.c.delete_one({"_id": token_hash})
+
+
+class MongoPatients:
+    """`_id` `<trust>:<patient_ref>`: the site of the baseline, the latest baseline time,
+    each recorded timepoint's latest time, and PSFS activity names (for re-rating only)."""
+
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.c = db["patients"]
+
+    async def create_indexes(self) -> None:
+        await self.c.create_index("site")
+
+    async def get(self, trust: str, ref: str) -> Patient | None:
+        doc = await self.c.find_one({"_id": f"{trust}:{ref}"})
+        return _patient(doc) if doc else None
+
+    async def create(self, patient: Patient) -> bool:
+        try:
+            await self.c.insert_one(
+                {
+                    "_id": f"{patient.trust}:{patient.patient_ref}",
+                    "trust": patient.trust,
+                    "site": patient.site,
+                    "patient_ref": patient.patient_ref,
+                    "recorded": {},
+                }
+            )
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def assessed(
+        self, trust: str, site: str | None, ref: str, timepoint: str, at: datetime
+    ) -> None:
+        key = f"{trust}:{ref}"
+        await self.c.update_one(
+            {"_id": key},
+            {
+                "$max": {f"recorded.{timepoint}": at},
+                "$setOnInsert": {"trust": trust, "patient_ref": ref, "site": site},
+            },
+            upsert=True,
+        )
+        if timepoint == "baseline" and site:
+            await self.c.update_one(
+                {"_id": key, "$or": [{"baseline_at": {"$lte": at}}, {"baseline_at": None}]},
+                {"$set": {"baseline_at": at, "site": site}},
+            )
+
+    async def set_activities(self, trust: str, ref: str, names: list[str]) -> None:
+        await self.c.update_one({"_id": f"{trust}:{ref}"}, {"$set": {"psfs_activities": names}})
+
+    async def of_site(self, site: str) -> list[Patient]:
+        return [_patient(d) async for d in self.c.find({"site": site})]
+
+    async def erase(self, trust: str, ref: str) -> int:
+        return (await self.c.delete_one({"_id": f"{trust}:{ref}"})).deleted_count
+
+
+def _patient(doc: Document) -> Patient:
+    return Patient(
+        doc["trust"],
+        doc.get("site") or "",
+        doc["patient_ref"],
+        doc.get("baseline_at"),
+        dict(doc.get("recorded") or {}),
+        tuple(doc.get("psfs_activities") or ()),
+    )
+
+
+class MongoPatientLinks:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.c = db["patient_links"]
+
+    async def add(self, link: PatientLink) -> None:
+        await self.c.insert_one(
+            {
+                "_id": link.link_hash,
+                "trust": link.trust,
+                "site": link.site,
+                "patient_ref": link.patient_ref,
+                "timepoint": link.timepoint,
+                "opens": link.opens,
+                "closes": link.closes,
+                "created_at": link.created_at,
+                "revoked_at": None,
+                "draft": link.draft,
+            }
+        )
+
+    async def get(self, link_hash: str) -> PatientLink | None:
+        d = await self.c.find_one({"_id": link_hash})
+        if not d:
+            return None
+        return PatientLink(
+            d["_id"],
+            d["trust"],
+            d["site"],
+            d["patient_ref"],
+            d["timepoint"],
+            d["opens"],
+            d["closes"],
+            d["created_at"],
+            d.get("revoked_at"),
+            dict(d.get("draft") or {}),
+        )
+
+    async def save_draft(self, link_hash: str, draft: dict[str, Any]) -> None:
+        await self.c.update_one({"_id": link_hash}, {"$set": {"draft": draft}})
+
+    async def erase_patient(self, trust: str, ref: str) -> int:
+        return (await self.c.delete_many({"trust": trust, "patient_ref": ref})).deleted_count
+
+    async def finish(self, link_hash: str, at: datetime) -> None:
+        await self.c.update_one(
+            {"_id": link_hash}, {"$set": {"draft": {"finished": True}, "finished_at": at}}
+        )
+
+
+class AuditAdapter:
+    """Site-team actions in the one audit log (ibest/backbone/audit.py), by site key id."""
+
+    def __init__(self, log: AuditLog) -> None:
+        self.log = log
+
+    async def record(self, action: str, key_id: str, **what: Any) -> None:
+        await self.log.record(cast(Action, action), Actor("http", key_id), **what)

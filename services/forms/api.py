@@ -1,0 +1,512 @@
+"""HTTP routes: each reads the request, calls one use case and renders its page; nothing
+more. Every POST carries a CSRF token bound to its credential (the link, or the site
+team's session); every page carries the headers of `pages.HEADERS`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from services.forms.application import Recorded, Refused
+from services.forms.bootstrap import FormsParts
+from services.forms.domain import answers, questionnaire
+from services.forms.domain.access import csrf_ok, csrf_token, new_nonce, new_session_token
+from services.forms.letters import letter_pdf, qr_svg
+from services.forms.pages import STATIC, VENDORED_CSS, page, problem_page
+from services.forms.ports import Session
+from shared.instruments import INSTRUMENTS
+from shared.links import ClinicianForm
+
+log = logging.getLogger(__name__)
+SESSION_COOKIE = "ibest_forms_session"
+PRE_COOKIE = "ibest_forms_signin"
+MAX_FORM_BYTES = 16_384
+TIMEPOINT_LABELS = {
+    "baseline": "Baseline (before the first group session)",
+    "group_end": "End of the group programme",
+    "month_3": "3 months",
+    "month_12": "12 months",
+}
+
+
+class PageRoute(APIRoute):
+    """Any failure inside a page becomes a plain-English page, never a stack trace."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        inner = super().get_route_handler()
+
+        async def handler(request: Request) -> Response:
+            try:
+                return await inner(request)
+            except Exception as exc:
+                # The type only: a message may quote what was typed into the form.
+                log.error("forms: %s %s failed: %s", request.method, self.path, type(exc).__name__)
+                return problem_page(
+                    500,
+                    "Sorry, there is a problem with the service",
+                    "Try again later. Your answers have not been sent.",
+                )
+
+        return handler
+
+
+def parts(request: Request) -> FormsParts:
+    service: FormsParts = request.app.state.service
+    return service
+
+
+async def form_fields(request: Request) -> dict[str, str] | None:
+    length = request.headers.get("content-length", "")
+    if not length.isdigit() or int(length) > MAX_FORM_BYTES:
+        return None
+    form = await request.form()
+    return {k: v for k, v in form.items() if isinstance(v, str)}
+
+
+def limited(request: Request, *keys: str) -> bool:
+    """True when this client (or this link) is over its rate."""
+    p = parts(request)
+    client = request.client.host if request.client else "unknown"
+    return not all(p.limiter.allow(k) for k in (f"client:{client}", *keys))
+
+
+TOO_MANY = (429, "Too many requests", "Please wait a few seconds and try again.")
+BAD_FORM = (403, "This form has expired", "Go back, reload the page and try again.")
+
+
+def csrf_fields(request: Request, credential: str) -> dict[str, Any]:
+    nonce = new_nonce()
+    return {"nonce": nonce, "csrf": csrf_token(parts(request).keys.csrf_key, credential, nonce)}
+
+
+def csrf_valid(request: Request, credential: str, fields: dict[str, str]) -> bool:
+    return csrf_ok(
+        parts(request).keys.csrf_key, credential, fields.get("nonce", ""), fields.get("csrf", "")
+    )
+
+
+def refused(r: Refused) -> HTMLResponse:
+    return problem_page(r.status, r.title, r.message)
+
+
+def routes() -> APIRouter:
+    router = APIRouter(route_class=PageRoute, include_in_schema=False)
+
+    @router.get("/static/{name}")
+    async def static(name: str) -> Response:
+        path = VENDORED_CSS if name == "nhsuk.css" else STATIC / name
+        if name not in ("nhsuk.css", "forms.css") or not path.is_file():
+            return problem_page(404, "Page not found", "If you typed the web address, check it.")
+        return FileResponse(path, media_type="text/css", headers={"Cache-Control": "max-age=3600"})
+
+    @router.get("/")
+    async def start(request: Request) -> HTMLResponse:
+        return page("start.html")
+
+    # --- clinicians -------------------------------------------------------------------
+
+    @router.get("/c/{token}")
+    async def clinician_form(request: Request, token: str) -> HTMLResponse:
+        if limited(request, f"link:{token[:64]}"):
+            return problem_page(*TOO_MANY)
+        opened = await parts(request).clinicians.open(token)
+        if isinstance(opened, Refused):
+            return refused(opened)
+        return clinician_page(request, token, opened.claims.form, {}, answers.Problems())
+
+    @router.post("/c/{token}")
+    async def clinician_submit(request: Request, token: str) -> HTMLResponse:
+        if limited(request, f"link:{token[:64]}"):
+            return problem_page(*TOO_MANY)
+        fields = await form_fields(request)
+        if fields is None or not csrf_valid(request, token, fields):
+            return problem_page(*BAD_FORM)
+        result = await parts(request).clinicians.submit(token, fields, fields["nonce"])
+        if isinstance(result, Refused):
+            return refused(result)
+        if isinstance(result, answers.Problems):
+            opened = await parts(request).clinicians.open(token)
+            if isinstance(opened, Refused):
+                return refused(opened)
+            return clinician_page(request, token, opened.claims.form, fields, result, 422)
+        return page("clinician_done.html", title="Thank you, your answer has been sent")
+
+    def clinician_page(
+        request: Request,
+        token: str,
+        form: ClinicianForm,
+        values: dict[str, str],
+        problems: answers.Problems,
+        status: int = 200,
+    ) -> HTMLResponse:
+        template = "intention.html" if form == ClinicianForm.INTENTION else "delivery.html"
+        survey = "4-month" if form == ClinicianForm.DELIVERY_MONTH_4 else "12-month"
+        return page(
+            template,
+            status,
+            action=f"/c/{token}",
+            values=values,
+            errors=problems.by_field,
+            survey=survey,
+            **csrf_fields(request, token),
+        )
+
+    # --- site teams -------------------------------------------------------------------
+
+    async def signed_in(request: Request) -> tuple[Session, str] | None:
+        token = request.cookies.get(SESSION_COOKIE)
+        session = await parts(request).sites.session(token)
+        return (session, token) if session and token else None
+
+    def to_sign_in() -> Response:
+        return RedirectResponse("/site/sign-in", 303, headers={"Cache-Control": "no-store"})
+
+    @router.get("/site/sign-in")
+    async def sign_in_page(request: Request) -> HTMLResponse:
+        return sign_in_form(request, {}, answers.Problems())
+
+    def sign_in_form(
+        request: Request, values: dict[str, str], problems: answers.Problems, status: int = 200
+    ) -> HTMLResponse:
+        pre = new_session_token()
+        response = page(
+            "sign_in.html", status, errors=problems.by_field, **csrf_fields(request, pre)
+        )
+        set_cookie(request, response, PRE_COOKIE, pre, 1800)
+        return response
+
+    @router.post("/site/sign-in")
+    async def sign_in(request: Request) -> Response:
+        if limited(request):
+            return problem_page(*TOO_MANY)
+        fields = await form_fields(request)
+        pre = request.cookies.get(PRE_COOKIE, "")
+        if fields is None or not pre or not csrf_valid(request, pre, fields):
+            return problem_page(*BAD_FORM)
+        signed = await parts(request).sites.sign_in(fields.get("key", ""))
+        if signed is None:
+            problems = answers.Problems()
+            problems.add("key", "Enter a valid site key. Ask your iBeST contact if it has expired")
+            return sign_in_form(request, {}, problems, 422)
+        response = RedirectResponse("/site", 303, headers={"Cache-Control": "no-store"})
+        minutes = parts(request).settings.session_minutes
+        set_cookie(request, response, SESSION_COOKIE, signed.token, int(minutes * 60))
+        response.delete_cookie(PRE_COOKIE, path="/site/sign-in")
+        return response
+
+    def set_cookie(
+        request: Request, response: Response, name: str, value: str, max_age: int
+    ) -> None:
+        response.set_cookie(
+            name,
+            value,
+            max_age=max_age,
+            path="/site/sign-in" if name == PRE_COOKIE else "/site",
+            secure=parts(request).settings.cookie_secure,
+            httponly=True,
+            samesite="strict",
+        )
+
+    @router.post("/site/sign-out")
+    async def sign_out(request: Request) -> Response:
+        found = await signed_in(request)
+        fields = await form_fields(request)
+        if found is None:
+            return to_sign_in()
+        if fields is None or not csrf_valid(request, found[1], fields):
+            return problem_page(*BAD_FORM)
+        await parts(request).sites.sign_out(found[1])
+        response = page("signed_out.html")
+        response.delete_cookie(SESSION_COOKIE, path="/site")
+        return response
+
+    @router.get("/site")
+    async def site_home(request: Request) -> Response:
+        found = await signed_in(request)
+        if found is None:
+            return to_sign_in()
+        session, token = found
+        rows = await parts(request).sites.follow_ups(session)
+        return page(
+            "site_home.html",
+            site=session.site,
+            rows=rows,
+            labels=TIMEPOINT_LABELS,
+            **csrf_fields(request, token),
+        )
+
+    @router.post("/site/patients")
+    async def add_patient(request: Request) -> Response:
+        found = await signed_in(request)
+        if found is None:
+            return to_sign_in()
+        fields = await form_fields(request)
+        if fields is None or not csrf_valid(request, found[1], fields):
+            return problem_page(*BAD_FORM)
+        patient = await parts(request).sites.add_patient(found[0])
+        return page("patient_added.html", site=found[0].site, ref=patient.patient_ref)
+
+    @router.get("/site/entry")
+    async def entry_page(request: Request) -> Response:
+        found = await signed_in(request)
+        if found is None:
+            return to_sign_in()
+        values = {"patient_ref": request.query_params.get("patient", "")[:64]}
+        return entry_form(request, found, values, answers.Problems())
+
+    def entry_form(
+        request: Request,
+        found: tuple[Session, str],
+        values: dict[str, str],
+        problems: answers.Problems,
+        status: int = 200,
+    ) -> HTMLResponse:
+        return page(
+            "entry.html",
+            status,
+            site=found[0].site,
+            values=values,
+            errors=problems.by_field,
+            labels=TIMEPOINT_LABELS,
+            measures=[(m.value, INSTRUMENTS[m].name) for m in INSTRUMENTS],
+            **csrf_fields(request, found[1]),
+        )
+
+    @router.post("/site/entry")
+    async def entry(request: Request) -> Response:
+        found = await signed_in(request)
+        if found is None:
+            return to_sign_in()
+        fields = await form_fields(request)
+        if fields is None or not csrf_valid(request, found[1], fields):
+            return problem_page(*BAD_FORM)
+        result = await parts(request).sites.enter_paper(
+            found[0],
+            fields.get("patient_ref", ""),
+            fields.get("timepoint", ""),
+            fields,
+            fields["nonce"],
+        )
+        if isinstance(result, Refused):
+            if result.status == 422:
+                problems = answers.Problems()
+                problems.add("patient_ref", result.message)
+                return entry_form(request, found, fields, problems, 422)
+            return refused(result)
+        if isinstance(result, answers.Problems):
+            return entry_form(request, found, fields, result, 422)
+        return page(
+            "entry_done.html",
+            site=found[0].site,
+            ref=fields.get("patient_ref", "").strip(),
+            timepoint=TIMEPOINT_LABELS.get(fields.get("timepoint", ""), ""),
+        )
+
+    @router.get("/site/link")
+    async def link_page(request: Request) -> Response:
+        found = await signed_in(request)
+        if found is None:
+            return to_sign_in()
+        values = {"patient_ref": request.query_params.get("patient", "")[:64]}
+        return link_form(request, found, values, answers.Problems())
+
+    def link_form(
+        request: Request,
+        found: tuple[Session, str],
+        values: dict[str, str],
+        problems: answers.Problems,
+        status: int = 200,
+    ) -> HTMLResponse:
+        return page(
+            "link.html",
+            status,
+            site=found[0].site,
+            values=values,
+            errors=problems.by_field,
+            labels=TIMEPOINT_LABELS,
+            measures=[(m.value, INSTRUMENTS[m].name) for m in questionnaire.SELF_COMPLETABLE],
+            **csrf_fields(request, found[1]),
+        )
+
+    @router.post("/site/link")
+    async def create_link(request: Request) -> Response:
+        found = await signed_in(request)
+        if found is None:
+            return to_sign_in()
+        form = (
+            await request.form()
+            if request.headers.get("content-length", "0").isdigit()
+            and int(request.headers.get("content-length", "0")) <= MAX_FORM_BYTES
+            else None
+        )
+        if form is None:
+            return problem_page(*BAD_FORM)
+        fields = {k: v for k, v in form.items() if isinstance(v, str)}
+        if not csrf_valid(request, found[1], fields):
+            return problem_page(*BAD_FORM)
+        measures = [v for v in form.getlist("measures") if isinstance(v, str)]
+        result = await parts(request).sites.create_link(
+            found[0], fields.get("patient_ref", ""), fields.get("timepoint", ""), measures
+        )
+        if isinstance(result, Refused):
+            if result.status == 422:
+                problems = answers.Problems()
+                problems.add("patient_ref", result.message)
+                return link_form(request, found, fields, problems, 422)
+            return refused(result)
+        url = f"{parts(request).settings.base_url.rstrip('/')}/p/{result.token}"
+        return page(
+            "link_made.html",
+            site=found[0].site,
+            url=url,
+            qr=qr_svg(url),
+            link=result.link,
+            timepoint=TIMEPOINT_LABELS[result.link.timepoint],
+            token=result.token,
+            **csrf_fields(request, found[1]),
+        )
+
+    @router.post("/site/letter")
+    async def letter(request: Request) -> Response:
+        found = await signed_in(request)
+        if found is None:
+            return to_sign_in()
+        fields = await form_fields(request)
+        if fields is None or not csrf_valid(request, found[1], fields):
+            return problem_page(*BAD_FORM)
+        visit = await parts(request).patients.open(fields.get("token", ""))
+        if isinstance(visit, Refused):
+            return refused(visit)
+        if visit.link.site != found[0].site:
+            return problem_page(404, "Patient not found", "This link is not your site's.")
+        url = f"{parts(request).settings.base_url.rstrip('/')}/p/{fields['token']}"
+        pdf = await asyncio.to_thread(letter_pdf, url, visit.link.closes)
+        return Response(
+            pdf,
+            media_type="application/pdf",
+            headers={
+                "Content-Disposition": 'attachment; filename="questionnaire-letter.pdf"',
+                "Cache-Control": "no-store",
+            },
+        )
+
+    # --- patients ---------------------------------------------------------------------
+
+    @router.get("/p/{token}")
+    async def patient_start(request: Request, token: str) -> Response:
+        if limited(request, f"link:{token[:64]}"):
+            return problem_page(*TOO_MANY)
+        visit = await parts(request).patients.open(token)
+        if isinstance(visit, Refused):
+            return refused(visit)
+        return page("patient_start.html", token=token, first=visit.steps[0].step_id)
+
+    @router.get("/p/{token}/q/{step_id}")
+    async def patient_question(request: Request, token: str, step_id: str) -> Response:
+        if limited(request, f"link:{token[:64]}"):
+            return problem_page(*TOO_MANY)
+        visit = await parts(request).patients.open(token)
+        if isinstance(visit, Refused):
+            return refused(visit)
+        step = next((s for s in visit.steps if s.step_id == step_id), None)
+        if step is None:
+            return problem_page(404, "Page not found", "This question is not part of your form.")
+        saved = visit.link.draft.get("answers", {}).get(step_id)
+        return question_page(request, token, visit.steps, step, saved, answers.Problems())
+
+    def question_page(
+        request: Request,
+        token: str,
+        steps: list[questionnaire.Step],
+        step: questionnaire.Step,
+        saved: Any,
+        problems: answers.Problems,
+        status: int = 200,
+    ) -> HTMLResponse:
+        index = [s.step_id for s in steps].index(step.step_id)
+        back = f"/p/{token}/q/{steps[index - 1].step_id}" if index else f"/p/{token}"
+        return page(
+            "question.html",
+            status,
+            step=step,
+            saved=saved,
+            number=index + 1,
+            errors=problems.by_field,
+            action=f"/p/{token}/q/{step.step_id}",
+            back=back,
+            **csrf_fields(request, token),
+        )
+
+    @router.post("/p/{token}/q/{step_id}")
+    async def patient_answer(request: Request, token: str, step_id: str) -> Response:
+        if limited(request, f"link:{token[:64]}"):
+            return problem_page(*TOO_MANY)
+        fields = await form_fields(request)
+        if fields is None or not csrf_valid(request, token, fields):
+            return problem_page(*BAD_FORM)
+        result = await parts(request).patients.answer(token, step_id, fields)
+        if isinstance(result, Refused):
+            return refused(result)
+        if isinstance(result, answers.Problems):
+            visit = await parts(request).patients.open(token)
+            if isinstance(visit, Refused):
+                return refused(visit)
+            step = next(s for s in visit.steps if s.step_id == step_id)
+            return question_page(request, token, visit.steps, step, fields, result, 422)
+        answered = result.link.draft.get("answers", {})
+        following = next((s for s in result.steps if s.step_id not in answered), None)
+        target = f"/p/{token}/q/{following.step_id}" if following else f"/p/{token}/check"
+        return RedirectResponse(target, 303, headers={"Cache-Control": "no-store"})
+
+    @router.get("/p/{token}/check")
+    async def patient_check(request: Request, token: str) -> Response:
+        visit = await parts(request).patients.open(token)
+        if isinstance(visit, Refused):
+            return refused(visit)
+        saved = visit.link.draft.get("answers", {})
+        rows = [(s, saved.get(s.step_id), f"/p/{token}/q/{s.step_id}") for s in visit.steps]
+        return page(
+            "check.html",
+            rows=rows,
+            complete=all(s.step_id in saved for s in visit.steps),
+            action=f"/p/{token}/send",
+            **csrf_fields(request, token),
+        )
+
+    @router.post("/p/{token}/send")
+    async def patient_send(request: Request, token: str) -> Response:
+        if limited(request, f"link:{token[:64]}"):
+            return problem_page(*TOO_MANY)
+        fields = await form_fields(request)
+        if fields is None or not csrf_valid(request, token, fields):
+            return problem_page(*BAD_FORM)
+        result = await parts(request).patients.submit(token, fields["nonce"])
+        if isinstance(result, Refused):
+            return refused(result)
+        assert isinstance(result, Recorded)
+        return page("patient_done.html")
+
+    return router
+
+
+def error_pages(app: FastAPI) -> None:
+    """Unknown paths and methods get the plain-English page too, never FastAPI's JSON."""
+
+    async def on_http_error(request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, StarletteHTTPException) else 500
+        if status == 404:
+            return problem_page(404, "Page not found", "If you typed the web address, check it.")
+        if status == 405:
+            return problem_page(405, "Page not found", "Go back and try again.")
+        return problem_page(
+            status, "Sorry, there is a problem with the service", "Try again later."
+        )
+
+    app.add_exception_handler(StarletteHTTPException, on_http_error)

@@ -1,0 +1,1 @@
+"""Pure rules of the forms service (shared/ and the standard library only)."""
