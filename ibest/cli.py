@@ -33,6 +33,7 @@ PLUGINS = (
     "services.notifications.cli",
     "services.reporting.cli",
     "services.gateway.cli",
+    "services.gateway.courses.cli",
     "ibest.simulate.cli",
     "ibest.purge",
 )

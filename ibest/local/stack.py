@@ -121,6 +121,12 @@ def start_servers(data_dir: Path) -> tuple[Settings, list[Managed]]:
             f"  service tokens (local only; set IBEST_SERVICE_TOKENS to change): "
             f"{LOCAL_SERVICE_TOKENS}"
         )
+    if "IBEST_CLINICIAN_KEY_FILE" not in os.environ:
+        # Local development only: a programme key made once under the data directory.
+        from services.gateway.courses.settings import local_clinician_key
+
+        env_updates["IBEST_CLINICIAN_KEY_FILE"] = str(local_clinician_key(data_dir / "secrets"))
+        _say(f"  programme key (local only): {env_updates['IBEST_CLINICIAN_KEY_FILE']}")
     os.environ.update(env_updates)
     return Settings(), procs
 

@@ -38,8 +38,8 @@ from services.gateway.domain.results import (
     EventResult,
     Status,
     rejected,
+    sender_errors,
     summary_status,
-    trust_errors,
 )
 from services.gateway.ports import (
     DeadLetterSource,
@@ -89,6 +89,8 @@ class Gateway:
         self.max_events = max_events
         self.key_cache_seconds = key_cache_seconds
         self._known: dict[str, tuple[ApiKey, float]] = {}
+        self.courses: Any = None
+        """The course-platform part's xAPI use case (services/gateway/courses), for its routes."""
 
     async def authenticate(self, authorization: str | None) -> ApiKey | Reply:
         token = bearer_token(authorization)
@@ -157,7 +159,7 @@ class Gateway:
         )
         if isinstance(decoded, Refusal):
             return refusal_reply(decoded), []
-        forbidden = [trust_errors(e.raw, trust) for e in decoded]
+        forbidden = [sender_errors(e.raw, trust) for e in decoded]
         if any(forbidden):
             refused = [
                 rejected(e.event_id, errs or [NOT_STORED_FORBIDDEN])
@@ -282,7 +284,8 @@ class KeyAdmin:
         self.keys, self.clock = keys, clock
 
     async def create(self, trust: str) -> tuple[ApiKey, str]:
-        """A new key for `trust` and the token to show once; KeyRuleError if not allowed."""
+        """A new key for `trust` (or a course platform's holder, `course-platform:<name>`) and
+        the token to show once; KeyRuleError if not allowed."""
         check_trust(trust)
         check_room_for_another(trust, await self.keys.active_count(trust))
         key, token = mint_key(trust, self.clock())

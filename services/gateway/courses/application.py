@@ -1,0 +1,599 @@
+"""The course-platform use cases: import a run's exports (`CourseImport`), accept xAPI
+statements (`XapiStatements`), and show the latest import reports as metrics. They depend
+only on `ports.py`, the gateway's ports and the backbone's `Publisher`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ibest.backbone.publisher import Publisher, Publishing
+from services.gateway.courses.domain.exports import (
+    ENROLMENTS,
+    LEARNER_ROLE,
+    MAPPING,
+    QUESTION_RESPONSE,
+    STEP_ACTIVITY,
+    ExportError,
+    ExportKind,
+    RefusedRow,
+    header_problem,
+    time_cell,
+)
+from services.gateway.courses.domain.learners import Answers, Clinician, clinician_of, learner_key
+from services.gateway.courses.domain.progress import (
+    ENROLLED,
+    SOURCE,
+    Fact,
+    LearnerProgress,
+    StepMap,
+    fact_event,
+    fact_event_id,
+)
+from services.gateway.courses.domain.report import ImportReport, Unmapped
+from services.gateway.courses.domain.runs import CourseRun
+from services.gateway.courses.domain.xapi import (
+    VERSION,
+    Mapped,
+    Statement,
+    StatementError,
+    map_statement,
+    read_statement,
+    statement_event_id,
+)
+from services.gateway.courses.ports import (
+    CourseMetrics,
+    ExportSource,
+    ImportLedger,
+    LearnerStore,
+    LedgerEntry,
+    StatementLedger,
+    StoredStatement,
+)
+from services.gateway.domain.keys import ApiKey
+from services.gateway.domain.rejections import GATEWAY, Reason, Rejection
+from services.gateway.ports import RejectionStore
+from shared.catalogue import Catalogue
+from shared.envelope import AnyEvent, ContractError
+
+Clock = Callable[[], datetime]
+CHUNK = 2000
+"""Facts looked up in the ledger, published and recorded together."""
+
+
+@dataclass
+class _Learner:
+    enrolled_at: datetime
+    line: int
+    progress: LearnerProgress = field(default_factory=LearnerProgress)
+
+
+class CourseImport:
+    """`ibest import futurelearn DIR [--dry-run]`: a run's cumulative exports in, only what
+    is new out, as many times as the technologist downloads them."""
+
+    def __init__(
+        self,
+        learners: LearnerStore,
+        ledger: ImportLedger,
+        stream: Publisher,
+        key: bytes,
+        clock: Clock,
+        chunk: int = CHUNK,
+    ) -> None:
+        self.learners, self.ledger, self.stream = learners, ledger, stream
+        self.key, self.clock, self.chunk = key, clock, chunk
+
+    async def run(self, source: ExportSource, dry_run: bool = False) -> ImportReport:
+        """Import (or, dry, count) the exports; ExportError, before anything is published,
+        when the configuration or a file's header cannot be used."""
+        run = source.run()
+        files = self._check_headers(source, run)
+        report = ImportReport(run.course_run, run.course_version, self.clock(), dry_run)
+        answers = self._answers(source, run, files, report)
+        enrolled = self._enrolments(source, files, report)
+        self._activity(source, run, files, enrolled, report)
+        mapped = self._mapped(run, enrolled, answers, report)
+        await self._publish(run, files[ENROLMENTS.name], mapped, report)
+        report.finished_at = self.clock()
+        if not dry_run:
+            await self.ledger.save_report(report.stored())
+        return report
+
+    def _check_headers(self, source: ExportSource, run: CourseRun) -> dict[str, str]:
+        """Every file the run needs is there with the columns the import reads; else one
+        ExportError naming each file and missing column."""
+        needed: list[tuple[ExportKind, str | None]] = [(ENROLMENTS, None), (STEP_ACTIVITY, None)]
+        if run.questions:
+            needed.append((QUESTION_RESPONSE, None))
+        if run.mapping_file:
+            needed.append((MAPPING, run.mapping_file))
+        problems, files = [], {}
+        for kind, name in needed:
+            found = source.header(kind, name)
+            if found is None:
+                problems.append(f"no {name or '*' + kind.suffix} file in the directory")
+                continue
+            problem = header_problem(found[0], found[1], kind)
+            if problem:
+                problems.append(problem)
+            files[kind.name] = found[0]
+        if problems:
+            raise ExportError("; ".join(problems))
+        return files
+
+    def _answers(
+        self, source: ExportSource, run: CourseRun, files: dict[str, str], report: ImportReport
+    ) -> dict[str, Answers]:
+        """Each learner's registration answers (the latest submission of each question),
+        then the mapping file's rows over them."""
+        found: dict[str, dict[str, tuple[datetime, str]]] = {}
+        questions = run.questions
+        if questions:
+            file = files[QUESTION_RESPONSE.name]
+            for line, row in source.rows(QUESTION_RESPONSE):
+                report.rows_read[QUESTION_RESPONSE.name] += 1
+                asked = questions.get(
+                    f"{row['week_number'].strip()}.{row['step_number'].strip()}."
+                    f"{row['question_number'].strip()}"
+                )
+                if asked is None:
+                    continue
+                try:
+                    at = time_cell(row, "submitted_at")
+                except ValueError as exc:
+                    report.refused.append(RefusedRow(file, line, str(exc)))
+                    continue
+                if at is None:
+                    continue
+                mine = found.setdefault(row["learner_id"].strip(), {})
+                if asked not in mine or mine[asked][0] <= at:
+                    mine[asked] = (at, row["response"])
+        answers = {
+            learner: Answers(**{what: value for what, (_, value) in given.items()})
+            for learner, given in found.items()
+        }
+        if run.mapping_file:
+            for _, row in source.rows(MAPPING, run.mapping_file):
+                report.rows_read[MAPPING.name] += 1
+                answers[row["learner_id"].strip()] = Answers(
+                    row.get("sitecode"),
+                    row.get("profession"),
+                    row.get("registration_number"),
+                    row.get("contact_email"),
+                )
+        return answers
+
+    def _enrolments(
+        self, source: ExportSource, files: dict[str, str], report: ImportReport
+    ) -> dict[str, _Learner]:
+        file = files[ENROLMENTS.name]
+        enrolled: dict[str, _Learner] = {}
+        for line, row in source.rows(ENROLMENTS):
+            report.rows_read[ENROLMENTS.name] += 1
+            if (row.get("role") or "").strip().lower() != LEARNER_ROLE:
+                report.not_learners += 1
+                continue
+            learner = (row.get("learner_id") or "").strip()
+            try:
+                at = time_cell(row, "enrolled_at")
+            except ValueError as exc:
+                report.refused.append(RefusedRow(file, line, str(exc)))
+                continue
+            if not learner or at is None:
+                report.refused.append(RefusedRow(file, line, "learner_id and enrolled_at needed"))
+                continue
+            known = enrolled.get(learner)
+            if known is None or at < known.enrolled_at:  # the first enrolment is the fact
+                enrolled[learner] = _Learner(at, line)
+        return enrolled
+
+    def _activity(
+        self,
+        source: ExportSource,
+        run: CourseRun,
+        files: dict[str, str],
+        enrolled: dict[str, _Learner],
+        report: ImportReport,
+    ) -> None:
+        file = files[STEP_ACTIVITY.name]
+        steps = StepMap(run.course)
+        strangers: set[str] = set()
+        for line, row in source.rows(STEP_ACTIVITY):
+            report.rows_read[STEP_ACTIVITY.name] += 1
+            step = row["step"]
+            if steps.module_bit(step) is None:
+                report.refused.append(
+                    RefusedRow(
+                        file,
+                        line,
+                        f"step {step!r} is in no module of course version {run.course_version} "
+                        "(the catalogue's step map)",
+                    )
+                )
+                continue
+            try:
+                visited = time_cell(row, "first_visited_at")
+                completed = time_cell(row, "last_completed_at")
+            except ValueError as exc:
+                report.refused.append(RefusedRow(file, line, str(exc)))
+                continue
+            learner = enrolled.get(row["learner_id"].strip())
+            if learner is None:
+                strangers.add(row["learner_id"].strip())
+                continue
+            steps.add(learner.progress, step, visited, completed)
+        report.without_enrolment = len(strangers)
+
+    def _mapped(
+        self,
+        run: CourseRun,
+        enrolled: dict[str, _Learner],
+        answers: dict[str, Answers],
+        report: ImportReport,
+    ) -> list[tuple[str, _Learner, Clinician]]:
+        mapped = []
+        home = run.account_home_page.rstrip("/")
+        for learner_id, learner in enrolled.items():
+            clinician = clinician_of(self.key, home, learner_id, answers.get(learner_id, Answers()))
+            if isinstance(clinician, str):
+                given = learner_id in answers
+                reason = clinician if given else "no registration answers and not in the mapping"
+                report.unmapped.append(Unmapped(learner_id, reason))
+            else:
+                mapped.append((learner_key(self.key, home, learner_id), learner, clinician))
+        return mapped
+
+    def _facts(
+        self, run: CourseRun, mapped: list[tuple[str, _Learner, Clinician]]
+    ) -> Iterator[tuple[str, _Learner, Clinician, Fact]]:
+        steps = StepMap(run.course)
+        for key, learner, clinician in mapped:
+            yield key, learner, clinician, Fact(ENROLLED, learner.enrolled_at)
+            for fact in steps.facts(learner.progress):
+                yield key, learner, clinician, fact
+
+    async def _publish(
+        self,
+        run: CourseRun,
+        enrolments_file: str,
+        mapped: list[tuple[str, _Learner, Clinician]],
+        report: ImportReport,
+    ) -> None:
+        if not report.dry_run:
+            for start in range(0, len(mapped), self.chunk):
+                part = mapped[start : start + self.chunk]
+                await self.learners.save([(key, clinician) for key, _, clinician in part])
+        batch: list[tuple[str, _Learner, Clinician, Fact]] = []
+        for item in self._facts(run, mapped):
+            batch.append(item)
+            if len(batch) >= self.chunk:
+                await self._publish_chunk(run, enrolments_file, batch, report)
+                batch = []
+        if batch:
+            await self._publish_chunk(run, enrolments_file, batch, report)
+
+    async def _publish_chunk(
+        self,
+        run: CourseRun,
+        enrolments_file: str,
+        batch: list[tuple[str, _Learner, Clinician, Fact]],
+        report: ImportReport,
+    ) -> None:
+        version = run.course_version
+        made = [fact_event_id(self.key, key, version, fact) for key, _, _, fact in batch]
+        ids = [str(u) for u in made]
+        known = await self.ledger.known(ids)
+        report.duplicates_skipped += len(known)
+        source = f"{SOURCE}{run.course_run}"
+        fresh: list[tuple[AnyEvent, LedgerEntry]] = []
+        for made_id, event_id, (key, learner, clinician, fact) in zip(
+            made, ids, batch, strict=True
+        ):
+            if event_id in known:
+                continue
+            try:
+                event = fact_event(fact, clinician, version, made_id, source)
+            except ContractError as exc:
+                what = f"{fact.kind} {fact.module_id or ''}".strip()
+                report.refused.append(RefusedRow(enrolments_file, learner.line, f"{what}: {exc}"))
+                continue
+            entry = LedgerEntry(
+                event_id,
+                run.course_run,
+                key,
+                fact.kind,
+                fact.module_id,
+                fact.time,
+                clinician.trustcode,
+            )
+            fresh.append((event, entry))
+        if report.dry_run:
+            for _, entry in fresh:
+                report.published[(entry.trustcode, entry.kind)] += 1
+            return
+        events: list[Publishing] = [(event, None) for event, _ in fresh]
+        outcomes = await self.stream.publish_many(events)
+        stored = []
+        for (_, entry), outcome in zip(fresh, outcomes, strict=True):
+            if outcome is None:
+                report.not_stored += 1
+                continue
+            stored.append(entry)
+            if outcome:
+                report.published[(entry.trustcode, entry.kind)] += 1
+            else:  # the stream had it (a run stopped between publishing and recording)
+                report.duplicates_skipped += 1
+        if stored:
+            await self.ledger.record(stored, self.clock())
+
+
+@dataclass
+class XapiReply:
+    """What the xAPI route answers: status, JSON body (a list of ids, or problem details)."""
+
+    status: int
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+    problem: bool = False
+
+
+def problem(
+    status: int, title: str, detail: str, errors: Sequence[dict[str, str]] = ()
+) -> XapiReply:
+    """RFC 9457 problem details, with `errors[]` of field, code and message."""
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if errors:
+        body["errors"] = list(errors)
+    return XapiReply(status, body, problem=True)
+
+
+MAX_STATEMENTS = 500
+Authenticate = Callable[[str | None], Awaitable[ApiKey | Any]]
+
+
+class XapiStatements:
+    """`POST /xapi/statements` and `GET /xapi/about` for course-platform keys: all or nothing,
+    as an LRS; ignored statements acknowledged, counted and listed."""
+
+    def __init__(
+        self,
+        authenticate: Authenticate,
+        learners: LearnerStore,
+        statements: StatementLedger,
+        rejections: RejectionStore,
+        stream: Publisher,
+        metrics: CourseMetrics,
+        catalogue: Catalogue,
+        key: bytes,
+        clock: Clock,
+    ) -> None:
+        self.authenticate, self.learners, self.statements = authenticate, learners, statements
+        self.rejections, self.stream, self.metrics = rejections, stream, metrics
+        self.catalogue, self.key, self.clock = catalogue, key, clock
+
+    @staticmethod
+    def about() -> dict[str, Any]:
+        return {"version": [VERSION]}
+
+    async def post(
+        self, authorization: str | None, version: str | None, body: bytes
+    ) -> tuple[XapiReply, Any]:
+        """The reply, and the answer of authentication (an ApiKey or the gateway's reply)."""
+        key = await self.authenticate(authorization)
+        if not isinstance(key, ApiKey):
+            return XapiReply(key.status, key.body, key.headers), key
+        if key.course_platform is None:
+            return problem(
+                403,
+                "Forbidden",
+                "xAPI statements are accepted only with a course-platform key (`ibest gateway "
+                "keys create --course-platform NAME`); a trust key sends CloudEvents to /v1/events",
+                [
+                    {
+                        "field": "Authorization",
+                        "code": "not-a-course-platform-key",
+                        "message": "this key belongs to a trust",
+                    }
+                ],
+            ), key
+        if not (version or "").strip().startswith("1.0"):
+            return problem(
+                400,
+                "Bad Request",
+                "the X-Experience-API-Version header is required (1.0.x, e.g. 1.0.3)",
+                [
+                    {
+                        "field": "X-Experience-API-Version",
+                        "code": "version-required",
+                        "message": f"is {version!r}; send 1.0.3",
+                    }
+                ],
+            ), key
+        return await self._statements(key.course_platform, body), key
+
+    async def _statements(self, platform: str, body: bytes) -> XapiReply:
+        try:
+            parsed = json.loads(body)
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            return problem(
+                400,
+                "Bad Request",
+                f"the body is not JSON: {exc}",
+                [{"field": "body", "code": "not-json", "message": str(exc)}],
+            )
+        raw = parsed if isinstance(parsed, list) else [parsed]
+        if not raw or len(raw) > MAX_STATEMENTS:
+            return problem(
+                400,
+                "Bad Request",
+                f"send 1 to {MAX_STATEMENTS} statements",
+                [{"field": "body", "code": "batch-size", "message": f"{len(raw)} statements"}],
+            )
+        read: list[Statement] = []
+        errors = []
+        for i, item in enumerate(raw):
+            try:
+                read.append(read_statement(item))
+            except StatementError as exc:
+                errors.append(
+                    {
+                        "field": f"statements[{i}].{exc.field}",
+                        "code": exc.code,
+                        "message": exc.message,
+                    }
+                )
+            except RecursionError:
+                errors.append(
+                    {
+                        "field": f"statements[{i}]",
+                        "code": "too-deep",
+                        "message": "nested too deeply to read",
+                    }
+                )
+        if errors:
+            self.metrics.statements(platform, "refused", len(raw))
+            return problem(
+                400,
+                "Bad Request",
+                f"{len(errors)} of {len(raw)} statements are invalid; none stored",
+                errors,
+            )
+        return await self._store(platform, read)
+
+    async def _store(self, platform: str, read: list[Statement]) -> XapiReply:
+        ids = [s.id for s in read]
+        first: dict[str, Statement] = {}
+        for i, s in enumerate(read):
+            if first.setdefault(s.id, s).digest != s.digest:
+                return problem(
+                    400,
+                    "Bad Request",
+                    "one id, two statements in this request",
+                    [
+                        {
+                            "field": f"statements[{i}].id",
+                            "code": "id-repeated",
+                            "message": f"{s.id} appears earlier with other content",
+                        }
+                    ],
+                )
+        stored = await self.statements.get_many(list(first))
+        conflicts = [s for s in first.values() if s.id in stored and stored[s.id] != s.digest]
+        if conflicts:
+            return problem(
+                409,
+                "Conflict",
+                "a statement with this id is stored with other content; nothing stored",
+                [
+                    {
+                        "field": f"statements[{ids.index(s.id)}].id",
+                        "code": "id-conflict",
+                        "message": f"{s.id} is stored with other content",
+                    }
+                    for s in conflicts
+                ],
+            )
+        new = [s for s in first.values() if s.id not in stored]
+        accounts = {
+            s.id: learner_key(self.key, s.account[0], s.account[1]) for s in new if s.account
+        }
+        learners = await self.learners.get_many(sorted(set(accounts.values())))
+        events: list[Publishing] = []
+        records: list[StoredStatement] = []
+        ignored: list[tuple[Statement, str]] = []
+        errors = []
+        for s in new:
+            mapped = map_statement(s, self.catalogue)
+            clinician = learners.get(accounts.get(s.id, ""))
+            if isinstance(mapped, Mapped) and clinician is None:
+                mapped = (
+                    "the actor is not a mapped learner (actor.account of a learner the "
+                    "import or mapping file knows)"
+                )
+            if isinstance(mapped, str):
+                ignored.append((s, mapped))
+                records.append(StoredStatement(s.id, s.digest, platform, None, mapped))
+                continue
+            assert clinician is not None
+            event_id = statement_event_id(self.key, s.id)
+            try:
+                event = fact_event(
+                    mapped.fact,
+                    clinician,
+                    mapped.course_version,
+                    event_id,
+                    f"/course-platform/xapi/{platform}",
+                )
+            except ContractError as exc:
+                errors.append(
+                    {
+                        "field": f"statements[{ids.index(s.id)}]",
+                        "code": "refused-event",
+                        "message": str(exc),
+                    }
+                )
+                continue
+            events.append((event, None))
+            records.append(StoredStatement(s.id, s.digest, platform, str(event_id), None))
+        if errors:
+            self.metrics.statements(platform, "refused", len(read))
+            return problem(
+                400,
+                "Bad Request",
+                "the events these statements make are refused; none stored",
+                errors,
+            )
+        outcomes = await self.stream.publish_many(events) if events else []
+        if any(o is None for o in outcomes):
+            return problem(
+                503,
+                "Service Unavailable",
+                "the event stream did not acknowledge "
+                "every statement; send the request again (safe)",
+            )
+        now = self.clock()
+        await self.statements.record(records, now)
+        if ignored:
+            await self.rejections.record(
+                [
+                    Rejection(
+                        f"course-platform:{platform}",
+                        s.id,
+                        "xapi.statement",
+                        now,
+                        (Reason(by=GATEWAY, field="statement", message=f"ignored: {why}"),),
+                    )
+                    for s, why in ignored
+                ]
+            )
+        self.metrics.statements(platform, "accepted", sum(1 for o in outcomes if o))
+        self.metrics.statements(
+            platform, "duplicate", len(read) - len(new) + sum(1 for o in outcomes if o is False)
+        )
+        self.metrics.statements(platform, "ignored", len(ignored))
+        return XapiReply(200, ids)
+
+
+class ImportMetrics:
+    """Keeps the gateway's import metrics showing each run's latest report."""
+
+    def __init__(self, ledger: ImportLedger, metrics: CourseMetrics, interval: float) -> None:
+        self.ledger, self.metrics, self.interval = ledger, metrics, interval
+
+    async def refresh(self) -> None:
+        self.metrics.show_reports(await self.ledger.latest_reports())
+
+    async def run(self) -> None:
+        while True:
+            await self.refresh()
+            await asyncio.sleep(self.interval)
