@@ -104,10 +104,35 @@ class CourseImport:
             await self.ledger.save_report(report.stored())
         return report
 
-    def _check_headers(self, source: ExportSource, run: CourseRun) -> dict[str, str]:
+    async def map_learners(self, source: ExportSource) -> ImportReport:
+        """`--learners-only`: store who each learner is (registration answers or the mapping
+        file) for the xAPI route, and publish nothing: for a platform whose progress arrives
+        as xAPI statements. Every learner the answers or the file name is mapped."""
+        run = source.run()
+        files = self._check_headers(source, run, progress=False)
+        report = ImportReport(run.course_run, run.course_version, self.clock())
+        answers = self._answers(source, run, files, report)
+        home = run.account_home_page.rstrip("/")
+        mapped = []
+        for learner_id, given in answers.items():
+            clinician = clinician_of(self.key, home, learner_id, given)
+            if isinstance(clinician, str):
+                report.unmapped.append(Unmapped(learner_id, clinician))
+            else:
+                mapped.append((learner_key(self.key, home, learner_id), clinician))
+        for start in range(0, len(mapped), self.chunk):
+            await self.learners.save(mapped[start : start + self.chunk])
+        report.finished_at = self.clock()
+        return report
+
+    def _check_headers(
+        self, source: ExportSource, run: CourseRun, progress: bool = True
+    ) -> dict[str, str]:
         """Every file the run needs is there with the columns the import reads; else one
         ExportError naming each file and missing column."""
-        needed: list[tuple[ExportKind, str | None]] = [(ENROLMENTS, None), (STEP_ACTIVITY, None)]
+        needed: list[tuple[ExportKind, str | None]] = (
+            [(ENROLMENTS, None), (STEP_ACTIVITY, None)] if progress else []
+        )
         if run.questions:
             needed.append((QUESTION_RESPONSE, None))
         if run.mapping_file:

@@ -37,6 +37,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="print per trust what would be published, the unmapped learners and the "
         "refused rows; publish nothing",
     )
+    fl.add_argument(
+        "--learners-only",
+        action="store_true",
+        help="store only who each learner is (registration answers or the mapping file), "
+        "for a platform that sends progress as xAPI statements; publish nothing",
+    )
     fl.set_defaults(func=futurelearn_command)
 
 
@@ -61,7 +67,13 @@ async def futurelearn_command(args: argparse.Namespace, settings: Settings) -> i
             lambda: datetime.now(UTC),
         )
         try:
-            report = await importer.run(ExportDirectory(args.directory), args.dry_run)
+            exports = ExportDirectory(args.directory)
+            if args.learners_only:
+                report = await importer.map_learners(exports)
+                print(f"learners mapped for xAPI; unmapped: {len(report.unmapped)}")
+                print("\n".join(f"  {u.learner_id}: {u.reason}" for u in report.unmapped))
+                return 0
+            report = await importer.run(exports, args.dry_run)
         except ExportError as exc:
             print(f"ibest import: refused, nothing published: {exc}")
             return EXIT_REFUSED
