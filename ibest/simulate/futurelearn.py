@@ -141,8 +141,12 @@ class CourseRunModel:
         unmapped_share: float = 0.04,
         trusts: int = 14,
         staff: int = 6,
+        every_step: bool = False,
     ) -> None:
+        """`every_step`: every learner visits every step (the bench's 40 rows per learner);
+        completion stays partial."""
         rng = random.Random(seed)
+        self.every_step = every_step
         course = catalogue().course("1")
         assert course is not None
         self.modules = [(m.module_id, list(m.steps)) for m in course.modules]
@@ -176,11 +180,12 @@ class CourseRunModel:
     def _progress(self, rng: random.Random, learner: Learner) -> None:
         """How far the learner gets: some never start, some stop part-way, many finish;
         steps visited in course order with detours, some re-done later."""
-        if rng.random() < 0.3:
+        if rng.random() < 0.3 and not self.every_step:
             return
         t = learner.enrolled_at + timedelta(hours=rng.randrange(1, 24 * 20))
         last_module = rng.randrange(len(self.modules)) if rng.random() < 0.45 else len(self.modules)
-        for index, (_, steps) in enumerate(self.modules[: last_module + 1]):
+        visited = self.modules if self.every_step else self.modules[: last_module + 1]
+        for index, (_, steps) in enumerate(visited):
             order = list(steps)
             if rng.random() < 0.2:
                 rng.shuffle(order)  # out of order within a module
@@ -190,7 +195,10 @@ class CourseRunModel:
             for position, name in enumerate(order):
                 t += timedelta(minutes=rng.randrange(3, 90))
                 step = Step(name, t)
-                if not (stop_inside and position >= len(order) - rng.randrange(1, 3)):
+                stopped = index > last_module or (
+                    stop_inside and position >= len(order) - rng.randrange(1, 3)
+                )
+                if not stopped:
                     step.completions.append(t + timedelta(minutes=rng.randrange(1, 30)))
                     if rng.random() < 0.02:  # re-done weeks later
                         step.completions.append(t + timedelta(days=rng.randrange(20, 90)))

@@ -40,6 +40,7 @@ class LedgerEntry:
 
     event_id: str
     course_run: str
+    course_version: str
     learner: str
     kind: str
     module_id: str | None
@@ -56,8 +57,8 @@ class LearnerStore(Protocol):
 
 
 class ImportLedger(Protocol):
-    async def known(self, event_ids: Sequence[str]) -> set[str]:
-        """Which of `event_ids` were imported before."""
+    async def imported(self, course_version: str) -> set[str]:
+        """The event ids of every fact imported for `course_version` (by any run)."""
         ...
 
     async def record(self, entries: Sequence[LedgerEntry], at: datetime) -> None: ...

@@ -69,8 +69,8 @@ class ExportDirectory:
             header = [h.strip() for h in next(reader, [])]
             width = len(header)
             for row in reader:
-                if not row:
-                    continue
                 if len(row) < width:
-                    row = row + [""] * (width - len(row))
+                    if not row:
+                        continue
+                    row += [""] * (width - len(row))
                 yield reader.line_num, dict(zip(header, row, strict=False))

@@ -19,7 +19,6 @@ from shared.events import Profession
 
 Document = dict[str, Any]
 _DUPLICATE_KEY = 11000
-_LOOKUP = 5000
 
 
 async def _insert_new(collection: Any, docs: list[Document]) -> None:
@@ -81,16 +80,12 @@ class MongoImportLedger:
         self._reports = db["course_imports"]
 
     async def create_indexes(self) -> None:
+        await self._ledger.create_index("course_version")
         await self._reports.create_index([("course_run", 1), ("finished_at", DESCENDING)])
 
-    async def known(self, event_ids: Sequence[str]) -> set[str]:
-        found: set[str] = set()
-        for start in range(0, len(event_ids), _LOOKUP):
-            part = list(event_ids[start : start + _LOOKUP])
-            found.update(
-                [d["_id"] async for d in self._ledger.find({"_id": {"$in": part}}, {"_id": 1})]
-            )
-        return found
+    async def imported(self, course_version: str) -> set[str]:
+        cursor = self._ledger.find({"course_version": course_version}, {"_id": 1})
+        return {d["_id"] async for d in cursor.batch_size(10_000)}
 
     async def record(self, entries: Sequence[LedgerEntry], at: datetime) -> None:
         await _insert_new(
@@ -99,6 +94,7 @@ class MongoImportLedger:
                 {
                     "_id": e.event_id,
                     "course_run": e.course_run,
+                    "course_version": e.course_version,
                     "learner": e.learner,
                     "kind": e.kind,
                     "module_id": e.module_id,

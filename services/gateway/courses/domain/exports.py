@@ -87,11 +87,8 @@ def platform_time(text: str) -> datetime | None:
     value = text.strip()
     if not value:
         return None
-    if value.endswith(_PLATFORM_SUFFIX):
-        parsed = datetime.fromisoformat(value[: -len(_PLATFORM_SUFFIX)])
-        if parsed.tzinfo is None:
-            return parsed.replace(tzinfo=UTC)
-        raise ValueError(f"{text!r} has two time zones")
+    if value.endswith(_PLATFORM_SUFFIX):  # read as UTC in one call: 480,000 rows ask
+        return datetime.fromisoformat(value[: -len(_PLATFORM_SUFFIX)] + "+00:00")
     parsed = datetime.fromisoformat(value)
     if parsed.tzinfo is None:
         raise ValueError(f"{text!r} has no time zone")
