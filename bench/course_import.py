@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -23,12 +24,12 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.common import fresh_streams, load, machine, servers
+from bench.common import cpu_now, cpu_since, fresh_streams, load, machine, servers
 from bench.rebuild import run_watching_memory
 from ibest.simulate.futurelearn import CourseRunModel
 from services.gateway.courses.settings import local_clinician_key
 
-AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
+AS_OF = datetime(2026, 12, 1, tzinfo=UTC)
 
 
 def main() -> None:
@@ -38,7 +39,7 @@ def main() -> None:
     print(f"machine: {machine()}; {load()} at start")
     home = Path(tempfile.mkdtemp(prefix="ibest-course-bench-"))
     started = time.perf_counter()
-    model = CourseRunModel(args.learners, every_step=True, days=280)
+    model = CourseRunModel(args.learners, every_step=True, days=200)
     model.write(home / "export", AS_OF)
     expected = model.expected(AS_OF)
     del model
@@ -58,9 +59,13 @@ def main() -> None:
         }
         argv = [sys.executable, "-m", "ibest.cli", "import", "futurelearn", str(home / "export")]
         for label in ("import", "re-import"):
-            began = time.perf_counter()
+            began, servers_cpu = time.perf_counter(), cpu_now()
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             done, peak_kib = run_watching_memory(argv, env)
             seconds = time.perf_counter() - began
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+            used = ", ".join(f"{name} {s:.1f}s" for name, s in cpu_since(servers_cpu).items())
             summary = [
                 line for line in done.stdout.splitlines() if line.startswith(("rows", "events"))
             ]
@@ -68,8 +73,9 @@ def main() -> None:
             if done.returncode != 0:
                 sys.exit(f"{label} FAILED (exit code {done.returncode})")
             print(
-                f"{label}: {seconds:.1f}s, peak memory (VmHWM of the import process) "
-                f"{peak_kib / 1024:.0f} MiB; {load()}"
+                f"{label}: {seconds:.1f}s wall, {cpu:.1f}s CPU of the import process (servers: "
+                f"{used}), peak memory (VmHWM of the import process) {peak_kib / 1024:.0f} MiB; "
+                f"{load()}"
             )
     print(f"machine: {machine()}; {load()} at end")
 

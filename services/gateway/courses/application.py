@@ -289,13 +289,24 @@ class CourseImport:
         mapped: list[tuple[str, _Learner, Clinician]],
         report: ImportReport,
     ) -> None:
-        if not report.dry_run:
-            for start in range(0, len(mapped), self.chunk):
-                part = mapped[start : start + self.chunk]
-                await self.learners.save([(key, clinician) for key, _, clinician in part])
         # Every fact already imported for the version, read once (one pass over the ledger,
         # not a lookup per fact: a weekly re-import of 200,000 facts stays a few seconds).
         imported = await self.ledger.imported(run.course_version)
+        if not report.dry_run:
+            # The mapping of each learner whose enrolment is new, for the xAPI route (a
+            # learner's place is the one their enrolment was published with).
+            new = [
+                (key, clinician)
+                for key, learner, clinician in mapped
+                if str(
+                    fact_event_id(
+                        self.key, key, run.course_version, Fact(ENROLLED, learner.enrolled_at)
+                    )
+                )
+                not in imported
+            ]
+            for start in range(0, len(new), self.chunk):
+                await self.learners.save(new[start : start + self.chunk])
         batch: list[tuple[str, _Learner, Clinician, Fact]] = []
         for item in self._facts(run, mapped):
             batch.append(item)
