@@ -16,6 +16,7 @@ from services.gateway.courses.domain.exports import (
     ENROLMENTS,
     LEARNER_ROLE,
     MAPPING,
+    OVERFLOW,
     QUESTION_RESPONSE,
     STEP_ACTIVITY,
     ExportError,
@@ -119,7 +120,7 @@ class CourseImport:
             if isinstance(clinician, str):
                 report.unmapped.append(Unmapped(learner_id, clinician))
             else:
-                mapped.append((learner_key(self.key, home, learner_id), clinician))
+                mapped.append((learner_key(self.key, home, learner_id), clinician.without_email()))
         for start in range(0, len(mapped), self.chunk):
             await self.learners.save(mapped[start : start + self.chunk])
         report.finished_at = self.clock()
@@ -151,6 +152,25 @@ class CourseImport:
             raise ExportError("; ".join(problems))
         return files
 
+    @staticmethod
+    def _rows(
+        source: ExportSource,
+        kind: ExportKind,
+        file: str,
+        report: ImportReport,
+        name: str | None = None,
+    ) -> Iterator[tuple[int, dict[str, str]]]:
+        """The file's rows, counted; a row with more cells than the header has columns is
+        refused (its cells cannot be told apart: an unquoted comma, say)."""
+        for line, row in source.rows(kind, name):
+            report.rows_read[kind.name] += 1
+            if OVERFLOW in row:
+                report.refused.append(
+                    RefusedRow(file, line, f"{row[OVERFLOW]} cells, more than the header's columns")
+                )
+                continue
+            yield line, row
+
     def _answers(
         self, source: ExportSource, run: CourseRun, files: dict[str, str], report: ImportReport
     ) -> dict[str, Answers]:
@@ -160,8 +180,7 @@ class CourseImport:
         questions = run.questions
         if questions:
             file = files[QUESTION_RESPONSE.name]
-            for line, row in source.rows(QUESTION_RESPONSE):
-                report.rows_read[QUESTION_RESPONSE.name] += 1
+            for line, row in self._rows(source, QUESTION_RESPONSE, file, report):
                 asked = questions.get(
                     f"{row['week_number'].strip()}.{row['step_number'].strip()}."
                     f"{row['question_number'].strip()}"
@@ -183,8 +202,8 @@ class CourseImport:
             for learner, given in found.items()
         }
         if run.mapping_file:
-            for _, row in source.rows(MAPPING, run.mapping_file):
-                report.rows_read[MAPPING.name] += 1
+            mapping = files[MAPPING.name]
+            for _, row in self._rows(source, MAPPING, mapping, report, run.mapping_file):
                 answers[row["learner_id"].strip()] = Answers(
                     row.get("sitecode"),
                     row.get("profession"),
@@ -198,8 +217,7 @@ class CourseImport:
     ) -> dict[str, _Learner]:
         file = files[ENROLMENTS.name]
         enrolled: dict[str, _Learner] = {}
-        for line, row in source.rows(ENROLMENTS):
-            report.rows_read[ENROLMENTS.name] += 1
+        for line, row in self._rows(source, ENROLMENTS, file, report):
             if (row.get("role") or "").strip().lower() != LEARNER_ROLE:
                 report.not_learners += 1
                 continue
@@ -228,8 +246,7 @@ class CourseImport:
         file = files[STEP_ACTIVITY.name]
         steps = StepMap(run.course)
         strangers: set[str] = set()
-        for line, row in source.rows(STEP_ACTIVITY):
-            report.rows_read[STEP_ACTIVITY.name] += 1
+        for line, row in self._rows(source, STEP_ACTIVITY, file, report):
             step = row["step"]
             if steps.module_bit(step) is None:
                 report.refused.append(
@@ -296,7 +313,7 @@ class CourseImport:
             # The mapping of each learner whose enrolment is new, for the xAPI route (a
             # learner's place is the one their enrolment was published with).
             new = [
-                (key, clinician)
+                (key, clinician.without_email())
                 for key, learner, clinician in mapped
                 if str(
                     fact_event_id(

@@ -45,11 +45,8 @@ def export(directory: Path, activity: list[list[str]], mapping: list[list[str]])
     (directory / "course-run.toml").write_text(
         'course_run = "ibest-9"\ncourse_version = "1"\nmapping_file = "learners.csv"\n'
     )
-    write(
-        directory / "learners.csv",
-        ["learner_id", "sitecode", "profession", "registration_number"],
-        mapping,
-    )
+    columns = ["learner_id", "sitecode", "profession", "registration_number", "contact_email"]
+    write(directory / "learners.csv", columns[: max(len(r) for r in mapping)], mapping)
     write(
         directory / "ibest-9_enrolments.csv",
         ENROL,
@@ -121,6 +118,19 @@ async def test_an_unmapped_learner_is_imported_once_mapped_and_a_partial_module_
     assert len(learners.learners) == 2 and not any(c.linkable for c in learners.learners.values())
 
 
+async def test_a_work_email_travels_on_the_enrolment_only(tmp_path: Path) -> None:
+    use_case, stream, _, learners = importer()
+    source = export(
+        tmp_path / "w1", every_step("a", 20), [["a", "RTH08", "nurse", "", "a@nhs.net"]]
+    )
+    await use_case.run(source)
+    emails = {
+        e.type.split(".")[-2]: getattr(e.data, "contact_email", None) for e in stream.published
+    }
+    assert emails == {"enrolled": "a@nhs.net", "started": None, "completed": None}
+    assert "a@nhs.net" not in str(learners.learners)  # the mapping keeps no email
+
+
 async def test_a_dry_run_publishes_and_records_nothing(tmp_path: Path) -> None:
     use_case, stream, ledger, learners = importer()
     source = export(tmp_path / "w1", every_step("a", 20), [["a", "RTH08", "nurse", ""]])
@@ -149,12 +159,14 @@ async def test_rows_refused_with_file_and_line_the_rest_imported(tmp_path: Path)
     rows = every_step("a", 20)
     rows[1][4] = "yesterday"
     rows.append(["a", "7.7", "7", "7", t(3), ""])
+    rows.append(["a", "1.1", "1", "1", t(3), "2026-03-04", "09:00"])
     report = await use_case.run(export(tmp_path / "w1", rows, [["a", "RTH08", "nurse", ""]]))
     assert [str(r) for r in report.refused] == [
         "ibest-9_step-activity.csv line 3: first_visited_at 'yesterday' is not a time like "
         "2025-10-08 12:00:00 UTC",
         "ibest-9_step-activity.csv line 7: step '7.7' is in no module of course version 1 "
         "(the catalogue's step map)",
+        "ibest-9_step-activity.csv line 8: 7 cells, more than the header's columns",
     ]
     # The refused row's step has no completion now: the module is started, not completed.
     assert dict(report.published) == {

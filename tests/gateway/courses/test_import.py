@@ -26,6 +26,9 @@ from services.gateway.courses import bootstrap
 from services.gateway.courses.adapters.files import ExportDirectory
 from services.gateway.courses.application import CourseImport
 from services.gateway.courses.domain.report import ImportReport
+from services.gateway.courses.settings import CourseSettings
+from services.gateway.service import build_spec
+from services.gateway.settings import GatewaySettings
 from services.reporting.service import SPEC as REPORTING
 from tests.harness import dead_letters, running_service, wait_for
 
@@ -172,7 +175,7 @@ async def test_exports_become_the_funnel_they_imply_and_reimport_adds_only_the_d
 async def test_a_file_missing_a_column_is_refused_before_anything_is_published(
     settings: Settings,
     js: JetStreamContext,
-    key: bytes,
+    course_settings: CourseSettings,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -207,3 +210,23 @@ async def test_a_file_missing_a_column_is_refused_before_anything_is_published(
 
     assert await ibest("import", "futurelearn", str(tmp_path)) == 0
     assert await stored_events(js) == len(expected.facts)
+
+    # The report is kept with the ledger and shown on the gateway's /metrics.
+    own = GatewaySettings(IBEST_GATEWAY_RATE=10_000, IBEST_GATEWAY_BURST=10_000)
+    shown = [
+        f'ibest_course_import_last{{course_run="ibest-3",what="events_published"}} '
+        f"{float(len(expected.facts))}",
+        f'ibest_course_import_last{{course_run="ibest-3",what="unmapped_learners"}} '
+        f"{float(expected.unmapped)}",
+        'ibest_course_import_last{course_run="ibest-3",what="refused_rows"} 2.0',
+    ]
+    async with (
+        running_service(build_spec(own, course_settings), settings) as gateway,
+        httpx.AsyncClient(base_url=gateway) as http,
+    ):
+
+        async def metrics() -> bool:
+            text = (await http.get("/metrics")).text
+            return all(line in text for line in shown)
+
+        await wait_for(metrics, 20, "the import report on /metrics")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from services.gateway.courses.domain.exports import ExportError, ExportKind
+from services.gateway.courses.domain.exports import OVERFLOW, ExportError, ExportKind
 from services.gateway.courses.domain.runs import RUN_FILE, CourseRun
 
 csv.field_size_limit(1 << 20)  # a long free-text response must not stop the import
@@ -73,4 +73,7 @@ class ExportDirectory:
                     if not row:
                         continue
                     row += [""] * (width - len(row))
-                yield reader.line_num, dict(zip(header, row, strict=False))
+                cells = dict(zip(header, row, strict=False))
+                if len(row) > width:
+                    cells[OVERFLOW] = str(len(row))
+                yield reader.line_num, cells

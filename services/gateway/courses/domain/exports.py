@@ -41,6 +41,8 @@ MAPPING = ExportKind(
     ("learner_id", "sitecode", "profession"),
     ("registration_number", "contact_email"),
 )
+OVERFLOW = "\x00cells"
+"""Set (to the row's number of cells) on a row with more cells than its header's columns."""
 LEARNER_ROLE = "learner"
 """Only learners are clinicians in training; organisation admins, educators, mentors are not."""
 

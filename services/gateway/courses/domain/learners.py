@@ -11,7 +11,7 @@ never leaves this module in clear: the platform stores only `learner_key`.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from shared.events import EMAIL_PATTERN, Profession
 from shared.identifiers import SITE_CODE_PATTERN
@@ -58,6 +58,11 @@ class Clinician:
     profession: Profession
     linkable: bool
     contact_email: str | None = None
+
+    def without_email(self) -> Clinician:
+        """As the learner mapping keeps it: a contact email travels on the enrolment only
+        (the enrolment service alone keeps it, under its retention and erasure)."""
+        return replace(self, contact_email=None)
 
 
 def learner_key(key: bytes, home_page: str, learner_id: str) -> str:
