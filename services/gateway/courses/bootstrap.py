@@ -18,8 +18,9 @@ from services.gateway.courses.adapters.mongo import (
     MongoLearnerStore,
     MongoStatementLedger,
 )
-from services.gateway.courses.application import CourseImport, ImportMetrics, XapiStatements
+from services.gateway.courses.application import CourseImport, ImportMetrics
 from services.gateway.courses.settings import CourseSettings
+from services.gateway.courses.statements import XapiStatements
 from shared.catalogue import catalogue
 
 Document = dict[str, Any]

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 
 from services.gateway.application import Gateway
-from services.gateway.courses.application import XapiReply, XapiStatements, problem
 from services.gateway.courses.domain.xapi import VERSION, as_bearer
+from services.gateway.courses.statements import XapiReply, XapiStatements, problem
 from services.gateway.handlers import read_body
 
 _PROBLEM = {"content": {"application/problem+json": {"example": {"title": "Bad Request"}}}}

@@ -21,6 +21,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
+from services.gateway.domain.keys import COURSE_PLATFORM
 from shared.envelope import BY_CE_TYPE, FieldError
 
 DERIVED_EVENTS = frozenset(
@@ -107,7 +108,7 @@ TRAINING_EVENTS = frozenset({"clinician.enrolled", "module.started", "module.com
 def sender_errors(raw: object, holder: str) -> list[FieldError]:
     """Why the key's holder may not send this event: a trust only its own trust's events and
     nothing derived; a course platform (`course-platform:<name>`) only training events."""
-    if not holder.startswith("course-platform:"):
+    if not holder.startswith(COURSE_PLATFORM):
         return trust_errors(raw, holder)
     ce_type = raw.get("type") if isinstance(raw, dict) else None
     etype = BY_CE_TYPE.get(ce_type) if isinstance(ce_type, str) else None
