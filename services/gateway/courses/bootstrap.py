@@ -55,6 +55,7 @@ async def build(
             catalogue(),
             key,
             clock,
+            gateway.limiter.take,
         )
         if key
         else None

@@ -56,7 +56,8 @@ def routes() -> APIRouter:
         body = await read_body(request)
         if not isinstance(body, bytes):
             return respond(problem(body.status, "Content Too Large", body.detail))
-        reply, _ = await statements.post(as_bearer(authorization), x_experience_api_version, body)
-        return respond(reply)
+        return respond(
+            await statements.post(as_bearer(authorization), x_experience_api_version, body)
+        )
 
     return router

@@ -80,22 +80,23 @@ class XapiStatements:
         catalogue: Catalogue,
         key: bytes,
         clock: Clock,
+        limit: Callable[[str], int] = lambda _: 0,
     ) -> None:
+        """`limit`: seconds the key's holder must wait before another request (0: go on);
+        the gateway's rate limiter, so a course platform has one rate for both doors."""
         self.authenticate, self.learners, self.statements = authenticate, learners, statements
         self.rejections, self.stream, self.metrics = rejections, stream, metrics
-        self.catalogue, self.key, self.clock = catalogue, key, clock
+        self.catalogue, self.key, self.clock, self.limit = catalogue, key, clock, limit
 
     @staticmethod
     def about() -> dict[str, Any]:
         return {"version": [VERSION]}
 
-    async def post(
-        self, authorization: str | None, version: str | None, body: bytes
-    ) -> tuple[XapiReply, Any]:
-        """The reply, and the answer of authentication (an ApiKey or the gateway's reply)."""
+    async def post(self, authorization: str | None, version: str | None, body: bytes) -> XapiReply:
+        """Authenticate, check, then store the statements all or nothing."""
         key = await self.authenticate(authorization)
         if not isinstance(key, ApiKey):
-            return XapiReply(key.status, key.body, key.headers), key
+            return XapiReply(key.status, key.body, key.headers)
         if key.course_platform is None:
             return problem(
                 403,
@@ -109,7 +110,7 @@ class XapiStatements:
                         "message": "this key belongs to a trust",
                     }
                 ],
-            ), key
+            )
         if not (version or "").strip().startswith("1.0"):
             return problem(
                 400,
@@ -122,8 +123,17 @@ class XapiStatements:
                         "message": f"is {version!r}; send 1.0.3",
                     }
                 ],
-            ), key
-        return await self._statements(key.course_platform, body), key
+            )
+        wait = self.limit(key.trust)
+        if wait:
+            reply = problem(
+                429,
+                "Too Many Requests",
+                f"{key.trust} is over its request rate; retry after {wait}s",
+            )
+            reply.headers["Retry-After"] = str(wait)
+            return reply
+        return await self._statements(key.course_platform, body)
 
     async def _statements(self, platform: str, body: bytes) -> XapiReply:
         try:

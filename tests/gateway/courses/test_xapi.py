@@ -68,6 +68,36 @@ async def platform_key(settings: Settings) -> str:
     return token
 
 
+async def test_the_operator_makes_a_course_platform_key_and_its_rate_is_limited(
+    settings: Settings,
+    course_settings: CourseSettings,
+    mapped: CourseRunModel,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    capsys.readouterr()
+    assert (
+        await ibest(settings, "gateway", "keys", "create", "--course-platform", "futurelearn") == 0
+    )
+    said = capsys.readouterr().out.splitlines()
+    assert "for course-platform:futurelearn" in said[0]
+    token = said[-1]
+    assert (
+        await ibest(settings, "gateway", "keys", "create", "--course-platform", "Future Learn") == 1
+    )
+    slow = GatewaySettings(IBEST_GATEWAY_RATE=0.01, IBEST_GATEWAY_BURST=1)
+    learner = next(x for x in mapped.learners if x.mapped(FIRST))
+    one = statement(learner.learner_id, "registered", COURSE.activity_iris[0], learner.enrolled_at)
+    async with (
+        running_service(build_spec(slow, course_settings), settings) as base,
+        httpx.AsyncClient(
+            base_url=base, headers={"Authorization": f"Bearer {token}", **HEADERS}
+        ) as http,
+    ):
+        assert (await http.post("/xapi/statements", json=one)).status_code == 200
+        limited = await http.post("/xapi/statements", json=one)
+        assert limited.status_code == 429 and int(limited.headers["Retry-After"]) > 0
+
+
 @pytest.fixture
 async def mapped(settings: Settings, key: bytes, tmp_path: Path) -> CourseRunModel:
     """A run whose learners are mapped for xAPI (`--learners-only`: nothing published)."""
