@@ -7,6 +7,8 @@ import base64
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from services.gateway.courses.domain.exports import STEP_ACTIVITY, header_problem, platform_time
@@ -20,6 +22,7 @@ from services.gateway.courses.domain.progress import (
     fact_event_id,
 )
 from services.gateway.courses.domain.xapi import (
+    Mapped,
     StatementError,
     as_bearer,
     map_statement,
@@ -203,3 +206,36 @@ def test_the_catalogue_gives_a_step_to_one_module_and_an_iri_to_one_thing() -> N
     raw["courses"][0]["modules"][1]["activity_iris"] = list(M01.activity_iris)
     with pytest.raises(ValidationError, match="activity IRI names two things"):
         Catalogue.model_validate(raw)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@st.composite
+def mutated_statements(draw: st.DrawFn) -> object:
+    """A valid statement broken in one or two places, or any JSON value at all."""
+    raw: dict[str, object] = statement()
+    for _ in range(draw(st.integers(0, 2))):
+        name = draw(st.sampled_from(["id", "actor", "verb", "object", "timestamp", "result", "x"]))
+        if draw(st.booleans()):
+            raw.pop(name, None)
+        else:
+            raw[name] = draw(json_values)
+    return draw(st.just(raw) | json_values)
+
+
+@settings(max_examples=300, derandomize=True)
+@given(mutated_statements())
+def test_any_json_is_a_statement_or_a_statement_error_never_a_crash(raw: object) -> None:
+    try:
+        read = read_statement(raw)
+    except StatementError as exc:
+        assert exc.field and exc.code and exc.message
+        return
+    assert isinstance(map_statement(read, catalogue()), (str, Mapped))

@@ -88,7 +88,7 @@ def read_statement(raw: object) -> Statement:
     unknown = sorted(set(statement) - _PROPERTIES)
     if unknown:
         raise StatementError(
-            unknown[0], "unknown-property", f"{unknown[0]} is not an xAPI property"
+            unknown[0] or "statement", "unknown-property", f"{unknown[0]!r} is not an xAPI property"
         )
     statement_id = statement.get("id")
     if statement_id is None:
