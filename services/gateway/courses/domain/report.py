@@ -88,7 +88,13 @@ class ImportReport:
             "rows read: " + ", ".join(f"{kind} {n}" for kind, n in sorted(self.rows_read.items())),
             f"events {verb}: {self.events}; already imported (skipped): "
             f"{self.duplicates_skipped}; refused rows: {len(self.refused)}; unmapped learners: "
-            f"{len(self.unmapped)}; other roles: {self.not_learners}",
+            f"{len(self.unmapped)}; other roles: {self.not_learners}"
+            + (
+                f"; step activity of people with no learner enrolment (staff, say): "
+                f"{self.without_enrolment}"
+                if self.without_enrolment
+                else ""
+            ),
         ]
         if self.not_stored:
             out.append(
