@@ -123,6 +123,10 @@ class Expected:
     completed: Counter[tuple[str, str]]
     unmapped: int
     refused_rows: int
+    """Refused step-activity rows (the malformed one and the unknown step)."""
+    unusable_answers: int
+    """Learners whose registration answers cannot be used (their site answer's row is
+    refused too)."""
 
     def funnel(self, trust: str, site: str | None = None) -> tuple[int, int, int]:
         def count(c: Counter[tuple[str, str]]) -> int:
@@ -348,12 +352,13 @@ class CourseRunModel:
         enrolled: Counter[tuple[str, str]] = Counter()
         started: Counter[tuple[str, str]] = Counter()
         completed: Counter[tuple[str, str]] = Counter()
-        unmapped = 0
+        unmapped = unusable = 0
         for x in self.learners:
             if x.role != "learner" or x.enrolled_at > as_of:
                 continue
             if not x.mapped(as_of):
                 unmapped += 1
+                unusable += x.answered_at is not None and x.answered_at <= as_of
                 continue
             assert x.site is not None
             place = (x.site[:3], x.site)
@@ -376,4 +381,4 @@ class CourseRunModel:
             if done_modules == len(self.modules):
                 completed[place] += 1
         refused = 1 + (self.malformed_row(as_of) is not None)
-        return Expected(facts, enrolled, started, completed, unmapped, refused)
+        return Expected(facts, enrolled, started, completed, unmapped, refused, unusable)

@@ -101,7 +101,7 @@ class CourseImport:
         for learner_id, given in answers.items():
             clinician = clinician_of(self.key, home, learner_id, given)
             if isinstance(clinician, str):
-                report.unmapped.append(Unmapped(learner_id, clinician))
+                self._unmapped(report, learner_id, given, clinician)
             else:
                 mapped.append((learner_key(self.key, home, learner_id), clinician.without_email()))
         for start in range(0, len(mapped), self.chunk):
@@ -159,7 +159,7 @@ class CourseImport:
     ) -> dict[str, Answers]:
         """Each learner's registration answers (the latest submission of each question),
         then the mapping file's rows over them."""
-        found: dict[str, dict[str, tuple[datetime, str]]] = {}
+        found: dict[str, dict[str, tuple[datetime, str, int]]] = {}
         questions = run.questions
         if questions:
             file = files[QUESTION_RESPONSE.name]
@@ -179,19 +179,23 @@ class CourseImport:
                     continue
                 mine = found.setdefault(row["learner_id"].strip(), {})
                 if asked not in mine or mine[asked][0] <= at:
-                    mine[asked] = (at, row["response"])
+                    mine[asked] = (at, row["response"], line)
         answers = {
-            learner: Answers(**{what: value for what, (_, value) in given.items()})
+            learner: Answers(
+                **{what: value for what, (_, value, _) in given.items()},
+                row=(file, (given.get("site") or next(iter(given.values())))[2]),
+            )
             for learner, given in found.items()
         }
         if run.mapping_file:
             mapping = files[MAPPING.name]
-            for _, row in self._rows(source, MAPPING, mapping, report, run.mapping_file):
+            for line, row in self._rows(source, MAPPING, mapping, report, run.mapping_file):
                 answers[row["learner_id"].strip()] = Answers(
                     row.get("sitecode"),
                     row.get("profession"),
                     row.get("registration_number"),
                     row.get("contact_email"),
+                    (mapping, line),
                 )
         return answers
 
@@ -266,12 +270,24 @@ class CourseImport:
         for learner_id, learner in enrolled.items():
             clinician = clinician_of(self.key, home, learner_id, answers.get(learner_id, Answers()))
             if isinstance(clinician, str):
-                given = learner_id in answers
-                reason = clinician if given else "no registration answers and not in the mapping"
-                report.unmapped.append(Unmapped(learner_id, reason))
+                given = answers.get(learner_id)
+                if given is None:
+                    clinician = "no registration answers and not in the mapping"
+                self._unmapped(report, learner_id, given, clinician)
             else:
                 mapped.append((learner_key(self.key, home, learner_id), learner, clinician))
         return mapped
+
+    @staticmethod
+    def _unmapped(
+        report: ImportReport, learner_id: str, given: Answers | None, reason: str
+    ) -> None:
+        """Count and list the learner as unmapped, and refuse the row their answers came
+        from (file and line), so the technologist can find it."""
+        report.unmapped.append(Unmapped(learner_id, reason))
+        if given is not None and given.row is not None:
+            file, line = given.row
+            report.refused.append(RefusedRow(file, line, f"unusable mapping: {reason}"))
 
     def _facts(
         self, run: CourseRun, mapped: list[tuple[str, _Learner, Clinician]]

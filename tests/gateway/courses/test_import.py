@@ -141,10 +141,16 @@ async def test_exports_become_the_funnel_they_imply_and_reimport_adds_only_the_d
         report = await course_import.run(ExportDirectory(tmp_path / "june"))
     assert by_type(report) == fact_types(first.facts)
     assert len(report.unmapped) == first.unmapped and report.not_learners == 6
-    assert [(r.file, r.line) for r in report.refused] == [
-        ("ibest-3_step-activity.csv", report.rows_read["step-activity"]),
-        ("ibest-3_step-activity.csv", report.rows_read["step-activity"] + 1),
+    steps = report.rows_read["step-activity"]
+    assert [(r.file, r.line) for r in report.refused if "step" in r.file] == [
+        ("ibest-3_step-activity.csv", steps),
+        ("ibest-3_step-activity.csv", steps + 1),
     ]
+    answers = [r for r in report.refused if "question" in r.file]
+    assert len(answers) == first.unusable_answers > 0
+    assert all(r.reason.startswith("unusable mapping: site 'Oxford'") for r in answers)
+    responses = (tmp_path / "june" / "ibest-3_question-response.csv").read_text().splitlines()
+    assert all(",Oxford," in responses[r.line - 1] for r in answers)
     assert await stored_events(js) == len(first.facts)
 
     async with AsyncExitStack() as stack:
@@ -218,7 +224,8 @@ async def test_a_file_missing_a_column_is_refused_before_anything_is_published(
         f"{float(len(expected.facts))}",
         f'ibest_course_import_last{{course_run="ibest-3",what="unmapped_learners"}} '
         f"{float(expected.unmapped)}",
-        'ibest_course_import_last{course_run="ibest-3",what="refused_rows"} 2.0',
+        f'ibest_course_import_last{{course_run="ibest-3",what="refused_rows"}} '
+        f"{float(expected.refused_rows + expected.unusable_answers)}",
     ]
     async with (
         running_service(build_spec(own, course_settings), settings) as gateway,

@@ -45,6 +45,9 @@ class Answers:
     profession: str | None = None
     registration_number: str | None = None
     contact_email: str | None = None
+    row: tuple[str, int] | None = None
+    """The file and line the answers were read from (the mapping file's row, or the site
+    answer's), to point at when they cannot be used."""
 
 
 @dataclass(frozen=True)
