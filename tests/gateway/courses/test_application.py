@@ -4,6 +4,8 @@ cumulative exports publishes, and what it never publishes twice."""
 from __future__ import annotations
 
 import csv
+import json
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,8 +14,17 @@ import pytest
 from services.gateway.courses.adapters.files import ExportDirectory
 from services.gateway.courses.application import CourseImport, ImportMetrics
 from services.gateway.courses.domain.exports import ExportError
+from services.gateway.courses.domain.learners import Answers, clinician_of, learner_key
+from services.gateway.courses.statements import XapiStatements
+from shared.catalogue import catalogue
 from shared.keyed import clinician_pseudonym
-from tests.fakes.courses import FakeCourseMetrics, FakeImportLedger, FakeLearnerStore
+from tests.fakes.courses import (
+    FakeCourseMetrics,
+    FakeImportLedger,
+    FakeLearnerStore,
+    FakeStatementLedger,
+)
+from tests.fakes.gateway import World, world
 from tests.fakes.publisher import FakePublisher
 
 KEY = b"k" * 32
@@ -198,3 +209,63 @@ async def test_the_latest_report_of_each_run_becomes_metrics(tmp_path: Path) -> 
     [shown] = metrics.shown
     assert shown["events_published"] == 0 and shown["duplicates_skipped"] == 3
     assert shown["unmapped_learners"] == 1 and "'b'" not in str(shown)  # no learner id
+
+
+def xapi_world() -> tuple[World, XapiStatements, FakeStatementLedger, FakeCourseMetrics]:
+    w = world()
+    learners, ledger, metrics = FakeLearnerStore(), FakeStatementLedger(), FakeCourseMetrics()
+    clinician = clinician_of(KEY, HOME, "L1", Answers("RTH08", "nurse", "PH123456"))
+    assert not isinstance(clinician, str)
+    learners.learners[learner_key(KEY, HOME, "L1")] = clinician
+    statements = XapiStatements(
+        w.gateway.authenticate,
+        learners,
+        ledger,
+        w.rejections,
+        w.stream,
+        metrics,
+        catalogue(),
+        KEY,
+        w.clock,
+        w.gateway.limiter.take,
+    )
+    return w, statements, ledger, metrics
+
+
+HOME = "https://www.futurelearn.com"
+VERSION_103 = "1.0.3"
+
+
+def xapi(verb: str, activity: str, learner: str = "L1") -> dict[str, object]:
+    return {
+        "id": str(uuid.uuid4()),
+        "actor": {"account": {"homePage": HOME, "name": learner}},
+        "verb": {"id": f"http://adlnet.gov/expapi/verbs/{verb}"},
+        "object": {"id": activity},
+        "timestamp": "2026-03-02T09:00:00Z",
+    }
+
+
+async def test_statements_not_acknowledged_by_the_stream_are_not_recorded_and_can_be_resent() -> (
+    None
+):
+    w, statements, ledger, metrics = xapi_world()
+    _, token = await w.admin.create("course-platform:futurelearn")
+    course = catalogue().courses[0]
+    batch = [
+        xapi("registered", course.activity_iris[0]),
+        xapi("experienced", course.activity_iris[0]),
+    ]
+    body = json.dumps(batch).encode()
+    w.stream.down = True
+    reply = await statements.post(f"Bearer {token}", VERSION_103, body)
+    assert reply.status == 503 and ledger.statements == {} and w.rejections.rows == {}
+    w.stream.down = False
+    reply = await statements.post(f"Bearer {token}", VERSION_103, body)
+    assert reply.status == 200 and reply.body == [s["id"] for s in batch]
+    [event] = w.stream.stored.values()
+    assert event.data.clinician_ref == clinician_pseudonym(KEY, "PH123456")
+    assert metrics.counted == {("futurelearn", "accepted"): 1, ("futurelearn", "ignored"): 1}
+    again = await statements.post(f"Bearer {token}", VERSION_103, body)
+    assert again.status == 200 and len(w.stream.published) == 1
+    assert metrics.counted[("futurelearn", "duplicate")] == 2
