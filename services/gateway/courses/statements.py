@@ -27,7 +27,7 @@ from services.gateway.courses.ports import (
     StatementLedger,
     StoredStatement,
 )
-from services.gateway.domain.keys import ApiKey
+from services.gateway.domain.keys import COURSE_PLATFORM, ApiKey
 from services.gateway.domain.rejections import GATEWAY, Reason, Rejection
 from services.gateway.ports import RejectionStore
 from shared.catalogue import Catalogue
@@ -281,7 +281,7 @@ class XapiStatements:
             await self.rejections.record(
                 [
                     Rejection(
-                        f"course-platform:{platform}",
+                        f"{COURSE_PLATFORM}{platform}",
                         s.id,
                         "xapi.statement",
                         now,
