@@ -11,11 +11,16 @@ from __future__ import annotations
 
 from functools import cache, cached_property
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from shared.events import CourseVersion
 from shared.identifiers import Ref
+
+Step = Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]{0,1}\.[1-9][0-9]{0,2}$")]
+"""A course-platform step as its exports name it: `week.step`, e.g. `1.2` or `3.10`."""
+ActivityIri = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9+.-]*:\S+$", max_length=500)]
 
 
 class Module(BaseModel):
@@ -24,6 +29,14 @@ class Module(BaseModel):
     module_id: Ref
     title: str = Field(min_length=1, max_length=200)
     required: bool = True
+    steps: tuple[Step, ...] = Field(
+        default=(),
+        description="The course platform's steps (`week.step`) that make up this module: it "
+        "is started at the first visit of any of them, completed when all are completed.",
+    )
+    activity_iris: tuple[ActivityIri, ...] = Field(
+        default=(), description="xAPI activity IRIs (statement `object.id`) of this module."
+    )
 
 
 class Course(BaseModel):
@@ -34,6 +47,11 @@ class Course(BaseModel):
     course_version: CourseVersion
     title: str = Field(min_length=1, max_length=200)
     modules: tuple[Module, ...] = Field(min_length=1)
+    activity_iris: tuple[ActivityIri, ...] = Field(
+        default=(),
+        description="xAPI activity IRIs of the course itself (`registered` on one "
+        "of them is an enrolment on this version).",
+    )
 
     @model_validator(mode="after")
     def _unique_and_required(self) -> Course:
@@ -42,7 +60,21 @@ class Course(BaseModel):
             raise ValueError(f"course version {self.course_version} repeats a module id")
         if not self.required_modules:
             raise ValueError(f"course version {self.course_version} requires no module")
+        steps = [s for m in self.modules for s in m.steps]
+        if len(set(steps)) != len(steps):
+            raise ValueError(f"course version {self.course_version} gives a step to two modules")
         return self
+
+    @cached_property
+    def module_of_step(self) -> dict[str, str]:
+        """Each listed step (`week.step`) and the module it belongs to (computed once: an
+        import asks for every row)."""
+        return {step: m.module_id for m in self.modules for step in m.steps}
+
+    @cached_property
+    def steps_of_module(self) -> dict[str, tuple[str, ...]]:
+        """Each module that lists steps, and its steps."""
+        return {m.module_id: m.steps for m in self.modules if m.steps}
 
     @property
     def required_modules(self) -> tuple[str, ...]:
@@ -64,7 +96,24 @@ class Catalogue(BaseModel):
         versions = [c.course_version for c in self.courses]
         if len(set(versions)) != len(versions):
             raise ValueError("a course version appears twice in the catalogue")
+        iris = [i for c in self.courses for i in (*c.activity_iris, *_module_iris(c))]
+        if len(set(iris)) != len(iris):
+            raise ValueError("an activity IRI names two things in the catalogue")
         return self
+
+    @cached_property
+    def _activities(self) -> dict[str, tuple[str, str | None]]:
+        found: dict[str, tuple[str, str | None]] = {}
+        for c in self.courses:
+            found.update({iri: (c.course_version, None) for iri in c.activity_iris})
+            for m in c.modules:
+                found.update({iri: (c.course_version, m.module_id) for iri in m.activity_iris})
+        return found
+
+    def activity(self, iri: str) -> tuple[str, str | None] | None:
+        """What an xAPI activity IRI names: (course version, None) for a course, (course
+        version, module id) for a module; None when the catalogue lists it nowhere."""
+        return self._activities.get(iri)
 
     def course(self, version: str) -> Course | None:
         return next((c for c in self.courses if c.course_version == version), None)
@@ -112,6 +161,10 @@ class Catalogue(BaseModel):
                 for c in self.courses
             ]
         }
+
+
+def _module_iris(course: Course) -> list[str]:
+    return [i for m in course.modules for i in m.activity_iris]
 
 
 CATALOGUE_FILE = Path(__file__).with_name("catalogue.json")

@@ -46,6 +46,8 @@ RULE_CODES: dict[str, str] = {
     # the gateway's own, per event
     "wrong-trust": "an event of another trust than the API key's",
     "derived-event": "an event type the platform derives; trusts never send it",
+    "not-a-training-event": "an event type a course-platform key may not send (it sends "
+    "only clinician.enrolled, module.started and module.completed)",
     "refused-with-request": "not stored because another event of the request was refused",
     "stream-unavailable": "not stored: the event stream did not answer; send it again",
     "storage-share-exhausted": "not stored: the trust's share of the store for this event "

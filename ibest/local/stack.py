@@ -131,6 +131,12 @@ def start_servers(data_dir: Path) -> tuple[Settings, list[Managed]]:
         # Local development only: the forms' link secret (notifications reads it too) and
         # id key, made once in the data directory.
         env_updates.update(local_forms_secrets(data_dir / "secrets"))
+    if "IBEST_CLINICIAN_KEY_FILE" not in os.environ:
+        # Local development only: a programme key made once under the data directory.
+        from services.gateway.courses.settings import local_clinician_key
+
+        env_updates["IBEST_CLINICIAN_KEY_FILE"] = str(local_clinician_key(data_dir / "secrets"))
+        _say(f"  programme key (local only): {env_updates['IBEST_CLINICIAN_KEY_FILE']}")
     os.environ.update(env_updates)
     return Settings(), procs
 

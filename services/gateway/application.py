@@ -51,9 +51,9 @@ from services.gateway.domain.results import (
     EventResult,
     Status,
     rejected,
+    sender_errors,
     share_exhausted,
     summary_status,
-    trust_errors,
 )
 from services.gateway.ports import (
     DeadLetterSource,
@@ -166,6 +166,8 @@ class Gateway:
         self.key_cache_seconds = key_cache_seconds
         self.proxies = list(proxies)
         self._known: dict[str, tuple[ApiKey, float]] = {}
+        self.xapi: Any = None
+        """The course-platform part's xAPI use case (services/gateway/courses), for its routes."""
 
     async def authenticate(self, authorization: str | None, address: str = "") -> ApiKey | Reply:
         """The request's key, or the reply refusing it: 429 for an address over its rate
@@ -256,7 +258,7 @@ class Gateway:
                 await self._record([request_refused(trust, [refused], now, _door_key())])
             return refusal_reply(decoded), []
         # An event that repeats a key is refused for that alone (its trust is not readable).
-        forbidden = [[] if e.repeated_key else trust_errors(e.raw, trust) for e in decoded]
+        forbidden = [[] if e.repeated_key else sender_errors(e.raw, trust) for e in decoded]
         if any(forbidden):
             refused_events = [
                 rejected(e.event_id, errs or [NOT_STORED_FORBIDDEN])
@@ -547,7 +549,8 @@ class KeyAdmin:
         self.keys, self.clock = keys, clock
 
     async def create(self, trust: str) -> tuple[ApiKey, str]:
-        """A new key for `trust` and the token to show once; KeyRuleError if not allowed."""
+        """A new key for `trust` (or a course platform's holder, `course-platform:<name>`) and
+        the token to show once; KeyRuleError if not allowed."""
         check_trust(trust)
         check_room_for_another(trust, await self.keys.active_count(trust))
         key, token = mint_key(trust, self.clock())

@@ -6,10 +6,12 @@ import argparse
 
 from ibest.backbone.settings import Settings
 from services.gateway import bootstrap
-from services.gateway.domain.keys import KeyRuleError
+from services.gateway.courses import cli as courses
+from services.gateway.domain.keys import KeyRuleError, course_platform_holder
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    courses.register(sub)  # `ibest import futurelearn`: the gateway's course-platform part
     p = sub.add_parser("gateway", help="the HTTPS gateway: trusts' API keys")
     area = p.add_subparsers(dest="command", required=True)
     keys = area.add_parser("keys", help="create, list and revoke API keys").add_subparsers(
@@ -20,7 +22,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="a new key for a trust (shown once, on the last "
         "line); a trust holds at most two active keys",
     )
-    create.add_argument("--trust", required=True, help="the trust's ODS code, e.g. RTH")
+    holder = create.add_mutually_exclusive_group(required=True)
+    holder.add_argument("--trust", help="the trust's ODS code, e.g. RTH")
+    holder.add_argument(
+        "--course-platform",
+        metavar="NAME",
+        help="a course platform's key (e.g. futurelearn): sends only training events, for "
+        "any trust, as CloudEvents and as xAPI statements (docs/course-platform.md)",
+    )
     create.set_defaults(func=create_command)
     keys.add_parser("list", help="every key: id, trust, created, revoked").set_defaults(
         func=list_command
@@ -33,13 +42,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 async def create_command(args: argparse.Namespace, settings: Settings) -> int:
     async with bootstrap.key_admin(settings) as admin:
         try:
-            key, token = await admin.create(args.trust)
+            holder = args.trust or course_platform_holder(args.course_platform)
+            key, token = await admin.create(holder)
         except KeyRuleError as exc:
             print(f"ibest gateway: {exc}")
             return 1
+    who = f"trust {key.trust}" if key.course_platform is None else key.trust
     print(
-        f"created key {key.key_id} for trust {key.trust}. It is shown only now: give it to "
-        "the trust's IT team over a secure channel. The key:"
+        f"created key {key.key_id} for {who}. It is shown only now: give it to "
+        "its IT team over a secure channel. The key:"
     )
     print(token)
     return 0

@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+from fastapi import APIRouter
+
 from ibest.backbone.runtime import ServiceContext, ServiceSpec, Wiring
-from services.gateway import bootstrap
+from services.gateway import bootstrap, handlers
+from services.gateway.courses import bootstrap as courses
+from services.gateway.courses import routes as xapi
+from services.gateway.courses.settings import CourseSettings
 from services.gateway.declaration import DECLARATION
-from services.gateway.handlers import routes
 from services.gateway.settings import GatewaySettings
 
 
-def build_spec(settings: GatewaySettings | None = None) -> ServiceSpec:
+def routes() -> APIRouter:
+    """The trusts' routes (/v1) and the course platforms' xAPI routes (/xapi)."""
+    router = APIRouter()
+    router.include_router(handlers.routes())
+    router.include_router(xapi.routes())
+    return router
+
+
+def build_spec(
+    settings: GatewaySettings | None = None, course_settings: CourseSettings | None = None
+) -> ServiceSpec:
     """The service; tests pass their own settings."""
 
     async def wire(ctx: ServiceContext) -> Wiring:
@@ -21,8 +35,15 @@ def build_spec(settings: GatewaySettings | None = None) -> ServiceSpec:
             ctx.settings.platform_id_key(),
             ctx.clock,
         )
+        course = await courses.build(
+            course_settings or CourseSettings(), ctx.db, parts.gateway, ctx.clock
+        )
+        parts.gateway.xapi = course.statements
         return Wiring(
-            handlers={}, api=parts.gateway, background=[parts.recorder.run], on_stop=[parts.close]
+            handlers={},
+            api=parts.gateway,
+            background=[parts.recorder.run, course.metrics.run],
+            on_stop=[parts.close],
         )
 
     return ServiceSpec.declared(
@@ -32,7 +53,8 @@ def build_spec(settings: GatewaySettings | None = None) -> ServiceSpec:
         title="iBeST gateway",
         description="Trusts send CloudEvents over HTTPS (CloudEvents HTTP binding: structured, "
         "batched or binary mode) with their API key, and read their rejected "
-        "events. See docs/integrating.md.",
+        "events (docs/integrating.md); course platforms send xAPI statements "
+        "(docs/course-platform.md).",
     )
 
 

@@ -21,6 +21,10 @@ MAX_ACTIVE_KEYS = 2
 """Two at a time: the old and the new while a trust rotates its key."""
 _KEY = re.compile(rf"^{KEY_PREFIX}_([0-9a-f]{{12}})_([A-Za-z0-9_-]{{43}})$")
 _TRUST = re.compile(TRUST_CODE_PATTERN)
+COURSE_PLATFORM = "course-platform:"
+"""A course platform's key holds `course-platform:<name>` where a trust's holds its code: it
+may send only training events, for any trust (services/gateway/courses)."""
+_PLATFORM_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,15 @@ class ApiKey:
     @property
     def active(self) -> bool:
         return self.revoked_at is None
+
+    @property
+    def course_platform(self) -> str | None:
+        """The course platform's name for a course-platform key, else None (a trust's)."""
+        return (
+            self.trust.removeprefix(COURSE_PLATFORM)
+            if self.trust.startswith(COURSE_PLATFORM)
+            else None
+        )
 
 
 class KeyRuleError(ValueError):
@@ -79,7 +92,19 @@ def bearer_token(authorization: str | None) -> str | None:
     return token.strip()
 
 
+def course_platform_holder(name: str) -> str:
+    """What a course platform's key holds in place of a trust code."""
+    if not _PLATFORM_NAME.match(name):
+        raise KeyRuleError(
+            f"course platform {name!r}: lower-case letters, digits and - only (e.g. futurelearn)"
+        )
+    return f"{COURSE_PLATFORM}{name}"
+
+
 def check_trust(trust: str) -> None:
+    if trust.startswith(COURSE_PLATFORM):
+        course_platform_holder(trust.removeprefix(COURSE_PLATFORM))
+        return
     if not _TRUST.match(trust):
         raise KeyRuleError(f"trust {trust!r} is not a 3-character ODS trust code (e.g. RTH)")
 

@@ -23,6 +23,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
+from services.gateway.domain.keys import COURSE_PLATFORM
 from shared.envelope import BY_CE_TYPE, FieldError
 
 DERIVED_EVENTS = frozenset(
@@ -128,6 +129,29 @@ def trust_errors(raw: object, trust: str) -> list[FieldError]:
             )
         )
     return errors
+
+
+TRAINING_EVENTS = frozenset({"clinician.enrolled", "module.started", "module.completed"})
+"""What a course platform's key may send, for any trust."""
+
+
+def sender_errors(raw: object, holder: str) -> list[FieldError]:
+    """Why the key's holder may not send this event: a trust only its own trust's events and
+    nothing derived; a course platform (`course-platform:<name>`) only training events."""
+    if not holder.startswith(COURSE_PLATFORM):
+        return trust_errors(raw, holder)
+    ce_type = raw.get("type") if isinstance(raw, dict) else None
+    etype = BY_CE_TYPE.get(ce_type) if isinstance(ce_type, str) else None
+    if etype is not None and etype.name not in TRAINING_EVENTS:
+        return [
+            FieldError(
+                "type",
+                f"{etype.name}: a course-platform key sends only "
+                f"{', '.join(sorted(TRAINING_EVENTS))}",
+                "not-a-training-event",
+            )
+        ]
+    return []
 
 
 def summary_status(results: Sequence[EventResult], unavailable: bool, full: bool = False) -> int:

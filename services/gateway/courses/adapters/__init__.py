@@ -1,0 +1,1 @@
+"""Adapters of the course-platform part: export files, MongoDB stores, Prometheus."""

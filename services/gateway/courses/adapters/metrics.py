@@ -1,0 +1,58 @@
+"""The course-platform part's Prometheus metrics, on the gateway's /metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from prometheus_client import Counter, Gauge
+
+STATEMENTS = Counter(
+    "ibest_xapi_statements_total",
+    "xAPI statements received, by course platform and outcome (accepted, duplicate, "
+    "ignored: valid but nothing the programme counts, refused: the request was refused).",
+    ["platform", "outcome"],
+)
+IMPORT_ROWS = Gauge(
+    "ibest_course_import_rows",
+    "Rows read by each course run's latest import, by export file.",
+    ["course_run", "file"],
+)
+IMPORT_EVENTS = Gauge(
+    "ibest_course_import_events",
+    "Events each course run's latest import published, by trust and event type.",
+    ["course_run", "trust", "type"],
+)
+IMPORT_COUNTS = Gauge(
+    "ibest_course_import_last",
+    "Each course run's latest import: events_published, duplicates_skipped, refused_rows, "
+    "unmapped_learners, not_stored, finished_timestamp_seconds.",
+    ["course_run", "what"],
+)
+_COUNTS = (
+    "events_published",
+    "duplicates_skipped",
+    "refused_rows",
+    "unmapped_learners",
+    "not_stored",
+)
+
+
+class PrometheusCourseMetrics:
+    def statements(self, platform: str, outcome: str, count: int) -> None:
+        if count:
+            STATEMENTS.labels(platform, outcome).inc(count)
+
+    def show_reports(self, reports: Sequence[dict[str, Any]]) -> None:
+        for report in reports:
+            run = report["course_run"]
+            for file, rows in report.get("rows_read", {}).items():
+                IMPORT_ROWS.labels(run, file).set(rows)
+            for trust, kinds in report.get("published", {}).items():
+                for kind, count in kinds.items():
+                    IMPORT_EVENTS.labels(run, trust, kind).set(count)
+            for what in _COUNTS:
+                IMPORT_COUNTS.labels(run, what).set(report.get(what, 0))
+            finished = report.get("finished_at")
+            if finished is not None:
+                IMPORT_COUNTS.labels(run, "finished_timestamp_seconds").set(finished.timestamp())

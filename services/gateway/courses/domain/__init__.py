@@ -1,0 +1,2 @@
+"""Pure rules of the course-platform part: exports, run configuration, learners, progress,
+xAPI statements."""

@@ -1,0 +1,63 @@
+"""xAPI routes (`/xapi/statements`, `/xapi/about`): each maps a request to the
+course-platform use case (application.XapiStatements) and nothing more."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import JSONResponse
+
+from services.gateway.application import Gateway
+from services.gateway.courses.domain.xapi import VERSION, as_bearer
+from services.gateway.courses.statements import XapiReply, XapiStatements, problem
+from services.gateway.handlers import read_body
+
+_PROBLEM = {"content": {"application/problem+json": {"example": {"title": "Bad Request"}}}}
+_HEADERS = {"X-Experience-API-Version": VERSION}
+
+
+def respond(reply: XapiReply) -> JSONResponse:
+    return JSONResponse(
+        reply.body,
+        reply.status,
+        headers={**_HEADERS, **reply.headers},
+        media_type="application/problem+json" if reply.problem else "application/json",
+    )
+
+
+def routes() -> APIRouter:
+    router = APIRouter(prefix="/xapi", tags=["xAPI (course platforms)"])
+
+    @router.get("/about", summary="The xAPI versions this endpoint speaks")
+    async def about() -> JSONResponse:
+        return JSONResponse(XapiStatements.about(), headers=_HEADERS)
+
+    @router.post(
+        "/statements",
+        summary="Store xAPI 1.0.3 statements (one or an array), all or nothing",
+        responses={400: _PROBLEM, 401: _PROBLEM, 403: _PROBLEM, 409: _PROBLEM, 503: _PROBLEM},
+    )
+    async def post_statements(
+        request: Request,
+        authorization: Annotated[str | None, Header()] = None,
+        x_experience_api_version: Annotated[str | None, Header()] = None,
+    ) -> JSONResponse:
+        gateway: Gateway = request.app.state.service
+        statements: XapiStatements | None = gateway.xapi
+        if statements is None:
+            return respond(
+                problem(
+                    503,
+                    "Service Unavailable",
+                    "the course-platform part has no programme key (IBEST_CLINICIAN_KEY_FILE)",
+                )
+            )
+        body = await read_body(request)
+        if not isinstance(body, bytes):
+            return respond(problem(body.status, "Content Too Large", body.detail))
+        return respond(
+            await statements.post(as_bearer(authorization), x_experience_api_version, body)
+        )
+
+    return router

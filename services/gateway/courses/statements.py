@@ -1,0 +1,298 @@
+"""The xAPI use case: `POST /xapi/statements` and `GET /xapi/about` for course-platform
+keys. Depends only on `ports.py`, the gateway's ports and the backbone's `Publisher`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ibest.backbone.publisher import Publisher, Publishing
+from services.gateway.courses.domain.learners import learner_key
+from services.gateway.courses.domain.progress import fact_event
+from services.gateway.courses.domain.xapi import (
+    VERSION,
+    Mapped,
+    Statement,
+    StatementError,
+    map_statement,
+    read_statement,
+    statement_event_id,
+)
+from services.gateway.courses.ports import (
+    CourseMetrics,
+    LearnerStore,
+    StatementLedger,
+    StoredStatement,
+)
+from services.gateway.domain.keys import COURSE_PLATFORM, ApiKey
+from services.gateway.domain.rejections import GATEWAY, Reason, Rejection
+from services.gateway.ports import RejectionStore
+from shared.catalogue import Catalogue
+from shared.envelope import ContractError
+
+Clock = Callable[[], datetime]
+
+
+@dataclass
+class XapiReply:
+    """What the xAPI route answers: status, JSON body (a list of ids, or problem details)."""
+
+    status: int
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+    problem: bool = False
+
+
+def problem(
+    status: int, title: str, detail: str, errors: Sequence[dict[str, str]] = ()
+) -> XapiReply:
+    """RFC 9457 problem details, with `errors[]` of field, code and message."""
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if errors:
+        body["errors"] = list(errors)
+    return XapiReply(status, body, problem=True)
+
+
+MAX_STATEMENTS = 500
+Authenticate = Callable[[str | None], Awaitable[ApiKey | Any]]
+
+
+class XapiStatements:
+    """`POST /xapi/statements` and `GET /xapi/about` for course-platform keys: all or nothing,
+    as an LRS; ignored statements acknowledged, counted and listed."""
+
+    def __init__(
+        self,
+        authenticate: Authenticate,
+        learners: LearnerStore,
+        statements: StatementLedger,
+        rejections: RejectionStore,
+        stream: Publisher,
+        metrics: CourseMetrics,
+        catalogue: Catalogue,
+        key: bytes,
+        clock: Clock,
+        limit: Callable[[str], int] = lambda _: 0,
+    ) -> None:
+        """`limit`: seconds the key's holder must wait before another request (0: go on);
+        the gateway's rate limiter, so a course platform has one rate for both doors."""
+        self.authenticate, self.learners, self.statements = authenticate, learners, statements
+        self.rejections, self.stream, self.metrics = rejections, stream, metrics
+        self.catalogue, self.key, self.clock, self.limit = catalogue, key, clock, limit
+
+    @staticmethod
+    def about() -> dict[str, Any]:
+        return {"version": [VERSION]}
+
+    async def post(self, authorization: str | None, version: str | None, body: bytes) -> XapiReply:
+        """Authenticate, check, then store the statements all or nothing."""
+        key = await self.authenticate(authorization)
+        if not isinstance(key, ApiKey):
+            return XapiReply(key.status, key.body, key.headers)
+        if key.course_platform is None:
+            return problem(
+                403,
+                "Forbidden",
+                "xAPI statements are accepted only with a course-platform key (`ibest gateway "
+                "keys create --course-platform NAME`); a trust key sends CloudEvents to /v1/events",
+                [
+                    {
+                        "field": "Authorization",
+                        "code": "not-a-course-platform-key",
+                        "message": "this key belongs to a trust",
+                    }
+                ],
+            )
+        if not (version or "").strip().startswith("1.0"):
+            return problem(
+                400,
+                "Bad Request",
+                "the X-Experience-API-Version header is required (1.0.x, e.g. 1.0.3)",
+                [
+                    {
+                        "field": "X-Experience-API-Version",
+                        "code": "version-required",
+                        "message": f"is {version!r}; send 1.0.3",
+                    }
+                ],
+            )
+        wait = self.limit(key.trust)
+        if wait:
+            reply = problem(
+                429,
+                "Too Many Requests",
+                f"{key.trust} is over its request rate; retry after {wait}s",
+            )
+            reply.headers["Retry-After"] = str(wait)
+            return reply
+        return await self._statements(key.course_platform, body)
+
+    async def _statements(self, platform: str, body: bytes) -> XapiReply:
+        try:
+            parsed = json.loads(body)
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            return problem(
+                400,
+                "Bad Request",
+                f"the body is not JSON: {exc}",
+                [{"field": "body", "code": "not-json", "message": str(exc)}],
+            )
+        raw = parsed if isinstance(parsed, list) else [parsed]
+        if not raw or len(raw) > MAX_STATEMENTS:
+            return problem(
+                400,
+                "Bad Request",
+                f"send 1 to {MAX_STATEMENTS} statements",
+                [{"field": "body", "code": "batch-size", "message": f"{len(raw)} statements"}],
+            )
+        read: list[Statement] = []
+        errors = []
+        for i, item in enumerate(raw):
+            try:
+                read.append(read_statement(item))
+            except StatementError as exc:
+                errors.append(
+                    {
+                        "field": f"statements[{i}].{exc.field}",
+                        "code": exc.code,
+                        "message": exc.message,
+                    }
+                )
+            except RecursionError:
+                errors.append(
+                    {
+                        "field": f"statements[{i}]",
+                        "code": "too-deep",
+                        "message": "nested too deeply to read",
+                    }
+                )
+        if errors:
+            self.metrics.statements(platform, "refused", len(raw))
+            return problem(
+                400,
+                "Bad Request",
+                f"{len(errors)} of {len(raw)} statements are invalid; none stored",
+                errors,
+            )
+        return await self._store(platform, read)
+
+    async def _store(self, platform: str, read: list[Statement]) -> XapiReply:
+        ids = [s.id for s in read]
+        first: dict[str, Statement] = {}
+        for i, s in enumerate(read):
+            if first.setdefault(s.id, s).digest != s.digest:
+                return problem(
+                    400,
+                    "Bad Request",
+                    "one id, two statements in this request",
+                    [
+                        {
+                            "field": f"statements[{i}].id",
+                            "code": "id-repeated",
+                            "message": f"{s.id} appears earlier with other content",
+                        }
+                    ],
+                )
+        stored = await self.statements.get_many(list(first))
+        conflicts = [s for s in first.values() if s.id in stored and stored[s.id] != s.digest]
+        if conflicts:
+            return problem(
+                409,
+                "Conflict",
+                "a statement with this id is stored with other content; nothing stored",
+                [
+                    {
+                        "field": f"statements[{ids.index(s.id)}].id",
+                        "code": "id-conflict",
+                        "message": f"{s.id} is stored with other content",
+                    }
+                    for s in conflicts
+                ],
+            )
+        new = [s for s in first.values() if s.id not in stored]
+        accounts = {
+            s.id: learner_key(self.key, s.account[0], s.account[1]) for s in new if s.account
+        }
+        learners = await self.learners.get_many(sorted(set(accounts.values())))
+        events: list[Publishing] = []
+        records: list[StoredStatement] = []
+        ignored: list[tuple[Statement, str]] = []
+        errors = []
+        for s in new:
+            mapped = map_statement(s, self.catalogue)
+            clinician = learners.get(accounts.get(s.id, ""))
+            if isinstance(mapped, Mapped) and clinician is None:
+                mapped = (
+                    "the actor is not a mapped learner (actor.account of a learner the "
+                    "import or mapping file knows)"
+                )
+            if isinstance(mapped, str):
+                ignored.append((s, mapped))
+                records.append(StoredStatement(s.id, s.digest, platform, None, mapped))
+                continue
+            assert clinician is not None
+            event_id = statement_event_id(self.key, s.id)
+            try:
+                event = fact_event(
+                    mapped.fact,
+                    clinician,
+                    mapped.course_version,
+                    event_id,
+                    f"/course-platform/xapi/{platform}",
+                )
+            except ContractError as exc:
+                errors.append(
+                    {
+                        "field": f"statements[{ids.index(s.id)}]",
+                        "code": "refused-event",
+                        "message": str(exc),
+                    }
+                )
+                continue
+            events.append((event, None))
+            records.append(StoredStatement(s.id, s.digest, platform, str(event_id), None))
+        if errors:
+            self.metrics.statements(platform, "refused", len(read))
+            return problem(
+                400,
+                "Bad Request",
+                "the events these statements make are refused; none stored",
+                errors,
+            )
+        outcomes = await self.stream.publish_many(events) if events else []
+        if any(o is None for o in outcomes):
+            return problem(
+                503,
+                "Service Unavailable",
+                "the event stream did not acknowledge "
+                "every statement; send the request again (safe)",
+            )
+        now = self.clock()
+        await self.statements.record(records, now)
+        if ignored:
+            await self.rejections.record(
+                [
+                    Rejection(
+                        f"{COURSE_PLATFORM}{platform}",
+                        s.id,
+                        "xapi.statement",
+                        now,
+                        (Reason(by=GATEWAY, field="statement", message=f"ignored: {why}"),),
+                    )
+                    for s, why in ignored
+                ]
+            )
+        self.metrics.statements(platform, "accepted", sum(1 for o in outcomes if o))
+        self.metrics.statements(
+            platform, "duplicate", len(read) - len(new) + sum(1 for o in outcomes if o is False)
+        )
+        self.metrics.statements(platform, "ignored", len(ignored))
+        return XapiReply(200, ids)
