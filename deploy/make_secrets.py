@@ -134,6 +134,9 @@ def make(directory: Path, self_signed: bool, names: Sequence[str]) -> list[str]:
         "reporting_tokens": lambda: f"ops:{secrets.token_hex(32)}:read",
         "service_tokens": lambda: f"ops:{secrets.token_hex(32)}",
         "platform_id_key": lambda: secrets.token_hex(32),
+        # The programme key (IBEST_CLINICIAN_KEY_FILE): the gateway's course-platform part
+        # makes clinician pseudonyms with it; the systems that send clinician events hold it.
+        "programme_key": lambda: secrets.token_hex(32),
         # The forms (services/forms): the link secret notifications shares, the id key.
         "forms_link_secret": _hex,
         "forms_id_key": _hex,

@@ -83,10 +83,21 @@ def id_key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def programme_key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("secrets") / "programme_key"
+    path.write_bytes(b"tests-programme-key-for-clinician-pseudonyms")
+    return path
+
+
 @pytest.fixture(autouse=True)
-def platform_id_key(monkeypatch: pytest.MonkeyPatch, id_key_file: Path) -> None:
-    """Every service and command a test starts reads tests.harness.ID_KEY."""
+def platform_id_key(
+    monkeypatch: pytest.MonkeyPatch, id_key_file: Path, programme_key_file: Path
+) -> None:
+    """Every service and command a test starts reads tests.harness.ID_KEY, and the gateway's
+    course-platform part a programme key (a test may set its own)."""
     monkeypatch.setenv("IBEST_PLATFORM_ID_KEY_FILE", str(id_key_file))
+    monkeypatch.setenv("IBEST_CLINICIAN_KEY_FILE", str(programme_key_file))
 
 
 @pytest.fixture(autouse=True)
