@@ -29,6 +29,7 @@ from services.reporting.checks import SITE_RE, TRUST_RE, Malformed, NotFound
 from services.reporting.domain.figures import MEASURE_NAMES, OUTCOME_TIMEPOINTS
 from services.reporting.domain.funnel import COMPARISON_FIGURES, FUNNEL_FIGURES
 from services.reporting.domain.tables import report_rows, to_csv
+from services.reporting.figures_doc import glossary
 from services.reporting.reports import Reporting
 
 log = logging.getLogger(__name__)
@@ -43,10 +44,10 @@ Raw = Annotated[
 ]
 FUNNEL_ONLY = tuple(f for f in FUNNEL_FIGURES if f != "improved_share")
 FIGURES_DOC = (
-    "Figures keyed by name (domain.md, Figure definitions): counts, "
+    "Figures keyed by name (docs/figures.md): counts, "
     "`*_by_profession`, rates, and `outcomes.<measure>.<timepoint>` with n, "
     "mean_change, improved_share. Below national level, unless raw: 0 stays 0, "
-    '1-7 is "*", other counts are rounded to the nearest 5.'
+    '1-7 is "*", other counts are rounded to the nearest 5.\n\n' + glossary()
 )
 JSON = "application/json"
 CSV_TYPE = "text/csv"
