@@ -17,6 +17,11 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     IBEST_HTTP_HOST=0.0.0.0
+# Pango and a font for WeasyPrint: reporting draws the monthly report pack's PDF.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends \
+      libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core \
+ && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 10001 ibest \
  && useradd --system --uid 10001 --gid ibest --no-create-home --shell /usr/sbin/nologin ibest
 COPY --from=build /opt/venv /opt/venv

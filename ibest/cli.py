@@ -32,6 +32,7 @@ PLUGINS = (
     "services.outcomes.cli",
     "services.notifications.cli",
     "services.reporting.cli",
+    "services.reporting.report_cli",
     "services.gateway.cli",
     "ibest.simulate.cli",
     "ibest.purge",

@@ -599,4 +599,7 @@ def routes() -> APIRouter:
     from services.reporting.api_months import add_month_routes  # it builds on this module
 
     add_month_routes(router)
+    from services.reporting.api_pack import add_pack_routes  # likewise
+
+    add_pack_routes(router)
     return router
