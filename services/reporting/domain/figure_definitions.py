@@ -464,7 +464,7 @@ def label_of(name: str) -> str:
     """A figure's label in words; an outcome's names its measure and timepoint."""
     found = definition_of(name)
     parts = name.split(".")
-    if parts[0] == "outcomes" and len(parts) == 4:
+    if parts[0] == "outcomes" and len(parts) == 4 and not parts[1].startswith("<"):
         measure = next(s.title for m, s in MEASURES.items() if m.value == parts[1])
         return f"{found.label}, {measure}, {TIMEPOINT_WORDS[parts[2]]}"
     return found.label
