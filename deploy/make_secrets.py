@@ -128,6 +128,8 @@ def make(directory: Path, self_signed: bool, names: Sequence[str]) -> list[str]:
         "grafana_admin_password": _hex,
         "grafana_reporting_token": _hex,
         "proxy_password": _hex,
+        # Alertmanager's mail relay: replace with your relay's password (Mailpit needs none).
+        "alertmanager_smtp_password": _hex,
         "reporting_tokens": lambda: f"ops:{secrets.token_hex(32)}:read",
         "service_tokens": lambda: f"ops:{secrets.token_hex(32)}",
     }
