@@ -575,7 +575,7 @@ def routes() -> APIRouter:
             summary=f"Trusts' RMDQ improvement at {timepoint_name} against the trial",
             description="Each trust's mean RMDQ improvement (baseline minus follow-up) and "
             "95% interval against the trial's interval and the national one "
-            '(domain.md, "Is it working?"); trusts disclosure-controlled '
+            '(docs/figures.md, "Against the trial"); trusts disclosure-controlled '
             "unless raw. JSON, or CSV with Accept: text/csv.",
         )
 

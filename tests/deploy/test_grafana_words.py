@@ -47,6 +47,7 @@ def test_every_panel_is_titled_in_words_described_and_has_a_unit() -> None:
             where = f"{name}: {title}"
             assert " " in title and not RAW_NAME.search(visible(title)), where
             assert len(panel.get("description", "")) > 20, where
+            assert "domain.md" not in panel["description"], where  # not in the repository
             assert panel["fieldConfig"]["defaults"].get("unit"), where
             for label in labels_of(panel):
                 assert not RAW_NAME.search(visible(label)), (where, label)
