@@ -105,7 +105,7 @@ def series_chart(
         ax.set_ylim(0, 100)
     ax.set_ylabel(axis)
     _months_axis(ax, months)
-    ax.legend(loc="upper left", frameon=False)
+    ax.legend(loc="best", frameon=False)
     latest = "; ".join(
         f"{label_of(n)}: {_latest(months, series['figures'].get(n, []))}" for n in names
     )
