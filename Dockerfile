@@ -26,7 +26,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     IBEST_HTTP_HOST=0.0.0.0
-# WeasyPrint (the forms' printable letter) needs Pango and a font.
+# WeasyPrint (the forms' printable letter, reporting's monthly pack) needs Pango and a font.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 \
     libharfbuzz-subset0 fonts-dejavu-core \

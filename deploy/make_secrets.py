@@ -127,10 +127,14 @@ def make(directory: Path, self_signed: bool, names: Sequence[str]) -> list[str]:
     wanted |= {f"mongo_password_{service}": _hex for service in SERVICES}
     wanted |= {
         "mongo_root_password": _hex,
+        # the backup profile's mongodump user (role `backup` only)
+        "mongo_password_backup": _hex,
         "mongo_keyfile": lambda: base64.b64encode(secrets.token_bytes(756)).decode(),
         "grafana_admin_password": _hex,
         "grafana_reporting_token": _hex,
         "proxy_password": _hex,
+        # Alertmanager's mail relay: replace with your relay's password (Mailpit needs none).
+        "alertmanager_smtp_password": _hex,
         "reporting_tokens": lambda: f"ops:{secrets.token_hex(32)}:read",
         "service_tokens": lambda: f"ops:{secrets.token_hex(32)}",
         "platform_id_key": lambda: secrets.token_hex(32),

@@ -22,7 +22,7 @@ from ibest.backbone.deadletters import (
     replay_dead_letter,
 )
 from ibest.backbone.settings import Settings
-from ibest.backbone.streams import ensure_streams
+from ibest.backbone.streams import EVENTS_STREAM, ensure_streams
 
 TOOLS = ("ibest.simulate.cli", "ibest.purge", "ibest.audit_cli", "ibest.pseudonymise")
 """Commands beside each service's own (ibest/registry.py lists those)."""
@@ -45,6 +45,42 @@ async def streams_apply(args: argparse.Namespace, settings: Settings) -> int:
     # (the compose init job runs this from the production image: no local stand-in needed)
     for line in await apply_streams(settings):
         print(line)
+    return 0
+
+
+async def streams_snapshot(args: argparse.Namespace, settings: Settings) -> int:
+    from ibest.stream_backup import BackupError, snapshot
+
+    nc = await _connect(settings)
+    try:
+        taken = await snapshot(nc, args.stream, args.out)
+    except BackupError as exc:
+        print(f"ibest streams snapshot: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await nc.drain()
+    print(
+        f"snapshot of {taken.stream}: {taken.messages} messages, {taken.bytes} bytes -> {args.out}"
+    )
+    return 0
+
+
+async def streams_restore(args: argparse.Namespace, settings: Settings) -> int:
+    from ibest.stream_backup import BackupError, restore
+
+    nc = await _connect(settings)
+    try:
+        info = await restore(nc, args.source)
+    except BackupError as exc:
+        print(f"ibest streams restore: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await nc.drain()
+    state = info.get("state", {})
+    print(
+        f"restored {info['config']['name']}: {state.get('messages')} messages, "
+        f"sequences {state.get('first_seq')} to {state.get('last_seq')}"
+    )
     return 0
 
 
@@ -184,6 +220,17 @@ def build_parser() -> argparse.ArgumentParser:
     streams.add_parser("apply", help="create or update both streams").set_defaults(
         func=streams_apply
     )
+    snap = streams.add_parser(
+        "snapshot", help="back a stream up through JetStream's snapshot API (docs/operations.md)"
+    )
+    snap.add_argument("--stream", default=EVENTS_STREAM, help=f"default {EVENTS_STREAM}")
+    snap.add_argument("--out", type=Path, required=True, help="a new directory for the backup")
+    snap.set_defaults(func=streams_snapshot)
+    back = streams.add_parser(
+        "restore", help="restore a stream from a snapshot (it must not exist yet)"
+    )
+    back.add_argument("--from", dest="source", type=Path, required=True, help="the backup")
+    back.set_defaults(func=streams_restore)
 
     dl = sub.add_parser("deadletters", help="events consumers could not apply").add_subparsers(
         dest="action", required=True

@@ -34,3 +34,16 @@ for (const service of ["enrolment", "outcomes", "notifications", "reporting", "g
   }
   print(`user ${user}: readWrite on ${prefix}_${service}`);
 }
+// The backup profile's mongodump (deploy/backup/mongo.sh): MongoDB's `backup` role only
+// (read every database, the oplog for --oplog), nothing else.
+{
+  const user = "ibest-backup";
+  const roles = [{ role: "backup", db: "admin" }];
+  const pwd = read("mongo_password_backup");
+  if (admin.getUser(user)) {
+    admin.updateUser(user, { pwd, roles });
+  } else {
+    admin.createUser({ user, pwd, roles });
+  }
+  print(`user ${user}: backup`);
+}

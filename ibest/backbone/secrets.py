@@ -24,7 +24,7 @@ def check_secret(value: str, what: str) -> str:
     if PLACEHOLDER.search(value):
         raise SecretError(
             f"{what} is a placeholder ({value[:12]!r}...): generate it "
-            "with `python -m deploy.secrets`"
+            "with `python -m deploy.make_secrets`"
         )
     if len(value) < MIN_SECRET_CHARS:
         raise SecretError(f"{what} is shorter than {MIN_SECRET_CHARS} characters")

@@ -12,9 +12,17 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ibest.backbone.outbox_values import OutboxSettings
+from ibest.backbone.secrets import read_secret
 from services.notifications.domain.hours import WorkingHours, parse_days
 from services.notifications.domain.training import TrainingRules
 from shared.events import ReminderKind
+
+SECRET_FILES = {
+    "notify_api_key": "IBEST_NOTIFY_API_KEY",
+    "callback_token": "IBEST_NOTIFY_CALLBACK_TOKEN",
+    "smtp_password": "IBEST_SMTP_PASSWORD",
+}
+"""Settings that are secrets: each also read from `<variable>_FILE`."""
 
 
 class NotificationSettings(BaseSettings):
@@ -64,6 +72,7 @@ class NotificationSettings(BaseSettings):
     forms_base_url: str = Field(default="http://127.0.0.1:8006", alias="IBEST_FORMS_BASE_URL")
     # GOV.UK Notify
     notify_api_key: str = Field(default="", alias="IBEST_NOTIFY_API_KEY")
+    notify_api_key_file: Path | None = Field(default=None, alias="IBEST_NOTIFY_API_KEY_FILE")
     notify_base_url: str = Field(
         default="https://api.notifications.service.gov.uk", alias="IBEST_NOTIFY_BASE_URL"
     )
@@ -85,12 +94,14 @@ class NotificationSettings(BaseSettings):
         default="", alias="IBEST_NOTIFY_TEMPLATE_DELIVERY_SURVEY_CLOSING"
     )
     callback_token: str = Field(default="", alias="IBEST_NOTIFY_CALLBACK_TOKEN")
+    callback_token_file: Path | None = Field(default=None, alias="IBEST_NOTIFY_CALLBACK_TOKEN_FILE")
     # SMTP
     smtp_host: str = Field(default="127.0.0.1", alias="IBEST_SMTP_HOST")
     smtp_port: int = Field(default=1025, alias="IBEST_SMTP_PORT")
     smtp_from: str = Field(default="ibest-noreply@example.nhs.uk", alias="IBEST_SMTP_FROM")
     smtp_username: str = Field(default="", alias="IBEST_SMTP_USERNAME")
     smtp_password: str = Field(default="", alias="IBEST_SMTP_PASSWORD")
+    smtp_password_file: Path | None = Field(default=None, alias="IBEST_SMTP_PASSWORD_FILE")
     smtp_starttls: bool = Field(default=False, alias="IBEST_SMTP_STARTTLS")
     smtp_timeout: float = Field(default=30, gt=0, alias="IBEST_SMTP_TIMEOUT")
     # Retention (docs/information-governance.md)
@@ -101,6 +112,19 @@ class NotificationSettings(BaseSettings):
     # Site teams
     site_teams: str = Field(default="", alias="IBEST_SITE_TEAMS")
     site_teams_file: str = Field(default="", alias="IBEST_SITE_TEAMS_FILE")
+
+    @model_validator(mode="after")
+    def _read_secret_files(self) -> NotificationSettings:
+        """The Notify API key, its callback token and the SMTP password from secret files
+        (Docker secrets), like every other secret; a value given both ways is refused."""
+        for name, env in SECRET_FILES.items():
+            path: Path | None = getattr(self, f"{name}_file")
+            if path is None:
+                continue
+            if getattr(self, name):
+                raise ValueError(f"set {env} or {env}_FILE, not both")
+            setattr(self, name, read_secret(path, f"{env}_FILE"))
+        return self
 
     @model_validator(mode="after")
     def _keep_thanks_past_replays(self) -> NotificationSettings:

@@ -30,6 +30,7 @@ from services.reporting.checks import SITE_RE, TRUST_RE, Malformed, NotFound
 from services.reporting.domain.figures import MEASURE_NAMES, OUTCOME_TIMEPOINTS
 from services.reporting.domain.funnel import COMPARISON_FIGURES, FUNNEL_FIGURES
 from services.reporting.domain.tables import report_rows, to_csv
+from services.reporting.figures_doc import glossary
 from services.reporting.reports import Reporting
 
 log = logging.getLogger(__name__)
@@ -44,10 +45,10 @@ Raw = Annotated[
 ]
 FUNNEL_ONLY = tuple(f for f in FUNNEL_FIGURES if f != "improved_share")
 FIGURES_DOC = (
-    "Figures keyed by name (domain.md, Figure definitions): counts, "
+    "Figures keyed by name (docs/figures.md): counts, "
     "`*_by_profession`, rates, and `outcomes.<measure>.<timepoint>` with n, "
     "mean_change, improved_share. Below national level, unless raw: 0 stays 0, "
-    '1-7 is "*", other counts are rounded to the nearest 5.'
+    '1-7 is "*", other counts are rounded to the nearest 5.\n\n' + glossary()
 )
 JSON = "application/json"
 CSV_TYPE = "text/csv"
@@ -568,7 +569,7 @@ def routes() -> APIRouter:
             summary=f"Trusts' RMDQ improvement at {timepoint_name} against the trial",
             description="Each trust's mean RMDQ improvement (baseline minus follow-up) and "
             "95% interval against the trial's interval and the national one "
-            '(domain.md, "Is it working?"); trusts disclosure-controlled '
+            '(docs/figures.md, "Against the trial"); trusts disclosure-controlled '
             "unless raw. JSON, or CSV with Accept: text/csv.",
         )
 
@@ -592,4 +593,7 @@ def routes() -> APIRouter:
     from services.reporting.api_months import add_month_routes  # it builds on this module
 
     add_month_routes(router)
+    from services.reporting.api_pack import add_pack_routes  # likewise
+
+    add_pack_routes(router)
     return router

@@ -16,6 +16,7 @@ from ibest.backbone.tokens import Token
 from services.reporting.adapters.replay import StreamHistory
 from services.reporting.adapters.store import MongoGenerationStore
 from services.reporting.application import NAME, ReportingService
+from services.reporting.names import Names, load_names
 from services.reporting.ports import EventHistory
 from services.reporting.reports import Reporting
 from services.reporting.settings import ReportingSettings
@@ -41,14 +42,19 @@ def build(
     """The reporting service over `db` (no I/O: the runtime also creates the writable
     generations' indexes)."""
     return _parts(
-        db, clock, settings.token_list(), audit, protect_national=settings.protect_national
+        db,
+        clock,
+        settings.token_list(),
+        audit,
+        protect_national=settings.protect_national,
+        names=load_names(settings.trusts_file),
     )
 
 
 def for_commands(db: AsyncDatabase[dict[str, Any]]) -> ReportingParts:
     """What an operator command rebuilds with: no settings, so no tokens and no audit
     (it answers no report)."""
-    return _parts(db, utc_now, [], None, protect_national=False)
+    return _parts(db, utc_now, [], None, protect_national=False, names=load_names())
 
 
 def stream_history(js: JetStreamContext) -> EventHistory:
@@ -63,10 +69,11 @@ def _parts(
     audit: AuditLog | None,
     *,
     protect_national: bool,
+    names: Names,
 ) -> ReportingParts:
     store = MongoGenerationStore(db)
     return ReportingParts(
         store,
         ReportingService(store),
-        Reporting(store, clock, tokens, audit, protect_national=protect_national),
+        Reporting(store, clock, tokens, audit, protect_national=protect_national, names=names),
     )

@@ -8,11 +8,12 @@ from ibest.backbone.connect import connect_nats
 from ibest.backbone.mongo import mongo_client
 from ibest.backbone.patient_refs import nhs_numbers_in
 from ibest.backbone.settings import Settings
-from services.reporting import bootstrap
+from services.reporting import bootstrap, report_cli
 from services.reporting.adapters.patient_refs import GenerationPatientRefs
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    report_cli.register(sub)  # `ibest report monthly`: the programme boards' pack
     p = sub.add_parser("reporting", help="Reporting aggregates")
     cmds = p.add_subparsers(dest="command", required=True)
     rebuild = cmds.add_parser(

@@ -31,6 +31,7 @@ from services.reporting.domain.funnel import (
     trial_band,
 )
 from services.reporting.months import MonthSeries
+from services.reporting.names import Names
 from services.reporting.ports import GenerationStore
 from services.reporting.views import View, Views
 
@@ -46,9 +47,12 @@ class Reporting:
         audit: AuditLog | None = None,
         *,
         protect_national: bool = False,
+        names: Names | None = None,
     ) -> None:
         self.tokens = tokens
         self.audit = audit
+        self.names = names or Names()
+        """Trust names for the monthly pack (deploy/trusts.yaml)."""
         self.views = Views(store, clock, protect_national=protect_national)
         self.months = MonthSeries(self.views)
 

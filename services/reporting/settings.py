@@ -54,6 +54,13 @@ class ReportingSettings(BaseSettings):
         "exact). For a publication built from few trusts.",
     )
 
+    trusts_file: Path | None = Field(
+        default=None,
+        alias="IBEST_REPORTING_TRUSTS_FILE",
+        description="The trusts file whose names the monthly report pack shows (default: "
+        "deploy/trusts.yaml, which the service image carries).",
+    )
+
     def token_list(self) -> list[Token]:
         """Parse the tokens; a malformed entry stops the service at start-up."""
         tokens = read_tokens(self.tokens, self.tokens_file, "IBEST_REPORTING_TOKENS", SCOPES)

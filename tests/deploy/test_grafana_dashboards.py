@@ -40,9 +40,12 @@ def test_uids_are_fixed_and_queries_use_the_provisioned_datasource() -> None:
 
 def test_drilldown_has_trust_and_site_variables() -> None:
     board = json.loads((OUT / "ibest-trust-site.json").read_text())
-    assert [v["name"] for v in board["templating"]["list"]] == ["trust", "site"]
-    exprs = [t["expr"] for p in board["panels"] for t in p.get("targets", [])]
-    assert all("$trust" in e and "$site" in e for e in exprs)
+    assert [v["name"] for v in board["templating"]["list"]] == ["figures_doc", "trust", "site"]
+    place = [p for p in board["panels"] if p["title"] not in ("Data as of",)]
+    exprs = [t["expr"] for p in place for t in p.get("targets", [])]
+    assert all("$trust" in e for e in exprs)
+    sites = [p for p in place if p["title"].startswith("Sites of the trust")]
+    assert all("$site" in t["expr"] for p in place if p not in sites for t in p.get("targets", []))
 
 
 def test_national_overview_covers_the_issue() -> None:
@@ -85,6 +88,7 @@ def test_is_it_working_shows_the_trials_band_and_every_figure() -> None:
     assert 'ibest_rmdq_vs_trial_month_12{trust!="", site=""} == 1' in exprs
     trial = BEST_TRIAL.rmdq_improvement
     by_trust = panels["RMDQ improvement at 12 months by trust, with 95% CI"]
+    assert by_trust["fieldConfig"]["defaults"]["unit"] == "none"
     steps = by_trust["fieldConfig"]["defaults"]["thresholds"]["steps"]
     assert [s["value"] for s in steps] == [None, trial.low, trial.high]
     completeness = panels["12-month completeness by trust"]

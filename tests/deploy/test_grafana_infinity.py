@@ -75,7 +75,9 @@ def variable_values(
     choices: dict[str, list[str]] = {}
     for v in board.get("templating", {}).get("list", []):
         if f"${v['name']}" in used:
-            choices[v["name"]] = trusts if v["name"] == "trust" else v["query"].split(",")
+            # A custom variable's options are `words : value`; the query gets the value.
+            options = [o.rpartition(" : ")[2] for o in v["query"].split(",")]
+            choices[v["name"]] = trusts if v["name"] == "trust" else options
     names = list(choices)
     return [
         dict(zip(names, combo, strict=True))
@@ -220,7 +222,8 @@ async def test_every_infinity_query_answers_with_every_field_its_panel_reads(
                             )
             # The panels read only fields their queries return.
             for panel in board["panels"]:
-                read = {c["selector"] for t in panel.get("targets", []) for c in t["columns"]}
+                # Grafana's matchers and filters name a field by its shown name (`text`).
+                read = {c["text"] for t in panel.get("targets", []) for c in t["columns"]}
                 for series in panel.get("options", {}).get("series", []):
                     assert {
                         series["x"]["matcher"]["options"],
