@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ibest.backbone.secrets import read_secret
+from shared.eventtime import TimeBounds
 
 
 def inbox_prefix(user: str) -> str:
@@ -98,6 +100,28 @@ class Settings(BaseSettings):
         description="Most events the stream keeps per subject (one trust, one event type); "
         "a publish beyond it is refused. Bounds each trust's share of the store.",
     )
+
+    event_future_tolerance: float = Field(
+        default=300.0,
+        ge=0,
+        alias="IBEST_EVENT_FUTURE_TOLERANCE",
+        description="Seconds an event's time may be ahead of when the platform received it "
+        "(the gateway's clock, else the stream's stored timestamp); later is refused "
+        "(`future-time`) by the gateway, every consumer and a rebuild alike.",
+    )
+    programme_start: date = Field(
+        default=date(2015, 1, 1),
+        alias="IBEST_PROGRAMME_START",
+        description="Earliest date (UTC) an event may carry; earlier is refused "
+        "(`before-programme`).",
+    )
+
+    def time_bounds(self) -> TimeBounds:
+        """The event-time rule's bounds (shared.eventtime), as every judge applies them."""
+        return TimeBounds(
+            future_tolerance=timedelta(seconds=self.event_future_tolerance),
+            programme_start=datetime.combine(self.programme_start, time(0), tzinfo=UTC),
+        )
 
     @property
     def nats_servers(self) -> list[str]:

@@ -48,6 +48,7 @@ from services.gateway.ports import (
     RejectionStore,
 )
 from shared.envelope import AnyEvent, ContractError, FieldError, parse_event
+from shared.eventtime import DEFAULT_TIME_BOUNDS, TimeBounds
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
@@ -82,8 +83,10 @@ class Gateway:
         retry_after_unavailable: int = 5,
         max_events: int = MAX_BATCH_EVENTS,
         key_cache_seconds: float = 0.0,
+        bounds: TimeBounds = DEFAULT_TIME_BOUNDS,
     ) -> None:
         self.keys, self.rejection_store, self.stream = keys, rejections, stream
+        self.bounds = bounds
         self.limiter, self.metrics, self.clock, self.timer = limiter, metrics, clock, timer
         self.retry_after_unavailable = retry_after_unavailable
         self.max_events = max_events
@@ -176,7 +179,13 @@ class Gateway:
         for e in decoded:
             try:
                 verdicts.append(
-                    parse_event(None, e.body, e.raw if isinstance(e.raw, dict) else None)
+                    parse_event(
+                        None,
+                        e.body,
+                        e.raw if isinstance(e.raw, dict) else None,
+                        received=now,  # the time rule, judged as the stream will store it
+                        bounds=self.bounds,
+                    )
                 )
             except ContractError as exc:
                 verdicts.append(exc.errors)

@@ -24,6 +24,7 @@ from services.gateway.adapters.stream import NatsEventStream
 from services.gateway.application import DeadLetterRecorder, Gateway, KeyAdmin
 from services.gateway.domain.ratelimit import RateLimiter
 from services.gateway.settings import GatewaySettings
+from shared.eventtime import DEFAULT_TIME_BOUNDS, TimeBounds
 
 NAME = "gateway"
 Document = dict[str, Any]
@@ -48,6 +49,7 @@ async def build(
     js: JetStreamContext,
     clock: Callable[[], datetime] = utc_now,
     timer: Callable[[], float] = time.monotonic,
+    bounds: TimeBounds = DEFAULT_TIME_BOUNDS,
 ) -> GatewayParts:
     """The running gateway over real MongoDB and NATS (indexes created here)."""
     keys = MongoKeyStore(db)
@@ -64,6 +66,7 @@ async def build(
         timer,
         settings.retry_after_unavailable,
         key_cache_seconds=settings.key_cache_seconds,
+        bounds=bounds,
     )
     dead_letters = JetStreamDeadLetters(js)
     return GatewayParts(

@@ -13,7 +13,12 @@ def build_spec(settings: GatewaySettings | None = None) -> ServiceSpec:
 
     async def wire(ctx: ServiceContext) -> Wiring:
         parts = await bootstrap.build(
-            settings or GatewaySettings(), ctx.db, ctx.nats, ctx.js, ctx.clock
+            settings or GatewaySettings(),
+            ctx.db,
+            ctx.nats,
+            ctx.js,
+            ctx.clock,
+            bounds=ctx.settings.time_bounds(),
         )
         return Wiring(
             handlers={}, api=parts.gateway, background=[parts.recorder.run], on_stop=[parts.close]

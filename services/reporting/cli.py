@@ -29,7 +29,8 @@ async def rebuild_command(args: argparse.Namespace, settings: Settings) -> int:
     )
     try:
         parts = bootstrap.for_commands(mongo[settings.database_of(bootstrap.NAME)])
-        done = await parts.service.rebuild(bootstrap.stream_history(nc.jetstream()))
+        history = bootstrap.stream_history(nc.jetstream(), settings.time_bounds())
+        done = await parts.service.rebuild(history)
     finally:
         await nc.drain()
         await mongo.close()
@@ -37,4 +38,7 @@ async def rebuild_command(args: argparse.Namespace, settings: Settings) -> int:
         f"rebuilt reporting: generation {done['generation']} replaced {done['previous']} "
         f"({done['events']} events replayed, {done['sites']} sites)"
     )
+    if history.refused:
+        refused = ", ".join(f"{n} {code}" for code, n in sorted(history.refused.items()))
+        print(f"excluded as the live consumers refuse them: {refused}")
     return 0

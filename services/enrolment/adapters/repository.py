@@ -1,6 +1,6 @@
 """MongoDB storage of clinician records: collection `clinicians`, one document per clinician.
 
-A document is `{_id: clinician_ref, rev, facts, contact, emitted, outbox, state}`. Every
+A document is `{_id: clinician_ref, rev, facts, contact, emitted, derived, outbox, state}`. Every
 change is one compare-and-set on `rev` (the application reads, folds, and saves if
 unchanged), so the facts, the folded state and the outbox of derived events (the backbone's
 embedded outbox) are always stored together without a multi-document transaction. `state`
@@ -21,7 +21,7 @@ from ibest.backbone.concurrency import ConcurrentUpdate
 from ibest.backbone.mongo import only_duplicate_keys
 from ibest.backbone.outbox import MongoOutbox, OutboxEntry
 from services.enrolment.domain.clinician import ClinicianState, Fact
-from services.enrolment.domain.record import ClinicianRecord, Contact
+from services.enrolment.domain.record import ClinicianRecord, Contact, Emitted
 from services.enrolment.ports import Change, Erasure, HeldContact, Stored
 
 Document = dict[str, Any]
@@ -35,6 +35,7 @@ def to_doc(record: ClinicianRecord, state: ClinicianState, rev: int) -> Document
         "rev": rev,
         "facts": [f.model_dump(mode="json") for f in record.facts],
         "emitted": sorted(record.emitted),
+        "derived": [{"key": key, **e.model_dump()} for key, e in sorted(record.emitted.items())],
         "outbox": [o.model_dump() for o in record.outbox],
         "state": state.model_dump(mode="json"),
     }
@@ -49,9 +50,18 @@ def from_doc(doc: Document) -> ClinicianRecord:
         clinician_ref=doc["_id"],
         facts=tuple(Fact.model_validate(f) for f in doc.get("facts", [])),
         contact=Contact.model_validate(contact) if contact else None,
-        emitted=frozenset(doc.get("emitted", [])),
+        emitted=emitted_of(doc),
         outbox=tuple(OutboxEntry.model_validate(o) for o in doc.get("outbox", [])),
     )
+
+
+def emitted_of(doc: Document) -> dict[str, Emitted]:
+    """`derived` holds each derived event's last revision; a key only in `emitted` was
+    emitted before revisions were recorded (revision 1, content unknown)."""
+    emitted = {key: Emitted(revision=1) for key in doc.get("emitted", [])}
+    for d in doc.get("derived", []):
+        emitted[d["key"]] = Emitted(revision=d["revision"], signature=d["signature"])
+    return emitted
 
 
 class MongoClinicianRepository:
