@@ -117,6 +117,10 @@ def events() -> list[AnyEvent]:
     ]
 
 
+LATER_BASELINE = assessed("p-f", "baseline", BASELINE + timedelta(days=5), "RTH09")
+"""One event (one id) stored in both databases before the batch."""
+
+
 async def prepare(handlers: NotificationsService) -> None:
     """The same state before the batch, in both databases."""
     await handlers.repo.create_reminder(
@@ -132,7 +136,7 @@ async def prepare(handlers: NotificationsService) -> None:
             "created_at": day(43),
         },
     )
-    await handlers.assessed(assessed("p-f", "baseline", BASELINE + timedelta(days=5), "RTH09"))
+    await handlers.assessed(LATER_BASELINE)
 
 
 @pytest.fixture
@@ -225,7 +229,10 @@ async def test_batch_equals_one_by_one_in_any_order_with_duplicates(
             next(d for d in expected["clinicians"] if d["_id"] == ref) for ref in ("c-1", "c-2")
         )
         assert c1["sitecode"] == "RTH09" and c1["enrolled_at"] == day(40)
-        assert c2["sitecode"] == "RTH09"  # equal times: the later place code, in any order
+        # Equal times: the trust code, then the event id decide, in any order.
+        tied = [e for e in batch if e.event_type.name == "clinician.enrolled"]
+        tied = [e for e in tied if e.data.clinician_ref == "c-2"]
+        assert c2["sitecode"] == max(tied, key=lambda e: (e.trustcode, str(e.id))).sitecode
         assert not any(
             "sitecode" in d for d in expected["clinicians"] if d["_id"] in ("c-6", "c-7")
         )
