@@ -70,7 +70,7 @@ started (11 Oct), m04."""
 
 async def applied_by(js: JetStreamContext, consumer: str) -> bool:
     info = await js.consumer_info(EVENTS_STREAM, consumer)
-    return info.num_pending == 0 and info.num_ack_pending == 0
+    return bool(info.num_pending == 0 and info.num_ack_pending == 0)
 
 
 async def started_by_month(api: httpx.AsyncClient) -> dict[str, tuple[int, int]] | None:
