@@ -35,6 +35,7 @@ PLUGINS = (
     "services.gateway.cli",
     "ibest.simulate.cli",
     "ibest.purge",
+    "ibest.eventtimes",
 )
 OPERATIONS = ("ibest.backbone.audit",)  # `ibest audit list`
 

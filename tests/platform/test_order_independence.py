@@ -9,6 +9,7 @@ gateway, every consumer and the rebuild."""
 from __future__ import annotations
 
 import argparse
+import json
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,6 +20,7 @@ from nats.js import JetStreamContext
 
 from ibest.backbone.settings import Settings
 from ibest.backbone.streams import EVENTS_STREAM
+from ibest.eventtimes import check_times_command
 from services.enrolment.service import SPEC as ENROLMENT
 from services.gateway.bootstrap import key_admin
 from services.gateway.service import build_spec as gateway_spec
@@ -202,7 +204,8 @@ async def test_a_future_or_pre_programme_time_is_refused_alike_by_gateway_consum
 
             async def counted() -> dict[str, Any] | None:
                 body = (await api.get(f"/v1/trusts/{TRUST}", params={"raw": "true"})).json()
-                return body if body["figures"]["clinicians_enrolled"] == 1 else None
+                enrolled = body.get("figures", {}).get("clinicians_enrolled")
+                return body if enrolled == 1 else None
 
             body = await wait_for(counted, 30, "the believable enrolment counted")
             assert body["as_of"] < "2999"
@@ -215,3 +218,15 @@ async def test_a_future_or_pre_programme_time_is_refused_alike_by_gateway_consum
             printed = capsys.readouterr().out
             assert "2 future-time" in printed and "1 before-programme" in printed
             assert (await counted()) is not None
+
+    # The operator's dry run lists exactly what the consumers and the rebuild refused.
+    assert await check_times_command(argparse.Namespace(json=True), settings) == 0
+    listed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert sorted((r["event_id"], r["code"]) for r in listed) == sorted(
+        [
+            (future["id"], "future-time"),
+            (ancient["id"], "before-programme"),
+            (extreme["id"], "future-time"),
+        ]
+    )
+    assert all(r["reason"] == by_id[r["event_id"]].copy().pop() for r in listed)

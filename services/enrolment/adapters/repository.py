@@ -200,6 +200,9 @@ class MongoClinicianRepository:
         )
         return result.modified_count
 
+    async def clinician_refs(self) -> list[str]:
+        return [doc["_id"] async for doc in self._clinicians.find({}, {"_id": 1})]
+
     async def erased_contacts(self) -> set[str]:
         """Clinicians whose contact email was erased (by request or by retention)."""
         return {

@@ -8,7 +8,7 @@ pure function of those facts (`clinician_contribution`, ...). Exactness follows 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -164,6 +164,15 @@ def facts_of(event: AnyEvent) -> list[EntityFact]:
             for ref in dict.fromkeys(event.data.facilitator_refs)
         ]
     return facts
+
+
+def newest_time(facts: Iterable[EntityFact]) -> datetime | None:
+    """What a batch moves `as_of` to: the newest event time of its facts, enrolment's
+    derived training facts aside. Their time is a module event's (reporting never sees
+    those), and a superseded revision's is later than its correction's, so counting them
+    would make `as_of` depend on which revisions arrived: a function of the order, not of
+    the set of events."""
+    return max((f.fact["t"] for f in facts if f.fact["k"] not in DERIVED), default=None)
 
 
 def _latest(facts: dict[str, Fact], kind: str) -> Fact | None:
