@@ -151,16 +151,21 @@ def class_started(draw: st.DrawFn, class_id: str, refs: list[str]) -> list[Raw]:
 
 
 @st.composite
-def histories(draw: st.DrawFn) -> list[Raw]:
+def histories(
+    draw: st.DrawFn,
+    clinicians: tuple[int, int] = (2, 4),
+    patients: tuple[int, int] = (1, 3),
+    classes: tuple[int, int] = (0, 2),
+) -> list[Raw]:
     """One generated history, spread over at least 12 months (its first and last events are
-    more than a year apart)."""
-    refs = [f"{i:x}" * 32 for i in range(1, draw(st.integers(2, 4)) + 1)]
+    more than a year apart); how many clinicians, patients and classes within the ranges."""
+    refs = [f"{i:x}" * 32 for i in range(1, draw(st.integers(*clinicians)) + 1)]
     out: list[Raw] = []
     for ref in refs:
         out += draw(clinician(ref))
-    for p in range(draw(st.integers(1, 3))):
+    for p in range(draw(st.integers(*patients))):
         out += draw(patient(f"pt-{p}"))
-    for c in range(draw(st.integers(0, 2))):
+    for c in range(draw(st.integers(*classes))):
         out += draw(class_started(f"class-{c}", refs))
     # Anchors: the history spans 14 months whatever was drawn.
     out.append(
