@@ -18,15 +18,22 @@ import httpx
 import pytest
 from nats.js import JetStreamContext
 
+from ibest.backbone.mongo import mongo_client
 from ibest.backbone.settings import Settings
 from ibest.backbone.streams import EVENTS_STREAM
 from ibest.eventtimes import check_times_command
+from services.enrolment.adapters.repository import to_doc
+from services.enrolment.cli import rederive_command
+from services.enrolment.domain.clinician import fold
+from services.enrolment.domain.record import Emitted, apply_event, derived_event_id
 from services.enrolment.service import SPEC as ENROLMENT
 from services.gateway.bootstrap import key_admin
 from services.gateway.service import build_spec as gateway_spec
 from services.gateway.settings import GatewaySettings
 from services.reporting.cli import rebuild_command
 from services.reporting.service import SPEC as REPORTING
+from shared.catalogue import catalogue
+from shared.envelope import parse_event
 from tests.harness import (
     cloud_event,
     dead_letters,
@@ -230,3 +237,65 @@ async def test_a_future_or_pre_programme_time_is_refused_alike_by_gateway_consum
         ]
     )
     assert all(r["reason"] == by_id[r["event_id"]].copy().pop() for r in listed)
+
+
+async def test_upgrading_rederive_then_rebuild_mends_a_start_derived_before_revisions(
+    settings: Settings, js: JetStreamContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An existing deployment: enrolment derived the start from m08 (3 Nov) once, and its
+    record remembers only that it emitted it. `ibest enrolment rederive` publishes revision 2
+    at 11 October; reporting then counts the start in October, live and after
+    `ibest reporting rebuild` (README.md, "Upgrading")."""
+    monkeypatch.setenv("IBEST_REPORTING_TOKENS", f"{TOKEN}:raw")
+    monkeypatch.setenv("IBEST_REPORTING_SNAPSHOT_SECONDS", "0.2")
+    events = issue_sequence()
+    record = None
+    for name in SCRAMBLED:
+        event = parse_event(None, json.dumps(events[name]).encode())
+        record = apply_event(record, event, catalogue()).record
+    assert record is not None
+    legacy = record.model_copy(
+        update={"emitted": {k: Emitted(revision=1) for k in record.emitted}, "outbox": ()}
+    )
+    doc = to_doc(legacy, fold(REF, legacy.facts, catalogue()), 1)
+    del doc["derived"]  # as stored before revisions
+    client = mongo_client(settings)
+    try:
+        await client[settings.database_of("enrolment")]["clinicians"].insert_one(doc)
+    finally:
+        await client.close()
+    for name in SCRAMBLED:
+        assert await publish_raw(js, events[name])
+    for name, data in (
+        ("clinician.training_started", {}),
+        ("clinician.training_completed", {"completed_at": at(11, 3).isoformat()}),
+    ):
+        old = cloud_event(
+            name,
+            {"clinician_ref": REF, "course_version": "1", **data},
+            trust=TRUST,
+            site=SITE,
+            time=at(11, 3),
+            event_id=str(derived_event_id(REF, "1", name)),
+        )
+        assert await publish_raw(js, {**old, "source": "/services/enrolment"})
+
+    async with (
+        running_service(REPORTING, settings) as reporting,
+        httpx.AsyncClient(base_url=reporting, headers={"Authorization": f"Bearer {TOKEN}"}) as api,
+    ):
+        before = await wait_for(lambda: started_by_month(api), 30, "legacy figures")
+        assert before["2025-10"] == (0, 0)  # the defect, as deployed
+
+        assert await rederive_command(argparse.Namespace(), settings) == 0
+
+        async def mended() -> dict[str, tuple[int, int]] | None:
+            series = await started_by_month(api)
+            return series if series and series["2025-10"] == (1, 0) else None
+
+        live = await wait_for(mended, 30, "the revised start counted in October")
+        assert await rederive_command(argparse.Namespace(), settings) == 0  # idempotent
+        assert await rebuild_command(argparse.Namespace(), settings) == 0
+        assert await wait_for(mended, 30, "rebuilt") == live
+    starts = await stream_events(js, "clinician.training_started")
+    assert sorted(e["data"].get("revision", 1) for e in starts) == [1, 2]
