@@ -27,6 +27,7 @@ from services.notifications.application import NotificationsService
 from services.notifications.handlers import by_event
 from services.notifications.settings import NotificationSettings
 from shared.envelope import AnyEvent, parse_event
+from shared.followup import assessment_date
 from tests.fakes.publisher import FakePublisher
 from tests.harness import cloud_event
 from tests.notifications.conftest import FakeClock
@@ -297,3 +298,41 @@ async def test_a_failed_write_raises_so_the_batch_falls_back(
                 assessed("p-x", "month_3", BASELINE + timedelta(days=95)),
             ]
         )
+
+
+async def test_a_corrected_earlier_completion_moves_pending_nudges_in_the_database(
+    databases: list[AsyncDatabase[dict[str, Any]]],
+) -> None:
+    """The MongoDB adapter's `retime_surveys`: whichever of a completion and its earlier
+    correction (revision 2) arrives first, one by one or in one batch, the pending survey
+    nudges end timed from the earlier one."""
+
+    def completed(days_ago: float, revision: int | None) -> AnyEvent:
+        data: dict[str, Any] = {"clinician_ref": "c-r", "course_version": "1"}
+        data["completed_at"] = day(days_ago).isoformat()
+        if revision:
+            data["revision"] = revision
+        return _event("clinician.training_completed", data, day(days_ago))
+
+    first, corrected = completed(20, None), completed(30, 2)
+    clock = FakeClock(NOW)
+    ends = []
+    for i, (order, together) in enumerate(
+        [([first, corrected], False), ([corrected, first], False), ([first, corrected], True)]
+    ):
+        service = make_handlers(databases[i], clock)
+        await cast(MongoNotificationsRepository, service.repo).ensure_indexes()
+        if together:
+            await service.apply_many(order)
+        else:
+            for event in order:
+                await service.completed(event)
+        ends.append(
+            {
+                d["_id"]: (d["status"], d["due"], d["remind_on"], d["send_after"])
+                async for d in databases[i]["reminders"].find({"family": "survey"})
+            }
+        )
+    assert ends[0] == ends[1] == ends[2] and len(ends[0]) == 4
+    due = (assessment_date(day(30)) + timedelta(days=122)).isoformat()
+    assert ends[0]["delivery_survey_due:c-r:month_4"][:2] == ("pending", due)
