@@ -1,8 +1,9 @@
 """The CloudEvents 1.0 envelope (structured JSON mode) and the one parser of the contract.
 
-`parse_event(subject, body)` is what every consumer runs on bytes from the wire: it
-enforces the size bound, the envelope, the event type's payload model, the subject rules and
-the reviewed reference data (the course catalogue), and raises `ContractError` naming each
+`parse_event(subject, body, received=...)` is what every consumer runs on bytes from the
+wire: it enforces the size bound, the envelope, the event type's payload model, the subject
+rules, the reviewed reference data (the course catalogue) and a believable time against when
+the platform received the event (`shared.eventtime`), and raises `ContractError` naming each
 field and the rule it broke. It is the platform's one verdict on an event: every consumer,
 the reporting rebuild and the gateway apply it alike, so no service counts what another
 rejects (domain.md, "One verdict per event").
