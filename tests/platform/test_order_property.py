@@ -27,7 +27,7 @@ def check(history: list[dict[str, Any]], seed: int) -> None:
         assert got["figures"][name] == answer, name
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(histories(), st.integers(0, 2**32))
 def test_every_delivery_of_a_history_ends_as_the_time_ordered_one(
     history: list[dict[str, Any]], seed: int
