@@ -24,7 +24,13 @@ from ibest.backbone.deadletters import (
 from ibest.backbone.settings import Settings
 from ibest.backbone.streams import EVENTS_STREAM, ensure_streams
 
-TOOLS = ("ibest.simulate.cli", "ibest.purge", "ibest.audit_cli", "ibest.pseudonymise")
+TOOLS = (
+    "ibest.simulate.cli",
+    "ibest.purge",
+    "ibest.audit_cli",
+    "ibest.pseudonymise",
+    "ibest.eventtimes",
+)
 """Commands beside each service's own (ibest/registry.py lists those)."""
 
 

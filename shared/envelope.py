@@ -1,8 +1,9 @@
 """The CloudEvents 1.0 envelope (structured JSON mode) and the one parser of the contract.
 
-`parse_event(subject, body)` is what every consumer runs on bytes from the wire: it
-enforces the size bound, the envelope, the event type's payload model, the subject rules and
-the reviewed reference data (the course catalogue), and raises `ContractError` naming each
+`parse_event(subject, body, received=...)` is what every consumer runs on bytes from the
+wire: it enforces the size bound, the envelope, the event type's payload model, the subject
+rules, the reviewed reference data (the course catalogue) and a believable time against when
+the platform received the event (`shared.eventtime`), and raises `ContractError` naming each
 field and the rule it broke. It is the platform's one verdict on an event: every consumer,
 the reporting rebuild and the gateway apply it alike, so no service counts what another
 rejects (domain.md, "One verdict per event").
@@ -29,6 +30,7 @@ from pydantic import (
 from shared import events as ev
 from shared.catalogue import catalogue
 from shared.codes import code_of_pydantic
+from shared.eventtime import DEFAULT_TIME_BOUNDS, TimeBounds, time_problem
 from shared.identifiers import TRUST_CODE_PATTERN, SiteCode, TrustCode
 
 SPEC_VERSION = "1.0"
@@ -315,13 +317,22 @@ def _reference_errors(data: ev.Payload) -> list[FieldError]:
 
 
 def parse_event(
-    subject: str | None, body: bytes, decoded: dict[str, Any] | None = None
+    subject: str | None,
+    body: bytes,
+    decoded: dict[str, Any] | None = None,
+    *,
+    received: datetime | None = None,
+    bounds: TimeBounds = DEFAULT_TIME_BOUNDS,
 ) -> AnyEvent:
     """Validate one event from the wire; `subject` is checked against it when given.
 
     `decoded` is `body` already parsed as a JSON object, when the caller has it (the gateway
     reads a batch's events once), to spare a second parse; the verdict is the same, so the
     caller must have parsed it refusing repeated keys (`refuse_repeated_keys`).
+    `received` is when the platform received the event: the gateway's clock as it stores
+    it, the stream's stored timestamp for a consumer and a rebuild, so every one of them
+    judges its time alike (`shared.eventtime`); without it only the programme's start is
+    checked (an event the platform builds from events already judged).
     """
     if len(body) > MAX_EVENT_BYTES:
         raise ContractError.one(
@@ -345,7 +356,7 @@ def parse_event(
     errors: list[FieldError] = _attribute_errors(raw)
     valid = None if errors else _valid_in_one_pass(subject, body, raw)
     if valid is not None:
-        return valid
+        return _believable(valid, received, bounds)
     env: _Envelope | None = None
     try:
         env = _Envelope.model_validate_json(body)
@@ -388,7 +399,19 @@ def parse_event(
         errors.extend(_reference_errors(data))
     if errors or env is None or data is None:
         raise ContractError(errors or [FieldError("event", "is not a valid event")])
-    return _TYPED_EVENTS[env.type].model_construct(**{**env.model_dump(), "data": data})
+    return _believable(
+        _TYPED_EVENTS[env.type].model_construct(**{**env.model_dump(), "data": data}),
+        received,
+        bounds,
+    )
+
+
+def _believable(event: AnyEvent, received: datetime | None, bounds: TimeBounds) -> AnyEvent:
+    """The event, if its time is believable (`shared.eventtime`); else its one refusal."""
+    problem = time_problem(event.time, received, bounds)
+    if problem is not None:
+        raise ContractError.one("time", *problem)
+    return event
 
 
 _TYPED_EVENTS: dict[str, type[CloudEvent[Any]]] = {

@@ -64,16 +64,28 @@ class ModuleCompleted(Payload):
     quiz_score: Annotated[float, Field(ge=0, le=100)] | None = None
 
 
+DERIVED_REVISION = Field(
+    default=None,
+    description="Absent on the first event of this clinician and course version (revision "
+    "1); 2, 3, ... on each correction, when an earlier module event arrived after it was "
+    "published. Each revision has its own id; consumers keep the highest revision.",
+)
+
+
 class TrainingStarted(Payload):
-    """Derived by the enrolment service: an enrolled clinician's first valid module event
-    on the course version they are enrolled on."""
+    """Derived by the enrolment service: an enrolled clinician's earliest module event (by
+    event time) of a course version they enrolled on. Corrected by a higher `revision` when
+    an earlier module event arrives later."""
 
     clinician_ref: Ref
     course_version: CourseVersion
+    revision: Annotated[int, Field(ge=2)] | None = DERIVED_REVISION
 
 
 class TrainingCompleted(Payload):
-    """Derived by the enrolment service: every required module of the version completed."""
+    """Derived by the enrolment service: every required module of the version completed, at
+    the latest of the required modules' first completions. Corrected by a higher `revision`
+    when an earlier completion arrives later."""
 
     clinician_ref: Ref
     course_version: CourseVersion
@@ -83,6 +95,7 @@ class TrainingCompleted(Payload):
         "its Europe/London date times the delivery surveys (shared.surveys). Set by enrolment; "
         "absent from older events, whose event time is the same moment.",
     )
+    revision: Annotated[int, Field(ge=2)] | None = DERIVED_REVISION
 
 
 class IntentionReported(Payload):

@@ -84,9 +84,11 @@ Report = TypeVar("Report")
 def survey_answers(
     completed: date, reports: Iterable[tuple[datetime, str, Report]]
 ) -> dict[Survey, Report]:
-    """Each survey's answer: the latest report (event time, then id) inside its window.
+    """Each survey's answer: the latest report (event time, then trust code, then id)
+    inside its window.
 
-    `reports` are (event time, event id, report); surveys nobody answered are absent.
+    `reports` are (event time, tie-break key, report), the key "<trust code> <event id>"
+    (the platform's one order on equal times); surveys nobody answered are absent.
     """
     best: dict[Survey, tuple[datetime, str, Report]] = {}
     for at, report_id, report in reports:

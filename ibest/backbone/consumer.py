@@ -30,6 +30,7 @@ from ibest.backbone.deadletters import dead_letter
 from ibest.backbone.document import Document
 from ibest.backbone.mongo import only_duplicate_keys
 from shared.envelope import REUSED_ID, AnyEvent, ContractError, label_event, parse_event
+from shared.eventtime import DEFAULT_TIME_BOUNDS, TimeBounds
 
 log = logging.getLogger(__name__)
 
@@ -132,8 +133,10 @@ class EventConsumer:
         ledger: EventLedger,
         policy: ConsumerPolicy,
         batch_handler: BatchHandler | None = None,
+        bounds: TimeBounds = DEFAULT_TIME_BOUNDS,
     ) -> None:
         self.service = service
+        self._bounds = bounds
         self._handlers = handlers
         self._batch_handler = batch_handler
         self._js = js
@@ -150,7 +153,19 @@ class EventConsumer:
         valid: list[tuple[Msg, AnyEvent]] = []
         for msg in msgs:
             try:
-                valid.append((msg, parse_event(msg.subject, msg.data)))
+                # Judged against when the stream stored it, so redelivery and a rebuild
+                # give the same verdict (shared.eventtime).
+                valid.append(
+                    (
+                        msg,
+                        parse_event(
+                            msg.subject,
+                            msg.data,
+                            received=msg.metadata.timestamp,
+                            bounds=self._bounds,
+                        ),
+                    )
+                )
             except ContractError as exc:
                 await self._reject(
                     msg, label_event(msg.subject, msg.data).name, "invalid", str(exc)

@@ -207,6 +207,7 @@ def create_app(
             EventLedger(db),
             ConsumerPolicy(settings.max_deliveries, settings.retry_backoff_max),
             wiring.batch_handler,
+            settings.time_bounds(),
         )
         app.state.ctx = ctx
         app.state.mongo = mongo

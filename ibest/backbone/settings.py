@@ -6,6 +6,7 @@ import os
 import re
 import ssl
 from collections.abc import Mapping
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ibest.backbone.secrets import SecretError, read_secret
+from shared.eventtime import TimeBounds
 
 
 def inbox_prefix(user: str) -> str:
@@ -128,6 +130,28 @@ class Settings(BaseSettings):
                 "make ids no sender can pre-empt (generate it with `python -m deploy.make_secrets`)"
             )
         return read_secret(self.platform_id_key_file, "IBEST_PLATFORM_ID_KEY_FILE").encode()
+
+    event_future_tolerance: float = Field(
+        default=300.0,
+        ge=0,
+        alias="IBEST_EVENT_FUTURE_TOLERANCE",
+        description="Seconds an event's time may be ahead of when the platform received it "
+        "(the gateway's clock, else the stream's stored timestamp); later is refused "
+        "(`future-time`) by the gateway, every consumer and a rebuild alike.",
+    )
+    programme_start: date = Field(
+        default=date(2015, 1, 1),
+        alias="IBEST_PROGRAMME_START",
+        description="Earliest date (UTC) an event may carry; earlier is refused "
+        "(`before-programme`).",
+    )
+
+    def time_bounds(self) -> TimeBounds:
+        """The event-time rule's bounds (shared.eventtime), as every judge applies them."""
+        return TimeBounds(
+            future_tolerance=timedelta(seconds=self.event_future_tolerance),
+            programme_start=datetime.combine(self.programme_start, time(0), tzinfo=UTC),
+        )
 
     @property
     def nats_servers(self) -> list[str]:

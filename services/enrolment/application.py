@@ -15,7 +15,7 @@ from ibest.backbone.concurrency import retry_on_conflict
 from ibest.backbone.outbox import OutboxRelay
 from ibest.backbone.outbox_values import OutboxEntry
 from services.enrolment.domain.clinician import ClinicianState
-from services.enrolment.domain.record import Applied, ClinicianRecord, apply_event
+from services.enrolment.domain.record import Applied, ClinicianRecord, apply_event, derive
 from services.enrolment.domain.retention import contact_expired
 from services.enrolment.ports import Change, ClinicianRepository, Erasure
 from shared.catalogue import Catalogue
@@ -94,6 +94,32 @@ class EnrolmentService:
             outboxes.append((ref, record.outbox))
         await self.repository.save_many(changes)
         await self.relay.publish_many(outboxes)
+
+    async def rederive(self) -> int:
+        """Derive every clinician's training events again from their facts and publish what
+        differs from the last revision emitted (`domain.record.derive`); how many
+        clinicians had something to publish. Run once after upgrading to revisions
+        (`ibest enrolment rederive`): records from before it remember only which events
+        were emitted, not what they said, so each gets one revision saying what the facts
+        say now; then every consumer holds the start and completion by event time, in any
+        order. Idempotent: a second run publishes nothing."""
+        changed = 0
+        for ref in await self.repository.clinician_refs():
+
+            async def attempt(ref: str = ref) -> tuple[OutboxEntry, ...] | None:
+                stored = await self.repository.load(ref)
+                if stored is None:
+                    return None
+                applied = derive(stored.record, self.catalogue, id_key=self.id_key)
+                if applied.changed:
+                    await self.repository.save(Change(applied.record, applied.state, stored.rev))
+                return applied.record.outbox if applied.changed else None
+
+            outbox = await retry_on_conflict(attempt, self._attempts)
+            if outbox is not None:
+                changed += 1
+                await self.relay.publish(ref, outbox)
+        return changed
 
     async def republish_pending(self) -> int:
         """Publish what crashes left in outboxes (one relay pass); how many events."""

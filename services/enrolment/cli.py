@@ -8,7 +8,7 @@ from ibest.backbone.audit import Actor, audit_log_of
 from ibest.backbone.clock import utc_now
 from ibest.backbone.connect import connect_nats
 from ibest.backbone.mongo import mongo_client
-from ibest.backbone.publisher import ReadOnlyPublisher
+from ibest.backbone.publisher import EventPublisher, ReadOnlyPublisher
 from ibest.backbone.settings import Settings
 from services.enrolment import bootstrap
 from services.enrolment.adapters.stream_erasure import erase_from_stream, erase_many_from_stream
@@ -57,6 +57,31 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "clinician.enrolled events and dead letters (needs NATS)",
     )
     retention.set_defaults(func=retention_command)
+    rederive = cmds.add_parser(
+        "rederive",
+        help="derive every clinician's training_started/_completed again and publish the "
+        "revisions that differ (once after upgrading; safe to repeat)",
+    )
+    rederive.set_defaults(func=rederive_command)
+
+
+async def rederive_command(args: argparse.Namespace, settings: Settings) -> int:
+    client = mongo_client(settings)
+    nc = await connect_nats(settings, "enrolment-rederive")
+    try:
+        id_key = settings.platform_id_key()
+        service = bootstrap.build(
+            EnrolmentSettings(),
+            client[settings.database_of("enrolment")],
+            EventPublisher(nc.jetstream(), "enrolment", id_key=id_key),
+            id_key,
+        ).service
+        changed = await service.rederive()
+    finally:
+        await nc.drain()
+        await client.close()
+    print(f"rederived enrolment: {changed} clinician(s) had a revised training event published")
+    return 0
 
 
 async def erase_command(args: argparse.Namespace, settings: Settings) -> int:

@@ -91,3 +91,7 @@ class ClinicianRepository(Protocol):
     async def erased_contacts(self) -> set[str]:
         """The clinicians whose contact email has been erased."""
         ...
+
+    async def clinician_refs(self) -> list[str]:
+        """Every clinician with a record (to derive their events again after an upgrade)."""
+        ...

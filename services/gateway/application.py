@@ -72,6 +72,7 @@ from shared.envelope import (
     parse_event,
     repeated_key_rule,
 )
+from shared.eventtime import DEFAULT_TIME_BOUNDS, TimeBounds
 
 log = logging.getLogger(__name__)
 UNAUTHENTICATED = 'Bearer realm="ibest", error="invalid_token"'
@@ -154,11 +155,13 @@ class Gateway:
         key_cache_seconds: float = 0.0,
         address_limiter: RateLimiter | None = None,
         proxies: Sequence[Network] = (),
+        bounds: TimeBounds = DEFAULT_TIME_BOUNDS,
         *,
         ledger: IdLedger,
     ) -> None:
         self.keys, self.rejection_store, self.stream = keys, rejections, stream
         self.ledger = ledger
+        self.bounds = bounds
         self.limiter, self.metrics, self.clock, self.timer = limiter, metrics, clock, timer
         self.address_limiter = address_limiter or RateLimiter(10, 20, timer)
         self.retry_after_unavailable = retry_after_unavailable
@@ -277,7 +280,13 @@ class Gateway:
                 continue
             try:
                 verdicts.append(
-                    parse_event(None, e.body, e.raw if isinstance(e.raw, dict) else None)
+                    parse_event(
+                        None,
+                        e.body,
+                        e.raw if isinstance(e.raw, dict) else None,
+                        received=now,  # the time rule, judged as the stream will store it
+                        bounds=self.bounds,
+                    )
                 )
             except ContractError as exc:
                 verdicts.append(exc.errors)

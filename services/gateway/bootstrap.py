@@ -26,6 +26,7 @@ from services.gateway.application import DeadLetterRecorder, Gateway, KeyAdmin
 from services.gateway.declaration import DECLARATION
 from services.gateway.domain.ratelimit import RateLimiter
 from services.gateway.settings import GatewaySettings
+from shared.eventtime import DEFAULT_TIME_BOUNDS, TimeBounds
 
 NAME = DECLARATION.name
 
@@ -46,6 +47,7 @@ async def build(
     id_key: bytes,
     clock: Clock = utc_now,
     timer: Callable[[], float] = time.monotonic,
+    bounds: TimeBounds = DEFAULT_TIME_BOUNDS,
 ) -> GatewayParts:
     """The running gateway over real MongoDB and NATS (indexes created here), publishing
     with the platform's `id_key` (its `Nats-Msg-Id`s)."""
@@ -68,6 +70,7 @@ async def build(
         ),
         proxies=settings.proxies(),
         ledger=MongoIdLedger(db),
+        bounds=bounds,
     )
     dead_letters = JetStreamDeadLetters(js)
     return GatewayParts(

@@ -34,6 +34,7 @@ def build_spec(
             ctx.js,
             ctx.settings.platform_id_key(),
             ctx.clock,
+            bounds=ctx.settings.time_bounds(),
         )
         course = await courses.build(
             course_settings or CourseSettings(), ctx.db, parts.gateway, ctx.clock

@@ -70,7 +70,7 @@ class NotificationsService:
     async def enrolled(self, event: AnyEvent) -> None:
         # The contact email is deliberately not read: enrolment alone keeps it.
         await self.repo.record_enrolment(
-            event.data.clinician_ref, event.trustcode, event.sitecode, event.time
+            event.data.clinician_ref, event.trustcode, event.sitecode, event.time, str(event.id)
         )
 
     async def progressed(self, event: AnyEvent) -> None:
@@ -86,6 +86,7 @@ class NotificationsService:
             await self.repo.create_reminder(*thanks)
         for survey in self._surveys(ref, done, self.clock()):
             await self.repo.create_reminder(*survey)
+        await self.repo.retime_surveys(self._surveys(ref, done, self.clock(), every=True))
         await self.repo.cancel_surveys_answered_before([ref])
 
     async def delivery_reported(self, event: AnyEvent) -> None:
@@ -105,7 +106,9 @@ class NotificationsService:
             return
         if timepoint != Timepoint.BASELINE:
             return
-        doc = await self.repo.record_baseline(trust, patient, event.sitecode, event.time)
+        doc = await self.repo.record_baseline(
+            trust, patient, event.sitecode, event.time, str(event.id)
+        )
         for item_id, fields in self._items(doc, assessment_date(self.clock())):
             await self.repo.upsert_item(item_id, fields)
         for tp in await self.repo.collected(trust, patient):
@@ -138,6 +141,14 @@ class NotificationsService:
             ]
             await self.repo.complete_training(
                 [c.ref for c in completed], TRAINING_FAMILIES, "training completed", thanks
+            )
+            await self.repo.retime_surveys(
+                [
+                    s
+                    for c in completed
+                    for done in c.completions
+                    for s in self._surveys(c.ref, done, now, every=True)
+                ]
             )
             await self.repo.cancel_surveys_answered_before([c.ref for c in completed])
         if not changes.patients:
@@ -180,9 +191,13 @@ class NotificationsService:
             "created_at": now,
         }
 
-    def _surveys(self, ref: str, done: Completion, now: datetime) -> list[tuple[str, Document]]:
+    def _surveys(
+        self, ref: str, done: Completion, now: datetime, *, every: bool = False
+    ) -> list[tuple[str, Document]]:
         """The delivery survey nudges of a completion whose window has not closed yet (a
-        replayed old completion schedules only what could still be answered)."""
+        replayed old completion schedules only what could still be answered); with `every`,
+        closed ones too (to re-time a pending nudge from a corrected, earlier completion:
+        one whose window has closed by then is cancelled when due, never sent)."""
         if done.completed_on is None:
             return []
         today = assessment_date(now)
@@ -209,7 +224,7 @@ class NotificationsService:
                 },
             )
             for n in survey_nudges(done.completed_on, closing_before)
-            if n.closes >= today
+            if every or n.closes >= today
         ]
 
     def _items(self, patient: Document, today: date) -> list[tuple[str, Document]]:

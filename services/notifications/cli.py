@@ -73,7 +73,12 @@ async def plan_surveys(settings: Settings, clock: Clock) -> dict[str, int]:
         }
         async for msg in stored_until_now(nc.jetstream(), EVENTS_STREAM, "ibest.v1.*.clinician.>"):
             try:
-                event = parse_event(msg.subject, msg.data)
+                event = parse_event(
+                    msg.subject,
+                    msg.data,
+                    received=msg.metadata.timestamp,
+                    bounds=settings.time_bounds(),
+                )
             except ContractError:
                 continue  # the live consumer dead-lettered it
             name = event.event_type.name

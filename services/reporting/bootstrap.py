@@ -17,9 +17,9 @@ from services.reporting.adapters.replay import StreamHistory
 from services.reporting.adapters.store import MongoGenerationStore
 from services.reporting.application import NAME, ReportingService
 from services.reporting.names import Names, load_names
-from services.reporting.ports import EventHistory
 from services.reporting.reports import Reporting
 from services.reporting.settings import ReportingSettings
+from shared.eventtime import DEFAULT_TIME_BOUNDS, TimeBounds
 
 __all__ = ["NAME", "ReportingParts", "build", "for_commands", "stream_history"]
 
@@ -57,9 +57,10 @@ def for_commands(db: AsyncDatabase[dict[str, Any]]) -> ReportingParts:
     return _parts(db, utc_now, [], None, protect_national=False, names=load_names())
 
 
-def stream_history(js: JetStreamContext) -> EventHistory:
-    """The stored events a rebuild replays: the events stream."""
-    return StreamHistory(js)
+def stream_history(js: JetStreamContext, bounds: TimeBounds = DEFAULT_TIME_BOUNDS) -> StreamHistory:
+    """The stored events a rebuild replays: the events stream, each event's time judged
+    against when the stream stored it (`bounds`: the settings' event-time rule)."""
+    return StreamHistory(js, bounds=bounds)
 
 
 def _parts(

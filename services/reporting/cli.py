@@ -24,24 +24,30 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     rebuild.set_defaults(func=rebuild_command)
 
 
-async def rebuild(settings: Settings, purpose: str) -> dict[str, int]:
-    """Replace the aggregates by a rebuild from the stored stream through today's contract."""
+async def rebuild(settings: Settings, purpose: str) -> tuple[dict[str, int], dict[str, int]]:
+    """Replace the aggregates by a rebuild from the stored stream through today's contract;
+    what was done, and the events excluded (as the live consumers refuse them) by code."""
     mongo = mongo_client(settings)
     nc = await connect_nats(settings, purpose)
     try:
         parts = bootstrap.for_commands(mongo[settings.database_of(bootstrap.NAME)])
-        return await parts.service.rebuild(bootstrap.stream_history(nc.jetstream()))
+        history = bootstrap.stream_history(nc.jetstream(), settings.time_bounds())
+        done = await parts.service.rebuild(history)
     finally:
         await nc.drain()
         await mongo.close()
+    return done, dict(history.refused)
 
 
 async def rebuild_command(args: argparse.Namespace, settings: Settings) -> int:
-    done = await rebuild(settings, "reporting-rebuild")
+    done, excluded = await rebuild(settings, "reporting-rebuild")
     print(
         f"rebuilt reporting: generation {done['generation']} replaced {done['previous']} "
         f"({done['events']} events replayed, {done['sites']} sites)"
     )
+    if excluded:
+        refused = ", ".join(f"{n} {code}" for code, n in sorted(excluded.items()))
+        print(f"excluded as the live consumers refuse them: {refused}")
     return 0
 
 

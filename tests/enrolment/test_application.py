@@ -15,8 +15,10 @@ from services.enrolment.domain.clinician import Status
 from services.enrolment.domain.record import (
     TRAINING_COMPLETED,
     TRAINING_STARTED,
+    Emitted,
     derived_event_id,
 )
+from services.enrolment.ports import Stored
 from shared.envelope import AnyEvent, ContractError
 from tests.enrolment.test_batch import CATALOGUE, MODULES, T0, enrolled, module
 from tests.fakes.enrolment import FakeClinicianRepository
@@ -143,3 +145,25 @@ async def test_retention_erases_emails_past_their_period_and_never_a_newer_recor
     assert await service.contact("c-busy") == (True, "busy@example.nhs.uk")  # active since
     assert await service.erased_contacts() == {"c-old"}
     assert await service.erase_expired_contacts(now, retention) == 0  # idempotent
+
+
+async def test_rederive_gives_records_from_before_revisions_one_revision_saying_the_facts() -> None:
+    """After the upgrade, a record remembers only which events it emitted (its start was
+    derived from a late module, say), not what they said: `rederive` publishes each once
+    more, as revision 2 with the content the facts give now; a second run publishes
+    nothing."""
+    service, repository, publisher = make()
+    for event in training("c-9"):
+        await service.record(event)
+    stored = repository.records["c-9"]
+    legacy = {key: Emitted(revision=1) for key in stored.record.emitted}  # content unknown
+    repository.records["c-9"] = Stored(stored.record.model_copy(update={"emitted": legacy}), 9)
+    publisher.clear()
+    assert await service.rederive() == 1
+    revised = {e.event_type.name: e for e in publisher.published}
+    assert set(revised) == {TRAINING_STARTED, TRAINING_COMPLETED}
+    assert all(e.data.revision == 2 for e in revised.values())
+    assert revised[TRAINING_STARTED].id == derived_event_id(ID_KEY, "c-9", "1", TRAINING_STARTED, 2)
+    assert revised[TRAINING_STARTED].time == T0 + timedelta(minutes=10)
+    assert await service.rederive() == 0
+    assert len(publisher.published) == 2

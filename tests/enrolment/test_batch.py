@@ -137,12 +137,24 @@ async def test_batch_stores_and_publishes_what_one_by_one_does(
     assert stored["c-early"]["contact"]["email"] == "early@nhs.net"
     assert sorted(many_published.sent()) == sorted(one_published.sent())
     ids = [i for i, _ in many_published.sent()]
-    assert len(ids) == len(set(ids)) == 4  # started: early, new; completed: old, new
+    assert len(ids) == len(set(ids))
+    # The latest revisions: started by early, new and old (moved to RNU02 by its
+    # re-enrolment), completed by old and new, each at the time its facts give.
+    latest = many_published.latest_derived()
+    assert sorted((ref, name[10:], e.sitecode) for (ref, _, name), e in latest.items()) == [
+        ("c-early", "training_started", "RTH08"),
+        ("c-new", "training_completed", "RTH08"),
+        ("c-new", "training_started", "RTH08"),
+        ("c-old", "training_completed", "RNU02"),
+        ("c-old", "training_started", "RNU02"),
+    ]
+    assert latest[("c-new", "1", "clinician.training_started")].time == T0 + timedelta(minutes=2)
 
     # A redelivered batch changes nothing and publishes nothing.
+    sent = len(many_published.sent())
     await many.on_batch(batch)
     assert await documents(many_db) == stored
-    assert len(many_published.sent()) == 4
+    assert len(many_published.sent()) == sent
 
 
 Race = Callable[[AsyncCollection[Document]], Awaitable[object]]

@@ -216,14 +216,74 @@ def test_derived_events_are_deterministic_and_emitted_once() -> None:
     assert completed.source == "/services/enrolment"
     assert completed.data.course_version == "1"
     assert completed.data.completed_at == completed.time  # times the delivery surveys
-    # Later events (a repeat, a re-enrolment at another site) emit nothing new.
-    cleared = record.model_copy(update={"outbox": ()})
-    for later in (module("completed", MODULES[0], 500), enrolled(600, site="RNU02")):
-        cleared = apply_event(cleared, later, CATALOGUE, id_key=ID_KEY).record
+    # A later repeat of a module emits nothing new: the facts say the same.
+    cleared = apply_event(
+        record.model_copy(update={"outbox": ()}),
+        module("completed", MODULES[0], 500),
+        CATALOGUE,
+        id_key=ID_KEY,
+    ).record
     assert cleared.outbox == ()
+    # A re-enrolment on the same version elsewhere moves both to its place: revision 2 of
+    # each, same times, with ids of their own.
+    moved = apply_event(cleared, enrolled(600, site="RNU02"), CATALOGUE, id_key=ID_KEY).record
+    revised = [parse_event(None, o.body.encode()) for o in moved.outbox]
+    assert [(e.event_type.name, e.sitecode, e.data.revision) for e in revised] == [
+        (TRAINING_STARTED, "RNU02", 2),
+        (TRAINING_COMPLETED, "RNU02", 2),
+    ]
+    assert revised[1].time == completed.time
+    assert (
+        revised[1].id == derived_event_id(ID_KEY, REF, "1", TRAINING_COMPLETED, 2) != completed.id
+    )
     # The same event again changes nothing at all.
     again = apply_event(record, events[3], CATALOGUE, id_key=ID_KEY)
     assert not again.changed and again.record == record
+
+
+def test_an_earlier_module_event_arriving_late_revises_the_start_and_completion() -> None:
+    """The issue's sequence: the start and completion end at the earliest facts, as new
+    revisions with their own ids; an arrival that changes nothing emits nothing."""
+    record = apply_all([enrolled(0), module("started", MODULES[1], 50)])
+    first = parse_event(None, record.outbox[0].body.encode())
+    assert first.time == T0 + timedelta(minutes=50) and first.data.revision is None
+    record = apply_event(
+        record, module("completed", MODULES[0], 20), CATALOGUE, id_key=ID_KEY
+    ).record
+    second = parse_event(None, record.outbox[-1].body.encode())
+    assert second.event_type.name == TRAINING_STARTED
+    assert (second.time, second.data.revision) == (T0 + timedelta(minutes=20), 2)
+    assert second.id == derived_event_id(ID_KEY, REF, "1", TRAINING_STARTED, 2)
+    later = apply_event(record, module("started", MODULES[2], 60), CATALOGUE, id_key=ID_KEY).record
+    assert later.outbox == record.outbox
+    # Completion: the latest of the required modules' FIRST completions, in any order.
+    done = [module("completed", m, 100 + i) for i, m in enumerate(MODULES)]
+    redo = module("completed", MODULES[-1], 900)
+    for order in ([*done, redo], [redo, *done[::-1]]):
+        final = apply_all([enrolled(0), *order])
+        latest = {}
+        for o in final.outbox:
+            e = parse_event(None, o.body.encode())
+            latest[e.event_type.name] = e
+        assert latest[TRAINING_COMPLETED].data.completed_at == T0 + timedelta(
+            minutes=100 + len(MODULES) - 1
+        )
+        assert latest[TRAINING_STARTED].time == T0 + timedelta(minutes=100)
+
+
+def test_a_version_left_for_another_keeps_its_derived_events_in_any_order() -> None:
+    """Completion of version 1 is derived even when the re-enrolment on version 2 arrived
+    first: the history before the re-enrolment is the same in any order."""
+    with contract_catalogue(TWO_VERSIONS):
+        v1 = [enrolled(0), module("completed", "a", 10), module("completed", "old", 20)]
+        v2 = enrolled(500, version="2")
+    for events in ([*v1, v2], [v2, *v1[::-1]]):
+        with contract_catalogue(TWO_VERSIONS):
+            outbox = apply_all(events, TWO_VERSIONS).outbox
+            derived = [parse_event(None, o.body.encode()) for o in outbox]
+        names = {(e.data.course_version, e.event_type.name, e.time) for e in derived}
+        assert ("1", TRAINING_COMPLETED, T0 + timedelta(minutes=20)) in names
+        assert ("2", TRAINING_STARTED, T0 + timedelta(minutes=10)) in names
 
 
 def test_contact_is_the_latest_enrolment_that_gave_one_in_any_order() -> None:

@@ -113,6 +113,9 @@ class FakeClinicianRepository:
             erased += 1
         return erased
 
+    async def clinician_refs(self) -> list[str]:
+        return list(self.records)
+
     async def erased_contacts(self) -> set[str]:
         return {
             ref

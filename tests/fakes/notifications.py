@@ -23,6 +23,7 @@ from services.notifications.domain.status import (
     QUEUED,
     SENDING,
 )
+from services.notifications.domain.surveys import SURVEY_TIMING
 from services.notifications.ports import ChannelName, ContactUnavailable, OutgoingMessage
 from tests.fakes.outbox import FakeOutbox
 
@@ -76,13 +77,15 @@ class FakeNotificationsRepository:
         if newer:
             doc.update(values, **{time_field: at, field: latest})
 
-    async def record_enrolment(self, ref: str, trust: str, site: str, at: datetime) -> None:
+    async def record_enrolment(
+        self, ref: str, trust: str, site: str, at: datetime, event_id: str
+    ) -> None:
         doc = self._clinician(ref)
         _min(doc, "enrolled_at", at)
         self._latest(
             doc,
             "latest_enrolment",
-            latest_key(at, trust, site),
+            latest_key(at, trust, event_id),
             "latest_enrolment_at",
             at,
             {"trustcode": trust, "sitecode": site},
@@ -98,11 +101,11 @@ class FakeNotificationsRepository:
             for day in sorted(change.report_dates):
                 _add(doc, "delivery_reports", day.isoformat())
             if change.latest_enrolment is not None:
-                at, trust, site = change.latest_enrolment
+                at, trust, site, event_id = change.latest_enrolment
                 self._latest(
                     doc,
                     "latest_enrolment",
-                    latest_key(at, trust, site),
+                    latest_key(at, trust, event_id),
                     "latest_enrolment_at",
                     at,
                     {"trustcode": trust, "sitecode": site},
@@ -181,6 +184,12 @@ class FakeNotificationsRepository:
         for reminder_id, fields in thanks:
             await self.create_reminder(reminder_id, fields)
 
+    async def retime_surveys(self, nudges: list[tuple[str, Document]]) -> None:
+        for rid, fields in nudges:
+            doc = self.reminders.get(rid)
+            if doc is not None and doc["status"] == PENDING and doc["due"] > fields["due"]:
+                doc.update({k: fields[k] for k in SURVEY_TIMING})
+
     # Patients and follow-up items ---------------------------------------------------------
 
     def _patient(self, trust: str, patient: str) -> Document:
@@ -189,14 +198,21 @@ class FakeNotificationsRepository:
             key, {"_id": key, "trustcode": trust, "patient_ref": patient}
         )
 
-    def _baseline(self, doc: Document, at: datetime, site: str) -> None:
+    def _baseline(self, doc: Document, at: datetime, site: str, event_id: str) -> None:
         self._latest(
-            doc, "latest_baseline", latest_key(at, site), "baseline_time", at, {"sitecode": site}
+            doc,
+            "latest_baseline",
+            latest_key(at, doc["trustcode"], event_id),
+            "baseline_time",
+            at,
+            {"sitecode": site},
         )
 
-    async def record_baseline(self, trust: str, patient: str, site: str, at: datetime) -> Document:
+    async def record_baseline(
+        self, trust: str, patient: str, site: str, at: datetime, event_id: str
+    ) -> Document:
         doc = self._patient(trust, patient)
-        self._baseline(doc, at, site)
+        self._baseline(doc, at, site, event_id)
         return copy.deepcopy(doc)
 
     async def apply_patients(self, changes: list[PatientChange]) -> dict[str, Document]:

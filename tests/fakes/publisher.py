@@ -74,6 +74,19 @@ class FakePublisher:
         """(id, JSON) of every successful publish, in order."""
         return [(str(e.id), e.to_json().decode()) for e in self.published]
 
+    def latest_derived(self) -> dict[tuple[str, str, str], AnyEvent]:
+        """The highest revision of each derived training event, by (clinician, course
+        version, event name): what a consumer keeps."""
+        latest: dict[tuple[str, str, str], AnyEvent] = {}
+        for e in self.stored.values():
+            name = e.event_type.name
+            if name not in ("clinician.training_started", "clinician.training_completed"):
+                continue
+            key = (e.data.clinician_ref, e.data.course_version, name)
+            if key not in latest or (e.data.revision or 1) > (latest[key].data.revision or 1):
+                latest[key] = e
+        return latest
+
     def clear(self) -> None:
         self.published.clear()
         self.stored.clear()

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from services.reporting.domain.counted import Counted, EntityId, counted_of, fold_counted, merge
-from services.reporting.domain.facts import ENTITY_KINDS, EntityFact
+from services.reporting.domain.facts import ENTITY_KINDS, EntityFact, newest_time
 from services.reporting.domain.figures import Summary
 from services.reporting.domain.months import fold_months
 from services.reporting.ports import Generation, SiteMonths
@@ -68,7 +68,7 @@ class FakeGeneration:
         if summarise:
             sites = {site for entity in touched.values() for site, _, _ in entity.counted()}
             stored = self._summarise(sites)
-        self._stamp(max(f.fact["t"] for f in facts), stored)
+        self._stamp(newest_time(facts), stored)
 
     async def summarise_all(self) -> int:
         sites = {
@@ -88,7 +88,7 @@ class FakeGeneration:
 
     def _summarise(self, sites: Iterable[str]) -> int:
         """Recompute each site from every entity that may be counted there; a site is
-        reported once something was counted there. Return how many summaries changed."""
+        reported once a placing fact names it. Return how many summaries changed."""
         wanted = set(sites)
         counts: dict[str, dict[EntityId, Counted]] = {}
         for entities in self.entities.values():
@@ -99,8 +99,6 @@ class FakeGeneration:
         stored = 0
         for site in sorted(wanted):
             entries = merge([], counts.get(site, {}))
-            if site not in self.shown and all(e["c"] is None for e in entries):
-                continue
             self.shown.add(site)
             self.sites[site] = {
                 "_id": site,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -13,12 +13,19 @@ from services.gateway.application import DeadLetterRecorder, Reply
 from services.gateway.domain.keys import KeyRuleError
 from services.gateway.domain.requests import BATCH, STRUCTURED
 from services.gateway.ports import DeadLetterMessage
-from tests.fakes.gateway import FakeDeadLetterSource, World, world
+from tests.fakes.gateway import FakeDeadLetterSource, ManualClock, World, world
 from tests.harness import cloud_event
+
+SENT_AT = ManualClock.now - timedelta(hours=1)
+"""When the fakes' events are dated: an hour before the gateway's (fake) clock."""
 
 
 def assessed(
-    trust: str = "RTH", site: str = "RTH08", rmdq: int = 14, event_id: str | None = None
+    trust: str = "RTH",
+    site: str = "RTH08",
+    rmdq: int = 14,
+    event_id: str | None = None,
+    time: datetime = SENT_AT,
 ) -> dict[str, Any]:
     return cloud_event(
         "patient.assessed",
@@ -30,6 +37,7 @@ def assessed(
         trust=trust,
         site=site,
         event_id=event_id,
+        time=time,
     )
 
 
@@ -376,3 +384,26 @@ async def test_dead_letter_headers_name_the_event_when_the_bytes_cannot() -> Non
             ],
         }
     ]
+
+
+async def test_an_event_dated_beyond_the_tolerance_or_before_the_programme_is_refused() -> None:
+    """The time rule against the gateway's clock (shared.eventtime): 5 minutes ahead is
+    accepted, a second more is `future-time`, before 2015 `before-programme`; nothing
+    refused reaches the stream."""
+    w = world()
+    auth = await key_of(w)
+    now = w.clock.now
+    ok = assessed(time=now + timedelta(minutes=5))
+    ahead = assessed(time=now + timedelta(minutes=5, seconds=1))
+    far = assessed(time=datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC))
+    early = assessed(time=datetime(2014, 12, 31, 23, 59, tzinfo=UTC))
+    ancient = assessed(time=datetime(1, 1, 1, tzinfo=UTC))
+    reply = await send(w, auth, [ok, ahead, far, early, ancient])
+    results = reply.body["results"]
+    assert [r["status"] for r in results] == ["accepted", *["rejected"] * 4]
+    rules = [[(e["field"], e["message"]) for e in r.get("errors", [])] for r in results]
+    assert rules[0] == []
+    expected = ["in the future"] * 2 + ["before the programme"] * 2
+    for refused, words in zip(rules[1:], expected, strict=True):
+        assert [f for f, _ in refused] == ["time"] and words in refused[0][1]
+    assert [str(e.id) for e in w.stream.stored.values()] == [ok["id"]]

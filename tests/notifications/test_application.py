@@ -8,6 +8,7 @@ import copy
 import json
 import random
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -19,6 +20,7 @@ from services.notifications.handlers import by_event
 from services.notifications.ports import TransientSendError
 from services.notifications.scheduler import Scheduler
 from services.notifications.settings import NotificationSettings
+from shared.followup import assessment_date
 from tests.fakes.audit import AuditUnavailable, FakeAuditTrail
 from tests.fakes.notifications import (
     FakeChannel,
@@ -224,3 +226,36 @@ async def test_site_teams_get_one_digest_of_due_follow_ups() -> None:
     assert message.to == ["a@example.nhs.uk"] and "p-1" in message.body and "p-2" in message.body
     assert [e.data.recipient_kind for e in publisher.published] == ["site_team"]
     assert await scheduler.run_once() == 0
+
+
+def completion(minutes_ago_days: float, revision: int | None) -> Any:
+    data: dict[str, Any] = {"clinician_ref": "c-r", "course_version": "1"}
+    data["completed_at"] = day(minutes_ago_days).isoformat()
+    if revision:
+        data["revision"] = revision
+    return _event("clinician.training_completed", data, day(minutes_ago_days))
+
+
+@pytest.mark.parametrize("batch", [False, True], ids=["one by one", "batch"])
+async def test_a_corrected_earlier_completion_moves_pending_survey_nudges_in_any_order(
+    batch: bool,
+) -> None:
+    """Enrolment corrected the completion (revision 2, ten days earlier, an earlier module
+    completion arrived late): the pending nudges follow it, whichever arrives first."""
+    first, corrected = completion(20, None), completion(30, 2)
+    dues = []
+    for order in ([first, corrected], [corrected, first]):
+        service, repo = make()
+        if batch:
+            await service.apply_many(order)
+        else:
+            for event in order:
+                await service.completed(event)
+        surveys = {rid: r for rid, r in repo.reminders.items() if r["family"] == "survey"}
+        assert surveys and all(r["status"] == PENDING for r in surveys.values())
+        dues.append(
+            {rid: (r["due"], r["remind_on"], r["send_after"]) for rid, r in surveys.items()}
+        )
+    assert dues[0] == dues[1]
+    expected = (assessment_date(day(30)) + timedelta(days=122)).isoformat()
+    assert dues[0]["delivery_survey_due:c-r:month_4"][0] == expected

@@ -27,6 +27,7 @@ from services.notifications.application import NotificationsService
 from services.notifications.handlers import by_event
 from services.notifications.settings import NotificationSettings
 from shared.envelope import AnyEvent, parse_event
+from shared.followup import assessment_date
 from tests.fakes.publisher import FakePublisher
 from tests.harness import ID_KEY, cloud_event
 from tests.notifications.conftest import FakeClock
@@ -117,6 +118,10 @@ def events() -> list[AnyEvent]:
     ]
 
 
+LATER_BASELINE = assessed("p-f", "baseline", BASELINE + timedelta(days=5), "RTH09")
+"""One event (one id) stored in both databases before the batch."""
+
+
 async def prepare(handlers: NotificationsService) -> None:
     """The same state before the batch, in both databases."""
     await handlers.repo.create_reminder(
@@ -132,7 +137,7 @@ async def prepare(handlers: NotificationsService) -> None:
             "created_at": day(43),
         },
     )
-    await handlers.assessed(assessed("p-f", "baseline", BASELINE + timedelta(days=5), "RTH09"))
+    await handlers.assessed(LATER_BASELINE)
 
 
 @pytest.fixture
@@ -226,7 +231,10 @@ async def test_batch_equals_one_by_one_in_any_order_with_duplicates(
             next(d for d in expected["clinicians"] if d["_id"] == ref) for ref in ("c-1", "c-2")
         )
         assert c1["sitecode"] == "RTH09" and c1["enrolled_at"] == day(40)
-        assert c2["sitecode"] == "RTH09"  # equal times: the later place code, in any order
+        # Equal times: the trust code, then the event id decide, in any order.
+        tied = [e for e in batch if e.event_type.name == "clinician.enrolled"]
+        tied = [e for e in tied if e.data.clinician_ref == "c-2"]
+        assert c2["sitecode"] == max(tied, key=lambda e: (e.trustcode, str(e.id))).sitecode
         assert not any(
             "sitecode" in d for d in expected["clinicians"] if d["_id"] in ("c-6", "c-7")
         )
@@ -291,3 +299,41 @@ async def test_a_failed_write_raises_so_the_batch_falls_back(
                 assessed("p-x", "month_3", BASELINE + timedelta(days=95)),
             ]
         )
+
+
+async def test_a_corrected_earlier_completion_moves_pending_nudges_in_the_database(
+    databases: list[AsyncDatabase[dict[str, Any]]],
+) -> None:
+    """The MongoDB adapter's `retime_surveys`: whichever of a completion and its earlier
+    correction (revision 2) arrives first, one by one or in one batch, the pending survey
+    nudges end timed from the earlier one."""
+
+    def completed(days_ago: float, revision: int | None) -> AnyEvent:
+        data: dict[str, Any] = {"clinician_ref": "c-r", "course_version": "1"}
+        data["completed_at"] = day(days_ago).isoformat()
+        if revision:
+            data["revision"] = revision
+        return _event("clinician.training_completed", data, day(days_ago))
+
+    first, corrected = completed(20, None), completed(30, 2)
+    clock = FakeClock(NOW)
+    ends = []
+    for i, (order, together) in enumerate(
+        [([first, corrected], False), ([corrected, first], False), ([first, corrected], True)]
+    ):
+        service = make_handlers(databases[i], clock)
+        await cast(MongoNotificationsRepository, service.repo).ensure_indexes()
+        if together:
+            await service.apply_many(order)
+        else:
+            for event in order:
+                await service.completed(event)
+        ends.append(
+            {
+                d["_id"]: (d["status"], d["due"], d["remind_on"], d["send_after"])
+                async for d in databases[i]["reminders"].find({"family": "survey"})
+            }
+        )
+    assert ends[0] == ends[1] == ends[2] and len(ends[0]) == 4
+    due = (assessment_date(day(30)) + timedelta(days=122)).isoformat()
+    assert ends[0]["delivery_survey_due:c-r:month_4"][:2] == ("pending", due)

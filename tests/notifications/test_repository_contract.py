@@ -82,9 +82,9 @@ async def test_a_reminder_is_created_once_and_claimed_by_one_owner_at_a_time(
 async def test_a_clinician_keeps_the_first_enrolment_the_latest_place_and_the_opt_out(
     repo: NotificationsRepository,
 ) -> None:
-    await repo.record_enrolment("c1", "RTH", "RTH08", T0 + timedelta(days=2))
-    await repo.record_enrolment("c1", "RNU", "RNU01", T0)  # earlier: first, not latest
-    await repo.record_enrolment("c2", "RTH", "RTH08", T0)
+    await repo.record_enrolment("c1", "RTH", "RTH08", T0 + timedelta(days=2), "e1")
+    await repo.record_enrolment("c1", "RNU", "RNU01", T0, "e2")  # earlier: first, not latest
+    await repo.record_enrolment("c2", "RTH", "RTH08", T0, "e3")
     doc = await repo.clinician("c1")
     assert doc is not None
     assert doc["enrolled_at"] == T0
@@ -97,7 +97,7 @@ async def test_a_clinician_keeps_the_first_enrolment_the_latest_place_and_the_op
 
 
 async def test_collected_follow_ups_are_kept_per_patient(repo: NotificationsRepository) -> None:
-    await repo.record_baseline("RTH", "p1", "RTH08", T0)
+    await repo.record_baseline("RTH", "p1", "RTH08", T0, "b1")
     await repo.record_collected("RTH", "p1", "month_3")
     await repo.record_collected("RTH", "p1", "month_3")
     assert await repo.collected("RTH", "p1") == {"month_3"}

@@ -101,7 +101,7 @@ async def test_dry_run_finds_then_apply_purges_and_rebuilds_reporting(
                 ),
                 T0,
             )
-            await notifications.record_baseline("RTH", e.data.patient_ref, "RTH08", T0)
+            await notifications.record_baseline("RTH", e.data.patient_ref, "RTH08", T0, str(e.id))
         await reporting.apply_many([*once, valid])
         assert await national_baselines(settings, client) == 4
         before = await stored(settings, client)

@@ -1,6 +1,6 @@
 """MongoDB storage of clinician records: collection `clinicians`, one document per clinician.
 
-A document is `{_id: clinician_ref, rev, facts, contact, emitted, outbox, state}`. Every
+A document is `{_id: clinician_ref, rev, facts, contact, emitted, derived, outbox, state}`. Every
 change is one compare-and-set on `rev` (the application reads, folds, and saves if
 unchanged), so the facts, the folded state and the outbox of derived events (the backbone's
 embedded outbox) are always stored together without a multi-document transaction. `state`
@@ -23,7 +23,7 @@ from ibest.backbone.mongo import only_duplicate_keys
 from ibest.backbone.outbox import MongoOutbox
 from ibest.backbone.outbox_values import OutboxEntry
 from services.enrolment.domain.clinician import ClinicianState, Fact
-from services.enrolment.domain.record import ClinicianRecord, Contact
+from services.enrolment.domain.record import ClinicianRecord, Contact, Emitted
 from services.enrolment.ports import Change, Erasure, HeldContact, Stored
 
 CLINICIANS = "clinicians"
@@ -36,6 +36,7 @@ def to_doc(record: ClinicianRecord, state: ClinicianState, rev: int) -> Document
         "rev": rev,
         "facts": [f.model_dump(mode="json") for f in record.facts],
         "emitted": sorted(record.emitted),
+        "derived": [{"key": key, **e.model_dump()} for key, e in sorted(record.emitted.items())],
         "outbox": [o.model_dump() for o in record.outbox],
         "state": state.model_dump(mode="json"),
     }
@@ -50,9 +51,18 @@ def from_doc(doc: Document) -> ClinicianRecord:
         clinician_ref=doc["_id"],
         facts=tuple(Fact.model_validate(f) for f in doc.get("facts", [])),
         contact=Contact.model_validate(contact) if contact else None,
-        emitted=frozenset(doc.get("emitted", [])),
+        emitted=emitted_of(doc),
         outbox=tuple(OutboxEntry.model_validate(o) for o in doc.get("outbox", [])),
     )
+
+
+def emitted_of(doc: Document) -> dict[str, Emitted]:
+    """`derived` holds each derived event's last revision; a key only in `emitted` was
+    emitted before revisions were recorded (revision 1, content unknown)."""
+    emitted = {key: Emitted(revision=1) for key in doc.get("emitted", [])}
+    for d in doc.get("derived", []):
+        emitted[d["key"]] = Emitted(revision=d["revision"], signature=d["signature"])
+    return emitted
 
 
 class MongoClinicianRepository:
@@ -195,6 +205,9 @@ class MongoClinicianRepository:
             ordered=False,
         )
         return result.modified_count
+
+    async def clinician_refs(self) -> list[str]:
+        return [doc["_id"] async for doc in self._clinicians.find({}, {"_id": 1})]
 
     async def erased_contacts(self) -> set[str]:
         """Clinicians whose contact email was erased (by request or by retention)."""

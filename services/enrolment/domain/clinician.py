@@ -2,19 +2,23 @@
 
 Why a fold over facts: events come from several producers in any order (a module completed
 before its enrolment, an intention report before completion). Keeping every accepted event
-by id and deriving the state with a pure fold over them, sorted by (event time, id), makes
+by id and deriving the state with a pure fold over them, sorted by (event time, trust, id), makes
 the state a function of the *set* of events: every arrival order gives the same state, and
 nothing is dropped for arriving early.
 
 Rules (also in the README):
-- The latest enrolment (by event time, then id) decides trust, site, profession and course
-  version. Modules count against that version only: every module event whose module id that
-  version contains counts, whenever it happened. Other module ids are kept for audit and
-  listed as not counted.
+- The latest enrolment (by event time, then trust code, then id) decides trust, site,
+  profession and course version. Modules count against that version only: every module
+  event whose module id that version contains counts, whenever it happened. Other module
+  ids are kept for audit and listed as not counted.
 - `started`: at least one counted module started or completed; `completed`: every required
   module of the version completed. A clinician without an enrolment is `awaiting_enrolment`
   and counts nowhere.
-- The latest intention and delivery reports (by event time, then id) are the clinician's.
+- The latest intention and delivery reports (by event time, trust code, id) are the
+  clinician's.
+- Each course version enrolled on has its own start (earliest module event of that
+  version) and completion (latest of its required modules' first completions), whatever
+  the order the events arrived in (`version_times`); derived events follow them.
 """
 
 from __future__ import annotations
@@ -59,8 +63,9 @@ class Fact(_Frozen):
 
     @property
     def order(self) -> tuple[datetime, str, str]:
-        """Event time, then trust, then id: ids belong to their trust, so two trusts' facts
-        may share an id, and the order must not depend on which arrived first."""
+        """ "Latest" is by event time, then trust code, then event id: the one tie-break of
+        the platform (domain.md, "One verdict per event"); ids belong to their trust, so two
+        trusts' facts may share an id, and the order must not depend on which arrived first."""
         return (self.time, self.trustcode, self.id)
 
 
@@ -161,21 +166,10 @@ def fold(
         course_version=latest.data["course_version"],
         enrolled_at=latest.time,
     )
-    course = catalogue.course(enrolment.course_version)
-    course_modules = [m.module_id for m in course.modules] if course else []
-    required = course.required_modules if course else ()
-    progress = {
-        m: _progress(m, [f for f in module_facts if f.data["module_id"] == m])
-        for m in course_modules
-    }
+    progress = _version_progress(module_facts, catalogue, enrolment.course_version)
     counted = tuple(p for p in progress.values() if p.started_at is not None)
-    starts = [p.started_at for p in counted if p.started_at is not None]
-    completions = [progress[m].completed_at for m in required]
-    completed_at = (
-        max(c for c in completions if c is not None)
-        if required and all(c is not None for c in completions)
-        else None
-    )
+    started_at, completed_at = _times(progress, catalogue, enrolment.course_version)
+    starts = [started_at] if started_at else []
     status = Status.COMPLETED if completed_at else Status.STARTED if starts else Status.ENROLLED
     return ClinicianState(
         clinician_ref=clinician_ref,
@@ -184,11 +178,48 @@ def fold(
         enrolments=len(enrolments),
         modules=counted,
         not_counted_modules=tuple(m for m in seen_modules if m not in progress),
-        started_at=min(starts) if starts else None,
+        started_at=started_at,
         completed_at=completed_at,
         intention=intention,
         delivery=delivery,
     )
+
+
+def version_times(
+    facts: list[Fact] | tuple[Fact, ...], catalogue: Catalogue, course_version: str
+) -> tuple[datetime | None, datetime | None]:
+    """When the clinician started and completed `course_version`, from every module event
+    of theirs whatever its arrival: started at the earliest module event of the version,
+    completed at the latest of its required modules' first completions. Both only move
+    earlier as events arrive, never later."""
+    modules = [f for f in facts if f.name in (MODULE_STARTED, MODULE_COMPLETED)]
+    return _times(_version_progress(modules, catalogue, course_version), catalogue, course_version)
+
+
+def _version_progress(
+    module_facts: list[Fact], catalogue: Catalogue, course_version: str
+) -> dict[str, ModuleProgress]:
+    course = catalogue.course(course_version)
+    course_modules = [m.module_id for m in course.modules] if course else []
+    return {
+        m: _progress(m, [f for f in module_facts if f.data["module_id"] == m])
+        for m in course_modules
+    }
+
+
+def _times(
+    progress: dict[str, ModuleProgress], catalogue: Catalogue, course_version: str
+) -> tuple[datetime | None, datetime | None]:
+    course = catalogue.course(course_version)
+    required = course.required_modules if course else ()
+    starts = [p.started_at for p in progress.values() if p.started_at is not None]
+    completions = [progress[m].completed_at for m in required]
+    completed_at = (
+        max(c for c in completions if c is not None)
+        if required and all(c is not None for c in completions)
+        else None
+    )
+    return (min(starts) if starts else None), completed_at
 
 
 def _progress(module_id: str, facts: list[Fact]) -> ModuleProgress:

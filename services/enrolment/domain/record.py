@@ -1,7 +1,7 @@
 """The stored record of one clinician and what applying one event does to it.
 
 The record holds the clinician's facts (the state is folded from them), the contact email,
-which derived events were already emitted, and an outbox of derived events not yet
+the last revision of each derived event emitted, and an outbox of derived events not yet
 confirmed published. The whole record is written in one document update, so the state and
 the events it implies are stored together: a crash after storing cannot lose an event (the
 outbox is re-published) and cannot produce a different one (its id and content are fixed
@@ -23,6 +23,7 @@ from services.enrolment.domain.clinician import (
     Fact,
     fact_of,
     fold,
+    version_times,
 )
 from shared.catalogue import Catalogue
 from shared.envelope import AnyEvent, new_event
@@ -34,10 +35,26 @@ TRAINING_STARTED = "clinician.training_started"
 TRAINING_COMPLETED = "clinician.training_completed"
 
 
-def derived_event_id(id_key: bytes, clinician_ref: str, course_version: str, name: str) -> UUID:
-    """The one id a derived event can have, so any re-publish is a duplicate; keyed with the
-    platform's id key (`shared.keyed.keyed_event_id`), so no sender can compute it first."""
-    return keyed_event_id(id_key, "enrolment.derived", clinician_ref, course_version, name)
+def derived_event_id(
+    id_key: bytes, clinician_ref: str, course_version: str, name: str, revision: int = 1
+) -> UUID:
+    """The one id each revision of a derived event can have, so any re-publish is a
+    duplicate; keyed with the platform's id key (`shared.keyed.keyed_event_id`), so no sender
+    can compute it first. Revision 1 has the id it had before revisions existed."""
+    parts = (clinician_ref, course_version, name)
+    extra = () if revision == 1 else (str(revision),)
+    return keyed_event_id(id_key, "enrolment.derived", *parts, *extra)
+
+
+class Emitted(BaseModel):
+    """The last revision emitted of one derived event (one course version, one name), and
+    the signature of its content (time, place, data); an empty signature: emitted before
+    revisions were recorded, content unknown, so the next derivation emits a revision."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    revision: int
+    signature: str = ""
 
 
 class Contact(BaseModel):
@@ -65,7 +82,8 @@ class ClinicianRecord(BaseModel):
     clinician_ref: str
     facts: tuple[Fact, ...] = ()
     contact: Contact | None = None
-    emitted: frozenset[str] = frozenset()
+    emitted: dict[str, Emitted] = {}
+    """Per "<course_version>/<event name>": the last revision emitted."""
     outbox: tuple[OutboxEntry, ...] = ()
 
     def has_fact(self, trustcode: str, event_id: str) -> bool:
@@ -97,24 +115,50 @@ def apply_event(
     current = fold(ref, record.facts, catalogue)
     if record.has_fact(event.trustcode, str(event.id)):
         return Applied(record, current, changed=False)
-    facts = (*record.facts, fact_of(event))
-    contact = _contact(record.contact, event)
-    state = fold(ref, facts, catalogue)
-    emitted, outbox = set(record.emitted), list(record.outbox)
-    for name, derived in derived_events(state, id_key):
-        key = f"{derived.data.course_version}/{name}"
-        if key not in emitted:
-            emitted.add(key)
-            outbox.append(OutboxEntry.of(derived))
-    new = record.model_copy(
+    added = record.model_copy(
         update={
-            "facts": facts,
-            "contact": contact,
-            "emitted": frozenset(emitted),
-            "outbox": tuple(outbox),
+            "facts": (*record.facts, fact_of(event)),
+            "contact": _contact(record.contact, event),
         }
     )
-    return Applied(new, state, changed=True)
+    derived = derive(added, catalogue, id_key=id_key)
+    return Applied(derived.record, derived.state, changed=True)
+
+
+def derive(record: ClinicianRecord, catalogue: Catalogue, *, id_key: bytes) -> Applied:
+    """Fold the record and queue every derived event whose content differs from the last
+    revision emitted, as the next revision with its own id.
+
+    So each derived fact ends as a function of the set of facts, whatever order they came
+    in: a module event earlier than the start (or completion) already published produces a
+    corrected event (domain.md, "One verdict per event"). Also what `ibest enrolment
+    rederive` runs on every record after an upgrade (no new fact)."""
+    state = fold(record.clinician_ref, record.facts, catalogue)
+    emitted, outbox = dict(record.emitted), list(record.outbox)
+    for key, at, (trustcode, sitecode), payload in derived_facts(record, catalogue):
+        signature = _signature(at, trustcode, sitecode, payload)
+        last = emitted.get(key)
+        if last is not None and last.signature == signature:
+            continue
+        revision = last.revision + 1 if last is not None else 1
+        emitted[key] = Emitted(revision=revision, signature=signature)
+        name = key.split("/", 1)[1]
+        outbox.append(
+            OutboxEntry.of(
+                new_event(
+                    payload.model_copy(update={"revision": revision if revision > 1 else None}),
+                    trustcode=trustcode,
+                    sitecode=sitecode,
+                    source=SOURCE,
+                    time=at,
+                    event_id=derived_event_id(
+                        id_key, record.clinician_ref, payload.course_version, name, revision
+                    ),
+                )
+            )
+        )
+    new = record.model_copy(update={"emitted": emitted, "outbox": tuple(outbox)})
+    return Applied(new, state, changed=emitted != record.emitted)
 
 
 def _contact(contact: Contact | None, event: AnyEvent) -> Contact | None:
@@ -126,46 +170,49 @@ def _contact(contact: Contact | None, event: AnyEvent) -> Contact | None:
     return offered if contact is None or offered.order > contact.order else contact
 
 
-def derived_events(state: ClinicianState, id_key: bytes) -> list[tuple[str, AnyEvent]]:
-    """The derived events the state implies, with deterministic ids, times and content.
+Derivation = tuple[str, datetime, tuple[str, str], TrainingStarted | TrainingCompleted]
+"""("<course_version>/<event name>", event time, (trust, site), payload without revision)"""
 
-    `time` is the time of the module event that started (or completed) the training, so the
-    same facts always give byte-identical events.
-    """
-    enrolment = state.enrolment
-    if enrolment is None:
-        return []
-    out: list[tuple[str, AnyEvent]] = []
-    version = enrolment.course_version
-    for name, at, payload in (
-        (
-            TRAINING_STARTED,
-            state.started_at,
-            TrainingStarted(clinician_ref=state.clinician_ref, course_version=version),
-        ),
-        (
-            TRAINING_COMPLETED,
-            state.completed_at,
-            TrainingCompleted(
-                clinician_ref=state.clinician_ref,
-                course_version=version,
-                completed_at=state.completed_at,
-            ),
-        ),
-    ):
-        if at is None:
-            continue
-        out.append(
-            (
-                name,
-                new_event(
-                    payload,
-                    trustcode=enrolment.trustcode,
-                    sitecode=enrolment.sitecode,
-                    source=SOURCE,
-                    time=at,
-                    event_id=derived_event_id(id_key, state.clinician_ref, version, name),
-                ),
+
+def derived_facts(record: ClinicianRecord, catalogue: Catalogue) -> list[Derivation]:
+    """The training events the clinician's facts imply, for every course version they
+    enrolled on (so the history of a version they later left is the same whatever order the
+    events came in): started at the version's earliest module event, completed at the latest
+    of its required modules' first completions (`version_times`). Each carries the trust
+    and site of the clinician's latest enrolment on that version (time, trust, id)."""
+    out: list[Derivation] = []
+    enrolments = sorted((f for f in record.facts if f.name == ENROLLED), key=lambda f: f.order)
+    latest = {f.data["course_version"]: f for f in enrolments}
+    for version in sorted(latest):
+        place = (latest[version].trustcode, latest[version].sitecode)
+        started_at, completed_at = version_times(record.facts, catalogue, version)
+        ref = record.clinician_ref
+        if started_at is not None:
+            out.append(
+                (
+                    f"{version}/{TRAINING_STARTED}",
+                    started_at,
+                    place,
+                    TrainingStarted(clinician_ref=ref, course_version=version),
+                )
             )
-        )
+        if completed_at is not None:
+            out.append(
+                (
+                    f"{version}/{TRAINING_COMPLETED}",
+                    completed_at,
+                    place,
+                    TrainingCompleted(
+                        clinician_ref=ref, course_version=version, completed_at=completed_at
+                    ),
+                )
+            )
     return out
+
+
+def _signature(
+    at: datetime, trustcode: str, sitecode: str, payload: TrainingStarted | TrainingCompleted
+) -> str:
+    """What a derived event says, revision aside: equal signatures, equal events."""
+    data = payload.model_dump_json(exclude_none=True, exclude={"revision"})
+    return f"{at.astimezone(UTC).isoformat()}|{trustcode}|{sitecode}|{data}"

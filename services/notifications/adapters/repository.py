@@ -28,6 +28,7 @@ from services.notifications.domain.batch import (
     latest_key,
 )
 from services.notifications.domain.status import CANCELLED, FINISHED, PENDING, QUEUED, SENDING
+from services.notifications.domain.surveys import SURVEY_TIMING
 
 
 class MongoNotificationsRepository:
@@ -61,14 +62,16 @@ class MongoNotificationsRepository:
 
     # Clinicians ---------------------------------------------------------------------------
 
-    async def record_enrolment(self, ref: str, trust: str, site: str, at: datetime) -> None:
+    async def record_enrolment(
+        self, ref: str, trust: str, site: str, at: datetime, event_id: str
+    ) -> None:
         """Earliest enrolment starts the clock; the latest one decides trust and site."""
         await self.clinicians.update_one(
             {"_id": ref},
             {"$min": {"enrolled_at": at}, "$setOnInsert": {"opted_out": False}},
             upsert=True,
         )
-        await self.clinicians.update_one(*_latest_enrolment(ref, at, trust, site))
+        await self.clinicians.update_one(*_latest_enrolment(ref, at, trust, site, event_id))
 
     async def apply_clinicians(self, changes: list[ClinicianChange]) -> None:
         """A batch's clinician changes in one ordered bulk write: the same atomic $min/$max
@@ -204,9 +207,20 @@ class MongoNotificationsRepository:
         ]
         await self.reminders.bulk_write(ops, ordered=True)
 
+    async def retime_surveys(self, nudges: list[tuple[str, Document]]) -> None:
+        """Earliest completion wins (a conditional `$set`, so any order and any two writers
+        end the same): a pending nudge timed from a later completion moves to these dates."""
+        if nudges:
+            await self.reminders.bulk_write(
+                [UpdateOne(*_earlier_survey(rid, fields)) for rid, fields in nudges],
+                ordered=False,
+            )
+
     # Patients and follow-up items ---------------------------------------------------------
 
-    async def record_baseline(self, trust: str, patient: str, site: str, at: datetime) -> Document:
+    async def record_baseline(
+        self, trust: str, patient: str, site: str, at: datetime, event_id: str
+    ) -> Document:
         """Keep the latest baseline (a later one corrects it); returns the patient."""
         key = f"{trust}:{patient}"
         await self.patients.update_one(
@@ -214,7 +228,7 @@ class MongoNotificationsRepository:
             {"$setOnInsert": {"trustcode": trust, "patient_ref": patient}},
             upsert=True,
         )
-        await self.patients.update_one(*_latest_baseline(key, at, site))
+        await self.patients.update_one(*_latest_baseline(key, at, site, event_id))
         doc = await self.patients.find_one({"_id": key})
         assert doc is not None
         return doc
@@ -439,6 +453,15 @@ class MongoNotificationsRepository:
         return removed
 
 
+def _earlier_survey(reminder_id: str, fields: Document) -> tuple[Document, Document]:
+    """Filter and update moving a pending survey nudge to `fields`' timing if it is earlier
+    (ISO dates order as strings)."""
+    return (
+        {"_id": reminder_id, "status": PENDING, "due": {"$gt": fields["due"]}},
+        {"$set": {k: fields[k] for k in SURVEY_TIMING}},
+    )
+
+
 def _if_latest(
     key: str, field: str, latest: str, time_field: str, at: datetime, values: Document
 ) -> tuple[Document, Document]:
@@ -457,23 +480,32 @@ def _if_latest(
     )
 
 
-def _latest_enrolment(ref: str, at: datetime, trust: str, site: str) -> tuple[Document, Document]:
-    """The latest enrolment (by `latest_key`) decides the clinician's trust and site."""
+def _latest_enrolment(
+    ref: str, at: datetime, trust: str, site: str, event_id: str
+) -> tuple[Document, Document]:
+    """The latest enrolment (by `latest_key`: time, trust, event id) decides the
+    clinician's trust and site."""
     return _if_latest(
         ref,
         "latest_enrolment",
-        latest_key(at, trust, site),
+        latest_key(at, trust, event_id),
         "latest_enrolment_at",
         at,
         {"trustcode": trust, "sitecode": site},
     )
 
 
-def _latest_baseline(key: str, at: datetime, site: str) -> tuple[Document, Document]:
-    """The latest baseline (by `latest_key`) decides the follow-up windows (a later one
-    corrects an earlier one)."""
+def _latest_baseline(key: str, at: datetime, site: str, event_id: str) -> tuple[Document, Document]:
+    """The latest baseline (by `latest_key`: time, trust, event id) decides the follow-up
+    windows (a later one corrects an earlier one)."""
+    trust = key.split(":", 1)[0]
     return _if_latest(
-        key, "latest_baseline", latest_key(at, site), "baseline_time", at, {"sitecode": site}
+        key,
+        "latest_baseline",
+        latest_key(at, trust, event_id),
+        "baseline_time",
+        at,
+        {"sitecode": site},
     )
 
 

@@ -3,8 +3,8 @@
 Pure: events in, changes out. Every stored field is either a minimum, a maximum, a
 "latest" value or a set of flags, so a batch folds into one write per document that leaves
 the same document as applying its events one by one, in any order. "Latest" is ordered by
-`latest_key`: event time, then the place, so equal times resolve the same way whatever
-arrives first.
+`latest_key`: event time, then the trust code, then the event id (the platform's one
+order), so equal times resolve the same way whatever arrives first.
 """
 
 from __future__ import annotations
@@ -21,11 +21,12 @@ from shared.surveys import completed_at, completion_date
 PROGRESS = {"clinician.training_started", "module.started", "module.completed"}
 
 
-def latest_key(at: datetime, *place: str) -> str:
-    """A sortable key ordering values by event time, then by place (a total order, so which
-    of two equal-time events wins never depends on arrival order)."""
+def latest_key(at: datetime, trustcode: str, event_id: str) -> str:
+    """A sortable key ordering values by event time, then trust code, then event id (a total
+    order, the platform's one, so which of two equal-time events wins never depends on
+    arrival order)."""
     utc = at.astimezone(UTC)
-    return "|".join((utc.strftime("%Y-%m-%dT%H:%M:%S.%f"), *place))
+    return "|".join((utc.strftime("%Y-%m-%dT%H:%M:%S.%f"), trustcode, event_id))
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ class ClinicianChange:
     ref: str
     mins: dict[str, datetime] = field(default_factory=dict)
     maxs: dict[str, datetime] = field(default_factory=dict)
-    latest_enrolment: tuple[datetime, str, str] | None = None  # time, trust, site
+    latest_enrolment: tuple[datetime, str, str, str] | None = None  # time, trust, site, id
     completions: list[Completion] = field(default_factory=list)
     report_dates: set[date] = field(default_factory=set)
 
@@ -82,7 +83,7 @@ class PatientChange:
     trustcode: str
     patient_ref: str
     collected: list[str] = field(default_factory=list)
-    baseline: tuple[datetime, str] | None = None  # time, site
+    baseline: tuple[datetime, str, str] | None = None  # time, site, event id
 
     @property
     def key(self) -> str:
@@ -109,10 +110,15 @@ def fold(events: list[AnyEvent]) -> BatchChanges:
         if name == "clinician.enrolled":
             change.at_most("enrolled_at", event.time)
             held = change.latest_enrolment
-            if held is None or latest_key(*held) < latest_key(
-                event.time, event.trustcode, event.sitecode
+            if held is None or latest_key(held[0], held[1], held[3]) < latest_key(
+                event.time, event.trustcode, str(event.id)
             ):
-                change.latest_enrolment = (event.time, event.trustcode, event.sitecode)
+                change.latest_enrolment = (
+                    event.time,
+                    event.trustcode,
+                    event.sitecode,
+                    str(event.id),
+                )
         elif name in PROGRESS:
             change.at_most("started_at", event.time)
             change.at_least("last_progress_at", event.time)
@@ -137,10 +143,10 @@ def _fold_assessment(changes: BatchChanges, event: AnyEvent) -> None:
     if timepoint in FOLLOW_UPS:
         if timepoint.value not in change.collected:
             change.collected.append(timepoint.value)
-    elif change.baseline is None or latest_key(*change.baseline) < latest_key(
-        event.time, event.sitecode
-    ):
-        change.baseline = (event.time, event.sitecode)
+    elif change.baseline is None or latest_key(
+        change.baseline[0], trust, change.baseline[2]
+    ) < latest_key(event.time, trust, str(event.id)):
+        change.baseline = (event.time, event.sitecode, str(event.id))
 
 
 def collected_timepoints(doc: Mapping[str, Any] | None) -> set[str]:

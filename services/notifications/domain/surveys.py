@@ -15,6 +15,11 @@ from shared.events import ReminderKind
 from shared.followup import NHS_TIMEZONE
 from shared.surveys import SURVEYS, Survey, survey_window
 
+SURVEY_TIMING = ("remind_on", "due", "opens", "closes", "closing_on", "due_at", "send_after")
+"""What a stored survey nudge takes from its completion date: a corrected, earlier
+completion (a higher revision of `clinician.training_completed`) moves these on the nudges
+still pending, so the nudges follow the completion as it stands, in any order."""
+
 INVITE = ReminderKind.DELIVERY_SURVEY_DUE
 CLOSING = ReminderKind.DELIVERY_SURVEY_CLOSING
 

@@ -39,7 +39,7 @@ from ibest.backbone.concurrency import ConcurrentUpdate, retry_on_conflict
 from ibest.backbone.document import Document
 from ibest.backbone.mongo import only_duplicate_keys
 from services.reporting.domain.counted import Counted, EntityId, counted_of, fold_counted, merge
-from services.reporting.domain.facts import ENTITY_KINDS, EntityFact
+from services.reporting.domain.facts import ENTITY_KINDS, EntityFact, newest_time
 from services.reporting.domain.figures import Summary
 from services.reporting.domain.months import fold_months
 from services.reporting.ports import Generation, SiteMonths
@@ -101,7 +101,7 @@ class MongoGeneration:
                 for site, entity, counted in _counted(kind, doc):
                     counts.setdefault(site, {})[entity] = counted
         stored = await self.store_counted(counts)
-        await self.stamp_changes(max(f.fact["t"] for f in facts), stored)
+        await self.stamp_changes(newest_time(facts), stored)
 
     async def summarise(self, sites: Iterable[str]) -> int:
         """Recompute the records and summaries of `sites` from every entity that may be
@@ -165,17 +165,6 @@ class MongoGeneration:
         records = {d["_id"]: d async for d in self.counted.find({"_id": {"$in": pending}})}
         missing = [s for s in pending if s not in records]
         seeds = await self._counted_at(missing)
-        # A site summarised before records existed (an upgrade) stays reported.
-        summarised = (
-            {
-                d["_id"]
-                async for d in self.sites.find(
-                    {"_id": {"$in": missing}, "summary": {"$exists": True}}, {"_id": 1}
-                )
-            }
-            if missing
-            else set()
-        )
         mine = {site: uuid.uuid4().hex for site in pending}
         writes, summaries = [], {}
         for site in pending:
@@ -184,12 +173,11 @@ class MongoGeneration:
                 merge(record["entities"] if record else [], seeds.get(site, {})), counts[site]
             )
             n = record["n"] + 1 if record else 1
-            # A site is reported once something was counted there: a record holding only
-            # entities counted elsewhere (an older enrolment arriving late) is kept, so
-            # no older writer can count them there, but it has no summary.
-            shown = (record.get("shown", True) if record else site in summarised) or any(
-                e["c"] is not None for e in entries
-            )
+            # A site is reported once any placing fact names it (an enrolment, a baseline,
+            # a class start there), counted there now or not: which sites are listed is a
+            # function of the set of events, never of their order (an older enrolment
+            # arriving late lists its site as it did in live operation). Issue 25.
+            shown = True
             writes.append(
                 UpdateOne(
                     {"_id": site, "n": record["n"] if record else {"$exists": False}},

@@ -10,6 +10,7 @@ pure function of those facts (`clinician_contribution`, ...). Exactness follows 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -75,7 +76,10 @@ def fact_of(event: AnyEvent) -> EntityFact:
         return EntityFact(CLINICIANS, data.clinician_ref, eid, fact, places=True)
     if name == "clinician.training_started":
         return EntityFact(
-            CLINICIANS, data.clinician_ref, eid, {**base, "k": "started", "cv": data.course_version}
+            CLINICIANS,
+            data.clinician_ref,
+            eid,
+            {**base, "k": "started", "cv": data.course_version, "rev": data.revision or 1},
         )
     if name == "clinician.training_completed":
         # `done`: the completion time the delivery surveys are timed from (shared.surveys).
@@ -87,6 +91,7 @@ def fact_of(event: AnyEvent) -> EntityFact:
                 **base,
                 "k": "completed",
                 "cv": data.course_version,
+                "rev": data.revision or 1,
                 "done": completed_at(data.completed_at, event.time),
             },
         )
@@ -170,19 +175,53 @@ def facts_of(event: AnyEvent) -> list[EntityFact]:
     return facts
 
 
+def newest_time(facts: Iterable[EntityFact]) -> datetime | None:
+    """What a batch moves `as_of` to: the newest event time of its facts, enrolment's
+    derived training facts aside. Their time is a module event's (reporting never sees
+    those), and a superseded revision's is later than its correction's, so counting them
+    would make `as_of` depend on which revisions arrived: a function of the order, not of
+    the set of events."""
+    return max((f.fact["t"] for f in facts if f.fact["k"] not in DERIVED), default=None)
+
+
 def _latest(facts: dict[str, Fact], kind: str) -> Fact | None:
-    """The fact of `kind` with the latest event time (the event id breaks ties)."""
-    found = [(f["t"], fid, f) for fid, f in facts.items() if f["k"] == kind]
-    return max(found, key=lambda x: (x[0], x[1]))[2] if found else None
+    """The fact of `kind` with the latest event time; the trust code, then the event id
+    break ties (the platform's one order, domain.md "One verdict per event")."""
+    found = [(f["t"], f.get("trust", ""), fid, f) for fid, f in facts.items() if f["k"] == kind]
+    return max(found, key=lambda x: x[:3])[3] if found else None
+
+
+DERIVED = ("started", "completed")
+"""Enrolment's derived facts: revised by a higher revision when an earlier module event
+arrives late; only the highest revision of each (kind, course version) stands."""
+
+
+def current_facts(facts: Mapping[str, Fact]) -> dict[str, Fact]:
+    """`facts` without the revisions a higher one superseded (by revision, then event time,
+    trust and id), so a clinician counts one start, at its latest revision's time, however
+    many revisions arrived and in whatever order."""
+    best: dict[tuple[str, str], tuple[Any, ...]] = {}
+    for fid, f in facts.items():
+        if f["k"] in DERIVED:
+            rank = (f.get("rev", 1), f["t"], f.get("trust", ""), fid)
+            key = (f["k"], f["cv"])
+            best[key] = max(best.get(key, rank), rank)
+    return {
+        fid: f
+        for fid, f in facts.items()
+        if f["k"] not in DERIVED or best[(f["k"], f["cv"])][3] == fid
+    }
 
 
 def clinician_contribution(facts: dict[str, Fact]) -> Contribution | None:
     """A clinician counts at the trust and site of their latest enrolment; stages are
-    cumulative and judged against that enrolment's course version; facts before any
-    enrolment wait (the clinician does not count until enrolled)."""
+    cumulative and judged against that enrolment's course version, from the latest
+    revision of enrolment's derived facts; facts before any enrolment wait (the clinician
+    does not count until enrolled)."""
     enrolment = _latest(facts, "enrolled")
     if enrolment is None:
         return None
+    facts = current_facts(facts)
     cv = enrolment["cv"]
     completions = [f for f in facts.values() if f["k"] == "completed" and f["cv"] == cv]
     completed = bool(completions)
@@ -214,7 +253,12 @@ def _surveys(completions: list[Fact], facts: dict[str, Fact]) -> dict[str, Any]:
     done: datetime = min(f.get("done") or f["t"] for f in completions)
     completed = completion_date(done)
     answers = survey_answers(
-        completed, [(f["t"], fid, f) for fid, f in facts.items() if f["k"] == "delivery"]
+        completed,
+        [
+            (f["t"], f"{f.get('trust', '')} {fid}", f)
+            for fid, f in facts.items()
+            if f["k"] == "delivery"
+        ],
     )
     return {
         s.value: {

@@ -31,6 +31,7 @@ from services.reporting.domain.facts import (
     PATIENTS,
     Contribution,
     Fact,
+    current_facts,
 )
 from services.reporting.domain.figures import FOLLOW_UP_NAMES, STAGES, Summary, ratio
 from shared.followup import NHS_TIMEZONE
@@ -115,6 +116,8 @@ def timeline(kind: str, facts: Mapping[str, Fact]) -> Timeline | None:
     monthly figures (reminders)."""
     if kind not in (CLINICIANS, CLASSES, PATIENTS):
         return None
+    # A superseded revision never counts, not even before its correction's time.
+    facts = current_facts(facts)
     points: Timeline = []
     previous: State | None = None
     for month in sorted({month_of(f["t"]) for f in facts.values()}):
