@@ -66,7 +66,7 @@ async def test_pack_route_and_command_give_the_published_figures(
 
         assert (await api.get("/v1/reports/monthly/2025-05.pdf")).status_code == 401
         bad = await api.get("/v1/reports/monthly/2025-05.doc", headers=READ)
-        assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["path", "file"]
+        assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "path.file"
         later = await api.get("/v1/reports/monthly/2025-07.pdf", headers=READ)
         assert later.status_code == 404 and "has not begun" in later.text
         unknown = await api.get("/v1/reports/monthly/2025-05.pdf?trust=ZZZ", headers=READ)

@@ -20,8 +20,10 @@ IMPORT_ROWS = Gauge(
 )
 IMPORT_EVENTS = Gauge(
     "ibest_course_import_events",
-    "Events each course run's latest import published, by trust and event type.",
-    ["course_run", "trust", "type"],
+    # Not by trust: a trust's count of enrolments is a count of people, published below
+    # national level only under disclosure control (reporting), never as a raw metric.
+    "Events each course run's latest import published, by event type.",
+    ["course_run", "type"],
 )
 IMPORT_COUNTS = Gauge(
     "ibest_course_import_last",
@@ -48,9 +50,12 @@ class PrometheusCourseMetrics:
             run = report["course_run"]
             for file, rows in report.get("rows_read", {}).items():
                 IMPORT_ROWS.labels(run, file).set(rows)
-            for trust, kinds in report.get("published", {}).items():
+            by_type: dict[str, int] = {}
+            for kinds in report.get("published", {}).values():
                 for kind, count in kinds.items():
-                    IMPORT_EVENTS.labels(run, trust, kind).set(count)
+                    by_type[kind] = by_type.get(kind, 0) + count
+            for kind, count in by_type.items():
+                IMPORT_EVENTS.labels(run, kind).set(count)
             for what in _COUNTS:
                 IMPORT_COUNTS.labels(run, what).set(report.get(what, 0))
             finished = report.get("finished_at")
