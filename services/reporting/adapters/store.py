@@ -27,7 +27,7 @@ its events; their redelivery merges (changing nothing) and stores the summary.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from datetime import datetime
 
 from pymongo import ReturnDocument, UpdateOne
@@ -37,10 +37,17 @@ from pymongo.errors import BulkWriteError
 
 from ibest.backbone.concurrency import ConcurrentUpdate, retry_on_conflict
 from ibest.backbone.mongo import only_duplicate_keys
-from services.reporting.domain.counted import Counted, EntityId, counted_of, fold_counted, merge
+from services.reporting.domain.counted import Counted, EntityId, Entry, counted_of
 from services.reporting.domain.facts import ENTITY_KINDS, EntityFact
 from services.reporting.domain.figures import Summary
-from services.reporting.domain.months import fold_months
+from services.reporting.domain.parts import (
+    LEVELS,
+    entity_hash,
+    leaf_node,
+    parent_node,
+    part_id,
+    site_figures,
+)
 from services.reporting.ports import Document, Generation, SiteMonths
 
 Counts = dict[str, dict[EntityId, Counted]]
@@ -48,6 +55,7 @@ Counts = dict[str, dict[EntityId, Counted]]
 POINTER = "generations"
 SUMMARISE_CHUNK = 5
 """Sites a rebuild summarises per pass (bounded memory: their entities are read at once)."""
+HEX = "0123456789abcdef"
 RECORD_WRITE_ATTEMPTS = 20
 """Passes over the sites whose records other writers keep storing first, before the batch
 is left to redelivery (each lost write means another writer stored that site)."""
@@ -61,7 +69,9 @@ class MongoGeneration:
         self._db = db
         self.entities = {kind: db[f"g{number}_{kind}"] for kind in ENTITY_KINDS}
         self.counted = db[f"g{number}_counted"]
+        self.parts = db[f"g{number}_parts"]
         self.sites = db[f"g{number}_sites"]
+        self._seeded: set[str] = set()
         self.stamps = db[POINTER]
         self.stamp_id = f"g{number}"
 
@@ -105,7 +115,7 @@ class MongoGeneration:
     async def summarise(self, sites: Iterable[str]) -> int:
         """Recompute the records and summaries of `sites` from every entity that may be
         counted there (a rebuild's last step); return how many summaries were stored."""
-        return await self.store_counted(await self._counted_at(sorted(set(sites))))
+        return await self.store_counted(await self._counted_at(sorted(set(sites))), seeded=True)
 
     async def _counted_at(self, sites: list[str]) -> Counts:
         found: Counts = {site: {} for site in sites}
@@ -118,97 +128,212 @@ class MongoGeneration:
                         found[site][entity] = counted
         return found
 
-    async def store_counted(self, counts: Counts) -> int:
-        """Merge `counts` into each site's record and store the site's summary; return how
-        many summaries were stored.
+    async def store_counted(self, counts: Counts, *, seeded: bool = False) -> int:
+        """Merge `counts` into the sites' parts (`domain.parts`) and store the summaries of
+        the sites whose figures moved; return how many summaries were stored.
 
-        Optimistic, in bulk: read the records; merge; write each record under a new `rev`
-        only if its `n` is still the one read (a missing record is created, seeded from the
-        entities at its site: a site new to this generation, or one summarised before
-        records existed); then write the summaries of the records this writer stored, each
-        only over an older one. The sites another writer stored meanwhile raise
-        `ConcurrentUpdate`, and the backbone's `retry_on_conflict` runs the pass again for
-        those sites only (the others are stored and stay stored): the same read-merge-write
-        on fresh records, bounded like every other compare-and-set of the platform.
+        Three passes, each one read and one bulk of conditional writes, bottom up:
+        1. leaves (`gN_counted`): merge the entries (newest version wins) and write only
+           what changed (`$set` of the changed entries and sums) under a compare-and-set on
+           the leaf's `n`; a leaf another writer stored first is read and merged again
+           (`retry_on_conflict`, as before for the whole site's record);
+        2. parents (`gN_parts`) and 3. roots (`gN_sites`, the summaries reports read): each
+           is the sum of its children, stamped `w` = the sum of its children's stamps
+           (every write raises a child's stamp), and is stored only over an older stamp,
+           again writing only what changed. The writer of the last change of any child
+           reads every child as final, so the newest sum wins whatever the interleaving.
+        A site this generation never had is first seeded from the entities whose `sites`
+        name it (a new site, a rebuild's live writes, or an upgrade from one record per
+        site). Every write is bounded by what the batch changed, not by the site's size.
         """
-        pending = sorted(counts)
-        stored = 0
-
-        async def attempt() -> None:
-            nonlocal pending, stored
-            won, summaries = await self._merge_records(pending, counts)
-            pending = [site for site in pending if site not in won]
-            stored += await _write(
-                self.sites,
-                [
-                    UpdateOne(
-                        {"_id": site, "$or": [{"n": {"$lt": n}}, {"n": {"$exists": False}}]},
-                        {"$set": {"n": n, "summary": summary, "months": months}},
-                        upsert=True,
-                    )
-                    for site, (n, summary, months) in summaries.items()
-                    if site in won
-                ],
-            )
-            if pending:
-                raise ConcurrentUpdate(f"{len(pending)} site record(s) changed under us")
-
-        await retry_on_conflict(attempt, RECORD_WRITE_ATTEMPTS)
+        if not counts:
+            return 0
+        if not seeded:
+            await self._seed(counts)
+        leaves: dict[str, dict[str, Entry]] = {}
+        for site, entities in counts.items():
+            for (kind, key), counted in entities.items():
+                digest = entity_hash(kind, key)
+                leaves.setdefault(part_id(site, digest[:LEVELS]), {})[digest] = {
+                    "k": kind,
+                    "id": key,
+                    "v": counted.v,
+                    "c": counted.contribution,
+                    "m": counted.months,
+                }
+        await self._store_leaves(leaves)
+        await self._sum_parts({leaf[:-1] for leaf in leaves})
+        stored = await self._sum_sites(sorted(counts))
+        self._seeded.update(counts)
         return stored
 
-    async def _merge_records(
-        self, pending: list[str], counts: Counts
-    ) -> tuple[set[str], dict[str, tuple[int, Summary, Document | None]]]:
-        """One pass of `store_counted`: the sites whose record this writer stored, and the
-        summary (with the record's `n` and the monthly series) of every shown site."""
-        records = {d["_id"]: d async for d in self.counted.find({"_id": {"$in": pending}})}
-        missing = [s for s in pending if s not in records]
-        seeds = await self._counted_at(missing)
-        # A site summarised before records existed (an upgrade) stays reported.
-        summarised = (
-            {
-                d["_id"]
-                async for d in self.sites.find(
-                    {"_id": {"$in": missing}, "summary": {"$exists": True}}, {"_id": 1}
-                )
-            }
-            if missing
-            else set()
-        )
-        mine = {site: uuid.uuid4().hex for site in pending}
-        writes, summaries = [], {}
-        for site in pending:
-            record = records.get(site)
-            entries = merge(
-                merge(record["entities"] if record else [], seeds.get(site, {})), counts[site]
+    async def _seed(self, counts: Counts) -> None:
+        """Add to `counts` every entity that may be counted at a site this generation has
+        not summarised in parts yet (its root has no stamp `w`)."""
+        unknown = [site for site in counts if site not in self._seeded]
+        if not unknown:
+            return
+        known = {
+            d["_id"]
+            async for d in self.sites.find(
+                {"_id": {"$in": unknown}, "w": {"$exists": True}}, {"_id": 1}
             )
-            n = record["n"] + 1 if record else 1
-            # A site is reported once something was counted there: a record holding only
-            # entities counted elsewhere (an older enrolment arriving late) is kept, so
-            # no older writer can count them there, but it has no summary.
-            shown = (record.get("shown", True) if record else site in summarised) or any(
-                e["c"] is not None for e in entries
-            )
-            writes.append(
-                UpdateOne(
-                    {"_id": site, "n": record["n"] if record else {"$exists": False}},
-                    {"$set": {"n": n, "rev": mine[site], "shown": shown, "entities": entries}},
-                    upsert=record is None,
-                )
-            )
-            if shown:
-                summaries[site] = (
-                    n,
-                    fold_counted(site, entries),
-                    fold_months(e.get("m") or [] for e in entries if e["c"] is not None),
-                )
-        if await _write(self.counted, writes) == len(writes):
-            return set(pending), summaries
-        current = {
-            d["_id"]: d.get("rev")
-            async for d in self.counted.find({"_id": {"$in": pending}}, {"rev": 1})
         }
-        return {site for site in pending if current.get(site) == mine[site]}, summaries
+        self._seeded.update(known)
+        missing = [site for site in unknown if site not in known]
+        for site, found in (await self._counted_at(missing)).items():
+            mine = counts[site]
+            for entity, counted in found.items():
+                if entity not in mine or mine[entity].v < counted.v:
+                    mine[entity] = counted
+
+    async def _store_leaves(self, leaves: dict[str, dict[str, Entry]]) -> None:
+        """Merge entries into their leaves, compare-and-set on each leaf's `n`."""
+        pending = sorted(leaves)
+
+        async def attempt() -> None:
+            nonlocal pending
+            stored = {d["_id"]: d async for d in self.counted.find({"_id": {"$in": pending}})}
+            mine = {leaf: uuid.uuid4().hex for leaf in pending}
+            writes = []
+            for leaf in pending:
+                old = stored.get(leaf)
+                entries = dict(old["e"]) if old else {}
+                changed = False
+                for digest, entry in leaves[leaf].items():
+                    have = entries.get(digest)
+                    if have is None or have["v"] < entry["v"]:
+                        entries[digest] = entry
+                        changed = True
+                if old is not None and not changed:
+                    mine[leaf] = old.get("rev", "")  # nothing new: already as merged
+                    continue
+                node = {"e": entries, **leaf_node(leaf.rsplit("/", 1)[0], entries.values())}
+                n = old["n"] + 1 if old else 1
+                update = _update(
+                    {key: old.get(key) for key in node} if old else {},
+                    node,
+                    {"n": n, "rev": mine[leaf]},
+                )
+                writes.append(
+                    UpdateOne(
+                        {"_id": leaf, "n": old["n"] if old else {"$exists": False}},
+                        update,
+                        upsert=old is None,
+                    )
+                )
+            if await _write(self.counted, writes) == len(writes):
+                pending = []
+                return
+            current = {
+                d["_id"]: d.get("rev")
+                async for d in self.counted.find({"_id": {"$in": pending}}, {"rev": 1})
+            }
+            pending = [leaf for leaf in pending if current.get(leaf) != mine[leaf]]
+            if pending:
+                raise ConcurrentUpdate(f"{len(pending)} counted part(s) changed under us")
+
+        await retry_on_conflict(attempt, RECORD_WRITE_ATTEMPTS)
+
+    async def _sum_parts(self, parents: set[str]) -> None:
+        """Store each parent's sum of its leaves (stamp: the sum of their `n`)."""
+
+        async def sums(pending: list[str]) -> dict[str, tuple[int, Document]]:
+            children: dict[str, list[Document]] = {p: [] for p in pending}
+            ids = [f"{parent}{digit}" for parent in pending for digit in HEX]
+            async for d in self.counted.find({"_id": {"$in": ids}}, {"e": 0}):
+                children[d["_id"][:-1]].append(d)
+            return {
+                parent: (
+                    sum(int(c["n"]) for c in found),
+                    parent_node(parent.rsplit("/", 1)[0], found),
+                )
+                for parent, found in children.items()
+            }
+
+        await self._store_sums(self.parts, sorted(parents), sums)
+
+    async def _sum_sites(self, sites: list[str]) -> int:
+        """Store each site's summary and monthly series, summed from its parents (stamp:
+        the sum of theirs); return how many summaries were stored."""
+        stored = 0
+
+        async def sums(pending: list[str]) -> dict[str, tuple[int, Document]]:
+            children: dict[str, list[Document]] = {site: [] for site in pending}
+            ids = [part_id(site, digit) for site in pending for digit in HEX]
+            async for d in self.parts.find({"_id": {"$in": ids}}):
+                children[d["_id"].rsplit("/", 1)[0]].append(d)
+            out = {}
+            for site, found in children.items():
+                root = parent_node(site, found)
+                summary, months = site_figures(root)
+                out[site] = (
+                    sum(int(c["w"]) for c in found),
+                    {"k": root["k"], "summary": summary, "months": months},
+                )
+            return out
+
+        def shown(site: str, old: Document | None, new: Document) -> Document:
+            """A site is reported once something was counted there: a site whose entities
+            all count elsewhere (an older enrolment arriving late) keeps its stamp only."""
+            nonlocal stored
+            if (old or {}).get("shown") or "summary" in (old or {}) or new["k"]:
+                stored += 1
+                return {"shown": True, "summary": new["summary"], "months": new["months"]}
+            return {"shown": False}
+
+        await self._store_sums(self.sites, sites, sums, shown)
+        return stored
+
+    async def _store_sums(
+        self,
+        coll: AsyncCollection[Document],
+        ids: list[str],
+        sums: Callable[[list[str]], Awaitable[dict[str, tuple[int, Document]]]],
+        shape: Callable[[str, Document | None, Document], Document] | None = None,
+    ) -> None:
+        """Store each id's sum over an older stamp, writing only what changed (a
+        compare-and-set on the stored `rev` makes the change apply to what was read)."""
+        pending = ids
+
+        async def attempt() -> None:
+            nonlocal pending
+            computed = await sums(pending)
+            stored = {d["_id"]: d async for d in coll.find({"_id": {"$in": pending}})}
+            mine = {key: uuid.uuid4().hex for key in pending}
+            writes = []
+            for key in pending:
+                w, node = computed[key]
+                old = stored.get(key)
+                if old is not None and int(old.get("w", -1)) >= w:
+                    continue  # another writer stored a sum at least this new
+                new = shape(key, old, node) if shape else node
+                update = _update(
+                    {k: old.get(k) for k in new if k in old} if old else {},
+                    new,
+                    {"w": w, "rev": mine[key]},
+                )
+                writes.append(
+                    UpdateOne(
+                        {"_id": key, "rev": old["rev"]}
+                        if old is not None and "rev" in old
+                        else {"_id": key, "rev": {"$exists": False}},
+                        update,
+                        upsert=old is None,
+                    )
+                )
+            if await _write(coll, writes) == len(writes):
+                pending = []
+                return
+            current = {
+                d["_id"]: d.get("rev")
+                async for d in coll.find({"_id": {"$in": pending}}, {"rev": 1})
+            }
+            pending = [key for key in pending if current.get(key) != mine[key]]
+            if pending:
+                raise ConcurrentUpdate(f"{len(pending)} sum(s) changed under us")
+
+        await retry_on_conflict(attempt, RECORD_WRITE_ATTEMPTS)
 
     async def stamp_changes(self, as_of: datetime | None, stored: int) -> None:
         """Count `stored` new summaries and move `as_of` forward, in one write.
@@ -227,7 +352,7 @@ class MongoGeneration:
         sites: set[str] = set()
         for coll in self.entities.values():
             sites.update(s for s in await coll.distinct("sites") if s)
-        sites.update(await self.counted.distinct("_id"))
+        sites.update(await self.sites.distinct("_id"))
         stored = 0
         for chunk in range(0, len(sites), SUMMARISE_CHUNK):
             stored += await self.summarise(sorted(sites)[chunk : chunk + SUMMARISE_CHUNK])
@@ -251,7 +376,7 @@ class MongoGeneration:
         ]
 
     async def drop(self) -> None:
-        for coll in (*self.entities.values(), self.counted, self.sites):
+        for coll in (*self.entities.values(), self.counted, self.parts, self.sites):
             await coll.drop()
         await self.stamps.delete_one({"_id": self.stamp_id})
 
@@ -259,6 +384,43 @@ class MongoGeneration:
 def _counted(kind: str, doc: Document) -> Iterator[tuple[str, EntityId, Counted]]:
     """`domain.counted.counted_of` of a stored entity document."""
     return counted_of(kind, doc["_id"], doc["v"], doc["facts"], doc.get("sites", []))
+
+
+def _update(old: Document, new: Document, always: Document) -> Document:
+    """An update that turns `old` into `new` by setting only what differs (`$set` of the
+    changed paths, `$unset` of the removed ones), plus `always`."""
+    sets, unsets = dict(always), dict[str, str]()
+    _diff(old, new, "", sets, unsets)
+    update: Document = {"$set": sets}
+    if unsets:
+        update["$unset"] = unsets
+    return update
+
+
+def _diff(old: Document, new: Document, prefix: str, sets: Document, unsets: Document) -> None:
+    for key, value in new.items():
+        path = prefix + key
+        have = old.get(key, _ABSENT)
+        if have is _ABSENT:
+            sets[path] = value
+        elif have != value:
+            if isinstance(value, dict) and isinstance(have, dict) and _plain(value, have):
+                _diff(have, value, path + ".", sets, unsets)
+            else:
+                sets[path] = value
+    for key in old:
+        if key not in new:
+            unsets[prefix + key] = ""
+
+
+def _plain(*docs: Document) -> bool:
+    """Whether every key can be a field path (no dots, no leading `$`, not empty)."""
+    return all(
+        isinstance(k, str) and k and "." not in k and not k.startswith("$") for d in docs for k in d
+    )
+
+
+_ABSENT = object()
 
 
 async def _write(coll: AsyncCollection[Document], ops: list[UpdateOne]) -> int:
