@@ -12,7 +12,14 @@ from hypothesis import strategies as st
 from services.reporting.domain.counted import Entry, counted_of, fold_counted
 from services.reporting.domain.facts import Fact, facts_of
 from services.reporting.domain.months import fold_months
-from services.reporting.domain.parts import leaf_node, parent_node, partials, site_figures
+from services.reporting.domain.parts import (
+    Node,
+    combine,
+    entry_node,
+    leaf_node,
+    partials,
+    site_figures,
+)
 from tests.reporting import dataset as ds
 
 
@@ -45,8 +52,8 @@ def entries_at(site: str) -> list[Entry]:
 
 
 @settings(max_examples=30, deadline=None)
-@given(seed=st.integers(0, 10**6), leaves=st.integers(1, 40), parents=st.integers(1, 6))
-def test_sums_of_parts_equal_the_fold_of_every_entry(seed: int, leaves: int, parents: int) -> None:
+@given(seed=st.integers(0, 10**6), leaves=st.integers(1, 40), groups=st.integers(1, 6))
+def test_sums_of_parts_equal_the_fold_of_every_entry(seed: int, leaves: int, groups: int) -> None:
     for site in SITES:
         entries = entries_at(site)
         rng = random.Random(seed)
@@ -54,11 +61,29 @@ def test_sums_of_parts_equal_the_fold_of_every_entry(seed: int, leaves: int, par
         for entry in entries:
             by_leaf[rng.randrange(leaves)].append(entry)
         nodes = [leaf_node(site, part) for part in by_leaf]
-        by_parent: list[list[dict[str, object]]] = [[] for _ in range(parents)]
+        by_group: list[list[Node]] = [[] for _ in range(groups)]
         for node in nodes:
-            by_parent[rng.randrange(parents)].append(node)
-        root = parent_node(site, [parent_node(site, p) for p in by_parent])
-        summary, months = site_figures(root)
+            by_group[rng.randrange(groups)].append(node)
+        summary, months, counted = site_figures(site, [combine(g) for g in by_group])
+        assert summary == fold_counted(site, entries)
+        assert months == fold_months(e["m"] or [] for e in entries if e["c"] is not None)
+        assert counted == sum(1 for e in entries if e["c"] is not None)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10**6))
+def test_entries_taken_out_leave_exactly_the_rest(seed: int) -> None:
+    """A leaf's sums move by what a newer entry adds less what the one it replaces took:
+    entries added and then taken out, in any order, leave no trace."""
+    others = [e for site in SITES[1:] for e in entries_at(site)]
+    for site in SITES[:1]:
+        entries = entries_at(site)
+        rng = random.Random(seed)
+        extra = rng.sample(others, min(len(others), 8))
+        moves = [entry_node(site, e) for e in entries + extra]
+        rng.shuffle(moves)
+        node = combine([combine(moves)], [entry_node(site, e) for e in extra])
+        summary, months, _ = site_figures(site, [node])
         assert summary == fold_counted(site, entries)
         assert months == fold_months(e["m"] or [] for e in entries if e["c"] is not None)
 
@@ -67,3 +92,13 @@ def test_sums_of_parts_equal_the_fold_of_every_entry(seed: int, leaves: int, par
 def test_partial_sums_are_exact_whatever_the_split(values: list[float], cut: int) -> None:
     joined = partials(values[cut:], partials(values[:cut]))
     assert math.fsum(joined) == math.fsum(values)
+    taken = partials((-v for v in values[:cut]), joined)
+    assert math.fsum(taken) == math.fsum(values[cut:])
+
+
+def test_every_entry_alone_is_summed_as_folded() -> None:
+    """Each entry alone (an outcome that did not improve keeps its `improved` of 0)."""
+    for site in SITES:
+        for entry in entries_at(site):
+            summary, _, _ = site_figures(site, [leaf_node(site, [entry])])
+            assert summary == fold_counted(site, [entry])

@@ -27,7 +27,7 @@ its events; their redelivery merges (changing nothing) and stores the summary.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 
 from pymongo import ReturnDocument, UpdateOne
@@ -42,9 +42,9 @@ from services.reporting.domain.facts import ENTITY_KINDS, EntityFact
 from services.reporting.domain.figures import Summary
 from services.reporting.domain.parts import (
     LEVELS,
+    combine,
     entity_hash,
-    leaf_node,
-    parent_node,
+    entry_node,
     part_id,
     site_figures,
 )
@@ -55,7 +55,9 @@ Counts = dict[str, dict[EntityId, Counted]]
 POINTER = "generations"
 SUMMARISE_CHUNK = 5
 """Sites a rebuild summarises per pass (bounded memory: their entities are read at once)."""
-HEX = "0123456789abcdef"
+PROJECTED_ENTRIES = 5_000
+"""Entries a pass reads by name from their leaves; a pass with more (a rebuild's) reads the
+leaves whole."""
 RECORD_WRITE_ATTEMPTS = 20
 """Passes over the sites whose records other writers keep storing first, before the batch
 is left to redelivery (each lost write means another writer stored that site)."""
@@ -69,15 +71,17 @@ class MongoGeneration:
         self._db = db
         self.entities = {kind: db[f"g{number}_{kind}"] for kind in ENTITY_KINDS}
         self.counted = db[f"g{number}_counted"]
-        self.parts = db[f"g{number}_parts"]
         self.sites = db[f"g{number}_sites"]
         self._seeded: set[str] = set()
+        self._roots: dict[str, Document] = {}
+        """Site documents as this process last read or wrote them (one per site)."""
         self.stamps = db[POINTER]
         self.stamp_id = f"g{number}"
 
     async def create_indexes(self) -> None:
         for coll in self.entities.values():
             await coll.create_index("sites")
+        await self.counted.create_index("site")
 
     async def apply_many(self, facts: list[EntityFact], *, summarise: bool = True) -> None:
         """Store facts and (unless told not to: a rebuild's replay, which summarises every
@@ -162,7 +166,6 @@ class MongoGeneration:
                     "m": counted.months,
                 }
         await self._store_leaves(leaves)
-        await self._sum_parts({leaf[:-1] for leaf in leaves})
         stored = await self._sum_sites(sorted(counts))
         self._seeded.update(counts)
         return stored
@@ -188,37 +191,56 @@ class MongoGeneration:
                     mine[entity] = counted
 
     async def _store_leaves(self, leaves: dict[str, dict[str, Entry]]) -> None:
-        """Merge entries into their leaves, compare-and-set on each leaf's `n`."""
+        """Merge entries into their leaves, compare-and-set on each leaf's `n`.
+
+        A leaf is read without its other entries (a projection of the batch's own): its sums
+        move by what the newer entries add less what the entries they replace took, exactly
+        (`domain.parts.combine`), so the read and the write stay the size of the batch's
+        share of the leaf, whatever the leaf holds."""
         pending = sorted(leaves)
 
         async def attempt() -> None:
             nonlocal pending
-            stored = {d["_id"]: d async for d in self.counted.find({"_id": {"$in": pending}})}
+            wanted = {f"e.{digest}": 1 for leaf in pending for digest in leaves[leaf]}
+            projection = {**dict.fromkeys(("n", "rev", "s", "m", "k"), 1), **wanted}
+            stored = {
+                d["_id"]: d
+                async for d in self.counted.find(
+                    {"_id": {"$in": pending}},
+                    projection if len(wanted) <= PROJECTED_ENTRIES else None,
+                )
+            }
             mine = {leaf: uuid.uuid4().hex for leaf in pending}
             writes = []
             for leaf in pending:
                 old = stored.get(leaf)
-                entries = dict(old["e"]) if old else {}
-                changed = False
-                for digest, entry in leaves[leaf].items():
-                    have = entries.get(digest)
-                    if have is None or have["v"] < entry["v"]:
-                        entries[digest] = entry
-                        changed = True
-                if old is not None and not changed:
+                have = (old or {}).get("e", {})
+                newer = {
+                    digest: entry
+                    for digest, entry in leaves[leaf].items()
+                    if digest not in have or have[digest]["v"] < entry["v"]
+                }
+                if old is not None and not newer:
                     mine[leaf] = old.get("rev", "")  # nothing new: already as merged
                     continue
-                node = {"e": entries, **leaf_node(leaf.rsplit("/", 1)[0], entries.values())}
-                n = old["n"] + 1 if old else 1
-                update = _update(
-                    {key: old.get(key) for key in node} if old else {},
-                    node,
-                    {"n": n, "rev": mine[leaf]},
+                site = leaf.rsplit("/", 1)[0]
+                replaced = {digest: have[digest] for digest in newer if digest in have}
+                before = {"s": {}, "m": {}, "k": 0}
+                if old is not None:
+                    before = {key: old.get(key, before[key]) for key in before}
+                node = combine(
+                    [before, *(entry_node(site, entry) for entry in newer.values())],
+                    [entry_node(site, entry) for entry in replaced.values()],
                 )
+                base = {**before, "e": replaced} if old is not None else {}
+                new = (
+                    {**node, "e": newer} if old is not None else {"site": site, **node, "e": newer}
+                )
+                n = old["n"] + 1 if old else 1
                 writes.append(
                     UpdateOne(
                         {"_id": leaf, "n": old["n"] if old else {"$exists": False}},
-                        update,
+                        _update(base, new, {"n": n, "rev": mine[leaf]}),
                         upsert=old is None,
                     )
                 )
@@ -235,105 +257,75 @@ class MongoGeneration:
 
         await retry_on_conflict(attempt, RECORD_WRITE_ATTEMPTS)
 
-    async def _sum_parts(self, parents: set[str]) -> None:
-        """Store each parent's sum of its leaves (stamp: the sum of their `n`)."""
-
-        async def sums(pending: list[str]) -> dict[str, tuple[int, Document]]:
-            children: dict[str, list[Document]] = {p: [] for p in pending}
-            ids = [f"{parent}{digit}" for parent in pending for digit in HEX]
-            async for d in self.counted.find({"_id": {"$in": ids}}, {"e": 0}):
-                children[d["_id"][:-1]].append(d)
-            return {
-                parent: (
-                    sum(int(c["n"]) for c in found),
-                    parent_node(parent.rsplit("/", 1)[0], found),
-                )
-                for parent, found in children.items()
-            }
-
-        await self._store_sums(self.parts, sorted(parents), sums)
-
     async def _sum_sites(self, sites: list[str]) -> int:
-        """Store each site's summary and monthly series, summed from its parents (stamp:
-        the sum of theirs); return how many summaries were stored."""
+        """Store each site's summary and monthly series, the sum of its leaves, stamped
+        `w` = the sum of their `n`, only over an older stamp and writing only what changed
+        (a compare-and-set on the stored `rev`, so the change applies to what it was
+        computed against); return how many summaries were stored.
+
+        The site documents this process last read or wrote are kept (`_roots`, one per
+        site): a write against a copy another writer has since replaced matches nothing,
+        and that site is read afresh and tried again."""
+        pending = sites
         stored = 0
 
-        async def sums(pending: list[str]) -> dict[str, tuple[int, Document]]:
-            children: dict[str, list[Document]] = {site: [] for site in pending}
-            ids = [part_id(site, digit) for site in pending for digit in HEX]
-            async for d in self.parts.find({"_id": {"$in": ids}}):
-                children[d["_id"].rsplit("/", 1)[0]].append(d)
-            out = {}
-            for site, found in children.items():
-                root = parent_node(site, found)
-                summary, months = site_figures(root)
-                out[site] = (
-                    sum(int(c["w"]) for c in found),
-                    {"k": root["k"], "summary": summary, "months": months},
-                )
-            return out
-
-        def shown(site: str, old: Document | None, new: Document) -> Document:
-            """A site is reported once something was counted there: a site whose entities
-            all count elsewhere (an older enrolment arriving late) keeps its stamp only."""
-            nonlocal stored
-            if (old or {}).get("shown") or "summary" in (old or {}) or new["k"]:
-                stored += 1
-                return {"shown": True, "summary": new["summary"], "months": new["months"]}
-            return {"shown": False}
-
-        await self._store_sums(self.sites, sites, sums, shown)
-        return stored
-
-    async def _store_sums(
-        self,
-        coll: AsyncCollection[Document],
-        ids: list[str],
-        sums: Callable[[list[str]], Awaitable[dict[str, tuple[int, Document]]]],
-        shape: Callable[[str, Document | None, Document], Document] | None = None,
-    ) -> None:
-        """Store each id's sum over an older stamp, writing only what changed (a
-        compare-and-set on the stored `rev` makes the change apply to what was read)."""
-        pending = ids
-
         async def attempt() -> None:
-            nonlocal pending
-            computed = await sums(pending)
-            stored = {d["_id"]: d async for d in coll.find({"_id": {"$in": pending}})}
-            mine = {key: uuid.uuid4().hex for key in pending}
-            writes = []
-            for key in pending:
-                w, node = computed[key]
-                old = stored.get(key)
+            nonlocal pending, stored
+            children: dict[str, list[Document]] = {site: [] for site in pending}
+            async for d in self.counted.find({"site": {"$in": pending}}, {"e": 0}):
+                children[d["site"]].append(d)
+            unknown = [site for site in pending if site not in self._roots]
+            if unknown:
+                async for d in self.sites.find({"_id": {"$in": unknown}}):
+                    self._roots[d["_id"]] = d
+            mine = {site: uuid.uuid4().hex for site in pending}
+            writes, after = [], {}
+            for site in pending:
+                w = sum(int(c["n"]) for c in children[site])
+                old = self._roots.get(site)
                 if old is not None and int(old.get("w", -1)) >= w:
                     continue  # another writer stored a sum at least this new
-                new = shape(key, old, node) if shape else node
-                update = _update(
-                    {k: old.get(k) for k in new if k in old} if old else {},
-                    new,
-                    {"w": w, "rev": mine[key]},
-                )
+                summary, months, counted = site_figures(site, children[site])
+                new: Document = {"shown": False}
+                # A site is reported once something was counted there: a site whose
+                # entities all count elsewhere (an older enrolment arriving late) keeps
+                # its stamp only.
+                if (old or {}).get("shown") or "summary" in (old or {}) or counted:
+                    new = {"shown": True, "summary": summary, "months": months}
+                base = {k: old[k] for k in new if k in old} if old else {}
+                always = {"w": w, "rev": mine[site]}
                 writes.append(
                     UpdateOne(
-                        {"_id": key, "rev": old["rev"]}
-                        if old is not None and "rev" in old
-                        else {"_id": key, "rev": {"$exists": False}},
-                        update,
+                        {"_id": site, "rev": old.get("rev", {"$exists": False})}
+                        if old is not None
+                        else {"_id": site, "rev": {"$exists": False}},
+                        _update(base, new, always),
                         upsert=old is None,
                     )
                 )
-            if await _write(coll, writes) == len(writes):
-                pending = []
-                return
-            current = {
-                d["_id"]: d.get("rev")
-                async for d in coll.find({"_id": {"$in": pending}}, {"rev": 1})
-            }
-            pending = [key for key in pending if current.get(key) != mine[key]]
+                after[site] = {**(old or {"_id": site}), **new, **always}
+            if await _write(self.sites, writes) == len(writes):
+                won = set(after)
+            else:
+                won = {
+                    d["_id"]
+                    async for d in self.sites.find(
+                        {"_id": {"$in": list(after)}, "rev": {"$in": list(mine.values())}},
+                        {"_id": 1},
+                    )
+                }
+            for site in after:
+                if site in won:
+                    self._roots[site] = after[site]
+                    stored += int(after[site]["shown"])
+                else:
+                    self._roots.pop(site, None)  # read afresh next time
+            pending = [site for site in pending if site in after and site not in won]
             if pending:
-                raise ConcurrentUpdate(f"{len(pending)} sum(s) changed under us")
+                raise ConcurrentUpdate(f"{len(pending)} site summaries changed under us")
 
         await retry_on_conflict(attempt, RECORD_WRITE_ATTEMPTS)
+        return stored
 
     async def stamp_changes(self, as_of: datetime | None, stored: int) -> None:
         """Count `stored` new summaries and move `as_of` forward, in one write.
@@ -376,7 +368,9 @@ class MongoGeneration:
         ]
 
     async def drop(self) -> None:
-        for coll in (*self.entities.values(), self.counted, self.parts, self.sites):
+        self._seeded.clear()
+        self._roots.clear()
+        for coll in (*self.entities.values(), self.counted, self.sites):
             await coll.drop()
         await self.stamps.delete_one({"_id": self.stamp_id})
 
@@ -445,6 +439,7 @@ class MongoGenerationStore:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.db = db
         self._pointer = db[POINTER]
+        self._generations: dict[int, MongoGeneration] = {}
 
     async def pointer(self) -> Document:
         """The pointer document, created (generation 1) on first use; a read when it exists."""
@@ -461,7 +456,11 @@ class MongoGenerationStore:
         return doc
 
     def generation(self, number: int) -> MongoGeneration:
-        return MongoGeneration(self.db, number)
+        """Generation `number`, the same object every time (it keeps what it learnt of its
+        sites: which are seeded, their documents as last written)."""
+        if number not in self._generations:
+            self._generations[number] = MongoGeneration(self.db, number)
+        return self._generations[number]
 
     async def active(self) -> MongoGeneration:
         return self.generation(int((await self.pointer())["generation"]))
@@ -510,6 +509,7 @@ class MongoGenerationStore:
     async def drop_except(self, keep: Iterable[int]) -> list[str]:
         """Drop every collection and stamp of other generations (left-overs of rebuilds)."""
         keep = list(keep)
+        self._generations = {n: g for n, g in self._generations.items() if n in keep}
         await self._pointer.delete_many(
             {"_id": {"$regex": r"^g\d+$", "$nin": [f"g{n}" for n in keep]}}
         )

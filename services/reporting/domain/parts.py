@@ -1,12 +1,11 @@
-"""A site's summary as a small tree of parts, so that an event's cost does not grow with
-its site.
+"""A site's summary as the sum of parts, so that an event's cost does not grow with its
+site.
 
-Each entity counted at a site belongs to one leaf of the site's tree, chosen by a hash of
-the entity (`leaf_of`). A leaf keeps its entities' entries (`domain.counted`) and the sum of
-what they count; a parent keeps the sum of its children; the site's summary is the sum at
-the root. A batch rewrites only its entities' entries and the sums on their paths to the
-root, whatever the size of the site, and no part grows beyond the share of the site its
-hash gives it.
+Each entity counted at a site belongs to one of the site's parts (leaves), chosen by a hash
+of the entity (`entity_hash`). A leaf keeps its entities' entries (`domain.counted`) and
+the sum of what they count, sparse (no zeros); the site's summary is the sum of its
+leaves. A batch rewrites only its entities' entries and their leaves' sums, whatever the
+size of the site, and no leaf grows beyond the share of the site its hash gives it (1/256).
 
 Sums are exact and independent of how the entities fall into parts: counts add up; each
 float total is kept as the exact partial sums of Shewchuk's algorithm (what `math.fsum`
@@ -28,7 +27,7 @@ from services.reporting.domain.figures import Summary
 from services.reporting.domain.months import fold_months
 
 LEVELS = 2
-"""Hex digits of an entity's hash that name its leaf: 16 parents of 16 leaves per site."""
+"""Hex digits of an entity's hash that name its leaf: 256 leaves per site at most."""
 CLASS_DATES = "class_dates"
 """The one summary value that is not a sum: first and last class date (min and max)."""
 
@@ -68,10 +67,14 @@ def partials(values: Iterable[float], into: list[float] | None = None) -> list[f
 
 
 def exact(summary: Mapping[str, Any]) -> dict[str, Any]:
-    """A summary with every float replaced by its exact partial sums (a one-element list)."""
+    """A summary as something that adds and subtracts exactly: every float as its partial
+    sums (a one-element list); the class dates as a count of classes per date."""
     out: dict[str, Any] = {}
     for key, value in summary.items():
-        if isinstance(value, Mapping) and key != CLASS_DATES:
+        if key == CLASS_DATES:
+            dates = [value["first"], value["last"]] if value else []
+            out[key] = {d: 1 for d in dates} if len(set(dates)) != 1 else {dates[0]: 1}
+        elif isinstance(value, Mapping):
             out[key] = exact(value)
         elif isinstance(value, float):
             out[key] = [value]
@@ -81,10 +84,14 @@ def exact(summary: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def rounded(summary: Mapping[str, Any]) -> Summary:
-    """The summary an exact sum stands for: each partial-sum list rounded with `fsum`."""
+    """The summary an exact sum stands for: each partial-sum list rounded with `fsum`, the
+    class dates as the first and last date with a class."""
     out: Summary = {}
     for key, value in summary.items():
-        if isinstance(value, Mapping) and key != CLASS_DATES:
+        if key == CLASS_DATES:
+            dates = sorted(d for d, n in value.items() if n)
+            out[key] = {"first": dates[0], "last": dates[-1]} if dates else None
+        elif isinstance(value, Mapping):
             out[key] = rounded(value)
         elif isinstance(value, list):
             out[key] = math.fsum(value)
@@ -93,30 +100,20 @@ def rounded(summary: Mapping[str, Any]) -> Summary:
     return out
 
 
-def add(total: dict[str, Any], more: Mapping[str, Any]) -> dict[str, Any]:
-    """`total` with the exact summary `more` added in (in place; returned)."""
+def add(total: dict[str, Any], more: Mapping[str, Any], sign: int = 1) -> dict[str, Any]:
+    """`total` with the exact summary `more` added in (`sign` -1: taken out), in place."""
     for key, value in more.items():
         have = total.get(key)
-        if key == CLASS_DATES:
-            if value is not None:
-                total[key] = (
-                    dict(value)
-                    if have is None
-                    else {
-                        "first": min(have["first"], value["first"]),
-                        "last": max(have["last"], value["last"]),
-                    }
-                )
-            else:
-                total.setdefault(key, None)
-        elif isinstance(value, Mapping):
-            total[key] = add(dict(have) if isinstance(have, Mapping) else {}, value)
+        if isinstance(value, Mapping):
+            total[key] = add(dict(have) if isinstance(have, Mapping) else {}, value, sign)
         elif isinstance(value, str) or value is None:
             total.setdefault(key, value)
         elif isinstance(value, int) and not isinstance(value, bool):
-            total[key] = (have or 0) + value
+            total[key] = (have or 0) + sign * value
         elif isinstance(value, list):
-            total[key] = partials(value, have if isinstance(have, list) else None)
+            total[key] = partials(
+                (sign * x for x in value), have if isinstance(have, list) else None
+            )
         else:
             raise TypeError(f"cannot add {key}={value!r} of a summary")
     return total
@@ -127,38 +124,61 @@ def zero(site: str) -> dict[str, Any]:
     return exact(fold_counted(site, ()))
 
 
-def leaf_node(site: str, entries: Iterable[Entry]) -> Node:
-    """A leaf's sums from its entries: each counted entry's summary alone, added up."""
-    total = zero(site)
-    steps: dict[str, Any] = {}
-    counted = 0
-    for entry in entries:
-        if entry["c"] is None:
-            continue
-        counted += 1
-        add(total, exact(fold_counted(site, [entry])))
-        for month, delta, changed in entry.get("m") or []:
-            into = steps.setdefault(month, {"d": {}, "c": 0})
-            for name, change in delta.items():
-                into["d"][name] = into["d"].get(name, 0) + change
-            into["c"] += int(bool(changed))
-    return {"s": total, "m": _trimmed(steps), "k": counted}
+def sparse(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """An exact summary without what adding it changes nothing by: zero counts, empty
+    maps, the site's names (the root starts from `zero`, which has them all). A map with
+    float sums is a record (an outcome: n, improved, sums): it is kept whole while any of
+    its counts is not zero and goes whole when all are (no patient has it any more)."""
+    out: dict[str, Any] = {}
+    counts: dict[str, int] = {}
+    sums: dict[str, Any] = {}
+    for key, value in summary.items():
+        if isinstance(value, Mapping):
+            inner = sparse(value)
+            if inner:
+                out[key] = inner
+        elif isinstance(value, list):
+            sums[key] = value
+        elif isinstance(value, int) and not isinstance(value, bool):
+            counts[key] = value
+    if sums:
+        return {**out, **counts, **sums} if out or any(counts.values()) else {}
+    return {**out, **{key: n for key, n in counts.items() if n}}
 
 
-def parent_node(site: str, children: Iterable[Mapping[str, Any]]) -> Node:
-    """A part's sums from its children's."""
-    total = zero(site)
+def entry_node(site: str, entry: Entry) -> Node:
+    """What one entry adds to its leaf: its contribution's summary alone, its monthly
+    steps, and 1 if it counts here (nothing when it does not)."""
+    if entry["c"] is None:
+        return {"s": {}, "m": {}, "k": 0}
+    steps: dict[str, Any] = {}
+    for month, delta, changed in entry.get("m") or []:
+        into = steps.setdefault(month, {"d": {}, "c": 0})
+        for name, change in delta.items():
+            into["d"][name] = into["d"].get(name, 0) + change
+        into["c"] += int(bool(changed))
+    return {"s": exact(fold_counted(site, [entry])), "m": steps, "k": 1}
+
+
+def combine(nodes: Iterable[Mapping[str, Any]], minus: Iterable[Mapping[str, Any]] = ()) -> Node:
+    """The sum of `nodes` less the sum of `minus` (exact), sparse."""
+    total: dict[str, Any] = {}
     steps: dict[str, Any] = {}
     counted = 0
-    for child in children:
-        add(total, child.get("s") or {})
-        counted += int(child.get("k", 0))
-        for month, step in (child.get("m") or {}).items():
+    for node, sign in [*((n, 1) for n in nodes), *((n, -1) for n in minus)]:
+        add(total, node.get("s") or {}, sign)
+        counted += sign * int(node.get("k", 0))
+        for month, step in (node.get("m") or {}).items():
             into = steps.setdefault(month, {"d": {}, "c": 0})
             for name, change in step["d"].items():
-                into["d"][name] = into["d"].get(name, 0) + change
-            into["c"] += step["c"]
-    return {"s": total, "m": _trimmed(steps), "k": counted}
+                into["d"][name] = into["d"].get(name, 0) + sign * change
+            into["c"] += sign * step["c"]
+    return {"s": sparse(total), "m": _trimmed(steps), "k": counted}
+
+
+def leaf_node(site: str, entries: Iterable[Entry]) -> Node:
+    """A leaf's sums from all its entries."""
+    return combine(entry_node(site, entry) for entry in entries)
 
 
 def _trimmed(steps: dict[str, Any]) -> dict[str, Any]:
@@ -171,7 +191,10 @@ def _trimmed(steps: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def site_figures(root: Node) -> tuple[Summary, dict[str, Any] | None]:
-    """The site's summary and monthly series (`months.fold_months`) from its root's sums."""
-    steps = [[month, step["d"], bool(step["c"])] for month, step in sorted(root["m"].items())]
-    return rounded(root["s"]), fold_months([steps] if steps else [])
+def site_figures(site: str, leaves: Iterable[Mapping[str, Any]]) -> tuple[Summary, Any, int]:
+    """The site's summary (every figure, zeros included), its monthly series
+    (`months.fold_months`) and how many entries count there, from its leaves' sums."""
+    root = combine(leaves)
+    summary = rounded(add(zero(site), root["s"]))
+    steps = [[month, step["d"], bool(step["c"])] for month, step in root["m"].items()]
+    return summary, fold_months([steps] if steps else []), root["k"]
