@@ -20,7 +20,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from ibest.backbone.concurrency import ConcurrentUpdate
-from ibest.backbone.mongo import only_duplicate_keys
+from ibest.backbone.mongo import only_duplicate_keys, update_of
 from ibest.backbone.outbox import MongoOutbox, OutboxEntry
 from services.outcomes.domain.assessments import Assessment
 from services.outcomes.domain.outcomes import PatientState
@@ -35,6 +35,8 @@ class MongoOutcomesRepository:
         self._patients = db["patients"]
         self._classes = db["classes"]
         self.outbox = MongoOutbox(db["patients"])
+        self._read: dict[str, Document] = {}
+        """The patient documents the last `load_many` read, so a commit writes what changed."""
 
     async def create_indexes(self) -> None:
         await self._assessments.create_indexes(
@@ -120,7 +122,9 @@ class MongoOutcomesRepository:
         """Several patients in one query; those not stored yet come back new (version None)."""
         found: dict[tuple[str, str], Loaded] = dict.fromkeys(keys, Loaded(PatientState(), None, []))
         ids = sorted(patient_key(t, r) for t, r in keys)
+        self._read = {}
         async for doc in self._patients.find({"_id": {"$in": ids}}):
+            self._read[doc["_id"]] = doc
             found[(doc["trustcode"], doc["patient_ref"])] = Loaded(
                 PatientState.from_doc(doc),
                 int(doc["version"]),
@@ -136,7 +140,7 @@ class MongoOutcomesRepository:
         ops: list[InsertOne[Document] | UpdateOne] = [
             InsertOne(_new_patient(c, now))
             if c.version is None
-            else UpdateOne(*_compare_and_set(c, now))
+            else UpdateOne(*_compare_and_set(c, now, self._read.pop(_key(c), None)))
             for c in commits
         ]
         try:
@@ -199,16 +203,25 @@ def _new_patient(c: Commit, now: datetime) -> Document:
     }
 
 
-def _compare_and_set(c: Commit, now: datetime) -> tuple[Document, Document]:
-    """Filter and update writing `c` only if the patient is still at `c.version`."""
+def _key(c: Commit) -> str:
+    return patient_key(c.trustcode, c.patient_ref)
+
+
+def _compare_and_set(
+    c: Commit, now: datetime, read: Document | None = None
+) -> tuple[Document, Document]:
+    """Filter and update writing `c` only if the patient is still at `c.version`: the
+    state's changed fields only when `read` is the document as stored at that version
+    (every change of the state moves the version), else the whole state."""
     assert c.version is not None
-    return (
-        {"_id": patient_key(c.trustcode, c.patient_ref), "version": c.version},
-        {
-            "$set": {**c.state.to_doc(), "updated_at": now, "version": c.version + c.changes},
-            "$push": {"outbox": {"$each": _outbox(c)}},
-        },
-    )
+    state = c.state.to_doc()
+    always = {"updated_at": now, "version": c.version + c.changes}
+    if read is not None and read.get("version") == c.version:
+        update = update_of({k: read[k] for k in state if k in read}, state, always)
+    else:
+        update = {"$set": {**state, **always}}
+    update.setdefault("$push", {})["outbox"] = {"$each": _outbox(c)}
+    return {"_id": _key(c), "version": c.version}, update
 
 
 def _rank(doc: Document) -> tuple[str, str]:

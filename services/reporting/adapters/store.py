@@ -36,7 +36,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from ibest.backbone.concurrency import ConcurrentUpdate, retry_on_conflict
-from ibest.backbone.mongo import only_duplicate_keys
+from ibest.backbone.mongo import only_duplicate_keys, update_of
 from services.reporting.domain.counted import Counted, EntityId, Entry, counted_of
 from services.reporting.domain.facts import ENTITY_KINDS, EntityFact
 from services.reporting.domain.figures import Summary
@@ -240,7 +240,7 @@ class MongoGeneration:
                 writes.append(
                     UpdateOne(
                         {"_id": leaf, "n": old["n"] if old else {"$exists": False}},
-                        _update(base, new, {"n": n, "rev": mine[leaf]}),
+                        update_of(base, new, {"n": n, "rev": mine[leaf]}),
                         upsert=old is None,
                     )
                 )
@@ -299,7 +299,7 @@ class MongoGeneration:
                         {"_id": site, "rev": old.get("rev", {"$exists": False})}
                         if old is not None
                         else {"_id": site, "rev": {"$exists": False}},
-                        _update(base, new, always),
+                        update_of(base, new, always),
                         upsert=old is None,
                     )
                 )
@@ -378,43 +378,6 @@ class MongoGeneration:
 def _counted(kind: str, doc: Document) -> Iterator[tuple[str, EntityId, Counted]]:
     """`domain.counted.counted_of` of a stored entity document."""
     return counted_of(kind, doc["_id"], doc["v"], doc["facts"], doc.get("sites", []))
-
-
-def _update(old: Document, new: Document, always: Document) -> Document:
-    """An update that turns `old` into `new` by setting only what differs (`$set` of the
-    changed paths, `$unset` of the removed ones), plus `always`."""
-    sets, unsets = dict(always), dict[str, str]()
-    _diff(old, new, "", sets, unsets)
-    update: Document = {"$set": sets}
-    if unsets:
-        update["$unset"] = unsets
-    return update
-
-
-def _diff(old: Document, new: Document, prefix: str, sets: Document, unsets: Document) -> None:
-    for key, value in new.items():
-        path = prefix + key
-        have = old.get(key, _ABSENT)
-        if have is _ABSENT:
-            sets[path] = value
-        elif have != value:
-            if isinstance(value, dict) and isinstance(have, dict) and _plain(value, have):
-                _diff(have, value, path + ".", sets, unsets)
-            else:
-                sets[path] = value
-    for key in old:
-        if key not in new:
-            unsets[prefix + key] = ""
-
-
-def _plain(*docs: Document) -> bool:
-    """Whether every key can be a field path (no dots, no leading `$`, not empty)."""
-    return all(
-        isinstance(k, str) and k and "." not in k and not k.startswith("$") for d in docs for k in d
-    )
-
-
-_ABSENT = object()
 
 
 async def _write(coll: AsyncCollection[Document], ops: list[UpdateOne]) -> int:
