@@ -55,8 +55,8 @@ from shared.envelope import new_event
 SITES = ("RTH01", "RTH08", "RXF01", "RJ101", "R0A02")
 
 
-Published = tuple[str, bytes, str, str | None]
-"""(subject, body, event id, the national figure it moves or None)."""
+Published = tuple[str, bytes, str, tuple[str, ...]]
+"""(subject, body, event id, the national figures it moves)."""
 
 
 def enrolment(n: int) -> Published:
@@ -72,7 +72,7 @@ def enrolment(n: int) -> Published:
         source="/bench/latency",
         time=datetime.now(UTC),
     )
-    return event.subject, event.to_json(), str(event.id), "clinicians_enrolled"
+    return event.subject, event.to_json(), str(event.id), ("clinicians_enrolled",)
 
 
 def mixed(total: int, seed: int = 26) -> list[Published]:
@@ -85,15 +85,18 @@ def mixed(total: int, seed: int = 26) -> list[Published]:
     for p in plan(*scale):
         raw = json.loads(p.body)
         data = raw["data"]
-        ref = data.get("clinician_ref") or data.get("patient_ref") or data.get("class_id")
-        key = f"{raw['trustcode']}:{ref}"
+        # A clinician is one across trusts; a patient and a class are one within a trust.
+        ref = data.get("clinician_ref")
+        key = ref or f"{raw['trustcode']}:{data.get('patient_ref') or data.get('class_id')}"
         streams.setdefault(key, []).append((p, data, key))
     rng = random.Random(seed)
     queues = [list(reversed(s)) for s in streams.values()]
     enrolled: set[str] = set()
+    moduled: set[str] = set()  # clinicians with a module event so far
     started: set[str] = set()
     baseline: set[str] = set()
     followed: set[tuple[str, str]] = set()
+    waiting: dict[str, set[str]] = {}  # follow-ups published before their baseline
     out: list[Published] = []
     while queues and len(out) < total:
         queue = rng.choice(queues)
@@ -101,29 +104,38 @@ def mixed(total: int, seed: int = 26) -> list[Published]:
         if not queue:
             queues.remove(queue)
         name = p.name
-        figure = None
+        figures: list[str] = []
+        if name in ("module.started", "module.completed"):
+            moduled.add(key)
         if name == "clinician.enrolled" and key not in enrolled:
             enrolled.add(key)
-            figure = "clinicians_enrolled"
-        elif name in ("module.started", "module.completed"):
-            if key in enrolled and key not in started:
-                started.add(key)
-                figure = "clinicians_started"
-        elif name == "class.started":
-            figure = "classes_started"
+            figures.append("clinicians_enrolled")
+        if key in enrolled and key in moduled and key not in started:
+            # The clinician's first module event after enrolling, or the enrolment of a
+            # clinician whose module event came first: either one makes them started.
+            started.add(key)
+            figures.append("clinicians_started")
+        if name == "class.started":
+            figures.append("classes_started")
         elif name == "patient.assessed":
             timepoint = data["timepoint"]
             if timepoint == "baseline" and key not in baseline:
                 baseline.add(key)
-                figure = "patients_baseline"
+                figures.append("patients_baseline")
+                # Follow-ups that came first count from their baseline on.
+                for early in sorted(waiting.pop(key, set())):
+                    followed.add((key, early))
+                    figures.append(f"patients_{early}")
+            elif timepoint in ("month_3", "month_12") and key not in baseline:
+                waiting.setdefault(key, set()).add(timepoint)
             elif (
                 timepoint in ("month_3", "month_12")
                 and key in baseline
                 and ((key, timepoint) not in followed)
             ):
                 followed.add((key, timepoint))
-                figure = f"patients_{timepoint}"
-        out.append((p.subject, p.body, p.msg_id, figure))
+                figures.append(f"patients_{timepoint}")
+        out.append((p.subject, p.body, p.msg_id, tuple(figures)))
     return out
 
 
@@ -136,8 +148,8 @@ async def steady(
     published: list[float] = [0.0] * total
     seen: list[float] = [0.0] * total  # when the figure first included event i
     by_figure: dict[str, list[int]] = {}
-    for i, (*_, figure) in enumerate(events):
-        if figure:
+    for i, (*_, figures) in enumerate(events):
+        for figure in figures:
             by_figure.setdefault(figure, []).append(i)
     final: Counter[str] = Counter()
     nc = await nats.connect(nats_url, name="bench-latency")
