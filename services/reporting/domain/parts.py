@@ -5,7 +5,7 @@ Each entity counted at a site belongs to one of the site's parts (leaves), chose
 of the entity (`entity_hash`). A leaf keeps its entities' entries (`domain.counted`) and
 the sum of what they count, sparse (no zeros); the site's summary is the sum of its
 leaves. A batch rewrites only its entities' entries and their leaves' sums, whatever the
-size of the site, and no leaf grows beyond the share of the site its hash gives it (1/16).
+size of the site, and no leaf grows beyond the share of the site its hash gives it (1/256).
 
 Sums are exact and independent of how the entities fall into parts: counts add up; each
 float total is kept as the exact partial sums of Shewchuk's algorithm (what `math.fsum`
@@ -26,9 +26,11 @@ from services.reporting.domain.counted import Entry, fold_counted
 from services.reporting.domain.figures import Summary
 from services.reporting.domain.months import fold_months
 
-LEVELS = 1
-"""Hex digits of an entity's hash that name its leaf: 16 leaves per site at most (a batch
-writes at most 16 leaf documents per site; a leaf holds 1/16 of the site's entities)."""
+LEVELS = 2
+"""Hex digits of an entity's hash that name its leaf: 256 leaves per site at most, so a leaf
+holds 1/256 of its site (a leaf write costs the server its whole document). 16 leaves wrote
+9% fewer documents in the 10,000-event backfill but a leaf 16 times larger: the time per
+event at one site of a few thousand patients grew 2.5 times faster (docs/performance.md)."""
 CLASS_DATES = "class_dates"
 """The one summary value that is not a sum (first and last class date): kept as a count of
 classes per date, which adds and subtracts, and read as its first and last date."""
