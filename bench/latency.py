@@ -141,9 +141,9 @@ def mixed(total: int, seed: int = 26) -> list[Published]:
 
 async def steady(
     nats_url: str, reporting: str, events: list[Published], rate: float, poll: float
-) -> tuple[list[float], float, Counter[str]]:
-    """Latencies in seconds of every timed event, the achieved publish rate, and the
-    national figures at the end (each figure's count must reach its timed events)."""
+) -> tuple[dict[str, list[float]], float, Counter[str]]:
+    """Latencies in seconds of every timed event by the figure it moves, the achieved
+    publish rate, and the national figures at the end (each must equal its timed events)."""
     total = len(events)
     published: list[float] = [0.0] * total
     seen: list[float] = [0.0] * total  # when the figure first included event i
@@ -187,11 +187,11 @@ async def steady(
     await polling
     await nc.drain()
     # Counts are order-free: the k-th shown of a figure is matched to its k-th published.
-    timed = [i for ids in by_figure.values() for i in ids]
     want = Counter({figure: len(ids) for figure, ids in by_figure.items()})
     if final != want:
         raise SystemExit(f"figures are not exact: {dict(final)} != {dict(want)}")
-    return [seen[i] - published[i] for i in timed], achieved, final
+    latencies = {f: [seen[i] - published[i] for i in ids] for f, ids in by_figure.items()}
+    return latencies, achieved, final
 
 
 def main() -> None:
@@ -214,7 +214,7 @@ def main() -> None:
             )
             cpu = cpu_since(cpu0)
             print(database_work(db_counts_since(counts0), len(events), cpu))
-    ms = [x * 1000 for x in latencies]
+    ms = [x * 1000 for values in latencies.values() for x in values]
     print(f"machine: {machine()}; {load()} at end")
     what = "mixed rollout" if args.mixed else "clinician.enrolled"
     print(
@@ -226,6 +226,12 @@ def main() -> None:
         f"publish -> figure changed: p50 {percentile(ms, 50):.0f} ms, "
         f"p99 {percentile(ms, 99):.0f} ms, max {max(ms):.0f} ms"
     )
+    for figure, values in sorted(latencies.items()):
+        each = [x * 1000 for x in values]
+        print(
+            f"  {figure:<22} n={len(each):>5}  p50 {percentile(each, 50):6.0f} ms  "
+            f"p99 {percentile(each, 99):6.0f} ms  max {max(each):6.0f} ms"
+        )
     print(
         "CPU seconds used during the run: "
         + ", ".join(
