@@ -182,3 +182,28 @@ async def test_the_fake_store_summarises_as_the_real_one(db: Database, replay: b
     assert sorted(summaries) == ["R0A02", "RTH01", "RTH08", "RXF01"]
     assert all(d["months"] for d in months.values())
     assert await by_site(fake) == (summaries, months)
+
+
+@pytest.mark.parametrize("same_process", [True, False], ids=["same process", "restarted"])
+async def test_a_writer_that_dies_between_its_leaves_and_its_site_is_mended_by_redelivery(
+    db: Database, same_process: bool
+) -> None:
+    generation = MongoGeneration(db, 1)
+    await generation.apply_many([enrolled("c-1")])
+
+    async def dies(*_: object) -> int:
+        raise RuntimeError("the writer died after storing its leaves")
+
+    real = generation._sum_sites
+    generation._sum_sites = dies  # type: ignore[method-assign,assignment]
+    with pytest.raises(RuntimeError):
+        await generation.apply_many([enrolled("c-2")])
+    generation._sum_sites = real  # type: ignore[method-assign]
+    assert await nurses(generation) == [{"nurse": 1}]  # the site does not count c-2 yet
+
+    # The batch is redelivered: its leaves have nothing newer, the site is summed afresh.
+    again = generation if same_process else MongoGeneration(db, 1)
+    await again.apply_many([enrolled("c-2")])
+    assert await nurses(again) == [{"nurse": 2}]
+    await again.apply_many([enrolled("c-3")])  # and later batches move it incrementally
+    assert await nurses(again) == [{"nurse": 3}]

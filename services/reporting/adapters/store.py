@@ -51,6 +51,10 @@ from services.reporting.domain.parts import (
 from services.reporting.ports import Document, Generation, SiteMonths
 
 Counts = dict[str, dict[EntityId, Counted]]
+Move = tuple[int, int, Document | None, Document | None]
+"""A leaf as a batch left it: the `n` it was found at, the `n` it is at, and its sums before
+and after (None, None: the batch found nothing newer for it)."""
+Moves = dict[str, Move]
 """Per site, the entities whose contribution there is to be merged into its record."""
 POINTER = "generations"
 SUMMARISE_CHUNK = 5
@@ -165,8 +169,8 @@ class MongoGeneration:
                     "c": counted.contribution,
                     "m": counted.months,
                 }
-        await self._store_leaves(leaves)
-        stored = await self._sum_sites(sorted(counts))
+        moves = await self._store_leaves(leaves)
+        stored = await self._sum_sites(sorted(counts), moves)
         self._seeded.update(counts)
         return stored
 
@@ -190,7 +194,7 @@ class MongoGeneration:
                 if entity not in mine or mine[entity].v < counted.v:
                     mine[entity] = counted
 
-    async def _store_leaves(self, leaves: dict[str, dict[str, Entry]]) -> None:
+    async def _store_leaves(self, leaves: dict[str, dict[str, Entry]]) -> Moves:
         """Merge entries into their leaves, compare-and-set on each leaf's `n`.
 
         A leaf is read without its other entries (a projection of the batch's own): its sums
@@ -198,6 +202,7 @@ class MongoGeneration:
         (`domain.parts.combine`), so the read and the write stay the size of the batch's
         share of the leaf, whatever the leaf holds."""
         pending = sorted(leaves)
+        moves: Moves = {}
 
         async def attempt() -> None:
             nonlocal pending
@@ -212,6 +217,7 @@ class MongoGeneration:
             }
             mine = {leaf: uuid.uuid4().hex for leaf in pending}
             writes = []
+            tried: Moves = {}
             for leaf in pending:
                 old = stored.get(leaf)
                 have = (old or {}).get("e", {})
@@ -222,6 +228,7 @@ class MongoGeneration:
                 }
                 if old is not None and not newer:
                     mine[leaf] = old.get("rev", "")  # nothing new: already as merged
+                    tried[leaf] = (int(old["n"]), int(old["n"]), None, None)
                     continue
                 site = leaf.rsplit("/", 1)[0]
                 replaced = {digest: have[digest] for digest in newer if digest in have}
@@ -237,6 +244,7 @@ class MongoGeneration:
                     {**node, "e": newer} if old is not None else {"site": site, **node, "e": newer}
                 )
                 n = old["n"] + 1 if old else 1
+                tried[leaf] = (n - 1, n, before, node)
                 writes.append(
                     UpdateOne(
                         {"_id": leaf, "n": old["n"] if old else {"$exists": False}},
@@ -245,55 +253,80 @@ class MongoGeneration:
                     )
                 )
             if await _write(self.counted, writes) == len(writes):
+                moves.update(tried)
                 pending = []
                 return
             current = {
                 d["_id"]: d.get("rev")
                 async for d in self.counted.find({"_id": {"$in": pending}}, {"rev": 1})
             }
+            moves.update((leaf, tried[leaf]) for leaf in pending if current.get(leaf) == mine[leaf])
             pending = [leaf for leaf in pending if current.get(leaf) != mine[leaf]]
             if pending:
                 raise ConcurrentUpdate(f"{len(pending)} counted part(s) changed under us")
 
         await retry_on_conflict(attempt, RECORD_WRITE_ATTEMPTS)
+        return moves
 
-    async def _sum_sites(self, sites: list[str]) -> int:
-        """Store each site's summary and monthly series, the sum of its leaves, stamped
-        `w` = the sum of their `n`, only over an older stamp and writing only what changed
-        (a compare-and-set on the stored `rev`, so the change applies to what it was
-        computed against); return how many summaries were stored.
+    async def _sum_sites(self, sites: list[str], moves: Moves) -> int:
+        """Store each site's summary and monthly series, the sum of its leaves, writing only
+        what changed; return how many summaries were stored.
 
-        The site documents this process last read or wrote are kept (`_roots`, one per
-        site): a write against a copy another writer has since replaced matches nothing,
-        and that site is read afresh and tried again."""
+        A site document keeps its exact sums (`x`) and the `n` of each leaf they include
+        (`ln`; `w` their total). Where `ln` holds, for every leaf this batch touched, the
+        `n` the batch found it at, the sums move by what the batch's leaf writes moved
+        (new sums less old), with no read of the site's leaves; otherwise (a writer that
+        died between its leaves and the site, another that got there first, a site
+        without `x`) they are summed afresh from every leaf. Either way the stored sums are
+        always the sum of the leaves at the `n` recorded beside them, and the last writer of
+        a leaf records its final `n`. A compare-and-set on `rev` makes each write apply to
+        the document it was computed from. The site documents this process last read or
+        wrote are kept (`_roots`, one per site); a stale copy's write matches nothing and
+        is read afresh."""
+        by_site: dict[str, dict[str, Move]] = {}
+        for leaf, move in moves.items():
+            site, digits = leaf.rsplit("/", 1)
+            by_site.setdefault(site, {})[digits] = move
         pending = sites
         stored = 0
 
         async def attempt() -> None:
             nonlocal pending, stored
-            children: dict[str, list[Document]] = {site: [] for site in pending}
-            async for d in self.counted.find({"site": {"$in": pending}}, {"e": 0}):
-                children[d["site"]].append(d)
             unknown = [site for site in pending if site not in self._roots]
             if unknown:
                 async for d in self.sites.find({"_id": {"$in": unknown}}):
                     self._roots[d["_id"]] = d
+            sums: dict[str, tuple[Document, dict[str, int]]] = {}
+            afresh = []
+            for site in pending:
+                moved = _moved(self._roots.get(site), by_site.get(site, {}))
+                if moved is None:
+                    afresh.append(site)
+                else:
+                    sums[site] = moved
+            if afresh:
+                children: dict[str, list[Document]] = {site: [] for site in afresh}
+                async for d in self.counted.find({"site": {"$in": afresh}}, {"e": 0}):
+                    children[d["site"]].append(d)
+                for site, found in children.items():
+                    ln = {d["_id"].rsplit("/", 1)[1]: int(d["n"]) for d in found}
+                    sums[site] = (combine(found), ln)
             mine = {site: uuid.uuid4().hex for site in pending}
             writes, after = [], {}
             for site in pending:
-                w = sum(int(c["n"]) for c in children[site])
                 old = self._roots.get(site)
-                if old is not None and int(old.get("w", -1)) >= w:
-                    continue  # another writer stored a sum at least this new
-                summary, months, counted = site_figures(site, children[site])
-                new: Document = {"shown": False}
+                x, ln = sums[site]
+                if old is not None and old.get("x") == x and old.get("ln") == ln:
+                    continue  # nothing moved
+                summary, months, counted = site_figures(site, [x])
+                new: Document = {"shown": False, "x": x, "ln": ln}
                 # A site is reported once something was counted there: a site whose
                 # entities all count elsewhere (an older enrolment arriving late) keeps
-                # its stamp only.
+                # its sums only.
                 if (old or {}).get("shown") or "summary" in (old or {}) or counted:
-                    new = {"shown": True, "summary": summary, "months": months}
+                    new = {**new, "shown": True, "summary": summary, "months": months}
                 base = {k: old[k] for k in new if k in old} if old else {}
-                always = {"w": w, "rev": mine[site]}
+                always = {"w": sum(ln.values()), "rev": mine[site]}
                 writes.append(
                     UpdateOne(
                         {"_id": site, "rev": old.get("rev", {"$exists": False})}
@@ -378,6 +411,27 @@ class MongoGeneration:
 def _counted(kind: str, doc: Document) -> Iterator[tuple[str, EntityId, Counted]]:
     """`domain.counted.counted_of` of a stored entity document."""
     return counted_of(kind, doc["_id"], doc["v"], doc["facts"], doc.get("sites", []))
+
+
+def _moved(root: Document | None, moves: dict[str, Move]) -> tuple[Document, dict[str, int]] | None:
+    """A site's sums moved by its leaves' `moves` (leaf digits -> move), or None when its
+    document does not record every moved leaf at the `n` the move started from."""
+    if root is None or "x" not in root or "ln" not in root:
+        return None
+    ln = dict(root["ln"])
+    plus, minus = [], []
+    for digits, (start, end, before, after) in moves.items():
+        have = ln.get(digits, 0)
+        if have >= end:
+            continue  # the site already includes this leaf at least this new
+        if have != start or before is None or after is None:
+            return None
+        plus.append(after)
+        minus.append(before)
+        ln[digits] = end
+    if not plus:
+        return root["x"], ln
+    return combine([root["x"], *plus], minus), ln
 
 
 async def _write(coll: AsyncCollection[Document], ops: list[UpdateOne]) -> int:
