@@ -1,7 +1,8 @@
 """Database work per process, counted with PyMongo's command monitoring (benches only).
 
 What a write costs MongoDB is mostly what it carries, so per process this counts commands
-(all of them, and writes apart), documents written (as the server's replies report them:
+(all of them, and writes apart; `us:<command> <collection>`: microseconds waited for
+each kind, round trip included), documents written (as the server's replies report them:
 inserted, modified or upserted, deleted) and bytes written (the BSON size of each write
 command as sent, its documents included). `install` is called by `bench/probe`'s
 `sitecustomize` in every process a bench starts; `read_counts` sums the files per process
@@ -43,11 +44,16 @@ class Counting(monitoring.CommandListener):
 
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
+        self._where: dict[int, str] = {}
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         name = event.command_name
         self.counts["commands"] += 1
         self.counts[f"cmd_{name}"] += 1
+        collection = event.command.get(name)
+        self._where[event.request_id] = (
+            f"{name} {event.database_name.split('_', 1)[-1]}.{collection}"
+        )
         if name in WRITES or name in OTHER_WRITES:
             size = len(bson.encode(event.command))
             where = f"{event.database_name.split('_', 1)[-1]}.{event.command.get(name)}"
@@ -58,6 +64,8 @@ class Counting(monitoring.CommandListener):
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         name = event.command_name
+        where = self._where.pop(event.request_id, name)
+        self.counts[f"us:{where}"] += event.duration_micros
         reply: Any = event.reply
         if name == "insert" or name == "delete":
             self.counts["docs_written"] += int(reply.get("n", 0))
@@ -69,6 +77,7 @@ class Counting(monitoring.CommandListener):
             self.counts["docs_written"] += int((reply.get("lastErrorObject") or {}).get("n", 0))
 
     def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        self._where.pop(event.request_id, None)
         self.counts["failed"] += 1
 
 
