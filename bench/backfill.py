@@ -29,6 +29,9 @@ from bench.common import (
     RAW_TOKEN,
     cpu_now,
     cpu_since,
+    database_work,
+    db_counts_now,
+    db_counts_since,
     fresh_streams,
     load,
     machine,
@@ -142,6 +145,7 @@ async def backfill(
     want: dict[str, int],
     timeout: float,
 ) -> dict[str, float]:
+    counts0 = db_counts_now()
     cpu0 = cpu_now()
     start = time.perf_counter()
     publishing = asyncio.create_task(publish(nats_url, events, batch))
@@ -163,6 +167,7 @@ async def backfill(
     took = time.perf_counter() - start
     published = await publishing
     cpu = cpu_since(cpu0)
+    print(database_work(db_counts_since(counts0), len(events), cpu))
     return {
         "seconds": took,
         "publish_seconds": published,

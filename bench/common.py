@@ -9,13 +9,16 @@ import platform
 import signal
 import sys
 import tempfile
+import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import nats
 
+from bench.dbcount import read_counts
 from ibest import registry
 from ibest.backbone.settings import Settings
 from ibest.backbone.streams import DEADLETTER_STREAM, EVENTS_STREAM, ensure_streams
@@ -27,6 +30,10 @@ SERVER_PROCS: dict[str, Managed] = {}
 """The servers `servers()` started in this run (nats, mongodb), to read their CPU time."""
 SERVICE_PROCS: dict[str, Managed] = {}
 """The service processes `platform_services()` runs now."""
+PROBE = Path(__file__).parent / "probe"
+"""Holds the `sitecustomize` that counts database commands in every process a bench starts."""
+DB_COUNTS = Path(tempfile.mkdtemp(prefix="ibest-bench-dbcount-"))
+"""Where those processes write their counts (`bench.dbcount`)."""
 
 
 def machine() -> str:
@@ -129,6 +136,7 @@ def platform_services(
         "IBEST_REPORTING_TOKENS": f"{RAW_TOKEN}:raw,{READ_TOKEN}:read",
         "IBEST_PLATFORM_ID_KEY_FILE": os.environ.get("IBEST_PLATFORM_ID_KEY_FILE")
         or str(local_id_key(home)),
+        **count_database_work(),
         **(extra_env or {}),
     }
     if "forms" in names and "IBEST_FORMS_LINK_SECRET_FILE" not in env:
@@ -147,6 +155,70 @@ def platform_services(
         for proc in reversed(procs):
             proc.stop()
         print(f"service logs: {home}")
+
+
+def count_database_work() -> dict[str, str]:
+    """The environment that makes a process count its database commands (`bench.dbcount`):
+    the probe directory first on PYTHONPATH, and where to write the counts. Every process
+    the bench starts with it (services, `ibest` commands) is counted; nothing is installed
+    in a process started without it (production)."""
+    path = [str(PROBE), str(PROBE.parent.parent), os.environ.get("PYTHONPATH", "")]
+    return {
+        "PYTHONPATH": os.pathsep.join(p for p in path if p),
+        "IBEST_BENCH_DB_COUNTS": str(DB_COUNTS),
+    }
+
+
+def db_counts_now(settle: float = 10.0) -> dict[str, Counter[str]]:
+    """Database counts so far per process, once they have stopped moving (each process
+    writes its counts twice a second): read until two reads a second apart agree."""
+    deadline = time.monotonic() + settle
+    last = read_counts(DB_COUNTS)
+    while time.monotonic() < deadline:
+        time.sleep(1.0)
+        now = read_counts(DB_COUNTS)
+        if now == last:
+            break
+        last = now
+    return last
+
+
+def db_counts_since(before: dict[str, Counter[str]]) -> dict[str, Counter[str]]:
+    """Database counts per process since `before` (a `db_counts_now()`)."""
+    now = db_counts_now()
+    return {name: counts - before.get(name, Counter()) for name, counts in now.items()}
+
+
+DB_FIGURES = ("commands", "write_commands", "docs_written", "bytes_written")
+
+
+def database_work(
+    counts: dict[str, Counter[str]], events: int, cpu: dict[str, float] | None = None
+) -> str:
+    """A table of database work per raw event, per process and in total, with CPU seconds
+    beside it: commands, write commands, documents written, bytes written."""
+    cpu = cpu or {}
+    total: Counter[str] = Counter()
+    rows = [
+        f"database work per raw event ({events:,} raw events; {load()}):",
+        f"  {'process':<14}{'commands':>10}{'writes':>9}{'docs':>9}{'bytes':>10}"
+        f"{'CPU s':>9}   (totals: commands, docs, bytes)",
+    ]
+    for name in sorted(set(counts) | set(cpu)):
+        c = counts.get(name, Counter())
+        total.update(c)
+        rows.append(_work_row(name, c, events, cpu.get(name)))
+    rows.append(_work_row("total", total, events, sum(cpu.values()) if cpu else None))
+    return "\n".join(rows)
+
+
+def _work_row(name: str, c: Counter[str], events: int, cpu: float | None) -> str:
+    per = [c[f] / max(events, 1) for f in DB_FIGURES]
+    cpu_text = f"{cpu:9.1f}" if cpu is not None else f"{'':9}"
+    return (
+        f"  {name:<14}{per[0]:10.3f}{per[1]:9.3f}{per[2]:9.3f}{per[3]:10.0f}{cpu_text}"
+        f"   ({c['commands']:,}, {c['docs_written']:,}, {c['bytes_written']:,})"
+    )
 
 
 def percentile(values: list[float], q: float) -> float:

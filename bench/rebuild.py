@@ -28,7 +28,16 @@ from collections import Counter
 from pathlib import Path
 
 from bench.backfill import plan, publish
-from bench.common import fresh_streams, load, machine, servers
+from bench.common import (
+    count_database_work,
+    database_work,
+    db_counts_now,
+    db_counts_since,
+    fresh_streams,
+    load,
+    machine,
+    servers,
+)
 from services.reporting.domain.facts import CONSUMES
 
 
@@ -79,13 +88,17 @@ def main() -> None:
             "NATS_URL": nats_url,
             "MONGODB_URL": mongo_url,
             "IBEST_DB_PREFIX": f"bench{uuid.uuid4().hex[:8]}",
+            **count_database_work(),
         }
+        counts0 = db_counts_now()
         started = time.perf_counter()
         done, peak_kib = run_watching_memory(
             [sys.executable, "-m", "ibest.cli", "reporting", "rebuild"], env
         )
         seconds = time.perf_counter() - started
+        counts = db_counts_since(counts0)
     print(done.stdout.strip() or done.stderr[-2000:])
+    print(database_work(counts, consumed))
     print(f"machine: {machine()}; {load()} at end")
     replayed = re.search(r"\((\d+) events replayed", done.stdout)
     if done.returncode != 0 or replayed is None:

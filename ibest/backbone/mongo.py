@@ -33,3 +33,63 @@ def mongo_client(settings: Settings) -> AsyncMongoClient[dict[str, Any]]:
         serverSelectionTimeoutMS=5000,
         **settings.mongodb_options(),
     )
+
+
+Document = dict[str, Any]
+
+
+def update_of(old: Document, new: Document, always: Document | None = None) -> Document:
+    """An update that turns the stored `old` into `new` by writing only what differs, plus
+    `always`: `$set` of each changed path (maps compared key by key), `$push` of what a
+    list gained at its end, `$unset` of what is gone. What a write costs the database is
+    mostly what it carries, so a change to a large document costs what changed, not the
+    document. The caller makes the write conditional on `old` still being what is stored
+    (a compare-and-set), so the update always applies to the document it was computed from.
+    """
+    sets: Document = dict(always or {})
+    pushes: Document = {}
+    unsets: dict[str, str] = {}
+    _diff(old, new, "", sets, pushes, unsets)
+    update: Document = {"$set": sets} if sets else {}
+    if pushes:
+        update["$push"] = {path: {"$each": tail} for path, tail in pushes.items()}
+    if unsets:
+        update["$unset"] = unsets
+    return update
+
+
+def _diff(
+    old: Document, new: Document, prefix: str, sets: Document, pushes: Document, unsets: Document
+) -> None:
+    for key, value in new.items():
+        path = prefix + key
+        have = old.get(key, _ABSENT)
+        if have is _ABSENT:
+            sets[path] = value
+        elif have == value:
+            continue
+        elif isinstance(value, dict) and isinstance(have, dict) and _plain(value, have):
+            _diff(have, value, path + ".", sets, pushes, unsets)
+        elif (
+            isinstance(value, list)
+            and isinstance(have, list)
+            and have
+            and len(value) > len(have)
+            and value[: len(have)] == have
+        ):
+            pushes[path] = value[len(have) :]
+        else:
+            sets[path] = value
+    for key in old:
+        if key not in new:
+            unsets[prefix + key] = ""
+
+
+def _plain(*docs: Document) -> bool:
+    """Whether every key can be a field path (no dots, no leading `$`, not empty)."""
+    return all(
+        isinstance(k, str) and k and "." not in k and not k.startswith("$") for d in docs for k in d
+    )
+
+
+_ABSENT = object()

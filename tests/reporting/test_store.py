@@ -20,7 +20,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from ibest.backbone.concurrency import ConcurrentUpdate
 from ibest.backbone.settings import Settings
 from services.reporting.adapters.store import RECORD_WRITE_ATTEMPTS, MongoGeneration
-from services.reporting.domain.facts import EntityFact, fact_of, facts_of
+from services.reporting.domain.facts import CLINICIANS, EntityFact, fact_of, facts_of
+from services.reporting.domain.parts import LEVELS, entity_hash
 from services.reporting.ports import Generation
 from shared.envelope import parse_event
 from tests.fakes.reporting import FakeGeneration
@@ -100,19 +101,27 @@ async def test_a_stale_record_never_overwrites_a_newer_one(db: Database) -> None
     assert stored == 1  # its first, stale write lost; the second, fresh one was stored
 
 
+def same_leaf(ref: str, count: int) -> list[str]:
+    """`count` other clinician refs whose entries share `ref`'s leaf of the site's parts."""
+    leaf = entity_hash(CLINICIANS, ref)[:LEVELS]
+    refs = (f"c-{i}" for i in range(10**6))
+    return [r for r in refs if entity_hash(CLINICIANS, r)[:LEVELS] == leaf][:count]
+
+
 async def test_a_writer_that_keeps_losing_leaves_its_batch_to_redelivery(db: Database) -> None:
     slow, other = MongoGeneration(db, 1), MongoGeneration(db, 1)
-    await other.apply_many([enrolled("c-0")])
-    # Every time `slow` reads the site's record, `other` stores a newer one first.
+    refs = same_leaf("c-mine", 2 * RECORD_WRITE_ATTEMPTS + 1)
+    await other.apply_many([enrolled(refs[0])])
+    # Every time `slow` reads the leaf its clinician counts in, `other` stores a newer one.
     others = iter(range(1, 1000))
     real = slow.counted
     slow.counted = ThenMeanwhile(  # type: ignore[assignment]
-        real, lambda: other.apply_many([enrolled(f"c-{next(others)}")]), times=1000
+        real, lambda: other.apply_many([enrolled(refs[next(others)])]), times=1000
     )
     mine = [enrolled("c-mine")]
     with pytest.raises(ConcurrentUpdate):
         await slow.apply_many(mine)
-    # RECORD_WRITE_ATTEMPTS passes, each a read of the records and one of their revisions.
+    # RECORD_WRITE_ATTEMPTS passes, each a read of the leaves and one of their revisions.
     assert next(others) == 2 * RECORD_WRITE_ATTEMPTS + 1
     assert await nurses(other) == [{"nurse": 2 * RECORD_WRITE_ATTEMPTS + 1}]
 
@@ -123,15 +132,16 @@ async def test_a_writer_that_keeps_losing_leaves_its_batch_to_redelivery(db: Dat
 
 async def test_two_writers_creating_a_site_record_are_both_counted(db: Database) -> None:
     slow, other = MongoGeneration(db, 1), MongoGeneration(db, 1)
-    # `slow` finds no record for the site; before it creates one, `other` does.
+    first, second = same_leaf("c-1", 2)
+    # `slow` finds no leaf for its clinician; before it creates one, `other` does.
     slow.counted = ThenMeanwhile(  # type: ignore[assignment]
-        slow.counted, lambda: other.apply_many([enrolled("c-2")])
+        slow.counted, lambda: other.apply_many([enrolled(second)])
     )
-    await slow.apply_many([enrolled("c-1")])
+    await slow.apply_many([enrolled(first)])
 
     assert await nurses(other) == [{"nurse": 2}]
-    records = [d async for d in other.counted.find()]
-    assert [(r["_id"], r["n"], len(r["entities"])) for r in records] == [("RTH08", 2, 2)]
+    leaves = [d async for d in other.counted.find()]
+    assert [len(leaf["e"]) for leaf in leaves] == [2]
 
 
 async def test_a_site_is_reported_once_an_event_places_something_there(db: Database) -> None:
@@ -173,3 +183,28 @@ async def test_the_fake_store_summarises_as_the_real_one(db: Database, replay: b
     assert sorted(summaries) == ["R0A02", "RTH01", "RTH08", "RXF01"]
     assert all(d["months"] for d in months.values())
     assert await by_site(fake) == (summaries, months)
+
+
+@pytest.mark.parametrize("same_process", [True, False], ids=["same process", "restarted"])
+async def test_a_writer_that_dies_between_its_leaves_and_its_site_is_mended_by_redelivery(
+    db: Database, same_process: bool
+) -> None:
+    generation = MongoGeneration(db, 1)
+    await generation.apply_many([enrolled("c-1")])
+
+    async def dies(*_: object) -> int:
+        raise RuntimeError("the writer died after storing its leaves")
+
+    real = generation._sum_sites
+    generation._sum_sites = dies  # type: ignore[method-assign,assignment]
+    with pytest.raises(RuntimeError):
+        await generation.apply_many([enrolled("c-2")])
+    generation._sum_sites = real  # type: ignore[method-assign]
+    assert await nurses(generation) == [{"nurse": 1}]  # the site does not count c-2 yet
+
+    # The batch is redelivered: its leaves have nothing newer, the site is summed afresh.
+    again = generation if same_process else MongoGeneration(db, 1)
+    await again.apply_many([enrolled("c-2")])
+    assert await nurses(again) == [{"nurse": 2}]
+    await again.apply_many([enrolled("c-3")])  # and later batches move it incrementally
+    assert await nurses(again) == [{"nurse": 3}]

@@ -19,7 +19,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from ibest.backbone.concurrency import ConcurrentUpdate
 from ibest.backbone.consumer import ledger_key
 from ibest.backbone.document import Document
-from ibest.backbone.mongo import only_duplicate_keys
+from ibest.backbone.mongo import only_duplicate_keys, update_of
 from ibest.backbone.outbox import MongoOutbox
 from ibest.backbone.outbox_values import OutboxEntry
 from services.enrolment.domain.clinician import ClinicianState, Fact
@@ -71,6 +71,8 @@ class MongoClinicianRepository:
         self._clinicians: AsyncCollection[Document] = db[CLINICIANS]
         # Clearing an entry bumps `rev`, so a writer holding an older copy cannot restore it.
         self.outbox = MongoOutbox(db[CLINICIANS], on_clear={"$inc": {"rev": 1}})
+        self._read: dict[str, Document] = {}
+        """The documents the last `load_many` read, so saving them writes what changed."""
 
     async def create_indexes(self) -> None:
         # The outbox relay looks for documents with a pending outbox.
@@ -87,10 +89,10 @@ class MongoClinicianRepository:
 
     async def load_many(self, clinician_refs: list[str]) -> dict[str, Stored]:
         """Several records in one `$in` read; absent ones are left out."""
-        return {
-            doc["_id"]: Stored(from_doc(doc), doc["rev"])
-            async for doc in self._clinicians.find({"_id": {"$in": clinician_refs}})
+        self._read = {
+            doc["_id"]: doc async for doc in self._clinicians.find({"_id": {"$in": clinician_refs}})
         }
+        return {ref: Stored(from_doc(doc), doc["rev"]) for ref, doc in self._read.items()}
 
     async def save(self, change: Change) -> None:
         ref = change.record.clinician_ref
@@ -111,14 +113,7 @@ class MongoClinicianRepository:
         """One unordered bulk write of inserts and `rev`-guarded replaces; a lost race (a
         replace that matched nothing, an insert of an existing `_id`) raises
         ConcurrentUpdate after the others are written."""
-        writes: list[InsertOne[Document] | ReplaceOne[Document]] = [
-            InsertOne(to_doc(c.record, c.state, 1))
-            if c.rev is None
-            else ReplaceOne(
-                {"_id": c.record.clinician_ref, "rev": c.rev}, to_doc(c.record, c.state, c.rev + 1)
-            )
-            for c in changes
-        ]
+        writes = [self._write_of(c) for c in changes]
         if not writes:
             return
         try:
@@ -131,6 +126,18 @@ class MongoClinicianRepository:
             raise
         if result.inserted_count + result.matched_count != len(writes):
             raise ConcurrentUpdate("clinician record(s) changed concurrently")
+
+    def _write_of(self, c: Change) -> InsertOne[Document] | ReplaceOne[Document] | UpdateOne:
+        """An insert, or a `rev`-guarded write of what changed since `load_many` read the
+        record (its new facts pushed, changed fields set), else a whole replace."""
+        ref = c.record.clinician_ref
+        if c.rev is None:
+            return InsertOne(to_doc(c.record, c.state, 1))
+        new = to_doc(c.record, c.state, c.rev + 1)
+        read = self._read.pop(ref, None)
+        if read is None or read.get("rev") != c.rev:
+            return ReplaceOne({"_id": ref, "rev": c.rev}, new)
+        return UpdateOne({"_id": ref, "rev": c.rev}, update_of(read, new))
 
     async def state(self, clinician_ref: str) -> ClinicianState | None:
         doc = await self._clinicians.find_one({"_id": clinician_ref}, {"state": 1})

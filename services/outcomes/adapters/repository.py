@@ -21,7 +21,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from ibest.backbone.concurrency import ConcurrentUpdate
 from ibest.backbone.document import Document
-from ibest.backbone.mongo import only_duplicate_keys
+from ibest.backbone.mongo import only_duplicate_keys, update_of
 from ibest.backbone.outbox import MongoOutbox
 from ibest.backbone.outbox_values import OutboxEntry
 from ibest.backbone.patient_refs import MongoPatientRefs
@@ -39,6 +39,8 @@ class MongoOutcomesRepository:
         self.patient_refs = MongoPatientRefs(
             {"assessments": self._assessments, "patients": self._patients}
         )
+        self._read: dict[str, Document] = {}
+        """The patient documents the last `load_many` read, so a commit writes what changed."""
 
     async def create_indexes(self) -> None:
         await self._assessments.create_indexes(
@@ -124,7 +126,9 @@ class MongoOutcomesRepository:
         """Several patients in one query; those not stored yet come back new (version None)."""
         found: dict[tuple[str, str], Loaded] = dict.fromkeys(keys, Loaded(PatientState(), None, []))
         ids = sorted(patient_key(t, r) for t, r in keys)
+        self._read = {}
         async for doc in self._patients.find({"_id": {"$in": ids}}):
+            self._read[doc["_id"]] = doc
             found[(doc["trustcode"], doc["patient_ref"])] = Loaded(
                 PatientState.from_doc(doc),
                 int(doc["version"]),
@@ -140,7 +144,7 @@ class MongoOutcomesRepository:
         ops: list[InsertOne[Document] | UpdateOne] = [
             InsertOne(_new_patient(c, now))
             if c.version is None
-            else UpdateOne(*_compare_and_set(c, now))
+            else UpdateOne(*_compare_and_set(c, now, self._read.pop(_key(c), None)))
             for c in commits
         ]
         try:
@@ -207,16 +211,25 @@ def _assessment_key(assessment: Assessment) -> str:
     return f"{assessment.trustcode}:{assessment.event_id}"
 
 
-def _compare_and_set(c: Commit, now: datetime) -> tuple[Document, Document]:
-    """Filter and update writing `c` only if the patient is still at `c.version`."""
+def _key(c: Commit) -> str:
+    return patient_key(c.trustcode, c.patient_ref)
+
+
+def _compare_and_set(
+    c: Commit, now: datetime, read: Document | None = None
+) -> tuple[Document, Document]:
+    """Filter and update writing `c` only if the patient is still at `c.version`: the
+    state's changed fields only when `read` is the document as stored at that version
+    (every change of the state moves the version), else the whole state."""
     assert c.version is not None
-    return (
-        {"_id": patient_key(c.trustcode, c.patient_ref), "version": c.version},
-        {
-            "$set": {**c.state.to_doc(), "updated_at": now, "version": c.version + c.changes},
-            "$push": {"outbox": {"$each": _outbox(c)}},
-        },
-    )
+    state = c.state.to_doc()
+    always = {"updated_at": now, "version": c.version + c.changes}
+    if read is not None and read.get("version") == c.version:
+        update = update_of({k: read[k] for k in state if k in read}, state, always)
+    else:
+        update = {"$set": {**state, **always}}
+    update.setdefault("$push", {})["outbox"] = {"$each": _outbox(c)}
+    return {"_id": _key(c), "version": c.version}, update
 
 
 def _rank(doc: Document) -> tuple[str, str]:

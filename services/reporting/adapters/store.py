@@ -37,18 +37,32 @@ from pymongo.errors import BulkWriteError
 
 from ibest.backbone.concurrency import ConcurrentUpdate, retry_on_conflict
 from ibest.backbone.document import Document
-from ibest.backbone.mongo import only_duplicate_keys
-from services.reporting.domain.counted import Counted, EntityId, counted_of, fold_counted, merge
+from ibest.backbone.mongo import only_duplicate_keys, update_of
+from services.reporting.domain.counted import Counted, EntityId, Entry, counted_of
 from services.reporting.domain.facts import ENTITY_KINDS, EntityFact, newest_time
 from services.reporting.domain.figures import Summary
-from services.reporting.domain.months import fold_months
+from services.reporting.domain.parts import (
+    LEVELS,
+    combine,
+    entity_hash,
+    entry_node,
+    part_id,
+    site_figures,
+)
 from services.reporting.ports import Generation, SiteMonths
 
 Counts = dict[str, dict[EntityId, Counted]]
+Move = tuple[int, int, Document | None, Document | None]
+"""A leaf as a batch left it: the `n` it was found at, the `n` it is at, and its sums before
+and after (None, None: the batch found nothing newer for it)."""
+Moves = dict[str, Move]
 """Per site, the entities whose contribution there is to be merged into its record."""
 POINTER = "generations"
 SUMMARISE_CHUNK = 5
 """Sites a rebuild summarises per pass (bounded memory: their entities are read at once)."""
+PROJECTED_ENTRIES = 5_000
+"""Entries a pass reads by name from their leaves; a pass with more (a rebuild's) reads the
+leaves whole."""
 RECORD_WRITE_ATTEMPTS = 20
 """Passes over the sites whose records other writers keep storing first, before the batch
 is left to redelivery (each lost write means another writer stored that site)."""
@@ -63,12 +77,16 @@ class MongoGeneration:
         self.entities = {kind: db[f"g{number}_{kind}"] for kind in ENTITY_KINDS}
         self.counted = db[f"g{number}_counted"]
         self.sites = db[f"g{number}_sites"]
+        self._seeded: set[str] = set()
+        self._roots: dict[str, Document] = {}
+        """Site documents as this process last read or wrote them (one per site)."""
         self.stamps = db[POINTER]
         self.stamp_id = f"g{number}"
 
     async def create_indexes(self) -> None:
         for coll in self.entities.values():
             await coll.create_index("sites")
+        await self.counted.create_index("site")
 
     async def apply_many(self, facts: list[EntityFact], *, summarise: bool = True) -> None:
         """Store facts and (unless told not to: a rebuild's replay, which summarises every
@@ -106,7 +124,7 @@ class MongoGeneration:
     async def summarise(self, sites: Iterable[str]) -> int:
         """Recompute the records and summaries of `sites` from every entity that may be
         counted there (a rebuild's last step); return how many summaries were stored."""
-        return await self.store_counted(await self._counted_at(sorted(set(sites))))
+        return await self.store_counted(await self._counted_at(sorted(set(sites))), seeded=True)
 
     async def _counted_at(self, sites: list[str]) -> Counts:
         found: Counts = {site: {} for site in sites}
@@ -119,85 +137,234 @@ class MongoGeneration:
                         found[site][entity] = counted
         return found
 
-    async def store_counted(self, counts: Counts) -> int:
-        """Merge `counts` into each site's record and store the site's summary; return how
-        many summaries were stored.
+    async def store_counted(self, counts: Counts, *, seeded: bool = False) -> int:
+        """Merge `counts` into the sites' parts (`domain.parts`) and store the summaries of
+        the sites whose figures moved; return how many summaries were stored.
 
-        Optimistic, in bulk: read the records; merge; write each record under a new `rev`
-        only if its `n` is still the one read (a missing record is created, seeded from the
-        entities at its site: a site new to this generation, or one summarised before
-        records existed); then write the summaries of the records this writer stored, each
-        only over an older one. The sites another writer stored meanwhile raise
-        `ConcurrentUpdate`, and the backbone's `retry_on_conflict` runs the pass again for
-        those sites only (the others are stored and stay stored): the same read-merge-write
-        on fresh records, bounded like every other compare-and-set of the platform.
+        Three passes, each one read and one bulk of conditional writes, bottom up:
+        1. leaves (`gN_counted`): merge the entries (newest version wins) and write only
+           what changed (`$set` of the changed entries and sums) under a compare-and-set on
+           the leaf's `n`; a leaf another writer stored first is read and merged again
+           (`retry_on_conflict`, as before for the whole site's record);
+        2. parents (`gN_parts`) and 3. roots (`gN_sites`, the summaries reports read): each
+           is the sum of its children, stamped `w` = the sum of its children's stamps
+           (every write raises a child's stamp), and is stored only over an older stamp,
+           again writing only what changed. The writer of the last change of any child
+           reads every child as final, so the newest sum wins whatever the interleaving.
+        A site this generation never had is first seeded from the entities whose `sites`
+        name it (a new site, a rebuild's live writes, or an upgrade from one record per
+        site). Every write is bounded by what the batch changed, not by the site's size.
         """
-        pending = sorted(counts)
+        if not counts:
+            return 0
+        if not seeded:
+            await self._seed(counts)
+        leaves: dict[str, dict[str, Entry]] = {}
+        for site, entities in counts.items():
+            for (kind, key), counted in entities.items():
+                digest = entity_hash(kind, key)
+                leaves.setdefault(part_id(site, digest[:LEVELS]), {})[digest] = {
+                    "k": kind,
+                    "id": key,
+                    "v": counted.v,
+                    "c": counted.contribution,
+                    "m": counted.months,
+                }
+        moves = await self._store_leaves(leaves)
+        stored = await self._sum_sites(sorted(counts), moves)
+        self._seeded.update(counts)
+        return stored
+
+    async def _seed(self, counts: Counts) -> None:
+        """Add to `counts` every entity that may be counted at a site this generation has
+        not summarised in parts yet (its root has no stamp `w`)."""
+        unknown = [site for site in counts if site not in self._seeded]
+        if not unknown:
+            return
+        known = {
+            d["_id"]
+            async for d in self.sites.find(
+                {"_id": {"$in": unknown}, "w": {"$exists": True}}, {"_id": 1}
+            )
+        }
+        self._seeded.update(known)
+        missing = [site for site in unknown if site not in known]
+        for site, found in (await self._counted_at(missing)).items():
+            mine = counts[site]
+            for entity, counted in found.items():
+                if entity not in mine or mine[entity].v < counted.v:
+                    mine[entity] = counted
+
+    async def _store_leaves(self, leaves: dict[str, dict[str, Entry]]) -> Moves:
+        """Merge entries into their leaves, compare-and-set on each leaf's `n`.
+
+        A leaf is read without its other entries (a projection of the batch's own): its sums
+        move by what the newer entries add less what the entries they replace took, exactly
+        (`domain.parts.combine`), so the read and the write stay the size of the batch's
+        share of the leaf, whatever the leaf holds."""
+        pending = sorted(leaves)
+        moves: Moves = {}
+
+        async def attempt() -> None:
+            nonlocal pending
+            wanted = {f"e.{digest}": 1 for leaf in pending for digest in leaves[leaf]}
+            projection = {**dict.fromkeys(("n", "rev", "s", "m", "k"), 1), **wanted}
+            stored = {
+                d["_id"]: d
+                async for d in self.counted.find(
+                    {"_id": {"$in": pending}},
+                    projection if len(wanted) <= PROJECTED_ENTRIES else None,
+                )
+            }
+            mine = {leaf: uuid.uuid4().hex for leaf in pending}
+            writes = []
+            tried: Moves = {}
+            for leaf in pending:
+                old = stored.get(leaf)
+                have = (old or {}).get("e", {})
+                newer = {
+                    digest: entry
+                    for digest, entry in leaves[leaf].items()
+                    if digest not in have or have[digest]["v"] < entry["v"]
+                }
+                if old is not None and not newer:
+                    mine[leaf] = old.get("rev", "")  # nothing new: already as merged
+                    tried[leaf] = (int(old["n"]), int(old["n"]), None, None)
+                    continue
+                site = leaf.rsplit("/", 1)[0]
+                replaced = {digest: have[digest] for digest in newer if digest in have}
+                before = {"s": {}, "m": {}, "k": 0}
+                if old is not None:
+                    before = {key: old.get(key, before[key]) for key in before}
+                node = combine(
+                    [before, *(entry_node(site, entry) for entry in newer.values())],
+                    [entry_node(site, entry) for entry in replaced.values()],
+                )
+                base = {**before, "e": replaced} if old is not None else {}
+                new = (
+                    {**node, "e": newer} if old is not None else {"site": site, **node, "e": newer}
+                )
+                n = old["n"] + 1 if old else 1
+                tried[leaf] = (n - 1, n, before, node)
+                writes.append(
+                    UpdateOne(
+                        {"_id": leaf, "n": old["n"] if old else {"$exists": False}},
+                        update_of(base, new, {"n": n, "rev": mine[leaf]}),
+                        upsert=old is None,
+                    )
+                )
+            if await _write(self.counted, writes) == len(writes):
+                moves.update(tried)
+                pending = []
+                return
+            current = {
+                d["_id"]: d.get("rev")
+                async for d in self.counted.find({"_id": {"$in": pending}}, {"rev": 1})
+            }
+            moves.update((leaf, tried[leaf]) for leaf in pending if current.get(leaf) == mine[leaf])
+            pending = [leaf for leaf in pending if current.get(leaf) != mine[leaf]]
+            if pending:
+                raise ConcurrentUpdate(f"{len(pending)} counted part(s) changed under us")
+
+        await retry_on_conflict(attempt, RECORD_WRITE_ATTEMPTS)
+        return moves
+
+    async def _sum_sites(self, sites: list[str], moves: Moves) -> int:
+        """Store each site's summary and monthly series, the sum of its leaves, writing only
+        what changed; return how many summaries were stored.
+
+        A site document keeps its exact sums (`x`) and the `n` of each leaf they include
+        (`ln`; `w` their total). Where `ln` holds, for every leaf this batch touched, the
+        `n` the batch found it at, the sums move by what the batch's leaf writes moved
+        (new sums less old), with no read of the site's leaves; otherwise (a writer that
+        died between its leaves and the site, another that got there first, a site
+        without `x`) they are summed afresh from every leaf. Either way the stored sums are
+        always the sum of the leaves at the `n` recorded beside them, and the last writer of
+        a leaf records its final `n`. A compare-and-set on `rev` makes each write apply to
+        the document it was computed from. The site documents this process last read or
+        wrote are kept (`_roots`, one per site); a stale copy's write matches nothing and
+        is read afresh."""
+        by_site: dict[str, dict[str, Move]] = {}
+        for leaf, move in moves.items():
+            site, digits = leaf.rsplit("/", 1)
+            by_site.setdefault(site, {})[digits] = move
+        pending = sites
         stored = 0
 
         async def attempt() -> None:
             nonlocal pending, stored
-            won, summaries = await self._merge_records(pending, counts)
-            pending = [site for site in pending if site not in won]
-            stored += await _write(
-                self.sites,
-                [
+            unknown = [site for site in pending if site not in self._roots]
+            if unknown:
+                async for d in self.sites.find({"_id": {"$in": unknown}}):
+                    self._roots[d["_id"]] = d
+            sums: dict[str, tuple[Document, dict[str, int]]] = {}
+            afresh = []
+            for site in pending:
+                moved = _moved(self._roots.get(site), by_site.get(site, {}))
+                if moved is None:
+                    afresh.append(site)
+                else:
+                    sums[site] = moved
+            if afresh:
+                children: dict[str, list[Document]] = {site: [] for site in afresh}
+                async for d in self.counted.find({"site": {"$in": afresh}}, {"e": 0}):
+                    children[d["site"]].append(d)
+                for site, found in children.items():
+                    ln = {d["_id"].rsplit("/", 1)[1]: int(d["n"]) for d in found}
+                    sums[site] = (combine(found), ln)
+            mine = {site: uuid.uuid4().hex for site in pending}
+            writes, after = [], {}
+            for site in pending:
+                old = self._roots.get(site)
+                x, ln = sums[site]
+                if old is not None and old.get("x") == x and old.get("ln") == ln:
+                    continue  # nothing moved
+                summary, months, _ = site_figures(site, [x])
+                # A site is reported once any placing fact names it (an enrolment, a
+                # baseline, a class start there), counted there now or not: which sites are
+                # listed is a function of the set of events, never of their order (an older
+                # enrolment arriving late lists its site as it did in live operation).
+                new: Document = {
+                    "shown": True,
+                    "x": x,
+                    "ln": ln,
+                    "summary": summary,
+                    "months": months,
+                }
+                base = {k: old[k] for k in new if k in old} if old else {}
+                always = {"w": sum(ln.values()), "rev": mine[site]}
+                writes.append(
                     UpdateOne(
-                        {"_id": site, "$or": [{"n": {"$lt": n}}, {"n": {"$exists": False}}]},
-                        {"$set": {"n": n, "summary": summary, "months": months}},
-                        upsert=True,
+                        {"_id": site, "rev": old.get("rev", {"$exists": False})}
+                        if old is not None
+                        else {"_id": site, "rev": {"$exists": False}},
+                        update_of(base, new, always),
+                        upsert=old is None,
                     )
-                    for site, (n, summary, months) in summaries.items()
-                    if site in won
-                ],
-            )
+                )
+                after[site] = {**(old or {"_id": site}), **new, **always}
+            if await _write(self.sites, writes) == len(writes):
+                won = set(after)
+            else:
+                won = {
+                    d["_id"]
+                    async for d in self.sites.find(
+                        {"_id": {"$in": list(after)}, "rev": {"$in": list(mine.values())}},
+                        {"_id": 1},
+                    )
+                }
+            for site in after:
+                if site in won:
+                    self._roots[site] = after[site]
+                    stored += int(after[site]["shown"])
+                else:
+                    self._roots.pop(site, None)  # read afresh next time
+            pending = [site for site in pending if site in after and site not in won]
             if pending:
-                raise ConcurrentUpdate(f"{len(pending)} site record(s) changed under us")
+                raise ConcurrentUpdate(f"{len(pending)} site summaries changed under us")
 
         await retry_on_conflict(attempt, RECORD_WRITE_ATTEMPTS)
         return stored
-
-    async def _merge_records(
-        self, pending: list[str], counts: Counts
-    ) -> tuple[set[str], dict[str, tuple[int, Summary, Document | None]]]:
-        """One pass of `store_counted`: the sites whose record this writer stored, and the
-        summary (with the record's `n` and the monthly series) of every shown site."""
-        records = {d["_id"]: d async for d in self.counted.find({"_id": {"$in": pending}})}
-        missing = [s for s in pending if s not in records]
-        seeds = await self._counted_at(missing)
-        mine = {site: uuid.uuid4().hex for site in pending}
-        writes, summaries = [], {}
-        for site in pending:
-            record = records.get(site)
-            entries = merge(
-                merge(record["entities"] if record else [], seeds.get(site, {})), counts[site]
-            )
-            n = record["n"] + 1 if record else 1
-            # A site is reported once any placing fact names it (an enrolment, a baseline,
-            # a class start there), counted there now or not: which sites are listed is a
-            # function of the set of events, never of their order (an older enrolment
-            # arriving late lists its site as it did in live operation). Issue 25.
-            shown = True
-            writes.append(
-                UpdateOne(
-                    {"_id": site, "n": record["n"] if record else {"$exists": False}},
-                    {"$set": {"n": n, "rev": mine[site], "shown": shown, "entities": entries}},
-                    upsert=record is None,
-                )
-            )
-            if shown:
-                summaries[site] = (
-                    n,
-                    fold_counted(site, entries),
-                    fold_months(e.get("m") or [] for e in entries if e["c"] is not None),
-                )
-        if await _write(self.counted, writes) == len(writes):
-            return set(pending), summaries
-        current = {
-            d["_id"]: d.get("rev")
-            async for d in self.counted.find({"_id": {"$in": pending}}, {"rev": 1})
-        }
-        return {site for site in pending if current.get(site) == mine[site]}, summaries
 
     async def stamp_changes(self, as_of: datetime | None, stored: int) -> None:
         """Count `stored` new summaries and move `as_of` forward, in one write.
@@ -216,7 +383,7 @@ class MongoGeneration:
         sites: set[str] = set()
         for coll in self.entities.values():
             sites.update(s for s in await coll.distinct("sites") if s)
-        sites.update(await self.counted.distinct("_id"))
+        sites.update(await self.sites.distinct("_id"))
         stored = 0
         for chunk in range(0, len(sites), SUMMARISE_CHUNK):
             stored += await self.summarise(sorted(sites)[chunk : chunk + SUMMARISE_CHUNK])
@@ -240,6 +407,8 @@ class MongoGeneration:
         ]
 
     async def drop(self) -> None:
+        self._seeded.clear()
+        self._roots.clear()
         for coll in (*self.entities.values(), self.counted, self.sites):
             await coll.drop()
         await self.stamps.delete_one({"_id": self.stamp_id})
@@ -248,6 +417,27 @@ class MongoGeneration:
 def _counted(kind: str, doc: Document) -> Iterator[tuple[str, EntityId, Counted]]:
     """`domain.counted.counted_of` of a stored entity document."""
     return counted_of(kind, doc["_id"], doc["v"], doc["facts"], doc.get("sites", []))
+
+
+def _moved(root: Document | None, moves: dict[str, Move]) -> tuple[Document, dict[str, int]] | None:
+    """A site's sums moved by its leaves' `moves` (leaf digits -> move), or None when its
+    document does not record every moved leaf at the `n` the move started from."""
+    if root is None or "x" not in root or "ln" not in root:
+        return None
+    ln = dict(root["ln"])
+    plus, minus = [], []
+    for digits, (start, end, before, after) in moves.items():
+        have = ln.get(digits, 0)
+        if have >= end:
+            continue  # the site already includes this leaf at least this new
+        if have != start or before is None or after is None:
+            return None
+        plus.append(after)
+        minus.append(before)
+        ln[digits] = end
+    if not plus:
+        return root["x"], ln
+    return combine([root["x"], *plus], minus), ln
 
 
 async def _write(coll: AsyncCollection[Document], ops: list[UpdateOne]) -> int:
@@ -272,6 +462,7 @@ class MongoGenerationStore:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.db = db
         self._pointer = db[POINTER]
+        self._generations: dict[int, MongoGeneration] = {}
 
     async def pointer(self) -> Document:
         """The pointer document, created (generation 1) on first use; a read when it exists."""
@@ -288,7 +479,11 @@ class MongoGenerationStore:
         return doc
 
     def generation(self, number: int) -> MongoGeneration:
-        return MongoGeneration(self.db, number)
+        """Generation `number`, the same object every time (it keeps what it learnt of its
+        sites: which are seeded, their documents as last written)."""
+        if number not in self._generations:
+            self._generations[number] = MongoGeneration(self.db, number)
+        return self._generations[number]
 
     async def active(self) -> MongoGeneration:
         return self.generation(int((await self.pointer())["generation"]))
@@ -337,6 +532,7 @@ class MongoGenerationStore:
     async def drop_except(self, keep: Iterable[int]) -> list[str]:
         """Drop every collection and stamp of other generations (left-overs of rebuilds)."""
         keep = list(keep)
+        self._generations = {n: g for n, g in self._generations.items() if n in keep}
         await self._pointer.delete_many(
             {"_id": {"$regex": r"^g\d+$", "$nin": [f"g{n}" for n in keep]}}
         )
