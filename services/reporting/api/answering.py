@@ -13,7 +13,7 @@ from fastapi.responses import Response
 from ibest.backbone.tokens import Token
 from services.reporting.api.access import audit, authorise, reporting_of
 from services.reporting.api.encoding import answer
-from services.reporting.api.errors import error_size, refusal
+from services.reporting.api.errors import error_size, malformed, not_found
 from services.reporting.api.negotiation import CSV_TYPE, JSON, negotiate
 from services.reporting.api.parameters import RawValue
 from services.reporting.checks import Malformed, NotFound
@@ -44,9 +44,10 @@ async def report(
     reporting = reporting_of(request)
     try:
         found = await build(reporting, exact)
-    except (NotFound, Malformed) as exc:
-        where = "path" if getattr(exc, "field", None) in ("trustcode", "sitecode") else "query"
-        refused = refusal(exc, where)
+    except NotFound as exc:
+        refused = not_found(exc)
+    except Malformed as exc:
+        refused = malformed(exc, "path" if exc.field in ("trustcode", "sitecode") else "query")
     else:
         response = answer(reporting.views, found, media, request.headers.get("accept-encoding", ""))
         await audit(request, token, exact, response.status_code, len(response.body))

@@ -16,12 +16,14 @@ def unprocessable(where: str, name: str, message: str, kind: str = "value_error"
     return HTTPException(422, [{"loc": [where, name], "msg": message, "type": kind}])
 
 
-def refusal(exc: NotFound | Malformed, where: str, name: str | None = None) -> HTTPException:
-    """The HTTP answer to a domain error: 404 for `NotFound`, 422 for `Malformed` at
-    `where` (path or query), under `name` (the parameter as the client sent it; the
-    error's field when None)."""
-    if isinstance(exc, NotFound):
-        return HTTPException(404, str(exc))
+def not_found(exc: NotFound) -> HTTPException:
+    """404: an unknown trust, site, figure or month (the message says which)."""
+    return HTTPException(404, str(exc))
+
+
+def malformed(exc: Malformed, where: str, name: str | None = None) -> HTTPException:
+    """422 for a parameter that cannot be valid, at `where` (path or query) under `name`
+    (the parameter as the client sent it; the error's field when None)."""
     return unprocessable(where, name or exc.field, str(exc))
 
 

@@ -17,7 +17,7 @@ from fastapi.responses import Response
 
 from ibest.backbone.tokens import Token
 from services.reporting.api.access import accepting, reporting_of
-from services.reporting.api.errors import refusal, unprocessable
+from services.reporting.api.errors import malformed, not_found, unprocessable
 from services.reporting.api.negotiation import negotiate
 from services.reporting.api.parameters import PackFile, TrustQuery
 from services.reporting.api.schemas import PACK_RESPONSES
@@ -62,9 +62,11 @@ def add_pack_routes(router: APIRouter) -> None:
         reporting = reporting_of(request)
         try:
             pack = await monthly_pack(reporting, reporting.names, month, trust)
-        except (NotFound, Malformed) as exc:
-            on_trust = getattr(exc, "field", None) == "trustcode"
-            raise refusal(
+        except NotFound as exc:
+            raise not_found(exc) from None
+        except Malformed as exc:
+            on_trust = exc.field == "trustcode"
+            raise malformed(
                 exc, "query" if on_trust else "path", "trust" if on_trust else "file"
             ) from None
         key = ((await reporting.view()).key, month, pack.trustcode, extension)
