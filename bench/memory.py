@@ -9,7 +9,7 @@ once: `from`/`to` month ranges at national, trust and site level, published and 
 answer is new, so each is computed and cached: the caches fill to their bounds and must stay
 there. Every 1,000 queries it prints the reporting process's resident memory (VmRSS) beside
 the bound on what the caches account (`views.ANSWER_BYTES_KEPT` of answers, as the Python
-objects they are, plus `api.ENCODED_BYTES_KEPT` of encoded answers): after the first
+objects they are, plus `views.ENCODED_BYTES_KEPT` of encoded answers): after the first
 thousands the RSS should level off below the starting RSS plus that bound. The machine is
 shared: load averages are printed at the start and the end.
 """
@@ -36,8 +36,7 @@ from bench.common import (
     servers,
 )
 from bench.reporting_months import load_national
-from services.reporting.api import ENCODED_BYTES_KEPT
-from services.reporting.views import ANSWER_BYTES_KEPT
+from services.reporting.views import ANSWER_BYTES_KEPT, ENCODED_BYTES_KEPT
 
 MIB = 1024 * 1024
 

@@ -32,6 +32,34 @@ ANSWER_BYTES_KEPT = 64 * 1024 * 1024
 """Bytes of answers kept, as the Python objects they are (`deep_size`), not their JSON:
 every trust's figures at national scale are 950 KB of JSON and several times that in
 memory."""
+ENCODED_KEPT = 512
+"""Encoded answers kept (least recently used dropped first): more than a dashboard's
+distinct requests between two changes of the figures."""
+ENCODED_BYTES_KEPT = 64 * 1024 * 1024
+"""Bytes of encoded answers kept: each counts its JSON and its gzipped copy."""
+
+
+class Answer(dict[str, Any]):
+    """A report as kept per view: a plain dict to every reader, that also carries the key
+    it is kept under, so the HTTP edge can keep its encoding beside it (`Views.encoded`)
+    without keying anything by object identity."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, report: dict[str, Any], key: tuple[Any, ...]) -> None:
+        super().__init__(report)
+        self.key = key
+
+
+@dataclass
+class Encoded:
+    """One answer as JSON, and gzipped once a client accepting gzip asks for it."""
+
+    body: bytes
+    gzipped: bytes | None = None
+
+    def size(self) -> int:
+        return len(self.body) + len(self.gzipped or b"")
 
 
 @dataclass(frozen=True)
@@ -99,6 +127,11 @@ class Views:
         self.answers: BoundedCache[tuple[Any, ...], dict[str, Any]] = BoundedCache(
             ANSWERS_KEPT, ANSWER_BYTES_KEPT
         )
+        self.encoded: BoundedCache[tuple[Any, ...], Encoded] = BoundedCache(
+            ENCODED_KEPT, ENCODED_BYTES_KEPT
+        )
+        """The answers' encodings (api/encoding.py), under the answers' keys: an answer is
+        a pure function of its key, so its encoding is too."""
         self._checking: asyncio.Future[View] | None = None
 
     async def view(self) -> View:
@@ -137,6 +170,6 @@ class Views:
         key = (v.key, *args)
         found = self.answers.get(key)
         if found is None:
-            found = build()
+            found = Answer(build(), key)
             self.answers.put(key, found, deep_size(found))
         return found

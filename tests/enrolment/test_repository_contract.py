@@ -2,7 +2,7 @@
 in-memory fake (tests/fakes/enrolment.py) and against the MongoDB adapter on the real
 database, so the fake-based use-case tests (test_application.py) prove what the service
 does (the pattern of tests/reporting/test_store.py): compare-and-set revisions, batches,
-the contact email and its erasure."""
+the contact email and its erasure, a fact renamed to its redacted copy's id, the outbox."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from pymongo import AsyncMongoClient
 
 from ibest.backbone.concurrency import ConcurrentUpdate
 from ibest.backbone.document import Document
+from ibest.backbone.outbox_values import OutboxEntry
 from services.enrolment.adapters.repository import MongoClinicianRepository
 from services.enrolment.domain.record import apply_event
 from services.enrolment.ports import Change, ClinicianRepository
@@ -114,3 +115,42 @@ async def test_held_contacts_are_erased_only_at_the_revision_they_were_read(
     assert await repo.erase_contacts(list(held.values())) == 1
     assert await repo.contact("c1") == (True, None)
     assert await repo.contact("c2") == (True, "c2@example.nhs.uk")
+
+
+async def test_a_stored_fact_is_renamed_within_its_trust_and_the_revision_moves(
+    repo: ClinicianRepository,
+) -> None:
+    await repo.save(enrolled("c1", None))
+    stored = await repo.load("c1")
+    assert stored is not None and len(stored.record.facts) == 1
+    fact = stored.record.facts[0]
+    await repo.rename_fact("c1", "XXX", fact.id, "other-trusts")  # ids belong to their trust
+    unchanged = await repo.load("c1")
+    assert unchanged is not None and [f.id for f in unchanged.record.facts] == [fact.id]
+    await repo.rename_fact("c1", fact.trustcode, fact.id, "redacted-id")
+    renamed = await repo.load("c1")
+    assert renamed is not None and [f.id for f in renamed.record.facts] == ["redacted-id"]
+    assert renamed.rev == unchanged.rev + 1
+    assert renamed.record.facts[0] == fact.model_copy(update={"id": "redacted-id"})
+
+
+async def test_derived_events_wait_in_the_records_outbox_until_cleared(
+    repo: ClinicianRepository,
+) -> None:
+    change = enrolled("c1", None)
+    entries = tuple(OutboxEntry(id=i, name="clinician.enrolled", body="{}") for i in ("o1", "o2"))
+    await repo.save(
+        Change(change.record.model_copy(update={"outbox": entries}), change.state, None)
+    )
+    stored = await repo.load("c1")
+    assert stored is not None and stored.record.outbox == entries and stored.rev == 1
+    assert [(key, [e.id for e in held]) for key, held in await repo.outbox.pending(10)] == [
+        ("c1", ["o1", "o2"])
+    ]
+    await repo.outbox.clear("c1", ["o1"])
+    assert [e.id for e in await repo.outbox.entries("c1")] == ["o2"]
+    cleared = await repo.load("c1")
+    assert cleared is not None and [e.id for e in cleared.record.outbox] == ["o2"]
+    assert cleared.rev == 2  # clearing moves the revision: a writer that read before retries
+    await repo.outbox.clear_many({"c1": ["o2"]})
+    assert await repo.outbox.entries("c1") == [] and await repo.outbox.pending(10) == []

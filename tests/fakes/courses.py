@@ -1,8 +1,10 @@
-"""In-memory fakes of the gateway's course-platform ports, for fast use-case tests."""
+"""In-memory fakes of the gateway's course-platform ports, for fast use-case tests;
+tests/gateway/courses/test_stores_contract.py holds them to the MongoDB adapters."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -15,7 +17,8 @@ class FakeLearnerStore:
         self.learners: dict[str, Clinician] = {}
 
     async def save(self, learners: Sequence[tuple[str, Clinician]]) -> None:
-        self.learners.update(learners)
+        # As the MongoDB store: no contact email is kept here (only enrolment keeps those).
+        self.learners.update((k, replace(c, contact_email=None)) for k, c in learners)
 
     async def get_many(self, learner_keys: Sequence[str]) -> dict[str, Clinician]:
         return {k: self.learners[k] for k in learner_keys if k in self.learners}
@@ -37,9 +40,13 @@ class FakeImportLedger:
         self.reports.append(report)
 
     async def latest_reports(self) -> list[dict[str, Any]]:
+        """As the MongoDB ledger: each run's report that finished last (of two that finished
+        at once, which MongoDB leaves open, the one saved last), without the refused rows
+        themselves."""
         latest: dict[str, dict[str, Any]] = {}
-        for r in self.reports:
-            latest[r["course_run"]] = r
+        newest_first = sorted(reversed(self.reports), key=lambda r: r["finished_at"], reverse=True)
+        for r in newest_first:
+            latest.setdefault(r["course_run"], {k: v for k, v in r.items() if k != "refused"})
         return list(latest.values())
 
 

@@ -1,6 +1,6 @@
 """In memory: every port of the forms service (services/forms/ports.py), for fast use-case
-tests. tests/forms/test_site_teams.py and test_clinician_links.py prove the MongoDB stores
-keep the same behaviour (one event per page, two keys per site, sessions, baselines)."""
+tests. tests/forms/test_stores_contract.py holds each to its MongoDB store (services/forms/adapters/
+stores.py) by running the same assertions against both."""
 
 from __future__ import annotations
 
@@ -15,23 +15,34 @@ from tests.fakes.outbox import FakeOutbox
 
 
 class FakeClinicians:
+    """As MongoClinicians: the earliest completion, the place of the latest event (by its
+    time, whatever the arrival order), and revocations kept even before a completion."""
+
     def __init__(self) -> None:
         self.facts: dict[str, ClinicianFacts] = {}
+        self._place_at: dict[str, datetime] = {}
+        self._revoked: dict[str, dict[str, datetime]] = {}
 
     async def completed(
         self, ref: str, completed_at: datetime, trust: str, site: str, at: datetime
     ) -> None:
         old = self.facts.get(ref)
         earliest = min(completed_at, old.completed_at) if old else completed_at
-        revoked = old.revoked_before if old else {}
-        self.facts[ref] = ClinicianFacts(ref, earliest, trust, site, revoked)
+        place = (trust, site)
+        if old is not None and self._place_at[ref] > at:
+            place = (old.trust, old.site)
+        else:
+            self._place_at[ref] = at
+        self.facts[ref] = ClinicianFacts(ref, earliest, *place, dict(self._revoked.get(ref, {})))
 
     async def get(self, ref: str) -> ClinicianFacts | None:
         return self.facts.get(ref)
 
     async def revoke_links(self, ref: str, form: str, before: datetime) -> None:
-        old = self.facts[ref]
-        self.facts[ref] = replace(old, revoked_before={**old.revoked_before, form: before})
+        self._revoked.setdefault(ref, {})[form] = before
+        old = self.facts.get(ref)
+        if old is not None:
+            self.facts[ref] = replace(old, revoked_before=dict(self._revoked[ref]))
 
     async def some(self, limit: int) -> list[ClinicianFacts]:
         return list(self.facts.values())[:limit]
@@ -63,7 +74,7 @@ class FakeSiteKeys:
 
     async def add(self, key: SiteKey, slot: int) -> bool:
         name = f"{key.site}/{slot}"
-        if slot >= MAX_ACTIVE_KEYS or name in self.slots:
+        if slot >= MAX_ACTIVE_KEYS or name in self.slots or key.key_id in self.keys:
             return False
         self.slots[name] = key.key_id
         self.keys[key.key_id] = key

@@ -1,7 +1,8 @@
-"""The gateway's key and rejection stores, held to one contract: every assertion here runs
-against the in-memory fakes (tests/fakes/gateway.py) and against the MongoDB adapters on
-the real database, so the fake-based use-case tests (test_application.py) prove what the
-service does (the pattern of tests/reporting/test_store.py)."""
+"""The gateway's key and rejection stores and its id ledger, held to one contract: every
+assertion here runs against the in-memory fakes (tests/fakes/gateway.py) and against the
+MongoDB adapters on the real database, so the fake-based use-case tests
+(test_application.py) prove what the service does (the pattern of
+tests/reporting/test_store.py)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,12 @@ from pymongo import AsyncMongoClient
 
 from ibest.backbone.document import Document
 from services.gateway.adapters.keys import MongoKeyStore
+from services.gateway.adapters.ledger import MongoIdLedger
 from services.gateway.adapters.rejections import MongoRejectionStore
 from services.gateway.domain.keys import ApiKey
 from services.gateway.domain.rejections import Reason, Rejection
-from services.gateway.ports import KeyStore, RejectionStore
-from tests.fakes.gateway import FakeKeyStore, FakeRejectionStore
+from services.gateway.ports import IdLedger, KeyStore, RejectionStore
+from tests.fakes.gateway import FakeIdLedger, FakeKeyStore, FakeRejectionStore
 
 T0 = datetime(2026, 2, 2, 10, 0, tzinfo=UTC)
 
@@ -94,3 +96,28 @@ async def test_rejections_are_one_row_per_event_newest_first_reasons_merged(
     assert [r.id for r, _ in await rejections.since("RTH", T0 + timedelta(minutes=2), 10)] == ["e1"]
     assert [r.id for r, _ in await rejections.since("RTH", T0, 1)] == ["e1"]
     assert [r.id for r, _ in await rejections.since("RNU", T0, 10)] == ["e3"]
+
+
+@pytest.fixture(params=["fake", "mongo"])
+async def ledger(request: pytest.FixtureRequest, mongodb_url: str) -> AsyncIterator[Any]:
+    if request.param == "fake":
+        yield FakeIdLedger()
+        return
+    client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_url, tz_aware=True)
+    name = f"t{uuid.uuid4().hex[:10]}_gateway"
+    try:
+        yield MongoIdLedger(client[name])
+    finally:
+        await client.drop_database(name)
+        await client.close()
+
+
+async def test_the_id_ledger_keeps_each_trusts_first_digest_of_an_id(ledger: IdLedger) -> None:
+    assert await ledger.known("RTH", []) == {}
+    await ledger.record("RTH", [], T0)
+    await ledger.record("RTH", [("e1", "d1"), ("e2", "d2")], T0)
+    await ledger.record("RTH", [("e1", "changed"), ("e3", "d3")], T0)  # e1 kept as first stored
+    await ledger.record("RNU", [("e1", "other")], T0)  # another trust's id space
+    assert await ledger.known("RTH", ["e1", "e3", "e9"]) == {"e1": "d1", "e3": "d3"}
+    assert await ledger.known("RNU", ["e1", "e2"]) == {"e1": "other"}
+    assert await ledger.known("RNU", ["e9"]) == {}

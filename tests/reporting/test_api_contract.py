@@ -25,7 +25,6 @@ from fastapi import FastAPI
 from nats.js import JetStreamContext
 
 from ibest.backbone.settings import Settings
-from services.reporting import api as reporting_api
 from services.reporting.reports import Reporting
 from services.reporting.service import build_spec
 from services.reporting.settings import ReportingSettings
@@ -185,7 +184,7 @@ async def test_unique_parameter_values_leave_memory_within_a_fixed_bound(
         assert set(statuses) <= {404, 422}, statuses
         assert len(reporting.views.answers) <= len(warm) + 1
         assert reporting.views.answers.bytes <= reporting.views.answers.max_bytes
-        assert len(reporting_api.ENCODED) <= reporting_api.ENCODED.max_entries
+        assert len(reporting.views.encoded) <= reporting.views.encoded.max_entries
         assert statuses[422] >= 600 and statuses[404] >= 200, statuses
 
 

@@ -42,7 +42,9 @@ class MongoClinicians:
     async def some(self, limit: int) -> list[ClinicianFacts]:
         cursor = self.c.find({"completed_at": {"$ne": None}, "trust": {"$ne": None}})
         return [
-            ClinicianFacts(d["_id"], d["completed_at"], d["trust"], d["site"])
+            ClinicianFacts(
+                d["_id"], d["completed_at"], d["trust"], d["site"], d.get("revoked_before", {})
+            )
             async for d in cursor.limit(limit)
         ]
 

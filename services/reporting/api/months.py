@@ -3,49 +3,18 @@ figures: same tokens, scopes, disclosure control and CSV (one row per month)."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
 
 from ibest.backbone.tokens import Token
-from services.reporting.api import CSV, Raw, SiteCode, TrustCode, _pattern, _report, accepting
-from services.reporting.checks import MONTH
+from services.reporting.api.access import accepting
+from services.reporting.api.answering import report
+from services.reporting.api.parameters import From, Raw, SiteCode, To, TrustCode
+from services.reporting.api.schemas import CSV, MonthsReport
 
-From = Annotated[
-    str | None,
-    Query(
-        alias="from",
-        description="First month, YYYY-MM",
-        json_schema_extra=_pattern(MONTH, "2025-04"),
-    ),
-]
-To = Annotated[
-    str | None,
-    Query(
-        alias="to", description="Last month, YYYY-MM", json_schema_extra=_pattern(MONTH, "2025-09")
-    ),
-]
 MonthsAccess = Annotated[Token, Depends(accepting("raw", "from", "to"))]
-MONTHS_DOC = (
-    "Per figure, its value at the end of each month in `months` (Europe/London, by "
-    "event time; the last month is the current one and equals the current "
-    "figures). Below national level, unless raw, each value is controlled on its "
-    'own: 0 stays 0, 1-7 is "*", other counts rounded to 5, rates from the '
-    "rounded counts; a rate over nobody is null."
-)
-
-
-class MonthsReport(BaseModel):
-    as_of: datetime | None = Field(description="Event time of the newest applied event.")
-    level: str
-    raw: bool
-    trustcode: str | None = None
-    sitecode: str | None = None
-    months: list[str] = Field(description="Calendar months, YYYY-MM, oldest first.")
-    figures: dict[str, list[Any]] = Field(description=MONTHS_DOC)
 
 
 def add_month_routes(router: APIRouter) -> None:
@@ -64,7 +33,7 @@ def add_month_routes(router: APIRouter) -> None:
         start: From = None,
         end: To = None,
     ) -> Response:
-        return await _report(
+        return await report(
             request, token, raw, lambda s, r: s.months.report(None, None, r, start, end)
         )
 
@@ -82,7 +51,7 @@ def add_month_routes(router: APIRouter) -> None:
         start: From = None,
         end: To = None,
     ) -> Response:
-        return await _report(
+        return await report(
             request, token, raw, lambda s, r: s.months.report(trustcode, None, r, start, end)
         )
 
@@ -101,6 +70,6 @@ def add_month_routes(router: APIRouter) -> None:
         start: From = None,
         end: To = None,
     ) -> Response:
-        return await _report(
+        return await report(
             request, token, raw, lambda s, r: s.months.report(trustcode, sitecode, r, start, end)
         )

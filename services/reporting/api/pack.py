@@ -3,7 +3,7 @@
 Read scope (published figures only; the pack has no raw form). `?trust=RTH` gives one
 trust's pack, none the national one. Drawing a pack takes a second or more, so it runs in
 a worker thread, and the last packs drawn are kept per view of the figures (a board's
-readers fetching the same pack cost one rendering).
+readers fetching the same pack cost one rendering), by the router of each app.
 """
 
 from __future__ import annotations
@@ -12,52 +12,29 @@ import asyncio
 import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import Response
 
 from ibest.backbone.tokens import Token
-from services.reporting.api import _pattern, _service, accepting, negotiate, unprocessable
+from services.reporting.api.access import accepting, reporting_of
+from services.reporting.api.errors import malformed, not_found, unprocessable
+from services.reporting.api.negotiation import negotiate
+from services.reporting.api.parameters import PackFile, TrustQuery
+from services.reporting.api.schemas import PACK_RESPONSES
 from services.reporting.cache import BoundedCache
-from services.reporting.checks import MONTH, TRUST_RE, Malformed, NotFound
+from services.reporting.checks import MONTH, Malformed, NotFound
 from services.reporting.pack import monthly_pack
 from services.reporting.pack_render import MEDIA, file_name, render
 
 PACK_FILE = re.compile(rf"(?P<month>{MONTH})\.(?P<extension>pdf|html|zip)")
-PACK_MONTH = r"20(1[5-9]|[2-9][0-9])-(0[1-9]|1[0-2])"
-"""What the OpenAPI promises: a month from the programme's start (2015) on."""
 PACKS_KEPT = 16
 PACK_BYTES_KEPT = 64 * 1024 * 1024
-PACKS: BoundedCache[tuple[Any, ...], bytes] = BoundedCache(PACKS_KEPT, PACK_BYTES_KEPT)
 PackAccess = Annotated[Token, Depends(accepting("trust"))]
-PackFile = Annotated[
-    str,
-    Path(
-        description="The month and format: YYYY-MM.pdf (A4, tagged), YYYY-MM.html or "
-        "YYYY-MM.zip (the pack's tables as CSVs), e.g. 2026-11.pdf",
-        json_schema_extra=_pattern(PACK_MONTH + r"\.(pdf|html|zip)", "2026-11.pdf"),
-    ),
-]
-TrustQuery = Annotated[
-    str | None,
-    Query(
-        description="A trust's ODS code for its own pack; absent for the national pack",
-        json_schema_extra=_pattern(TRUST_RE.pattern, "RTH"),
-    ),
-]
-PACK_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {
-        "content": {
-            "application/pdf": {"schema": {"type": "string", "format": "binary"}},
-            "text/html": {"schema": {"type": "string"}},
-            "application/zip": {"schema": {"type": "string", "format": "binary"}},
-        },
-        "description": "The pack, in the format the file name's extension asks for",
-    }
-}
 
 
 def add_pack_routes(router: APIRouter) -> None:
-    """Add the monthly pack route to the /v1 router."""
+    """Add the monthly pack route to the /v1 router, with its own cache of drawn packs."""
+    packs: BoundedCache[tuple[Any, ...], bytes] = BoundedCache(PACKS_KEPT, PACK_BYTES_KEPT)
 
     @router.get(
         "/reports/monthly/{file}",
@@ -82,21 +59,21 @@ def add_pack_routes(router: APIRouter) -> None:
         media = MEDIA[extension]
         if negotiate(request.headers.get("accept"), (media.split(";")[0],)) is None:
             raise HTTPException(406, f"this file is {media}, and the Accept header refuses it")
-        reporting = _service(request)
+        reporting = reporting_of(request)
         try:
             pack = await monthly_pack(reporting, reporting.names, month, trust)
         except NotFound as exc:
-            raise HTTPException(404, str(exc)) from None
+            raise not_found(exc) from None
         except Malformed as exc:
-            where = "query" if exc.field == "trustcode" else "path"
-            raise unprocessable(
-                where, "trust" if exc.field == "trustcode" else "file", str(exc)
+            on_trust = exc.field == "trustcode"
+            raise malformed(
+                exc, "query" if on_trust else "path", "trust" if on_trust else "file"
             ) from None
         key = ((await reporting.view()).key, month, pack.trustcode, extension)
-        body = PACKS.get(key)
+        body = packs.get(key)
         if body is None:
             body = await asyncio.to_thread(render, pack, extension)
-            PACKS.put(key, body, len(body))
+            packs.put(key, body, len(body))
         disposition = "inline" if extension != "zip" else "attachment"
         return Response(
             body,
