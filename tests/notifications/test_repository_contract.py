@@ -153,14 +153,14 @@ async def test_a_batch_of_clinician_changes_keeps_minima_maxima_reports_and_the_
         "c1",
         mins={"enrolled_at": later, "started_at": later},
         maxs={"last_progress_at": later},
-        latest_enrolment=(later, "RTH", "RTH08"),
+        latest_enrolment=(later, "RTH", "RTH08", "e1"),
         report_dates={date(2026, 3, 2), date(2026, 3, 1)},
     )
     second = ClinicianChange(
         "c1",
         mins={"enrolled_at": T0, "started_at": later + timedelta(days=1)},
         maxs={"last_progress_at": T0},
-        latest_enrolment=(T0, "RNU", "RNU01"),  # earlier: not the latest place
+        latest_enrolment=(T0, "RNU", "RNU01", "e2"),  # earlier: not the latest place
         report_dates={date(2026, 3, 1)},
     )
     await repo.apply_clinicians([first, ClinicianChange("c2", mins={"enrolled_at": T0})])
@@ -179,7 +179,7 @@ async def test_a_batch_of_clinician_changes_keeps_minima_maxima_reports_and_the_
 async def test_progress_completion_and_delivery_reports_of_one_clinician(
     repo: NotificationsRepository,
 ) -> None:
-    await repo.record_enrolment("c1", "RTH", "RTH08", T0)
+    await repo.record_enrolment("c1", "RTH", "RTH08", T0, "e1")
     await repo.record_progress("c1", T0 + timedelta(days=2))
     await repo.record_progress("c1", T0 + timedelta(days=1))  # earlier start, not later progress
     c1 = await repo.clinician("c1")
@@ -284,7 +284,7 @@ async def test_a_batch_of_patient_changes_keeps_collected_follow_ups_and_the_lat
     later = T0 + timedelta(days=1)
     stored = await repo.apply_patients(
         [
-            PatientChange("RTH", "p1", baseline=(later, "RTH08")),
+            PatientChange("RTH", "p1", baseline=(later, "RTH08", "b1")),
             PatientChange("RTH", "p2", collected=["month_3"]),
         ]
     )
@@ -295,11 +295,11 @@ async def test_a_batch_of_patient_changes_keeps_collected_follow_ups_and_the_lat
             "patient_ref": "p1",
             "sitecode": "RTH08",
             "baseline_time": later,
-            "latest_baseline": latest_key(later, "RTH08"),
+            "latest_baseline": latest_key(later, "RTH", "b1"),
         }
     }
     again = await repo.apply_patients(
-        [PatientChange("RTH", "p1", collected=["month_12"], baseline=(T0, "RTH09"))]
+        [PatientChange("RTH", "p1", collected=["month_12"], baseline=(T0, "RTH09", "b2"))]
     )
     assert again["RTH:p1"]["sitecode"] == "RTH08"  # the earlier baseline does not win
     assert again["RTH:p1"]["collected"] == {"month_12": True}
@@ -308,11 +308,11 @@ async def test_a_batch_of_patient_changes_keeps_collected_follow_ups_and_the_lat
         "RTH:p1": {"month_12"},
         "RTH:p2": {"month_3", "month_12"},
     }
-    corrected = await repo.record_baseline("RTH", "p1", "RTH07", later + timedelta(hours=1))
+    corrected = await repo.record_baseline("RTH", "p1", "RTH07", later + timedelta(hours=1), "b3")
     assert corrected["sitecode"] == "RTH07"
     assert corrected["baseline_time"] == later + timedelta(hours=1)
     assert corrected["collected"] == {"month_12": True}
-    kept = await repo.record_baseline("RTH", "p1", "RTH06", T0)  # older: a no-op
+    kept = await repo.record_baseline("RTH", "p1", "RTH06", T0, "b4")  # older: a no-op
     assert kept == corrected
 
 
