@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -19,7 +19,7 @@ from services.gateway.domain.ratelimit import RateLimiter
 from services.gateway.domain.rejections import MAX_MESSAGE_CHARS, MAX_REASONS
 from services.gateway.domain.requests import BATCH, client_address
 from services.gateway.handlers import counted
-from tests.fakes.gateway import World, world
+from tests.fakes.gateway import ManualClock, World, world
 from tests.harness import cloud_event
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -35,6 +35,8 @@ def assessed(trust: str = "RTH", rmdq: Any = 14) -> dict[str, Any]:
         },
         trust=trust,
         site=f"{trust}08",
+        # Before the fake gateway's clock (tests.fakes.gateway.ManualClock), never ahead of it.
+        time=ManualClock.now - timedelta(days=1),
     )
 
 
