@@ -116,7 +116,7 @@ def test_lint_imports_keeps_every_layer_contract() -> None:
         [binary], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "Contracts: 4 kept, 0 broken." in result.stdout
+    assert re.search(r"Contracts: [5-9] kept, 0 broken\.", result.stdout), result.stdout
 
 
 def test_the_production_image_installs_the_product_without_the_local_stand_ins() -> None:
