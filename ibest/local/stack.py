@@ -183,7 +183,9 @@ def start_service(name: str, settings: Settings, data_dir: Path) -> Managed:
             return False
 
     try:
-        wait_until(ready, 60, f"{name} service", proc.proc)
+        # Generous: on a loaded 2-core machine a service's imports alone (FastAPI, PyMongo,
+        # and for reporting and forms matplotlib and WeasyPrint) can take tens of seconds.
+        wait_until(ready, 120, f"{name} service", proc.proc)
     except Exception as exc:
         raise RuntimeError(f"{exc}\n--- {name} log ---\n{proc.tail()}") from exc
     return proc

@@ -36,7 +36,10 @@ def test_ibest_up_starts_everything_and_stops_cleanly_on_ctrl_c(tmp_path: Path) 
             env=env,
         )
         try:
-            wait_until(lambda: "Press Ctrl-C" in out.read_text(), 180, "ibest up", proc)
+            try:
+                wait_until(lambda: "Press Ctrl-C" in out.read_text(), 300, "ibest up", proc)
+            except (RuntimeError, TimeoutError) as exc:  # say why: its own output names it
+                raise AssertionError(f"{exc}\n--- ibest up said ---\n{out.read_text()}") from exc
             text = out.read_text()
             assert "nats-server (JetStream)" in text and "SecantusDB" in text
             assert "created IBEST_EVENTS" in text and "created IBEST_DEADLETTER" in text
