@@ -1,5 +1,6 @@
 """docs/configuration.md lists every IBEST_* setting the code reads: every settings class's
-environment names (pydantic aliases) and every direct read of the environment."""
+environment names (pydantic aliases), every direct read of the environment, and each
+declared service's `IBEST_<NAME>_PORT` (read through the registry, `ports_from`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from pathlib import Path
 
 from pydantic_settings import BaseSettings
 
+from ibest import registry
+
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS_MODULES = (
     "ibest.backbone.settings",
@@ -17,6 +20,8 @@ SETTINGS_MODULES = (
     "services.notifications.settings",
     "services.reporting.settings",
     "services.gateway.settings",
+    "services.gateway.courses.settings",
+    "services.forms.settings",
 )
 CODE = ("shared", "ibest", "services", "deploy")
 DIRECT = re.compile(r"""(?:environ\.get\(|environ\[|getenv\()\s*["'](IBEST_[A-Z0-9_]+)["']""")
@@ -46,6 +51,7 @@ def test_every_ibest_setting_the_code_reads_is_documented() -> None:
     documented = set(
         re.findall(r"`(IBEST_[A-Z0-9_]+)`", (ROOT / "docs/configuration.md").read_text())
     )
-    read = settings_names() | direct_names()
+    ports = {f"IBEST_{name.upper()}_PORT" for name in registry.names()}
+    read = settings_names() | direct_names() | ports
     assert len(read) > 80 and {"IBEST_GATEWAY_PORT", "IBEST_LOG_LEVEL"} <= read
     assert sorted(read - documented) == []
