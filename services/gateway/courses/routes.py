@@ -49,13 +49,13 @@ def routes() -> APIRouter:
             return respond(
                 problem(
                     503,
-                    "Service Unavailable",
+                    "unavailable",
                     "the course-platform part has no programme key (IBEST_CLINICIAN_KEY_FILE)",
                 )
             )
         body = await read_body(request)
         if not isinstance(body, bytes):
-            return respond(problem(body.status, "Content Too Large", body.detail))
+            return respond(problem(body.status, "too-large", body.detail))
         return respond(
             await statements.post(as_bearer(authorization), x_experience_api_version, body)
         )

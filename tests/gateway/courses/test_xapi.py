@@ -150,6 +150,14 @@ async def test_statements_from_a_course_platform_key_all_or_nothing(
         assert conflict.status_code == 409
         assert conflict.headers["content-type"] == "application/problem+json"
         assert conflict.json()["errors"][0]["code"] == "id-conflict"
+        # The platform's one problem shape (docs/errors.md), as on /v1/events.
+        assert conflict.json()["type"] == "urn:ibest:problem:id-conflict"
+        assert conflict.json()["code"] == "id-conflict"
+        for auth in ({}, {"Authorization": "Basic eDp5"}):
+            unknown = await http.post("/xapi/statements", json=moved, headers={**auth, **HEADERS})
+            assert unknown.status_code == 401
+            assert unknown.headers["content-type"] == "application/problem+json"
+            assert unknown.json()["code"] in ("no-key", "unknown-key")
 
         # One invalid statement refuses the request, naming its position and reason.
         completed = statement(
@@ -202,6 +210,7 @@ async def test_statements_from_a_course_platform_key_all_or_nothing(
             headers={"Authorization": f"Bearer {trust_token}", **HEADERS},
         )
         assert forbidden.status_code == 403
+        assert forbidden.json()["type"] == "urn:ibest:problem:forbidden"
         events = [
             cloud_event(
                 "module.started",
