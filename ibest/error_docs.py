@@ -91,8 +91,9 @@ contract's whole vocabulary, including rules that come with other work (`duplica
 {codes}
 
 Rejections read back later (`GET /v1/rejections`) carry the same codes: a door refusal its
-own, a dead letter the code of the contract's verdict on the same bytes (`invalid` where a
-service refused an event the contract accepts, e.g. one it could not apply).
+own, a dead letter the code of the contract's verdict on the same bytes (`reused-id` for an
+id its trust already used for another event, as the gateway answers it; `invalid` where a
+service refused an event the contract accepts for another reason, e.g. one it could not apply).
 """
 
 

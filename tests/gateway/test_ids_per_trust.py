@@ -241,6 +241,19 @@ async def test_an_id_reused_for_other_content_is_refused_at_the_gateway_and_on_n
     assert [(dl.consumer, dl.error) for dl in letters] == [
         ("enrolment", "id: id already used for a different event")
     ]
+    # Read back by the trust with the code the gateway gives the same refusal.
+    async with httpx.AsyncClient(base_url=gateway, headers={"Authorization": rth}) as client:
+
+        async def dead_lettered() -> list[dict[str, Any]]:
+            rows = (await client.get("/v1/rejections")).json()["rejections"]
+            return [r for r in rows if "enrolment" in r["rejected_by"]]
+
+        [row] = await wait_for(dead_lettered, 30, "the dead letter in the trust's rejections")
+    assert row["id"] == other["id"]
+    assert {(r["by"], r["field"], r["code"]) for r in row["reasons"]} == {
+        ("gateway", "id", "reused-id"),
+        ("enrolment", "id", "reused-id"),
+    }
     # A rebuild skips it too, and keeps the first.
     replayed = [e async for e in StreamHistory(js, 5).stored(["clinician.enrolled"])]
     assert [e.data.profession for e in replayed if str(e.id) == event["id"]] == ["nurse"]
