@@ -115,7 +115,9 @@ class XapiStatements:
                     {
                         "field": "X-Experience-API-Version",
                         "code": "version-required",
-                        "message": f"is {version!r}; send 1.0.3",
+                        "message": f"is {version!r}; send 1.0.3"
+                        if version
+                        else "is missing; send 1.0.3",
                     }
                 ],
             )

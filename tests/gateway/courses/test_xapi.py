@@ -178,11 +178,11 @@ async def test_statements_from_a_course_platform_key_all_or_nothing(
             refused.status_code == 400
             and "id is required" in refused.json()["errors"][0]["message"]
         )
-        assert (
-            await http.post(
-                "/xapi/statements", json=completed, headers={"Authorization": f"Bearer {token}"}
-            )
-        ).status_code == 400
+        unversioned = await http.post(
+            "/xapi/statements", json=completed, headers={"Authorization": f"Bearer {token}"}
+        )
+        assert unversioned.status_code == 400
+        assert unversioned.json()["errors"][0]["message"] == "is missing; send 1.0.3"
         assert await stored_events(js) == 2
 
         # Valid xAPI the programme does not count: acknowledged, counted, listed as ignored.
