@@ -247,6 +247,7 @@ async def test_inputs_that_crashed_the_gateway_are_refused_plainly(
                 headers={"Authorization": auth, "Content-Type": content_type},
             )
             assert reply.status_code == 400, reply.text[:300]
+            assert reply.json()["detail"] == "the body holds a number of over 4,300 digits"
         headers = binary_headers(assessed(), auth, "application/json")
         for data in (b'{"rmdq": ' + digits.encode() + b"}", b'{"patient_ref": "\\ud800"}'):
             reply = await client.post("/v1/events", content=data, headers=headers)
