@@ -172,6 +172,11 @@ async def test_statements_from_a_course_platform_key_all_or_nothing(
         assert refused.status_code == 400
         [error] = refused.json()["errors"]
         assert error["field"] == "statements[1].timestamp" and error["code"] == "timestamp-required"
+        # A time before year 1 in UTC: a 400 naming it, never a 500.
+        early = {**completed, "timestamp": "0001-01-01T00:00:00+01:00"}
+        refused = await http.post("/xapi/statements", json=early, headers=bearer)
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["errors"][0]["code"] == "not-a-time"
         no_id = {k: v for k, v in completed.items() if k != "id"}
         refused = await http.post("/xapi/statements", json=no_id, headers=bearer)
         assert (
