@@ -97,6 +97,13 @@ async def test_site_team_enters_forms_and_a_patient_completes_a_link(
             r"<li><a[^<]*</a>", bad_entry.text
         )
         assert "today or in the past" in bad_entry.text
+        # A day of 30 digits: not a real date, never a 500.
+        long_day = await client.post(
+            "/site/entry",
+            data={**paper(form, patient, "baseline", today, rmdq="5"), "completed-day": "9" * 30},
+            headers=auth,
+        )
+        assert long_day.status_code == 422 and "must be a real date" in long_day.text
         # A 3-month form before any baseline: refused.
         early = await client.post(
             "/site/entry",
