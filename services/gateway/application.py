@@ -111,8 +111,9 @@ def rate_limited(who: str, wait: int) -> Reply:
 _EVENT_PROBLEMS = {
     403: (
         "forbidden-events",
-        "this key may send only its own trust's events, and never events the platform "
-        "derives; nothing stored",
+        "this key may not send some of these events (a trust's key sends its own trust's "
+        "events, a course-platform key training events, neither the events the platform "
+        "derives); each rejected result says why; nothing stored",
     ),
     422: ("events-rejected", "not every event was stored; each rejected result says why"),
     503: (

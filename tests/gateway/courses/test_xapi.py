@@ -234,7 +234,10 @@ async def test_statements_from_a_course_platform_key_all_or_nothing(
             "patient.assessed",
             {"patient_ref": "p-1", "timepoint": "baseline", "measures": {"rmdq": 3}},
         )
-        assert (await http.post("/v1/events", json=[patient], headers=ce)).status_code == 403
+        not_training = await http.post("/v1/events", json=[patient], headers=ce)
+        assert not_training.status_code == 403
+        # Said as it applies to a course platform, not "only its own trust's events".
+        assert "a course-platform key training events" in not_training.json()["detail"]
     assert await dead_letters(js) == []
 
 
