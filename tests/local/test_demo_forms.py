@@ -89,6 +89,10 @@ def test_demo_prints_an_open_survey_link_and_forms_links_use_the_forms_port(
             proc.send_signal(signal.SIGINT)
             assert proc.wait(120) == 0, out.read_text()
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(30)
+            if proc.poll() is None:  # a failed assertion: stop the stack, its servers too
+                proc.send_signal(signal.SIGINT)
+                try:
+                    proc.wait(120)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(30)
