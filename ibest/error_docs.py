@@ -19,6 +19,7 @@ STATUS = {
     "too-large": "413",
     "unsupported-media-type": "415",
     "events-rejected": "422",
+    "id-conflict": "409",
     "rate-limited": "429",
     "stream-unavailable": "503",
     "storage-share-exhausted": "507",
@@ -38,6 +39,7 @@ TODO = {
     "too-large": "split the batch (1 MiB, 500 events)",
     "unsupported-media-type": "use one of the three modes (`Accept-Post`)",
     "events-rejected": "fix the `rejected` results and resend them; the others are stored",
+    "id-conflict": "xAPI: a statement id is stored with other content; send a new statement",
     "rate-limited": "wait `Retry-After` seconds, then resend",
     "stream-unavailable": "wait `Retry-After` seconds, resend the events not `accepted`",
     "storage-share-exhausted": "do not resend: ask the operators to raise the share",
@@ -89,8 +91,9 @@ contract's whole vocabulary, including rules that come with other work (`duplica
 {codes}
 
 Rejections read back later (`GET /v1/rejections`) carry the same codes: a door refusal its
-own, a dead letter the code of the contract's verdict on the same bytes (`invalid` where a
-service refused an event the contract accepts, e.g. one it could not apply).
+own, a dead letter the code of the contract's verdict on the same bytes (`reused-id` for an
+id its trust already used for another event, as the gateway answers it; `invalid` where a
+service refused an event the contract accepts for another reason, e.g. one it could not apply).
 """
 
 

@@ -41,6 +41,7 @@ TITLES: dict[str, str] = {
     "too-large": "The request is over a limit",
     "unsupported-media-type": "The Content-Type is not accepted",
     "events-rejected": "Not every event was stored",
+    "id-conflict": "An id is already stored with other content",
     "rate-limited": "Too many requests",
     "stream-unavailable": "The event stream is unreachable",
     "storage-share-exhausted": "The trust's storage share is full",

@@ -138,7 +138,20 @@ def start_servers(data_dir: Path) -> tuple[Settings, list[Managed]]:
         env_updates["IBEST_CLINICIAN_KEY_FILE"] = str(local_clinician_key(data_dir / "secrets"))
         _say(f"  programme key (local only): {env_updates['IBEST_CLINICIAN_KEY_FILE']}")
     os.environ.update(env_updates)
-    return Settings(), procs
+    settings = Settings()
+    if "IBEST_FORMS_BASE_URL" not in os.environ:
+        # The links, QR codes and letters the forms (and notifications' emails) carry must
+        # reach the forms where this stack serves them, on IBEST_FORMS_PORT if it is set.
+        os.environ["IBEST_FORMS_BASE_URL"] = local_forms_url(settings)
+    return settings, procs
+
+
+def local_forms_url(settings: Settings) -> str:
+    """Where the local stack serves the forms (IBEST_FORMS_BASE_URL unless it is set)."""
+    return os.environ.get(
+        "IBEST_FORMS_BASE_URL",
+        f"http://{settings.http_host}:{registry.port_of(settings, 'forms')}",
+    )
 
 
 def local_id_key(data_dir: Path) -> Path:
@@ -240,7 +253,7 @@ def up(data_dir: Path, demo: bool = False, via: str = "nats") -> int:
 def _run_demo(settings: Settings, via: str = "nats") -> None:
     """Publish a small seeded rollout, so a newcomer sees figures within a minute."""
     from ibest.simulate.model import SimulationOptions
-    from ibest.simulate.runner import run_simulation
+    from ibest.simulate.runner import publish_fresh_completion, run_simulation
 
     _say("  --demo: publishing a simulated rollout (ibest simulate --help for more)...")
     options = SimulationOptions(clinicians=300, patients=200, progress=False, via=via)
@@ -253,6 +266,9 @@ def _run_demo(settings: Settings, via: str = "nats") -> None:
     )
     for line in reminder_hours_note(datetime.now(UTC)):
         _say(f"  --demo: {line}")
+    # The rollout above is dated in the past, so every survey of its clinicians has closed:
+    # one more clinician, who completed days ago, has the intention survey open now.
+    asyncio.run(publish_fresh_completion(settings, datetime.now(UTC)))
     for line in asyncio.run(forms_demo(settings)):
         _say(f"  --demo: {line}")
 
@@ -263,9 +279,7 @@ async def forms_demo(settings: Settings) -> list[str]:
     from services.forms.domain.access import KeyRuleError
     from services.forms.settings import FormsSettings
 
-    forms = FormsSettings(
-        IBEST_FORMS_BASE_URL=f"http://{settings.http_host}:{registry.port_of(settings, 'forms')}"
-    )
+    forms = FormsSettings(IBEST_FORMS_BASE_URL=local_forms_url(settings))
     async with admin(settings, forms) as (keys, links):
         # The forms learn completions from the stream: wait a little for the demo's.
         deadline = time.monotonic() + 30

@@ -360,3 +360,44 @@ def plan_rollout(options: SimulationOptions, trusts: list[Trust], modules: list[
     if not modules:
         raise ValueError("the course version has no modules")
     return _Planner(options, trusts, modules).run()
+
+
+def fresh_completion(now: datetime, modules: list[str], site: str = "RTH08") -> list[Planned]:
+    """One clinician who enrolled a week ago and completed the course days ago, so the
+    demo has a clinician whose intention survey is open now (a fixed-date rollout's surveys
+    have all closed). Same day, same ids: a second `ibest up --demo` that day adds nothing."""
+    day = now.date().isoformat()
+    ref = "c-fresh-" + hashlib.sha256(f"fresh:{day}".encode()).hexdigest()[:20]
+    midnight = datetime(now.year, now.month, now.day, tzinfo=UTC)
+    trust, start = site[:3], midnight - timedelta(days=7)
+    steps: list[tuple[ev.Payload, datetime]] = [
+        (
+            ev.ClinicianEnrolled(
+                clinician_ref=ref, profession=ev.Profession.PHYSIOTHERAPIST, course_version="1"
+            ),
+            start,
+        )
+    ]
+    for i, module in enumerate(modules):
+        at = start + timedelta(hours=2 + 12 * i)
+        steps.append((ev.ModuleStarted(clinician_ref=ref, module_id=module), at))
+        steps.append(
+            (
+                ev.ModuleCompleted(clinician_ref=ref, module_id=module, quiz_score=90.0),
+                at + timedelta(hours=1),
+            )
+        )
+    out = []
+    for n, (payload, at) in enumerate(steps):
+        event = new_event(
+            payload,
+            trustcode=trust,
+            sitecode=site,
+            time=at,
+            source=SOURCE.format(trust=trust),
+            event_id=uuid.uuid5(NAMESPACE, f"fresh:{day}:{n}"),
+        )
+        out.append(
+            Planned(at, event.subject, event.to_json(), str(event.id), event.event_type.name)
+        )
+    return out

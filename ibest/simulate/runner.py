@@ -8,6 +8,7 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -17,7 +18,14 @@ from nats.js import JetStreamContext
 from ibest import registry
 from ibest.backbone.connect import connect_nats
 from ibest.backbone.settings import Settings
-from ibest.simulate.model import FALLBACK_MODULES, Plan, Planned, SimulationOptions, plan_rollout
+from ibest.simulate.model import (
+    FALLBACK_MODULES,
+    Plan,
+    Planned,
+    SimulationOptions,
+    fresh_completion,
+    plan_rollout,
+)
 from ibest.simulate.trusts import DEFAULT_TRUSTS_FILE, load_trusts
 
 CATALOGUE = Path(__file__).resolve().parents[2] / "shared" / "catalogue.json"
@@ -159,6 +167,17 @@ async def run_simulation(settings: Settings, options: SimulationOptions) -> Simu
     summary.duplicates_dropped = summary.published - summary.stored
     summary.seconds = time.monotonic() - began
     return summary
+
+
+async def publish_fresh_completion(settings: Settings, now: datetime) -> int:
+    """Publish `model.fresh_completion` through NATS as a trust would; events stored."""
+    modules, _ = course_modules(settings, "1")
+    nc = await connect_nats(settings, "simulator", user="simulator")
+    try:
+        js = nc.jetstream()
+        return sum([await _publish(js, p) for p in fresh_completion(now, modules)])
+    finally:
+        await nc.drain()
 
 
 async def _send_over_https(

@@ -25,6 +25,7 @@ from services.forms.domain.access import (
     verify_key,
 )
 from services.forms.domain.patients import (
+    REF_PREFIX,
     entry_date_problem,
     link_window,
     new_link_token,
@@ -319,8 +320,13 @@ class SiteTeams:
         problem = answers.patient_ref_problem(ref)
         if problem:
             return Refused(422, "Check the patient reference", problem)
+        made_here = ref.upper().startswith(f"{REF_PREFIX}-")
+        if made_here:  # the forms' own format, however it was typed
+            ref = ref.upper()
         trust = session.site[:3]
         found = await self.patients.get(trust, ref)
+        if found is None and made_here:  # a mistyped reference of ours: never a new patient
+            return NOT_YOUR_PATIENT
         if found is None:  # stored only once something is recorded for it
             return Patient(trust, session.site, ref, None, {})
         if found.site != session.site:

@@ -19,6 +19,7 @@ from ibest.backbone.consumer import content_digest
 from ibest.backbone.problems import name_for, problem
 from ibest.backbone.publisher import Publisher, Publishing
 from services.gateway.domain.keys import (
+    COURSE_PLATFORM,
     MAX_ACTIVE_KEYS,
     ApiKey,
     KeyRuleError,
@@ -95,6 +96,11 @@ def refusal_reply(refusal: Refusal) -> Reply:
     )
 
 
+def course_platform_of(holder: str) -> bool:
+    """Whether a key's holder is a course platform (its events name any trust)."""
+    return holder.startswith(COURSE_PLATFORM)
+
+
 def rate_limited(who: str, wait: int) -> Reply:
     return Reply(
         429,
@@ -106,8 +112,9 @@ def rate_limited(who: str, wait: int) -> Reply:
 _EVENT_PROBLEMS = {
     403: (
         "forbidden-events",
-        "this key may send only its own trust's events, and never events the platform "
-        "derives; nothing stored",
+        "this key may not send some of these events (a trust's key sends its own trust's "
+        "events, a course-platform key training events, neither the events the platform "
+        "derives); each rejected result says why; nothing stored",
     ),
     422: ("events-rejected", "not every event was stored; each rejected result says why"),
     503: (
@@ -293,10 +300,7 @@ class Gateway:
             except RecursionError:
                 verdicts.append([FieldError("event", "is nested too deeply to read", "too-deep")])
         bodies = [_stored_bytes(e, v) for e, v in zip(decoded, verdicts, strict=True)]
-        if store:
-            stored, full = await self._publish(trust, verdicts, bodies)
-        else:
-            stored, full = await self._try(trust, verdicts), set()
+        stored, full = await self._judge_by_owner(trust, verdicts, bodies, store)
         results: list[EventResult] = []
         door: list[Rejection] = []
         for i, (e, verdict) in enumerate(zip(decoded, verdicts, strict=True)):
@@ -318,6 +322,35 @@ class Gateway:
         status = summary_status(results, unavailable, bool(full))
         headers = {"Retry-After": str(self.retry_after_unavailable)} if unavailable else {}
         return results_reply(status, results, headers), results
+
+    async def _judge_by_owner(
+        self,
+        trust: str,
+        verdicts: list[AnyEvent | list[FieldError]],
+        bodies: Sequence[bytes],
+        store: bool,
+    ) -> tuple[dict[int, Status], set[int]]:
+        """Judge ids (and store, if `store`) in the id space of the trust each event belongs
+        to, the trust of its subject, as the stream's keyed Nats-Msg-Id and the consumers'
+        ledgers do: a trust key's own trust, and for a course-platform key (which sends for
+        any trust) each event's `trustcode`. Refused events stay with the key's holder."""
+        groups: dict[str, list[int]] = {}
+        for i, v in enumerate(verdicts):
+            owner = v.trustcode if course_platform_of(trust) and not isinstance(v, list) else trust
+            groups.setdefault(owner, []).append(i)
+        stored: dict[int, Status] = {}
+        full: set[int] = set()
+        for owner, where in groups.items():
+            part = [verdicts[i] for i in where]
+            if store:
+                done, refused = await self._publish(owner, part, [bodies[i] for i in where])
+            else:
+                done, refused = await self._try(owner, part), set()
+            for k, i in enumerate(where):
+                verdicts[i] = part[k]  # a reused id's verdict, judged in the part
+            stored |= {where[k]: status for k, status in done.items()}
+            full |= {where[k] for k in refused}
+        return stored, full
 
     async def _record(self, rejections: list[Rejection]) -> None:
         try:

@@ -59,6 +59,11 @@ async def test_month_4_answer_is_one_event_and_hostile_links_are_refused(
         bad = await client.post(month_4, data={**fields, "delivering": "yes", "groups": "-3"})
         assert bad.status_code == 422
         assert "There is a problem" in bad.text and "from 0 to 10000" in bad.text
+        # A number too long for Python to read: refused the same way, never a 500.
+        huge = await client.post(
+            month_4, data={**fields, "delivering": "yes", "groups": "9" * 5000}
+        )
+        assert huge.status_code == 422 and "from 0 to 10000" in huge.text
         # No CSRF token: refused.
         assert (await client.post(month_4, data={"delivering": "no"})).status_code == 403
 

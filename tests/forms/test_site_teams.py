@@ -97,6 +97,21 @@ async def test_site_team_enters_forms_and_a_patient_completes_a_link(
             r"<li><a[^<]*</a>", bad_entry.text
         )
         assert "today or in the past" in bad_entry.text
+        # A mistyped forms reference is not a new patient; the right one in lower case is.
+        typo = "FP-" + ("A" if patient[3] != "A" else "B") + patient[4:]
+        mistyped = await client.post(
+            "/site/entry", data=paper(form, typo, "baseline", today, rmdq="5"), headers=auth
+        )
+        assert mistyped.status_code == 404 and "Patient not found" in mistyped.text
+        lower = await client.get(f"/site/link?patient={patient.lower()}", headers=auth)
+        assert lower.status_code == 200
+        # A day of 30 digits: not a real date, never a 500.
+        long_day = await client.post(
+            "/site/entry",
+            data={**paper(form, patient, "baseline", today, rmdq="5"), "completed-day": "9" * 30},
+            headers=auth,
+        )
+        assert long_day.status_code == 422 and "must be a real date" in long_day.text
         # A 3-month form before any baseline: refused.
         early = await client.post(
             "/site/entry",
@@ -180,8 +195,11 @@ async def test_site_team_enters_forms_and_a_patient_completes_a_link(
         for value in ("4", "5", "9", "6"):
             page = await client.get(url)
             assert page.status_code == 200
-            out_of_range = await client.post(url, data={**hidden(page.text), "answer": "11"})
-            assert out_of_range.status_code == 422
+            for bad_answer in ("11", "9" * 5000):  # out of range, however long: never a 500
+                out_of_range = await client.post(
+                    url, data={**hidden(page.text), "answer": bad_answer}
+                )
+                assert out_of_range.status_code == 422
             r = await client.post(url, data={**hidden(page.text), "answer": value})
             assert r.status_code == 303
             url = r.headers["location"]

@@ -247,6 +247,7 @@ async def test_inputs_that_crashed_the_gateway_are_refused_plainly(
                 headers={"Authorization": auth, "Content-Type": content_type},
             )
             assert reply.status_code == 400, reply.text[:300]
+            assert reply.json()["detail"] == "the body holds a number of over 4,300 digits"
         headers = binary_headers(assessed(), auth, "application/json")
         for data in (b'{"rmdq": ' + digits.encode() + b"}", b'{"patient_ref": "\\ud800"}'):
             reply = await client.post("/v1/events", content=data, headers=headers)
@@ -286,6 +287,11 @@ async def test_unknown_keys_and_reads_are_rate_limited_per_address_and_per_key(
         assert [r.status_code for r in reads[:5]] == [200] * 5
         limited = is_problem(reads[-1], 429, "rate-limited")
         assert "RGT" in limited["detail"] and reads[-1].headers["retry-after"]
+        # The keyless xAPI route too, as GET /v1/courses.
+        other = {"X-Forwarded-For": "203.0.113.11"}
+        abouts = [await client.get("/xapi/about", headers=other) for _ in range(8)]
+        assert [r.status_code for r in abouts[:5]] == [200] * 5
+        is_problem(abouts[-1], 429, "rate-limited")
 
 
 async def test_no_5xx_from_schemathesis_over_the_committed_openapi(

@@ -241,6 +241,19 @@ async def test_an_id_reused_for_other_content_is_refused_at_the_gateway_and_on_n
     assert [(dl.consumer, dl.error) for dl in letters] == [
         ("enrolment", "id: id already used for a different event")
     ]
+    # Read back by the trust with the code the gateway gives the same refusal.
+    async with httpx.AsyncClient(base_url=gateway, headers={"Authorization": rth}) as client:
+
+        async def dead_lettered() -> list[dict[str, Any]]:
+            rows = (await client.get("/v1/rejections")).json()["rejections"]
+            return [r for r in rows if "enrolment" in r["rejected_by"]]
+
+        [row] = await wait_for(dead_lettered, 30, "the dead letter in the trust's rejections")
+    assert row["id"] == other["id"]
+    assert {(r["by"], r["field"], r["code"]) for r in row["reasons"]} == {
+        ("gateway", "id", "reused-id"),
+        ("enrolment", "id", "reused-id"),
+    }
     # A rebuild skips it too, and keeps the first.
     replayed = [e async for e in StreamHistory(js, 5).stored(["clinician.enrolled"])]
     assert [e.data.profession for e in replayed if str(e.id) == event["id"]] == ["nurse"]
@@ -320,3 +333,35 @@ async def test_a_true_duplicate_is_still_duplicate_after_the_streams_window(
         assert (await js.stream_info(EVENTS_STREAM)).state.messages == before
     stored = [e for e in await stream_events(js, "clinician.enrolled") if e["id"] == event["id"]]
     assert [e["_msg_id"] for e in stored] == [platform_msg_id(event)]
+
+
+async def test_a_course_platform_key_uses_each_trusts_id_space(
+    settings: Settings, js: JetStreamContext, gateway: str, new_key: KeyMaker
+) -> None:
+    """A course platform sends for any trust: its events' ids are judged in their trust's
+    space, as the stream and the consumers judge them. The trust reusing such an id for
+    other content is told `reused-id` at once, never a 503 "send again" that no resend mends,
+    and the validate-only sandbox says the same."""
+    platform, rth = await new_key("course-platform:fl"), await new_key("RTH")
+    ids = [str(uuid.uuid4()) for _ in range(2)]
+    sent = [enrolled("c-fl", "RTH", ids[0]), enrolled("c-fl", "RXF", ids[1])]
+    assert [r["status"] for r in await send(gateway, platform, sent)] == ["accepted"] * 2
+    assert [r["status"] for r in await send(gateway, platform, sent)] == ["duplicate"] * 2
+    own = enrolled("c-own", "RTH", ids[0])
+    async with httpx.AsyncClient(base_url=gateway) as client:
+        tried = await client.post(
+            "/v1/events/validate", json=[own], headers={"Authorization": rth, **BATCH}
+        )
+    assert tried.status_code == 422 and tried.json()["results"][0]["errors"][0]["code"] == (
+        "reused-id"
+    )
+    [refused] = await send(gateway, rth, [own], status=422)
+    assert refused["errors"] == [
+        {"field": "id", "code": "reused-id", "message": "id already used for a different event"}
+    ]
+    # Another trust's id space is its own: the same id from RKB is stored.
+    assert [
+        r["status"]
+        for r in await send(gateway, await new_key("RKB"), [enrolled("c-rkb", "RKB", ids[0])])
+    ] == ["accepted"]
+    assert len(await stream_events(js, "clinician.enrolled")) == 3

@@ -57,7 +57,8 @@ def whole_number(
     if not raw.isdigit() and not (raw.startswith("-") and raw[1:].isdigit()):
         problems.add(name, f"{what[0].upper()}{what[1:]} must be a whole number")
         return None
-    value = int(raw)
+    # Compare the length first: Python refuses to read an integer of over 4,300 digits.
+    value = int(raw) if len(raw) <= len(str(high)) + 1 else high + 1
     if not low <= value <= high:
         problems.add(name, f"{what[0].upper()}{what[1:]} must be a number from {low} to {high}")
         return None
@@ -102,7 +103,7 @@ def completion_date(fields: Fields, problems: Problems, name: str = "completed")
         return None
     try:
         return date(int(parts[2]), int(parts[1]), int(parts[0]))
-    except ValueError:
+    except (ValueError, OverflowError):  # e.g. day 31 of February, or a 30-digit day
         problems.add(name, "The date must be a real date, for example 27 3 2026")
         return None
 

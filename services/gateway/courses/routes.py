@@ -8,10 +8,12 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 
-from services.gateway.application import Gateway
+from ibest.backbone.problems import problem_responses
+from services.gateway.application import Gateway, rate_limited
 from services.gateway.courses.domain.xapi import VERSION, as_bearer
 from services.gateway.courses.statements import XapiReply, XapiStatements, problem
-from services.gateway.handlers import read_body
+from services.gateway.handlers import address_of, read_body
+from services.gateway.handlers import respond as respond_reply
 
 _PROBLEM = {"content": {"application/problem+json": {"example": {"title": "Bad Request"}}}}
 _HEADERS = {"X-Experience-API-Version": VERSION}
@@ -29,8 +31,17 @@ def respond(reply: XapiReply) -> JSONResponse:
 def routes() -> APIRouter:
     router = APIRouter(prefix="/xapi", tags=["xAPI (course platforms)"])
 
-    @router.get("/about", summary="The xAPI versions this endpoint speaks")
-    async def about() -> JSONResponse:
+    @router.get(
+        "/about",
+        summary="The xAPI versions this endpoint speaks",
+        responses=problem_responses(429),
+    )
+    async def about(request: Request) -> JSONResponse:
+        gateway: Gateway = request.app.state.service
+        # No key needed, so limited by address like every keyless route (GET /v1/courses).
+        wait = gateway.address_limiter.take(address_of(request, gateway))
+        if wait:
+            return respond_reply(rate_limited(f"address {address_of(request, gateway)}", wait))
         return JSONResponse(XapiStatements.about(), headers=_HEADERS)
 
     @router.post(
@@ -49,13 +60,13 @@ def routes() -> APIRouter:
             return respond(
                 problem(
                     503,
-                    "Service Unavailable",
+                    "unavailable",
                     "the course-platform part has no programme key (IBEST_CLINICIAN_KEY_FILE)",
                 )
             )
         body = await read_body(request)
         if not isinstance(body, bytes):
-            return respond(problem(body.status, "Content Too Large", body.detail))
+            return respond(problem(body.status, "too-large", body.detail))
         return respond(
             await statements.post(as_bearer(authorization), x_experience_api_version, body)
         )

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from ibest.backbone.problems import problem as _problem
 from ibest.backbone.publisher import Publisher, Publishing
 from services.gateway.courses.domain.learners import learner_key
 from services.gateway.courses.domain.progress import fact_event
@@ -47,18 +48,12 @@ class XapiReply:
 
 
 def problem(
-    status: int, title: str, detail: str, errors: Sequence[dict[str, str]] = ()
+    status: int, name: str, detail: str, errors: Sequence[dict[str, str]] = ()
 ) -> XapiReply:
-    """RFC 9457 problem details, with `errors[]` of field, code and message."""
-    body: dict[str, Any] = {
-        "type": "about:blank",
-        "title": title,
-        "status": status,
-        "detail": detail,
-    }
-    if errors:
-        body["errors"] = list(errors)
-    return XapiReply(status, body, problem=True)
+    """RFC 9457 problem details in the shape of every other API of the platform (`type`
+    `urn:ibest:problem:<name>`, `title`, `code`; ibest.backbone.problems), with `errors[]` of
+    field, code and message where statements are at fault."""
+    return XapiReply(status, _problem(status, name, detail, list(errors) or None), problem=True)
 
 
 MAX_STATEMENTS = 500
@@ -96,11 +91,11 @@ class XapiStatements:
         """Authenticate, check, then store the statements all or nothing."""
         key = await self.authenticate(authorization)
         if not isinstance(key, ApiKey):
-            return XapiReply(key.status, key.body, key.headers)
+            return XapiReply(key.status, key.body, key.headers, problem=True)
         if key.course_platform is None:
             return problem(
                 403,
-                "Forbidden",
+                "forbidden",
                 "xAPI statements are accepted only with a course-platform key (`ibest gateway "
                 "keys create --course-platform NAME`); a trust key sends CloudEvents to /v1/events",
                 [
@@ -114,13 +109,15 @@ class XapiStatements:
         if not (version or "").strip().startswith("1.0"):
             return problem(
                 400,
-                "Bad Request",
+                "invalid-request",
                 "the X-Experience-API-Version header is required (1.0.x, e.g. 1.0.3)",
                 [
                     {
                         "field": "X-Experience-API-Version",
                         "code": "version-required",
-                        "message": f"is {version!r}; send 1.0.3",
+                        "message": f"is {version!r}; send 1.0.3"
+                        if version
+                        else "is missing; send 1.0.3",
                     }
                 ],
             )
@@ -128,7 +125,7 @@ class XapiStatements:
         if wait:
             reply = problem(
                 429,
-                "Too Many Requests",
+                "rate-limited",
                 f"{key.trust} is over its request rate; retry after {wait}s",
             )
             reply.headers["Retry-After"] = str(wait)
@@ -141,7 +138,7 @@ class XapiStatements:
         except (UnicodeDecodeError, ValueError, RecursionError) as exc:
             return problem(
                 400,
-                "Bad Request",
+                "unreadable-body",
                 f"the body is not JSON: {exc}",
                 [{"field": "body", "code": "not-json", "message": str(exc)}],
             )
@@ -149,7 +146,7 @@ class XapiStatements:
         if not raw or len(raw) > MAX_STATEMENTS:
             return problem(
                 400,
-                "Bad Request",
+                "invalid-request",
                 f"send 1 to {MAX_STATEMENTS} statements",
                 [{"field": "body", "code": "batch-size", "message": f"{len(raw)} statements"}],
             )
@@ -178,7 +175,7 @@ class XapiStatements:
             self.metrics.statements(platform, "refused", len(raw))
             return problem(
                 400,
-                "Bad Request",
+                "invalid-request",
                 f"{len(errors)} of {len(raw)} statements are invalid; none stored",
                 errors,
             )
@@ -191,7 +188,7 @@ class XapiStatements:
             if first.setdefault(s.id, s).digest != s.digest:
                 return problem(
                     400,
-                    "Bad Request",
+                    "invalid-request",
                     "one id, two statements in this request",
                     [
                         {
@@ -206,7 +203,7 @@ class XapiStatements:
         if conflicts:
             return problem(
                 409,
-                "Conflict",
+                "id-conflict",
                 "a statement with this id is stored with other content; nothing stored",
                 [
                     {
@@ -263,7 +260,7 @@ class XapiStatements:
             self.metrics.statements(platform, "refused", len(read))
             return problem(
                 400,
-                "Bad Request",
+                "invalid-request",
                 "the events these statements make are refused; none stored",
                 errors,
             )
@@ -271,7 +268,7 @@ class XapiStatements:
         if any(o is None for o in outcomes):
             return problem(
                 503,
-                "Service Unavailable",
+                "stream-unavailable",
                 "the event stream did not acknowledge "
                 "every statement; send the request again (safe)",
             )

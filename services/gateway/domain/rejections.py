@@ -18,7 +18,14 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from shared.envelope import BY_CE_TYPE, SUBJECT_PREFIX, ContractError, FieldError, parse_event
+from shared.envelope import (
+    BY_CE_TYPE,
+    REUSED_ID,
+    SUBJECT_PREFIX,
+    ContractError,
+    FieldError,
+    parse_event,
+)
 from shared.identifiers import TRUST_CODE_PATTERN
 
 GATEWAY = "gateway"
@@ -32,6 +39,10 @@ H_SUBJECT = "Ibest-Dlq-Subject"
 _TRUST = re.compile(TRUST_CODE_PATTERN)
 _NEXT_FIELD = re.compile(r"; (?=[A-Za-z_][\w.]*: )")
 _FIELD_RULE = re.compile(r"^([A-Za-z_][\w.]*): (.+)$", re.DOTALL)
+CONSUMER_RULES = {(REUSED_ID.field, REUSED_ID.rule): REUSED_ID.code}
+"""Rules consumers judge beyond the contract's verdict on the bytes (a reused id is judged
+against their ledgers): a dead letter with that reason carries the rule's code, the one the
+gateway answers for the same refusal."""
 MAX_FIELD_CHARS = 128
 MAX_MESSAGE_CHARS = 500
 MAX_REASONS = 20
@@ -171,7 +182,8 @@ def reasons_from_text(
     for part in parts:
         match = _FIELD_RULE.match(part)
         field, message = (match.group(1), match.group(2)) if match else ("event", part)
-        errors.append(FieldError(field, message, (codes or {}).get(field, "invalid")))
+        code = (codes or {}).get(field) or CONSUMER_RULES.get((field, message), "invalid")
+        errors.append(FieldError(field, message, code))
     return bounded_reasons(by, errors)
 
 

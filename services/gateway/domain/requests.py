@@ -224,6 +224,8 @@ def _json(body: bytes, decoder: json.JSONDecoder = _DECODER) -> Any:
     except RepeatedKey:  # a strict decoder's verdict, for the caller to judge
         raise
     except ValueError as exc:  # not JSON, or an integer of over 4,300 digits
+        if "integer string conversion" in str(exc):  # Python's text advises a Python call
+            return Refusal(400, "the body holds a number of over 4,300 digits")
         return Refusal(400, f"the body is not JSON: {str(exc)[:200]}")
     except RecursionError:
         return Refusal(400, "the body is not JSON this service can read: nested too deeply")

@@ -150,6 +150,14 @@ async def test_statements_from_a_course_platform_key_all_or_nothing(
         assert conflict.status_code == 409
         assert conflict.headers["content-type"] == "application/problem+json"
         assert conflict.json()["errors"][0]["code"] == "id-conflict"
+        # The platform's one problem shape (docs/errors.md), as on /v1/events.
+        assert conflict.json()["type"] == "urn:ibest:problem:id-conflict"
+        assert conflict.json()["code"] == "id-conflict"
+        for auth in ({}, {"Authorization": "Basic eDp5"}):
+            unknown = await http.post("/xapi/statements", json=moved, headers={**auth, **HEADERS})
+            assert unknown.status_code == 401
+            assert unknown.headers["content-type"] == "application/problem+json"
+            assert unknown.json()["code"] in ("no-key", "unknown-key")
 
         # One invalid statement refuses the request, naming its position and reason.
         completed = statement(
@@ -164,17 +172,22 @@ async def test_statements_from_a_course_platform_key_all_or_nothing(
         assert refused.status_code == 400
         [error] = refused.json()["errors"]
         assert error["field"] == "statements[1].timestamp" and error["code"] == "timestamp-required"
+        # A time before year 1 in UTC: a 400 naming it, never a 500.
+        early = {**completed, "timestamp": "0001-01-01T00:00:00+01:00"}
+        refused = await http.post("/xapi/statements", json=early, headers=bearer)
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["errors"][0]["code"] == "not-a-time"
         no_id = {k: v for k, v in completed.items() if k != "id"}
         refused = await http.post("/xapi/statements", json=no_id, headers=bearer)
         assert (
             refused.status_code == 400
             and "id is required" in refused.json()["errors"][0]["message"]
         )
-        assert (
-            await http.post(
-                "/xapi/statements", json=completed, headers={"Authorization": f"Bearer {token}"}
-            )
-        ).status_code == 400
+        unversioned = await http.post(
+            "/xapi/statements", json=completed, headers={"Authorization": f"Bearer {token}"}
+        )
+        assert unversioned.status_code == 400
+        assert unversioned.json()["errors"][0]["message"] == "is missing; send 1.0.3"
         assert await stored_events(js) == 2
 
         # Valid xAPI the programme does not count: acknowledged, counted, listed as ignored.
@@ -202,6 +215,7 @@ async def test_statements_from_a_course_platform_key_all_or_nothing(
             headers={"Authorization": f"Bearer {trust_token}", **HEADERS},
         )
         assert forbidden.status_code == 403
+        assert forbidden.json()["type"] == "urn:ibest:problem:forbidden"
         events = [
             cloud_event(
                 "module.started",
@@ -220,7 +234,10 @@ async def test_statements_from_a_course_platform_key_all_or_nothing(
             "patient.assessed",
             {"patient_ref": "p-1", "timepoint": "baseline", "measures": {"rmdq": 3}},
         )
-        assert (await http.post("/v1/events", json=[patient], headers=ce)).status_code == 403
+        not_training = await http.post("/v1/events", json=[patient], headers=ce)
+        assert not_training.status_code == 403
+        # Said as it applies to a course platform, not "only its own trust's events".
+        assert "a course-platform key training events" in not_training.json()["detail"]
     assert await dead_letters(js) == []
 
 

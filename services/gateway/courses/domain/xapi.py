@@ -144,7 +144,12 @@ def _timestamp(stamp: object) -> datetime:
         raise StatementError(
             "timestamp", "no-time-zone", f"timestamp {stamp!r} needs a time zone (e.g. Z)"
         )
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00, before year 1 in UTC
+        raise StatementError(
+            "timestamp", "not-a-time", f"timestamp {stamp!r} is out of range"
+        ) from None
 
 
 def _actor(actor: dict[str, Any]) -> tuple[str, str] | None:
