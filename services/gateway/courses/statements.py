@@ -62,7 +62,7 @@ def problem(
 
 
 MAX_STATEMENTS = 500
-Authenticate = Callable[[str | None], Awaitable[ApiKey | Any]]
+Authenticate = Callable[[str | None, str], Awaitable[ApiKey | Any]]
 
 
 class XapiStatements:
@@ -92,9 +92,12 @@ class XapiStatements:
     def about() -> dict[str, Any]:
         return {"version": [VERSION]}
 
-    async def post(self, authorization: str | None, version: str | None, body: bytes) -> XapiReply:
-        """Authenticate, check, then store the statements all or nothing."""
-        key = await self.authenticate(authorization)
+    async def post(
+        self, authorization: str | None, version: str | None, body: bytes, address: str = ""
+    ) -> XapiReply:
+        """Authenticate (a request without a valid key is charged to its client `address`),
+        check, then store the statements all or nothing."""
+        key = await self.authenticate(authorization, address)
         if not isinstance(key, ApiKey):
             return XapiReply(key.status, key.body, key.headers)
         if key.course_platform is None:
