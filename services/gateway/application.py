@@ -512,12 +512,21 @@ class Gateway:
             },
         )
 
+    def admit(self, address: str) -> Reply | None:
+        """A request no key covers (the catalogue, OpenAPI, health, metrics, any other path):
+        one token from its address's bucket; None to go on, else the 429 (counted as
+        `trust=""`)."""
+        started = self.timer()
+        wait = self.address_limiter.take(address)
+        if not wait:
+            return None
+        reply = rate_limited(f"address {address or '(unknown)'}", wait)
+        self.metrics.observe("", reply.status, [], self.timer() - started)
+        return reply
+
     def courses(self, address: str) -> Reply:
         """The course catalogue (reference data, no key needed; rate-limited by address)."""
-        wait = self.address_limiter.take(address)
-        if wait:
-            return rate_limited(f"address {address or '(unknown)'}", wait)
-        return Reply(200, catalogue().as_json())
+        return self.admit(address) or Reply(200, catalogue().as_json())
 
 
 _WHOLE_REFUSALS = frozenset({400, 403, 413, 415})

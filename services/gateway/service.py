@@ -11,6 +11,7 @@ from services.gateway.courses import routes as xapi
 from services.gateway.courses.settings import CourseSettings
 from services.gateway.declaration import DECLARATION
 from services.gateway.settings import GatewaySettings
+from services.gateway.unkeyed import limit_unkeyed_paths
 
 
 def routes() -> APIRouter:
@@ -56,6 +57,7 @@ def build_spec(
         "batched or binary mode) with their API key, and read their rejected "
         "events (docs/integrating.md); course platforms send xAPI statements "
         "(docs/course-platform.md).",
+        app_setup=limit_unkeyed_paths,
     )
 
 

@@ -26,16 +26,20 @@ class GatewaySettings(BaseSettings):
     )
     address_rate_per_second: float = Field(
         default=5.0,
-        gt=0,
+        ge=1 / 15,
         alias="IBEST_GATEWAY_ADDRESS_RATE",
         description="Requests per second a client address may make without a valid key, or "
-        "refused whole (401, 400, 403, 413, 415), and to GET /v1/courses (sustained).",
+        "refused whole (401, 400, 403, 413, 415), and to every path no key covers (GET "
+        "/v1/courses, /docs, /openapi.json, /healthz, /readyz, /metrics, /xapi/about, unknown "
+        "paths) (sustained). At least one per 15 s, so a Prometheus scrape every 15 s from "
+        "one address is never limited.",
     )
     address_burst: int = Field(
         default=20,
-        ge=1,
+        ge=2,
         alias="IBEST_GATEWAY_ADDRESS_BURST",
-        description="Such requests a client address may make at once before its rate applies.",
+        description="Such requests a client address may make at once before its rate applies "
+        "(at least 2, so a scrape that comes a little early still finds a token).",
     )
     trusted_proxies: str = Field(
         default="127.0.0.1/32,::1/128",

@@ -49,7 +49,14 @@ async def test_nats_stopped_gives_503_and_nothing_reported_accepted_is_missing(
         await ensure_streams(admin_nc.jetstream(), own, consumers())
         auth = {"Authorization": await new_key("RTH"), **BATCH}
         before, during = started(5), started(40)
-        spec = build_spec(GatewaySettings(IBEST_GATEWAY_PUBLISH_TIMEOUT=1))
+        # /readyz is polled 20 times a second below: an address budget that does not run out
+        spec = build_spec(
+            GatewaySettings(
+                IBEST_GATEWAY_PUBLISH_TIMEOUT=1,
+                IBEST_GATEWAY_ADDRESS_RATE=10_000,
+                IBEST_GATEWAY_ADDRESS_BURST=10_000,
+            )
+        )
         async with (
             running_service(spec, own) as base,
             httpx.AsyncClient(base_url=base, headers=auth, timeout=30) as client,

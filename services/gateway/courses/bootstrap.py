@@ -56,6 +56,7 @@ async def build(
             key,
             clock,
             gateway.limiter.take,
+            gateway.address_limiter.take,
         )
         if key
         else None

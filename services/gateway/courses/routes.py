@@ -9,11 +9,11 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 
 from ibest.backbone.problems import problem_responses
-from services.gateway.application import Gateway, rate_limited
+from services.gateway.application import Gateway
 from services.gateway.courses.domain.xapi import VERSION, as_bearer
 from services.gateway.courses.statements import XapiReply, XapiStatements, problem
 from services.gateway.handlers import address_of, read_body
-from services.gateway.handlers import respond as respond_reply
+from services.gateway.handlers import respond as answer
 
 _PROBLEM = {"content": {"application/problem+json": {"example": {"title": "Bad Request"}}}}
 _HEADERS = {"X-Experience-API-Version": VERSION}
@@ -37,11 +37,7 @@ def routes() -> APIRouter:
         responses=problem_responses(429),
     )
     async def about(request: Request) -> JSONResponse:
-        gateway: Gateway = request.app.state.service
-        # No key needed, so limited by address like every keyless route (GET /v1/courses).
-        wait = gateway.address_limiter.take(address_of(request, gateway))
-        if wait:
-            return respond_reply(rate_limited(f"address {address_of(request, gateway)}", wait))
+        # No key needed: limited by address with every keyless path (services/gateway/unkeyed.py).
         return JSONResponse(XapiStatements.about(), headers=_HEADERS)
 
     @router.post(
@@ -55,7 +51,14 @@ def routes() -> APIRouter:
         x_experience_api_version: Annotated[str | None, Header()] = None,
     ) -> JSONResponse:
         gateway: Gateway = request.app.state.service
+        address = address_of(request, gateway)
         statements: XapiStatements | None = gateway.xapi
+        body = await read_body(request) if statements is not None else b""
+        if statements is None or not isinstance(body, bytes):
+            # refused before any key is read: charged to the address, as a request without one
+            limited = gateway.admit(address)
+            if limited is not None:
+                return answer(limited)
         if statements is None:
             return respond(
                 problem(
@@ -64,11 +67,10 @@ def routes() -> APIRouter:
                     "the course-platform part has no programme key (IBEST_CLINICIAN_KEY_FILE)",
                 )
             )
-        body = await read_body(request)
         if not isinstance(body, bytes):
             return respond(problem(body.status, "too-large", body.detail))
         return respond(
-            await statements.post(as_bearer(authorization), x_experience_api_version, body)
+            await statements.post(as_bearer(authorization), x_experience_api_version, body, address)
         )
 
     return router

@@ -57,7 +57,7 @@ def problem(
 
 
 MAX_STATEMENTS = 500
-Authenticate = Callable[[str | None], Awaitable[ApiKey | Any]]
+Authenticate = Callable[[str | None, str], Awaitable[ApiKey | Any]]
 
 
 class XapiStatements:
@@ -76,22 +76,36 @@ class XapiStatements:
         key: bytes,
         clock: Clock,
         limit: Callable[[str], int] = lambda _: 0,
+        charge: Callable[[str], int] = lambda _: 0,
     ) -> None:
         """`limit`: seconds the key's holder must wait before another request (0: go on);
-        the gateway's rate limiter, so a course platform has one rate for both doors."""
+        the gateway's rate limiter, so a course platform has one rate for both doors.
+        `charge`: takes a token from a client address (the gateway's per-address limiter),
+        for a request refused whole, as `/v1` does."""
         self.authenticate, self.learners, self.statements = authenticate, learners, statements
         self.rejections, self.stream, self.metrics = rejections, stream, metrics
         self.catalogue, self.key, self.clock, self.limit = catalogue, key, clock, limit
+        self.charge = charge
 
     @staticmethod
     def about() -> dict[str, Any]:
         return {"version": [VERSION]}
 
-    async def post(self, authorization: str | None, version: str | None, body: bytes) -> XapiReply:
-        """Authenticate, check, then store the statements all or nothing."""
-        key = await self.authenticate(authorization)
+    async def post(
+        self, authorization: str | None, version: str | None, body: bytes, address: str = ""
+    ) -> XapiReply:
+        """Authenticate (a request without a valid key is charged to its client `address`),
+        check, then store the statements all or nothing; a request refused whole with a valid
+        key (400, 403) is charged to the address too."""
+        key = await self.authenticate(authorization, address)
         if not isinstance(key, ApiKey):
             return XapiReply(key.status, key.body, key.headers, problem=True)
+        reply = await self._post(key, version, body)
+        if reply.status in (400, 403):
+            self.charge(address)
+        return reply
+
+    async def _post(self, key: ApiKey, version: str | None, body: bytes) -> XapiReply:
         if key.course_platform is None:
             return problem(
                 403,
