@@ -53,7 +53,11 @@ def test_ibest_up_starts_everything_and_stops_cleanly_on_ctrl_c(tmp_path: Path) 
             proc.send_signal(signal.SIGINT)
             assert proc.wait(120) == 0, out.read_text()
         finally:
-            if proc.poll() is None:
-                proc.kill()
+            if proc.poll() is None:  # a failed check: stop it as an operator would, so its
+                proc.send_signal(signal.SIGINT)  # servers and services stop with it
+                try:
+                    proc.wait(60)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
     text = out.read_text()
     assert "stopped nats" in text and "stopped mongodb" in text
