@@ -20,6 +20,8 @@ import uvicorn
 from fastapi import FastAPI
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
 
 from ibest.backbone.clock import Clock, utc_now
 from ibest.backbone.deadletters import DeadLetter, list_dead_letters
@@ -61,6 +63,19 @@ async def wait_for(
             return last
         await asyncio.sleep(0.05)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+
+
+@asynccontextmanager
+async def scratch_database(mongodb_url: str, suffix: str) -> AsyncIterator[AsyncDatabase[Any]]:
+    """A database of its own for one test on the suite's real server (`t<random>_<suffix>`),
+    dropped afterwards: what the contract tests run a port's real adapter on."""
+    client: AsyncMongoClient[Any] = AsyncMongoClient(mongodb_url, tz_aware=True)
+    name = f"t{uuid.uuid4().hex[:10]}_{suffix}"
+    try:
+        yield client[name]
+    finally:
+        await client.drop_database(name)
+        await client.close()
 
 
 @asynccontextmanager

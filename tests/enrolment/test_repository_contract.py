@@ -7,15 +7,12 @@ the contact email and its erasure, a fact renamed to its redacted copy's id, the
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient
 
 from ibest.backbone.concurrency import ConcurrentUpdate
-from ibest.backbone.document import Document
 from ibest.backbone.outbox_values import OutboxEntry
 from services.enrolment.adapters.repository import MongoClinicianRepository
 from services.enrolment.domain.record import apply_event
@@ -23,7 +20,7 @@ from services.enrolment.ports import Change, ClinicianRepository
 from shared.catalogue import catalogue
 from shared.envelope import parse_event
 from tests.fakes.enrolment import FakeClinicianRepository
-from tests.harness import ID_KEY, cloud_event
+from tests.harness import ID_KEY, cloud_event, scratch_database
 
 
 @pytest.fixture(params=["fake", "mongo"])
@@ -31,15 +28,10 @@ async def repo(request: pytest.FixtureRequest, mongodb_url: str) -> AsyncIterato
     if request.param == "fake":
         yield FakeClinicianRepository()
         return
-    client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_url, tz_aware=True)
-    name = f"t{uuid.uuid4().hex[:10]}_enrolment"
-    real = MongoClinicianRepository(client[name])
-    await real.create_indexes()
-    try:
+    async with scratch_database(mongodb_url, "enrolment") as db:
+        real = MongoClinicianRepository(db)
+        await real.create_indexes()
         yield real
-    finally:
-        await client.drop_database(name)
-        await client.close()
 
 
 def enrolled(ref: str, rev: int | None) -> Change:

@@ -22,6 +22,7 @@ from services.gateway.domain.keys import ApiKey
 from services.gateway.domain.rejections import Reason, Rejection
 from services.gateway.ports import IdLedger, KeyStore, RejectionStore
 from tests.fakes.gateway import FakeIdLedger, FakeKeyStore, FakeRejectionStore
+from tests.harness import scratch_database
 
 T0 = datetime(2026, 2, 2, 10, 0, tzinfo=UTC)
 
@@ -33,16 +34,11 @@ async def stores(
     if request.param == "fake":
         yield FakeKeyStore(), FakeRejectionStore()
         return
-    client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_url, tz_aware=True)
-    name = f"t{uuid.uuid4().hex[:10]}_gateway"
-    keys, rejections = MongoKeyStore(client[name]), MongoRejectionStore(client[name], 30)
-    await keys.create_indexes()
-    await rejections.create_indexes()
-    try:
+    async with scratch_database(mongodb_url, "gateway") as db:
+        keys, rejections = MongoKeyStore(db), MongoRejectionStore(db, 30)
+        await keys.create_indexes()
+        await rejections.create_indexes()
         yield keys, rejections
-    finally:
-        await client.drop_database(name)
-        await client.close()
 
 
 def key(key_id: str, trust: str = "RTH", minutes: int = 0) -> ApiKey:

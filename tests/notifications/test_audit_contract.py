@@ -5,18 +5,16 @@ it (the pattern of tests/reporting/test_store.py)."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient
 
 from ibest.backbone.audit import Actor, AuditLog
-from ibest.backbone.document import Document
 from services.notifications.ports import AuditTrail
 from tests.fakes.audit import FakeAuditTrail
+from tests.harness import scratch_database
 
 T0 = datetime(2026, 2, 2, 10, 0, tzinfo=UTC)
 
@@ -26,13 +24,8 @@ async def trail(request: pytest.FixtureRequest, mongodb_url: str) -> AsyncIterat
     if request.param == "fake":
         yield FakeAuditTrail()
         return
-    client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_url, tz_aware=True)
-    name = f"t{uuid.uuid4().hex[:10]}_audit"
-    try:
-        yield AuditLog(client[name], lambda: T0)
-    finally:
-        await client.drop_database(name)
-        await client.close()
+    async with scratch_database(mongodb_url, "audit") as db:
+        yield AuditLog(db, lambda: T0)
 
 
 async def test_a_change_is_recorded_with_who_asked_and_what(trail: AuditTrail) -> None:

@@ -11,13 +11,11 @@ statuses: every method of the port."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient
 
 from ibest.backbone.document import Document
 from services.notifications.adapters.repository import MongoNotificationsRepository
@@ -25,6 +23,7 @@ from services.notifications.domain.batch import ClinicianChange, PatientChange, 
 from services.notifications.domain.status import PENDING, SENDING, SENT
 from services.notifications.ports import NotificationsRepository
 from tests.fakes.notifications import FakeNotificationsRepository
+from tests.harness import scratch_database
 
 T0 = datetime(2026, 2, 2, 10, 0, tzinfo=UTC)
 LEASE = timedelta(minutes=5)
@@ -35,15 +34,10 @@ async def repo(request: pytest.FixtureRequest, mongodb_url: str) -> AsyncIterato
     if request.param == "fake":
         yield FakeNotificationsRepository()
         return
-    client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_url, tz_aware=True)
-    name = f"t{uuid.uuid4().hex[:10]}_notifications"
-    real = MongoNotificationsRepository(client[name])
-    await real.ensure_indexes()
-    try:
+    async with scratch_database(mongodb_url, "notifications") as db:
+        real = MongoNotificationsRepository(db)
+        await real.ensure_indexes()
         yield real
-    finally:
-        await client.drop_database(name)
-        await client.close()
 
 
 def fields(minutes: int, ref: str = "c1") -> Document:

@@ -5,13 +5,11 @@ does (the pattern of tests/reporting/test_store.py)."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient
 
 from ibest.backbone.concurrency import ConcurrentUpdate
 from ibest.backbone.document import Document
@@ -23,6 +21,7 @@ from services.outcomes.ports import Commit, Loaded, OutcomesRepository
 from shared.followup import Timepoint
 from shared.measures import Measure
 from tests.fakes.outcomes import FakeOutcomesRepository
+from tests.harness import scratch_database
 
 T0 = datetime(2026, 2, 2, 10, 0, tzinfo=UTC)
 
@@ -32,15 +31,10 @@ async def repo(request: pytest.FixtureRequest, mongodb_url: str) -> AsyncIterato
     if request.param == "fake":
         yield FakeOutcomesRepository()
         return
-    client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_url, tz_aware=True)
-    name = f"t{uuid.uuid4().hex[:10]}_outcomes"
-    real = MongoOutcomesRepository(client[name])
-    await real.create_indexes()
-    try:
+    async with scratch_database(mongodb_url, "outcomes") as db:
+        real = MongoOutcomesRepository(db)
+        await real.create_indexes()
         yield real
-    finally:
-        await client.drop_database(name)
-        await client.close()
 
 
 def assessment(event_id: str, ref: str, timepoint: Timepoint, minutes: int = 0) -> Assessment:
