@@ -77,7 +77,7 @@ async def test_the_sliced_snapshot_is_the_whole_render_and_lets_requests_in() ->
     other = asyncio.ensure_future(another_request())
     await asyncio.sleep(0)
     started = ticks
-    slices = Slices(seconds=0)  # give the loop back at every step
+    slices = Slices(seconds=0, rest=0)  # give the loop back at every step
     levels, last_event = await metric_levels(reports, slices)
     text = await sliced_exposition(levels, last_event, slices)
     served = ticks - started
