@@ -6,6 +6,7 @@ Input is checked first (checks.py): only validated parameters form cache keys.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from ibest.backbone.audit import AuditLog
@@ -19,7 +20,7 @@ from services.reporting.checks import (
     check_trust,
 )
 from services.reporting.domain.disclosure import control_count, funnel_bases, funnel_national
-from services.reporting.domain.figures import Figures
+from services.reporting.domain.figures import Figures, Summary
 from services.reporting.domain.funnel import (
     COMPARISON_FIGURES,
     FUNNEL_FIGURES,
@@ -223,24 +224,36 @@ class Reporting:
 
 
 async def metric_levels(
-    reporting: Reporting, slices: Slices | None = None
+    reporting: Reporting,
+    slices: Slices | None = None,
+    known: dict[str, tuple[Summary, date, Figures]] | None = None,
 ) -> tuple[list[tuple[dict[str, str], Figures]], float | None]:
     """Figures at every level as /metrics exports them: national exact, the rest controlled.
 
     The national and trust figures are the view's own (shared with the report answers);
     each site's are computed here, a trust at a time, pausing between trusts (`slices`) so
-    that requests are served while the snapshot is recomputed."""
+    that requests are served while the snapshot is recomputed. `known` keeps each site's
+    summary and figures from the previous snapshot: a site whose summary is unchanged (most,
+    after a batch) keeps its figures on the same day."""
     slices = slices or Slices()
     v = await reporting.view()
     await v.prepare_trusts(slices)
     levels: list[tuple[dict[str, str], Figures]] = [({}, v.national_figures(raw=False))]
     await slices.pause()
     trusts = v.trust_figures(raw=False)
+    fresh: dict[str, tuple[Summary, date, Figures]] = {}
     for trust, summaries in v.by_trust().items():
         await slices.pause()
         levels.append(({"trust": trust}, trusts[trust]))
         for s in sorted(summaries, key=lambda s: str(s["site"])):
-            levels.append(
-                ({"trust": trust, "site": s["site"]}, v.figures([s], raw=False, site=True))
-            )
+            before = (known or {}).get(s["site"])
+            if before is not None and before[1] == v.today and before[0] == s:
+                figures = before[2]
+            else:
+                figures = v.figures([s], raw=False, site=True)
+            fresh[s["site"]] = (s, v.today, figures)
+            levels.append(({"trust": trust, "site": s["site"]}, figures))
+    if known is not None:
+        known.clear()
+        known.update(fresh)
     return levels, None if v.as_of is None else v.as_of.timestamp()

@@ -85,3 +85,27 @@ async def test_the_sliced_snapshot_is_the_whole_render_and_lets_requests_in() ->
     assert text == exposition(levels, last_event)
     assert b"# HELP ibest_clinicians_enrolled " in text and text.count(b"# TYPE ") > 10
     assert served >= len(levels), "the loop ran other work between the snapshot's levels"
+
+
+async def test_the_snapshot_after_a_change_renders_only_what_changed_and_all_of_it() -> None:
+    store = FakeGenerationStore()
+    service = ReportingService(store)
+    await service.apply_many(EVENTS)
+    reports = Reporting(store, Clock(), [])
+    sites: dict[str, Any] = {}
+    rendered: dict[Any, Any] = {}
+    levels, last_event = await metric_levels(reports, Slices(), sites)
+    await sliced_exposition(levels, last_event, Slices(), rendered)
+    before_sites, before_rendered = dict(sites), dict(rendered)
+    await service.apply(ds.parsed(ds._enrol("c-new", "doctor", "RTH08", ds.LATEST)))
+    levels, last_event = await metric_levels(reports, Slices(), sites)
+    text = await sliced_exposition(levels, last_event, Slices(), rendered)
+    fresh_levels, fresh_last = await metric_levels(Reporting(store, Clock(), []))
+    assert levels == fresh_levels
+    assert text == exposition(fresh_levels, fresh_last)
+    # RXF's sites kept their figures and their text; RTH08 and RTH itself were redone.
+    rxf = next(site for site in sites if site.startswith("RXF"))
+    assert sites[rxf][2] is before_sites[rxf][2]
+    assert rendered[(("trust", "RXF"),)][1] is before_rendered[(("trust", "RXF"),)][1]
+    assert sites["RTH08"][2] is not before_sites["RTH08"][2]
+    assert rendered[(("trust", "RTH"),)][1] != before_rendered[(("trust", "RTH"),)][1]

@@ -156,8 +156,30 @@ def _render(families: list[Metric]) -> bytes:
     return generate_latest(registry)
 
 
+Rendered = list[tuple[str, str, list[str]]]
+"""A level's samples as text: per family, its name, its `# HELP` and `# TYPE` lines and its
+sample lines."""
+
+
+def _rendered(families: dict[str, GaugeMetricFamily]) -> Rendered:
+    """prometheus_client's own rendering of a few families, split back into families."""
+    out: Rendered = []
+    for line in _render(list(families.values())).decode().splitlines(keepends=True):
+        if line.startswith("# HELP "):
+            out.append((line.split(" ", 3)[2], line, []))
+        elif line.startswith("# TYPE "):
+            name, header, lines = out[-1]
+            out[-1] = (name, header + line, lines)
+        else:
+            out[-1][2].append(line)
+    return out
+
+
 async def sliced_exposition(
-    levels: Iterable[tuple[Labels, Figures]], last_event: float | None, slices: Slices
+    levels: Iterable[tuple[Labels, Figures]],
+    last_event: float | None,
+    slices: Slices,
+    known: dict[tuple[tuple[str, str], ...], tuple[Figures, Rendered]] | None = None,
 ) -> bytes:
     """`exposition`, byte for byte, a level at a time, giving the event loop back between
     levels (`slices`).
@@ -168,32 +190,35 @@ async def sliced_exposition(
     measured). Here each level's few samples are rendered by prometheus_client itself and
     kept as lines of text (which the collector does not track), grouped by family; the
     families are then written in the order they first appeared, each with its `# HELP` and
-    `# TYPE` lines once, as the whole render does."""
+    `# TYPE` lines once, as the whole render does. `known` keeps each level's text from the
+    previous snapshot: a level whose figures are unchanged (most, after a batch) is not
+    rendered again."""
     headers: dict[str, str] = {}
     lines: dict[str, list[str]] = {}
+    fresh: dict[tuple[tuple[str, str], ...], tuple[Figures, Rendered]] = {}
 
-    def take(families: dict[str, GaugeMetricFamily]) -> None:
-        current: list[str] = []
-        for line in _render(list(families.values())).decode().splitlines(keepends=True):
-            if line.startswith("# HELP "):
-                name = line.split(" ", 3)[2]
-                fresh = name not in headers
-                current = lines.setdefault(name, [])
-                if fresh:
-                    headers[name] = line
-            elif line.startswith("# TYPE "):
-                if fresh:
-                    headers[name] += line
-            else:
-                current.append(line)
+    def take(rendered: Rendered) -> None:
+        for name, header, sample_lines in rendered:
+            headers.setdefault(name, header)
+            lines.setdefault(name, []).extend(sample_lines)
 
     for labels, figures in levels:
-        level: dict[str, GaugeMetricFamily] = {}
-        _add_level(level, labels, figures)
-        take(level)
+        key = tuple(labels.items())
+        before = (known or {}).get(key)
+        if before is not None and before[0] == figures:
+            rendered = before[1]
+        else:
+            level: dict[str, GaugeMetricFamily] = {}
+            _add_level(level, labels, figures)
+            rendered = _rendered(level)
+        fresh[key] = (figures, rendered)
+        take(rendered)
         await slices.pause()
     if last_event is not None:
         level = {}
         _add(level, "reporting_last_event_timestamp_seconds", {}, last_event)
-        take(level)
+        take(_rendered(level))
+    if known is not None:
+        known.clear()
+        known.update(fresh)
     return "".join(headers[name] + "".join(lines[name]) for name in headers).encode()
