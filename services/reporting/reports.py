@@ -6,6 +6,7 @@ Input is checked first (checks.py): only validated parameters form cache keys.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from ibest.backbone.audit import AuditLog
@@ -19,7 +20,7 @@ from services.reporting.checks import (
     check_trust,
 )
 from services.reporting.domain.disclosure import control_count, funnel_bases, funnel_national
-from services.reporting.domain.figures import Figures, total
+from services.reporting.domain.figures import Figures, Summary
 from services.reporting.domain.funnel import (
     COMPARISON_FIGURES,
     FUNNEL_FIGURES,
@@ -32,6 +33,7 @@ from services.reporting.domain.funnel import (
 )
 from services.reporting.months import MonthSeries
 from services.reporting.names import Names
+from services.reporting.pacing import Slices
 from services.reporting.ports import GenerationStore
 from services.reporting.views import View, Views
 
@@ -67,7 +69,7 @@ class Reporting:
             lambda: {
                 "as_of": v.as_of,
                 "level": "national",
-                "figures": v.figures(v.summaries, raw=raw, national=True),
+                "figures": v.national_figures(raw),
             },
         )
 
@@ -75,7 +77,7 @@ class Reporting:
         v = await self.view()
 
         def build() -> dict[str, Any]:
-            by_trust = {t: v.figures(s, raw=raw) for t, s in v.by_trust().items()}
+            by_trust = dict(v.trust_figures(raw))
             # `figures` keyed by trust code, like every answer's `figures`; `trusts` a list.
             return {
                 "as_of": v.as_of,
@@ -145,7 +147,7 @@ class Reporting:
 
         def build() -> dict[str, Any]:
             try:
-                national = proportion_of(total(v.summaries), figure, v.today, measure, timepoint)
+                national = proportion_of(v.national_totals(), figure, v.today, measure, timepoint)
             except ValueError as exc:
                 raise Malformed(
                     f"{exc}; improved_share needs measure (e.g. rmdq) and "
@@ -167,9 +169,9 @@ class Reporting:
                 p = published["value"] if isinstance(published["value"], float) else None
             points = [
                 funnel_point(
-                    t, proportion_of(total(s), figure, v.today, measure, timepoint), p, raw=raw
+                    t, proportion_of(totals, figure, v.today, measure, timepoint), p, raw=raw
                 )
-                for t, s in v.by_trust().items()
+                for t, totals in v.trust_totals().items()
             ]
             return {
                 "as_of": v.as_of,
@@ -197,7 +199,7 @@ class Reporting:
         v = await self.view()
 
         def build() -> dict[str, Any]:
-            national = improvement_of(total(v.summaries), timepoint)
+            national = improvement_of(v.national_totals(), timepoint)
             if (
                 not raw
                 and v.protect_national
@@ -213,8 +215,8 @@ class Reporting:
                 "trial": trial_band(),
                 "national": national,
                 "trusts": [
-                    comparison_point(t, total(s), timepoint, national, raw=raw)
-                    for t, s in v.by_trust().items()
+                    comparison_point(t, totals, timepoint, national, raw=raw)
+                    for t, totals in v.trust_totals().items()
                 ],
             }
 
@@ -223,16 +225,35 @@ class Reporting:
 
 async def metric_levels(
     reporting: Reporting,
+    slices: Slices | None = None,
+    known: dict[str, tuple[Summary, date, Figures]] | None = None,
 ) -> tuple[list[tuple[dict[str, str], Figures]], float | None]:
-    """Figures at every level as /metrics exports them: national exact, the rest controlled."""
+    """Figures at every level as /metrics exports them: national exact, the rest controlled.
+
+    The national and trust figures are the view's own (shared with the report answers);
+    each site's are computed here, a trust at a time, pausing between trusts (`slices`) so
+    that requests are served while the snapshot is recomputed. `known` keeps each site's
+    summary and figures from the previous snapshot: a site whose summary is unchanged (most,
+    after a batch) keeps its figures on the same day."""
+    slices = slices or Slices()
     v = await reporting.view()
-    levels: list[tuple[dict[str, str], Figures]] = [
-        ({}, v.figures(v.summaries, raw=False, national=True))
-    ]
+    await v.prepare_trusts(slices)
+    levels: list[tuple[dict[str, str], Figures]] = [({}, v.national_figures(raw=False))]
+    await slices.pause()
+    trusts = v.trust_figures(raw=False)
+    fresh: dict[str, tuple[Summary, date, Figures]] = {}
     for trust, summaries in v.by_trust().items():
-        levels.append(({"trust": trust}, v.figures(summaries, raw=False)))
+        await slices.pause()
+        levels.append(({"trust": trust}, trusts[trust]))
         for s in sorted(summaries, key=lambda s: str(s["site"])):
-            levels.append(
-                ({"trust": trust, "site": s["site"]}, v.figures([s], raw=False, site=True))
-            )
+            before = (known or {}).get(s["site"])
+            if before is not None and before[1] == v.today and before[0] == s:
+                figures = before[2]
+            else:
+                figures = v.figures([s], raw=False, site=True)
+            fresh[s["site"]] = (s, v.today, figures)
+            levels.append(({"trust": trust, "site": s["site"]}, figures))
+    if known is not None:
+        known.clear()
+        known.update(fresh)
     return levels, None if v.as_of is None else v.as_of.timestamp()

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import logging
+from datetime import date
 
 from ibest.backbone.audit import audit_log_of
 from ibest.backbone.periodic import every
 from ibest.backbone.runtime import ServiceContext, ServiceSpec, Wiring
 from services.reporting import bootstrap
-from services.reporting.adapters.metrics import exposition
+from services.reporting.adapters.metrics import Rendered, sliced_exposition
 from services.reporting.api import routes
 from services.reporting.declaration import DECLARATION
+from services.reporting.domain.figures import Figures, Summary
 from services.reporting.handlers import batch_handler, handlers
+from services.reporting.pacing import Slices
 from services.reporting.reports import metric_levels
 from services.reporting.settings import ReportingSettings
 
@@ -47,13 +50,19 @@ async def _wire(ctx: ServiceContext, settings: ReportingSettings) -> Wiring:
     snapshot = b""
 
     shown: object = None
+    site_figures: dict[str, tuple[Summary, date, Figures]] = {}
+    rendered: dict[tuple[tuple[str, str], ...], tuple[Figures, Rendered]] = {}
+    """The previous snapshot's sites and levels: after a batch, only what changed is
+    computed and rendered again (reports.metric_levels, adapters.metrics)."""
 
     async def refresh_once() -> None:
         nonlocal snapshot, shown
         view = await reporting.view()
-        if view.key != shown:  # recomputing every level is costly at national scale
-            levels, last_event = await metric_levels(reporting)
-            snapshot = exposition(levels, last_event)
+        if view.key != shown:  # recomputing every level is costly at national scale:
+            # done in slices, so requests are served meanwhile (pacing.py)
+            slices = Slices()
+            levels, last_event = await metric_levels(reporting, slices, site_figures)
+            snapshot = await sliced_exposition(levels, last_event, slices, rendered)
             shown = view.key
 
     async def refresh_snapshot() -> None:
