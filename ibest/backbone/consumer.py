@@ -17,7 +17,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 from nats.aio.msg import Msg
@@ -34,11 +34,26 @@ from shared.eventtime import DEFAULT_TIME_BOUNDS, TimeBounds
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[AnyEvent], Awaitable[None]]
-BatchHandler = Callable[[list[AnyEvent]], Awaitable[None]]
-"""Optional: applies a whole batch at once (bulk writes). If it raises anything, each event
-of the batch is applied again one at a time by its `Handler`, under the usual policy; so it
-must be idempotent and equivalent to applying the events one by one."""
+Apply = Callable[[list[AnyEvent]], Awaitable[None]]
+"""A service's use case for delivered events: one event is a batch of one. The consumer
+gives it a delivered batch; if that raises anything, it gives it each event of the batch
+again alone, under the usual policy (so a poison event is dead-lettered by itself). It
+must therefore be idempotent and equivalent to applying the events one by one."""
+
+
+@dataclass(frozen=True)
+class Handlers:
+    """What a service does with the events it consumes: their names (its declaration's)
+    and the one batch use case that applies them. Built by `handlers`, the one builder."""
+
+    consumes: frozenset[str]
+    apply: Apply
+
+
+def handlers(consumes: Iterable[str], apply: Apply) -> Handlers:
+    """A service's handlers: `apply` for every event it declares it consumes
+    (`ServiceDeclaration.consumes`; the runtime checks the two match)."""
+    return Handlers(frozenset(consumes), apply)
 
 
 CONTENT_FIELDS = {
@@ -128,17 +143,15 @@ class EventConsumer:
     def __init__(
         self,
         service: str,
-        handlers: Mapping[str, Handler],
+        handlers: Handlers,
         js: JetStreamContext,
         ledger: EventLedger,
         policy: ConsumerPolicy,
-        batch_handler: BatchHandler | None = None,
         bounds: TimeBounds = DEFAULT_TIME_BOUNDS,
     ) -> None:
         self.service = service
         self._bounds = bounds
         self._handlers = handlers
-        self._batch_handler = batch_handler
         self._js = js
         self._ledger = ledger
         self._policy = policy
@@ -148,8 +161,9 @@ class EventConsumer:
             metrics.DEAD_LETTERS.labels(service, reason)
 
     async def process_batch(self, msgs: list[Msg]) -> None:
-        """Validate the batch, check ids in one go, then apply the events: together through
-        the batch handler when the service has one, else (or if it fails) each in order."""
+        """Validate the batch, check ids in one go, then apply the events together through
+        the service's batch use case; if that fails, each again alone (a batch of one), in
+        order."""
         valid: list[tuple[Msg, AnyEvent]] = []
         for msg in msgs:
             try:
@@ -176,26 +190,23 @@ class EventConsumer:
             for msg, event in valid:
                 await self._retry_or_give_up(msg, event.event_type.name, exc)
             return
-        applied: set[int] = set()
-        if self._batch_handler is not None:
-            applied = await self._apply_together(
-                self._batch_handler, [(i, *valid[i]) for i in range(len(valid)) if i not in reused]
-            )
+        applied = await self._apply_together(
+            [(i, *valid[i]) for i in range(len(valid)) if i not in reused]
+        )
         for i, (msg, event) in enumerate(valid):
             if i not in applied:
                 await self.process(msg, event, id_reused=i in reused)
 
-    async def _apply_together(
-        self, batch: BatchHandler, fresh: list[tuple[int, Msg, AnyEvent]]
-    ) -> set[int]:
+    async def _apply_together(self, fresh: list[tuple[int, Msg, AnyEvent]]) -> set[int]:
         """Apply the events this service handles in one call and acknowledge them; return
-        their positions (none if the batch failed: each is then applied one by one)."""
-        mine = [(i, m, e) for i, m, e in fresh if e.event_type.name in self._handlers]
+        their positions (none if the batch failed: each is then applied one by one; a
+        single event goes straight to `process`, so a failure is not applied twice)."""
+        mine = [(i, m, e) for i, m, e in fresh if e.event_type.name in self._handlers.consumes]
         if len(mine) < 2:
             return set()
         started = time.perf_counter()
         try:
-            await batch([e for _, _, e in mine])
+            await self._handlers.apply([e for _, _, e in mine])
         except Exception as exc:
             log.info(
                 "%s: batch of %d failed (%s); applying one by one",
@@ -212,13 +223,12 @@ class EventConsumer:
     async def process(self, msg: Msg, event: AnyEvent, id_reused: bool) -> None:
         started = time.perf_counter()
         kind = event.event_type.name
-        handler = self._handlers.get(kind)
         try:
-            if handler is None:
+            if kind not in self._handlers.consumes:
                 raise ContractError.one("type", f"{kind} is not consumed by {self.service}")
             if id_reused:
                 raise ContractError([REUSED_ID])
-            await handler(event)
+            await self._handlers.apply([event])
         except ContractError as exc:
             await self._reject(msg, kind, "invalid", str(exc))
             return

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -31,13 +31,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from ibest.backbone import compat
 from ibest.backbone.clock import Clock, utc_now
 from ibest.backbone.connect import connect_nats
-from ibest.backbone.consumer import (
-    BatchHandler,
-    ConsumerPolicy,
-    EventConsumer,
-    EventLedger,
-    Handler,
-)
+from ibest.backbone.consumer import ConsumerPolicy, EventConsumer, EventLedger, Handlers, handlers
 from ibest.backbone.declaration import ServiceDeclaration
 from ibest.backbone.document import Document
 from ibest.backbone.metrics import TRUST_SHARE_USED
@@ -52,6 +46,7 @@ from ibest.backbone.streams import (
     filter_subjects,
     trust_share_used,
 )
+from shared.envelope import AnyEvent
 
 log = logging.getLogger(__name__)
 
@@ -69,17 +64,25 @@ class ServiceContext:
     clock: Clock = utc_now
 
 
+async def _consumes_nothing(events: list[AnyEvent]) -> None:
+    """The use case of a service that consumes no events (the gateway): never called."""
+    raise AssertionError(f"{len(events)} events given to a service that consumes none")
+
+
+NO_EVENTS = handlers((), _consumes_nothing)
+"""The handlers of a service that consumes no events (the gateway)."""
+
+
 @dataclass
 class Wiring:
-    """What a service contributes: handlers by event name, the object its HTTP routes use
+    """What a service contributes: its handlers (`consumer.handlers`: the consumed events
+    and the batch use case applying them), the object its HTTP routes use
     (`request.app.state.service`), background loops and clean-up."""
 
-    handlers: Mapping[str, Handler]
+    handlers: Handlers = NO_EVENTS
     api: Any = None
     background: Sequence[Callable[[], Awaitable[None]]] = ()
     on_stop: Sequence[Callable[[], Awaitable[None]]] = ()
-    batch_handler: BatchHandler | None = None
-    """Optional: applies a whole delivered batch with bulk writes (see consumer.BatchHandler)."""
     metrics_text: Callable[[], bytes] | None = None
     """Optional: more Prometheus exposition text, appended to /metrics. For a large set of
     series rendered once per change (reporting's figures): kept as bytes, not as a
@@ -206,7 +209,6 @@ def create_app(
             js,
             EventLedger(db),
             ConsumerPolicy(settings.max_deliveries, settings.retry_backoff_max),
-            wiring.batch_handler,
             settings.time_bounds(),
         )
         app.state.ctx = ctx
@@ -259,7 +261,7 @@ def check_handlers(spec: ServiceSpec, wiring: Wiring) -> None:
     """The consumed events are declared once (the declaration); the wiring must handle
     exactly those: an undeclared handler would never be delivered an event (the consumer
     is filtered to the declaration), a declared event without one would be dead-lettered."""
-    handled, declared = set(wiring.handlers), set(spec.consumes)
+    handled, declared = set(wiring.handlers.consumes), set(spec.consumes)
     if handled != declared:
         raise HandlersNotDeclared(
             f"{spec.name}: handlers for {sorted(handled - declared)} not declared as consumed; "

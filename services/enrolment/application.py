@@ -1,6 +1,6 @@
-"""The enrolment use cases: record a clinician's event (one or a batch), publish the
-derived events it implies through the backbone outbox, read and erase a clinician, and
-erase contact emails past their retention.
+"""The enrolment use cases: record clinicians' events (a batch; one event is a batch of
+one), publish the derived events they imply through the backbone outbox, read and erase a
+clinician, and erase contact emails past their retention.
 
 Recording is read -> fold (domain) -> compare-and-set save, retried on a lost race. The
 derived events enter the record's outbox in the same write, so a crash between storing and
@@ -40,8 +40,10 @@ class EnrolmentService:
         self.id_key = id_key
         self._attempts = write_attempts
 
-    async def record(self, event: AnyEvent) -> None:
-        """Store the event's effect with any derived events, then publish those.
+    async def _record_one(self, event: AnyEvent) -> None:
+        """A batch of one (the consumer's one-by-one path, isolating a poison event): store
+        the event's effect with any derived events, retrying a lost race, then publish
+        those, clearing each once published.
 
         On redelivery (the event is already stored) this publishes whatever the outbox still
         holds; a publish failure raises, so the event is redelivered.
@@ -62,16 +64,20 @@ class EnrolmentService:
         outbox = await retry_on_conflict(attempt, self._attempts)
         await self.relay.publish(ref, outbox)
 
-    async def record_batch(self, events: list[AnyEvent]) -> None:
-        """`record` for a delivered batch: one read and one bulk write for all of it, then
-        every touched outbox published and cleared in one more write.
+    async def apply_many(self, events: list[AnyEvent]) -> None:
+        """Record delivered events (one event is a batch of one) and publish the derived
+        events they imply: one read and one bulk write for all of them, then every touched
+        outbox published and cleared in one more write.
 
         The events are applied in memory in batch order per clinician (exactly what applying
         them one by one does; no rule here rejects an event, the contract already judged it).
         If anything raises (a concurrent writer, a publish failure), the backbone applies
-        each event again with `record`, which skips those already stored and publishes what
-        the outboxes hold.
+        each event again alone: a batch of one retries a lost race (`_record_one`), skips
+        what is already stored and publishes what the outbox holds.
         """
+        if len(events) == 1:
+            await self._record_one(events[0])
+            return
         by_ref: dict[str, list[AnyEvent]] = {}
         for event in events:
             by_ref.setdefault(event.data.clinician_ref, []).append(event)

@@ -8,12 +8,13 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
+from ibest.backbone.consumer import Handlers
 from ibest.backbone.outbox import OutboxRelay
 from ibest.backbone.publisher import Publisher
+from services.enrolment import handlers
 from services.enrolment.adapters.repository import MongoClinicianRepository
 from services.enrolment.application import EnrolmentService
 from services.enrolment.declaration import DECLARATION
-from services.enrolment.handlers import EnrolmentHandlers
 from services.enrolment.settings import EnrolmentSettings
 from shared.catalogue import catalogue
 
@@ -25,7 +26,7 @@ class Enrolment:
     settings: EnrolmentSettings
     repository: MongoClinicianRepository
     service: EnrolmentService
-    handlers: EnrolmentHandlers
+    handlers: Handlers
 
 
 def build(
@@ -39,4 +40,4 @@ def build(
     repository = MongoClinicianRepository(db)
     relay = OutboxRelay(repository.outbox, publisher, NAME, settings.outbox())
     service = EnrolmentService(repository, relay, catalogue(), id_key=id_key)
-    return Enrolment(settings, repository, service, EnrolmentHandlers(service))
+    return Enrolment(settings, repository, service, handlers.of(service))

@@ -1,25 +1,12 @@
-"""Thin handlers: each consumed event (one, or a delivered batch) to its use case."""
+"""Thin handlers: every event this service consumes (its declaration's), delivered as a
+batch (one event is a batch of one), to the use case that applies them; nothing more."""
 
 from __future__ import annotations
 
-from ibest.backbone.consumer import BatchHandler, Handler
+from ibest.backbone.consumer import Handlers, handlers
 from services.enrolment.application import EnrolmentService
-from services.enrolment.domain.clinician import CONSUMED
-from shared.envelope import AnyEvent
+from services.enrolment.declaration import DECLARATION
 
 
-class EnrolmentHandlers:
-    def __init__(self, service: EnrolmentService) -> None:
-        self._service = service
-
-    async def on_event(self, event: AnyEvent) -> None:
-        await self._service.record(event)
-
-    async def on_batch(self, events: list[AnyEvent]) -> None:
-        await self._service.record_batch(events)
-
-    def by_event(self) -> dict[str, Handler]:
-        return {name: self.on_event for name in CONSUMED}
-
-    def batch(self) -> BatchHandler:
-        return self.on_batch
+def of(service: EnrolmentService) -> Handlers:
+    return handlers(DECLARATION.consumes, service.apply_many)

@@ -31,8 +31,7 @@ def build_spec(
         )
         await built.repository.create_indexes()
         return Wiring(
-            handlers=built.handlers.by_event(),
-            batch_handler=built.handlers.batch(),
+            handlers=built.handlers,
             api=EnrolmentApi(built.service.catalogue, built.repository),
             background=[
                 built.service.relay.run,

@@ -193,7 +193,16 @@ class Facts:
         self.patients = patients
         self.clock = clock
 
-    async def training_completed(self, event: AnyEvent) -> None:
+    async def apply_many(self, events: list[AnyEvent]) -> None:
+        """Apply delivered events in order (one event is a batch of one); each write is an
+        idempotent upsert, so a redelivered batch changes nothing."""
+        for event in events:
+            if event.event_type.name == "clinician.training_completed":
+                await self._training_completed(event)
+            elif event.event_type.name == "patient.assessed":
+                await self._patient_assessed(event)
+
+    async def _training_completed(self, event: AnyEvent) -> None:
         data = event.data
         completed_at = getattr(data, "completed_at", None) or event.time
         await self.clinicians.completed(
@@ -204,7 +213,7 @@ class Facts:
             event.time,
         )
 
-    async def patient_assessed(self, event: AnyEvent) -> None:
+    async def _patient_assessed(self, event: AnyEvent) -> None:
         data = event.data
         assert isinstance(data, PatientAssessed)
         await self.patients.assessed(

@@ -1,13 +1,12 @@
-"""Maps each consumed event to its use case, nothing more."""
+"""Thin handlers: every event this service consumes (its declaration's), delivered as a
+batch (one event is a batch of one), to the use case that applies them; nothing more."""
 
 from __future__ import annotations
 
-from ibest.backbone.consumer import Handler
+from ibest.backbone.consumer import Handlers, handlers
 from services.forms.application import Facts
+from services.forms.declaration import DECLARATION
 
 
-def handlers(facts: Facts) -> dict[str, Handler]:
-    return {
-        "clinician.training_completed": facts.training_completed,
-        "patient.assessed": facts.patient_assessed,
-    }
+def of(service: Facts) -> Handlers:
+    return handlers(DECLARATION.consumes, service.apply_many)

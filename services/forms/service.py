@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from ibest.backbone.runtime import ServiceContext, ServiceSpec, Wiring
-from services.forms import bootstrap, letters
+from services.forms import bootstrap, handlers, letters
 from services.forms.api import error_pages, routes
 from services.forms.declaration import DECLARATION
-from services.forms.handlers import handlers
 from services.forms.settings import FormsSettings
 
 
@@ -24,7 +23,7 @@ def build_spec(settings: FormsSettings | None = None) -> ServiceSpec:
             ctx.clock,
         )
         return Wiring(
-            handlers=handlers(parts.facts),
+            handlers=handlers.of(parts.facts),
             api=parts,
             background=[parts.relay.run, letters.warm_up],
         )

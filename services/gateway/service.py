@@ -42,7 +42,6 @@ def build_spec(
         )
         parts.gateway.xapi = course.statements
         return Wiring(
-            handlers={},
             api=parts.gateway,
             background=[parts.recorder.run, course.metrics.run],
             on_stop=[parts.close],

@@ -1,9 +1,9 @@
 """The notifications use cases on consumed events (idempotent and order-independent:
 event -> rules -> repository) and the opt-out; sending is scheduler.py's.
 
-`apply_many` applies a delivered batch with a few bulk writes (see domain/batch.py); it
-leaves the same documents as the events applied one by one, and if it raises the backbone
-applies each event again one by one.
+`apply_many` applies delivered events with a few bulk writes (see domain/batch.py); one
+event is a batch of one, a batch leaves the same documents as its events applied one by
+one, and if it raises the backbone applies each event again alone.
 """
 
 from __future__ import annotations
@@ -16,9 +16,7 @@ from ibest.backbone.document import Document
 from services.notifications.domain.batch import (
     Completion,
     collected_timepoints,
-    completion_of,
     fold,
-    report_date,
 )
 from services.notifications.domain.followups import follow_up_items
 from services.notifications.domain.hours import WorkingHours
@@ -36,7 +34,7 @@ from services.notifications.ports import (
 from services.notifications.settings import NotificationSettings
 from shared.envelope import AnyEvent
 from shared.events import RecipientKind, ReminderKind
-from shared.followup import FOLLOW_UPS, Timepoint, assessment_date
+from shared.followup import assessment_date
 
 TRAINING_FAMILIES = ["training"]
 OPT_OUT_FAMILIES = ["training", "thanks"]
@@ -67,57 +65,11 @@ class NotificationsService:
         if opted_out:
             await self.repo.cancel_clinician_reminders(clinician_ref, OPT_OUT_FAMILIES, "opted out")
 
-    async def enrolled(self, event: AnyEvent) -> None:
-        # The contact email is deliberately not read: enrolment alone keeps it.
-        await self.repo.record_enrolment(
-            event.data.clinician_ref, event.trustcode, event.sitecode, event.time, str(event.id)
-        )
-
-    async def progressed(self, event: AnyEvent) -> None:
-        await self.repo.record_progress(event.data.clinician_ref, event.time)
-
-    async def completed(self, event: AnyEvent) -> None:
-        ref = event.data.clinician_ref
-        await self.repo.record_completion(ref, event.time)
-        await self.repo.cancel_clinician_reminders(ref, TRAINING_FAMILIES, "training completed")
-        done = completion_of(event)
-        thanks = self._thanks(ref, done, self.clock())
-        if thanks is not None:
-            await self.repo.create_reminder(*thanks)
-        for survey in self._surveys(ref, done, self.clock()):
-            await self.repo.create_reminder(*survey)
-        await self.repo.retime_surveys(self._surveys(ref, done, self.clock(), every=True))
-        await self.repo.cancel_surveys_answered_before([ref])
-
-    async def delivery_reported(self, event: AnyEvent) -> None:
-        """An answer: remember its date, cancel the pending nudges of the survey it answers."""
-        ref, day = event.data.clinician_ref, report_date(event)
-        await self.repo.record_delivery_report(ref, day)
-        await self.repo.cancel_answered_surveys([(ref, day)])
-
-    async def assessed(self, event: AnyEvent) -> None:
-        trust, patient = event.trustcode, event.data.patient_ref
-        timepoint = Timepoint(event.data.timepoint)
-        if timepoint in FOLLOW_UPS:
-            # Mark collected first, then cancel: a baseline handled concurrently either
-            # sees the mark or has its items cancelled here.
-            await self.repo.record_collected(trust, patient, timepoint.value)
-            await self.repo.cancel_items(trust, patient, timepoint.value)
-            return
-        if timepoint != Timepoint.BASELINE:
-            return
-        doc = await self.repo.record_baseline(
-            trust, patient, event.sitecode, event.time, str(event.id)
-        )
-        for item_id, fields in self._items(doc, assessment_date(self.clock())):
-            await self.repo.upsert_item(item_id, fields)
-        for tp in await self.repo.collected(trust, patient):
-            await self.repo.cancel_items(trust, patient, tp)
-
     async def apply_many(self, events: list[AnyEvent]) -> None:
-        """A batch in at most nine round trips: clinicians, answered surveys, their
-        reminders, surveys answered before (read, write), patients (write, read), follow-up
-        items, and a last read of what was collected meanwhile."""
+        """Delivered events (one event is a batch of one) in at most nine round trips:
+        clinicians, answered surveys, their reminders, surveys answered before (read,
+        write), patients (write, read), follow-up items, and a last read of what was
+        collected meanwhile."""
         changes = fold(events)
         now = self.clock()
         clinicians = list(changes.clinicians.values())

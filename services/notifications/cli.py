@@ -50,7 +50,7 @@ async def plan_surveys_command(args: argparse.Namespace, settings: Settings) -> 
 
 
 async def plan_surveys(settings: Settings, clock: Clock) -> dict[str, int]:
-    """Apply every stored completion and delivery report again with the live handlers.
+    """Apply every stored completion and delivery report again with the live use case.
 
     Why: a durable consumer that read past completions before this service consumed
     `clinician.delivery_reported` and planned surveys never goes back for them. The handlers
@@ -67,10 +67,6 @@ async def plan_surveys(settings: Settings, clock: Clock) -> dict[str, int]:
             clock,
             audit=audit_log_of(mongo, settings, clock),
         ).service
-        apply = {
-            "clinician.training_completed": service.completed,
-            "clinician.delivery_reported": service.delivery_reported,
-        }
         async for msg in stored_until_now(nc.jetstream(), EVENTS_STREAM, "ibest.v1.*.clinician.>"):
             try:
                 event = parse_event(
@@ -82,8 +78,8 @@ async def plan_surveys(settings: Settings, clock: Clock) -> dict[str, int]:
             except ContractError:
                 continue  # the live consumer dead-lettered it
             name = event.event_type.name
-            if name in apply:
-                await apply[name](event)
+            if name in counts:
+                await service.apply_many([event])  # as the live consumer: a batch of one
                 counts[name] += 1
     finally:
         await nc.drain()

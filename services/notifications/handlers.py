@@ -1,22 +1,12 @@
-"""Thin handlers: each consumed event (one, or a delivered batch) to its use case."""
+"""Thin handlers: every event this service consumes (its declaration's), delivered as a
+batch (one event is a batch of one), to the use case that applies them; nothing more."""
 
 from __future__ import annotations
 
-from ibest.backbone.consumer import BatchHandler, Handler
+from ibest.backbone.consumer import Handlers, handlers
 from services.notifications.application import NotificationsService
+from services.notifications.declaration import DECLARATION
 
 
-def by_event(service: NotificationsService) -> dict[str, Handler]:
-    return {
-        "clinician.enrolled": service.enrolled,
-        "clinician.training_started": service.progressed,
-        "module.started": service.progressed,
-        "module.completed": service.progressed,
-        "clinician.training_completed": service.completed,
-        "clinician.delivery_reported": service.delivery_reported,
-        "patient.assessed": service.assessed,
-    }
-
-
-def batch(service: NotificationsService) -> BatchHandler:
-    return service.apply_many
+def of(service: NotificationsService) -> Handlers:
+    return handlers(DECLARATION.consumes, service.apply_many)

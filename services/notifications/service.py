@@ -6,12 +6,11 @@ from __future__ import annotations
 from ibest.backbone.audit import audit_log_of
 from ibest.backbone.retention import purge_loop
 from ibest.backbone.runtime import ServiceContext, ServiceSpec, Wiring
-from services.notifications import bootstrap
+from services.notifications import bootstrap, handlers
 from services.notifications.adapters.contacts import NatsContactDirectory
 from services.notifications.api import NotificationsApi, routes
 from services.notifications.application import purge_expired_records
 from services.notifications.declaration import DECLARATION
-from services.notifications.handlers import batch, by_event
 from services.notifications.settings import NotificationSettings
 
 
@@ -32,8 +31,7 @@ def build_spec(settings: NotificationSettings | None = None) -> ServiceSpec:
         )
         await scheduler.queue_events_finished_before_outbox()
         return Wiring(
-            handlers=by_event(built.service),
-            batch_handler=batch(built.service),
+            handlers=handlers.of(built.service),
             api=NotificationsApi(built.repository, built.service, scheduler, own, ctx.clock),
             background=[
                 scheduler.loop,

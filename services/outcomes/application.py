@@ -77,6 +77,13 @@ def class_doc(event: AnyEvent) -> Document:
     }
 
 
+def assessment_of(event: AnyEvent) -> Assessment:
+    """A `patient.assessed` event as the domain's assessment."""
+    return Assessment.from_event(
+        str(event.id), event.trustcode, event.sitecode, event.time, event.data
+    )
+
+
 class OutcomesService:
     def __init__(
         self,
@@ -94,7 +101,11 @@ class OutcomesService:
         self._settings = settings
 
     async def assessed(self, assessment: Assessment) -> list[Outcome]:
-        """Store the assessment, update the patient, publish what changed; return that."""
+        """Store the assessment, update the patient, publish what changed; return that.
+
+        The one-event step `apply_many` takes for a batch of one (the consumer's one-by-one
+        path, isolating a poison event): it retries a lost race and clears each published
+        entry at once, so the fallback behaves as it always has."""
         await self.repo.record_assessment(assessment, self._clock())
         trust, ref = assessment.trustcode, assessment.patient_ref
 
@@ -114,23 +125,23 @@ class OutcomesService:
         return changed
 
     async def apply_many(self, events: list[AnyEvent]) -> None:
-        """A delivered batch with a few bulk round trips, ending where applying the events
-        one by one in this order would (same documents, same events published).
+        """Delivered events (one event is a batch of one) with a few bulk round trips,
+        ending where applying the events one by one in this order would (same documents,
+        same events published). A single assessment takes `assessed`.
 
         Per patient the batch is folded in memory with `PatientState.apply`, then written
         with one compare-and-set each in a single bulk write. If another writer changed a
         patient meanwhile this raises `ConcurrentUpdate`, and the consumer applies the batch
         again one event at a time (every step here is idempotent).
         """
+        if len(events) == 1 and events[0].event_type.name == "patient.assessed":
+            await self.assessed(assessment_of(events[0]))
+            return
         now = self._clock()
         await self.repo.record_classes(
             [class_doc(e) for e in events if e.event_type.name == "class.started"]
         )
-        assessments = [
-            Assessment.from_event(str(e.id), e.trustcode, e.sitecode, e.time, e.data)
-            for e in events
-            if e.event_type.name == "patient.assessed"
-        ]
+        assessments = [assessment_of(e) for e in events if e.event_type.name == "patient.assessed"]
         if not assessments:
             return
         await self.repo.record_assessments(assessments, now)
@@ -163,9 +174,6 @@ class OutcomesService:
     async def sweep_once(self) -> int:
         """Publish whatever crashes left in outboxes (one relay pass)."""
         return await self.relay.relay_once()
-
-    async def class_started(self, event: AnyEvent) -> None:
-        await self.repo.record_class(class_doc(event))
 
     # Read side (HTTP API and CLI)
 

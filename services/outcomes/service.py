@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from ibest.backbone.runtime import ServiceContext, ServiceSpec, Wiring
-from services.outcomes import bootstrap
+from services.outcomes import bootstrap, handlers
 from services.outcomes.api import routes
 from services.outcomes.declaration import DECLARATION
-from services.outcomes.handlers import batch_handler, handlers
 from services.outcomes.settings import OutcomesSettings
 
 
@@ -25,10 +24,9 @@ def build_spec(settings: OutcomesSettings | None = None) -> ServiceSpec:
         await built.repository.create_indexes()
         service = built.service
         return Wiring(
-            handlers=handlers(service),
+            handlers=handlers.of(service),
             api=service,
             background=[service.relay.run],
-            batch_handler=batch_handler(service),
         )
 
     return ServiceSpec.declared(

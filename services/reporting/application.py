@@ -26,12 +26,9 @@ class ReportingService:
     def __init__(self, store: GenerationStore) -> None:
         self.store = store
 
-    async def apply(self, event: AnyEvent) -> None:
-        """Store one event's fact in every generation being written (idempotent)."""
-        await self.apply_many([event])
-
     async def apply_many(self, events: list[AnyEvent]) -> None:
-        """Store a batch's facts with bulk writes, summarising each touched site once."""
+        """Store a batch's facts with bulk writes, summarising each touched site once
+        (idempotent; one event is a batch of one)."""
         facts = [fact for event in events for fact in facts_of(event)]
         for generation in await self.store.writable():
             await generation.apply_many(facts)

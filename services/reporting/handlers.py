@@ -1,24 +1,12 @@
-"""Event handlers: every consumed event becomes one fact of its entity (see domain.facts)."""
+"""Thin handlers: every event this service consumes (its declaration's), delivered as a
+batch (one event is a batch of one), to the use case that applies them; nothing more."""
 
 from __future__ import annotations
 
-from ibest.backbone.consumer import BatchHandler, Handler
+from ibest.backbone.consumer import Handlers, handlers
 from services.reporting.application import ReportingService
-from services.reporting.domain.facts import CONSUMES
-from shared.envelope import AnyEvent
+from services.reporting.declaration import DECLARATION
 
 
-def handlers(service: ReportingService) -> dict[str, Handler]:
-    async def apply(event: AnyEvent) -> None:
-        await service.apply(event)
-
-    return dict.fromkeys(CONSUMES, apply)
-
-
-def batch_handler(service: ReportingService) -> BatchHandler:
-    """A delivered batch in one go: bulk writes, each touched site summarised once."""
-
-    async def apply_many(events: list[AnyEvent]) -> None:
-        await service.apply_many(events)
-
-    return apply_many
+def of(service: ReportingService) -> Handlers:
+    return handlers(DECLARATION.consumes, service.apply_many)

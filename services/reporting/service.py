@@ -8,12 +8,11 @@ from datetime import date
 from ibest.backbone.audit import audit_log_of
 from ibest.backbone.periodic import every
 from ibest.backbone.runtime import ServiceContext, ServiceSpec, Wiring
-from services.reporting import bootstrap
+from services.reporting import bootstrap, handlers
 from services.reporting.adapters.metrics import Rendered, sliced_exposition
 from services.reporting.api import routes
 from services.reporting.declaration import DECLARATION
 from services.reporting.domain.figures import Figures, Summary
-from services.reporting.handlers import batch_handler, handlers
 from services.reporting.pacing import Slices
 from services.reporting.reports import metric_levels
 from services.reporting.settings import ReportingSettings
@@ -69,10 +68,9 @@ async def _wire(ctx: ServiceContext, settings: ReportingSettings) -> Wiring:
         await every("reporting: metrics snapshot", settings.snapshot_seconds, refresh_once)
 
     return Wiring(
-        handlers=handlers(parts.service),
+        handlers=handlers.of(parts.service),
         api=reporting,
         background=[refresh_snapshot],
-        batch_handler=batch_handler(parts.service),
         metrics_text=lambda: snapshot,
     )
 

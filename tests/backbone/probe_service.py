@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 
+from ibest.backbone.consumer import handlers
 from ibest.backbone.runtime import ServiceContext, ServiceSpec, Wiring
 from shared.envelope import AnyEvent
 
@@ -21,7 +22,11 @@ async def wire(ctx: ServiceContext) -> Wiring:
         await asyncio.sleep(delay)  # simulated work, so events are in flight at SIGTERM
         await ctx.db["calls"].update_one({"_id": str(event.id)}, {"$inc": {"n": 1}}, upsert=True)
 
-    return Wiring(handlers={"clinician.enrolled": on_enrolled})
+    async def apply(events: list[AnyEvent]) -> None:  # one event: a batch of one
+        for event in events:
+            await on_enrolled(event)
+
+    return Wiring(handlers=handlers(["clinician.enrolled"], apply))
 
 
 SPEC = ServiceSpec("enrolment", ["clinician.enrolled"], wire)

@@ -1,5 +1,5 @@
-"""A service's batch handler: a delivered batch applied in one call, and the one-by-one
-fallback under the usual policy when the batch fails."""
+"""A service's batch use case: a delivered batch applied in one call, and the one-by-one
+fallback (each event a batch of one) under the usual policy when the batch fails."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 from nats.js import JetStreamContext
 from pymongo import AsyncMongoClient
 
+from ibest.backbone.consumer import handlers
 from ibest.backbone.deadletters import list_dead_letters
 from ibest.backbone.runtime import ServiceContext, ServiceSpec, Wiring
 from ibest.backbone.settings import Settings
@@ -23,24 +24,19 @@ def batch_spec(batches: list[int], singles: list[str]) -> ServiceSpec:
     """Stores enrolments; the batch handler refuses any batch holding c-invalid."""
 
     async def wire(ctx: ServiceContext) -> Wiring:
-        async def one(event: AnyEvent) -> None:
-            if event.data.clinician_ref == "c-invalid":
-                raise ContractError.one("data.clinician_ref", "is not allowed by the probe")
-            singles.append(event.data.clinician_ref)
-            await ctx.db["clinicians"].update_one(
-                {"_id": event.data.clinician_ref}, {"$set": {"id": str(event.id)}}, upsert=True
-            )
-
         async def many(events: list[AnyEvent]) -> None:
             if any(e.data.clinician_ref == "c-invalid" for e in events):
                 raise ContractError.one("data.clinician_ref", "is not allowed by the probe")
-            batches.append(len(events))
+            if len(events) == 1:  # one event: a batch of one (or the one-by-one fallback)
+                singles.append(events[0].data.clinician_ref)
+            else:
+                batches.append(len(events))
             for event in events:
                 await ctx.db["clinicians"].update_one(
                     {"_id": event.data.clinician_ref}, {"$set": {"id": str(event.id)}}, upsert=True
                 )
 
-        return Wiring(handlers={"clinician.enrolled": one}, batch_handler=many)
+        return Wiring(handlers=handlers(["clinician.enrolled"], many))
 
     return ServiceSpec("batchprobe", ["clinician.enrolled"], wire)
 

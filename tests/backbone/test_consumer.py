@@ -9,6 +9,7 @@ import pytest
 from nats.js import JetStreamContext
 from pymongo import AsyncMongoClient
 
+from ibest.backbone.consumer import handlers
 from ibest.backbone.deadletters import list_dead_letters, replay_dead_letter
 from ibest.backbone.runtime import ServiceContext, ServiceSpec, Wiring
 from ibest.backbone.settings import Settings
@@ -36,7 +37,11 @@ def probe_spec(applied: list[AnyEvent], fail_times: dict[str, int] | None = None
             )
             applied.append(event)
 
-        return Wiring(handlers={"clinician.enrolled": on_enrolled})
+        async def apply(events: list[AnyEvent]) -> None:  # one event: a batch of one
+            for event in events:
+                await on_enrolled(event)
+
+        return Wiring(handlers=handlers(["clinician.enrolled"], apply))
 
     return ServiceSpec("probe", ["clinician.enrolled"], wire)
 

@@ -6,6 +6,7 @@ import pytest
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
+from ibest.backbone.consumer import handlers
 from ibest.backbone.runtime import (
     ConsumerNotDeclared,
     ServiceContext,
@@ -24,7 +25,11 @@ def spec(name: str, applied: list[AnyEvent]) -> ServiceSpec:
         async def on_enrolled(event: AnyEvent) -> None:
             applied.append(event)
 
-        return Wiring(handlers={"clinician.enrolled": on_enrolled})
+        async def apply(events: list[AnyEvent]) -> None:  # one event: a batch of one
+            for event in events:
+                await on_enrolled(event)
+
+        return Wiring(handlers=handlers(["clinician.enrolled"], apply))
 
     return ServiceSpec(name, ["clinician.enrolled"], wire)
 

@@ -13,6 +13,7 @@ import pytest
 from nats.js import JetStreamContext
 from prometheus_client import REGISTRY
 
+from ibest.backbone.consumer import handlers
 from ibest.backbone.deadletters import (
     H_EVENT_ID,
     H_TRUST,
@@ -43,7 +44,11 @@ def probe(name: str, applied: list[str]) -> ServiceSpec:
                 raise ContractError.one("data.clinician_ref", "is refused by this probe alone")
             applied.append(event.data.clinician_ref)
 
-        return Wiring(handlers={"clinician.enrolled": on_enrolled})
+        async def apply(events: list[AnyEvent]) -> None:  # one event: a batch of one
+            for event in events:
+                await on_enrolled(event)
+
+        return Wiring(handlers=handlers(["clinician.enrolled"], apply))
 
     return ServiceSpec(name, ["clinician.enrolled"], wire)
 

@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from ibest.backbone.consumer import handlers
 from ibest.backbone.runtime import (
     HandlersNotDeclared,
     ServiceContext,
@@ -17,8 +18,8 @@ from ibest.backbone.runtime import (
 from shared.envelope import AnyEvent
 
 
-async def handle(event: AnyEvent) -> None:
-    """A handler that stores nothing (the check looks only at which events are handled)."""
+async def handle(events: list[AnyEvent]) -> None:
+    """A use case that stores nothing (the check looks only at which events are handled)."""
 
 
 async def wire(ctx: ServiceContext) -> Wiring:
@@ -29,21 +30,19 @@ SPEC = ServiceSpec("probe", ["clinician.enrolled", "module.started"], wire)
 
 
 def test_handling_exactly_the_declared_events_passes() -> None:
-    check_handlers(SPEC, Wiring({"clinician.enrolled": handle, "module.started": handle}))
+    check_handlers(SPEC, Wiring(handlers(["clinician.enrolled", "module.started"], handle)))
 
 
 @pytest.mark.parametrize(
-    ("handlers", "named"),
+    ("consumes", "named"),
     [
-        ({"clinician.enrolled": handle}, "declared ['module.started'] without a handler"),
+        (["clinician.enrolled"], "declared ['module.started'] without a handler"),
         (
-            {"clinician.enrolled": handle, "module.started": handle, "class.started": handle},
+            ["clinician.enrolled", "module.started", "class.started"],
             "handlers for ['class.started'] not declared",
         ),
     ],
 )
-def test_a_missing_or_undeclared_handler_stops_the_start(
-    handlers: dict[str, object], named: str
-) -> None:
+def test_a_missing_or_undeclared_handler_stops_the_start(consumes: list[str], named: str) -> None:
     with pytest.raises(HandlersNotDeclared, match=re.escape(named)):
-        check_handlers(SPEC, Wiring(handlers))  # type: ignore[arg-type]
+        check_handlers(SPEC, Wiring(handlers(consumes, handle)))

@@ -44,7 +44,7 @@ def training(ref: str) -> list[AnyEvent]:
 async def test_record_derives_started_and_completed_once_with_fixed_ids() -> None:
     service, repository, publisher = make()
     for event in training("c-1") * 2:  # every event redelivered once
-        await service.record(event)
+        await service.apply_many([event])
     assert [str(e.id) for e in publisher.published] == [
         str(derived_event_id(ID_KEY, "c-1", "1", TRAINING_STARTED)),
         str(derived_event_id(ID_KEY, "c-1", "1", TRAINING_COMPLETED)),
@@ -58,23 +58,23 @@ async def test_a_publish_failure_keeps_the_entry_until_redelivery_or_the_relay()
     service, repository, publisher = make()
     *before, last = training("c-2")
     for event in before:
-        await service.record(event)
+        await service.apply_many([event])
     publisher.failures = 1
     with pytest.raises(ConnectionError):
-        await service.record(last)
+        await service.apply_many([last])
     [(key, [entry])] = [(k, list(e)) for k, e in await repository.outbox.pending(10)]
     assert key == "c-2" and entry.name == TRAINING_COMPLETED
     assert await service.republish_pending() == 1
     assert str(publisher.published[-1].id) == entry.id
-    await service.record(last)  # the redelivery: nothing left to publish, nothing new
+    await service.apply_many([last])  # the redelivery: nothing left to publish, nothing new
     assert [str(e.id) for e in publisher.published].count(entry.id) == 1
 
 
 async def test_a_domain_rule_breach_stores_nothing() -> None:
     service, repository, _ = make()
-    await service.record(enrolled("c-3", 0))
+    await service.apply_many([enrolled("c-3", 0)])
     with pytest.raises(ContractError, match=r"data\.module_id"):
-        await service.record(module("c-3", "started", "m99-nope", 1))
+        await service.apply_many([module("c-3", "started", "m99-nope", 1)])
     stored = await repository.load("c-3")
     assert stored is not None and len(stored.record.facts) == 1
 
@@ -82,11 +82,11 @@ async def test_a_domain_rule_breach_stores_nothing() -> None:
 async def test_lost_races_are_retried_then_left_to_redelivery() -> None:
     service, repository, _ = make()
     repository.conflicts = 3
-    await service.record(enrolled("c-4", 0))
+    await service.apply_many([enrolled("c-4", 0)])
     assert await service.clinician("c-4") is not None
     repository.conflicts = 1000
     with pytest.raises(ConcurrentUpdate):
-        await service.record(module("c-4", "started", MODULES[0], 1))
+        await service.apply_many([module("c-4", "started", MODULES[0], 1)])
 
 
 async def test_a_batch_ends_where_one_by_one_does() -> None:
@@ -94,8 +94,8 @@ async def test_a_batch_ends_where_one_by_one_does() -> None:
     many, many_repo, many_published = make()
     events = [*training("c-5"), enrolled("c-6", 3), *training("c-5")[:2]]
     for event in events:
-        await one.record(event)
-    await many.record_batch(events)
+        await one.apply_many([event])
+    await many.apply_many(events)
     assert many_published.sent() == one_published.sent()
     for ref in ("c-5", "c-6"):
         assert await many.clinician(ref) == await one.clinician(ref)
@@ -107,14 +107,14 @@ async def test_a_batch_ends_where_one_by_one_does() -> None:
 async def test_a_batch_with_a_breach_raises_before_any_write() -> None:
     service, repository, publisher = make()
     with pytest.raises(ContractError):
-        await service.record_batch([enrolled("c-7", 0), module("c-7", "started", "m0", 1)])
+        await service.apply_many([enrolled("c-7", 0), module("c-7", "started", "m0", 1)])
     assert repository.records == {} and publisher.published == []
 
 
 async def test_contact_erase_and_rename() -> None:
     service, _, _ = make()
     first = enrolled("c-8", 0, contact_email="c-8@example.nhs.uk")
-    await service.record(first)
+    await service.apply_many([first])
     assert await service.contact("c-8") == (True, "c-8@example.nhs.uk")
     assert await service.contact("nobody") == (False, None)
     await service.rename_fact("c-8", "RTH", str(first.id), "redacted-id")
@@ -131,9 +131,9 @@ async def test_retention_erases_emails_past_their_period_and_never_a_newer_recor
     written between the read and the erasure is left for the next pass."""
     service, repository, _ = make()
     retention = timedelta(days=450)
-    await service.record(enrolled("c-old", 0, contact_email="old@example.nhs.uk"))
-    await service.record(enrolled("c-busy", 0, contact_email="busy@example.nhs.uk"))
-    await service.record(module("c-busy", "started", MODULES[0], 60 * 24 * 100))
+    await service.apply_many([enrolled("c-old", 0, contact_email="old@example.nhs.uk")])
+    await service.apply_many([enrolled("c-busy", 0, contact_email="busy@example.nhs.uk")])
+    await service.apply_many([module("c-busy", "started", MODULES[0], 60 * 24 * 100)])
     now = T0 + retention + timedelta(minutes=1)
     # A concurrent write to c-old lands between the read and the erasure: not overwritten.
     held = await repository.held_contacts()
@@ -154,7 +154,7 @@ async def test_rederive_gives_records_from_before_revisions_one_revision_saying_
     nothing."""
     service, repository, publisher = make()
     for event in training("c-9"):
-        await service.record(event)
+        await service.apply_many([event])
     stored = repository.records["c-9"]
     legacy = {key: Emitted(revision=1) for key in stored.record.emitted}  # content unknown
     repository.records["c-9"] = Stored(stored.record.model_copy(update={"emitted": legacy}), 9)

@@ -1,5 +1,6 @@
-"""The batch path (`on_batch`) against the real database: the same documents and derived
-events as applying the events one by one, and a lost race raises so the backbone falls back."""
+"""The batch use case (`apply_many`) given a whole batch, against the real database: the same
+documents and derived events as applying the events one by one (each a batch of one), and a
+lost race raises so the backbone falls back."""
 
 from __future__ import annotations
 
@@ -16,10 +17,10 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from ibest.backbone.concurrency import ConcurrentUpdate
+from ibest.backbone.consumer import Handlers
 from ibest.backbone.document import Document
 from services.enrolment import bootstrap
 from services.enrolment.adapters.repository import MongoClinicianRepository
-from services.enrolment.handlers import EnrolmentHandlers
 from services.enrolment.settings import EnrolmentSettings
 from shared.catalogue import catalogue as load_catalogue
 from shared.envelope import AnyEvent, parse_event
@@ -67,7 +68,7 @@ async def client(mongodb_url: str) -> AsyncIterator[AsyncMongoClient[Document]]:
 
 async def service(
     client: AsyncMongoClient[Document],
-) -> tuple[AsyncDatabase[Document], EnrolmentHandlers, FakePublisher]:
+) -> tuple[AsyncDatabase[Document], Handlers, FakePublisher]:
     """The service as the runtime builds it, publishing to a fake stream that keeps every
     publish (each derived event must be published exactly once)."""
     db = client[f"t{uuid.uuid4().hex[:10]}_enrolment"]
@@ -117,15 +118,15 @@ async def test_batch_stores_and_publishes_what_one_by_one_does(
     one_db, one, one_published = await service(client)
     many_db, many, many_published = await service(client)
     for e in before:
-        await one.on_event(e)
-        await many.on_event(e)
+        await one.apply([e])
+        await many.apply([e])
     assert one_published.sent() == many_published.sent()
     one_published.clear()
     many_published.clear()
 
     for e in batch:
-        await one.on_event(e)
-    await many.on_batch(batch)
+        await one.apply([e])
+    await many.apply(batch)
 
     stored = await documents(many_db)
     assert stored == await documents(one_db)
@@ -152,7 +153,7 @@ async def test_batch_stores_and_publishes_what_one_by_one_does(
 
     # A redelivered batch changes nothing and publishes nothing.
     sent = len(many_published.sent())
-    await many.on_batch(batch)
+    await many.apply(batch)
     assert await documents(many_db) == stored
     assert len(many_published.sent()) == sent
 
@@ -181,7 +182,7 @@ async def test_a_concurrent_writer_makes_the_batch_raise_and_one_by_one_repairs_
     race: str,
 ) -> None:
     db, handlers, published = await service(client)
-    await handlers.on_event(enrolled("c-1", 0))
+    await handlers.apply([enrolled("c-1", 0)])
     other = module("c-2", "started", MODULES[0], 1)
     batch = [module("c-1", "started", MODULES[0], 1), enrolled("c-2", 0), enrolled("c-3", 0)]
 
@@ -191,18 +192,19 @@ async def test_a_concurrent_writer_makes_the_batch_raise_and_one_by_one_repairs_
     async def insert(coll: AsyncCollection[Document]) -> object:
         # Another replica stores c-2's first event meanwhile.
         replica = bootstrap.build(EnrolmentSettings(), db, published, ID_KEY).handlers
-        await replica.on_event(other)
+        await replica.apply([other])
         return None
 
-    repository: MongoClinicianRepository = handlers._service.repository  # type: ignore[assignment]
+    bound: Any = handlers.apply  # the service's bound `apply_many`
+    repository: MongoClinicianRepository = bound.__self__.repository
     repository._clinicians = Racing(db["clinicians"], update if race == "update" else insert)  # type: ignore[assignment]
     with pytest.raises(ConcurrentUpdate):
-        await handlers.on_batch(batch)
+        await handlers.apply(batch)
 
     # What the backbone does next: each event again, one by one.
     repository._clinicians = db["clinicians"]
     for e in batch:
-        await handlers.on_event(e)
+        await handlers.apply([e])
     stored = await documents(db)
     facts = {ref: {f["id"] for f in doc["facts"]} for ref, doc in stored.items()}
     assert {str(e.id) for e in batch} <= {i for ids in facts.values() for i in ids}

@@ -106,7 +106,7 @@ async def completed(w: World, days_ago: int) -> None:
         source="/test",
         time=at,
     )
-    await w.facts.training_completed(event)
+    await w.facts.apply_many([event])
 
 
 def token(w: World, form: ClinicianForm) -> str:

@@ -81,11 +81,13 @@ async def test_contact_emails_are_erased_after_retention_and_no_sooner(
     assert own.contact_retention == timedelta(days=450)  # the documented default
     repo = enrolment_service(client, settings, own)
     retention = own.contact_retention
-    await repo.record(enrolment("c-old", NOW - retention - timedelta(days=1), "old@nhs.net"))
+    await repo.apply_many([enrolment("c-old", NOW - retention - timedelta(days=1), "old@nhs.net")])
     # Enrolled long ago but active since (a later enrolment without an email): kept.
-    await repo.record(enrolment("c-active", NOW - retention - timedelta(days=30), "a@nhs.net"))
-    await repo.record(enrolment("c-active", NOW - timedelta(days=10), None))
-    await repo.record(enrolment("c-young", NOW - retention + timedelta(hours=1), "y@nhs.net"))
+    await repo.apply_many(
+        [enrolment("c-active", NOW - retention - timedelta(days=30), "a@nhs.net")]
+    )
+    await repo.apply_many([enrolment("c-active", NOW - timedelta(days=10), None)])
+    await repo.apply_many([enrolment("c-young", NOW - retention + timedelta(hours=1), "y@nhs.net")])
 
     assert await repo.erase_expired_contacts(NOW, retention) == 1
     assert await repo.contact("c-old") == (True, None)
@@ -125,7 +127,7 @@ async def test_the_retention_command_also_redacts_the_streams_of_expired_emails(
     }
     for event in raw.values():
         assert await publish_raw(js, event)
-        await repo.record(parse_event(None, json.dumps(event).encode()))
+        await repo.apply_many([parse_event(None, json.dumps(event).encode())])
 
     assert await retention_command(argparse.Namespace(from_stream=True), settings) == 0
     assert "1 erased from the enrolment database" in capsys.readouterr().out

@@ -16,7 +16,6 @@ from ibest.backbone.audit import Actor
 from ibest.backbone.document import Document
 from services.notifications.application import NotificationsService
 from services.notifications.domain.status import CANCELLED, FAILED, PENDING, SENT
-from services.notifications.handlers import by_event
 from services.notifications.ports import TransientSendError
 from services.notifications.scheduler import Scheduler
 from services.notifications.settings import NotificationSettings
@@ -77,16 +76,15 @@ async def test_a_batch_ends_where_one_by_one_does_in_any_order() -> None:
         batch = [*events(), *rng.sample(events(), 6)]  # with redelivered duplicates
         rng.shuffle(batch)
         (single, single_repo), (many, many_repo) = make(), make()
-        handle = by_event(single)
         for event in rng.sample(batch, len(batch)):
-            await handle[event.event_type.name](event)
+            await single.apply_many([event])
         await many.apply_many(batch)
         assert stored(many_repo) == stored(single_repo)
 
 
 async def test_a_completion_thanks_once_and_cancels_training_reminders() -> None:
     service, repo = make()
-    await service.enrolled(clinician("clinician.enrolled", "c-1", day(20)))
+    await service.apply_many([clinician("clinician.enrolled", "c-1", day(20))])
     await repo.create_reminder(
         "training:c-1:1",
         {
@@ -101,8 +99,8 @@ async def test_a_completion_thanks_once_and_cancels_training_reminders() -> None
         },
     )
     done = clinician("clinician.training_completed", "c-1", day(1))
-    await service.completed(done)
-    await service.completed(done)  # a redelivery
+    await service.apply_many([done])
+    await service.apply_many([done])  # a redelivery
     assert repo.reminders["training:c-1:1"]["status"] == CANCELLED
     thanks = [r for r in repo.reminders.values() if r["family"] == "thanks"]
     assert len(thanks) == 1 and thanks[0]["status"] == PENDING
@@ -114,13 +112,15 @@ async def test_a_completion_thanks_once_and_cancels_training_reminders() -> None
 
 async def test_a_delivery_report_cancels_the_survey_it_answers() -> None:
     service, repo = make()
-    await service.completed(clinician("clinician.training_completed", "c-8", day(130)))
-    await service.delivery_reported(
-        _event(
-            "clinician.delivery_reported",
-            {"clinician_ref": "c-8", "delivering": True, "groups_delivered": 1},
-            day(5),
-        )
+    await service.apply_many([clinician("clinician.training_completed", "c-8", day(130))])
+    await service.apply_many(
+        [
+            _event(
+                "clinician.delivery_reported",
+                {"clinician_ref": "c-8", "delivering": True, "groups_delivered": 1},
+                day(5),
+            )
+        ]
     )
     month_4 = {r["status"] for r in repo.reminders.values() if r.get("survey") == "month_4"}
     assert month_4 == {CANCELLED}
@@ -131,9 +131,9 @@ async def test_a_delivery_report_cancels_the_survey_it_answers() -> None:
 
 async def test_a_baseline_plans_follow_ups_and_a_collected_one_cancels_its_items() -> None:
     service, repo = make(FakeClock(BASELINE + timedelta(days=1)))
-    await service.assessed(assessed("p-1", "baseline", BASELINE))
+    await service.apply_many([assessed("p-1", "baseline", BASELINE)])
     assert {i["timepoint"] for i in repo.follow_ups.values()} == {"month_3", "month_12"}
-    await service.assessed(assessed("p-1", "month_3", BASELINE + timedelta(days=90)))
+    await service.apply_many([assessed("p-1", "month_3", BASELINE + timedelta(days=90))])
     by_tp = {i["timepoint"]: i["status"] for i in repo.follow_ups.values()}
     assert by_tp["month_3"] == CANCELLED and by_tp["month_12"] == PENDING
 
@@ -141,7 +141,7 @@ async def test_a_baseline_plans_follow_ups_and_a_collected_one_cancels_its_items
 async def test_opting_out_cancels_pending_reminders_and_can_be_undone() -> None:
     audit = FakeAuditTrail()
     service, repo = make(audit=audit)
-    await service.completed(clinician("clinician.training_completed", "c-2", day(1)))
+    await service.apply_many([clinician("clinician.training_completed", "c-2", day(1))])
     await service.set_opt_out("c-2", True, Actor("http", "tok-1"))
     assert {r["status"] for r in repo.reminders.values() if r["family"] == "thanks"} == {CANCELLED}
     assert repo.clinicians["c-2"]["opted_out"] is True
@@ -154,7 +154,7 @@ async def test_opting_out_cancels_pending_reminders_and_can_be_undone() -> None:
 
 async def test_an_opt_out_the_audit_log_cannot_record_changes_nothing() -> None:
     service, repo = make(audit=FakeAuditTrail(failing=True))
-    await service.completed(clinician("clinician.training_completed", "c-3", day(1)))
+    await service.apply_many([clinician("clinician.training_completed", "c-3", day(1))])
     before = copy.deepcopy(stored(repo))
     with pytest.raises(AuditUnavailable):
         await service.set_opt_out("c-3", True, Actor("http", "tok-1"))
@@ -164,7 +164,7 @@ async def test_an_opt_out_the_audit_log_cannot_record_changes_nothing() -> None:
 async def test_a_due_reminder_is_sent_once_and_its_event_published_from_the_outbox() -> None:
     clock = FakeClock(NOW)
     service, repo = make(clock)
-    await service.enrolled(clinician("clinician.enrolled", "c-4", day(12)))
+    await service.apply_many([clinician("clinician.enrolled", "c-4", day(12))])
     scheduler, channel, contacts, publisher = sender(repo, clock)
     contacts.emails["c-4"] = "c-4@example.nhs.uk"
     publisher.failures = 1  # the stream is unreachable after the send is recorded
@@ -183,7 +183,7 @@ async def test_a_due_reminder_is_sent_once_and_its_event_published_from_the_outb
 async def test_no_contact_email_fails_and_an_unreachable_directory_retries() -> None:
     clock = FakeClock(NOW)
     service, repo = make(clock)
-    await service.enrolled(clinician("clinician.enrolled", "c-4", day(12)))
+    await service.apply_many([clinician("clinician.enrolled", "c-4", day(12))])
     scheduler, channel, contacts, publisher = sender(repo, clock)
     contacts.down = True
     assert await scheduler.run_once() == 0
@@ -201,7 +201,7 @@ async def test_no_contact_email_fails_and_an_unreachable_directory_retries() -> 
 async def test_a_transient_send_error_is_retried_later() -> None:
     clock = FakeClock(NOW)
     service, repo = make(clock)
-    await service.enrolled(clinician("clinician.enrolled", "c-4", day(12)))
+    await service.apply_many([clinician("clinician.enrolled", "c-4", day(12))])
     scheduler, channel, contacts, publisher = sender(repo, clock)
     contacts.emails["c-4"] = "c-4@example.nhs.uk"
     channel.fail_with = TransientSendError("rate limited")
@@ -215,8 +215,8 @@ async def test_a_transient_send_error_is_retried_later() -> None:
 async def test_site_teams_get_one_digest_of_due_follow_ups() -> None:
     clock = FakeClock(BASELINE + timedelta(days=1))
     service, repo = make(clock)
-    await service.assessed(assessed("p-1", "baseline", BASELINE))
-    await service.assessed(assessed("p-2", "baseline", BASELINE))
+    await service.apply_many([assessed("p-1", "baseline", BASELINE)])
+    await service.apply_many([assessed("p-2", "baseline", BASELINE)])
     clock.set(BASELINE + timedelta(days=91))
     while not SETTINGS.working_hours().is_open(clock()):
         clock.advance(hours=1)
@@ -250,7 +250,7 @@ async def test_a_corrected_earlier_completion_moves_pending_survey_nudges_in_any
             await service.apply_many(order)
         else:
             for event in order:
-                await service.completed(event)
+                await service.apply_many([event])
         surveys = {rid: r for rid, r in repo.reminders.items() if r["family"] == "survey"}
         assert surveys and all(r["status"] == PENDING for r in surveys.values())
         dues.append(

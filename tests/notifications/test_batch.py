@@ -24,7 +24,6 @@ from services.notifications.adapters.channels import LogChannel
 from services.notifications.adapters.contacts import NatsContactDirectory
 from services.notifications.adapters.repository import MongoNotificationsRepository
 from services.notifications.application import NotificationsService
-from services.notifications.handlers import by_event
 from services.notifications.settings import NotificationSettings
 from shared.envelope import AnyEvent, parse_event
 from shared.followup import assessment_date
@@ -137,7 +136,7 @@ async def prepare(handlers: NotificationsService) -> None:
             "created_at": day(43),
         },
     )
-    await handlers.assessed(LATER_BASELINE)
+    await handlers.apply_many([LATER_BASELINE])
 
 
 @pytest.fixture
@@ -207,9 +206,8 @@ async def test_batch_equals_one_by_one_in_any_order_with_duplicates(
         for handlers in (single, many):
             await cast(MongoNotificationsRepository, handlers.repo).ensure_indexes()
             await prepare(handlers)
-        handle = by_event(single)
         for event in rng.sample(batch, len(batch)):  # one by one, in another order
-            await handle[event.event_type.name](event)
+            await single.apply_many([event])
         expected = await contents(one_db)
         assert [
             (d["_id"], d["status"]) for d in expected["reminders"] if d["family"] != "survey"
@@ -265,9 +263,8 @@ async def test_two_instances_applying_batches_at_once_stay_exact(
     one_db, shared_db = databases[:2]
     batch = events()
     single = make_handlers(one_db, clock)
-    handle = by_event(single)
     for event in batch:
-        await handle[event.event_type.name](event)
+        await single.apply_many([event])
     first, second = make_handlers(shared_db, clock), make_handlers(shared_db, clock)
     rng = random.Random(7)
 
@@ -276,7 +273,7 @@ async def test_two_instances_applying_batches_at_once_stay_exact(
             await handlers.apply_many(events)
         except PyMongoError:
             for event in events:
-                await by_event(handlers)[event.event_type.name](event)
+                await handlers.apply_many([event])
 
     await asyncio.gather(
         instance(first, rng.sample(batch, len(batch))),
@@ -327,7 +324,7 @@ async def test_a_corrected_earlier_completion_moves_pending_nudges_in_the_databa
             await service.apply_many(order)
         else:
             for event in order:
-                await service.completed(event)
+                await service.apply_many([event])
         ends.append(
             {
                 d["_id"]: (d["status"], d["due"], d["remind_on"], d["send_after"])

@@ -77,7 +77,7 @@ async def test_a_batch_ends_where_one_by_one_does() -> None:
             await service.assessed(one(event))
     for event in batch:
         if event.event_type.name == "class.started":
-            await single.class_started(event)
+            await single.apply_many([event])
         else:
             await single.assessed(one(event))
     await bulk.apply_many(batch)
@@ -90,8 +90,9 @@ async def test_a_batch_ends_where_one_by_one_does() -> None:
 async def test_a_batch_that_loses_a_race_raises() -> None:
     service, repo, publisher = make()
     repo.conflicts = 1
-    with pytest.raises(ConcurrentUpdate):
-        await service.apply_many([assessed("p-5", Timepoint.BASELINE, 14, 0)])
+    batch = [assessed("p-5", Timepoint.BASELINE, 14, 0), assessed("p-5b", Timepoint.BASELINE, 9, 0)]
+    with pytest.raises(ConcurrentUpdate):  # a batch of one retries instead (`assessed`)
+        await service.apply_many(batch)
     assert publisher.published == []
 
 
@@ -99,7 +100,7 @@ async def test_patient_and_follow_up_views() -> None:
     service, _, _ = make()
     assert await service.patient("RTH", "nobody") is None
     assert await service.followups("RTH", "nobody") is None
-    await service.class_started(started("k-1", 0, 6))
+    await service.apply_many([started("k-1", 0, 6)])
     await service.assessed(one(assessed("p-6", Timepoint.BASELINE, 14, 1, class_id="k-1")))
     await service.assessed(one(assessed("p-6", Timepoint.MONTH_3, 8, 92)))
     view = await service.patient("RTH", "p-6")

@@ -146,7 +146,7 @@ async def test_batch_matches_one_by_one(make: Callable[[], Awaitable[Made]], see
     await bulk.apply_many(earlier)
     for event in batch:
         if event.event_type.name == "class.started":
-            await single.class_started(event)
+            await single.apply_many([event])
         else:
             await single.assessed(one(event))
     await bulk.apply_many(batch)

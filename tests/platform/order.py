@@ -258,10 +258,8 @@ async def through_fakes(
     batches = delivery(events, rng) if rng else ([e] for e in time_ordered(events))
     for batch in batches:
         mine = [e for e in batch if e.event_type.name in CLINICIAN_EVENTS]
-        if len(mine) == 1:
-            await enrolment.record(mine[0])
-        elif mine:
-            await enrolment.record_batch(mine)
+        if mine:
+            await enrolment.apply_many(mine)
         theirs = [e for e in batch if e.event_type.name in OUTCOME_EVENTS]
         if theirs:
             await outcomes.apply_many(theirs)
@@ -282,7 +280,7 @@ async def figures_of(events: list[AnyEvent], rng: random.Random | None) -> dict[
     service, reports = ReportingService(store), Reporting(store, lambda: NOW, [])
     if rng is None:
         for event in time_ordered(events):
-            await service.apply(event)
+            await service.apply_many([event])
     else:
         for batch in delivery(events, rng):
             await service.apply_many(batch)

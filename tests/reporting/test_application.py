@@ -99,7 +99,7 @@ async def test_redelivery_and_any_order_give_the_same_reports() -> None:
         await service.apply_many(batch)
         await service.apply_many(batch)  # redelivered after a crash before the ack
     for event in random.Random(4).sample(EVENTS, 20):
-        await service.apply(event)
+        await service.apply_many([event])
     assert await everything(reports) == in_order
 
 
@@ -112,18 +112,20 @@ async def test_a_corrected_outcome_supersedes_the_earlier_one_in_any_order() -> 
     for events in ([baseline, first, corrected], [corrected, baseline, first]):
         service, reports, _ = make()
         for event in events:
-            await service.apply(event)
+            await service.apply_many([event])
         outcome = (await reports.national(True))["figures"]["outcomes"]["rmdq"]["month_3"]
         assert outcome == {"n": 1, "mean_change": -6.0, "improved_share": 1.0}
 
 
 async def test_a_clinician_who_moves_counts_at_the_latest_enrolment_only() -> None:
     service, reports, _ = make()
-    await service.apply(ds.parsed(ds._enrol("c-1", "nurse", "RTH08", JAN)))
-    await service.apply(ds.parsed(ds._enrol("c-1", "nurse", "RTH01", MAR)))
+    await service.apply_many([ds.parsed(ds._enrol("c-1", "nurse", "RTH08", JAN))])
+    await service.apply_many([ds.parsed(ds._enrol("c-1", "nurse", "RTH01", MAR))])
     # An older enrolment elsewhere, arriving late: reported with zeros there, as it would
     # be had it arrived in time order (issue 25).
-    await service.apply(ds.parsed(ds._enrol("c-1", "nurse", "RXF01", JAN + timedelta(days=1))))
+    await service.apply_many(
+        [ds.parsed(ds._enrol("c-1", "nurse", "RXF01", JAN + timedelta(days=1)))]
+    )
     rth = await reports.trust("RTH", True)
     assert {s["sitecode"]: s["figures"]["clinicians_enrolled"] for s in rth["sites"]} == {
         "RTH01": 1,
@@ -188,7 +190,7 @@ async def test_answers_are_kept_until_the_figures_or_the_day_change() -> None:
     assert await reports.national(False) is national  # one computation per view
     assert await reports.months.report("RTH", None, False, None, None) is months
 
-    await service.apply(ds.parsed(ds._enrol("c-new", "nurse", "RTH08", ds.LATEST)))
+    await service.apply_many([ds.parsed(ds._enrol("c-new", "nurse", "RTH08", ds.LATEST))])
     changed = await reports.national(False)
     enrolled = national["figures"]["clinicians_enrolled"]
     assert isinstance(enrolled, int) and changed["figures"]["clinicians_enrolled"] == enrolled + 1
@@ -207,7 +209,7 @@ async def test_a_rebuild_replays_the_history_into_a_new_generation_and_switches(
 
     async def live_event_during_the_replay() -> None:
         assert [g.number for g in await store.writable()] == [1, 2]
-        await service.apply(late)  # the live consumer writes to both generations
+        await service.apply_many([late])  # the live consumer writes to both generations
 
     history = FakeEventHistory(EVENTS, meanwhile=live_event_during_the_replay)
     done = await service.rebuild(history)

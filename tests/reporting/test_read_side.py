@@ -41,7 +41,7 @@ async def test_a_view_after_a_change_answers_as_one_computed_afresh() -> None:
     await service.apply_many(EVENTS)
     await every_answer(live)  # the view before the change computed every trust's figures
     # One enrolment at RTH: the other trusts' summaries are unchanged.
-    await service.apply(ds.parsed(ds._enrol("c-new", "doctor", "RTH08", ds.LATEST)))
+    await service.apply_many([ds.parsed(ds._enrol("c-new", "doctor", "RTH08", ds.LATEST))])
     after = await every_answer(live)
     assert after == await every_answer(Reporting(store, clock, []))
     carried = (await live.view()).shared["carried"]
@@ -97,7 +97,7 @@ async def test_the_snapshot_after_a_change_renders_only_what_changed_and_all_of_
     levels, last_event = await metric_levels(reports, Slices(), sites)
     await sliced_exposition(levels, last_event, Slices(), rendered)
     before_sites, before_rendered = dict(sites), dict(rendered)
-    await service.apply(ds.parsed(ds._enrol("c-new", "doctor", "RTH08", ds.LATEST)))
+    await service.apply_many([ds.parsed(ds._enrol("c-new", "doctor", "RTH08", ds.LATEST))])
     levels, last_event = await metric_levels(reports, Slices(), sites)
     text = await sliced_exposition(levels, last_event, Slices(), rendered)
     fresh_levels, fresh_last = await metric_levels(Reporting(store, Clock(), []))
