@@ -30,6 +30,7 @@ from services.gateway.courses.ports import (
 )
 from services.gateway.domain.keys import COURSE_PLATFORM, ApiKey
 from services.gateway.domain.rejections import GATEWAY, Reason, Rejection
+from services.gateway.domain.requests import Refusal
 from services.gateway.ports import RejectionStore
 from shared.catalogue import Catalogue
 from shared.envelope import ContractError
@@ -57,7 +58,7 @@ def problem(
 
 
 MAX_STATEMENTS = 500
-Authenticate = Callable[[str | None, str], Awaitable[ApiKey | Any]]
+Authenticate = Callable[[str | None, str], Awaitable[ApiKey | Refusal]]
 
 
 class XapiStatements:
@@ -93,13 +94,14 @@ class XapiStatements:
 
     async def post(
         self, authorization: str | None, version: str | None, body: bytes, address: str = ""
-    ) -> XapiReply:
-        """Authenticate (a request without a valid key is charged to its client `address`),
-        check, then store the statements all or nothing; a request refused whole with a valid
-        key (400, 403) is charged to the address too."""
+    ) -> XapiReply | Refusal:
+        """Authenticate (a request without a valid key is charged to its client `address`,
+        and its refusal returned as the gateway gave it), check, then store the statements
+        all or nothing; a request refused whole with a valid key (400, 403) is charged to the
+        address too."""
         key = await self.authenticate(authorization, address)
-        if not isinstance(key, ApiKey):
-            return XapiReply(key.status, key.body, key.headers, problem=True)
+        if isinstance(key, Refusal):
+            return key
         reply = await self._post(key, version, body)
         if reply.status in (400, 403):
             self.charge(address)

@@ -9,22 +9,28 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 
 from ibest.backbone.problems import problem_responses
+from services.gateway.api.answers import Reply, admitted, refused
+from services.gateway.api.edge import address_of, read_body
+from services.gateway.api.edge import respond as edge_respond
 from services.gateway.application import Gateway
 from services.gateway.courses.domain.xapi import VERSION, as_bearer
 from services.gateway.courses.statements import XapiReply, XapiStatements, problem
-from services.gateway.handlers import address_of, read_body
-from services.gateway.handlers import respond as answer
+from services.gateway.domain.requests import Refusal
 
 _PROBLEM = {"content": {"application/problem+json": {"example": {"title": "Bad Request"}}}}
 _HEADERS = {"X-Experience-API-Version": VERSION}
 
 
-def respond(reply: XapiReply) -> JSONResponse:
+def respond(reply: XapiReply | Reply | Refusal) -> JSONResponse:
+    """The answer with the xAPI version header; a refusal as the gateway's problem details."""
+    if isinstance(reply, Refusal):
+        reply = refused(reply)
+    is_problem = reply.problem if isinstance(reply, XapiReply) else reply.status >= 400
     return JSONResponse(
         reply.body,
         reply.status,
         headers={**_HEADERS, **reply.headers},
-        media_type="application/problem+json" if reply.problem else "application/json",
+        media_type="application/problem+json" if is_problem else "application/json",
     )
 
 
@@ -37,7 +43,7 @@ def routes() -> APIRouter:
         responses=problem_responses(429),
     )
     async def about(request: Request) -> JSONResponse:
-        # No key needed: limited by address with every keyless path (services/gateway/unkeyed.py).
+        # No key needed: limited by address with every keyless path (api/unkeyed.py).
         return JSONResponse(XapiStatements.about(), headers=_HEADERS)
 
     @router.post(
@@ -56,9 +62,9 @@ def routes() -> APIRouter:
         body = await read_body(request) if statements is not None else b""
         if statements is None or not isinstance(body, bytes):
             # refused before any key is read: charged to the address, as a request without one
-            limited = gateway.admit(address)
+            limited = admitted(gateway, address)
             if limited is not None:
-                return answer(limited)
+                return edge_respond(limited)
         if statements is None:
             return respond(
                 problem(
@@ -68,7 +74,7 @@ def routes() -> APIRouter:
                 )
             )
         if not isinstance(body, bytes):
-            return respond(problem(body.status, "too-large", body.detail))
+            return respond(body)
         return respond(
             await statements.post(as_bearer(authorization), x_experience_api_version, body, address)
         )
