@@ -8,29 +8,52 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 
-from ibest.backbone.problems import problem_responses
+from ibest.backbone.problems import PROBLEM_JSON, problem, problem_responses
 from services.gateway.api.answers import Reply, admitted, refused
 from services.gateway.api.edge import address_of, read_body
 from services.gateway.api.edge import respond as edge_respond
 from services.gateway.application import Gateway
 from services.gateway.courses.domain.xapi import VERSION, as_bearer
-from services.gateway.courses.statements import XapiReply, XapiStatements, problem
+from services.gateway.courses.statements import XapiRefusal, XapiStatements, XapiStored, XapiWhy
 from services.gateway.domain.requests import Refusal
 
 _PROBLEM = {"content": {"application/problem+json": {"example": {"title": "Bad Request"}}}}
 _HEADERS = {"X-Experience-API-Version": VERSION}
 
 
-def respond(reply: XapiReply | Reply | Refusal) -> JSONResponse:
-    """The answer with the xAPI version header; a refusal as the gateway's problem details."""
-    if isinstance(reply, Refusal):
-        reply = refused(reply)
-    is_problem = reply.problem if isinstance(reply, XapiReply) else reply.status >= 400
+STATUS_OF_REFUSAL = {
+    XapiWhy.NOT_A_COURSE_PLATFORM: 403,
+    XapiWhy.INVALID: 400,
+    XapiWhy.UNREADABLE: 400,
+    XapiWhy.ID_CONFLICT: 409,
+    XapiWhy.RATE_LIMITED: 429,
+    XapiWhy.STREAM_UNAVAILABLE: 503,
+}
+"""The HTTP status of each refusal of the xAPI use case: the edge's, and only here."""
+
+
+def answer(outcome: XapiStored | XapiRefusal | Refusal) -> Reply:
+    """The use case's outcome over HTTP: the ids (200), or RFC 9457 problem details in the
+    shape of every other API of the platform (`type` `urn:ibest:problem:<name>`, `title`,
+    `code`; ibest.backbone.problems), with `errors[]` of field, code and message where
+    statements are at fault; a key refused as the gateway refuses it on /v1."""
+    if isinstance(outcome, Refusal):
+        return refused(outcome)
+    if isinstance(outcome, XapiStored):
+        return Reply(200, outcome.ids)
+    status = STATUS_OF_REFUSAL[outcome.why]
+    body = problem(status, outcome.why.value, outcome.detail, list(outcome.errors) or None)
+    headers = {"Retry-After": str(outcome.retry_after)} if outcome.retry_after else {}
+    return Reply(status, body, headers)
+
+
+def respond(reply: Reply) -> JSONResponse:
+    """The answer with the xAPI version header."""
     return JSONResponse(
         reply.body,
         reply.status,
         headers={**_HEADERS, **reply.headers},
-        media_type="application/problem+json" if is_problem else "application/json",
+        media_type=PROBLEM_JSON if reply.status >= 400 else "application/json",
     )
 
 
@@ -66,17 +89,16 @@ def routes() -> APIRouter:
             if limited is not None:
                 return edge_respond(limited)
         if statements is None:
-            return respond(
-                problem(
-                    503,
-                    "unavailable",
-                    "the course-platform part has no programme key (IBEST_CLINICIAN_KEY_FILE)",
+            why = "the course-platform part has no programme key (IBEST_CLINICIAN_KEY_FILE)"
+            return respond(Reply(503, problem(503, "unavailable", why)))
+        if not isinstance(body, bytes):
+            return respond(refused(body))
+        return respond(
+            answer(
+                await statements.post(
+                    as_bearer(authorization), x_experience_api_version, body, address
                 )
             )
-        if not isinstance(body, bytes):
-            return respond(body)
-        return respond(
-            await statements.post(as_bearer(authorization), x_experience_api_version, body, address)
         )
 
     return router
