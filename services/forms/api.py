@@ -14,7 +14,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.forms.application import Recorded, Refused
+from services.forms.application import Recorded, Refused, Why
 from services.forms.bootstrap import FormsParts
 from services.forms.domain import answers, questionnaire
 from services.forms.domain.access import csrf_ok, csrf_token, new_nonce, new_session_token
@@ -92,8 +92,12 @@ def csrf_valid(request: Request, credential: str, fields: dict[str, str]) -> boo
     )
 
 
+STATUS_OF_REFUSAL = {Why.FORBIDDEN: 403, Why.NOT_FOUND: 404, Why.CLOSED: 410, Why.INVALID: 422}
+"""The HTTP status of each refusal of the use cases: the edge's, and only here."""
+
+
 def refused(r: Refused) -> HTMLResponse:
-    return problem_page(r.status, r.title, r.message)
+    return problem_page(STATUS_OF_REFUSAL[r.why], r.title, r.message)
 
 
 def routes() -> APIRouter:
@@ -295,7 +299,7 @@ def routes() -> APIRouter:
             fields["nonce"],
         )
         if isinstance(result, Refused):
-            if result.status == 422:
+            if result.why is Why.INVALID:
                 problems = answers.Problems()
                 problems.add("patient_ref", result.message)
                 return entry_form(request, found, fields, problems, 422)
@@ -356,7 +360,7 @@ def routes() -> APIRouter:
             found[0], fields.get("patient_ref", ""), fields.get("timepoint", ""), measures
         )
         if isinstance(result, Refused):
-            if result.status == 422:
+            if result.why is Why.INVALID:
                 problems = answers.Problems()
                 problems.add("patient_ref", result.message)
                 return link_form(request, found, fields, problems, 422)

@@ -8,6 +8,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from ibest.backbone.outbox import OutboxEntry, OutboxRelay
@@ -59,11 +60,25 @@ PAPER_MEASURES = list(Measure)
 CLOSING_DAYS = 14
 
 
+class Why(StrEnum):
+    """Why the rules refuse a request; the HTTP edge (services/forms/api.py) gives each its
+    status."""
+
+    FORBIDDEN = "forbidden"
+    """A link that does not work (copied wrongly, replaced, revoked)."""
+    NOT_FOUND = "not-found"
+    """No such patient at the site, or no such question on the form."""
+    CLOSED = "closed"
+    """Not open yet, closed, or already answered."""
+    INVALID = "invalid"
+    """What was typed or chosen cannot be used (the page is shown again with the why)."""
+
+
 @dataclass(frozen=True)
 class Refused:
-    """A request the rules refuse: `status` (403, 404, 410, 422) and the plain-English why."""
+    """A request the rules refuse: why, and the plain-English title and message."""
 
-    status: int
+    why: Why
     title: str
     message: str
 
@@ -83,7 +98,7 @@ class ClinicianPage:
 
 
 FORBIDDEN_LINK = Refused(
-    403,
+    Why.FORBIDDEN,
     "This link does not work",
     "The link may have been copied wrongly or replaced by a newer one. Use the link in "
     "your most recent email from the iBeST programme.",
@@ -169,16 +184,16 @@ class ClinicianForms:
 
 def _closed(verdict: Verdict) -> Refused:
     if verdict == Verdict.NOT_YET:
-        return Refused(410, "This survey is not open yet", "Use the link when we email you.")
+        return Refused(Why.CLOSED, "This survey is not open yet", "Use the link when we email you.")
     if verdict == Verdict.UNKNOWN:
         return Refused(
-            410,
+            Why.CLOSED,
             "This survey is not open",
             "We have no record that you have completed the iBeST course, so there is "
             "nothing to answer yet.",
         )
     return Refused(
-        410,
+        Why.CLOSED,
         "This survey has closed",
         "The time to answer has passed. Thank you for your help with the iBeST programme.",
     )
@@ -328,7 +343,7 @@ class SiteTeams:
         ref = typed.strip()
         problem = answers.patient_ref_problem(ref)
         if problem:
-            return Refused(422, "Check the patient reference", problem)
+            return Refused(Why.INVALID, "Check the patient reference", problem)
         made_here = ref.upper().startswith(f"{REF_PREFIX}-")
         if made_here:  # the forms' own format, however it was typed
             ref = ref.upper()
@@ -357,7 +372,7 @@ class SiteTeams:
         try:
             tp = Timepoint(timepoint)
         except ValueError:
-            return Refused(422, "Choose a timepoint", "Choose which form this is.")
+            return Refused(Why.INVALID, "Choose a timepoint", "Choose which form this is.")
         totals = answers.totals(fields, PAPER_MEASURES, problems)
         day = answers.completion_date(fields, problems)
         if day is not None:
@@ -405,17 +420,21 @@ class SiteTeams:
             tp = Timepoint(timepoint)
             chosen = questionnaire.choose_measures(measures)
         except ValueError:
-            return Refused(422, "Check the link's details", "Choose a timepoint and a measure.")
+            return Refused(
+                Why.INVALID, "Check the link's details", "Choose a timepoint and a measure."
+            )
         now = self.clock()
         window = link_window(tp, now, patient.baseline_at)
         if window is None:
             return Refused(
-                422,
+                Why.INVALID,
                 "Enter the baseline first",
                 "A follow-up link needs the patient's baseline form first.",
             )
         if window.closes < assessment_date(now):
-            return Refused(410, "This follow-up has closed", "Its collection window has passed.")
+            return Refused(
+                Why.CLOSED, "This follow-up has closed", "Its collection window has passed."
+            )
         token = new_link_token()
         link = PatientLink(
             digest(token),
@@ -442,7 +461,7 @@ class SiteTeams:
 
 
 NOT_YOUR_PATIENT = Refused(
-    404,
+    Why.NOT_FOUND,
     "Patient not found",
     "There is no patient with this reference at your site. Check the reference.",
 )
@@ -478,12 +497,14 @@ class PatientForms:
             return FORBIDDEN_PATIENT_LINK
         if link.draft.get("finished"):
             return Refused(
-                410, "You have already sent your answers", "Thank you. There is nothing more to do."
+                Why.CLOSED,
+                "You have already sent your answers",
+                "Thank you. There is nothing more to do.",
             )
         today = assessment_date(self.clock()).isoformat()
         if not link.opens <= today <= link.closes:
             return Refused(
-                410,
+                Why.CLOSED,
                 "This questionnaire has closed" if today > link.closes else "Not open yet",
                 "Please contact your physiotherapy team if you would still like to answer.",
             )
@@ -506,7 +527,9 @@ class PatientForms:
             return visit
         step = next((s for s in visit.steps if s.step_id == step_id), None)
         if step is None:
-            return Refused(404, "Page not found", "This question is not part of your form.")
+            return Refused(
+                Why.NOT_FOUND, "Page not found", "This question is not part of your form."
+            )
         got = questionnaire.read_step(step, fields)
         if isinstance(got, answers.Problems):
             return got
@@ -523,7 +546,7 @@ class PatientForms:
         saved = visit.link.draft.get("answers", {})
         scored = questionnaire.score(visit.steps, saved)
         if isinstance(scored, str):
-            return Refused(422, "Some answers are missing", scored)
+            return Refused(Why.INVALID, "Some answers are missing", scored)
         now = self.clock()
         link = visit.link
         event = new_event(
@@ -547,7 +570,7 @@ class PatientForms:
 
 
 FORBIDDEN_PATIENT_LINK = Refused(
-    403,
+    Why.FORBIDDEN,
     "This link does not work",
     "The link may have been copied wrongly or cancelled. Please contact your "
     "physiotherapy team for a new one.",

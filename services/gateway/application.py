@@ -8,15 +8,12 @@ import logging
 import re
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import TypeAdapter
-
 from ibest.backbone.clock import Clock
 from ibest.backbone.consumer import content_digest
-from ibest.backbone.problems import name_for, problem
 from ibest.backbone.publisher import Publisher, Publishing
 from services.gateway.domain.keys import (
     COURSE_PLATFORM,
@@ -34,6 +31,7 @@ from services.gateway.domain.ledger import Claim, judge
 from services.gateway.domain.ratelimit import RateLimiter
 from services.gateway.domain.rejections import (
     Rejection,
+    RejectionRow,
     at_the_door,
     from_dead_letter,
     read_cursor,
@@ -44,6 +42,7 @@ from services.gateway.domain.requests import (
     Network,
     RawEvent,
     Refusal,
+    Why,
     decode_request,
 )
 from services.gateway.domain.results import (
@@ -51,10 +50,11 @@ from services.gateway.domain.results import (
     NOT_STORED_UNAVAILABLE,
     EventResult,
     Status,
+    Verdict,
     rejected,
     sender_errors,
     share_exhausted,
-    summary_status,
+    summary,
 )
 from services.gateway.ports import (
     DeadLetterSource,
@@ -76,24 +76,35 @@ from shared.envelope import (
 from shared.eventtime import DEFAULT_TIME_BOUNDS, TimeBounds
 
 log = logging.getLogger(__name__)
-UNAUTHENTICATED = 'Bearer realm="ibest", error="invalid_token"'
 
 
-@dataclass
-class Reply:
-    """What a use case answers over HTTP: status, JSON body, extra headers. A body of an
-    error status is a problem details document (ibest.backbone.problems)."""
+@dataclass(frozen=True)
+class Answered:
+    """A request read and judged: its verdict and what became of each event."""
 
-    status: int
-    body: dict[str, Any]
-    headers: dict[str, str] = field(default_factory=dict)
+    verdict: Verdict
+    results: list[EventResult]
+    retry_after: int = 0
+    """Seconds before sending the unstored events again (`Verdict.UNAVAILABLE`), else 0."""
 
 
-def refusal_reply(refusal: Refusal) -> Reply:
-    name = refusal.problem or name_for(refusal.status)
-    return Reply(
-        refusal.status, problem(refusal.status, name, refusal.detail), dict(refusal.headers)
-    )
+@dataclass(frozen=True)
+class Ingested:
+    """What `Gateway.ingest` did: for whom (the key's holder; "" when refused before a key
+    was known) and the outcome: answered, or refused whole."""
+
+    trust: str
+    outcome: Answered | Refusal
+
+
+@dataclass(frozen=True)
+class RejectionPage:
+    """A page of a trust's rejections, newest first; `next` reads the page after it."""
+
+    trust: str
+    since: datetime
+    rows: list[RejectionRow]
+    next: str | None
 
 
 def course_platform_of(holder: str) -> bool:
@@ -101,42 +112,10 @@ def course_platform_of(holder: str) -> bool:
     return holder.startswith(COURSE_PLATFORM)
 
 
-def rate_limited(who: str, wait: int) -> Reply:
-    return Reply(
-        429,
-        problem(429, "rate-limited", f"{who} is over its request rate; retry after {wait}s"),
-        {"Retry-After": str(wait)},
+def rate_limited(who: str, wait: int) -> Refusal:
+    return Refusal(
+        Why.RATE_LIMITED, f"{who} is over its request rate; retry after {wait}s", retry_after=wait
     )
-
-
-_EVENT_PROBLEMS = {
-    403: (
-        "forbidden-events",
-        "this key may not send some of these events (a trust's key sends its own trust's "
-        "events, a course-platform key training events, neither the events the platform "
-        "derives); each rejected result says why; nothing stored",
-    ),
-    422: ("events-rejected", "not every event was stored; each rejected result says why"),
-    503: (
-        "stream-unavailable",
-        "the event stream is unreachable; the results say which events were stored, send the "
-        "others again after Retry-After",
-    ),
-    507: (
-        "storage-share-exhausted",
-        "the trust's share of the store for an event type is full; sending again will not "
-        "store those events: ask the iBeST operators",
-    ),
-}
-
-
-def results_reply(status: int, results: Sequence[EventResult], headers: dict[str, str]) -> Reply:
-    """200 with the results; any other status, a problem document carrying them."""
-    dumped = _dump(results)
-    if status == 200:
-        return Reply(200, {"results": dumped}, headers)
-    name, detail = _EVENT_PROBLEMS[status]
-    return Reply(status, problem(status, name, detail, results=dumped), headers)
 
 
 class Gateway:
@@ -179,30 +158,22 @@ class Gateway:
         self.xapi: Any = None
         """The course-platform part's xAPI use case (services/gateway/courses), for its routes."""
 
-    async def authenticate(self, authorization: str | None, address: str = "") -> ApiKey | Reply:
-        """The request's key, or the reply refusing it: 429 for an address over its rate
-        (before any database read), 401 (charged to the address) for no, an unknown or a
-        revoked key, 429 for a key over its rate."""
+    async def authenticate(self, authorization: str | None, address: str = "") -> ApiKey | Refusal:
+        """The request's key, or why it is refused: an address over its rate (before any
+        database read); no key, or an unknown or revoked one (charged to the address); a key
+        over its rate."""
         wait = self.address_limiter.blocked(address)
         if wait:
             return rate_limited(f"address {address or '(unknown)'}", wait)
         token = bearer_token(authorization)
         if token is None:
             self.address_limiter.take(address)
-            return Reply(
-                401,
-                problem(401, "no-key", "send your API key as `Authorization: Bearer <key>`"),
-                {"WWW-Authenticate": 'Bearer realm="ibest"'},
-            )
+            return Refusal(Why.NO_KEY, "send your API key as `Authorization: Bearer <key>`")
         key_id = key_id_of(token)
         key = await self._key(key_id) if key_id else None
         if not verify(token, key):
             self.address_limiter.take(address)
-            return Reply(
-                401,
-                problem(401, "unknown-key", "the API key is unknown or revoked"),
-                {"WWW-Authenticate": UNAUTHENTICATED},
-            )
+            return Refusal(Why.UNKNOWN_KEY, "the API key is unknown or revoked")
         assert key is not None
         wait = self.limiter.take(key.key_id)
         if wait:
@@ -231,20 +202,18 @@ class Gateway:
         body: bytes | Refusal,
         address: str = "",
         store: bool = True,
-    ) -> Reply:
+    ) -> Ingested:
         """Validate, check the trust, store each event, and say what became of each. With
         `store=False` (the sandbox, POST /v1/events/validate) the same answer, nothing stored
-        and nothing recorded."""
-        started = self.timer()
+        and nothing recorded. A request refused whole, or with an event its key may not send,
+        is charged to its client address."""
         key = await self.authenticate(authorization, address)
-        if isinstance(key, Reply):
-            self.metrics.observe("", key.status, [], self.timer() - started)
-            return key
-        reply, results = await self._ingest(key.trust, content_type, headers, body, store)
-        if reply.status in _WHOLE_REFUSALS:
+        if isinstance(key, Refusal):
+            return Ingested("", key)
+        outcome = await self._ingest(key.trust, content_type, headers, body, store)
+        if isinstance(outcome, Refusal) or outcome.verdict is Verdict.FORBIDDEN:
             self.address_limiter.take(address)
-        self.metrics.observe(key.trust, reply.status, results, self.timer() - started)
-        return reply
+        return Ingested(key.trust, outcome)
 
     async def _ingest(
         self,
@@ -253,7 +222,7 @@ class Gateway:
         headers: dict[str, str],
         body: bytes | Refusal,
         store: bool,
-    ) -> tuple[Reply, list[EventResult]]:
+    ) -> Answered | Refusal:
         now = self.clock()
         decoded = (
             body
@@ -262,11 +231,9 @@ class Gateway:
         )
         if isinstance(decoded, Refusal):
             if store:
-                refused = FieldError(
-                    "request", decoded.detail, decoded.problem or name_for(decoded.status)
-                )
+                refused = FieldError("request", decoded.detail, decoded.why.value)
                 await self._record([request_refused(trust, [refused], now, _door_key())])
-            return refusal_reply(decoded), []
+            return decoded
         # An event that repeats a key is refused for that alone (its trust is not readable).
         forbidden = [[] if e.repeated_key else sender_errors(e.raw, trust) for e in decoded]
         if any(forbidden):
@@ -277,7 +244,7 @@ class Gateway:
             if store:
                 why = [err for errs in forbidden for err in errs]
                 await self._record([request_refused(trust, why, now, _door_key())])
-            return results_reply(403, refused_events, {}), refused_events
+            return Answered(Verdict.FORBIDDEN, refused_events)
         verdicts: list[AnyEvent | list[FieldError]] = []
         for e in decoded:
             if e.repeated_key is not None:
@@ -319,9 +286,8 @@ class Gateway:
             await self._record(door)
         valid = sum(1 for v in verdicts if not isinstance(v, list))
         unavailable = len(stored) + len(full) < valid
-        status = summary_status(results, unavailable, bool(full))
-        headers = {"Retry-After": str(self.retry_after_unavailable)} if unavailable else {}
-        return results_reply(status, results, headers), results
+        wait = self.retry_after_unavailable if unavailable else 0
+        return Answered(summary(results, unavailable, bool(full)), results, wait)
 
     async def _judge_by_owner(
         self,
@@ -484,52 +450,42 @@ class Gateway:
         limit: int,
         cursor: str | None = None,
         address: str = "",
-    ) -> Reply:
+    ) -> RejectionPage | Refusal:
         """The key's trust's rejected events since `since` (RFC 3339), newest first, a page
         of `limit` rows at a time (`cursor`: the previous page's `next`)."""
         key = await self.authenticate(authorization, address)
-        if isinstance(key, Reply):
+        if isinstance(key, Refusal):
             return key
         start = parse_since(since, self.clock())
         after = read_cursor(cursor) if cursor else None
         if cursor and after is None:
             start = Refusal(
-                400,
-                "cursor is not one this gateway gave: pass `next` as it came",
-                problem="invalid-request",
+                Why.INVALID, "cursor is not one this gateway gave: pass `next` as it came"
             )
         if isinstance(start, Refusal):
             self.address_limiter.take(address)
-            return refusal_reply(start)
+            return start
         page = await self.rejection_store.since(key.trust, start, limit, after)
-        return Reply(
-            200,
-            {
-                "trust": key.trust,
-                "since": start.isoformat(),
-                "rejections": [row.model_dump(mode="json") for row, _ in page],
-                "next": page[-1][1].cursor() if len(page) == limit else None,
-            },
+        return RejectionPage(
+            key.trust,
+            start,
+            [row for row, _ in page],
+            page[-1][1].cursor() if len(page) == limit else None,
         )
 
-    def admit(self, address: str) -> Reply | None:
+    def admit(self, address: str) -> Refusal | None:
         """A request no key covers (the catalogue, OpenAPI, health, metrics, any other path):
-        one token from its address's bucket; None to go on, else the 429 (counted as
-        `trust=""`)."""
-        started = self.timer()
+        one token from its address's bucket; None to go on, else why not."""
         wait = self.address_limiter.take(address)
         if not wait:
             return None
-        reply = rate_limited(f"address {address or '(unknown)'}", wait)
-        self.metrics.observe("", reply.status, [], self.timer() - started)
-        return reply
+        return rate_limited(f"address {address or '(unknown)'}", wait)
 
-    def courses(self, address: str) -> Reply:
-        """The course catalogue (reference data, no key needed; rate-limited by address)."""
-        return self.admit(address) or Reply(200, catalogue().as_json())
-
-
-_WHOLE_REFUSALS = frozenset({400, 403, 413, 415})
+    @staticmethod
+    def courses() -> dict[str, object]:
+        """The course catalogue (reference data, no key needed; the edge admits the request
+        by its address first)."""
+        return catalogue().as_json()
 
 
 def _door_key() -> str:
@@ -566,10 +522,9 @@ def parse_since(
         value = None
     if value is None or value.tzinfo is None:
         return Refusal(
-            400,
+            Why.INVALID,
             f"since={since[:60]!r} is not an RFC 3339 time with an offset, e.g. "
             "2026-03-01T00:00:00Z",
-            problem="invalid-request",
         )
     try:
         return value.astimezone(UTC)
@@ -581,16 +536,6 @@ def parse_since(
 def _event(verdict: AnyEvent | list[FieldError]) -> AnyEvent:
     assert not isinstance(verdict, list)
     return verdict
-
-
-_RESULTS = TypeAdapter(list[EventResult])
-
-
-def _dump(results: Sequence[EventResult]) -> list[dict[str, Any]]:
-    """As JSON-ready dicts, in one call (a batch's 500 results dumped one by one cost more
-    than twice as much)."""
-    dumped: list[dict[str, Any]] = _RESULTS.dump_python(list(results), mode="json")
-    return dumped
 
 
 class KeyAdmin:

@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-
 from ibest.backbone.runtime import ServiceContext, ServiceSpec, Wiring
-from services.gateway import bootstrap, handlers
+from services.gateway import bootstrap
+from services.gateway.api import routes
+from services.gateway.api.unkeyed import limit_unkeyed_paths
 from services.gateway.courses import bootstrap as courses
-from services.gateway.courses import routes as xapi
 from services.gateway.courses.settings import CourseSettings
 from services.gateway.declaration import DECLARATION
 from services.gateway.settings import GatewaySettings
-from services.gateway.unkeyed import limit_unkeyed_paths
-
-
-def routes() -> APIRouter:
-    """The trusts' routes (/v1) and the course platforms' xAPI routes (/xapi)."""
-    router = APIRouter()
-    router.include_router(handlers.routes())
-    router.include_router(xapi.routes())
-    return router
 
 
 def build_spec(

@@ -21,6 +21,7 @@ from services.forms.application import (
     Recorded,
     Refused,
     SiteTeams,
+    Why,
 )
 from services.forms.domain.access import KeyRuleError
 from services.forms.domain.answers import Problems
@@ -136,13 +137,13 @@ async def test_refusals_store_nothing() -> None:
     w = world()
     link = token(w, ClinicianForm.INTENTION)
     unknown = await w.forms.submit(link, {"intends": "yes", "confidence": "5"}, "p")
-    assert isinstance(unknown, Refused) and unknown.status == 410  # no completion known
+    assert isinstance(unknown, Refused) and unknown.why is Why.CLOSED  # no completion known
     await completed(w, 30)
     bad = await w.forms.submit(link, {"intends": "maybe", "confidence": "11"}, "p")
     assert isinstance(bad, Problems) and set(bad.by_field) == {"intends", "confidence"}
     await w.link_admin.revoke(REF, ClinicianForm.INTENTION)
     revoked = await w.forms.submit(link, {"intends": "yes", "confidence": "5"}, "p")
-    assert isinstance(revoked, Refused) and revoked.status == 403
+    assert isinstance(revoked, Refused) and revoked.why is Why.FORBIDDEN
     w.clock.now = NOW + timedelta(days=1)  # a link made after the revocation opens
     fresh = await w.forms.submit(
         token(w, ClinicianForm.INTENTION), {"intends": "yes", "confidence": "5"}, "p"
@@ -150,7 +151,7 @@ async def test_refusals_store_nothing() -> None:
     assert isinstance(fresh, Recorded)
     w.clock.now = NOW + timedelta(days=61)  # more than 90 days after completion
     closed = await w.forms.submit(link, {"intends": "yes", "confidence": "5"}, "q")
-    assert isinstance(closed, Refused) and closed.status in (403, 410)
+    assert isinstance(closed, Refused) and closed.why in (Why.FORBIDDEN, Why.CLOSED)
     assert len(w.publisher.stored) == 1
 
 
@@ -202,7 +203,7 @@ async def test_paper_forms_links_and_a_patients_questionnaire() -> None:
     other = await w.sites.sign_in(other_key)
     assert other
     theirs = await w.sites.create_link(other.session, patient.patient_ref, "month_3", ["psfs"])
-    assert isinstance(theirs, Refused) and theirs.status == 404
+    assert isinstance(theirs, Refused) and theirs.why is Why.NOT_FOUND
 
     made = await w.sites.create_link(session, patient.patient_ref, "month_3", ["psfs"])
     assert not isinstance(made, Refused)
@@ -222,7 +223,7 @@ async def test_paper_forms_links_and_a_patients_questionnaire() -> None:
     kept = await w.patients.get("RTH", patient.patient_ref)
     assert kept and kept.psfs_activities == ("Socks", "Shopping", "Stairs")
     again = await w.patient_forms.open(made.token)
-    assert isinstance(again, Refused) and again.status == 410
+    assert isinstance(again, Refused) and again.why is Why.CLOSED
     assert [r["action"] for r in w.audit.records].count("patient_link") == 1
     assert await PatientAdmin(w.patients, w.links).erase("RTH", patient.patient_ref) == (1, 1)
 

@@ -9,9 +9,18 @@ from typing import Any
 
 import pytest
 
-from services.gateway.application import DeadLetterRecorder, Reply
+from services.gateway.api.answers import (
+    STATUS_OF_REFUSAL,
+    STATUS_OF_VERDICT,
+    Reply,
+    ingested,
+    rejection_page,
+)
+from services.gateway.api.answers import refused as refused_reply
+from services.gateway.application import Answered, DeadLetterRecorder, Ingested
 from services.gateway.domain.keys import KeyRuleError
-from services.gateway.domain.requests import BATCH, STRUCTURED
+from services.gateway.domain.requests import BATCH, STRUCTURED, Refusal, Why
+from services.gateway.domain.results import Verdict
 from services.gateway.ports import DeadLetterMessage
 from tests.fakes.gateway import FakeDeadLetterSource, ManualClock, World, world
 from tests.harness import cloud_event
@@ -53,8 +62,17 @@ async def send(
     content_type: str = BATCH,
     headers: dict[str, str] | None = None,
 ) -> Reply:
+    """The use case's outcome as the route answers it (services/gateway/api/answers.py)."""
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return await w.gateway.ingest(auth, content_type, headers or {}, raw)
+    started = w.gateway.timer()
+    return ingested(
+        w.gateway, await w.gateway.ingest(auth, content_type, headers or {}, raw), started
+    )
+
+
+async def rejections(w: World, *args: Any) -> Reply:
+    """The rejections' use case as the route answers it."""
+    return rejection_page(await w.gateway.rejections(*args))
 
 
 # Keys
@@ -111,7 +129,7 @@ async def test_a_revoked_key_is_refused() -> None:
     assert (await send(w, f"Bearer {token}", [assessed()])).status == 200
     await w.admin.revoke(key.key_id)
     assert (await send(w, f"Bearer {token}", [assessed()])).status == 401
-    assert (await w.gateway.rejections(f"Bearer {token}", None, 10)).status == 401
+    assert (await rejections(w, f"Bearer {token}", None, 10)).status == 401
 
 
 async def test_a_remembered_key_is_refused_once_its_cache_time_passes_after_revocation() -> None:
@@ -157,7 +175,7 @@ async def test_a_batch_stores_exactly_the_valid_events_and_says_why_for_the_othe
     assert results[2]["errors"][0]["field"] == "event"
     assert set(w.stream.stored) == {good[0]["id"], good[1]["id"]}
     # the refusals are the trust's rejections, with the reason
-    rows = (await w.gateway.rejections(auth, None, 100)).body["rejections"]
+    rows = (await rejections(w, auth, None, 100)).body["rejections"]
     assert {r["id"] for r in rows} == {bad_range["id"], ""}
     assert all(r["rejected_by"] == ["gateway"] for r in rows)
 
@@ -294,16 +312,16 @@ async def test_rejections_are_per_trust_newest_first_and_since_filters() -> None
     second = assessed(rmdq=-1)
     await send(w, rth, [second])
     await send(w, rxf, [assessed("RXF", "RXF01", rmdq=77)])
-    rows = (await w.gateway.rejections(rth, None, 100)).body["rejections"]
+    rows = (await rejections(w, rth, None, 100)).body["rejections"]
     assert [r["id"] for r in rows] == [second["id"], first["id"]]
     since = (w.clock.now - timedelta(minutes=1)).isoformat()
-    assert [r["id"] for r in (await w.gateway.rejections(rth, since, 100)).body["rejections"]] == [
+    assert [r["id"] for r in (await rejections(w, rth, since, 100)).body["rejections"]] == [
         second["id"]
     ]
-    assert len((await w.gateway.rejections(rxf, None, 100)).body["rejections"]) == 1
-    bad = await w.gateway.rejections(rth, "yesterday", 100)
+    assert len((await rejections(w, rxf, None, 100)).body["rejections"]) == 1
+    bad = await rejections(w, rth, "yesterday", 100)
     assert bad.status == 400 and "RFC 3339" in bad.body["detail"]
-    naive = await w.gateway.rejections(rth, "2026-03-01T00:00:00", 100)
+    naive = await rejections(w, rth, "2026-03-01T00:00:00", 100)
     assert naive.status == 400
 
 
@@ -342,7 +360,7 @@ async def test_dead_letters_of_several_services_make_one_row_for_the_event() -> 
     assert await recorder.run_once() == 4
     assert await recorder.run_once() == 0
     assert len(source.acked) == 4
-    rows = (await w.gateway.rejections(auth, None, 100)).body["rejections"]
+    rows = (await rejections(w, auth, None, 100)).body["rejections"]
     assert len(rows) == 1
     assert rows[0]["id"] == event["id"] and rows[0]["type"] == "patient.assessed"
     assert rows[0]["rejected_by"] == ["outcomes", "reporting"]
@@ -372,7 +390,7 @@ async def test_dead_letter_headers_name_the_event_when_the_bytes_cannot() -> Non
         seq=9,
     )
     await DeadLetterRecorder(FakeDeadLetterSource([letter]), w.rejections).run_once()
-    rows = (await w.gateway.rejections(auth, None, 100)).body["rejections"]
+    rows = (await rejections(w, auth, None, 100)).body["rejections"]
     assert rows == [
         {
             "id": "",
@@ -407,3 +425,27 @@ async def test_an_event_dated_beyond_the_tolerance_or_before_the_programme_is_re
     for refused, words in zip(rules[1:], expected, strict=True):
         assert [f for f, _ in refused] == ["time"] and words in refused[0][1]
     assert [str(e.id) for e in w.stream.stored.values()] == [ok["id"]]
+
+
+# Outcomes: the use cases answer in the domain's words; HTTP statuses are the edge's
+
+
+async def test_the_use_cases_answer_domain_outcomes_the_edge_gives_statuses() -> None:
+    w = world()
+    auth = await key_of(w)
+    no_key = await w.gateway.ingest(None, BATCH, {}, b"[]")
+    assert no_key == Ingested("", Refusal(Why.NO_KEY, no_key.outcome.detail))  # type: ignore[union-attr]
+    unreadable = await w.gateway.ingest(auth, BATCH, {}, b"{not json")
+    assert isinstance(unreadable.outcome, Refusal) and unreadable.trust == "RTH"
+    assert unreadable.outcome.why is Why.UNREADABLE
+    stored = await w.gateway.ingest(auth, BATCH, {}, json.dumps([assessed()]).encode())
+    assert isinstance(stored.outcome, Answered) and stored.outcome.verdict is Verdict.STORED
+    bad = await w.gateway.ingest(auth, BATCH, {}, json.dumps([assessed(rmdq=99)]).encode())
+    assert isinstance(bad.outcome, Answered) and bad.outcome.verdict is Verdict.REJECTED
+    assert [STATUS_OF_VERDICT[v] for v in Verdict] == [200, 422, 403, 503, 507]
+    assert {STATUS_OF_REFUSAL[w] for w in Why} == {400, 401, 413, 415, 429}
+    page = await w.gateway.rejections(auth, "yesterday", 10)
+    assert isinstance(page, Refusal) and page.why is Why.INVALID
+    assert refused_reply(page).status == 400 and refused_reply(page).body["type"].endswith(
+        "invalid-request"
+    )

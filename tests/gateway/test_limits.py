@@ -14,11 +14,12 @@ import pytest
 from fastapi import FastAPI
 
 from ibest.backbone.problems import install
-from services.gateway.application import Reply, parse_since
+from services.gateway.api.answers import Reply, ingested, rejection_page
+from services.gateway.api.edge import counted
+from services.gateway.application import parse_since
 from services.gateway.domain.ratelimit import RateLimiter
 from services.gateway.domain.rejections import MAX_MESSAGE_CHARS, MAX_REASONS
 from services.gateway.domain.requests import BATCH, client_address
-from services.gateway.handlers import counted
 from tests.fakes.gateway import ManualClock, World, world
 from tests.harness import cloud_event
 
@@ -49,7 +50,10 @@ async def send(
     w: World, auth: str | None, events: Any, store: bool = True, address: str = ""
 ) -> Reply:
     body = json.dumps(events).encode()
-    return await w.gateway.ingest(auth, BATCH, {}, body, address, store)
+    started = w.gateway.timer()
+    return ingested(
+        w.gateway, await w.gateway.ingest(auth, BATCH, {}, body, address, store), started
+    )
 
 
 async def test_a_full_share_is_507_per_event_without_retry_after() -> None:
@@ -142,13 +146,13 @@ async def test_the_rejections_read_pages_with_an_opaque_cursor() -> None:
     await send(w, auth, [assessed(rmdq=30) for _ in range(5)])
     seen, cursor = [], None
     while True:
-        page = await w.gateway.rejections(auth, None, 2, cursor)
+        page = rejection_page(await w.gateway.rejections(auth, None, 2, cursor))
         seen += [r["id"] for r in page.body["rejections"]]
         cursor = page.body["next"]
         if cursor is None:
             break
     assert len(seen) == len(set(seen)) == 5
-    assert (await w.gateway.rejections(auth, None, 2, "not-a-cursor")).status == 400
+    assert rejection_page(await w.gateway.rejections(auth, None, 2, "not-a-cursor")).status == 400
 
 
 async def test_a_crash_is_a_counted_500_answered_as_a_problem() -> None:

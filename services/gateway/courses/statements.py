@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
-from ibest.backbone.problems import problem as _problem
 from ibest.backbone.publisher import Publisher, Publishing
 from services.gateway.courses.domain.learners import learner_key
 from services.gateway.courses.domain.progress import fact_event
@@ -30,6 +30,7 @@ from services.gateway.courses.ports import (
 )
 from services.gateway.domain.keys import COURSE_PLATFORM, ApiKey
 from services.gateway.domain.rejections import GATEWAY, Reason, Rejection
+from services.gateway.domain.requests import Refusal
 from services.gateway.ports import RejectionStore
 from shared.catalogue import Catalogue
 from shared.envelope import ContractError
@@ -37,27 +38,43 @@ from shared.envelope import ContractError
 Clock = Callable[[], datetime]
 
 
-@dataclass
-class XapiReply:
-    """What the xAPI route answers: status, JSON body (a list of ids, or problem details)."""
+class XapiWhy(StrEnum):
+    """Why statements are refused, all of them; the value names the problem type, and the
+    HTTP edge (services/gateway/api/xapi.py) gives each its status."""
 
-    status: int
-    body: Any
-    headers: dict[str, str] = field(default_factory=dict)
-    problem: bool = False
+    NOT_A_COURSE_PLATFORM = "forbidden"
+    INVALID = "invalid-request"
+    UNREADABLE = "unreadable-body"
+    ID_CONFLICT = "id-conflict"
+    RATE_LIMITED = "rate-limited"
+    STREAM_UNAVAILABLE = "stream-unavailable"
 
 
-def problem(
-    status: int, name: str, detail: str, errors: Sequence[dict[str, str]] = ()
-) -> XapiReply:
-    """RFC 9457 problem details in the shape of every other API of the platform (`type`
-    `urn:ibest:problem:<name>`, `title`, `code`; ibest.backbone.problems), with `errors[]` of
-    field, code and message where statements are at fault."""
-    return XapiReply(status, _problem(status, name, detail, list(errors) or None), problem=True)
+CHARGED = frozenset({XapiWhy.NOT_A_COURSE_PLATFORM, XapiWhy.INVALID, XapiWhy.UNREADABLE})
+"""Refusals of a request with a valid key that are charged to its client address too."""
+
+
+@dataclass(frozen=True)
+class XapiRefusal:
+    """The statements refused, none stored: why, a message, and `errors` (field, code,
+    message) where statements are at fault."""
+
+    why: XapiWhy
+    detail: str
+    errors: Sequence[dict[str, str]] = ()
+    retry_after: int = 0
+    """Seconds to wait before sending again (`XapiWhy.RATE_LIMITED`); 0 otherwise."""
+
+
+@dataclass(frozen=True)
+class XapiStored:
+    """Every statement stored, a duplicate or ignored: their ids, in request order."""
+
+    ids: list[str]
 
 
 MAX_STATEMENTS = 500
-Authenticate = Callable[[str | None, str], Awaitable[ApiKey | Any]]
+Authenticate = Callable[[str | None, str], Awaitable[ApiKey | Refusal]]
 
 
 class XapiStatements:
@@ -93,23 +110,25 @@ class XapiStatements:
 
     async def post(
         self, authorization: str | None, version: str | None, body: bytes, address: str = ""
-    ) -> XapiReply:
-        """Authenticate (a request without a valid key is charged to its client `address`),
-        check, then store the statements all or nothing; a request refused whole with a valid
-        key (400, 403) is charged to the address too."""
+    ) -> XapiStored | XapiRefusal | Refusal:
+        """Authenticate (a request without a valid key is charged to its client `address`,
+        and its refusal returned as the gateway gave it), check, then store the statements
+        all or nothing; a request refused whole with a valid key (400, 403) is charged to the
+        address too."""
         key = await self.authenticate(authorization, address)
-        if not isinstance(key, ApiKey):
-            return XapiReply(key.status, key.body, key.headers, problem=True)
-        reply = await self._post(key, version, body)
-        if reply.status in (400, 403):
+        if isinstance(key, Refusal):
+            return key
+        outcome = await self._post(key, version, body)
+        if isinstance(outcome, XapiRefusal) and outcome.why in CHARGED:
             self.charge(address)
-        return reply
+        return outcome
 
-    async def _post(self, key: ApiKey, version: str | None, body: bytes) -> XapiReply:
+    async def _post(
+        self, key: ApiKey, version: str | None, body: bytes
+    ) -> XapiStored | XapiRefusal:
         if key.course_platform is None:
-            return problem(
-                403,
-                "forbidden",
+            return XapiRefusal(
+                XapiWhy.NOT_A_COURSE_PLATFORM,
                 "xAPI statements are accepted only with a course-platform key (`ibest gateway "
                 "keys create --course-platform NAME`); a trust key sends CloudEvents to /v1/events",
                 [
@@ -121,9 +140,8 @@ class XapiStatements:
                 ],
             )
         if not (version or "").strip().startswith("1.0"):
-            return problem(
-                400,
-                "invalid-request",
+            return XapiRefusal(
+                XapiWhy.INVALID,
                 "the X-Experience-API-Version header is required (1.0.x, e.g. 1.0.3)",
                 [
                     {
@@ -137,30 +155,26 @@ class XapiStatements:
             )
         wait = self.limit(key.trust)
         if wait:
-            reply = problem(
-                429,
-                "rate-limited",
+            return XapiRefusal(
+                XapiWhy.RATE_LIMITED,
                 f"{key.trust} is over its request rate; retry after {wait}s",
+                retry_after=wait,
             )
-            reply.headers["Retry-After"] = str(wait)
-            return reply
         return await self._statements(key.course_platform, body)
 
-    async def _statements(self, platform: str, body: bytes) -> XapiReply:
+    async def _statements(self, platform: str, body: bytes) -> XapiStored | XapiRefusal:
         try:
             parsed = json.loads(body)
         except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-            return problem(
-                400,
-                "unreadable-body",
+            return XapiRefusal(
+                XapiWhy.UNREADABLE,
                 f"the body is not JSON: {exc}",
                 [{"field": "body", "code": "not-json", "message": str(exc)}],
             )
         raw = parsed if isinstance(parsed, list) else [parsed]
         if not raw or len(raw) > MAX_STATEMENTS:
-            return problem(
-                400,
-                "invalid-request",
+            return XapiRefusal(
+                XapiWhy.INVALID,
                 f"send 1 to {MAX_STATEMENTS} statements",
                 [{"field": "body", "code": "batch-size", "message": f"{len(raw)} statements"}],
             )
@@ -187,22 +201,20 @@ class XapiStatements:
                 )
         if errors:
             self.metrics.statements(platform, "refused", len(raw))
-            return problem(
-                400,
-                "invalid-request",
+            return XapiRefusal(
+                XapiWhy.INVALID,
                 f"{len(errors)} of {len(raw)} statements are invalid; none stored",
                 errors,
             )
         return await self._store(platform, read)
 
-    async def _store(self, platform: str, read: list[Statement]) -> XapiReply:
+    async def _store(self, platform: str, read: list[Statement]) -> XapiStored | XapiRefusal:
         ids = [s.id for s in read]
         first: dict[str, Statement] = {}
         for i, s in enumerate(read):
             if first.setdefault(s.id, s).digest != s.digest:
-                return problem(
-                    400,
-                    "invalid-request",
+                return XapiRefusal(
+                    XapiWhy.INVALID,
                     "one id, two statements in this request",
                     [
                         {
@@ -215,9 +227,8 @@ class XapiStatements:
         stored = await self.statements.get_many(list(first))
         conflicts = [s for s in first.values() if s.id in stored and stored[s.id] != s.digest]
         if conflicts:
-            return problem(
-                409,
-                "id-conflict",
+            return XapiRefusal(
+                XapiWhy.ID_CONFLICT,
                 "a statement with this id is stored with other content; nothing stored",
                 [
                     {
@@ -272,17 +283,15 @@ class XapiStatements:
             records.append(StoredStatement(s.id, s.digest, platform, str(event_id), None))
         if errors:
             self.metrics.statements(platform, "refused", len(read))
-            return problem(
-                400,
-                "invalid-request",
+            return XapiRefusal(
+                XapiWhy.INVALID,
                 "the events these statements make are refused; none stored",
                 errors,
             )
         outcomes = await self.stream.publish_many(events) if events else []
         if any(o is None for o in outcomes):
-            return problem(
-                503,
-                "stream-unavailable",
+            return XapiRefusal(
+                XapiWhy.STREAM_UNAVAILABLE,
                 "the event stream did not acknowledge "
                 "every statement; send the request again (safe)",
             )
@@ -306,4 +315,4 @@ class XapiStatements:
             platform, "duplicate", len(read) - len(new) + sum(1 for o in outcomes if o is False)
         )
         self.metrics.statements(platform, "ignored", len(ignored))
-        return XapiReply(200, ids)
+        return XapiStored(ids)

@@ -14,7 +14,8 @@ from __future__ import annotations
 import ipaddress
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 from urllib.parse import unquote
 
@@ -46,15 +47,27 @@ class RawEvent:
         return value if isinstance(value, str) and len(value) <= MAX_ID_CHARS else ""
 
 
+class Why(StrEnum):
+    """Why a request is refused whole; the value names its problem type (docs/errors.md),
+    and the HTTP edge (services/gateway/api/answers.py) gives each its status."""
+
+    NO_KEY = "no-key"
+    UNKNOWN_KEY = "unknown-key"
+    RATE_LIMITED = "rate-limited"
+    UNREADABLE = "unreadable-body"
+    INVALID = "invalid-request"
+    TOO_LARGE = "too-large"
+    UNSUPPORTED_MEDIA = "unsupported-media-type"
+
+
 @dataclass(frozen=True)
 class Refusal:
-    """The whole request refused: HTTP status, a message naming the rule, extra headers."""
+    """The whole request refused: why, and a message naming the rule."""
 
-    status: int
+    why: Why
     detail: str
-    headers: dict[str, str] = field(default_factory=dict)
-    problem: str = ""
-    """The problem type's name (ibest.backbone.problems.TITLES); by status when empty."""
+    retry_after: int = 0
+    """Seconds to wait before sending again (`Why.RATE_LIMITED`); 0 when it does not apply."""
 
 
 def media_type(content_type: str | None) -> str:
@@ -84,19 +97,17 @@ def decode_request(
     charset = _charset(content_type)
     if charset not in ("", "utf-8", "utf8"):
         return Refusal(
-            415,
+            Why.UNSUPPORTED_MEDIA,
             f"charset {charset[:20]!r} is not accepted: events are UTF-8 (charset=utf-8)",
-            {"Accept-Post": f"{STRUCTURED}, {BATCH}"},
         )
     if "ce-specversion" in headers:
         return _binary(kind, headers, body)
     if kind not in (STRUCTURED, BATCH):
         return Refusal(
-            415,
+            Why.UNSUPPORTED_MEDIA,
             f"Content-Type {kind or '(none)'!r} is not accepted: send "
             f"{STRUCTURED} (one event), {BATCH} (a JSON array of events) or "
             "binary mode (ce- headers with a JSON body)",
-            {"Accept-Post": f"{STRUCTURED}, {BATCH}"},
         )
     if kind == STRUCTURED:
         parsed, repeated = _json_noting_repeats(body)
@@ -112,10 +123,10 @@ def decode_request(
     if isinstance(items, Refusal):
         return items
     if not items:
-        return Refusal(400, "the batch is empty: send at least one event")
+        return Refusal(Why.UNREADABLE, "the batch is empty: send at least one event")
     if len(items) > max_events:
         return Refusal(
-            413,
+            Why.TOO_LARGE,
             f"the batch has {len(items)} events; the limit is {max_events} per request: split it",
         )
     return items
@@ -142,7 +153,7 @@ def _array_items(body: bytes, decoder: json.JSONDecoder) -> list[RawEvent] | Ref
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return Refusal(400, f"the body is not UTF-8 text: {exc}")
+        return Refusal(Why.UNREADABLE, f"the body is not UTF-8 text: {exc}")
     items: list[RawEvent] = []
     try:
         i = _skip(text, 0)
@@ -173,7 +184,7 @@ def _array_items(body: bytes, decoder: json.JSONDecoder) -> list[RawEvent] | Ref
             return whole
         if not isinstance(whole, list):
             return Refusal(
-                400,
+                Why.UNREADABLE,
                 f"a {BATCH} body must be a JSON array of events, got a JSON {_json_kind(whole)}",
             )
         return [RawEvent(v, json.dumps(v).encode()) for v in whole]  # (not reached in practice)
@@ -190,7 +201,7 @@ def _binary(kind: str, headers: dict[str, str], body: bytes) -> list[RawEvent] |
     """Binary mode: attributes from `ce-` headers (percent-decoded), `data` from the body."""
     if kind in (STRUCTURED, BATCH):
         return Refusal(
-            400,
+            Why.UNREADABLE,
             f"a {kind} body must not come with ce- headers: send the "
             "attributes either in the headers (binary mode) or in the body",
         )
@@ -220,15 +231,17 @@ def _json(body: bytes, decoder: json.JSONDecoder = _DECODER) -> Any:
     try:
         return decoder.decode(body.decode("utf-8"))
     except UnicodeDecodeError as exc:
-        return Refusal(400, f"the body is not UTF-8 text: {exc}")
+        return Refusal(Why.UNREADABLE, f"the body is not UTF-8 text: {exc}")
     except RepeatedKey:  # a strict decoder's verdict, for the caller to judge
         raise
     except ValueError as exc:  # not JSON, or an integer of over 4,300 digits
         if "integer string conversion" in str(exc):  # Python's text advises a Python call
-            return Refusal(400, "the body holds a number of over 4,300 digits")
-        return Refusal(400, f"the body is not JSON: {str(exc)[:200]}")
+            return Refusal(Why.UNREADABLE, "the body holds a number of over 4,300 digits")
+        return Refusal(Why.UNREADABLE, f"the body is not JSON: {str(exc)[:200]}")
     except RecursionError:
-        return Refusal(400, "the body is not JSON this service can read: nested too deeply")
+        return Refusal(
+            Why.UNREADABLE, "the body is not JSON this service can read: nested too deeply"
+        )
 
 
 def _json_kind(value: Any) -> str:

@@ -1,17 +1,19 @@
-"""What each event of a request became, and the HTTP status that sums the request up.
+"""What each event of a request became, and the verdict that sums the request up.
 
-Status codes, chosen so a client that reads only the status can tell "every event stored"
-from "not every event stored" (docs/integrating.md):
-- 200: every event is stored (`accepted`, or `duplicate`: stored before, by id);
-- 422: the request was read but at least one event broke the contract; the others ARE
-  stored, and each result says which and why (a 2xx here would read as success to a
-  status-only client, so a partial batch is a client error, as ingestion APIs such as
+The verdicts, chosen so a client that reads only the HTTP status the edge gives each
+(services/gateway/api/answers.py) can tell "every event stored" from "not every event
+stored" (docs/integrating.md):
+- `STORED` (200): every event is stored (`accepted`, or `duplicate`: stored before, by id);
+- `REJECTED` (422): the request was read but at least one event broke the contract; the
+  others ARE stored, and each result says which and why (a 2xx here would read as success to
+  a status-only client, so a partial batch is a client error, as ingestion APIs such as
   Amplitude's treat it);
-- 403: an event of another trust, or one the platform derives: nothing is stored;
-- 503 (with `Retry-After`): the event stream was unreachable; results say which events were
-  stored before it failed, and the rest must be sent again;
-- 507: the trust's share of the store for an event type is full (`storage-share-exhausted`):
-  no `Retry-After`, as sending again will not store it until the operators raise the share.
+- `FORBIDDEN` (403): an event of another trust, or one the platform derives: nothing is
+  stored;
+- `UNAVAILABLE` (503, with `Retry-After`): the event stream was unreachable; results say
+  which events were stored before it failed, and the rest must be sent again;
+- `SHARE_EXHAUSTED` (507): the trust's share of the store for an event type is full: no
+  `Retry-After`, as sending again will not store it until the operators raise the share.
 The CloudEvents webhook spec's 2xx-for-accepted, 415, 413 and 429 with `Retry-After` are
 followed as they are.
 """
@@ -154,12 +156,22 @@ def sender_errors(raw: object, holder: str) -> list[FieldError]:
     return []
 
 
-def summary_status(results: Sequence[EventResult], unavailable: bool, full: bool = False) -> int:
-    """The request's status from its events' results (see the module docstring); 507 when
-    an event was refused because its trust's share of the store is full (and the stream
-    answered): sending again will not help, unlike a 503."""
+class Verdict(StrEnum):
+    """How a request that was read ended (see the module docstring)."""
+
+    STORED = "stored"
+    REJECTED = "events-rejected"
+    FORBIDDEN = "forbidden-events"
+    UNAVAILABLE = "stream-unavailable"
+    SHARE_EXHAUSTED = "storage-share-exhausted"
+
+
+def summary(results: Sequence[EventResult], unavailable: bool, full: bool = False) -> Verdict:
+    """The request's verdict from its events' results (see the module docstring);
+    `SHARE_EXHAUSTED` when an event was refused because its trust's share of the store is
+    full (and the stream answered): sending again will not help, unlike `UNAVAILABLE`."""
     if unavailable:
-        return 503
+        return Verdict.UNAVAILABLE
     if full:
-        return 507
-    return 200 if all(r.stored for r in results) else 422
+        return Verdict.SHARE_EXHAUSTED
+    return Verdict.STORED if all(r.stored for r in results) else Verdict.REJECTED

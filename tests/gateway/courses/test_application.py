@@ -15,7 +15,7 @@ from services.gateway.courses.adapters.files import ExportDirectory
 from services.gateway.courses.application import CourseImport, ImportMetrics
 from services.gateway.courses.domain.exports import ExportError
 from services.gateway.courses.domain.learners import Answers, clinician_of, learner_key
-from services.gateway.courses.statements import XapiStatements
+from services.gateway.courses.statements import XapiRefusal, XapiStatements, XapiStored, XapiWhy
 from shared.catalogue import catalogue
 from shared.keyed import clinician_pseudonym
 from tests.fakes.courses import (
@@ -259,13 +259,14 @@ async def test_statements_not_acknowledged_by_the_stream_are_not_recorded_and_ca
     body = json.dumps(batch).encode()
     w.stream.down = True
     reply = await statements.post(f"Bearer {token}", VERSION_103, body)
-    assert reply.status == 503 and ledger.statements == {} and w.rejections.rows == {}
+    assert isinstance(reply, XapiRefusal) and reply.why is XapiWhy.STREAM_UNAVAILABLE
+    assert ledger.statements == {} and w.rejections.rows == {}
     w.stream.down = False
     reply = await statements.post(f"Bearer {token}", VERSION_103, body)
-    assert reply.status == 200 and reply.body == [s["id"] for s in batch]
+    assert isinstance(reply, XapiStored) and reply.ids == [s["id"] for s in batch]
     [event] = w.stream.stored.values()
     assert event.data.clinician_ref == clinician_pseudonym(KEY, "PH123456")
     assert metrics.counted == {("futurelearn", "accepted"): 1, ("futurelearn", "ignored"): 1}
     again = await statements.post(f"Bearer {token}", VERSION_103, body)
-    assert again.status == 200 and len(w.stream.published) == 1
+    assert isinstance(again, XapiStored) and len(w.stream.published) == 1
     assert metrics.counted[("futurelearn", "duplicate")] == 2

@@ -1,4 +1,5 @@
-"""HTTP routes: each maps a request to a use case (application.Gateway) and nothing more.
+"""The trusts' routes (`/v1`): each maps a request to a use case (application.Gateway) and
+nothing more.
 
 Every error answers as problem details (`application/problem+json`, docs/errors.md); an
 unexpected exception is counted in `ibest_gateway_requests_total{status="500"}` before the
@@ -7,19 +8,19 @@ runtime's handler answers it as a problem too.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBearer
 
-from ibest.backbone.problems import PROBLEM_JSON, problem_responses
-from services.gateway.application import Gateway, Reply
+from ibest.backbone.problems import problem_responses
+from services.gateway.api.answers import Reply, admitted, ingested, rejection_page
+from services.gateway.api.edge import address_of, counted, read_body
+from services.gateway.api.openapi import request_body
+from services.gateway.application import Gateway
 from services.gateway.domain.rejections import RejectionList
-from services.gateway.domain.requests import MAX_BODY_BYTES, Refusal, client_address
 from services.gateway.domain.results import Results
-from services.gateway.openapi import request_body
 
 BEARER = HTTPBearer(
     auto_error=False,
@@ -28,39 +29,6 @@ BEARER = HTTPBearer(
 )
 """Declares the bearer scheme in the OpenAPI; the use cases read the header themselves."""
 _EVENT_STATUSES = (400, 401, 403, 413, 415, 422, 429, 503, 507)
-
-
-async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes | Refusal:
-    """The body, or a 413 refusal once it passes `limit` bytes (read no further)."""
-    too_big = Refusal(413, f"the body is over {limit} bytes (1 MiB): split the batch")
-    length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > limit:
-        return too_big
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            return too_big
-    return bytes(body)
-
-
-def respond(reply: Reply) -> JSONResponse:
-    media = PROBLEM_JSON if reply.status >= 400 else "application/json"
-    return JSONResponse(reply.body, reply.status, headers=reply.headers, media_type=media)
-
-
-def address_of(request: Request, gateway: Gateway) -> str:
-    peer = request.client.host if request.client else ""
-    return client_address(peer, request.headers.get("x-forwarded-for"), gateway.proxies)
-
-
-async def counted(gateway: Gateway, answer: Callable[[], Awaitable[Reply]]) -> JSONResponse:
-    """Answer, counting a crash as a 500 in the request metrics before it propagates."""
-    try:
-        return respond(await answer())
-    except Exception:
-        gateway.metrics.observe("", 500, [], 0.0)
-        raise
 
 
 def routes() -> APIRouter:
@@ -74,14 +42,17 @@ def routes() -> APIRouter:
         headers = dict(request.headers)  # names arrive lower-case
 
         async def answer() -> Reply:
-            return await gateway.ingest(
+            body = await read_body(request)
+            started = gateway.timer()
+            done = await gateway.ingest(
                 headers.get("authorization"),
                 headers.get("content-type"),
                 headers,
-                await read_body(request),
+                body,
                 address_of(request, gateway),
                 store,
             )
+            return ingested(gateway, done, started)
 
         return await counted(gateway, answer)
 
@@ -134,12 +105,14 @@ def routes() -> APIRouter:
         gateway: Gateway = request.app.state.service
 
         async def answer() -> Reply:
-            return await gateway.rejections(
-                request.headers.get("authorization"),
-                since,
-                limit,
-                cursor,
-                address_of(request, gateway),
+            return rejection_page(
+                await gateway.rejections(
+                    request.headers.get("authorization"),
+                    since,
+                    limit,
+                    cursor,
+                    address_of(request, gateway),
+                )
             )
 
         return await counted(gateway, answer)
@@ -154,7 +127,7 @@ def routes() -> APIRouter:
         gateway: Gateway = request.app.state.service
 
         async def answer() -> Reply:
-            return gateway.courses(address_of(request, gateway))
+            return admitted(gateway, address_of(request, gateway)) or Reply(200, gateway.courses())
 
         return await counted(gateway, answer)
 

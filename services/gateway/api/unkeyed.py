@@ -18,8 +18,9 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from services.gateway.api.answers import admitted
+from services.gateway.api.edge import address_of, respond
 from services.gateway.application import Gateway
-from services.gateway.handlers import address_of, respond
 
 KEYED = frozenset(
     {
@@ -47,7 +48,7 @@ class AddressLimit:
         if gateway is None:  # not started yet: nothing is served but the runtime's own
             await self.app(scope, receive, send)
             return
-        refused = gateway.admit(address_of(Request(scope), gateway))
+        refused = admitted(gateway, address_of(Request(scope), gateway))
         if refused is None:
             await self.app(scope, receive, send)
             return
