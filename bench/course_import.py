@@ -26,6 +26,7 @@ from pathlib import Path
 
 from bench.common import cpu_now, cpu_since, fresh_streams, load, machine, servers
 from bench.rebuild import run_watching_memory
+from ibest.local.stack import local_id_key
 from ibest.simulate.futurelearn import CourseRunModel
 from services.gateway.courses.settings import local_clinician_key
 
@@ -56,6 +57,8 @@ def main() -> None:
             "MONGODB_URL": mongo_url,
             "IBEST_DB_PREFIX": f"bench{uuid.uuid4().hex[:8]}",
             "IBEST_CLINICIAN_KEY_FILE": str(local_clinician_key(home / "secrets")),
+            "IBEST_PLATFORM_ID_KEY_FILE": os.environ.get("IBEST_PLATFORM_ID_KEY_FILE")
+            or str(local_id_key(home)),
         }
         argv = [sys.executable, "-m", "ibest.cli", "import", "futurelearn", str(home / "export")]
         for label in ("import", "re-import"):

@@ -48,6 +48,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 async def futurelearn_command(args: argparse.Namespace, settings: Settings) -> int:
     try:
         key = CourseSettings().clinician_key()
+        id_key = settings.platform_id_key()  # the stream's keyed msg-ids (issue 24)
     except SecretError as exc:
         print(f"ibest import: {exc}")
         return 1
@@ -60,7 +61,7 @@ async def futurelearn_command(args: argparse.Namespace, settings: Settings) -> i
         importer = await bootstrap.importer(
             key,
             client[settings.database_of(NAME)],
-            EventPublisher(nc.jetstream(), NAME, id_key=settings.platform_id_key()),
+            EventPublisher(nc.jetstream(), NAME, id_key=id_key),
             lambda: datetime.now(UTC),
         )
         try:
