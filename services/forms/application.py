@@ -34,9 +34,11 @@ from services.forms.domain.patients import (
 )
 from services.forms.domain.windows import Verdict, judge
 from services.forms.ports import (
+    AssessmentTime,
     Audit,
     ClinicianFacts,
     ClinicianStore,
+    Completion,
     Patient,
     PatientLink,
     PatientLinkStore,
@@ -47,7 +49,7 @@ from services.forms.ports import (
     SubmissionStore,
 )
 from shared.envelope import AnyEvent, new_event
-from shared.events import Measures, PatientAssessed, Payload
+from shared.events import Measures, PatientAssessed, Payload, TrainingCompleted
 from shared.followup import Timepoint, assessment_date, follow_up_window
 from shared.keyed import keyed_event_id
 from shared.links import ClinicianForm, LinkClaims, LinkError, verify_link
@@ -211,29 +213,36 @@ class Facts:
     async def apply_many(self, events: list[AnyEvent]) -> None:
         """Apply delivered events in order (one event is a batch of one); each write is an
         idempotent upsert, so a redelivered batch changes nothing."""
+        completions: list[Completion] = []
+        assessments: list[AssessmentTime] = []
         for event in events:
-            if event.event_type.name == "clinician.training_completed":
-                await self._training_completed(event)
-            elif event.event_type.name == "patient.assessed":
-                await self._patient_assessed(event)
-
-    async def _training_completed(self, event: AnyEvent) -> None:
-        data = event.data
-        completed_at = getattr(data, "completed_at", None) or event.time
-        await self.clinicians.completed(
-            data.clinician_ref,
-            completed_at,
-            event.trustcode,
-            event.sitecode,
-            event.time,
-        )
-
-    async def _patient_assessed(self, event: AnyEvent) -> None:
-        data = event.data
-        assert isinstance(data, PatientAssessed)
-        await self.patients.assessed(
-            event.trustcode, event.sitecode, data.patient_ref, data.timepoint.value, event.time
-        )
+            data = event.data
+            if isinstance(data, TrainingCompleted):
+                completed_at = data.completed_at or event.time
+                completions.append(
+                    Completion(
+                        data.clinician_ref,
+                        completed_at,
+                        event.trustcode,
+                        event.sitecode,
+                        event.time,
+                    )
+                )
+            elif isinstance(data, PatientAssessed):
+                assessments.append(
+                    AssessmentTime(
+                        event.trustcode,
+                        event.sitecode,
+                        data.patient_ref,
+                        data.timepoint.value,
+                        event.time,
+                    )
+                )
+        # One write per kind for the whole batch (the two touch different collections).
+        if completions:
+            await self.clinicians.completed_many(completions)
+        if assessments:
+            await self.patients.assessed_many(assessments)
 
 
 @dataclass(frozen=True)

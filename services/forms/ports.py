@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -52,10 +53,35 @@ class PatientLink:
     draft: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Completion:
+    """A `clinician.training_completed`, as the forms keep it: when, and where (its event's
+    trust and site, as of its event time)."""
+
+    ref: str
+    completed_at: datetime
+    trust: str
+    site: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class AssessmentTime:
+    """A `patient.assessed`, as the forms keep it: which patient, timepoint and when (for a
+    baseline, its site too)."""
+
+    trust: str
+    site: str | None
+    ref: str
+    timepoint: str
+    at: datetime
+
+
 class ClinicianStore(Protocol):
-    async def completed(
-        self, ref: str, completed_at: datetime, trust: str, site: str, at: datetime
-    ) -> None: ...
+    async def completed_many(self, completions: Sequence[Completion]) -> None:
+        """Record completions in one write: the earliest opens the forms; the place is the
+        latest event's."""
+        ...
 
     async def get(self, ref: str) -> ClinicianFacts | None: ...
 
@@ -101,6 +127,10 @@ class PatientStore(Protocol):
         self, trust: str, site: str | None, ref: str, timepoint: str, at: datetime
     ) -> None:
         """Record an assessment's time (baseline: its site and the latest time)."""
+        ...
+
+    async def assessed_many(self, assessments: Sequence[AssessmentTime]) -> None:
+        """`assessed` for each, in one write (a delivered batch)."""
         ...
 
     async def set_activities(self, trust: str, ref: str, names: list[str]) -> None: ...

@@ -4,13 +4,21 @@ stores.py) by running the same assertions against both."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from ibest.backbone.outbox import OutboxEntry
 from services.forms.domain.access import MAX_ACTIVE_KEYS, SiteKey
-from services.forms.ports import ClinicianFacts, Patient, PatientLink, Session
+from services.forms.ports import (
+    AssessmentTime,
+    ClinicianFacts,
+    Completion,
+    Patient,
+    PatientLink,
+    Session,
+)
 from tests.fakes.outbox import FakeOutbox
 
 
@@ -23,7 +31,11 @@ class FakeClinicians:
         self._place_at: dict[str, datetime] = {}
         self._revoked: dict[str, dict[str, datetime]] = {}
 
-    async def completed(
+    async def completed_many(self, completions: Sequence[Completion]) -> None:
+        for c in completions:
+            await self._completed(c.ref, c.completed_at, c.trust, c.site, c.at)
+
+    async def _completed(
         self, ref: str, completed_at: datetime, trust: str, site: str, at: datetime
     ) -> None:
         old = self.facts.get(ref)
@@ -134,6 +146,10 @@ class FakePatients:
         if timepoint == "baseline" and site and (old.baseline_at is None or old.baseline_at <= at):
             patient = replace(patient, baseline_at=at, site=site)
         self.patients[key] = patient
+
+    async def assessed_many(self, assessments: Sequence[AssessmentTime]) -> None:
+        for a in assessments:
+            await self.assessed(a.trust, a.site, a.ref, a.timepoint, a.at)
 
     async def set_activities(self, trust: str, ref: str, names: list[str]) -> None:
         key = f"{trust}:{ref}"

@@ -30,6 +30,7 @@ from services.forms.domain.access import SiteKey
 from services.forms.ports import (
     ClinicianFacts,
     ClinicianStore,
+    Completion,
     Patient,
     PatientLink,
     PatientLinkStore,
@@ -99,9 +100,15 @@ async def test_a_clinician_keeps_the_earliest_completion_and_the_latest_events_p
 ) -> None:
     clinicians = stores.clinicians
     assert await clinicians.get("c1") is None
-    await clinicians.completed("c1", at(5), "RTH", "RTH08", at(5))
-    await clinicians.completed("c1", at(2), "RNU", "RNU01", at(9))  # earlier completion, later
-    await clinicians.completed("c1", at(1), "RXX", "RXX01", at(3))  # an older event: no place
+    await clinicians.completed_many(
+        [
+            Completion("c1", at(5), "RTH", "RTH08", at(5)),
+            Completion("c1", at(2), "RNU", "RNU01", at(9)),  # earlier completion, later event
+        ]
+    )
+    await clinicians.completed_many(
+        [Completion("c1", at(1), "RXX", "RXX01", at(3))]  # an older event: no place
+    )
     assert await clinicians.get("c1") == ClinicianFacts("c1", at(1), "RNU", "RNU01", {})
     await clinicians.revoke_links("c1", "month_4", at(10))
     await clinicians.revoke_links("c1", "month_4", at(11))
@@ -111,7 +118,7 @@ async def test_a_clinician_keeps_the_earliest_completion_and_the_latest_events_p
     # A revocation before the completion arrives is kept for it.
     await clinicians.revoke_links("c2", "month_4", at(1))
     assert await clinicians.get("c2") is None
-    await clinicians.completed("c2", at(2), "RTH", "RTH09", at(2))
+    await clinicians.completed_many([Completion("c2", at(2), "RTH", "RTH09", at(2))])
     assert await clinicians.get("c2") == ClinicianFacts(
         "c2", at(2), "RTH", "RTH09", {"month_4": at(1)}
     )

@@ -3,16 +3,25 @@ contact detail is ever stored: patients appear only under their pseudonymous ref
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
+from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from ibest.backbone.audit import Action, Actor, AuditLog
 from ibest.backbone.outbox import OutboxEntry
 from services.forms.domain.access import MAX_ACTIVE_KEYS, SiteKey
-from services.forms.ports import ClinicianFacts, Patient, PatientLink, Session
+from services.forms.ports import (
+    AssessmentTime,
+    ClinicianFacts,
+    Completion,
+    Patient,
+    PatientLink,
+    Session,
+)
 
 Document = dict[str, Any]
 
@@ -21,15 +30,22 @@ class MongoClinicians:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.c = db["clinicians"]
 
-    async def completed(
-        self, ref: str, completed_at: datetime, trust: str, site: str, at: datetime
-    ) -> None:
+    async def completed_many(self, completions: Sequence[Completion]) -> None:
         # The earliest completion opens the forms; the place is that of the latest event.
-        await self.c.update_one({"_id": ref}, {"$min": {"completed_at": completed_at}}, upsert=True)
-        await self.c.update_one(
-            {"_id": ref, "$or": [{"place_at": {"$lte": at}}, {"place_at": None}]},
-            {"$set": {"trust": trust, "site": site, "place_at": at}},
-        )
+        # One ordered bulk write: each place update follows the upsert that made its document.
+        ops: list[UpdateOne] = []
+        for c in completions:
+            ops.append(
+                UpdateOne({"_id": c.ref}, {"$min": {"completed_at": c.completed_at}}, upsert=True)
+            )
+            ops.append(
+                UpdateOne(
+                    {"_id": c.ref, "$or": [{"place_at": {"$lte": c.at}}, {"place_at": None}]},
+                    {"$set": {"trust": c.trust, "site": c.site, "place_at": c.at}},
+                )
+            )
+        if ops:
+            await self.c.bulk_write(ops, ordered=True)
 
     async def get(self, ref: str) -> ClinicianFacts | None:
         doc = await self.c.find_one({"_id": ref})
@@ -180,20 +196,35 @@ class MongoPatients:
     async def assessed(
         self, trust: str, site: str | None, ref: str, timepoint: str, at: datetime
     ) -> None:
-        key = f"{trust}:{ref}"
-        await self.c.update_one(
-            {"_id": key},
-            {
-                "$max": {f"recorded.{timepoint}": at},
-                "$setOnInsert": {"trust": trust, "patient_ref": ref, "site": site},
-            },
-            upsert=True,
-        )
-        if timepoint == "baseline" and site:
-            await self.c.update_one(
-                {"_id": key, "$or": [{"baseline_at": {"$lte": at}}, {"baseline_at": None}]},
-                {"$set": {"baseline_at": at, "site": site}},
+        await self.assessed_many([AssessmentTime(trust, site, ref, timepoint, at)])
+
+    async def assessed_many(self, assessments: Sequence[AssessmentTime]) -> None:
+        # One ordered bulk write: a baseline's site update follows the upsert that made it.
+        ops: list[UpdateOne] = []
+        for a in assessments:
+            key = f"{a.trust}:{a.ref}"
+            ops.append(
+                UpdateOne(
+                    {"_id": key},
+                    {
+                        "$max": {f"recorded.{a.timepoint}": a.at},
+                        "$setOnInsert": {"trust": a.trust, "patient_ref": a.ref, "site": a.site},
+                    },
+                    upsert=True,
+                )
             )
+            if a.timepoint == "baseline" and a.site:
+                ops.append(
+                    UpdateOne(
+                        {
+                            "_id": key,
+                            "$or": [{"baseline_at": {"$lte": a.at}}, {"baseline_at": None}],
+                        },
+                        {"$set": {"baseline_at": a.at, "site": a.site}},
+                    )
+                )
+        if ops:
+            await self.c.bulk_write(ops, ordered=True)
 
     async def set_activities(self, trust: str, ref: str, names: list[str]) -> None:
         await self.c.update_one({"_id": f"{trust}:{ref}"}, {"$set": {"psfs_activities": names}})
