@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.wait import WebDriverWait
 
 AXE = Path(__file__).parent / "vendor" / "axe.min.js"
 WCAG = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
@@ -45,6 +47,16 @@ def start_browser() -> WebDriver:
     for flag in FLAGS:
         options.add_argument(flag)
     return webdriver.Chrome(options=options, service=Service(executable_path=paths[1]))
+
+
+def _left(element: Any) -> bool:
+    """Whether the page holding `element` has gone: reading it fails once it has (Chromium
+    says "stale element", or during the change "node does not belong to the document")."""
+    try:
+        element.is_enabled()
+    except WebDriverException:
+        return True
+    return False
 
 
 class Browser:
@@ -87,6 +99,10 @@ class Browser:
             buttons = self.driver.find_elements(By.CSS_SELECTOR, "button, a.nhsuk-button")
             [button] = [b for b in buttons if b.text.strip() == label]
             button.send_keys(Keys.ENTER)
+            # Every such button posts a form or follows a link (no JavaScript, no browser
+            # validation: the forms are `novalidate`), so the page it was on goes away: wait
+            # for that, or the next step may read the page being left (a stale element).
+            WebDriverWait(self.driver, 60).until(lambda _: _left(button))
 
         await self._run(act)
 
