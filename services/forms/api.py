@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
@@ -23,6 +23,7 @@ from services.forms.pages import STATIC, VENDORED_CSS, page, problem_page
 from services.forms.ports import Session
 from shared.instruments import INSTRUMENTS
 from shared.links import ClinicianForm
+from shared.measures import Measure
 
 log = logging.getLogger(__name__)
 SESSION_COOKIE = "ibest_forms_session"
@@ -265,6 +266,28 @@ def routes() -> APIRouter:
         values = {"patient_ref": request.query_params.get("patient", "")[:64]}
         return entry_form(request, found, values, answers.Problems())
 
+    def site_form(
+        template: str,
+        measures: Iterable[Measure],
+        request: Request,
+        found: tuple[Session, str],
+        values: dict[str, str],
+        problems: answers.Problems,
+        status: int = 200,
+    ) -> HTMLResponse:
+        """A site team's form about one patient (a paper entry, a patient link), with the
+        measures it offers, the values so far and what is wrong with them."""
+        return page(
+            template,
+            status,
+            site=found[0].site,
+            values=values,
+            errors=problems.by_field,
+            labels=TIMEPOINT_LABELS,
+            measures=[(m.value, INSTRUMENTS[m].name) for m in measures],
+            **csrf_fields(request, found[1]),
+        )
+
     def entry_form(
         request: Request,
         found: tuple[Session, str],
@@ -272,16 +295,7 @@ def routes() -> APIRouter:
         problems: answers.Problems,
         status: int = 200,
     ) -> HTMLResponse:
-        return page(
-            "entry.html",
-            status,
-            site=found[0].site,
-            values=values,
-            errors=problems.by_field,
-            labels=TIMEPOINT_LABELS,
-            measures=[(m.value, INSTRUMENTS[m].name) for m in INSTRUMENTS],
-            **csrf_fields(request, found[1]),
-        )
+        return site_form("entry.html", INSTRUMENTS, request, found, values, problems, status)
 
     @router.post("/site/entry")
     async def entry(request: Request) -> Response:
@@ -328,15 +342,14 @@ def routes() -> APIRouter:
         problems: answers.Problems,
         status: int = 200,
     ) -> HTMLResponse:
-        return page(
+        return site_form(
             "link.html",
+            questionnaire.SELF_COMPLETABLE,
+            request,
+            found,
+            values,
+            problems,
             status,
-            site=found[0].site,
-            values=values,
-            errors=problems.by_field,
-            labels=TIMEPOINT_LABELS,
-            measures=[(m.value, INSTRUMENTS[m].name) for m in questionnaire.SELF_COMPLETABLE],
-            **csrf_fields(request, found[1]),
         )
 
     @router.post("/site/link")
