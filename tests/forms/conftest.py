@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 from collections.abc import AsyncIterator, Iterator
@@ -57,7 +58,10 @@ def path_of(url: str) -> str:
 def driver() -> Iterator[WebDriver]:
     """One headless Chromium for the whole session (CI time: a browser starts in ~1 s)."""
     if chromium_paths() is None or not AXE.is_file():
-        pytest.skip("chromium, chromium-driver and axe-core come from ./scripts/setup")
+        missing = "chromium, chromium-driver and axe-core come from ./scripts/setup"
+        if os.environ.get("CI"):  # CI installs them: their absence is a failure, not a skip
+            pytest.fail(missing)
+        pytest.skip(missing)
     browser = start_browser()
     try:
         yield browser
