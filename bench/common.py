@@ -209,6 +209,13 @@ def database_work(
         total.update(c)
         rows.append(_work_row(name, c, events, cpu.get(name)))
     rows.append(_work_row("total", total, events, sum(cpu.values()) if cpu else None))
+    rows.append("  per collection (documents / bytes written per raw event):")
+    for where in sorted(
+        {key.split(":", 1)[1] for key in total if key.startswith(("docs:", "bytes:"))},
+        key=lambda where: -total[f"bytes:{where}"],
+    ):
+        docs, size = total[f"docs:{where}"] / max(events, 1), total[f"bytes:{where}"]
+        rows.append(f"    {where:<40}{docs:9.3f}{size / max(events, 1):10.0f}")
     return "\n".join(rows)
 
 

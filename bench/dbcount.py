@@ -67,14 +67,16 @@ class Counting(monitoring.CommandListener):
         where = self._where.pop(event.request_id, name)
         self.counts[f"us:{where}"] += event.duration_micros
         reply: Any = event.reply
+        written = 0
         if name == "insert" or name == "delete":
-            self.counts["docs_written"] += int(reply.get("n", 0))
+            written = int(reply.get("n", 0))
         elif name == "update":
-            self.counts["docs_written"] += int(reply.get("nModified", 0)) + len(
-                reply.get("upserted", ())
-            )
+            written = int(reply.get("nModified", 0)) + len(reply.get("upserted", ()))
         elif name in OTHER_WRITES:
-            self.counts["docs_written"] += int((reply.get("lastErrorObject") or {}).get("n", 0))
+            written = int((reply.get("lastErrorObject") or {}).get("n", 0))
+        if written:
+            self.counts["docs_written"] += written
+            self.counts[f"docs:{where.split(' ', 1)[-1]}"] += written
 
     def failed(self, event: monitoring.CommandFailedEvent) -> None:
         self._where.pop(event.request_id, None)
