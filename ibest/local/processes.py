@@ -138,7 +138,10 @@ def nats_server(
 
 def secantus_server(port: int, storage: Path, log_path: Path) -> Managed:
     """SecantusDB, the MongoDB-wire server used where no real MongoDB is configured (through
-    `ibest.local.secantusd`, which closes a gap in its write-path index use)."""
+    `ibest.local.secantusd`, which closes a gap in its write-path index use and keeps index
+    catalogues in memory). Standalone: nothing the platform does needs a replica set (no
+    change stream, no transaction), and a replica-set SecantusDB writes an oplog entry, in
+    Python, for every document written."""
     argv = [
         sys.executable,
         "-m",
@@ -151,6 +154,7 @@ def secantus_server(port: int, storage: Path, log_path: Path) -> Managed:
         str(storage),
         "--log-level",
         "WARNING",
+        "--standalone",
     ]
     return Managed("mongodb", argv, log_path)
 
