@@ -31,8 +31,8 @@ import yaml
 
 from deploy import declared, derived, make_secrets, service_extras
 from deploy.nats.generate import render, render_env_example
-from deploy.sections import replace_section
-from deploy.service_extras import ServiceExtras
+from deploy.sections import SectionError, replace_section
+from deploy.service_extras import ExtrasError, ServiceExtras
 from ibest import registry
 from ibest.backbone.declaration import ServiceDeclaration
 from ibest.backbone.settings import Settings
@@ -155,6 +155,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-secrets", action="store_true", help="do not make missing secrets")
     parser.add_argument("--root", type=Path, default=ROOT, help="the checkout (default: this)")
     args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except (SectionError, ExtrasError, GenerationError) as error:
+        print(f"deploy.generate: {error}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.check:
         diff = stale(args.root)
         problems = declared.problems(root=args.root)

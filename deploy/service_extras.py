@@ -63,13 +63,16 @@ def _block(text: str, key: str, where: str) -> tuple[str, ...]:
         raise ExtrasError(f"{where}: write `{key}` as a block mapping, one entry per line")
     body: list[str] = []
     for line in lines[head[0] + 1 :]:
-        if line and not line[0].isspace():
+        if line and not line[0].isspace() and not line.startswith("#"):
             break
         body.append(line)
     while body and not body[-1].strip():
         body.pop()
-    indent = min(len(line) - len(line.lstrip()) for line in body if line.strip())
-    return tuple(line[indent:] for line in body)
+    entries = [line for line in body if line.strip() and not line.lstrip().startswith("#")]
+    if not entries:
+        return ()
+    indent = min(len(line) - len(line.lstrip()) for line in entries)
+    return tuple(line[indent:] if line[:indent].isspace() else line.lstrip() for line in body)
 
 
 def load(name: str, directory: Path = EXTRAS_DIR) -> ServiceExtras:

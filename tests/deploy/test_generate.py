@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from deploy import declared, generate, service_extras
+from deploy import declared, derived, generate, service_extras
 from deploy.sections import SectionError, replace_section
 from ibest import registry
 from ibest.backbone.declaration import ServiceDeclaration
@@ -153,9 +153,16 @@ def test_an_extras_file_the_generator_cannot_use_is_refused(tmp_path: Path) -> N
     assert service_extras.load("absent", tmp_path) == service_extras.ServiceExtras()
 
 
-def test_a_file_without_its_markers_is_refused() -> None:
+def test_a_file_without_its_markers_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SectionError, match="BEGIN GENERATED routes"):
         replace_section("handle {\n}\n", "routes", ["x"], "deploy/caddy/Caddyfile")
+    root = _copy(tmp_path / "checkout")
+    caddyfile = root / "deploy/caddy/Caddyfile"
+    caddyfile.write_text(caddyfile.read_text().replace("END GENERATED routes", "END"))
+    assert generate.main(["--check", "--root", str(root)]) == 2
+    assert "deploy/caddy/Caddyfile: needs exactly one" in capsys.readouterr().err
     text = "a\n# BEGIN GENERATED s (tool)\nold\n# END GENERATED s\nb\n"
     assert replace_section(text, "s", ["new"], "f") == (
         "a\n# BEGIN GENERATED s (tool)\nnew\n# END GENERATED s\nb\n"
@@ -173,3 +180,28 @@ def test_a_generated_entry_that_does_not_read_back_as_declared_is_refused() -> N
     ):
         with pytest.raises(generate.GenerationError):
             generate.verify_compose(broken, registry.SERVICES, extras)
+
+
+def test_an_extras_block_keeps_its_comments_at_any_indent(tmp_path: Path) -> None:
+    (tmp_path / "sample.yml").write_text(
+        "environment:\n# why X\n    IBEST_X: x\n      # why Y\n    IBEST_Y: y\n# the secrets\n"
+        "secrets: [sample_key]\n"
+    )
+    loaded = service_extras.load("sample", tmp_path)
+    assert loaded.environment == (
+        "# why X",
+        "IBEST_X: x",
+        "  # why Y",
+        "IBEST_Y: y",
+        "# the secrets",
+    )
+    entry = "\n".join(derived.compose_service(SAMPLE, loaded))
+    anchors = "x: &service {}\nx-env: &service-env {}\nx-health: &service-health {}\n"
+    parsed = yaml.safe_load(f"{anchors}services:\n{entry}\n")
+    assert parsed["services"]["sample"]["environment"] == {
+        "NATS_USER": "sample",
+        "MONGODB_USERNAME": "ibest-sample",
+        "IBEST_X": "x",
+        "IBEST_Y": "y",
+    }
+    assert "sample_key" in parsed["services"]["sample"]["secrets"]
