@@ -5,7 +5,7 @@ it is safe to run again (after adding a trust it creates only the new trust's pa
 - `nats_password_<user>` for every NATS user of deploy/nats/nats.conf, and from them
   `nats_passwords.conf`, the file nats.conf includes (it defines `NATS_PASSWORD_<USER>`);
 - `mongo_root_password`, `mongo_keyfile` and `mongo_password_<service>` (each service's own
-  MongoDB user, readWrite on its own database only; deploy/mongo/create-users.sh);
+  MongoDB user, readWrite on its own database only; deploy/mongo/create-users.js);
 - `grafana_admin_password`, `grafana_reporting_token` (a bare read-scope token that Grafana's
   reporting data source and the reporting service both read), `proxy_password` (user
   `ibest` at the TLS proxy, in front of
@@ -38,6 +38,7 @@ from ibest.simulate.trusts import load_trusts
 
 SECRETS_DIR = Path(__file__).resolve().parent / "secrets"
 SERVICES = tuple(registry.names())
+"""The services at import; `make` reads the registry when called (deploy/generate.py)."""
 
 
 def _write(path: Path, text: str) -> None:
@@ -124,7 +125,7 @@ def make(directory: Path, self_signed: bool, names: Sequence[str]) -> list[str]:
     directory.chmod(0o700)
     users = [user.name for user in all_users(load_trusts())]
     wanted = {f"nats_password_{user}": _hex for user in users}
-    wanted |= {f"mongo_password_{service}": _hex for service in SERVICES}
+    wanted |= {f"mongo_password_{service}": _hex for service in registry.names()}
     wanted |= {
         "mongo_root_password": _hex,
         # the backup profile's mongodump user (role `backup` only)

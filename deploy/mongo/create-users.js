@@ -21,8 +21,13 @@ if (admin.getRole(auditRole)) {
 } else {
   admin.createRole({ role: auditRole, privileges: auditPrivileges, roles: [] });
 }
+// The services of ibest/registry.py; those that record in the audit log have `audit_log`
+// in deploy/services/<name>.yml.
+// BEGIN GENERATED services (python -m deploy.generate: do not edit by hand)
+const services = ["enrolment", "outcomes", "notifications", "reporting", "gateway", "forms"];
 const recordsAudit = new Set(["enrolment", "notifications", "reporting", "forms"]);
-for (const service of ["enrolment", "outcomes", "notifications", "reporting", "gateway", "forms"]) {
+// END GENERATED services
+for (const service of services) {
   const user = `ibest-${service}`;
   const roles = [{ role: "readWrite", db: `${prefix}_${service}` }];
   if (recordsAudit.has(service)) roles.push({ role: auditRole, db: "admin" });

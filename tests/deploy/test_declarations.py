@@ -1,5 +1,6 @@
 """Each service declares itself once (ibest/registry.py); every list and deployment file
-follows, and a machine checks the layers (issue 27)."""
+follows (the deployment files: tests/deploy/test_generate.py), and a machine checks the
+layers (issue 27)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,10 @@ import shutil
 import subprocess
 import sys
 import tomllib
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from deploy import declared
 from deploy.nats.generate import accounts, all_users, render
 from ibest import cli, contract_docs, registry
 from ibest.backbone.declaration import ServiceDeclaration
@@ -27,25 +26,6 @@ SAMPLE = ServiceDeclaration(
     name="sample", port=8099, consumes=("clinician.enrolled",), publishes=(), commands=False
 )
 """A throwaway service, as a new service's registry line would add it."""
-
-
-def test_the_deployment_files_agree_with_the_declarations() -> None:
-    assert declared.problems() == []
-
-
-def test_a_service_added_to_the_registry_fails_until_its_deployment_files_follow() -> None:
-    found = declared.problems([*registry.SERVICES, SAMPLE])
-    assert "docker-compose.yml service sample: missing" in found
-    assert any(p.startswith("deploy/mongo/create-users.js") for p in found)
-    assert any(p.startswith("deploy/prometheus/prometheus.yml") for p in found)
-    # a port changed in a declaration only: compose, Prometheus and Caddy disagree
-    moved = [
-        replace(s, port=s.port + 100) if s.name == "reporting" else s for s in registry.SERVICES
-    ]
-    moved_found = declared.problems(moved)
-    assert any("health check does not ask :8104/readyz" in p for p in moved_found)
-    assert any("Caddy routes to reporting:8004" in p for p in moved_found)
-    assert any("deploy/prometheus/prometheus.yml" in p for p in moved_found)
 
 
 def test_nats_users_and_permissions_are_generated_from_the_declarations(
