@@ -4,8 +4,10 @@ In the tools layer, above the services: it imports each service's `declaration.p
 service imports no other, and nothing below the tools imports this). Read by the `ibest`
 CLI (its commands, who consumes what, `streams apply`), the local stack, the simulator,
 the benches, the contract docs and the deployment generators and checks
-(deploy/nats/generate.py, deploy/make_secrets.py, tests/deploy/test_declarations.py).
-Adding a service: its own folder with a `declaration.py`, one line here, then regenerate
+(`python -m deploy.generate`, which runs deploy/nats/generate.py and deploy/make_secrets.py,
+and deploy/declared.py).
+Adding a service: its own folder with a `declaration.py`, its import and one line in
+`SERVICES` here, then regenerate
 the deployment files (docs/architecture.md, "Adding a service").
 """
 

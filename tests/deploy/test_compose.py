@@ -13,6 +13,7 @@ import yaml
 
 from deploy.make_secrets import SERVICES, make
 from deploy.nats.generate import all_users, password_var
+from ibest import registry
 from ibest.backbone.secrets import SecretError
 from ibest.backbone.settings import Settings
 from ibest.local.processes import find_binary
@@ -86,12 +87,12 @@ def test_every_image_is_pinned_and_services_are_bounded(compose: dict[str, Any])
 def test_services_run_from_the_one_dockerfile_with_readiness_checks(
     compose: dict[str, Any],
 ) -> None:
-    for port, name in enumerate(("enrolment", "outcomes", "notifications", "reporting"), 8001):
-        service = compose["services"][name]
+    for declared in registry.SERVICES:
+        service = compose["services"][declared.name]
         assert service["build"]["target"] == "runtime"
-        assert service["command"] == ["python", "-m", f"services.{name}"]
+        assert service["command"] == ["python", "-m", declared.package]
         check = " ".join(service["healthcheck"]["test"])
-        assert f"127.0.0.1:{port}/readyz" in check and "urllib" in check
+        assert f"127.0.0.1:{declared.port}/readyz" in check and "urllib" in check
         assert service["depends_on"]["streams-init"]["condition"] == (
             "service_completed_successfully"
         )
