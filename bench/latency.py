@@ -191,7 +191,27 @@ async def steady(
     if final != want:
         raise SystemExit(f"figures are not exact: {dict(final)} != {dict(want)}")
     latencies = {f: [seen[i] - published[i] for i in ids] for f, ids in by_figure.items()}
+    print(by_window(start, published, seen, [i for ids in by_figure.values() for i in ids]))
     return latencies, achieved, final
+
+
+def by_window(
+    start: float, published: list[float], seen: list[float], timed: list[int], width: int = 5
+) -> str:
+    """p50 / p99 / max per `width` seconds of publishing: a stall shows as one bad window,
+    a queue that builds as windows that worsen."""
+    windows: dict[int, list[float]] = {}
+    for i in timed:
+        windows.setdefault(int((published[i] - start) // width), []).append(
+            (seen[i] - published[i]) * 1000
+        )
+    rows = [f"latency by {width} s window of publishing (p50 / p99 / max ms):"]
+    for window, each in sorted(windows.items()):
+        rows.append(
+            f"  {window * width:>4}-{(window + 1) * width:<4}s n={len(each):>5}  "
+            f"{percentile(each, 50):6.0f} {percentile(each, 99):6.0f} {max(each):6.0f}"
+        )
+    return "\n".join(rows)
 
 
 def main() -> None:
