@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from ibest.backbone.consumer import content_digest
 from services.reporting.domain.counted import Counted, EntityId, counted_of, fold_counted, merge
 from services.reporting.domain.facts import ENTITY_KINDS, EntityFact, newest_time
 from services.reporting.domain.figures import Summary
@@ -152,9 +153,11 @@ class FakeGenerationStore:
 
 
 class FakeEventHistory:
-    """A list of valid events as the stream stored them (the contract check and the id
-    ledger are the NATS adapter's, proven by the real-server rebuild tests); `meanwhile`
-    runs once they are all read (what the live service does during a rebuild)."""
+    """A list of valid events as the stream stored them (the contract check is the NATS
+    adapter's, proven by the real-server rebuild tests), each (trust, id) judged as the live
+    consumer's ledger does (tests/reporting/test_history_contract.py holds it to the
+    adapter); `meanwhile` runs once they are all read (what the live service does during a
+    rebuild)."""
 
     def __init__(
         self,
@@ -166,8 +169,12 @@ class FakeEventHistory:
 
     async def stored(self, consumes: Iterable[str]) -> AsyncIterator[AnyEvent]:
         names = set(consumes)
+        digests: dict[tuple[str, str], str] = {}
         for event in self.events:
-            if event.event_type.name in names:
-                yield event
+            if event.event_type.name not in names:
+                continue
+            digest = content_digest(event)
+            if digests.setdefault((event.trustcode, str(event.id)), digest) == digest:
+                yield event  # an id its trust reused for other content is skipped
         if self.meanwhile is not None:
             await self.meanwhile()
