@@ -51,9 +51,16 @@ class FakeGeneration:
         self.shown: set[str] = set()
         self.as_of: datetime | None = None
         self.changes = 0
+        self.indexed = False
+
+    @property
+    def exists(self) -> bool:
+        """Whether the adapter would hold collections for it: indexed or written, never
+        merely read."""
+        return self.indexed or self.as_of is not None or any(self.entities.values())
 
     async def create_indexes(self) -> None:
-        return None
+        self.indexed = True
 
     async def apply_many(self, facts: list[EntityFact], *, summarise: bool = True) -> None:
         touched: dict[EntityId, Entity] = {}
@@ -137,7 +144,9 @@ class FakeGenerationStore:
 
     async def start_building(self) -> FakeGeneration:
         self.building, self.next = self.next, self.next + 1
-        return self.generation(self.building)
+        generation = self.generation(self.building)
+        await generation.create_indexes()  # as the adapter does
+        return generation
 
     async def switch_to(self, generation: Generation) -> int:
         if self.building != generation.number:
@@ -147,9 +156,10 @@ class FakeGenerationStore:
 
     async def drop_except(self, keep: Iterable[int]) -> list[str]:
         dropped = [n for n in self.generations if n not in set(keep)]
+        gone = [f"g{n}" for n in dropped if self.generations[n].exists]
         for n in dropped:
             del self.generations[n]
-        return [f"g{n}" for n in dropped]
+        return gone
 
 
 class FakeEventHistory:
