@@ -60,9 +60,8 @@ async def world(
             fake.per_subject = limit
 
         async def fake_down() -> Publisher:
-            down = FakePublisher()
-            down.down = True
-            return down
+            fake.down = True
+            return fake
 
         yield World(fake, fake_held, fake_share, fake_down)
         return
@@ -75,12 +74,9 @@ async def world(
     async def real_share(limit: int) -> None:
         await ensure_streams(js, settings.model_copy(update={"events_per_subject": limit}), {})
 
-    closed: list[Any] = []
-
     async def real_down() -> Publisher:
         nc = await nats.connect(nats_url)
         await nc.close()  # every publish now meets a closed connection
-        closed.append(nc)
         return EventPublisher(nc.jetstream(), "contract", attempts=2, timeout=1, id_key=ID_KEY)
 
     real = EventPublisher(js, "contract", attempts=2, timeout=5, id_key=ID_KEY)
