@@ -7,9 +7,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine, Iterable
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -38,7 +39,8 @@ TIMEPOINT_LABELS = {
 
 
 class PageRoute(APIRoute):
-    """Any failure inside a page becomes a plain-English page, never a stack trace."""
+    """Any failure inside a page becomes a plain-English page, never a stack trace; a
+    site-team route asked for without a session (`site_team`) redirects to the sign-in."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         inner = super().get_route_handler()
@@ -46,6 +48,8 @@ class PageRoute(APIRoute):
         async def handler(request: Request) -> Response:
             try:
                 return await inner(request)
+            except NotSignedIn:
+                return to_sign_in()
             except Exception as exc:
                 # The type only: a message may quote what was typed into the form.
                 log.error("forms: %s %s failed: %s", request.method, self.path, type(exc).__name__)
@@ -61,6 +65,37 @@ class PageRoute(APIRoute):
 def parts(request: Request) -> FormsParts:
     service: FormsParts = request.app.state.service
     return service
+
+
+class NotSignedIn(Exception):
+    """A site-team page was asked for without a live session: `PageRoute` answers it with
+    the sign-in page."""
+
+
+@dataclass(frozen=True)
+class SiteTeam:
+    """The signed-in site team of a request: its session and the session's token (the
+    credential its forms' CSRF tokens are bound to)."""
+
+    session: Session
+    token: str
+
+
+async def site_team(request: Request) -> SiteTeam:
+    """The one signed-in check of every site-team route (a FastAPI dependency): the session
+    cookie's live session, or `NotSignedIn`."""
+    token = request.cookies.get(SESSION_COOKIE)
+    session = await parts(request).sites.session(token)
+    if session is None or not token:
+        raise NotSignedIn
+    return SiteTeam(session, token)
+
+
+SignedIn = Annotated[SiteTeam, Depends(site_team)]
+
+
+def to_sign_in() -> Response:
+    return RedirectResponse("/site/sign-in", 303, headers={"Cache-Control": "no-store"})
 
 
 async def form_fields(request: Request) -> dict[str, str] | None:
@@ -165,14 +200,6 @@ def routes() -> APIRouter:
 
     # --- site teams -------------------------------------------------------------------
 
-    async def signed_in(request: Request) -> tuple[Session, str] | None:
-        token = request.cookies.get(SESSION_COOKIE)
-        session = await parts(request).sites.session(token)
-        return (session, token) if session and token else None
-
-    def to_sign_in() -> Response:
-        return RedirectResponse("/site/sign-in", 303, headers={"Cache-Control": "no-store"})
-
     @router.get("/site/sign-in")
     async def sign_in_page(request: Request) -> HTMLResponse:
         return sign_in_form(request, {}, answers.Problems())
@@ -220,57 +247,44 @@ def routes() -> APIRouter:
         )
 
     @router.post("/site/sign-out")
-    async def sign_out(request: Request) -> Response:
-        found = await signed_in(request)
+    async def sign_out(request: Request, team: SignedIn) -> Response:
         fields = await form_fields(request)
-        if found is None:
-            return to_sign_in()
-        if fields is None or not csrf_valid(request, found[1], fields):
+        if fields is None or not csrf_valid(request, team.token, fields):
             return problem_page(*BAD_FORM)
-        await parts(request).sites.sign_out(found[1])
+        await parts(request).sites.sign_out(team.token)
         response = page("signed_out.html")
         response.delete_cookie(SESSION_COOKIE, path="/site")
         return response
 
     @router.get("/site")
-    async def site_home(request: Request) -> Response:
-        found = await signed_in(request)
-        if found is None:
-            return to_sign_in()
-        session, token = found
-        rows = await parts(request).sites.follow_ups(session)
+    async def site_home(request: Request, team: SignedIn) -> Response:
+        rows = await parts(request).sites.follow_ups(team.session)
         return page(
             "site_home.html",
-            site=session.site,
+            site=team.session.site,
             rows=rows,
             labels=TIMEPOINT_LABELS,
-            **csrf_fields(request, token),
+            **csrf_fields(request, team.token),
         )
 
     @router.post("/site/patients")
-    async def add_patient(request: Request) -> Response:
-        found = await signed_in(request)
-        if found is None:
-            return to_sign_in()
+    async def add_patient(request: Request, team: SignedIn) -> Response:
         fields = await form_fields(request)
-        if fields is None or not csrf_valid(request, found[1], fields):
+        if fields is None or not csrf_valid(request, team.token, fields):
             return problem_page(*BAD_FORM)
-        patient = await parts(request).sites.add_patient(found[0])
-        return page("patient_added.html", site=found[0].site, ref=patient.patient_ref)
+        patient = await parts(request).sites.add_patient(team.session)
+        return page("patient_added.html", site=team.session.site, ref=patient.patient_ref)
 
     @router.get("/site/entry")
-    async def entry_page(request: Request) -> Response:
-        found = await signed_in(request)
-        if found is None:
-            return to_sign_in()
+    async def entry_page(request: Request, team: SignedIn) -> Response:
         values = {"patient_ref": request.query_params.get("patient", "")[:64]}
-        return entry_form(request, found, values, answers.Problems())
+        return entry_form(request, team, values, answers.Problems())
 
     def site_form(
         template: str,
         measures: Iterable[Measure],
         request: Request,
-        found: tuple[Session, str],
+        team: SiteTeam,
         values: dict[str, str],
         problems: answers.Problems,
         status: int = 200,
@@ -280,33 +294,30 @@ def routes() -> APIRouter:
         return page(
             template,
             status,
-            site=found[0].site,
+            site=team.session.site,
             values=values,
             errors=problems.by_field,
             labels=TIMEPOINT_LABELS,
             measures=[(m.value, INSTRUMENTS[m].name) for m in measures],
-            **csrf_fields(request, found[1]),
+            **csrf_fields(request, team.token),
         )
 
     def entry_form(
         request: Request,
-        found: tuple[Session, str],
+        team: SiteTeam,
         values: dict[str, str],
         problems: answers.Problems,
         status: int = 200,
     ) -> HTMLResponse:
-        return site_form("entry.html", INSTRUMENTS, request, found, values, problems, status)
+        return site_form("entry.html", INSTRUMENTS, request, team, values, problems, status)
 
     @router.post("/site/entry")
-    async def entry(request: Request) -> Response:
-        found = await signed_in(request)
-        if found is None:
-            return to_sign_in()
+    async def entry(request: Request, team: SignedIn) -> Response:
         fields = await form_fields(request)
-        if fields is None or not csrf_valid(request, found[1], fields):
+        if fields is None or not csrf_valid(request, team.token, fields):
             return problem_page(*BAD_FORM)
         result = await parts(request).sites.enter_paper(
-            found[0],
+            team.session,
             fields.get("patient_ref", ""),
             fields.get("timepoint", ""),
             fields,
@@ -316,28 +327,25 @@ def routes() -> APIRouter:
             if result.why is Why.INVALID:
                 problems = answers.Problems()
                 problems.add("patient_ref", result.message)
-                return entry_form(request, found, fields, problems, 422)
+                return entry_form(request, team, fields, problems, 422)
             return refused(result)
         if isinstance(result, answers.Problems):
-            return entry_form(request, found, fields, result, 422)
+            return entry_form(request, team, fields, result, 422)
         return page(
             "entry_done.html",
-            site=found[0].site,
+            site=team.session.site,
             ref=fields.get("patient_ref", "").strip(),
             timepoint=TIMEPOINT_LABELS.get(fields.get("timepoint", ""), ""),
         )
 
     @router.get("/site/link")
-    async def link_page(request: Request) -> Response:
-        found = await signed_in(request)
-        if found is None:
-            return to_sign_in()
+    async def link_page(request: Request, team: SignedIn) -> Response:
         values = {"patient_ref": request.query_params.get("patient", "")[:64]}
-        return link_form(request, found, values, answers.Problems())
+        return link_form(request, team, values, answers.Problems())
 
     def link_form(
         request: Request,
-        found: tuple[Session, str],
+        team: SiteTeam,
         values: dict[str, str],
         problems: answers.Problems,
         status: int = 200,
@@ -346,17 +354,14 @@ def routes() -> APIRouter:
             "link.html",
             questionnaire.SELF_COMPLETABLE,
             request,
-            found,
+            team,
             values,
             problems,
             status,
         )
 
     @router.post("/site/link")
-    async def create_link(request: Request) -> Response:
-        found = await signed_in(request)
-        if found is None:
-            return to_sign_in()
+    async def create_link(request: Request, team: SignedIn) -> Response:
         form = (
             await request.form()
             if request.headers.get("content-length", "0").isdigit()
@@ -366,42 +371,39 @@ def routes() -> APIRouter:
         if form is None:
             return problem_page(*BAD_FORM)
         fields = {k: v for k, v in form.items() if isinstance(v, str)}
-        if not csrf_valid(request, found[1], fields):
+        if not csrf_valid(request, team.token, fields):
             return problem_page(*BAD_FORM)
         measures = [v for v in form.getlist("measures") if isinstance(v, str)]
         result = await parts(request).sites.create_link(
-            found[0], fields.get("patient_ref", ""), fields.get("timepoint", ""), measures
+            team.session, fields.get("patient_ref", ""), fields.get("timepoint", ""), measures
         )
         if isinstance(result, Refused):
             if result.why is Why.INVALID:
                 problems = answers.Problems()
                 problems.add("patient_ref", result.message)
-                return link_form(request, found, fields, problems, 422)
+                return link_form(request, team, fields, problems, 422)
             return refused(result)
         url = f"{parts(request).settings.base_url.rstrip('/')}/p/{result.token}"
         return page(
             "link_made.html",
-            site=found[0].site,
+            site=team.session.site,
             url=url,
             qr=qr_svg(url),
             link=result.link,
             timepoint=TIMEPOINT_LABELS[result.link.timepoint],
             token=result.token,
-            **csrf_fields(request, found[1]),
+            **csrf_fields(request, team.token),
         )
 
     @router.post("/site/letter")
-    async def letter(request: Request) -> Response:
-        found = await signed_in(request)
-        if found is None:
-            return to_sign_in()
+    async def letter(request: Request, team: SignedIn) -> Response:
         fields = await form_fields(request)
-        if fields is None or not csrf_valid(request, found[1], fields):
+        if fields is None or not csrf_valid(request, team.token, fields):
             return problem_page(*BAD_FORM)
         visit = await parts(request).patients.open(fields.get("token", ""))
         if isinstance(visit, Refused):
             return refused(visit)
-        if visit.link.site != found[0].site:
+        if visit.link.site != team.session.site:
             return problem_page(404, "Patient not found", "This link is not your site's.")
         url = f"{parts(request).settings.base_url.rstrip('/')}/p/{fields['token']}"
         pdf = await asyncio.to_thread(letter_pdf, url, visit.link.closes)

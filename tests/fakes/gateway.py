@@ -135,11 +135,14 @@ class FakeDeadLetterSource:
 @dataclass
 class FakeMetrics:
     seen: list[tuple[str, int, list[str]]] = field(default_factory=list)
+    timed: list[tuple[str, float]] = field(default_factory=list)
+    """(trust, seconds) of each request, as the latency histogram counts them."""
 
     def observe(
         self, trust: str, status: int, results: Sequence[EventResult], seconds: float
     ) -> None:
         self.seen.append((trust, status, [r.status.value for r in results]))
+        self.timed.append((trust, seconds))
 
 
 @dataclass

@@ -77,20 +77,6 @@ class FakeNotificationsRepository:
         if newer:
             doc.update(values, **{time_field: at, field: latest})
 
-    async def record_enrolment(
-        self, ref: str, trust: str, site: str, at: datetime, event_id: str
-    ) -> None:
-        doc = self._clinician(ref)
-        _min(doc, "enrolled_at", at)
-        self._latest(
-            doc,
-            "latest_enrolment",
-            latest_key(at, trust, event_id),
-            "latest_enrolment_at",
-            at,
-            {"trustcode": trust, "sitecode": site},
-        )
-
     async def apply_clinicians(self, changes: list[ClinicianChange]) -> None:
         for change in changes:
             doc = self._clinician(change.ref)
@@ -110,20 +96,6 @@ class FakeNotificationsRepository:
                     at,
                     {"trustcode": trust, "sitecode": site},
                 )
-
-    async def record_progress(self, ref: str, at: datetime) -> None:
-        doc = self._clinician(ref)
-        _min(doc, "started_at", at)
-        _max(doc, "last_progress_at", at)
-
-    async def record_completion(self, ref: str, at: datetime) -> None:
-        doc = self._clinician(ref)
-        _min(doc, "completed_at", at)
-        _min(doc, "started_at", at)
-        _max(doc, "last_progress_at", at)
-
-    async def record_delivery_report(self, ref: str, day: date) -> None:
-        _add(self._clinician(ref), "delivery_reports", day.isoformat())
 
     async def cancel_answered_surveys(self, answers: list[tuple[str, date]]) -> None:
         for ref, day in answers:
@@ -208,13 +180,6 @@ class FakeNotificationsRepository:
             {"sitecode": site},
         )
 
-    async def record_baseline(
-        self, trust: str, patient: str, site: str, at: datetime, event_id: str
-    ) -> Document:
-        doc = self._patient(trust, patient)
-        self._baseline(doc, at, site, event_id)
-        return copy.deepcopy(doc)
-
     async def apply_patients(self, changes: list[PatientChange]) -> dict[str, Document]:
         for change in changes:
             doc = self._patient(change.trustcode, change.patient_ref)
@@ -229,32 +194,21 @@ class FakeNotificationsRepository:
     async def collected_of(self, keys: list[str]) -> dict[str, set[str]]:
         return {k: collected_timepoints(self.patients[k]) for k in keys if k in self.patients}
 
-    async def record_collected(self, trust: str, patient: str, timepoint: str) -> None:
-        self._patient(trust, patient).setdefault("collected", {})[timepoint] = True
-
     async def collected(self, trust: str, patient: str) -> set[str]:
         return collected_timepoints(self.patients.get(f"{trust}:{patient}"))
-
-    async def upsert_item(self, item_id: str, fields: Document) -> None:
-        item = self.follow_ups.setdefault(item_id, {"_id": item_id, **fields, "status": PENDING})
-        if item["status"] == PENDING:
-            item.update(fields)
 
     async def write_items(
         self, items: list[tuple[str, Document]], cancels: list[tuple[str, str, str]]
     ) -> None:
         for item_id, fields in items:
-            await self.upsert_item(item_id, fields)
-        for key in cancels:
-            await self.cancel_items(*key)
-
-    async def cancel_items(self, trust: str, patient: str, timepoint: str) -> None:
+            item = self.follow_ups.setdefault(
+                item_id, {"_id": item_id, **fields, "status": PENDING}
+            )
+            if item["status"] == PENDING:
+                item.update(fields)
         for item in self.follow_ups.values():
-            if (item["trustcode"], item["patient_ref"], item["timepoint"]) == (
-                trust,
-                patient,
-                timepoint,
-            ) and item["status"] in (PENDING, QUEUED):
+            key = (item["trustcode"], item["patient_ref"], item["timepoint"])
+            if key in cancels and item["status"] in (PENDING, QUEUED):
                 item["status"] = CANCELLED
 
     async def sites_with_due_items(self, today: str) -> dict[str, str]:

@@ -68,15 +68,12 @@ class FakeOutcomesRepository:
         if lost:
             raise ConcurrentUpdate("a patient of the batch changed under us")
 
-    async def record_class(self, doc: Document) -> None:
-        key = (doc["trustcode"], doc["class_id"])
-        held = self.class_starts.get(key)
-        if held is None or (doc["time"], doc["event_id"]) > (held["time"], held["event_id"]):
-            self.class_starts[key] = doc
-
     async def record_classes(self, docs: list[Document]) -> None:
         for doc in docs:
-            await self.record_class(doc)
+            key = (doc["trustcode"], doc["class_id"])
+            held = self.class_starts.get(key)
+            if held is None or (doc["time"], doc["event_id"]) > (held["time"], held["event_id"]):
+                self.class_starts[key] = doc
 
     async def classes(self, trustcode: str, class_ids: set[str]) -> dict[str, Document]:
         return {

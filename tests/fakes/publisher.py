@@ -15,7 +15,10 @@ class FakePublisher:
     duplicate window). `failures` fails that many next publishes, `down` every publish until
     cleared, `fail_after` every publish after that many attempts; `error` makes the exception
     a failure raises (a lost connection by default, or an adapter's own error). With
-    `forward_to`, successful publishes also go to a real publisher."""
+    `forward_to`, successful publishes also go to a real publisher. `held` is what the stream
+    holds, in order: each (trust, id) once, as first published; with `per_subject`, a subject
+    holding that many refuses more for good, as the stream's `IBEST_EVENTS_PER_SUBJECT`
+    does (tests/backbone/test_publisher_contract.py holds it to the real publisher)."""
 
     def __init__(
         self,
@@ -34,6 +37,8 @@ class FakePublisher:
         self.failed = 0
         self.full: set[str] = set()
         """Subjects whose share of the store is full (a publish on one is refused for good)."""
+        self.held: list[AnyEvent] = []
+        self.per_subject: int | None = None
 
     async def publish(self, event: AnyEvent, body: bytes | None = None) -> bool:
         self.attempts.append(str(event.id))
@@ -46,6 +51,8 @@ class FakePublisher:
             assert parse_event(event.subject, body) == event, "the bytes are the event's"
         self.published.append(event)
         fresh = (event.trustcode, str(event.id)) not in self.window
+        if fresh:
+            self.held.append(event)
         self.window.add((event.trustcode, str(event.id)))
         self.stored.setdefault(str(event.id), event)
         if self.forward_to is not None:
@@ -59,7 +66,7 @@ class FakePublisher:
         an event of a subject in `full` is refused for good."""
         results: list[bool | None] = []
         for i, (event, body) in enumerate(events):
-            if event.subject in self.full:
+            if event.subject in self.full or self._share_full(event):
                 results.append(None)
                 if refused is not None:
                     refused.add(i)
@@ -69,6 +76,13 @@ class FakePublisher:
             except Exception:
                 results.append(None)
         return results
+
+    def _share_full(self, event: AnyEvent) -> bool:
+        return (
+            self.per_subject is not None
+            and (event.trustcode, str(event.id)) not in self.window
+            and sum(e.subject == event.subject for e in self.held) >= self.per_subject
+        )
 
     def sent(self) -> list[tuple[str, str]]:
         """(id, JSON) of every successful publish, in order."""
@@ -90,4 +104,5 @@ class FakePublisher:
     def clear(self) -> None:
         self.published.clear()
         self.stored.clear()
+        self.held.clear()
         self.attempts.clear()

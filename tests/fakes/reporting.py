@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from ibest.backbone.consumer import content_digest
 from services.reporting.domain.counted import Counted, EntityId, counted_of, fold_counted, merge
 from services.reporting.domain.facts import ENTITY_KINDS, EntityFact, newest_time
 from services.reporting.domain.figures import Summary
@@ -50,9 +51,16 @@ class FakeGeneration:
         self.shown: set[str] = set()
         self.as_of: datetime | None = None
         self.changes = 0
+        self.indexed = False
+
+    @property
+    def exists(self) -> bool:
+        """Whether the adapter would hold collections for it: indexed or written, never
+        merely read."""
+        return self.indexed or self.as_of is not None or any(self.entities.values())
 
     async def create_indexes(self) -> None:
-        return None
+        self.indexed = True
 
     async def apply_many(self, facts: list[EntityFact], *, summarise: bool = True) -> None:
         touched: dict[EntityId, Entity] = {}
@@ -136,7 +144,9 @@ class FakeGenerationStore:
 
     async def start_building(self) -> FakeGeneration:
         self.building, self.next = self.next, self.next + 1
-        return self.generation(self.building)
+        generation = self.generation(self.building)
+        await generation.create_indexes()  # as the adapter does
+        return generation
 
     async def switch_to(self, generation: Generation) -> int:
         if self.building != generation.number:
@@ -146,15 +156,18 @@ class FakeGenerationStore:
 
     async def drop_except(self, keep: Iterable[int]) -> list[str]:
         dropped = [n for n in self.generations if n not in set(keep)]
+        gone = [f"g{n}" for n in dropped if self.generations[n].exists]
         for n in dropped:
             del self.generations[n]
-        return [f"g{n}" for n in dropped]
+        return gone
 
 
 class FakeEventHistory:
-    """A list of valid events as the stream stored them (the contract check and the id
-    ledger are the NATS adapter's, proven by the real-server rebuild tests); `meanwhile`
-    runs once they are all read (what the live service does during a rebuild)."""
+    """A list of valid events as the stream stored them (the contract check is the NATS
+    adapter's, proven by the real-server rebuild tests), each (trust, id) judged as the live
+    consumer's ledger does (tests/reporting/test_history_contract.py holds it to the
+    adapter); `meanwhile` runs once they are all read (what the live service does during a
+    rebuild)."""
 
     def __init__(
         self,
@@ -166,8 +179,12 @@ class FakeEventHistory:
 
     async def stored(self, consumes: Iterable[str]) -> AsyncIterator[AnyEvent]:
         names = set(consumes)
+        digests: dict[tuple[str, str], str] = {}
         for event in self.events:
-            if event.event_type.name in names:
-                yield event
+            if event.event_type.name not in names:
+                continue
+            digest = content_digest(event)
+            if digests.setdefault((event.trustcode, str(event.id)), digest) == digest:
+                yield event  # an id its trust reused for other content is skipped
         if self.meanwhile is not None:
             await self.meanwhile()

@@ -1,6 +1,7 @@
 """Hostile and careless use of the forms over real HTTP: rate limits per client and per
 link (429 with Retry-After), unknown pages and methods (plain pages, never JSON or a stack
-trace), oversized and token-less posts, sessions that expire."""
+trace), oversized and token-less posts, sessions that expire, site-team routes without a
+live session."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from fastapi.routing import APIRoute
 
 from ibest.backbone.settings import Settings
 from services.forms import bootstrap
+from services.forms.api import routes
 from services.forms.service import build_spec
 from services.forms.settings import FormsSettings
 from tests.forms.conftest import hidden
@@ -85,3 +88,46 @@ async def test_a_session_expires(
             assert (await client.get("/site", headers=auth)).status_code == 303
         finally:
             NOW[0] = datetime.now(UTC)
+
+
+async def test_every_site_team_route_sends_a_visitor_without_a_live_session_to_sign_in(
+    forms: str, settings: Settings, forms_settings: FormsSettings
+) -> None:
+    """The one signed-in check (`api.site_team`) guards every site-team route: with no
+    session cookie, a made-up one or a signed-out one, each answers the sign-in redirect
+    before reading the form (a route added without the check fails here)."""
+    guarded = sorted(
+        (method, route.path)
+        for route in routes().routes
+        if isinstance(route, APIRoute)
+        and route.path.startswith("/site")
+        and route.path != "/site/sign-in"
+        for method in route.methods or ()
+    )
+    assert guarded == [
+        ("GET", "/site"),
+        ("GET", "/site/entry"),
+        ("GET", "/site/link"),
+        ("POST", "/site/entry"),
+        ("POST", "/site/letter"),
+        ("POST", "/site/link"),
+        ("POST", "/site/patients"),
+        ("POST", "/site/sign-out"),
+    ]
+    async with bootstrap.admin(settings, forms_settings) as (keys, _):
+        _, key = await keys.create("RTH08")
+    async with httpx.AsyncClient(base_url=forms) as client:
+        auth = await sign_in(client, key)
+        home = await client.get("/site", headers=auth)
+        assert home.status_code == 200
+        out = await client.post("/site/sign-out", data=hidden(home.text), headers=auth)
+        assert out.status_code == 200
+        for cookie in ({}, {"Cookie": "ibest_forms_session=made-up"}, auth):
+            for method, path in guarded:
+                r = await client.request(method, path, data=hidden(home.text), headers=cookie)
+                assert (r.status_code, r.headers.get("location")) == (303, "/site/sign-in"), (
+                    method,
+                    path,
+                    cookie,
+                )
+                assert r.headers["cache-control"] == "no-store"

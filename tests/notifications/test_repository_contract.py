@@ -48,6 +48,40 @@ def fields(minutes: int, ref: str = "c1") -> Document:
     }
 
 
+# One event is a batch of one: the change `domain.batch.fold` makes of each single event.
+def enrolled(ref: str, trust: str, site: str, at: datetime, event_id: str) -> ClinicianChange:
+    return ClinicianChange(
+        ref, mins={"enrolled_at": at}, latest_enrolment=(at, trust, site, event_id)
+    )
+
+
+def progressed(ref: str, at: datetime) -> ClinicianChange:
+    return ClinicianChange(ref, mins={"started_at": at}, maxs={"last_progress_at": at})
+
+
+def completed(ref: str, at: datetime) -> ClinicianChange:
+    return ClinicianChange(
+        ref, mins={"completed_at": at, "started_at": at}, maxs={"last_progress_at": at}
+    )
+
+
+def reported(ref: str, day: date) -> ClinicianChange:
+    return ClinicianChange(ref, report_dates={day})
+
+
+async def one(repo: NotificationsRepository, change: ClinicianChange) -> None:
+    await repo.apply_clinicians([change])
+
+
+async def baseline(
+    repo: NotificationsRepository, patient: str, site: str, at: datetime, event_id: str
+) -> Document:
+    stored = await repo.apply_patients(
+        [PatientChange("RTH", patient, baseline=(at, site, event_id))]
+    )
+    return stored[f"RTH:{patient}"]
+
+
 async def test_a_reminder_is_created_once_and_claimed_by_one_owner_at_a_time(
     repo: NotificationsRepository,
 ) -> None:
@@ -80,9 +114,9 @@ async def test_a_reminder_is_created_once_and_claimed_by_one_owner_at_a_time(
 async def test_a_clinician_keeps_the_first_enrolment_the_latest_place_and_the_opt_out(
     repo: NotificationsRepository,
 ) -> None:
-    await repo.record_enrolment("c1", "RTH", "RTH08", T0 + timedelta(days=2), "e1")
-    await repo.record_enrolment("c1", "RNU", "RNU01", T0, "e2")  # earlier: first, not latest
-    await repo.record_enrolment("c2", "RTH", "RTH08", T0, "e3")
+    await one(repo, enrolled("c1", "RTH", "RTH08", T0 + timedelta(days=2), "e1"))
+    await one(repo, enrolled("c1", "RNU", "RNU01", T0, "e2"))  # earlier: first, not latest
+    await one(repo, enrolled("c2", "RTH", "RTH08", T0, "e3"))
     doc = await repo.clinician("c1")
     assert doc is not None
     assert doc["enrolled_at"] == T0
@@ -95,9 +129,9 @@ async def test_a_clinician_keeps_the_first_enrolment_the_latest_place_and_the_op
 
 
 async def test_collected_follow_ups_are_kept_per_patient(repo: NotificationsRepository) -> None:
-    await repo.record_baseline("RTH", "p1", "RTH08", T0, "b1")
-    await repo.record_collected("RTH", "p1", "month_3")
-    await repo.record_collected("RTH", "p1", "month_3")
+    await baseline(repo, "p1", "RTH08", T0, "b1")
+    await repo.apply_patients([PatientChange("RTH", "p1", collected=["month_3"])])
+    await repo.apply_patients([PatientChange("RTH", "p1", collected=["month_3"])])
     assert await repo.collected("RTH", "p1") == {"month_3"}
     assert await repo.collected("RTH", "p2") == set()
     assert await repo.collected("RNU", "p1") == set()
@@ -173,9 +207,9 @@ async def test_a_batch_of_clinician_changes_keeps_minima_maxima_reports_and_the_
 async def test_progress_completion_and_delivery_reports_of_one_clinician(
     repo: NotificationsRepository,
 ) -> None:
-    await repo.record_enrolment("c1", "RTH", "RTH08", T0, "e1")
-    await repo.record_progress("c1", T0 + timedelta(days=2))
-    await repo.record_progress("c1", T0 + timedelta(days=1))  # earlier start, not later progress
+    await one(repo, enrolled("c1", "RTH", "RTH08", T0, "e1"))
+    await one(repo, progressed("c1", T0 + timedelta(days=2)))
+    await one(repo, progressed("c1", T0 + timedelta(days=1)))  # earlier start, not later progress
     c1 = await repo.clinician("c1")
     assert c1 is not None
     assert (c1["started_at"], c1["last_progress_at"]) == (
@@ -184,8 +218,8 @@ async def test_progress_completion_and_delivery_reports_of_one_clinician(
     )
     assert "completed_at" not in c1
     assert [d["_id"] async for d in repo.active_clinicians()] == ["c1"]
-    await repo.record_completion("c1", T0 + timedelta(days=9))
-    await repo.record_completion("c1", T0 + timedelta(days=5))
+    await one(repo, completed("c1", T0 + timedelta(days=9)))
+    await one(repo, completed("c1", T0 + timedelta(days=5)))
     c1 = await repo.clinician("c1")
     assert c1 is not None
     assert (c1["completed_at"], c1["started_at"], c1["last_progress_at"]) == (
@@ -195,12 +229,12 @@ async def test_progress_completion_and_delivery_reports_of_one_clinician(
     )
     assert (c1["trustcode"], c1["sitecode"]) == ("RTH", "RTH08")  # a completion sets no place
     assert [d["_id"] async for d in repo.active_clinicians()] == []  # completed
-    await repo.record_completion("c2", T0)  # no enrolment yet: created, not active
+    await one(repo, completed("c2", T0))  # no enrolment yet: created, not active
     c2 = await repo.clinician("c2")
     assert c2 is not None and c2["opted_out"] is False and "enrolled_at" not in c2
-    await repo.record_delivery_report("c3", date(2026, 5, 1))
-    await repo.record_delivery_report("c3", date(2026, 4, 1))
-    await repo.record_delivery_report("c3", date(2026, 5, 1))
+    await one(repo, reported("c3", date(2026, 5, 1)))
+    await one(repo, reported("c3", date(2026, 4, 1)))
+    await one(repo, reported("c3", date(2026, 5, 1)))
     c3 = await repo.clinician("c3")
     assert c3 is not None and c3["delivery_reports"] == ["2026-05-01", "2026-04-01"]
 
@@ -221,8 +255,8 @@ async def test_an_answered_survey_cancels_only_the_pending_nudges_whose_window_h
         "t1": ("pending", None),
     }
     # Reports stored before the nudges existed cancel them once they are created.
-    await repo.record_delivery_report("c2", date(2026, 6, 1))
-    await repo.record_delivery_report("c9", date(2026, 6, 1))
+    await one(repo, reported("c2", date(2026, 6, 1)))
+    await one(repo, reported("c9", date(2026, 6, 1)))
     await repo.cancel_surveys_answered_before(["c2", "c1", "c8"])
     assert await statuses(repo, "s12", "o4") == {
         "s12": ("pending", None),
@@ -302,11 +336,11 @@ async def test_a_batch_of_patient_changes_keeps_collected_follow_ups_and_the_lat
         "RTH:p1": {"month_12"},
         "RTH:p2": {"month_3", "month_12"},
     }
-    corrected = await repo.record_baseline("RTH", "p1", "RTH07", later + timedelta(hours=1), "b3")
+    corrected = await baseline(repo, "p1", "RTH07", later + timedelta(hours=1), "b3")
     assert corrected["sitecode"] == "RTH07"
     assert corrected["baseline_time"] == later + timedelta(hours=1)
     assert corrected["collected"] == {"month_12": True}
-    kept = await repo.record_baseline("RTH", "p1", "RTH06", T0, "b4")  # older: a no-op
+    kept = await baseline(repo, "p1", "RTH06", T0, "b4")  # older: a no-op
     assert kept == corrected
 
 
@@ -328,8 +362,8 @@ async def item_statuses(repo: Any, digest: str, site: str, today: str) -> dict[s
 async def test_follow_up_items_are_created_once_moved_while_pending_and_taken_into_digests(
     repo: NotificationsRepository,
 ) -> None:
-    await repo.upsert_item("i1", item("RTH08", "p1", "month_3", "2026-05-01"))
-    await repo.upsert_item("i1", item("RTH08", "p1", "month_3", "2026-05-03"))  # moved
+    await repo.write_items([("i1", item("RTH08", "p1", "month_3", "2026-05-01"))], [])
+    await repo.write_items([("i1", item("RTH08", "p1", "month_3", "2026-05-03"))], [])  # moved
     await repo.write_items(
         [
             ("i2", item("RTH08", "p2", "month_3", "2026-05-02")),
@@ -343,7 +377,9 @@ async def test_follow_up_items_are_created_once_moved_while_pending_and_taken_in
     assert await repo.sites_with_due_items("2026-04-30") == {}
     assert await repo.sites_with_due_items("2026-05-02") == {"RTH08": "RTH", "RTH09": "RTH"}
     assert await item_statuses(repo, "d1", "RTH08", "2026-05-02") == {"i2": "queued"}
-    await repo.upsert_item("i2", item("RTH08", "p2", "month_3", "2026-06-01"))  # queued: kept
+    await repo.write_items(
+        [("i2", item("RTH08", "p2", "month_3", "2026-06-01"))], []
+    )  # queued: kept
     # Already in the digest plus those now due.
     assert await item_statuses(repo, "d1", "RTH08", "2026-05-03") == {
         "i1": "queued",
@@ -352,14 +388,17 @@ async def test_follow_up_items_are_created_once_moved_while_pending_and_taken_in
     taken = await repo.take_items_into("d1", "RTH08", "2026-05-03")
     assert {d["_id"]: d["remind_on"] for d in taken} == {"i1": "2026-05-03", "i2": "2026-05-02"}
     assert await repo.sites_with_due_items("2026-05-03") == {"RTH09": "RTH"}
-    await repo.cancel_items("RTH", "p1", "month_3")  # a collected follow-up: queued cancelled
+    await repo.write_items(
+        [], [("RTH", "p1", "month_3")]
+    )  # a collected follow-up: queued cancelled
     assert await item_statuses(repo, "d1", "RTH08", "2026-05-03") == {"i2": "queued"}
     await repo.finish_items("d1", "sent")
     await repo.finish_items("d9", "sent")
     assert await item_statuses(repo, "d1", "RTH08", "2026-05-03") == {}
-    await repo.cancel_items("RTH", "p2", "month_3")  # sent: no longer open
-    await repo.cancel_items("RTH", "p3", "month_3")
-    await repo.upsert_item("i3", item("RTH09", "p3", "month_3", "2026-04-01"))  # cancelled: kept
+    await repo.write_items([], [("RTH", "p2", "month_3"), ("RTH", "p3", "month_3")])  # p2 sent
+    await repo.write_items(
+        [("i3", item("RTH09", "p3", "month_3", "2026-04-01"))], []
+    )  # cancelled: kept
     assert await repo.sites_with_due_items("2026-12-31") == {"RNU01": "RNU"}
     assert await item_statuses(repo, "d2", "RNU01", "2026-12-31") == {"i4": "queued"}
     assert await item_statuses(repo, "d3", "RTH08", "2026-12-31") == {}

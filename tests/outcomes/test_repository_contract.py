@@ -113,14 +113,14 @@ async def test_a_batch_is_loaded_and_committed_together_and_a_lost_race_is_raise
 
 
 async def test_the_latest_start_of_a_class_wins_in_any_order(repo: OutcomesRepository) -> None:
-    await repo.record_class(class_start("c1", 10, "b"))
-    await repo.record_class(class_start("c1", 5, "z"))  # earlier: kept out
-    await repo.record_class(class_start("c1", 10, "a"))  # same time, smaller id: kept out
+    await repo.record_classes([class_start("c1", 10, "b")])  # one event: a batch of one
+    await repo.record_classes([class_start("c1", 5, "z")])  # earlier: kept out
+    await repo.record_classes([class_start("c1", 10, "a")])  # same time, smaller id: kept out
     await repo.record_classes(
         [class_start("c2", 1, "x"), class_start("c2", 3, "y"), class_start("c2", 2, "w")]
     )
     await repo.record_classes([class_start("c1", 10, "b")])  # the same start again
-    await repo.record_class(class_start("c1", 1, "q", trust="RNU"))
+    await repo.record_classes([class_start("c1", 1, "q", trust="RNU")])
     found = await repo.classes("RTH", {"c1", "c2", "c9"})
     assert {cid: doc["event_id"] for cid, doc in found.items()} == {"c1": "b", "c2": "y"}
     assert set(await repo.classes("RNU", {"c1"})) == {"c1"}

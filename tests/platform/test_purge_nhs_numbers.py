@@ -17,6 +17,7 @@ from ibest.backbone.document import Document
 from ibest.backbone.settings import Settings
 from ibest.purge import purge_command
 from services.notifications.adapters.repository import MongoNotificationsRepository
+from services.notifications.domain.batch import PatientChange
 from services.outcomes.adapters.repository import MongoOutcomesRepository
 from services.outcomes.domain.assessments import Assessment
 from services.reporting import bootstrap
@@ -101,7 +102,9 @@ async def test_dry_run_finds_then_apply_purges_and_rebuilds_reporting(
                 ),
                 T0,
             )
-            await notifications.record_baseline("RTH", e.data.patient_ref, "RTH08", T0, str(e.id))
+            await notifications.apply_patients(
+                [PatientChange("RTH", e.data.patient_ref, baseline=(T0, "RTH08", str(e.id)))]
+            )
         await reporting.apply_many([*once, valid])
         assert await national_baselines(settings, client) == 4
         before = await stored(settings, client)

@@ -10,7 +10,6 @@ instances never send the same one and a crashed claimer's reminder is reclaimed.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator
 from datetime import date, datetime, timedelta
 
@@ -62,20 +61,12 @@ class MongoNotificationsRepository:
 
     # Clinicians ---------------------------------------------------------------------------
 
-    async def record_enrolment(
-        self, ref: str, trust: str, site: str, at: datetime, event_id: str
-    ) -> None:
-        """Earliest enrolment starts the clock; the latest one decides trust and site."""
-        await self.clinicians.update_one(
-            {"_id": ref},
-            {"$min": {"enrolled_at": at}, "$setOnInsert": {"opted_out": False}},
-            upsert=True,
-        )
-        await self.clinicians.update_one(*_latest_enrolment(ref, at, trust, site, event_id))
-
     async def apply_clinicians(self, changes: list[ClinicianChange]) -> None:
-        """A batch's clinician changes in one ordered bulk write: the same atomic $min/$max
-        and conditional updates as the single-event methods, so concurrent writers commute."""
+        """A batch's clinician changes in one ordered bulk write: atomic $min/$max and
+        conditional updates, so concurrent writers commute. The earliest enrolment starts
+        the clock, the latest one decides trust and site; a completion never sets them (the
+        thank-you carries the completion's own); every delivery report's (Europe/London)
+        date is kept, so whichever survey window holds one is answered."""
         ops: list[UpdateOne] = []
         for change in changes:
             update: Document = {"$setOnInsert": {"opted_out": False}}
@@ -94,42 +85,6 @@ class MongoNotificationsRepository:
                 ops.append(UpdateOne(*_latest_enrolment(change.ref, *change.latest_enrolment)))
         if ops:
             await self.clinicians.bulk_write(ops, ordered=True)
-
-    async def record_progress(self, ref: str, at: datetime) -> None:
-        await self.clinicians.update_one(
-            {"_id": ref},
-            {
-                "$min": {"started_at": at},
-                "$max": {"last_progress_at": at},
-                "$setOnInsert": {"opted_out": False},
-            },
-            upsert=True,
-        )
-
-    async def record_completion(self, ref: str, at: datetime) -> None:
-        """A completion never sets trust and site: only enrolments do (the thank-you carries
-        the completion's own), so no arrival order decides them."""
-        await self.clinicians.update_one(
-            {"_id": ref},
-            {
-                "$min": {"completed_at": at, "started_at": at},
-                "$max": {"last_progress_at": at},
-                "$setOnInsert": {"opted_out": False},
-            },
-            upsert=True,
-        )
-
-    async def record_delivery_report(self, ref: str, day: date) -> None:
-        """Keep the (Europe/London) date of every delivery report: whichever survey window
-        contains one is answered, even if the completion that times it arrives later."""
-        await self.clinicians.update_one(
-            {"_id": ref},
-            {
-                "$addToSet": {"delivery_reports": day.isoformat()},
-                "$setOnInsert": {"opted_out": False},
-            },
-            upsert=True,
-        )
 
     async def cancel_answered_surveys(self, answers: list[tuple[str, date]]) -> None:
         """Cancel the pending survey nudges whose window contains a report (clinician, date):
@@ -218,21 +173,6 @@ class MongoNotificationsRepository:
 
     # Patients and follow-up items ---------------------------------------------------------
 
-    async def record_baseline(
-        self, trust: str, patient: str, site: str, at: datetime, event_id: str
-    ) -> Document:
-        """Keep the latest baseline (a later one corrects it); returns the patient."""
-        key = f"{trust}:{patient}"
-        await self.patients.update_one(
-            {"_id": key},
-            {"$setOnInsert": {"trustcode": trust, "patient_ref": patient}},
-            upsert=True,
-        )
-        await self.patients.update_one(*_latest_baseline(key, at, site, event_id))
-        doc = await self.patients.find_one({"_id": key})
-        assert doc is not None
-        return doc
-
     async def apply_patients(self, changes: list[PatientChange]) -> dict[str, Document]:
         """A batch's patient changes in one ordered bulk write; returns, in one read, the
         stored patients that had a baseline in the batch."""
@@ -261,32 +201,15 @@ class MongoNotificationsRepository:
             async for doc in self.patients.find({"_id": {"$in": keys}}, {"collected": 1})
         }
 
-    async def record_collected(self, trust: str, patient: str, timepoint: str) -> None:
-        await self.patients.update_one(
-            {"_id": f"{trust}:{patient}"},
-            {
-                "$set": {f"collected.{timepoint}": True},
-                "$setOnInsert": {"trustcode": trust, "patient_ref": patient},
-            },
-            upsert=True,
-        )
-
     async def collected(self, trust: str, patient: str) -> set[str]:
         return collected_timepoints(await self.patients.find_one({"_id": f"{trust}:{patient}"}))
-
-    async def upsert_item(self, item_id: str, fields: Document) -> None:
-        """Create a follow-up item once; move its dates only while it is still pending."""
-        with contextlib.suppress(DuplicateKeyError):  # created concurrently elsewhere
-            await self.follow_ups.update_one(
-                {"_id": item_id}, {"$setOnInsert": {**fields, "status": PENDING}}, upsert=True
-            )
-        await self.follow_ups.update_one({"_id": item_id, "status": PENDING}, {"$set": fields})
 
     async def write_items(
         self, items: list[tuple[str, Document]], cancels: list[tuple[str, str, str]]
     ) -> None:
-        """Many `upsert_item`s then many `cancel_items` (trust, patient, timepoint), in one
-        ordered bulk write."""
+        """Create each follow-up item once and move its dates only while it is pending, then
+        cancel the open items of each (trust, patient, timepoint), in one ordered bulk
+        write."""
         ops: list[UpdateOne | UpdateMany] = []
         for item_id, fields in items:
             ops += [
@@ -298,11 +221,6 @@ class MongoNotificationsRepository:
         ops += [UpdateMany(_open_items(*key), {"$set": {"status": CANCELLED}}) for key in cancels]
         if ops:
             await self.follow_ups.bulk_write(ops, ordered=True)
-
-    async def cancel_items(self, trust: str, patient: str, timepoint: str) -> None:
-        await self.follow_ups.update_many(
-            _open_items(trust, patient, timepoint), {"$set": {"status": CANCELLED}}
-        )
 
     async def sites_with_due_items(self, today: str) -> dict[str, str]:
         """Site -> trust for every site with a pending item due on or before `today`."""

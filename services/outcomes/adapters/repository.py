@@ -12,7 +12,6 @@ Collections (database `<prefix>_outcomes`):
 
 from __future__ import annotations
 
-import contextlib
 from datetime import datetime
 
 from pymongo import ASCENDING, IndexModel, InsertOne, UpdateOne
@@ -159,13 +158,9 @@ class MongoOutcomesRepository:
 
     # Classes
 
-    async def record_class(self, doc: Document) -> None:
-        """Keep the latest class.started of a class (by time, then event id)."""
-        with contextlib.suppress(DuplicateKeyError):  # a newer (or the same) start is stored
-            await self._classes.update_one(*_if_newer(doc), upsert=True)
-
     async def record_classes(self, docs: list[Document]) -> None:
-        """`record_class` for several, in one bulk write (only the latest start per class)."""
+        """Keep the latest class.started of each class (by time, then event id), in one bulk
+        write (one event is a batch of one)."""
         latest: dict[tuple[str, str], Document] = {}
         for doc in docs:
             key = (doc["trustcode"], doc["class_id"])
