@@ -40,30 +40,6 @@ class EnrolmentService:
         self.id_key = id_key
         self._attempts = write_attempts
 
-    async def _record_one(self, event: AnyEvent) -> None:
-        """A batch of one (the consumer's one-by-one path, isolating a poison event): store
-        the event's effect with any derived events, retrying a lost race, then publish
-        those, clearing each once published.
-
-        On redelivery (the event is already stored) this publishes whatever the outbox still
-        holds; a publish failure raises, so the event is redelivered.
-        """
-        ref = event.data.clinician_ref
-
-        async def attempt() -> tuple[OutboxEntry, ...]:
-            stored = await self.repository.load(ref)
-            applied = apply_event(
-                stored.record if stored else None, event, self.catalogue, id_key=self.id_key
-            )
-            if applied.changed:
-                await self.repository.save(
-                    Change(applied.record, applied.state, stored.rev if stored else None)
-                )
-            return applied.record.outbox
-
-        outbox = await retry_on_conflict(attempt, self._attempts)
-        await self.relay.publish(ref, outbox)
-
     async def apply_many(self, events: list[AnyEvent]) -> None:
         """Record delivered events (one event is a batch of one) and publish the derived
         events they imply: one read and one bulk write for all of them, then every touched
@@ -71,13 +47,14 @@ class EnrolmentService:
 
         The events are applied in memory in batch order per clinician (exactly what applying
         them one by one does; no rule here rejects an event, the contract already judged it).
-        If anything raises (a concurrent writer, a publish failure), the backbone applies
-        each event again alone: a batch of one retries a lost race (`_record_one`), skips
-        what is already stored and publishes what the outbox holds.
+        A lost race (another writer moved a clinician on) is read and applied again, up to
+        `write_attempts`; every step is idempotent: what is already stored is skipped and
+        what the outbox holds is published. If it still fails, or anything else raises (a
+        publish failure), the backbone applies each event again alone, as a batch of one.
         """
-        if len(events) == 1:
-            await self._record_one(events[0])
-            return
+        await retry_on_conflict(lambda: self._apply(events), self._attempts)
+
+    async def _apply(self, events: list[AnyEvent]) -> None:
         by_ref: dict[str, list[AnyEvent]] = {}
         for event in events:
             by_ref.setdefault(event.data.clinician_ref, []).append(event)
@@ -113,12 +90,14 @@ class EnrolmentService:
         for ref in await self.repository.clinician_refs():
 
             async def attempt(ref: str = ref) -> tuple[OutboxEntry, ...] | None:
-                stored = await self.repository.load(ref)
+                stored = (await self.repository.load_many([ref])).get(ref)
                 if stored is None:
                     return None
                 applied = derive(stored.record, self.catalogue, id_key=self.id_key)
                 if applied.changed:
-                    await self.repository.save(Change(applied.record, applied.state, stored.rev))
+                    await self.repository.save_many(
+                        [Change(applied.record, applied.state, stored.rev)]
+                    )
                 return applied.record.outbox if applied.changed else None
 
             outbox = await retry_on_conflict(attempt, self._attempts)

@@ -55,18 +55,12 @@ class ClinicianRepository(Protocol):
     @property
     def outbox(self) -> OutboxStore: ...
 
-    async def load(self, clinician_ref: str) -> Stored | None: ...
-
     async def load_many(self, clinician_refs: list[str]) -> dict[str, Stored]: ...
 
-    async def save(self, change: Change) -> None:
-        """Store the record, its state and its outbox in one write; raise
-        ibest.backbone.concurrency.ConcurrentUpdate if it is no longer at `change.rev`."""
-        ...
-
     async def save_many(self, changes: list[Change]) -> None:
-        """`save` for several in one round trip; ConcurrentUpdate after writing the others
-        if any lost its race."""
+        """Store each record, its state and its outbox in one round trip; raise
+        ibest.backbone.concurrency.ConcurrentUpdate, after writing the others, if any record
+        was no longer at its `change.rev` (or was created meanwhile)."""
         ...
 
     async def state(self, clinician_ref: str) -> ClinicianState | None: ...

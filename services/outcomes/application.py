@@ -100,43 +100,20 @@ class OutcomesService:
         self._clock = clock
         self._settings = settings
 
-    async def assessed(self, assessment: Assessment) -> list[Outcome]:
-        """Store the assessment, update the patient, publish what changed; return that.
-
-        The one-event step `apply_many` takes for a batch of one (the consumer's one-by-one
-        path, isolating a poison event): it retries a lost race and clears each published
-        entry at once, so the fallback behaves as it always has."""
-        await self.repo.record_assessment(assessment, self._clock())
-        trust, ref = assessment.trustcode, assessment.patient_ref
-
-        async def attempt() -> list[Outcome]:
-            state, version = await self.repo.load(trust, ref)
-            new_state, changed = state.apply(assessment)
-            if new_state is state:
-                return []  # a redelivery or an older correction: nothing changes
-            await self.repo.commit(
-                Commit(trust, ref, version, 1, new_state, outbox_entries(changed, self.id_key)),
-                self._clock(),
-            )
-            return changed
-
-        changed = await retry_on_conflict(attempt, self._settings.max_write_attempts)
-        await self.flush(trust, ref)
-        return changed
-
     async def apply_many(self, events: list[AnyEvent]) -> None:
         """Delivered events (one event is a batch of one) with a few bulk round trips,
         ending where applying the events one by one in this order would (same documents,
-        same events published). A single assessment takes `assessed`.
+        same events published).
 
         Per patient the batch is folded in memory with `PatientState.apply`, then written
         with one compare-and-set each in a single bulk write. If another writer changed a
-        patient meanwhile this raises `ConcurrentUpdate`, and the consumer applies the batch
-        again one event at a time (every step here is idempotent).
+        patient meanwhile, the batch is read and applied again (every step here is
+        idempotent), up to `max_write_attempts`; then `ConcurrentUpdate` goes to the
+        consumer, which applies the events one at a time (each a batch of one).
         """
-        if len(events) == 1 and events[0].event_type.name == "patient.assessed":
-            await self.assessed(assessment_of(events[0]))
-            return
+        await retry_on_conflict(lambda: self._apply(events), self._settings.max_write_attempts)
+
+    async def _apply(self, events: list[AnyEvent]) -> None:
         now = self._clock()
         await self.repo.record_classes(
             [class_doc(e) for e in events if e.event_type.name == "class.started"]
@@ -166,10 +143,6 @@ class OutcomesService:
         await self.relay.publish_many(
             (patient_key(*key), tuple(entries)) for key, entries in pending.items()
         )
-
-    async def flush(self, trustcode: str, patient_ref: str) -> int:
-        """Publish the patient's pending outcome events, clearing each once stored."""
-        return await self.relay.publish_key(patient_key(trustcode, patient_ref))
 
     async def sweep_once(self) -> int:
         """Publish whatever crashes left in outboxes (one relay pass)."""

@@ -50,8 +50,6 @@ class OutcomesRepository(Protocol):
     @property
     def outbox(self) -> OutboxStore: ...
 
-    async def record_assessment(self, assessment: Assessment, received: datetime) -> None: ...
-
     async def record_assessments(
         self, assessments: list[Assessment], received: datetime
     ) -> None: ...
@@ -62,12 +60,9 @@ class OutcomesRepository(Protocol):
 
     async def load_many(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], Loaded]: ...
 
-    async def commit(self, commit: Commit, now: datetime) -> None:
-        """Store it, or raise ibest.backbone.concurrency.ConcurrentUpdate."""
-        ...
-
     async def commit_many(self, commits: list[Commit], now: datetime) -> None:
-        """Store them all in one write, or raise ConcurrentUpdate."""
+        """Store them all in one write, or raise ibest.backbone.concurrency.ConcurrentUpdate
+        (after writing the others) if any patient had moved on from its version."""
         ...
 
     async def record_classes(self, docs: list[Document]) -> None:

@@ -75,7 +75,7 @@ async def test_a_domain_rule_breach_stores_nothing() -> None:
     await service.apply_many([enrolled("c-3", 0)])
     with pytest.raises(ContractError, match=r"data\.module_id"):
         await service.apply_many([module("c-3", "started", "m99-nope", 1)])
-    stored = await repository.load("c-3")
+    stored = (await repository.load_many(["c-3"])).get("c-3")
     assert stored is not None and len(stored.record.facts) == 1
 
 
@@ -99,7 +99,10 @@ async def test_a_batch_ends_where_one_by_one_does() -> None:
     assert many_published.sent() == one_published.sent()
     for ref in ("c-5", "c-6"):
         assert await many.clinician(ref) == await one.clinician(ref)
-        mine, theirs = await many_repo.load(ref), await one_repo.load(ref)
+        mine, theirs = (
+            (await many_repo.load_many([ref])).get(ref),
+            (await one_repo.load_many([ref])).get(ref),
+        )
         assert mine is not None and theirs is not None
         assert mine.record == theirs.record  # `rev` counts writes, so it differs by design
 

@@ -16,7 +16,7 @@ from ibest.backbone.concurrency import ConcurrentUpdate
 from ibest.backbone.outbox_values import OutboxEntry
 from services.enrolment.adapters.repository import MongoClinicianRepository
 from services.enrolment.domain.record import apply_event
-from services.enrolment.ports import Change, ClinicianRepository
+from services.enrolment.ports import Change, ClinicianRepository, Stored
 from shared.catalogue import catalogue
 from shared.envelope import parse_event
 from tests.fakes.enrolment import FakeClinicianRepository
@@ -32,6 +32,10 @@ async def repo(request: pytest.FixtureRequest, mongodb_url: str) -> AsyncIterato
         real = MongoClinicianRepository(db)
         await real.create_indexes()
         yield real
+
+
+async def load(repo: ClinicianRepository, ref: str) -> Stored | None:
+    return (await repo.load_many([ref])).get(ref)
 
 
 def enrolled(ref: str, rev: int | None) -> Change:
@@ -54,19 +58,19 @@ def enrolled(ref: str, rev: int | None) -> Change:
 async def test_a_record_is_written_only_at_the_revision_it_was_read(
     repo: ClinicianRepository,
 ) -> None:
-    assert await repo.load("c1") is None and await repo.state("c1") is None
+    assert await load(repo, "c1") is None and await repo.state("c1") is None
     first = enrolled("c1", None)
-    await repo.save(first)
-    stored = await repo.load("c1")
+    await repo.save_many([first])
+    stored = await load(repo, "c1")
     assert stored is not None and stored.rev == 1
     assert stored.record.facts == first.record.facts
     assert await repo.state("c1") == first.state
     with pytest.raises(ConcurrentUpdate):
-        await repo.save(enrolled("c1", None))  # created meanwhile
+        await repo.save_many([enrolled("c1", None)])  # created meanwhile
     with pytest.raises(ConcurrentUpdate):
-        await repo.save(enrolled("c1", 0))  # read at a revision since passed
-    await repo.save(enrolled("c1", 1))
-    assert (await repo.load("c1")).rev == 2  # type: ignore[union-attr]
+        await repo.save_many([enrolled("c1", 0)])  # read at a revision since passed
+    await repo.save_many([enrolled("c1", 1)])
+    assert (await load(repo, "c1")).rev == 2  # type: ignore[union-attr]
 
 
 async def test_a_batch_is_loaded_and_saved_together_and_a_lost_race_is_raised(
@@ -77,14 +81,14 @@ async def test_a_batch_is_loaded_and_saved_together_and_a_lost_race_is_raised(
     assert sorted(found) == ["c1", "c2"] and {s.rev for s in found.values()} == {1}
     with pytest.raises(ConcurrentUpdate):
         await repo.save_many([enrolled("c1", 1), enrolled("c2", 0)])
-    assert (await repo.load("c1")).rev == 2  # type: ignore[union-attr]  # the winner is kept
+    assert (await load(repo, "c1")).rev == 2  # type: ignore[union-attr]  # the winner is kept
 
 
 async def test_the_contact_email_is_given_then_erased_and_the_record_removed(
     repo: ClinicianRepository,
 ) -> None:
     assert await repo.contact("c9") == (False, None)
-    await repo.save(enrolled("c1", None))
+    await repo.save_many([enrolled("c1", None)])
     assert await repo.contact("c1") == (True, "c1@example.nhs.uk")
     erasure = await repo.erase("c1", record=False)
     assert (erasure.found, erasure.email_removed, erasure.record_removed) == (True, True, False)
@@ -92,18 +96,18 @@ async def test_the_contact_email_is_given_then_erased_and_the_record_removed(
     assert await repo.erased_contacts() == {"c1"}
     removed = await repo.erase("c1", record=True)
     assert (removed.found, removed.record_removed) == (True, True)
-    assert await repo.load("c1") is None
+    assert await load(repo, "c1") is None
     assert (await repo.erase("c9", record=False)).found is False
 
 
 async def test_held_contacts_are_erased_only_at_the_revision_they_were_read(
     repo: ClinicianRepository,
 ) -> None:
-    await repo.save(enrolled("c1", None))
-    await repo.save(enrolled("c2", None))
+    await repo.save_many([enrolled("c1", None)])
+    await repo.save_many([enrolled("c2", None)])
     held = {h.clinician_ref: h for h in await repo.held_contacts()}
     assert sorted(held) == ["c1", "c2"] and all(h.event_times for h in held.values())
-    await repo.save(enrolled("c2", 1))  # c2 changed after it was read
+    await repo.save_many([enrolled("c2", 1)])  # c2 changed after it was read
     assert await repo.erase_contacts(list(held.values())) == 1
     assert await repo.contact("c1") == (True, None)
     assert await repo.contact("c2") == (True, "c2@example.nhs.uk")
@@ -112,15 +116,15 @@ async def test_held_contacts_are_erased_only_at_the_revision_they_were_read(
 async def test_a_stored_fact_is_renamed_within_its_trust_and_the_revision_moves(
     repo: ClinicianRepository,
 ) -> None:
-    await repo.save(enrolled("c1", None))
-    stored = await repo.load("c1")
+    await repo.save_many([enrolled("c1", None)])
+    stored = await load(repo, "c1")
     assert stored is not None and len(stored.record.facts) == 1
     fact = stored.record.facts[0]
     await repo.rename_fact("c1", "XXX", fact.id, "other-trusts")  # ids belong to their trust
-    unchanged = await repo.load("c1")
+    unchanged = await load(repo, "c1")
     assert unchanged is not None and [f.id for f in unchanged.record.facts] == [fact.id]
     await repo.rename_fact("c1", fact.trustcode, fact.id, "redacted-id")
-    renamed = await repo.load("c1")
+    renamed = await load(repo, "c1")
     assert renamed is not None and [f.id for f in renamed.record.facts] == ["redacted-id"]
     assert renamed.rev == unchanged.rev + 1
     assert renamed.record.facts[0] == fact.model_copy(update={"id": "redacted-id"})
@@ -131,17 +135,17 @@ async def test_derived_events_wait_in_the_records_outbox_until_cleared(
 ) -> None:
     change = enrolled("c1", None)
     entries = tuple(OutboxEntry(id=i, name="clinician.enrolled", body="{}") for i in ("o1", "o2"))
-    await repo.save(
-        Change(change.record.model_copy(update={"outbox": entries}), change.state, None)
+    await repo.save_many(
+        [Change(change.record.model_copy(update={"outbox": entries}), change.state, None)]
     )
-    stored = await repo.load("c1")
+    stored = await load(repo, "c1")
     assert stored is not None and stored.record.outbox == entries and stored.rev == 1
     assert [(key, [e.id for e in held]) for key, held in await repo.outbox.pending(10)] == [
         ("c1", ["o1", "o2"])
     ]
     await repo.outbox.clear("c1", ["o1"])
     assert [e.id for e in await repo.outbox.entries("c1")] == ["o2"]
-    cleared = await repo.load("c1")
+    cleared = await load(repo, "c1")
     assert cleared is not None and [e.id for e in cleared.record.outbox] == ["o2"]
     assert cleared.rev == 2  # clearing moves the revision: a writer that read before retries
     await repo.outbox.clear_many({"c1": ["o2"]})

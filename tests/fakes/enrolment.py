@@ -20,7 +20,7 @@ class FakeClinicianRepository:
         stored = self.records[ref]
         self.records[ref] = Stored(stored.record, stored.rev + 1)
 
-    async def load(self, clinician_ref: str) -> Stored | None:
+    async def _load(self, clinician_ref: str) -> Stored | None:
         stored = self.records.get(clinician_ref)
         if stored is None:
             return None
@@ -28,10 +28,10 @@ class FakeClinicianRepository:
         return Stored(stored.record.model_copy(update={"outbox": outbox}), stored.rev)
 
     async def load_many(self, clinician_refs: list[str]) -> dict[str, Stored]:
-        found = {ref: await self.load(ref) for ref in clinician_refs}
+        found = {ref: await self._load(ref) for ref in clinician_refs}
         return {ref: stored for ref, stored in found.items() if stored is not None}
 
-    async def save(self, change: Change) -> None:
+    async def _save(self, change: Change) -> None:
         ref = change.record.clinician_ref
         current = self.records.get(ref)
         if self.conflicts:
@@ -47,7 +47,7 @@ class FakeClinicianRepository:
         lost = 0
         for change in changes:
             try:
-                await self.save(change)
+                await self._save(change)
             except ConcurrentUpdate:
                 lost += 1
         if lost:

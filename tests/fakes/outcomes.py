@@ -21,12 +21,9 @@ class FakeOutcomesRepository:
         self.outbox = FakeOutbox()
         self.conflicts = 0  # lose the next N commits to a concurrent writer
 
-    async def record_assessment(self, assessment: Assessment, received: datetime) -> None:
-        self.assessments.setdefault(assessment.event_id, assessment)
-
     async def record_assessments(self, assessments: list[Assessment], received: datetime) -> None:
         for a in assessments:
-            await self.record_assessment(a, received)
+            self.assessments.setdefault(a.event_id, a)
 
     async def history(self, trustcode: str, patient_ref: str) -> list[Assessment]:
         found = [
@@ -47,7 +44,7 @@ class FakeOutcomesRepository:
             found[key] = Loaded(state, version, await self.outbox.entries(patient_key(*key)))
         return found
 
-    async def commit(self, commit: Commit, now: datetime) -> None:
+    async def _commit(self, commit: Commit) -> None:
         key = (commit.trustcode, commit.patient_ref)
         if self.conflicts:
             self.conflicts -= 1
@@ -62,7 +59,7 @@ class FakeOutcomesRepository:
         lost = 0
         for commit in commits:
             try:
-                await self.commit(commit, now)
+                await self._commit(commit)
             except ConcurrentUpdate:
                 lost += 1
         if lost:

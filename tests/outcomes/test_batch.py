@@ -142,13 +142,10 @@ async def test_batch_matches_one_by_one(make: Callable[[], Awaitable[Made]], see
     single, single_published, single_db = await make()
     bulk, bulk_published, bulk_db = await make()
     for event in earlier:
-        await single.assessed(one(event))
+        await single.apply_many([event])
     await bulk.apply_many(earlier)
     for event in batch:
-        if event.event_type.name == "class.started":
-            await single.apply_many([event])
-        else:
-            await single.assessed(one(event))
+        await single.apply_many([event])
     await bulk.apply_many(batch)
 
     expected = await documents(single_db)
@@ -165,18 +162,24 @@ async def test_batch_matches_one_by_one(make: Callable[[], Awaitable[Made]], see
 
 
 class InterferingRepository(MongoOutcomesRepository):
-    """Lets another instance write a patient between the batch's read and its write."""
+    """Lets another instance write a patient between the batch's read and its write, on the
+    first `interfere` reads."""
 
     other: OutcomesService
+    interfere = 1
 
     async def load_many(self, keys: set[tuple[str, str]]) -> Any:
         loaded = await super().load_many(keys)
-        await self.other.assessed(one(assessed("p-1", Timepoint.BASELINE, 20, 5)))
+        if self.interfere:
+            self.interfere -= 1  # each a later baseline, so each moves the patient on
+            await self.other.apply_many(
+                [assessed("p-1", Timepoint.BASELINE, 20, 5 + 1 / (1 + self.interfere))]
+            )
         return loaded
 
 
 @pytest.mark.parametrize("stored_before", [False, True])
-async def test_a_concurrent_writer_makes_the_batch_raise(
+async def test_a_batch_that_lost_a_race_is_read_and_applied_again(
     make: Callable[[], Awaitable[Made]],
     stored_before: bool,
 ) -> None:
@@ -185,17 +188,32 @@ async def test_a_concurrent_writer_makes_the_batch_raise(
     repo.other = plain
     bulk = OutcomesService(repo, published, lambda: NOW, OutcomesSettings(), id_key=ID_KEY)
     if stored_before:
-        await plain.assessed(one(assessed("p-1", Timepoint.BASELINE, 12, 0)))
+        await plain.apply_many([assessed("p-1", Timepoint.BASELINE, 12, 0)])
     batch = [assessed("p-1", Timepoint.MONTH_3, 6, 91), assessed("p-2", Timepoint.BASELINE, 9, 0)]
 
-    with pytest.raises(ConcurrentUpdate):
-        await bulk.apply_many(batch)
+    await bulk.apply_many(batch)  # the first write loses to the other writer; read again
 
-    for event in batch:  # what the consumer then does: one event at a time
-        await plain.assessed(one(event))
+    assert repo.interfere == 0
     patient = await db["patients"].find_one({"_id": "RTH/p-1"})
     assert patient is not None and patient["outbox"] == []
     assert patient["winners"]["baseline"]["measures"] == {"rmdq": 20}
     assert patient["outcomes"]["month_3"]["measures"]["rmdq"]["change"] == -14
     revisions = sorted(e.data.revision for e in published.stored.values())
     assert revisions == [1]
+
+
+async def test_a_batch_that_keeps_losing_its_race_raises(
+    make: Callable[[], Awaitable[Made]],
+) -> None:
+    plain, published, db = await make()
+    repo = InterferingRepository(db)
+    repo.other, repo.interfere = plain, OutcomesSettings().max_write_attempts
+    bulk = OutcomesService(repo, published, lambda: NOW, OutcomesSettings(), id_key=ID_KEY)
+    batch = [assessed("p-1", Timepoint.MONTH_3, 6, 91), assessed("p-2", Timepoint.BASELINE, 9, 0)]
+    with pytest.raises(ConcurrentUpdate):  # the consumer then applies each event alone
+        await bulk.apply_many(batch)
+    for event in batch:
+        await plain.apply_many([event])
+    patient = await db["patients"].find_one({"_id": "RTH/p-1"})
+    assert patient is not None and patient["outbox"] == []
+    assert patient["outcomes"]["month_3"]["measures"]["rmdq"]["change"] == -14

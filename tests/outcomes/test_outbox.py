@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -14,13 +14,13 @@ from pymongo import AsyncMongoClient
 
 from services.outcomes.adapters.repository import MongoOutcomesRepository
 from services.outcomes.application import OutcomesService
-from services.outcomes.domain.assessments import Assessment
 from services.outcomes.ports import patient_key
 from services.outcomes.settings import OutcomesSettings
 from shared.followup import Timepoint
 from shared.measures import Measure
 from tests.fakes.publisher import FakePublisher
 from tests.harness import ID_KEY
+from tests.outcomes.test_batch import assessed, one
 
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -36,31 +36,19 @@ async def repo(mongodb_url: str) -> AsyncIterator[MongoOutcomesRepository]:
     await client.close()
 
 
-def assessment(timepoint: Timepoint, rmdq: float, days: float, ref: str = "p-1") -> Assessment:
-    return Assessment(
-        str(uuid.uuid4()),
-        "RTH",
-        "RTH08",
-        ref,
-        timepoint,
-        T0 + timedelta(days=days),
-        {Measure.RMDQ: rmdq},
-    )
-
-
 async def test_crash_before_publish_is_republished_with_the_same_id(
     repo: MongoOutcomesRepository,
 ) -> None:
     publisher = FakePublisher()
     service = OutcomesService(repo, publisher, lambda: T0, OutcomesSettings(), id_key=ID_KEY)
-    base, m3 = assessment(Timepoint.BASELINE, 12, 0), assessment(Timepoint.MONTH_3, 6, 91)
-    await service.assessed(base)
+    base, m3 = assessed("p-1", Timepoint.BASELINE, 12, 0), assessed("p-1", Timepoint.MONTH_3, 6, 91)
+    await service.apply_many([base])
     publisher.failures = 1
     with pytest.raises(ConnectionError):
-        await service.assessed(m3)  # stored with its outbox, then the publish failed
+        await service.apply_many([m3])  # stored with its outbox, then the publish failed
     pending = await repo.outbox.entries(patient_key("RTH", "p-1"))
     assert publisher.stored == {} and len(pending) == 1
-    await service.assessed(m3)  # the redelivery publishes what was pending, nothing new
+    await service.apply_many([m3])  # the redelivery publishes what was pending, nothing new
     [event_id] = publisher.stored
     assert publisher.attempts == [event_id, event_id]
     assert publisher.stored[event_id].data.revision == 1
@@ -70,10 +58,10 @@ async def test_crash_before_publish_is_republished_with_the_same_id(
 async def test_sweep_publishes_what_a_crash_left_behind(repo: MongoOutcomesRepository) -> None:
     publisher = FakePublisher()
     service = OutcomesService(repo, publisher, lambda: T0, OutcomesSettings(), id_key=ID_KEY)
-    await service.assessed(assessment(Timepoint.BASELINE, 12, 0, ref="p-2"))
+    await service.apply_many([assessed("p-2", Timepoint.BASELINE, 12, 0)])
     publisher.failures = 1
     with pytest.raises(ConnectionError):
-        await service.assessed(assessment(Timepoint.MONTH_12, 3, 364, ref="p-2"))
+        await service.apply_many([assessed("p-2", Timepoint.MONTH_12, 3, 364)])
     assert [k for k, _ in await repo.outbox.pending(10)] == [patient_key("RTH", "p-2")]
     assert await service.sweep_once() == 1
     assert [e.data.timepoint for e in publisher.stored.values()] == [Timepoint.MONTH_12]
@@ -86,11 +74,11 @@ async def test_concurrent_corrections_of_one_patient_lose_nothing(
 ) -> None:
     publisher = FakePublisher()
     service = OutcomesService(repo, publisher, lambda: T0, OutcomesSettings(), id_key=ID_KEY)
-    await service.assessed(assessment(Timepoint.MONTH_3, 6, 91))
-    corrections = [assessment(Timepoint.BASELINE, 10 + i, i / 24) for i in range(8)]
-    await asyncio.gather(*(service.assessed(a) for a in corrections))
+    await service.apply_many([assessed("p-1", Timepoint.MONTH_3, 6, 91)])
+    corrections = [assessed("p-1", Timepoint.BASELINE, 10 + i, i / 24) for i in range(8)]
+    await asyncio.gather(*(service.apply_many([a]) for a in corrections))
     state, _ = await repo.load("RTH", "p-1")
-    assert state.winners[Timepoint.BASELINE] == corrections[-1]
+    assert state.winners[Timepoint.BASELINE] == one(corrections[-1])
     revisions = sorted(e.data.revision for e in publisher.stored.values())
     assert revisions == list(range(1, len(revisions) + 1))  # no gap, no repeat
     latest = max(publisher.stored.values(), key=lambda e: e.data.revision)

@@ -72,9 +72,9 @@ async def test_an_assessment_is_kept_once_and_history_is_in_timepoint_order(
 ) -> None:
     follow_up = assessment("e2", "p1", Timepoint.MONTH_3, minutes=5)
     base = assessment("e1", "p1", Timepoint.BASELINE)
-    await repo.record_assessment(follow_up, T0)
+    await repo.record_assessments([follow_up], T0)
     await repo.record_assessments([base, follow_up, base], T0)  # a redelivery changes nothing
-    await repo.record_assessment(assessment("e3", "p2", Timepoint.BASELINE), T0)
+    await repo.record_assessments([assessment("e3", "p2", Timepoint.BASELINE)], T0)
     history = await repo.history("RTH", "p1")
     assert [a.event_id for a in history] == ["e1", "e2"]
     assert history[0] == base
@@ -85,14 +85,14 @@ async def test_a_patient_is_written_only_at_the_version_it_was_read(
     repo: OutcomesRepository,
 ) -> None:
     assert await repo.load("RTH", "p1") == (PatientState(), None)
-    await repo.commit(commit("p1", None, 1, "o1"), T0)
+    await repo.commit_many([commit("p1", None, 1, "o1")], T0)
     state, version = await repo.load("RTH", "p1")
     assert version == 1 and Timepoint.BASELINE in state.winners
     with pytest.raises(ConcurrentUpdate):
-        await repo.commit(commit("p1", None), T0)  # inserted meanwhile
+        await repo.commit_many([commit("p1", None)], T0)  # inserted meanwhile
     with pytest.raises(ConcurrentUpdate):
-        await repo.commit(commit("p1", 0), T0)  # read at a version since passed
-    await repo.commit(commit("p1", 1, 2, "o2"), T0)  # two events' changes in one write
+        await repo.commit_many([commit("p1", 0)], T0)  # read at a version since passed
+    await repo.commit_many([commit("p1", 1, 2, "o2")], T0)  # two events' changes in one write
     assert (await repo.load("RTH", "p1"))[1] == 3
     assert [e.id for e in await repo.outbox.entries("RTH/p1")] == ["o1", "o2"]
 
@@ -100,7 +100,7 @@ async def test_a_patient_is_written_only_at_the_version_it_was_read(
 async def test_a_batch_is_loaded_and_committed_together_and_a_lost_race_is_raised(
     repo: OutcomesRepository,
 ) -> None:
-    await repo.commit(commit("p1", None, 1, "o1"), T0)
+    await repo.commit_many([commit("p1", None, 1, "o1")], T0)
     loaded = await repo.load_many({("RTH", "p1"), ("RTH", "p2")})
     assert loaded[("RTH", "p2")] == Loaded(PatientState(), None, [])
     assert loaded[("RTH", "p1")].version == 1

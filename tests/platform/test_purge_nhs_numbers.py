@@ -90,16 +90,18 @@ async def test_dry_run_finds_then_apply_purges_and_rebuilds_reporting(
         once = [as_once_accepted(e) for e in events[:-1]]
         valid = parse_event(None, json.dumps(events[-1]).encode())
         for e in [*once, valid]:
-            await outcomes.record_assessment(
-                Assessment(
-                    event_id=str(e.id),
-                    trustcode="RTH",
-                    sitecode="RTH08",
-                    patient_ref=e.data.patient_ref,
-                    timepoint=Timepoint.BASELINE,
-                    time=T0,
-                    measures={Measure.RMDQ: 12.0},
-                ),
+            await outcomes.record_assessments(
+                [
+                    Assessment(
+                        event_id=str(e.id),
+                        trustcode="RTH",
+                        sitecode="RTH08",
+                        patient_ref=e.data.patient_ref,
+                        timepoint=Timepoint.BASELINE,
+                        time=T0,
+                        measures={Measure.RMDQ: 12.0},
+                    )
+                ],
                 T0,
             )
             await notifications.apply_patients(

@@ -14,7 +14,7 @@ from datetime import datetime
 from pymongo import ASCENDING, InsertOne, ReplaceOne, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import BulkWriteError
 
 from ibest.backbone.concurrency import ConcurrentUpdate
 from ibest.backbone.consumer import ledger_key
@@ -83,31 +83,12 @@ class MongoClinicianRepository:
             name="trust_site",
         )
 
-    async def load(self, clinician_ref: str) -> Stored | None:
-        doc = await self._clinicians.find_one({"_id": clinician_ref})
-        return Stored(from_doc(doc), doc["rev"]) if doc else None
-
     async def load_many(self, clinician_refs: list[str]) -> dict[str, Stored]:
         """Several records in one `$in` read; absent ones are left out."""
         self._read = {
             doc["_id"]: doc async for doc in self._clinicians.find({"_id": {"$in": clinician_refs}})
         }
         return {ref: Stored(from_doc(doc), doc["rev"]) for ref, doc in self._read.items()}
-
-    async def save(self, change: Change) -> None:
-        ref = change.record.clinician_ref
-        if change.rev is None:
-            try:
-                await self._clinicians.insert_one(to_doc(change.record, change.state, 1))
-            except DuplicateKeyError as exc:
-                raise ConcurrentUpdate(f"clinician {ref} was created concurrently") from exc
-            return
-        result = await self._clinicians.replace_one(
-            {"_id": ref, "rev": change.rev},
-            to_doc(change.record, change.state, change.rev + 1),
-        )
-        if result.matched_count == 0:
-            raise ConcurrentUpdate(f"clinician {ref}: record changed concurrently")
 
     async def save_many(self, changes: list[Change]) -> None:
         """One unordered bulk write of inserts and `rev`-guarded replaces; a lost race (a

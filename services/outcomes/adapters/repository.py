@@ -16,7 +16,7 @@ from datetime import datetime
 
 from pymongo import ASCENDING, IndexModel, InsertOne, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import BulkWriteError
 
 from ibest.backbone.concurrency import ConcurrentUpdate
 from ibest.backbone.document import Document
@@ -70,16 +70,9 @@ class MongoOutcomesRepository:
 
     # Assessments (audit history)
 
-    async def record_assessment(self, assessment: Assessment, received: datetime) -> None:
-        """Keep the assessment; a redelivery finds it already there and changes nothing."""
-        await self._assessments.update_one(
-            {"_id": _assessment_key(assessment)},
-            {"$setOnInsert": {**assessment.to_doc(), "received_at": received}},
-            upsert=True,
-        )
-
     async def record_assessments(self, assessments: list[Assessment], received: datetime) -> None:
-        """`record_assessment` for several, in one bulk write."""
+        """Keep each assessment, in one bulk write; a redelivery finds it already there and
+        changes nothing."""
         unique = {_assessment_key(a): a for a in assessments}
         if unique:
             await self._assessments.bulk_write(
@@ -107,19 +100,6 @@ class MongoOutcomesRepository:
         if doc is None:
             return PatientState(), None
         return PatientState.from_doc(doc), int(doc["version"])
-
-    async def commit(self, commit: Commit, now: datetime) -> None:
-        """Store the state and queue the outbox if the patient is still at `version`;
-        ConcurrentUpdate if another writer got there first."""
-        if commit.version is None:
-            try:
-                await self._patients.insert_one(_new_patient(commit, now))
-            except DuplicateKeyError as exc:
-                raise ConcurrentUpdate(_moved(commit)) from exc
-            return
-        result = await self._patients.update_one(*_compare_and_set(commit, now))
-        if result.matched_count != 1:
-            raise ConcurrentUpdate(_moved(commit))
 
     async def load_many(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], Loaded]:
         """Several patients in one query; those not stored yet come back new (version None)."""
@@ -180,10 +160,6 @@ class MongoOutcomesRepository:
         query = {"trustcode": trustcode, "class_id": {"$in": sorted(class_ids)}}
         cursor = self._classes.find(query, {"_id": 0})
         return {doc["class_id"]: doc async for doc in cursor}
-
-
-def _moved(c: Commit) -> str:
-    return f"patient {c.trustcode}/{c.patient_ref} kept changing under us"
 
 
 def _outbox(c: Commit) -> list[Document]:
