@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable
+from dataclasses import replace
 
-from services.reporting.domain.figures import Summary, Totals, add_site, tidy
+from services.reporting.domain.figures import OutcomeTotals, Summary, Totals, add_site, tidy
 from services.reporting.domain.parts import partials
 
 Change = tuple[Summary | None, Summary | None]
@@ -26,7 +27,11 @@ def moved(before: Totals, changes: Iterable[Change]) -> Totals:
     """`before` (the totals of some sites) with each change applied in order: the old
     summary taken out, the new one put in. `before` is left as it was (a previous view's
     answers may still read it); equal to `figures.total` of the sites as they are now."""
-    t = copy.deepcopy(before)
+    t = copy.deepcopy(replace(before, outcomes={}))
+    t.outcomes = {
+        key: OutcomeTotals(o.n, partials(o.changes), o.improved, partials(o.squares))
+        for key, o in before.outcomes.items()
+    }  # not a deep copy of each site's floats (thousands, nationally, after `total`)
     for old, new in changes:
         if old is not None:
             add_site(t, old, -1)
