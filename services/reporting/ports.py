@@ -27,8 +27,9 @@ class SummaryChanges:
     """What changed among the reported sites' summaries since a reader last read them
     (`Generation.summaries_since`)."""
 
-    changed: dict[str, tuple[Any, Summary]]
-    """Per site whose summary is new or changed: its change stamp and its summary."""
+    changed: dict[str, tuple[Any, Document]]
+    """Per site whose summary is new or changed: its change stamp and its summary (or, from
+    `site_months_since`, its `SiteMonths` document)."""
     gone: list[str]
     """Sites the reader held that are reported no more."""
 
@@ -64,6 +65,10 @@ class Generation(Protocol):
 
     async def site_months(self) -> list[SiteMonths]:
         """Every reported site's summary with its monthly series, from the same record."""
+        ...
+
+    async def site_months_since(self, held: Mapping[str, Any]) -> SummaryChanges:
+        """As `summaries_since`, each changed site's `SiteMonths` document."""
         ...
 
 

@@ -2,8 +2,10 @@
 
 Reports read the active generation's site summaries only (one document per site), so their
 cost grows with the number of sites, never with the history of events. One view is kept
-and read again only when the figures moved; every answer is a pure function of the view,
-so it is computed once per view and kept, bounded in entries and bytes.
+and read again only when the figures moved, and then only the summaries that changed; its
+totals are the previous view's moved by them (`domain.moved`). Every answer is a pure
+function of the view, so it is computed once per view and kept, bounded in entries and
+bytes.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from services.reporting.domain.disclosure import (
 from services.reporting.domain.figures import Figures, Summary, Totals, raw_figures, total
 from services.reporting.domain.moved import Change, moved
 from services.reporting.pacing import Slices
-from services.reporting.ports import GenerationStore
+from services.reporting.ports import GenerationStore, SummaryChanges
 from shared.followup import assessment_date
 
 ANSWERS_KEPT = 4096
@@ -42,6 +44,30 @@ ENCODED_KEPT = 512
 distinct requests between two changes of the figures."""
 ENCODED_BYTES_KEPT = 64 * 1024 * 1024
 """Bytes of encoded answers kept: each counts its JSON and its gzipped copy."""
+
+
+Held = dict[str, tuple[Any, Any]]
+"""Per site, what a reader read of it (its summary, or its `SiteMonths` document) with the
+change stamp it was stored with (`Generation.summaries_since`)."""
+
+
+def stamps_of(held: Held) -> dict[str, Any]:
+    """What a reader holds, as `Generation.summaries_since` asks for it."""
+    return {site: stamp for site, (stamp, _) in held.items()}
+
+
+def refreshed(held: Held, found: SummaryChanges) -> tuple[Held, list[tuple[Any, Any]]]:
+    """What the reader holds once `found` is applied (`held` itself is left as it was), and
+    each change as (what was held, what is now; None for a site new or gone). A new stamp
+    over the same content is no change."""
+    sites = dict(held)
+    changes: list[tuple[Any, Any]] = [(sites.pop(site)[1], None) for site in found.gone]
+    for site, (stamp, now) in found.changed.items():
+        before = sites.get(site)
+        sites[site] = (stamp, now)
+        if before is None or before[1] != now:
+            changes.append((None if before is None else before[1], now))
+    return sites, changes
 
 
 class Answer(dict[str, Any]):
@@ -282,7 +308,7 @@ class Views:
         self.protect_national = protect_national
         # One view (the active generation's summaries) is kept; answers are bounded too.
         self._cached: tuple[tuple[Any, ...], list[Summary], dict[Any, Any]] | None = None
-        self._held: tuple[int, dict[str, tuple[Any, Summary]]] | None = None
+        self._held: tuple[int, Held] | None = None
         """The generation the view was read from, and per site the summary read with its
         change stamp: after a change only the summaries that differ are read
         (`Generation.summaries_since`)."""
@@ -324,16 +350,8 @@ class Views:
         key = (generation.number, as_of, changes, today)
         if self._cached is None or self._cached[0] != key:
             held = self._held if self._held and self._held[0] == generation.number else None
-            sites = dict(held[1]) if held else {}
-            found = await generation.summaries_since(
-                {site: stamp for site, (stamp, _) in sites.items()}
-            )
-            moves: list[Change] = [(sites.pop(site)[1], None) for site in found.gone]
-            for site, (stamp, summary) in found.changed.items():
-                old = sites.get(site)
-                sites[site] = (stamp, summary)
-                if old is None or old[1] != summary:  # a new stamp may hold the same figures
-                    moves.append((old[1] if old else None, summary))
+            found = await generation.summaries_since(stamps_of(held[1] if held else {}))
+            sites, moves = refreshed(held[1] if held else {}, found)
             carried: dict[Any, Any] = {}
             if held is not None and self._cached is not None:
                 carried = {"previous": self._view(self._cached, as_of).carry_over(moves)}

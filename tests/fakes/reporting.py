@@ -86,8 +86,13 @@ class FakeGeneration:
         return [doc["summary"] for doc in self.sites.values()]
 
     async def summaries_since(self, held: Mapping[str, Any]) -> SummaryChanges:
+        found = await self.site_months_since(held)
+        changed = {site: (stamp, doc["summary"]) for site, (stamp, doc) in found.changed.items()}
+        return SummaryChanges(changed, found.gone)
+
+    async def site_months_since(self, held: Mapping[str, Any]) -> SummaryChanges:
         changed = {  # a document stored without a stamp (a test's) has None, as in MongoDB
-            site: (self.stamps.get(site), doc["summary"])
+            site: (self.stamps.get(site), doc)
             for site, doc in self.sites.items()
             if held.get(site, ...) != self.stamps.get(site)
         }

@@ -1,7 +1,7 @@
 """The view read incrementally (issue 26), against the real database: a long-lived reader
-re-reads only the summaries whose change stamp moved and moves its totals by them; after
-random batches its view is a full read of every summary, and its answers a fresh reader's
-(a full read and sum)."""
+re-reads only the summaries (and monthly series) whose change stamp moved and moves its
+totals by them; after random batches its view is a full read of every summary, and its
+answers, current and monthly, a fresh reader's (a full read and sum)."""
 
 from __future__ import annotations
 
@@ -86,6 +86,9 @@ async def test_the_view_read_incrementally_is_a_full_read_after_random_changes(
         for raw in (False, True):
             assert await live.national(raw) == await fresh.national(raw)
             assert await live.trusts(raw) == await fresh.trusts(raw)
+            for trust in (None, "RTH"):  # the monthly series, read incrementally too
+                months = (trust, None, raw, None, None)
+                assert await live.months.report(*months) == await fresh.months.report(*months)
         assert canonical(view.national_totals()) == canonical(total(view.summaries))
     assert moved_views >= 10, "most views moved the previous one's totals"
 
@@ -116,3 +119,7 @@ async def test_only_the_changed_summaries_are_read_again(db: Database) -> None:
     assert list(found.changed) == ["RTH08"] and found.gone == []
     stamp, summary = found.changed["RTH08"]
     assert stamp != held["RTH08"] and summary["clinicians"]["enrolled"]["nurse"] >= 1
+    months = await generation.site_months_since(held)
+    assert months.changed == {
+        "RTH08": (stamp, next(d for d in await generation.site_months() if d["_id"] == "RTH08"))
+    }
