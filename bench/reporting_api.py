@@ -31,6 +31,8 @@ from pymongo import AsyncMongoClient, InsertOne
 from bench.common import (
     RAW_TOKEN,
     READ_TOKEN,
+    cpu_now,
+    cpu_since,
     fresh_streams,
     load,
     machine,
@@ -242,14 +244,26 @@ def run_endpoints(
         token = RAW_TOKEN if "raw=true" in name else READ_TOKEN
         # The first request of each path builds its answer; timed apart, alone.
         cold = asyncio.run(hammer(base, paths, token, 1, len(paths)))
+        before, clients = cpu_now(), time.process_time()
         ms = asyncio.run(hammer(base, paths, token, args.clients, args.requests))
+        used = cpu_per_request(cpu_since(before), time.process_time() - clients, len(ms))
         rows.append((name, len(ms), percentile(ms, 50), percentile(ms, 99)))
         print(
             f"  {name:<48} n={len(ms):<5} p50 {rows[-1][2]:8.1f} ms  "
             f"p99 {rows[-1][3]:8.1f} ms  (first request per path, alone: max "
-            f"{max(cold):.1f} ms)",
+            f"{max(cold):.1f} ms)\n{used}",
             flush=True,
         )
+
+
+def cpu_per_request(used: dict[str, float], clients: float, requests: int) -> str:
+    """Where a timed phase's CPU went, per request: each process the bench started (the
+    service, the database) and the bench's own clients (this process: sending, reading and
+    inflating the answers), so a route's time can be told apart from the clients'."""
+    per = {**used, "bench clients": clients}
+    return "    CPU per request: " + ", ".join(
+        f"{name} {seconds / max(requests, 1) * 1000:.2f} ms" for name, seconds in per.items()
+    )
 
 
 if __name__ == "__main__":

@@ -31,6 +31,8 @@ from pymongo import AsyncMongoClient, InsertOne
 from bench.common import (
     RAW_TOKEN,
     READ_TOKEN,
+    cpu_now,
+    cpu_since,
     fresh_streams,
     load,
     machine,
@@ -38,7 +40,7 @@ from bench.common import (
     platform_services,
     servers,
 )
-from bench.reporting_api import hammer, places
+from bench.reporting_api import cpu_per_request, hammer, places
 from services.reporting.adapters.store import MongoGenerationStore
 from services.reporting.domain.figures import FOLLOW_UP_NAMES, PROFESSIONS, fold_site
 from services.reporting.domain.months import fold_months, months_between, next_month, steps
@@ -208,11 +210,13 @@ def main() -> None:
             for name, paths in endpoints(where, national["months"], rng).items():
                 token = RAW_TOKEN if "raw=true" in name else READ_TOKEN
                 cold = asyncio.run(hammer(base, paths, token, 1, len(paths)))
+                before, clients = cpu_now(), time.process_time()
                 ms = asyncio.run(hammer(base, paths, token, args.clients, args.requests))
+                used = cpu_per_request(cpu_since(before), time.process_time() - clients, len(ms))
                 print(
                     f"  {name:<48} n={len(ms):<5} p50 {percentile(ms, 50):8.1f} ms  "
                     f"p99 {percentile(ms, 99):8.1f} ms  (first request per path, alone: "
-                    f"max {max(cold):.1f} ms)",
+                    f"max {max(cold):.1f} ms)\n{used}",
                     flush=True,
                 )
     print(f"machine: {machine()}; {load()} at end; {args.clients} concurrent clients")

@@ -15,7 +15,7 @@ from services.reporting.domain.months import (
     series_figures,
 )
 from services.reporting.ports import SiteMonths
-from services.reporting.views import View, Views
+from services.reporting.views import Held, View, Views, refreshed, stamps_of
 
 
 class MonthSeries:
@@ -24,12 +24,20 @@ class MonthSeries:
     def __init__(self, views: Views) -> None:
         self.views = views
         self._cached: tuple[tuple[Any, ...], list[SiteMonths]] | None = None
+        self._held: tuple[int, Held] | None = None
+        """The generation read from and each site's document with its change stamp."""
 
     async def _sites(self, v: View) -> list[SiteMonths]:
-        """Every reported site's summary and series, read again only when figures moved."""
+        """Every reported site's summary and series, in site order, read again only when
+        figures moved, and then only the sites whose documents changed (as the view's
+        summaries are: `Generation.site_months_since`)."""
         if self._cached is None or self._cached[0] != v.key:
-            generation = self.views.store.generation(int(v.key[0]))
-            self._cached = (v.key, await generation.site_months())
+            number = int(v.key[0])
+            held = self._held[1] if self._held and self._held[0] == number else {}
+            found = await self.views.store.generation(number).site_months_since(stamps_of(held))
+            sites, _ = refreshed(held, found)
+            self._held = (number, sites)
+            self._cached = (v.key, [doc for _, (_, doc) in sorted(sites.items())])
         return self._cached[1]
 
     async def report(

@@ -7,9 +7,10 @@ writers feed alongside the active one until the rebuild switches readers to it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from ibest.backbone.document import Document
 from services.reporting.domain.facts import EntityFact
@@ -19,6 +20,18 @@ from shared.envelope import AnyEvent
 SiteMonths = Document
 """A reported site as the months answers read it: {"_id": sitecode, "summary": its
 summary, "months": its monthly series (`domain.months.fold_months`) or None}."""
+
+
+@dataclass(frozen=True)
+class SummaryChanges:
+    """What changed among the reported sites' summaries since a reader last read them
+    (`Generation.summaries_since`)."""
+
+    changed: dict[str, tuple[Any, Document]]
+    """Per site whose summary is new or changed: its change stamp and its summary (or, from
+    `site_months_since`, its `SiteMonths` document)."""
+    gone: list[str]
+    """Sites the reader held that are reported no more."""
 
 
 class Generation(Protocol):
@@ -43,8 +56,19 @@ class Generation(Protocol):
         """Every reported site's summary."""
         ...
 
+    async def summaries_since(self, held: Mapping[str, Any]) -> SummaryChanges:
+        """The summaries that differ from those a reader holds (`held`: site -> the change
+        stamp it read with the site's summary), each with its stamp; all of them when
+        `held` is empty. Applied to what the reader holds, the result equals `summaries()`
+        read at the same moment."""
+        ...
+
     async def site_months(self) -> list[SiteMonths]:
         """Every reported site's summary with its monthly series, from the same record."""
+        ...
+
+    async def site_months_since(self, held: Mapping[str, Any]) -> SummaryChanges:
+        """As `summaries_since`, each changed site's `SiteMonths` document."""
         ...
 
 

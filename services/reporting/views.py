@@ -2,8 +2,10 @@
 
 Reports read the active generation's site summaries only (one document per site), so their
 cost grows with the number of sites, never with the history of events. One view is kept
-and read again only when the figures moved; every answer is a pure function of the view,
-so it is computed once per view and kept, bounded in entries and bytes.
+and read again only when the figures moved, and then only the summaries that changed; its
+totals are the previous view's moved by them (`domain.moved`). Every answer is a pure
+function of the view, so it is computed once per view and kept, bounded in entries and
+bytes.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ from services.reporting.domain.disclosure import (
     published_figures,
 )
 from services.reporting.domain.figures import Figures, Summary, Totals, raw_figures, total
+from services.reporting.domain.moved import Change, moved
 from services.reporting.pacing import Slices
-from services.reporting.ports import GenerationStore
+from services.reporting.ports import GenerationStore, SummaryChanges
 from shared.followup import assessment_date
 
 ANSWERS_KEPT = 4096
@@ -33,11 +36,38 @@ ANSWER_BYTES_KEPT = 64 * 1024 * 1024
 """Bytes of answers kept, as the Python objects they are (`deep_size`), not their JSON:
 every trust's figures at national scale are 950 KB of JSON and several times that in
 memory."""
+CHANGES_CARRIED = 256
+"""Changed sites a view's totals are moved by; past that (a rebuild, a reader that was not
+asked for a long while) a sum afresh of a few thousand sites costs about the same."""
 ENCODED_KEPT = 512
 """Encoded answers kept (least recently used dropped first): more than a dashboard's
 distinct requests between two changes of the figures."""
 ENCODED_BYTES_KEPT = 64 * 1024 * 1024
 """Bytes of encoded answers kept: each counts its JSON and its gzipped copy."""
+
+
+Held = dict[str, tuple[Any, Any]]
+"""Per site, what a reader read of it (its summary, or its `SiteMonths` document) with the
+change stamp it was stored with (`Generation.summaries_since`)."""
+
+
+def stamps_of(held: Held) -> dict[str, Any]:
+    """What a reader holds, as `Generation.summaries_since` asks for it."""
+    return {site: stamp for site, (stamp, _) in held.items()}
+
+
+def refreshed(held: Held, found: SummaryChanges) -> tuple[Held, list[tuple[Any, Any]]]:
+    """What the reader holds once `found` is applied (`held` itself is left as it was), and
+    each change as (what was held, what is now; None for a site new or gone). A new stamp
+    over the same content is no change."""
+    sites = dict(held)
+    changes: list[tuple[Any, Any]] = [(sites.pop(site)[1], None) for site in found.gone]
+    for site, (stamp, now) in found.changed.items():
+        before = sites.get(site)
+        sites[site] = (stamp, now)
+        if before is None or before[1] != now:
+            changes.append((None if before is None else before[1], now))
+    return sites, changes
 
 
 class Answer(dict[str, Any]):
@@ -99,60 +129,90 @@ class View:
         return found
 
     def national_totals(self) -> Totals:
-        """Every site's summary summed (domain.figures.total), once per view."""
-        found: Totals = self._once("totals", lambda: total(self.summaries))
+        """Every site's summary summed, once per view: the previous view's totals moved by
+        the sites that changed since (`domain.moved`), or `domain.figures.total` when there
+        are none to move (the first view, another generation, too many changes)."""
+
+        def compute() -> Totals:
+            kept: tuple[Totals, list[Change]] | None = self._previous().get("national")
+            if kept is None:
+                return total(self.summaries)
+            return moved(*kept) if kept[1] else kept[0]
+
+        found: Totals = self._once("totals", compute)
         return found
 
     def trust_totals(self) -> dict[str, Totals]:
-        """Each trust's sites summed, once per view, in trust order (a trust whose sites'
-        summaries are unchanged since the previous view keeps its totals: `_carried`)."""
-
-        def compute() -> dict[str, Totals]:
-            carried = self._carried()
-            return {
-                t: carried[t][0] if t in carried else total(s) for t, s in self.by_trust().items()
-            }
-
-        found: dict[str, Totals] = self._once("trust_totals", compute)
+        """Each trust's sites summed, once per view, in trust order (`_trust_total`)."""
+        found: dict[str, Totals] = self._once(
+            "trust_totals", lambda: {t: self._trust_total(t, s) for t, s in self.by_trust().items()}
+        )
         return found
 
-    def _carried(self) -> dict[str, tuple[Totals, dict[bool, Figures]]]:
-        """The previous view's totals and figures of every trust whose sites' summaries are
-        equal to this view's (a batch touches a few sites; comparing all 2,000 summaries
-        costs about 20 ms, summing them again 150 ms). Only on the same day: figures judge
-        due dates against today. The previous summaries are let go once compared."""
-
-        def compare() -> dict[str, tuple[Totals, dict[bool, Figures]]]:
-            before: dict[str, Any] = self.shared.pop("previous", {})
-            if not before:
-                return {}
-            by_trust = self.by_trust()
-            return {
-                t: (totals, {raw: f[t] for raw, f in before["figures"].items() if t in f})
-                for t, totals in before["totals"].items()
-                if by_trust.get(t) == before["by_trust"][t]
-            }
-
-        found: dict[str, tuple[Totals, dict[bool, Figures]]] = self._once("carried", compare)
+    def _previous(self) -> dict[str, Any]:
+        """What this view starts from (`carry_over` of the view before): the national
+        totals and every trust's totals and figures, each with the changes since."""
+        found: dict[str, Any] = self.shared.get("previous", {})
         return found
 
-    def carry_over(self) -> dict[Any, Any]:
-        """What the next view may reuse (`_carried`): each trust's summaries, totals and
-        figures, when this view computed them; never the previous view's (no chain)."""
-        if "trust_totals" not in self.shared:
-            return {}
-        return {
-            "previous": {
-                "today": self.today,
-                "by_trust": self.by_trust(),
-                "totals": self.trust_totals(),
-                "figures": {
-                    raw: self.shared[("trust_figures", raw)]
-                    for raw in (False, True)
-                    if ("trust_figures", raw) in self.shared
-                },
+    def _trust_changes(self) -> dict[str, list[Change]]:
+        """The changes since the carried trust totals, per trust they touch (a site that
+        moved trust is taken out of one and put into the other)."""
+
+        def group() -> dict[str, list[Change]]:
+            out: dict[str, list[Change]] = defaultdict(list)
+            kept = self._previous().get("trusts")
+            for old, new in kept[3] if kept else []:
+                if old is not None:
+                    same = new is not None and new["trust"] == old["trust"]
+                    out[old["trust"]].append((old, new if same else None))
+                if new is not None and (old is None or new["trust"] != old["trust"]):
+                    out[new["trust"]].append((None, new))
+            return dict(out)
+
+        found: dict[str, list[Change]] = self._once("trust_changes", group)
+        return found
+
+    def _trust_total(self, trust: str, summaries: list[Summary]) -> Totals:
+        """One trust's totals: the previous view's moved by its changed sites (kept as
+        they were when none changed), or summed afresh."""
+        kept = self._previous().get("trusts")
+        if kept is None or trust not in kept[0]:
+            return total(summaries)
+        changes = self._trust_changes().get(trust)
+        return moved(kept[0][trust], changes) if changes else kept[0][trust]
+
+    def _kept_figures(self, trust: str, raw: bool) -> Figures | None:
+        """The previous view's figures of a trust none of whose sites changed since, on
+        the same day (figures judge due dates against today)."""
+        kept = self._previous().get("trusts")
+        if kept is None or kept[2] != self.today or trust in self._trust_changes():
+            return None
+        found: Figures | None = kept[1].get(raw, {}).get(trust)
+        return found
+
+    def carry_over(self, changes: list[Change]) -> dict[str, Any]:
+        """What the next view, `changes` later, starts from: this view's national totals
+        and every trust's totals and figures where it computed them, else what it was
+        handed itself with these changes added; nothing once the changes are too many to
+        be worth moving by (`CHANGES_CARRIED`). Totals and figures, never summaries."""
+        before = self._previous()
+        out: dict[str, Any] = {}
+        if "totals" in self.shared:
+            out["national"] = (self.shared["totals"], changes)
+        elif "national" in before:
+            out["national"] = (before["national"][0], [*before["national"][1], *changes])
+        if "trust_totals" in self.shared:
+            figures = {
+                raw: self.shared[("trust_figures", raw)]
+                for raw in (False, True)
+                if ("trust_figures", raw) in self.shared
             }
-        }
+            out["trusts"] = (self.shared["trust_totals"], figures, self.today, changes)
+        elif "trusts" in before:
+            totals, figures, day, earlier = before["trusts"]
+            out["trusts"] = (totals, figures, day, [*earlier, *changes])
+        return {name: kept for name, kept in out.items() if len(kept[-1]) <= CHANGES_CARRIED}
 
     async def prepare_trusts(self, slices: Slices) -> None:
         """Compute every trust's totals and published figures a trust at a time, pausing
@@ -160,18 +220,13 @@ class View:
         that needs them before the end computes them itself, to the same values)."""
         if ("trust_figures", False) in self.shared:
             return
-        carried = self._carried()
         totals: dict[str, Totals] = {}
         figures: dict[str, Figures] = {}
         for trust, summaries in self.by_trust().items():
             await slices.pause()
-            kept = carried.get(trust)
-            totals[trust] = kept[0] if kept else total(summaries)
-            figures[trust] = (
-                kept[1][False]
-                if kept and False in kept[1]
-                else self.level(totals[trust], raw=False)
-            )
+            totals[trust] = self._trust_total(trust, summaries)
+            kept = self._kept_figures(trust, False)
+            figures[trust] = kept if kept is not None else self.level(totals[trust], raw=False)
         self.shared.setdefault("trust_totals", totals)
         self.shared.setdefault(("trust_figures", False), figures)
 
@@ -186,8 +241,8 @@ class View:
         found: dict[str, Figures] = self._once(
             ("trust_figures", raw),
             lambda: {
-                t: kept[1][raw]
-                if (kept := self._carried().get(t)) and raw in kept[1]
+                t: kept
+                if (kept := self._kept_figures(t, raw)) is not None
                 else self.level(tt, raw=raw)
                 for t, tt in self.trust_totals().items()
             },
@@ -253,6 +308,10 @@ class Views:
         self.protect_national = protect_national
         # One view (the active generation's summaries) is kept; answers are bounded too.
         self._cached: tuple[tuple[Any, ...], list[Summary], dict[Any, Any]] | None = None
+        self._held: tuple[int, Held] | None = None
+        """The generation the view was read from, and per site the summary read with its
+        change stamp: after a change only the summaries that differ are read
+        (`Generation.summaries_since`)."""
         self.answers: BoundedCache[tuple[Any, ...], dict[str, Any]] = BoundedCache(
             ANSWERS_KEPT, ANSWER_BYTES_KEPT
         )
@@ -264,11 +323,14 @@ class Views:
         self._checking: asyncio.Future[View] | None = None
 
     async def view(self) -> View:
-        """The active generation's summaries, read again only when they changed.
+        """The active generation's summaries, read again only when they changed, and then
+        only those that changed.
 
         One small read (the pointer, with the active generation's `as_of` and count of
         summary changes) tells whether the cached summaries are still current; at national
-        scale that saves reading and summing thousands of site documents per request.
+        scale that saves reading and summing thousands of site documents per request. After
+        a change, the sites' change stamps say which summaries to read, and the new view's
+        totals are the previous view's moved by those sites (`View.carry_over`).
         Requests arriving while a check is in flight share it, so concurrent readers cost the
         database one read, not one each.
         """
@@ -287,12 +349,14 @@ class Views:
         today = assessment_date(self.clock())
         key = (generation.number, as_of, changes, today)
         if self._cached is None or self._cached[0] != key:
+            held = self._held if self._held and self._held[0] == generation.number else None
+            found = await generation.summaries_since(stamps_of(held[1] if held else {}))
+            sites, moves = refreshed(held[1] if held else {}, found)
             carried: dict[Any, Any] = {}
-            if self._cached is not None:
-                before = self._view(self._cached, as_of).carry_over()
-                if before and before["previous"]["today"] == today:
-                    carried = before
-            self._cached = (key, await generation.summaries(), carried)
+            if held is not None and self._cached is not None:
+                carried = {"previous": self._view(self._cached, as_of).carry_over(moves)}
+            self._held = (generation.number, sites)
+            self._cached = (key, [summary for _, (_, summary) in sorted(sites.items())], carried)
             self.answers.clear()
         return self._view(self._cached, as_of)
 

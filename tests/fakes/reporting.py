@@ -8,7 +8,7 @@ for the same facts (tests/reporting/test_store.py holds the two together).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -18,7 +18,7 @@ from services.reporting.domain.counted import Counted, EntityId, counted_of, fol
 from services.reporting.domain.facts import ENTITY_KINDS, EntityFact, newest_time
 from services.reporting.domain.figures import Summary
 from services.reporting.domain.months import fold_months
-from services.reporting.ports import Generation, SiteMonths
+from services.reporting.ports import Generation, SiteMonths, SummaryChanges
 from shared.envelope import AnyEvent
 
 
@@ -49,6 +49,8 @@ class FakeGeneration:
         self.sites: dict[str, SiteMonths] = {}
         """Reported sites, in the order first reported."""
         self.shown: set[str] = set()
+        self.stamps: dict[str, int] = {}
+        """Per site, the number of the summary write that stored it (a change stamp)."""
         self.as_of: datetime | None = None
         self.changes = 0
         self.indexed = False
@@ -91,6 +93,19 @@ class FakeGeneration:
     async def summaries(self) -> list[Summary]:
         return [doc["summary"] for doc in self.sites.values()]
 
+    async def summaries_since(self, held: Mapping[str, Any]) -> SummaryChanges:
+        found = await self.site_months_since(held)
+        changed = {site: (stamp, doc["summary"]) for site, (stamp, doc) in found.changed.items()}
+        return SummaryChanges(changed, found.gone)
+
+    async def site_months_since(self, held: Mapping[str, Any]) -> SummaryChanges:
+        changed = {  # a document stored without a stamp (a test's) has None, as in MongoDB
+            site: (self.stamps.get(site), doc)
+            for site, doc in self.sites.items()
+            if held.get(site, ...) != self.stamps.get(site)
+        }
+        return SummaryChanges(changed, [site for site in held if site not in self.sites])
+
     async def site_months(self) -> list[SiteMonths]:
         return list(self.sites.values())
 
@@ -113,6 +128,7 @@ class FakeGeneration:
                 "summary": fold_counted(site, entries),
                 "months": fold_months(e["m"] or [] for e in entries if e["c"] is not None),
             }
+            self.stamps[site] = max(self.stamps.values(), default=0) + 1
             stored += 1
         return stored
 

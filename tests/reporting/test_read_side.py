@@ -40,25 +40,34 @@ async def test_a_view_after_a_change_answers_as_one_computed_afresh() -> None:
     live = Reporting(store, clock, [])
     await service.apply_many(EVENTS)
     await every_answer(live)  # the view before the change computed every trust's figures
+    before = await live.view()
     # One enrolment at RTH: the other trusts' summaries are unchanged.
     await service.apply_many([ds.parsed(ds._enrol("c-new", "doctor", "RTH08", ds.LATEST))])
     after = await every_answer(live)
     assert after == await every_answer(Reporting(store, clock, []))
-    carried = (await live.view()).shared["carried"]
-    assert set(carried) == {"RXF", "R0A"}, "the unchanged trusts' figures were carried over"
+    now = await live.view()
+    moved_by = now.shared["previous"]["national"][1]
+    assert [(old["site"], new["site"]) for old, new in moved_by] == [("RTH08", "RTH08")]
+    for trust in ("RXF", "R0A"):  # their figures were carried over, not computed again
+        assert now.trust_figures(False)[trust] is before.trust_figures(False)[trust]
+    assert now.trust_figures(False)["RTH"] is not before.trust_figures(False)["RTH"]
     assert after[0]["figures"]["clinicians_enrolled"] == 26 + 1
 
 
-async def test_nothing_is_carried_into_another_day() -> None:
+async def test_no_trust_figures_are_carried_into_another_day() -> None:
     store = FakeGenerationStore()
     service = ReportingService(store)
     clock = Clock()
     live = Reporting(store, clock, [])
     await service.apply_many(EVENTS)
     await every_answer(live)
+    before = await live.view()
     clock.now = ds.NOW.replace(year=2026)  # follow-ups and surveys fall due
     after = await every_answer(live)
-    assert (await live.view()).shared.get("carried") == {}
+    now = await live.view()
+    assert now.key != before.key and now.summaries == before.summaries
+    for trust, figures in now.trust_figures(False).items():
+        assert figures is not before.trust_figures(False)[trust]
     assert after == await every_answer(Reporting(store, clock, []))
 
 

@@ -191,44 +191,73 @@ class Totals:
 
 
 def total(summaries: Iterable[Summary]) -> Totals:
-    """Sum site summaries (in site order, so float sums never depend on arrival order)."""
+    """Sum site summaries (in site order; float sums are rounded exactly, so they never
+    depend on the order anyway)."""
     t = Totals()
     for s in sorted(summaries, key=lambda s: str(s["site"])):
-        for stage, by_prof in s["clinicians"].items():
-            for prof, n in by_prof.items():
-                t.clinicians[stage][prof] = t.clinicians[stage].get(prof, 0) + n
-        t.classes_started += s["classes_started"]
-        t.sites_running_classes += int(s["classes_started"] > 0)
-        t.patients_baseline += s["patients_baseline"]
-        for tp in FOLLOW_UP_NAMES:
-            t.recorded[tp] += s["recorded"][tp]
-            for day, n in s["pending_due"][tp].items():
-                _bump(t.pending_due[tp], day, n)
-        for m, by_tp in s["outcomes"].items():
-            for tp, o in by_tp.items():
-                acc = t.outcomes.setdefault((m, tp), OutcomeTotals())
-                acc.n += o["n"]
-                acc.changes.append(o["sum_change"])
-                acc.improved += o["improved"]
-                acc.squares.append(o.get("sum_sq_change", 0.0))
-        # .get: a summary stored before reminders were counted lacks them until recomputed.
-        for outcome, n in s.get("reminders", {}).items():
-            t.reminders[outcome] += n
-        for name, survey in s.get("surveys", {}).items():  # likewise
-            held = t.surveys[name]
-            held["answered"] += survey["answered"]
-            held["delivering"] += survey["delivering"]
-            for day, n in survey["pending_due"].items():
-                _bump(held["pending_due"], day, n)
-        # .get: summaries stored before "is it working?" lack these until recomputed.
-        t.clinicians_facilitating += s.get("clinicians_facilitating", 0)
-        if s.get("class_dates"):
-            t.class_spans.append(
-                ClassSpan(
-                    date.fromisoformat(s["class_dates"]["first"]),
-                    date.fromisoformat(s["class_dates"]["last"]),
-                )
-            )
+        add_site(t, s)
+    return tidy(t)
+
+
+def add_site(t: Totals, s: Summary, sign: int = 1) -> None:
+    """Add one site's summary to a level's totals, in place (`sign` -1: take it out).
+
+    Counts add and subtract; a float total keeps each site's value (its negation when taken
+    out) and is rounded once, exactly (`OutcomeTotals.sum_change`), so taking a site out
+    and putting its new summary in gives bit for bit the sum of the sites as they are now
+    (`domain.moved`). `tidy` then drops what no site counts any more."""
+    for stage, by_prof in s["clinicians"].items():
+        for prof, n in by_prof.items():
+            t.clinicians[stage][prof] = t.clinicians[stage].get(prof, 0) + sign * n
+    t.classes_started += sign * s["classes_started"]
+    t.sites_running_classes += sign * int(s["classes_started"] > 0)
+    t.patients_baseline += sign * s["patients_baseline"]
+    for tp in FOLLOW_UP_NAMES:
+        t.recorded[tp] += sign * s["recorded"][tp]
+        for day, n in s["pending_due"][tp].items():
+            _bump(t.pending_due[tp], day, sign * n)
+    for m, by_tp in s["outcomes"].items():
+        for tp, o in by_tp.items():
+            acc = t.outcomes.setdefault((m, tp), OutcomeTotals())
+            acc.n += sign * o["n"]
+            acc.changes.append(sign * o["sum_change"])
+            acc.improved += sign * o["improved"]
+            acc.squares.append(sign * o.get("sum_sq_change", 0.0))
+    # .get: a summary stored before reminders were counted lacks them until recomputed.
+    for outcome, n in s.get("reminders", {}).items():
+        t.reminders[outcome] += sign * n
+    for name, survey in s.get("surveys", {}).items():  # likewise
+        held = t.surveys[name]
+        held["answered"] += sign * survey["answered"]
+        held["delivering"] += sign * survey["delivering"]
+        for day, n in survey["pending_due"].items():
+            _bump(held["pending_due"], day, sign * n)
+    # .get: summaries stored before "is it working?" lack these until recomputed.
+    t.clinicians_facilitating += sign * s.get("clinicians_facilitating", 0)
+    if s.get("class_dates"):
+        span = ClassSpan(
+            date.fromisoformat(s["class_dates"]["first"]),
+            date.fromisoformat(s["class_dates"]["last"]),
+        )
+        if sign > 0:
+            t.class_spans.append(span)
+        else:
+            t.class_spans.remove(span)
+
+
+def tidy(t: Totals) -> Totals:
+    """`t` without what no site counts (a due date with nobody pending, an outcome no
+    patient has, a profession outside `PROFESSIONS` at zero) and with its class spans in
+    order: one form for the same sites' totals, however they were added up (`add_site`)."""
+    for stage, by_prof in t.clinicians.items():
+        t.clinicians[stage] = {p: n for p, n in by_prof.items() if n or p in PROFESSIONS}
+    t.pending_due = {
+        tp: {day: n for day, n in days.items() if n} for tp, days in t.pending_due.items()
+    }
+    for held in t.surveys.values():
+        held["pending_due"] = {day: n for day, n in held["pending_due"].items() if n}
+    t.outcomes = {key: o for key, o in t.outcomes.items() if o.n or o.improved}
+    t.class_spans.sort(key=lambda span: (span.first, span.last))
     return t
 
 
