@@ -3,10 +3,15 @@
 Collections (database `<prefix>_outcomes`):
 - `assessments`: every patient.assessed received, `_id` = `<trust>:<event id>` (the audit
   history; ids belong to their trust, so two trusts' assessments with one id are both kept).
-- `patients`: per (trustcode, patient_ref) the winners, revisions, outcomes and the
-  embedded backbone outbox of outcome.recorded events not yet confirmed published;
-  `version` guards every write (compare-and-set), so concurrent handlers never lose a
-  correction or a revision.
+- `patients`: per (trustcode, patient_ref) the winners, revisions and the embedded backbone
+  outbox of outcome.recorded events not yet confirmed published; `version` guards every
+  write (compare-and-set), so concurrent handlers never lose a correction or a revision.
+  A winner is stored without what its document already says (trust, patient, the
+  timepoint it is keyed by) and the outcomes are not stored (each is computed from the
+  winners and revisions; its event, in the outbox, carries it): what a write carries is
+  what changed, once (`stored_state`, `state_of`). Documents of the older shape (full
+  winners, an `outcomes` copy) are read alike and rewritten in the new one when next
+  changed.
 - `classes`: per (trustcode, class_id) the latest class.started.
 """
 
@@ -107,7 +112,7 @@ class MongoOutcomesRepository:
         doc = await self._patients.find_one({"_id": patient_key(trustcode, patient_ref)})
         if doc is None:
             return PatientState(), None
-        return PatientState.from_doc(doc), int(doc["version"])
+        return state_of(doc), int(doc["version"])
 
     async def commit(self, commit: Commit, now: datetime) -> None:
         """Store the state and queue the outbox if the patient is still at `version`;
@@ -130,7 +135,7 @@ class MongoOutcomesRepository:
         async for doc in self._patients.find({"_id": {"$in": ids}}):
             self._read[doc["_id"]] = doc
             found[(doc["trustcode"], doc["patient_ref"])] = Loaded(
-                PatientState.from_doc(doc),
+                state_of(doc),
                 int(doc["version"]),
                 [OutboxEntry.model_validate(o) for o in doc.get("outbox", [])],
             )
@@ -195,16 +200,51 @@ def _outbox(c: Commit) -> list[Document]:
     return [entry.model_dump() for entry in c.outbox]
 
 
-def _new_patient(c: Commit, now: datetime) -> Document:
+def stored_state(state: PatientState) -> Document:
+    """What a patient document keeps of the state: each winner without the fields its
+    document already holds (trustcode, patient_ref) or its key says (timepoint), an absent
+    class_id left out; the revisions; not the outcomes, which the winners and revisions
+    determine (`PatientState.outcomes`)."""
+    doc = state.to_doc()
     return {
+        "winners": {
+            tp: {k: v for k, v in a.items() if k not in _IMPLIED and v is not None}
+            for tp, a in doc["winners"].items()
+        },
+        "revisions": doc["revisions"],
+    }
+
+
+_IMPLIED = ("trustcode", "patient_ref", "timepoint")
+
+
+def state_of(doc: Document) -> PatientState:
+    """The state of a stored patient, in either shape (winners stored whole before issue
+    26, without what the document implies since)."""
+    winners = {
+        tp: {
+            "trustcode": doc["trustcode"],
+            "patient_ref": doc["patient_ref"],
+            "timepoint": tp,
+            **a,
+        }
+        for tp, a in (doc.get("winners") or {}).items()
+    }
+    return PatientState.from_doc({"winners": winners, "revisions": doc.get("revisions") or {}})
+
+
+def _new_patient(c: Commit, now: datetime) -> Document:
+    doc: Document = {
         "_id": patient_key(c.trustcode, c.patient_ref),
         "trustcode": c.trustcode,
         "patient_ref": c.patient_ref,
         "version": c.changes,
-        "outbox": _outbox(c),
-        **c.state.to_doc(),
+        **stored_state(c.state),
         "updated_at": now,
     }
+    if c.outbox:
+        doc["outbox"] = _outbox(c)
+    return doc
 
 
 def _assessment_key(assessment: Assessment) -> str:
@@ -222,13 +262,16 @@ def _compare_and_set(
     state's changed fields only when `read` is the document as stored at that version
     (every change of the state moves the version), else the whole state."""
     assert c.version is not None
-    state = c.state.to_doc()
+    state = stored_state(c.state)
     always = {"updated_at": now, "version": c.version + c.changes}
     if read is not None and read.get("version") == c.version:
         update = update_of({k: read[k] for k in state if k in read}, state, always)
+        if "outcomes" in read:  # the older shape's copy: gone once the patient changes
+            update.setdefault("$unset", {})["outcomes"] = ""
     else:
-        update = {"$set": {**state, **always}}
-    update.setdefault("$push", {})["outbox"] = {"$each": _outbox(c)}
+        update = {"$set": {**state, **always}, "$unset": {"outcomes": ""}}
+    if c.outbox:
+        update.setdefault("$push", {})["outbox"] = {"$each": _outbox(c)}
     return {"_id": _key(c), "version": c.version}, update
 
 
