@@ -116,8 +116,10 @@ class EventLedger:
     alike). Nothing else is stored: the ledger only answers "was this id first seen with
     this content?", so a document costs what its key and digest weigh."""
 
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
+    def __init__(self, db: AsyncDatabase[Document], unledgered: Iterable[str] = ()) -> None:
         self._seen = db["seen_events"]
+        self._unledgered = frozenset(unledgered)
+        """Event names neither recorded nor checked (`ServiceDeclaration.unledgered`)."""
 
     async def conflicts(self, events: list[AnyEvent]) -> set[int]:
         """Record a batch of events; return the positions of those whose (trust, id) was
@@ -126,9 +128,13 @@ class EventLedger:
         One insert of every key; only keys recorded before (redeliveries, replays, reuse)
         fail it with a duplicate key, and only those are read back to compare: a fresh batch
         costs one round trip. Within a batch, a key's first event is the one recorded.
+        Events of an unledgered name are left out: never recorded, never a conflict.
         """
-        if not events:
+        judged = [(i, e) for i, e in enumerate(events) if e.event_type.name not in self._unledgered]
+        if not judged:
             return set()
+        positions = [i for i, _ in judged]
+        events = [e for _, e in judged]
         keys = [ledger_key(e.trustcode, e.id) for e in events]
         digests = [ledger_digest(e) for e in events]
         first: dict[str, Document] = {}
@@ -148,7 +154,11 @@ class EventLedger:
                     async for doc in self._seen.find({"_id": {"$in": known}}, {"d": 1, "digest": 1})
                 }
             )
-        return {i for i, (k, d) in enumerate(zip(keys, digests, strict=True)) if recorded[k] != d}
+        return {
+            positions[i]
+            for i, (k, d) in enumerate(zip(keys, digests, strict=True))
+            if recorded[k] != d
+        }
 
 
 @dataclass

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ibest import registry
 from ibest.backbone.consumer import (
     LEDGER_DIGEST_BYTES,
     EventLedger,
@@ -61,3 +62,36 @@ async def test_documents_of_the_older_shape_are_read_alike(mongodb_url: str) -> 
         assert await ledger.conflicts([old, fresh, other(old)]) == {2}
         assert await ledger.conflicts([other(old)]) == {0}
         assert await ledger.conflicts([old]) == set()
+
+
+async def test_unledgered_events_are_neither_recorded_nor_judged(mongodb_url: str) -> None:
+    async with scratch_database(mongodb_url, "ledger") as db:
+        ledger = EventLedger(db, unledgered=["module.started"])
+        module = parse_event(
+            "ibest.v1.RTH.module.started",
+            json.dumps(
+                cloud_event(
+                    "module.started",
+                    {"clinician_ref": "c-001", "module_id": "m01-understanding-back-pain"},
+                    event_id="0b6f7a1e-0000-4000-8000-000000000004",
+                )
+            ).encode(),
+        )
+        enrolled = event(ENROLLED, event_id="0b6f7a1e-0000-4000-8000-000000000005")
+        assert await ledger.conflicts([module, enrolled, other(enrolled), module]) == {2}
+        assert [d["_id"] async for d in db["seen_events"].find()] == [
+            ledger_key("RTH", enrolled.id)
+        ]
+
+
+def test_a_service_leaves_out_of_its_ledger_only_events_it_consumes() -> None:
+    for service in registry.SERVICES:
+        assert set(service.unledgered) <= set(service.consumes), service.name
+    # what the declarations say today (issue 26): derived events, and notifications' module
+    # events (they only move a minimum and a maximum there)
+    derived = set(registry.derived_events())
+    assert {n for s in registry.SERVICES for n in s.unledgered} - derived == {
+        "module.started",
+        "module.completed",
+    }
+    assert registry.declaration("notifications").unledgered
