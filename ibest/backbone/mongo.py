@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, UpdateMany, UpdateOne
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError
 
 from ibest.backbone.settings import Settings
@@ -93,3 +96,37 @@ def _plain(*docs: Document) -> bool:
 
 
 _ABSENT = object()
+
+
+@dataclass(frozen=True)
+class Write:
+    """One write of an ordered bulk write, and what to write instead if it fails with a
+    duplicate key: an upsert whose filter holds a condition (`{_id, <newer than stored>}`)
+    inserts when no document has the `_id`, updates when the stored one is older, and fails
+    with a duplicate key when the document exists but the condition is false (or another
+    writer inserted it first). One document written where an unconditional upsert followed
+    by a conditional update wrote two; the fallback is that pair, which is right whichever
+    of the two made it fail."""
+
+    op: UpdateOne | UpdateMany
+    fallback: tuple[UpdateOne | UpdateMany, ...] | None = None
+
+
+async def write_in_order(collection: AsyncCollection[Any], writes: Sequence[Write]) -> None:
+    """An ordered bulk write of `writes`; when one with a fallback fails with a duplicate
+    key, its fallback and the writes after it are written (the ordered write stopped there).
+    The usual case costs one round trip; each such failure one more."""
+    pending = list(writes)
+    while pending:
+        try:
+            await collection.bulk_write([w.op for w in pending], ordered=True)
+            return
+        except BulkWriteError as exc:
+            failed = exc.details.get("writeErrors", [])
+            if len(failed) != 1 or not only_duplicate_keys(exc):
+                raise
+            at = failed[0]["index"]
+            fallback = pending[at].fallback
+            if fallback is None:
+                raise
+            pending = [*(Write(op) for op in fallback), *pending[at + 1 :]]

@@ -19,6 +19,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from ibest.backbone.document import Document
+from ibest.backbone.mongo import Write, write_in_order
 from ibest.backbone.outbox import MongoOutbox
 from ibest.backbone.patient_refs import MongoPatientRefs
 from services.notifications.domain.batch import (
@@ -234,21 +235,30 @@ class MongoNotificationsRepository:
         return doc
 
     async def apply_patients(self, changes: list[PatientChange]) -> dict[str, Document]:
-        """A batch's patient changes in one ordered bulk write; returns, in one read, the
-        stored patients that had a baseline in the batch."""
-        ops: list[UpdateOne] = []
+        """A batch's patient changes in one ordered bulk write (`write_in_order`: one
+        document per patient); returns, in one read, the stored patients that had a
+        baseline in the batch."""
+        writes: list[Write] = []
         for change in changes:
-            update: Document = {
-                "$setOnInsert": {"trustcode": change.trustcode, "patient_ref": change.patient_ref}
-            }
-            if change.collected:
-                update["$set"] = {f"collected.{tp}": True for tp in change.collected}
-            ops.append(UpdateOne({"_id": change.key}, update, upsert=True))
-            if change.baseline is not None:
-                ops.append(UpdateOne(*_latest_baseline(change.key, *change.baseline)))
-        if not ops:
+            created = {"trustcode": change.trustcode, "patient_ref": change.patient_ref}
+            collected = {f"collected.{tp}": True for tp in change.collected}
+            update: Document = {"$setOnInsert": created}
+            if collected:
+                update["$set"] = collected
+            plain = UpdateOne({"_id": change.key}, update, upsert=True)
+            if change.baseline is None:
+                writes.append(Write(plain))
+                continue
+            # One conditional upsert (a new patient, or a later baseline: one document
+            # written); if the stored baseline is later, the pair it stands for.
+            latest, newer = _latest_baseline(change.key, *change.baseline)
+            merged = {"$set": {**newer["$set"], **collected}, "$setOnInsert": created}
+            writes.append(
+                Write(UpdateOne(latest, merged, upsert=True), (plain, UpdateOne(latest, newer)))
+            )
+        if not writes:
             return {}
-        await self.patients.bulk_write(ops, ordered=True)
+        await write_in_order(self.patients, writes)
         keys = [c.key for c in changes if c.baseline is not None]
         if not keys:
             return {}
