@@ -46,8 +46,10 @@ def update_of(old: Document, new: Document, always: Document | None = None) -> D
     `always`: `$set` of each changed path (maps compared key by key), `$push` of what a
     list gained at its end, `$unset` of what is gone. What a write costs the database is
     mostly what it carries, so a change to a large document costs what changed, not the
-    document. The caller makes the write conditional on `old` still being what is stored
-    (a compare-and-set), so the update always applies to the document it was computed from.
+    document. A list that kept its length or grew, with at most half its elements changed,
+    is written by index (`path.<i>`, a dict element by its changed fields). The caller makes
+    the write conditional on `old` still being what is stored (a compare-and-set), so the
+    update always applies to the document it was computed from.
     """
     sets: Document = dict(always or {})
     pushes: Document = {}
@@ -81,11 +83,31 @@ def _diff(
             and value[: len(have)] == have
         ):
             pushes[path] = value[len(have) :]
+        elif isinstance(value, list) and isinstance(have, list) and _few_changed(have, value):
+            # a list that kept its length or grew, with few elements changed: each changed
+            # element by its index (a dict element by its changed fields), each new one at
+            # its index (MongoDB appends at the index just past the end)
+            for i, item in enumerate(value):
+                was = have[i] if i < len(have) else _ABSENT
+                if was is _ABSENT or was != item:
+                    if isinstance(item, dict) and isinstance(was, dict) and _plain(item, was):
+                        _diff(was, item, f"{path}.{i}.", sets, pushes, unsets)
+                    else:
+                        sets[f"{path}.{i}"] = item
         else:
             sets[path] = value
     for key in old:
         if key not in new:
             unsets[prefix + key] = ""
+
+
+def _few_changed(have: list[Any], value: list[Any]) -> bool:
+    """Whether `value` is `have` with at most half its elements changed or added (no element
+    removed): then writing those by index carries less than the whole list."""
+    if len(value) < len(have):
+        return False
+    changed = sum(1 for i, item in enumerate(value) if i >= len(have) or have[i] != item)
+    return 2 * changed <= len(value)
 
 
 def _plain(*docs: Document) -> bool:

@@ -1,6 +1,6 @@
 """MongoDB storage of clinician records: collection `clinicians`, one document per clinician.
 
-A document is `{_id: clinician_ref, rev, facts, contact, emitted, derived, outbox, state}`. Every
+A document is `{_id: clinician_ref, rev, facts, contact, derived, outbox, state}`. Every
 change is one compare-and-set on `rev` (the application reads, folds, and saves if
 unchanged), so the facts, the folded state and the outbox of derived events (the backbone's
 embedded outbox) are always stored together without a multi-document transaction. `state`
@@ -31,11 +31,14 @@ SEEN_EVENTS = "seen_events"  # the backbone's EventLedger collection
 
 
 def to_doc(record: ClinicianRecord, state: ClinicianState, rev: int) -> Document:
+    """The stored record. Each fact without its `data.clinician_ref` (the document's `_id`);
+    each derived event's last revision once, in `derived` (`emitted`, the bare list of its
+    keys, is only read, from records written before revisions). What a write carries is
+    what changed (`update_of`), so nothing is stored twice."""
     doc: Document = {
         "_id": record.clinician_ref,
         "rev": rev,
-        "facts": [f.model_dump(mode="json") for f in record.facts],
-        "emitted": sorted(record.emitted),
+        "facts": [_stored_fact(f) for f in record.facts],
         "derived": [{"key": key, **e.model_dump()} for key, e in sorted(record.emitted.items())],
         "outbox": [o.model_dump() for o in record.outbox],
         "state": state.model_dump(mode="json"),
@@ -45,11 +48,25 @@ def to_doc(record: ClinicianRecord, state: ClinicianState, rev: int) -> Document
     return doc
 
 
+def _stored_fact(fact: Fact) -> Document:
+    stored = fact.model_dump(mode="json")
+    stored["data"] = {k: v for k, v in stored["data"].items() if k != "clinician_ref"}
+    return stored
+
+
+def _fact(stored: Document, clinician_ref: str) -> Fact:
+    """A stored fact, in either shape (with `data.clinician_ref`, as written before issue
+    26, or without)."""
+    return Fact.model_validate(
+        {**stored, "data": {"clinician_ref": clinician_ref, **stored.get("data", {})}}
+    )
+
+
 def from_doc(doc: Document) -> ClinicianRecord:
     contact = doc.get("contact")
     return ClinicianRecord(
         clinician_ref=doc["_id"],
-        facts=tuple(Fact.model_validate(f) for f in doc.get("facts", [])),
+        facts=tuple(_fact(f, doc["_id"]) for f in doc.get("facts", [])),
         contact=Contact.model_validate(contact) if contact else None,
         emitted=emitted_of(doc),
         outbox=tuple(OutboxEntry.model_validate(o) for o in doc.get("outbox", [])),
