@@ -85,20 +85,20 @@ class MongoOutcomesRepository:
         )
 
     async def record_assessments(self, assessments: list[Assessment], received: datetime) -> None:
-        """`record_assessment` for several, in one bulk write."""
+        """`record_assessment` for several, in one unordered insert: one already kept (a
+        redelivery) fails alone with a duplicate key and stays as it was. An insert carries
+        the document alone, where an upsert wrapped it in a filter and an update."""
         unique = {_assessment_key(a): a for a in assessments}
-        if unique:
-            await self._assessments.bulk_write(
-                [
-                    UpdateOne(
-                        {"_id": key},
-                        {"$setOnInsert": {**a.to_doc(), "received_at": received}},
-                        upsert=True,
-                    )
-                    for key, a in unique.items()
-                ],
+        if not unique:
+            return
+        try:
+            await self._assessments.insert_many(
+                [{"_id": key, **a.to_doc(), "received_at": received} for key, a in unique.items()],
                 ordered=False,
             )
+        except BulkWriteError as exc:
+            if not only_duplicate_keys(exc):
+                raise
 
     async def history(self, trustcode: str, patient_ref: str) -> list[Assessment]:
         cursor = self._assessments.find({"trustcode": trustcode, "patient_ref": patient_ref})
