@@ -169,7 +169,9 @@ async def test_out_of_order_and_duplicated_events_complete_exactly_once(
     assert state["intention"]["confidence"] == 8
     assert EMAIL not in json.dumps(state)
     doc = await clinician_doc(settings, ref)
-    assert doc is not None and doc["outbox"] == []
+    # What the record's outbox still holds is published (its next write drops it).
+    in_stream = {e["id"] for e in [*completed, *started]}
+    assert doc is not None and {o["id"] for o in doc.get("outbox", [])} <= in_stream
     assert len(doc["facts"]) == len(MODULES) + 3  # the resent copy is one fact
     assert EMAIL not in json.dumps(doc, default=str)  # erased
     assert await dead_letters(js) == []
@@ -278,7 +280,7 @@ async def test_crash_between_store_and_publish_publishes_once_after_restart(
     # Restart with a working link: redelivery and the outbox loop both re-publish.
     own = EnrolmentSettings(IBEST_ENROLMENT_OUTBOX_INTERVAL=0.2)
     async with running_service(build_spec(own), patient):
-        await wait_for(lambda: _with_outbox(settings, ref, 0), 60, "outbox cleared")
+        await wait_for(lambda: _published(js, 2), 60, "both derived events published")
         await wait_for(lambda: consumer_idle(js), 60, "every event acknowledged")
     completed = await stream_events(js, "clinician.training_completed")
     started = await stream_events(js, "clinician.training_started")
@@ -308,6 +310,12 @@ async def _pending(settings: Settings) -> list[tuple[str, list[str]]]:
         return [(r, [o.id for o in entries]) for r, entries in await repository.outbox.pending(500)]
     finally:
         await client.close()
+
+
+async def _published(js: JetStreamContext, n: int) -> bool:
+    """Whether the stream holds `n` derived training events."""
+    started = await stream_events(js, "clinician.training_started")
+    return len(started) + len(await stream_events(js, "clinician.training_completed")) >= n
 
 
 async def _with_outbox(settings: Settings, ref: str, n: int) -> dict[str, Any] | None:

@@ -86,14 +86,20 @@ class MongoClinicianRepository:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._db = db
         self._clinicians: AsyncCollection[Document] = db[CLINICIANS]
-        # Clearing an entry bumps `rev`, so a writer holding an older copy cannot restore it.
-        self.outbox = MongoOutbox(db[CLINICIANS], on_clear={"$inc": {"rev": 1}})
+        # Stamped (the backbone's outbox): a record's next write drops what was published.
+        # Clearing a document of before (no stamp) bumps `rev`, so a writer holding an
+        # older copy cannot restore the entry.
+        self.outbox = MongoOutbox(db[CLINICIANS], on_clear={"$inc": {"rev": 1}}, stamped=True)
         self._read: dict[str, Document] = {}
         """The documents the last `load_many` read, so saving them writes what changed."""
 
     async def create_indexes(self) -> None:
         # The outbox relay looks for documents with a pending outbox.
         await self._clinicians.create_index([("outbox.id", ASCENDING)], name="outbox_id")
+        # Its background pass reads the records stamped since its mark, in stamp order.
+        await self._clinicians.create_index(
+            [("outbox_at", ASCENDING), ("_id", ASCENDING)], name="outbox_stamped", sparse=True
+        )
         # Operators look clinicians up by where they count.
         await self._clinicians.create_index(
             [("state.enrolment.trustcode", ASCENDING), ("state.enrolment.sitecode", ASCENDING)],
@@ -102,26 +108,48 @@ class MongoClinicianRepository:
 
     async def load(self, clinician_ref: str) -> Stored | None:
         doc = await self._clinicians.find_one({"_id": clinician_ref})
-        return Stored(from_doc(doc), doc["rev"]) if doc else None
+        return self._stored(doc) if doc else None
 
     async def load_many(self, clinician_refs: list[str]) -> dict[str, Stored]:
         """Several records in one `$in` read; absent ones are left out."""
         self._read = {
             doc["_id"]: doc async for doc in self._clinicians.find({"_id": {"$in": clinician_refs}})
         }
-        return {ref: Stored(from_doc(doc), doc["rev"]) for ref, doc in self._read.items()}
+        return {ref: self._stored(doc) for ref, doc in self._read.items()}
+
+    def _stored(self, doc: Document) -> Stored:
+        """A record as read, its outbox without what this process published (so the next
+        write drops those, and only the others are published again)."""
+        record = from_doc(doc)
+        kept = tuple(self.outbox.kept(record.outbox))
+        if kept != record.outbox:
+            record = record.model_copy(update={"outbox": kept})
+        return Stored(record, doc["rev"])
+
+    def _doc_of(self, change: Change, rev: int, read: Document | None) -> Document:
+        """The record's document: its outbox stamped when it gains an entry (the sweep
+        looks for it), left out when empty."""
+        doc = to_doc(change.record, change.state, rev)
+        if not doc["outbox"]:
+            del doc["outbox"]
+            return doc
+        before = {o.get("id") for o in (read or {}).get("outbox") or []}
+        if read is not None and "outbox_at" in read and {o["id"] for o in doc["outbox"]} <= before:
+            doc["outbox_at"] = read["outbox_at"]
+        else:
+            doc["outbox_at"] = self.outbox.stamp()
+        return doc
 
     async def save(self, change: Change) -> None:
         ref = change.record.clinician_ref
         if change.rev is None:
             try:
-                await self._clinicians.insert_one(to_doc(change.record, change.state, 1))
+                await self._clinicians.insert_one(self._doc_of(change, 1, None))
             except DuplicateKeyError as exc:
                 raise ConcurrentUpdate(f"clinician {ref} was created concurrently") from exc
             return
         result = await self._clinicians.replace_one(
-            {"_id": ref, "rev": change.rev},
-            to_doc(change.record, change.state, change.rev + 1),
+            {"_id": ref, "rev": change.rev}, self._doc_of(change, change.rev + 1, None)
         )
         if result.matched_count == 0:
             raise ConcurrentUpdate(f"clinician {ref}: record changed concurrently")
@@ -149,12 +177,13 @@ class MongoClinicianRepository:
         record (its new facts pushed, changed fields set), else a whole replace."""
         ref = c.record.clinician_ref
         if c.rev is None:
-            return InsertOne(to_doc(c.record, c.state, 1))
-        new = to_doc(c.record, c.state, c.rev + 1)
+            return InsertOne(self._doc_of(c, 1, None))
         read = self._read.pop(ref, None)
         if read is None or read.get("rev") != c.rev:
-            return ReplaceOne({"_id": ref, "rev": c.rev}, new)
-        return UpdateOne({"_id": ref, "rev": c.rev}, update_of(read, new))
+            return ReplaceOne({"_id": ref, "rev": c.rev}, self._doc_of(c, c.rev + 1, None))
+        return UpdateOne(
+            {"_id": ref, "rev": c.rev}, update_of(read, self._doc_of(c, c.rev + 1, read))
+        )
 
     async def state(self, clinician_ref: str) -> ClinicianState | None:
         doc = await self._clinicians.find_one({"_id": clinician_ref}, {"state": 1})

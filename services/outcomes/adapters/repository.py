@@ -40,7 +40,8 @@ class MongoOutcomesRepository:
         self._assessments = db["assessments"]
         self._patients = db["patients"]
         self._classes = db["classes"]
-        self.outbox = MongoOutbox(db["patients"])
+        # Stamped (the backbone's outbox): a patient's next write drops what was published.
+        self.outbox = MongoOutbox(db["patients"], stamped=True)
         self.patient_refs = MongoPatientRefs(
             {"assessments": self._assessments, "patients": self._patients}
         )
@@ -66,6 +67,12 @@ class MongoOutcomesRepository:
             [
                 # The outbox relay looks for patients with pending events.
                 IndexModel([("outbox.id", ASCENDING)], name="outbox_pending", sparse=True),
+                # ... and those stamped since its mark, in stamp order (the stamped outbox).
+                IndexModel(
+                    [("outbox_at", ASCENDING), ("_id", ASCENDING)],
+                    name="outbox_stamped",
+                    sparse=True,
+                ),
             ]
         )
         await self._classes.create_indexes(
@@ -112,6 +119,7 @@ class MongoOutcomesRepository:
         doc = await self._patients.find_one({"_id": patient_key(trustcode, patient_ref)})
         if doc is None:
             return PatientState(), None
+        self._read[doc["_id"]] = doc  # so the commit that follows writes what changed
         return state_of(doc), int(doc["version"])
 
     async def commit(self, commit: Commit, now: datetime) -> None:
@@ -119,11 +127,12 @@ class MongoOutcomesRepository:
         ConcurrentUpdate if another writer got there first."""
         if commit.version is None:
             try:
-                await self._patients.insert_one(_new_patient(commit, now))
+                await self._patients.insert_one(_new_patient(commit, now, self.outbox.stamp()))
             except DuplicateKeyError as exc:
                 raise ConcurrentUpdate(_moved(commit)) from exc
             return
-        result = await self._patients.update_one(*_compare_and_set(commit, now))
+        read = self._read.pop(_key(commit), None)
+        result = await self._patients.update_one(*self._compare_and_set(commit, now, read))
         if result.matched_count != 1:
             raise ConcurrentUpdate(_moved(commit))
 
@@ -137,7 +146,7 @@ class MongoOutcomesRepository:
             found[(doc["trustcode"], doc["patient_ref"])] = Loaded(
                 state_of(doc),
                 int(doc["version"]),
-                [OutboxEntry.model_validate(o) for o in doc.get("outbox", [])],
+                self.outbox.kept(_entries(doc)),
             )
         return found
 
@@ -147,9 +156,9 @@ class MongoOutcomesRepository:
         if not commits:
             return
         ops: list[InsertOne[Document] | UpdateOne] = [
-            InsertOne(_new_patient(c, now))
+            InsertOne(_new_patient(c, now, self.outbox.stamp()))
             if c.version is None
-            else UpdateOne(*_compare_and_set(c, now, self._read.pop(_key(c), None)))
+            else UpdateOne(*self._compare_and_set(c, now, self._read.pop(_key(c), None)))
             for c in commits
         ]
         try:
@@ -161,6 +170,39 @@ class MongoOutcomesRepository:
         updates = sum(1 for c in commits if c.version is not None)
         if result.matched_count != updates:
             raise ConcurrentUpdate("a patient of the batch changed under us")
+
+    def _compare_and_set(
+        self, c: Commit, now: datetime, read: Document | None
+    ) -> tuple[Document, Document]:
+        """Filter and update writing `c` only if the patient is still at `c.version`: the
+        state's changed fields only when `read` is the document as stored at that version
+        (every change of the state moves the version), else the whole state. The outbox
+        becomes what it held less what this process published, plus the commit's entries
+        (stamped); without `read`, the commit's entries are pushed."""
+        assert c.version is not None
+        state = stored_state(c.state)
+        always = {"updated_at": now, "version": c.version + c.changes}
+        if read is None or read.get("version") != c.version:
+            update: Document = {"$set": {**state, **always}, "$unset": {"outcomes": ""}}
+            if c.outbox:
+                update["$push"] = {"outbox": {"$each": _outbox(c.outbox)}}
+                update["$set"]["outbox_at"] = self.outbox.stamp()
+            return {"_id": _key(c), "version": c.version}, update
+        update = update_of({k: read[k] for k in state if k in read}, state, always)
+        unsets = ["outcomes"] if "outcomes" in read else []  # the older shape's copy
+        was = _entries(read)
+        outbox = [*self.outbox.kept(was), *c.outbox]
+        if c.outbox:
+            update.setdefault("$set", {}).update(
+                {"outbox": _outbox(outbox), "outbox_at": self.outbox.stamp()}
+            )
+        elif not outbox and "outbox" in read:
+            unsets += ["outbox", "outbox_at"]
+        elif len(outbox) < len(was):
+            update.setdefault("$set", {})["outbox"] = _outbox(outbox)
+        if unsets:
+            update.setdefault("$unset", {}).update(dict.fromkeys(unsets, ""))
+        return {"_id": _key(c), "version": c.version}, update
 
     # Classes
 
@@ -196,8 +238,12 @@ def _moved(c: Commit) -> str:
     return f"patient {c.trustcode}/{c.patient_ref} kept changing under us"
 
 
-def _outbox(c: Commit) -> list[Document]:
-    return [entry.model_dump() for entry in c.outbox]
+def _outbox(entries: list[OutboxEntry]) -> list[Document]:
+    return [entry.model_dump() for entry in entries]
+
+
+def _entries(doc: Document) -> list[OutboxEntry]:
+    return [OutboxEntry.model_validate(o) for o in doc.get("outbox") or []]
 
 
 def stored_state(state: PatientState) -> Document:
@@ -233,7 +279,7 @@ def state_of(doc: Document) -> PatientState:
     return PatientState.from_doc({"winners": winners, "revisions": doc.get("revisions") or {}})
 
 
-def _new_patient(c: Commit, now: datetime) -> Document:
+def _new_patient(c: Commit, now: datetime, stamp: datetime) -> Document:
     doc: Document = {
         "_id": patient_key(c.trustcode, c.patient_ref),
         "trustcode": c.trustcode,
@@ -243,7 +289,8 @@ def _new_patient(c: Commit, now: datetime) -> Document:
         "updated_at": now,
     }
     if c.outbox:
-        doc["outbox"] = _outbox(c)
+        doc["outbox"] = _outbox(c.outbox)
+        doc["outbox_at"] = stamp
     return doc
 
 
@@ -253,26 +300,6 @@ def _assessment_key(assessment: Assessment) -> str:
 
 def _key(c: Commit) -> str:
     return patient_key(c.trustcode, c.patient_ref)
-
-
-def _compare_and_set(
-    c: Commit, now: datetime, read: Document | None = None
-) -> tuple[Document, Document]:
-    """Filter and update writing `c` only if the patient is still at `c.version`: the
-    state's changed fields only when `read` is the document as stored at that version
-    (every change of the state moves the version), else the whole state."""
-    assert c.version is not None
-    state = stored_state(c.state)
-    always = {"updated_at": now, "version": c.version + c.changes}
-    if read is not None and read.get("version") == c.version:
-        update = update_of({k: read[k] for k in state if k in read}, state, always)
-        if "outcomes" in read:  # the older shape's copy: gone once the patient changes
-            update.setdefault("$unset", {})["outcomes"] = ""
-    else:
-        update = {"$set": {**state, **always}, "$unset": {"outcomes": ""}}
-    if c.outbox:
-        update.setdefault("$push", {})["outbox"] = {"$each": _outbox(c)}
-    return {"_id": _key(c), "version": c.version}, update
 
 
 def _rank(doc: Document) -> tuple[str, str]:
