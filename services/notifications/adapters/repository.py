@@ -75,9 +75,10 @@ class MongoNotificationsRepository:
         await self.clinicians.update_one(*_latest_enrolment(ref, at, trust, site, event_id))
 
     async def apply_clinicians(self, changes: list[ClinicianChange]) -> None:
-        """A batch's clinician changes in one ordered bulk write: the same atomic $min/$max
-        and conditional updates as the single-event methods, so concurrent writers commute."""
-        ops: list[UpdateOne] = []
+        """A batch's clinician changes in one ordered bulk write (`write_in_order`: one
+        document per clinician): the same atomic $min/$max and conditional updates as the
+        single-event methods, so concurrent writers commute."""
+        writes: list[Write] = []
         for change in changes:
             update: Document = {"$setOnInsert": {"opted_out": False}}
             if change.mins:
@@ -90,11 +91,21 @@ class MongoNotificationsRepository:
                         "$each": sorted(d.isoformat() for d in change.report_dates)
                     }
                 }
-            ops.append(UpdateOne({"_id": change.ref}, update, upsert=True))
-            if change.latest_enrolment is not None:
-                ops.append(UpdateOne(*_latest_enrolment(change.ref, *change.latest_enrolment)))
-        if ops:
-            await self.clinicians.bulk_write(ops, ordered=True)
+            plain = UpdateOne({"_id": change.ref}, update, upsert=True)
+            if change.latest_enrolment is None:
+                writes.append(Write(plain))
+                continue
+            # One conditional upsert (a new clinician, or a later enrolment: one document
+            # written); if the stored enrolment is later, the pair it stands for.
+            latest, newer = _latest_enrolment(change.ref, *change.latest_enrolment)
+            writes.append(
+                Write(
+                    UpdateOne(latest, {**update, **newer}, upsert=True),
+                    (plain, UpdateOne(latest, newer)),
+                )
+            )
+        if writes:
+            await write_in_order(self.clinicians, writes)
 
     async def record_progress(self, ref: str, at: datetime) -> None:
         await self.clinicians.update_one(
