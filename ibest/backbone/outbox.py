@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import zlib
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -66,6 +67,8 @@ __all__ = [
     "OutboxSettings",
     "OutboxStore",
     "Pending",
+    "read_entries",
+    "stored_entries",
 ]
 log = logging.getLogger(__name__)
 
@@ -217,8 +220,26 @@ def _aware(at: datetime) -> datetime:
     return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
+def stored_entries(entries: Iterable[OutboxEntry]) -> list[Document]:
+    """What a stamped store's writers put in `outbox`: each entry with its body compressed
+    (`z`, zlib: an outcome.recorded's 549 bytes of JSON become 317), since the entry stays
+    in its document until the next write."""
+    return [{"id": e.id, "name": e.name, "z": zlib.compress(e.body.encode())} for e in entries]
+
+
+def read_entries(stored: Iterable[Document]) -> tuple[OutboxEntry, ...]:
+    """Stored entries in either shape: `{id, name, z}` (`stored_entries`) or `{id, name,
+    body}` (cleared stores, and documents written before)."""
+    return tuple(
+        OutboxEntry(id=o["id"], name=o.get("name", ""), body=zlib.decompress(o["z"]).decode())
+        if "z" in o
+        else OutboxEntry.model_validate(o)
+        for o in stored
+    )
+
+
 def _entries(doc: Document) -> tuple[OutboxEntry, ...]:
-    return tuple(OutboxEntry.model_validate(o) for o in doc.get("outbox") or [])
+    return read_entries(doc.get("outbox") or [])
 
 
 class OutboxRelay:

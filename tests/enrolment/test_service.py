@@ -13,6 +13,7 @@ from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 from pymongo import AsyncMongoClient
 
+from ibest.backbone.outbox import read_entries
 from ibest.backbone.publisher import Publisher
 from ibest.backbone.settings import Settings
 from ibest.backbone.streams import EVENTS_STREAM
@@ -287,13 +288,13 @@ async def test_crash_between_store_and_publish_publishes_once_after_restart(
     assert [e["id"] for e in completed] == [doc["outbox"][1]["id"]]
     assert [e["id"] for e in started] == [doc["outbox"][0]["id"]]
     # The stored event is byte-identical to what was queued, and a re-publish is a duplicate.
-    entry = doc["outbox"][1]
+    entry = read_entries(doc["outbox"])[1]  # as stored: its body compressed
     stored = {k: v for k, v in completed[0].items() if not k.startswith("_")}
-    assert json.loads(entry["body"]) == stored
+    assert json.loads(entry.body) == stored
     assert (
         await publish_raw(
             js,
-            entry["body"].encode(),
+            entry.body.encode(),
             subject="ibest.v1.RTH.clinician.training_completed",
             msg_id=platform_msg_id(stored),
         )

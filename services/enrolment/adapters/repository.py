@@ -20,8 +20,7 @@ from ibest.backbone.concurrency import ConcurrentUpdate
 from ibest.backbone.consumer import ledger_key
 from ibest.backbone.document import Document
 from ibest.backbone.mongo import only_duplicate_keys, update_of
-from ibest.backbone.outbox import MongoOutbox
-from ibest.backbone.outbox_values import OutboxEntry
+from ibest.backbone.outbox import MongoOutbox, read_entries, stored_entries
 from services.enrolment.domain.clinician import ClinicianState, Fact
 from services.enrolment.domain.record import ClinicianRecord, Contact, Emitted
 from services.enrolment.ports import Change, Erasure, HeldContact, Stored
@@ -40,7 +39,7 @@ def to_doc(record: ClinicianRecord, state: ClinicianState, rev: int) -> Document
         "rev": rev,
         "facts": [_stored_fact(f) for f in record.facts],
         "derived": [{"key": key, **e.model_dump()} for key, e in sorted(record.emitted.items())],
-        "outbox": [o.model_dump() for o in record.outbox],
+        "outbox": stored_entries(record.outbox),
         "state": state.model_dump(mode="json"),
     }
     if record.contact is not None:
@@ -69,7 +68,7 @@ def from_doc(doc: Document) -> ClinicianRecord:
         facts=tuple(_fact(f, doc["_id"]) for f in doc.get("facts", [])),
         contact=Contact.model_validate(contact) if contact else None,
         emitted=emitted_of(doc),
-        outbox=tuple(OutboxEntry.model_validate(o) for o in doc.get("outbox", [])),
+        outbox=read_entries(doc.get("outbox", [])),
     )
 
 

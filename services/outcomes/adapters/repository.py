@@ -27,7 +27,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from ibest.backbone.concurrency import ConcurrentUpdate
 from ibest.backbone.document import Document
 from ibest.backbone.mongo import only_duplicate_keys, update_of
-from ibest.backbone.outbox import MongoOutbox
+from ibest.backbone.outbox import MongoOutbox, read_entries, stored_entries
 from ibest.backbone.outbox_values import OutboxEntry
 from ibest.backbone.patient_refs import MongoPatientRefs
 from services.outcomes.domain.assessments import Assessment
@@ -239,11 +239,11 @@ def _moved(c: Commit) -> str:
 
 
 def _outbox(entries: list[OutboxEntry]) -> list[Document]:
-    return [entry.model_dump() for entry in entries]
+    return stored_entries(entries)
 
 
 def _entries(doc: Document) -> list[OutboxEntry]:
-    return [OutboxEntry.model_validate(o) for o in doc.get("outbox") or []]
+    return list(read_entries(doc.get("outbox") or []))
 
 
 def stored_state(state: PatientState) -> Document:
