@@ -17,6 +17,8 @@ from ibest.backbone.outbox import (
     OutboxEntry,
     OutboxRelay,
     OutboxSettings,
+    read_entries,
+    stored_entries,
 )
 from shared.envelope import BY_NAME
 from shared.examples import example
@@ -98,3 +100,10 @@ async def test_a_document_written_before_stamps_is_cleared(mongodb_url: str) -> 
         doc = await db["patients"].find_one({"_id": "before"})
         assert doc is not None and doc["outbox"] == []
         assert [str(e.id) for e in publisher.published] == [left.id]
+
+
+def test_a_stored_entry_is_its_body_compressed_and_either_shape_is_read() -> None:
+    made = entry()
+    [stored] = stored_entries([made])
+    assert set(stored) == {"id", "name", "z"} and len(stored["z"]) < len(made.body) * 0.7
+    assert read_entries([stored, made.model_dump()]) == (made, made)
