@@ -77,7 +77,7 @@ SWEEP_LAG = timedelta(minutes=2)
 """How far behind now a stamped store's sweep mark stays: a write stamped before the mark
 but landing after it (a slow write, a clock a little behind) is still swept."""
 REMEMBERED = 50_000
-"""How many published entry ids a stamped store remembers (about 4 MB)."""
+"""How many published entry ids a stamped store remembers (under 10 MB of memory)."""
 
 
 class MongoOutbox:
