@@ -94,6 +94,12 @@ Rejections read back later (`GET /v1/rejections`) carry the same codes: a door r
 own, a dead letter the code of the contract's verdict on the same bytes (`reused-id` for an
 id its trust already used for another event, as the gateway answers it; `invalid` where a
 service refused an event the contract accepts for another reason, e.g. one it could not apply).
+A consumer dead-letters a `reused-id` for the events its id ledger records: every event it
+consumes except those its declaration leaves out (`unledgered`: derived events, whose keyed
+ids no trust can reuse, and notifications' `module.started`/`module.completed`, which only
+move a clinician's progress times there). So a reused id sent straight on NATS is refused
+by enrolment and reporting, and also by notifications unless the first or the second of the
+two events is one of those module events (docs/architecture.md, "Identity of things").
 """
 
 

@@ -87,12 +87,39 @@ def ledger_key(trustcode: str, event_id: object) -> str:
     return f"{trustcode}:{event_id}"
 
 
+LEDGER_DIGEST_BYTES = 16
+"""How much of the content digest the ledger keeps: 128 bits, as binary. Enough that two
+different contents under one (trust, id) never share it by chance, and half the bytes of
+the hexadecimal text it replaced."""
+
+
+def ledger_digest(event: AnyEvent) -> bytes:
+    """What the ledger stores of an event's content: the first bytes of `content_digest`."""
+    return bytes.fromhex(content_digest(event))[:LEDGER_DIGEST_BYTES]
+
+
+def stored_digest(doc: Document) -> bytes | None:
+    """The digest a ledger document holds, in either shape: `d` (binary, the ledger's own
+    since issue 26) or `digest` (hexadecimal text with a `type`, written before it, still
+    held by a deployed ledger); compared on the ledger's `LEDGER_DIGEST_BYTES`."""
+    value = doc.get("d")
+    if isinstance(value, bytes):
+        return value
+    old = doc.get("digest")
+    return bytes.fromhex(old)[:LEDGER_DIGEST_BYTES] if isinstance(old, str) else None
+
+
 class EventLedger:
     """Remembers each (trust, event id) with its content digest, to catch an id a trust
-    reuses for other content. Collection `seen_events`, `_id` = `ledger_key`."""
+    reuses for other content. Collection `seen_events`: `{_id: ledger_key, d: <16 bytes>}`
+    (`ledger_digest`; documents of the older shape, `{_id, digest: <hex>, type}`, are read
+    alike). Nothing else is stored: the ledger only answers "was this id first seen with
+    this content?", so a document costs what its key and digest weigh."""
 
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
+    def __init__(self, db: AsyncDatabase[Document], unledgered: Iterable[str] = ()) -> None:
         self._seen = db["seen_events"]
+        self._unledgered = frozenset(unledgered)
+        """Event names neither recorded nor checked (`ServiceDeclaration.unledgered`)."""
 
     async def conflicts(self, events: list[AnyEvent]) -> set[int]:
         """Record a batch of events; return the positions of those whose (trust, id) was
@@ -101,15 +128,19 @@ class EventLedger:
         One insert of every key; only keys recorded before (redeliveries, replays, reuse)
         fail it with a duplicate key, and only those are read back to compare: a fresh batch
         costs one round trip. Within a batch, a key's first event is the one recorded.
+        Events of an unledgered name are left out: never recorded, never a conflict.
         """
-        if not events:
+        judged = [(i, e) for i, e in enumerate(events) if e.event_type.name not in self._unledgered]
+        if not judged:
             return set()
+        positions = [i for i, _ in judged]
+        events = [e for _, e in judged]
         keys = [ledger_key(e.trustcode, e.id) for e in events]
-        digests = [content_digest(e) for e in events]
+        digests = [ledger_digest(e) for e in events]
         first: dict[str, Document] = {}
-        for e, k, d in zip(events, keys, digests, strict=True):
-            first.setdefault(k, {"_id": k, "digest": d, "type": e.type})
-        recorded = {k: doc["digest"] for k, doc in first.items()}
+        for k, d in zip(keys, digests, strict=True):
+            first.setdefault(k, {"_id": k, "d": d})
+        recorded: dict[str, bytes | None] = {k: doc["d"] for k, doc in first.items()}
         docs = list(first.values())
         try:
             await self._seen.insert_many(docs, ordered=False)
@@ -119,11 +150,15 @@ class EventLedger:
             known = [docs[e["index"]]["_id"] for e in exc.details["writeErrors"]]
             recorded.update(
                 {
-                    doc["_id"]: doc.get("digest")
-                    async for doc in self._seen.find({"_id": {"$in": known}}, {"digest": 1})
+                    doc["_id"]: stored_digest(doc)
+                    async for doc in self._seen.find({"_id": {"$in": known}}, {"d": 1, "digest": 1})
                 }
             )
-        return {i for i, (k, d) in enumerate(zip(keys, digests, strict=True)) if recorded[k] != d}
+        return {
+            positions[i]
+            for i, (k, d) in enumerate(zip(keys, digests, strict=True))
+            if recorded[k] != d
+        }
 
 
 @dataclass

@@ -49,6 +49,12 @@ class ServiceDeclaration:
     """Event names its durable consumer is filtered to; empty: no events consumer."""
     publishes: tuple[str, ...] = ()
     """Derived event names it publishes (any trust)."""
+    unledgered: tuple[str, ...] = ()
+    """Consumed event names it applies without recording them in its id ledger
+    (`ibest.backbone.consumer.EventLedger`), so without the reused-id check: for events
+    whose id no trust can reuse (derived ones: the platform's keyed ids, subjects no trust
+    may publish on) or whose other content under a reused id could only move what the
+    service keeps as a minimum or maximum. Its declaration says why, per name."""
     nats: NatsGrants = field(default_factory=NatsGrants)
     commands: bool = False
     """`services.<name>.cli` registers `ibest <name> ...` (and may answer operator passes

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, UpdateMany, UpdateOne
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError
 
 from ibest.backbone.settings import Settings
@@ -43,8 +46,10 @@ def update_of(old: Document, new: Document, always: Document | None = None) -> D
     `always`: `$set` of each changed path (maps compared key by key), `$push` of what a
     list gained at its end, `$unset` of what is gone. What a write costs the database is
     mostly what it carries, so a change to a large document costs what changed, not the
-    document. The caller makes the write conditional on `old` still being what is stored
-    (a compare-and-set), so the update always applies to the document it was computed from.
+    document. A list that kept its length or grew, with at most half its elements changed,
+    is written by index (`path.<i>`, a dict element by its changed fields). The caller makes
+    the write conditional on `old` still being what is stored (a compare-and-set), so the
+    update always applies to the document it was computed from.
     """
     sets: Document = dict(always or {})
     pushes: Document = {}
@@ -78,11 +83,31 @@ def _diff(
             and value[: len(have)] == have
         ):
             pushes[path] = value[len(have) :]
+        elif isinstance(value, list) and isinstance(have, list) and _few_changed(have, value):
+            # a list that kept its length or grew, with few elements changed: each changed
+            # element by its index (a dict element by its changed fields), each new one at
+            # its index (MongoDB appends at the index just past the end)
+            for i, item in enumerate(value):
+                was = have[i] if i < len(have) else _ABSENT
+                if was is _ABSENT or was != item:
+                    if isinstance(item, dict) and isinstance(was, dict) and _plain(item, was):
+                        _diff(was, item, f"{path}.{i}.", sets, pushes, unsets)
+                    else:
+                        sets[f"{path}.{i}"] = item
         else:
             sets[path] = value
     for key in old:
         if key not in new:
             unsets[prefix + key] = ""
+
+
+def _few_changed(have: list[Any], value: list[Any]) -> bool:
+    """Whether `value` is `have` with at most half its elements changed or added (no element
+    removed): then writing those by index carries less than the whole list."""
+    if len(value) < len(have):
+        return False
+    changed = sum(1 for i, item in enumerate(value) if i >= len(have) or have[i] != item)
+    return 2 * changed <= len(value)
 
 
 def _plain(*docs: Document) -> bool:
@@ -93,3 +118,37 @@ def _plain(*docs: Document) -> bool:
 
 
 _ABSENT = object()
+
+
+@dataclass(frozen=True)
+class Write:
+    """One write of an ordered bulk write, and what to write instead if it fails with a
+    duplicate key: an upsert whose filter holds a condition (`{_id, <newer than stored>}`)
+    inserts when no document has the `_id`, updates when the stored one is older, and fails
+    with a duplicate key when the document exists but the condition is false (or another
+    writer inserted it first). One document written where an unconditional upsert followed
+    by a conditional update wrote two; the fallback is that pair, which is right whichever
+    of the two made it fail."""
+
+    op: UpdateOne | UpdateMany
+    fallback: tuple[UpdateOne | UpdateMany, ...] | None = None
+
+
+async def write_in_order(collection: AsyncCollection[Any], writes: Sequence[Write]) -> None:
+    """An ordered bulk write of `writes`; when one with a fallback fails with a duplicate
+    key, its fallback and the writes after it are written (the ordered write stopped there).
+    The usual case costs one round trip; each such failure one more."""
+    pending = list(writes)
+    while pending:
+        try:
+            await collection.bulk_write([w.op for w in pending], ordered=True)
+            return
+        except BulkWriteError as exc:
+            failed = exc.details.get("writeErrors", [])
+            if len(failed) != 1 or not only_duplicate_keys(exc):
+                raise
+            at = failed[0]["index"]
+            fallback = pending[at].fallback
+            if fallback is None:
+                raise
+            pending = [*(Write(op) for op in fallback), *pending[at + 1 :]]

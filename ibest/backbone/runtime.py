@@ -102,6 +102,8 @@ class ServiceSpec:
     """Optional: adjusts the built app (the forms answer unknown paths with an HTML page)."""
     port: int = 0
     """Default HTTP port (its declaration's); `IBEST_<NAME>_PORT` overrides it."""
+    unledgered: Sequence[str] = ()
+    """Consumed events applied without the id ledger (`ServiceDeclaration.unledgered`)."""
 
     @classmethod
     def declared(
@@ -126,6 +128,7 @@ class ServiceSpec:
             routes=routes,
             port=declaration.port,
             app_setup=app_setup,
+            unledgered=list(declaration.unledgered),
         )
 
 
@@ -207,7 +210,7 @@ def create_app(
             spec.name,
             wiring.handlers,
             js,
-            EventLedger(db),
+            EventLedger(db, unledgered=spec.unledgered),
             ConsumerPolicy(settings.max_deliveries, settings.retry_backoff_max),
             settings.time_bounds(),
         )

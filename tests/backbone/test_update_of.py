@@ -67,3 +67,43 @@ def test_a_small_change_to_a_large_document_writes_only_the_change() -> None:
         "$push": {"facts": {"$each": [{"id": 100, "text": "y"}]}},
     }
     assert len(bson.encode(update)) < len(bson.encode(new)) / 50
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    items=st.lists(st.dictionaries(KEYS, LEAVES, max_size=3), min_size=1, max_size=6),
+    changes=st.lists(
+        st.tuples(st.integers(0, 7), st.dictionaries(KEYS, VALUES, max_size=2)), max_size=4
+    ),
+)
+async def test_a_list_with_a_few_elements_changed_is_written_by_index(
+    db: AsyncDatabase[dict[str, Any]],
+    items: list[dict[str, Any]],
+    changes: list[tuple[int, dict[str, Any]]],
+) -> None:
+    new = [dict(item) for item in items]
+    for at, fields in changes:
+        if at < len(new):
+            new[at] = {**new[at], **fields}
+        else:
+            new.append(fields)
+    old_doc, new_doc = {"_id": 1, "list": items}, {"_id": 1, "list": new}
+    coll = db["docs"]
+    await coll.delete_many({})
+    await coll.insert_one(old_doc)
+    await coll.update_one({"_id": 1}, update_of(old_doc, new_doc, {"rev": 2}))
+    assert await coll.find_one({"_id": 1}) == {**new_doc, "rev": 2}
+
+
+def test_one_changed_element_of_a_long_list_is_written_alone() -> None:
+    modules = [{"id": i, "started": "2024-01-01", "completed": None} for i in range(8)]
+    changed = [*modules[:3], {**modules[3], "completed": "2024-02-01"}, *modules[4:]]
+    assert update_of({"modules": modules}, {"modules": changed}) == {
+        "$set": {"modules.3.completed": "2024-02-01"}
+    }
+    grown = [*changed, {"id": 8, "started": "2024-03-01", "completed": None}]
+    assert update_of({"modules": modules}, {"modules": grown}) == {
+        "$set": {"modules.3.completed": "2024-02-01", "modules.8": grown[8]}
+    }

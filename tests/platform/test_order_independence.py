@@ -266,7 +266,8 @@ async def test_upgrading_rederive_then_rebuild_mends_a_start_derived_before_revi
         update={"emitted": {k: Emitted(revision=1) for k in record.emitted}, "outbox": ()}
     )
     doc = to_doc(legacy, fold(REF, legacy.facts, catalogue()), 1)
-    del doc["derived"]  # as stored before revisions
+    del doc["derived"]  # as stored before revisions: the bare list of emitted keys
+    doc["emitted"] = sorted(legacy.emitted)
     client = mongo_client(settings)
     try:
         await client[settings.database_of("enrolment")]["clinicians"].insert_one(doc)

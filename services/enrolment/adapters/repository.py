@@ -1,6 +1,6 @@
 """MongoDB storage of clinician records: collection `clinicians`, one document per clinician.
 
-A document is `{_id: clinician_ref, rev, facts, contact, emitted, derived, outbox, state}`. Every
+A document is `{_id: clinician_ref, rev, facts, contact, derived, outbox, state}`. Every
 change is one compare-and-set on `rev` (the application reads, folds, and saves if
 unchanged), so the facts, the folded state and the outbox of derived events (the backbone's
 embedded outbox) are always stored together without a multi-document transaction. `state`
@@ -20,8 +20,7 @@ from ibest.backbone.concurrency import ConcurrentUpdate
 from ibest.backbone.consumer import ledger_key
 from ibest.backbone.document import Document
 from ibest.backbone.mongo import only_duplicate_keys, update_of
-from ibest.backbone.outbox import MongoOutbox
-from ibest.backbone.outbox_values import OutboxEntry
+from ibest.backbone.outbox import MongoOutbox, read_entries, stored_entries
 from services.enrolment.domain.clinician import ClinicianState, Fact
 from services.enrolment.domain.record import ClinicianRecord, Contact, Emitted
 from services.enrolment.ports import Change, Erasure, HeldContact, Stored
@@ -31,13 +30,16 @@ SEEN_EVENTS = "seen_events"  # the backbone's EventLedger collection
 
 
 def to_doc(record: ClinicianRecord, state: ClinicianState, rev: int) -> Document:
+    """The stored record. Each fact without its `data.clinician_ref` (the document's `_id`);
+    each derived event's last revision once, in `derived` (`emitted`, the bare list of its
+    keys, is only read, from records written before revisions). What a write carries is
+    what changed (`update_of`), so nothing is stored twice."""
     doc: Document = {
         "_id": record.clinician_ref,
         "rev": rev,
-        "facts": [f.model_dump(mode="json") for f in record.facts],
-        "emitted": sorted(record.emitted),
+        "facts": [_stored_fact(f) for f in record.facts],
         "derived": [{"key": key, **e.model_dump()} for key, e in sorted(record.emitted.items())],
-        "outbox": [o.model_dump() for o in record.outbox],
+        "outbox": stored_entries(record.outbox),
         "state": state.model_dump(mode="json"),
     }
     if record.contact is not None:
@@ -45,14 +47,28 @@ def to_doc(record: ClinicianRecord, state: ClinicianState, rev: int) -> Document
     return doc
 
 
+def _stored_fact(fact: Fact) -> Document:
+    stored = fact.model_dump(mode="json")
+    stored["data"] = {k: v for k, v in stored["data"].items() if k != "clinician_ref"}
+    return stored
+
+
+def _fact(stored: Document, clinician_ref: str) -> Fact:
+    """A stored fact, in either shape (with `data.clinician_ref`, as written before issue
+    26, or without)."""
+    return Fact.model_validate(
+        {**stored, "data": {"clinician_ref": clinician_ref, **stored.get("data", {})}}
+    )
+
+
 def from_doc(doc: Document) -> ClinicianRecord:
     contact = doc.get("contact")
     return ClinicianRecord(
         clinician_ref=doc["_id"],
-        facts=tuple(Fact.model_validate(f) for f in doc.get("facts", [])),
+        facts=tuple(_fact(f, doc["_id"]) for f in doc.get("facts", [])),
         contact=Contact.model_validate(contact) if contact else None,
         emitted=emitted_of(doc),
-        outbox=tuple(OutboxEntry.model_validate(o) for o in doc.get("outbox", [])),
+        outbox=read_entries(doc.get("outbox", [])),
     )
 
 
@@ -69,14 +85,20 @@ class MongoClinicianRepository:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._db = db
         self._clinicians: AsyncCollection[Document] = db[CLINICIANS]
-        # Clearing an entry bumps `rev`, so a writer holding an older copy cannot restore it.
-        self.outbox = MongoOutbox(db[CLINICIANS], on_clear={"$inc": {"rev": 1}})
+        # Stamped (the backbone's outbox): a record's next write drops what was published.
+        # Clearing a document of before (no stamp) bumps `rev`, so a writer holding an
+        # older copy cannot restore the entry.
+        self.outbox = MongoOutbox(db[CLINICIANS], on_clear={"$inc": {"rev": 1}}, stamped=True)
         self._read: dict[str, Document] = {}
         """The documents the last `load_many` read, so saving them writes what changed."""
 
     async def create_indexes(self) -> None:
         # The outbox relay looks for documents with a pending outbox.
         await self._clinicians.create_index([("outbox.id", ASCENDING)], name="outbox_id")
+        # Its background pass reads the records stamped since its mark, in stamp order.
+        await self._clinicians.create_index(
+            [("outbox_at", ASCENDING), ("_id", ASCENDING)], name="outbox_stamped", sparse=True
+        )
         # Operators look clinicians up by where they count.
         await self._clinicians.create_index(
             [("state.enrolment.trustcode", ASCENDING), ("state.enrolment.sitecode", ASCENDING)],
@@ -88,7 +110,30 @@ class MongoClinicianRepository:
         self._read = {
             doc["_id"]: doc async for doc in self._clinicians.find({"_id": {"$in": clinician_refs}})
         }
-        return {ref: Stored(from_doc(doc), doc["rev"]) for ref, doc in self._read.items()}
+        return {ref: self._stored(doc) for ref, doc in self._read.items()}
+
+    def _stored(self, doc: Document) -> Stored:
+        """A record as read, its outbox without what this process published (so the next
+        write drops those, and only the others are published again)."""
+        record = from_doc(doc)
+        kept = tuple(self.outbox.kept(record.outbox))
+        if kept != record.outbox:
+            record = record.model_copy(update={"outbox": kept})
+        return Stored(record, doc["rev"])
+
+    def _doc_of(self, change: Change, rev: int, read: Document | None) -> Document:
+        """The record's document: its outbox stamped when it gains an entry (the sweep
+        looks for it), left out when empty."""
+        doc = to_doc(change.record, change.state, rev)
+        if not doc["outbox"]:
+            del doc["outbox"]
+            return doc
+        before = {o.get("id") for o in (read or {}).get("outbox") or []}
+        if read is not None and "outbox_at" in read and {o["id"] for o in doc["outbox"]} <= before:
+            doc["outbox_at"] = read["outbox_at"]
+        else:
+            doc["outbox_at"] = self.outbox.stamp()
+        return doc
 
     async def save_many(self, changes: list[Change]) -> None:
         """One unordered bulk write of inserts and `rev`-guarded replaces; a lost race (a
@@ -113,12 +158,13 @@ class MongoClinicianRepository:
         record (its new facts pushed, changed fields set), else a whole replace."""
         ref = c.record.clinician_ref
         if c.rev is None:
-            return InsertOne(to_doc(c.record, c.state, 1))
-        new = to_doc(c.record, c.state, c.rev + 1)
+            return InsertOne(self._doc_of(c, 1, None))
         read = self._read.pop(ref, None)
         if read is None or read.get("rev") != c.rev:
-            return ReplaceOne({"_id": ref, "rev": c.rev}, new)
-        return UpdateOne({"_id": ref, "rev": c.rev}, update_of(read, new))
+            return ReplaceOne({"_id": ref, "rev": c.rev}, self._doc_of(c, c.rev + 1, None))
+        return UpdateOne(
+            {"_id": ref, "rev": c.rev}, update_of(read, self._doc_of(c, c.rev + 1, read))
+        )
 
     async def state(self, clinician_ref: str) -> ClinicianState | None:
         doc = await self._clinicians.find_one({"_id": clinician_ref}, {"state": 1})

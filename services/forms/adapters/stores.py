@@ -12,6 +12,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from ibest.backbone.audit import Action, Actor, AuditLog
+from ibest.backbone.mongo import Write, write_in_order
 from ibest.backbone.outbox import OutboxEntry
 from services.forms.domain.access import MAX_ACTIVE_KEYS, SiteKey
 from services.forms.ports import (
@@ -199,32 +200,37 @@ class MongoPatients:
         await self.assessed_many([AssessmentTime(trust, site, ref, timepoint, at)])
 
     async def assessed_many(self, assessments: Sequence[AssessmentTime]) -> None:
-        # One ordered bulk write: a baseline's site update follows the upsert that made it.
-        ops: list[UpdateOne] = []
+        # One ordered bulk write (`write_in_order`), one document per assessment: a baseline
+        # with a site is one conditional upsert (a new patient, or a baseline at least as
+        # late as the stored one); if the stored one is later, the pair it stands for (the
+        # recorded time, then the site update, which then changes nothing).
+        writes: list[Write] = []
         for a in assessments:
             key = f"{a.trust}:{a.ref}"
-            ops.append(
-                UpdateOne(
-                    {"_id": key},
-                    {
-                        "$max": {f"recorded.{a.timepoint}": a.at},
-                        "$setOnInsert": {"trust": a.trust, "patient_ref": a.ref, "site": a.site},
-                    },
-                    upsert=True,
-                )
+            recorded = {f"recorded.{a.timepoint}": a.at}
+            plain = UpdateOne(
+                {"_id": key},
+                {
+                    "$max": recorded,
+                    "$setOnInsert": {"trust": a.trust, "patient_ref": a.ref, "site": a.site},
+                },
+                upsert=True,
             )
-            if a.timepoint == "baseline" and a.site:
-                ops.append(
-                    UpdateOne(
-                        {
-                            "_id": key,
-                            "$or": [{"baseline_at": {"$lte": a.at}}, {"baseline_at": None}],
-                        },
-                        {"$set": {"baseline_at": a.at, "site": a.site}},
-                    )
-                )
-        if ops:
-            await self.c.bulk_write(ops, ordered=True)
+            if a.timepoint != "baseline" or not a.site:
+                writes.append(Write(plain))
+                continue
+            later = {"_id": key, "$or": [{"baseline_at": {"$lte": a.at}}, {"baseline_at": None}]}
+            site = {"$set": {"baseline_at": a.at, "site": a.site}}
+            merged = {
+                **site,
+                "$max": recorded,
+                "$setOnInsert": {"trust": a.trust, "patient_ref": a.ref},
+            }
+            writes.append(
+                Write(UpdateOne(later, merged, upsert=True), (plain, UpdateOne(later, site)))
+            )
+        if writes:
+            await write_in_order(self.c, writes)
 
     async def set_activities(self, trust: str, ref: str, names: list[str]) -> None:
         await self.c.update_one({"_id": f"{trust}:{ref}"}, {"$set": {"psfs_activities": names}})

@@ -18,6 +18,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from ibest.backbone.document import Document
+from ibest.backbone.mongo import Write, write_in_order
 from ibest.backbone.outbox import MongoOutbox
 from ibest.backbone.patient_refs import MongoPatientRefs
 from services.notifications.domain.batch import (
@@ -62,12 +63,13 @@ class MongoNotificationsRepository:
     # Clinicians ---------------------------------------------------------------------------
 
     async def apply_clinicians(self, changes: list[ClinicianChange]) -> None:
-        """A batch's clinician changes in one ordered bulk write: atomic $min/$max and
+        """A batch's clinician changes in one ordered bulk write (`write_in_order`: one
+        document per clinician where a conditional upsert can say it): atomic $min/$max and
         conditional updates, so concurrent writers commute. The earliest enrolment starts
         the clock, the latest one decides trust and site; a completion never sets them (the
         thank-you carries the completion's own); every delivery report's (Europe/London)
         date is kept, so whichever survey window holds one is answered."""
-        ops: list[UpdateOne] = []
+        writes: list[Write] = []
         for change in changes:
             update: Document = {"$setOnInsert": {"opted_out": False}}
             if change.mins:
@@ -80,11 +82,21 @@ class MongoNotificationsRepository:
                         "$each": sorted(d.isoformat() for d in change.report_dates)
                     }
                 }
-            ops.append(UpdateOne({"_id": change.ref}, update, upsert=True))
-            if change.latest_enrolment is not None:
-                ops.append(UpdateOne(*_latest_enrolment(change.ref, *change.latest_enrolment)))
-        if ops:
-            await self.clinicians.bulk_write(ops, ordered=True)
+            plain = UpdateOne({"_id": change.ref}, update, upsert=True)
+            if change.latest_enrolment is None:
+                writes.append(Write(plain))
+                continue
+            # One conditional upsert (a new clinician, or a later enrolment: one document
+            # written); if the stored enrolment is later, the pair it stands for.
+            latest, newer = _latest_enrolment(change.ref, *change.latest_enrolment)
+            writes.append(
+                Write(
+                    UpdateOne(latest, {**update, **newer}, upsert=True),
+                    (plain, UpdateOne(latest, newer)),
+                )
+            )
+        if writes:
+            await write_in_order(self.clinicians, writes)
 
     async def cancel_answered_surveys(self, answers: list[tuple[str, date]]) -> None:
         """Cancel the pending survey nudges whose window contains a report (clinician, date):
@@ -174,21 +186,30 @@ class MongoNotificationsRepository:
     # Patients and follow-up items ---------------------------------------------------------
 
     async def apply_patients(self, changes: list[PatientChange]) -> dict[str, Document]:
-        """A batch's patient changes in one ordered bulk write; returns, in one read, the
-        stored patients that had a baseline in the batch."""
-        ops: list[UpdateOne] = []
+        """A batch's patient changes in one ordered bulk write (`write_in_order`: one
+        document per patient); returns, in one read, the stored patients that had a
+        baseline in the batch."""
+        writes: list[Write] = []
         for change in changes:
-            update: Document = {
-                "$setOnInsert": {"trustcode": change.trustcode, "patient_ref": change.patient_ref}
-            }
-            if change.collected:
-                update["$set"] = {f"collected.{tp}": True for tp in change.collected}
-            ops.append(UpdateOne({"_id": change.key}, update, upsert=True))
-            if change.baseline is not None:
-                ops.append(UpdateOne(*_latest_baseline(change.key, *change.baseline)))
-        if not ops:
+            created = {"trustcode": change.trustcode, "patient_ref": change.patient_ref}
+            collected = {f"collected.{tp}": True for tp in change.collected}
+            update: Document = {"$setOnInsert": created}
+            if collected:
+                update["$set"] = collected
+            plain = UpdateOne({"_id": change.key}, update, upsert=True)
+            if change.baseline is None:
+                writes.append(Write(plain))
+                continue
+            # One conditional upsert (a new patient, or a later baseline: one document
+            # written); if the stored baseline is later, the pair it stands for.
+            latest, newer = _latest_baseline(change.key, *change.baseline)
+            merged = {"$set": {**newer["$set"], **collected}, "$setOnInsert": created}
+            writes.append(
+                Write(UpdateOne(latest, merged, upsert=True), (plain, UpdateOne(latest, newer)))
+            )
+        if not writes:
             return {}
-        await self.patients.bulk_write(ops, ordered=True)
+        await write_in_order(self.patients, writes)
         keys = [c.key for c in changes if c.baseline is not None]
         if not keys:
             return {}
@@ -218,7 +239,18 @@ class MongoNotificationsRepository:
                 ),
                 UpdateOne({"_id": item_id, "status": PENDING}, {"$set": fields}),
             ]
-        ops += [UpdateMany(_open_items(*key), {"$set": {"status": CANCELLED}}) for key in cancels]
+        # One cancel per trust and timepoint, its patients listed: the same items as one per
+        # (trust, patient, timepoint), in a fraction of the bytes.
+        patients: dict[tuple[str, str], list[str]] = {}
+        for trust, patient, timepoint in cancels:
+            patients.setdefault((trust, timepoint), []).append(patient)
+        ops += [
+            UpdateMany(
+                _open_items(trust, {"$in": sorted(set(refs))} if len(refs) > 1 else refs[0], tp),
+                {"$set": {"status": CANCELLED}},
+            )
+            for (trust, tp), refs in patients.items()
+        ]
         if ops:
             await self.follow_ups.bulk_write(ops, ordered=True)
 
@@ -427,7 +459,9 @@ def _latest_baseline(key: str, at: datetime, site: str, event_id: str) -> tuple[
     )
 
 
-def _open_items(trust: str, patient: str, timepoint: str) -> Document:
+def _open_items(trust: str, patient: str | Document, timepoint: str) -> Document:
+    """The pending or queued items of a trust's patient (or patients: `{"$in": [...]}`) at
+    a timepoint."""
     return {
         "trustcode": trust,
         "patient_ref": patient,

@@ -3,10 +3,15 @@
 Collections (database `<prefix>_outcomes`):
 - `assessments`: every patient.assessed received, `_id` = `<trust>:<event id>` (the audit
   history; ids belong to their trust, so two trusts' assessments with one id are both kept).
-- `patients`: per (trustcode, patient_ref) the winners, revisions, outcomes and the
-  embedded backbone outbox of outcome.recorded events not yet confirmed published;
-  `version` guards every write (compare-and-set), so concurrent handlers never lose a
-  correction or a revision.
+- `patients`: per (trustcode, patient_ref) the winners, revisions and the embedded backbone
+  outbox of outcome.recorded events not yet confirmed published; `version` guards every
+  write (compare-and-set), so concurrent handlers never lose a correction or a revision.
+  A winner is stored without what its document already says (trust, patient, the
+  timepoint it is keyed by) and the outcomes are not stored (each is computed from the
+  winners and revisions; its event, in the outbox, carries it): what a write carries is
+  what changed, once (`stored_state`, `state_of`). Documents of the older shape (full
+  winners, an `outcomes` copy) are read alike and rewritten in the new one when next
+  changed.
 - `classes`: per (trustcode, class_id) the latest class.started.
 """
 
@@ -21,7 +26,7 @@ from pymongo.errors import BulkWriteError
 from ibest.backbone.concurrency import ConcurrentUpdate
 from ibest.backbone.document import Document
 from ibest.backbone.mongo import only_duplicate_keys, update_of
-from ibest.backbone.outbox import MongoOutbox
+from ibest.backbone.outbox import MongoOutbox, read_entries, stored_entries
 from ibest.backbone.outbox_values import OutboxEntry
 from ibest.backbone.patient_refs import MongoPatientRefs
 from services.outcomes.domain.assessments import Assessment
@@ -34,7 +39,8 @@ class MongoOutcomesRepository:
         self._assessments = db["assessments"]
         self._patients = db["patients"]
         self._classes = db["classes"]
-        self.outbox = MongoOutbox(db["patients"])
+        # Stamped (the backbone's outbox): a patient's next write drops what was published.
+        self.outbox = MongoOutbox(db["patients"], stamped=True)
         self.patient_refs = MongoPatientRefs(
             {"assessments": self._assessments, "patients": self._patients}
         )
@@ -60,6 +66,12 @@ class MongoOutcomesRepository:
             [
                 # The outbox relay looks for patients with pending events.
                 IndexModel([("outbox.id", ASCENDING)], name="outbox_pending", sparse=True),
+                # ... and those stamped since its mark, in stamp order (the stamped outbox).
+                IndexModel(
+                    [("outbox_at", ASCENDING), ("_id", ASCENDING)],
+                    name="outbox_stamped",
+                    sparse=True,
+                ),
             ]
         )
         await self._classes.create_indexes(
@@ -71,21 +83,20 @@ class MongoOutcomesRepository:
     # Assessments (audit history)
 
     async def record_assessments(self, assessments: list[Assessment], received: datetime) -> None:
-        """Keep each assessment, in one bulk write; a redelivery finds it already there and
-        changes nothing."""
+        """Keep each assessment, in one unordered insert: one already kept (a
+        redelivery) fails alone with a duplicate key and stays as it was. An insert carries
+        the document alone, where an upsert wrapped it in a filter and an update."""
         unique = {_assessment_key(a): a for a in assessments}
-        if unique:
-            await self._assessments.bulk_write(
-                [
-                    UpdateOne(
-                        {"_id": key},
-                        {"$setOnInsert": {**a.to_doc(), "received_at": received}},
-                        upsert=True,
-                    )
-                    for key, a in unique.items()
-                ],
+        if not unique:
+            return
+        try:
+            await self._assessments.insert_many(
+                [{"_id": key, **a.to_doc(), "received_at": received} for key, a in unique.items()],
                 ordered=False,
             )
+        except BulkWriteError as exc:
+            if not only_duplicate_keys(exc):
+                raise
 
     async def history(self, trustcode: str, patient_ref: str) -> list[Assessment]:
         cursor = self._assessments.find({"trustcode": trustcode, "patient_ref": patient_ref})
@@ -99,7 +110,7 @@ class MongoOutcomesRepository:
         doc = await self._patients.find_one({"_id": patient_key(trustcode, patient_ref)})
         if doc is None:
             return PatientState(), None
-        return PatientState.from_doc(doc), int(doc["version"])
+        return state_of(doc), int(doc["version"])
 
     async def load_many(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], Loaded]:
         """Several patients in one query; those not stored yet come back new (version None)."""
@@ -109,9 +120,9 @@ class MongoOutcomesRepository:
         async for doc in self._patients.find({"_id": {"$in": ids}}):
             self._read[doc["_id"]] = doc
             found[(doc["trustcode"], doc["patient_ref"])] = Loaded(
-                PatientState.from_doc(doc),
+                state_of(doc),
                 int(doc["version"]),
-                [OutboxEntry.model_validate(o) for o in doc.get("outbox", [])],
+                self.outbox.kept(_entries(doc)),
             )
         return found
 
@@ -121,9 +132,9 @@ class MongoOutcomesRepository:
         if not commits:
             return
         ops: list[InsertOne[Document] | UpdateOne] = [
-            InsertOne(_new_patient(c, now))
+            InsertOne(_new_patient(c, now, self.outbox.stamp()))
             if c.version is None
-            else UpdateOne(*_compare_and_set(c, now, self._read.pop(_key(c), None)))
+            else UpdateOne(*self._compare_and_set(c, now, self._read.pop(_key(c), None)))
             for c in commits
         ]
         try:
@@ -135,6 +146,39 @@ class MongoOutcomesRepository:
         updates = sum(1 for c in commits if c.version is not None)
         if result.matched_count != updates:
             raise ConcurrentUpdate("a patient of the batch changed under us")
+
+    def _compare_and_set(
+        self, c: Commit, now: datetime, read: Document | None
+    ) -> tuple[Document, Document]:
+        """Filter and update writing `c` only if the patient is still at `c.version`: the
+        state's changed fields only when `read` is the document as stored at that version
+        (every change of the state moves the version), else the whole state. The outbox
+        becomes what it held less what this process published, plus the commit's entries
+        (stamped); without `read`, the commit's entries are pushed."""
+        assert c.version is not None
+        state = stored_state(c.state)
+        always = {"updated_at": now, "version": c.version + c.changes}
+        if read is None or read.get("version") != c.version:
+            update: Document = {"$set": {**state, **always}, "$unset": {"outcomes": ""}}
+            if c.outbox:
+                update["$push"] = {"outbox": {"$each": _outbox(c.outbox)}}
+                update["$set"]["outbox_at"] = self.outbox.stamp()
+            return {"_id": _key(c), "version": c.version}, update
+        update = update_of({k: read[k] for k in state if k in read}, state, always)
+        unsets = ["outcomes"] if "outcomes" in read else []  # the older shape's copy
+        was = _entries(read)
+        outbox = [*self.outbox.kept(was), *c.outbox]
+        if c.outbox:
+            update.setdefault("$set", {}).update(
+                {"outbox": _outbox(outbox), "outbox_at": self.outbox.stamp()}
+            )
+        elif not outbox and "outbox" in read:
+            unsets += ["outbox", "outbox_at"]
+        elif len(outbox) < len(was):
+            update.setdefault("$set", {})["outbox"] = _outbox(outbox)
+        if unsets:
+            update.setdefault("$unset", {}).update(dict.fromkeys(unsets, ""))
+        return {"_id": _key(c), "version": c.version}, update
 
     # Classes
 
@@ -162,20 +206,60 @@ class MongoOutcomesRepository:
         return {doc["class_id"]: doc async for doc in cursor}
 
 
-def _outbox(c: Commit) -> list[Document]:
-    return [entry.model_dump() for entry in c.outbox]
+def _outbox(entries: list[OutboxEntry]) -> list[Document]:
+    return stored_entries(entries)
 
 
-def _new_patient(c: Commit, now: datetime) -> Document:
+def _entries(doc: Document) -> list[OutboxEntry]:
+    return list(read_entries(doc.get("outbox") or []))
+
+
+def stored_state(state: PatientState) -> Document:
+    """What a patient document keeps of the state: each winner without the fields its
+    document already holds (trustcode, patient_ref) or its key says (timepoint), an absent
+    class_id left out; the revisions; not the outcomes, which the winners and revisions
+    determine (`PatientState.outcomes`)."""
+    doc = state.to_doc()
     return {
+        "winners": {
+            tp: {k: v for k, v in a.items() if k not in _IMPLIED and v is not None}
+            for tp, a in doc["winners"].items()
+        },
+        "revisions": doc["revisions"],
+    }
+
+
+_IMPLIED = ("trustcode", "patient_ref", "timepoint")
+
+
+def state_of(doc: Document) -> PatientState:
+    """The state of a stored patient, in either shape (winners stored whole before issue
+    26, without what the document implies since)."""
+    winners = {
+        tp: {
+            "trustcode": doc["trustcode"],
+            "patient_ref": doc["patient_ref"],
+            "timepoint": tp,
+            **a,
+        }
+        for tp, a in (doc.get("winners") or {}).items()
+    }
+    return PatientState.from_doc({"winners": winners, "revisions": doc.get("revisions") or {}})
+
+
+def _new_patient(c: Commit, now: datetime, stamp: datetime) -> Document:
+    doc: Document = {
         "_id": patient_key(c.trustcode, c.patient_ref),
         "trustcode": c.trustcode,
         "patient_ref": c.patient_ref,
         "version": c.changes,
-        "outbox": _outbox(c),
-        **c.state.to_doc(),
+        **stored_state(c.state),
         "updated_at": now,
     }
+    if c.outbox:
+        doc["outbox"] = _outbox(c.outbox)
+        doc["outbox_at"] = stamp
+    return doc
 
 
 def _assessment_key(assessment: Assessment) -> str:
@@ -184,23 +268,6 @@ def _assessment_key(assessment: Assessment) -> str:
 
 def _key(c: Commit) -> str:
     return patient_key(c.trustcode, c.patient_ref)
-
-
-def _compare_and_set(
-    c: Commit, now: datetime, read: Document | None = None
-) -> tuple[Document, Document]:
-    """Filter and update writing `c` only if the patient is still at `c.version`: the
-    state's changed fields only when `read` is the document as stored at that version
-    (every change of the state moves the version), else the whole state."""
-    assert c.version is not None
-    state = c.state.to_doc()
-    always = {"updated_at": now, "version": c.version + c.changes}
-    if read is not None and read.get("version") == c.version:
-        update = update_of({k: read[k] for k in state if k in read}, state, always)
-    else:
-        update = {"$set": {**state, **always}}
-    update.setdefault("$push", {})["outbox"] = {"$each": _outbox(c)}
-    return {"_id": _key(c), "version": c.version}, update
 
 
 def _rank(doc: Document) -> tuple[str, str]:
