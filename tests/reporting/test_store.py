@@ -208,3 +208,32 @@ async def test_a_writer_that_dies_between_its_leaves_and_its_site_is_mended_by_r
     assert await nurses(again) == [{"nurse": 2}]
     await again.apply_many([enrolled("c-3")])  # and later batches move it incrementally
     assert await nurses(again) == [{"nurse": 3}]
+
+
+async def test_a_leaf_keeps_entries_only_and_sites_are_summed_from_them(db: Database) -> None:
+    """A leaf carries no sums, no entity key and no place (its site says it): the site's
+    sums move by what the batch's entries changed, and when the site must be summed afresh
+    they come from every entry of its leaves. A leaf stored by an earlier version, with sums
+    of its own, is never read for them and loses them at its next write."""
+    generation = MongoGeneration(db, 1)
+    first, second, third = same_leaf("c-1", 3)
+    await generation.apply_many([enrolled(first), enrolled(second)])
+    [leaf] = [d async for d in generation.counted.find()]
+    assert set(leaf) == {"_id", "site", "n", "rev", "e"}
+    for entry in leaf["e"].values():
+        assert set(entry) == {"k", "v", "c", "m"}
+        assert "site" not in entry["c"] and "trust" not in entry["c"]
+
+    # As an earlier version left it: wrong sums beside the entries, a site without its
+    # exact sums (so it is summed afresh), and a writer that never saw the site.
+    await generation.counted.update_one(
+        {"_id": leaf["_id"]}, {"$set": {"s": {"clinicians": {"enrolled": {"nurse": 9}}}, "k": 9}}
+    )
+    await generation.sites.update_one({"_id": "RTH08"}, {"$unset": {"x": "", "ln": ""}})
+    again = MongoGeneration(db, 1)
+    await again.apply_many([enrolled(third)])
+    assert await nurses(again) == [{"nurse": 3}]
+    [leaf] = [d async for d in again.counted.find()]
+    assert set(leaf) == {"_id", "site", "n", "rev", "e"}
+    await again.apply_many([enrolled("c-4")])  # and later batches move it incrementally
+    assert await nurses(again) == [{"nurse": 4}]

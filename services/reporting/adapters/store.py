@@ -5,10 +5,11 @@ Collections of generation N:
   entity: its facts by event id, a version `v` (incremented by every write of facts) and
   `sites`, the sites of its placing facts (every site it may be counted at; see
   `EntityFact.places`);
-- `gN_counted`: per site, the entities counted there, each with its contribution and the
-  version it was computed from (`domain.counted`), and a revision (`n`, `rev`);
-- `gN_sites`: per site, the summary folded from its `gN_counted` record (what reports read)
-  and the `n` of that record.
+- `gN_counted`: per site, up to 256 leaves (`domain.parts`), each holding the entries of
+  the entities its hash gives it: their contribution there and the version it was computed
+  from (`domain.counted`), with a revision (`n`, and `rev`: the mark of its last writer);
+- `gN_sites`: per site, the summary and monthly series reports read, with the exact sums
+  they are rounded from (`x`) and the `n` of each leaf those include (`ln`).
 In the small `generations` collection, the pointer document `active` names the generation
 readers use and, while a rebuild runs, the one being built (writers feed both); beside it,
 one stamp document per generation, `gN`, holds `as_of` and `changes` (how many summaries
@@ -26,7 +27,7 @@ its events; their redelivery merges (changing nothing) and stores the summary.
 
 from __future__ import annotations
 
-import uuid
+import secrets
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 
@@ -46,6 +47,7 @@ from services.reporting.domain.parts import (
     combine,
     entity_hash,
     entry_node,
+    leaf_node,
     part_id,
     site_figures,
 )
@@ -53,8 +55,9 @@ from services.reporting.ports import Generation, SiteMonths
 
 Counts = dict[str, dict[EntityId, Counted]]
 Move = tuple[int, int, Document | None, Document | None]
-"""A leaf as a batch left it: the `n` it was found at, the `n` it is at, and its sums before
-and after (None, None: the batch found nothing newer for it)."""
+"""A leaf as a batch left it: the `n` it was found at, the `n` it is at, what its newer
+entries add and what the entries they replaced took (None, None: the batch found nothing
+newer for it)."""
 Moves = dict[str, Move]
 """Per site, the entities whose contribution there is to be merged into its record."""
 POINTER = "generations"
@@ -63,6 +66,8 @@ SUMMARISE_CHUNK = 5
 PROJECTED_ENTRIES = 5_000
 """Entries a pass reads by name from their leaves; a pass with more (a rebuild's) reads the
 leaves whole."""
+LEAF_SUMS = ("s", "m", "k")
+"""What a leaf kept before its sums were left to its site (`k` says a leaf still has them)."""
 RECORD_WRITE_ATTEMPTS = 20
 """Passes over the sites whose records other writers keep storing first, before the batch
 is left to redelivery (each lost write means another writer stored that site)."""
@@ -141,16 +146,16 @@ class MongoGeneration:
         """Merge `counts` into the sites' parts (`domain.parts`) and store the summaries of
         the sites whose figures moved; return how many summaries were stored.
 
-        Three passes, each one read and one bulk of conditional writes, bottom up:
+        Two passes, each one read and one bulk of conditional writes, bottom up:
         1. leaves (`gN_counted`): merge the entries (newest version wins) and write only
-           what changed (`$set` of the changed entries and sums) under a compare-and-set on
-           the leaf's `n`; a leaf another writer stored first is read and merged again
-           (`retry_on_conflict`, as before for the whole site's record);
-        2. parents (`gN_parts`) and 3. roots (`gN_sites`, the summaries reports read): each
-           is the sum of its children, stamped `w` = the sum of its children's stamps
-           (every write raises a child's stamp), and is stored only over an older stamp,
-           again writing only what changed. The writer of the last change of any child
-           reads every child as final, so the newest sum wins whatever the interleaving.
+           the changed entries (`update_of`) under a compare-and-set on the leaf's `n`; a
+           leaf another writer stored first is read and merged again
+           (`retry_on_conflict`). A leaf keeps entries only, no sums: each write yields
+           the move it makes (what its newer entries add less what they replaced);
+        2. sites (`gN_sites`, the summaries reports read): the site's exact sums moved by
+           those moves, or summed afresh from every entry of its leaves when the site
+           document does not record the leaves at the `n` the moves started from
+           (`_sum_sites`), again writing only what changed.
         A site this generation never had is first seeded from the entities whose `sites`
         name it (a new site, a rebuild's live writes, or an upgrade from one record per
         site). Every write is bounded by what the batch changed, not by the site's size.
@@ -163,13 +168,9 @@ class MongoGeneration:
         for site, entities in counts.items():
             for (kind, key), counted in entities.items():
                 digest = entity_hash(kind, key)
-                leaves.setdefault(part_id(site, digest[:LEVELS]), {})[digest] = {
-                    "k": kind,
-                    "id": key,
-                    "v": counted.v,
-                    "c": counted.contribution,
-                    "m": counted.months,
-                }
+                leaves.setdefault(part_id(site, digest[:LEVELS]), {})[digest] = _entry(
+                    kind, counted
+                )
         moves = await self._store_leaves(leaves)
         stored = await self._sum_sites(sorted(counts), moves)
         self._seeded.update(counts)
@@ -198,8 +199,9 @@ class MongoGeneration:
     async def _store_leaves(self, leaves: dict[str, dict[str, Entry]]) -> Moves:
         """Merge entries into their leaves, compare-and-set on each leaf's `n`.
 
-        A leaf is read without its other entries (a projection of the batch's own): its sums
-        move by what the newer entries add less what the entries they replace took, exactly
+        A leaf is read without its other entries (a projection of the batch's own) and
+        keeps no sums of its own: what the batch moves the site by is what the newer
+        entries add less what the entries they replace took, exactly
         (`domain.parts.combine`), so the read and the write stay the size of the batch's
         share of the leaf, whatever the leaf holds."""
         pending = sorted(leaves)
@@ -208,7 +210,7 @@ class MongoGeneration:
         async def attempt() -> None:
             nonlocal pending
             wanted = {f"e.{digest}": 1 for leaf in pending for digest in leaves[leaf]}
-            projection = {**dict.fromkeys(("n", "rev", "s", "m", "k"), 1), **wanted}
+            projection = {**dict.fromkeys(("n", "rev", "k"), 1), **wanted}
             stored = {
                 d["_id"]: d
                 async for d in self.counted.find(
@@ -216,7 +218,7 @@ class MongoGeneration:
                     projection if len(wanted) <= PROJECTED_ENTRIES else None,
                 )
             }
-            mine = {leaf: uuid.uuid4().hex for leaf in pending}
+            mine = {leaf: revision() for leaf in pending}
             writes = []
             tried: Moves = {}
             for leaf in pending:
@@ -233,19 +235,18 @@ class MongoGeneration:
                     continue
                 site = leaf.rsplit("/", 1)[0]
                 replaced = {digest: have[digest] for digest in newer if digest in have}
-                before = {"s": {}, "m": {}, "k": 0}
-                if old is not None:
-                    before = {key: old.get(key, before[key]) for key in before}
-                node = combine(
-                    [before, *(entry_node(site, entry) for entry in newer.values())],
-                    [entry_node(site, entry) for entry in replaced.values()],
-                )
-                base = {**before, "e": replaced} if old is not None else {}
-                new = (
-                    {**node, "e": newer} if old is not None else {"site": site, **node, "e": newer}
-                )
+                base: Document = {"e": replaced} if old is not None else {}
+                if old is not None and "k" in old:
+                    # A leaf of an earlier version kept its sums (`s`, `m`, `k`): dropped.
+                    base.update(dict.fromkeys(LEAF_SUMS))
+                new = {"e": newer} if old is not None else {"site": site, "e": newer}
                 n = old["n"] + 1 if old else 1
-                tried[leaf] = (n - 1, n, before, node)
+                tried[leaf] = (
+                    n - 1,
+                    n,
+                    combine(entry_node(site, entry) for entry in newer.values()),
+                    combine(entry_node(site, entry) for entry in replaced.values()),
+                )
                 writes.append(
                     UpdateOne(
                         {"_id": leaf, "n": old["n"] if old else {"$exists": False}},
@@ -307,12 +308,15 @@ class MongoGeneration:
                     sums[site] = moved
             if afresh:
                 children: dict[str, list[Document]] = {site: [] for site in afresh}
-                async for d in self.counted.find({"site": {"$in": afresh}}, {"e": 0}):
+                async for d in self.counted.find(
+                    {"site": {"$in": afresh}}, {"n": 1, "site": 1, "e": 1}
+                ):
                     children[d["site"]].append(d)
                 for site, found in children.items():
                     ln = {d["_id"].rsplit("/", 1)[1]: int(d["n"]) for d in found}
-                    sums[site] = (combine(found), ln)
-            mine = {site: uuid.uuid4().hex for site in pending}
+                    entries = (entry for d in found for entry in d.get("e", {}).values())
+                    sums[site] = (leaf_node(site, entries), ln)
+            mine = {site: revision() for site in pending}
             writes, after = [], {}
             for site in pending:
                 old = self._roots.get(site)
@@ -419,6 +423,20 @@ def _counted(kind: str, doc: Document) -> Iterator[tuple[str, EntityId, Counted]
     return counted_of(kind, doc["_id"], doc["v"], doc["facts"], doc.get("sites", []))
 
 
+PLACE = ("trust", "site")
+"""What a contribution says of its place, which its leaf says already: not stored in it."""
+
+
+def _entry(kind: str, counted: Counted) -> Entry:
+    """An entity's entry as its leaf stores it (`domain.counted.Entry` without `id`: its
+    field name in the leaf is its hash, and nothing reads the key back), its contribution
+    without its place (the leaf's site; `fold_counted` takes the place from the site)."""
+    contribution = counted.contribution
+    if contribution is not None:
+        contribution = {k: v for k, v in contribution.items() if k not in PLACE}
+    return {"k": kind, "v": counted.v, "c": contribution, "m": counted.months}
+
+
 def _moved(root: Document | None, moves: dict[str, Move]) -> tuple[Document, dict[str, int]] | None:
     """A site's sums moved by its leaves' `moves` (leaf digits -> move), or None when its
     document does not record every moved leaf at the `n` the move started from."""
@@ -426,18 +444,25 @@ def _moved(root: Document | None, moves: dict[str, Move]) -> tuple[Document, dic
         return None
     ln = dict(root["ln"])
     plus, minus = [], []
-    for digits, (start, end, before, after) in moves.items():
+    for digits, (start, end, added, taken) in moves.items():
         have = ln.get(digits, 0)
         if have >= end:
             continue  # the site already includes this leaf at least this new
-        if have != start or before is None or after is None:
+        if have != start or added is None or taken is None:
             return None
-        plus.append(after)
-        minus.append(before)
+        plus.append(added)
+        minus.append(taken)
         ln[digits] = end
     if not plus:
         return root["x"], ln
     return combine([root["x"], *plus], minus), ln
+
+
+def revision() -> int:
+    """A write's mark on the document it wrote (`rev`), to learn after an unordered bulk of
+    compare-and-sets which of them won: 63 random bits, a BSON int64 (8 bytes where a UUID's
+    hex took 33; two writers of one document at one `n` draw the same one 2^-63 of the time)."""
+    return secrets.randbits(63)
 
 
 async def _write(coll: AsyncCollection[Document], ops: list[UpdateOne]) -> int:

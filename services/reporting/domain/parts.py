@@ -2,10 +2,12 @@
 site.
 
 Each entity counted at a site belongs to one of the site's parts (leaves), chosen by a hash
-of the entity (`entity_hash`). A leaf keeps its entities' entries (`domain.counted`) and
-the sum of what they count, sparse (no zeros); the site's summary is the sum of its
-leaves. A batch rewrites only its entities' entries and their leaves' sums, whatever the
-size of the site, and no leaf grows beyond the share of the site its hash gives it (1/256).
+of the entity (`entity_hash`). A leaf keeps its entities' entries (`domain.counted`) only;
+the site's exact sums are the sum of what every entry counts, sparse (no zeros), moved by
+each batch by what its entries add less what the entries they replace took (`combine`),
+or summed afresh from every entry (`leaf_node`). A batch rewrites only its entities'
+entries, whatever the size of the site, and no leaf grows beyond the share of the site its
+hash gives it (1/256).
 
 Sums are exact and independent of how the entities fall into parts: counts add up; each
 float total is kept as the exact partial sums of Shewchuk's algorithm (what `math.fsum`
@@ -36,9 +38,9 @@ CLASS_DATES = "class_dates"
 classes per date, which adds and subtracts, and read as its first and last date."""
 
 Node = dict[str, Any]
-"""What a part keeps: `s` its exact sum (a summary whose floats are partial-sum lists),
-`m` its monthly steps summed by month ({month: {"d": {count: change}, "c": changes}}), and
-`k` how many of its entries count somewhere here (`c` not None)."""
+"""What entries count together: `s` their exact sum (a summary whose floats are
+partial-sum lists), `m` their monthly steps summed by month ({month: {"d": {count: change},
+"c": changes}}), and `k` how many of them count somewhere here (`c` not None)."""
 
 
 def entity_hash(kind: str, key: str) -> str:
