@@ -2,12 +2,13 @@
 
 Collections of generation N:
 - `gN_clinicians`, `gN_patients`, `gN_classes`, `gN_notifications`: one document per
-  entity: its facts by event id, a version `v` (incremented by every write of facts) and
+  entity: its facts by event id, a version `v` (incremented by every write of facts),
   `sites`, the sites of its placing facts (every site it may be counted at; see
-  `EntityFact.places`);
-- `gN_counted`: per site, up to 256 leaves (`domain.parts`), each holding the entries of
-  the entities its hash gives it: their contribution there and the version it was computed
-  from (`domain.counted`), with a revision (`n`, and `rev`: the mark of its last writer);
+  `EntityFact.places`), and `at`, the leaf depth it was placed at at each;
+- `gN_counted`: per site, 1 to 273 leaves (`domain.parts`: one while the site is small, 16
+  more while middling, 256 more beyond), each holding the entries of the entities placed
+  in it: their contribution there and the version it was computed from
+  (`domain.counted`), with a revision (`n`, and `rev`: the mark of its last writer);
 - `gN_sites`: per site, the summary and monthly series reports read, with the exact sums
   they are rounded from (`x`) and the `n` of each leaf those include (`ln`).
 In the small `generations` collection, the pointer document `active` names the generation
@@ -39,21 +40,25 @@ from pymongo.errors import BulkWriteError
 from ibest.backbone.concurrency import ConcurrentUpdate, retry_on_conflict
 from ibest.backbone.document import Document
 from ibest.backbone.mongo import only_duplicate_keys, update_of
-from services.reporting.domain.counted import Counted, EntityId, Entry, counted_of
+from services.reporting.domain.counted import Counted, Entry, counted_of
 from services.reporting.domain.facts import ENTITY_KINDS, EntityFact, newest_time
 from services.reporting.domain.figures import Summary
 from services.reporting.domain.parts import (
     LEVELS,
     combine,
+    depth_for,
     entity_hash,
     entry_node,
+    leaf_digits,
     leaf_node,
     part_id,
     site_figures,
 )
 from services.reporting.ports import Generation, SiteMonths
 
-Counts = dict[str, dict[EntityId, Counted]]
+Placed = tuple[str, str, int]
+"""An entity in the leaf it is placed in at a site: (entity kind, entity key, depth)."""
+Counts = dict[str, dict[Placed, Counted]]
 Move = tuple[int, int, Document | None, Document | None]
 """A leaf as a batch left it: the `n` it was found at, the `n` it is at, what its newer
 entries add and what the entries they replaced took (None, None: the batch found nothing
@@ -61,6 +66,10 @@ newer for it)."""
 Moves = dict[str, Move]
 """Per site, the entities whose contribution there is to be merged into its record."""
 POINTER = "generations"
+ADAPTIVE = "adaptive"
+"""The pointer's list of the generations whose leaves are as deep as their sites' sizes ask
+(`MongoGeneration.adaptive`): every generation made by this version; one made before keeps
+256 leaves per site until a rebuild replaces it."""
 SUMMARISE_CHUNK = 5
 """Sites a rebuild summarises per pass (bounded memory: their entities are read at once)."""
 PROJECTED_ENTRIES = 5_000
@@ -76,8 +85,14 @@ is left to redelivery (each lost write means another writer stored that site).""
 class MongoGeneration:
     """The aggregates of one generation (the `Generation` port)."""
 
-    def __init__(self, db: AsyncDatabase[Document], number: int) -> None:
+    def __init__(self, db: AsyncDatabase[Document], number: int, *, adaptive: bool = True) -> None:
         self.number = number
+        self.adaptive = adaptive
+        """Whether an entity placed at a site goes to a leaf as deep as the site's size asks
+        (`domain.parts.depth_for`, recorded on the entity as `at`), or always to one of 256
+        (a generation made before that: its entities record no depth)."""
+        self._placed: dict[str, int] = {}
+        """Placing facts this process stored per site: a site's size while it has no summary."""
         self._db = db
         self.entities = {kind: db[f"g{number}_{kind}"] for kind in ENTITY_KINDS}
         self.counted = db[f"g{number}_counted"]
@@ -101,6 +116,7 @@ class MongoGeneration:
         pass over the touched sites (`store_counted`). Applying the facts one at a time gives
         the same documents (facts are keyed by event id).
         """
+        sizes = await self._sizes({f.fact["site"] for f in facts if f.places}, summarise)
         by_kind: dict[str, dict[str, Document]] = {}
         for fact in facts:
             update = by_kind.setdefault(fact.entity, {}).setdefault(
@@ -108,9 +124,14 @@ class MongoGeneration:
             )
             update["$set"][f"facts.{fact.fact_id}"] = fact.fact
             if fact.places:
-                update.setdefault("$addToSet", {"sites": {"$each": []}})["sites"]["$each"].append(
-                    fact.fact["site"]
-                )
+                site = fact.fact["site"]
+                places = update.setdefault("$addToSet", {"sites": {"$each": []}})
+                places["sites"]["$each"].append(site)
+                if self.adaptive:
+                    depth = depth_for(sizes[site])
+                    places.setdefault("at", {"$each": []})["$each"].append(f"{site}/{depth}")
+                sizes[site] += 1  # a large batch at a small site fills its leaf no further
+                self._placed[site] = self._placed.get(site, 0) + 1
         counts: Counts = {}
         for kind, entities in by_kind.items():
             coll = self.entities[kind]
@@ -125,6 +146,25 @@ class MongoGeneration:
                     counts.setdefault(site, {})[entity] = counted
         stored = await self.store_counted(counts)
         await self.stamp_changes(newest_time(facts), stored)
+
+    async def _sizes(self, sites: set[str], summarise: bool) -> dict[str, int]:
+        """How many entities each of `sites` counts, as far as this writer knows, to choose
+        the depth of the leaf an entity placed there now goes to (`depth_for`): its
+        summary's sums (read once per process and kept in `_roots` for `_sum_sites`) or,
+        where it has none yet, the placing facts this process stored there. Writers that
+        judge a site differently may place one entity at two depths: the entity records
+        both (`at`) and counts at the shallower (`_counted`)."""
+        unknown = [site for site in sites if site not in self._roots]
+        if self.adaptive and summarise and unknown:
+            async for d in self.sites.find({"_id": {"$in": unknown}}):
+                self._roots[d["_id"]] = d
+        return {
+            site: max(
+                self._placed.get(site, 0),
+                int(self._roots.get(site, {}).get("x", {}).get("k", 0)),
+            )
+            for site in sites
+        }
 
     async def summarise(self, sites: Iterable[str]) -> int:
         """Recompute the records and summaries of `sites` from every entity that may be
@@ -166,9 +206,9 @@ class MongoGeneration:
             await self._seed(counts)
         leaves: dict[str, dict[str, Entry]] = {}
         for site, entities in counts.items():
-            for (kind, key), counted in entities.items():
+            for (kind, key, depth), counted in entities.items():
                 digest = entity_hash(kind, key)
-                leaves.setdefault(part_id(site, digest[:LEVELS]), {})[digest] = _entry(
+                leaves.setdefault(part_id(site, leaf_digits(digest, depth)), {})[digest] = _entry(
                     kind, counted
                 )
         moves = await self._store_leaves(leaves)
@@ -418,9 +458,26 @@ class MongoGeneration:
         await self.stamps.delete_one({"_id": self.stamp_id})
 
 
-def _counted(kind: str, doc: Document) -> Iterator[tuple[str, EntityId, Counted]]:
-    """`domain.counted.counted_of` of a stored entity document."""
-    return counted_of(kind, doc["_id"], doc["v"], doc["facts"], doc.get("sites", []))
+def _counted(kind: str, doc: Document) -> Iterator[tuple[str, Placed, Counted]]:
+    """`domain.counted.counted_of` of a stored entity document, in the leaves it is placed
+    in: at each site, every depth it recorded there (`at`; none recorded: the deepest), its
+    contribution at the shallowest and none at the others, so an entity two writers placed
+    at two depths counts once, as an entity that moved counts at one site."""
+    depths: dict[str, set[int]] = {}
+    for place in doc.get("at", []):
+        site, depth = place.rsplit("/", 1)
+        depths.setdefault(site, set()).add(int(depth))
+    for site, (kind_, key), counted in counted_of(
+        kind, doc["_id"], doc["v"], doc["facts"], doc.get("sites", [])
+    ):
+        here = depths.get(site) or {LEVELS}
+        lowest = min(here)
+        for depth in sorted(here):
+            yield (
+                site,
+                (kind_, key, depth),
+                counted if depth == lowest else Counted(counted.v, None, None),
+            )
 
 
 PLACE = ("trust", "site")
@@ -496,7 +553,7 @@ class MongoGenerationStore:
             return found
         doc = await self._pointer.find_one_and_update(
             {"_id": "active"},
-            {"$setOnInsert": {"generation": 1, "building": None, "next": 2}},
+            {"$setOnInsert": {"generation": 1, "building": None, "next": 2, ADAPTIVE: [1]}},
             upsert=True,
             return_document=ReturnDocument.AFTER,
         )
@@ -526,7 +583,10 @@ class MongoGenerationStore:
         """The active generation and, during a rebuild, the one being built."""
         doc = await self.pointer()
         numbers = [doc["generation"], *([doc["building"]] if doc.get("building") else [])]
-        return [self.generation(int(n)) for n in numbers]
+        generations = [self.generation(int(n)) for n in numbers]
+        for generation in generations:
+            generation.adaptive = generation.number in doc.get(ADAPTIVE, [])
+        return generations
 
     async def start_building(self) -> MongoGeneration:
         """Open a fresh generation that writers feed alongside the active one from now on."""
@@ -536,8 +596,11 @@ class MongoGenerationStore:
         )
         assert doc is not None
         number = int(doc["next"])
-        await self._pointer.update_one({"_id": "active"}, {"$set": {"building": number}})
+        await self._pointer.update_one(
+            {"_id": "active"}, {"$set": {"building": number}, "$addToSet": {ADAPTIVE: number}}
+        )
         generation = self.generation(number)
+        generation.adaptive = True
         await generation.create_indexes()
         return generation
 
@@ -558,6 +621,11 @@ class MongoGenerationStore:
         """Drop every collection and stamp of other generations (left-overs of rebuilds)."""
         keep = list(keep)
         self._generations = {n: g for n, g in self._generations.items() if n in keep}
+        pointer = await self.pointer()
+        await self._pointer.update_one(
+            {"_id": "active"},
+            {"$set": {ADAPTIVE: [n for n in pointer.get(ADAPTIVE, []) if n in keep]}},
+        )
         await self._pointer.delete_many(
             {"_id": {"$regex": r"^g\d+$", "$nin": [f"g{n}" for n in keep]}}
         )

@@ -29,10 +29,18 @@ from services.reporting.domain.figures import Summary
 from services.reporting.domain.months import fold_months
 
 LEVELS = 2
-"""Hex digits of an entity's hash that name its leaf: 256 leaves per site at most, so a leaf
-holds 1/256 of its site (a leaf write costs the server its whole document). 16 leaves wrote
-9% fewer documents in the 10,000-event backfill but a leaf 16 times larger: the time per
-event at one site of a few thousand patients grew 2.5 times faster (docs/performance.md)."""
+"""Hex digits of an entity's hash that name its leaf at most: 256 leaves per site, so a leaf
+holds 1/256 of a large site (a leaf write costs the server its whole document). 16 leaves
+wrote 9% fewer documents in the 10,000-event backfill but a leaf 16 times larger: the time
+per event at one site of a few thousand patients grew 2.5 times faster
+(docs/performance.md)."""
+DEPTHS = ((48, 0), (768, 1))
+"""How many hex digits name the leaf of an entity placed at a site that counts fewer than so
+many entities: one leaf while a site is small, 16 while it is middling, 256 beyond
+(`depth_for`). A batch writes one document per leaf it touches, and a small site's
+entities, each in a leaf of its own among 256, made a batch write one leaf per entity. An
+entity stays in the leaf it was first placed in, so a leaf holds at most about 48 entities
+placed while its site was small (45 per leaf while middling) and 1/256 of the rest."""
 CLASS_DATES = "class_dates"
 """The one summary value that is not a sum (first and last class date): kept as a count of
 classes per date, which adds and subtracts, and read as its first and last date."""
@@ -51,6 +59,22 @@ def entity_hash(kind: str, key: str) -> str:
 def part_id(site: str, digits: str) -> str:
     """The id of the part of `site` whose entities' hashes start with `digits`."""
     return f"{site}/{digits}"
+
+
+def depth_for(counted: int) -> int:
+    """How many hex digits name the leaf of an entity placed now at a site that counts
+    `counted` entities (`DEPTHS`)."""
+    for below, depth in DEPTHS:
+        if counted < below:
+            return depth
+    return LEVELS
+
+
+def leaf_digits(digest: str, depth: int) -> str:
+    """The part of a site that holds the entity of hash `digest` placed at `depth`: its
+    first `depth` hex digits, `-` for the one leaf of depth 0 (a field name cannot be
+    empty)."""
+    return digest[:depth] if depth else "-"
 
 
 def partials(values: Iterable[float], into: list[float] | None = None) -> list[float]:
