@@ -9,8 +9,9 @@ Collections of generation N:
   more while middling, 256 more beyond), each holding the entries of the entities placed
   in it: their contribution there and the version it was computed from
   (`domain.counted`), with a revision (`n`, and `rev`: the mark of its last writer);
-- `gN_sites`: per site, the summary and monthly series reports read, with the exact sums
-  they are rounded from (`x`) and the `n` of each leaf those include (`ln`).
+- `gN_sites`: per site, the summary and monthly series reports read, with what the exact
+  sums they are rounded from hold beyond them (`x`) and the `n` of each leaf those include
+  (`ln`).
 In the small `generations` collection, the pointer document `active` names the generation
 readers use and, while a rebuild runs, the one being built (writers feed both); beside it,
 one stamp document per generation, `gN`, holds `as_of` and `changes` (how many summaries
@@ -52,6 +53,8 @@ from services.reporting.domain.parts import (
     leaf_digits,
     leaf_node,
     part_id,
+    residue,
+    restored,
     site_figures,
 )
 from services.reporting.ports import Generation, SiteMonths
@@ -314,17 +317,18 @@ class MongoGeneration:
         """Store each site's summary and monthly series, the sum of its leaves, writing only
         what changed; return how many summaries were stored.
 
-        A site document keeps its exact sums (`x`) and the `n` of each leaf they include
-        (`ln`; `w` their total). Where `ln` holds, for every leaf this batch touched, the
-        `n` the batch found it at, the sums move by what the batch's leaf writes moved
-        (new sums less old), with no read of the site's leaves; otherwise (a writer that
-        died between its leaves and the site, another that got there first, a site
-        without `x`) they are summed afresh from every leaf. Either way the stored sums are
-        always the sum of the leaves at the `n` recorded beside them, and the last writer of
-        a leaf records its final `n`. A compare-and-set on `rev` makes each write apply to
-        the document it was computed from. The site documents this process last read or
-        wrote are kept (`_roots`, one per site); a stale copy's write matches nothing and
-        is read afresh."""
+        A site document keeps its exact sums (`x`: of `s`, only what its summary cannot
+        say, `domain.parts.residue`) and the `n` of each leaf they include (`ln`; `w` their
+        total). Where `ln` holds, for every leaf this batch touched, the `n` the batch
+        found it at, the sums move by what the batch's leaf writes moved (what their newer
+        entries add less what they replaced), with no read of the site's leaves; otherwise
+        (a writer that died between its leaves and the site, another that got there first,
+        a site without `x`) they are summed afresh from every entry of its leaves. Either
+        way the stored sums are always the sum of the leaves at the `n` recorded beside
+        them, and the last writer of a leaf records its final `n`. A compare-and-set on
+        `rev` makes each write apply to the document it was computed from. The site
+        documents this process last read or wrote are kept (`_roots`, one per site); a
+        stale copy's write matches nothing and is read afresh."""
         by_site: dict[str, dict[str, Move]] = {}
         for leaf, move in moves.items():
             site, digits = leaf.rsplit("/", 1)
@@ -361,8 +365,6 @@ class MongoGeneration:
             for site in pending:
                 old = self._roots.get(site)
                 x, ln = sums[site]
-                if old is not None and old.get("x") == x and old.get("ln") == ln:
-                    continue  # nothing moved
                 summary, months, _ = site_figures(site, [x])
                 # A site is reported once any placing fact names it (an enrolment, a
                 # baseline, a class start there), counted there now or not: which sites are
@@ -370,11 +372,13 @@ class MongoGeneration:
                 # enrolment arriving late lists its site as it did in live operation).
                 new: Document = {
                     "shown": True,
-                    "x": x,
+                    "x": {**x, "s": residue(x["s"])},
                     "ln": ln,
                     "summary": summary,
                     "months": months,
                 }
+                if old is not None and all(old.get(k) == v for k, v in new.items()):
+                    continue  # nothing moved
                 base = {k: old[k] for k in new if k in old} if old else {}
                 always = {"w": sum(ln.values()), "rev": mine[site]}
                 writes.append(
@@ -497,7 +501,7 @@ def _entry(kind: str, counted: Counted) -> Entry:
 def _moved(root: Document | None, moves: dict[str, Move]) -> tuple[Document, dict[str, int]] | None:
     """A site's sums moved by its leaves' `moves` (leaf digits -> move), or None when its
     document does not record every moved leaf at the `n` the move started from."""
-    if root is None or "x" not in root or "ln" not in root:
+    if root is None or "x" not in root or "ln" not in root or "summary" not in root:
         return None
     ln = dict(root["ln"])
     plus, minus = [], []
@@ -510,9 +514,11 @@ def _moved(root: Document | None, moves: dict[str, Move]) -> tuple[Document, dic
         plus.append(added)
         minus.append(taken)
         ln[digits] = end
+    # The site keeps only what its summary cannot say of its exact sums (`residue`).
+    x = {**root["x"], "s": restored(root["summary"], root["x"].get("s", {}))}
     if not plus:
-        return root["x"], ln
-    return combine([root["x"], *plus], minus), ln
+        return x, ln
+    return combine([x, *plus], minus), ln
 
 
 def revision() -> int:

@@ -176,6 +176,44 @@ def sparse(summary: Mapping[str, Any]) -> dict[str, Any]:
     return {**out, **{key: n for key, n in counts.items() if n}}
 
 
+def residue(sums: Mapping[str, Any]) -> dict[str, Any]:
+    """What exact sums hold beyond the summary rounded from them (`rounded`): every
+    partial-sum list of more than one float, and the count of classes per date. Every count
+    and every one-float sum the summary says exactly, so a site document keeps only this
+    beside its summary (`restored`)."""
+    out: dict[str, Any] = {}
+    for key, value in sums.items():
+        if key == CLASS_DATES:
+            out[key] = value
+        elif isinstance(value, Mapping):
+            inner = residue(value)
+            if inner:
+                out[key] = inner
+        elif isinstance(value, list) and len(value) > 1:
+            out[key] = value
+    return out
+
+
+def restored(summary: Mapping[str, Any], kept: Mapping[str, Any]) -> dict[str, Any]:
+    """The exact sums a summary was rounded from, given what `residue` kept of them (or the
+    sums whole): the same exact values, sparse."""
+    return sparse(_overlaid(exact(summary), kept))
+
+
+def _overlaid(base: Mapping[str, Any], kept: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in base.items():
+        if key == CLASS_DATES:
+            out[key] = dict(kept.get(key) or {})
+        elif isinstance(value, Mapping):
+            out[key] = _overlaid(value, kept.get(key) or {})
+        elif isinstance(value, list) and key in kept:
+            out[key] = list(kept[key])
+        else:
+            out[key] = value
+    return out
+
+
 def entry_node(site: str, entry: Entry) -> Node:
     """What one entry adds to its leaf: its contribution's summary alone, its monthly
     steps, and 1 if it counts here (nothing when it does not)."""
