@@ -457,6 +457,7 @@ class MongoGeneration:
     async def drop(self) -> None:
         self._seeded.clear()
         self._roots.clear()
+        self._placed.clear()
         for coll in (*self.entities.values(), self.counted, self.sites):
             await coll.drop()
         await self.stamps.delete_one({"_id": self.stamp_id})

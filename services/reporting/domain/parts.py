@@ -6,8 +6,9 @@ of the entity (`entity_hash`). A leaf keeps its entities' entries (`domain.count
 the site's exact sums are the sum of what every entry counts, sparse (no zeros), moved by
 each batch by what its entries add less what the entries they replace took (`combine`),
 or summed afresh from every entry (`leaf_node`). A batch rewrites only its entities'
-entries, whatever the size of the site, and no leaf grows beyond the share of the site its
-hash gives it (1/256).
+entries, whatever the size of the site, and no leaf grows beyond a few dozen entities or
+the share of the site its hash gives it (1/256; `DEPTHS`). A site document keeps its
+summary and only what that cannot say of the exact sums (`residue`, `restored`).
 
 Sums are exact and independent of how the entities fall into parts: counts add up; each
 float total is kept as the exact partial sums of Shewchuk's algorithm (what `math.fsum`
