@@ -3,8 +3,11 @@ bit (floats included), however the entries fall into parts (domain.parts)."""
 
 from __future__ import annotations
 
+import copy
 import math
 import random
+from fractions import Fraction
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -14,11 +17,16 @@ from services.reporting.domain.facts import Fact, facts_of
 from services.reporting.domain.months import fold_months
 from services.reporting.domain.parts import (
     Node,
+    add,
     combine,
     entry_node,
     leaf_node,
     partials,
+    residue,
+    restored,
+    rounded,
     site_figures,
+    zero,
 )
 from tests.reporting import dataset as ds
 
@@ -102,3 +110,43 @@ def test_every_entry_alone_is_summed_as_folded() -> None:
         for entry in entries_at(site):
             summary, _, _ = site_figures(site, [leaf_node(site, [entry])])
             assert summary == fold_counted(site, [entry])
+
+
+def canonical(sums: Any) -> Any:
+    """Exact sums with every partial-sum list as the exact value it stands for (as a
+    fraction), so two representations of one value compare equal."""
+    if isinstance(sums, dict):
+        return {key: canonical(value) for key, value in sums.items()}
+    if isinstance(sums, list):
+        return sum((Fraction(x) for x in sums), Fraction(0))
+    return sums
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10**6))
+def test_a_summary_and_its_residue_give_back_the_exact_sums(seed: int) -> None:
+    """A site document keeps only what its summary cannot say of its exact sums (partial
+    sums of more than one float, classes per date): with the summary they are the exact sums
+    again, and so are the sums kept whole (a document of an earlier version)."""
+    rng = random.Random(seed)
+
+    def fractional(entries: list[Entry]) -> list[Entry]:
+        """The entries with every outcome's change a random fraction (inexact sums)."""
+        out = copy.deepcopy(entries)
+        for entry in out:
+            for measures in ((entry["c"] or {}).get("outcomes") or {}).values():
+                for outcome in measures.values():
+                    outcome["change"] = rng.uniform(-30, 30)
+        return out
+
+    others = fractional([e for site in SITES[1:] for e in entries_at(site)])
+    for site in SITES:
+        entries = fractional(entries_at(site))
+        taken = rng.sample(others, min(len(others), 6))
+        sums = combine(
+            [entry_node(site, e) for e in entries + taken], [entry_node(site, e) for e in taken]
+        )["s"]
+        summary = rounded(add(zero(site), sums))
+        assert canonical(restored(summary, residue(sums))) == canonical(sums)
+        assert canonical(restored(summary, sums)) == canonical(sums)
+        assert len(str(residue(sums))) < len(str(sums))

@@ -19,9 +19,14 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from ibest.backbone.concurrency import ConcurrentUpdate
 from ibest.backbone.settings import Settings
-from services.reporting.adapters.store import RECORD_WRITE_ATTEMPTS, MongoGeneration
+from services.reporting.adapters.store import (
+    POINTER,
+    RECORD_WRITE_ATTEMPTS,
+    MongoGeneration,
+    MongoGenerationStore,
+)
 from services.reporting.domain.facts import CLINICIANS, EntityFact, fact_of, facts_of
-from services.reporting.domain.parts import LEVELS, entity_hash
+from services.reporting.domain.parts import DEPTHS, LEVELS, entity_hash
 from services.reporting.ports import Generation
 from shared.envelope import parse_event
 from tests.fakes.reporting import FakeGeneration
@@ -208,3 +213,97 @@ async def test_a_writer_that_dies_between_its_leaves_and_its_site_is_mended_by_r
     assert await nurses(again) == [{"nurse": 2}]
     await again.apply_many([enrolled("c-3")])  # and later batches move it incrementally
     assert await nurses(again) == [{"nurse": 3}]
+
+
+async def test_a_leaf_keeps_entries_only_and_sites_are_summed_from_them(db: Database) -> None:
+    """A leaf carries no sums, no entity key and no place (its site says it): the site's
+    sums move by what the batch's entries changed, and when the site must be summed afresh
+    they come from every entry of its leaves. A leaf stored by an earlier version, with sums
+    of its own, is never read for them and loses them at its next write."""
+    generation = MongoGeneration(db, 1)
+    first, second, third = same_leaf("c-1", 3)
+    await generation.apply_many([enrolled(first), enrolled(second)])
+    [leaf] = [d async for d in generation.counted.find()]
+    assert set(leaf) == {"_id", "site", "n", "rev", "e"}
+    for entry in leaf["e"].values():
+        assert set(entry) == {"k", "v", "c", "m"}
+        assert "site" not in entry["c"] and "trust" not in entry["c"]
+
+    # As an earlier version left it: wrong sums beside the entries, a site without its
+    # exact sums (so it is summed afresh), and a writer that never saw the site.
+    await generation.counted.update_one(
+        {"_id": leaf["_id"]}, {"$set": {"s": {"clinicians": {"enrolled": {"nurse": 9}}}, "k": 9}}
+    )
+    await generation.sites.update_one({"_id": "RTH08"}, {"$unset": {"x": "", "ln": ""}})
+    again = MongoGeneration(db, 1)
+    await again.apply_many([enrolled(third)])
+    assert await nurses(again) == [{"nurse": 3}]
+    [leaf] = [d async for d in again.counted.find()]
+    assert set(leaf) == {"_id", "site", "n", "rev", "e"}
+    await again.apply_many([enrolled("c-4")])  # and later batches move it incrementally
+    assert await nurses(again) == [{"nurse": 4}]
+
+
+async def leaf_ids(generation: MongoGeneration) -> list[str]:
+    return sorted([d["_id"] async for d in generation.counted.find({}, {"_id": 1})])
+
+
+async def test_a_small_site_keeps_its_entities_in_one_leaf(db: Database) -> None:
+    """A batch writes one document per leaf it touches: a small site's entities share one
+    leaf, so a batch of them writes one; past `DEPTHS` new entities go to 16 leaves."""
+    generation = MongoGeneration(db, 1)
+    first = DEPTHS[0][0]
+    await generation.apply_many([enrolled(f"c-{i}") for i in range(first)])
+    assert await leaf_ids(generation) == ["RTH08/-"]
+    await generation.apply_many([enrolled(f"c-{i}") for i in range(first, first + 40)])
+    ids = await leaf_ids(generation)
+    assert ids[0] == "RTH08/-" and 1 < len(ids) <= 17
+    assert all(len(i.rsplit("/", 1)[1]) == 1 for i in ids[1:])
+    assert await nurses(generation) == [{"nurse": first + 40}]
+
+
+async def test_an_entity_two_writers_place_at_two_depths_counts_once(db: Database) -> None:
+    """Two writers that judge a site's size differently place one clinician in two leaves:
+    the clinician records both depths and counts at the shallower, whichever writer stores
+    its leaves last, and the site summed afresh agrees."""
+    large, small = MongoGeneration(db, 1), MongoGeneration(db, 1)
+    large._placed["RTH08"] = 10_000  # it takes the site for a large one: 256 leaves
+    t0 = datetime(2025, 3, 1, tzinfo=UTC)
+    # `large` reads its clinician back; before it stores its leaves, `small` places the same
+    # clinician again (a second enrolment) and stores everything.
+    large.entities[CLINICIANS] = ThenMeanwhile(  # type: ignore[assignment]
+        large.entities[CLINICIANS], lambda: small.apply_many([enrolled("c-1", time=t0)])
+    )
+    await large.apply_many([enrolled("c-1", time=t0.replace(month=2))])
+    clinician = await small.entities[CLINICIANS].find_one({"_id": "c-1"})
+    assert clinician is not None
+    digits = entity_hash(CLINICIANS, "c-1")[:LEVELS]
+    assert sorted(clinician["at"]) == ["RTH08/0", "RTH08/2"]
+    assert await leaf_ids(small) == ["RTH08/-", f"RTH08/{digits}"]
+    assert await nurses(small) == [{"nurse": 1}]
+    deep = await small.counted.find_one({"_id": f"RTH08/{digits}"})
+    assert deep is not None and [e["c"] for e in deep["e"].values()] == [None]
+
+    await small.sites.update_one({"_id": "RTH08"}, {"$unset": {"x": "", "ln": ""}})
+    again = MongoGeneration(db, 1)
+    await again.apply_many([enrolled("c-2")])
+    assert await nurses(again) == [{"nurse": 2}]
+
+
+async def test_a_generation_made_before_adaptive_leaves_keeps_256_per_site(
+    db: Database,
+) -> None:
+    """A pointer written by an earlier version names no adaptive generation: its entities
+    record no depth and go to one of 256 leaves, as they did; a rebuild's new generation is
+    adaptive."""
+    store = MongoGenerationStore(db)
+    await db[POINTER].insert_one({"_id": "active", "generation": 1, "building": None, "next": 2})
+    [generation] = await store.writable()
+    assert not generation.adaptive
+    await generation.apply_many([enrolled("c-1"), enrolled("c-2")])
+    digits = sorted({entity_hash(CLINICIANS, r)[:LEVELS] for r in ("c-1", "c-2")})
+    assert await leaf_ids(generation) == [f"RTH08/{d}" for d in digits]
+    assert "at" not in (await generation.entities[CLINICIANS].find_one({"_id": "c-1"}) or {})
+    building = await store.start_building()
+    assert building.adaptive
+    assert [g.adaptive for g in await store.writable()] == [False, True]

@@ -2,13 +2,16 @@
 
 Collections of generation N:
 - `gN_clinicians`, `gN_patients`, `gN_classes`, `gN_notifications`: one document per
-  entity: its facts by event id, a version `v` (incremented by every write of facts) and
+  entity: its facts by event id, a version `v` (incremented by every write of facts),
   `sites`, the sites of its placing facts (every site it may be counted at; see
-  `EntityFact.places`);
-- `gN_counted`: per site, the entities counted there, each with its contribution and the
-  version it was computed from (`domain.counted`), and a revision (`n`, `rev`);
-- `gN_sites`: per site, the summary folded from its `gN_counted` record (what reports read)
-  and the `n` of that record.
+  `EntityFact.places`), and `at`, the leaf depth it was placed at at each;
+- `gN_counted`: per site, 1 to 273 leaves (`domain.parts`: one while the site is small, 16
+  more while middling, 256 more beyond), each holding the entries of the entities placed
+  in it: their contribution there and the version it was computed from
+  (`domain.counted`), with a revision (`n`, and `rev`: the mark of its last writer);
+- `gN_sites`: per site, the summary and monthly series reports read, with what the exact
+  sums they are rounded from hold beyond them (`x`) and the `n` of each leaf those include
+  (`ln`).
 In the small `generations` collection, the pointer document `active` names the generation
 readers use and, while a rebuild runs, the one being built (writers feed both); beside it,
 one stamp document per generation, `gN`, holds `as_of` and `changes` (how many summaries
@@ -26,7 +29,7 @@ its events; their redelivery merges (changing nothing) and stores the summary.
 
 from __future__ import annotations
 
-import uuid
+import secrets
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
@@ -39,31 +42,45 @@ from pymongo.errors import BulkWriteError
 from ibest.backbone.concurrency import ConcurrentUpdate, retry_on_conflict
 from ibest.backbone.document import Document
 from ibest.backbone.mongo import only_duplicate_keys, update_of
-from services.reporting.domain.counted import Counted, EntityId, Entry, counted_of
+from services.reporting.domain.counted import Counted, Entry, counted_of
 from services.reporting.domain.facts import ENTITY_KINDS, EntityFact, newest_time
 from services.reporting.domain.figures import Summary
 from services.reporting.domain.parts import (
     LEVELS,
     combine,
+    depth_for,
     entity_hash,
     entry_node,
+    leaf_digits,
+    leaf_node,
     part_id,
+    residue,
+    restored,
     site_figures,
 )
 from services.reporting.ports import Generation, SiteMonths, SummaryChanges
 
-Counts = dict[str, dict[EntityId, Counted]]
+Placed = tuple[str, str, int]
+"""An entity in the leaf it is placed in at a site: (entity kind, entity key, depth)."""
+Counts = dict[str, dict[Placed, Counted]]
 Move = tuple[int, int, Document | None, Document | None]
-"""A leaf as a batch left it: the `n` it was found at, the `n` it is at, and its sums before
-and after (None, None: the batch found nothing newer for it)."""
+"""A leaf as a batch left it: the `n` it was found at, the `n` it is at, what its newer
+entries add and what the entries they replaced took (None, None: the batch found nothing
+newer for it)."""
 Moves = dict[str, Move]
 """Per site, the entities whose contribution there is to be merged into its record."""
 POINTER = "generations"
+ADAPTIVE = "adaptive"
+"""The pointer's list of the generations whose leaves are as deep as their sites' sizes ask
+(`MongoGeneration.adaptive`): every generation made by this version; one made before keeps
+256 leaves per site until a rebuild replaces it."""
 SUMMARISE_CHUNK = 5
 """Sites a rebuild summarises per pass (bounded memory: their entities are read at once)."""
 PROJECTED_ENTRIES = 5_000
 """Entries a pass reads by name from their leaves; a pass with more (a rebuild's) reads the
 leaves whole."""
+LEAF_SUMS = ("s", "m", "k")
+"""What a leaf kept before its sums were left to its site (`k` says a leaf still has them)."""
 RECORD_WRITE_ATTEMPTS = 20
 """Passes over the sites whose records other writers keep storing first, before the batch
 is left to redelivery (each lost write means another writer stored that site)."""
@@ -76,8 +93,14 @@ differs from the one they hold (`summaries_since`). Whatever writes a summary mu
 class MongoGeneration:
     """The aggregates of one generation (the `Generation` port)."""
 
-    def __init__(self, db: AsyncDatabase[Document], number: int) -> None:
+    def __init__(self, db: AsyncDatabase[Document], number: int, *, adaptive: bool = True) -> None:
         self.number = number
+        self.adaptive = adaptive
+        """Whether an entity placed at a site goes to a leaf as deep as the site's size asks
+        (`domain.parts.depth_for`, recorded on the entity as `at`), or always to one of 256
+        (a generation made before that: its entities record no depth)."""
+        self._placed: dict[str, int] = {}
+        """Placing facts this process stored per site: a site's size while it has no summary."""
         self._db = db
         self.entities = {kind: db[f"g{number}_{kind}"] for kind in ENTITY_KINDS}
         self.counted = db[f"g{number}_counted"]
@@ -101,6 +124,7 @@ class MongoGeneration:
         pass over the touched sites (`store_counted`). Applying the facts one at a time gives
         the same documents (facts are keyed by event id).
         """
+        sizes = await self._sizes({f.fact["site"] for f in facts if f.places}, summarise)
         by_kind: dict[str, dict[str, Document]] = {}
         for fact in facts:
             update = by_kind.setdefault(fact.entity, {}).setdefault(
@@ -108,9 +132,14 @@ class MongoGeneration:
             )
             update["$set"][f"facts.{fact.fact_id}"] = fact.fact
             if fact.places:
-                update.setdefault("$addToSet", {"sites": {"$each": []}})["sites"]["$each"].append(
-                    fact.fact["site"]
-                )
+                site = fact.fact["site"]
+                places = update.setdefault("$addToSet", {"sites": {"$each": []}})
+                places["sites"]["$each"].append(site)
+                if self.adaptive:
+                    depth = depth_for(sizes[site])
+                    places.setdefault("at", {"$each": []})["$each"].append(f"{site}/{depth}")
+                sizes[site] += 1  # a large batch at a small site fills its leaf no further
+                self._placed[site] = self._placed.get(site, 0) + 1
         counts: Counts = {}
         for kind, entities in by_kind.items():
             coll = self.entities[kind]
@@ -125,6 +154,25 @@ class MongoGeneration:
                     counts.setdefault(site, {})[entity] = counted
         stored = await self.store_counted(counts)
         await self.stamp_changes(newest_time(facts), stored)
+
+    async def _sizes(self, sites: set[str], summarise: bool) -> dict[str, int]:
+        """How many entities each of `sites` counts, as far as this writer knows, to choose
+        the depth of the leaf an entity placed there now goes to (`depth_for`): its
+        summary's sums (read once per process and kept in `_roots` for `_sum_sites`) or,
+        where it has none yet, the placing facts this process stored there. Writers that
+        judge a site differently may place one entity at two depths: the entity records
+        both (`at`) and counts at the shallower (`_counted`)."""
+        unknown = [site for site in sites if site not in self._roots]
+        if self.adaptive and summarise and unknown:
+            async for d in self.sites.find({"_id": {"$in": unknown}}):
+                self._roots[d["_id"]] = d
+        return {
+            site: max(
+                self._placed.get(site, 0),
+                int(self._roots.get(site, {}).get("x", {}).get("k", 0)),
+            )
+            for site in sites
+        }
 
     async def summarise(self, sites: Iterable[str]) -> int:
         """Recompute the records and summaries of `sites` from every entity that may be
@@ -146,16 +194,16 @@ class MongoGeneration:
         """Merge `counts` into the sites' parts (`domain.parts`) and store the summaries of
         the sites whose figures moved; return how many summaries were stored.
 
-        Three passes, each one read and one bulk of conditional writes, bottom up:
+        Two passes, each one read and one bulk of conditional writes, bottom up:
         1. leaves (`gN_counted`): merge the entries (newest version wins) and write only
-           what changed (`$set` of the changed entries and sums) under a compare-and-set on
-           the leaf's `n`; a leaf another writer stored first is read and merged again
-           (`retry_on_conflict`, as before for the whole site's record);
-        2. parents (`gN_parts`) and 3. roots (`gN_sites`, the summaries reports read): each
-           is the sum of its children, stamped `w` = the sum of its children's stamps
-           (every write raises a child's stamp), and is stored only over an older stamp,
-           again writing only what changed. The writer of the last change of any child
-           reads every child as final, so the newest sum wins whatever the interleaving.
+           the changed entries (`update_of`) under a compare-and-set on the leaf's `n`; a
+           leaf another writer stored first is read and merged again
+           (`retry_on_conflict`). A leaf keeps entries only, no sums: each write yields
+           the move it makes (what its newer entries add less what they replaced);
+        2. sites (`gN_sites`, the summaries reports read): the site's exact sums moved by
+           those moves, or summed afresh from every entry of its leaves when the site
+           document does not record the leaves at the `n` the moves started from
+           (`_sum_sites`), again writing only what changed.
         A site this generation never had is first seeded from the entities whose `sites`
         name it (a new site, a rebuild's live writes, or an upgrade from one record per
         site). Every write is bounded by what the batch changed, not by the site's size.
@@ -166,15 +214,11 @@ class MongoGeneration:
             await self._seed(counts)
         leaves: dict[str, dict[str, Entry]] = {}
         for site, entities in counts.items():
-            for (kind, key), counted in entities.items():
+            for (kind, key, depth), counted in entities.items():
                 digest = entity_hash(kind, key)
-                leaves.setdefault(part_id(site, digest[:LEVELS]), {})[digest] = {
-                    "k": kind,
-                    "id": key,
-                    "v": counted.v,
-                    "c": counted.contribution,
-                    "m": counted.months,
-                }
+                leaves.setdefault(part_id(site, leaf_digits(digest, depth)), {})[digest] = _entry(
+                    kind, counted
+                )
         moves = await self._store_leaves(leaves)
         stored = await self._sum_sites(sorted(counts), moves)
         self._seeded.update(counts)
@@ -203,8 +247,9 @@ class MongoGeneration:
     async def _store_leaves(self, leaves: dict[str, dict[str, Entry]]) -> Moves:
         """Merge entries into their leaves, compare-and-set on each leaf's `n`.
 
-        A leaf is read without its other entries (a projection of the batch's own): its sums
-        move by what the newer entries add less what the entries they replace took, exactly
+        A leaf is read without its other entries (a projection of the batch's own) and
+        keeps no sums of its own: what the batch moves the site by is what the newer
+        entries add less what the entries they replace took, exactly
         (`domain.parts.combine`), so the read and the write stay the size of the batch's
         share of the leaf, whatever the leaf holds."""
         pending = sorted(leaves)
@@ -213,7 +258,7 @@ class MongoGeneration:
         async def attempt() -> None:
             nonlocal pending
             wanted = {f"e.{digest}": 1 for leaf in pending for digest in leaves[leaf]}
-            projection = {**dict.fromkeys(("n", "rev", "s", "m", "k"), 1), **wanted}
+            projection = {**dict.fromkeys(("n", "rev", "k"), 1), **wanted}
             stored = {
                 d["_id"]: d
                 async for d in self.counted.find(
@@ -221,7 +266,7 @@ class MongoGeneration:
                     projection if len(wanted) <= PROJECTED_ENTRIES else None,
                 )
             }
-            mine = {leaf: uuid.uuid4().hex for leaf in pending}
+            mine = {leaf: revision() for leaf in pending}
             writes = []
             tried: Moves = {}
             for leaf in pending:
@@ -238,19 +283,18 @@ class MongoGeneration:
                     continue
                 site = leaf.rsplit("/", 1)[0]
                 replaced = {digest: have[digest] for digest in newer if digest in have}
-                before = {"s": {}, "m": {}, "k": 0}
-                if old is not None:
-                    before = {key: old.get(key, before[key]) for key in before}
-                node = combine(
-                    [before, *(entry_node(site, entry) for entry in newer.values())],
-                    [entry_node(site, entry) for entry in replaced.values()],
-                )
-                base = {**before, "e": replaced} if old is not None else {}
-                new = (
-                    {**node, "e": newer} if old is not None else {"site": site, **node, "e": newer}
-                )
+                base: Document = {"e": replaced} if old is not None else {}
+                if old is not None and "k" in old:
+                    # A leaf of an earlier version kept its sums (`s`, `m`, `k`): dropped.
+                    base.update(dict.fromkeys(LEAF_SUMS))
+                new = {"e": newer} if old is not None else {"site": site, "e": newer}
                 n = old["n"] + 1 if old else 1
-                tried[leaf] = (n - 1, n, before, node)
+                tried[leaf] = (
+                    n - 1,
+                    n,
+                    combine(entry_node(site, entry) for entry in newer.values()),
+                    combine(entry_node(site, entry) for entry in replaced.values()),
+                )
                 writes.append(
                     UpdateOne(
                         {"_id": leaf, "n": old["n"] if old else {"$exists": False}},
@@ -278,17 +322,18 @@ class MongoGeneration:
         """Store each site's summary and monthly series, the sum of its leaves, writing only
         what changed; return how many summaries were stored.
 
-        A site document keeps its exact sums (`x`) and the `n` of each leaf they include
-        (`ln`; `w` their total). Where `ln` holds, for every leaf this batch touched, the
-        `n` the batch found it at, the sums move by what the batch's leaf writes moved
-        (new sums less old), with no read of the site's leaves; otherwise (a writer that
-        died between its leaves and the site, another that got there first, a site
-        without `x`) they are summed afresh from every leaf. Either way the stored sums are
-        always the sum of the leaves at the `n` recorded beside them, and the last writer of
-        a leaf records its final `n`. A compare-and-set on `rev` makes each write apply to
-        the document it was computed from. The site documents this process last read or
-        wrote are kept (`_roots`, one per site); a stale copy's write matches nothing and
-        is read afresh."""
+        A site document keeps its exact sums (`x`: of `s`, only what its summary cannot
+        say, `domain.parts.residue`) and the `n` of each leaf they include (`ln`; `w` their
+        total). Where `ln` holds, for every leaf this batch touched, the `n` the batch
+        found it at, the sums move by what the batch's leaf writes moved (what their newer
+        entries add less what they replaced), with no read of the site's leaves; otherwise
+        (a writer that died between its leaves and the site, another that got there first,
+        a site without `x`) they are summed afresh from every entry of its leaves. Either
+        way the stored sums are always the sum of the leaves at the `n` recorded beside
+        them, and the last writer of a leaf records its final `n`. A compare-and-set on
+        `rev` makes each write apply to the document it was computed from. The site
+        documents this process last read or wrote are kept (`_roots`, one per site); a
+        stale copy's write matches nothing and is read afresh."""
         by_site: dict[str, dict[str, Move]] = {}
         for leaf, move in moves.items():
             site, digits = leaf.rsplit("/", 1)
@@ -312,18 +357,19 @@ class MongoGeneration:
                     sums[site] = moved
             if afresh:
                 children: dict[str, list[Document]] = {site: [] for site in afresh}
-                async for d in self.counted.find({"site": {"$in": afresh}}, {"e": 0}):
+                async for d in self.counted.find(
+                    {"site": {"$in": afresh}}, {"n": 1, "site": 1, "e": 1}
+                ):
                     children[d["site"]].append(d)
                 for site, found in children.items():
                     ln = {d["_id"].rsplit("/", 1)[1]: int(d["n"]) for d in found}
-                    sums[site] = (combine(found), ln)
-            mine = {site: uuid.uuid4().hex for site in pending}
+                    entries = (entry for d in found for entry in d.get("e", {}).values())
+                    sums[site] = (leaf_node(site, entries), ln)
+            mine = {site: revision() for site in pending}
             writes, after = [], {}
             for site in pending:
                 old = self._roots.get(site)
                 x, ln = sums[site]
-                if old is not None and old.get("x") == x and old.get("ln") == ln:
-                    continue  # nothing moved
                 summary, months, _ = site_figures(site, [x])
                 # A site is reported once any placing fact names it (an enrolment, a
                 # baseline, a class start there), counted there now or not: which sites are
@@ -331,11 +377,13 @@ class MongoGeneration:
                 # enrolment arriving late lists its site as it did in live operation).
                 new: Document = {
                     "shown": True,
-                    "x": x,
+                    "x": {**x, "s": residue(x["s"])},
                     "ln": ln,
                     "summary": summary,
                     "months": months,
                 }
+                if old is not None and all(old.get(k) == v for k, v in new.items()):
+                    continue  # nothing moved
                 base = {k: old[k] for k in new if k in old} if old else {}
                 always = {"w": sum(ln.values()), "rev": mine[site]}
                 writes.append(
@@ -449,35 +497,76 @@ class MongoGeneration:
     async def drop(self) -> None:
         self._seeded.clear()
         self._roots.clear()
+        self._placed.clear()
         for coll in (*self.entities.values(), self.counted, self.sites):
             await coll.drop()
         await self.stamps.delete_one({"_id": self.stamp_id})
 
 
-def _counted(kind: str, doc: Document) -> Iterator[tuple[str, EntityId, Counted]]:
-    """`domain.counted.counted_of` of a stored entity document."""
-    return counted_of(kind, doc["_id"], doc["v"], doc["facts"], doc.get("sites", []))
+def _counted(kind: str, doc: Document) -> Iterator[tuple[str, Placed, Counted]]:
+    """`domain.counted.counted_of` of a stored entity document, in the leaves it is placed
+    in: at each site, every depth it recorded there (`at`; none recorded: the deepest), its
+    contribution at the shallowest and none at the others, so an entity two writers placed
+    at two depths counts once, as an entity that moved counts at one site."""
+    depths: dict[str, set[int]] = {}
+    for place in doc.get("at", []):
+        site, depth = place.rsplit("/", 1)
+        depths.setdefault(site, set()).add(int(depth))
+    for site, (kind_, key), counted in counted_of(
+        kind, doc["_id"], doc["v"], doc["facts"], doc.get("sites", [])
+    ):
+        here = depths.get(site) or {LEVELS}
+        lowest = min(here)
+        for depth in sorted(here):
+            yield (
+                site,
+                (kind_, key, depth),
+                counted if depth == lowest else Counted(counted.v, None, None),
+            )
+
+
+PLACE = ("trust", "site")
+"""What a contribution says of its place, which its leaf says already: not stored in it."""
+
+
+def _entry(kind: str, counted: Counted) -> Entry:
+    """An entity's entry as its leaf stores it (`domain.counted.Entry` without `id`: its
+    field name in the leaf is its hash, and nothing reads the key back), its contribution
+    without its place (the leaf's site; `fold_counted` takes the place from the site)."""
+    contribution = counted.contribution
+    if contribution is not None:
+        contribution = {k: v for k, v in contribution.items() if k not in PLACE}
+    return {"k": kind, "v": counted.v, "c": contribution, "m": counted.months}
 
 
 def _moved(root: Document | None, moves: dict[str, Move]) -> tuple[Document, dict[str, int]] | None:
     """A site's sums moved by its leaves' `moves` (leaf digits -> move), or None when its
     document does not record every moved leaf at the `n` the move started from."""
-    if root is None or "x" not in root or "ln" not in root:
+    if root is None or "x" not in root or "ln" not in root or "summary" not in root:
         return None
     ln = dict(root["ln"])
     plus, minus = [], []
-    for digits, (start, end, before, after) in moves.items():
+    for digits, (start, end, added, taken) in moves.items():
         have = ln.get(digits, 0)
         if have >= end:
             continue  # the site already includes this leaf at least this new
-        if have != start or before is None or after is None:
+        if have != start or added is None or taken is None:
             return None
-        plus.append(after)
-        minus.append(before)
+        plus.append(added)
+        minus.append(taken)
         ln[digits] = end
+    # The site keeps only what its summary cannot say of its exact sums (`residue`).
+    x = {**root["x"], "s": restored(root["summary"], root["x"].get("s", {}))}
     if not plus:
-        return root["x"], ln
-    return combine([root["x"], *plus], minus), ln
+        return x, ln
+    return combine([x, *plus], minus), ln
+
+
+def revision() -> int:
+    """A write's mark on the document it wrote (`rev`), to learn after an unordered bulk of
+    compare-and-sets which of them won: 63 random bits, a BSON int64 (8 bytes where a UUID's
+    hex took 33; two writers of one document at one `n` draw the same one 2^-63 of the time)."""
+    return secrets.randbits(63)
 
 
 async def _write(coll: AsyncCollection[Document], ops: list[UpdateOne]) -> int:
@@ -511,7 +600,7 @@ class MongoGenerationStore:
             return found
         doc = await self._pointer.find_one_and_update(
             {"_id": "active"},
-            {"$setOnInsert": {"generation": 1, "building": None, "next": 2}},
+            {"$setOnInsert": {"generation": 1, "building": None, "next": 2, ADAPTIVE: [1]}},
             upsert=True,
             return_document=ReturnDocument.AFTER,
         )
@@ -541,7 +630,10 @@ class MongoGenerationStore:
         """The active generation and, during a rebuild, the one being built."""
         doc = await self.pointer()
         numbers = [doc["generation"], *([doc["building"]] if doc.get("building") else [])]
-        return [self.generation(int(n)) for n in numbers]
+        generations = [self.generation(int(n)) for n in numbers]
+        for generation in generations:
+            generation.adaptive = generation.number in doc.get(ADAPTIVE, [])
+        return generations
 
     async def start_building(self) -> MongoGeneration:
         """Open a fresh generation that writers feed alongside the active one from now on."""
@@ -551,8 +643,11 @@ class MongoGenerationStore:
         )
         assert doc is not None
         number = int(doc["next"])
-        await self._pointer.update_one({"_id": "active"}, {"$set": {"building": number}})
+        await self._pointer.update_one(
+            {"_id": "active"}, {"$set": {"building": number}, "$addToSet": {ADAPTIVE: number}}
+        )
         generation = self.generation(number)
+        generation.adaptive = True
         await generation.create_indexes()
         return generation
 
@@ -573,6 +668,11 @@ class MongoGenerationStore:
         """Drop every collection and stamp of other generations (left-overs of rebuilds)."""
         keep = list(keep)
         self._generations = {n: g for n, g in self._generations.items() if n in keep}
+        pointer = await self.pointer()
+        await self._pointer.update_one(
+            {"_id": "active"},
+            {"$set": {ADAPTIVE: [n for n in pointer.get(ADAPTIVE, []) if n in keep]}},
+        )
         await self._pointer.delete_many(
             {"_id": {"$regex": r"^g\d+$", "$nin": [f"g{n}" for n in keep]}}
         )

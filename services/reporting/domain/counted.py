@@ -31,8 +31,9 @@ from services.reporting.domain.months import steps, timeline
 EntityId = tuple[str, str]
 """(entity kind, entity key)"""
 Entry = dict[str, Any]
-"""As stored: {"k": kind, "id": key, "v": version, "c": contribution or None,
-"m": its monthly steps where counted (`domain.months.steps`) or None}."""
+"""{"k": kind, "id": key, "v": version, "c": contribution or None, "m": its monthly steps
+where counted (`domain.months.steps`) or None}; a leaf of the store keeps it without `id`
+and without the contribution's trust and site (nothing counted reads them)."""
 
 
 @dataclass(frozen=True)

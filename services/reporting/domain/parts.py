@@ -2,10 +2,13 @@
 site.
 
 Each entity counted at a site belongs to one of the site's parts (leaves), chosen by a hash
-of the entity (`entity_hash`). A leaf keeps its entities' entries (`domain.counted`) and
-the sum of what they count, sparse (no zeros); the site's summary is the sum of its
-leaves. A batch rewrites only its entities' entries and their leaves' sums, whatever the
-size of the site, and no leaf grows beyond the share of the site its hash gives it (1/256).
+of the entity (`entity_hash`). A leaf keeps its entities' entries (`domain.counted`) only;
+the site's exact sums are the sum of what every entry counts, sparse (no zeros), moved by
+each batch by what its entries add less what the entries they replace took (`combine`),
+or summed afresh from every entry (`leaf_node`). A batch rewrites only its entities'
+entries, whatever the size of the site, and no leaf grows beyond a few dozen entities or
+the share of the site its hash gives it (1/256; `DEPTHS`). A site document keeps its
+summary and only what that cannot say of the exact sums (`residue`, `restored`).
 
 Sums are exact and independent of how the entities fall into parts: counts add up; each
 float total is kept as the exact partial sums of Shewchuk's algorithm (what `math.fsum`
@@ -27,18 +30,26 @@ from services.reporting.domain.figures import Summary
 from services.reporting.domain.months import fold_months
 
 LEVELS = 2
-"""Hex digits of an entity's hash that name its leaf: 256 leaves per site at most, so a leaf
-holds 1/256 of its site (a leaf write costs the server its whole document). 16 leaves wrote
-9% fewer documents in the 10,000-event backfill but a leaf 16 times larger: the time per
-event at one site of a few thousand patients grew 2.5 times faster (docs/performance.md)."""
+"""Hex digits of an entity's hash that name its leaf at most: 256 leaves per site, so a leaf
+holds 1/256 of a large site (a leaf write costs the server its whole document). 16 leaves
+wrote 9% fewer documents in the 10,000-event backfill but a leaf 16 times larger: the time
+per event at one site of a few thousand patients grew 2.5 times faster
+(docs/performance.md)."""
+DEPTHS = ((48, 0), (768, 1))
+"""How many hex digits name the leaf of an entity placed at a site that counts fewer than so
+many entities: one leaf while a site is small, 16 while it is middling, 256 beyond
+(`depth_for`). A batch writes one document per leaf it touches, and a small site's
+entities, each in a leaf of its own among 256, made a batch write one leaf per entity. An
+entity stays in the leaf it was first placed in, so a leaf holds at most about 48 entities
+placed while its site was small (45 per leaf while middling) and 1/256 of the rest."""
 CLASS_DATES = "class_dates"
 """The one summary value that is not a sum (first and last class date): kept as a count of
 classes per date, which adds and subtracts, and read as its first and last date."""
 
 Node = dict[str, Any]
-"""What a part keeps: `s` its exact sum (a summary whose floats are partial-sum lists),
-`m` its monthly steps summed by month ({month: {"d": {count: change}, "c": changes}}), and
-`k` how many of its entries count somewhere here (`c` not None)."""
+"""What entries count together: `s` their exact sum (a summary whose floats are
+partial-sum lists), `m` their monthly steps summed by month ({month: {"d": {count: change},
+"c": changes}}), and `k` how many of them count somewhere here (`c` not None)."""
 
 
 def entity_hash(kind: str, key: str) -> str:
@@ -49,6 +60,22 @@ def entity_hash(kind: str, key: str) -> str:
 def part_id(site: str, digits: str) -> str:
     """The id of the part of `site` whose entities' hashes start with `digits`."""
     return f"{site}/{digits}"
+
+
+def depth_for(counted: int) -> int:
+    """How many hex digits name the leaf of an entity placed now at a site that counts
+    `counted` entities (`DEPTHS`)."""
+    for below, depth in DEPTHS:
+        if counted < below:
+            return depth
+    return LEVELS
+
+
+def leaf_digits(digest: str, depth: int) -> str:
+    """The part of a site that holds the entity of hash `digest` placed at `depth`: its
+    first `depth` hex digits, `-` for the one leaf of depth 0 (a field name cannot be
+    empty)."""
+    return digest[:depth] if depth else "-"
 
 
 def partials(values: Iterable[float], into: list[float] | None = None) -> list[float]:
@@ -148,6 +175,44 @@ def sparse(summary: Mapping[str, Any]) -> dict[str, Any]:
     if sums:
         return {**out, **counts, **sums} if out or any(counts.values()) else {}
     return {**out, **{key: n for key, n in counts.items() if n}}
+
+
+def residue(sums: Mapping[str, Any]) -> dict[str, Any]:
+    """What exact sums hold beyond the summary rounded from them (`rounded`): every
+    partial-sum list of more than one float, and the count of classes per date. Every count
+    and every one-float sum the summary says exactly, so a site document keeps only this
+    beside its summary (`restored`)."""
+    out: dict[str, Any] = {}
+    for key, value in sums.items():
+        if key == CLASS_DATES:
+            out[key] = value
+        elif isinstance(value, Mapping):
+            inner = residue(value)
+            if inner:
+                out[key] = inner
+        elif isinstance(value, list) and len(value) > 1:
+            out[key] = value
+    return out
+
+
+def restored(summary: Mapping[str, Any], kept: Mapping[str, Any]) -> dict[str, Any]:
+    """The exact sums a summary was rounded from, given what `residue` kept of them (or the
+    sums whole): the same exact values, sparse."""
+    return sparse(_overlaid(exact(summary), kept))
+
+
+def _overlaid(base: Mapping[str, Any], kept: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in base.items():
+        if key == CLASS_DATES:
+            out[key] = dict(kept.get(key) or {})
+        elif isinstance(value, Mapping):
+            out[key] = _overlaid(value, kept.get(key) or {})
+        elif isinstance(value, list) and key in kept:
+            out[key] = list(kept[key])
+        else:
+            out[key] = value
+    return out
 
 
 def entry_node(site: str, entry: Entry) -> Node:
