@@ -13,10 +13,15 @@ fewer documents are examined).
 SecantusDB also reads its index catalogue from storage, and decodes it, several times for
 every document it writes (to find the indexes to maintain, their partial filters, which are
 multikey, which are geo indexes): at the services' write rates that was about a third of
-its CPU. MongoDB keeps the catalogue in memory. This launcher keeps each collection's
-catalogue in memory too, and forgets it whenever anything changes a catalogue (creating,
-dropping or altering an index or a collection, renaming, a write that marks an index
-multikey). The catalogue read is the same; only how often it is decoded changes.
+its CPU. It reads each collection's options (capped? time series?) and each database's
+profiling level from storage on every write and command in the same way. MongoDB keeps
+all three in memory. This launcher keeps them in memory too, and forgets them whenever
+anything changes one (creating, dropping or altering an index or a collection, renaming, a
+write that marks an index multikey, setting a profiling level). What is read is the same;
+only how often it is decoded changes. And it matches `{field: {$in: [...]}}` against a
+document by a set lookup when every value is a string (the services' `_id` lists), where
+SecantusDB compares each document with each listed value in turn (a batch's read of 500
+ids was 250,000 comparisons; MongoDB answers it from the index).
 
 Used by `ibest up`, the tests and the benches; services are unchanged, and a real MongoDB
 (`MONGODB_URL`) needs none of this. The launchers also start it `--standalone` (see
@@ -40,7 +45,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from secantus import cli, server
+from secantus import cli, query, server
 from secantus.storage import Storage
 
 _scan_or_index = Storage._try_index_id_keys
@@ -64,34 +69,95 @@ IndexRow = tuple[str, dict[str, Any], dict[str, Any]]
 
 
 class _Catalogues:
-    """Each collection's index rows as last read, and a generation that every catalogue
-    change moves, so a read that raced a change is not kept."""
+    """What was last read of each catalogue (a collection's index rows, its options, a
+    database's profiling level), and a generation that every catalogue change moves, so a
+    read that raced a change is not kept."""
 
     def __init__(self) -> None:
-        self.rows: dict[tuple[str, str], list[IndexRow]] = {}
+        self.read: dict[tuple[str, ...], Any] = {}
         self.generation = 0
         self.lock = threading.Lock()
 
     def forget(self) -> None:
         with self.lock:
             self.generation += 1
-            self.rows.clear()
+            self.read.clear()
+
+    def remembered(self, key: tuple[str, ...], read: Callable[[], Any]) -> Any:
+        """What `read()` gives for `key`, read once until the next change (None, "no such
+        collection yet", is never kept: a first insert creates it without telling us)."""
+        with self.lock:
+            found = self.read.get(key)
+            generation = self.generation
+        if found is None:
+            found = read()
+            if found is not None:
+                with self.lock:
+                    if self.generation == generation:
+                        self.read[key] = found
+        return found
 
 
 _CATALOGUES = _Catalogues()
 
 
 def _remembered_indexes(self: Storage, db: str, coll: str) -> Iterator[IndexRow]:
-    key = (db, coll)
-    with _CATALOGUES.lock:
-        rows = _CATALOGUES.rows.get(key)
-        generation = _CATALOGUES.generation
-    if rows is None:
-        rows = list(_read_catalogue(self, db, coll))
-        with _CATALOGUES.lock:
-            if _CATALOGUES.generation == generation:
-                _CATALOGUES.rows[key] = rows
+    rows = _CATALOGUES.remembered(
+        ("indexes", db, coll), lambda: list(_read_catalogue(self, db, coll))
+    )
     return iter(rows)
+
+
+_read_options = Storage._coll_options
+_read_profile = Storage.get_profile
+
+
+def _remembered_options(self: Storage, db: str, coll: str) -> dict[str, Any] | None:
+    options = _CATALOGUES.remembered(("options", db, coll), lambda: _read_options(self, db, coll))
+    return None if options is None else dict(options)
+
+
+def _remembered_profile(self: Storage, db: str) -> dict[str, Any]:
+    return dict(_CATALOGUES.remembered(("profile", db), lambda: _read_profile(self, db)))
+
+
+_match_operator = query._op_matches
+_SETS: dict[int, tuple[list[Any], frozenset[str]]] = {}
+
+
+def _matching(
+    values: list[Any],
+    op: str,
+    arg: Any,
+    collation: Any = None,
+    *,
+    field: str = "",
+    descend: bool = True,
+) -> bool:
+    """`$in` of strings against string values: a set lookup (the same answer: strings
+    equal only strings, and no collation is in play); everything else as SecantusDB does."""
+
+    def as_secantus() -> bool:
+        return bool(_match_operator(values, op, arg, collation, field=field, descend=descend))
+
+    if (
+        op == "$in"
+        and collation is None
+        and type(arg) is list
+        and values
+        and all(type(v) is str for v in values)
+    ):
+        held = _SETS.get(id(arg))
+        if held is None or held[0] is not arg:
+            if not all(type(a) is str for a in arg):
+                return bool(
+                    _match_operator(values, op, arg, collation, field=field, descend=descend)
+                )
+            if len(_SETS) > 64:
+                _SETS.clear()
+            held = _SETS[id(arg)] = (arg, frozenset(arg))  # holds `arg`: its id stays its own
+        return any(v in held[1] for v in values)
+    return as_secantus()
 
 
 def _forgetting(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -109,6 +175,8 @@ def _forgetting(method: Callable[..., Any]) -> Callable[..., Any]:
 
 
 _CATALOGUE_CHANGES = (
+    "_write_coll_options",
+    "set_profile",
     "create_collection",
     "create_index",
     "drop_index",
@@ -141,7 +209,10 @@ def _marking_multikey(
 
 def _remember_catalogues() -> None:
     Storage._iter_indexes = _remembered_indexes
+    Storage._coll_options = _remembered_options
+    Storage.get_profile = _remembered_profile
     Storage._maybe_mark_multikey = _marking_multikey
+    query._op_matches = _matching
     for name in _CATALOGUE_CHANGES:
         setattr(Storage, name, _forgetting(getattr(Storage, name)))
 

@@ -37,3 +37,28 @@ async def test_an_index_turned_multikey_by_a_write_still_finds_every_element(
         found = [doc["_id"] async for doc in sites.find({"trusts": "RTH"}).sort("_id")]
         assert found == ["s2", "s3"]
         assert await sites.count_documents({"trusts": {"$all": ["RRK", "RTH"]}}) == 1
+
+
+async def test_in_finds_what_mongodb_finds_whatever_the_values(mongodb_url: str) -> None:
+    """The launcher matches `$in` of strings by a set lookup; the answers must stay
+    MongoDB's: strings equal only strings, arrays match by element, `null` matches missing."""
+    async with scratch_database(mongodb_url, "in") as db:
+        things = db["things"]
+        await things.insert_many(
+            [
+                {"_id": "a", "v": "x"},
+                {"_id": "b", "v": 1},
+                {"_id": "c", "v": ["x", "y"]},
+                {"_id": "d"},
+                {"_id": "e", "v": "1"},
+            ]
+        )
+
+        async def ids(query: dict[str, object]) -> list[str]:
+            return [doc["_id"] async for doc in things.find(query).sort("_id")]
+
+        assert await ids({"_id": {"$in": ["a", "e", "zz"]}}) == ["a", "e"]
+        assert await ids({"v": {"$in": ["x"]}}) == ["a", "c"]
+        assert await ids({"v": {"$in": ["1"]}}) == ["e"]
+        assert await ids({"v": {"$in": [1, "y"]}}) == ["b", "c"]
+        assert await ids({"v": {"$in": [None]}}) == ["d"]
