@@ -97,7 +97,7 @@ async def run(args: argparse.Namespace, mongo_url: str) -> None:
         await generation.sites.update_one(
             {"_id": site}, {"$set": {"summary": summary, "rev": uuid.uuid4().hex}}
         )
-        await generation.stamp_changes(datetime.now(UTC), 1)
+        await generation.stamp_changes(datetime.now(UTC), [site])
         v_cpu, v_wall = await timed(reports.view())
         cpu, wall = await timed(reports.national(False))
         t_cpu, t_wall = await timed(reports.trusts(False))

@@ -123,6 +123,7 @@ async def load_national(
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url, tz_aware=True)
     generation = await MongoGenerationStore(client[database]).active()
     ops = []
+    written: list[str] = []  # the sites, as Generation.apply_many lists them
     for trust, site in sites:
         cs = [clinician(rng, months, trust, site) for _ in range(clinicians // len(sites))]
         ps = [patient(rng, months, trust, site) for _ in range(patients // len(sites))]
@@ -138,10 +139,11 @@ async def load_national(
             [{"trust": trust, "site": site} for _ in ks],
         )
         series = fold_months(steps(line) or [] for _, line in [*cs, *ps, *ks])
+        written.append(site)
         ops.append(InsertOne({"_id": site, "n": 1, "summary": summary, "months": series}))
     for i in range(0, len(ops), 100):
         await generation.sites.bulk_write(ops[i : i + 100], ordered=False)
-    await generation.stamp_changes(datetime.now(UTC), len(ops))
+    await generation.stamp_changes(datetime.now(UTC), written)
     await client.close()
     return where, time.perf_counter() - started
 

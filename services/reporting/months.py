@@ -24,19 +24,23 @@ class MonthSeries:
     def __init__(self, views: Views) -> None:
         self.views = views
         self._cached: tuple[tuple[Any, ...], list[SiteMonths]] | None = None
-        self._held: tuple[int, Held] | None = None
-        """The generation read from and each site's document with its change stamp."""
+        self._held: tuple[int, int, Held] | None = None
+        """The generation read from, its count of changes seen before the read (the view
+        key's), and each site's document with its change stamp."""
 
     async def _sites(self, v: View) -> list[SiteMonths]:
         """Every reported site's summary and series, in site order, read again only when
         figures moved, and then only the sites whose documents changed (as the view's
         summaries are: `Generation.site_months_since`)."""
         if self._cached is None or self._cached[0] != v.key:
-            number = int(v.key[0])
-            held = self._held[1] if self._held and self._held[0] == number else {}
-            found = await self.views.store.generation(number).site_months_since(stamps_of(held))
+            number, changes = int(v.key[0]), int(v.key[2])
+            mine = self._held if self._held and self._held[0] == number else None
+            held = mine[2] if mine else {}
+            found = await self.views.store.generation(number).site_months_since(
+                stamps_of(held), mine[1] if mine else None
+            )
             sites, _ = refreshed(held, found)
-            self._held = (number, sites)
+            self._held = (number, changes, sites)
             self._cached = (v.key, [doc for _, (_, doc) in sorted(sites.items())])
         return self._cached[1]
 

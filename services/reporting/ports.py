@@ -56,18 +56,23 @@ class Generation(Protocol):
         """Every reported site's summary."""
         ...
 
-    async def summaries_since(self, held: Mapping[str, Any]) -> SummaryChanges:
+    async def summaries_since(
+        self, held: Mapping[str, Any], since: int | None = None
+    ) -> SummaryChanges:
         """The summaries that differ from those a reader holds (`held`: site -> the change
         stamp it read with the site's summary), each with its stamp; all of them when
         `held` is empty. Applied to what the reader holds, the result equals `summaries()`
-        read at the same moment."""
+        read at the same moment. `since`: the generation's count of changes the reader saw
+        before it read what it holds (lets the store read only the sites stored since)."""
         ...
 
     async def site_months(self) -> list[SiteMonths]:
         """Every reported site's summary with its monthly series, from the same record."""
         ...
 
-    async def site_months_since(self, held: Mapping[str, Any]) -> SummaryChanges:
+    async def site_months_since(
+        self, held: Mapping[str, Any], since: int | None = None
+    ) -> SummaryChanges:
         """As `summaries_since`, each changed site's `SiteMonths` document."""
         ...
 

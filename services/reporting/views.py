@@ -308,10 +308,10 @@ class Views:
         self.protect_national = protect_national
         # One view (the active generation's summaries) is kept; answers are bounded too.
         self._cached: tuple[tuple[Any, ...], list[Summary], dict[Any, Any]] | None = None
-        self._held: tuple[int, Held] | None = None
-        """The generation the view was read from, and per site the summary read with its
-        change stamp: after a change only the summaries that differ are read
-        (`Generation.summaries_since`)."""
+        self._held: tuple[int, int, Held] | None = None
+        """The generation the view was read from, its count of changes seen before the
+        read, and per site the summary read with its change stamp: after a change only the
+        summaries that differ are read (`Generation.summaries_since`)."""
         self.answers: BoundedCache[tuple[Any, ...], dict[str, Any]] = BoundedCache(
             ANSWERS_KEPT, ANSWER_BYTES_KEPT
         )
@@ -350,12 +350,14 @@ class Views:
         key = (generation.number, as_of, changes, today)
         if self._cached is None or self._cached[0] != key:
             held = self._held if self._held and self._held[0] == generation.number else None
-            found = await generation.summaries_since(stamps_of(held[1] if held else {}))
-            sites, moves = refreshed(held[1] if held else {}, found)
+            found = await generation.summaries_since(
+                stamps_of(held[2] if held else {}), held[1] if held else None
+            )
+            sites, moves = refreshed(held[2] if held else {}, found)
             carried: dict[Any, Any] = {}
             if held is not None and self._cached is not None:
                 carried = {"previous": self._view(self._cached, as_of).carry_over(moves)}
-            self._held = (generation.number, sites)
+            self._held = (generation.number, changes, sites)
             self._cached = (key, [summary for _, (_, summary) in sorted(sites.items())], carried)
             self.answers.clear()
         return self._view(self._cached, as_of)

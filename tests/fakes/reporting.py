@@ -93,12 +93,16 @@ class FakeGeneration:
     async def summaries(self) -> list[Summary]:
         return [doc["summary"] for doc in self.sites.values()]
 
-    async def summaries_since(self, held: Mapping[str, Any]) -> SummaryChanges:
+    async def summaries_since(
+        self, held: Mapping[str, Any], since: int | None = None
+    ) -> SummaryChanges:
         found = await self.site_months_since(held)
         changed = {site: (stamp, doc["summary"]) for site, (stamp, doc) in found.changed.items()}
         return SummaryChanges(changed, found.gone)
 
-    async def site_months_since(self, held: Mapping[str, Any]) -> SummaryChanges:
+    async def site_months_since(
+        self, held: Mapping[str, Any], since: int | None = None
+    ) -> SummaryChanges:
         changed = {  # a document stored without a stamp (a test's) has None, as in MongoDB
             site: (self.stamps.get(site), doc)
             for site, doc in self.sites.items()

@@ -15,6 +15,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from ibest.backbone.settings import Settings
+from services.reporting.adapters import store as store_module
 from services.reporting.adapters.store import MongoGeneration, MongoGenerationStore
 from services.reporting.domain.facts import EntityFact, facts_of
 from services.reporting.domain.figures import total
@@ -94,7 +95,7 @@ async def test_the_view_read_incrementally_is_a_full_read_after_random_changes(
 
     # A site reported no more (as when a document is removed) leaves the view too.
     await generation.sites.delete_one({"_id": "RXF02"})
-    await generation.stamp_changes(None, 1)
+    await generation.stamp_changes(None, ["RXF02"])
     view = await live.view()
     assert view.summaries == await full_read(generation)
     assert "RXF02" not in {s["site"] for s in view.summaries}
@@ -123,3 +124,37 @@ async def test_only_the_changed_summaries_are_read_again(db: Database) -> None:
     assert months.changed == {
         "RTH08": (stamp, next(d for d in await generation.site_months() if d["_id"] == "RTH08"))
     }
+
+
+@pytest.mark.parametrize("listed", [4096, 2])
+async def test_a_reader_behind_reads_the_sites_listed_since_or_every_stamp_beyond(
+    db: Database, monkeypatch: pytest.MonkeyPatch, listed: int
+) -> None:
+    """The stamp document lists the latest stored sites: a reader a few batches behind
+    reads only those (no read of every site's stamp); one further behind than the list
+    reaches reads every stamp. Either way its view is a full read."""
+    monkeypatch.setattr(store_module, "RECENT", listed)
+    store = MongoGenerationStore(db)
+    generation = await store.active()
+    await generation.create_indexes()
+    live = Reporting(store, Clock(), [])
+    rng = random.Random(27)
+    await generation.apply_many(random_batch(rng, 0))
+    await live.months.report(None, None, True, None, None)  # holds a view and the series
+    every_stamp = MongoGeneration._since_stamps
+    read_every_stamp = 0
+
+    async def counted(self: MongoGeneration, held: Any, fields: Any) -> Any:
+        nonlocal read_every_stamp
+        read_every_stamp += bool(held)  # a reader holding something read every stamp
+        return await every_stamp(self, held, fields)
+
+    monkeypatch.setattr(MongoGeneration, "_since_stamps", counted)
+    for serial in range(1, 4):
+        await generation.apply_many(random_batch(rng, serial))
+    view = await live.view()
+    assert view.summaries == await full_read(generation)
+    assert await live.months.report(None, None, True, None, None) == await Reporting(
+        store, Clock(), []
+    ).months.report(None, None, True, None, None)
+    assert read_every_stamp == (0 if listed > 100 else 2)  # the view's and the months'

@@ -103,7 +103,7 @@ async def test_a_stale_record_never_overwrites_a_newer_one(db: Database) -> None
     stored = await slow.summarise(["RTH08"])
 
     assert await nurses(other) == [{"nurse": 3}]
-    assert stored == 1  # its first, stale write lost; the second, fresh one was stored
+    assert stored == ["RTH08"]  # its first, stale write lost; the second, fresh one was stored
 
 
 def same_leaf(ref: str, count: int) -> list[str]:

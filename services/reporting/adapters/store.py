@@ -30,7 +30,7 @@ its events; their redelivery merges (changing nothing) and stores the summary.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -84,6 +84,9 @@ LEAF_SUMS = ("s", "m", "k")
 RECORD_WRITE_ATTEMPTS = 20
 """Passes over the sites whose records other writers keep storing first, before the batch
 is left to redelivery (each lost write means another writer stored that site)."""
+RECENT = 4096
+"""How many of the latest stored summaries' sites a generation's stamp document lists (about
+40 KB), so a reader a few batches behind reads only those sites (`summaries_since`)."""
 SUMMARY_STAMP = "rev"
 """The field of a site document that every write of its summary sets afresh (the
 compare-and-set token of `_sum_sites`): readers re-read only the summaries whose stamp
@@ -174,9 +177,9 @@ class MongoGeneration:
             for site in sites
         }
 
-    async def summarise(self, sites: Iterable[str]) -> int:
+    async def summarise(self, sites: Iterable[str]) -> list[str]:
         """Recompute the records and summaries of `sites` from every entity that may be
-        counted there (a rebuild's last step); return how many summaries were stored."""
+        counted there (a rebuild's last step); return the sites whose summaries were stored."""
         return await self.store_counted(await self._counted_at(sorted(set(sites))), seeded=True)
 
     async def _counted_at(self, sites: list[str]) -> Counts:
@@ -190,9 +193,9 @@ class MongoGeneration:
                         found[site][entity] = counted
         return found
 
-    async def store_counted(self, counts: Counts, *, seeded: bool = False) -> int:
+    async def store_counted(self, counts: Counts, *, seeded: bool = False) -> list[str]:
         """Merge `counts` into the sites' parts (`domain.parts`) and store the summaries of
-        the sites whose figures moved; return how many summaries were stored.
+        the sites whose figures moved; return those sites.
 
         Two passes, each one read and one bulk of conditional writes, bottom up:
         1. leaves (`gN_counted`): merge the entries (newest version wins) and write only
@@ -209,7 +212,7 @@ class MongoGeneration:
         site). Every write is bounded by what the batch changed, not by the site's size.
         """
         if not counts:
-            return 0
+            return []
         if not seeded:
             await self._seed(counts)
         leaves: dict[str, dict[str, Entry]] = {}
@@ -318,7 +321,7 @@ class MongoGeneration:
         await retry_on_conflict(attempt, RECORD_WRITE_ATTEMPTS)
         return moves
 
-    async def _sum_sites(self, sites: list[str], moves: Moves) -> int:
+    async def _sum_sites(self, sites: list[str], moves: Moves) -> list[str]:
         """Store each site's summary and monthly series, the sum of its leaves, writing only
         what changed; return how many summaries were stored.
 
@@ -339,10 +342,10 @@ class MongoGeneration:
             site, digits = leaf.rsplit("/", 1)
             by_site.setdefault(site, {})[digits] = move
         pending = sites
-        stored = 0
+        stored: list[str] = []
 
         async def attempt() -> None:
-            nonlocal pending, stored
+            nonlocal pending
             unknown = [site for site in pending if site not in self._roots]
             if unknown:
                 async for d in self.sites.find({"_id": {"$in": unknown}}):
@@ -409,7 +412,8 @@ class MongoGeneration:
             for site in after:
                 if site in won:
                     self._roots[site] = after[site]
-                    stored += int(after[site]["shown"])
+                    if after[site]["shown"]:
+                        stored.append(site)
                 else:
                     self._roots.pop(site, None)  # read afresh next time
             pending = [site for site in pending if site in after and site not in won]
@@ -419,14 +423,19 @@ class MongoGeneration:
         await retry_on_conflict(attempt, RECORD_WRITE_ATTEMPTS)
         return stored
 
-    async def stamp_changes(self, as_of: datetime | None, stored: int) -> None:
-        """Count `stored` new summaries and move `as_of` forward, in one write.
+    async def stamp_changes(self, as_of: datetime | None, stored: Sequence[str]) -> None:
+        """Count the summaries just stored (of the sites `stored`), list those sites last
+        in `recent` (the latest `RECENT`), and move `as_of` forward, in one write.
 
         After the summaries, never before: a reader that sees the new count reads summaries
-        at least this new (Reporting caches its view by this count). A writer that dies in
-        between has not acknowledged its events; their redelivery summarises and counts again.
+        at least this new (Reporting caches its view by this count), and the last `changes
+        - c` sites of `recent` are every site stored since the count was `c`
+        (`summaries_since`). A writer that dies in between has not acknowledged its events;
+        their redelivery summarises and counts again.
         """
-        update: Document = {"$inc": {"changes": stored}}
+        update: Document = {"$inc": {"changes": len(stored)}}
+        if stored:
+            update["$push"] = {"recent": {"$each": list(stored), "$slice": -RECENT}}
         if as_of is not None:
             update["$max"] = {"as_of": as_of}
         await self.stamps.update_one({"_id": self.stamp_id}, update, upsert=True)
@@ -437,7 +446,7 @@ class MongoGeneration:
         for coll in self.entities.values():
             sites.update(s for s in await coll.distinct("sites") if s)
         sites.update(await self.sites.distinct("_id"))
-        stored = 0
+        stored: list[str] = []
         for chunk in range(0, len(sites), SUMMARISE_CHUNK):
             stored += await self.summarise(sorted(sites)[chunk : chunk + SUMMARISE_CHUNK])
         await self.stamp_changes(None, stored)
@@ -459,25 +468,58 @@ class MongoGeneration:
             async for d in self.sites.find({"summary": {"$exists": True}}, {"summary": 1})
         ]
 
-    async def summaries_since(self, held: Mapping[str, Any]) -> SummaryChanges:
+    async def summaries_since(
+        self, held: Mapping[str, Any], since: int | None = None
+    ) -> SummaryChanges:
         """The summaries whose stamp (`SUMMARY_STAMP`) differs from the one `held` has for
         their site, and the held sites reported no more (`_since`)."""
-        found = await self._since(held, {"summary": 1})
+        found = await self._since(held, {"summary": 1}, since)
         changed = {site: (stamp, doc["summary"]) for site, (stamp, doc) in found.changed.items()}
         return SummaryChanges(changed, found.gone)
 
-    async def site_months_since(self, held: Mapping[str, Any]) -> SummaryChanges:
+    async def site_months_since(
+        self, held: Mapping[str, Any], since: int | None = None
+    ) -> SummaryChanges:
         """As `summaries_since`, each changed site as `site_months` reads it (its summary
         and monthly series, from the same document)."""
-        return await self._since(held, {"summary": 1, "months": 1})
+        return await self._since(held, {"summary": 1, "months": 1}, since)
 
-    async def _since(self, held: Mapping[str, Any], fields: Document) -> SummaryChanges:
-        """The reported site documents (`fields` of them) whose stamp differs from `held`'s,
-        in two reads: every site document's stamp (a few dozen bytes each: no summary
-        decoded), then the changed ones by id. Decoding 2,000 summaries costs 100 - 270 ms
-        of CPU (docs/performance.md); a batch changes a few. A document comes with the stamp
-        it was stored with (the same read), so one stored in between is held with its own
+    async def _since(
+        self, held: Mapping[str, Any], fields: Document, since: int | None
+    ) -> SummaryChanges:
+        """The reported site documents (`fields` of them) whose stamp differs from `held`'s.
+
+        When the reader says at which count of changes it read what it holds (`since`) and
+        the stamp document still lists every site stored since (`recent`), only those are
+        read: two small reads. Otherwise two reads: every site document's stamp (a few
+        dozen bytes each: no summary decoded; on SecantusDB about 170 ms for 2,000 sites),
+        then the changed ones by id. Decoding 2,000 summaries costs 100 - 270 ms of CPU
+        (docs/performance.md); a batch changes a few. A document comes with the stamp it
+        was stored with (the same read), so one stored in between is held with its own
         stamp: never missed, at worst read again."""
+        if held and since is not None:
+            listed = await self._stored_since(since)
+            if listed is not None:
+                changed: dict[str, tuple[Any, Document]] = {}
+                query = {"_id": {"$in": sorted(listed)}, "summary": {"$exists": True}}
+                async for d in self.sites.find(query, {**fields, SUMMARY_STAMP: 1}):
+                    changed[d["_id"]] = (d.pop(SUMMARY_STAMP, None), d)
+                return SummaryChanges(
+                    changed, [s for s in listed if s in held and s not in changed]
+                )
+        return await self._since_stamps(held, fields)
+
+    async def _stored_since(self, since: int) -> set[str] | None:
+        """The sites whose summaries were stored since the count of changes was `since`, or
+        None when the stamp document no longer lists them all."""
+        stamp = await self.stamps.find_one({"_id": self.stamp_id}, {"changes": 1, "recent": 1})
+        recent: list[str] = list((stamp or {}).get("recent") or [])
+        behind = int((stamp or {}).get("changes", 0)) - since
+        if behind < 0 or behind > len(recent):
+            return None
+        return set(recent[len(recent) - behind :]) if behind else set()
+
+    async def _since_stamps(self, held: Mapping[str, Any], fields: Document) -> SummaryChanges:
         reported: Document = {"summary": {"$exists": True}}
         stamps: dict[str, Any] = {}
         if held:
