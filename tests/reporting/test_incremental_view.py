@@ -126,7 +126,7 @@ async def test_only_the_changed_summaries_are_read_again(db: Database) -> None:
     }
 
 
-@pytest.mark.parametrize("listed", [4096, 2])
+@pytest.mark.parametrize("listed", [512, 2])
 async def test_a_reader_behind_reads_the_sites_listed_since_or_every_stamp_beyond(
     db: Database, monkeypatch: pytest.MonkeyPatch, listed: int
 ) -> None:
