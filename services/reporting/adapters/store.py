@@ -84,9 +84,10 @@ LEAF_SUMS = ("s", "m", "k")
 RECORD_WRITE_ATTEMPTS = 20
 """Passes over the sites whose records other writers keep storing first, before the batch
 is left to redelivery (each lost write means another writer stored that site)."""
-RECENT = 4096
+RECENT = 512
 """How many of the latest stored summaries' sites a generation's stamp document lists (about
-40 KB), so a reader a few batches behind reads only those sites (`summaries_since`)."""
+5 KB: every batch rewrites the whole document), so a reader a few batches behind reads only
+those sites (`summaries_since`); one further behind reads every site's stamp."""
 SUMMARY_STAMP = "rev"
 """The field of a site document that every write of its summary sets afresh (the
 compare-and-set token of `_sum_sites`): readers re-read only the summaries whose stamp
