@@ -416,7 +416,9 @@ class SiteTeams:
             event_id=str(event.id),
         )
         result = await self.publishing.record(event, "paper", self.clock())
-        await self.patients.assessed(patient.trust, session.site, patient.patient_ref, tp, at)
+        await self.patients.assessed_many(
+            [AssessmentTime(patient.trust, session.site, patient.patient_ref, tp, at)]
+        )
         return result
 
     async def create_link(
@@ -573,7 +575,9 @@ class PatientForms:
         result = await self.publishing.record(event, "patient", now)
         if scored.activities:
             await self.patients.set_activities(link.trust, link.patient_ref, scored.activities)
-        await self.patients.assessed(link.trust, link.site, link.patient_ref, link.timepoint, now)
+        await self.patients.assessed_many(
+            [AssessmentTime(link.trust, link.site, link.patient_ref, link.timepoint, now)]
+        )
         await self.links.finish(link.link_hash, now)
         return result
 

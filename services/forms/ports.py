@@ -123,14 +123,9 @@ class PatientStore(Protocol):
 
     async def create(self, patient: Patient) -> bool: ...
 
-    async def assessed(
-        self, trust: str, site: str | None, ref: str, timepoint: str, at: datetime
-    ) -> None:
-        """Record an assessment's time (baseline: its site and the latest time)."""
-        ...
-
     async def assessed_many(self, assessments: Sequence[AssessmentTime]) -> None:
-        """`assessed` for each, in one write (a delivered batch)."""
+        """Record each assessment's time (a baseline: its site and the latest time), in one
+        write (a delivered batch, or one answered form: a batch of one)."""
         ...
 
     async def set_activities(self, trust: str, ref: str, names: list[str]) -> None: ...

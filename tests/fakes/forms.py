@@ -136,7 +136,7 @@ class FakePatients:
         self.patients[key] = patient
         return True
 
-    async def assessed(
+    async def _assessed(
         self, trust: str, site: str | None, ref: str, timepoint: str, at: datetime
     ) -> None:
         key = f"{trust}:{ref}"
@@ -149,7 +149,7 @@ class FakePatients:
 
     async def assessed_many(self, assessments: Sequence[AssessmentTime]) -> None:
         for a in assessments:
-            await self.assessed(a.trust, a.site, a.ref, a.timepoint, a.at)
+            await self._assessed(a.trust, a.site, a.ref, a.timepoint, a.at)
 
     async def set_activities(self, trust: str, ref: str, names: list[str]) -> None:
         key = f"{trust}:{ref}"

@@ -28,6 +28,7 @@ from services.forms.adapters.stores import (
 )
 from services.forms.domain.access import SiteKey
 from services.forms.ports import (
+    AssessmentTime,
     ClinicianFacts,
     ClinicianStore,
     Completion,
@@ -93,6 +94,11 @@ async def stores(request: pytest.FixtureRequest, mongodb_url: str) -> AsyncItera
 
 def at(hours: float) -> datetime:
     return T0 + timedelta(hours=hours)
+
+
+async def assessed(patients: PatientStore, *when: Any) -> None:
+    """One assessment's time, as one answered form records it (a batch of one)."""
+    await patients.assessed_many([AssessmentTime(*when)])
 
 
 async def test_a_clinician_keeps_the_earliest_completion_and_the_latest_events_place(
@@ -190,10 +196,12 @@ async def test_a_patient_is_created_once_and_keeps_its_latest_baseline_and_recor
     assert await patients.create(Patient("RTH", "RTH09", "p1", None, {})) is False
     assert await patients.get("RTH", "p1") == created
     assert await patients.get("RNU", "p1") is None
-    await patients.assessed("RTH", "RTH08", "p1", "baseline", at(2))
-    await patients.assessed("RTH", "RTH09", "p1", "baseline", at(1))  # older: not the baseline
-    await patients.assessed("RTH", None, "p1", "month_3", at(5))
-    await patients.assessed("RTH", None, "p1", "month_3", at(4))
+    await assessed(patients, "RTH", "RTH08", "p1", "baseline", at(2))
+    await patients.assessed_many(
+        [AssessmentTime("RTH", "RTH09", "p1", "baseline", at(1))]
+    )  # older: not the baseline
+    await assessed(patients, "RTH", None, "p1", "month_3", at(5))
+    await assessed(patients, "RTH", None, "p1", "month_3", at(4))
     await patients.set_activities("RTH", "p1", ["walking", "gardening"])
     assert await patients.get("RTH", "p1") == Patient(
         "RTH",
@@ -203,14 +211,18 @@ async def test_a_patient_is_created_once_and_keeps_its_latest_baseline_and_recor
         {"baseline": at(2), "month_3": at(5)},
         ("walking", "gardening"),
     )
-    await patients.assessed("RTH", "RTH07", "p1", "baseline", at(3))  # a later one corrects it
+    await patients.assessed_many(
+        [AssessmentTime("RTH", "RTH07", "p1", "baseline", at(3))]
+    )  # a later one corrects it
     corrected = await patients.get("RTH", "p1")
     assert corrected is not None and (corrected.site, corrected.baseline_at) == ("RTH07", at(3))
-    await patients.assessed("RTH", "RTH08", "p2", "month_3", at(1))  # first seen at a follow-up
+    await patients.assessed_many(
+        [AssessmentTime("RTH", "RTH08", "p2", "month_3", at(1))]
+    )  # first seen at a follow-up
     assert await patients.get("RTH", "p2") == Patient(
         "RTH", "RTH08", "p2", None, {"month_3": at(1)}
     )
-    await patients.assessed("RTH", None, "p3", "month_12", at(1))
+    await assessed(patients, "RTH", None, "p3", "month_12", at(1))
     assert await patients.get("RTH", "p3") == Patient("RTH", "", "p3", None, {"month_12": at(1)})
     assert sorted(p.patient_ref for p in await patients.of_site("RTH08")) == ["p2"]
     assert sorted(p.patient_ref for p in await patients.of_site("RTH07")) == ["p1"]

@@ -194,11 +194,6 @@ class MongoPatients:
             return False
         return True
 
-    async def assessed(
-        self, trust: str, site: str | None, ref: str, timepoint: str, at: datetime
-    ) -> None:
-        await self.assessed_many([AssessmentTime(trust, site, ref, timepoint, at)])
-
     async def assessed_many(self, assessments: Sequence[AssessmentTime]) -> None:
         # One ordered bulk write (`write_in_order`), one document per assessment: a baseline
         # with a site is one conditional upsert (a new patient, or a baseline at least as
