@@ -6,6 +6,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy/prometheus/rules"
 TESTS = ROOT / "deploy/prometheus/tests"
@@ -36,6 +38,7 @@ def test_rules_and_config_are_valid() -> None:
         assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_alert_rules_pass_their_unit_tests() -> None:
     tests = sorted(TESTS.glob("*.yml"))
     assert tests, "no promtool rule tests under deploy/prometheus/tests/"

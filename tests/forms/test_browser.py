@@ -69,6 +69,7 @@ async def national(api: httpx.AsyncClient) -> dict[str, Any]:
     return figures
 
 
+@pytest.mark.slow
 async def test_a_clinician_answers_the_month_4_survey_and_the_figure_rises(
     settings: Settings,
     js: JetStreamContext,
@@ -139,6 +140,7 @@ async def test_a_clinician_answers_the_month_4_survey_and_the_figure_rises(
     assert await dead_letters(js) == []
 
 
+@pytest.mark.slow
 async def test_a_site_team_and_a_patient_record_outcomes_and_the_figures_change(
     settings: Settings,
     js: JetStreamContext,

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+import pytest
 from nats.js import JetStreamContext
 
 from ibest.backbone.settings import Settings
@@ -296,6 +297,7 @@ async def test_unknown_keys_and_reads_are_rate_limited_per_address_and_per_key(
         is_problem(abouts[-1], 429, "rate-limited")
 
 
+@pytest.mark.slow
 async def test_no_5xx_from_schemathesis_over_the_committed_openapi(
     gateway: str, new_key: KeyMaker, tmp_path: Path
 ) -> None:

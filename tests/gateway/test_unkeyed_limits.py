@@ -66,6 +66,7 @@ async def test_every_unkeyed_path_is_limited_per_address_with_a_counted_problem(
     [{}, {"IBEST_GATEWAY_ADDRESS_RATE": 1 / 15, "IBEST_GATEWAY_ADDRESS_BURST": 2}],
     ids=["defaults", "least-allowed"],
 )
+@pytest.mark.slow
 async def test_a_prometheus_scrape_every_15_s_from_one_address_is_never_limited(
     settings: Settings, limits: dict[str, float]
 ) -> None:

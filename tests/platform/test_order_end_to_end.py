@@ -105,6 +105,7 @@ async def fresh(js: JetStreamContext, settings: Settings) -> Settings:
     deadline=None,
     suppress_health_check=list(HealthCheck),
 )
+@pytest.mark.slow
 @given(history=histories((4, 4), (3, 3), (2, 2)).filter(lambda h: len(h) >= 45))
 async def test_a_shuffled_duplicated_batched_history_ends_as_the_time_ordered_one(
     history: list[dict[str, Any]],

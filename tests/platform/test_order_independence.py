@@ -108,6 +108,7 @@ async def started_by_month(api: httpx.AsyncClient) -> dict[str, tuple[int, int]]
     return series if series.get("2025-11", (0, 0))[1] == 1 else None
 
 
+@pytest.mark.slow
 async def test_the_issue_sequence_counts_the_start_in_october(
     settings: Settings, js: JetStreamContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:

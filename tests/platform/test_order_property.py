@@ -10,6 +10,7 @@ import random
 from typing import Any
 from unittest import mock
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -27,6 +28,7 @@ def check(history: list[dict[str, Any]], seed: int) -> None:
         assert got["figures"][name] == answer, name
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(histories(), st.integers(0, 2**32))
 def test_every_delivery_of_a_history_ends_as_the_time_ordered_one(

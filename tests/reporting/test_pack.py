@@ -145,6 +145,7 @@ def test_change_is_shown_only_between_two_published_numbers() -> None:
     assert rows["clinicians_completed"].change == 10
 
 
+@pytest.mark.slow
 async def test_national_pack_names_every_trust_with_its_published_figures(
     tmp_path: Path,
 ) -> None:
@@ -169,6 +170,7 @@ async def test_national_pack_names_every_trust_with_its_published_figures(
     assert_no_small_counts(pack, html(pack), csv_zip(pack))
 
 
+@pytest.mark.slow
 async def test_trust_pack_has_its_sites_and_suppressed_values_shown_as_suppressed() -> None:
     reports = await demo()
     pack = await monthly_pack(reports, reports.names, MONTH, "rth")
@@ -187,6 +189,7 @@ async def test_trust_pack_has_its_sites_and_suppressed_values_shown_as_suppresse
     assert_no_small_counts(pack, text, csv_zip(pack))
 
 
+@pytest.mark.slow
 async def test_pdf_is_a4_tagged_with_text_alternatives_and_its_charts_render(
     tmp_path: Path,
 ) -> None:
@@ -282,6 +285,7 @@ def national_scale(trusts: int = 160, per_trust: int = 8, span: int = 24) -> Rep
     return Reporting(store, Today(now), [])
 
 
+@pytest.mark.slow
 async def test_national_pack_at_national_scale_renders_in_under_10_seconds() -> None:
     """Timed in CPU seconds of this process (the pack is drawn on one thread), since the
     machine running the suite is shared; the wall time and load are printed beside it."""

@@ -31,6 +31,7 @@ def with_version_2(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("shared.envelope.catalogue", lambda: ds.CATALOGUE)
 
 
+@pytest.mark.slow
 async def test_pack_route_and_command_give_the_published_figures(
     settings: Settings, js: JetStreamContext, tmp_path: Path
 ) -> None:

@@ -111,6 +111,7 @@ async def assert_funnel(api: httpx.AsyncClient, expected: Expected) -> None:
         assert got == expected.funnel(trust, site), site
 
 
+@pytest.mark.slow
 async def test_exports_become_the_funnel_they_imply_and_reimport_adds_only_the_difference(
     settings: Settings,
     js: JetStreamContext,

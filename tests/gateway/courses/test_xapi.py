@@ -265,6 +265,7 @@ async def funnel(settings: Settings, expected: Expected) -> dict[str, Any]:
         return found
 
 
+@pytest.mark.slow
 async def test_statements_give_the_figures_of_the_equivalent_csv_import(
     settings: Settings,
     js: JetStreamContext,
