@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import importlib.metadata
 import os
@@ -255,3 +256,11 @@ def cpu_seconds(proc: Managed) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def national_scale(parser: argparse.ArgumentParser, *, patients: int) -> None:
+    """The national dataset's size, as every reporting bench takes it."""
+    parser.add_argument("--trusts", type=int, default=200)
+    parser.add_argument("--sites-per-trust", type=int, default=10)
+    parser.add_argument("--clinicians", type=int, default=50_000)
+    parser.add_argument("--patients", type=int, default=patients)

@@ -36,6 +36,7 @@ from bench.common import (
     fresh_streams,
     load,
     machine,
+    national_scale,
     percentile,
     platform_services,
     servers,
@@ -191,10 +192,7 @@ def endpoints(where: list[tuple[str, list[str]]], rng: random.Random) -> dict[st
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--trusts", type=int, default=200)
-    parser.add_argument("--sites-per-trust", type=int, default=10)
-    parser.add_argument("--clinicians", type=int, default=50_000)
-    parser.add_argument("--patients", type=int, default=1_000_000)
+    national_scale(parser, patients=1_000_000)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--requests", type=int, default=1500, help="per endpoint")
     args = parser.parse_args()

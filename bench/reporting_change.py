@@ -30,7 +30,7 @@ from typing import Any
 
 from pymongo import AsyncMongoClient
 
-from bench.common import load, machine, servers
+from bench.common import load, machine, national_scale, servers
 from bench.reporting_api import load_national
 from ibest.backbone.clock import utc_now
 from services.reporting.adapters.store import MongoGenerationStore
@@ -121,10 +121,7 @@ async def run(args: argparse.Namespace, mongo_url: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--trusts", type=int, default=200)
-    parser.add_argument("--sites-per-trust", type=int, default=10)
-    parser.add_argument("--clinicians", type=int, default=50_000)
-    parser.add_argument("--patients", type=int, default=1_000_000)
+    national_scale(parser, patients=1_000_000)
     parser.add_argument("--changes", type=int, default=5)
     args = parser.parse_args()
     print(f"machine: {machine()}; {load()} at start")
