@@ -8,14 +8,14 @@ import asyncio
 import logging
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.forms.application import Recorded, Refused, Why
+from services.forms.application import PatientVisit, Recorded, Refused, Why
 from services.forms.bootstrap import FormsParts
 from services.forms.domain import answers, questionnaire
 from services.forms.domain.access import csrf_ok, csrf_token, new_nonce, new_session_token
@@ -27,6 +27,7 @@ from shared.links import ClinicianForm
 from shared.measures import Measure
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 SESSION_COOKIE = "ibest_forms_session"
 PRE_COOKIE = "ibest_forms_signin"
 MAX_FORM_BYTES = 16_384
@@ -40,7 +41,9 @@ TIMEPOINT_LABELS = {
 
 class PageRoute(APIRoute):
     """Any failure inside a page becomes a plain-English page, never a stack trace; a
-    site-team route asked for without a session (`site_team`) redirects to the sign-in."""
+    site-team route asked for without a session (`site_team`) redirects to the sign-in; a
+    page answered early (`Answered`: over the rate, a refused link, an expired form) gets
+    that answer."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         inner = super().get_route_handler()
@@ -48,6 +51,8 @@ class PageRoute(APIRoute):
         async def handler(request: Request) -> Response:
             try:
                 return await inner(request)
+            except Answered as answered:
+                return answered.response
             except NotSignedIn:
                 return to_sign_in()
             except Exception as exc:
@@ -128,6 +133,37 @@ def csrf_valid(request: Request, credential: str, fields: dict[str, str]) -> boo
     )
 
 
+class Answered(Exception):
+    """A page's answer, decided before its route finished (the checks below): `PageRoute`
+    sends it."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
+def within_link_rate(request: Request, token: str) -> None:
+    """This client and this link are within their rates, else the 429 page."""
+    if limited(request, f"link:{token[:64]}"):
+        raise Answered(problem_page(*TOO_MANY))
+
+
+async def posted(request: Request, credential: str) -> dict[str, str]:
+    """The posted form's fields, bound to `credential` by its CSRF token, else the page that
+    says the form has expired."""
+    fields = await form_fields(request)
+    if fields is None or not credential or not csrf_valid(request, credential, fields):
+        raise Answered(problem_page(*BAD_FORM))
+    return fields
+
+
+def granted(result: T | Refused) -> T:
+    """A use case's result, or its refusal answered as a page."""
+    if isinstance(result, Refused):
+        raise Answered(refused(result))
+    return result
+
+
 STATUS_OF_REFUSAL = {Why.FORBIDDEN: 403, Why.NOT_FOUND: 404, Why.CLOSED: 410, Why.INVALID: 422}
 """The HTTP status of each refusal of the use cases: the edge's, and only here."""
 
@@ -154,27 +190,17 @@ def routes() -> APIRouter:
 
     @router.get("/c/{token}")
     async def clinician_form(request: Request, token: str) -> HTMLResponse:
-        if limited(request, f"link:{token[:64]}"):
-            return problem_page(*TOO_MANY)
-        opened = await parts(request).clinicians.open(token)
-        if isinstance(opened, Refused):
-            return refused(opened)
+        within_link_rate(request, token)
+        opened = granted(await parts(request).clinicians.open(token))
         return clinician_page(request, token, opened.claims.form, {}, answers.Problems())
 
     @router.post("/c/{token}")
     async def clinician_submit(request: Request, token: str) -> HTMLResponse:
-        if limited(request, f"link:{token[:64]}"):
-            return problem_page(*TOO_MANY)
-        fields = await form_fields(request)
-        if fields is None or not csrf_valid(request, token, fields):
-            return problem_page(*BAD_FORM)
-        result = await parts(request).clinicians.submit(token, fields, fields["nonce"])
-        if isinstance(result, Refused):
-            return refused(result)
+        within_link_rate(request, token)
+        fields = await posted(request, token)
+        result = granted(await parts(request).clinicians.submit(token, fields, fields["nonce"]))
         if isinstance(result, answers.Problems):
-            opened = await parts(request).clinicians.open(token)
-            if isinstance(opened, Refused):
-                return refused(opened)
+            opened = granted(await parts(request).clinicians.open(token))
             return clinician_page(request, token, opened.claims.form, fields, result, 422)
         return page("clinician_done.html", title="Thank you, your answer has been sent")
 
@@ -218,10 +244,7 @@ def routes() -> APIRouter:
     async def sign_in(request: Request) -> Response:
         if limited(request):
             return problem_page(*TOO_MANY)
-        fields = await form_fields(request)
-        pre = request.cookies.get(PRE_COOKIE, "")
-        if fields is None or not pre or not csrf_valid(request, pre, fields):
-            return problem_page(*BAD_FORM)
+        fields = await posted(request, request.cookies.get(PRE_COOKIE, ""))
         signed = await parts(request).sites.sign_in(fields.get("key", ""))
         if signed is None:
             problems = answers.Problems()
@@ -248,9 +271,7 @@ def routes() -> APIRouter:
 
     @router.post("/site/sign-out")
     async def sign_out(request: Request, team: SignedIn) -> Response:
-        fields = await form_fields(request)
-        if fields is None or not csrf_valid(request, team.token, fields):
-            return problem_page(*BAD_FORM)
+        await posted(request, team.token)  # the CSRF check: nothing else is read
         await parts(request).sites.sign_out(team.token)
         response = page("signed_out.html")
         response.delete_cookie(SESSION_COOKIE, path="/site")
@@ -269,9 +290,7 @@ def routes() -> APIRouter:
 
     @router.post("/site/patients")
     async def add_patient(request: Request, team: SignedIn) -> Response:
-        fields = await form_fields(request)
-        if fields is None or not csrf_valid(request, team.token, fields):
-            return problem_page(*BAD_FORM)
+        await posted(request, team.token)  # the CSRF check: nothing else is read
         patient = await parts(request).sites.add_patient(team.session)
         return page("patient_added.html", site=team.session.site, ref=patient.patient_ref)
 
@@ -313,9 +332,7 @@ def routes() -> APIRouter:
 
     @router.post("/site/entry")
     async def entry(request: Request, team: SignedIn) -> Response:
-        fields = await form_fields(request)
-        if fields is None or not csrf_valid(request, team.token, fields):
-            return problem_page(*BAD_FORM)
+        fields = await posted(request, team.token)
         result = await parts(request).sites.enter_paper(
             team.session,
             fields.get("patient_ref", ""),
@@ -397,12 +414,8 @@ def routes() -> APIRouter:
 
     @router.post("/site/letter")
     async def letter(request: Request, team: SignedIn) -> Response:
-        fields = await form_fields(request)
-        if fields is None or not csrf_valid(request, team.token, fields):
-            return problem_page(*BAD_FORM)
-        visit = await parts(request).patients.open(fields.get("token", ""))
-        if isinstance(visit, Refused):
-            return refused(visit)
+        fields = await posted(request, team.token)
+        visit = granted(await parts(request).patients.open(fields.get("token", "")))
         if visit.link.site != team.session.site:
             return problem_page(404, "Patient not found", "This link is not your site's.")
         url = f"{parts(request).settings.base_url.rstrip('/')}/p/{fields['token']}"
@@ -420,20 +433,14 @@ def routes() -> APIRouter:
 
     @router.get("/p/{token}")
     async def patient_start(request: Request, token: str) -> Response:
-        if limited(request, f"link:{token[:64]}"):
-            return problem_page(*TOO_MANY)
-        visit = await parts(request).patients.open(token)
-        if isinstance(visit, Refused):
-            return refused(visit)
+        within_link_rate(request, token)
+        visit = granted(await parts(request).patients.open(token))
         return page("patient_start.html", token=token, first=visit.steps[0].step_id)
 
     @router.get("/p/{token}/q/{step_id}")
     async def patient_question(request: Request, token: str, step_id: str) -> Response:
-        if limited(request, f"link:{token[:64]}"):
-            return problem_page(*TOO_MANY)
-        visit = await parts(request).patients.open(token)
-        if isinstance(visit, Refused):
-            return refused(visit)
+        within_link_rate(request, token)
+        visit = granted(await parts(request).patients.open(token))
         step = next((s for s in visit.steps if s.step_id == step_id), None)
         if step is None:
             return problem_page(404, "Page not found", "This question is not part of your form.")
@@ -465,20 +472,14 @@ def routes() -> APIRouter:
 
     @router.post("/p/{token}/q/{step_id}")
     async def patient_answer(request: Request, token: str, step_id: str) -> Response:
-        if limited(request, f"link:{token[:64]}"):
-            return problem_page(*TOO_MANY)
-        fields = await form_fields(request)
-        if fields is None or not csrf_valid(request, token, fields):
-            return problem_page(*BAD_FORM)
-        result = await parts(request).patients.answer(token, step_id, fields)
-        if isinstance(result, Refused):
-            return refused(result)
+        within_link_rate(request, token)
+        fields = await posted(request, token)
+        result = granted(await parts(request).patients.answer(token, step_id, fields))
         if isinstance(result, answers.Problems):
-            visit = await parts(request).patients.open(token)
-            if isinstance(visit, Refused):
-                return refused(visit)
+            visit = granted(await parts(request).patients.open(token))
             step = next(s for s in visit.steps if s.step_id == step_id)
             return question_page(request, token, visit.steps, step, fields, result, 422)
+        assert isinstance(result, PatientVisit)
         answered = result.link.draft.get("answers", {})
         following = next((s for s in result.steps if s.step_id not in answered), None)
         target = f"/p/{token}/q/{following.step_id}" if following else f"/p/{token}/check"
@@ -486,9 +487,7 @@ def routes() -> APIRouter:
 
     @router.get("/p/{token}/check")
     async def patient_check(request: Request, token: str) -> Response:
-        visit = await parts(request).patients.open(token)
-        if isinstance(visit, Refused):
-            return refused(visit)
+        visit = granted(await parts(request).patients.open(token))
         saved = visit.link.draft.get("answers", {})
         rows = [(s, saved.get(s.step_id), f"/p/{token}/q/{s.step_id}") for s in visit.steps]
         return page(
@@ -501,14 +500,9 @@ def routes() -> APIRouter:
 
     @router.post("/p/{token}/send")
     async def patient_send(request: Request, token: str) -> Response:
-        if limited(request, f"link:{token[:64]}"):
-            return problem_page(*TOO_MANY)
-        fields = await form_fields(request)
-        if fields is None or not csrf_valid(request, token, fields):
-            return problem_page(*BAD_FORM)
-        result = await parts(request).patients.submit(token, fields["nonce"])
-        if isinstance(result, Refused):
-            return refused(result)
+        within_link_rate(request, token)
+        fields = await posted(request, token)
+        result = granted(await parts(request).patients.submit(token, fields["nonce"]))
         assert isinstance(result, Recorded)
         return page("patient_done.html")
 
