@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Request
 
 from ibest.backbone.service_auth import UNAUTHORISED, service_token
-from services.enrolment.ports import ClinicianRepository
+from services.enrolment.application import EnrolmentService
 from shared.catalogue import Catalogue
 
 
@@ -18,7 +18,7 @@ class EnrolmentApi:
     """What the routes reach as `request.app.state.service`."""
 
     catalogue: Catalogue
-    repository: ClinicianRepository
+    service: EnrolmentService
 
 
 def routes() -> APIRouter:
@@ -39,7 +39,7 @@ def routes() -> APIRouter:
     )
     async def clinician(clinician_ref: str, request: Request) -> dict[str, Any]:
         api: EnrolmentApi = request.app.state.service
-        state = await api.repository.state(clinician_ref)
+        state = await api.service.clinician(clinician_ref)
         if state is None:
             raise HTTPException(404, f"no clinician {clinician_ref!r} here")
         return state.model_dump(mode="json")

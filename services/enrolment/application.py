@@ -9,12 +9,13 @@ publishing is repaired by the redelivery or the relay's background pass.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from ibest.backbone.concurrency import retry_on_conflict
 from ibest.backbone.outbox import OutboxRelay
 from ibest.backbone.outbox_values import OutboxEntry
-from services.enrolment.domain.clinician import ClinicianState
+from services.enrolment.domain.clinician import ClinicianState, fold
 from services.enrolment.domain.record import Applied, ClinicianRecord, apply_event, derive
 from services.enrolment.domain.retention import contact_expired
 from services.enrolment.ports import Change, ClinicianRepository, Erasure
@@ -111,15 +112,19 @@ class EnrolmentService:
         return await self.relay.relay_once()
 
     async def clinician(self, clinician_ref: str) -> ClinicianState | None:
-        return await self.repository.state(clinician_ref)
+        """The clinician's state, folded from their facts (the record keeps only a summary)."""
+        record = await self.repository.record(clinician_ref)
+        return fold(clinician_ref, record.facts, self.catalogue) if record else None
 
     async def contact(self, clinician_ref: str) -> tuple[bool, str | None]:
         """Whether the clinician is known, and their contact email if they have one."""
         return await self.repository.contact(clinician_ref)
 
     async def erase(self, clinician_ref: str, *, record: bool) -> Erasure:
-        """Remove the contact email and, with `record`, the whole record and its event ids."""
-        return await self.repository.erase(clinician_ref, record=record)
+        """Remove the contact email and, with `record`, the whole record and its event ids;
+        the erasure says the clinician's state just before."""
+        state = await self.clinician(clinician_ref)
+        return replace(await self.repository.erase(clinician_ref, record=record), state=state)
 
     async def erase_expired_contacts(self, now: datetime, retention: timedelta) -> int:
         """Retention: erase every contact email past `retention` since its clinician's latest

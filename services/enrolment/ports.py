@@ -31,12 +31,15 @@ class Change:
 
 @dataclass(frozen=True)
 class Erasure:
+    """What an erasure removed. `state` is the clinician's state just before it, folded by
+    the application from the facts read (the repository stores no full state to return)."""
+
     clinician_ref: str
     found: bool
     email_removed: bool
     record_removed: bool
     seen_events_removed: int
-    state: ClinicianState | None
+    state: ClinicianState | None = None
 
 
 @dataclass(frozen=True)
@@ -58,12 +61,14 @@ class ClinicianRepository(Protocol):
     async def load_many(self, clinician_refs: list[str]) -> dict[str, Stored]: ...
 
     async def save_many(self, changes: list[Change]) -> None:
-        """Store each record, its state and its outbox in one round trip; raise
+        """Store each record, its state's summary and its outbox in one round trip; raise
         ibest.backbone.concurrency.ConcurrentUpdate, after writing the others, if any record
         was no longer at its `change.rev` (or was created meanwhile)."""
         ...
 
-    async def state(self, clinician_ref: str) -> ClinicianState | None: ...
+    async def record(self, clinician_ref: str) -> ClinicianRecord | None:
+        """One clinician's record, read apart from a batch's `load_many` (for the API)."""
+        ...
 
     async def contact(self, clinician_ref: str) -> tuple[bool, str | None]: ...
 

@@ -32,7 +32,7 @@ def build_spec(
         await built.repository.create_indexes()
         return Wiring(
             handlers=built.handlers,
-            api=EnrolmentApi(built.service.catalogue, built.repository),
+            api=EnrolmentApi(built.service.catalogue, built.service),
             background=[
                 built.service.relay.run,
                 contact_responder(ctx.nats, built.service.contact),

@@ -363,5 +363,35 @@ def test_stored_document_round_trips_exactly() -> None:
     # through BSON, as the database stores it (the outbox's bodies are compressed bytes)
     doc = bson.decode(bson.encode(to_doc(record, fold(REF, record.facts, CATALOGUE), 4)))
     assert from_doc(doc) == record
-    assert doc["state"]["modules"][1]["best_quiz_score"] == 87.5
+    # the document keeps where the clinician counts and how far they got; the modules are
+    # folded from the facts on read (issue 26)
+    assert doc["state"]["status"] == "started" and doc["state"]["enrolment"]["trustcode"]
+    assert "modules" not in doc["state"]
+    assert fold(REF, from_doc(doc).facts, CATALOGUE).modules[1].best_quiz_score == 87.5
     assert "x@nhs.net" not in json.dumps(doc["facts"]) + json.dumps(doc["state"])
+
+
+def test_a_signature_stored_as_text_before_digests_still_says_the_same_event() -> None:
+    """Records written before issue 26 hold each derived event's signature as its text;
+    the same facts must not emit a revision because the signature is now stored as a
+    digest, and what is stored from now on is the 16-byte digest."""
+    from services.enrolment.domain.record import (
+        SIGNATURE_BYTES,
+        Emitted,
+        _signature,
+        derive,
+        derived_facts,
+    )
+
+    record = apply_all([enrolled(0), module("started", MODULES[0], 5)])
+    (key, at, (trust, site), payload), *_ = derived_facts(record, CATALOGUE)
+    stored = record.emitted[key]
+    assert isinstance(stored.signature, bytes) and len(stored.signature) == SIGNATURE_BYTES
+    text = _signature(at, trust, site, payload)
+    old = record.model_copy(
+        update={"emitted": {key: Emitted(revision=1, signature=text)}, "outbox": ()}
+    )
+    assert not derive(old, CATALOGUE, id_key=ID_KEY).changed
+    # other content under the old text is a new revision, as before
+    other = old.model_copy(update={"emitted": {key: Emitted(revision=1, signature=text + "x")}})
+    assert derive(other, CATALOGUE, id_key=ID_KEY).record.emitted[key].revision == 2

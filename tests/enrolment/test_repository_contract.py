@@ -58,13 +58,13 @@ def enrolled(ref: str, rev: int | None) -> Change:
 async def test_a_record_is_written_only_at_the_revision_it_was_read(
     repo: ClinicianRepository,
 ) -> None:
-    assert await load(repo, "c1") is None and await repo.state("c1") is None
+    assert await load(repo, "c1") is None and await repo.record("c1") is None
     first = enrolled("c1", None)
     await repo.save_many([first])
     stored = await load(repo, "c1")
     assert stored is not None and stored.rev == 1
     assert stored.record.facts == first.record.facts
-    assert await repo.state("c1") == first.state
+    assert await repo.record("c1") == stored.record
     with pytest.raises(ConcurrentUpdate):
         await repo.save_many([enrolled("c1", None)])  # created meanwhile
     with pytest.raises(ConcurrentUpdate):

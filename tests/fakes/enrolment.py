@@ -4,7 +4,7 @@ MongoDB adapter)."""
 from __future__ import annotations
 
 from ibest.backbone.concurrency import ConcurrentUpdate
-from services.enrolment.domain.clinician import ClinicianState
+from services.enrolment.domain.record import ClinicianRecord
 from services.enrolment.ports import Change, Erasure, HeldContact, Stored
 from tests.fakes.outbox import FakeOutbox
 
@@ -12,7 +12,6 @@ from tests.fakes.outbox import FakeOutbox
 class FakeClinicianRepository:
     def __init__(self) -> None:
         self.records: dict[str, Stored] = {}
-        self.states: dict[str, ClinicianState] = {}
         self.outbox = FakeOutbox(on_clear=self._bump)
         self.conflicts = 0  # lose the next N saves to a concurrent writer
 
@@ -40,7 +39,6 @@ class FakeClinicianRepository:
         if (current.rev if current else None) != change.rev:
             raise ConcurrentUpdate(f"clinician {ref}: record changed concurrently")
         self.records[ref] = Stored(change.record, (change.rev or 0) + 1)
-        self.states[ref] = change.state
         self.outbox.put(ref, list(change.record.outbox))
 
     async def save_many(self, changes: list[Change]) -> None:
@@ -53,8 +51,9 @@ class FakeClinicianRepository:
         if lost:
             raise ConcurrentUpdate(f"{lost} clinician record(s) changed concurrently")
 
-    async def state(self, clinician_ref: str) -> ClinicianState | None:
-        return self.states.get(clinician_ref)
+    async def record(self, clinician_ref: str) -> ClinicianRecord | None:
+        stored = await self._load(clinician_ref)
+        return stored.record if stored else None
 
     async def contact(self, clinician_ref: str) -> tuple[bool, str | None]:
         stored = self.records.get(clinician_ref)
@@ -78,20 +77,18 @@ class FakeClinicianRepository:
     async def erase(self, clinician_ref: str, *, record: bool) -> Erasure:
         stored = self.records.get(clinician_ref)
         if stored is None:
-            return Erasure(clinician_ref, False, False, False, 0, None)
-        state = self.states.get(clinician_ref)
+            return Erasure(clinician_ref, False, False, False, 0)
         contact = stored.record.contact
         had_email = bool(contact and contact.email)
         if record:
             del self.records[clinician_ref]
-            self.states.pop(clinician_ref, None)
-            return Erasure(clinician_ref, True, had_email, True, 0, state)
+            return Erasure(clinician_ref, True, had_email, True, 0)
         if contact is not None:
             erased = contact.model_copy(update={"email": None, "erased": True})
             self.records[clinician_ref] = Stored(
                 stored.record.model_copy(update={"contact": erased}), stored.rev + 1
             )
-        return Erasure(clinician_ref, True, had_email, False, 0, state)
+        return Erasure(clinician_ref, True, had_email, False, 0)
 
     async def held_contacts(self) -> list[HeldContact]:
         return [

@@ -2,9 +2,10 @@
 
 A document is `{_id: clinician_ref, rev, facts, contact, derived, outbox, state}`. Every
 change is one compare-and-set on `rev` (the application reads, folds, and saves if
-unchanged), so the facts, the folded state and the outbox of derived events (the backbone's
-embedded outbox) are always stored together without a multi-document transaction. `state`
-is a copy of the fold for operators and queries.
+unchanged), so the facts and the outbox of derived events (the backbone's embedded outbox)
+are always stored together without a multi-document transaction. `state` keeps the part of
+the fold operators look clinicians up by (`STATE_KEPT`); the whole state is folded from the
+facts whenever it is read, so a module event does not rewrite a copy of every module.
 """
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ from services.enrolment.domain.record import ClinicianRecord, Contact, Emitted
 from services.enrolment.ports import Change, Erasure, HeldContact, Stored
 
 CLINICIANS = "clinicians"
+STATE_KEPT = frozenset({"status", "enrolment", "started_at", "completed_at"})
+"""The fields of the fold a document keeps (issue 26): where the clinician counts and how
+far they got, which change a few times in a clinician's life. Modules and reports, which
+change with most events, are folded from the facts on read. Documents written before keep
+the whole fold until their next write drops the rest."""
 SEEN_EVENTS = "seen_events"  # the backbone's EventLedger collection
 
 
@@ -40,7 +46,7 @@ def to_doc(record: ClinicianRecord, state: ClinicianState, rev: int) -> Document
         "facts": [_stored_fact(f) for f in record.facts],
         "derived": [{"key": key, **e.model_dump()} for key, e in sorted(record.emitted.items())],
         "outbox": stored_entries(record.outbox),
-        "state": state.model_dump(mode="json"),
+        "state": state.model_dump(mode="json", include=set(STATE_KEPT)),
     }
     if record.contact is not None:
         doc["contact"] = record.contact.model_dump(mode="json")
@@ -166,9 +172,9 @@ class MongoClinicianRepository:
             {"_id": ref, "rev": c.rev}, update_of(read, self._doc_of(c, c.rev + 1, read))
         )
 
-    async def state(self, clinician_ref: str) -> ClinicianState | None:
-        doc = await self._clinicians.find_one({"_id": clinician_ref}, {"state": 1})
-        return ClinicianState.model_validate(doc["state"]) if doc else None
+    async def record(self, clinician_ref: str) -> ClinicianRecord | None:
+        doc = await self._clinicians.find_one({"_id": clinician_ref})
+        return from_doc(doc) if doc else None
 
     async def contact(self, clinician_ref: str) -> tuple[bool, str | None]:
         """Whether the clinician is known, and their contact email if they have one."""
@@ -192,8 +198,7 @@ class MongoClinicianRepository:
         """Remove the contact email and, with `record`, the whole record and its event ids."""
         doc = await self._clinicians.find_one({"_id": clinician_ref})
         if doc is None:
-            return Erasure(clinician_ref, False, False, False, 0, None)
-        state = ClinicianState.model_validate(doc["state"])
+            return Erasure(clinician_ref, False, False, False, 0)
         had_email = bool((doc.get("contact") or {}).get("email"))
         if record:
             facts = doc.get("facts", [])
@@ -201,15 +206,13 @@ class MongoClinicianRepository:
             ids = [ledger_key(f["trustcode"], f["id"]) for f in facts] + [f["id"] for f in facts]
             seen = await self._db[SEEN_EVENTS].delete_many({"_id": {"$in": ids}}) if ids else None
             await self._clinicians.delete_one({"_id": clinician_ref})
-            return Erasure(
-                clinician_ref, True, had_email, True, seen.deleted_count if seen else 0, state
-            )
+            return Erasure(clinician_ref, True, had_email, True, seen.deleted_count if seen else 0)
         if doc.get("contact"):
             await self._clinicians.update_one(
                 {"_id": clinician_ref},
                 {"$set": {"contact.email": None, "contact.erased": True}, "$inc": {"rev": 1}},
             )
-        return Erasure(clinician_ref, True, had_email, False, 0, state)
+        return Erasure(clinician_ref, True, had_email, False, 0)
 
     async def held_contacts(self) -> list[HeldContact]:
         held = []

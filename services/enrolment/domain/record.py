@@ -10,6 +10,7 @@ when it enters the outbox).
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID
@@ -48,13 +49,28 @@ def derived_event_id(
 
 class Emitted(BaseModel):
     """The last revision emitted of one derived event (one course version, one name), and
-    the signature of its content (time, place, data); an empty signature: emitted before
+    the signature of its content (time, place, data): a digest of it (`signature_of`), or
+    the text itself in records written before issue 26; an empty signature: emitted before
     revisions were recorded, content unknown, so the next derivation emits a revision."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     revision: int
-    signature: str = ""
+    signature: bytes | str = ""
+
+    def says(self, text: str) -> bool:
+        """Whether the event emitted said `text` (`_signature`), in either stored shape."""
+        return self.signature in (signature_of(text), text)
+
+
+SIGNATURE_BYTES = 16
+"""What a record keeps of a derived event's signature: 128 bits of its SHA-256, so two
+different contents never share it by chance, in a tenth of the text's bytes."""
+
+
+def signature_of(text: str) -> bytes:
+    """The stored signature of a derived event's content."""
+    return hashlib.sha256(text.encode()).digest()[:SIGNATURE_BYTES]
 
 
 class Contact(BaseModel):
@@ -138,10 +154,10 @@ def derive(record: ClinicianRecord, catalogue: Catalogue, *, id_key: bytes) -> A
     for key, at, (trustcode, sitecode), payload in derived_facts(record, catalogue):
         signature = _signature(at, trustcode, sitecode, payload)
         last = emitted.get(key)
-        if last is not None and last.signature == signature:
+        if last is not None and last.says(signature):
             continue
         revision = last.revision + 1 if last is not None else 1
-        emitted[key] = Emitted(revision=revision, signature=signature)
+        emitted[key] = Emitted(revision=revision, signature=signature_of(signature))
         name = key.split("/", 1)[1]
         outbox.append(
             OutboxEntry.of(
