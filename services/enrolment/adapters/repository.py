@@ -17,8 +17,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from ibest.backbone.concurrency import ConcurrentUpdate
-from ibest.backbone.consumer import ledger_key
 from ibest.backbone.document import Document
+from ibest.backbone.ledger import SEEN_EVENTS, erased_ids
 from ibest.backbone.mongo import only_duplicate_keys, update_of
 from ibest.backbone.outbox import MongoOutbox, read_entries, stored_entries
 from services.enrolment.domain.clinician import ClinicianState, Fact
@@ -26,7 +26,6 @@ from services.enrolment.domain.record import ClinicianRecord, Contact, Emitted
 from services.enrolment.ports import Change, Erasure, HeldContact, Stored
 
 CLINICIANS = "clinicians"
-SEEN_EVENTS = "seen_events"  # the backbone's EventLedger collection
 
 
 def to_doc(record: ClinicianRecord, state: ClinicianState, rev: int) -> Document:
@@ -197,8 +196,8 @@ class MongoClinicianRepository:
         had_email = bool((doc.get("contact") or {}).get("email"))
         if record:
             facts = doc.get("facts", [])
-            # The ledger keys ids by trust (`ledger_key`); bare ids are rows kept from before.
-            ids = [ledger_key(f["trustcode"], f["id"]) for f in facts] + [f["id"] for f in facts]
+            # Every shape the ledger may hold them in (`erased_ids`: binary, text, bare).
+            ids = erased_ids((f["trustcode"], f["id"]) for f in facts)
             seen = await self._db[SEEN_EVENTS].delete_many({"_id": {"$in": ids}}) if ids else None
             await self._clinicians.delete_one({"_id": clinician_ref})
             return Erasure(
