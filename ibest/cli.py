@@ -30,6 +30,7 @@ TOOLS = (
     "ibest.audit_cli",
     "ibest.pseudonymise",
     "ibest.eventtimes",
+    "ibest.ledger_cli",
 )
 """Commands beside each service's own (ibest/registry.py lists those)."""
 

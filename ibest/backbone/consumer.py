@@ -4,7 +4,8 @@ The policy, for every delivered message:
 - it breaks the contract (bad JSON, failed validation, subject/trust mismatch) or a
   domain rule (`ContractError` raised by a handler): dead-lettered at once, acknowledged;
 - its trust already used its id for different content: dead-lettered at once ("id already
-  used for a different event"); ids are judged per trust (`EventLedger`);
+  used for a different event"); ids are judged per trust (`EventLedger`,
+  `ibest.backbone.ledger`);
 - anything else raised is taken as transient (database down, timeouts): the message is
   put back with exponential backoff, and dead-lettered once `max_deliveries` is reached;
 - success: acknowledged after the handler has stored its effect.
@@ -13,8 +14,6 @@ Handlers must be idempotent; this policy may call them more than once for one ev
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -22,13 +21,10 @@ from dataclasses import dataclass
 
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
 
 from ibest.backbone import metrics
 from ibest.backbone.deadletters import dead_letter
-from ibest.backbone.document import Document
-from ibest.backbone.mongo import only_duplicate_keys
+from ibest.backbone.ledger import EventLedger
 from shared.envelope import REUSED_ID, AnyEvent, ContractError, label_event, parse_event
 from shared.eventtime import DEFAULT_TIME_BOUNDS, TimeBounds
 
@@ -54,111 +50,6 @@ def handlers(consumes: Iterable[str], apply: Apply) -> Handlers:
     """A service's handlers: `apply` for every event it declares it consumes
     (`ServiceDeclaration.consumes`; the runtime checks the two match)."""
     return Handlers(frozenset(consumes), apply)
-
-
-CONTENT_FIELDS = {
-    "specversion",
-    "id",
-    "source",
-    "type",
-    "time",
-    "datacontenttype",
-    "trustcode",
-    "sitecode",
-    "data",
-}
-"""What makes an event's content: the contract's own fields, its data included.
-Anything else the envelope may carry (a `traceparent` that differs on every retry, other
-CloudEvents extensions) does not make it a different event."""
-
-
-def content_digest(event: AnyEvent) -> str:
-    """A digest of what the event says (its contract fields and data), independent of JSON
-    spacing, key order and attributes the contract ignores."""
-    kept = event.model_dump(mode="json", exclude_none=True, include=CONTENT_FIELDS)
-    canonical = json.dumps(kept, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def ledger_key(trustcode: str, event_id: object) -> str:
-    """Where an event id is remembered: under its trust (the subject's, which the NATS
-    permissions and the gateway's keys bind to the sender), so two trusts may use the same id
-    and neither event is lost, and no trust can touch another's ids."""
-    return f"{trustcode}:{event_id}"
-
-
-LEDGER_DIGEST_BYTES = 16
-"""How much of the content digest the ledger keeps: 128 bits, as binary. Enough that two
-different contents under one (trust, id) never share it by chance, and half the bytes of
-the hexadecimal text it replaced."""
-
-
-def ledger_digest(event: AnyEvent) -> bytes:
-    """What the ledger stores of an event's content: the first bytes of `content_digest`."""
-    return bytes.fromhex(content_digest(event))[:LEDGER_DIGEST_BYTES]
-
-
-def stored_digest(doc: Document) -> bytes | None:
-    """The digest a ledger document holds, in either shape: `d` (binary, the ledger's own
-    since issue 26) or `digest` (hexadecimal text with a `type`, written before it, still
-    held by a deployed ledger); compared on the ledger's `LEDGER_DIGEST_BYTES`."""
-    value = doc.get("d")
-    if isinstance(value, bytes):
-        return value
-    old = doc.get("digest")
-    return bytes.fromhex(old)[:LEDGER_DIGEST_BYTES] if isinstance(old, str) else None
-
-
-class EventLedger:
-    """Remembers each (trust, event id) with its content digest, to catch an id a trust
-    reuses for other content. Collection `seen_events`: `{_id: ledger_key, d: <16 bytes>}`
-    (`ledger_digest`; documents of the older shape, `{_id, digest: <hex>, type}`, are read
-    alike). Nothing else is stored: the ledger only answers "was this id first seen with
-    this content?", so a document costs what its key and digest weigh."""
-
-    def __init__(self, db: AsyncDatabase[Document], unledgered: Iterable[str] = ()) -> None:
-        self._seen = db["seen_events"]
-        self._unledgered = frozenset(unledgered)
-        """Event names neither recorded nor checked (`ServiceDeclaration.unledgered`)."""
-
-    async def conflicts(self, events: list[AnyEvent]) -> set[int]:
-        """Record a batch of events; return the positions of those whose (trust, id) was
-        first recorded with different content.
-
-        One insert of every key; only keys recorded before (redeliveries, replays, reuse)
-        fail it with a duplicate key, and only those are read back to compare: a fresh batch
-        costs one round trip. Within a batch, a key's first event is the one recorded.
-        Events of an unledgered name are left out: never recorded, never a conflict.
-        """
-        judged = [(i, e) for i, e in enumerate(events) if e.event_type.name not in self._unledgered]
-        if not judged:
-            return set()
-        positions = [i for i, _ in judged]
-        events = [e for _, e in judged]
-        keys = [ledger_key(e.trustcode, e.id) for e in events]
-        digests = [ledger_digest(e) for e in events]
-        first: dict[str, Document] = {}
-        for k, d in zip(keys, digests, strict=True):
-            first.setdefault(k, {"_id": k, "d": d})
-        recorded: dict[str, bytes | None] = {k: doc["d"] for k, doc in first.items()}
-        docs = list(first.values())
-        try:
-            await self._seen.insert_many(docs, ordered=False)
-        except BulkWriteError as exc:
-            if not only_duplicate_keys(exc):
-                raise
-            known = [docs[e["index"]]["_id"] for e in exc.details["writeErrors"]]
-            recorded.update(
-                {
-                    doc["_id"]: stored_digest(doc)
-                    async for doc in self._seen.find({"_id": {"$in": known}}, {"d": 1, "digest": 1})
-                }
-            )
-        return {
-            positions[i]
-            for i, (k, d) in enumerate(zip(keys, digests, strict=True))
-            if recorded[k] != d
-        }
 
 
 @dataclass

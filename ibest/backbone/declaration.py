@@ -51,7 +51,7 @@ class ServiceDeclaration:
     """Derived event names it publishes (any trust)."""
     unledgered: tuple[str, ...] = ()
     """Consumed event names it applies without recording them in its id ledger
-    (`ibest.backbone.consumer.EventLedger`), so without the reused-id check: for events
+    (`ibest.backbone.ledger.EventLedger`), so without the reused-id check: for events
     whose id no trust can reuse (derived ones: the platform's keyed ids, subjects no trust
     may publish on) or whose other content under a reused id could only move what the
     service keeps as a minimum or maximum. Its declaration says why, per name."""

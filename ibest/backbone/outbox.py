@@ -8,7 +8,8 @@ to a crash between storing and publishing, nor publish one it did not store. So:
   MongoDB document, in an array field `outbox` of `{id, name, body}` (`OutboxEntry`), and
   written in the same single-document update as the state. MongoDB applies one document
   write atomically, so the state and its events are stored together without a
-  multi-document transaction. `body` is the event's JSON, fixed when the entry is made.
+  multi-document transaction. `body` is the event's JSON, fixed when the entry is made;
+  stamped stores keep it compressed against a preset dictionary (`outbox_codec`).
 - Ids are deterministic and keyed (`shared.keyed.keyed_event_id` under the platform's id
   key, `Settings.platform_id_key`), so a re-publish after a crash carries the same id and
   JetStream drops it within its duplicate window (consumers are idempotent by (trust, id)
@@ -40,7 +41,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import zlib
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -51,6 +51,7 @@ from pymongo.errors import DuplicateKeyError
 
 from ibest.backbone.document import Document
 from ibest.backbone.metrics import OUTBOX_BACKLOG
+from ibest.backbone.outbox_codec import read_entries, stored_entries
 from ibest.backbone.outbox_values import (
     OutboxEntry,
     OutboxSettings,
@@ -218,24 +219,6 @@ class MongoOutbox:
 def _aware(at: datetime) -> datetime:
     """A stored time as UTC (a client without `tz_aware` reads it naive)."""
     return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
-
-
-def stored_entries(entries: Iterable[OutboxEntry]) -> list[Document]:
-    """What a stamped store's writers put in `outbox`: each entry with its body compressed
-    (`z`, zlib: an outcome.recorded's 549 bytes of JSON become 317), since the entry stays
-    in its document until the next write."""
-    return [{"id": e.id, "name": e.name, "z": zlib.compress(e.body.encode())} for e in entries]
-
-
-def read_entries(stored: Iterable[Document]) -> tuple[OutboxEntry, ...]:
-    """Stored entries in either shape: `{id, name, z}` (`stored_entries`) or `{id, name,
-    body}` (cleared stores, and documents written before)."""
-    return tuple(
-        OutboxEntry(id=o["id"], name=o.get("name", ""), body=zlib.decompress(o["z"]).decode())
-        if "z" in o
-        else OutboxEntry.model_validate(o)
-        for o in stored
-    )
 
 
 def _entries(doc: Document) -> tuple[OutboxEntry, ...]:

@@ -31,9 +31,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 from ibest.backbone import compat
 from ibest.backbone.clock import Clock, utc_now
 from ibest.backbone.connect import connect_nats
-from ibest.backbone.consumer import ConsumerPolicy, EventConsumer, EventLedger, Handlers, handlers
+from ibest.backbone.consumer import ConsumerPolicy, EventConsumer, Handlers, handlers
 from ibest.backbone.declaration import ServiceDeclaration
 from ibest.backbone.document import Document
+from ibest.backbone.ledger import EventLedger
 from ibest.backbone.metrics import TRUST_SHARE_USED
 from ibest.backbone.mongo import mongo_client
 from ibest.backbone.periodic import every

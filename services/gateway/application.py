@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ibest.backbone.clock import Clock
-from ibest.backbone.consumer import content_digest
+from ibest.backbone.ledger import content_digest
 from ibest.backbone.publisher import Publisher, Publishing
 from services.gateway.domain.keys import (
     COURSE_PLATFORM,

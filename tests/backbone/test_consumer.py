@@ -11,10 +11,11 @@ from pymongo import AsyncMongoClient
 
 from ibest.backbone.consumer import handlers
 from ibest.backbone.deadletters import list_dead_letters, replay_dead_letter
+from ibest.backbone.ledger import content_digest, ledger_key
 from ibest.backbone.runtime import ServiceContext, ServiceSpec, Wiring
 from ibest.backbone.settings import Settings
 from ibest.backbone.streams import EVENTS_STREAM, consumer_config, ensure_consumer
-from shared.envelope import AnyEvent, ContractError
+from shared.envelope import AnyEvent, ContractError, parse_event
 from tests.harness import cloud_event, publish_raw, running_service, wait_for
 
 ENROLLED = {"clinician_ref": "c-001", "profession": "nurse", "course_version": "1"}
@@ -161,6 +162,36 @@ async def test_domain_rule_and_reused_id_are_dead_lettered(
     assert "id: id already used for a different event" in errors
     assert any("data.clinician_ref: is not allowed" in e for e in errors)
     assert len(applied) == 1
+
+
+async def test_an_id_the_ledger_recorded_before_its_upgrade_is_still_judged(
+    settings: Settings, js: JetStreamContext
+) -> None:
+    """A deployed ledger's row of before issue 26 (`_id` the text `<trust>:<id>`): the same
+    event delivered again after the upgrade is applied (idempotent), not dead-lettered, and
+    the id reused for other content is dead-lettered (issue 26)."""
+    applied: list[AnyEvent] = []
+    first = cloud_event("clinician.enrolled", ENROLLED)
+    reused = {**first, "data": {**ENROLLED, "profession": "doctor"}}
+    before = parse_event(None, json.dumps(first).encode())
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_url)
+    try:
+        await client[settings.database_of("probe")]["seen_events"].insert_one(
+            {
+                "_id": ledger_key(before.trustcode, before.id),
+                "d": bytes.fromhex(content_digest(before))[:16],
+            }
+        )
+    finally:
+        await client.close()
+    async with running_service(probe_spec(applied), settings):
+        await publish_raw(js, reused, msg_id="reused-msg-id")
+        await publish_raw(js, first, msg_id="redelivered-msg-id")
+        await wait_for(lambda: stored(settings, "c-001"), what="the redelivered event applied")
+        letters = await wait_for(lambda: _letters(js, 1), what="the reused id dead-lettered")
+    assert [dl.error for dl in letters] == ["id: id already used for a different event"]
+    assert [str(e.id) for e in applied] == [first["id"]]
+    assert applied[0].data.profession == "nurse"
 
 
 async def test_event_published_with_an_expected_stream_is_still_dead_lettered(

@@ -109,7 +109,7 @@ def test_every_code_is_documented_in_docs_errors() -> None:
 
 
 def test_a_resend_with_other_extensions_is_the_same_event_to_the_id_ledger() -> None:
-    from ibest.backbone.consumer import content_digest
+    from ibest.backbone.ledger import content_digest
 
     first = parse_event(None, json.dumps({**raw(), "traceparent": "00-a-b-01"}).encode())
     again = parse_event(None, json.dumps({**raw(), "traceparent": "00-c-d-01"}).encode())

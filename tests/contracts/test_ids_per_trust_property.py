@@ -21,7 +21,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ibest.backbone.consumer import content_digest, ledger_key
+from ibest.backbone.ledger import content_digest, ledger_key
 from services.enrolment.domain.record import (
     TRAINING_COMPLETED,
     TRAINING_STARTED,

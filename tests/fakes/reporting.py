@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ibest.backbone.consumer import content_digest
+from ibest.backbone.ledger import content_digest
 from services.reporting.domain.counted import Counted, EntityId, counted_of, fold_counted, merge
 from services.reporting.domain.facts import ENTITY_KINDS, EntityFact, newest_time
 from services.reporting.domain.figures import Summary

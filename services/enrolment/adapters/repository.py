@@ -18,8 +18,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from ibest.backbone.concurrency import ConcurrentUpdate
-from ibest.backbone.consumer import ledger_key
 from ibest.backbone.document import Document
+from ibest.backbone.ledger import SEEN_EVENTS, erased_ids
 from ibest.backbone.mongo import only_duplicate_keys, update_of
 from ibest.backbone.outbox import MongoOutbox, read_entries, stored_entries
 from services.enrolment.domain.clinician import ClinicianState, Fact
@@ -32,7 +32,6 @@ STATE_KEPT = frozenset({"status", "enrolment", "started_at", "completed_at"})
 far they got, which change a few times in a clinician's life. Modules and reports, which
 change with most events, are folded from the facts on read. Documents written before keep
 the whole fold until their next write drops the rest."""
-SEEN_EVENTS = "seen_events"  # the backbone's EventLedger collection
 
 
 def to_doc(record: ClinicianRecord, state: ClinicianState, rev: int) -> Document:
@@ -202,8 +201,8 @@ class MongoClinicianRepository:
         had_email = bool((doc.get("contact") or {}).get("email"))
         if record:
             facts = doc.get("facts", [])
-            # The ledger keys ids by trust (`ledger_key`); bare ids are rows kept from before.
-            ids = [ledger_key(f["trustcode"], f["id"]) for f in facts] + [f["id"] for f in facts]
+            # Every shape the ledger may hold them in (`erased_ids`: binary, text, bare).
+            ids = erased_ids((f["trustcode"], f["id"]) for f in facts)
             seen = await self._db[SEEN_EVENTS].delete_many({"_id": {"$in": ids}}) if ids else None
             await self._clinicians.delete_one({"_id": clinician_ref})
             return Erasure(clinician_ref, True, had_email, True, seen.deleted_count if seen else 0)

@@ -1,5 +1,5 @@
 """The gateway's id ledger in MongoDB (collection `event_ids`): one document per (trust, id)
-the stream stored through the gateway, `_id` `<trust>:<id>` (`ibest.backbone.consumer
+the stream stored through the gateway, `_id` `<trust>:<id>` (`ibest.backbone.ledger
 .ledger_key`), `digest` (its content), `at` (when). Kept as long as the stream keeps
 events, so a duplicate is known as one however late it comes. A request costs one read
 (`known`) and, for what it stored, one bulk insert (`record`)."""
@@ -13,7 +13,7 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
-from ibest.backbone.consumer import ledger_key
+from ibest.backbone.ledger import ledger_key
 from ibest.backbone.mongo import only_duplicate_keys
 
 Document = dict[str, Any]

@@ -3,7 +3,7 @@
 The stream's own de-duplication (`Nats-Msg-Id`, within `IBEST_DUPLICATE_WINDOW`) cannot
 answer `duplicate` or `rejected` correctly: it forgets after its window, it does not compare
 content, and it is stream-wide. So the gateway remembers every (trust, id) the stream stored
-through it with the digest of its content (`ibest.backbone.consumer.content_digest`: the
+through it with the digest of its content (`ibest.backbone.ledger.content_digest`: the
 contract's fields only), and judges each event sent again by it.
 """
 

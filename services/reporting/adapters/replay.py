@@ -9,7 +9,7 @@ from datetime import datetime
 
 from nats.js import JetStreamContext
 
-from ibest.backbone.consumer import content_digest, ledger_key
+from ibest.backbone.ledger import content_digest, ledger_key
 from ibest.backbone.streams import EVENTS_STREAM, EVENTS_SUBJECTS, stored_until_now
 from shared.envelope import AnyEvent, ContractError, parse_event
 from shared.eventtime import DEFAULT_TIME_BOUNDS, TimeBounds
