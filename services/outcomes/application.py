@@ -137,7 +137,7 @@ class OutcomesService:
                     state,
                     [*before.outbox, *outbox_entries(changed, self.id_key)],
                 )
-        await self.repo.commit_many(list(commits.values()), now)
+        await self.repo.commit_many(list(commits.values()))
         for key, commit in commits.items():
             pending[key] = [*pending[key], *commit.outbox]
         await self.relay.publish_many(
