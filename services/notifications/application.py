@@ -15,8 +15,10 @@ from ibest.backbone.clock import Clock
 from ibest.backbone.document import Document
 from services.notifications.domain.batch import (
     Completion,
+    baseline_time,
     collected_timepoints,
     fold,
+    patient_of,
 )
 from services.notifications.domain.followups import follow_up_items
 from services.notifications.domain.hours import WorkingHours
@@ -107,7 +109,7 @@ class NotificationsService:
             return
         docs = await self.repo.apply_patients(list(changes.patients.values()))
         today = assessment_date(now)
-        items = [item for doc in docs.values() for item in self._items(doc, today)]
+        items = [item for key, doc in docs.items() for item in self._items(key, doc, today)]
         cancels = [
             (c.trustcode, c.patient_ref, tp)
             for c in changes.patients.values()
@@ -118,11 +120,7 @@ class NotificationsService:
             # As one by one: collected is read again after the items exist, so a follow-up
             # handled concurrently either is seen here or cancels these items itself.
             again = await self.repo.collected_of(list(docs))
-            later = [
-                (docs[key]["trustcode"], docs[key]["patient_ref"], tp)
-                for key, tps in again.items()
-                for tp in tps
-            ]
+            later = [(*patient_of(key), tp) for key, tps in again.items() for tp in tps]
             if missed := sorted(set(later) - set(cancels)):
                 await self.repo.write_items([], missed)
 
@@ -179,9 +177,9 @@ class NotificationsService:
             if every or n.closes >= today
         ]
 
-    def _items(self, patient: Document, today: date) -> list[tuple[str, Document]]:
+    def _items(self, key: str, patient: Document, today: date) -> list[tuple[str, Document]]:
         """The follow-up items of a stored patient's latest baseline, windows still open."""
-        trust, ref = patient["trustcode"], patient["patient_ref"]
+        trust, ref = patient_of(key)
         closing_before = timedelta(days=self.settings.closing_before_days)
         return [
             (
@@ -197,7 +195,7 @@ class NotificationsService:
                     "closes": item.closes.isoformat(),
                 },
             )
-            for item in follow_up_items(patient["baseline_time"], closing_before)
+            for item in follow_up_items(baseline_time(patient), closing_before)
             # a window already closed: nothing a reminder could still save
             if item.closes >= today
         ]

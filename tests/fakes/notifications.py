@@ -15,6 +15,7 @@ from services.notifications.domain.batch import (
     PatientChange,
     collected_timepoints,
     latest_key,
+    patient_of,
 )
 from services.notifications.domain.status import (
     CANCELLED,
@@ -59,23 +60,11 @@ class FakeNotificationsRepository:
     # Clinicians ---------------------------------------------------------------------------
 
     def _clinician(self, ref: str) -> Document:
-        return self.clinicians.setdefault(ref, {"_id": ref, "opted_out": False})
+        return self.clinicians.setdefault(ref, {"_id": ref})
 
-    def _latest(
-        self,
-        doc: Document,
-        field: str,
-        latest: str,
-        time_field: str,
-        at: datetime,
-        values: Document,
-    ) -> None:
-        if field in doc:
-            newer = latest > doc[field]
-        else:
-            newer = doc.get(time_field) is None or not doc[time_field] > at
-        if newer:
-            doc.update(values, **{time_field: at, field: latest})
+    def _latest(self, doc: Document, field: str, latest: str, values: Document) -> None:
+        if field not in doc or latest > doc[field]:
+            doc.update(values, **{field: latest})
 
     async def apply_clinicians(self, changes: list[ClinicianChange]) -> None:
         for change in changes:
@@ -92,8 +81,6 @@ class FakeNotificationsRepository:
                     doc,
                     "latest_enrolment",
                     latest_key(at, trust, event_id),
-                    "latest_enrolment_at",
-                    at,
                     {"trustcode": trust, "sitecode": site},
                 )
 
@@ -166,19 +153,11 @@ class FakeNotificationsRepository:
 
     def _patient(self, trust: str, patient: str) -> Document:
         key = f"{trust}:{patient}"
-        return self.patients.setdefault(
-            key, {"_id": key, "trustcode": trust, "patient_ref": patient}
-        )
+        return self.patients.setdefault(key, {"_id": key})
 
     def _baseline(self, doc: Document, at: datetime, site: str, event_id: str) -> None:
-        self._latest(
-            doc,
-            "latest_baseline",
-            latest_key(at, doc["trustcode"], event_id),
-            "baseline_time",
-            at,
-            {"sitecode": site},
-        )
+        trust, _ = patient_of(doc["_id"])
+        self._latest(doc, "latest_baseline", latest_key(at, trust, event_id), {"sitecode": site})
 
     async def apply_patients(self, changes: list[PatientChange]) -> dict[str, Document]:
         for change in changes:
