@@ -288,12 +288,13 @@ async def test_a_patient_document_keeps_each_fact_once_and_the_older_shape_is_re
     assert view is not None and set(view["assessments"]) == {"baseline", "month_3", "month_12"}
 
 
-async def test_a_new_patient_without_revisions_stores_none_and_the_audit_history_keeps_no_copy(
+async def test_a_patient_keeps_no_empty_revisions_nor_class_id_and_the_history_no_event_id(
     make: Callable[[], Awaitable[Made]],
 ) -> None:
-    """Issue 26: a baseline alone stores no empty `revisions`; an assessment in the audit
-    history holds neither the event id its `_id` says nor a null `class_id`, and one
-    stored in the older shape (both present) is read alike beside it."""
+    """Issue 26: a baseline alone stores no empty `revisions`, a winner no `class_id` (the
+    patient view takes it from the audit history); an assessment in the audit history
+    holds neither the event id its `_id` says nor a null `class_id`, and one stored in the
+    older shape (both present) is read alike beside it."""
     service, _, db = await make()
     base = assessed("p-1", Timepoint.BASELINE, 20, 0)
     linked = assessed("p-1", Timepoint.MONTH_3, 6, 91, class_id="c-7")
@@ -303,6 +304,7 @@ async def test_a_new_patient_without_revisions_stores_none_and_the_audit_history
     await service.apply_many([linked])
     patient = await db["patients"].find_one({"_id": "RTH/p-1"})
     assert patient is not None and patient["revisions"] == {"month_3": 1}
+    assert "class_id" not in patient["winners"]["month_3"]  # the audit history keeps it
     stored = await db["assessments"].find_one({"_id": f"RTH:{base.id}"})
     assert stored is not None and "event_id" not in stored and "class_id" not in stored
     kept = await db["assessments"].find_one({"_id": f"RTH:{linked.id}"})
@@ -315,7 +317,10 @@ async def test_a_new_patient_without_revisions_stores_none_and_the_audit_history
     history = await service.repo.history("RTH", "p-1")
     assert history == sorted([one(base), one(linked), one(older)], key=lambda a: a.timepoint.value)
     view = await service.patient("RTH", "p-1")
-    assert view is not None
+    assert view is not None and view["assessments"]["month_3"]["class_id"] == "c-7"
+    assert view["assessments"]["month_3"] == {
+        k: v for k, v in view["history"][2].items() if k not in ("timepoint", "winner")
+    }
     assert [(h["event_id"], h["class_id"]) for h in view["history"]] == [
         (str(base.id), None),
         (str(older.id), None),

@@ -223,20 +223,21 @@ def _entries(doc: Document) -> list[OutboxEntry]:
 
 def stored_state(state: PatientState) -> Document:
     """What a patient document keeps of the state: each winner without the fields its
-    document already holds (trustcode, patient_ref) or its key says (timepoint), an absent
-    class_id left out; the revisions; not the outcomes, which the winners and revisions
-    determine (`PatientState.outcomes`)."""
+    `_id` says (trustcode, patient_ref) or its key says (timepoint), and without its
+    `class_id` (the audit history keeps it, and only the patient view shows it, which
+    reads that history: `OutcomesService.patient`); the revisions (none: absent); not the
+    outcomes, which the winners and revisions determine (`PatientState.outcomes`)."""
     doc = state.to_doc()
     return {
         "winners": {
-            tp: {k: v for k, v in a.items() if k not in _IMPLIED and v is not None}
+            tp: {k: v for k, v in a.items() if k not in _NOT_KEPT and v is not None}
             for tp, a in doc["winners"].items()
         },
         **({"revisions": doc["revisions"]} if doc["revisions"] else {}),
     }
 
 
-_IMPLIED = ("trustcode", "patient_ref", "timepoint")
+_NOT_KEPT = ("trustcode", "patient_ref", "timepoint", "class_id")
 
 
 def patient_of(key: str) -> tuple[str, str]:
@@ -248,8 +249,9 @@ def patient_of(key: str) -> tuple[str, str]:
 
 def state_of(doc: Document, trustcode: str, patient_ref: str) -> PatientState:
     """The state of the stored patient (`trustcode`, `patient_ref`), in any shape (winners
-    stored whole before issue 26, without what the document implies since; no
-    `revisions` while there are none)."""
+    stored whole before issue 26, without what the document implies and without
+    `class_id` since; no `revisions` while there are none). A winner's `class_id` is
+    then None: the audit history holds it."""
     winners = {
         tp: {"trustcode": trustcode, "patient_ref": patient_ref, "timepoint": tp, **a}
         for tp, a in (doc.get("winners") or {}).items()
