@@ -27,7 +27,7 @@ from services.notifications.domain.ids import (
     survey_reminder_id,
     thanks_reminder_id,
 )
-from services.notifications.domain.surveys import survey_nudges
+from services.notifications.domain.surveys import SurveyWindows, survey_nudges
 from services.notifications.ports import (
     AuditTrail,
     NotificationsRepository,
@@ -96,15 +96,17 @@ class NotificationsService:
             await self.repo.complete_training(
                 [c.ref for c in completed], TRAINING_FAMILIES, "training completed", thanks
             )
-            await self.repo.retime_surveys(
-                [
-                    s
-                    for c in completed
-                    for done in c.completions
-                    for s in self._surveys(c.ref, done, now, every=True)
-                ]
-            )
-            await self.repo.cancel_surveys_answered_before([c.ref for c in completed])
+            every = [
+                s
+                for c in completed
+                for done in c.completions
+                for s in self._surveys(c.ref, done, now, every=True)
+            ]
+            await self.repo.retime_surveys(every)
+            windows: SurveyWindows = {c.ref: [] for c in completed}
+            for _, nudge in every:
+                windows[nudge["recipient_ref"]].append((nudge["opens"], nudge["closes"]))
+            await self.repo.cancel_surveys_answered_before(windows)
         if not changes.patients:
             return
         docs = await self.repo.apply_patients(list(changes.patients.values()))

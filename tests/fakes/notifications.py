@@ -24,7 +24,7 @@ from services.notifications.domain.status import (
     QUEUED,
     SENDING,
 )
-from services.notifications.domain.surveys import SURVEY_TIMING
+from services.notifications.domain.surveys import SURVEY_TIMING, SurveyWindows, answering
 from services.notifications.ports import ChannelName, ContactUnavailable, OutgoingMessage
 from tests.fakes.outbox import FakeOutbox
 
@@ -95,12 +95,14 @@ class FakeNotificationsRepository:
                 ):
                     r.update(status=CANCELLED, reason="survey answered")
 
-    async def cancel_surveys_answered_before(self, refs: list[str]) -> None:
+    async def cancel_surveys_answered_before(self, windows: SurveyWindows) -> None:
         await self.cancel_answered_surveys(
             [
                 (ref, date.fromisoformat(day))
-                for ref in refs
-                for day in self.clinicians.get(ref, {}).get("delivery_reports", [])
+                for ref, spans in windows.items()
+                for day in answering(
+                    self.clinicians.get(ref, {}).get("delivery_reports", []), spans
+                )
             ]
         )
 

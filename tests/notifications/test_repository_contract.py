@@ -262,14 +262,19 @@ async def test_an_answered_survey_cancels_only_the_pending_nudges_whose_window_h
         "o4": ("pending", None),
         "t1": ("pending", None),
     }
-    # Reports stored before the nudges existed cancel them once they are created.
+    # Reports stored before the nudges existed cancel them once they are created: those
+    # inside the windows just written (c1's report of 1 September is outside them).
     await one(repo, reported("c2", date(2026, 6, 1)))
     await one(repo, reported("c9", date(2026, 6, 1)))
-    await repo.cancel_surveys_answered_before(["c2", "c1", "c8"])
+    await one(repo, reported("c1", date(2026, 9, 1)))
+    june = [("2026-06-01", "2026-06-30")]
+    await repo.cancel_surveys_answered_before({"c2": june, "c1": june, "c8": june})
     assert await statuses(repo, "s12", "o4") == {
         "s12": ("pending", None),
         "o4": ("cancelled", "survey answered"),
     }
+    await repo.cancel_surveys_answered_before({"c1": [("2026-09-01", "2026-09-30")]})
+    assert await statuses(repo, "s12") == {"s12": ("cancelled", "survey answered")}
 
 
 async def test_training_reminders_are_listed_cancelled_and_thanked_once(

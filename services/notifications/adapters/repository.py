@@ -29,7 +29,7 @@ from services.notifications.domain.batch import (
     ordering_key,
 )
 from services.notifications.domain.status import CANCELLED, FINISHED, PENDING, QUEUED, SENDING
-from services.notifications.domain.surveys import SURVEY_TIMING
+from services.notifications.domain.surveys import SURVEY_TIMING, SurveyWindows, answering
 
 
 class MongoNotificationsRepository:
@@ -146,17 +146,20 @@ class MongoNotificationsRepository:
         if ops:
             await self.reminders.bulk_write(ops, ordered=False)
 
-    async def cancel_surveys_answered_before(self, refs: list[str]) -> None:
-        """After creating survey nudges: cancel those a report already stored answers (a
-        report handled concurrently stores its date before cancelling, so one of the two
-        always sees the other; every arrival order leaves the same reminders)."""
+    async def cancel_surveys_answered_before(self, windows: SurveyWindows) -> None:
+        """After creating (or re-timing) survey nudges: cancel those a report already stored
+        answers (a report handled concurrently stores its date before cancelling, so one of
+        the two always sees the other; every arrival order leaves the same reminders). Only
+        a report inside one of the windows just written can answer a nudge this write
+        made pending; any other nudge was seen by the report's own cancel or an earlier
+        pass, so no cancel that can only match nothing is sent (`answering`)."""
         answers = [
             (doc["_id"], date.fromisoformat(day))
             async for doc in self.clinicians.find(
-                {"_id": {"$in": refs}, "delivery_reports.0": {"$exists": True}},
+                {"_id": {"$in": sorted(windows)}, "delivery_reports.0": {"$exists": True}},
                 {"delivery_reports": 1},
             )
-            for day in doc["delivery_reports"]
+            for day in answering(doc["delivery_reports"], windows[doc["_id"]])
         ]
         await self.cancel_answered_surveys(answers)
 
