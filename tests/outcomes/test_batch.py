@@ -259,7 +259,8 @@ async def test_a_patient_document_keeps_each_fact_once_and_the_older_shape_is_re
     assert not {"trustcode", "patient_ref", "updated_at"} & set(patient)
     state, _ = await service.repo.load("RTH", "p-1")
     assert state.winners == {Timepoint.BASELINE: one(base), Timepoint.MONTH_3: one(m3)}
-    found = [(where, ref) async for where, _, ref in service.repo.patient_refs.stored()]
+    refs = MongoOutcomesRepository(db).patient_refs  # `ibest purge-nhs-numbers` reads these
+    found = [(where, ref) async for where, _, ref in refs.stored()]
     assert sorted(r for w, r in found if w == "patients") == ["p-1", "p-2"]
 
     # p-1's state as the previous version stored it (whole winners, the outcomes beside
