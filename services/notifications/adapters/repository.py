@@ -129,12 +129,12 @@ class MongoNotificationsRepository:
 
     async def cancel_answered_surveys(self, answers: list[tuple[str, date]]) -> None:
         """Cancel the pending survey nudges whose window contains a report (clinician, date):
-        an answer cancels what is pending. The send-time check covers any created later."""
+        an answer cancels what is pending. The send-time check covers any created later.
+        Only a survey nudge has a window (`opens`), so the filter need not name the family."""
         ops = [
             UpdateMany(
                 {
                     "recipient_ref": ref,
-                    "family": "survey",
                     "status": PENDING,
                     "opens": {"$lte": day.isoformat()},
                     "closes": {"$gte": day.isoformat()},
