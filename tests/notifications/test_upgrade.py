@@ -1,5 +1,7 @@
-"""A reminder an older version finished but had not published (it kept a `published` flag
-and built the event at publish time) is published after the upgrade, with the same id."""
+"""Upgrades in place: a reminder an older version finished but had not published (it kept a
+`published` flag and built the event at publish time) is published after the upgrade, with
+the same id; clinicians and patients stored in the shapes before issue 26 are read and
+ordered as before."""
 
 from __future__ import annotations
 
