@@ -93,7 +93,7 @@ class NotificationsService:
                 for done in c.completions
                 for s in self._surveys(c.ref, done, now)
             ]
-            await self.repo.complete_training(
+            created = await self.repo.complete_training(
                 [c.ref for c in completed], TRAINING_FAMILIES, "training completed", thanks
             )
             every = [
@@ -102,7 +102,7 @@ class NotificationsService:
                 for done in c.completions
                 for s in self._surveys(c.ref, done, now, every=True)
             ]
-            await self.repo.retime_surveys(every)
+            await self.repo.retime_surveys(_may_move(every, created, thanks))
             windows: SurveyWindows = {c.ref: [] for c in completed}
             for _, nudge in every:
                 windows[nudge["recipient_ref"]].append((nudge["opens"], nudge["closes"]))
@@ -201,6 +201,20 @@ class NotificationsService:
             # a window already closed: nothing a reminder could still save
             if item.closes >= today
         ]
+
+
+def _may_move(
+    nudges: list[tuple[str, Document]], created: set[str], written: list[tuple[str, Document]]
+) -> list[tuple[str, Document]]:
+    """The re-timings that may move something: a nudge this batch has just created holds
+    the timing it was created with (the first of `written` with its id), or an earlier one
+    if another writer moved it since (re-timing only moves earlier), so re-timing it to the
+    same or a later due date can only match nothing and is not sent."""
+    first: dict[str, str] = {}
+    for rid, fields in written:
+        if rid in created and "due" in fields:  # a survey nudge (a thank-you has no window)
+            first.setdefault(rid, fields["due"])
+    return [(rid, f) for rid, f in nudges if not (rid in first and f["due"] >= first[rid])]
 
 
 async def purge_expired_records(

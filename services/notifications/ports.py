@@ -97,7 +97,10 @@ class NotificationsRepository(Protocol):
 
     async def complete_training(
         self, refs: list[str], families: list[str], reason: str, thanks: list[tuple[str, Document]]
-    ) -> None: ...
+    ) -> set[str]:
+        """Cancel the pending reminders of `families`, then create each reminder of `thanks`
+        once (in order; an existing one is left as it is); the ids this call created."""
+        ...
 
     async def apply_patients(self, changes: list[PatientChange]) -> dict[str, Document]:
         """Store collected follow-ups and the latest baseline of each patient (one event is

@@ -139,11 +139,10 @@ class FakeNotificationsRepository:
 
     async def complete_training(
         self, refs: list[str], families: list[str], reason: str, thanks: list[tuple[str, Document]]
-    ) -> None:
+    ) -> set[str]:
         for ref in refs:
             await self.cancel_clinician_reminders(ref, families, reason)
-        for reminder_id, fields in thanks:
-            await self.create_reminder(reminder_id, fields)
+        return {rid for rid, fields in thanks if await self.create_reminder(rid, fields)}
 
     async def retime_surveys(self, nudges: list[tuple[str, Document]]) -> None:
         for rid, fields in nudges:

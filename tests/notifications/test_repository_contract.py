@@ -300,12 +300,13 @@ async def test_training_reminders_are_listed_cancelled_and_thanked_once(
     }
 
     thanks = reminder_fields("c2", "thanks")
-    await repo.complete_training(
+    created = await repo.complete_training(
         ["c2", "c3"],
         ["training", "survey"],
         "completed",
         [("c2-thanks", thanks), ("c3-thanks", {**thanks, "recipient_ref": "changed"})],
     )
+    assert created == {"c2-thanks"}  # c3's existed: left as it was, not created
     assert await statuses(repo, "c2-start", "c2-thanks", "c3-thanks", "c1-survey") == {
         "c2-start": ("cancelled", "completed"),
         "c2-thanks": ("pending", None),

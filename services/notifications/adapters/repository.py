@@ -191,9 +191,10 @@ class MongoNotificationsRepository:
 
     async def complete_training(
         self, refs: list[str], families: list[str], reason: str, thanks: list[tuple[str, Document]]
-    ) -> None:
+    ) -> set[str]:
         """A batch's completions: cancel the pending reminders of `families`, then create
-        each thank-you once (in order; an existing one is left as it is)."""
+        each thank-you once (in order; an existing one is left as it is); the ids created
+        (the bulk write's reply says them: no read)."""
         ops: list[UpdateOne | UpdateMany] = [
             UpdateMany(
                 {"recipient_ref": {"$in": refs}, "family": {"$in": families}, "status": PENDING},
@@ -204,7 +205,8 @@ class MongoNotificationsRepository:
             UpdateOne({"_id": rid}, {"$setOnInsert": _new_reminder(fields)}, upsert=True)
             for rid, fields in thanks
         ]
-        await self.reminders.bulk_write(ops, ordered=True)
+        result = await self.reminders.bulk_write(ops, ordered=True)
+        return {str(rid) for rid in result.upserted_ids.values()}
 
     async def retime_surveys(self, nudges: list[tuple[str, Document]]) -> None:
         """Earliest completion wins (a conditional `$set`, so any order and any two writers
