@@ -206,7 +206,7 @@ class MongoNotificationsRepository:
             for rid, fields in thanks
         ]
         result = await self.reminders.bulk_write(ops, ordered=True)
-        return {str(rid) for rid in result.upserted_ids.values()}
+        return {str(rid) for rid in (result.upserted_ids or {}).values()}
 
     async def retime_surveys(self, nudges: list[tuple[str, Document]]) -> None:
         """Earliest completion wins (a conditional `$set`, so any order and any two writers
