@@ -68,16 +68,28 @@ async def purge_in_database(
 
 
 class MongoPatientRefs:
-    """`DeletableRefs` over collections whose documents carry a `patient_ref` field."""
+    """`DeletableRefs` over collections whose documents carry a `patient_ref` field, or
+    (`keyed`: collection -> separator) whose `_id` is `<trust><separator><patient_ref>`
+    (a document that no longer repeats what its key says; one of an older shape that
+    still holds the field is found by either)."""
 
-    def __init__(self, collections: Mapping[str, AsyncCollection[Document]]) -> None:
+    def __init__(
+        self,
+        collections: Mapping[str, AsyncCollection[Document]],
+        keyed: Mapping[str, str] | None = None,
+    ) -> None:
         self._collections = dict(collections)
+        self._keyed = dict(keyed or {})
 
     async def stored(self) -> AsyncIterator[tuple[str, Any, str]]:
         for where, collection in self._collections.items():
+            separator = self._keyed.get(where)
             async for doc in collection.find({}, {"patient_ref": 1}):
-                if isinstance(doc.get("patient_ref"), str):
-                    yield where, doc["_id"], doc["patient_ref"]
+                ref = doc.get("patient_ref")
+                if separator and not isinstance(ref, str) and isinstance(doc["_id"], str):
+                    ref = doc["_id"].partition(separator)[2] or None
+                if isinstance(ref, str):
+                    yield where, doc["_id"], ref
 
     async def delete(self, found: Mapping[str, list[Any]]) -> None:
         for where, keys in found.items():

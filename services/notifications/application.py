@@ -15,8 +15,10 @@ from ibest.backbone.clock import Clock
 from ibest.backbone.document import Document
 from services.notifications.domain.batch import (
     Completion,
+    baseline_time,
     collected_timepoints,
     fold,
+    patient_of,
 )
 from services.notifications.domain.followups import follow_up_items
 from services.notifications.domain.hours import WorkingHours
@@ -25,7 +27,7 @@ from services.notifications.domain.ids import (
     survey_reminder_id,
     thanks_reminder_id,
 )
-from services.notifications.domain.surveys import survey_nudges
+from services.notifications.domain.surveys import SurveyWindows, survey_nudges
 from services.notifications.ports import (
     AuditTrail,
     NotificationsRepository,
@@ -91,23 +93,25 @@ class NotificationsService:
                 for done in c.completions
                 for s in self._surveys(c.ref, done, now)
             ]
-            await self.repo.complete_training(
+            created = await self.repo.complete_training(
                 [c.ref for c in completed], TRAINING_FAMILIES, "training completed", thanks
             )
-            await self.repo.retime_surveys(
-                [
-                    s
-                    for c in completed
-                    for done in c.completions
-                    for s in self._surveys(c.ref, done, now, every=True)
-                ]
-            )
-            await self.repo.cancel_surveys_answered_before([c.ref for c in completed])
+            every = [
+                s
+                for c in completed
+                for done in c.completions
+                for s in self._surveys(c.ref, done, now, every=True)
+            ]
+            await self.repo.retime_surveys(_may_move(every, created, thanks))
+            windows: SurveyWindows = {c.ref: [] for c in completed}
+            for _, nudge in every:
+                windows[nudge["recipient_ref"]].append((nudge["opens"], nudge["closes"]))
+            await self.repo.cancel_surveys_answered_before(windows)
         if not changes.patients:
             return
         docs = await self.repo.apply_patients(list(changes.patients.values()))
         today = assessment_date(now)
-        items = [item for doc in docs.values() for item in self._items(doc, today)]
+        items = [item for key, doc in docs.items() for item in self._items(key, doc, today)]
         cancels = [
             (c.trustcode, c.patient_ref, tp)
             for c in changes.patients.values()
@@ -118,11 +122,7 @@ class NotificationsService:
             # As one by one: collected is read again after the items exist, so a follow-up
             # handled concurrently either is seen here or cancels these items itself.
             again = await self.repo.collected_of(list(docs))
-            later = [
-                (docs[key]["trustcode"], docs[key]["patient_ref"], tp)
-                for key, tps in again.items()
-                for tp in tps
-            ]
+            later = [(*patient_of(key), tp) for key, tps in again.items() for tp in tps]
             if missed := sorted(set(later) - set(cancels)):
                 await self.repo.write_items([], missed)
 
@@ -179,9 +179,9 @@ class NotificationsService:
             if every or n.closes >= today
         ]
 
-    def _items(self, patient: Document, today: date) -> list[tuple[str, Document]]:
+    def _items(self, key: str, patient: Document, today: date) -> list[tuple[str, Document]]:
         """The follow-up items of a stored patient's latest baseline, windows still open."""
-        trust, ref = patient["trustcode"], patient["patient_ref"]
+        trust, ref = patient_of(key)
         closing_before = timedelta(days=self.settings.closing_before_days)
         return [
             (
@@ -197,10 +197,24 @@ class NotificationsService:
                     "closes": item.closes.isoformat(),
                 },
             )
-            for item in follow_up_items(patient["baseline_time"], closing_before)
+            for item in follow_up_items(baseline_time(patient), closing_before)
             # a window already closed: nothing a reminder could still save
             if item.closes >= today
         ]
+
+
+def _may_move(
+    nudges: list[tuple[str, Document]], created: set[str], written: list[tuple[str, Document]]
+) -> list[tuple[str, Document]]:
+    """The re-timings that may move something: a nudge this batch has just created holds
+    the timing it was created with (the first of `written` with its id), or an earlier one
+    if another writer moved it since (re-timing only moves earlier), so re-timing it to the
+    same or a later due date can only match nothing and is not sent."""
+    first: dict[str, str] = {}
+    for rid, fields in written:
+        if rid in created and "due" in fields:  # a survey nudge (a thank-you has no window)
+            first.setdefault(rid, fields["due"])
+    return [(rid, f) for rid, f in nudges if not (rid in first and f["due"] >= first[rid])]
 
 
 async def purge_expired_records(

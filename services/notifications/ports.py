@@ -14,6 +14,7 @@ from ibest.backbone.document import Document
 from ibest.backbone.outbox_values import OutboxStore
 from services.notifications.domain.batch import ClinicianChange, PatientChange
 from services.notifications.domain.messages import Personalisation
+from services.notifications.domain.surveys import SurveyWindows
 from shared.events import ReminderKind
 
 ChannelName = Literal["notify", "smtp", "log"]
@@ -72,7 +73,10 @@ class NotificationsRepository(Protocol):
 
     async def cancel_answered_surveys(self, answers: list[tuple[str, date]]) -> None: ...
 
-    async def cancel_surveys_answered_before(self, refs: list[str]) -> None: ...
+    async def cancel_surveys_answered_before(self, windows: SurveyWindows) -> None:
+        """Cancel the pending survey nudges that a stored report answers, of the clinicians
+        and survey windows (opens, closes) just written."""
+        ...
 
     async def retime_surveys(self, nudges: list[tuple[str, Document]]) -> None:
         """Move each pending survey nudge whose due date is later than the given one's to
@@ -93,7 +97,10 @@ class NotificationsRepository(Protocol):
 
     async def complete_training(
         self, refs: list[str], families: list[str], reason: str, thanks: list[tuple[str, Document]]
-    ) -> None: ...
+    ) -> set[str]:
+        """Cancel the pending reminders of `families`, then create each reminder of `thanks`
+        once (in order; an existing one is left as it is); the ids this call created."""
+        ...
 
     async def apply_patients(self, changes: list[PatientChange]) -> dict[str, Document]:
         """Store collected follow-ups and the latest baseline of each patient (one event is

@@ -137,7 +137,7 @@ class OutcomesService:
                     state,
                     [*before.outbox, *outbox_entries(changed, self.id_key)],
                 )
-        await self.repo.commit_many(list(commits.values()), now)
+        await self.repo.commit_many(list(commits.values()))
         for key, commit in commits.items():
             pending[key] = [*pending[key], *commit.outbox]
         await self.relay.publish_many(
@@ -156,14 +156,17 @@ class OutcomesService:
         if version is None:
             return None
         history = await self.repo.history(trustcode, patient_ref)
-        winners = {a.event_id for a in state.winners.values()}
+        # A stored winner does not keep its class_id: the history's copy of it says it.
+        kept = {a.event_id: a for a in history}
+        won = {tp: kept.get(a.event_id, a) for tp, a in state.winners.items()}
+        winners = {a.event_id for a in won.values()}
         class_ids = {a.class_id for a in history if a.class_id}
         baseline = state.winners.get(Timepoint.BASELINE)
         return {
             "trustcode": trustcode,
             "patient_ref": patient_ref,
             "sitecode": baseline.sitecode if baseline else None,
-            "assessments": {tp.value: _public(a) for tp, a in state.winners.items()},
+            "assessments": {tp.value: _public(a) for tp, a in won.items()},
             "outcomes": {tp.value: o.to_doc() for tp, o in state.outcomes().items()},
             "classes": {c: None for c in sorted(class_ids)}
             | await self.repo.classes(trustcode, class_ids),

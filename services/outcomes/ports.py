@@ -60,7 +60,7 @@ class OutcomesRepository(Protocol):
 
     async def load_many(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], Loaded]: ...
 
-    async def commit_many(self, commits: list[Commit], now: datetime) -> None:
+    async def commit_many(self, commits: list[Commit]) -> None:
         """Store them all in one write, or raise ibest.backbone.concurrency.ConcurrentUpdate
         (after writing the others) if any patient had moved on from its version."""
         ...

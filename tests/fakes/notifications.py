@@ -15,6 +15,7 @@ from services.notifications.domain.batch import (
     PatientChange,
     collected_timepoints,
     latest_key,
+    patient_of,
 )
 from services.notifications.domain.status import (
     CANCELLED,
@@ -23,7 +24,7 @@ from services.notifications.domain.status import (
     QUEUED,
     SENDING,
 )
-from services.notifications.domain.surveys import SURVEY_TIMING
+from services.notifications.domain.surveys import SURVEY_TIMING, SurveyWindows, answering
 from services.notifications.ports import ChannelName, ContactUnavailable, OutgoingMessage
 from tests.fakes.outbox import FakeOutbox
 
@@ -59,23 +60,11 @@ class FakeNotificationsRepository:
     # Clinicians ---------------------------------------------------------------------------
 
     def _clinician(self, ref: str) -> Document:
-        return self.clinicians.setdefault(ref, {"_id": ref, "opted_out": False})
+        return self.clinicians.setdefault(ref, {"_id": ref})
 
-    def _latest(
-        self,
-        doc: Document,
-        field: str,
-        latest: str,
-        time_field: str,
-        at: datetime,
-        values: Document,
-    ) -> None:
-        if field in doc:
-            newer = latest > doc[field]
-        else:
-            newer = doc.get(time_field) is None or not doc[time_field] > at
-        if newer:
-            doc.update(values, **{time_field: at, field: latest})
+    def _latest(self, doc: Document, field: str, latest: str, values: Document) -> None:
+        if field not in doc or latest > doc[field]:
+            doc.update(values, **{field: latest})
 
     async def apply_clinicians(self, changes: list[ClinicianChange]) -> None:
         for change in changes:
@@ -92,8 +81,6 @@ class FakeNotificationsRepository:
                     doc,
                     "latest_enrolment",
                     latest_key(at, trust, event_id),
-                    "latest_enrolment_at",
-                    at,
                     {"trustcode": trust, "sitecode": site},
                 )
 
@@ -108,12 +95,14 @@ class FakeNotificationsRepository:
                 ):
                     r.update(status=CANCELLED, reason="survey answered")
 
-    async def cancel_surveys_answered_before(self, refs: list[str]) -> None:
+    async def cancel_surveys_answered_before(self, windows: SurveyWindows) -> None:
         await self.cancel_answered_surveys(
             [
                 (ref, date.fromisoformat(day))
-                for ref in refs
-                for day in self.clinicians.get(ref, {}).get("delivery_reports", [])
+                for ref, spans in windows.items()
+                for day in answering(
+                    self.clinicians.get(ref, {}).get("delivery_reports", []), spans
+                )
             ]
         )
 
@@ -150,11 +139,10 @@ class FakeNotificationsRepository:
 
     async def complete_training(
         self, refs: list[str], families: list[str], reason: str, thanks: list[tuple[str, Document]]
-    ) -> None:
+    ) -> set[str]:
         for ref in refs:
             await self.cancel_clinician_reminders(ref, families, reason)
-        for reminder_id, fields in thanks:
-            await self.create_reminder(reminder_id, fields)
+        return {rid for rid, fields in thanks if await self.create_reminder(rid, fields)}
 
     async def retime_surveys(self, nudges: list[tuple[str, Document]]) -> None:
         for rid, fields in nudges:
@@ -166,19 +154,11 @@ class FakeNotificationsRepository:
 
     def _patient(self, trust: str, patient: str) -> Document:
         key = f"{trust}:{patient}"
-        return self.patients.setdefault(
-            key, {"_id": key, "trustcode": trust, "patient_ref": patient}
-        )
+        return self.patients.setdefault(key, {"_id": key})
 
     def _baseline(self, doc: Document, at: datetime, site: str, event_id: str) -> None:
-        self._latest(
-            doc,
-            "latest_baseline",
-            latest_key(at, doc["trustcode"], event_id),
-            "baseline_time",
-            at,
-            {"sitecode": site},
-        )
+        trust, _ = patient_of(doc["_id"])
+        self._latest(doc, "latest_baseline", latest_key(at, trust, event_id), {"sitecode": site})
 
     async def apply_patients(self, changes: list[PatientChange]) -> dict[str, Document]:
         for change in changes:

@@ -55,7 +55,7 @@ class FakeOutcomesRepository:
         self.patients[key] = (commit.state, (commit.version or 0) + commit.changes)
         self.outbox.add(patient_key(*key), commit.outbox)
 
-    async def commit_many(self, commits: list[Commit], now: datetime) -> None:
+    async def commit_many(self, commits: list[Commit]) -> None:
         lost = 0
         for commit in commits:
             try:

@@ -262,3 +262,58 @@ async def test_a_patient_link_keeps_its_draft_until_finished_and_is_erased_with_
         False,
         False,
     ]
+
+
+async def test_a_patient_document_says_each_fact_once_and_the_older_shape_is_read_alike(
+    mongodb_url: str,
+) -> None:
+    """Issue 26: a stored patient does not repeat the trust and reference its `_id` says,
+    nor a site-bearing baseline's time twice (`baseline_at` is its recorded time). A
+    document of the older shape (both repeated) is read alike and still ordered: an
+    earlier baseline leaves it as it was, a later one corrects it."""
+    client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_url, tz_aware=True)
+    db = client[f"t{uuid.uuid4().hex[:10]}_forms"]
+    patients = MongoPatients(db)
+    try:
+        await patients.assessed_many(
+            [
+                AssessmentTime("RTH", "RTH08", "p1", "baseline", at(2)),
+                AssessmentTime("RTH", "RTH08", "p1", "month_3", at(5)),
+                AssessmentTime("RTH", None, "p1", "baseline", at(3)),  # no site: recorded only
+            ]
+        )
+        new = await db["patients"].find_one({"_id": "RTH:p1"})
+        assert new == {
+            "_id": "RTH:p1",
+            "site": "RTH08",
+            "baseline_at": at(2),
+            "recorded": {"month_3": at(5), "baseline": at(3)},
+        }
+        await db["patients"].insert_one(
+            {
+                "_id": "RTH:p-old",
+                "trust": "RTH",
+                "site": "RTH08",
+                "patient_ref": "p-old",
+                "recorded": {"baseline": at(2), "month_3": at(5)},
+                "baseline_at": at(2),
+            }
+        )
+        for p in ("p1", "p-old"):
+            found = await patients.get("RTH", p)
+            assert found is not None and found.trust == "RTH" and found.patient_ref == p
+            assert (found.site, found.baseline_at) == ("RTH08", at(2))
+            assert found.recorded == {"baseline": at(3) if p == "p1" else at(2), "month_3": at(5)}
+        await patients.assessed_many([AssessmentTime("RTH", "RTH09", "p-old", "baseline", at(1))])
+        await patients.assessed_many([AssessmentTime("RTH", "RTH07", "p1", "baseline", at(4))])
+        old = await patients.get("RTH", "p-old")
+        assert old is not None and (old.site, old.baseline_at) == ("RTH08", at(2))
+        assert sorted(p.patient_ref for p in await patients.of_site("RTH08")) == ["p-old"]
+        corrected = await patients.get("RTH", "p1")
+        assert corrected is not None and (corrected.site, corrected.recorded["baseline"]) == (
+            "RTH07",
+            at(4),
+        )
+    finally:
+        await client.drop_database(db.name)
+        await client.close()

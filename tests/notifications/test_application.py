@@ -110,6 +110,35 @@ async def test_a_completion_thanks_once_and_cancels_training_reminders() -> None
     }
 
 
+class RetimeRecorder(FakeNotificationsRepository):
+    """The fake repository, recording the re-timings it is asked for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.retimed: list[str] = []
+
+    async def retime_surveys(self, nudges: list[tuple[str, Document]]) -> None:
+        self.retimed += [rid for rid, _ in nudges]
+        await super().retime_surveys(nudges)
+
+
+async def test_a_completion_does_not_retime_the_nudges_it_has_just_created() -> None:
+    """Issue 26: re-timing a nudge this batch created, to the timing it was created with,
+    can only match nothing (the bulk write's reply says what it created: no read), so it
+    is not sent; a nudge that existed before is still re-timed, and a redelivery too."""
+    repo = RetimeRecorder()
+    service = NotificationsService(repo, SETTINGS, FakeClock(NOW), FakeAuditTrail())
+    done = clinician("clinician.training_completed", "c-1", day(1))
+    await service.apply_many([done])
+    surveys = sorted(rid for rid, r in repo.reminders.items() if r["family"] == "survey")
+    assert len(surveys) == 4 and repo.retimed == []
+    await service.apply_many([done])  # a redelivery: nothing created, so re-timed (a no-op)
+    assert sorted(repo.retimed) == surveys
+    assert {r["due"] for r in repo.reminders.values() if r.get("survey") == "month_4"} == {
+        (assessment_date(day(1)) + timedelta(days=122)).isoformat()
+    }
+
+
 async def test_a_delivery_report_cancels_the_survey_it_answers() -> None:
     service, repo = make()
     await service.apply_many([clinician("clinician.training_completed", "c-8", day(130))])

@@ -19,7 +19,13 @@ import pytest
 
 from ibest.backbone.document import Document
 from services.notifications.adapters.repository import MongoNotificationsRepository
-from services.notifications.domain.batch import ClinicianChange, PatientChange, latest_key
+from services.notifications.domain.batch import (
+    ClinicianChange,
+    PatientChange,
+    baseline_time,
+    latest_key,
+    latest_time,
+)
 from services.notifications.domain.status import PENDING, SENDING, SENT
 from services.notifications.ports import NotificationsRepository
 from tests.fakes.notifications import FakeNotificationsRepository
@@ -197,9 +203,11 @@ async def test_a_batch_of_clinician_changes_keeps_minima_maxima_reports_and_the_
     c1 = await repo.clinician("c1")
     assert c1 is not None
     assert (c1["enrolled_at"], c1["started_at"], c1["last_progress_at"]) == (T0, later, later)
-    assert (c1["trustcode"], c1["sitecode"], c1["latest_enrolment_at"]) == ("RTH", "RTH08", later)
+    assert (c1["trustcode"], c1["sitecode"]) == ("RTH", "RTH08")
+    assert latest_time(c1["latest_enrolment"]) == later
     assert c1["delivery_reports"] == ["2026-03-01", "2026-03-02"]
-    assert c1["opted_out"] is False
+    # Issue 26: no `opted_out: false` (absent reads as not opted out), no time beside the key.
+    assert not {"opted_out", "latest_enrolment_at"} & set(c1)
     c2 = await repo.clinician("c2")
     assert c2 is not None and c2["enrolled_at"] == T0 and "trustcode" not in c2
 
@@ -231,7 +239,7 @@ async def test_progress_completion_and_delivery_reports_of_one_clinician(
     assert [d["_id"] async for d in repo.active_clinicians()] == []  # completed
     await one(repo, completed("c2", T0))  # no enrolment yet: created, not active
     c2 = await repo.clinician("c2")
-    assert c2 is not None and c2["opted_out"] is False and "enrolled_at" not in c2
+    assert c2 is not None and not c2.get("opted_out") and "enrolled_at" not in c2
     await one(repo, reported("c3", date(2026, 5, 1)))
     await one(repo, reported("c3", date(2026, 4, 1)))
     await one(repo, reported("c3", date(2026, 5, 1)))
@@ -254,14 +262,19 @@ async def test_an_answered_survey_cancels_only_the_pending_nudges_whose_window_h
         "o4": ("pending", None),
         "t1": ("pending", None),
     }
-    # Reports stored before the nudges existed cancel them once they are created.
+    # Reports stored before the nudges existed cancel them once they are created: those
+    # inside the windows just written (c1's report of 1 September is outside them).
     await one(repo, reported("c2", date(2026, 6, 1)))
     await one(repo, reported("c9", date(2026, 6, 1)))
-    await repo.cancel_surveys_answered_before(["c2", "c1", "c8"])
+    await one(repo, reported("c1", date(2026, 9, 1)))
+    june = [("2026-06-01", "2026-06-30")]
+    await repo.cancel_surveys_answered_before({"c2": june, "c1": june, "c8": june})
     assert await statuses(repo, "s12", "o4") == {
         "s12": ("pending", None),
         "o4": ("cancelled", "survey answered"),
     }
+    await repo.cancel_surveys_answered_before({"c1": [("2026-09-01", "2026-09-30")]})
+    assert await statuses(repo, "s12") == {"s12": ("cancelled", "survey answered")}
 
 
 async def test_training_reminders_are_listed_cancelled_and_thanked_once(
@@ -287,12 +300,13 @@ async def test_training_reminders_are_listed_cancelled_and_thanked_once(
     }
 
     thanks = reminder_fields("c2", "thanks")
-    await repo.complete_training(
+    created = await repo.complete_training(
         ["c2", "c3"],
         ["training", "survey"],
         "completed",
         [("c2-thanks", thanks), ("c3-thanks", {**thanks, "recipient_ref": "changed"})],
     )
+    assert created == {"c2-thanks"}  # c3's existed: left as it was, not created
     assert await statuses(repo, "c2-start", "c2-thanks", "c3-thanks", "c1-survey") == {
         "c2-start": ("cancelled", "completed"),
         "c2-thanks": ("pending", None),
@@ -316,13 +330,11 @@ async def test_a_batch_of_patient_changes_keeps_collected_follow_ups_and_the_lat
             PatientChange("RTH", "p2", collected=["month_3"]),
         ]
     )
+    # Issue 26: the `_id` says the trust and reference, the key says the time: none stored again.
     assert stored == {
         "RTH:p1": {
             "_id": "RTH:p1",
-            "trustcode": "RTH",
-            "patient_ref": "p1",
             "sitecode": "RTH08",
-            "baseline_time": later,
             "latest_baseline": latest_key(later, "RTH", "b1"),
         }
     }
@@ -338,7 +350,7 @@ async def test_a_batch_of_patient_changes_keeps_collected_follow_ups_and_the_lat
     }
     corrected = await baseline(repo, "p1", "RTH07", later + timedelta(hours=1), "b3")
     assert corrected["sitecode"] == "RTH07"
-    assert corrected["baseline_time"] == later + timedelta(hours=1)
+    assert baseline_time(corrected) == later + timedelta(hours=1)
     assert corrected["collected"] == {"month_12": True}
     kept = await baseline(repo, "p1", "RTH06", T0, "b4")  # older: a no-op
     assert kept == corrected

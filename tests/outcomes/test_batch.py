@@ -217,7 +217,7 @@ async def test_a_batch_that_lost_a_race_is_read_and_applied_again(
     patient = await db["patients"].find_one({"_id": "RTH/p-1"})
     assert patient is not None and await unpublished(db, published) == []
     assert patient["winners"]["baseline"]["measures"] == {"rmdq": 20}
-    outcome = state_of(patient).outcomes()[Timepoint.MONTH_3].to_doc()
+    outcome = state_of(patient, "RTH", "p-1").outcomes()[Timepoint.MONTH_3].to_doc()
     assert outcome["measures"]["rmdq"]["change"] == -14 and "outcomes" not in patient
     revisions = sorted(e.data.revision for e in published.stored.values())
     assert revisions == [1]
@@ -237,7 +237,7 @@ async def test_a_batch_that_keeps_losing_its_race_raises(
         await plain.apply_many([event])
     patient = await db["patients"].find_one({"_id": "RTH/p-1"})
     assert patient is not None and await unpublished(db, published) == []
-    outcome = state_of(patient).outcomes()[Timepoint.MONTH_3].to_doc()
+    outcome = state_of(patient, "RTH", "p-1").outcomes()[Timepoint.MONTH_3].to_doc()
     assert outcome["measures"]["rmdq"]["change"] == -14
 
 
@@ -254,8 +254,14 @@ async def test_a_patient_document_keeps_each_fact_once_and_the_older_shape_is_re
     patient = await db["patients"].find_one({"_id": "RTH/p-1"})
     assert patient is not None and "outcomes" not in patient
     assert set(patient["winners"]["baseline"]) == {"event_id", "sitecode", "time", "measures"}
+    # The `_id` says the trust and the reference: no field repeats them; no `updated_at`.
+    assert {"_id", "version", "winners", "revisions"} <= set(patient)
+    assert not {"trustcode", "patient_ref", "updated_at"} & set(patient)
     state, _ = await service.repo.load("RTH", "p-1")
     assert state.winners == {Timepoint.BASELINE: one(base), Timepoint.MONTH_3: one(m3)}
+    refs = MongoOutcomesRepository(db).patient_refs  # `ibest purge-nhs-numbers` reads these
+    found = [(where, ref) async for where, _, ref in refs.stored()]
+    assert sorted(r for w, r in found if w == "patients") == ["p-1", "p-2"]
 
     # p-1's state as the previous version stored it (whole winners, the outcomes beside
     # them), under another patient; then its month 12.
@@ -279,3 +285,45 @@ async def test_a_patient_document_keeps_each_fact_once_and_the_older_shape_is_re
     assert rewritten is not None and "outcomes" not in rewritten
     assert set(rewritten["winners"]["month_12"]) == {"event_id", "sitecode", "time", "measures"}
     assert "patient_ref" not in rewritten["winners"]["baseline"]
+    view = await service.patient("RTH", "p-3")
+    assert view is not None and set(view["assessments"]) == {"baseline", "month_3", "month_12"}
+
+
+async def test_a_patient_keeps_no_empty_revisions_nor_class_id_and_the_history_no_event_id(
+    make: Callable[[], Awaitable[Made]],
+) -> None:
+    """Issue 26: a baseline alone stores no empty `revisions`, a winner no `class_id` (the
+    patient view takes it from the audit history); an assessment in the audit history
+    holds neither the event id its `_id` says nor a null `class_id`, and one stored in the
+    older shape (both present) is read alike beside it."""
+    service, _, db = await make()
+    base = assessed("p-1", Timepoint.BASELINE, 20, 0)
+    linked = assessed("p-1", Timepoint.MONTH_3, 6, 91, class_id="c-7")
+    await service.apply_many([base])
+    patient = await db["patients"].find_one({"_id": "RTH/p-1"})
+    assert patient is not None and "revisions" not in patient
+    await service.apply_many([linked])
+    patient = await db["patients"].find_one({"_id": "RTH/p-1"})
+    assert patient is not None and patient["revisions"] == {"month_3": 1}
+    assert "class_id" not in patient["winners"]["month_3"]  # the audit history keeps it
+    stored = await db["assessments"].find_one({"_id": f"RTH:{base.id}"})
+    assert stored is not None and "event_id" not in stored and "class_id" not in stored
+    kept = await db["assessments"].find_one({"_id": f"RTH:{linked.id}"})
+    assert kept is not None and kept["class_id"] == "c-7" and "event_id" not in kept
+    older = assessed("p-1", Timepoint.GROUP_END, 9, 40)
+    await db["assessments"].insert_one(
+        {"_id": f"RTH:{older.id}", **one(older).to_doc(), "received_at": NOW}
+    )
+    assert one(older).to_doc()["class_id"] is None  # the older shape: null stored
+    history = await service.repo.history("RTH", "p-1")
+    assert history == sorted([one(base), one(linked), one(older)], key=lambda a: a.timepoint.value)
+    view = await service.patient("RTH", "p-1")
+    assert view is not None and view["assessments"]["month_3"]["class_id"] == "c-7"
+    assert view["assessments"]["month_3"] == {
+        k: v for k, v in view["history"][2].items() if k not in ("timepoint", "winner")
+    }
+    assert [(h["event_id"], h["class_id"]) for h in view["history"]] == [
+        (str(base.id), None),
+        (str(older.id), None),
+        (str(linked.id), "c-7"),
+    ]

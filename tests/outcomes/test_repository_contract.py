@@ -85,14 +85,14 @@ async def test_a_patient_is_written_only_at_the_version_it_was_read(
     repo: OutcomesRepository,
 ) -> None:
     assert await repo.load("RTH", "p1") == (PatientState(), None)
-    await repo.commit_many([commit("p1", None, 1, "o1")], T0)
+    await repo.commit_many([commit("p1", None, 1, "o1")])
     state, version = await repo.load("RTH", "p1")
     assert version == 1 and Timepoint.BASELINE in state.winners
     with pytest.raises(ConcurrentUpdate):
-        await repo.commit_many([commit("p1", None)], T0)  # inserted meanwhile
+        await repo.commit_many([commit("p1", None)])  # inserted meanwhile
     with pytest.raises(ConcurrentUpdate):
-        await repo.commit_many([commit("p1", 0)], T0)  # read at a version since passed
-    await repo.commit_many([commit("p1", 1, 2, "o2")], T0)  # two events' changes in one write
+        await repo.commit_many([commit("p1", 0)])  # read at a version since passed
+    await repo.commit_many([commit("p1", 1, 2, "o2")])  # two events' changes in one write
     assert (await repo.load("RTH", "p1"))[1] == 3
     assert [e.id for e in await repo.outbox.entries("RTH/p1")] == ["o1", "o2"]
 
@@ -100,16 +100,16 @@ async def test_a_patient_is_written_only_at_the_version_it_was_read(
 async def test_a_batch_is_loaded_and_committed_together_and_a_lost_race_is_raised(
     repo: OutcomesRepository,
 ) -> None:
-    await repo.commit_many([commit("p1", None, 1, "o1")], T0)
+    await repo.commit_many([commit("p1", None, 1, "o1")])
     loaded = await repo.load_many({("RTH", "p1"), ("RTH", "p2")})
     assert loaded[("RTH", "p2")] == Loaded(PatientState(), None, [])
     assert loaded[("RTH", "p1")].version == 1
     assert [e.id for e in loaded[("RTH", "p1")].outbox] == ["o1"]
-    await repo.commit_many([commit("p1", 1), commit("p2", None)], T0)
+    await repo.commit_many([commit("p1", 1), commit("p2", None)])
     assert (await repo.load("RTH", "p1"))[1] == 2 and (await repo.load("RTH", "p2"))[1] == 1
     with pytest.raises(ConcurrentUpdate):
-        await repo.commit_many([commit("p1", 1), commit("p3", None)], T0)
-    await repo.commit_many([], T0)
+        await repo.commit_many([commit("p1", 1), commit("p3", None)])
+    await repo.commit_many([])
 
 
 async def test_the_latest_start_of_a_class_wins_in_any_order(repo: OutcomesRepository) -> None:

@@ -56,8 +56,12 @@ def as_once_accepted(raw: dict[str, Any]) -> Any:
 async def stored(settings: Settings, client: AsyncMongoClient[Document]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for service, coll in (("outcomes", "assessments"), ("notifications", "patients")):
+        # A notifications patient's `_id` (`<trust>:<ref>`) says its reference (issue 26).
         out[f"{service}.{coll}"] = sorted(
-            [d["patient_ref"] async for d in client[settings.database_of(service)][coll].find()]
+            [
+                d.get("patient_ref") or d["_id"].partition(":")[2]
+                async for d in client[settings.database_of(service)][coll].find()
+            ]
         )
     db = client[settings.database_of("reporting")]
     for name in await db.list_collection_names():

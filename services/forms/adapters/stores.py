@@ -33,20 +33,23 @@ class MongoClinicians:
 
     async def completed_many(self, completions: Sequence[Completion]) -> None:
         # The earliest completion opens the forms; the place is that of the latest event.
-        # One ordered bulk write: each place update follows the upsert that made its document.
-        ops: list[UpdateOne] = []
+        # One ordered bulk write (`write_in_order`), one document per completion: a
+        # conditional upsert (a new clinician, or a place at least as late as the stored
+        # one); if the stored place is later, the pair it stands for (the completion time,
+        # then the place update, which then changes nothing).
+        writes: list[Write] = []
         for c in completions:
-            ops.append(
-                UpdateOne({"_id": c.ref}, {"$min": {"completed_at": c.completed_at}}, upsert=True)
-            )
-            ops.append(
-                UpdateOne(
-                    {"_id": c.ref, "$or": [{"place_at": {"$lte": c.at}}, {"place_at": None}]},
-                    {"$set": {"trust": c.trust, "site": c.site, "place_at": c.at}},
+            first = {"$min": {"completed_at": c.completed_at}}
+            later = {"_id": c.ref, "place_at": {"$not": {"$gt": c.at}}}
+            place = {"$set": {"trust": c.trust, "site": c.site, "place_at": c.at}}
+            writes.append(
+                Write(
+                    UpdateOne(later, {**first, **place}, upsert=True),
+                    (UpdateOne({"_id": c.ref}, first, upsert=True), UpdateOne(later, place)),
                 )
             )
-        if ops:
-            await self.c.bulk_write(ops, ordered=True)
+        if writes:
+            await write_in_order(self.c, writes)
 
     async def get(self, ref: str) -> ClinicianFacts | None:
         doc = await self.c.find_one({"_id": ref})
@@ -166,8 +169,11 @@ class MongoSessions:
 
 
 class MongoPatients:
-    """`_id` `<trust>:<patient_ref>`: the site of the baseline, the latest baseline time,
-    each recorded timepoint's latest time, and PSFS activity names (for re-rating only)."""
+    """`_id` `<trust>:<patient_ref>` (which says both: no field repeats them since issue 26;
+    older documents keep their `trust` and `patient_ref`, read alike): the site of the
+    baseline, the latest baseline time (`baseline_at`, which is also the baseline's
+    recorded time: not written twice), each other timepoint's latest time
+    (`recorded.<timepoint>`), and PSFS activity names (for re-rating only)."""
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.c = db["patients"]
@@ -184,9 +190,7 @@ class MongoPatients:
             await self.c.insert_one(
                 {
                     "_id": f"{patient.trust}:{patient.patient_ref}",
-                    "trust": patient.trust,
                     "site": patient.site,
-                    "patient_ref": patient.patient_ref,
                     "recorded": {},
                 }
             )
@@ -197,33 +201,21 @@ class MongoPatients:
     async def assessed_many(self, assessments: Sequence[AssessmentTime]) -> None:
         # One ordered bulk write (`write_in_order`), one document per assessment: a baseline
         # with a site is one conditional upsert (a new patient, or a baseline at least as
-        # late as the stored one); if the stored one is later, the pair it stands for (the
-        # recorded time, then the site update, which then changes nothing).
+        # late as the stored one) of its time and site; if the stored one is later, it
+        # already says a later baseline was recorded, so only a concurrent insert needs the
+        # update again.
         writes: list[Write] = []
         for a in assessments:
             key = f"{a.trust}:{a.ref}"
-            recorded = {f"recorded.{a.timepoint}": a.at}
-            plain = UpdateOne(
-                {"_id": key},
-                {
-                    "$max": recorded,
-                    "$setOnInsert": {"trust": a.trust, "patient_ref": a.ref, "site": a.site},
-                },
-                upsert=True,
-            )
             if a.timepoint != "baseline" or not a.site:
-                writes.append(Write(plain))
+                update: Document = {"$max": {f"recorded.{a.timepoint}": a.at}}
+                if a.site:
+                    update["$setOnInsert"] = {"site": a.site}
+                writes.append(Write(UpdateOne({"_id": key}, update, upsert=True)))
                 continue
-            later = {"_id": key, "$or": [{"baseline_at": {"$lte": a.at}}, {"baseline_at": None}]}
+            later = {"_id": key, "baseline_at": {"$not": {"$gt": a.at}}}
             site = {"$set": {"baseline_at": a.at, "site": a.site}}
-            merged = {
-                **site,
-                "$max": recorded,
-                "$setOnInsert": {"trust": a.trust, "patient_ref": a.ref},
-            }
-            writes.append(
-                Write(UpdateOne(later, merged, upsert=True), (plain, UpdateOne(later, site)))
-            )
+            writes.append(Write(UpdateOne(later, site, upsert=True), (UpdateOne(later, site),)))
         if writes:
             await write_in_order(self.c, writes)
 
@@ -238,12 +230,20 @@ class MongoPatients:
 
 
 def _patient(doc: Document) -> Patient:
+    """A stored patient in either shape: trust and reference from the `_id`, the baseline's
+    recorded time the later of `recorded.baseline` (a baseline without a site; every
+    baseline before issue 26) and `baseline_at`."""
+    trust, _, ref = doc["_id"].partition(":")
+    recorded = dict(doc.get("recorded") or {})
+    baseline_at = doc.get("baseline_at")
+    if baseline_at is not None:
+        recorded["baseline"] = max(recorded.get("baseline", baseline_at), baseline_at)
     return Patient(
-        doc["trust"],
+        trust,
         doc.get("site") or "",
-        doc["patient_ref"],
-        doc.get("baseline_at"),
-        dict(doc.get("recorded") or {}),
+        ref,
+        baseline_at,
+        recorded,
         tuple(doc.get("psfs_activities") or ()),
     )
 

@@ -26,9 +26,10 @@ from services.notifications.domain.batch import (
     PatientChange,
     collected_timepoints,
     latest_key,
+    ordering_key,
 )
 from services.notifications.domain.status import CANCELLED, FINISHED, PENDING, QUEUED, SENDING
-from services.notifications.domain.surveys import SURVEY_TIMING
+from services.notifications.domain.surveys import SURVEY_TIMING, SurveyWindows, answering
 
 
 class MongoNotificationsRepository:
@@ -37,7 +38,8 @@ class MongoNotificationsRepository:
         self.patients = db["patients"]
         self.follow_ups = db["follow_up_items"]
         self.patient_refs = MongoPatientRefs(
-            {"patients": self.patients, "follow_up_items": self.follow_ups}
+            {"patients": self.patients, "follow_up_items": self.follow_ups},
+            keyed={"patients": ":"},
         )
         self.reminders = db["reminders"]
         self.deliveries = db["delivery_statuses"]
@@ -59,6 +61,31 @@ class MongoNotificationsRepository:
         await self.follow_ups.create_index([("digest", ASCENDING)])
         await self.clinicians.create_index([("completed_at", ASCENDING)])
         await self.deliveries.create_index([("reference", ASCENDING)])
+        await self._order_older_documents()
+
+    async def _order_older_documents(self) -> None:
+        """Give a clinician or patient stored before its ordering key existed (only
+        `latest_enrolment_at` / `baseline_time`) the key its time says (`ordering_key`:
+        the time alone, which any later or equal-time event's key follows, as the older
+        time comparison let it win). Then one condition on the key alone orders every
+        write (`_if_latest`). Idempotent, conditional on the key being still absent, and a
+        read that finds nothing once done; run at start-up before any event is handled."""
+        for collection, field, time_field in (
+            (self.clinicians, "latest_enrolment", "latest_enrolment_at"),
+            (self.patients, "latest_baseline", "baseline_time"),
+        ):
+            older = collection.find(
+                {field: {"$exists": False}, time_field: {"$ne": None}}, {time_field: 1}
+            )
+            ops = [
+                UpdateOne(
+                    {"_id": doc["_id"], field: {"$exists": False}},
+                    {"$set": {field: ordering_key(doc[time_field])}},
+                )
+                async for doc in older
+            ]
+            if ops:
+                await collection.bulk_write(ops, ordered=False)
 
     # Clinicians ---------------------------------------------------------------------------
 
@@ -71,7 +98,8 @@ class MongoNotificationsRepository:
         date is kept, so whichever survey window holds one is answered."""
         writes: list[Write] = []
         for change in changes:
-            update: Document = {"$setOnInsert": {"opted_out": False}}
+            # No `opted_out: false` on insert: an absent flag reads as not opted out.
+            update: Document = {}
             if change.mins:
                 update["$min"] = change.mins
             if change.maxs:
@@ -84,7 +112,8 @@ class MongoNotificationsRepository:
                 }
             plain = UpdateOne({"_id": change.ref}, update, upsert=True)
             if change.latest_enrolment is None:
-                writes.append(Write(plain))
+                if update:
+                    writes.append(Write(plain))
                 continue
             # One conditional upsert (a new clinician, or a later enrolment: one document
             # written); if the stored enrolment is later, the pair it stands for.
@@ -92,7 +121,7 @@ class MongoNotificationsRepository:
             writes.append(
                 Write(
                     UpdateOne(latest, {**update, **newer}, upsert=True),
-                    (plain, UpdateOne(latest, newer)),
+                    ((plain,) if update else ()) + (UpdateOne(latest, newer),),
                 )
             )
         if writes:
@@ -100,12 +129,12 @@ class MongoNotificationsRepository:
 
     async def cancel_answered_surveys(self, answers: list[tuple[str, date]]) -> None:
         """Cancel the pending survey nudges whose window contains a report (clinician, date):
-        an answer cancels what is pending. The send-time check covers any created later."""
+        an answer cancels what is pending. The send-time check covers any created later.
+        Only a survey nudge has a window (`opens`), so the filter need not name the family."""
         ops = [
             UpdateMany(
                 {
                     "recipient_ref": ref,
-                    "family": "survey",
                     "status": PENDING,
                     "opens": {"$lte": day.isoformat()},
                     "closes": {"$gte": day.isoformat()},
@@ -117,17 +146,20 @@ class MongoNotificationsRepository:
         if ops:
             await self.reminders.bulk_write(ops, ordered=False)
 
-    async def cancel_surveys_answered_before(self, refs: list[str]) -> None:
-        """After creating survey nudges: cancel those a report already stored answers (a
-        report handled concurrently stores its date before cancelling, so one of the two
-        always sees the other; every arrival order leaves the same reminders)."""
+    async def cancel_surveys_answered_before(self, windows: SurveyWindows) -> None:
+        """After creating (or re-timing) survey nudges: cancel those a report already stored
+        answers (a report handled concurrently stores its date before cancelling, so one of
+        the two always sees the other; every arrival order leaves the same reminders). Only
+        a report inside one of the windows just written can answer a nudge this write
+        made pending; any other nudge was seen by the report's own cancel or an earlier
+        pass, so no cancel that can only match nothing is sent (`answering`)."""
         answers = [
             (doc["_id"], date.fromisoformat(day))
             async for doc in self.clinicians.find(
-                {"_id": {"$in": refs}, "delivery_reports.0": {"$exists": True}},
+                {"_id": {"$in": sorted(windows)}, "delivery_reports.0": {"$exists": True}},
                 {"delivery_reports": 1},
             )
-            for day in doc["delivery_reports"]
+            for day in answering(doc["delivery_reports"], windows[doc["_id"]])
         ]
         await self.cancel_answered_surveys(answers)
 
@@ -159,9 +191,10 @@ class MongoNotificationsRepository:
 
     async def complete_training(
         self, refs: list[str], families: list[str], reason: str, thanks: list[tuple[str, Document]]
-    ) -> None:
+    ) -> set[str]:
         """A batch's completions: cancel the pending reminders of `families`, then create
-        each thank-you once (in order; an existing one is left as it is)."""
+        each thank-you once (in order; an existing one is left as it is); the ids created
+        (the bulk write's reply says them: no read)."""
         ops: list[UpdateOne | UpdateMany] = [
             UpdateMany(
                 {"recipient_ref": {"$in": refs}, "family": {"$in": families}, "status": PENDING},
@@ -172,7 +205,8 @@ class MongoNotificationsRepository:
             UpdateOne({"_id": rid}, {"$setOnInsert": _new_reminder(fields)}, upsert=True)
             for rid, fields in thanks
         ]
-        await self.reminders.bulk_write(ops, ordered=True)
+        result = await self.reminders.bulk_write(ops, ordered=True)
+        return {str(rid) for rid in (result.upserted_ids or {}).values()}
 
     async def retime_surveys(self, nudges: list[tuple[str, Document]]) -> None:
         """Earliest completion wins (a conditional `$set`, so any order and any two writers
@@ -191,22 +225,19 @@ class MongoNotificationsRepository:
         baseline in the batch."""
         writes: list[Write] = []
         for change in changes:
-            created = {"trustcode": change.trustcode, "patient_ref": change.patient_ref}
+            # The `_id` says the trust and the reference (`patient_of`): not stored again.
             collected = {f"collected.{tp}": True for tp in change.collected}
-            update: Document = {"$setOnInsert": created}
-            if collected:
-                update["$set"] = collected
-            plain = UpdateOne({"_id": change.key}, update, upsert=True)
+            plain = UpdateOne({"_id": change.key}, {"$set": collected}, upsert=True)
             if change.baseline is None:
                 writes.append(Write(plain))
                 continue
             # One conditional upsert (a new patient, or a later baseline: one document
-            # written); if the stored baseline is later, the pair it stands for.
+            # written); if the stored baseline is later, what it stands for: the
+            # collected follow-ups, then the baseline again (for a concurrent insert).
             latest, newer = _latest_baseline(change.key, *change.baseline)
-            merged = {"$set": {**newer["$set"], **collected}, "$setOnInsert": created}
-            writes.append(
-                Write(UpdateOne(latest, merged, upsert=True), (plain, UpdateOne(latest, newer)))
-            )
+            merged = {"$set": {**newer["$set"], **collected}}
+            fallback = ((plain,) if collected else ()) + (UpdateOne(latest, newer),)
+            writes.append(Write(UpdateOne(latest, merged, upsert=True), fallback))
         if not writes:
             return {}
         await write_in_order(self.patients, writes)
@@ -412,21 +443,14 @@ def _earlier_survey(reminder_id: str, fields: Document) -> tuple[Document, Docum
     )
 
 
-def _if_latest(
-    key: str, field: str, latest: str, time_field: str, at: datetime, values: Document
-) -> tuple[Document, Document]:
-    """Filter and update setting `values` (and `time_field` = `at`) only if `latest` orders
-    after the stored one. A document from before `field` existed is compared by its
-    `time_field` alone, as it was then."""
+def _if_latest(key: str, field: str, latest: str, values: Document) -> tuple[Document, Document]:
+    """Filter and update setting `values` only if `latest` orders after the stored key (or
+    none is stored: `$not` matches a document without the field). The key holds the time
+    too (`latest_time`), so no time field is written beside it; a document from before
+    the key existed was given one at start-up (`_order_older_documents`)."""
     return (
-        {
-            "_id": key,
-            "$or": [
-                {field: {"$exists": False}, time_field: {"$not": {"$gt": at}}},
-                {field: {"$lt": latest}},
-            ],
-        },
-        {"$set": {**values, time_field: at, field: latest}},
+        {"_id": key, field: {"$not": {"$gte": latest}}},
+        {"$set": {**values, field: latest}},
     )
 
 
@@ -439,8 +463,6 @@ def _latest_enrolment(
         ref,
         "latest_enrolment",
         latest_key(at, trust, event_id),
-        "latest_enrolment_at",
-        at,
         {"trustcode": trust, "sitecode": site},
     )
 
@@ -449,14 +471,7 @@ def _latest_baseline(key: str, at: datetime, site: str, event_id: str) -> tuple[
     """The latest baseline (by `latest_key`: time, trust, event id) decides the follow-up
     windows (a later one corrects an earlier one)."""
     trust = key.split(":", 1)[0]
-    return _if_latest(
-        key,
-        "latest_baseline",
-        latest_key(at, trust, event_id),
-        "baseline_time",
-        at,
-        {"sitecode": site},
-    )
+    return _if_latest(key, "latest_baseline", latest_key(at, trust, event_id), {"sitecode": site})
 
 
 def _open_items(trust: str, patient: str | Document, timepoint: str) -> Document:

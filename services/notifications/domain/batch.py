@@ -21,12 +21,45 @@ from shared.surveys import completed_at, completion_date
 PROGRESS = {"clinician.training_started", "module.started", "module.completed"}
 
 
+_TIME = "%Y-%m-%dT%H:%M:%S.%f"
+_TIME_WIDTH = len("2026-01-01T00:00:00.000000")
+
+
+def ordering_key(at: datetime) -> str:
+    """The key of a time alone (fixed-width UTC text to the microsecond): every
+    `latest_key` of the same or a later time orders after it. What a document stored
+    before the keys existed is given, so an equal-time event still wins against it."""
+    return at.astimezone(UTC).strftime(_TIME)
+
+
 def latest_key(at: datetime, trustcode: str, event_id: str) -> str:
     """A sortable key ordering values by event time, then trust code, then event id (a total
     order, the platform's one, so which of two equal-time events wins never depends on
     arrival order)."""
-    utc = at.astimezone(UTC)
-    return "|".join((utc.strftime("%Y-%m-%dT%H:%M:%S.%f"), trustcode, event_id))
+    return "|".join((ordering_key(at), trustcode, event_id))
+
+
+def latest_time(key: str) -> datetime:
+    """The event time a `latest_key` (or an `ordering_key`) holds."""
+    return datetime.strptime(key[:_TIME_WIDTH], _TIME).replace(tzinfo=UTC)
+
+
+def patient_of(key: str) -> tuple[str, str]:
+    """(trustcode, patient_ref) of a patient's key `<trust>:<patient_ref>` (a trust code
+    has no ':'): the document does not repeat them."""
+    trustcode, _, patient_ref = key.partition(":")
+    return trustcode, patient_ref
+
+
+def baseline_time(patient: Mapping[str, Any]) -> datetime:
+    """A stored patient's latest baseline time: its `latest_baseline` key says it (a
+    document written before issue 26 also holds `baseline_time`, the same time to the
+    millisecond)."""
+    key = patient.get("latest_baseline")
+    if key is None:
+        held: datetime = patient["baseline_time"]
+        return held
+    return latest_time(key)
 
 
 @dataclass(frozen=True)
@@ -87,6 +120,7 @@ class PatientChange:
 
     @property
     def key(self) -> str:
+        """Its document's `_id` (`patient_of` reads it back)."""
         return f"{self.trustcode}:{self.patient_ref}"
 
 

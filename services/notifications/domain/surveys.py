@@ -20,6 +20,17 @@ SURVEY_TIMING = ("remind_on", "due", "opens", "closes", "closing_on", "due_at", 
 completion (a higher revision of `clinician.training_completed`) moves these on the nudges
 still pending, so the nudges follow the completion as it stands, in any order."""
 
+SurveyWindows = dict[str, list[tuple[str, str]]]
+"""Per clinician, the windows (opens, closes: ISO dates) of the survey nudges just written."""
+
+
+def answering(reports: Iterable[str], windows: Iterable[tuple[str, str]]) -> list[str]:
+    """The report dates (ISO) inside one of `windows`: only those can answer a nudge timed
+    by them (ISO dates order as text)."""
+    spans = list(windows)
+    return [day for day in reports if any(opens <= day <= closes for opens, closes in spans)]
+
+
 INVITE = ReminderKind.DELIVERY_SURVEY_DUE
 CLOSING = ReminderKind.DELIVERY_SURVEY_CLOSING
 

@@ -2,8 +2,12 @@
 
 Collections (database `<prefix>_outcomes`):
 - `assessments`: every patient.assessed received, `_id` = `<trust>:<event id>` (the audit
-  history; ids belong to their trust, so two trusts' assessments with one id are both kept).
-- `patients`: per (trustcode, patient_ref) the winners, revisions and the embedded backbone
+  history; ids belong to their trust, so two trusts' assessments with one id are both kept);
+  the event id is not repeated in a field, nor an absent `class_id` stored as null
+  (`stored_assessment`; documents of the older shape hold both and are read alike).
+- `patients`: `_id` = `<trust>/<patient_ref>` (not repeated in fields since issue 26, no
+  `updated_at`, which nothing read; older documents keep theirs, unread), the winners,
+  revisions (absent while there are none) and the embedded backbone
   outbox of outcome.recorded events not yet confirmed published; `version` guards every
   write (compare-and-set), so concurrent handlers never lose a correction or a revision.
   A winner is stored without what its document already says (trust, patient, the
@@ -42,7 +46,8 @@ class MongoOutcomesRepository:
         # Stamped (the backbone's outbox): a patient's next write drops what was published.
         self.outbox = MongoOutbox(db["patients"], stamped=True)
         self.patient_refs = MongoPatientRefs(
-            {"assessments": self._assessments, "patients": self._patients}
+            {"assessments": self._assessments, "patients": self._patients},
+            keyed={"patients": "/"},
         )
         self._read: dict[str, Document] = {}
         """The patient documents the last `load_many` read, so a commit writes what changed."""
@@ -91,7 +96,10 @@ class MongoOutcomesRepository:
             return
         try:
             await self._assessments.insert_many(
-                [{"_id": key, **a.to_doc(), "received_at": received} for key, a in unique.items()],
+                [
+                    {"_id": key, **stored_assessment(a), "received_at": received}
+                    for key, a in unique.items()
+                ],
                 ordered=False,
             )
         except BulkWriteError as exc:
@@ -100,7 +108,7 @@ class MongoOutcomesRepository:
 
     async def history(self, trustcode: str, patient_ref: str) -> list[Assessment]:
         cursor = self._assessments.find({"trustcode": trustcode, "patient_ref": patient_ref})
-        found = [Assessment.from_doc(doc) async for doc in cursor]
+        found = [assessment_of(doc) async for doc in cursor]
         return sorted(found, key=lambda a: (a.timepoint.value, a.rank))
 
     # Patients
@@ -110,7 +118,7 @@ class MongoOutcomesRepository:
         doc = await self._patients.find_one({"_id": patient_key(trustcode, patient_ref)})
         if doc is None:
             return PatientState(), None
-        return state_of(doc), int(doc["version"])
+        return state_of(doc, trustcode, patient_ref), int(doc["version"])
 
     async def load_many(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], Loaded]:
         """Several patients in one query; those not stored yet come back new (version None)."""
@@ -119,22 +127,23 @@ class MongoOutcomesRepository:
         self._read = {}
         async for doc in self._patients.find({"_id": {"$in": ids}}):
             self._read[doc["_id"]] = doc
-            found[(doc["trustcode"], doc["patient_ref"])] = Loaded(
-                state_of(doc),
+            key = patient_of(doc["_id"])
+            found[key] = Loaded(
+                state_of(doc, *key),
                 int(doc["version"]),
                 self.outbox.kept(_entries(doc)),
             )
         return found
 
-    async def commit_many(self, commits: list[Commit], now: datetime) -> None:
+    async def commit_many(self, commits: list[Commit]) -> None:
         """Store every commit in one bulk write; ConcurrentUpdate if any patient had moved
         on (another writer got there first: its version changed, or it was inserted)."""
         if not commits:
             return
         ops: list[InsertOne[Document] | UpdateOne] = [
-            InsertOne(_new_patient(c, now, self.outbox.stamp()))
+            InsertOne(_new_patient(c, self.outbox.stamp()))
             if c.version is None
-            else UpdateOne(*self._compare_and_set(c, now, self._read.pop(_key(c), None)))
+            else UpdateOne(*self._compare_and_set(c, self._read.pop(_key(c), None)))
             for c in commits
         ]
         try:
@@ -147,9 +156,7 @@ class MongoOutcomesRepository:
         if result.matched_count != updates:
             raise ConcurrentUpdate("a patient of the batch changed under us")
 
-    def _compare_and_set(
-        self, c: Commit, now: datetime, read: Document | None
-    ) -> tuple[Document, Document]:
+    def _compare_and_set(self, c: Commit, read: Document | None) -> tuple[Document, Document]:
         """Filter and update writing `c` only if the patient is still at `c.version`: the
         state's changed fields only when `read` is the document as stored at that version
         (every change of the state moves the version), else the whole state. The outbox
@@ -157,7 +164,7 @@ class MongoOutcomesRepository:
         (stamped); without `read`, the commit's entries are pushed."""
         assert c.version is not None
         state = stored_state(c.state)
-        always = {"updated_at": now, "version": c.version + c.changes}
+        always = {"version": c.version + c.changes}
         if read is None or read.get("version") != c.version:
             update: Document = {"$set": {**state, **always}, "$unset": {"outcomes": ""}}
             if c.outbox:
@@ -216,45 +223,61 @@ def _entries(doc: Document) -> list[OutboxEntry]:
 
 def stored_state(state: PatientState) -> Document:
     """What a patient document keeps of the state: each winner without the fields its
-    document already holds (trustcode, patient_ref) or its key says (timepoint), an absent
-    class_id left out; the revisions; not the outcomes, which the winners and revisions
-    determine (`PatientState.outcomes`)."""
+    `_id` says (trustcode, patient_ref) or its key says (timepoint), and without its
+    `class_id` (the audit history keeps it, and only the patient view shows it, which
+    reads that history: `OutcomesService.patient`); the revisions (none: absent); not the
+    outcomes, which the winners and revisions determine (`PatientState.outcomes`)."""
     doc = state.to_doc()
     return {
         "winners": {
-            tp: {k: v for k, v in a.items() if k not in _IMPLIED and v is not None}
+            tp: {k: v for k, v in a.items() if k not in _NOT_KEPT and v is not None}
             for tp, a in doc["winners"].items()
         },
-        "revisions": doc["revisions"],
+        **({"revisions": doc["revisions"]} if doc["revisions"] else {}),
     }
 
 
-_IMPLIED = ("trustcode", "patient_ref", "timepoint")
+_NOT_KEPT = ("trustcode", "patient_ref", "timepoint", "class_id")
 
 
-def state_of(doc: Document) -> PatientState:
-    """The state of a stored patient, in either shape (winners stored whole before issue
-    26, without what the document implies since)."""
+def patient_of(key: str) -> tuple[str, str]:
+    """(trustcode, patient_ref) of a patient document's `_id` (`patient_key`): what the
+    document says once, where the older shape repeated it in fields of its own."""
+    trustcode, _, patient_ref = key.partition("/")
+    return trustcode, patient_ref
+
+
+def state_of(doc: Document, trustcode: str, patient_ref: str) -> PatientState:
+    """The state of the stored patient (`trustcode`, `patient_ref`), in any shape (winners
+    stored whole before issue 26, without what the document implies and without
+    `class_id` since; no `revisions` while there are none). A winner's `class_id` is
+    then None: the audit history holds it."""
     winners = {
-        tp: {
-            "trustcode": doc["trustcode"],
-            "patient_ref": doc["patient_ref"],
-            "timepoint": tp,
-            **a,
-        }
+        tp: {"trustcode": trustcode, "patient_ref": patient_ref, "timepoint": tp, **a}
         for tp, a in (doc.get("winners") or {}).items()
     }
     return PatientState.from_doc({"winners": winners, "revisions": doc.get("revisions") or {}})
 
 
-def _new_patient(c: Commit, now: datetime, stamp: datetime) -> Document:
+def stored_assessment(a: Assessment) -> Document:
+    """An assessment as the audit history keeps it beside its `_id` (`<trust>:<event
+    id>`): without the event id the key already says, and without a `class_id` it does
+    not name."""
+    return {k: v for k, v in a.to_doc().items() if k != "event_id" and v is not None}
+
+
+def assessment_of(doc: Document) -> Assessment:
+    """A stored assessment, in either shape (documents before issue 26 repeat the event id
+    and hold `class_id: null`)."""
+    return Assessment.from_doc({"event_id": doc["_id"].partition(":")[2], **doc})
+
+
+def _new_patient(c: Commit, stamp: datetime) -> Document:
+    """A new patient: its `_id` says its trust and reference, which it does not repeat."""
     doc: Document = {
         "_id": patient_key(c.trustcode, c.patient_ref),
-        "trustcode": c.trustcode,
-        "patient_ref": c.patient_ref,
         "version": c.changes,
         **stored_state(c.state),
-        "updated_at": now,
     }
     if c.outbox:
         doc["outbox"] = _outbox(c.outbox)
