@@ -24,6 +24,8 @@ from services.reporting.domain.facts import (
     PATIENTS,
     Contribution,
     Fact,
+    outcome_of,
+    read_facts,
 )
 from services.reporting.domain.figures import Summary, fold_site
 from services.reporting.domain.months import steps, timeline
@@ -52,7 +54,8 @@ def counted_of(
 ) -> Iterator[tuple[str, EntityId, Counted]]:
     """An entity as its sites count it: its contribution at its current site, none at every
     other site it may have been counted at (`sites`, so a move leaves the old site); each
-    as of the entity's `version`."""
+    as of the entity's `version`. `facts` as stored (`facts.stored_fact`, or whole)."""
+    facts = read_facts(facts)
     contribution = CONTRIBUTION[kind](facts)
     current = contribution["site"] if contribution else None
     months = steps(timeline(kind, facts)) if current else None
@@ -63,6 +66,35 @@ def counted_of(
             (kind, key),
             Counted(version, contribution if here else None, months if here else None),
         )
+
+
+def stored_contribution(contribution: Contribution | None) -> Contribution | None:
+    """A contribution as a leaf entry keeps it: a patient's outcomes as `[change,
+    improved]` pairs, as its facts keep them (`facts.stored_fact`); `read_contribution`
+    gives it back whole."""
+    if contribution is None or "outcomes" not in contribution:
+        return contribution
+    return {
+        **contribution,
+        "outcomes": {
+            tp: {m: [o["change"], o["improved"]] for m, o in measures.items()}
+            for tp, measures in contribution["outcomes"].items()
+        },
+    }
+
+
+def read_contribution(stored: Contribution) -> Contribution:
+    """A stored contribution whole, whatever version stored it (a pair or `{change,
+    improved}` per outcome)."""
+    if "outcomes" not in stored:
+        return stored
+    return {
+        **stored,
+        "outcomes": {
+            tp: {m: outcome_of(o) for m, o in measures.items()}
+            for tp, measures in stored["outcomes"].items()
+        },
+    }
 
 
 def merge(stored: Iterable[Entry], incoming: Mapping[EntityId, Counted]) -> list[Entry]:
@@ -87,7 +119,7 @@ def fold_counted(site: str, entries: Iterable[Entry]) -> Summary:
     by_kind: dict[str, list[Contribution]] = {kind: [] for kind in ENTITY_KINDS}
     for entry in entries:
         if entry["c"] is not None:
-            by_kind[entry["k"]].append(entry["c"])
+            by_kind[entry["k"]].append(read_contribution(entry["c"]))
     return fold_site(
         site,
         site[:3],

@@ -265,5 +265,13 @@ def site_figures(site: str, leaves: Iterable[Mapping[str, Any]]) -> tuple[Summar
     (`months.fold_months`) and how many entries count there, from its leaves' sums."""
     root = combine(leaves)
     summary = rounded(add(zero(site), root["s"]))
-    steps = [[month, step["d"], bool(step["c"])] for month, step in root["m"].items()]
-    return summary, fold_months([steps] if steps else []), root["k"]
+    return summary, series_of(root["m"]), root["k"]
+
+
+def series_of(steps_by_month: Mapping[str, Any]) -> Any:
+    """A site's monthly series (`months.fold_months`) from its steps summed by month (the
+    `m` of its exact sums): their running sum. A site document keeps those steps, not the
+    series (a derived copy, rewritten for every later month whenever an earlier one moved),
+    so readers fold it from them (`MongoGeneration.site_months`)."""
+    steps = [[month, step["d"], bool(step["c"])] for month, step in steps_by_month.items()]
+    return fold_months([steps] if steps else [])
