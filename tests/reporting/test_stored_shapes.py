@@ -66,8 +66,9 @@ async def as_earlier_version(
     generation: MongoGeneration, facts: list[EntityFact], without_x: str
 ) -> None:
     """Rewrite every document of `generation` as the earlier version stored it: each fact
-    whole (with its trust, its site, a revision of 1, a facilitator's class, measures as
-    `{change, improved}`), leaf entries' outcomes the same, every site document with its
+    whole (with its trust, its site, its kind, a revision of 1, a facilitator's class,
+    measures as `{change, improved}`), leaf entries' outcomes the same and their steps
+    flagged 1 or 0, every site document with its
     monthly series (`months`) beside its steps, and `without_x` as a version before exact
     sums kept it (a summary and series, no `x`)."""
     earlier = {(f.entity, f.key, f.fact_id): f.fact for f in facts}
@@ -80,6 +81,8 @@ async def as_earlier_version(
         for entry in entries.values():
             if entry["c"] and "outcomes" in entry["c"]:
                 entry["c"]["outcomes"] = whole(entry["c"]["outcomes"])
+            for step in entry["m"] or []:
+                step[2] = int(step[2])  # whether the state changes, as 1 or 0
         await generation.counted.update_one({"_id": leaf["_id"]}, {"$set": {"e": entries}})
     async for site in generation.sites.find({"x": {"$exists": True}}):
         await generation.sites.update_one(
@@ -97,14 +100,19 @@ async def test_what_is_stored_says_nothing_twice(db: Database) -> None:
     await applied(generation, facts)
 
     stored = [f async for d in generation.entities["patients"].find() for f in d["facts"].values()]
-    assert stored and all("trust" not in f for f in stored)
-    assert {"site" in f for f in stored if f["k"] == "outcome"} == {False}
-    assert {f.get("rev") for f in stored if f["k"] == "outcome"} == {None, 2}  # 1 implied
-    pairs = [o for f in stored if f["k"] == "outcome" for o in f["measures"].values()]
+    assert stored and all("trust" not in f and "k" not in f for f in stored)
+    outcomes = [f for f in stored if "measures" in f]  # the kind a patient fact does not say
+    assert outcomes and {"site" in f for f in outcomes} == {False}
+    assert {f.get("rev") for f in outcomes} == {None, 2}  # a revision of 1 is implied
+    pairs = [o for f in outcomes for o in f["measures"].values()]
     assert pairs and all(isinstance(o, list) and len(o) == 2 for o in pairs)
+    baselines = [f for f in stored if f.get("tp") == "baseline"]
+    assert baselines and all("site" in f for f in baselines)  # it places the patient
     entries = [e async for leaf in generation.counted.find() for e in leaf["e"].values() if e["c"]]
-    outcomes = [o for e in entries for m in e["c"].get("outcomes", {}).values() for o in m.values()]
-    assert outcomes and all(isinstance(o, list) for o in outcomes)
+    changes = [o for e in entries for m in e["c"].get("outcomes", {}).values() for o in m.values()]
+    assert changes and all(isinstance(o, list) for o in changes)
+    flags = [step[2] for e in entries for step in e["m"] or []]
+    assert {type(f) for f in flags} == {bool} and set(flags) == {True, False}
     sites = [d async for d in generation.sites.find()]
     assert sites and all("months" not in d and "m" in d["x"] for d in sites)
 

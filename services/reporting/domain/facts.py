@@ -144,6 +144,9 @@ def fact_of(event: AnyEvent) -> EntityFact:
     raise ValueError(f"reporting does not consume {name}")
 
 
+PATIENT_KINDS = ("assessed", "outcome")
+"""The kinds of a patient's facts: an assessment, or an outcome (the one with measures), so
+a stored patient fact needs no kind (`stored_fact`)."""
 REVISED = ("started", "completed", "outcome")
 """Kinds of fact with a `revision` (1 when the event has none)."""
 
@@ -154,11 +157,16 @@ def stored_fact(fact: EntityFact) -> Fact:
     `trust` (the fact's key, `<trust>:<event id>`, starts with it); `site`, unless the fact
     places its entity (contributions take their place only from placing facts); a
     `revision` of 1; a completion time (`done`) equal to the event time; a `facilitated`
-    fact's `class` (its key is the class event's). An outcome's measures are kept as
+    fact's `class` (its key is the class event's); a patient's fact's kind (`PATIENT_KINDS`:
+    an outcome is the one with measures). An outcome's measures are kept as
     `[change, improved]` pairs."""
     f = fact.fact
     out = {
-        k: v for k, v in f.items() if k != "trust" and k != "class" and (k != "site" or fact.places)
+        k: v
+        for k, v in f.items()
+        if k not in ("trust", "class")
+        and (k != "site" or fact.places)
+        and (k != "k" or v not in PATIENT_KINDS)
     }
     if out.get("rev") == 1:
         del out["rev"]
@@ -171,11 +179,12 @@ def stored_fact(fact: EntityFact) -> Fact:
 
 def read_facts(facts: Mapping[str, Fact]) -> dict[str, Fact]:
     """An entity's stored facts as contributions read them, whatever version stored them
-    (`stored_fact`; a fact stored whole reads as it is): the trust from the key, a
-    revision of 1, measures as `{change, improved}`."""
+    (`stored_fact`; a fact stored whole reads as it is): a patient's fact's kind, the trust
+    from the key, a revision of 1, measures as `{change, improved}`."""
     out: dict[str, Fact] = {}
     for fid, stored in facts.items():
         f = dict(stored)
+        f.setdefault("k", PATIENT_KINDS[1] if "measures" in f else PATIENT_KINDS[0])
         f.setdefault("trust", fid.split(":", 1)[0])
         if f["k"] in REVISED:
             f.setdefault("rev", 1)
