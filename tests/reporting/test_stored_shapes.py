@@ -62,13 +62,19 @@ def whole(outcomes: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def earlier_step(step: list[Any]) -> list[Any]:
+    """A step as the earlier version kept it: `["YYYY-MM", {count: change}, 1 or 0]`."""
+    month, delta, *flag = step
+    return [f"{month // 100}-{month % 100:02d}", delta, int(flag[0]) if flag else 1]
+
+
 async def as_earlier_version(
     generation: MongoGeneration, facts: list[EntityFact], without_x: str
 ) -> None:
     """Rewrite every document of `generation` as the earlier version stored it: each fact
     whole (with its trust, its site, its kind, a revision of 1, a facilitator's class,
     measures as `{change, improved}`), leaf entries' outcomes the same and their steps
-    flagged 1 or 0, every site document with its
+    as `["YYYY-MM", delta, 1 or 0]`, every site document with its
     monthly series (`months`) beside its steps, and `without_x` as a version before exact
     sums kept it (a summary and series, no `x`)."""
     earlier = {(f.entity, f.key, f.fact_id): f.fact for f in facts}
@@ -81,8 +87,7 @@ async def as_earlier_version(
         for entry in entries.values():
             if entry["c"] and "outcomes" in entry["c"]:
                 entry["c"]["outcomes"] = whole(entry["c"]["outcomes"])
-            for step in entry["m"] or []:
-                step[2] = int(step[2])  # whether the state changes, as 1 or 0
+            entry["m"] = [earlier_step(step) for step in entry["m"] or []] or entry["m"]
         await generation.counted.update_one({"_id": leaf["_id"]}, {"$set": {"e": entries}})
     async for site in generation.sites.find({"x": {"$exists": True}}):
         await generation.sites.update_one(
@@ -111,8 +116,10 @@ async def test_what_is_stored_says_nothing_twice(db: Database) -> None:
     entries = [e async for leaf in generation.counted.find() for e in leaf["e"].values() if e["c"]]
     changes = [o for e in entries for m in e["c"].get("outcomes", {}).values() for o in m.values()]
     assert changes and all(isinstance(o, list) for o in changes)
-    flags = [step[2] for e in entries for step in e["m"] or []]
-    assert {type(f) for f in flags} == {bool} and set(flags) == {True, False}
+    steps = [step for e in entries for step in e["m"] or []]
+    assert {type(step[0]) for step in steps} == {int}  # YYYYMM
+    assert {tuple(step[2:]) for step in steps} == {(), (False,)}  # a state change: no flag
+    assert [202501, {"clinicians_enrolled": 1, "clinicians_started": 1}] in steps
     sites = [d async for d in generation.sites.find()]
     assert sites and all("months" not in d and "m" in d["x"] for d in sites)
 

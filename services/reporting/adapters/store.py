@@ -42,7 +42,13 @@ from pymongo.errors import BulkWriteError
 from ibest.backbone.concurrency import ConcurrentUpdate, retry_on_conflict
 from ibest.backbone.document import Document
 from ibest.backbone.mongo import only_duplicate_keys, update_of
-from services.reporting.domain.counted import Counted, Entry, counted_of, stored_contribution
+from services.reporting.domain.counted import (
+    Counted,
+    Entry,
+    counted_of,
+    stored_contribution,
+    stored_steps,
+)
 from services.reporting.domain.facts import ENTITY_KINDS, EntityFact, newest_time, stored_fact
 from services.reporting.domain.figures import Summary
 from services.reporting.domain.parts import (
@@ -594,11 +600,12 @@ PLACE = ("trust", "site")
 def _entry(kind: str, counted: Counted) -> Entry:
     """An entity's entry as its leaf stores it (`domain.counted.Entry` without `id`: its
     field name in the leaf is its hash, and nothing reads the key back), its contribution
-    without its place (the leaf's site; `fold_counted` takes the place from the site)."""
+    without its place (the leaf's site; `fold_counted` takes the place from the site), its
+    outcomes as pairs and its steps compact (`domain.counted.stored_steps`)."""
     contribution = stored_contribution(counted.contribution)
     if contribution is not None:
         contribution = {k: v for k, v in contribution.items() if k not in PLACE}
-    return {"k": kind, "v": counted.v, "c": contribution, "m": counted.months}
+    return {"k": kind, "v": counted.v, "c": contribution, "m": stored_steps(counted.months)}
 
 
 def _moved(root: Document | None, moves: dict[str, Move]) -> tuple[Document, dict[str, int]] | None:

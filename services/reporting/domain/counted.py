@@ -28,14 +28,15 @@ from services.reporting.domain.facts import (
     read_facts,
 )
 from services.reporting.domain.figures import Summary, fold_site
-from services.reporting.domain.months import steps, timeline
+from services.reporting.domain.months import Steps, steps, timeline
 
 EntityId = tuple[str, str]
 """(entity kind, entity key)"""
 Entry = dict[str, Any]
 """{"k": kind, "id": key, "v": version, "c": contribution or None, "m": its monthly steps
 where counted (`domain.months.steps`) or None}; a leaf of the store keeps it without `id`
-and without the contribution's trust and site (nothing counted reads them)."""
+and without the contribution's trust and site (nothing counted reads them), its outcomes
+and steps compact (`stored_contribution`, `stored_steps`)."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,29 @@ def stored_contribution(contribution: Contribution | None) -> Contribution | Non
             for tp, measures in contribution["outcomes"].items()
         },
     }
+
+
+def stored_steps(steps: Steps | None) -> list[list[Any]] | None:
+    """An entity's monthly steps (`months.steps`) as a leaf entry keeps them: each
+    `[YYYYMM, {count: change}]` when its state changes that month, `[YYYYMM, {count:
+    change}, false]` when only a follow-up falls due (the month as a number, the flag
+    left out when true); `read_steps` gives them back."""
+    if steps is None:
+        return None
+    return [
+        [int(month[:4]) * 100 + int(month[5:7]), delta, *([] if changed else [False])]
+        for month, delta, changed in steps
+    ]
+
+
+def read_steps(stored: Iterable[list[Any]] | None) -> Steps:
+    """Stored steps as `months.steps` gives them, whatever version stored them (a version
+    before issue 26's byte cut kept `["YYYY-MM", {count: change}, 1 or 0]`)."""
+    out: Steps = []
+    for step in stored or []:
+        month = step[0] if isinstance(step[0], str) else f"{step[0] // 100:04d}-{step[0] % 100:02d}"
+        out.append([month, step[1], bool(step[2]) if len(step) > 2 else True])
+    return out
 
 
 def read_contribution(stored: Contribution) -> Contribution:

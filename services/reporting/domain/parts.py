@@ -25,7 +25,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from services.reporting.domain.counted import Entry, fold_counted
+from services.reporting.domain.counted import Entry, fold_counted, read_steps
 from services.reporting.domain.figures import Summary
 from services.reporting.domain.months import fold_months
 
@@ -221,7 +221,7 @@ def entry_node(site: str, entry: Entry) -> Node:
     if entry["c"] is None:
         return {"s": {}, "m": {}, "k": 0}
     steps: dict[str, Any] = {}
-    for month, delta, changed in entry.get("m") or []:
+    for month, delta, changed in read_steps(entry.get("m")):
         into = steps.setdefault(month, {"d": {}, "c": 0})
         for name, change in delta.items():
             into["d"][name] = into["d"].get(name, 0) + change
