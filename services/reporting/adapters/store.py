@@ -2,16 +2,17 @@
 
 Collections of generation N:
 - `gN_clinicians`, `gN_patients`, `gN_classes`, `gN_notifications`: one document per
-  entity: its facts by event id, a version `v` (incremented by every write of facts),
-  `sites`, the sites of its placing facts (every site it may be counted at; see
-  `EntityFact.places`), and `at`, the leaf depth it was placed at at each;
+  entity: its facts by event id (as `domain.facts.stored_fact` keeps them), a version `v`
+  (incremented by every write of facts), `sites`, the sites of its placing facts (every
+  site it may be counted at; see `EntityFact.places`), and `at`, the leaf depth it was
+  placed at at each;
 - `gN_counted`: per site, 1 to 273 leaves (`domain.parts`: one while the site is small, 16
   more while middling, 256 more beyond), each holding the entries of the entities placed
   in it: their contribution there and the version it was computed from
   (`domain.counted`), with a revision (`n`, and `rev`: the mark of its last writer);
-- `gN_sites`: per site, the summary and monthly series reports read, with what the exact
-  sums they are rounded from hold beyond them (`x`) and the `n` of each leaf those include
-  (`ln`).
+- `gN_sites`: per site, the summary reports read, with what the exact sums it is rounded
+  from hold beyond it (`x`, whose steps by month `x.m` readers fold the monthly series
+  from) and the `n` of each leaf those include (`ln`).
 In the small `generations` collection, the pointer document `active` names the generation
 readers use and, while a rebuild runs, the one being built (writers feed both); beside it,
 one stamp document per generation, `gN`, holds `as_of` and `changes` (how many summaries
