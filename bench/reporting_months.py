@@ -222,11 +222,16 @@ def main() -> None:
                 f"{args.months} months, {args.clinicians:,} clinicians, "
                 f"{args.patients:,} patients as site summaries and series in {took:.0f}s"
             )
+            started = time.perf_counter()
             national = httpx.get(
                 f"{base}/v1/national/months",
                 timeout=300,
                 headers={"Authorization": f"Bearer {READ_TOKEN}"},
             ).json()
+            print(
+                "first /v1/national/months after the load (every site read and its series "
+                f"folded): {(time.perf_counter() - started) * 1000:.1f} ms"
+            )
             if len(national["months"]) != args.months:
                 raise SystemExit(f"{len(national['months'])} months, not {args.months}")
             rng = random.Random(1)
