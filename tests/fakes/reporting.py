@@ -15,7 +15,7 @@ from typing import Any
 
 from ibest.backbone.ledger import content_digest
 from services.reporting.domain.counted import Counted, EntityId, counted_of, fold_counted, merge
-from services.reporting.domain.facts import ENTITY_KINDS, EntityFact, newest_time
+from services.reporting.domain.facts import ENTITY_KINDS, EntityFact, newest_time, stored_fact
 from services.reporting.domain.figures import Summary
 from services.reporting.domain.months import fold_months
 from services.reporting.ports import Generation, SiteMonths, SummaryChanges
@@ -71,7 +71,7 @@ class FakeGeneration:
             if (fact.entity, fact.key) not in touched:
                 entity.v += 1  # one write per entity and batch, like the adapter's bulk
                 touched[(fact.entity, fact.key)] = entity
-            entity.facts[fact.fact_id] = fact.fact
+            entity.facts[fact.fact_id] = stored_fact(fact)
             if fact.places and fact.fact["site"] not in entity.sites:
                 entity.sites.append(fact.fact["site"])
         stored = 0

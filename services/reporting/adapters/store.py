@@ -2,16 +2,17 @@
 
 Collections of generation N:
 - `gN_clinicians`, `gN_patients`, `gN_classes`, `gN_notifications`: one document per
-  entity: its facts by event id, a version `v` (incremented by every write of facts),
-  `sites`, the sites of its placing facts (every site it may be counted at; see
-  `EntityFact.places`), and `at`, the leaf depth it was placed at at each;
+  entity: its facts by event id (as `domain.facts.stored_fact` keeps them), a version `v`
+  (incremented by every write of facts), `sites`, the sites of its placing facts (every
+  site it may be counted at; see `EntityFact.places`), and `at`, the leaf depth it was
+  placed at at each;
 - `gN_counted`: per site, 1 to 273 leaves (`domain.parts`: one while the site is small, 16
   more while middling, 256 more beyond), each holding the entries of the entities placed
   in it: their contribution there and the version it was computed from
   (`domain.counted`), with a revision (`n`, and `rev`: the mark of its last writer);
-- `gN_sites`: per site, the summary and monthly series reports read, with what the exact
-  sums they are rounded from hold beyond them (`x`) and the `n` of each leaf those include
-  (`ln`).
+- `gN_sites`: per site, the summary reports read, with what the exact sums it is rounded
+  from hold beyond it (`x`, whose steps by month `x.m` readers fold the monthly series
+  from) and the `n` of each leaf those include (`ln`).
 In the small `generations` collection, the pointer document `active` names the generation
 readers use and, while a rebuild runs, the one being built (writers feed both); beside it,
 one stamp document per generation, `gN`, holds `as_of` and `changes` (how many summaries
@@ -42,8 +43,14 @@ from pymongo.errors import BulkWriteError
 from ibest.backbone.concurrency import ConcurrentUpdate, retry_on_conflict
 from ibest.backbone.document import Document
 from ibest.backbone.mongo import only_duplicate_keys, update_of
-from services.reporting.domain.counted import Counted, Entry, counted_of
-from services.reporting.domain.facts import ENTITY_KINDS, EntityFact, newest_time
+from services.reporting.domain.counted import (
+    Counted,
+    Entry,
+    counted_of,
+    stored_contribution,
+    stored_steps,
+)
+from services.reporting.domain.facts import ENTITY_KINDS, EntityFact, newest_time, stored_fact
 from services.reporting.domain.figures import Summary
 from services.reporting.domain.parts import (
     LEVELS,
@@ -56,6 +63,7 @@ from services.reporting.domain.parts import (
     part_id,
     residue,
     restored,
+    series_of,
     site_figures,
 )
 from services.reporting.ports import Generation, SiteMonths, SummaryChanges
@@ -88,6 +96,14 @@ RECENT = 512
 """How many of the latest stored summaries' sites a generation's stamp document lists (about
 5 KB: every batch rewrites the whole document), so a reader a few batches behind reads only
 those sites (`summaries_since`); one further behind reads every site's stamp."""
+DERIVED_SERIES = ("months",)
+"""What a site document of an earlier version kept beside its sums: its monthly series, the
+running sum of `x.m` (`domain.parts.series_of`), rewritten for every later month whenever
+an earlier one moved. Readers fold it from `x.m`; a writer unsets it at the site's next
+write (`_sum_sites`)."""
+SERIES_FIELDS: Document = {"summary": 1, "months": 1, "x.m": 1}
+"""What `site_months` reads of a site document: its summary and what its series is folded
+from (`x.m`), or, in a document of a version before `x`, the series itself (`months`)."""
 SUMMARY_STAMP = "rev"
 """The field of a site document that every write of its summary sets afresh (the
 compare-and-set token of `_sum_sites`): readers re-read only the summaries whose stamp
@@ -134,7 +150,7 @@ class MongoGeneration:
             update = by_kind.setdefault(fact.entity, {}).setdefault(
                 fact.key, {"$set": {}, "$inc": {"v": 1}}
             )
-            update["$set"][f"facts.{fact.fact_id}"] = fact.fact
+            update["$set"][f"facts.{fact.fact_id}"] = stored_fact(fact)
             if fact.places:
                 site = fact.fact["site"]
                 places = update.setdefault("$addToSet", {"sites": {"$each": []}})
@@ -374,21 +390,21 @@ class MongoGeneration:
             for site in pending:
                 old = self._roots.get(site)
                 x, ln = sums[site]
-                summary, months, _ = site_figures(site, [x])
+                summary, _, _ = site_figures(site, [x])
                 # A site is reported once any placing fact names it (an enrolment, a
                 # baseline, a class start there), counted there now or not: which sites are
                 # listed is a function of the set of events, never of their order (an older
                 # enrolment arriving late lists its site as it did in live operation).
+                # Its monthly series is not stored: readers fold it from `x.m` (`_series`).
                 new: Document = {
                     "shown": True,
                     "x": {**x, "s": residue(x["s"])},
                     "ln": ln,
                     "summary": summary,
-                    "months": months,
                 }
                 if old is not None and all(old.get(k) == v for k, v in new.items()):
                     continue  # nothing moved
-                base = {k: old[k] for k in new if k in old} if old else {}
+                base = {k: old[k] for k in (*new, *DERIVED_SERIES) if k in old} if old else {}
                 always = {"w": sum(ln.values()), "rev": mine[site]}
                 writes.append(
                     UpdateOne(
@@ -399,7 +415,8 @@ class MongoGeneration:
                         upsert=old is None,
                     )
                 )
-                after[site] = {**(old or {"_id": site}), **new, **always}
+                kept = {k: v for k, v in (old or {"_id": site}).items() if k not in DERIVED_SERIES}
+                after[site] = {**kept, **new, **always}
             if await _write(self.sites, writes) == len(writes):
                 won = set(after)
             else:
@@ -457,10 +474,7 @@ class MongoGeneration:
         """Every reported site's summary with its monthly series (`domain.months`), read
         together so the two always come from the same record."""
         return [
-            d
-            async for d in self.sites.find(
-                {"summary": {"$exists": True}}, {"summary": 1, "months": 1}
-            )
+            _series(d) async for d in self.sites.find({"summary": {"$exists": True}}, SERIES_FIELDS)
         ]
 
     async def summaries(self) -> list[Summary]:
@@ -483,7 +497,9 @@ class MongoGeneration:
     ) -> SummaryChanges:
         """As `summaries_since`, each changed site as `site_months` reads it (its summary
         and monthly series, from the same document)."""
-        return await self._since(held, {"summary": 1, "months": 1}, since)
+        found = await self._since(held, SERIES_FIELDS, since)
+        changed = {site: (stamp, _series(doc)) for site, (stamp, doc) in found.changed.items()}
+        return SummaryChanges(changed, found.gone)
 
     async def _since(
         self, held: Mapping[str, Any], fields: Document, since: int | None
@@ -546,6 +562,16 @@ class MongoGeneration:
         await self.stamps.delete_one({"_id": self.stamp_id})
 
 
+def _series(doc: Document) -> SiteMonths:
+    """A site document as `site_months` answers it: `{_id, summary, months}`, its series
+    folded from its steps by month (`x.m`) or, a document of a version before `x`, as it
+    stored it."""
+    x = doc.pop("x", None)
+    if x is not None and "m" in x:
+        doc["months"] = series_of(x["m"])
+    return doc
+
+
 def _counted(kind: str, doc: Document) -> Iterator[tuple[str, Placed, Counted]]:
     """`domain.counted.counted_of` of a stored entity document, in the leaves it is placed
     in: at each site, every depth it recorded there (`at`; none recorded: the deepest), its
@@ -575,11 +601,12 @@ PLACE = ("trust", "site")
 def _entry(kind: str, counted: Counted) -> Entry:
     """An entity's entry as its leaf stores it (`domain.counted.Entry` without `id`: its
     field name in the leaf is its hash, and nothing reads the key back), its contribution
-    without its place (the leaf's site; `fold_counted` takes the place from the site)."""
-    contribution = counted.contribution
+    without its place (the leaf's site; `fold_counted` takes the place from the site), its
+    outcomes as pairs and its steps compact (`domain.counted.stored_steps`)."""
+    contribution = stored_contribution(counted.contribution)
     if contribution is not None:
         contribution = {k: v for k, v in contribution.items() if k not in PLACE}
-    return {"k": kind, "v": counted.v, "c": contribution, "m": counted.months}
+    return {"k": kind, "v": counted.v, "c": contribution, "m": stored_steps(counted.months)}
 
 
 def _moved(root: Document | None, moves: dict[str, Move]) -> tuple[Document, dict[str, int]] | None:

@@ -144,6 +144,65 @@ def fact_of(event: AnyEvent) -> EntityFact:
     raise ValueError(f"reporting does not consume {name}")
 
 
+PATIENT_KINDS = ("assessed", "outcome")
+"""The kinds of a patient's facts: an assessment, or an outcome (the one with measures), so
+a stored patient fact needs no kind (`stored_fact`)."""
+REVISED = ("started", "completed", "outcome")
+"""Kinds of fact with a `revision` (1 when the event has none)."""
+
+
+def stored_fact(fact: EntityFact) -> Fact:
+    """A fact as its entity document keeps it: without what its key or its other fields
+    already say, or what nothing reads (`read_facts` gives the whole fact back). Not kept:
+    `trust` (the fact's key, `<trust>:<event id>`, starts with it); `site`, unless the fact
+    places its entity (contributions take their place only from placing facts); a
+    `revision` of 1; a completion time (`done`) equal to the event time; a `facilitated`
+    fact's `class` (its key is the class event's); a patient's fact's kind (`PATIENT_KINDS`:
+    an outcome is the one with measures). An outcome's measures are kept as
+    `[change, improved]` pairs."""
+    f = fact.fact
+    out = {
+        k: v
+        for k, v in f.items()
+        if k not in ("trust", "class")
+        and (k != "site" or fact.places)
+        and (k != "k" or v not in PATIENT_KINDS)
+    }
+    if out.get("rev") == 1:
+        del out["rev"]
+    if "done" in out and out["done"] == f["t"]:
+        del out["done"]
+    if "measures" in out:
+        out["measures"] = {m: [o["change"], o["improved"]] for m, o in out["measures"].items()}
+    return out
+
+
+def read_facts(facts: Mapping[str, Fact]) -> dict[str, Fact]:
+    """An entity's stored facts as contributions read them, whatever version stored them
+    (`stored_fact`; a fact stored whole reads as it is): a patient's fact's kind, the trust
+    from the key, a revision of 1, measures as `{change, improved}`."""
+    out: dict[str, Fact] = {}
+    for fid, stored in facts.items():
+        f = dict(stored)
+        f.setdefault("k", PATIENT_KINDS[1] if "measures" in f else PATIENT_KINDS[0])
+        f.setdefault("trust", fid.split(":", 1)[0])
+        if f["k"] in REVISED:
+            f.setdefault("rev", 1)
+        if "measures" in f:
+            f["measures"] = {m: outcome_of(o) for m, o in f["measures"].items()}
+        out[fid] = f
+    return out
+
+
+def outcome_of(stored: Any) -> dict[str, Any]:
+    """One measure's outcome, `{change, improved}`, from its stored `[change, improved]`
+    pair (or a dict stored by an earlier version)."""
+    if isinstance(stored, Mapping):
+        return {"change": stored["change"], "improved": stored["improved"]}
+    change, improved = stored
+    return {"change": change, "improved": improved}
+
+
 def fact_id(event: AnyEvent) -> str:
     """The key of an event's fact on its entity: `<trust>:<event id>`."""
     return f"{event.trustcode}:{event.id}"

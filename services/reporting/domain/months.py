@@ -149,8 +149,9 @@ def _counts(state: State | None, month: Month) -> dict[str, int]:
 
 
 Steps = list[list[Any]]
-"""[[month, {count: change}, 1 if the entity's state changes then, 0 if a follow-up falls
-due then], ...]: what an entity adds to its site's monthly counts, as changes by month."""
+"""[[month, {count: change}, true if the entity's state changes then, false if a follow-up
+falls due then], ...]: what an entity adds to its site's monthly counts, as changes by
+month. (A version before issue 26's byte cut stored 1 and 0: read the same.)"""
 
 
 def steps(line: Timeline | None) -> Steps | None:
@@ -172,7 +173,7 @@ def steps(line: Timeline | None) -> Steps | None:
                 and (until is None or value[:7] < until)
             }
         )
-        for at, changed in ((month, 1), *((due, 0) for due in dues)):
+        for at, changed in ((month, True), *((due, False) for due in dues)):
             now = _counts(state, at)
             out.append(
                 [at, {k: now[k] - previous[k] for k in COUNTS if now[k] != previous[k]}, changed]

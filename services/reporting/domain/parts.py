@@ -25,7 +25,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from services.reporting.domain.counted import Entry, fold_counted
+from services.reporting.domain.counted import Entry, fold_counted, read_steps
 from services.reporting.domain.figures import Summary
 from services.reporting.domain.months import fold_months
 
@@ -221,7 +221,7 @@ def entry_node(site: str, entry: Entry) -> Node:
     if entry["c"] is None:
         return {"s": {}, "m": {}, "k": 0}
     steps: dict[str, Any] = {}
-    for month, delta, changed in entry.get("m") or []:
+    for month, delta, changed in read_steps(entry.get("m")):
         into = steps.setdefault(month, {"d": {}, "c": 0})
         for name, change in delta.items():
             into["d"][name] = into["d"].get(name, 0) + change
@@ -265,5 +265,13 @@ def site_figures(site: str, leaves: Iterable[Mapping[str, Any]]) -> tuple[Summar
     (`months.fold_months`) and how many entries count there, from its leaves' sums."""
     root = combine(leaves)
     summary = rounded(add(zero(site), root["s"]))
-    steps = [[month, step["d"], bool(step["c"])] for month, step in root["m"].items()]
-    return summary, fold_months([steps] if steps else []), root["k"]
+    return summary, series_of(root["m"]), root["k"]
+
+
+def series_of(steps_by_month: Mapping[str, Any]) -> Any:
+    """A site's monthly series (`months.fold_months`) from its steps summed by month (the
+    `m` of its exact sums): their running sum. A site document keeps those steps, not the
+    series (a derived copy, rewritten for every later month whenever an earlier one moved),
+    so readers fold it from them (`MongoGeneration.site_months`)."""
+    steps = [[month, step["d"], bool(step["c"])] for month, step in steps_by_month.items()]
+    return fold_months([steps] if steps else [])
