@@ -247,7 +247,58 @@ def main() -> None:
                     f"max {max(cold):.1f} ms)\n{used}",
                     flush=True,
                 )
+            for line in asyncio.run(
+                changes(base, mongo_url, f"{os.environ['IBEST_DB_PREFIX']}_reporting", where)
+            ):
+                print(line, flush=True)
     print(f"machine: {machine()}; {load()} at end; {args.clients} concurrent clients")
+
+
+async def changes(
+    base: str, mongo_url: str, database: str, where: list[tuple[str, list[str]]], times: int = 5
+) -> list[str]:
+    """The first `/v1/national/months?raw=true` after one site's change, `times` times: a
+    clinician enrolled in the latest month at a random site (its step and its summary, as
+    the writer stores them), the generation stamped, then the first answer timed and checked
+    to have moved by exactly that one clinician (the reader folds again only that site)."""
+    rng = random.Random(26)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url, tz_aware=True)
+    generation = await MongoGenerationStore(client[database]).active()
+    lines: list[str] = []
+    async with httpx.AsyncClient(
+        base_url=base, headers={"Authorization": f"Bearer {RAW_TOKEN}"}, timeout=300
+    ) as http:
+
+        async def enrolled() -> int:
+            answer = (await http.get("/v1/national/months?raw=true")).json()
+            return int(answer["figures"]["clinicians_enrolled"][-1])
+
+        for _ in range(times):
+            before = await enrolled()
+            site = rng.choice([s for _, ss in where for s in ss])
+            month = datetime.now(UTC).strftime("%Y-%m")
+            await generation.sites.update_one(
+                {"_id": site},
+                {
+                    "$inc": {
+                        f"x.m.{month}.d.clinicians_enrolled": 1,
+                        "summary.clinicians.enrolled.physiotherapist": 1,
+                    },
+                    "$set": {"rev": rng.getrandbits(62)},
+                },
+            )
+            await generation.stamp_changes(datetime.now(UTC), [site])
+            started = time.perf_counter()
+            after = await enrolled()
+            took = (time.perf_counter() - started) * 1000
+            if after != before + 1:
+                raise SystemExit(f"after a change at {site}: {after} enrolled, not {before + 1}")
+            lines.append(
+                f"  one site changed ({site}): first /v1/national/months?raw=true {took:.1f} ms "
+                "(exact: moved by the one clinician)"
+            )
+    await client.close()
+    return lines
 
 
 if __name__ == "__main__":
