@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,8 +54,36 @@ def _answer(msg: Msg, what: str) -> dict[str, Any]:
 
 
 async def snapshot(nc: NatsClient, stream: str, out: Path, timeout: float = 60) -> Snapshot:
-    """Write `stream`'s snapshot to the directory `out` (created)."""
-    await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)
+    """Write `stream`'s snapshot to the directory `out`, which must be new (or empty): a
+    backup is never overwritten, and a snapshot that fails leaves nothing behind. It is
+    written into `<out>.partial` and renamed to `out` once whole."""
+    if await asyncio.to_thread(_holds_files, out):
+        raise BackupError(
+            f"{out} already holds files: give a new directory (a backup is never overwritten)"
+        )
+    partial = out.with_name(out.name + ".partial")
+    await asyncio.to_thread(shutil.rmtree, partial, True)
+    await asyncio.to_thread(partial.mkdir, parents=True)
+    try:
+        taken = await _snapshot_into(nc, stream, partial, timeout)
+    except BaseException:
+        await asyncio.to_thread(shutil.rmtree, partial, True)
+        raise
+    await asyncio.to_thread(_move_into_place, partial, out)
+    return taken
+
+
+def _holds_files(out: Path) -> bool:
+    return out.exists() and (not out.is_dir() or any(out.iterdir()))
+
+
+def _move_into_place(partial: Path, out: Path) -> None:
+    if out.exists():
+        out.rmdir()  # empty (`_holds_files`)
+    partial.rename(out)
+
+
+async def _snapshot_into(nc: NatsClient, stream: str, out: Path, timeout: float) -> Snapshot:
     inbox = nc.new_inbox()
     chunks: asyncio.Queue[Msg] = asyncio.Queue()
 

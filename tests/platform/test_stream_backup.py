@@ -44,7 +44,11 @@ async def figures_after_rebuild(settings: Settings) -> dict[str, Any]:
 
 
 async def test_snapshot_restore_into_a_fresh_server_and_rebuild_gives_the_same_figures(
-    settings: Settings, js: JetStreamContext, tmp_path: Path, mongodb_url: str
+    settings: Settings,
+    js: JetStreamContext,
+    tmp_path: Path,
+    mongodb_url: str,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     for event, msg_id in ds.shuffled_with_duplicates():
         assert await publish_raw(js, event, msg_id=msg_id)
@@ -64,6 +68,21 @@ async def test_snapshot_restore_into_a_fresh_server_and_rebuild_gives_the_same_f
         await nc.drain()
     assert taken.messages == original.state.messages > 0
     assert (backup / "stream.tar.s2").stat().st_size > 0
+    # a backup is never overwritten: the command refuses, says why, and leaves it whole
+    kept = {p.name: p.read_bytes() for p in backup.iterdir()}
+    assert (
+        await streams_snapshot(argparse.Namespace(stream=EVENTS_STREAM, out=backup), settings) == 1
+    )
+    assert {p.name: p.read_bytes() for p in backup.iterdir()} == kept
+    assert "already holds files" in capsys.readouterr().err
+    # a snapshot that fails (no such stream) leaves nothing behind
+    with pytest.raises(BackupError):
+        nc = await nats.connect(settings.nats_url)
+        try:
+            await snapshot(nc, "NO_SUCH_STREAM", tmp_path / "failed")
+        finally:
+            await nc.drain()
+    assert not (tmp_path / "failed").exists() and not (tmp_path / "failed.partial").exists()
 
     port = free_port()
     fresh = start_and_wait(
