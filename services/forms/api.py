@@ -15,6 +15,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from services.forms.adapters import metrics
 from services.forms.application import PatientVisit, Recorded, Refused, Why
 from services.forms.bootstrap import FormsParts
 from services.forms.domain import answers, questionnaire
@@ -43,28 +44,36 @@ class PageRoute(APIRoute):
     """Any failure inside a page becomes a plain-English page, never a stack trace; a
     site-team route asked for without a session (`site_team`) redirects to the sign-in; a
     page answered early (`Answered`: over the rate, a refused link, an expired form) gets
-    that answer."""
+    that answer. Every answer is counted (`adapters.metrics`: by the route's template,
+    never the link)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         inner = super().get_route_handler()
 
         async def handler(request: Request) -> Response:
-            try:
-                return await inner(request)
-            except Answered as answered:
-                return answered.response
-            except NotSignedIn:
-                return to_sign_in()
-            except Exception as exc:
-                # The type only: a message may quote what was typed into the form.
-                log.error("forms: %s %s failed: %s", request.method, self.path, type(exc).__name__)
-                return problem_page(
-                    500,
-                    "Sorry, there is a problem with the service",
-                    "Try again later. Your answers have not been sent.",
-                )
+            response = await self._answer(inner, request)
+            metrics.answered(request.method, self.path, response.status_code)
+            return response
 
         return handler
+
+    async def _answer(
+        self, inner: Callable[[Request], Coroutine[Any, Any, Response]], request: Request
+    ) -> Response:
+        try:
+            return await inner(request)
+        except Answered as answered:
+            return answered.response
+        except NotSignedIn:
+            return to_sign_in()
+        except Exception as exc:
+            # The type only: a message may quote what was typed into the form.
+            log.error("forms: %s %s failed: %s", request.method, self.path, type(exc).__name__)
+            return problem_page(
+                500,
+                "Sorry, there is a problem with the service",
+                "Try again later. Your answers have not been sent.",
+            )
 
 
 def parts(request: Request) -> FormsParts:

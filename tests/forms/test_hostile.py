@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 from fastapi.routing import APIRoute
+from prometheus_client.parser import text_string_to_metric_families
 
 from ibest.backbone.settings import Settings
 from services.forms import bootstrap
@@ -48,6 +49,36 @@ async def test_rate_limits_and_plain_pages(strict_forms: str) -> None:
             assert r.status_code == status
             assert "<h1" in r.text and "Traceback" not in r.text and '"detail"' not in r.text
         assert (await client.get("/healthz")).json()["status"] == "ok"  # still JSON
+
+
+def answers_counted(metrics_text: str) -> dict[tuple[str, str, str], float]:
+    """`ibest_forms_responses_total` as /metrics says it, by (method, page, status)."""
+    counted: dict[tuple[str, str, str], float] = {}
+    for family in text_string_to_metric_families(metrics_text):
+        for sample in family.samples:
+            if sample.name == "ibest_forms_responses_total":
+                labels = sample.labels
+                counted[(labels["method"], labels["page"], labels["status"])] = sample.value
+    return counted
+
+
+async def test_every_page_answer_is_counted_by_template_never_by_link(forms: str) -> None:
+    """Operators see forms refused and failing on /metrics: each answer counted under the
+    route's template and its status; the link itself (a credential) is never a label."""
+    async with httpx.AsyncClient(base_url=forms) as client:
+        before = answers_counted((await client.get("/metrics")).text)
+        for _ in range(2):
+            assert (await client.get("/c/f1.forged")).status_code == 403
+        assert (await client.get("/")).status_code == 200
+        metrics_text = (await client.get("/metrics")).text
+    after = answers_counted(metrics_text)
+
+    def moved(key: tuple[str, str, str]) -> float:
+        return after.get(key, 0) - before.get(key, 0)
+
+    assert moved(("GET", "/c/{token}", "403")) == 2
+    assert moved(("GET", "/", "200")) == 1
+    assert "f1.forged" not in metrics_text
 
 
 async def test_oversized_and_tokenless_posts_and_expired_sessions(
