@@ -614,6 +614,17 @@ def operations() -> db.Dashboard:
             width=24,
         )
     )
+    forms = Section("Forms (surveys and questionnaires people answer)").with_panel(
+        ops(
+            "Forms pages per second by status",
+            [query("ibest:forms_responses:rate5m", "{{status}}")],
+            "reqps",
+            "The forms' answers by HTTP status class: 2xx and 3xx answered, 4xx refused (a "
+            "link that does not work, an expired form, answers to correct, too many "
+            "requests), 5xx failed (answers not sent).",
+            width=24,
+        )
+    )
     lag = Section("Lag and latency").with_panel(
         ops(
             "Consumer lag (events pending)",
@@ -648,7 +659,7 @@ def operations() -> db.Dashboard:
             "Seconds between now and the event time of the newest event the figures count.",
         )
     )
-    return add_sections(dash, [flow, errors, gateway, lag])
+    return add_sections(dash, [flow, errors, gateway, forms, lag])
 
 
 def band(low: float, high: float, colour: str = "green") -> db.ThresholdsConfig:

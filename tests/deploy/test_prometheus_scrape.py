@@ -1,5 +1,6 @@
-"""A real Prometheus (Debian's package) scrapes the four running services after a simulated
-rollout: every dashboard query and every recording rule must return data.
+"""A real Prometheus (Debian's package) scrapes the four consuming services and the forms
+after a simulated rollout (and a visit to the forms): every dashboard query and every
+recording rule of ibest.yml and forms.yml must return data.
 
 Not covered here: series from prometheus-nats-exporter (JetStream consumer lag), which is
 not installed locally; queries built on them are listed in NEEDS_EXPORTER and checked only
@@ -9,6 +10,7 @@ for being valid PromQL.
 from __future__ import annotations
 
 import json
+import secrets
 import shutil
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -26,6 +28,8 @@ from ibest.local.processes import Managed, free_port, start_and_wait
 from ibest.simulate.model import SimulationOptions
 from ibest.simulate.runner import run_simulation
 from services.enrolment.service import SPEC as ENROLMENT
+from services.forms.service import build_spec
+from services.forms.settings import FormsSettings
 from services.notifications.service import SPEC as NOTIFICATIONS
 from services.outcomes.service import SPEC as OUTCOMES
 from services.reporting.service import SPEC as REPORTING
@@ -33,6 +37,7 @@ from tests.harness import running_service, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy/prometheus/rules/ibest.yml"
+FORMS_RULES = ROOT / "deploy/prometheus/rules/forms.yml"
 NEEDS_EXPORTER = ("jetstream_", "ibest:consumer_lag:messages", "ibest:gateway_")
 """Series this test does not produce: the NATS exporter's, and the gateway's recording rules
 (deploy/prometheus/rules/gateway.yml, proven by its promtool tests; no gateway runs here)."""
@@ -70,8 +75,18 @@ def _expressions() -> list[str]:
 
 
 def _recording_rules() -> list[str]:
-    groups = yaml.safe_load(RULES.read_text())["groups"]
+    groups = [g for f in (RULES, FORMS_RULES) for g in yaml.safe_load(f.read_text())["groups"]]
     return [r["record"] for g in groups for r in g["rules"] if "record" in r]
+
+
+def _forms_settings(tmp_path: Path) -> FormsSettings:
+    for name in ("link_secret", "id_key"):
+        (tmp_path / name).write_text(secrets.token_hex(32))
+    return FormsSettings(
+        IBEST_FORMS_LINK_SECRET_FILE=tmp_path / "link_secret",
+        IBEST_FORMS_ID_KEY_FILE=tmp_path / "id_key",
+        IBEST_FORMS_BASE_URL="http://forms.test",
+    )
 
 
 async def _query(client: httpx.AsyncClient, expr: str) -> list[dict[str, Any]]:
@@ -90,12 +105,13 @@ async def test_every_dashboard_query_and_recording_rule_returns_data(
     binary = _prometheus()
     async with AsyncExitStack() as stack:
         urls = {}
-        for spec in (ENROLMENT, OUTCOMES, NOTIFICATIONS, REPORTING):
+        forms = build_spec(_forms_settings(tmp_path))
+        for spec in (ENROLMENT, OUTCOMES, NOTIFICATIONS, REPORTING, forms):
             urls[spec.name] = await stack.enter_async_context(running_service(spec, settings))
         port = free_port()
         config = {
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-            "rule_files": [str(RULES)],
+            "rule_files": [str(RULES), str(FORMS_RULES)],
             "scrape_configs": [
                 {
                     "job_name": "ibest-services",
@@ -127,11 +143,15 @@ async def test_every_dashboard_query_and_recording_rule_returns_data(
 
         async def scraping() -> bool:
             try:
-                return len(await _query(client, 'up{job="ibest-services"} == 1')) == 4
+                return len(await _query(client, 'up{job="ibest-services"} == 1')) == len(urls)
             except (ValueError, httpx.HTTPError):
                 return False  # Prometheus still starting (not yet answering JSON)
 
-        await wait_for(scraping, 60, "Prometheus scraping all four services")
+        await wait_for(scraping, 60, "Prometheus scraping every service")
+        # A visit to the forms: the start page, and a link that does not work.
+        async with httpx.AsyncClient(base_url=urls[forms.name]) as visitor:
+            assert (await visitor.get("/")).status_code == 200
+            assert (await visitor.get("/c/f1.forged")).status_code == 403
         # Two trusts keep the run short while trust-level counts stay above the disclosure
         # threshold (1 to 7 is suppressed, so such a series would rightly be absent).
         summary = await run_simulation(
