@@ -72,7 +72,7 @@ async def send(
 
 async def rejections(w: World, *args: Any) -> Reply:
     """The rejections' use case as the route answers it."""
-    return rejection_page(await w.gateway.rejections(*args))
+    return rejection_page(w.gateway, await w.gateway.rejections(*args))
 
 
 # Keys

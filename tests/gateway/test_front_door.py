@@ -18,6 +18,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 from nats.js import JetStreamContext
+from prometheus_client.parser import text_string_to_metric_families
 
 from ibest.backbone.settings import Settings
 from services.gateway.service import build_spec
@@ -64,6 +65,16 @@ def is_problem(reply: httpx.Response, status: int, code: str) -> dict[str, Any]:
 
 async def stored(js: JetStreamContext, event_id: str) -> list[dict[str, Any]]:
     return [e for e in await stream_events(js, ">") if e["id"] == event_id]
+
+
+def refusals_counted(metrics: str) -> dict[str, float]:
+    """`ibest_gateway_requests_total{trust=""}` by status, from a /metrics text."""
+    found: dict[str, float] = {}
+    for family in text_string_to_metric_families(metrics):
+        for sample in family.samples:
+            if sample.name == "ibest_gateway_requests_total" and sample.labels["trust"] == "":
+                found[sample.labels["status"]] = sample.value
+    return found
 
 
 async def test_optional_attributes_extensions_and_charsets_are_accepted_and_not_kept(
@@ -274,10 +285,14 @@ async def test_unknown_keys_and_reads_are_rate_limited_per_address_and_per_key(
         unknown = {"Authorization": "Bearer ibk_000000000000_" + "y" * 43}
         # from a forwarded address: the loopback's budget also paid the harness's /readyz poll
         probe = {**unknown, "X-Forwarded-For": "203.0.113.8"}
+        counted = refusals_counted((await client.get("/metrics")).text)
         statuses = [
             (await client.get("/v1/rejections", headers=probe)).status_code for _ in range(8)
         ]
         assert statuses[:5] == [401] * 5 and set(statuses[5:]) == {429}, statuses
+        # counted as on POST /v1/events, so a key guessed here raises the key-failure alert
+        now = refusals_counted((await client.get("/metrics")).text)
+        assert now["401"] - counted.get("401", 0) == 5 and now["429"] - counted.get("429", 0) == 3
         # another address (behind a trusted proxy: the loopback) is not held back
         forwarded = {**unknown, "X-Forwarded-For": "203.0.113.9"}
         assert (await client.get("/v1/rejections", headers=forwarded)).status_code == 401

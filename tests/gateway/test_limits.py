@@ -146,13 +146,16 @@ async def test_the_rejections_read_pages_with_an_opaque_cursor() -> None:
     await send(w, auth, [assessed(rmdq=30) for _ in range(5)])
     seen, cursor = [], None
     while True:
-        page = rejection_page(await w.gateway.rejections(auth, None, 2, cursor))
+        page = rejection_page(w.gateway, await w.gateway.rejections(auth, None, 2, cursor))
         seen += [r["id"] for r in page.body["rejections"]]
         cursor = page.body["next"]
         if cursor is None:
             break
     assert len(seen) == len(set(seen)) == 5
-    assert rejection_page(await w.gateway.rejections(auth, None, 2, "not-a-cursor")).status == 400
+    assert (
+        rejection_page(w.gateway, await w.gateway.rejections(auth, None, 2, "not-a-cursor")).status
+        == 400
+    )
 
 
 async def test_a_crash_is_a_counted_500_answered_as_a_problem() -> None:

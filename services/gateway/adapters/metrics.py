@@ -13,7 +13,8 @@ from services.gateway.domain.results import EventResult
 REQUESTS = PromCounter(
     "ibest_gateway_requests_total",
     'Requests to POST /v1/events and /validate, by trust and HTTP status; trust="" also '
-    "counts a 500 from any route and a 429 by client address on any path no key covers.",
+    "counts a 500 from any route, a 429 by client address on any path no key covers, and "
+    "every refused GET /v1/rejections (401, 429, 400).",
     ["trust", "status"],
 )
 EVENTS = PromCounter(

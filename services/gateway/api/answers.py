@@ -102,10 +102,15 @@ def ingested(gateway: Gateway, done: Ingested, started: float) -> Reply:
     return reply
 
 
-def rejection_page(page: RejectionPage | Refusal) -> Reply:
-    """The answer to `GET /v1/rejections`."""
+def rejection_page(gateway: Gateway, page: RejectionPage | Refusal) -> Reply:
+    """The answer to `GET /v1/rejections`; a refusal (no key or a refused one, over a rate,
+    a bad `since` or cursor) counted as `trust=""`, so a key guessed on this route raises
+    the key-failure alert as on `POST /v1/events` (a page of rows is not events traffic,
+    and is not counted)."""
     if isinstance(page, Refusal):
-        return refused(page)
+        reply = refused(page)
+        gateway.metrics.observe("", reply.status, [], 0.0)
+        return reply
     return Reply(
         200,
         {

@@ -106,13 +106,14 @@ def routes() -> APIRouter:
 
         async def answer() -> Reply:
             return rejection_page(
+                gateway,
                 await gateway.rejections(
                     request.headers.get("authorization"),
                     since,
                     limit,
                     cursor,
                     address_of(request, gateway),
-                )
+                ),
             )
 
         return await counted(gateway, answer)
