@@ -20,6 +20,7 @@ import uvicorn
 from fastapi import FastAPI
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
+from prometheus_client.parser import text_string_to_metric_families
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -211,3 +212,13 @@ def fresh_settings(nats_url: str, mongodb_url: str) -> Settings:
         IBEST_RETRY_BACKOFF_MAX=1.0,
         IBEST_MAX_DELIVERIES=5,
     )
+
+
+def metric_samples(metrics_text: str, name: str) -> list[tuple[dict[str, str], float]]:
+    """A /metrics text's samples of `name`: each one's labels and value."""
+    return [
+        (sample.labels, sample.value)
+        for family in text_string_to_metric_families(metrics_text)
+        for sample in family.samples
+        if sample.name == name
+    ]

@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 from fastapi.routing import APIRoute
-from prometheus_client.parser import text_string_to_metric_families
 
 from ibest.backbone.settings import Settings
 from services.forms import bootstrap
@@ -20,7 +19,7 @@ from services.forms.service import build_spec
 from services.forms.settings import FormsSettings
 from tests.forms.conftest import hidden
 from tests.forms.test_site_teams import sign_in
-from tests.harness import running_service
+from tests.harness import metric_samples, running_service
 
 
 @pytest.fixture
@@ -53,13 +52,10 @@ async def test_rate_limits_and_plain_pages(strict_forms: str) -> None:
 
 def answers_counted(metrics_text: str) -> dict[tuple[str, str, str], float]:
     """`ibest_forms_responses_total` as /metrics says it, by (method, page, status)."""
-    counted: dict[tuple[str, str, str], float] = {}
-    for family in text_string_to_metric_families(metrics_text):
-        for sample in family.samples:
-            if sample.name == "ibest_forms_responses_total":
-                labels = sample.labels
-                counted[(labels["method"], labels["page"], labels["status"])] = sample.value
-    return counted
+    return {
+        (labels["method"], labels["page"], labels["status"]): value
+        for labels, value in metric_samples(metrics_text, "ibest_forms_responses_total")
+    }
 
 
 async def test_every_page_answer_is_counted_by_template_never_by_link(forms: str) -> None:

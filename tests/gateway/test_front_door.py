@@ -18,13 +18,12 @@ from urllib.parse import quote
 import httpx
 import pytest
 from nats.js import JetStreamContext
-from prometheus_client.parser import text_string_to_metric_families
 
 from ibest.backbone.settings import Settings
 from services.gateway.service import build_spec
 from services.gateway.settings import GatewaySettings
 from tests.gateway.conftest import KeyMaker
-from tests.harness import cloud_event, running_service, stream_events
+from tests.harness import cloud_event, metric_samples, running_service, stream_events
 
 ROOT = Path(__file__).resolve().parents[2]
 STRUCTURED = "application/cloudevents+json"
@@ -69,12 +68,11 @@ async def stored(js: JetStreamContext, event_id: str) -> list[dict[str, Any]]:
 
 def refusals_counted(metrics: str) -> dict[str, float]:
     """`ibest_gateway_requests_total{trust=""}` by status, from a /metrics text."""
-    found: dict[str, float] = {}
-    for family in text_string_to_metric_families(metrics):
-        for sample in family.samples:
-            if sample.name == "ibest_gateway_requests_total" and sample.labels["trust"] == "":
-                found[sample.labels["status"]] = sample.value
-    return found
+    return {
+        labels["status"]: value
+        for labels, value in metric_samples(metrics, "ibest_gateway_requests_total")
+        if labels["trust"] == ""
+    }
 
 
 async def test_optional_attributes_extensions_and_charsets_are_accepted_and_not_kept(
